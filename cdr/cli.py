@@ -1,0 +1,309 @@
+"""`cdr`: the batch command line.
+
+  cdr sanitize PATH... -o OUTDIR [--policy FILE] [--report FILE.json] [--text DIR] [--jobs N]
+  cdr detect PATH...        true type, the extension's claim, and why
+  cdr inspect PATH...       findings, nothing written
+  cdr extract PATH          text rendition on stdout
+  cdr policy check FILE...  validate policy files
+
+Exit codes: 0 every input got a verdict (blocked included); 2 usage error; 1 the tool itself failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+from . import __version__
+
+
+class UsageError(Exception):
+    pass
+
+
+def _collect(paths: list[str]) -> list[tuple[Path, str]]:
+    """(file, relative name) for every regular file under the given paths, in a stable order."""
+    items: list[tuple[Path, str]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames.sort()
+                for fn in sorted(filenames):
+                    f = Path(dirpath) / fn
+                    if f.is_symlink() or not f.is_file():
+                        continue
+                    items.append((f, f.relative_to(p).as_posix()))
+        elif p.is_file():
+            items.append((p, p.name))
+        else:
+            raise UsageError(f"no such file or directory: {raw}")
+    return items
+
+
+def _unique(dest: Path, taken: set[Path]) -> Path:
+    """Never let two inputs of one run land on the same output name."""
+    if dest not in taken:
+        taken.add(dest)
+        return dest
+    stem, suffix = dest.stem, dest.suffix
+    n = 2
+    while True:
+        cand = dest.with_name(f"{stem} ({n}){suffix}")
+        if cand not in taken:
+            taken.add(cand)
+            return cand
+        n += 1
+
+
+def _load_policy(arg: str | None):
+    from .policy import PolicyError, load_policy
+
+    try:
+        return load_policy(arg)
+    except PolicyError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _progress(total: int):
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True)
+
+
+def cmd_sanitize(args: argparse.Namespace) -> int:
+    from .model import BLOCKED
+    from .worker import Job, WorkerPool
+
+    policy = _load_policy(args.policy)
+    inputs = _collect(args.paths)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    text_dir = Path(args.text) if args.text else None
+    staging = Path(tempfile.mkdtemp(prefix=".cdr-staging-", dir=out))
+    pdict = policy.to_dict()
+    started = time.time()
+    t0 = time.monotonic()
+    bar = _progress(len(inputs))
+    results = [None] * len(inputs)
+    taken: set[Path] = set()
+    try:
+        with WorkerPool(args.jobs) as pool:
+            futures = {}
+            for i, (src, rel) in enumerate(inputs):
+                jd = staging / str(i)
+                jd.mkdir()
+                job = Job(str(src.resolve()), unicodedata.normalize("NFC", rel), str(jd), pdict,
+                          password=args.password, want_text=text_dir is not None)
+                futures[pool.submit(job)] = i
+            from concurrent.futures import as_completed
+
+            for fut in as_completed(futures):
+                i = futures[fut]
+                res = fut.result()
+                rel = inputs[i][1]
+                res.source = str(inputs[i][0])
+                parent = Path(rel).parent
+                if res.verdict != BLOCKED and res.output:
+                    produced = Path(res.output)
+                    dest = _unique(out / parent / produced.name, taken)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(produced, dest)
+                    res.output = str(dest)
+                    if res.text_output and Path(res.text_output) != produced:
+                        if text_dir is not None:
+                            tdest = text_dir / parent / (dest.name + ".txt")
+                            tdest.parent.mkdir(parents=True, exist_ok=True)
+                            shutil.move(res.text_output, tdest)
+                            res.text_output = str(tdest)
+                        else:
+                            res.text_output = None
+                    elif res.text_output:
+                        res.text_output = str(dest)
+                results[i] = res
+                if bar:
+                    bar.update(1)
+                    bar.set_postfix_str(res.verdict)
+    finally:
+        if bar:
+            bar.close()
+        shutil.rmtree(staging, ignore_errors=True)
+    counts = Counter(r.verdict for r in results)
+    summary = {
+        "total": len(results),
+        "clean": counts.get("clean", 0),
+        "sanitized": counts.get("sanitized", 0),
+        "blocked": counts.get("blocked", 0),
+        "policy": policy.name,
+        "policy_version": policy.version,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "elapsed_ms": round((time.monotonic() - t0) * 1000, 1),
+        "tool_version": __version__,
+    }
+    if args.report:
+        report = {"files": [r.to_dict() for r in results], "summary": summary}
+        rp = Path(args.report)
+        rp.parent.mkdir(parents=True, exist_ok=True)
+        tmp = rp.with_name(rp.name + ".part")
+        tmp.write_text(json.dumps(report, ensure_ascii=False, indent=2), "utf-8")
+        os.replace(tmp, rp)
+    for verdict in ("clean", "sanitized", "blocked"):
+        print(f"{verdict}: {counts.get(verdict, 0)}")
+    return 0
+
+
+def _one_off(op: str, paths: list[str], policy_arg: str | None, password: str | None) -> list[tuple[str, dict]]:
+    from .worker import Job, WorkerPool
+
+    policy = _load_policy(policy_arg)
+    inputs = _collect(paths)
+    replies = []
+    with tempfile.TemporaryDirectory(prefix="cdr-") as tmp, WorkerPool(1) as pool:
+        for src, rel in inputs:
+            job = Job(str(src.resolve()), rel, tmp, policy.to_dict(), password=password, op=op)
+            replies.append((str(src), pool.call(job)))
+    return replies
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    for src, reply in _one_off("detect", args.paths, None, None):
+        det = (reply.get("detect") or {}).get("detection")
+        if args.json:
+            print(json.dumps({"source": src, **(reply.get("detect") or reply)}, ensure_ascii=False))
+            continue
+        if not det:
+            print(f"{src}: error: {reply.get('error') or (reply.get('detect') or {}).get('error')}")
+            continue
+        claim = det["claimed"] or "(none)"
+        mismatch = any(t["id"] == "file.type_mismatch" for t in det["threats"])
+        print(f"{src}: {det['mime']} ({det['label']}), family {det['family']}")
+        print(f"  name claims: {claim}{'  <- MISMATCH' if mismatch else ''}")
+        for why in det["reasons"]:
+            print(f"  why: {why}")
+        for t in det["threats"]:
+            print(f"  finding: {t['id']} {t['detail']}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    for src, reply in _one_off("inspect", args.paths, args.policy, args.password):
+        info = reply.get("inspect") or {"error": reply.get("error"), "threats": [], "detection": None}
+        if args.json:
+            print(json.dumps({"source": src, **info}, ensure_ascii=False))
+            continue
+        det = info.get("detection") or {}
+        print(f"{src}: {det.get('mime', '?')} ({det.get('label', '?')})")
+        for t in info.get("threats", []):
+            print(f"  {t['id']:32} {t['location']}  {t.get('detail', '')}".rstrip())
+        if not info.get("threats"):
+            print("  no findings")
+        if info.get("error"):
+            print(f"  error: {info['error']}")
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from .policy import FamilyPolicy
+    from .worker import Job, WorkerPool
+
+    policy = _load_policy(args.policy)
+    # Text comes from the rebuilt file: same path as the text-only policy.
+    policy.families = {k: FamilyPolicy("text" if v.action != "block" else "block", v.options)
+                       for k, v in policy.families.items()}
+    src = Path(args.path)
+    if not src.is_file():
+        raise UsageError(f"no such file: {args.path}")
+    with tempfile.TemporaryDirectory(prefix="cdr-") as tmp, WorkerPool(1) as pool:
+        res = pool.run(Job(str(src.resolve()), src.name, tmp, policy.to_dict(), password=args.password))
+        if res.verdict == "blocked" or not res.output:
+            print(f"blocked: {res.reason}", file=sys.stderr)
+            return 1
+        data = Path(res.output).read_bytes()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from .policy import PolicyError, load_policy
+
+    bad = 0
+    for f in args.files:
+        try:
+            p = load_policy(f)
+            print(f"{f}: ok ({p.label}, {len(p.families)} families)")
+        except PolicyError as exc:
+            print(str(exc), file=sys.stderr)
+            bad += 1
+    return 2 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="cdr", description="Content disarm and reconstruction (無害化) engine")
+    ap.add_argument("--version", action="version", version=f"cdr {__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("sanitize", help="rebuild files without active content")
+    s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    s.add_argument("--policy", metavar="FILE", help="policy TOML file or name in rules/ (default: default)")
+    s.add_argument("--report", metavar="FILE.json")
+    s.add_argument("--text", metavar="DIR", help="write text renditions to DIR/<output name>.txt")
+    s.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: cores)")
+    s.add_argument("--password", help="password for encrypted inputs (PPAP), supplied out of band")
+    s.set_defaults(fn=cmd_sanitize)
+
+    d = sub.add_parser("detect", help="show the true type of files")
+    d.add_argument("paths", nargs="+", metavar="PATH")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(fn=cmd_detect)
+
+    i = sub.add_parser("inspect", help="list findings without writing anything")
+    i.add_argument("paths", nargs="+", metavar="PATH")
+    i.add_argument("--policy", metavar="FILE")
+    i.add_argument("--password")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(fn=cmd_inspect)
+
+    e = sub.add_parser("extract", help="print the text rendition (UTF-8)")
+    e.add_argument("path", metavar="PATH")
+    e.add_argument("--policy", metavar="FILE")
+    e.add_argument("--password")
+    e.set_defaults(fn=cmd_extract)
+
+    p = sub.add_parser("policy", help="policy tools")
+    psub = p.add_subparsers(dest="pcmd", required=True)
+    pc = psub.add_parser("check", help="validate policy files")
+    pc.add_argument("files", nargs="+")
+    pc.set_defaults(fn=cmd_policy)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if getattr(args, "jobs", None) is not None and args.jobs < 1:
+        ap.error("--jobs must be at least 1")
+    try:
+        return args.fn(args)
+    except UsageError as exc:
+        print(f"cdr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        print(f"cdr: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

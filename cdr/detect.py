@@ -1,0 +1,436 @@
+"""True-type detection by content: libmagic plus the structural checks it cannot make.
+
+The name is only used to say what the sender claimed; the type comes from the bytes.
+"""
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model import Detection, Threat
+
+HEAD = 65536
+
+
+@dataclass(frozen=True)
+class Kind:
+    mime: str
+    family: str
+    label: str
+    extensions: tuple[str, ...]  # acceptable extensions; the first is canonical
+
+
+def _k(mime: str, family: str, label: str, *exts: str) -> Kind:
+    return Kind(mime, family, label, exts)
+
+
+W = "application/vnd.openxmlformats-officedocument.wordprocessingml"
+S = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+P = "application/vnd.openxmlformats-officedocument.presentationml"
+KINDS: dict[str, Kind] = {k.mime: k for k in [
+    _k("application/pdf", "pdf", "PDF document", ".pdf"),
+    _k(f"{W}.document", "ooxml", "Word document", ".docx"),
+    _k("application/vnd.ms-word.document.macroEnabled.12", "ooxml", "Word document (macro-enabled)", ".docm"),
+    _k(f"{W}.template", "ooxml", "Word template", ".dotx"),
+    _k("application/vnd.ms-word.template.macroEnabled.12", "ooxml", "Word template (macro-enabled)", ".dotm"),
+    _k(f"{S}.sheet", "ooxml", "Excel workbook", ".xlsx"),
+    _k("application/vnd.ms-excel.sheet.macroEnabled.12", "ooxml", "Excel workbook (macro-enabled)", ".xlsm"),
+    _k(f"{S}.template", "ooxml", "Excel template", ".xltx"),
+    _k("application/vnd.ms-excel.template.macroEnabled.12", "ooxml", "Excel template (macro-enabled)", ".xltm"),
+    _k("application/vnd.ms-excel.sheet.binary.macroEnabled.12", "ooxml", "Excel binary workbook", ".xlsb"),
+    _k(f"{P}.presentation", "ooxml", "PowerPoint presentation", ".pptx"),
+    _k("application/vnd.ms-powerpoint.presentation.macroEnabled.12", "ooxml",
+       "PowerPoint presentation (macro-enabled)", ".pptm"),
+    _k(f"{P}.template", "ooxml", "PowerPoint template", ".potx"),
+    _k("application/vnd.ms-powerpoint.template.macroEnabled.12", "ooxml",
+       "PowerPoint template (macro-enabled)", ".potm"),
+    _k(f"{P}.slideshow", "ooxml", "PowerPoint slide show", ".ppsx"),
+    _k("application/vnd.ms-powerpoint.slideshow.macroEnabled.12", "ooxml",
+       "PowerPoint slide show (macro-enabled)", ".ppsm"),
+    _k("application/x-ooxml-encrypted", "ooxml", "password-protected Office document",
+       ".docx", ".xlsx", ".pptx", ".docm", ".xlsm", ".pptm"),
+    _k("application/msword", "legacy_office", "Word 97-2003 document", ".doc", ".dot"),
+    _k("application/vnd.ms-excel", "legacy_office", "Excel 97-2003 workbook", ".xls", ".xlt"),
+    _k("application/vnd.ms-powerpoint", "legacy_office", "PowerPoint 97-2003 presentation",
+       ".ppt", ".pot", ".pps"),
+    _k("application/rtf", "rtf", "Rich Text Format document", ".rtf", ".doc"),
+    _k("application/vnd.oasis.opendocument.text", "odf", "OpenDocument text", ".odt"),
+    _k("application/vnd.oasis.opendocument.spreadsheet", "odf", "OpenDocument spreadsheet", ".ods"),
+    _k("application/vnd.oasis.opendocument.presentation", "odf", "OpenDocument presentation", ".odp"),
+    _k("application/x-js-taro", "ichitaro", "Ichitaro document (一太郎)", ".jtd", ".jtdc", ".jtt"),
+    _k("application/vnd.fujixerox.docuworks", "docuworks", "DocuWorks document", ".xdw", ".xbd"),
+    _k("image/jpeg", "image", "JPEG image", ".jpg", ".jpeg", ".jpe", ".jfif"),
+    _k("image/png", "image", "PNG image", ".png"),
+    _k("image/gif", "image", "GIF image", ".gif"),
+    _k("image/bmp", "image", "BMP image", ".bmp", ".dib"),
+    _k("image/tiff", "image", "TIFF image", ".tif", ".tiff"),
+    _k("image/webp", "image", "WebP image", ".webp"),
+    _k("image/svg+xml", "svg", "SVG image", ".svg"),
+    _k("application/zip", "archive", "ZIP archive", ".zip"),
+    _k("application/x-tar", "archive", "tar archive", ".tar"),
+    _k("application/gzip", "archive", "gzip archive", ".gz", ".tgz", ".tar.gz"),
+    _k("application/x-bzip2", "archive", "bzip2 archive", ".bz2", ".tbz2", ".tar.bz2"),
+    _k("application/x-xz", "archive", "xz archive", ".xz", ".txz", ".tar.xz"),
+    _k("application/x-7z-compressed", "archive", "7-Zip archive", ".7z"),
+    _k("application/vnd.rar", "archive", "RAR archive", ".rar"),
+    _k("text/plain", "text", "plain text", ".txt", ".text", ".log", ".md", ".ini", ".cfg", ".conf", ".json",
+       ".xml", ".csv", ".tsv"),
+    _k("text/csv", "csv", "CSV text", ".csv", ".tsv", ".txt"),
+    _k("text/html", "html", "HTML document", ".html", ".htm", ".xhtml"),
+    _k("application/vnd.microsoft.portable-executable", "executable", "Windows executable", ".exe"),
+    _k("application/x-elf", "executable", "ELF executable", ""),
+    _k("application/x-mach-binary", "executable", "Mach-O executable", ""),
+    _k("application/java-vm", "executable", "Java class file", ".class"),
+    _k("application/x-msi", "executable", "Windows Installer package", ".msi"),
+    _k("application/x-ms-shortcut", "executable", "Windows shortcut", ".lnk"),
+    _k("application/x-mswinurl", "executable", "Internet shortcut", ".url"),
+    _k("application/x-iso9660-image", "executable", "disk image (ISO)", ".iso"),
+    _k("application/x-vhd", "executable", "virtual disk image (VHD/VHDX)", ".vhd", ".vhdx"),
+    _k("application/x-raw-disk-image", "executable", "disk image", ".img"),
+    _k("application/x-apple-diskimage", "executable", "disk image (DMG)", ".dmg"),
+    _k("application/onenote", "executable", "OneNote section", ".one"),
+    _k("application/vnd.ms-htmlhelp", "executable", "compiled HTML help", ".chm"),
+    _k("application/hta", "executable", "HTML application", ".hta"),
+    _k("text/x-script", "executable", "script", ".js", ".vbs", ".ps1", ".bat", ".cmd", ".wsf", ".sh"),
+    _k("application/vnd.ms-outlook", "unknown", "Outlook message", ".msg"),
+    _k("application/octet-stream", "unknown", "unknown data", ""),
+]}
+
+# Extensions Windows runs or mounts: a file claiming one is blocked whatever it holds.
+DANGEROUS_EXTENSIONS = {
+    ".exe", ".dll", ".com", ".scr", ".pif", ".cpl", ".msi", ".msp", ".msc", ".sys", ".drv", ".ocx",
+    ".js", ".jse", ".vbs", ".vbe", ".wsf", ".wsh", ".wsc", ".ps1", ".psm1", ".psd1", ".bat", ".cmd",
+    ".hta", ".lnk", ".url", ".scf", ".iso", ".img", ".vhd", ".vhdx", ".dmg", ".one", ".onepkg",
+    ".chm", ".jar", ".reg", ".inf", ".application", ".appref-ms", ".gadget", ".settingcontent-ms",
+    ".library-ms", ".sh", ".py", ".pyw", ".pl", ".rb", ".apk", ".xll", ".xlam", ".ppam", ".iqy",
+    ".slk", ".sct", ".msix", ".appx", ".appinstaller",
+}
+
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ONENOTE = bytes.fromhex("e4525c7b8cd8a74daeb15378d02996d3")
+_LNK = bytes.fromhex("4c0000000114020000000000c000000000000046")
+_MACHO = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe")
+_SCRIPT_PATTERNS = [
+    (re.compile(rb"(?i)<\s*hta:application"), "HTML application markup (<hta:application>)"),
+    (re.compile(rb"(?i)<\s*job[\s>][\s\S]{0,400}<\s*script\s+language"), "Windows Script File (<job><script>)"),
+    (re.compile(rb"(?i)\bwscript\.(shell|createobject|echo|sleep)|createobject\s*\(\s*\"(wscript|scripting|"
+                rb"msxml2|adodb|shell\.application)"), "Windows Script Host calls"),
+    (re.compile(rb"(?i)(invoke-expression|\biex\s*\(|-encodedcommand|new-object\s+net\.webclient|"
+                rb"downloadstring\s*\(|start-process\s)"), "PowerShell commands"),
+    (re.compile(rb"(?i)^\s*@?echo\s+off\b"), "batch file (@echo off)"),
+]
+_OOXML_MAIN = {
+    f"{W}.document.main+xml": f"{W}.document",
+    "application/vnd.ms-word.document.macroEnabled.main+xml": "application/vnd.ms-word.document.macroEnabled.12",
+    f"{W}.template.main+xml": f"{W}.template",
+    "application/vnd.ms-word.template.macroEnabledTemplate.main+xml":
+        "application/vnd.ms-word.template.macroEnabled.12",
+    f"{S}.sheet.main+xml": f"{S}.sheet",
+    "application/vnd.ms-excel.sheet.macroEnabled.main+xml": "application/vnd.ms-excel.sheet.macroEnabled.12",
+    f"{S}.template.main+xml": f"{S}.template",
+    "application/vnd.ms-excel.template.macroEnabled.main+xml":
+        "application/vnd.ms-excel.template.macroEnabled.12",
+    "application/vnd.ms-excel.sheet.binary.macroEnabled.main":
+        "application/vnd.ms-excel.sheet.binary.macroEnabled.12",
+    f"{P}.presentation.main+xml": f"{P}.presentation",
+    "application/vnd.ms-powerpoint.presentation.macroEnabled.main+xml":
+        "application/vnd.ms-powerpoint.presentation.macroEnabled.12",
+    f"{P}.template.main+xml": f"{P}.template",
+    "application/vnd.ms-powerpoint.template.macroEnabled.main+xml":
+        "application/vnd.ms-powerpoint.template.macroEnabled.12",
+    f"{P}.slideshow.main+xml": f"{P}.slideshow",
+    "application/vnd.ms-powerpoint.slideshow.macroEnabled.main+xml":
+        "application/vnd.ms-powerpoint.slideshow.macroEnabled.12",
+}
+_MAGIC_MAP = {
+    "application/x-dosexec": "application/vnd.microsoft.portable-executable",
+    "application/x-msdownload": "application/vnd.microsoft.portable-executable",
+    "application/x-executable": "application/x-elf",
+    "application/x-sharedlib": "application/x-elf",
+    "application/x-pie-executable": "application/x-elf",
+    "application/x-object": "application/x-elf",
+    "application/x-mach-binary": "application/x-mach-binary",
+    "image/x-ms-bmp": "image/bmp",
+    "application/x-gzip": "application/gzip",
+    "application/x-rar": "application/vnd.rar",
+    "application/x-rar-compressed": "application/vnd.rar",
+    "text/rtf": "application/rtf",
+    "application/x-iso9660-image": "application/x-iso9660-image",
+    "application/x-ms-shortcut": "application/x-ms-shortcut",
+    "text/x-shellscript": "text/x-script",
+    "text/x-python": "text/x-script",
+    "text/x-perl": "text/x-script",
+    "text/x-ruby": "text/x-script",
+    "application/x-shellscript": "text/x-script",
+    "application/javascript": "text/x-script",
+    "text/javascript": "text/x-script",
+    "application/x-msi": "application/x-msi",
+    "application/vnd.ms-htmlhelp": "application/vnd.ms-htmlhelp",
+    "application/x-chm": "application/vnd.ms-htmlhelp",
+    "image/svg": "image/svg+xml",
+    "text/xml": "text/plain",
+    "application/xml": "text/plain",
+    "application/json": "text/plain",
+    "text/x-c": "text/plain",
+    "text/x-c++": "text/plain",
+    "text/x-java": "text/plain",
+    "text/x-makefile": "text/plain",
+    "text/x-tex": "text/plain",
+    "text/x-diff": "text/plain",
+    "text/x-asm": "text/plain",
+    "text/x-msdos-batch": "text/x-script",
+    "application/x-bat": "text/x-script",
+}
+
+
+def _suffix(name: str) -> str:
+    n = name.lower()
+    for double in (".tar.gz", ".tar.bz2", ".tar.xz"):
+        if n.endswith(double):
+            return double
+    return Path(n).suffix
+
+
+def _libmagic(head: bytes) -> tuple[str, str]:
+    try:
+        import magic
+    except ImportError:  # pragma: no cover - libmagic is a hard dependency
+        return "application/octet-stream", "libmagic unavailable"
+    try:
+        return magic.from_buffer(head, mime=True), magic.from_buffer(head)
+    except Exception as exc:  # libmagic can choke on odd input; structure checks still run
+        return "application/octet-stream", f"libmagic error: {exc}"
+
+
+def _ooxml_or_odf(path: Path, reasons: list[str]) -> str | None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if "[Content_Types].xml" in names:
+                ct = zf.read("[Content_Types].xml")[:2_000_000].decode("utf-8", "replace")
+                for main, mime in _OOXML_MAIN.items():
+                    if f'ContentType="{main}"' in ct or f"ContentType='{main}'" in ct:
+                        reasons.append(f"OOXML package; main part content type {main}")
+                        return mime
+                reasons.append("OOXML package without a known main part")
+                return "application/zip"
+            if names and names[0] == "mimetype":
+                declared = zf.read("mimetype")[:200].decode("ascii", "replace").strip()
+                if declared in KINDS and KINDS[declared].family == "odf":
+                    reasons.append(f"ODF package; mimetype member says {declared}")
+                    return declared
+                reasons.append(f"ODF-like package with unsupported mimetype {declared!r}")
+                return "application/zip"
+            lower = [n.lower() for n in names]
+            if "meta-inf/manifest.mf" in lower and any(n.endswith(".class") for n in lower):
+                reasons.append("Java archive (META-INF/MANIFEST.MF and .class members)")
+                return "application/java-vm"
+            if "androidmanifest.xml" in lower and "classes.dex" in lower:
+                reasons.append("Android package")
+                return "application/java-vm"
+            if any(n.endswith(".one") or n == "appxmanifest.xml" for n in lower):
+                reasons.append("ZIP holding OneNote or app package content")
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, NotImplementedError) as exc:
+        reasons.append(f"ZIP signature but unreadable directory ({exc.__class__.__name__})")
+    return "application/zip"
+
+
+def _ole(path: Path, reasons: list[str]) -> str:
+    import olefile
+
+    try:
+        with olefile.OleFileIO(str(path)) as ole:
+            entries = {"/".join(e) for e in ole.listdir(streams=True, storages=True)}
+            top = {e.split("/")[0] for e in entries}
+            clsid = (ole.root.clsid or "").upper() if ole.root else ""
+    except Exception as exc:
+        reasons.append(f"OLE2 signature but unreadable ({exc.__class__.__name__})")
+        return "application/octet-stream"
+    reasons.append("OLE2 compound file; streams: " + ", ".join(sorted(top)[:8]))
+    if "EncryptionInfo" in top and "EncryptedPackage" in top:
+        return "application/x-ooxml-encrypted"
+    if clsid in ("000C1084-0000-0000-C000-000000000046", "000C1086-0000-0000-C000-000000000046"):
+        return "application/x-msi"
+    if any(e.startswith("__substg1.0_") for e in top) or "__properties_version1.0" in top:
+        return "application/vnd.ms-outlook"
+    if "WordDocument" in top:
+        return "application/msword"
+    if "Workbook" in top or "Book" in top:
+        return "application/vnd.ms-excel"
+    if "PowerPoint Document" in top:
+        return "application/vnd.ms-powerpoint"
+    if any(e.startswith(("JSRV_", "DocumentText", "JSDOC")) or "Ichitaro" in e or "Taro" in e for e in top) \
+            or clsid.startswith(("90B2E3D7", "FCFE4D3A")):
+        return "application/x-js-taro"
+    if "\x05SummaryInformation" in top and len(top) <= 3:
+        return "application/octet-stream"
+    return "application/octet-stream"
+
+
+def _is_disk_image(f, size: int, reasons: list[str]) -> str | None:
+    for off in (0x8001, 0x8801, 0x9001):
+        if size > off + 5:
+            f.seek(off)
+            if f.read(5) == b"CD001":
+                reasons.append("ISO 9660 volume descriptor at 0x%x" % off)
+                return "application/x-iso9660-image"
+    f.seek(0)
+    start = f.read(8)
+    if start == b"conectix" or start == b"vhdxfile":
+        reasons.append("virtual disk signature at start")
+        return "application/x-vhd"
+    if size >= 512:
+        f.seek(size - 512)
+        tail = f.read(512)
+        if tail.startswith(b"conectix"):
+            reasons.append("VHD footer")
+            return "application/x-vhd"
+        if tail.startswith(b"koly"):
+            reasons.append("DMG trailer (koly)")
+            return "application/x-apple-diskimage"
+    return None
+
+
+def _looks_text(head: bytes) -> bool:
+    if not head:
+        return True
+    if b"\x00" in head[:8192]:
+        return head.startswith((b"\xff\xfe", b"\xfe\xff"))
+    sample = head[:8192]
+    ctrl = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13, 27))
+    return ctrl <= len(sample) * 0.01
+
+
+def _text_kind(head: bytes, claimed: str, reasons: list[str]) -> str:
+    probe = head[:8192]
+    if probe.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            probe = probe.decode("utf-16").encode("utf-8", "replace")
+        except UnicodeDecodeError:
+            pass
+    stripped = probe.lstrip(b"\xef\xbb\xbf \t\r\n")
+    low = stripped[:4096].lower()
+    if stripped.startswith(b"#!"):
+        reasons.append("script interpreter line (#!)")
+        return "text/x-script"
+    for pattern, why in _SCRIPT_PATTERNS:
+        if pattern.search(probe):
+            reasons.append(f"script content: {why}")
+            return "application/hta" if "hta" in why.lower() else "text/x-script"
+    if low.startswith(b"[internetshortcut]") or b"\n[internetshortcut]" in low[:200]:
+        reasons.append("Internet shortcut section [InternetShortcut]")
+        return "application/x-mswinurl"
+    if re.search(rb"<svg[\s>]", low[:2048]) and (low.startswith(b"<?xml") or low.startswith(b"<svg")
+                                                  or low.startswith(b"<!doctype svg") or b"<svg" in low[:512]):
+        if not re.search(rb"<html[\s>]", low[:2048]):
+            reasons.append("XML document with an <svg> root")
+            return "image/svg+xml"
+    if re.search(rb"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]|<script[\s>]|<iframe[\s>]", low):
+        reasons.append("HTML markup in text")
+        return "text/html"
+    if claimed in (".csv", ".tsv"):
+        reasons.append("text content with a CSV/TSV name")
+        return "text/csv"
+    return "text/plain"
+
+
+def detect(path: str | Path, name: str | None = None) -> Detection:
+    """Decide the true type of the file at `path`. `name` is what the sender called it."""
+    path = Path(path)
+    name = name or path.name
+    claimed = _suffix(name)
+    reasons: list[str] = []
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(HEAD)
+        mime = None
+        if head.startswith(b"MZ"):
+            mime = "application/vnd.microsoft.portable-executable"
+            reasons.append("MZ header (DOS/PE executable)")
+        elif head.startswith(b"\x7fELF"):
+            mime = "application/x-elf"
+            reasons.append("ELF header")
+        elif head[:4] in _MACHO:
+            mime = "application/x-mach-binary"
+            reasons.append("Mach-O header")
+        elif head.startswith(b"\xca\xfe\xba\xbe"):
+            mime = "application/java-vm"
+            reasons.append("Java class / Mach-O fat header (CAFEBABE)")
+        elif head.startswith(_LNK):
+            mime = "application/x-ms-shortcut"
+            reasons.append("Shell link header")
+        elif head.startswith(_ONENOTE):
+            mime = "application/onenote"
+            reasons.append("OneNote section GUID")
+        elif head.startswith(b"ITSF"):
+            mime = "application/vnd.ms-htmlhelp"
+            reasons.append("CHM header (ITSF)")
+        elif head.startswith(_OLE):
+            mime = _ole(path, reasons)
+        elif head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+            mime = _ooxml_or_odf(path, reasons)
+        elif head.lstrip()[:5].lower() == b"{\\rtf" or head[:5] == b"{\\rt0":
+            mime = "application/rtf"
+            reasons.append("RTF header {\\rtf")
+        elif b"%PDF-" in head[:1024]:
+            mime = "application/pdf"
+            off = head.find(b"%PDF-")
+            reasons.append("%PDF- header" + (f" after {off} bytes of leading junk" if off else ""))
+        elif head.startswith(b"Rar!\x1a\x07"):
+            mime = "application/vnd.rar"
+            reasons.append("RAR signature")
+        elif head.startswith(b"7z\xbc\xaf\x27\x1c"):
+            mime = "application/x-7z-compressed"
+            reasons.append("7-Zip signature")
+        elif head[:4] in (b"XDW\x00", b"XDWF") or head.startswith((b"<XDW", b"%XDW")):
+            mime = "application/vnd.fujixerox.docuworks"
+            reasons.append("DocuWorks signature")
+        if mime is None:
+            mime = _is_disk_image(f, size, reasons)
+    if mime is None:
+        lm, desc = _libmagic(head)
+        lm = _MAGIC_MAP.get(lm, lm)
+        reasons.append(f"libmagic: {desc}")
+        if lm.startswith("text/") or lm in ("application/octet-stream", "inode/x-empty") and _looks_text(head):
+            if _looks_text(head):
+                lm = _text_kind(head, claimed, reasons)
+            elif lm.startswith("text/"):
+                lm = "application/octet-stream"
+        if lm == "application/x-tar" or (len(head) > 262 and head[257:262] == b"ustar"):
+            lm = "application/x-tar"
+        if "boot sector" in desc.lower() and "DOS/MBR" in desc:
+            lm = "application/x-raw-disk-image"
+        mime = lm if lm in KINDS else "application/octet-stream"
+        if mime == "application/octet-stream" and lm not in KINDS:
+            reasons.append(f"no handler for {lm}")
+    kind = KINDS[mime]
+    threats: list[Threat] = []
+    if claimed and claimed not in kind.extensions and kind.family not in ("unknown",):
+        threats.append(Threat("file.type_mismatch", name,
+                              "renamed" if kind.family != "executable" else "blocked",
+                              f"name says {claimed}, content is {kind.label}"))
+    if kind.family != "executable" and claimed in DANGEROUS_EXTENSIONS:
+        reasons.append(f"the name ends in {claimed}, which Windows would run or mount")
+        kind = Kind(kind.mime, "executable", f"{kind.label} named as {claimed}", kind.extensions)
+    if kind.family == "executable":
+        threats.append(Threat("file.executable", name, "blocked", kind.label))
+    elif kind.family == "unknown":
+        threats.append(Threat("file.unsupported", name, "blocked", kind.label))
+    return Detection(mime=kind.mime, family=kind.family, label=kind.label,
+                     extension=kind.extensions[0] if kind.extensions else "", claimed=claimed,
+                     reasons=reasons, threats=threats)
+
+
+def detect_bytes(data: bytes, name: str = "") -> Detection:
+    """Convenience for tests: detect from bytes via a temporary file."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile() as tmp:
+        tmp.write(data)
+        tmp.flush()
+        return detect(tmp.name, name or "data")
+
+
+__all__ = ["detect", "detect_bytes", "KINDS", "DANGEROUS_EXTENSIONS"]

@@ -1,0 +1,70 @@
+"""Telling Japanese text encodings apart: UTF-8, UTF-16, Shift_JIS (CP932), EUC-JP, ISO-2022-JP.
+
+charset-normalizer alone often takes short Shift_JIS text for something else,
+so we decode strictly with the Japanese candidates first and score by how
+Japanese the result looks; charset-normalizer only breaks the remaining ties.
+"""
+from __future__ import annotations
+
+import re
+
+_JA = re.compile(r"[\u3000-\u303f\u3040-\u309f\u30a0-\u30ff\u4e00-\u9fff\uff00-\uffef]")
+_HALF_KANA = re.compile(r"[\uff61-\uff9f]")
+_ODD = re.compile(r"[\u0080-\u009f\ufffd\ue000-\uf8ff]")
+
+
+def _score(text: str) -> float:
+    if not text:
+        return 0.0
+    ja = len(_JA.findall(text))
+    # Half-width kana runs are typical of mis-decoded EUC-JP / UTF-8 read as CP932.
+    half = len(_HALF_KANA.findall(text))
+    odd = len(_ODD.findall(text))
+    return (ja - 2 * half - 5 * odd) / len(text)
+
+
+def detect_encoding(data: bytes) -> str:
+    """Return a Python codec name for `data` (text). Never raises."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    sample = data[:1 << 20]
+    try:
+        sample.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the sample boundary is still UTF-8.
+        if len(sample) < len(data) and exc.start >= len(sample) - 3:
+            return "utf-8"
+    if b"\x1b$B" in sample or b"\x1b$@" in sample or b"\x1b(J" in sample:
+        if all(b < 0x80 for b in sample):
+            return "iso2022_jp"
+    candidates: list[tuple[float, str]] = []
+    for enc in ("cp932", "euc_jp"):
+        try:
+            text = sample.decode(enc)
+        except UnicodeDecodeError as exc:
+            if len(sample) < len(data) and exc.start >= len(sample) - 2:
+                text = sample[: exc.start].decode(enc, "replace")
+            else:
+                continue
+        candidates.append((_score(text), enc))
+    if candidates:
+        candidates.sort(reverse=True)
+        return candidates[0][1]
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(sample).best()
+        if best is not None:
+            return best.encoding
+    except Exception:
+        pass
+    return "latin-1"
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Decode to str with the detected encoding; undecodable bytes are replaced."""
+    enc = detect_encoding(data)
+    return data.decode(enc, "replace"), enc

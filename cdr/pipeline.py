@@ -1,0 +1,213 @@
+"""detect -> policy -> rebuild -> verify -> text, for one file, in the current process.
+
+Runs inside a worker process (cdr.worker); call it directly only in tests or
+when you already are in a sandbox. Never raises: every failure is a `blocked`
+result with a reason.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path, PurePosixPath
+
+from .detect import KINDS, detect
+from .errors import CdrError
+from .handler import Context, handler_for
+from .model import BLOCKED, CLEAN, SANITIZED, Detection, FileResult, Threat
+from .policy import Policy
+
+# What a clerk reads when a whole family is refused by policy.
+_POLICY_BLOCK = ("ポリシーにより「{label}」は受け付けていません", "the policy does not accept {label}")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def output_name(name: str, detection: Detection, extension: str | None) -> str:
+    """The delivered file's base name: the sender's stem with a truthful extension."""
+    base = PurePosixPath(name.replace("\\", "/")).name or "file"
+    kind = KINDS.get(detection.mime)
+    claimed = detection.claimed
+    stem = base[: len(base) - len(claimed)] if claimed and base.lower().endswith(claimed) else base
+    if extension is None:
+        if claimed and kind and claimed in kind.extensions:
+            return base
+        extension = detection.extension
+    return stem + (extension or "")
+
+
+def process(src: str | Path, name: str, out_dir: str | Path, policy: Policy, *,
+            password: str | None = None, want_text: bool = False, depth: int = 0,
+            deadline: float | None = None) -> FileResult:
+    """Sanitize one file. Outputs (file and text rendition) are written into `out_dir`."""
+    src, out_dir = Path(src), Path(out_dir)
+    start = time.monotonic()
+    if deadline is None:
+        deadline = start + policy.limits.seconds_per_file
+    result = FileResult(source=name)
+    work = Path(tempfile.mkdtemp(prefix="cdr-job-"))
+    try:
+        _run(src, name, out_dir, policy, password, want_text, depth, deadline, result, work)
+    except CdrError as exc:
+        _block_with(result, exc)
+    except MemoryError:
+        result.threats.append(Threat("file.limit", name, "blocked", "memory limit"))
+        result.block("メモリ使用量の上限を超えたため処理を中止しました", "memory limit exceeded while processing")
+    except RecursionError:
+        result.threats.append(Threat("file.malformed", name, "blocked", "nesting too deep"))
+        result.block("構造の入れ子が深すぎるため処理できません", "structure nested too deeply to process")
+    except Exception as exc:  # fail closed on anything a parser throws
+        result.threats.append(Threat("file.malformed", name, "blocked", f"{type(exc).__name__}: {exc}"[:300]))
+        result.block("ファイルの解析中にエラーが発生したため配送を停止しました",
+                     f"the file could not be parsed ({type(exc).__name__})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        result.elapsed_ms = (time.monotonic() - start) * 1000
+    if result.verdict == BLOCKED:
+        for produced in (result.output, result.text_output):
+            if produced:
+                Path(produced).unlink(missing_ok=True)
+        result.output = result.output_sha256 = result.text_output = None
+    return result
+
+
+def _block_with(result: FileResult, exc: CdrError) -> None:
+    if not any(t.id == exc.threat_id and t.action == "blocked" for t in result.threats):
+        result.threats.append(Threat(exc.threat_id, exc.location or result.source, "blocked", exc.en))
+    result.block(exc.ja, exc.en)
+
+
+def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | None, want_text: bool,
+         depth: int, deadline: float, result: FileResult, work: Path) -> None:
+    result.size = src.stat().st_size
+    result.sha256 = sha256_file(src)
+    if result.size > policy.limits.max_file_bytes:
+        raise CdrError(f"file is larger than the policy limit of {policy.limits.max_file_mb:g} MB",
+                       f"ファイルサイズが上限 ({policy.limits.max_file_mb:g} MB) を超えています", "file.limit")
+    det = detect(src, name)
+    result.detected_type = det.mime
+    result.family = det.family
+    result.threats.extend(det.threats)
+    if det.family == "executable":
+        raise CdrError(f"executable content is never delivered ({det.label})",
+                       f"実行可能なファイルは受け付けません（{det.label}）", "file.executable")
+    if det.family == "unknown":
+        raise CdrError(f"unknown or unsupported file type ({det.label})",
+                       f"判別できない、または未対応のファイル形式です（{det.label}）", "file.unsupported")
+    rule = policy.family(det.family)
+    if rule.action == "block":
+        ja, en = _POLICY_BLOCK
+        raise CdrError(en.format(label=det.label), ja.format(label=det.label), "policy.blocked")
+    handler = handler_for(det.mime)
+    if handler is None:
+        raise CdrError(f"no sanitizer for {det.label}", f"この形式（{det.label}）を無害化する処理がありません",
+                       "file.unsupported")
+
+    def child(child_name: str, child_src: Path, child_out: Path) -> FileResult:
+        return process(child_src, child_name, child_out, policy, password=password, want_text=False,
+                       depth=depth + 1, deadline=deadline)
+
+    ctx = Context(name=name, options=dict(rule.options), limits=policy.limits, workdir=work,
+                  deadline=deadline, password=password, depth=depth, process_child=child, policy=policy)
+    built = work / "rebuilt.bin"
+    rebuilt = handler.rebuild(ctx, src, built, det)
+    ctx.check_time()
+    result.threats.extend(rebuilt.threats)
+    result.children = rebuilt.children
+    final = output_name(name, det, rebuilt.extension)
+
+    # Verify: the rebuilt file is detected and inspected afresh; any residual finding blocks it.
+    det2 = detect(built, final)
+    h2 = handler_for(det2.mime)
+    if det2.family in ("executable", "unknown") or h2 is None:
+        raise CdrError(f"the rebuilt file is not a valid {det.label}", "再構築したファイルの検証に失敗しました",
+                       "verify.failed")
+    residual = [t for t in h2.inspect(ctx, built, det2) if t.id != "file.type_mismatch"]
+    if residual:
+        ids = ", ".join(sorted({t.id for t in residual}))
+        for t in residual:
+            result.threats.append(Threat(t.id, t.location, "blocked", "residual after rebuild"))
+        raise CdrError(f"active content remained after rebuilding ({ids})",
+                       f"無害化後も危険な要素が残っていたため配送を停止しました（{ids}）", "verify.residual")
+    result.warnings.extend(ctx.warnings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if rule.action == "text":
+        text = h2.extract_text(ctx, built, det2)
+        dest = out_dir / (final + ".txt")
+        _write(dest, text.encode("utf-8"))
+        result.output = str(dest)
+        result.output_sha256 = sha256_file(dest)
+        result.text_output = str(dest)
+        result.threats.append(Threat("policy.text_only", name, "converted", "delivered as text only"))
+    else:
+        dest = out_dir / final
+        os.replace(built, dest) if _same_fs(built, out_dir) else shutil.move(built, dest)
+        result.output = str(dest)
+        result.output_sha256 = sha256_file(dest)
+        if want_text:
+            try:
+                text = h2.extract_text(ctx, dest, det2)
+            except Exception as exc:  # a missing rendition must not stop a clean delivery
+                result.warnings.append(f"text rendition failed: {type(exc).__name__}: {exc}"[:300])
+            else:
+                tdest = out_dir / (final + ".txt")
+                _write(tdest, text.encode("utf-8"))
+                result.text_output = str(tdest)
+    result.verdict = SANITIZED if any(t.action != "reported" for t in result.threats) else CLEAN
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_dev == b.stat().st_dev
+    except OSError:
+        return False
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def inspect(src: str | Path, name: str, policy: Policy, *, password: str | None = None) -> dict:
+    """Findings for one file without writing anything: {"detection", "threats", "error"}."""
+    src = Path(src)
+    out: dict = {"source": name, "detection": None, "threats": [], "error": None}
+    work = Path(tempfile.mkdtemp(prefix="cdr-inspect-"))
+    try:
+        det = detect(src, name)
+        out["detection"] = det.to_dict()
+        threats = list(det.threats)
+        handler = handler_for(det.mime)
+        if handler is not None and det.family not in ("executable", "unknown"):
+            rule = policy.family(det.family)
+            ctx = Context(name=name, options=dict(rule.options), limits=policy.limits, workdir=work,
+                          deadline=time.monotonic() + policy.limits.seconds_per_file, password=password,
+                          policy=policy)
+            threats.extend(handler.inspect(ctx, src, det))
+        out["threats"] = [t.to_dict() for t in threats]
+    except CdrError as exc:
+        out["error"] = f"{exc.ja} / {exc.en}"
+        out["threats"].append(Threat(exc.threat_id, name, "found", exc.en).to_dict())
+    except Exception as exc:  # inspection of hostile bytes must not crash the caller
+        out["error"] = f"ファイルの解析中にエラーが発生しました / could not parse ({type(exc).__name__}: {exc})"[:400]
+        out["threats"].append(Threat("file.malformed", name, "found", type(exc).__name__).to_dict())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def detect_only(src: str | Path, name: str) -> dict:
+    try:
+        return {"detection": detect(Path(src), name).to_dict(), "error": None}
+    except Exception as exc:
+        return {"detection": None, "error": f"{type(exc).__name__}: {exc}"[:300]}

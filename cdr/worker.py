@@ -1,0 +1,366 @@
+"""Isolated worker processes: untrusted bytes are parsed only here.
+
+The parent (CLI or appliance) talks to long-lived `python -m cdr.worker`
+processes over pipes with length-prefixed JSON frames: no pickle crosses the
+boundary. Each job runs under RLIMIT_AS (the policy's memory per worker) and a
+wall-clock timeout enforced by the parent, which kills and replaces a worker
+that overruns, crashes or runs out of memory; that file is then blocked.
+The parent re-checks what the worker says (dangerzone-style): outputs must lie
+inside the job's output directory and their hashes are recomputed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import resource
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model import BLOCKED, FileResult, Threat
+
+_HDR = struct.Struct(">I")
+MAX_FRAME = 64 * 1024 * 1024
+GRACE_S = 3.0  # on top of the policy's seconds per file: the pipeline checks cooperatively first
+
+
+@dataclass
+class Job:
+    """One file to sanitize. `out_dir` receives the output and text rendition."""
+
+    src: str
+    name: str
+    out_dir: str
+    policy: dict  # Policy.to_dict()
+    password: str | None = None
+    want_text: bool = False
+    op: str = "process"  # process | inspect | detect
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.__dict__, ensure_ascii=False).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- worker side
+
+def _write_frame(fd: int, payload: bytes) -> None:
+    data = _HDR.pack(len(payload)) + payload
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def _set_memory_limit(mb: int) -> None:
+    limit = int(mb) * 1024 * 1024
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def worker_main() -> None:
+    """Serve jobs on stdin/stdout until EOF."""
+    # Keep the protocol channel private: anything a library prints goes to stderr.
+    proto_out = os.dup(1)
+    os.dup2(2, 1)
+    proto_in = os.dup(0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    from .handler import load_handlers
+    from .pipeline import detect_only, inspect, process
+    from .policy import Policy
+
+    load_handlers()
+    _write_frame(proto_out, b'{"ready": true}')
+    while True:
+        hdr = _read_exact(proto_in, _HDR.size)
+        if hdr is None:
+            return
+        (size,) = _HDR.unpack(hdr)
+        raw = _read_exact(proto_in, size)
+        if raw is None:
+            return
+        req = json.loads(raw)
+        recycle = False
+        try:
+            policy = Policy.from_dict(req["policy"], source=req["policy"].get("name", "policy"))
+            _set_memory_limit(policy.limits.worker_memory_mb)
+            op = req.get("op", "process")
+            if op == "inspect":
+                payload = {"inspect": inspect(req["src"], req["name"], policy, password=req.get("password"))}
+            elif op == "detect":
+                payload = {"detect": detect_only(req["src"], req["name"])}
+            else:
+                res = process(req["src"], req["name"], req["out_dir"], policy, password=req.get("password"),
+                              want_text=bool(req.get("want_text")))
+                recycle = any(t.detail == "memory limit" for t in res.threats)
+                payload = {"result": res.to_dict(), "recycle": recycle}
+        except MemoryError:
+            payload = {"error": "memory", "recycle": True}
+        except Exception as exc:  # report, never die silently
+            payload = {"error": f"{type(exc).__name__}: {exc}"[:500], "recycle": True}
+        _write_frame(proto_out, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+        if payload.get("recycle"):
+            return
+
+
+# --------------------------------------------------------------------------- parent side
+
+class WorkerDied(Exception):
+    pass
+
+
+class _Worker:
+    def __init__(self, env: dict | None = None) -> None:
+        e = dict(os.environ)
+        e.update(env or {})
+        e.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cdr.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=None, env=e, start_new_session=True)
+        self._ready = False
+
+    def _read_frame(self, deadline: float) -> dict:
+        fd = self.proc.stdout.fileno()
+        buf = bytearray()
+        need = _HDR.size
+        header_done = False
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            r, _, _ = select.select([fd], [], [], remaining)
+            if not r:
+                raise TimeoutError
+            chunk = os.read(fd, need - len(buf))
+            if not chunk:
+                raise WorkerDied
+            buf += chunk
+            if len(buf) == need:
+                if header_done:
+                    return json.loads(bytes(buf))
+                (size,) = _HDR.unpack(bytes(buf))
+                if size > MAX_FRAME:
+                    raise WorkerDied
+                need, buf, header_done = size, bytearray(), True
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        if not self._ready:
+            self._read_frame(time.monotonic() + timeout)
+            self._ready = True
+
+    def call(self, job: Job, timeout: float) -> dict:
+        self.wait_ready()
+        payload = job.to_json()
+        self.proc.stdin.write(_HDR.pack(len(payload)) + payload)
+        self.proc.stdin.flush()
+        return self._read_frame(time.monotonic() + timeout)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.kill()
+
+
+def _blocked(job: Job, threat: str, detail: str, ja: str, en: str) -> FileResult:
+    r = FileResult(source=job.name)
+    try:
+        from .pipeline import sha256_file
+
+        r.size = os.path.getsize(job.src)
+        r.sha256 = sha256_file(Path(job.src))
+    except OSError:
+        pass
+    r.threats.append(Threat(threat, job.name, "blocked", detail))
+    return r.block(ja, en)
+
+
+def _inside(path: str | None, root: Path) -> bool:
+    if not path:
+        return True
+    try:
+        return Path(path).resolve().is_relative_to(root)
+    except (OSError, ValueError):
+        return False
+
+
+def recheck(job: Job, res: FileResult) -> FileResult:
+    """Do not take the worker's word: outputs must exist inside out_dir; hashes recomputed."""
+    from .pipeline import sha256_file
+
+    root = Path(job.out_dir).resolve()
+    paths = [res.output, res.text_output]
+    if not all(_inside(p, root) for p in paths):
+        return _blocked(job, "worker.protocol", "output outside its directory",
+                        "処理結果の検証に失敗しました", "the worker's result failed verification")
+    if res.verdict == BLOCKED:
+        for p in paths:
+            if p:
+                Path(p).unlink(missing_ok=True)
+        res.output = res.output_sha256 = res.text_output = None
+        return res
+    if not res.output or not Path(res.output).is_file():
+        return _blocked(job, "worker.protocol", "no output file",
+                        "処理結果の検証に失敗しました", "the worker produced no output")
+    res.output_sha256 = sha256_file(Path(res.output))
+    if res.text_output and not Path(res.text_output).is_file():
+        res.text_output = None
+    res.sha256 = sha256_file(Path(job.src))
+    return res
+
+
+class WorkerPool:
+    """A fixed number of worker processes; `submit(job)` gives a Future[FileResult].
+
+    This is the small execution interface the appliance depends on: a
+    distributed backend only has to provide `submit` and `close`.
+    """
+
+    def __init__(self, workers: int | None = None, env: dict | None = None) -> None:
+        self.size = max(1, workers or os.cpu_count() or 1)
+        self._env = env
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        for _ in range(self.size):
+            self._idle.put(self._spawn())
+        self._exec = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="cdr-pool")
+
+    def _spawn(self) -> _Worker:
+        w = _Worker(self._env)
+        with self._lock:
+            self._all.append(w)
+        return w
+
+    def _retire(self, w: _Worker) -> None:
+        w.kill()
+        with self._lock:
+            if w in self._all:
+                self._all.remove(w)
+
+    def run(self, job: Job, _on_reply=None) -> FileResult:
+        """Run one job on an idle worker, blocking. Never raises for a bad file."""
+        limits = job.policy.get("limits", {})
+        timeout = float(limits.get("seconds_per_file", 60)) + GRACE_S
+        w = self._idle.get()
+        try:
+            if not w.alive():
+                self._retire(w)
+                w = self._spawn()
+            try:
+                w.wait_ready()
+                reply = w.call(job, timeout)
+            except TimeoutError:
+                self._retire(w)
+                w = self._spawn()
+                secs = timeout - GRACE_S
+                return _blocked(job, "file.timeout", f"timed out after {secs:g} s",
+                                f"処理がタイムアウトしました（{secs:g} 秒）", f"timed out after {secs:g} s")
+            except (WorkerDied, BrokenPipeError, OSError, ValueError) as exc:
+                code = w.proc.poll()
+                self._retire(w)
+                w = self._spawn()
+                if code is not None and code < 0 and -code == signal.SIGKILL:
+                    return _blocked(job, "file.limit", "worker killed (memory)",
+                                    "メモリ使用量の上限を超えたため処理を中止しました",
+                                    "the worker ran out of memory")
+                return _blocked(job, "worker.crashed", f"worker exited ({code}): {type(exc).__name__}",
+                                "処理中にワーカーが異常終了しました", "the worker crashed while processing")
+            if reply.get("recycle"):
+                self._retire(w)
+                w = self._spawn()
+            if _on_reply is not None:
+                _on_reply(reply)
+                if job.op != "process":
+                    return FileResult(source=job.name, verdict="clean")
+            if "result" not in reply:
+                err = reply.get("error", "unknown")
+                if err == "memory":
+                    return _blocked(job, "file.limit", "memory limit",
+                                    "メモリ使用量の上限を超えたため処理を中止しました", "memory limit exceeded")
+                return _blocked(job, "worker.error", err, "処理中にエラーが発生しました",
+                                "an internal error occurred while processing")
+            try:
+                res = FileResult.from_dict(reply["result"])
+            except (TypeError, ValueError, KeyError):
+                return _blocked(job, "worker.protocol", "bad result", "処理結果の検証に失敗しました",
+                                "the worker's result could not be read")
+            return recheck(job, res)
+        finally:
+            if self._closed:
+                self._retire(w)
+            else:
+                self._idle.put(w)
+
+    def call(self, job: Job) -> dict:
+        """Run an inspect/detect job; failures come back as {"error": reason}."""
+        res_holder: dict = {}
+
+        def grab(reply: dict) -> None:
+            res_holder.update(reply)
+
+        fr = self.run(job, _on_reply=grab)
+        if res_holder and "result" not in res_holder and "error" not in res_holder:
+            return res_holder
+        return {"error": fr.reason or res_holder.get("error") or "failed"}
+
+    def submit(self, job: Job) -> Future:
+        return self._exec.submit(self.run, job)
+
+    def close(self) -> None:
+        self._closed = True
+        self._exec.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            workers = list(self._all)
+            self._all.clear()
+        for w in workers:
+            w.close()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+if __name__ == "__main__":
+    worker_main()
