@@ -274,7 +274,7 @@ def _is_disk_image(f, size: int, reasons: list[str]) -> str | None:
         if size > off + 5:
             f.seek(off)
             if f.read(5) == b"CD001":
-                reasons.append("ISO 9660 volume descriptor at 0x%x" % off)
+                reasons.append(f"ISO 9660 volume descriptor at 0x{off:x}")
                 return "application/x-iso9660-image"
     f.seek(0)
     start = f.read(8)
@@ -393,7 +393,7 @@ def detect(path: str | Path, name: str | None = None) -> Detection:
         lm, desc = _libmagic(head)
         lm = _MAGIC_MAP.get(lm, lm)
         reasons.append(f"libmagic: {desc}")
-        if lm.startswith("text/") or lm in ("application/octet-stream", "inode/x-empty") and _looks_text(head):
+        if lm.startswith("text/") or lm in ("application/octet-stream", "inode/x-empty", "application/x-empty"):
             if _looks_text(head):
                 lm = _text_kind(head, claimed, reasons)
             elif lm.startswith("text/"):

@@ -30,6 +30,10 @@ def detect_encoding(data: bytes) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf-16"
     sample = data[:1 << 20]
+    # ISO-2022-JP is 7-bit and would pass as UTF-8: look for its escape sequences first.
+    if b"\x1b$B" in sample or b"\x1b$@" in sample or b"\x1b(J" in sample:
+        if all(b < 0x80 for b in sample):
+            return "iso2022_jp"
     try:
         sample.decode("utf-8")
         return "utf-8"
@@ -37,9 +41,6 @@ def detect_encoding(data: bytes) -> str:
         # A multi-byte character cut at the sample boundary is still UTF-8.
         if len(sample) < len(data) and exc.start >= len(sample) - 3:
             return "utf-8"
-    if b"\x1b$B" in sample or b"\x1b$@" in sample or b"\x1b(J" in sample:
-        if all(b < 0x80 for b in sample):
-            return "iso2022_jp"
     candidates: list[tuple[float, str]] = []
     for enc in ("cp932", "euc_jp"):
         try:

@@ -18,13 +18,16 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
     """A function family -> (directory, {relative path: Sample}); each family generated once."""
     from samples import generate
 
-    base = tmp_path_factory.mktemp("samples")
-    made: dict[str, dict] = {}
+    root = tmp_path_factory.mktemp("samples")
+    made: dict[str, tuple] = {}
 
     def get(family: str):
+        # Each family in its own directory so a test can sanitize the whole of it.
         if family not in made:
-            made[family] = {s.path: s for s in generate(base, [family])}
-        return base, made[family]
+            base = root / family
+            made[family] = (base, {s.path: s for s in generate(base, [family])})
+            (base / "manifest.json").rename(root / f"{family}-manifest.json")
+        return made[family]
 
     return get
 

@@ -1,0 +1,101 @@
+"""The batch CLI end to end, driven as a user drives it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import all_threat_ids, run_cli, sanitize_report
+
+REPORT_KEYS = {"source", "sha256", "size", "detected_type", "verdict", "output", "output_sha256", "threats",
+               "reason", "text_output", "elapsed_ms"}
+
+
+def test_sanitize_corpus_matches_expectations(corpus, tmp_path):
+    base, samples = corpus("text")
+    out, text = tmp_path / "out", tmp_path / "text"
+    report = sanitize_report([base], out, "--text", str(text))
+    by = {Path(f["source"]).relative_to(base).as_posix(): f for f in report["files"]}
+    assert set(by) == set(samples)
+    for rel, s in samples.items():
+        f = by[rel]
+        assert REPORT_KEYS <= set(f), rel
+        assert f["verdict"] == s.verdict, (rel, f["reason"], f["threats"])
+        assert set(s.threats) <= all_threat_ids(f), (rel, f["threats"])
+        if s.verdict == "blocked":
+            assert f["output"] is None and f["reason"] and " / " in f["reason"]
+        else:
+            outp = Path(f["output"])
+            assert outp.is_file() and outp.is_relative_to(out)
+            # Outputs mirror the relative path of the input.
+            assert outp.parent.relative_to(out).as_posix() == Path(rel).parent.as_posix()
+            assert Path(f["text_output"]) == text / Path(rel).parent / (outp.name + ".txt")
+    # Blocked files are not written at all, not even a placeholder.
+    blocked_dir = out / "detect" / "blocked"
+    assert not blocked_dir.exists() or not any(blocked_dir.iterdir())
+    s = report["summary"]
+    assert s["total"] == len(samples) and s["policy"] == "default" and s["policy_version"]
+    assert s["clean"] + s["sanitized"] + s["blocked"] == s["total"]
+
+
+def test_summary_only_when_not_a_terminal(corpus, tmp_path):
+    base, _ = corpus("text")
+    proc = run_cli("sanitize", str(base / "text" / "benign"), "-o", str(tmp_path / "o"))
+    assert proc.returncode == 0
+    lines = proc.stdout.decode().splitlines()
+    assert [ln.split(":")[0] for ln in lines] == ["clean", "sanitized", "blocked"]
+    assert proc.stderr == b""
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert run_cli("sanitize", str(tmp_path)).returncode == 2  # no -o
+    missing = run_cli("sanitize", str(tmp_path / "nope"), "-o", str(tmp_path / "o"))
+    assert missing.returncode == 2 and b"no such file" in missing.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nversion = "1"\n[families.csv]\naction = "allow"\n', "utf-8")
+    f = tmp_path / "a.txt"
+    f.write_text("x")
+    proc = run_cli("sanitize", str(f), "-o", str(tmp_path / "o"), "--policy", str(bad))
+    assert proc.returncode == 2
+    err = proc.stderr.decode()
+    assert "bad.toml" in err and "families.csv.action" in err and "'allow'" in err
+    assert run_cli("frobnicate").returncode == 2
+
+
+def test_detect_inspect_extract(corpus, tmp_path):
+    base, _ = corpus("text")
+    d = run_cli("detect", str(base / "detect" / "blocked" / "invoice.pdf"))
+    assert d.returncode == 0
+    text = d.stdout.decode()
+    assert "application/vnd.microsoft.portable-executable" in text and "MISMATCH" in text and "MZ" in text
+    dj = run_cli("detect", "--json", str(base / "text" / "hostile" / "disguised.txt"))
+    assert json.loads(dj.stdout)["detection"]["mime"] == "text/html"
+
+    i = run_cli("inspect", "--json", str(base / "text" / "hostile" / "formula_sjis.csv"))
+    info = json.loads(i.stdout)
+    assert {t["id"] for t in info["threats"]} == {"csv.formula"}
+    assert not any(tmp_path.iterdir())  # inspect writes nothing
+
+    e = run_cli("extract", str(base / "text" / "benign" / "sjis.txt"))
+    assert e.returncode == 0
+    assert "住民票の写しの交付申請書" in e.stdout.decode("utf-8") and "表示・申請・ソ・能・十" in e.stdout.decode()
+    blocked = run_cli("extract", str(base / "detect" / "blocked" / "tool.exe"))
+    assert blocked.returncode == 1 and "blocked" in blocked.stderr.decode()
+
+
+def test_policy_check(tmp_path):
+    from tests.conftest import ROOT
+
+    ok = run_cli("policy", "check", str(ROOT / "rules" / "default.toml"), str(ROOT / "rules" / "text-only.toml"))
+    assert ok.returncode == 0, ok.stderr.decode()
+    assert b"default@" in ok.stdout
+
+
+def test_text_only_policy_delivers_text(corpus, tmp_path):
+    base, _ = corpus("text")
+    out = tmp_path / "o"
+    report = sanitize_report([base / "text" / "hostile" / "script.html"], out, "--policy", "text-only")
+    f = report["files"][0]
+    assert f["verdict"] == "sanitized"
+    assert f["output"].endswith("script.html.txt")
+    body = Path(f["output"]).read_text("utf-8")
+    assert "本文" in body and "<script" not in body and "alert" not in body

@@ -1,0 +1,166 @@
+"""Configuration: embedded defaults < config file < command-line flags.
+
+The embedded defaults are `transfer_agent/transfer_agent.toml`. Unknown keys are errors
+so that a typo in an operator's file does not silently fall back to a default.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "transfer_agent.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names file and key."""
+
+
+def _defaults() -> dict[str, Any]:
+    raw = resources.files("transfer_agent").joinpath(CONFIG_NAME).read_text("utf-8")
+    return tomllib.loads(raw)
+
+
+@dataclass
+class Config:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    api_port: int = 8080
+    console_port: int = 8081
+    workers: int = 0
+    policy: str = "default"
+    shutdown_grace_seconds: float = 30.0
+    log_level: str = "info"
+    default_channel: str = "default"
+    stable_seconds: float = 5.0
+    close_settle_seconds: float = 1.0
+    tick_seconds: float = 0.25
+    rescan_seconds: float = 10.0
+    watcher: str = "native"
+    max_attempts: int = 3
+    ignore: list[str] = field(default_factory=list)
+    fsync: bool = True
+    purge_interval_seconds: float = 3600.0
+    channel_policies: dict[str, str] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+    # Layout under the data directory.
+    @property
+    def dropbox(self) -> Path:
+        return self.data_dir / "dropbox"
+
+    @property
+    def inbox(self) -> Path:
+        return self.data_dir / "inbox"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.data_dir / "quarantine"
+
+    @property
+    def state(self) -> Path:
+        return self.data_dir / "state"
+
+    @property
+    def work(self) -> Path:
+        return self.data_dir / "work"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state / "ledger.sqlite3"
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+
+
+# section -> key -> (attribute, type)
+_SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
+    "service": {
+        "data_dir": ("data_dir", str), "host": ("host", str), "api_port": ("api_port", int),
+        "console_port": ("console_port", int), "workers": ("workers", int), "policy": ("policy", str),
+        "shutdown_grace_seconds": ("shutdown_grace_seconds", float), "log_level": ("log_level", str),
+    },
+    "intake": {
+        "default_channel": ("default_channel", str), "stable_seconds": ("stable_seconds", float),
+        "close_settle_seconds": ("close_settle_seconds", float), "tick_seconds": ("tick_seconds", float),
+        "rescan_seconds": ("rescan_seconds", float), "watcher": ("watcher", str),
+        "max_attempts": ("max_attempts", int), "ignore": ("ignore", list),
+    },
+    "delivery": {"fsync": ("fsync", bool)},
+    "retention": {"purge_interval_seconds": ("purge_interval_seconds", float)},
+}
+
+
+def _apply(values: dict[str, Any], data: dict[str, Any], source: str) -> None:
+    for section, body in data.items():
+        if section == "channels":
+            if not isinstance(body, dict):
+                raise ConfigError(f"{source}: [channels] must be a table")
+            for name, ch in body.items():
+                if not isinstance(ch, dict) or set(ch) - {"policy"} or not isinstance(ch.get("policy"), str):
+                    raise ConfigError(f"{source}: channels.{name}: only `policy = \"NAME_OR_FILE\"` is allowed")
+                values["channel_policies"][name] = ch["policy"]
+            continue
+        spec = _SCHEMA.get(section)
+        if spec is None or not isinstance(body, dict):
+            raise ConfigError(f"{source}: unknown section [{section}] (expected {sorted(_SCHEMA) + ['channels']})")
+        for key, value in body.items():
+            if key not in spec:
+                raise ConfigError(f"{source}: {section}.{key}: unknown key (expected one of {sorted(spec)})")
+            attr, typ = spec[key]
+            ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+            if typ is float and isinstance(value, int) and not isinstance(value, bool):
+                value, ok = float(value), True
+            if typ is list:
+                ok = ok and all(isinstance(v, str) for v in value)
+            if not ok:
+                raise ConfigError(f"{source}: {section}.{key} = {value!r}: must be a {typ.__name__}")
+            values[attr] = value
+
+
+def load_config(config_file: str | Path | None = None, data_dir: str | Path | None = None,
+                **overrides: Any) -> Config:
+    """Build the configuration. `overrides` are command-line values (None = not given)."""
+    values: dict[str, Any] = {"channel_policies": {}}
+    _apply(values, _defaults(), "<embedded defaults>")
+    source = "<defaults>"
+    path: Path | None = Path(config_file) if config_file else None
+    if path is None and data_dir is not None and (Path(data_dir) / CONFIG_NAME).is_file():
+        path = Path(data_dir) / CONFIG_NAME
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text("utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        _apply(values, data, str(path))
+        source = str(path)
+    if data_dir is not None:
+        values["data_dir"] = str(data_dir)
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = value
+    cfg = Config(data_dir=Path(values.pop("data_dir")).absolute(), source=source, **values)
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg: Config) -> None:
+    for name in ("api_port", "console_port"):
+        if not 0 <= getattr(cfg, name) <= 65535:
+            raise ConfigError(f"{name} = {getattr(cfg, name)}: must be 0..65535")
+    if cfg.watcher not in ("native", "polling"):
+        raise ConfigError(f"intake.watcher = {cfg.watcher!r}: must be \"native\" or \"polling\"")
+    for name in ("stable_seconds", "close_settle_seconds", "tick_seconds", "rescan_seconds",
+                 "purge_interval_seconds"):
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{name} = {getattr(cfg, name)}: must be > 0")
+    if cfg.workers < 0 or cfg.max_attempts < 1:
+        raise ConfigError("workers must be >= 0 and max_attempts >= 1")
+    if not cfg.default_channel or "/" in cfg.default_channel or cfg.default_channel.startswith("."):
+        raise ConfigError(f"intake.default_channel = {cfg.default_channel!r}: not a usable folder name")
