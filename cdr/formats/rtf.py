@@ -1,0 +1,445 @@
+"""RTF: a group-aware token rewriter that drops objects, remote templates and fetching fields.
+
+The file is tokenised once into a tree of groups; kept tokens are written back byte for byte,
+so text, formatting and pictures (\\pict) survive unchanged. oletools' rtfobj cross-checks the
+result for object data our tokenizer might not have seen (it mimics Word's lenient parser).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import Malformed
+from ..handler import Context, Handler, Rebuilt, register
+from ..model import Detection, Threat
+
+MAX_DEPTH = 1000
+
+# Control words whose group carries an embedded object or its data.
+_OBJECT_WORDS = {b"objdata", b"objupdate", b"objlink", b"objautlink", b"objemb", b"objocx", b"objhtml",
+                 b"objsub", b"objpub", b"objicemb", b"objclass", b"objname", b"objsect", b"objalias",
+                 b"oleclsid", b"datastore"}
+# Field instructions that pull content from elsewhere or run something.
+_FETCHING_FIELDS = {"DDE", "DDEAUTO", "INCLUDETEXT", "INCLUDEPICTURE", "INCLUDE", "IMPORT", "LINK"}
+_SAFE_LINK = re.compile(r"^(https?://|mailto:)", re.I)
+_TOKEN = re.compile(rb"\\([a-zA-Z]{1,32})(-?\d{1,10})? ?|\\'([0-9a-fA-F]{2})|\\([^a-zA-Z])|([{}])|([^\\{}]+)|(\\)$",
+                    re.S)
+
+
+@dataclass
+class Tok:
+    kind: str  # w control word, s control symbol, x hex byte, t text, b \bin data
+    raw: bytes
+    word: bytes = b""
+    param: int | None = None
+
+
+@dataclass
+class Group:
+    children: list = field(default_factory=list)
+
+    def first_word(self) -> bytes:
+        """The destination word: the first control word, skipping a leading \\*."""
+        for c in self.children:
+            if isinstance(c, Tok):
+                if c.kind == "s" and c.raw == b"\\*":
+                    continue
+                if c.kind == "w":
+                    return c.word
+                if c.kind == "t" and not c.raw.strip():
+                    continue
+            return b""
+        return b""
+
+    def starred(self) -> bool:
+        for c in self.children:
+            if isinstance(c, Tok) and c.kind == "t" and not c.raw.strip():
+                continue
+            return isinstance(c, Tok) and c.kind == "s" and c.raw == b"\\*"
+        return False
+
+    def words(self) -> set[bytes]:
+        return {c.word for c in self.children if isinstance(c, Tok) and c.kind == "w"}
+
+
+def parse(data: bytes) -> tuple[Group, bool]:
+    """Tokenise into a tree. Returns (root group, repaired) where repaired means braces were fixed."""
+    start = data.find(b"{")
+    if start < 0 or not data[start:start + 6].lower().startswith((b"{\\rtf", b"{\\rt0")):
+        raise Malformed("not an RTF document", "RTF 文書として読み取れません")
+    root: Group | None = None
+    stack: list[Group] = []
+    pos, n = start, len(data)
+    repaired = False
+    while pos < n:
+        m = _TOKEN.match(data, pos)
+        if m is None:  # cannot happen with the catch-all alternatives; fail closed anyway
+            raise Malformed("RTF tokenizer stalled", "RTF を解析できません")
+        pos = m.end()
+        word, param, hexd, sym, brace, text, lone = m.groups()
+        if brace == b"{":
+            g = Group()
+            if stack:
+                stack[-1].children.append(g)
+            elif root is None:
+                root = g
+            else:  # a second top-level group after the document ended: Word ignores it
+                repaired = True
+                break
+            stack.append(g)
+            if len(stack) > MAX_DEPTH:
+                raise Malformed("RTF groups nested too deeply", "RTF の入れ子が深すぎます")
+            continue
+        if brace == b"}":
+            if not stack:
+                repaired = True
+                break
+            stack.pop()
+            if not stack:
+                if data[pos:].strip(b"\x00\r\n\t "):
+                    repaired = True  # trailing data after the document: dropped
+                break
+            continue
+        if not stack:
+            continue
+        cur = stack[-1]
+        if word is not None:
+            p = int(param) if param is not None else None
+            if word == b"bin" and p and p > 0:
+                cur.children.append(Tok("w", m.group(0), word, p))
+                cur.children.append(Tok("b", data[pos:pos + p]))
+                pos += p
+                continue
+            cur.children.append(Tok("w", m.group(0), word, p))
+        elif hexd is not None:
+            cur.children.append(Tok("x", m.group(0), param=int(hexd, 16)))
+        elif sym is not None:
+            cur.children.append(Tok("s", m.group(0)))
+        elif text is not None:
+            cur.children.append(Tok("t", text))
+        elif lone is not None:
+            repaired = True
+    if stack:
+        repaired = True  # unclosed groups: serialisation closes them
+    assert root is not None
+    return root, repaired
+
+
+def serialize(root: Group) -> bytes:
+    out: list[bytes] = []
+    # Iterative walk so deep (but allowed) nesting cannot exhaust the Python stack.
+    work: list = [root]
+    while work:
+        item = work.pop()
+        if isinstance(item, bytes):
+            out.append(item)
+        elif isinstance(item, Tok):
+            out.append(item.raw)
+        else:
+            work.append(b"}")
+            work.extend(reversed(item.children))
+            work.append(b"{")
+    return b"".join(out)
+
+
+def _plain(g: Group) -> str:
+    """The literal text of a group and its subgroups (field instructions are ASCII in practice)."""
+    parts: list[str] = []
+    stack: list = [g]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Group):
+            stack.extend(reversed(item.children))
+        elif item.kind == "t":
+            parts.append(item.raw.decode("latin-1"))
+        elif item.kind == "x":
+            parts.append(chr(item.param or 0))
+        elif item.kind == "s" and item.raw in (b"\\\\", b"\\{", b"\\}"):
+            parts.append(item.raw[1:].decode())
+        elif item.kind == "w" and item.word == b"u" and item.param is not None:
+            parts.append(chr(item.param % 65536))
+    return "".join(parts).replace("\r", "").replace("\n", "")
+
+
+def _contains_field(g: Group) -> bool:
+    stack = list(g.children)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Group):
+            if item.first_word() == b"field":
+                return True
+            stack.extend(item.children)
+    return False
+
+
+def _field_verdict(fld: Group) -> str | None:
+    """Why a field must be neutralised, or None to keep it."""
+    inst = next((c for c in fld.children if isinstance(c, Group) and c.first_word() == b"fldinst"), None)
+    if inst is None:
+        return None
+    if _contains_field(inst):
+        return "field instruction built from nested fields"
+    text = _plain(inst).strip()
+    words = text.split()
+    kw = words[0].upper().lstrip("\\") if words else ""
+    if kw in _FETCHING_FIELDS:
+        return f"{kw} field"
+    if kw == "HYPERLINK":
+        target = next((w.strip('"') for w in words[1:] if not w.startswith("\\")), "")
+        if target and not _SAFE_LINK.match(target):
+            return f"HYPERLINK to {target[:80]}"
+    return None
+
+
+def _result_group(g: Group, word: bytes) -> Group | None:
+    """The content of the `word` subgroup (fldrslt / result) as a plain group, its keyword dropped."""
+    for c in g.children:
+        if isinstance(c, Group) and c.first_word() == word:
+            kept = [x for x in c.children if not (isinstance(x, Tok) and x.kind == "w" and x.word == word)]
+            return Group(kept)
+    return None
+
+
+def _is_remote(target: str) -> bool:
+    t = target.strip().strip('"').lower()
+    return "://" in t or t.startswith(("\\\\", "//", "file:", "http", "ftp"))
+
+
+def disarm(root: Group) -> list[Threat]:
+    """Rewrite the tree in place; return what was removed."""
+    threats: list[Threat] = []
+    # Root-level object words (no enclosing group to drop): remove the words themselves.
+    root.children = [c for c in root.children
+                     if not (isinstance(c, Tok) and c.kind == "w" and c.word in _OBJECT_WORDS | {b"object"})]
+    stack = [root]
+    while stack:
+        g = stack.pop()
+        new: list = []
+        for c in g.children:
+            if not isinstance(c, Group):
+                new.append(c)
+                continue
+            first = c.first_word()
+            words = c.words()
+            if first == b"object" or b"object" in words:
+                res = _result_group(c, b"result")
+                cls = next((_plain(x).strip() for x in c.children
+                            if isinstance(x, Group) and x.first_word() == b"objclass"), "")
+                threats.append(Threat("rtf.object", f"object {cls}".strip(), "removed",
+                                      "embedded OLE object (result picture kept)" if res else "embedded OLE object"))
+                if res is not None:
+                    new.append(res)
+                    stack.append(res)
+                continue
+            if first in _OBJECT_WORDS or words & _OBJECT_WORDS:
+                threats.append(Threat("rtf.object", (first or b"").decode(), "removed", "object data"))
+                continue
+            if first == b"template":
+                target = _plain(c).strip()
+                if _is_remote(target):
+                    threats.append(Threat("rtf.remote_template", target[:200], "removed", "attached template"))
+                continue  # a local template path is dropped silently: it only names a file
+            if first == b"field":
+                why = _field_verdict(c)
+                if why:
+                    res = _result_group(c, b"fldrslt") or Group()
+                    threats.append(Threat("rtf.field", why, "neutralized", "field result kept as text"))
+                    new.append(res)
+                    stack.append(res)
+                    continue
+            new.append(c)
+            stack.append(c)
+        g.children = new
+    return threats
+
+
+def _rtfobj_findings(data: bytes) -> list[Threat]:
+    try:
+        from oletools.rtfobj import RtfObjParser
+
+        p = RtfObjParser(data)
+        p.parse()
+        return [Threat("rtf.object", f"offset {o.start}", "found", "object data (rtfobj)") for o in p.objects]
+    except Exception:
+        return []
+
+
+def findings(data: bytes) -> list[Threat]:
+    root, _ = parse(data)
+    found = [Threat(t.id, t.location, "found", t.detail) for t in disarm(root)]
+    if not any(t.id == "rtf.object" for t in found):
+        found += _rtfobj_findings(data)
+    return found
+
+
+# --- text rendition ------------------------------------------------------------------------------
+
+_CHARSET_CP = {0: None, 128: "cp932", 129: "cp949", 130: "johab", 134: "gbk", 136: "big5", 161: "cp1253",
+               162: "cp1254", 163: "cp1258", 177: "cp1255", 178: "cp1256", 186: "cp1257", 204: "cp1251",
+               222: "cp874", 238: "cp1250", 77: "mac_roman", 78: "shift_jis"}
+_SKIP = {b"fonttbl", b"colortbl", b"stylesheet", b"info", b"pict", b"themedata", b"colorschememapping",
+         b"datastore", b"latentstyles", b"listtable", b"listoverridetable", b"rsidtbl", b"generator",
+         b"xmlnstbl", b"mmathPr", b"fldinst", b"objdata", b"objclass", b"template", b"docvar", b"filetbl",
+         b"revtbl", b"pgdsctbl", b"userprops", b"bkmkstart", b"bkmkend", b"nonshppict", b"pn", b"pntext",
+         b"listtext", b"sp", b"xe", b"tc", b"atnid", b"atnauthor", b"wgrffmtfilter", b"ftnsep", b"ftnsepc",
+         b"aftnsep", b"aftnsepc", b"protusertbl", b"passwordhash"}
+_BREAKS = {b"par": "\n", b"line": "\n", b"sect": "\n", b"page": "\n", b"row": "\n", b"tab": "\t",
+           b"cell": "\t", b"emdash": "\u2014", b"endash": "\u2013", b"bullet": "\u2022", b"lquote": "\u2018",
+           b"rquote": "\u2019", b"ldblquote": "\u201c", b"rdblquote": "\u201d", b"emspace": "\u2003",
+           b"enspace": "\u2002", b"qmspace": "\u2005", b"nestcell": "\t", b"nestrow": "\n"}
+_CPG = {932: "cp932", 936: "gbk", 949: "cp949", 950: "big5", 1250: "cp1250", 1251: "cp1251", 1252: "cp1252",
+        1253: "cp1253", 1254: "cp1254", 1255: "cp1255", 1256: "cp1256", 1257: "cp1257", 1258: "cp1258",
+        874: "cp874", 10000: "mac_roman", 437: "cp437", 850: "cp850", 65001: "utf-8"}
+
+
+def _fonts(root: Group, default: str) -> dict[int, str]:
+    fonts: dict[int, str] = {}
+    tbl = next((c for c in root.children if isinstance(c, Group) and c.first_word() == b"fonttbl"), None)
+    if tbl is None:
+        return fonts
+    entries = [c for c in tbl.children if isinstance(c, Group)] or [tbl]
+    for e in entries:
+        num, cp = None, None
+        for t in e.children:
+            if isinstance(t, Tok) and t.kind == "w":
+                if t.word == b"f" and num is None:
+                    num = t.param
+                elif t.word == b"fcharset" and t.param is not None:
+                    cp = _CHARSET_CP.get(t.param, cp)
+                elif t.word == b"cpg" and t.param in _CPG:
+                    cp = _CPG[t.param]
+        if num is not None:
+            fonts[num] = cp or default
+    return fonts
+
+
+def rtf_text(data: bytes) -> str:
+    """Plain text of an RTF document: \\'xx bytes decoded in the font's or document's code page."""
+    root, _ = parse(data)
+    default = "cp1252"
+    for t in root.children[:40]:
+        if isinstance(t, Tok) and t.kind == "w" and t.word == b"ansicpg" and t.param in _CPG:
+            default = _CPG[t.param]
+        elif isinstance(t, Tok) and t.kind == "w" and t.word == b"deff" and t.param is not None:
+            pass
+    fonts = _fonts(root, default)
+    deff = next((t.param for t in root.children[:40]
+                 if isinstance(t, Tok) and t.kind == "w" and t.word == b"deff"), None)
+    base_cp = fonts.get(deff, default) if deff is not None else default
+
+    out: list[str] = []
+    pending = bytearray()
+    # Each frame: (iterator over children, cp, uc, skip_upr)
+    state = {"cp": base_cp, "uc": 1, "skip": 0}
+
+    def flush() -> None:
+        if pending:
+            out.append(bytes(pending).decode(state["cp"], "replace"))
+            pending.clear()
+
+    frames: list[tuple] = [(iter(root.children), dict(state))]
+    while frames:
+        it, st = frames[-1]
+        state = st
+        item = next(it, None)
+        if item is None:
+            flush()
+            frames.pop()
+            continue
+        if isinstance(item, Group):
+            first = item.first_word()
+            if first == b"upr":  # ANSI + Unicode twin: read only the \ud part
+                ud = next((c for c in item.children if isinstance(c, Group) and c.first_word() == b"ud"), None)
+                flush()
+                if ud is not None:
+                    frames.append((iter(ud.children), dict(st, skip=0)))
+                continue
+            if first in _SKIP or (item.starred() and first != b"ud"):
+                continue
+            flush()
+            frames.append((iter(item.children), dict(st, skip=0)))
+            continue
+        if item.kind == "w":
+            w = item.word
+            if w == b"u" and item.param is not None:
+                flush()
+                out.append(chr(item.param % 65536))
+                st["skip"] = st["uc"]
+                continue
+            if w == b"uc" and item.param is not None:
+                st["uc"] = max(0, item.param)
+                continue
+            if w == b"f" and item.param is not None:
+                flush()
+                st["cp"] = fonts.get(item.param, base_cp)
+                continue
+            if w in _BREAKS:
+                flush()
+                out.append(_BREAKS[w])
+                st["skip"] = 0
+                continue
+            continue
+        if item.kind == "b":
+            st["skip"] = 0
+            continue
+        if item.kind == "x":
+            if st["skip"] > 0:
+                st["skip"] -= 1
+                continue
+            pending.append(item.param or 0)
+            continue
+        if item.kind == "s":
+            sym = item.raw[1:2]
+            if st["skip"] > 0 and sym in (b"\\", b"{", b"}", b"~", b"_"):
+                st["skip"] -= 1
+                continue
+            if sym in (b"\\", b"{", b"}"):
+                pending.extend(sym)
+            elif sym == b"~":
+                flush()
+                out.append("\u00a0")
+            elif sym == b"_":
+                flush()
+                out.append("\u2011")
+            elif sym in (b"\n", b"\r"):
+                flush()
+                out.append("\n")
+            continue
+        if item.kind == "t":
+            raw = item.raw.replace(b"\r", b"").replace(b"\n", b"")
+            if st["skip"] > 0 and raw:
+                cut = min(st["skip"], len(raw))
+                raw = raw[cut:]
+                st["skip"] -= cut
+            pending.extend(raw)
+    text = "".join(out)
+    return re.sub(r"[ \t]+\n", "\n", text).strip("\n") + "\n"
+
+
+@register
+class RtfHandler(Handler):
+    family = "rtf"
+    mime_types = ("application/rtf",)
+    options = {}
+
+    def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
+        return findings(path.read_bytes())
+
+    def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
+        data = src.read_bytes()
+        root, repaired = parse(data)
+        threats = disarm(root)
+        out = serialize(root)
+        if repaired:
+            threats.append(Threat("file.malformed", ctx.name, "repaired", "unbalanced braces or trailing data"))
+        # rtfobj mimics Word's lenient parser: anything it still sees as an object blocks the file.
+        leftover = _rtfobj_findings(out)
+        if leftover:
+            raise Malformed("object data hidden in a way this sanitizer cannot rebuild safely",
+                            "安全に再構築できない形で埋め込みオブジェクトが含まれています", threat_id="rtf.object")
+        dst.write_bytes(out)
+        return Rebuilt(threats=threats, extension=".rtf")
+
+    def extract_text(self, ctx: Context, path: Path, detection: Detection) -> str:
+        return rtf_text(path.read_bytes())

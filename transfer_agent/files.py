@@ -1,0 +1,122 @@
+"""File-system helpers: durable renames and the names clerks see.
+
+Names from the internet side are kept as the sender wrote them (NFC normalised), minus
+control and bidi characters (a right-to-left override can make `exe.pdf` look like a PDF),
+and cut to fit the 255-byte limit together with our suffixes.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import unicodedata
+from pathlib import Path
+
+NAME_MAX = 255
+# Longest thing we append to a delivered name: " (9999)" + ".blocked.json" and the temp decoration.
+_RESERVE = len(" (9999)") + len(".blocked.json") + len("..tmp-") + 20
+_BIDI = {"\u061c", "\u200e", "\u200f", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))}
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in `path` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def hash_file(path: Path, fsync: bool = False) -> tuple[str, int]:
+    """sha256 and size, reading through a no-follow descriptor."""
+    h = hashlib.sha256()
+    size = 0
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+            size += len(chunk)
+        if fsync:
+            os.fsync(f.fileno())
+    return h.hexdigest(), size
+
+
+def decode_name(name: str) -> str:
+    """A file-system name as text: undecodable UTF-8 bytes are tried as cp932 (Windows clients)."""
+    if any("\udc80" <= c <= "\udcff" for c in name):
+        raw = os.fsencode(name)
+        try:
+            name = raw.decode("cp932")
+        except UnicodeDecodeError:
+            name = raw.decode("utf-8", "replace")
+    return name
+
+
+def clean_name(name: str, fallback: str = "file") -> str:
+    """NFC, no control/bidi characters, no path separators, not '.' or '..'."""
+    name = unicodedata.normalize("NFC", decode_name(name))
+    name = "".join(c for c in name if c not in _BIDI and unicodedata.category(c) not in ("Cc", "Cf"))
+    name = name.replace("/", "_").replace("\\", "_").strip()
+    if name in ("", ".", ".."):
+        name = fallback
+    return fit_name(name, NAME_MAX - _RESERVE)
+
+
+def fit_name(name: str, max_bytes: int) -> str:
+    """Shorten the stem (keeping the extension) until the UTF-8 name fits `max_bytes`."""
+    if len(name.encode("utf-8")) <= max_bytes:
+        return name
+    stem, ext = split_ext(name)
+    if len(ext.encode("utf-8")) > max_bytes // 2:
+        ext = ""
+    budget = max_bytes - len(ext.encode("utf-8"))
+    out = stem.encode("utf-8")[:budget].decode("utf-8", "ignore")
+    return (out or "file") + ext
+
+
+def split_ext(name: str) -> tuple[str, str]:
+    """'申請書.docx' -> ('申請書', '.docx'); a leading dot is not an extension."""
+    i = name.rfind(".")
+    if i <= 0:
+        return name, ""
+    return name[:i], name[i:]
+
+
+def numbered(name: str, n: int) -> str:
+    """The n-th collision variant: '申請書.docx' -> '申請書 (2).docx'."""
+    if n <= 1:
+        return name
+    stem, ext = split_ext(name)
+    return f"{stem} ({n}){ext}"
+
+
+def temp_name(final: str, job_id: int) -> str:
+    """Dot-prefixed so clerks never see it; carries the job id so recovery can find it."""
+    suffix = f".tmp-{job_id}"
+    head = fit_name(final, NAME_MAX - 1 - len(suffix))
+    return f".{head}{suffix}"
+
+
+def link_no_replace(src: Path, dst: Path) -> None:
+    """Give `src` the name `dst` atomically, failing with FileExistsError if `dst` exists.
+
+    A hard link never replaces; where links are unsupported, fall back to check + rename.
+    """
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+            raise
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "exists", str(dst)) from None
+        os.rename(src, dst)
+        return
+    os.unlink(src)
