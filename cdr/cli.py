@@ -97,7 +97,7 @@ def cmd_sanitize(args: argparse.Namespace) -> int:
     results = [None] * len(inputs)
     taken: set[Path] = set()
     try:
-        with WorkerPool(args.jobs) as pool:
+        with WorkerPool(max(1, min(args.jobs or os.cpu_count() or 1, len(inputs)))) as pool:
             futures = {}
             for i, (src, rel) in enumerate(inputs):
                 jd = staging / str(i)

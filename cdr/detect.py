@@ -261,7 +261,9 @@ def _ole(path: Path, reasons: list[str]) -> str:
         return "application/vnd.ms-excel"
     if "PowerPoint Document" in top:
         return "application/vnd.ms-powerpoint"
-    if any(e.startswith(("JSRV_", "DocumentText", "JSDOC")) or "Ichitaro" in e or "Taro" in e for e in top) \
+    # Ichitaro 8+: DocumentText + \x04JSRV_* streams; .jtdc keeps the document in JSCompDocument.
+    if any(e.startswith(("JSRV_", "\x04JSRV_", "DocumentText", "JSCompDocument", "JSDOC")) or "Ichitaro" in e
+           or "Taro" in e for e in top) \
             or clsid.startswith(("90B2E3D7", "FCFE4D3A")):
         return "application/x-js-taro"
     if "\x05SummaryInformation" in top and len(top) <= 3:

@@ -16,6 +16,7 @@ class CdrError(Exception):
         if threat_id:
             self.threat_id = threat_id
         self.location = location
+        self.children: list = []  # nested results (archive members) to keep in the report
         super().__init__(self.en)
 
 

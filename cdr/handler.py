@@ -11,6 +11,7 @@ import importlib
 import os
 import pkgutil
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +80,7 @@ class Rebuilt:
     children: list[FileResult] = field(default_factory=list)  # archive members, attachments
 
 
-class Handler:
+class Handler(ABC):
     """Base class for a format family."""
 
     family: ClassVar[str] = ""
@@ -88,17 +89,17 @@ class Handler:
     # True when extract_text gives something meaningful for the text-only policy.
     has_text: ClassVar[bool] = True
 
+    @abstractmethod
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
         """Findings in the file at `path`, without changing anything."""
-        raise NotImplementedError
 
+    @abstractmethod
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
         """Write a disarmed rebuild of `src` to `dst`; raise a CdrError to block."""
-        raise NotImplementedError
 
+    @abstractmethod
     def extract_text(self, ctx: Context, path: Path, detection: Detection) -> str:
         """A plain-text rendition, in reading order."""
-        raise NotImplementedError
 
 
 _BY_MIME: dict[str, Handler] = {}

@@ -82,6 +82,8 @@ def process(src: str | Path, name: str, out_dir: str | Path, policy: Policy, *,
 def _block_with(result: FileResult, exc: CdrError) -> None:
     if not any(t.id == exc.threat_id and t.action == "blocked" for t in result.threats):
         result.threats.append(Threat(exc.threat_id, exc.location or result.source, "blocked", exc.en))
+    if exc.children:
+        result.children = exc.children
     result.block(exc.ja, exc.en)
 
 
@@ -104,8 +106,11 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
                        f"判別できない、または未対応のファイル形式です（{det.label}）", "file.unsupported")
     rule = policy.family(det.family)
     if rule.action == "block":
-        ja, en = _POLICY_BLOCK
-        raise CdrError(en.format(label=det.label), ja.format(label=det.label), "policy.blocked")
+        ja, en = _POLICY_BLOCK[0].format(label=det.label), _POLICY_BLOCK[1].format(label=det.label)
+        hint = getattr(handler_for(det.mime), "block_hint", None)  # e.g. what to ask the sender for
+        if hint:
+            ja, en = f"{ja}。{hint[0]}", f"{en}; {hint[1]}"
+        raise CdrError(en, ja, "policy.blocked")
     handler = handler_for(det.mime)
     if handler is None:
         raise CdrError(f"no sanitizer for {det.label}", f"この形式（{det.label}）を無害化する処理がありません",
@@ -117,6 +122,19 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
 
     ctx = Context(name=name, options=dict(rule.options), limits=policy.limits, workdir=work,
                   deadline=deadline, password=password, depth=depth, process_child=child, policy=policy)
+    if rule.action == "text" and not getattr(handler, "rebuildable", True):
+        # No rebuild exists for this type (e.g. 一太郎): the text rendition is read from the source.
+        text = handler.extract_text(ctx, src, det)
+        ctx.check_time()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        dest = out_dir / (output_name(name, det, None) + ".txt")
+        _write(dest, text.encode("utf-8"))
+        result.warnings.extend(ctx.warnings)
+        result.output = result.text_output = str(dest)
+        result.output_sha256 = sha256_file(dest)
+        result.threats.append(Threat("policy.text_only", name, "converted", "delivered as text only"))
+        result.verdict = SANITIZED
+        return
     built = work / "rebuilt.bin"
     rebuilt = handler.rebuild(ctx, src, built, det)
     ctx.check_time()

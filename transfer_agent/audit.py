@@ -12,7 +12,7 @@ import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 GENESIS = "0" * 64
@@ -45,7 +45,7 @@ def append(cur: sqlite3.Cursor, event: str, data: dict[str, Any] | None = None, 
     """Append one row; call inside a write transaction. Returns (seq, hash)."""
     last = cur.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    ts = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    ts = datetime.now(UTC).isoformat(timespec="microseconds")
     text = json.dumps(data or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     h = row_hash(prev, seq, ts, event, job_id, actor, text)
     cur.execute("INSERT INTO audit(seq, ts, event, job_id, actor, data, prev, hash) VALUES (?,?,?,?,?,?,?,?)",

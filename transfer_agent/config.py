@@ -45,6 +45,10 @@ class Config:
     fsync: bool = True
     purge_interval_seconds: float = 3600.0
     channel_policies: dict[str, str] = field(default_factory=dict)
+    max_upload_mb: float = 100.0
+    api_max_files: int = 50
+    api_rate_per_minute: float = 60.0
+    api_rate_burst: int = 20
     source: str = "<defaults>"
 
     # Layout under the data directory.
@@ -92,6 +96,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
     },
     "delivery": {"fsync": ("fsync", bool)},
     "retention": {"purge_interval_seconds": ("purge_interval_seconds", float)},
+    "api": {"max_upload_mb": ("max_upload_mb", float), "max_files": ("api_max_files", int),
+            "rate_per_minute": ("api_rate_per_minute", float), "rate_burst": ("api_rate_burst", int)},
 }
 
 

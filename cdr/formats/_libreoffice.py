@@ -81,7 +81,7 @@ def _preexec() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (new, hard))
 
 
-def convert(ctx: Context, src: Path, target: str, out_dir: Path | None = None) -> Path:
+def convert(ctx: Context, src: Path, target: str, out_dir: Path | None = None, suffix: str | None = None) -> Path:
     """Convert `src` with LibreOffice to format `target` (e.g. "docx", "xlsx:Calc MS Excel 2007 XML").
 
     Returns the produced file. Raises ToolMissing with a clerk-readable reason on any failure.
@@ -93,7 +93,7 @@ def convert(ctx: Context, src: Path, target: str, out_dir: Path | None = None) -
     out_dir = out_dir or (ctx.workdir / "lo-out")
     out_dir.mkdir(parents=True, exist_ok=True)
     # LibreOffice names the output after the input's stem: give it a plain ASCII name.
-    ext = src.suffix.lower() if src.suffix else ""
+    ext = suffix if suffix is not None else src.suffix.lower()
     staged = ctx.workdir / f"lo-in{ext}"
     if staged != src:
         shutil.copyfile(src, staged)

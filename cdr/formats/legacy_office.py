@@ -136,7 +136,7 @@ def _object_threats(ole, entries: list[list[str]]) -> list[Threat]:
     seen: set[str] = set()
     for e in entries:
         top = e[0]
-        if len(e) >= 2 and top == "ObjectPool":  # Word: one storage per embedded object
+        if len(e) >= 3 and top == "ObjectPool":  # Word: one storage (holding streams) per object
             key = "/".join(e[:2])
         elif top.startswith("MBD") and len(e) >= 2:  # Excel embedded objects
             key = top
@@ -161,7 +161,7 @@ def findings(path: Path) -> list[Threat]:
         entries = ole.listdir(streams=True, storages=True)
         threats = _vba_threats(path, entries)
         threats += _xlm_threats(ole)
-        threats += _object_threats(ole, entries)
+        threats += _object_threats(ole, ole.listdir(streams=True, storages=False))
     finally:
         ole.close()
     return threats
@@ -232,11 +232,7 @@ def _ooxml_module():
 
 
 def _convert(ctx: Context, src: Path, mime: str) -> Path:
-    target = _TARGETS[mime][0]
-    staged = ctx.workdir / f"legacy{_SOURCE_EXT[mime]}"
-    if src != staged:
-        staged.write_bytes(src.read_bytes())
-    return _libreoffice.convert(ctx, staged, target, ctx.workdir / "converted")
+    return _libreoffice.convert(ctx, src, _TARGETS[mime][0], ctx.workdir / "converted", suffix=_SOURCE_EXT[mime])
 
 
 @register
@@ -260,8 +256,8 @@ class LegacyOfficeHandler(Handler):
                           "docx/xlsx/pptx または PDF での再送を依頼してください", threat_id="policy.blocked")
         if detection.mime not in _TARGETS:
             raise Malformed(f"unexpected type {detection.mime}")
-        ooxml = _ooxml_module()
         plain, note = decrypt_if_needed(ctx, src, detection.mime)
+        ooxml = _ooxml_module()
         threats = [note] if note else []
         for t in findings(plain):
             action = "neutralized" if t.id == "ole.xlm" else "removed"
@@ -278,7 +274,7 @@ class LegacyOfficeHandler(Handler):
                        children=list(inner.children))
 
     def extract_text(self, ctx: Context, path: Path, detection: Detection) -> str:
-        ooxml = _ooxml_module()
         plain, _note = decrypt_if_needed(ctx, path, detection.mime)
+        ooxml = _ooxml_module()
         converted = _convert(ctx, plain, detection.mime)
         return ooxml.ooxml_text(converted)

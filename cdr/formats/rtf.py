@@ -27,7 +27,7 @@ _TOKEN = re.compile(rb"\\([a-zA-Z]{1,32})(-?\d{1,10})? ?|\\'([0-9a-fA-F]{2})|\\(
                     re.S)
 
 
-@dataclass
+@dataclass(slots=True)
 class Tok:
     kind: str  # w control word, s control symbol, x hex byte, t text, b \bin data
     raw: bytes
@@ -35,7 +35,7 @@ class Tok:
     param: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Group:
     children: list = field(default_factory=list)
 

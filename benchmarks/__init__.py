@@ -1,0 +1,1 @@
+"""Throughput benchmarks: `python -m benchmarks [--quick] [--json FILE] [--plot FILE.png]`."""

@@ -1,0 +1,101 @@
+"""Per-file time of image sanitizing, as a ratio to a plain Pillow decode+encode in the same run.
+
+`python -m benchmarks.bench_images [--quick]`. For 2, 6 and 12 MP JPEGs (with EXIF/XMP like a
+phone photo) and a 12 MP PNG, the full pipeline (detect, rebuild, verify, hash) is timed in
+"reencode" and "lossless" mode, alternating with the floor (Image.open + load + save in memory,
+JPEG with quality="keep", PNG with Pillow defaults) round after round; medians are reported.
+"""
+from __future__ import annotations
+
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+SIZES = {"2MP": (1632, 1224), "6MP": (3000, 2000), "12MP": (4000, 3000)}
+
+
+def _make(dirpath: Path, quick: bool) -> list[tuple[str, Path]]:
+    from samples.image_samples import XMP, exif_gps, photo
+
+    files = []
+    for label, (w, h) in SIZES.items():
+        p = dirpath / f"photo_{label}.jpg"
+        photo(w, h, seed=w, grain=0.3).save(p, "JPEG", quality=90, exif=exif_gps(1), xmp=XMP)
+        files.append((f"jpeg-{label}", p))
+    w, h = SIZES["12MP"]
+    p = dirpath / "screen_12MP.png"
+    photo(w, h, seed=3, grain=0.15).save(p, "PNG")  # a photo saved as PNG: the expensive case
+    files.append(("png-12MP", p))
+    return files
+
+
+def _floor(path: Path) -> float:
+    t = time.perf_counter()
+    with Image.open(path) as im:
+        im.load()
+        buf = io.BytesIO()
+        # Same output quality as ours: JPEG with the source's tables and sampling, PNG at default level.
+        im.save(buf, format=im.format, **({"quality": "keep"} if im.format == "JPEG" else {}))
+    return time.perf_counter() - t
+
+
+def _pipeline(path: Path, policy, out: Path) -> float:
+    from cdr.pipeline import process
+
+    t = time.perf_counter()
+    r = process(path, path.name, out, policy)
+    dt = time.perf_counter() - t
+    if r.verdict == "blocked":
+        raise RuntimeError(f"{path.name}: {r.reason}")
+    Path(r.output).unlink()
+    return dt
+
+
+def run(quick: bool = False) -> list[dict]:
+    from cdr.policy import Policy, load_policy
+
+    base = load_policy("default").to_dict()
+    policies = {}
+    for mode in ("reencode", "lossless"):
+        d = json.loads(json.dumps(base))
+        d["families"]["image"]["mode"] = mode
+        policies[mode] = Policy.from_dict(d, f"bench-{mode}")
+    rounds = 3 if quick else 7
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="bench-img-") as tmp:
+        tmpd = Path(tmp)
+        for name, path in _make(tmpd, quick):
+            times: dict[str, list[float]] = {"floor": [], "reencode": [], "lossless": []}
+            _floor(path)  # warm caches and imports
+            order = ["floor", "reencode", "lossless"]
+            for i in range(rounds):
+                for which in order[i % 3:] + order[:i % 3]:  # alternate who goes first
+                    if which == "floor":
+                        times["floor"].append(_floor(path))
+                    else:
+                        times[which].append(_pipeline(path, policies[which], tmpd / "out"))
+            floor = statistics.median(times["floor"])
+            for mode in ("reencode", "lossless"):
+                sec = statistics.median(times[mode])
+                rows.append({"name": f"{name} {mode}", "files": 1, "bytes": path.stat().st_size,
+                             "seconds": round(sec, 4), "floor_seconds": round(floor, 4),
+                             "ratio_to_floor": round(sec / floor, 2)})
+    return rows
+
+
+def main() -> None:
+    rows = run(quick="--quick" in sys.argv)
+    print(f"{'name':28} {'bytes':>10} {'seconds':>8} {'floor':>8} {'ratio':>6}")
+    for r in rows:
+        print(f"{r['name']:28} {r['bytes']:>10} {r['seconds']:>8.3f} {r['floor_seconds']:>8.3f} "
+              f"{r['ratio_to_floor']:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()

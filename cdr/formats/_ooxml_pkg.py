@@ -1,0 +1,560 @@
+"""OOXML package rebuild: read the zip, walk relationships, keep what the allow-lists accept,
+disarm every XML part and write a clean new zip with consistent content types and relationships.
+"""
+from __future__ import annotations
+
+import posixpath
+import struct
+import zipfile
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import unquote
+
+from lxml import etree
+
+from ..errors import Blocked, LimitExceeded, Malformed
+from ..handler import Context
+from ..model import Threat
+from . import _ooxml_xml as X
+from ._ooxml_const import (
+    APP_CT,
+    CHART_CT,
+    COMPRESSED_MEDIA,
+    CT_NS,
+    CTRLPROP_CT,
+    DENY_CT,
+    KEEP_RELS,
+    MACRO_MAIN,
+    MAIN,
+    META_RELS,
+    OD,
+    P,
+    REMOVE_RELS,
+    RELS_CT,
+    RELS_NS,
+    SHEET_CT,
+    SILENT_RELS,
+    SVG_CT,
+    WORD_SETTINGS_CT,
+    WORD_STORY_CT,
+    WORD_WEBSETTINGS_CT,
+    WORKBOOK_CT,
+    XLSB_MAIN,
+    XLSX_PKG_CT,
+    ct_kind,
+    is_web_url,
+    norm_rel_type,
+)
+
+MAX_PARTS = 20000
+_BAD_MEDIA_MAGIC = (b"MZ", b"\x7fELF", b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"{\\rtf", b"%PDF", b"#!")
+_SLIDE_CT = frozenset(f"{P}.{k}+xml" for k in ("slide", "slidelayout", "slidemaster", "notesslide",
+                                                 "notesmaster", "handoutmaster"))
+_PRES_CT = frozenset(f"{P}.{k}.main+xml" for k in ("presentation", "template", "slideshow"))
+_DRAWING_CT = "application/vnd.openxmlformats-officedocument.drawing+xml"
+_EXT_LINK_PATHS = (OD + "externalLinkPath", "http://schemas.microsoft.com/office/2006/relationships/xlExternalLinkPath")
+
+
+@dataclass
+class Rel:
+    id: str
+    type: str  # as written (strict or transitional)
+    ntype: str  # normalised to the transitional namespace
+    target: str
+    external: bool
+
+
+@dataclass
+class Outcome:
+    kind: str  # docx | xlsx | pptx
+    mime: str
+    extension: str
+
+
+def _err_zip(msg: str) -> Malformed:
+    return Malformed(f"the Office package is damaged or crafted: {msg}",
+                     f"Office ファイルの構造が壊れているか不正に加工されています（{msg}）", threat_id="file.malformed")
+
+
+class ZipOut:
+    """A minimal ZIP writer: no comments, no extra fields, no data descriptors, fixed timestamps."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self.fp = fp
+        self.entries: list[tuple[bytes, int, int, int, int, int, int]] = []
+        self.names: set[str] = set()
+
+    def add(self, name: str, data: bytes, compress: bool) -> None:
+        crc = zlib.crc32(data)
+        if compress and data:
+            co = zlib.compressobj(6, zlib.DEFLATED, -15)
+            packed = co.compress(data) + co.flush()
+            if len(packed) < len(data):
+                self.add_raw(name, 8, crc, len(data), packed)
+                return
+        self.add_raw(name, 0, crc, len(data), data)
+
+    def add_raw(self, name: str, method: int, crc: int, size: int, packed: bytes) -> None:
+        key = name.lower()
+        if key in self.names:
+            raise _err_zip(f"duplicate part {name}")
+        self.names.add(key)
+        nb = name.encode("utf-8")
+        flags = 0 if name.isascii() else 0x800
+        offset = self.fp.tell()
+        if offset + len(packed) > 0xFFFF0000 or len(self.entries) >= 0xFFFF:
+            raise LimitExceeded("the rebuilt package is too large", "再構築後のファイルが大きすぎます")
+        self.fp.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, method, 0, 0x21, crc,
+                                  len(packed), size, len(nb), 0))
+        self.fp.write(nb)
+        self.fp.write(packed)
+        self.entries.append((nb, flags, method, crc, len(packed), size, offset))
+
+    def close(self) -> None:
+        start = self.fp.tell()
+        for nb, flags, method, crc, csize, size, offset in self.entries:
+            self.fp.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, method, 0, 0x21, crc,
+                                      csize, size, len(nb), 0, 0, 0, 0, 0, offset))
+            self.fp.write(nb)
+        end = self.fp.tell()
+        n = len(self.entries)
+        self.fp.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, n, n, end - start, start, 0))
+
+
+class Rebuild:
+    """One package. `write=False` only collects findings (inspect)."""
+
+    def __init__(self, ctx: Context, depth: int = 0, write: bool = True, prefix: str = "") -> None:
+        self.ctx = ctx
+        self.opts: dict[str, Any] = {"metadata": "keep", "hyperlinks": "web", **(ctx.options or {})}
+        self.depth = depth
+        self.write = write
+        self.prefix = prefix
+        self.threats: list[Threat] = []
+        self._rels_cache: dict[str, list[Rel]] = {}
+        self._nested: dict[str, bytes] = {}
+        self._read_total = 0
+
+    # ------------------------------------------------------------------ findings
+    def report(self, tid: str, location: str, detail: str = "", action: str = "removed") -> None:
+        self.threats.append(Threat(tid, self.prefix + location, action, detail))
+
+    # ------------------------------------------------------------------ reading
+    def _open(self, src: Path) -> None:
+        try:
+            self.zf = zipfile.ZipFile(src)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise _err_zip(f"not a readable ZIP ({type(exc).__name__})") from None
+        infos = self.zf.infolist()
+        if len(infos) > MAX_PARTS:
+            raise LimitExceeded(f"the package has more than {MAX_PARTS} parts",
+                                f"パッケージの部品数が上限 ({MAX_PARTS}) を超えています", threat_id="file.limit")
+        self.lookup: dict[str, zipfile.ZipInfo] = {}
+        self.order: list[str] = []
+        total = 0
+        for info in infos:
+            name = info.filename
+            if name.endswith("/"):
+                continue
+            if (name.startswith(("/", "\\")) or "\\" in name or "\x00" in name or ".." in name.split("/")
+                    or "" in name.split("/") or ":" in name.split("/")[0]):
+                raise _err_zip(f"illegal part name {name[:80]!r}")
+            if info.flag_bits & 0x1:
+                raise _err_zip("encrypted ZIP member")
+            key = name.lower()
+            if key in self.lookup:
+                raise _err_zip(f"duplicate part name {name[:80]!r}")
+            self.lookup[key] = info
+            self.order.append(name)
+            total += info.file_size
+        limit = self.ctx.limits.archive_total_mb * 1024 * 1024
+        if total > limit:
+            raise LimitExceeded("the Office package expands beyond the size limit",
+                                "Office ファイルの展開後サイズが上限を超えています", threat_id="archive.bomb")
+
+    def read(self, name: str, xml: bool = True) -> bytes:
+        info = self.lookup[name.lower()]
+        lim = self.ctx.limits
+        cap = int((lim.max_xml_part_mb if xml else lim.max_stream_mb) * 1024 * 1024)
+        if info.file_size > cap:
+            raise LimitExceeded(f"part {name} is larger than the limit", f"部品 {name} が上限を超えています",
+                                threat_id="file.limit")
+        try:
+            with self.zf.open(info) as fh:
+                data = fh.read(cap + 1)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
+            raise _err_zip(f"unreadable part {name} ({type(exc).__name__})") from None
+        if len(data) > cap:
+            raise LimitExceeded(f"part {name} is larger than the limit", f"部品 {name} が上限を超えています",
+                                threat_id="file.limit")
+        self._read_total += len(data)
+        if self._read_total > lim.archive_total_mb * 1024 * 1024:
+            raise LimitExceeded("the Office package expands beyond the size limit",
+                                "Office ファイルの展開後サイズが上限を超えています", threat_id="archive.bomb")
+        return data
+
+    def head(self, name: str, n: int = 16) -> bytes:
+        try:
+            with self.zf.open(self.lookup[name.lower()]) as fh:
+                return fh.read(n)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
+            raise _err_zip(f"unreadable part {name} ({type(exc).__name__})") from None
+
+    def raw(self, name: str) -> tuple[int, int, bytes] | None:
+        """The member's compressed bytes as stored (method, crc, data), to copy without recompressing."""
+        info = self.lookup[name.lower()]
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            return None
+        fp = self.zf.fp
+        if fp is None:
+            return None
+        fp.seek(info.header_offset)
+        head = fp.read(30)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            return None
+        nlen, elen = struct.unpack("<HH", head[26:30])
+        fp.seek(info.header_offset + 30 + nlen + elen)
+        data = fp.read(info.compress_size)
+        if len(data) != info.compress_size:
+            return None
+        return info.compress_type, info.CRC, data
+
+    def parse(self, name: str, vml: bool = False) -> etree._Element:
+        try:
+            return X.parse(self.read(name), vml=vml)
+        except (etree.XMLSyntaxError, ValueError) as exc:
+            raise _err_zip(f"part {name} is not well-formed XML ({str(exc)[:80]})") from None
+
+    def exists(self, name: str) -> bool:
+        return name.lower() in self.lookup
+
+    def real(self, name: str) -> str:
+        return self.lookup[name.lower()].filename
+
+    # ------------------------------------------------------------------ content types and relationships
+    def _content_types(self) -> None:
+        if not self.exists("[Content_Types].xml"):
+            raise _err_zip("no [Content_Types].xml")
+        root = self.parse("[Content_Types].xml")
+        self.defaults: dict[str, str] = {}
+        self.overrides: dict[str, str] = {}
+        for el in root:
+            if el.tag == f"{{{CT_NS}}}Default":
+                self.defaults[(el.get("Extension") or "").lower()] = (el.get("ContentType") or "").strip()
+            elif el.tag == f"{{{CT_NS}}}Override":
+                self.overrides[unquote(el.get("PartName") or "").lstrip("/").lower()] = \
+                    (el.get("ContentType") or "").strip()
+
+    def ct_of(self, name: str) -> str:
+        ct = self.overrides.get(name.lower())
+        if ct is None:
+            ext = name.rsplit(".", 1)[-1].lower() if "." in posixpath.basename(name) else ""
+            ct = self.defaults.get(ext, "")
+        return ct
+
+    @staticmethod
+    def rels_name(part: str) -> str:
+        if not part:
+            return "_rels/.rels"
+        d, b = posixpath.split(part)
+        return posixpath.join(d, "_rels", b + ".rels")
+
+    def rels(self, part: str) -> list[Rel]:
+        if part in self._rels_cache:
+            return self._rels_cache[part]
+        name = self.rels_name(part)
+        out: list[Rel] = []
+        if self.exists(name):
+            root = self.parse(name)
+            seen: set[str] = set()
+            for el in root:
+                if el.tag != f"{{{RELS_NS}}}Relationship":
+                    continue
+                rid, rtype, target = el.get("Id") or "", el.get("Type") or "", el.get("Target") or ""
+                if not rid or rid in seen:
+                    raise _err_zip(f"duplicate or missing relationship id in {name}")
+                seen.add(rid)
+                out.append(Rel(rid, rtype, norm_rel_type(rtype), target,
+                               (el.get("TargetMode") or "").lower() == "external"))
+        self._rels_cache[part] = out
+        return out
+
+    def resolve(self, src: str, target: str) -> str | None:
+        t = target.split("#", 1)[0].strip()
+        if not t:
+            return None
+        for cand in (t, unquote(t)):
+            path = cand[1:] if cand.startswith("/") else posixpath.join(posixpath.dirname(src), cand)
+            path = posixpath.normpath(path)
+            if path.startswith("../") or path in ("..", "."):
+                return None
+            if self.exists(path):
+                return self.real(path)
+        return None
+
+    # ------------------------------------------------------------------ decisions
+    def decide(self, src: str, src_ct: str, rel: Rel) -> str | None:
+        """The target part name when this relationship is kept, "" for a kept external link, else None."""
+        t = rel.ntype
+        here = src or "_rels/.rels"
+        if rel.external:
+            if t == OD + "hyperlink":
+                if self.opts["hyperlinks"] == "web" and is_web_url(rel.target):
+                    return ""
+                self.report("ooxml.hyperlink", here, f"link to {rel.target[:100]}")
+            elif t == OD + "attachedTemplate":
+                self.report("ooxml.remote_template", here, f"template {rel.target[:100]}")
+            elif t.startswith(_EXT_LINK_PATHS):
+                self.report("ooxml.external_link", here, f"workbook {rel.target[:100]}")
+            else:
+                self.report("ooxml.external_relationship", here,
+                            f"{t.rsplit('/', 1)[-1]} -> {rel.target[:100]}")
+            return None
+        target = self.resolve(src, rel.target)
+        if target is None:
+            if t in REMOVE_RELS:  # pointing at nothing is still a declared macro/template/link
+                self.report(REMOVE_RELS[t], here, f"{t.rsplit('/', 1)[-1]} -> {rel.target[:100]}")
+            return None
+        ct = self.ct_of(target)
+        ctl = ct.lower()
+        if t in META_RELS and self.opts["metadata"] == "drop":
+            self.report("ooxml.metadata", target, "document properties")
+            return None
+        if t in SILENT_RELS:
+            return None
+        if t in REMOVE_RELS:
+            tid = REMOVE_RELS[t]
+            if t == OD + "externalLink" and self.exists(target):
+                head = self.read(target)
+                if b"ddeLink" in head:
+                    tid = "ooxml.dde"
+                elif b"oleLink" in head:
+                    tid = "ooxml.ole_object"
+            self.report(tid, target, t.rsplit("/", 1)[-1])
+            return None
+        if t == OD + "package":
+            if self.depth == 0 and src_ct.lower() in CHART_CT and ctl == XLSX_PKG_CT:
+                return target if self._nested_package(target) else None
+            self.report("ooxml.ole_object", target, f"embedded package ({ct})")
+            return None
+        if t not in KEEP_RELS:
+            self.report("ooxml.unknown_part", target, f"relationship type {rel.type[:100]}")
+            return None
+        if ctl in DENY_CT:
+            self.report(DENY_CT[ctl], target, f"content type {ct}")
+            return None
+        if ctl == SVG_CT:
+            return None  # the PNG fallback next to every SVG picture stays
+        kind = ct_kind(ctl)
+        if not kind or kind == "package" or (t == OD + "hyperlink"):
+            self.report("ooxml.unknown_part", target, f"content type {ct or 'none'}")
+            return None
+        if kind == "media":
+            head = self.head(target)
+            if head.startswith(_BAD_MEDIA_MAGIC) or (ctl.startswith("image/") and head.lstrip()[:1] == b"<"):
+                self.report("ooxml.unknown_part", target, f"{ct} part holds other content")
+                return None
+        return target
+
+    def _nested_package(self, target: str) -> bool:
+        """Charts keep their data workbook, itself rebuilt; a failure drops it (the chart keeps its cache)."""
+        n = len(self._nested)
+        src = self.ctx.workdir / f"ooxml-nested-{id(self)}-{n}.xlsx"
+        dst = self.ctx.workdir / f"ooxml-nested-{id(self)}-{n}.out.xlsx"
+        src.write_bytes(self.read(target, xml=False))
+        sub = Rebuild(self.ctx, self.depth + 1, self.write, prefix=f"{self.prefix}{target}:")
+        try:
+            out = sub.run(src, dst if self.write else None)
+        except (Malformed, LimitExceeded, Blocked) as exc:
+            self.report("ooxml.ole_object", target, f"chart data workbook dropped: {exc.en[:80]}")
+            return False
+        finally:
+            src.unlink(missing_ok=True)
+        if out.kind != "xlsx" or out.extension != ".xlsx":
+            self.report("ooxml.ole_object", target, "chart data is not a plain workbook")
+            dst.unlink(missing_ok=True)
+            return False
+        self.threats.extend(sub.threats)
+        if self.write:
+            self._nested[target] = dst.read_bytes()
+            dst.unlink(missing_ok=True)
+        return True
+
+    # ------------------------------------------------------------------ the walk
+    def run(self, src: Path, dst: Path | None) -> Outcome:
+        self._open(src)
+        try:
+            return self._run(dst)
+        finally:
+            self.zf.close()
+
+    def _run(self, dst: Path | None) -> Outcome:
+        self._content_types()
+        pkg_rels = self.rels("")
+        if not pkg_rels:
+            raise _err_zip("no package relationships (_rels/.rels)")
+        mains = [r for r in pkg_rels if r.ntype == OD + "officeDocument" and not r.external]
+        main = self.resolve("", mains[0].target) if len(mains) == 1 else None
+        if main is None:
+            raise _err_zip("no single main document part")
+        main_ct = self.ct_of(main).lower()
+        if main_ct == XLSB_MAIN:
+            raise Blocked("Excel binary workbooks (.xlsb) cannot be rebuilt safely; ask the sender to save the "
+                          "file as .xlsx", "Excel バイナリ形式（.xlsb）は安全に再構築できません。送信者に .xlsx "
+                          "形式で保存し直して送るよう依頼してください", threat_id="ooxml.xlsb")
+        out_main_ct = MACRO_MAIN.get(main_ct, main_ct)
+        if out_main_ct not in MAIN:
+            raise _err_zip(f"unknown main part type {main_ct[:80]}")
+        if main_ct in MACRO_MAIN:
+            self.report("ooxml.macro_content_type", main, f"{main_ct} -> {out_main_ct}", action="converted")
+        kind, mime, ext = MAIN[out_main_ct]
+
+        # Every part reachable in the original graph; the rest are unreferenced payloads.
+        reachable: set[str] = set()
+        todo = deque([""])
+        while todo:
+            part = todo.popleft()
+            for rel in self.rels(part):
+                if rel.external:
+                    continue
+                tgt = self.resolve(part, rel.target)
+                if tgt is not None and tgt not in reachable:
+                    reachable.add(tgt)
+                    todo.append(tgt)
+        stray = [n for n in self.order if n not in reachable and n.lower() != "[content_types].xml"
+                 and not (posixpath.basename(posixpath.dirname(n)) == "_rels" and n.endswith(".rels"))]
+        if stray:
+            self.report("ooxml.unknown_part", "package", f"unreferenced parts: {', '.join(stray[:5])}"
+                        + (f" and {len(stray) - 5} more" if len(stray) > 5 else ""))
+
+        # Keep what the allow-lists accept, walking from the package relationships.
+        kept: dict[str, str] = {}  # part -> content type as written
+        kept_rels: dict[str, list[Rel]] = {}
+        todo = deque([""])
+        seen = {""}
+        while todo:
+            part = todo.popleft()
+            part_ct = kept.get(part, "")
+            keep_here: list[Rel] = []
+            for rel in self.rels(part):
+                self.ctx.check_time()
+                tgt = self.decide(part, part_ct, rel)
+                if tgt is None:
+                    continue
+                keep_here.append(rel)
+                if tgt and tgt not in seen:
+                    seen.add(tgt)
+                    kept[tgt] = out_main_ct if tgt == main else self.ct_of(tgt)
+                    if tgt not in self._nested:
+                        todo.append(tgt)
+            kept_rels[part] = keep_here
+
+        # Disarm every kept part.
+        payload: dict[str, tuple[str, Any]] = {}
+        for part, ct in kept.items():
+            self.ctx.check_time()
+            ids = {r.id for r in kept_rels.get(part, [])}
+            ctl = ct.lower()
+            kindp = ct_kind(ctl) if part != main else "xml"
+            if part in self._nested:
+                payload[part] = ("bytes", self._nested.get(part, b""))
+            elif kindp in ("xml", "vml"):
+                root = self.parse(part, vml=kindp == "vml")
+                self._disarm(part, ctl, root, ids)
+                if self.write:
+                    payload[part] = ("bytes", X.serialize(root))
+            elif kindp == "media" and self.write:
+                payload[part] = ("media", ctl)
+        if dst is not None and self.write:
+            self._write(dst, main, kept, kept_rels, payload)
+        return Outcome(kind, mime, ext)
+
+    def _disarm(self, part: str, ctl: str, root: etree._Element, ids: set[str]) -> None:
+        def rep(tid: str, detail: str) -> None:
+            self.report(tid, part, detail)
+
+        eff = MACRO_MAIN.get(ctl, ctl)
+        try:
+            if ctl == "application/vnd.openxmlformats-officedocument.vmldrawing":
+                X.disarm_vml(root, rep)
+            elif eff in WORD_STORY_CT:
+                X.disarm_word_story(root, self.opts, rep)
+            elif eff in (WORD_SETTINGS_CT, WORD_WEBSETTINGS_CT):
+                X.disarm_word_settings(root, rep)
+            elif eff in WORKBOOK_CT:
+                X.disarm_workbook(root, ids, self.opts, rep)
+            elif eff in SHEET_CT:
+                X.disarm_sheet(root, self.opts, rep)
+            elif eff == CTRLPROP_CT:
+                X.disarm_ctrlprop(root, rep)
+            elif eff == _DRAWING_CT:
+                X.disarm_drawing(root, rep)
+            elif eff in CHART_CT:
+                X.disarm_chart(root)
+            elif eff in _SLIDE_CT:
+                X.disarm_slide(root, ids, rep)
+            elif eff in _PRES_CT:
+                X.disarm_presentation(root)
+            elif eff == APP_CT:
+                X.disarm_app_props(root, self.opts, rep)
+        except ValueError as exc:
+            raise Blocked(f"{part}: {exc}", f"{part} を安全に再構築できません（{exc}）",
+                          threat_id="ooxml.xlm_macrosheet") from None
+        X.disarm_links(root, rep)
+        X.fix_references(root, ids)
+
+    # ------------------------------------------------------------------ writing
+    def _write(self, dst: Path, main: str, kept: dict[str, str], kept_rels: dict[str, list[Rel]],
+               payload: dict[str, tuple[str, Any]]) -> None:
+        defaults = {"rels": RELS_CT, "xml": "application/xml"}
+        overrides: list[tuple[str, str]] = []
+        for part, ct in kept.items():
+            ext = part.rsplit(".", 1)[-1].lower() if "." in posixpath.basename(part) else ""
+            if ext in defaults and defaults[ext].lower() == ct.lower():
+                continue
+            if ext and ext not in defaults and payload.get(part, ("", None))[0] == "media" \
+                    and self.defaults.get(ext, "").lower() == ct.lower():
+                defaults[ext] = ct
+                continue
+            overrides.append(("/" + part, ct))
+        ct_root = etree.Element(f"{{{CT_NS}}}Types", nsmap={None: CT_NS})
+        for ext, ct in defaults.items():
+            etree.SubElement(ct_root, f"{{{CT_NS}}}Default", Extension=ext, ContentType=ct)
+        for name, ct in overrides:
+            etree.SubElement(ct_root, f"{{{CT_NS}}}Override", PartName=name, ContentType=ct)
+
+        order = [main] + [n for n in self.order if n in kept and n != main]
+        with open(dst, "wb") as fp:
+            z = ZipOut(fp)
+            z.add("[Content_Types].xml", X.serialize(ct_root), True)
+            self._write_rels(z, "", kept_rels.get("", []))
+            for part in order:
+                how, value = payload[part]
+                if how == "bytes":
+                    z.add(part, value, True)
+                else:
+                    self._copy_media(z, part, value)
+                self._write_rels(z, part, kept_rels.get(part, []))
+            z.close()
+
+    def _write_rels(self, z: ZipOut, part: str, rels: list[Rel]) -> None:
+        if not rels:
+            return
+        root = etree.Element(f"{{{RELS_NS}}}Relationships", nsmap={None: RELS_NS})
+        for r in rels:
+            el = etree.SubElement(root, f"{{{RELS_NS}}}Relationship", Id=r.id, Type=r.type, Target=r.target)
+            if r.external:
+                el.set("TargetMode", "External")
+        z.add(self.rels_name(part), X.serialize(root), True)
+
+    def _copy_media(self, z: ZipOut, part: str, ctl: str) -> None:
+        data = self.read(part, xml=False)  # reads to the end: checks size limits and the CRC
+        raw = self.raw(part)
+        if raw is not None and raw[1] == zlib.crc32(data):
+            method, crc, packed = raw
+            z.add_raw(part, method, crc, len(data), packed)
+        else:
+            z.add(part, data, not ctl.startswith(COMPRESSED_MEDIA))

@@ -1,0 +1,526 @@
+"""Element-level disarming of OOXML parts: fields, formulas, names, links, objects.
+
+Every function works on an lxml tree already parsed with the safe parser and calls
+`report(threat_id, detail)` for each finding it removes. Relationship-level decisions
+(which targets survive) are made by the package rebuilder; `fix_references` then removes
+or unhooks the elements that pointed at a dropped relationship.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+
+from lxml import etree
+
+from ._ooxml_const import (
+    A_NS,
+    AUTO_NAMES,
+    C_NS,
+    DANGEROUS_FUNCS,
+    EP_NS,
+    HYPERLINK_FUNC,
+    MC_NS,
+    O_NS,
+    P_NS,
+    R_NS,
+    S_NS,
+    V_NS,
+    W_NS,
+    X_NS,
+    XDR_NS,
+    is_web_url,
+    tags,
+)
+
+Report = Callable[[str, str], None]
+
+_SAFE = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, dtd_validation=False,
+             remove_comments=True, remove_pis=True)
+PARSER = etree.XMLParser(**_SAFE)
+# VML written by Excel is often not well-formed (<br> in text boxes): recover, still without DTD or network.
+VML_PARSER = etree.XMLParser(recover=True, **_SAFE)
+
+
+def parse(data: bytes, vml: bool = False) -> etree._Element:
+    """Parse one part; raise ValueError for DTDs or anything that is not a single XML document."""
+    if b"<!DOCTYPE" in data[:4096].upper() or b"<!ENTITY" in data.upper():
+        raise ValueError("DTD or entity declaration in a part")
+    root = etree.fromstring(data, VML_PARSER if vml else PARSER)
+    if root is None:
+        raise ValueError("empty part")
+    if root.getroottree().docinfo.doctype:
+        raise ValueError("DTD in a part")
+    return root
+
+
+def serialize(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+
+
+def _local(el: etree._Element) -> str:
+    tag = el.tag
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _ns(el: etree._Element) -> str:
+    tag = el.tag
+    return tag[1:tag.index("}")] if isinstance(tag, str) and tag.startswith("{") else ""
+
+
+def _remove(el: etree._Element) -> None:
+    """Remove an element but keep the text that follows it (lxml stores it as the tail)."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    tail = el.tail
+    if tail and tail.strip():
+        prev = el.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(el)
+
+
+def _unwrap(el: etree._Element) -> None:
+    """Replace an element by its children."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    i = parent.index(el)
+    for child in list(el):
+        parent.insert(i, child)
+        i += 1
+    _remove(el)
+
+
+# ---------------------------------------------------------------- references to relationships
+
+_REL_ATTRS = etree.XPath("//@*[namespace-uri()=$a or namespace-uri()=$b or "
+                         "(namespace-uri()=$o and local-name()='relid')]")
+# Elements that make no sense without their target: removed with it (others just lose the attribute).
+_DROP_ON_DANGLING = frozenset([
+    "hlinkClick", "hlinkHover", "hlinkMouseOver", "videoFile", "audioFile", "quickTimeFile", "wavAudioFile",
+    "hyperlink", "altChunk", "attachedTemplate", "subDoc", "OLEObject", "oleObject", "oleObj", "control",
+    "externalData", "externalReference", "embedRegular", "embedBold", "embedItalic", "embedBoldItalic",
+    "svgBlip", "saveThroughXslt", "dataSource", "headerSource", "sourceFileName", "picture", "tablePart",
+    "customProperty", "objectEmbed", "objectLink", "drawing", "legacyDrawing", "legacyDrawingHF",
+    "webExtension", "embeddedFont", "userShapes", "snd",
+])
+_CONTAINER_TAGS = (tags(S_NS, "hyperlinks", "controls", "oleObjects", "externalReferences", "tableParts")
+                   | tags(P_NS, "embeddedFontLst", "controls") | tags(W_NS, "frameset"))
+_MC_ALT = f"{{{MC_NS}}}AlternateContent"
+
+
+def fix_references(root: etree._Element, kept: set[str]) -> None:
+    """Unhook every reference (r:id, r:embed, r:link, o:relid, ...) to a relationship not in `kept`."""
+    drop: list[etree._Element] = []
+    for attr in _REL_ATTRS(root, a=R_NS[0], b=R_NS[1], o=O_NS):
+        value = str(attr)
+        if not value or value in kept:
+            continue
+        el = attr.getparent()
+        local = _local(el)
+        if local in _DROP_ON_DANGLING and not (local == "hyperlink" and _ns(el) in W_NS):
+            drop.append(el)
+        else:
+            el.attrib.pop(attr.attrname, None)
+    for el in drop:
+        _remove(el)
+    tidy(root)
+
+
+def tidy(root: etree._Element) -> None:
+    """Remove containers and mc:AlternateContent blocks that removals left empty."""
+    for el in list(root.iter(_MC_ALT)):
+        if all(len(branch) == 0 for branch in el):
+            _remove(el)
+    for el in list(root.iter(*_CONTAINER_TAGS)):
+        if _local(el) == "tableParts" and len(el):
+            el.set("count", str(len(el)))
+        elif len(el) == 0 and el.getparent() is not None:
+            _remove(el)
+
+
+# ---------------------------------------------------------------- hyperlinks and actions (all parts)
+
+_HLINKS = tags(A_NS, "hlinkClick", "hlinkHover", "hlinkMouseOver")
+_SAFE_ACTIONS = ("ppaction://hlinkshowjump", "ppaction://hlinksldjump", "ppaction://customshow",
+                 "ppaction://media", "ppaction://noaction")
+
+
+def _action_threat(action: str) -> str:
+    a = action.lower()
+    if a.startswith("ppaction://macro"):
+        return "ooxml.macro_reference"
+    if a.startswith("ppaction://ole"):
+        return "ooxml.ole_object"
+    return "ooxml.hyperlink"
+
+
+def disarm_links(root: etree._Element, report: Report) -> None:
+    """DrawingML click/hover actions that run programs, macros or OLE verbs; VML href attributes."""
+    for el in list(root.iter(*_HLINKS)):
+        action = el.get("action", "").strip()
+        if action and not action.lower().startswith(_SAFE_ACTIONS):
+            report(_action_threat(action), f"{_local(el)} action {action[:80]}")
+            _remove(el)
+    for el in root.iter(f"{{{V_NS}}}*"):
+        href = el.get("href")
+        if href is not None and not href.startswith("#") and not is_web_url(href):
+            report("ooxml.hyperlink", f"VML href {href[:80]}")
+            del el.attrib["href"]
+
+
+# ---------------------------------------------------------------- WordprocessingML
+
+_W_FLDCHAR = tags(W_NS, "fldChar")
+_W_INSTR = tags(W_NS, "instrText", "delInstrText")
+_W_R = tags(W_NS, "r")
+_W_FLDSIMPLE = tags(W_NS, "fldSimple")
+_W_MACROS = tags(W_NS, "entryMacro", "exitMacro")
+_FETCH_FIELDS = {"INCLUDEPICTURE", "INCLUDETEXT", "INCLUDE", "LINK", "IMPORT", "DATABASE", "RD"}
+_QUOTED = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def _wattr(el: etree._Element, local: str) -> str | None:
+    for ns in W_NS:
+        v = el.get(f"{{{ns}}}{local}")
+        if v is not None:
+            return v
+    return None
+
+
+def classify_field(code: str, nested: bool, hyperlinks: str) -> tuple[str, str] | None:
+    """The threat a field code carries, or None for ordinary fields (PAGE, TOC, MERGEFIELD, ...)."""
+    code = code.strip()
+    m = re.match(r"([A-Za-z]+)", code)
+    if not m:
+        if nested or code:
+            return "ooxml.dde", f"obfuscated field code {code[:60]!r}"
+        return None
+    name = m.group(1).upper()
+    if name in ("DDE", "DDEAUTO"):
+        return "ooxml.dde", f"{name} field {code[:80]}"
+    if name in _FETCH_FIELDS:
+        return "ooxml.external_relationship", f"{name} field {code[:80]}"
+    if name == "MACROBUTTON":
+        return "ooxml.macro_reference", f"MACROBUTTON field {code[:80]}"
+    if name == "HYPERLINK":
+        args = [a or b for a, b in _QUOTED.findall(code[m.end():])]
+        if "\\l" in args and args.index("\\l") == 0:
+            return None  # a bookmark in this document
+        target = next((a for a in args if not a.startswith("\\")), "")
+        if target and (hyperlinks == "drop" or not is_web_url(target)):
+            return "ooxml.hyperlink", f"HYPERLINK field {target[:80]}"
+    return None
+
+
+def disarm_word_story(root: etree._Element, opts: dict, report: Report) -> None:
+    """Fields (DDE, fetching, macro buttons, bad hyperlinks) keep their displayed result as text."""
+    hyperlinks = opts.get("hyperlinks", "web")
+    bad: list[dict] = []
+    stack: list[dict] = []
+    for el in root.iter(*_W_FLDCHAR, *_W_INSTR):
+        if el.tag in _W_INSTR:
+            if stack and stack[-1]["state"] == "instr":
+                stack[-1]["code"].append(el.text or "")
+            continue
+        kind = _wattr(el, "fldCharType")
+        if kind == "begin":
+            if stack and stack[-1]["state"] == "instr":
+                stack[-1]["nested"] = True
+            stack.append({"begin": el, "sep": None, "end": None, "code": [], "nested": False, "state": "instr"})
+        elif kind == "separate" and stack:
+            stack[-1]["sep"] = el
+            stack[-1]["state"] = "result"
+        elif kind == "end" and stack:
+            f = stack.pop()
+            f["end"] = el
+            _judge_field(f, hyperlinks, bad)
+    while stack:
+        _judge_field(stack.pop(), hyperlinks, bad)
+    if bad:
+        runs = list(root.iter(*_W_R))
+        index = {id(r): i for i, r in enumerate(runs)}
+        doomed: list[etree._Element] = []
+        for f, (tid, detail) in bad:
+            report(tid, detail)
+            marks = [m for m in (f["begin"], f["sep"] if f["sep"] is not None else f["end"]) if m is not None]
+            run_ids = [index.get(id(m.getparent()), -1) for m in marks]
+            if len(run_ids) == 2 and min(run_ids) >= 0:
+                for r in runs[run_ids[0] + 1:run_ids[1]]:
+                    doomed.append(r)
+                for r in (runs[run_ids[0]], runs[run_ids[1]]):
+                    doomed.extend(c for c in r if c.tag in _W_INSTR)
+            doomed.extend(m for m in (f["begin"], f["sep"], f["end"]) if m is not None)
+        for el in doomed:
+            if el.getparent() is not None:
+                _remove(el)
+    for el in list(root.iter(*_W_FLDSIMPLE)):
+        verdict = classify_field(_wattr(el, "instr") or "", False, hyperlinks)
+        if verdict:
+            report(*verdict)
+            _unwrap(el)
+    for el in list(root.iter(*_W_MACROS)):
+        report("ooxml.macro_reference", f"form field {_local(el)} {_wattr(el, 'val') or ''}")
+        _remove(el)
+
+
+def _judge_field(f: dict, hyperlinks: str, bad: list) -> None:
+    verdict = classify_field("".join(f["code"]), f["nested"], hyperlinks)
+    if verdict:
+        bad.append((f, verdict))
+
+
+_W_MAILMERGE = tags(W_NS, "mailMerge")
+_W_FRAMESET = tags(W_NS, "frameset")
+
+
+def disarm_word_settings(root: etree._Element, report: Report) -> None:
+    for el in list(root.iter(*_W_MAILMERGE)):
+        if any(_local(c) in ("connectString", "query", "dataSource", "headerSource", "odso") for c in el):
+            report("ooxml.data_connection", "mail merge data source")
+        _remove(el)
+    for el in list(root.iter(*_W_FRAMESET)):
+        _remove(el)
+
+
+# ---------------------------------------------------------------- SpreadsheetML
+
+_S_F = tags(S_NS, "f")
+_S_V = tags(S_NS, "v")
+_STRINGS = re.compile(r'"(?:[^"]|"")*"')
+_QUOTED_SHEET = re.compile(r"'(?:[^']|'')*'")
+_EXT_REF = re.compile(r"(?:^|[^A-Za-z0-9_.\]\u0080-\uffff])'?\[\d+\]|\[[^\]]*(?:\.xl\w*|:\\|\\\\|://)[^\]]*\]",
+                      re.IGNORECASE)
+_DDE = re.compile(r"[A-Za-z0-9_.\-]+\s*\|")
+_RULE_FORMULAS = tags(S_NS, "formula", "formula1", "formula2") | tags("http://schemas.microsoft.com/office/excel/2006/main", "f")
+
+
+def formula_threat(text: str, hyperlinks: str, macro_sheets: set[str] | None = None) -> tuple[str, str] | None:
+    """The threat a formula carries (DDE, dangerous function, external workbook, bad HYPERLINK)."""
+    if not text:
+        return None
+    bare = _STRINGS.sub('""', text)
+    unquoted = _QUOTED_SHEET.sub("''", bare)
+    if _DDE.search(unquoted):
+        return "ooxml.dde", f"DDE formula ={text[:80]}"
+    m = DANGEROUS_FUNCS.search(bare)
+    if m:
+        return "ooxml.dangerous_function", f"{m.group(1).upper()}() in ={text[:80]}"
+    if _EXT_REF.search(bare):
+        return "ooxml.external_link", f"external workbook reference ={text[:80]}"
+    if macro_sheets:
+        low = unquoted.lower()
+        quoted = [q.lower() for q in _QUOTED_SHEET.findall(bare)]
+        for name in macro_sheets:
+            if f"{name}!" in low or f"'{name}'" in quoted:
+                return "ooxml.xlm_macrosheet", f"reference to macro sheet {name}"
+    for m in HYPERLINK_FUNC.finditer(text):
+        target = (m.group(1) or "").strip('"')
+        if hyperlinks == "drop" or not target or not is_web_url(target):
+            return "ooxml.hyperlink", f"HYPERLINK() ={text[:80]}"
+    return None
+
+
+def disarm_sheet(root: etree._Element, opts: dict, report: Report) -> None:
+    """Formulas become their cached values; rules with dangerous formulas are removed."""
+    hyperlinks = opts.get("hyperlinks", "web")
+    shared_bad: set[str] = set()
+    neutral: list[etree._Element] = []
+    for f in root.iter(*_S_F):
+        verdict = formula_threat(f.text or "", hyperlinks)
+        if verdict:
+            report(*verdict)
+            neutral.append(f)
+            if f.get("t") == "shared" and f.get("si") is not None:
+                shared_bad.add(f.get("si"))
+    if shared_bad:
+        for f in root.iter(*_S_F):
+            if f.get("t") == "shared" and f.get("si") in shared_bad and f not in neutral:
+                neutral.append(f)
+    for f in neutral:
+        _formula_to_value(f)
+    for el in list(root.iter(*_RULE_FORMULAS)):
+        verdict = formula_threat(el.text or "", hyperlinks)
+        if verdict:
+            report(*verdict)
+            rule = el.getparent()
+            while rule is not None and _local(rule) not in ("cfRule", "dataValidation"):
+                rule = rule.getparent()
+            _remove(rule if rule is not None else el)
+
+
+def _formula_to_value(f: etree._Element) -> None:
+    cell = f.getparent()
+    _remove(f)
+    if cell is None:
+        return
+    v = next(iter(cell.iter(*_S_V)), None)
+    if cell.get("t") == "str":
+        ns = _ns(cell)
+        text = v.text if v is not None else ""
+        if v is not None:
+            cell.remove(v)
+        cell.set("t", "inlineStr")
+        is_ = etree.SubElement(cell, f"{{{ns}}}is")
+        t = etree.SubElement(is_, f"{{{ns}}}t")
+        t.text = text or ""
+        if t.text != t.text.strip():
+            t.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
+    elif v is None:
+        cell.attrib.pop("t", None)
+
+
+_S_SHEET = tags(S_NS, "sheet")
+_S_DEFNAME = tags(S_NS, "definedName")
+_S_VIEW = tags(S_NS, "workbookView")
+
+
+def disarm_workbook(root: etree._Element, kept: set[str], opts: dict, report: Report) -> None:
+    """Drop sheets whose part was removed, renumber local names, remove macro and dangerous names."""
+    hyperlinks = opts.get("hyperlinks", "web")
+    sheets = list(root.iter(*_S_SHEET))
+    removed_idx: set[int] = set()
+    removed_names: set[str] = set()
+    for i, sh in enumerate(sheets):
+        rid = next((sh.get(f"{{{ns}}}id") for ns in R_NS if sh.get(f"{{{ns}}}id") is not None), None)
+        if rid is not None and rid not in kept:
+            removed_idx.add(i)
+            removed_names.add((sh.get("name") or "").lower())
+            _remove(sh)
+    if sheets and len(removed_idx) == len(sheets):
+        raise ValueError("the workbook holds only macro or dialog sheets")
+    remap = {}
+    n = 0
+    for i in range(len(sheets)):
+        if i not in removed_idx:
+            remap[i] = n
+            n += 1
+    for dn in list(root.iter(*_S_DEFNAME)):
+        name = dn.get("name") or ""
+        verdict = None
+        if AUTO_NAMES.match(name):
+            verdict = ("ooxml.xlm_macrosheet", f"macro start-up name {name}")
+        elif any(dn.get(a) in ("1", "true") for a in ("xlm", "function", "vbProcedure")):
+            verdict = ("ooxml.xlm_macrosheet", f"macro name {name}")
+        else:
+            verdict = formula_threat(dn.text or "", hyperlinks, removed_names)
+        local = dn.get("localSheetId")
+        if verdict is None and local is not None and local.isdigit() and removed_idx:
+            if int(local) in removed_idx:
+                verdict = ("ooxml.xlm_macrosheet", f"name {name} local to a macro sheet")
+            elif int(local) in remap:
+                dn.set("localSheetId", str(remap[int(local)]))
+        if verdict:
+            report(*verdict)
+            _remove(dn)
+    if removed_idx:
+        for view in root.iter(*_S_VIEW):
+            for attr in ("activeTab", "firstSheet"):
+                v = view.get(attr)
+                if v is not None and v.isdigit():
+                    view.set(attr, str(remap.get(int(v), 0)))
+    for el in list(root.iter(*tags(S_NS, "definedNames"))):
+        if len(el) == 0:
+            _remove(el)
+
+
+def disarm_ctrlprop(root: etree._Element, report: Report) -> None:
+    for el in root.iter():
+        if el.get("fmlaMacro"):
+            report("ooxml.macro_reference", f"form control macro {el.get('fmlaMacro')[:60]}")
+            del el.attrib["fmlaMacro"]
+
+
+def disarm_drawing(root: etree._Element, report: Report) -> None:
+    """Shapes in a worksheet drawing that run a macro when clicked."""
+    for el in root.iter(f"{{{XDR_NS[0]}}}*", f"{{{XDR_NS[1]}}}*"):
+        if el.get("macro"):
+            report("ooxml.macro_reference", f"shape macro {el.get('macro')[:60]}")
+            el.set("macro", "")
+
+
+def disarm_vml(root: etree._Element, report: Report) -> None:
+    for el in list(root.iter(f"{{{X_NS}}}FmlaMacro")):
+        report("ooxml.macro_reference", f"VML control macro {(el.text or '')[:60]}")
+        _remove(el)
+    for el in list(root.iter(f"{{{O_NS}}}OLEObject")):
+        _remove(el)
+
+
+# ---------------------------------------------------------------- PresentationML
+
+_P_FRAME = tags(P_NS, "graphicFrame")
+_P_OLEOBJ = tags(P_NS, "oleObj")
+_P_PIC = tags(P_NS, "pic")
+_P_TIMING = tags(P_NS, "timing")
+_P_CMD = tags(P_NS, "cmd")
+_P_EMBFONTS = tags(P_NS, "embeddedFontLst")
+
+
+def disarm_slide(root: etree._Element, kept: set[str], report: Report) -> None:
+    """OLE frames whose object was removed become their preview picture; OLE verbs leave the timeline."""
+    for frame in list(root.iter(*_P_FRAME)):
+        ole = next(iter(frame.iter(*_P_OLEOBJ)), None)
+        if ole is None:
+            continue
+        rids = [v for o in frame.iter(*_P_OLEOBJ) for ns in R_NS if (v := o.get(f"{{{ns}}}id"))]
+        if rids and all(r in kept for r in rids):
+            continue
+        _frame_to_picture(frame)
+    for timing in list(root.iter(*_P_TIMING)):
+        if any(c.get("type") == "verb" for c in timing.iter(*_P_CMD)):
+            report("ooxml.ole_object", "animation that activates an OLE object")
+            _remove(timing)
+
+
+def _frame_to_picture(frame: etree._Element) -> None:
+    pics = list(frame.iter(*_P_PIC))
+    if not pics:
+        _remove(frame)
+        return
+    pic = copy.deepcopy(pics[-1])  # the mc:Fallback picture is the most widely readable one
+    nv_frame = next(iter(frame.iter(*tags(P_NS, "cNvPr"))), None)
+    nv_pic = next(iter(pic.iter(*tags(P_NS, "cNvPr"))), None)
+    if nv_frame is not None and nv_pic is not None:
+        for attr in ("id", "name"):
+            if nv_frame.get(attr) is not None:
+                nv_pic.set(attr, nv_frame.get(attr))
+    sppr = next(iter(pic.iter(*tags(P_NS, "spPr"))), None)
+    xfrm_frame = next(iter(frame.iterchildren(*tags(P_NS, "xfrm"))), None)
+    if sppr is not None and xfrm_frame is not None and next(iter(sppr.iter(*tags(A_NS, "xfrm"))), None) is None:
+        ans = A_NS[0] if _ns(sppr) == P_NS[0] else A_NS[1]
+        x = etree.Element(f"{{{ans}}}xfrm")
+        for child in xfrm_frame:
+            x.append(etree.Element(f"{{{ans}}}{_local(child)}", dict(child.attrib)))
+        sppr.insert(0, x)
+    parent = frame.getparent()
+    parent.replace(frame, pic)
+
+
+def disarm_presentation(root: etree._Element) -> None:
+    for el in list(root.iter(*_P_EMBFONTS)):
+        _remove(el)
+
+
+# ---------------------------------------------------------------- charts and properties
+
+_C_AUTOUPDATE = tags(C_NS, "autoUpdate")
+
+
+def disarm_chart(root: etree._Element) -> None:
+    for el in list(root.iter(*_C_AUTOUPDATE)):
+        _remove(el)
+
+
+def disarm_app_props(root: etree._Element, opts: dict, report: Report) -> None:
+    for el in list(root.iter(*tags(EP_NS, "HyperlinkBase"))):
+        base = (el.text or "").strip()
+        if base and (opts.get("hyperlinks", "web") == "drop" or not is_web_url(base)):
+            report("ooxml.hyperlink", f"hyperlink base {base[:80]}")
+        _remove(el)
+    for el in list(root.iter(*tags(EP_NS, "HLinks"))):
+        _remove(el)

@@ -1,0 +1,333 @@
+"""Finding (and, in fix mode, removing) active content in a pikepdf document.
+
+One rule set serves both `inspect` (find mode, over every object of a file)
+and `rebuild` (fix mode, over the fresh document): what fix mode deletes is
+exactly what find mode reports, so a rebuilt file re-inspects clean.
+
+A byte-level pre-scan (`needs_walk`) lets both skip the Python walk when the
+serialised file cannot contain any name the rules look at; qpdf writes every
+name literally (or #-escaped, which the scan decodes), and our output has no
+object streams, so the scan is a sound superset of the walk.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pikepdf
+from pikepdf import Name, ObjectType
+
+from ..model import Threat
+
+_DICT, _ARRAY, _STREAM = ObjectType.dictionary, ObjectType.array, ObjectType.stream
+_OBJ = pikepdf.Object
+
+# Action types (/S) that run code, reach outside the document or play media.
+ACTION_THREATS = {
+    "/JavaScript": "pdf.javascript",
+    "/Launch": "pdf.launch",
+    "/SubmitForm": "pdf.submit_form",
+    "/ImportData": "pdf.import_data",
+    "/GoToR": "pdf.remote_goto",
+    "/GoToE": "pdf.remote_goto",
+    "/Rendition": "pdf.rich_media",
+    "/Movie": "pdf.rich_media",
+    "/Sound": "pdf.rich_media",
+    "/GoTo3DView": "pdf.rich_media",
+    "/RichMediaExecute": "pdf.rich_media",
+}
+# Annotation (or stream) subtypes that embed players or media.
+RICH_SUBTYPES = {"/RichMedia", "/Movie", "/Sound", "/Screen", "/3D"}
+STANDARD_NAMED = {"/NextPage", "/PrevPage", "/FirstPage", "/LastPage"}
+WEB_SCHEMES = ("http://", "https://", "mailto:")
+EF_KEYS = {"/F", "/UF", "/DOS", "/Mac", "/Unix"}
+
+# Keys removed wherever they appear, with the threat they stand for.
+_SELF_KEYS = {
+    "/AA": "pdf.additional_actions",
+    "/JS": "pdf.javascript",
+    "/JavaScript": "pdf.javascript",
+    "/XFA": "pdf.xfa",
+    "/RF": "pdf.embedded_file",
+    "/Renditions": "pdf.rich_media",
+    "/AlternatePresentations": "pdf.rich_media",
+}
+_DROP_FILE_KEYS = {"/EF": "pdf.embedded_file", "/EmbeddedFiles": "pdf.embedded_file"}
+
+# --- byte-level pre-scan -------------------------------------------------------------------------
+_DELIM = rb"(?=[\x00\t\n\f\r ()<>\[\]{}/%]|$)"
+_TOKENS = (
+    "JS JavaScript AA Launch SubmitForm ImportData GoToR GoToE Thread Rendition Renditions Movie Sound "
+    "Screen 3D RichMedia RichMediaExecute GoTo3DView XFA EF RF EmbeddedFiles EmbeddedFile FileAttachment "
+    "Named AlternatePresentations ObjStm Encrypt"
+).split()
+_TOKEN_SET = {t.encode() for t in _TOKENS}
+_TOKEN_RE = re.compile(rb"/(?:" + b"|".join(sorted(_TOKEN_SET, key=len, reverse=True)) + rb")" + _DELIM)
+_ESCAPED_NAME_RE = re.compile(rb"/([^\x00\t\n\f\r ()<>\[\]{}/%]*#[^\x00\t\n\f\r ()<>\[\]{}/%]*)")
+_OPENACTION_RE = re.compile(rb"/OpenAction" + _DELIM + rb"[\x00\t\n\f\r ]*(.?)", re.S)
+_URI_RE = re.compile(rb"/URI" + _DELIM)
+_URI_TYPE_RE = re.compile(rb"/S[\x00\t\n\f\r ]*$")
+_URI_WEB_RE = re.compile(rb"[\x00\t\n\f\r ]*\((?:https?://|mailto:)[\x21-\x27\x2a-\x5b\x5d-\x7e]*\)", re.I)
+_META_RE = re.compile(rb"/(?:Metadata|Info)" + _DELIM)
+
+
+def _unescape(name: bytes) -> bytes:
+    return re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), name)
+
+
+def needs_walk(data: bytes | memoryview, links: str) -> bool:
+    """False only when no object of the serialised file can hold anything the walk acts on."""
+    if _TOKEN_RE.search(data):
+        return True
+    for m in _ESCAPED_NAME_RE.finditer(data):
+        if _unescape(m.group(1)) in _TOKEN_SET | {b"OpenAction", b"URI"}:
+            return True
+    for m in _OPENACTION_RE.finditer(data):
+        if m.group(1) != b"[":
+            return True
+    for m in _URI_RE.finditer(data):
+        start, end = m.start(), m.end()
+        if _URI_TYPE_RE.search(bytes(data[max(0, start - 8):start])):
+            if links == "drop":
+                return True
+            continue  # "/S /URI": the type; its /URI string is checked on its own
+        if links == "drop" or not _URI_WEB_RE.match(data, end):
+            return True
+    return False
+
+
+def mentions_metadata(data: bytes | memoryview) -> bool:
+    return _META_RE.search(data) is not None
+
+
+# --- object rules --------------------------------------------------------------------------------
+def web_uri_ok(uri: Any) -> bool:
+    """A plain http/https/mailto link without control characters."""
+    try:
+        text = bytes(uri).decode("utf-8", "replace") if isinstance(uri, pikepdf.String) else str(uri)
+    except Exception:
+        return False
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        return False
+    return text.strip().lower().startswith(WEB_SCHEMES)
+
+
+def _name(obj: Any, key: str) -> str | None:
+    v = obj.get(key)
+    return str(v) if isinstance(v, Name) else None
+
+
+def action_threat(obj: Any, links: str) -> tuple[str, str] | None:
+    """(threat id, detail) when dict `obj` is an action that must go."""
+    s = _name(obj, "/S")
+    if s is None:
+        return None
+    tid = ACTION_THREATS.get(s)
+    if tid:
+        return tid, f"{s[1:]} action"
+    if s == "/URI":
+        uri = obj.get("/URI")
+        if links == "drop" or uri is None or not web_uri_ok(uri):
+            shown = str(uri)[:80] if uri is not None else ""
+            return "pdf.uri", f"link to {shown!r}" if shown else "URI action"
+        return None
+    if s == "/Named":
+        n = _name(obj, "/N")
+        if n not in STANDARD_NAMED:
+            return "pdf.named_action", f"named action {n}"
+        return None
+    if s == "/Thread" and "/F" in obj:
+        return "pdf.remote_goto", "thread action into another file"
+    return None
+
+
+@dataclass
+class Walker:
+    """Walk every object; report (and with fix=True remove) active content."""
+
+    pdf: pikepdf.Pdf
+    links: str = "web"
+    embedded: str = "drop"  # drop | sanitize
+    fix: bool = False
+    labels: dict[tuple[int, int], str] = field(default_factory=dict)
+    # sanitize mode, fix mode: called with (filespec dict, EF dict, location) to sanitize attachments
+    on_attachment: Callable[[Any, Any, str], list[Threat]] | None = None
+    tick: Callable[[], None] | None = None
+    threats: list[Threat] = field(default_factory=list)
+    _seen: set = field(default_factory=set)
+    _cache: dict = field(default_factory=dict)
+    _visited: set = field(default_factory=set)
+    _stack: Any = None
+
+    @property
+    def action(self) -> str:
+        return "removed" if self.fix else "found"
+
+    def add(self, tid: str, location: str, detail: str, key: Any = None) -> None:
+        k = (tid, key if key is not None else location)
+        if k in self._seen:
+            return
+        self._seen.add(k)
+        self.threats.append(Threat(tid, location, self.action, detail))
+
+    def label(self, og: tuple[int, int]) -> str:
+        return self.labels.get(og) or f"object {og[0]}"
+
+    def classify(self, obj: Any, key: str | None) -> tuple[str, str] | None:
+        """(threat id, detail) when `obj`, reached under `key` (None: not known), must not stay."""
+        if obj.is_indirect:
+            ctx = "oa" if key == "/OpenAction" else "ef" if key in EF_KEYS else "none" if key is None else ""
+            ck = (obj.objgen, ctx)
+            if ck in self._cache:
+                return self._cache[ck]
+        res = self._classify(obj, key)
+        if obj.is_indirect:
+            self._cache[ck] = res
+        return res
+
+    def _classify(self, obj: Any, key: str | None) -> tuple[str, str] | None:
+        tc = obj._type_code
+        if tc == _ARRAY:
+            return None
+        if key == "/OpenAction":
+            if tc == _DICT and _name(obj, "/S") == "/GoTo":
+                return None
+            inner = action_threat(obj, self.links) if tc == _DICT else None
+            return "pdf.open_action", (inner[1] if inner else "open action") + " run when the file opens"
+        if tc == _DICT:
+            hit = action_threat(obj, self.links)
+            if hit:
+                return hit
+        sub = _name(obj, "/Subtype")
+        if sub in RICH_SUBTYPES:
+            return "pdf.rich_media", f"{sub[1:]} {'annotation' if tc == _DICT else 'data'}"
+        typ = _name(obj, "/Type")
+        if typ == "/Sound" and tc == _STREAM:
+            return "pdf.rich_media", "sound data"
+        if self.embedded == "drop":
+            if sub == "/FileAttachment":
+                return "pdf.embedded_file", "file attachment annotation"
+            if typ == "/EmbeddedFile":
+                return "pdf.embedded_file", "embedded file"
+        elif typ == "/EmbeddedFile" and key is not None and key not in EF_KEYS:
+            return "pdf.embedded_file", "embedded file outside a file specification"
+        return None
+
+    def run(self) -> list[Threat]:
+        """Find mode: every object of the file, orphans included. Fix mode: what the trailer reaches."""
+        if self.fix:
+            self._stack = [self.pdf.trailer]
+            n = 0
+            while self._stack:
+                obj = self._stack.pop()
+                n += 1
+                if self.tick and n % 2000 == 0:
+                    self.tick()
+                og = obj.objgen
+                self._visit(obj, obj._type_code, self.label(og) if og[0] else "trailer", og)
+            return self.threats
+        self._stack = None
+        for n, obj in enumerate(self.pdf.objects):
+            if not isinstance(obj, _OBJ):
+                continue
+            tc = obj._type_code
+            if tc not in (_DICT, _STREAM, _ARRAY):
+                continue
+            if self.tick and n % 2000 == 0:
+                self.tick()
+            og = obj.objgen
+            if tc != _ARRAY:
+                # An orphan never reached through an edge is still worth reporting on input files.
+                hit = self.classify(obj, None)
+                if hit:
+                    self.add(hit[0], self.label(og), hit[1], key=og)
+            self._visit(obj, tc, self.label(og), og)
+        return self.threats
+
+    def _follow(self, v: Any) -> None:
+        """Fix mode: queue an indirect object reached through a kept edge."""
+        og = v.objgen
+        if og not in self._visited:
+            self._visited.add(og)
+            self._stack.append(v)  # type: ignore[union-attr]
+
+    def _visit(self, obj: Any, tc: int, where: str, og: tuple[int, int]) -> None:
+        if tc == _ARRAY:
+            self._array(obj, where, og)
+        else:
+            self._dict(obj, where, og)
+
+    def _dict(self, d: Any, where: str, og: tuple[int, int]) -> None:
+        self_keys = _SELF_KEYS if self.embedded == "sanitize" else {**_SELF_KEYS, **_DROP_FILE_KEYS}
+        for key in list(d.keys()):
+            tid = self_keys.get(key)
+            if tid:
+                self._self_key(d, key, tid, where)
+                continue
+            if key == "/EF" and self.fix and self.on_attachment is not None:
+                self.threats.extend(self.on_attachment(d, d.get("/EF"), where))
+                continue
+            v = d.get(key)
+            if not isinstance(v, _OBJ):
+                continue
+            vt = v._type_code
+            if vt not in (_DICT, _STREAM, _ARRAY):
+                continue
+            hit = self.classify(v, key)
+            if hit:
+                vk = v.objgen if v.is_indirect else None
+                self.add(hit[0], f"{where} {key}", hit[1], key=vk)
+                if hit[0] == "pdf.open_action" and vt == _DICT:
+                    inner = action_threat(v, self.links)
+                    if inner and inner[0] != "pdf.open_action":
+                        self.add(inner[0], f"{where} {key}", inner[1], key=("oa", vk, where))
+                if self.fix:
+                    del d[key]
+                continue
+            if v.is_indirect:
+                if self._stack is not None:
+                    self._follow(v)
+            elif vt != _STREAM:
+                self._visit(v, vt, f"{where} {key}", og)
+
+    def _array(self, a: Any, where: str, og: tuple[int, int]) -> None:
+        drop: list[int] = []
+        for i, v in enumerate(a):
+            if not isinstance(v, _OBJ):
+                continue
+            vt = v._type_code
+            if vt not in (_DICT, _STREAM, _ARRAY):
+                continue
+            hit = self.classify(v, "")
+            if hit:
+                self.add(hit[0], f"{where}[{i}]", hit[1], key=v.objgen if v.is_indirect else None)
+                drop.append(i)
+                continue
+            if v.is_indirect:
+                if self._stack is not None:
+                    self._follow(v)
+            elif vt != _STREAM:
+                self._visit(v, vt, f"{where}[{i}]", og)
+        if self.fix:
+            for i in reversed(drop):
+                del a[i]
+
+    def _self_key(self, d: Any, key: str, tid: str, where: str) -> None:
+        v = d.get(key)
+        detail = {"/AA": "additional actions", "/JS": "JavaScript code", "/JavaScript": "document JavaScript",
+                  "/XFA": "XFA form (fields kept as AcroForm)"}.get(key, key[1:])
+        if key == "/AA" and isinstance(v, pikepdf.Dictionary):
+            kinds = []
+            for trig in v.keys():
+                act = v.get(trig)
+                hit = action_threat(act, self.links) if isinstance(act, pikepdf.Dictionary) else None
+                kinds.append(f"{trig[1:]}:{_name(act, '/S') or '?'}" if isinstance(act, pikepdf.Dictionary)
+                             else trig[1:])
+                if hit:
+                    self.add(hit[0], f"{where} /AA{trig}", hit[1] + " (additional action)")
+            detail = "additional actions " + ", ".join(kinds)
+        self.add(tid, f"{where} {key}", detail)
+        if self.fix:
+            del d[key]

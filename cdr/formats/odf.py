@@ -1,0 +1,463 @@
+"""OpenDocument (odt/ods/odp): rebuild the package member by member.
+
+Macros (Basic/, Scripts/, Dialogs/), event listeners, external links and embedded objects are
+removed; charts and formulas (pure-XML sub-documents) and replacement images are kept. Every XML
+part is parsed safely and re-serialised; the new zip has `mimetype` first and stored and a
+manifest listing exactly what is in it.
+"""
+from __future__ import annotations
+
+import posixpath
+import re
+import zipfile
+from pathlib import Path
+
+from lxml import etree
+
+from ..errors import Encrypted, LimitExceeded, Malformed
+from ..handler import Context, Handler, Rebuilt, register
+from ..model import Detection, Threat
+
+NS = {
+    "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
+    "script": "urn:oasis:names:tc:opendocument:xmlns:script:1.0",
+    "xlink": "http://www.w3.org/1999/xlink",
+    "draw": "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0",
+    "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0",
+    "table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
+    "presentation": "urn:oasis:names:tc:opendocument:xmlns:presentation:1.0",
+    "manifest": "urn:oasis:names:tc:opendocument:xmlns:manifest:1.0",
+    "form": "urn:oasis:names:tc:opendocument:xmlns:form:1.0",
+    "dom": "http://www.w3.org/2001/xml-events",
+}
+MIMES = ("application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
+         "application/vnd.oasis.opendocument.presentation")
+_SUBDOC_KEEP = ("application/vnd.oasis.opendocument.chart", "application/vnd.oasis.opendocument.formula")
+_XML_PARTS = {"content.xml", "styles.xml", "meta.xml", "settings.xml"}
+_MACRO_DIRS = ("Basic/", "Scripts/", "Dialogs/")
+_MEDIA_DIRS = ("Pictures/", "Media/", "ObjectReplacements/", "Thumbnails/")
+_HREF = f"{{{NS['xlink']}}}href"
+_SAFE_LINK = re.compile(r"^(https?://|mailto:)", re.I)
+_SAFE_PRES_ACTIONS = {"none", "previous-page", "next-page", "first-page", "last-page", "hide", "stop", "fade-out",
+                      "show"}
+_HYPERLINKS = {f"{{{NS['text']}}}a", f"{{{NS['draw']}}}a"}
+
+
+def _q(prefix: str, local: str) -> str:
+    return f"{{{NS[prefix]}}}{local}"
+
+
+_OBJECT_TAGS = {_q("draw", "object-ole"), _q("draw", "applet"), _q("draw", "plugin"), _q("draw", "floating-frame")}
+_EVENT_TAGS = {_q("office", "event-listeners")}
+_MACRO_TAGS = {_q("office", "script"), _q("text", "script")}
+_DDE_TAGS = {_q("text", "dde-connection-decls"), _q("table", "dde-links"), _q("office", "dde-source"),
+             _q("text", "section-source"), _q("table", "table-source"), _q("table", "cell-range-source")}
+_UNWRAP_TAGS = {_q("text", "dde-connection"), _q("text", "execute-macro")}
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                           remove_blank_text=False)
+
+
+def _parse(data: bytes, name: str) -> etree._Element:
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError as exc:
+        raise Malformed(f"{name} is not well-formed XML ({exc})"[:300], f"{name} の XML が不正です") from None
+    if root is None:
+        raise Malformed(f"{name} is empty", f"{name} が空です")
+    return root
+
+
+def _norm(href: str) -> str:
+    h = href.strip()
+    while h.startswith("./"):
+        h = h[2:]
+    return h
+
+
+def _is_internal(href: str, members: set[str]) -> bool:
+    h = _norm(href)
+    if not h or h.startswith("#"):
+        return True
+    if ":" in h or h.startswith(("/", "\\", "../")) or ".." in h.split("/"):
+        return False
+    h = posixpath.normpath(h)
+    return h in members or any(m.startswith(h.rstrip("/") + "/") for m in members)
+
+
+def _unwrap(el: etree._Element) -> None:
+    """Replace an element by its children and text, keeping the surrounding text order."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    idx = parent.index(el)
+    prev = el.getprevious()
+    lead = el.text or ""
+    if lead:
+        if prev is not None:
+            prev.tail = (prev.tail or "") + lead
+        else:
+            parent.text = (parent.text or "") + lead
+    children = list(el)
+    for i, child in enumerate(children):
+        parent.insert(idx + i, child)
+    last = children[-1] if children else (parent[idx - 1] if idx > 0 else None)
+    tail = el.tail or ""
+    parent.remove(el)
+    if tail:
+        if last is not None:
+            last.tail = (last.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+
+
+def _remove(el: etree._Element) -> None:
+    parent = el.getparent()
+    if parent is None:
+        return
+    tail = el.tail
+    prev = el.getprevious()
+    parent.remove(el)
+    if tail:
+        if prev is not None:
+            prev.tail = (prev.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+
+
+def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_objects: set[str]) -> list[Threat]:
+    """Disarm one XML part in place; `kept_objects` are sub-document dirs ("Object 1") that stay."""
+    threats: list[Threat] = []
+    for el in list(root.iter(*_EVENT_TAGS)):
+        kept = []
+        for lst in list(el):
+            if lst.tag == _q("presentation", "event-listener"):
+                action = lst.get(_q("presentation", "action"), "")
+                href = lst.get(_HREF)
+                if action in _SAFE_PRES_ACTIONS and (href is None or href.startswith("#")):
+                    kept.append(lst)
+                    continue
+            el.remove(lst)
+            name = lst.get(_q("script", "event-name")) or lst.get(_q("presentation", "action")) or ""
+            threats.append(Threat("odf.event", f"{part}: {name}".strip(": "), "removed",
+                                  (lst.get(_HREF) or lst.get(_q("script", "macro-name")) or "")[:200]))
+        if not kept:
+            _remove(el)
+    for el in list(root.iter(*_MACRO_TAGS)):
+        threats.append(Threat("odf.macro", f"{part}: {etree.QName(el).localname}", "removed", "inline script"))
+        _remove(el)
+    for el in list(root.iter(*_UNWRAP_TAGS)):
+        tid = "odf.macro" if el.tag == _q("text", "execute-macro") else "odf.external_link"
+        threats.append(Threat(tid, f"{part}: {etree.QName(el).localname}", "neutralized", "field text kept"))
+        _unwrap(el)
+    for el in list(root.iter(*_DDE_TAGS)):
+        threats.append(Threat("odf.external_link", f"{part}: {etree.QName(el).localname}", "removed",
+                              (el.get(_HREF) or "")[:200]))
+        _remove(el)
+    for el in list(root.iter(*_OBJECT_TAGS)):
+        threats.append(Threat("odf.object", f"{part}: {etree.QName(el).localname}", "removed",
+                              (el.get(_HREF) or "")[:200]))
+        _remove(el)
+    for el in list(root.iter(_q("draw", "object"))):
+        target = _norm(el.get(_HREF) or "").rstrip("/")
+        if target in kept_objects:
+            continue
+        threats.append(Threat("odf.object", f"{part}: {target or 'inline object'}", "removed", "embedded object"))
+        _remove(el)
+    for el in list(root.iter()):
+        if not isinstance(el.tag, str):
+            continue
+        href = el.get(_HREF)
+        if href is None:
+            continue
+        if el.tag in _HYPERLINKS or el.tag == _q("form", "button"):
+            if _SAFE_LINK.match(href.strip()) or _is_internal(href, members):
+                continue
+            threats.append(Threat("odf.external_link", f"{part}: {etree.QName(el).localname}", "removed",
+                                  href[:200]))
+            if el.tag in _HYPERLINKS:
+                _unwrap(el)
+            else:
+                del el.attrib[_HREF]
+            continue
+        if _is_internal(href, members):
+            continue
+        threats.append(Threat("odf.external_link", f"{part}: {etree.QName(el).localname}", "removed", href[:200]))
+        for attr in ("href", "type", "show", "actuate"):
+            el.attrib.pop(f"{{{NS['xlink']}}}{attr}", None)
+    # Macro URLs can also hide in other attributes (form control bindings, hyperlink targets).
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for k, v in list(el.attrib.items()):
+            if "vnd.sun.star.script:" in v or v.lower().startswith("macro:"):
+                threats.append(Threat("odf.macro", f"{part}: {etree.QName(el).localname}@{etree.QName(k).localname}",
+                                      "removed", v[:200]))
+                del el.attrib[k]
+    return threats
+
+
+def _serialize(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+class _Package:
+    """The members of an ODF zip, checked for the basic structural lies."""
+
+    def __init__(self, ctx: Context | None, path: Path) -> None:
+        limit = int((ctx.limits.max_xml_part_mb if ctx else 64) * 1024 * 1024)
+        try:
+            self.zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise Malformed(f"not a readable ODF package ({exc})", "ODF パッケージとして読み取れません") from None
+        infos = self.zf.infolist()
+        names = [i.filename for i in infos]
+        if len(set(names)) != len(names):
+            raise Malformed("duplicate member names in the package", "パッケージ内に同名のメンバーが重複しています")
+        total = sum(i.file_size for i in infos)
+        max_total = int((ctx.limits.archive_total_mb if ctx else 1024) * 1024 * 1024)
+        if total > max_total:
+            raise LimitExceeded("the document expands beyond the size limit", "展開後のサイズが上限を超えています")
+        for i in infos:
+            if i.filename.startswith("/") or ".." in i.filename.split("/") or "\\" in i.filename:
+                raise Malformed(f"bad member name {i.filename!r}", "不正なメンバー名が含まれています")
+            if i.flag_bits & 0x1:
+                raise Encrypted("the document's members are encrypted; ask the sender for a copy without a password",
+                                "文書がパスワードで暗号化されています。送信者にパスワードなしの文書を依頼してください",
+                                threat_id="odf.encrypted")
+            if i.filename.endswith(".xml") and i.file_size > limit:
+                raise LimitExceeded(f"{i.filename} is larger than the XML part limit",
+                                    f"{i.filename} が XML パートのサイズ上限を超えています")
+        self.infos = {i.filename: i for i in infos if not i.is_dir()}
+        self.mimetype = self.zf.read("mimetype").decode("ascii", "replace").strip() if "mimetype" in self.infos else ""
+        self.manifest: dict[str, str] = {}
+        self.encrypted = False
+        if "META-INF/manifest.xml" in self.infos:
+            man = _parse(self.zf.read("META-INF/manifest.xml"), "META-INF/manifest.xml")
+            for fe in man.iter(_q("manifest", "file-entry")):
+                self.manifest[fe.get(_q("manifest", "full-path"), "")] = fe.get(_q("manifest", "media-type"), "")
+                if fe.find(_q("manifest", "encryption-data")) is not None:
+                    self.encrypted = True
+
+    def read(self, name: str) -> bytes:
+        return self.zf.read(name)
+
+    def close(self) -> None:
+        self.zf.close()
+
+
+def _subdocs(pkg: _Package) -> tuple[set[str], set[str]]:
+    """(kept sub-document dirs, removed sub-document dirs or binary objects)."""
+    keep, drop = set(), set()
+    tops = {n.split("/")[0] for n in pkg.infos if n.startswith("Object ")}
+    for top in tops:
+        is_dir = any(n.startswith(top + "/") for n in pkg.infos)
+        media = pkg.manifest.get(top + "/", "") if is_dir else pkg.manifest.get(top, "")
+        if is_dir and media in _SUBDOC_KEEP:
+            keep.add(top)
+        else:
+            drop.add(top)
+    return keep, drop
+
+
+def _plan(pkg: _Package) -> tuple[list[str], list[Threat], set[str]]:
+    """Which members to keep, the threats for dropped ones, and the kept sub-documents."""
+    keep_docs, drop_docs = _subdocs(pkg)
+    kept: list[str] = []
+    threats: list[Threat] = []
+    macro_seen: set[str] = set()
+    for name in pkg.infos:
+        top = name.split("/")[0]
+        if name == "mimetype" or name == "META-INF/manifest.xml":
+            continue
+        if name.startswith(_MACRO_DIRS):
+            if top not in macro_seen:
+                macro_seen.add(top)
+                threats.append(Threat("odf.macro", top + "/", "removed", "macro storage"))
+            continue
+        if top in drop_docs:
+            if top not in macro_seen:
+                macro_seen.add(top)
+                threats.append(Threat("odf.object", top, "removed", pkg.manifest.get(top + "/")
+                                      or pkg.manifest.get(top) or "embedded object"))
+            continue
+        if top in keep_docs:
+            rest = name[len(top) + 1:]
+            if rest in _XML_PARTS or rest.startswith("Pictures/"):
+                kept.append(name)
+            continue
+        if name.startswith("Configurations2/"):
+            data = pkg.read(name) if pkg.infos[name].file_size < 4 << 20 else b""
+            if b"vnd.sun.star.script" in data or b"macro:" in data:
+                threats.append(Threat("odf.macro", name, "removed", "toolbar/menu bound to a macro"))
+            continue
+        if name in _XML_PARTS or name == "manifest.rdf" or name.startswith(_MEDIA_DIRS):
+            kept.append(name)
+            continue
+        # Signatures no longer match after a rebuild; anything else is unknown and not carried over.
+    return kept, threats, keep_docs
+
+
+def findings(ctx: Context | None, path: Path) -> list[Threat]:
+    pkg = _Package(ctx, path)
+    try:
+        if pkg.encrypted:
+            return [Threat("odf.encrypted", "META-INF/manifest.xml", "found", "password protected")]
+        kept, threats, keep_docs = _plan(pkg)
+        members = set(kept)
+        for name in kept:
+            if name.rsplit("/", 1)[-1] in _XML_PARTS:
+                threats += sanitize_xml(_parse(pkg.read(name), name), name, members, keep_docs)
+    finally:
+        pkg.close()
+    return [Threat(t.id, t.location, "found", t.detail) for t in threats]
+
+
+def _manifest(pkg: _Package, kept: list[str], mimetype: str) -> bytes:
+    m = NS["manifest"]
+    root = etree.Element(f"{{{m}}}manifest", nsmap={"manifest": m})
+    root.set(f"{{{m}}}version", "1.2")
+    fe = etree.SubElement(root, f"{{{m}}}file-entry")
+    fe.set(f"{{{m}}}full-path", "/")
+    fe.set(f"{{{m}}}media-type", mimetype)
+    dirs = sorted({n.split("/")[0] + "/" for n in kept if n.startswith("Object ")})
+    for d in dirs:
+        e = etree.SubElement(root, f"{{{m}}}file-entry")
+        e.set(f"{{{m}}}full-path", d)
+        e.set(f"{{{m}}}media-type", pkg.manifest.get(d, ""))
+    for name in kept:
+        e = etree.SubElement(root, f"{{{m}}}file-entry")
+        e.set(f"{{{m}}}full-path", name)
+        media = pkg.manifest.get(name) or ("text/xml" if name.endswith(".xml") else "")
+        if name == "manifest.rdf":
+            media = "application/rdf+xml"
+        e.set(f"{{{m}}}media-type", media)
+    return _serialize(root)
+
+
+@register
+class OdfHandler(Handler):
+    family = "odf"
+    mime_types = MIMES
+    options = {}
+
+    def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
+        return findings(ctx, path)
+
+    def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
+        pkg = _Package(ctx, src)
+        try:
+            if pkg.encrypted:
+                raise Encrypted("the document is password protected; ask the sender for a copy without a password",
+                                "パスワードで保護された文書です。送信者にパスワードなしの文書を依頼してください",
+                                threat_id="odf.encrypted")
+            mimetype = pkg.mimetype if pkg.mimetype in MIMES else detection.mime
+            kept, threats, keep_docs = _plan(pkg)
+            members = set(kept)
+            dropped = sorted(n for n in pkg.infos if n not in members and n not in ("mimetype", "META-INF/manifest.xml")
+                             and not n.startswith(_MACRO_DIRS) and not n.startswith("Object ")
+                             and not n.startswith("Configurations2/"))
+            if dropped:
+                ctx.warn("members not carried over: " + ", ".join(dropped)[:300])
+            with zipfile.ZipFile(dst, "w") as out:
+                zi = zipfile.ZipInfo("mimetype", date_time=(1980, 1, 1, 0, 0, 0))
+                zi.compress_type = zipfile.ZIP_STORED
+                out.writestr(zi, mimetype.encode("ascii"))
+                for name in kept:
+                    ctx.check_time()
+                    data = pkg.read(name)
+                    if name.rsplit("/", 1)[-1] in _XML_PARTS or name == "manifest.rdf":
+                        root = _parse(data, name)
+                        threats += sanitize_xml(root, name, members, keep_docs)
+                        data = _serialize(root)
+                    zi = zipfile.ZipInfo(name, date_time=pkg.infos[name].date_time)
+                    zi.compress_type = zipfile.ZIP_DEFLATED
+                    out.writestr(zi, data)
+                zi = zipfile.ZipInfo("META-INF/manifest.xml", date_time=(1980, 1, 1, 0, 0, 0))
+                zi.compress_type = zipfile.ZIP_DEFLATED
+                out.writestr(zi, _manifest(pkg, kept, mimetype))
+        finally:
+            pkg.close()
+        return Rebuilt(threats=threats)
+
+    def extract_text(self, ctx: Context, path: Path, detection: Detection) -> str:
+        return odf_text(path)
+
+
+# --- text rendition ------------------------------------------------------------------------------
+
+_P = {_q("text", "p"), _q("text", "h")}
+_SKIP_TEXT = {_q("text", "tracked-changes"), _q("office", "forms"), _q("text", "sequence-decls"),
+              _q("table", "table-columns"), _q("office", "scripts"), _q("text", "variable-decls"),
+              _q("text", "user-field-decls"), _q("office", "event-listeners"), _q("text", "note-citation")}
+
+
+def _inline(el: etree._Element, out: list[str]) -> None:
+    if el.text:
+        out.append(el.text)
+    for c in el:
+        if not isinstance(c.tag, str):
+            pass
+        elif c.tag == _q("text", "s"):
+            out.append(" " * min(int(c.get(_q("text", "c"), "1") or 1), 1000))
+        elif c.tag == _q("text", "tab"):
+            out.append("\t")
+        elif c.tag == _q("text", "line-break"):
+            out.append("\n")
+        elif c.tag in _SKIP_TEXT:
+            pass
+        elif c.tag in _P:
+            out.append("\n")
+            _inline(c, out)
+        else:
+            _inline(c, out)
+        if c.tail:
+            out.append(c.tail)
+
+
+def _block(el: etree._Element, lines: list[str]) -> None:
+    for c in el:
+        if not isinstance(c.tag, str) or c.tag in _SKIP_TEXT:
+            continue
+        if c.tag in _P:
+            buf: list[str] = []
+            _inline(c, buf)
+            lines.append("".join(buf))
+        elif c.tag == _q("table", "table-row"):
+            cells: list[str] = []
+            for cell in c:
+                if cell.tag not in (_q("table", "table-cell"), _q("table", "covered-table-cell")):
+                    continue
+                sub: list[str] = []
+                _block(cell, sub)
+                txt = " ".join(s for s in sub if s)
+                rep = int(cell.get(_q("table", "number-columns-repeated"), "1") or 1)
+                cells.extend([txt] * (min(rep, 256) if txt else 1))
+            while cells and not cells[-1]:
+                cells.pop()
+            if cells:
+                lines.append("\t".join(cells))
+        elif c.tag == _q("draw", "page"):
+            _block(c, lines)
+            lines.append("")
+        else:
+            _block(c, lines)
+
+
+def odf_text(path: Path) -> str:
+    pkg = _Package(None, path)
+    try:
+        if pkg.encrypted:
+            raise Encrypted("the document is password protected", "パスワードで保護された文書です",
+                            threat_id="odf.encrypted")
+        if "content.xml" not in pkg.infos:
+            raise Malformed("content.xml is missing", "content.xml がありません")
+        root = _parse(pkg.read("content.xml"), "content.xml")
+    finally:
+        pkg.close()
+    body = root.find(_q("office", "body"))
+    lines: list[str] = []
+    _block(body if body is not None else root, lines)
+    return "\n".join(lines).strip("\n") + "\n"

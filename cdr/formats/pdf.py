@@ -1,0 +1,510 @@
+"""PDF: disarm by rebuilding a fresh document from the page tree, and extract text.
+
+Rebuild copies the pages and an allow-list of catalog entries into a new
+pikepdf document, so earlier revisions, orphaned objects, junk around the file
+and encryption never reach the output. Active content (JavaScript, actions that
+leave the document, media, XFA, attachments, foreign links) is then removed by
+the rule set in `_pdf_walk`, which `inspect` also uses for verification.
+"""
+from __future__ import annotations
+
+import mmap
+import re
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pikepdf
+from pikepdf import Name, ObjectStreamMode, StreamDecodeLevel
+
+from ..errors import Encrypted, LimitExceeded, Malformed
+from ..handler import Context, Handler, Option, Rebuilt, register
+from ..model import BLOCKED, SANITIZED, Detection, Threat
+from . import _pdf_render
+from ._pdf_walk import Walker, action_threat, mentions_metadata, needs_walk
+
+# Catalog entries carried into the rebuilt document as they are (their content is walked).
+_ROOT_KEEP = ("/Outlines", "/PageLabels", "/Dests", "/StructTreeRoot", "/MarkInfo", "/Lang",
+              "/ViewerPreferences", "/PageLayout", "/PageMode", "/OCProperties")
+# Upper bound of how much one byte can expand under each filter; image codecs are bounded by pixels.
+_EXPANSION = {"/FlateDecode": 1032, "/Fl": 1032, "/LZWDecode": 2730, "/LZW": 2730, "/RunLengthDecode": 128,
+              "/RL": 128, "/ASCIIHexDecode": 1, "/AHx": 1, "/ASCII85Decode": 1, "/A85": 1}
+_FLATE = {"/FlateDecode", "/Fl"}
+_WS = b"\x00\t\n\f\r "
+
+
+def _opts(ctx: Context) -> dict[str, Any]:
+    return {k: ctx.options.get(k, o.default) for k, o in PdfHandler.options.items()}
+
+
+def _limit(ctx: Context, name: str, default: Any) -> Any:
+    return getattr(ctx.limits, name, default) if ctx.limits is not None else default
+
+
+# --- the bytes around the PDF --------------------------------------------------------------------
+def _envelope(path: Path) -> dict[str, int]:
+    """Leading junk, trailing data after the last %%EOF, and how many revisions the file has."""
+    with open(path, "rb") as f:
+        try:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # empty file
+            return {"lead": 0, "trail": 0, "eofs": 0}
+        with mm:
+            lead = max(mm.find(b"%PDF-", 0, 1024), 0)
+            eof = mm.rfind(b"%%EOF")
+            trail = 0
+            if eof >= 0:
+                rest = mm[eof + 5:]
+                trail = len(rest.strip(_WS)) and len(rest)
+            eofs = len(re.findall(rb"%%EOF", mm)) if eof >= 0 else 0
+            if eofs > 1 and b"/Linearized" in mm[:2048]:
+                eofs -= 1
+    return {"lead": lead, "trail": trail, "eofs": eofs}
+
+
+def _envelope_threats(env: dict[str, int], action: str) -> list[Threat]:
+    out = []
+    if env["lead"]:
+        out.append(Threat("pdf.leading_data", "start of file", action, f"{env['lead']} bytes before the %PDF header"))
+    if env["trail"]:
+        out.append(Threat("pdf.trailing_data", "end of file", action, f"{env['trail']} bytes after the last %%EOF"))
+    return out
+
+
+# --- opening -------------------------------------------------------------------------------------
+def _open(ctx: Context, path: Path) -> pikepdf.Pdf:
+    """Open with the empty user password, else with the supplied one; block otherwise."""
+    try:
+        return pikepdf.open(path)
+    except pikepdf.PasswordError:
+        if not ctx.password:
+            raise Encrypted("the PDF is password protected; ask the sender for the password",
+                            "PDFがパスワードで保護されています。送信者にパスワードを確認してください",
+                            threat_id="file.encrypted") from None
+    except pikepdf.PdfError as exc:
+        if "encrypt" in str(exc).lower():
+            raise Encrypted("the PDF uses an encryption we cannot open", "このPDFの暗号化方式には対応していません",
+                            threat_id="file.encrypted") from None
+        raise Malformed(f"the PDF cannot be read: {str(exc)[:200]}", "PDFが壊れているため読み取れません") from None
+    try:
+        return pikepdf.open(path, password=ctx.password)
+    except pikepdf.PasswordError:
+        raise Encrypted("the supplied password does not open this PDF",
+                        "指定されたパスワードではPDFを開けません", threat_id="file.encrypted") from None
+    except pikepdf.PdfError as exc:
+        raise Malformed(f"the PDF cannot be read: {str(exc)[:200]}", "PDFが壊れているため読み取れません") from None
+
+
+# --- decompression bombs -------------------------------------------------------------------------
+def _filters(s: Any) -> list[str]:
+    f = s.get("/Filter")
+    if f is None:
+        return []
+    if isinstance(f, pikepdf.Array):
+        return [str(x) for x in f]
+    return [str(f)]
+
+
+def _inflate_layers(raw: bytes, layers: int, limit: int) -> int:
+    """Decoded size of `layers` nested Flate encodings, stopping once past `limit` (never inflating all)."""
+
+    def layer(chunks):
+        d = zlib.decompressobj()
+        try:
+            for c in chunks:
+                buf = c
+                while buf:
+                    out = d.decompress(buf, 1 << 16)
+                    buf = d.unconsumed_tail
+                    if out:
+                        yield out
+                    if d.eof:
+                        return
+        except zlib.error:
+            return  # damaged data decodes no further, as in readers
+
+    gen: Any = (raw[i:i + (1 << 16)] for i in range(0, len(raw), 1 << 16))
+    for _ in range(layers):
+        gen = layer(gen)
+    total = 0
+    for chunk in gen:
+        total += len(chunk)
+        if total > limit:
+            break
+    return total
+
+
+def _check_streams(ctx: Context, pdf: pikepdf.Pdf) -> None:
+    max_bytes = int(float(_limit(ctx, "max_stream_mb", 256.0)) * 1024 * 1024)
+    max_pixels = int(_limit(ctx, "max_pixels", 100_000_000))
+    for n, obj in enumerate(pdf.objects):
+        if not isinstance(obj, pikepdf.Stream):
+            continue
+        if n % 500 == 0:
+            ctx.check_time()
+        if obj.get("/Subtype") == Name.Image:
+            w, h = obj.get("/Width", 0), obj.get("/Height", 0)
+            if isinstance(w, int) and isinstance(h, int) and w * h > max_pixels:
+                raise LimitExceeded(f"an image in the PDF has {w}x{h} pixels, over the policy limit",
+                                    "PDF内の画像の画素数が上限を超えています", threat_id="pdf.bomb")
+        length = obj.get("/Length")
+        raw: bytes | None = None
+        if not isinstance(length, int):
+            raw = obj.read_raw_bytes()
+            length = len(raw)
+        if length > max_bytes:
+            raise LimitExceeded("a stream in the PDF is larger than the policy limit",
+                                "PDF内のストリームが上限サイズを超えています", threat_id="pdf.bomb")
+        filters = _filters(obj)
+        bound = length
+        for f in filters:
+            bound *= _EXPANSION.get(f, 1)
+        if bound <= max_bytes:
+            continue
+        raw = raw if raw is not None else obj.read_raw_bytes()
+        if filters and all(f in _FLATE for f in filters):
+            size = _inflate_layers(raw, len(filters), max_bytes)
+        elif all(f in _EXPANSION for f in filters):
+            size = len(obj.read_bytes())  # rare filter chains; the worker's memory limit still applies
+        else:
+            continue
+        if size > max_bytes:
+            raise LimitExceeded(f"a compressed stream expands beyond {max_bytes >> 20} MB (decompression bomb)",
+                                "PDF内の圧縮データが展開後に上限を超えます（圧縮爆弾）", threat_id="pdf.bomb")
+
+
+# --- the handler ---------------------------------------------------------------------------------
+@register
+class PdfHandler(Handler):
+    family = "pdf"
+    mime_types = ("application/pdf",)
+    options = {
+        "embedded_files": Option("drop", ("drop", "sanitize"),
+                                 "attachments: drop them, or sanitize each through the pipeline and re-attach"),
+        "metadata": Option("drop", ("drop", "keep"), "document Info and XMP metadata"),
+        "links": Option("web", ("web", "drop"), "web: keep http/https/mailto links; drop: remove every URI"),
+        "malformed": Option("deliver", ("deliver", "block"), "a damaged file repaired by the parser"),
+        "render": Option("none", ("none", "images"), "images: render pages to images (画像化)"),
+        "dpi": Option(150, None, "resolution for render = images"),
+    }
+
+    # -- inspect --
+    def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
+        o = _opts(ctx)
+        threats = _envelope_threats(_envelope(path), "found")
+        with open(path, "rb") as f:
+            try:
+                data: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except ValueError:
+                raise Malformed("the PDF is empty", "PDFが空です") from None
+        with data:
+            walk = needs_walk(data, o["links"])
+            meta = o["metadata"] == "drop" and mentions_metadata(data)
+        if not (walk or meta):
+            return threats
+        pdf = _open(ctx, path)
+        with pdf:
+            if pdf.is_encrypted:
+                threats.append(Threat("pdf.encrypted", "document", "found", "the file is encrypted"))
+            if meta:
+                threats.extend(_metadata_threats(pdf, "found"))
+            if walk:
+                w = Walker(pdf, links=o["links"], embedded=o["embedded_files"], fix=False,
+                           labels=_labels(pdf), tick=ctx.check_time)
+                threats.extend(w.run())
+        return threats
+
+    # -- rebuild --
+    def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
+        o = _opts(ctx)
+        out = Rebuilt(extension=".pdf", mime="application/pdf")
+        env = _envelope(src)
+        out.threats.extend(_envelope_threats(env, "removed"))
+        if env["eofs"] > 1:
+            out.threats.append(Threat("pdf.incremental_update", "document", "reported",
+                                      f"{env['eofs'] - 1} earlier revision(s) not carried over"))
+        pdf = _open(ctx, src)
+        with pdf:
+            if pdf.is_encrypted:
+                how = "decrypted with the supplied password" if ctx.password and _needs_password(src) else \
+                    "encryption removed (no user password was set)"
+                out.threats.append(Threat("pdf.encrypted", "document", "removed", how))
+            size = pdf.trailer.get("/Size")
+            max_objects = int(_limit(ctx, "max_pdf_objects", 500_000))
+            if isinstance(size, int) and size > max_objects:
+                raise LimitExceeded(f"the PDF has {size} objects, over the policy limit of {max_objects}",
+                                    f"PDFのオブジェクト数が上限（{max_objects}）を超えています", threat_id="file.limit")
+            npages = len(pdf.pages)
+            max_pages = int(_limit(ctx, "max_pages", 2000))
+            if npages > max_pages:
+                raise LimitExceeded(f"the PDF has {npages} pages, over the policy limit of {max_pages}",
+                                    f"PDFのページ数（{npages}）が上限（{max_pages}）を超えています",
+                                    threat_id="file.limit")
+            if npages == 0:
+                raise Malformed("the PDF has no pages", "PDFにページがありません")
+            ctx.check_time()
+            new = pikepdf.new()
+            with new:
+                with warnings.catch_warnings():
+                    # pikepdf warns that extend() leaves forms and named links behind: _copy_catalog carries them.
+                    warnings.simplefilter("ignore", getattr(pikepdf, "PageCopyWarning", UserWarning))
+                    new.pages.extend(pdf.pages)
+                att = _Attachments(ctx, out) if o["embedded_files"] == "sanitize" else None
+                out.threats.extend(_copy_catalog(pdf, new, o, att))
+                if o["metadata"] == "keep":
+                    _copy_metadata(pdf, new)
+                else:
+                    out.threats.extend(_metadata_threats(pdf, "reported"))
+                if "/SigFlags" in pdf.Root.get("/AcroForm", {}):
+                    ctx.warn("digital signatures no longer validate after rebuilding")
+                ctx.check_time()
+                _check_streams(ctx, new)
+                if len(new.objects) > max_objects:
+                    raise LimitExceeded("the PDF has more objects than the policy allows",
+                                        "PDFのオブジェクト数が上限を超えています", threat_id="file.limit")
+                version = pdf.pdf_version
+                save = {"stream_decode_level": StreamDecodeLevel.none, "object_stream_mode": ObjectStreamMode.disable,
+                        "min_version": version, "fix_metadata_version": False}
+                new.save(dst, **save)
+                ctx.check_time()
+                with open(dst, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    walk = needs_walk(mm, o["links"])
+                if walk:
+                    w = Walker(new, links=o["links"], embedded=o["embedded_files"], fix=True,
+                               labels=_labels(new), on_attachment=att, tick=ctx.check_time)
+                    out.threats.extend(w.run())
+                    new.save(dst, **save)
+            problems = pdf.get_warnings()
+        if problems:
+            shown = "; ".join(str(w).replace(f"{src}: ", "").replace(f"{src}, ", "") for w in problems[:3])[:300]
+            if o["malformed"] == "block":
+                raise Malformed(f"the PDF is damaged ({shown})", "PDFが壊れています（ポリシーにより修復版も配送しません）")
+            out.threats.append(Threat("file.malformed", "document", "repaired", shown))
+        if o["render"] == "images":
+            _pdf_render.render_to_images(ctx, dst, int(o["dpi"]))
+            out.threats.append(Threat("pdf.rendered", "document", "converted",
+                                      f"pages rendered to images at {int(o['dpi'])} dpi (画像化)"))
+        return out
+
+    # -- text --
+    def extract_text(self, ctx: Context, path: Path, detection: Detection) -> str:
+        return _pdf_render.extract_text(ctx, path)
+
+
+def _needs_password(path: Path) -> bool:
+    try:
+        pikepdf.open(path).close()
+        return False
+    except pikepdf.PasswordError:
+        return True
+    except pikepdf.PdfError:
+        return False
+
+
+def _labels(pdf: pikepdf.Pdf) -> dict[tuple[int, int], str]:
+    """Readable locations for pages, annotations and the catalog."""
+    labels = {pdf.Root.objgen: "document catalog"}
+    for i, page in enumerate(pdf.pages, 1):
+        labels[page.obj.objgen] = f"page {i}"
+        annots = page.obj.get("/Annots")
+        if isinstance(annots, pikepdf.Array):
+            for j, a in enumerate(annots, 1):
+                if isinstance(a, pikepdf.Dictionary) and a.is_indirect:
+                    sub = a.get("/Subtype")
+                    labels[a.objgen] = f"page {i} annotation {j}" + (f" ({str(sub)[1:]})" if sub else "")
+    return labels
+
+
+def _metadata_threats(pdf: pikepdf.Pdf, action: str) -> list[Threat]:
+    found = []
+    info = pdf.trailer.get("/Info")
+    if isinstance(info, pikepdf.Dictionary) and len(info.keys()):
+        found.append("Info")
+    if "/Metadata" in pdf.Root:
+        found.append("XMP")
+    if not found:
+        return []
+    detail = f"document metadata ({', '.join(found)})"
+    if action == "reported":
+        detail += " not carried over, per policy (not active content)"
+    return [Threat("pdf.metadata", "document", action, detail)]
+
+
+def _copy_metadata(pdf: pikepdf.Pdf, new: pikepdf.Pdf) -> None:
+    info = pdf.trailer.get("/Info")
+    if isinstance(info, pikepdf.Dictionary):
+        # Info holds strings only; anything else could smuggle objects in.
+        clean = pikepdf.Dictionary({k: v for k, v in info.items() if isinstance(v, (pikepdf.String, str))})
+        new.trailer.Info = new.make_indirect(clean)
+    xmp = pdf.Root.get("/Metadata")
+    if isinstance(xmp, pikepdf.Stream):
+        new.Root.Metadata = _foreign(new, xmp)
+
+
+def _foreign(new: pikepdf.Pdf, v: Any) -> Any:
+    """copy_foreign for direct values too (qpdf copies only indirect objects)."""
+    if not isinstance(v, pikepdf.Object) or v.is_indirect:
+        return new.copy_foreign(v) if isinstance(v, pikepdf.Object) else v
+    if isinstance(v, pikepdf.Dictionary):
+        return pikepdf.Dictionary({k: _foreign(new, x) for k, x in v.items()})
+    if isinstance(v, pikepdf.Array):
+        return pikepdf.Array([_foreign(new, x) for x in v])
+    return v
+
+
+def _copy_catalog(pdf: pikepdf.Pdf, new: pikepdf.Pdf, o: dict[str, Any], att: _Attachments | None) -> list[Threat]:
+    """Carry allowed catalog entries over; report what the document-level entries held."""
+    root, threats = pdf.Root, []
+    for key in _ROOT_KEEP:
+        if key in root:
+            new.Root[key] = _foreign(new, root[key])
+    if "/AA" in root:
+        threats.append(Threat("pdf.additional_actions", "document catalog /AA", "removed",
+                              "document additional actions (open/close/save/print)"))
+    oa = root.get("/OpenAction")
+    if oa is not None:
+        if isinstance(oa, pikepdf.Array):
+            new.Root.OpenAction = _foreign(new, oa)
+        elif isinstance(oa, pikepdf.Dictionary) and oa.get("/S") == Name.GoTo and "/D" in oa:
+            d = oa.D
+            new.Root.OpenAction = _foreign(new, d) if isinstance(d, pikepdf.Array) else \
+                _foreign(new, pikepdf.Dictionary(S=Name.GoTo, D=d))
+        else:
+            hit = action_threat(oa, o["links"]) if isinstance(oa, pikepdf.Dictionary) else None
+            threats.append(Threat("pdf.open_action", "document catalog /OpenAction", "removed",
+                                  (hit[1] if hit else "open action") + " run when the file opens"))
+            if hit:
+                threats.append(Threat(hit[0], "document catalog /OpenAction", "removed", hit[1]))
+    names = root.get("/Names")
+    if isinstance(names, pikepdf.Dictionary):
+        keep = pikepdf.Dictionary()
+        if "/Dests" in names:
+            keep.Dests = _foreign(new, names.Dests)
+        if "/JavaScript" in names:
+            threats.append(Threat("pdf.javascript", "document catalog /Names /JavaScript", "removed",
+                                  "document-level JavaScript"))
+        if "/EmbeddedFiles" in names:
+            if att is not None:
+                keep.EmbeddedFiles = _sanitize_tree(new, names.EmbeddedFiles, att, threats)
+            else:
+                threats.append(Threat("pdf.embedded_file", "document catalog /Names /EmbeddedFiles", "removed",
+                                      "attached files"))
+        for key in ("/Renditions", "/AlternatePresentations"):
+            if key in names:
+                threats.append(Threat("pdf.rich_media", f"document catalog /Names {key}", "removed", key[1:]))
+        if len(keep.keys()):
+            new.Root.Names = keep
+    form = root.get("/AcroForm")
+    if isinstance(form, pikepdf.Dictionary):
+        acro = pikepdf.Dictionary()
+        for key, value in form.items():
+            if key == "/XFA":
+                threats.append(Threat("pdf.xfa", "document catalog /AcroForm /XFA", "removed",
+                                      "XFA form (fields and values kept as AcroForm)"))
+            elif key != "/SigFlags":
+                acro[key] = _foreign(new, value)
+        new.Root.AcroForm = acro
+    return threats
+
+
+def _sanitize_tree(new: pikepdf.Pdf, tree: Any, att: _Attachments, threats: list[Threat]) -> pikepdf.Dictionary:
+    """A flat /EmbeddedFiles name tree holding only the attachments that came through the pipeline."""
+    flat = pikepdf.Array()
+    for name, spec in pikepdf.NameTree(tree).items():
+        if not isinstance(spec, pikepdf.Dictionary):
+            continue
+        copied = _foreign(new, spec)
+        threats.extend(att(copied, copied.get("/EF"), "document attachments"))
+        if "/EF" in copied:
+            flat.extend([pikepdf.String(name), copied])
+    return pikepdf.Dictionary(Names=flat)
+
+
+class _Attachments:
+    """Sanitize mode: run every embedded file through the pipeline and re-attach the delivered output."""
+
+    def __init__(self, ctx: Context, out: Rebuilt) -> None:
+        self.ctx, self.out, self.n = ctx, out, 0
+        self.done: dict[tuple[int, int], tuple[str, Any]] = {}
+        self.specs: set[tuple[int, int]] = set()
+
+    def __call__(self, spec: Any, ef: Any, where: str) -> list[Threat]:
+        threats: list[Threat] = []
+        if spec.is_indirect:
+            if spec.objgen in self.specs:
+                return threats  # the same file specification reached again (name tree and annotation)
+            self.specs.add(spec.objgen)
+        if not isinstance(ef, pikepdf.Dictionary):
+            del spec["/EF"]
+            return threats
+        fname = _attachment_name(spec)
+        for key in list(ef.keys()):
+            stream = ef.get(key)
+            if not isinstance(stream, pikepdf.Stream):
+                del ef[key]
+                continue
+            og = stream.objgen
+            if og not in self.done:
+                self.done[og] = self._one(stream, fname, where)
+            status, new_name = self.done[og]
+            loc = f"{where} attachment {fname!r}"
+            if status == BLOCKED:
+                del ef[key]
+                threats.append(Threat("pdf.embedded_file", loc, "removed", "attachment blocked, see children"))
+            else:
+                if new_name and new_name != fname:
+                    spec.F = pikepdf.String(new_name)
+                    spec.UF = pikepdf.String(new_name)
+                action = "neutralized" if status == SANITIZED else "reported"
+                threats.append(Threat("pdf.embedded_file", loc, action, "attachment sanitized and re-attached"))
+        if not len(ef.keys()):
+            del spec["/EF"]
+        return threats
+
+    def _one(self, stream: Any, fname: str, where: str) -> tuple[str, Any]:
+        ctx = self.ctx
+        self.n += 1
+        child_name = f"{ctx.name}/{fname}"
+        if ctx.process_child is None or ctx.depth + 1 > int(_limit(ctx, "archive_depth", 3)) \
+                or self.n > int(_limit(ctx, "archive_members", 1000)):
+            from ..model import FileResult
+            res = FileResult(source=child_name, threats=[Threat("archive.too_deep", child_name, "blocked")])
+            res.block("添付ファイルの入れ子が深すぎるか数が多すぎるため削除しました",
+                      "attachment nested too deeply or too many attachments; removed")
+            self.out.children.append(res)
+            return BLOCKED, None
+        work = ctx.workdir / "pdf-attachments" / str(self.n)
+        (work / "in").mkdir(parents=True, exist_ok=True)
+        src = work / "in" / fname
+        src.write_bytes(stream.read_bytes())
+        res = ctx.process_child(child_name, src, work / "out")
+        new_name = None
+        if res.verdict != BLOCKED and res.output:
+            out_path = Path(res.output)
+            stream.write(out_path.read_bytes())
+            params = stream.get("/Params")
+            if isinstance(params, pikepdf.Dictionary):
+                params.Size = out_path.stat().st_size
+                if "/CheckSum" in params:
+                    del params["/CheckSum"]
+            new_name = out_path.name
+            # The delivered copy lives inside the rebuilt PDF, not in the output folder.
+            res.output = None
+            res.text_output = None
+            res.warnings.append("re-attached inside the rebuilt PDF")
+        self.out.children.append(res)
+        return res.verdict, new_name
+
+
+def _attachment_name(spec: Any) -> str:
+    for key in ("/UF", "/F"):
+        v = spec.get(key)
+        if isinstance(v, pikepdf.String):
+            name = str(v)
+            break
+    else:
+        name = ""
+    name = re.split(r"[\\/]", name)[-1]
+    name = "".join(c for c in name if c.isprintable()).strip(" .")[:120]
+    return name or "attachment.bin"

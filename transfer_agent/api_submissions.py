@@ -1,0 +1,716 @@
+"""E-application intake over REST: POST /api/v1/submissions, GET /api/v1/submissions/{id}.
+
+This process never parses a document. The multipart body is streamed straight into
+work/api-uploads/<id>/ (bounded: total bytes, file count, field count and size), then each
+file is handed to the appliance (quarantine, ledger job, worker pool) with its bundle folder
+`inbox/<channel>/<date>/<receipt>/`, its PPAP password and the submission id. The status
+endpoint reports verdicts only. Every error is JSON: {"error", "message", "message_ja"}.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+
+from . import apikeys, bundles
+from .files import clean_name, numbered
+from .ledger import FINAL, Ledger, loads
+from .portal_db import ensure_schema
+
+log = logging.getLogger("transfer_agent.api")
+
+_CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_IDEM = re.compile(r"^[\x21-\x7e]{1,200}$")
+SPECIAL = ("passwords", "channel")
+_DRAIN_MAX = 16 * 1024 * 1024
+
+# handover(src, channel=, name=, subdir=, submission_id=, password=) -> job id.
+Handover = Callable[..., int]
+
+
+@dataclass
+class ApiSettings:
+    max_upload_mb: float = 100.0
+    max_files: int = 50
+    max_fields: int = 200
+    max_field_kb: int = 64
+    rate_per_minute: float = 60.0
+    rate_burst: int = 20
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, en: str, ja: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(en)
+        self.status, self.code, self.en, self.ja, self.headers = status, code, en, ja, headers or {}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": self.code, "message": self.en, "message_ja": self.ja},
+                            status_code=self.status, headers=self.headers)
+
+
+# --------------------------------------------------------------------------- rate limit
+
+class RateLimiter:
+    """Token bucket per client key: `burst` at once, refilled at `per_minute`."""
+
+    def __init__(self, per_minute: float, burst: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = max(1, burst)
+        self._b: dict[int, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: int) -> float:
+        """0 when allowed, else seconds to wait."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._b.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._b[key] = (tokens - 1.0, now)
+                return 0.0
+            self._b[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+
+# --------------------------------------------------------------------------- multipart streaming
+
+def _decode_header_text(raw: bytes) -> str:
+    """parse_options_header gives latin-1; the client meant UTF-8 (or, from old Windows, cp932)."""
+    for enc in ("utf-8", "cp932"):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("utf-8", "replace")
+
+
+@dataclass
+class StagedFile:
+    name: str  # as the sender wrote it (cleaned)
+    sent_name: str
+    path: Path
+    size: int = 0
+    sha256: str = ""
+
+
+class _Collector:
+    """Callbacks for python-multipart's streaming parser: files to disk, fields bounded in memory."""
+
+    def __init__(self, stage: Path, s: ApiSettings) -> None:
+        self.stage, self.s = stage, s
+        self.files: list[StagedFile] = []
+        self.fields: list[tuple[str, str]] = []
+        self.ended = False
+        self._hname = bytearray()
+        self._hval = bytearray()
+        self._disp = b""
+        self._cur_file: StagedFile | None = None
+        self._fh: Any = None
+        self._hash: Any = None
+        self._field_name = ""
+        self._field = bytearray()
+        self._taken: set[str] = set()
+
+    def callbacks(self) -> dict[str, Any]:
+        return {"on_part_begin": self.part_begin, "on_header_field": self.header_field,
+                "on_header_value": self.header_value, "on_header_end": self.header_end,
+                "on_headers_finished": self.headers_finished, "on_part_data": self.part_data,
+                "on_part_end": self.part_end, "on_end": self.end}
+
+    def part_begin(self) -> None:
+        self._disp = b""
+        self._cur_file = None
+        self._field = bytearray()
+
+    def header_field(self, data: bytes, start: int, end: int) -> None:
+        self._hname += data[start:end]
+
+    def header_value(self, data: bytes, start: int, end: int) -> None:
+        self._hval += data[start:end]
+        if len(self._hval) > 8192:
+            raise ApiError(400, "malformed", "part header too long", "マルチパートのヘッダーが長すぎます")
+
+    def header_end(self) -> None:
+        if bytes(self._hname).strip().lower() == b"content-disposition":
+            self._disp = bytes(self._hval)
+        self._hname, self._hval = bytearray(), bytearray()
+
+    def headers_finished(self) -> None:
+        disp, opts = parse_options_header(self._disp)
+        if disp != b"form-data" or b"name" not in opts:
+            raise ApiError(400, "malformed", "each part needs Content-Disposition: form-data; name=...",
+                           "各パートに Content-Disposition: form-data; name=... が必要です")
+        name = _decode_header_text(opts[b"name"])
+        if name == "files" or b"filename" in opts:
+            if len(self.files) >= self.s.max_files:
+                raise ApiError(413, "too_many_files", f"at most {self.s.max_files} files per submission",
+                               f"1回の申請で送れるファイルは{self.s.max_files}件までです")
+            sent = _decode_header_text(opts.get(b"filename", b"")) or "file"
+            # Windows clients may send a full path; keep the last component only.
+            sent = sent.replace("\\", "/").rsplit("/", 1)[-1] or "file"
+            clean = clean_name(sent)
+            n = 1
+            while numbered(clean, n).lower() in self._taken:
+                n += 1
+            clean = numbered(clean, n)
+            self._taken.add(clean.lower())
+            f = StagedFile(clean, sent, self.stage / f"{len(self.files):04d}")
+            self.files.append(f)
+            self._cur_file = f
+            self._fh = open(f.path, "xb")  # noqa: SIM115 - closed in part_end / close()
+            self._hash = hashlib.sha256()
+        else:
+            if len(self.fields) >= self.s.max_fields:
+                raise ApiError(413, "too_many_fields", f"at most {self.s.max_fields} form fields",
+                               f"フォーム項目は{self.s.max_fields}個までです")
+            self._field_name = name
+
+    def part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self._cur_file is not None:
+            self._fh.write(chunk)
+            self._hash.update(chunk)
+            self._cur_file.size += len(chunk)
+        else:
+            if len(self._field) + len(chunk) > self.s.max_field_kb * 1024:
+                raise ApiError(413, "field_too_large", f"a form field is larger than {self.s.max_field_kb} KB",
+                               f"フォーム項目の値が大きすぎます（上限 {self.s.max_field_kb} KB）")
+            self._field += chunk
+
+    def part_end(self) -> None:
+        if self._cur_file is not None:
+            self._fh.close()
+            self._fh = None
+            self._cur_file.sha256 = self._hash.hexdigest()
+            self._cur_file = None
+        else:
+            try:
+                value = bytes(self._field).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ApiError(400, "bad_encoding", f"field {self._field_name!r} is not UTF-8",
+                               f"フォーム項目「{self._field_name}」が UTF-8 ではありません") from None
+            self.fields.append((self._field_name, value))
+
+    def end(self) -> None:
+        self.ended = True
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+# --------------------------------------------------------------------------- the service
+
+def _all_threats(result: dict[str, Any] | None) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    if not result:
+        return out
+
+    def walk(r: dict[str, Any], prefix: str) -> None:
+        for t in r.get("threats") or []:
+            loc = t.get("location") or ""
+            out.append({"id": t.get("id", ""), "action": t.get("action", ""),
+                        "location": f"{prefix}{loc}" if prefix else loc})
+        for c in r.get("children") or []:
+            walk(c, f"{prefix}{c.get('source', '')}:")
+
+    walk(result, "")
+    return out
+
+
+class SubmissionService:
+    """Everything the router does that is not HTTP: staging, receipts, handover, bundle, status."""
+
+    def __init__(self, ledger: Ledger, data_dir: Path, handover: Handover | None,
+                 settings: ApiSettings | None = None, default_channel: str = "default",
+                 fsync: bool = True) -> None:
+        self.ledger = ledger
+        self.data_dir = Path(data_dir)
+        self.handover = handover
+        self.settings = settings or ApiSettings()
+        self.default_channel = default_channel
+        self.fsync = fsync
+        self.stage_root = self.data_dir / "work" / "api-uploads"
+        self.limiter = RateLimiter(self.settings.rate_per_minute, self.settings.rate_burst)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._final_lock = threading.Lock()
+        self.last_tick = time.monotonic()
+        ensure_schema(ledger.path)
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Finish handovers interrupted by a crash, then watch submissions until they are done."""
+        self.stage_root.mkdir(parents=True, exist_ok=True)
+        self.recover()
+        self._thread = threading.Thread(target=self._run, name="submissions", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        return self._thread is None or (self._thread.is_alive() and time.monotonic() - self.last_tick < 60)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self.finalize_ready()
+            except sqlite3.ProgrammingError:
+                return  # the ledger was closed: the appliance is stopping
+            except Exception:  # noqa: BLE001 - retried on the next tick
+                log.exception("submission finalizer failed", extra={"event": "error"})
+            self.last_tick = time.monotonic()
+
+    def recover(self) -> None:
+        for row in self.ledger.query("SELECT * FROM submissions WHERE status = 'received'"):
+            try:
+                self._hand_over(row, loads(row["files"]), None)
+            except Exception:  # noqa: BLE001 - leave it for the next start
+                log.exception("submission recovery failed", extra={"event": "error", "submission": row["id"]})
+        # Staging folders of submissions that never got a row (crash while uploading).
+        if self.stage_root.is_dir():
+            for d in self.stage_root.iterdir():
+                if self.ledger.one("SELECT 1 FROM submissions WHERE id = ? AND status = 'received'",
+                                   (d.name,)) is None:
+                    shutil.rmtree(d, ignore_errors=True)
+
+    # ---------------------------------------------------------------- intake
+    async def receive(self, request: Request, client: apikeys.ApiClient) -> tuple[int, dict[str, Any]]:
+        s = self.settings
+        ctype = request.headers.get("content-type", "")
+        kind, params = parse_options_header(ctype)
+        if kind != b"multipart/form-data" or not params.get(b"boundary"):
+            raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a boundary",
+                           "multipart/form-data 形式で送信してください")
+        clen = request.headers.get("content-length")
+        if clen is not None:
+            if not clen.isdigit():
+                raise ApiError(400, "malformed", "bad Content-Length", "Content-Length が不正です")
+            if int(clen) > s.max_upload_bytes:
+                await self._drain(request, int(clen))
+                raise self._too_large()
+        sub_id = secrets.token_hex(12)
+        stage = self.stage_root / sub_id
+        stage.mkdir(parents=True)
+        col = _Collector(stage, s)
+        total = 0
+        try:
+            try:
+                parser = MultipartParser(params[b"boundary"], col.callbacks())
+            except (MultipartParseError, ValueError) as exc:
+                raise ApiError(400, "malformed", f"bad multipart boundary: {exc}",
+                               "マルチパートの境界指定が不正です") from None
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > s.max_upload_bytes:
+                    # Read on (and drop) a little more so the client gets our 413 and not a reset.
+                    if total > s.max_upload_bytes + _DRAIN_MAX:
+                        raise self._too_large()
+                    col.close()
+                    continue
+                try:
+                    parser.write(chunk)
+                except MultipartParseError as exc:
+                    raise ApiError(400, "malformed", f"malformed multipart body: {exc}",
+                                   "マルチパートの本文が不正です") from None
+            if total > s.max_upload_bytes:
+                raise self._too_large()
+            parser.finalize()
+            if not col.ended:
+                raise ApiError(400, "malformed", "multipart body is incomplete (no closing boundary)",
+                               "マルチパートの本文が途中で終わっています")
+            col.close()
+            status, body = await run_in_threadpool(self._create, sub_id, stage, col, client,
+                                                   request.headers.get("idempotency-key"))
+            return status, body
+        finally:
+            col.close()
+            # Keep the staged files only while a submission row still needs them (handover retried).
+            row = await run_in_threadpool(self.ledger.one, "SELECT status FROM submissions WHERE id = ?", (sub_id,))
+            if row is None or row["status"] != "received":
+                shutil.rmtree(stage, ignore_errors=True)
+
+    def _too_large(self) -> ApiError:
+        mb = self.settings.max_upload_mb
+        return ApiError(413, "too_large", f"the upload is larger than {mb:g} MB",
+                        f"送信データが上限（{mb:g} MB）を超えています")
+
+    @staticmethod
+    async def _drain(request: Request, length: int) -> None:
+        """Read (and drop) a moderately oversized body so the client gets our 413 and not a reset."""
+        if length > _DRAIN_MAX:
+            return
+        async for _ in request.stream():
+            pass
+
+    def _parse_special(self, fields: list[tuple[str, str]], files: list[StagedFile]
+                       ) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
+        channel = self.default_channel
+        passwords: dict[str, str] = {}
+        rest: list[tuple[str, str]] = []
+        for k, v in fields:
+            if k == "channel":
+                if not _CHANNEL.match(v):
+                    raise ApiError(400, "bad_channel", "channel: 1..64 letters, digits, '-' or '_'",
+                                   "channel は英数字・ハイフン・アンダースコア（64文字まで）で指定してください")
+                channel = v
+            elif k == "passwords":
+                try:
+                    pw = json.loads(v)
+                except ValueError:
+                    pw = None
+                if not isinstance(pw, dict) or not all(isinstance(a, str) and isinstance(b, str)
+                                                        for a, b in pw.items()):
+                    raise ApiError(400, "bad_passwords", "passwords must be a JSON object: file name -> password",
+                                   "passwords は「ファイル名: パスワード」の JSON オブジェクトで指定してください")
+                passwords.update(pw)
+            else:
+                rest.append((k, v))
+        known = {f.name for f in files} | {f.sent_name for f in files}
+        unknown = [n for n in passwords if n not in known]
+        if unknown:
+            raise ApiError(400, "bad_passwords", f"passwords given for files not in the submission: {unknown}",
+                           "passwords に、送信されていないファイル名が含まれています")
+        return channel, passwords, rest
+
+    def _create(self, sub_id: str, stage: Path, col: _Collector, client: apikeys.ApiClient,
+                idem: str | None) -> tuple[int, dict[str, Any]]:
+        if idem is not None and not _IDEM.match(idem):
+            raise ApiError(400, "bad_idempotency_key", "Idempotency-Key: 1..200 visible ASCII characters",
+                           "Idempotency-Key は 200 文字以内の英数記号で指定してください")
+        channel, passwords, fields = self._parse_special(col.fields, col.files)
+        files_meta = [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in col.files]
+        fingerprint = hashlib.sha256(json.dumps(
+            [channel, fields, files_meta, sorted(passwords.items())], ensure_ascii=False).encode()).hexdigest()
+        now = time.time()
+        day = datetime.fromtimestamp(now).strftime("%Y-%m-%d")
+        with self.ledger.tx() as t:
+            if idem is not None:
+                prev = t.execute("SELECT id, receipt, idem_hash FROM submissions WHERE api_key_id = ? AND"
+                                 " idem_key = ?", (client.id, idem)).fetchone()
+                if prev is not None:
+                    if prev[2] != fingerprint:
+                        raise ApiError(409, "idempotency_conflict",
+                                       "this Idempotency-Key was used for a different submission",
+                                       "この Idempotency-Key は別の内容の申請で使われています")
+                    return 200, self._accepted(prev[0], prev[1], replay=True)
+            n = t.execute("INSERT INTO receipt_seq(day, n) VALUES (?, 1) ON CONFLICT(day) DO UPDATE"
+                          " SET n = n + 1 RETURNING n", (day,)).fetchone()[0]
+            receipt = f"{day.replace('-', '')}-{n:04d}"
+            bundle = Path("inbox") / channel / day / receipt
+            t.execute("INSERT INTO submissions(id, receipt, api_key_id, client, channel, day, bundle_dir, fields,"
+                      " files, status, idem_key, idem_hash, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      (sub_id, receipt, client.id, client.client, channel, day, str(bundle),
+                       json.dumps(fields, ensure_ascii=False),
+                       json.dumps([dict(m, stage=str(f.path.relative_to(self.data_dir)),
+                                        password=passwords.get(f.name, passwords.get(f.sent_name)))
+                                   for m, f in zip(files_meta, col.files, strict=True)], ensure_ascii=False),
+                       "received", idem, fingerprint if idem else None, now))
+            t.execute("UPDATE api_keys SET last_used = ? WHERE id = ?", (now, client.id))
+            t.audit("api.submission", {"submission_id": sub_id, "receipt": receipt, "client": client.client,
+                                       "key_prefix": client.prefix, "channel": channel,
+                                       "fields": len(fields), "files": files_meta,
+                                       "passwords_for": sorted(passwords)}, actor=f"api:{client.client}")
+        row = self.ledger.one("SELECT * FROM submissions WHERE id = ?", (sub_id,))
+        try:
+            self._hand_over(row, loads(row["files"]), fields)
+        except Exception:
+            # The row and the staged files stay; the finalizer retries the handover.
+            log.exception("handover failed", extra={"event": "error", "submission": sub_id})
+            raise ApiError(503, "unavailable", "received but not yet queued; it will be retried",
+                           "受け付けましたが処理待ちに入れられませんでした。自動で再試行します") from None
+        log.info("submission received", extra={"event": "api.submission", "submission": sub_id,
+                                                "receipt": receipt, "files": len(files_meta)})
+        return 202, self._accepted(sub_id, receipt)
+
+    @staticmethod
+    def _accepted(sub_id: str, receipt: str, replay: bool = False) -> dict[str, Any]:
+        body = {"id": sub_id, "receipt": receipt, "status_url": f"/api/v1/submissions/{sub_id}"}
+        if replay:
+            body["replayed"] = True
+        return body
+
+    def _hand_over(self, row: Any, files: list[dict[str, Any]], fields: list[tuple[str, str]] | None) -> None:
+        """Write the form documents, then give each staged file to the appliance (idempotent)."""
+        bundle = self.data_dir / row["bundle_dir"]
+        meta = {"receipt": row["receipt"], "submission_id": row["id"], "client": row["client"],
+                "channel": row["channel"], "received_at": row["created_at"]}
+        if fields is None:
+            fields = [tuple(x) for x in loads(row["fields"])]
+        if not (bundle / "form.txt").exists():
+            bundles.write_form(bundle, meta, fields, files, self.fsync)
+        have = {r["name"] for r in self.ledger.query("SELECT name FROM jobs WHERE submission_id = ?", (row["id"],))}
+        for f in files:
+            src = self.data_dir / f["stage"]
+            if f["name"] in have or not src.exists():
+                continue
+            if self.handover is None:
+                raise RuntimeError("no appliance to hand files to")
+            self.handover(src, channel=row["channel"], name=f["name"], subdir=row["receipt"],
+                          submission_id=row["id"], password=f.get("password"))
+        with self.ledger.tx() as t:
+            # Passwords are not kept once the jobs (which hold them until final) exist.
+            scrubbed = [{k: v for k, v in f.items() if k not in ("password", "stage")} for f in files]
+            t.execute("UPDATE submissions SET status = 'processing', files = ? WHERE id = ? AND status = 'received'",
+                      (json.dumps(scrubbed, ensure_ascii=False), row["id"]))
+        shutil.rmtree(self.stage_root / row["id"], ignore_errors=True)
+
+    # ---------------------------------------------------------------- status
+    def _jobs(self, sub_id: str) -> list[Any]:
+        return self.ledger.query("SELECT id, name, status, verdict, result, plan, inbox_dir, sha256"
+                                 " FROM jobs WHERE submission_id = ? ORDER BY id", (sub_id,))
+
+    def status(self, sub_id: str, client: apikeys.ApiClient) -> dict[str, Any] | None:
+        row = self.ledger.one("SELECT * FROM submissions WHERE id = ? AND api_key_id = ?", (sub_id, client.id))
+        if row is None:
+            return None
+        if row["status"] != "done":
+            self.finalize(sub_id)
+            row = self.ledger.one("SELECT * FROM submissions WHERE id = ?", (sub_id,))
+        jobs = {j["name"]: j for j in self._jobs(sub_id)}
+        out = []
+        for f in loads(row["files"]):
+            j = jobs.get(f["name"])
+            res = loads(j["result"]) if j is not None and j["status"] in FINAL else None
+            out.append({
+                "name": f["name"],
+                "verdict": j["verdict"] if res is not None else None,
+                "reason": (res.get("reason_ja") or res.get("reason")) if res else None,
+                "reason_en": res.get("reason_en") if res else None,
+                "threats": [{"id": t["id"], "action": t["action"]} for t in _all_threats(res)],
+            })
+        return {"id": row["id"], "receipt": row["receipt"], "channel": row["channel"],
+                "status": row["status"], "files": out}
+
+    def on_job_final(self, job_id: int) -> None:
+        """Appliance hook: a job is final; finish its submission now rather than on the next tick."""
+        row = self.ledger.one("SELECT submission_id FROM jobs WHERE id = ?", (job_id,))
+        if row is not None and row["submission_id"]:
+            self.finalize(row["submission_id"])
+
+    def finalize_ready(self) -> None:
+        for row in self.ledger.query("SELECT id FROM submissions WHERE status = 'processing'"):
+            self.finalize(row["id"])
+        # Handovers that failed (appliance busy or stopping) are retried after a while.
+        for row in self.ledger.query("SELECT * FROM submissions WHERE status = 'received' AND created_at < ?",
+                                     (time.time() - 30,)):
+            try:
+                self._hand_over(row, loads(row["files"]), None)
+            except Exception:  # noqa: BLE001 - next tick
+                log.warning("handover retry failed", extra={"event": "error", "submission": row["id"]})
+
+    def finalize(self, sub_id: str) -> bool:
+        """When every job is final: manifest.json into the bundle, status done (audited). Idempotent."""
+        with self._final_lock:
+            row = self.ledger.one("SELECT * FROM submissions WHERE id = ?", (sub_id,))
+            if row is None or row["status"] != "processing":
+                return row is not None and row["status"] == "done"
+            files = loads(row["files"])
+            jobs = {j["name"]: j for j in self._jobs(sub_id)}
+            if any(f["name"] not in jobs or jobs[f["name"]]["status"] not in FINAL for f in files):
+                return False
+            bundle = self.data_dir / row["bundle_dir"]
+            entries = []
+            for f in files:
+                j = jobs[f["name"]]
+                res = loads(j["result"]) or {}
+                plan = loads(j["plan"]) or {}
+                names = {pf["kind"]: pf["name"] for pf in plan.get("files", [])}
+                where = plan.get("dir") or j["inbox_dir"] or row["bundle_dir"]
+                rel = os.path.relpath(where, row["bundle_dir"]) + "/"
+                rel = "" if rel == "./" else rel
+                entries.append({
+                    "name": f["name"], "size": f["size"], "sha256": f["sha256"], "job_id": j["id"],
+                    "verdict": j["verdict"], "reason_ja": res.get("reason_ja"), "reason_en": res.get("reason_en"),
+                    "threats": _all_threats(res),
+                    "delivered": rel + names["output"] if "output" in names else None,
+                    "report": rel + names["sidecar"] if "sidecar" in names else None,
+                    "text": rel + names["text"] if "text" in names else None,
+                    "notice": rel + names["notice"] if "notice" in names else None,
+                })
+            now = time.time()
+            meta = {"receipt": row["receipt"], "submission_id": row["id"], "client": row["client"],
+                    "channel": row["channel"], "received_at": row["created_at"]}
+            bundles.write_manifest(bundle, bundles.manifest(meta, entries, now), self.fsync)
+            with self.ledger.tx() as t:
+                t.execute("UPDATE submissions SET status = 'done', done_at = ? WHERE id = ?", (now, sub_id))
+                t.audit("api.submission_done", {"submission_id": sub_id, "receipt": row["receipt"],
+                                                "verdicts": {e["name"]: e["verdict"] for e in entries}},
+                        actor="system")
+            return True
+
+
+# --------------------------------------------------------------------------- HTTP
+
+class Accepted(BaseModel):
+    id: str
+    receipt: str
+    status_url: str
+
+
+class ThreatOut(BaseModel):
+    id: str
+    action: str
+
+
+class FileStatus(BaseModel):
+    name: str
+    verdict: str | None
+    reason: str | None
+    reason_en: str | None = None
+    threats: list[ThreatOut]
+
+
+class SubmissionStatus(BaseModel):
+    id: str
+    receipt: str
+    channel: str
+    status: str
+    files: list[FileStatus]
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str
+    message_ja: str
+
+
+_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 429, 503)}
+
+_UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "properties": {
+                "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                          "description": "添付ファイル（繰り返し可）"},
+                "channel": {"type": "string", "pattern": _CHANNEL.pattern,
+                            "description": "配送先チャネル（省略時 default）"},
+                "passwords": {"type": "string",
+                              "description": 'PPAP 用パスワード: JSON {"ファイル名": "パスワード"}'},
+            },
+            "additionalProperties": {"type": "string"},
+        }}},
+    },
+}
+
+bearer = HTTPBearer(auto_error=False, description="API key issued with `transfer-agent apikey create`")
+
+
+def make_router(service: SubmissionService) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["submissions"])
+
+    def authenticate(creds: HTTPAuthorizationCredentials | None) -> apikeys.ApiClient:
+        hdr = {"WWW-Authenticate": "Bearer"}
+        if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+            raise ApiError(401, "unauthorized", "missing API key (Authorization: Bearer KEY)",
+                           "API キーがありません（Authorization: Bearer KEY）", hdr)
+        try:
+            client = apikeys.authenticate(service.ledger, creds.credentials)
+        except apikeys.KeyRevoked:
+            raise ApiError(403, "forbidden", "this API key has been revoked", "この API キーは失効しています") from None
+        if client is None:
+            raise ApiError(401, "unauthorized", "unknown API key", "API キーが正しくありません", hdr)
+        return client
+
+    @router.post("/submissions", status_code=202, response_model=Accepted, openapi_extra=_UPLOAD_SCHEMA,
+                 responses={200: {"model": Accepted, "description": "idempotent replay"}, **_ERRORS},
+                 summary="電子申請の受付 (submit an e-application)")
+    async def submit(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)):
+        try:
+            client = await run_in_threadpool(authenticate, creds)
+            wait = service.limiter.take(client.id)
+            if wait > 0:
+                raise ApiError(429, "rate_limited", "too many requests for this client; retry later",
+                               "リクエストが多すぎます。しばらくしてから再送してください",
+                               {"Retry-After": str(max(1, math.ceil(wait)))})
+            status, body = await service.receive(request, client)
+        except ApiError as exc:
+            return exc.response()
+        headers = {"Location": body["status_url"]}
+        if body.get("replayed"):
+            headers["Idempotent-Replayed"] = "true"
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @router.get("/submissions/{submission_id}", response_model=SubmissionStatus, responses=_ERRORS,
+                summary="受付状況と判定 (status and verdicts)")
+    async def status(submission_id: str, creds: HTTPAuthorizationCredentials | None = Depends(bearer)):
+        try:
+            client = await run_in_threadpool(authenticate, creds)
+            body = None
+            if re.fullmatch(r"[0-9a-f]{24}", submission_id):
+                body = await run_in_threadpool(service.status, submission_id, client)
+            if body is None:
+                raise ApiError(404, "not_found", "no such submission for this API key",
+                               "該当する申請がありません")
+        except ApiError as exc:
+            return exc.response()
+        return JSONResponse(body)
+
+    return router
+
+
+def attach(service: Any) -> SubmissionService:
+    """Create (once) and start the submission service of a running appliance `Service`.
+
+    Settings come from the appliance configuration when it has them (`max_upload_mb`,
+    `api_max_files`, `api_rate_per_minute`, `api_rate_burst`), else the defaults.
+    """
+    existing = getattr(service, "submissions", None)
+    if isinstance(existing, SubmissionService):
+        return existing
+    cfg = service.cfg
+    d = ApiSettings()
+    settings = ApiSettings(
+        max_upload_mb=float(getattr(cfg, "max_upload_mb", d.max_upload_mb)),
+        max_files=int(getattr(cfg, "api_max_files", d.max_files)),
+        rate_per_minute=float(getattr(cfg, "api_rate_per_minute", d.rate_per_minute)),
+        rate_burst=int(getattr(cfg, "api_rate_burst", d.rate_burst)),
+    )
+
+    def handover(src: Path, **kw: Any) -> int:
+        job_id = service.accept(src, source="api", **kw)
+        if job_id is None:
+            raise RuntimeError(f"staged upload vanished: {src}")
+        return job_id
+
+    sub = SubmissionService(service.ledger, cfg.data_dir, handover, settings,
+                            default_channel=cfg.default_channel, fsync=cfg.fsync)
+    service.submissions = sub
+    hooks = getattr(service, "on_final", None)
+    if isinstance(hooks, list):
+        hooks.append(sub.on_job_final)
+    sub.start()
+    return sub

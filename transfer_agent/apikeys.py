@@ -1,0 +1,77 @@
+"""API keys of the form systems that post e-applications.
+
+A key is `tak_<prefix>_<secret>`: the prefix finds the row, the whole key is compared by
+its sha256 (a 190-bit random key needs no slow hash; argon2 per request would only make the
+API a CPU target). Only the hash is stored; the key is shown once, at creation.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from .ledger import Ledger
+
+KEY_PREFIX = "tak"
+
+
+@dataclass
+class ApiClient:
+    id: int
+    client: str
+    prefix: str
+
+
+class KeyRevoked(Exception):
+    """A key that once existed but was revoked (answered with 403)."""
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_key(ledger: Ledger, client: str, actor: str = "cli") -> tuple[ApiClient, str]:
+    """A new key for `client`. Returns the row and the key (the only time it is visible)."""
+    client = client.strip()
+    if not client or len(client) > 100:
+        raise ValueError("client name must be 1..100 characters")
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(24)}"
+    with ledger.tx() as t:
+        cur = t.execute("INSERT INTO api_keys(client, prefix, key_hash, created_at) VALUES (?,?,?,?)",
+                        (client, prefix, _hash(key), time.time()))
+        kid = int(cur.lastrowid)
+        t.audit("apikey.created", {"key_id": kid, "client": client, "prefix": prefix}, actor=actor)
+    return ApiClient(kid, client, prefix), key
+
+
+def list_keys(ledger: Ledger) -> list[dict]:
+    return [dict(r) for r in ledger.query(
+        "SELECT id, client, prefix, created_at, revoked_at, last_used FROM api_keys ORDER BY id")]
+
+
+def revoke_key(ledger: Ledger, ident: str, actor: str = "cli") -> int:
+    """Revoke by numeric id or prefix. Returns the number of keys revoked."""
+    with ledger.tx() as t:
+        rows = t.execute("SELECT id, client, prefix FROM api_keys WHERE (CAST(id AS TEXT) = ? OR prefix = ?)"
+                         " AND revoked_at IS NULL", (ident, ident)).fetchall()
+        for kid, client, prefix in rows:
+            t.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (time.time(), kid))
+            t.audit("apikey.revoked", {"key_id": kid, "client": client, "prefix": prefix}, actor=actor)
+    return len(rows)
+
+
+def authenticate(ledger: Ledger, key: str) -> ApiClient | None:
+    """The client for a presented key; None when unknown; KeyRevoked when revoked."""
+    parts = key.split("_")
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(key) > 200:
+        return None
+    row = ledger.one("SELECT id, client, prefix, key_hash, revoked_at FROM api_keys WHERE prefix = ?",
+                     (parts[1],))
+    if row is None or not hmac.compare_digest(row["key_hash"], _hash(key)):
+        return None
+    if row["revoked_at"] is not None:
+        raise KeyRevoked(row["prefix"])
+    return ApiClient(row["id"], row["client"], row["prefix"])

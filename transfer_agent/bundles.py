@@ -1,0 +1,114 @@
+"""The e-application bundle: inbox/<channel>/<date>/<receipt>/ with form.json, form.txt, manifest.json.
+
+The delivered files, sidecars, text renditions and blocked notices are written into the same
+folder by the appliance's delivery. Field values reach clerks as plain text: markup removed
+(script/style bodies too), control and bidi characters removed, Japanese kept as written.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import unicodedata
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import nh3
+
+from .files import fsync_dir
+
+_KEEP = {"\n", "\t"}
+_BLANKS = re.compile(r"\n{3,}")
+
+
+def plain_text(value: str) -> str:
+    """A field value as safe plain text."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    if "<" in value or "&" in value:
+        # nh3 drops every tag and the bodies of script/style; unescape gives the text back.
+        value = html.unescape(nh3.clean(value, tags=set(), attributes={}, strip_comments=True))
+    value = unicodedata.normalize("NFC", value)
+    # Cc = control, Cf = format (bidi overrides, zero-width), Co/Cs/Cn = private/surrogate/unassigned.
+    value = "".join(c for c in value if c in _KEEP or unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co"))
+    return _BLANKS.sub("\n\n", value).strip()
+
+
+def write_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
+    """Write under a dot-name, fsync, rename: clerks never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+    if fsync:
+        fsync_dir(path.parent)
+
+
+def _dumps(obj: Any) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def form_documents(meta: dict[str, Any], fields: list[tuple[str, str]],
+                   files: list[dict[str, Any]]) -> tuple[bytes, bytes]:
+    """(form.json, form.txt) contents. `meta` has receipt, submission_id, client, channel, received_at."""
+    received = datetime.fromtimestamp(meta["received_at"]).astimezone()
+    doc = {
+        "receipt": meta["receipt"],
+        "submission_id": meta["submission_id"],
+        "client": meta["client"],
+        "channel": meta["channel"],
+        "received_at": received.isoformat(timespec="seconds"),
+        # Same cleaning as form.txt: no markup, control or bidi characters reach the LGWAN side.
+        "fields": [{"name": plain_text(k), "value": plain_text(v)} for k, v in fields],
+        "files": [{"name": f["name"], "size": f["size"], "sha256": f["sha256"]} for f in files],
+    }
+    lines = [
+        "電子申請 受付内容",
+        f"受付番号: {meta['receipt']}",
+        f"受付日時: {received.strftime('%Y-%m-%d %H:%M:%S')}",
+        f"送信元: {plain_text(meta['client'])}",
+        f"チャネル: {meta['channel']}",
+        "",
+    ]
+    for k, v in fields:
+        lines.append(f"【{plain_text(k) or '（無題）'}】")
+        lines.append(plain_text(v) or "（空欄）")
+        lines.append("")
+    lines.append(f"添付ファイル（{len(files)}件）:")
+    for f in files:
+        lines.append(f"- {plain_text(f['name'])} ({f['size']:,} バイト)")
+    text = "\n".join(lines) + "\n"
+    return _dumps(doc), text.encode("utf-8")
+
+
+def write_form(bundle: Path, meta: dict[str, Any], fields: list[tuple[str, str]],
+               files: list[dict[str, Any]], fsync: bool = True) -> None:
+    doc, text = form_documents(meta, fields, files)
+    write_atomic(bundle / "form.json", doc, fsync)
+    write_atomic(bundle / "form.txt", text, fsync)
+
+
+def manifest(meta: dict[str, Any], file_entries: list[dict[str, Any]], completed_at: float) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for f in file_entries:
+        counts[f.get("verdict") or "blocked"] = counts.get(f.get("verdict") or "blocked", 0) + 1
+    return {
+        "receipt": meta["receipt"],
+        "submission_id": meta["submission_id"],
+        "client": meta["client"],
+        "channel": meta["channel"],
+        "received_at": datetime.fromtimestamp(meta["received_at"]).astimezone().isoformat(timespec="seconds"),
+        "completed_at": datetime.fromtimestamp(completed_at).astimezone().isoformat(timespec="seconds"),
+        "form": ["form.json", "form.txt"],
+        "summary": counts,
+        "files": file_entries,
+    }
+
+
+def write_manifest(bundle: Path, doc: dict[str, Any], fsync: bool = True) -> None:
+    write_atomic(bundle / "manifest.json", _dumps(doc), fsync)

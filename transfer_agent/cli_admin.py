@@ -1,0 +1,187 @@
+"""`transfer-agent apikey ...` and `transfer-agent user ...`: accounts for the API and the console.
+
+  apikey create --data-dir DIR --client NAME   prints the new key as its last line (shown once)
+  apikey list   --data-dir DIR [--json]
+  apikey revoke --data-dir DIR KEY_ID_OR_PREFIX
+  user add      --data-dir DIR --name NAME --role clerk|approver|admin [--display-name TEXT]
+                (password from stdin: one line; asked twice on a terminal)
+  user list | passwd NAME | disable NAME | enable NAME | unlock NAME
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from . import apikeys, users
+from .ledger import Ledger
+from .portal_db import ensure_schema
+
+
+def _open(data_dir: str) -> Ledger:
+    path = Path(data_dir) / "state" / "ledger.sqlite3"
+    ledger = Ledger(path)
+    ensure_schema(path)
+    return ledger
+
+
+def _ts(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+def _read_password(confirm: bool = True) -> str:
+    if sys.stdin.isatty():
+        pw = getpass.getpass("password: ")
+        if confirm and getpass.getpass("again: ") != pw:
+            raise ValueError("passwords do not match")
+        return pw
+    line = sys.stdin.readline()
+    return line.rstrip("\r\n")
+
+
+def add_admin_commands(sub: argparse._SubParsersAction) -> None:
+    """Register `apikey` and `user` on the main parser's subparsers."""
+    def dd(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", default="./var", help="data directory (default ./var)")
+
+    k = sub.add_parser("apikey", help="API keys for e-application systems")
+    ks = k.add_subparsers(dest="apikey_command", required=True)
+    c = ks.add_parser("create", help="issue a key; the key is the last line printed")
+    dd(c)
+    c.add_argument("--client", required=True, help="name of the form system / client")
+    c.set_defaults(func=cmd_apikey_create)
+    ls = ks.add_parser("list", help="list keys (never the keys themselves)")
+    dd(ls)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_apikey_list)
+    r = ks.add_parser("revoke", help="revoke a key by id or prefix")
+    dd(r)
+    r.add_argument("key", help="key id or prefix (as in `apikey list`)")
+    r.set_defaults(func=cmd_apikey_revoke)
+
+    u = sub.add_parser("user", help="console accounts")
+    us = u.add_subparsers(dest="user_command", required=True)
+    a = us.add_parser("add", help="add an account; password from stdin")
+    dd(a)
+    a.add_argument("--name", required=True)
+    a.add_argument("--role", required=True, choices=users.ROLES)
+    a.add_argument("--display-name", default="", help="name shown in the console (e.g. 山田 花子)")
+    a.set_defaults(func=cmd_user_add)
+    ul = us.add_parser("list", help="list accounts")
+    dd(ul)
+    ul.add_argument("--json", action="store_true")
+    ul.set_defaults(func=cmd_user_list)
+    for name, helptext, func in (("passwd", "set a new password (stdin)", cmd_user_passwd),
+                                 ("disable", "disable an account and end its sessions", cmd_user_disable),
+                                 ("enable", "enable an account", cmd_user_enable),
+                                 ("unlock", "clear a lockout", cmd_user_unlock)):
+        p = us.add_parser(name, help=helptext)
+        dd(p)
+        p.add_argument("name")
+        p.set_defaults(func=func)
+
+
+def _fail(msg: str) -> int:
+    print(f"transfer-agent: {msg}", file=sys.stderr)
+    return 2
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    ledger = _open(args.data_dir)
+    try:
+        row, key = apikeys.create_key(ledger, args.client)
+    except ValueError as exc:
+        return _fail(str(exc))
+    finally:
+        ledger.close()
+    print(f"API key for {row.client!r} (id {row.id}, prefix {row.prefix}). Store it now; it is not shown again:",
+          file=sys.stderr)
+    print(key)
+    return 0
+
+
+def cmd_apikey_list(args: argparse.Namespace) -> int:
+    ledger = _open(args.data_dir)
+    rows = apikeys.list_keys(ledger)
+    ledger.close()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{'id':>4}  {'prefix':<10} {'client':<24} {'created':<17} {'last used':<17} status")
+    for r in rows:
+        status = f"revoked {_ts(r['revoked_at'])}" if r["revoked_at"] else "active"
+        print(f"{r['id']:>4}  {r['prefix']:<10} {r['client']:<24} {_ts(r['created_at']):<17} "
+              f"{_ts(r['last_used']):<17} {status}")
+    return 0
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    ledger = _open(args.data_dir)
+    try:
+        n = apikeys.revoke_key(ledger, args.key)
+    finally:
+        ledger.close()
+    if n == 0:
+        return _fail(f"no active key {args.key!r}")
+    print(f"revoked {n} key(s)")
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    ledger = _open(args.data_dir)
+    try:
+        pw = _read_password()
+        u = users.add_user(ledger, args.name, args.role, pw, args.display_name)
+    except ValueError as exc:
+        return _fail(str(exc))
+    finally:
+        ledger.close()
+    print(f"added {u.name} ({u.role})")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    ledger = _open(args.data_dir)
+    rows = users.list_users(ledger)
+    ledger.close()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{'id':>4}  {'name':<20} {'role':<9} {'last login':<17} status")
+    for r in rows:
+        status = "disabled" if r["disabled"] else "active"
+        if r["locked_until"] and r["locked_until"] > datetime.now().timestamp():
+            status += ", locked"
+        print(f"{r['id']:>4}  {r['name']:<20} {r['role']:<9} {_ts(r['last_login']):<17} {status}")
+    return 0
+
+
+def _user_op(args: argparse.Namespace, op) -> int:  # noqa: ANN001
+    ledger = _open(args.data_dir)
+    try:
+        op(ledger)
+    except ValueError as exc:
+        return _fail(str(exc))
+    finally:
+        ledger.close()
+    print("ok")
+    return 0
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    return _user_op(args, lambda lg: users.set_password(lg, args.name, _read_password()))
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    return _user_op(args, lambda lg: users.set_disabled(lg, args.name, True))
+
+
+def cmd_user_enable(args: argparse.Namespace) -> int:
+    return _user_op(args, lambda lg: users.set_disabled(lg, args.name, False))
+
+
+def cmd_user_unlock(args: argparse.Namespace) -> int:
+    return _user_op(args, lambda lg: users.unlock(lg, args.name))

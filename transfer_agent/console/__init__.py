@@ -1,0 +1,450 @@
+"""The LGWAN-side staff console (職員コンソール), a separate app on the console port.
+
+Clerks (担当者) see deliveries and their reports in plain Japanese, download the delivered
+file and its text rendition, and ask for an original (原本取り出し申請); approvers (承認者)
+approve or reject; admins (管理者) see users and API keys. Server-rendered HTML, no
+JavaScript, no external resources. Sessions: random token in an httpOnly SameSite=Strict
+cookie; every form carries the session's CSRF token; logins lock after repeated failures.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from .. import apikeys, threat_labels, users
+from ..ledger import FINAL, Ledger, loads
+from ..portal_db import ensure_schema
+from . import originals
+
+log = logging.getLogger("transfer_agent.console")
+
+PKG = Path(__file__).resolve().parent.parent
+COOKIE = "ta_session"
+PRE_COOKIE = "ta_login"
+PAGE = 50
+_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'")
+
+
+class _Redirect(Exception):
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+class _Denied(Exception):
+    def __init__(self, status: int, ja: str) -> None:
+        self.status, self.ja = status, ja
+
+
+def _fmt_ts(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "—"
+
+
+def _fmt_size(n: int | None) -> str:
+    if n is None:
+        return "—"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(PKG / "templates")),
+                      autoescape=select_autoescape(["html"], default=True), trim_blocks=True, lstrip_blocks=True)
+    env.filters["ts"] = _fmt_ts
+    env.filters["size"] = _fmt_size
+    env.filters["verdict_ja"] = threat_labels.verdict_ja
+    env.filters["action_ja"] = threat_labels.action_ja
+    env.filters["threat_label"] = threat_labels.label
+    env.filters["threat_explain"] = threat_labels.explain
+    return env
+
+
+def _flatten(result: dict[str, Any] | None) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+
+    def walk(r: dict[str, Any], where: str) -> None:
+        for t in r.get("threats") or []:
+            out.append({"id": t.get("id", ""), "action": t.get("action", ""), "where": where,
+                        "location": t.get("location", "")})
+        for c in r.get("children") or []:
+            walk(c, (where + " › " if where else "") + str(c.get("source", "")))
+
+    if result:
+        walk(result, "")
+    return out
+
+
+def _children(result: dict[str, Any] | None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def walk(r: dict[str, Any], depth: int) -> None:
+        for c in r.get("children") or []:
+            rows.append({"name": c.get("source"), "verdict": c.get("verdict"), "depth": depth,
+                         "reason": c.get("reason_ja") or c.get("reason"), "threats": len(c.get("threats") or [])})
+            walk(c, depth + 1)
+
+    if result:
+        walk(result, 0)
+    return rows
+
+
+class Console:
+    def __init__(self, ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None) -> None:
+        self.ledger = ledger
+        self.data_dir = Path(data_dir)
+        self.fsync = fsync
+        self.lock = lock
+        self.env = _env()
+        ensure_schema(ledger.path)
+
+    # ---------------------------------------------------------------- helpers
+    def render(self, request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        sess = getattr(request.state, "session", None)
+        if sess is not None and sess.user.role in ("approver", "admin"):
+            ctx.setdefault("pending_count", self.ledger.one(
+                "SELECT COUNT(*) FROM original_requests WHERE status = 'pending'")[0])
+        html = self.env.get_template(template).render(request=request, session=sess, **ctx)
+        return HTMLResponse(html, status_code=status)
+
+    def session(self, request: Request, roles: tuple[str, ...] = users.ROLES) -> users.Session:
+        sess = users.session_for(self.ledger, request.cookies.get(COOKIE))
+        if sess is None:
+            nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise _Redirect("/login?" + urlencode({"next": nxt}))
+        request.state.session = sess
+        if sess.user.role not in roles:
+            raise _Denied(403, "この画面を表示する権限がありません")
+        return sess
+
+    async def check_csrf(self, request: Request, sess: users.Session) -> dict[str, str]:
+        form = await request.form(max_files=0, max_fields=50, max_part_size=64 * 1024)
+        token = str(form.get("csrf", ""))
+        origin = request.headers.get("origin")
+        if origin and origin != "null" and origin.rstrip("/") != f"{request.url.scheme}://{request.url.netloc}":
+            raise _Denied(403, "不正な送信元からの操作です")
+        if not hmac.compare_digest(token.encode(), sess.csrf.encode()):
+            raise _Denied(403, "画面の有効期限が切れました。もう一度操作してください（CSRF）")
+        return {k: str(v) for k, v in form.items()}
+
+    def job(self, job_id: int) -> Any:
+        row = self.ledger.one("SELECT j.*, s.receipt, s.client AS sub_client, s.bundle_dir FROM jobs j"
+                              " LEFT JOIN submissions s ON s.id = j.submission_id WHERE j.id = ?", (job_id,))
+        if row is None:
+            raise _Denied(404, "該当するファイルがありません")
+        return row
+
+    # ---------------------------------------------------------------- deliveries
+    def list_deliveries(self, f: dict[str, str], page: int) -> tuple[list[dict[str, Any]], int]:
+        where, params = [], []
+        if f.get("channel"):
+            where.append("j.channel = ?")
+            params.append(f["channel"])
+        if f.get("date"):
+            try:
+                d0 = datetime.strptime(f["date"], "%Y-%m-%d").timestamp()
+                where.append("j.received_at >= ? AND j.received_at < ?")
+                params += [d0, d0 + 86400]
+            except ValueError:
+                pass
+        v = f.get("verdict")
+        if v in ("clean", "sanitized", "blocked"):
+            where.append("j.verdict = ? AND j.status IN ('delivered','blocked')")
+            params.append(v)
+        elif v == "pending":
+            where.append("j.status NOT IN ('delivered','blocked')")
+        if f.get("receipt"):
+            where.append("s.receipt LIKE ? ESCAPE '\\'")
+            params.append(_like(f["receipt"]) + "%")
+        if f.get("q"):
+            where.append("j.name LIKE ? ESCAPE '\\'")
+            params.append("%" + _like(f["q"]) + "%")
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        base = " FROM jobs j LEFT JOIN submissions s ON s.id = j.submission_id" + cond
+        total = self.ledger.one("SELECT COUNT(*)" + base, tuple(params))[0]
+        rows = self.ledger.query(
+            "SELECT j.id, j.status, j.channel, j.name, j.verdict, j.received_at, j.finished_at, j.size,"
+            " j.result, s.receipt, (SELECT COUNT(*) FROM original_requests r WHERE r.job_id = j.id"
+            " AND r.status = 'approved') AS originals" + base + " ORDER BY j.id DESC LIMIT ? OFFSET ?",
+            (*params, PAGE, (page - 1) * PAGE))
+        out = []
+        for r in rows:
+            threats = _flatten(loads(r["result"]))
+            labels = []
+            for t in threats:
+                lab = threat_labels.label(t["id"])
+                if lab not in labels:
+                    labels.append(lab)
+            out.append({**dict(r), "final": r["status"] in FINAL, "threat_labels": labels,
+                        "threat_count": len(threats)})
+        return out, total
+
+    def channels(self) -> list[str]:
+        return [r[0] for r in self.ledger.query("SELECT DISTINCT channel FROM jobs ORDER BY channel")]
+
+    def delivered_file(self, job: Any, kind: str) -> tuple[Path, str]:
+        plan = loads(job["plan"]) or {}
+        if job["status"] not in FINAL:
+            raise _Denied(404, "まだ配送されていません")
+        for pf in plan.get("files", []):
+            if pf["kind"] == kind:
+                path = (self.data_dir / plan["dir"] / pf["name"])
+                inbox = (self.data_dir / "inbox").resolve()
+                if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(inbox):
+                    raise _Denied(404, "ファイルが受信フォルダに見つかりません（移動または削除された可能性があります）")
+                return path, pf["name"]
+        raise _Denied(404, "このファイルはありません")
+
+
+def _like(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")[:200]
+
+
+def _file_response(path: Path, name: str, text: bool = False) -> FileResponse:
+    media = "text/plain; charset=utf-8" if text else "application/octet-stream"
+    resp = FileResponse(path, media_type=media, filename=name, content_disposition_type="attachment")
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
+def create_console_app(service: Any) -> FastAPI:
+    """The console for an appliance `Service` (uses its ledger, data dir and delivery lock)."""
+    return build_console(service.ledger, service.cfg.data_dir, fsync=service.cfg.fsync,
+                         lock=getattr(service, "delivery_lock", None))
+
+
+def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None) -> FastAPI:
+    con = Console(ledger, data_dir, fsync, lock)
+    app = FastAPI(title="transfer-agent console", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.console = con
+    app.mount("/static", StaticFiles(directory=str(PKG / "static")), name="static")
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        resp = await call_next(request)
+        resp.headers.setdefault("Content-Security-Policy", _CSP)
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        if not request.url.path.startswith("/static/"):
+            resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.exception_handler(_Redirect)
+    async def on_redirect(request: Request, exc: _Redirect) -> Response:
+        return RedirectResponse(exc.url, status_code=303)
+
+    @app.exception_handler(_Denied)
+    async def on_denied(request: Request, exc: _Denied) -> Response:
+        return con.render(request, "error.html", status=exc.status, message=exc.ja)
+
+    @app.exception_handler(404)
+    async def on_404(request: Request, exc: Exception) -> Response:
+        return con.render(request, "error.html", status=404, message="ページが見つかりません")
+
+    # ------------------------------------------------------------ login
+    def login_page(request: Request, nxt: str, status: int = 200, error: str | None = None,
+                   name: str = "") -> Response:
+        # Login CSRF: a random value in a cookie that the form must echo (double submit).
+        pre = secrets.token_urlsafe(24)
+        resp = con.render(request, "login.html", status=status, pre=pre, next=_safe_next(nxt), error=error,
+                          name=name)
+        resp.set_cookie(PRE_COOKIE, pre, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                        max_age=3600, path="/login")
+        return resp
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/") -> Response:
+        return login_page(request, next)
+
+    @app.post("/login", response_class=HTMLResponse)
+    async def login(request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=10, max_part_size=8192)
+        name, pw = str(form.get("name", "")).strip(), str(form.get("password", ""))
+        nxt = _safe_next(str(form.get("next", "/")))
+        pre_c, pre_f = request.cookies.get(PRE_COOKIE, ""), str(form.get("pre", ""))
+        if not pre_c or not hmac.compare_digest(pre_c.encode(), pre_f.encode()):
+            return login_page(request, nxt, 403, "画面の有効期限が切れました。もう一度ログインしてください", name)
+        client = request.client.host if request.client else ""
+        try:
+            token, _sess = await run_in_threadpool(users.login, con.ledger, name, pw, client)
+        except users.LoginError as exc:
+            return login_page(request, nxt, 401, exc.ja, name)
+        resp = RedirectResponse(nxt, status_code=303)
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                        max_age=users.SESSION_SECONDS, path="/")
+        resp.delete_cookie(PRE_COOKIE, path="/login")
+        return resp
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        sess = con.session(request)
+        await con.check_csrf(request, sess)
+        await run_in_threadpool(users.logout, con.ledger, sess)
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/")
+        return resp
+
+    @app.get("/")
+    def home(request: Request) -> Response:
+        sess = con.session(request)
+        target = {"approver": "/approvals", "admin": "/admin"}.get(sess.user.role, "/deliveries")
+        return RedirectResponse(target, status_code=303)
+
+    # ------------------------------------------------------------ clerk views
+    @app.get("/deliveries", response_class=HTMLResponse)
+    def deliveries(request: Request, channel: str = "", date: str = "", verdict: str = "", receipt: str = "",
+                   q: str = "", page: int = 1) -> Response:
+        con.session(request)
+        f = {"channel": channel[:64], "date": date[:10], "verdict": verdict[:16], "receipt": receipt[:64],
+             "q": q[:200]}
+        page = max(1, min(page, 100000))
+        rows, total = con.list_deliveries(f, page)
+        qs = {k: v for k, v in f.items() if v}
+        return con.render(request, "deliveries.html", rows=rows, total=total, page=page, pages=max(1, -(-total // PAGE)),
+                          f=f, channels=con.channels(), qs=urlencode(qs))
+
+    @app.get("/deliveries/{job_id}", response_class=HTMLResponse)
+    def report(request: Request, job_id: int) -> Response:
+        sess = con.session(request)
+        job = con.job(job_id)
+        result = loads(job["result"]) or {}
+        plan = loads(job["plan"]) or {}
+        kinds = {pf["kind"]: pf["name"] for pf in plan.get("files", [])}
+        reqs = con.ledger.query(
+            "SELECT r.*, u.name AS requester, u.display_name AS requester_dn, a.name AS approver FROM original_requests r"
+            " JOIN console_users u ON u.id = r.requester_id LEFT JOIN console_users a ON a.id = r.approver_id"
+            " WHERE r.job_id = ? ORDER BY r.id DESC", (job_id,))
+        pending_mine = any(r["status"] == "pending" and r["requester_id"] == sess.user.id for r in reqs)
+        threats = _flatten(result)
+        return con.render(request, "report.html", job=job, result=result, kinds=kinds, threats=threats,
+                          children=_children(result), reqs=reqs, pending_mine=pending_mine,
+                          final=job["status"] in FINAL, msg=request.query_params.get("msg"))
+
+    @app.get("/deliveries/{job_id}/files/{kind}")
+    def download(request: Request, job_id: int, kind: str) -> Response:
+        sess = con.session(request)
+        if kind not in ("output", "text", "sidecar", "notice"):
+            raise _Denied(404, "このファイルはありません")
+        job = con.job(job_id)
+        path, name = con.delivered_file(job, kind)
+        with con.ledger.tx() as t:
+            t.audit("console.download", {"kind": kind, "name": name}, job_id=job_id, actor=sess.user.name)
+        return _file_response(path, name, text=kind == "text")
+
+    @app.post("/deliveries/{job_id}/request")
+    async def request_original(request: Request, job_id: int) -> Response:
+        sess = con.session(request)
+        form = await con.check_csrf(request, sess)
+        try:
+            await run_in_threadpool(originals.request_original, con.ledger, sess.user, job_id, form.get("reason", ""))
+        except originals.RequestError as exc:
+            return RedirectResponse(f"/deliveries/{job_id}?" + urlencode({"msg": exc.ja}), status_code=303)
+        return RedirectResponse(f"/deliveries/{job_id}?" + urlencode({"msg": "原本取り出しを申請しました。承認をお待ちください"}),
+                                status_code=303)
+
+    @app.get("/requests", response_class=HTMLResponse)
+    def my_requests(request: Request) -> Response:
+        sess = con.session(request)
+        rows = con.ledger.query(
+            "SELECT r.*, j.name, j.channel, a.name AS approver FROM original_requests r JOIN jobs j ON j.id = r.job_id"
+            " LEFT JOIN console_users a ON a.id = r.approver_id WHERE r.requester_id = ? ORDER BY r.id DESC LIMIT 200",
+            (sess.user.id,))
+        return con.render(request, "requests.html", rows=rows)
+
+    @app.get("/originals/{request_id}")
+    def original_download(request: Request, request_id: int) -> Response:
+        sess = con.session(request)
+        r = con.ledger.one("SELECT * FROM original_requests WHERE id = ?", (request_id,))
+        if r is None or r["status"] != "approved" or not r["released"]:
+            raise _Denied(404, "取り出された原本はありません")
+        if r["requester_id"] != sess.user.id and sess.user.role not in ("approver", "admin"):
+            raise _Denied(403, "この原本は申請者本人だけがダウンロードできます")
+        path = con.data_dir / r["released"]
+        if path.is_symlink() or not path.is_file():
+            raise _Denied(404, "原本ファイルが受信フォルダに見つかりません")
+        with con.ledger.tx() as t:
+            t.audit("original.downloaded", {"request_id": request_id, "path": r["released"]},
+                    job_id=r["job_id"], actor=sess.user.name)
+        return _file_response(path, path.name)
+
+    @app.get("/submissions/{receipt}/form")
+    def form_text(request: Request, receipt: str) -> Response:
+        sess = con.session(request)
+        s = con.ledger.one("SELECT * FROM submissions WHERE receipt = ?", (receipt[:64],))
+        path = con.data_dir / s["bundle_dir"] / "form.txt" if s else None
+        if path is None or path.is_symlink() or not path.is_file():
+            raise _Denied(404, "申請内容が見つかりません")
+        with con.ledger.tx() as t:
+            t.audit("console.download", {"kind": "form", "receipt": receipt}, actor=sess.user.name)
+        return _file_response(path, f"{receipt}_form.txt", text=True)
+
+    # ------------------------------------------------------------ approver views
+    @app.get("/approvals", response_class=HTMLResponse)
+    def approvals(request: Request) -> Response:
+        con.session(request, ("approver", "admin"))
+        base = ("SELECT r.*, j.name, j.channel, j.verdict, u.name AS requester, u.display_name AS requester_dn,"
+                " a.name AS approver FROM original_requests r JOIN jobs j ON j.id = r.job_id JOIN console_users u"
+                " ON u.id = r.requester_id LEFT JOIN console_users a ON a.id = r.approver_id")
+        pending = con.ledger.query(base + " WHERE r.status = 'pending' ORDER BY r.id")
+        done = con.ledger.query(base + " WHERE r.status != 'pending' ORDER BY r.decided_at DESC LIMIT 30")
+        return con.render(request, "approvals.html", pending=pending, done=done, msg=request.query_params.get("msg"))
+
+    @app.post("/approvals/{request_id}")
+    async def decide(request: Request, request_id: int) -> Response:
+        sess = con.session(request, ("approver", "admin"))
+        form = await con.check_csrf(request, sess)
+        decision = form.get("decision")
+        if decision not in ("approve", "reject"):
+            raise _Denied(400, "承認または却下を選んでください")
+        try:
+            out = await run_in_threadpool(originals.decide, con.ledger, con.data_dir, sess.user, request_id,
+                                          decision == "approve", form.get("comment", ""), con.fsync, con.lock)
+        except originals.RequestError as exc:
+            return RedirectResponse("/approvals?" + urlencode({"msg": exc.ja}), status_code=303)
+        msg = "承認し、原本を申請者の受信フォルダに置きました" if out["status"] == "approved" else "却下しました"
+        return RedirectResponse("/approvals?" + urlencode({"msg": msg}), status_code=303)
+
+    # ------------------------------------------------------------ admin
+    @app.get("/admin", response_class=HTMLResponse)
+    def admin(request: Request) -> Response:
+        con.session(request, ("admin",))
+        now = time.time()
+        return con.render(request, "admin.html", users=users.list_users(con.ledger), keys=apikeys.list_keys(con.ledger),
+                          now=now, roles=users.ROLE_JA, msg=request.query_params.get("msg"),
+                          audit=con.ledger.query("SELECT seq, ts, event, actor, job_id, data FROM audit"
+                                                 " ORDER BY seq DESC LIMIT 30"))
+
+    @app.post("/admin/users/{name}/unlock")
+    async def admin_unlock(request: Request, name: str) -> Response:
+        sess = con.session(request, ("admin",))
+        await con.check_csrf(request, sess)
+        try:
+            await run_in_threadpool(users.unlock, con.ledger, name, sess.user.name)
+            msg = f"{name} のロックを解除しました"
+        except ValueError:
+            msg = "ユーザーが見つかりません"
+        return RedirectResponse("/admin?" + urlencode({"msg": msg}), status_code=303)
+
+    return app
+
+
+def _safe_next(nxt: str) -> str:
+    """Only local paths: no scheme, no '//host' (open redirect)."""
+    if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt or "\n" in nxt or "\r" in nxt:
+        return "/"
+    return nxt[:500]

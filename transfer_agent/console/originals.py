@@ -1,0 +1,141 @@
+"""原本取り出し: requests for an original, approval by a second person, release into the inbox.
+
+On approval the original is copied out of quarantine (after checking its hash) into the job's
+inbox folder under `originals/ORIGINAL_<name>`, written like any delivery: temp name, fsync,
+link without replacing, fsync the folder. Request, decision and release are audited with the
+decision in one transaction, so the trail never shows a release that did not happen.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..files import fit_name, fsync_dir, link_no_replace, numbered
+from ..ledger import FINAL, Ledger
+from ..users import User
+
+ORIGINALS_DIR = "originals"
+PREFIX = "ORIGINAL_"
+MAX_REASON = 2000
+
+
+class RequestError(Exception):
+    def __init__(self, ja: str) -> None:
+        super().__init__(ja)
+        self.ja = ja
+
+
+def request_original(ledger: Ledger, user: User, job_id: int, reason: str) -> int:
+    reason = reason.strip()
+    if len(reason) < 4:
+        raise RequestError("申請理由を具体的に入力してください（4文字以上）")
+    if len(reason) > MAX_REASON:
+        raise RequestError(f"申請理由は{MAX_REASON}文字以内で入力してください")
+    with ledger.tx() as t:
+        job = t.execute("SELECT id, status, name, sha256 FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if job is None or job[1] not in FINAL:
+            raise RequestError("処理が完了したファイルについてのみ申請できます")
+        if t.execute("SELECT 1 FROM original_requests WHERE job_id = ? AND requester_id = ? AND status = 'pending'",
+                     (job_id, user.id)).fetchone():
+            raise RequestError("このファイルについては、すでに承認待ちの申請があります")
+        cur = t.execute("INSERT INTO original_requests(job_id, requester_id, reason, status, created_at)"
+                        " VALUES (?,?,?,?,?)", (job_id, user.id, reason, "pending", time.time()))
+        rid = int(cur.lastrowid)
+        t.audit("original.requested", {"request_id": rid, "name": job[2], "sha256": job[3], "reason": reason,
+                                       "requester": user.name}, job_id=job_id, actor=user.name)
+    return rid
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _release(data_dir: Path, job: Any, fsync: bool) -> Path:
+    """Copy the quarantined original into <inbox dir>/originals/ORIGINAL_<name>; returns the final path."""
+    if not job["quarantine"]:
+        raise RequestError("原本の保管場所が記録されていません")
+    src = data_dir / job["quarantine"]
+    if not src.is_file():
+        raise RequestError("原本は保存期間を過ぎたため削除されています")
+    target_dir = data_dir / (job["inbox_dir"] or f"inbox/{job['channel']}") / ORIGINALS_DIR
+    target_dir.mkdir(parents=True, exist_ok=True)
+    base = fit_name(PREFIX + job["name"], 200)
+    h = hashlib.sha256()
+    for n in range(1, 10000):
+        final = target_dir / numbered(base, n)
+        if os.path.lexists(final):
+            continue
+        tmp = target_dir / f".{final.name}.tmp-orig"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                out.write(chunk)
+                h.update(chunk)
+            out.flush()
+            if fsync:
+                os.fsync(out.fileno())
+        if job["sha256"] and h.hexdigest() != job["sha256"]:
+            tmp.unlink(missing_ok=True)
+            raise RequestError("隔離中の原本が記録と一致しないため取り出しを中止しました")
+        try:
+            link_no_replace(tmp, final)
+        except FileExistsError:
+            tmp.unlink(missing_ok=True)
+            h = hashlib.sha256()
+            continue
+        if fsync:
+            fsync_dir(target_dir)
+        return final
+    raise RequestError("取り出し先に空いている名前がありません")
+
+
+def decide(ledger: Ledger, data_dir: Path, approver: User, request_id: int, approve: bool, comment: str,
+           fsync: bool = True, lock: Any = None) -> dict[str, Any]:
+    comment = comment.strip()[:MAX_REASON]
+    if not approve and not comment:
+        raise RequestError("却下する場合は理由（コメント）を入力してください")
+    req = ledger.one("SELECT r.*, u.name AS requester FROM original_requests r JOIN console_users u"
+                     " ON u.id = r.requester_id WHERE r.id = ?", (request_id,))
+    if req is None:
+        raise RequestError("申請が見つかりません")
+    if req["status"] != "pending":
+        raise RequestError("この申請はすでに処理されています")
+    if req["requester_id"] == approver.id:
+        raise RequestError("自分の申請を承認・却下することはできません（別の承認者が必要です）")
+    job = ledger.one("SELECT * FROM jobs WHERE id = ?", (req["job_id"],))
+    released_rel = None
+    final: Path | None = None
+    if approve:
+        if lock is not None:
+            with lock:
+                final = _release(data_dir, job, fsync)
+        else:
+            final = _release(data_dir, job, fsync)
+        released_rel = str(final.relative_to(data_dir))
+    try:
+        with ledger.tx() as t:
+            cur = t.execute("UPDATE original_requests SET status = ?, approver_id = ?, comment = ?, decided_at = ?,"
+                            " released = ? WHERE id = ? AND status = 'pending'",
+                            ("approved" if approve else "rejected", approver.id, comment, time.time(),
+                             released_rel, request_id))
+            if cur.rowcount != 1:
+                raise RequestError("この申請はすでに処理されています")
+            event = "original.approved" if approve else "original.rejected"
+            t.audit(event, {"request_id": request_id, "requester": req["requester"], "comment": comment},
+                    job_id=req["job_id"], actor=approver.name)
+            if approve:
+                t.audit("original.released", {"request_id": request_id, "path": released_rel,
+                                              "sha256": job["sha256"], "name": job["name"]},
+                        job_id=req["job_id"], actor=approver.name)
+    except BaseException:
+        if final is not None:  # the decision did not commit: take the copy back
+            final.unlink(missing_ok=True)
+        raise
+    return {"status": "approved" if approve else "rejected", "released": released_rel}

@@ -1,0 +1,234 @@
+"""Atomic, idempotent delivery into the LGWAN-side inbox.
+
+A job's delivery is a *plan* committed to the ledger before any byte is written: the
+inbox directory, each final name (chosen so that nothing existing is overwritten), its
+source and its sha256. Executing the plan writes each file under a dot-prefixed temp
+name `.NAME.tmp-<jobid>` in the same directory, fsyncs it, links it to its final name
+(a hard link never replaces an existing file), removes the temp name and fsyncs the
+directory. Replaying a plan after a crash skips files already in place with the right
+hash and removes leftover temp names, so a file is delivered exactly once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .files import fit_name, fsync_dir, link_no_replace, numbered, temp_name
+
+SIDECAR = ".cdr.json"
+TEXT = ".txt"
+NOTICE = ".blocked.json"
+
+
+class Conflict(Exception):
+    """A planned final name is taken by a file that is not ours: plan again."""
+
+
+class SourceMissing(Exception):
+    """The cached output to deliver is gone or altered: run the job again."""
+
+
+@dataclass
+class PlannedFile:
+    name: str
+    kind: str  # output | text | sidecar | notice
+    sha256: str
+    src: str | None = None  # relative to the data dir
+    content: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+
+
+def choose_name(directory: Path, base: str, suffixes: list[str], job_id: int) -> str:
+    """The first of base, 'stem (2).ext', ... whose every companion name is free."""
+    base = fit_name(base, 255 - max(len(s.encode()) for s in suffixes) - 12)
+    for n in range(1, 100000):
+        cand = numbered(base, n)
+        names = [cand + s for s in suffixes]
+        if not any(os.path.lexists(directory / x) or os.path.lexists(directory / temp_name(x, job_id))
+                   for x in names):
+            return cand
+    raise Conflict(f"no free name for {base!r} in {directory}")
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
+
+
+def build_plan(*, data_dir: Path, inbox_dir: Path, job: dict[str, Any], result: dict[str, Any],
+               cache_dir: Path | None, out_name: str | None, text_name: str | None,
+               reused_from: int | None, deliver_as: str | None = None) -> dict[str, Any]:
+    """Decide names and contents. `out_name`/`text_name` are files inside `cache_dir`;
+    the output is delivered as `deliver_as` (default `out_name`)."""
+    job_id = int(job["id"])
+    delivered_at = now_iso()
+    report: dict[str, Any] = {
+        "schema": 1,
+        "job_id": job_id,
+        "channel": job["channel"],
+        "original_name": job["name"],
+        "verdict": result.get("verdict"),
+        "reason": result.get("reason"),
+        "reason_ja": result.get("reason_ja"),
+        "reason_en": result.get("reason_en"),
+        "detected_type": result.get("detected_type"),
+        "family": result.get("family"),
+        "threats": result.get("threats", []),
+        "children": result.get("children", []),
+        "warnings": result.get("warnings", []),
+        "original_sha256": job["sha256"],
+        "original_size": job["size"],
+        "policy": job["policy"],
+        "received_at": _iso(job["received_at"]),
+        "processed_at": delivered_at,
+        "delivered_at": delivered_at,
+        "reused_from_job": reused_from,
+        "submission_id": job.get("submission_id"),
+    }
+    files: list[PlannedFile] = []
+    if result.get("verdict") == "blocked" or not out_name:
+        name = choose_name(inbox_dir, job["name"], [NOTICE], job_id)
+        report.update({
+            "delivered": False,
+            "notice_ja": "このファイルは安全に無害化できなかったため、配送を停止しました。原本は隔離されています。",
+            "notice_en": "This file could not be made safe and was not delivered. The original is quarantined.",
+        })
+        body = _json(report)
+        files.append(PlannedFile(name + NOTICE, "notice", _sha(body.encode()), content=body))
+        return {"dir": str(inbox_dir.relative_to(data_dir)), "files": [f.to_dict() for f in files],
+                "main": name + NOTICE}
+    assert cache_dir is not None
+    separate_text = bool(text_name) and text_name != out_name
+    suffixes = ["", SIDECAR] + ([TEXT] if separate_text else [])
+    name = choose_name(inbox_dir, deliver_as or out_name, suffixes, job_id)
+    out_src = cache_dir / out_name
+    report.update({"delivered": True, "delivered_name": name, "output_sha256": result.get("output_sha256")})
+    if separate_text:
+        tsrc = cache_dir / text_name
+        tsha = _file_sha(tsrc)
+        files.append(PlannedFile(name + TEXT, "text", tsha, src=str(tsrc.relative_to(data_dir))))
+        report.update({"text_name": name + TEXT, "text_sha256": tsha})
+    elif text_name:
+        report.update({"text_name": name, "text_sha256": result.get("output_sha256")})
+    body = _json(report)
+    files.append(PlannedFile(name + SIDECAR, "sidecar", _sha(body.encode()), content=body))
+    # The delivered file comes last: when it appears, its report is already there.
+    files.append(PlannedFile(name, "output", result["output_sha256"], src=str(out_src.relative_to(data_dir))))
+    return {"dir": str(inbox_dir.relative_to(data_dir)), "files": [f.to_dict() for f in files], "main": name}
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).astimezone().isoformat(timespec="seconds")
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise SourceMissing(str(path)) from exc
+    return h.hexdigest()
+
+
+def _write_temp(tmp: Path, f: dict[str, Any], data_dir: Path, fsync: bool) -> None:
+    h = hashlib.sha256()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as out:
+        if "content" in f:
+            data = f["content"].encode("utf-8")
+            out.write(data)
+            h.update(data)
+        else:
+            try:
+                src = open(data_dir / f["src"], "rb")
+            except OSError as exc:
+                raise SourceMissing(f["src"]) from exc
+            with src:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    out.write(chunk)
+                    h.update(chunk)
+        out.flush()
+        if fsync:
+            os.fsync(out.fileno())
+    if h.hexdigest() != f["sha256"]:
+        tmp.unlink(missing_ok=True)
+        raise SourceMissing(f"{f.get('src')}: content changed since it was produced")
+
+
+def remove_temps(plan: dict[str, Any], data_dir: Path, job_id: int) -> None:
+    d = data_dir / plan["dir"]
+    for f in plan["files"]:
+        (d / temp_name(f["name"], job_id)).unlink(missing_ok=True)
+
+
+def unlink_delivered(plan: dict[str, Any], data_dir: Path) -> None:
+    """Undo a partial delivery: remove final names that hold exactly what we wrote."""
+    d = data_dir / plan["dir"]
+    for f in plan["files"]:
+        p = d / f["name"]
+        try:
+            if p.is_file() and not p.is_symlink() and _file_sha(p) == f["sha256"]:
+                p.unlink()
+        except (OSError, SourceMissing):
+            pass
+
+
+def execute(plan: dict[str, Any], data_dir: Path, job_id: int, fsync: bool = True,
+            crashpoint: Any = None) -> list[str]:
+    """Carry out (or finish) a plan. Raises Conflict or SourceMissing."""
+    d = data_dir / plan["dir"]
+    _makedirs(d, data_dir, fsync)
+    done = []
+    for f in plan["files"]:
+        final = d / f["name"]
+        tmp = d / temp_name(f["name"], job_id)
+        if os.path.lexists(final):
+            if final.is_file() and not final.is_symlink() and _file_sha(final) == f["sha256"]:
+                tmp.unlink(missing_ok=True)  # delivered before a crash
+                done.append(f["name"])
+                continue
+            raise Conflict(f["name"])
+        _write_temp(tmp, f, data_dir, fsync)
+        if crashpoint:
+            crashpoint("deliver.temp_written")
+        try:
+            link_no_replace(tmp, final)
+        except FileExistsError:
+            tmp.unlink(missing_ok=True)
+            raise Conflict(f["name"]) from None
+        if crashpoint:
+            crashpoint("deliver.linked")
+        if fsync:
+            fsync_dir(d)
+        done.append(f["name"])
+    return done
+
+
+def _makedirs(d: Path, root: Path, fsync: bool) -> None:
+    missing = []
+    p = d
+    while not p.exists() and p != root:
+        missing.append(p)
+        p = p.parent
+    d.mkdir(parents=True, exist_ok=True)
+    if fsync:
+        for m in reversed(missing):
+            fsync_dir(m.parent)

@@ -1,0 +1,55 @@
+"""How a job gets executed: the one seam between the appliance and the CDR engine.
+
+Intake, ledger and delivery only see `Executor`: submit a `cdr.worker.Job`, get a
+Future[FileResult] whose outputs lie in `job.out_dir`. `LocalExecutor` runs the job in
+this machine's sandboxed worker processes. A distributed backend implements the same
+three members (see the note in the report / README).
+"""
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Protocol
+
+from cdr.worker import Job, WorkerPool
+
+
+class Executor(Protocol):
+    capacity: int  # how many jobs it usefully runs at once
+
+    def submit(self, job: Job) -> Future: ...  # Future[cdr.model.FileResult]
+
+    def healthy(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """The subprocess worker pool of the engine (`cdr.worker.WorkerPool`)."""
+
+    def __init__(self, workers: int) -> None:
+        self._pool = WorkerPool(workers=workers)
+        self.capacity = self._pool.size
+        self._closed = False
+
+    def submit(self, job: Job) -> Future:
+        return self._pool.submit(job)
+
+    def healthy(self) -> bool:
+        # Dead workers are replaced on the next job; the pool is healthy unless closed.
+        return not self._closed
+
+    def close(self) -> None:
+        self._closed = True
+        self._pool.close()
+
+    def abort(self) -> None:
+        """Kill running workers (shutdown grace spent; their jobs were requeued).
+
+        WorkerPool has no public kill switch yet, hence the guarded private access.
+        """
+        self._closed = True
+        for w in list(getattr(self._pool, "_all", [])):
+            try:
+                w.kill()
+            except Exception:  # noqa: BLE001 - best effort
+                pass

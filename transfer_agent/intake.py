@@ -1,0 +1,177 @@
+"""Dropbox watcher: decides when a dropped file is complete and hands it over.
+
+watchdog events are only hints that name candidate paths; a periodic full walk catches
+anything they miss (inotify overflow, files present at start, network shares). A
+candidate is ready when its (size, mtime, inode) stayed unchanged for `stable_seconds`,
+or for `close_settle_seconds` after a close-write or a rename into place (the usual
+"write to a temporary name, then rename" of browsers and copy tools). Temporary and
+desktop names are ignored until renamed.
+"""
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import queue
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from .config import Config
+
+log = logging.getLogger("transfer_agent.intake")
+
+
+@dataclass
+class _Candidate:
+    sig: tuple[int, int, int] | None = None
+    since: float = 0.0
+    closed: bool = False
+    close_pending: bool = False
+
+
+class _Events(FileSystemEventHandler):
+    def __init__(self, q: queue.SimpleQueue) -> None:
+        self.q = q
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if isinstance(event, (DirCreatedEvent, DirMovedEvent)):
+            self.q.put(("dir", os.fsdecode(getattr(event, "dest_path", "") or event.src_path)))
+        elif event.is_directory:
+            return
+        elif isinstance(event, FileMovedEvent):
+            self.q.put(("closed", os.fsdecode(event.dest_path)))
+        elif isinstance(event, FileClosedEvent):
+            self.q.put(("closed", os.fsdecode(event.src_path)))
+        elif event.event_type in ("created", "modified"):
+            self.q.put(("change", os.fsdecode(event.src_path)))
+
+
+class DropboxWatcher:
+    """Calls `on_ready(path)` from its own thread for each complete file in the dropbox."""
+
+    def __init__(self, cfg: Config, on_ready: Callable[[Path], None]) -> None:
+        self.cfg = cfg
+        self.root = cfg.dropbox
+        self.on_ready = on_ready
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._cands: dict[str, _Candidate] = {}
+        self._warned: set[str] = set()
+        self._stop = threading.Event()
+        self._patterns = [p.lower() for p in cfg.ignore]
+        self._observer = PollingObserver(timeout=1) if cfg.watcher == "polling" else Observer()
+        self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
+        self._last_scan = 0.0
+        self.last_tick = time.monotonic()
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._observer.schedule(_Events(self._q), str(self.root), recursive=True)
+        self._observer.start()
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        try:
+            self._observer.stop()
+            self._observer.join(timeout)
+        except Exception:  # noqa: BLE001 - stopping must not fail the shutdown
+            log.exception("watcher stop failed", extra={"event": "error"})
+        self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        stalled = time.monotonic() - self.last_tick > max(30.0, 20 * self.cfg.tick_seconds)
+        return self._observer.is_alive() and self._thread.is_alive() and not stalled
+
+    def pending(self) -> int:
+        return len(self._cands)
+
+    # ------------------------------------------------------------------ internals
+
+    def ignored(self, path: Path) -> bool:
+        try:
+            rel = path.relative_to(self.root)
+        except ValueError:
+            return True
+        if any(part.startswith(".") for part in rel.parts[:-1]):
+            return True
+        name = rel.name.lower()
+        return any(fnmatch.fnmatchcase(name, p) for p in self._patterns)
+
+    def _scan(self, top: Path) -> None:
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for f in filenames:
+                p = os.path.join(dirpath, f)
+                if p not in self._cands and not self.ignored(Path(p)):
+                    self._cands[p] = _Candidate()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - keep watching; the next walk retries
+                log.exception("intake tick failed", extra={"event": "error"})
+            self.last_tick = time.monotonic()
+            self._stop.wait(self.cfg.tick_seconds)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        while True:
+            try:
+                kind, p = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "dir":
+                if not self.ignored(Path(p) / "x"):
+                    self._scan(Path(p))
+                continue
+            if self.ignored(Path(p)):
+                continue
+            c = self._cands.setdefault(p, _Candidate())
+            if kind == "closed":
+                c.close_pending = True
+        if now - self._last_scan >= self.cfg.rescan_seconds:
+            self._last_scan = now
+            self._scan(self.root)
+        for p, c in list(self._cands.items()):
+            if self._stop.is_set():
+                return
+            try:
+                st = os.lstat(p)
+            except FileNotFoundError:
+                del self._cands[p]
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                del self._cands[p]
+                if p not in self._warned:
+                    self._warned.add(p)
+                    log.warning("not a regular file, left in the dropbox", extra={"event": "intake.skip",
+                                                                                  "path": p})
+                continue
+            sig = (st.st_size, st.st_mtime_ns, st.st_ino)
+            if sig != c.sig:
+                c.sig, c.since, c.closed, c.close_pending = sig, now, c.close_pending, False
+            elif c.close_pending:
+                c.closed, c.close_pending = True, False
+            age = now - c.since
+            if age >= self.cfg.stable_seconds or (c.closed and age >= self.cfg.close_settle_seconds):
+                del self._cands[p]
+                try:
+                    self.on_ready(Path(p))
+                except Exception:  # noqa: BLE001 - the next walk finds it again
+                    log.exception("intake failed", extra={"event": "error", "path": p})

@@ -1,0 +1,42 @@
+"""Prometheus metrics, in a registry of their own (one per service instance)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 - re-exported
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.files = Counter("transfer_files_total", "Files finished, by verdict and channel",
+                             ["verdict", "channel"], registry=r)
+        self.intake = Counter("transfer_intake_total", "Files taken into quarantine, by channel",
+                              ["channel"], registry=r)
+        self.reused = Counter("transfer_dedup_reused_total", "Results reused for identical content", registry=r)
+        self.purged = Counter("transfer_purged_total", "Originals purged after retention", registry=r)
+        self.errors = Counter("transfer_errors_total", "Internal errors, by stage", ["stage"], registry=r)
+        self.latency = Histogram("transfer_latency_seconds", "Intake to delivery, seconds",
+                                 buckets=_LATENCY, registry=r)
+        self.process = Histogram("transfer_process_seconds", "Time in the worker, seconds",
+                                 buckets=_LATENCY, registry=r)
+        self.queue_depth = Gauge("transfer_queue_depth", "Jobs received, queued or processing", registry=r)
+        self.inflight = Gauge("transfer_inflight", "Jobs running in workers", registry=r)
+        self.quarantine_bytes = Gauge("transfer_quarantine_bytes", "Bytes of originals in quarantine", registry=r)
+        self.up = Gauge("transfer_component_up", "1 when a component is alive", ["component"], registry=r)
+
+    def bind(self, queue_depth: Callable[[], float], inflight: Callable[[], float],
+             quarantine_bytes: Callable[[], float], components: dict[str, Callable[[], bool]]) -> None:
+        """Gauges read live values when scraped."""
+        self.queue_depth.set_function(queue_depth)
+        self.inflight.set_function(inflight)
+        self.quarantine_bytes.set_function(quarantine_bytes)
+        for name, fn in components.items():
+            self.up.labels(name).set_function(lambda fn=fn: 1.0 if fn() else 0.0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,85 @@
+"""Tables of the REST intake and the staff console, kept in the ledger database.
+
+They live next to the job ledger so that a state change (a key revoked, a request approved)
+and its audit row commit in one transaction through `Ledger.tx()`. The schema is created
+with a separate short connection so that we never touch the ledger's own connection.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+PORTAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    client     TEXT NOT NULL,
+    prefix     TEXT NOT NULL UNIQUE,      -- public part, shown in lists and logs
+    key_hash   TEXT NOT NULL,             -- sha256 of the whole key (keys are 190-bit random)
+    created_at REAL NOT NULL,
+    revoked_at REAL,
+    last_used  REAL
+);
+CREATE TABLE IF NOT EXISTS console_users (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    name         TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL DEFAULT '',
+    role         TEXT NOT NULL,           -- clerk | approver | admin
+    pw_hash      TEXT NOT NULL,           -- argon2id
+    created_at   REAL NOT NULL,
+    disabled     INTEGER NOT NULL DEFAULT 0,
+    failed       INTEGER NOT NULL DEFAULT 0,
+    locked_until REAL,
+    last_login   REAL
+);
+CREATE TABLE IF NOT EXISTS console_sessions (
+    token_hash TEXT PRIMARY KEY,          -- sha256 of the cookie value
+    user_id    INTEGER NOT NULL,
+    csrf       TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    last_seen  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS submissions (
+    id          TEXT PRIMARY KEY,         -- opaque, in the status URL
+    receipt     TEXT NOT NULL UNIQUE,     -- 受付番号 shown to people
+    api_key_id  INTEGER NOT NULL,
+    client      TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    day         TEXT NOT NULL,            -- YYYY-MM-DD of the inbox folder
+    bundle_dir  TEXT NOT NULL,            -- relative to the data dir
+    fields      TEXT NOT NULL,            -- JSON list of [name, value]
+    files       TEXT NOT NULL,            -- JSON list of {name, size, sha256}
+    status      TEXT NOT NULL,            -- received | processing | done
+    idem_key    TEXT,
+    idem_hash   TEXT,
+    created_at  REAL NOT NULL,
+    done_at     REAL,
+    UNIQUE (api_key_id, idem_key)
+);
+CREATE INDEX IF NOT EXISTS submissions_status ON submissions(status);
+CREATE TABLE IF NOT EXISTS receipt_seq (day TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS original_requests (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id       INTEGER NOT NULL,
+    requester_id INTEGER NOT NULL,
+    reason       TEXT NOT NULL,
+    status       TEXT NOT NULL,           -- pending | approved | rejected
+    created_at   REAL NOT NULL,
+    approver_id  INTEGER,
+    comment      TEXT,
+    decided_at   REAL,
+    released     TEXT                     -- path of the released original, relative to the data dir
+);
+CREATE INDEX IF NOT EXISTS original_requests_status ON original_requests(status, id);
+"""
+
+
+def ensure_schema(db_path: Path) -> None:
+    """Create our tables (idempotent). The ledger creates its own and the audit table."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path, timeout=30)
+    try:
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.executescript(PORTAL_SCHEMA)
+    finally:
+        conn.close()

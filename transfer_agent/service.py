@@ -1,0 +1,552 @@
+"""The appliance: intake -> quarantine -> ledger -> executor -> delivery, and crash recovery.
+
+Crash safety, step by step (every arrow is durable before the next step starts):
+intake   row 'received' (dropbox path) -> rename into work/intake/<id> -> sha256 recorded
+         -> rename into quarantine/<sha> -> row 'queued' + audit 'intake' (one transaction)
+process  row 'processing' -> worker writes into work/jobs/<id>-<attempt>/ -> outputs moved
+         into the result cache state/results/<sha>/<policy>/<ext>/
+deliver  plan (names, hashes) + verdict + audit 'verdict' committed as 'delivering'
+         -> each file: temp name, fsync, link to final name, fsync dir
+         -> row 'delivered'/'blocked' + audit 'delivery' (one transaction)
+`recover()` runs at start, before anything else, and finishes or undoes each step.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import queue
+import re
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cdr.model import BLOCKED, FileResult, Threat
+from cdr.policy import Policy, load_policy
+from cdr.worker import Job
+
+from . import delivery
+from .config import Config
+from .executor import Executor, LocalExecutor
+from .files import clean_name, fsync_dir, hash_file
+from .intake import DropboxWatcher
+from .ledger import Ledger
+from .metrics import Metrics
+from .quarantine import Quarantine
+
+log = logging.getLogger("transfer_agent.service")
+
+# Test hook (like SQLite's fault injection): "NAME" or "NAME:N" kills this process with
+# SIGKILL the N-th time the code passes the point NAME. Unset in production.
+_CRASH = os.environ.get("TRANSFER_AGENT_CRASHPOINT", "")
+_CRASH_COUNTS: dict[str, int] = {}
+
+
+def crashpoint(name: str) -> None:
+    if not _CRASH:
+        return
+    point, _, nth = _CRASH.partition(":")
+    if point != name:
+        return
+    _CRASH_COUNTS[name] = _CRASH_COUNTS.get(name, 0) + 1
+    if _CRASH_COUNTS[name] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+@dataclass
+class _Inflight:
+    future: Future
+    key: tuple[str, str, str]
+    out_dir: Path
+    started: float
+
+
+def claimed_ext(name: str) -> str:
+    """The extension the sender claims (detection depends on it, so dedup does too)."""
+    n = name.lower()
+    for double in (".tar.gz", ".tar.bz2", ".tar.xz"):
+        if n.endswith(double):
+            return double
+    i = n.rfind(".")
+    return n[i:] if i > 0 else ""
+
+
+def reuse_name(new: str, first: str, cached: str) -> str:
+    """Name a reused output after the new sender's name, as the worker would have."""
+    if cached.startswith(first):
+        return new + cached[len(first):]
+    ext = claimed_ext(first)
+    s1 = first[: len(first) - len(ext)] if ext else first
+    s2 = new[: len(new) - len(ext)] if ext and new.lower().endswith(ext) else new
+    if cached.startswith(s1):
+        return s2 + cached[len(s1):]
+    i = cached.rfind(".")
+    return s2 + (cached[i:] if i > 0 else "")
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._@-]", "_", part) or "_"
+
+
+class Service:
+    def __init__(self, cfg: Config, executor_factory: Callable[[int], Executor] | None = None) -> None:
+        self.cfg = cfg
+        for d in (cfg.dropbox, cfg.inbox, cfg.quarantine, cfg.state, cfg.work / "intake", cfg.work / "jobs"):
+            d.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(cfg.state / "agent.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise AlreadyRunning(f"another transfer-agent is running on {cfg.data_dir}") from None
+        self.ledger = Ledger(cfg.ledger_path)
+        self.quarantine = Quarantine(cfg.quarantine, cfg.data_dir, cfg.fsync)
+        self.results_root = cfg.state / "results"
+        self.metrics = Metrics()
+        self.default_policy = load_policy(cfg.policy)
+        self.channel_policies = {ch: load_policy(p) for ch, p in cfg.channel_policies.items()}
+        self._executor_factory = executor_factory or (lambda n: LocalExecutor(n))
+        self.executor: Executor | None = None
+        self.delivery_lock = threading.RLock()  # anything that writes into the inbox takes it
+        self.on_final: list[Callable[[int], None]] = []  # called with the job id once final
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._done: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._inflight: dict[int, _Inflight] = {}
+        self.watcher = DropboxWatcher(cfg, self._on_dropped)
+        self._processor = threading.Thread(target=self._process_loop, name="processor", daemon=True)
+        self._maint = threading.Thread(target=self._maintenance_loop, name="maintenance", daemon=True)
+        self.metrics.bind(self.ledger.queue_depth, lambda: len(self._inflight), self.ledger.quarantine_bytes,
+                          self.components())
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def policy_for(self, channel: str) -> Policy:
+        return self.channel_policies.get(channel, self.default_policy)
+
+    def start(self) -> None:
+        with self.ledger.tx() as t:
+            t.audit("service.start", {"policy": self.default_policy.label, "workers": self.cfg.worker_count,
+                                      "channels": {c: p.label for c, p in self.channel_policies.items()}})
+        self.recover()
+        self.executor = self._executor_factory(self.cfg.worker_count)
+        self._processor.start()
+        self._maint.start()
+        self.watcher.start()
+        log.info("service started", extra={"event": "service.start", "data_dir": str(self.cfg.data_dir),
+                                           "policy": self.default_policy.label, "workers": self.cfg.worker_count})
+
+    def stop(self) -> None:
+        """Stop intake, let in-flight files finish (up to the grace time), requeue the rest."""
+        log.info("stopping", extra={"event": "service.stopping", "inflight": len(self._inflight)})
+        self._stop.set()
+        self._wake.set()
+        self.watcher.stop()
+        if self._processor.is_alive():
+            self._processor.join(self.cfg.shutdown_grace_seconds + 30)
+        if self._maint.is_alive():
+            self._maint.join(10)
+        if self.executor is not None:
+            closer = threading.Thread(target=self.executor.close, daemon=True)
+            closer.start()
+            closer.join(10)
+        counts = self.ledger.counts()
+        with self.ledger.tx() as t:
+            t.audit("service.stop", {"jobs": counts["jobs"]})
+        log.info("service stopped", extra={"event": "service.stop", **counts})
+        self.ledger.close()
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        os.close(self._lock_fd)
+
+    def components(self) -> dict[str, Callable[[], bool]]:
+        return {
+            "watcher": self.watcher.alive,
+            "workers": lambda: self.executor is not None and self.executor.healthy() and self._processor.is_alive(),
+            "ledger": self.ledger.ping,
+        }
+
+    def health(self) -> dict[str, bool]:
+        return {name: bool(fn()) for name, fn in self.components().items()}
+
+    # ------------------------------------------------------------------ intake
+
+    def _on_dropped(self, path: Path) -> None:
+        rel = path.relative_to(self.cfg.dropbox)
+        parts = rel.parts
+        channel = clean_name(parts[0]) if len(parts) > 1 else self.cfg.default_channel
+        subdir = "/".join(clean_name(p) for p in parts[1:-1])
+        self.accept(path, source="dropbox", channel=channel, name=clean_name(parts[-1]), subdir=subdir)
+
+    def accept(self, path: Path, *, source: str, channel: str, name: str, subdir: str = "",
+               submission_id: str | None = None, password: str | None = None) -> int | None:
+        """Take a complete file (same file system as the data dir) into quarantine; returns the job id.
+
+        Used by the dropbox watcher and by other intake channels (REST uploads staged under
+        work/). The file is gone from `path` afterwards. None if it vanished meanwhile.
+        """
+        st = os.lstat(path)
+        job_id = self.ledger.insert_received(source=source, channel=channel, name=name, subdir=subdir,
+                                             drop_path=str(path), size=st.st_size,
+                                             submission_id=submission_id, password=password)
+        crashpoint("intake.row")
+        intake = self.cfg.work / "intake" / str(job_id)
+        try:
+            os.rename(path, intake)
+        except FileNotFoundError:
+            with self.ledger.tx() as t:
+                t.execute("DELETE FROM jobs WHERE id = ? AND status = 'received'", (job_id,))
+            return None
+        if self.cfg.fsync:
+            fsync_dir(path.parent)
+            fsync_dir(intake.parent)
+        crashpoint("intake.renamed")
+        self._finish_intake(job_id, intake)
+        return job_id
+
+    def _finish_intake(self, job_id: int, intake: Path) -> None:
+        sha, size = hash_file(intake, fsync=self.cfg.fsync)
+        with self.ledger.tx() as t:
+            t.execute("UPDATE jobs SET sha256 = ?, size = ? WHERE id = ?", (sha, size, job_id))
+        crashpoint("intake.hashed")
+        with self.quarantine.lock:
+            self.quarantine.store(intake, sha)
+            crashpoint("intake.stored")
+            self._mark_queued(job_id)
+
+    def _mark_queued(self, job_id: int) -> None:
+        row = self.ledger.job(job_id)
+        sha, size, now = row["sha256"], row["size"], time.time()
+        rel = self.quarantine.relpath(sha)
+        with self.ledger.tx() as t:
+            t.execute("UPDATE jobs SET status = 'queued', quarantine = ? WHERE id = ?", (rel, job_id))
+            t.execute("INSERT INTO quarantine(sha256, size, path, first_seen, last_seen) VALUES (?,?,?,?,?)"
+                      " ON CONFLICT(sha256) DO UPDATE SET last_seen = excluded.last_seen, purged_at = NULL",
+                      (sha, size, rel, now, now))
+            t.audit("intake", {"channel": row["channel"], "name": row["name"], "subdir": row["subdir"],
+                               "sha256": sha, "size": size, "source": row["source"],
+                               "submission_id": row["submission_id"]}, job_id=job_id)
+        self.metrics.intake.labels(row["channel"]).inc()
+        log.info("taken into quarantine", extra={"event": "intake", "job_id": job_id, "channel": row["channel"],
+                                                 "file": row["name"], "sha256": sha, "size": size})
+        self._wake.set()
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover(self) -> None:
+        """Bring every unfinished job back to a consistent state (runs before any thread starts)."""
+        for row in self.ledger.jobs("received"):
+            jid = row["id"]
+            intake = self.cfg.work / "intake" / str(jid)
+            if intake.exists():
+                self._finish_intake(jid, intake)
+            elif row["sha256"] and self.quarantine.path_for(row["sha256"]).exists():
+                with self.quarantine.lock:
+                    self._mark_queued(jid)
+            elif os.path.lexists(row["drop_path"]):
+                os.rename(row["drop_path"], intake)
+                self._finish_intake(jid, intake)
+            else:
+                with self.ledger.tx() as t:
+                    t.execute("DELETE FROM jobs WHERE id = ?", (jid,))
+                log.warning("file vanished before intake", extra={"event": "recover.vanished", "job_id": jid,
+                                                                  "path": row["drop_path"]})
+                continue
+            log.info("intake completed after restart", extra={"event": "recover.intake", "job_id": jid})
+        rows = self.ledger.jobs("processing")
+        if rows:
+            with self.ledger.tx() as t:
+                t.execute("UPDATE jobs SET status = 'queued' WHERE status = 'processing'")
+            log.info("requeued interrupted jobs", extra={"event": "recover.requeue",
+                                                         "job_ids": [r["id"] for r in rows]})
+        for row in self.ledger.jobs("delivering"):
+            delivery.remove_temps(json.loads(row["plan"]), self.cfg.data_dir, row["id"])
+            log.info("completing interrupted delivery", extra={"event": "recover.deliver", "job_id": row["id"]})
+            self._deliver(row["id"])
+        shutil.rmtree(self.cfg.work / "jobs", ignore_errors=True)
+        (self.cfg.work / "jobs").mkdir(parents=True, exist_ok=True)
+        stray = [p.name for p in (self.cfg.work / "intake").iterdir()]
+        if stray:
+            log.error("files in work/intake without a job row (left in place)",
+                      extra={"event": "recover.stray", "files": stray})
+
+    # ------------------------------------------------------------------ processing
+
+    def cache_dir(self, sha: str, policy: str, ext: str) -> Path:
+        return self.results_root / sha / _safe(policy) / _safe(ext.lstrip(".") or "_")
+
+    def _process_loop(self) -> None:
+        deadline: float | None = None
+        while True:
+            if self._stop.is_set():
+                if not self._inflight:
+                    return
+                if deadline is None:
+                    deadline = time.monotonic() + self.cfg.shutdown_grace_seconds
+                elif time.monotonic() > deadline:
+                    self._requeue_inflight()
+                    return
+            else:
+                try:
+                    self._dispatch()
+                except Exception:  # noqa: BLE001 - keep the loop alive; the ledger keeps the state
+                    self.metrics.errors.labels("dispatch").inc()
+                    log.exception("dispatch failed", extra={"event": "error"})
+            try:
+                jid = self._done.get(timeout=0.1 if self._inflight else 0.05)
+            except queue.Empty:
+                if not self._inflight and not self._stop.is_set():
+                    self._wake.wait(0.5)
+                    self._wake.clear()
+                continue
+            try:
+                self._complete(jid)
+            except Exception:  # noqa: BLE001
+                self.metrics.errors.labels("complete").inc()
+                log.exception("completing a job failed", extra={"event": "error", "job_id": jid})
+
+    def _requeue_inflight(self) -> None:
+        ids = list(self._inflight)
+        with self.ledger.tx() as t:
+            for jid in ids:
+                t.execute("UPDATE jobs SET status = 'queued' WHERE id = ? AND status = 'processing'", (jid,))
+        self._inflight.clear()
+        if isinstance(self.executor, LocalExecutor):
+            self.executor.abort()
+        log.warning("requeued unfinished jobs at shutdown", extra={"event": "shutdown.requeue", "job_ids": ids})
+
+    def _dispatch(self) -> None:
+        assert self.executor is not None
+        free = self.executor.capacity - len(self._inflight)
+        if free <= 0:
+            return
+        busy = {inf.key for inf in self._inflight.values()}
+        for row in self.ledger.query("SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT ?",
+                                     (free + 64,)):
+            if free <= 0 or self._stop.is_set():
+                return
+            policy = self.policy_for(row["channel"])
+            ext = claimed_ext(row["name"])
+            key = (row["sha256"], policy.label, ext)
+            if key in busy:
+                continue  # identical content running now: wait and reuse its result
+            attempts = row["attempts"] + 1
+            with self.ledger.tx() as t:
+                t.execute("UPDATE jobs SET status = 'processing', attempts = ?, policy = ?, retention_days = ?,"
+                          " started_at = ? WHERE id = ?",
+                          (attempts, policy.label, policy.retention_days, time.time(), row["id"]))
+            if self._try_reuse(row["id"], key):
+                continue
+            if attempts > self.cfg.max_attempts:
+                res = FileResult(source=row["name"], sha256=row["sha256"], size=row["size"] or 0)
+                res.threats.append(Threat("worker.interrupted", row["name"], "blocked",
+                                          f"interrupted {attempts - 1} times"))
+                res.block("処理が繰り返し中断されたため配送を停止しました",
+                          "processing was interrupted repeatedly; the file was not delivered")
+                self._finish(row["id"], res.to_dict(), None, None, None, None)
+                continue
+            out_dir = self.cfg.work / "jobs" / f"{row['id']}-{attempts}"
+            shutil.rmtree(out_dir, ignore_errors=True)
+            out_dir.mkdir(parents=True)
+            job = Job(src=str(self.cfg.data_dir / row["quarantine"]), name=row["name"], out_dir=str(out_dir),
+                      policy=policy.to_dict(), password=row["password"], want_text=policy.text_rendition)
+            try:
+                fut = self.executor.submit(job)
+            except Exception:
+                with self.ledger.tx() as t:
+                    t.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", (row["id"],))
+                raise
+            self._inflight[row["id"]] = _Inflight(fut, key, out_dir, time.monotonic())
+            fut.add_done_callback(lambda _f, jid=row["id"]: self._done.put(jid))
+            busy.add(key)
+            free -= 1
+
+    def _try_reuse(self, job_id: int, key: tuple[str, str, str]) -> bool:
+        """Identical content, same policy version, same claimed extension: deliver the stored result."""
+        sha, policy, ext = key
+        for prev in self.ledger.query(
+                "SELECT * FROM jobs WHERE sha256 = ? AND policy = ? AND status IN ('delivered','blocked')"
+                " AND result IS NOT NULL AND id != ? ORDER BY id DESC LIMIT 20", (sha, policy, job_id)):
+            if claimed_ext(prev["name"]) != ext:
+                continue
+            result = json.loads(prev["result"])
+            cache = self.cache_dir(*key)
+            out_name, text_name = result.get("output"), result.get("text_output")
+            if result.get("verdict") != BLOCKED and not (out_name and (cache / out_name).is_file()):
+                continue
+            origin = prev["reused_from"] or prev["id"]
+            self._finish(job_id, result, cache, out_name, text_name, origin, first_name=prev["name"])
+            return True
+        return False
+
+    def _complete(self, job_id: int) -> None:
+        inf = self._inflight.pop(job_id, None)
+        if inf is None:
+            return
+        try:
+            res: FileResult = inf.future.result()
+        except Exception as exc:  # noqa: BLE001 - fail closed on anything the executor raises
+            log.exception("executor failed", extra={"event": "error", "job_id": job_id})
+            row = self.ledger.job(job_id)
+            res = FileResult(source=row["name"], sha256=row["sha256"] or "", size=row["size"] or 0)
+            res.threats.append(Threat("worker.error", row["name"], "blocked", f"{type(exc).__name__}"))
+            res.block("処理中にエラーが発生しました", "an internal error occurred while processing")
+        self.metrics.process.observe(time.monotonic() - inf.started)
+        row = self.ledger.job(job_id)
+        if row is None or row["status"] != "processing":
+            shutil.rmtree(inf.out_dir, ignore_errors=True)
+            return
+        result = res.to_dict()
+        cache = out_name = text_name = None
+        if res.verdict != BLOCKED and res.output:
+            cache = self.cache_dir(*inf.key)
+            out_name = os.path.relpath(res.output, inf.out_dir)
+            text_name = os.path.relpath(res.text_output, inf.out_dir) if res.text_output else None
+            shutil.rmtree(cache, ignore_errors=True)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(inf.out_dir, cache)
+            result["output"], result["text_output"] = out_name, text_name
+        else:
+            shutil.rmtree(inf.out_dir, ignore_errors=True)
+            result["output"] = result["text_output"] = None
+        self._finish(job_id, result, cache, out_name, text_name, None)
+
+    # ------------------------------------------------------------------ delivery
+
+    def _finish(self, job_id: int, result: dict[str, Any], cache: Path | None, out_name: str | None,
+                text_name: str | None, reused_from: int | None, first_name: str | None = None) -> None:
+        """Commit the verdict and the delivery plan, then deliver."""
+        with self.delivery_lock:
+            row = dict(self.ledger.job(job_id))
+            received = datetime.fromtimestamp(row["received_at"]).strftime("%Y-%m-%d")
+            inbox_dir = self.cfg.inbox / row["channel"] / received
+            if row["subdir"]:
+                inbox_dir = inbox_dir.joinpath(*row["subdir"].split("/"))
+            deliver_as = out_name
+            if out_name and first_name:
+                deliver_as = reuse_name(row["name"], first_name, out_name)
+            try:
+                plan = delivery.build_plan(data_dir=self.cfg.data_dir, inbox_dir=inbox_dir, job=row, result=result,
+                                           cache_dir=cache, out_name=out_name, text_name=text_name,
+                                           deliver_as=deliver_as, reused_from=reused_from)
+            except delivery.SourceMissing:
+                self._requeue(job_id, cache, "cached output missing")
+                return
+            plan["args"] = {"cache": str(cache.relative_to(self.cfg.data_dir)) if cache else None,
+                            "out_name": out_name, "text_name": text_name, "deliver_as": deliver_as}
+            threats = sorted({t["id"] for t in result.get("threats", [])})
+            with self.ledger.tx() as t:
+                t.execute("UPDATE jobs SET status = 'delivering', verdict = ?, result = ?, plan = ?, reused_from = ?,"
+                          " inbox_dir = ?, processed_at = ? WHERE id = ?",
+                          (result["verdict"], json.dumps(result, ensure_ascii=False),
+                           json.dumps(plan, ensure_ascii=False), reused_from,
+                           str(inbox_dir.relative_to(self.cfg.data_dir)), time.time(), job_id))
+                t.audit("verdict", {"verdict": result["verdict"], "policy": row["policy"], "threats": threats,
+                                    "reason_en": result.get("reason_en"), "sha256": row["sha256"],
+                                    "reused_from": reused_from}, job_id=job_id)
+            crashpoint("deliver.planned")
+            self._deliver(job_id)
+
+    def _requeue(self, job_id: int, cache: Path | None, why: str) -> None:
+        if cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)
+        with self.ledger.tx() as t:
+            t.execute("UPDATE jobs SET status = 'queued', verdict = NULL, result = NULL, plan = NULL,"
+                      " reused_from = NULL WHERE id = ?", (job_id,))
+        log.warning("job requeued", extra={"event": "requeue", "job_id": job_id, "why": why})
+        self._wake.set()
+
+    def _deliver(self, job_id: int) -> None:
+        with self.delivery_lock:
+            row = self.ledger.job(job_id)
+            plan = json.loads(row["plan"])
+            for _ in range(5):
+                try:
+                    names = delivery.execute(plan, self.cfg.data_dir, job_id, self.cfg.fsync, crashpoint)
+                    break
+                except delivery.Conflict as exc:
+                    # A planned name was taken by someone else's file: plan again, keep theirs.
+                    delivery.remove_temps(plan, self.cfg.data_dir, job_id)
+                    log.warning("name taken meanwhile, planning again",
+                                extra={"event": "deliver.conflict", "job_id": job_id, "name": str(exc)})
+                    plan = self._replan(row, plan)
+                except delivery.SourceMissing:
+                    delivery.remove_temps(plan, self.cfg.data_dir, job_id)
+                    delivery.unlink_delivered(plan, self.cfg.data_dir)
+                    args = plan.get("args") or {}
+                    self._requeue(job_id, self.cfg.data_dir / args["cache"] if args.get("cache") else None,
+                                  "cached output missing or altered")
+                    return
+            else:
+                raise RuntimeError(f"job {job_id}: could not find free names in the inbox")
+            crashpoint("deliver.done")
+            final = "blocked" if row["verdict"] == BLOCKED else "delivered"
+            files = [{"name": f["name"], "kind": f["kind"], "sha256": f["sha256"]} for f in plan["files"]]
+            with self.ledger.tx() as t:
+                t.execute("UPDATE jobs SET status = ?, delivered = ?, finished_at = ?, password = NULL WHERE id = ?",
+                          (final, json.dumps(names, ensure_ascii=False), time.time(), job_id))
+                t.audit("delivery", {"dir": plan["dir"], "files": files, "verdict": row["verdict"]}, job_id=job_id)
+        row = self.ledger.job(job_id)
+        self.metrics.files.labels(row["verdict"], row["channel"]).inc()
+        self.metrics.latency.observe(max(0.0, row["finished_at"] - row["received_at"]))
+        if row["reused_from"]:
+            self.metrics.reused.inc()
+        log.info("delivered" if final == "delivered" else "blocked, notice delivered",
+                 extra={"event": f"job.{final}", "job_id": job_id, "channel": row["channel"], "file": row["name"],
+                        "verdict": row["verdict"], "dir": plan["dir"], "main": plan["main"],
+                        "reused_from": row["reused_from"]})
+        for hook in self.on_final:
+            try:
+                hook(job_id)
+            except Exception:  # noqa: BLE001 - a hook must not undo a delivery
+                log.exception("on_final hook failed", extra={"event": "error", "job_id": job_id})
+
+    def _replan(self, row: Any, old: dict[str, Any]) -> dict[str, Any]:
+        args = old.get("args") or {}
+        cache = self.cfg.data_dir / args["cache"] if args.get("cache") else None
+        plan = delivery.build_plan(data_dir=self.cfg.data_dir, inbox_dir=self.cfg.data_dir / old["dir"],
+                                   job=dict(row), result=json.loads(row["result"]), cache_dir=cache,
+                                   out_name=args.get("out_name"), text_name=args.get("text_name"),
+                                   deliver_as=args.get("deliver_as"), reused_from=row["reused_from"])
+        plan["args"] = args
+        with self.ledger.tx() as t:
+            t.execute("UPDATE jobs SET plan = ? WHERE id = ?", (json.dumps(plan, ensure_ascii=False), row["id"]))
+        return plan
+
+    # ------------------------------------------------------------------ maintenance
+
+    def purge(self) -> list[str]:
+        purged = self.quarantine.purge_expired(self.ledger, self.results_root)
+        self.metrics.purged.inc(len(purged))
+        return purged
+
+    def _maintenance_loop(self) -> None:
+        next_purge = 0.0
+        while not self._stop.wait(1.0):
+            now = time.monotonic()
+            if now >= next_purge:
+                next_purge = now + self.cfg.purge_interval_seconds
+                try:
+                    self.purge()
+                except Exception:  # noqa: BLE001
+                    self.metrics.errors.labels("purge").inc()
+                    log.exception("purge failed", extra={"event": "error"})
+            # Job directories an orphaned worker may have recreated after a crash.
+            live = {inf.out_dir.name for inf in list(self._inflight.values())}
+            for d in (self.cfg.work / "jobs").iterdir():
+                try:
+                    if d.name not in live and time.time() - d.stat().st_mtime > 600:
+                        shutil.rmtree(d, ignore_errors=True)
+                except OSError:
+                    pass

@@ -1,0 +1,205 @@
+"""Local console accounts (argon2id), lockout after repeated failures, and sessions.
+
+Session cookies carry a random token; only its sha256 is stored, so a copy of the database
+does not let anyone log in. Each session has its own CSRF token for the console's forms.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from .ledger import Ledger
+
+ROLES = ("clerk", "approver", "admin")
+ROLE_JA = {"clerk": "担当者", "approver": "承認者", "admin": "管理者"}
+MAX_FAILURES = 5
+LOCK_SECONDS = 15 * 60
+SESSION_SECONDS = 8 * 3600  # one working day
+IDLE_SECONDS = 60 * 60
+MIN_PASSWORD = 8
+
+_ph = PasswordHasher()  # argon2id, library defaults (RFC 9106 low-memory profile)
+# Verified against when the user does not exist, so timing does not reveal names.
+_DUMMY = _ph.hash("not-a-real-password")
+
+
+@dataclass
+class User:
+    id: int
+    name: str
+    role: str
+    display_name: str = ""
+
+    @property
+    def role_ja(self) -> str:
+        return ROLE_JA.get(self.role, self.role)
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
+
+
+@dataclass
+class Session:
+    user: User
+    csrf: str
+    token_hash: str
+
+
+class LoginError(Exception):
+    def __init__(self, ja: str, locked: bool = False) -> None:
+        super().__init__(ja)
+        self.ja = ja
+        self.locked = locked
+
+
+def _valid_name(name: str) -> bool:
+    return 0 < len(name) <= 64 and all(c.isalnum() or c in "._-@" for c in name)
+
+
+def add_user(ledger: Ledger, name: str, role: str, password: str, display_name: str = "",
+             actor: str = "cli") -> User:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if not _valid_name(name):
+        raise ValueError("user name: 1..64 letters, digits or ._-@")
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"password must have at least {MIN_PASSWORD} characters")
+    pw_hash = _ph.hash(password)
+    with ledger.tx() as t:
+        if t.execute("SELECT 1 FROM console_users WHERE name = ?", (name,)).fetchone():
+            raise ValueError(f"user {name!r} exists")
+        cur = t.execute("INSERT INTO console_users(name, display_name, role, pw_hash, created_at)"
+                        " VALUES (?,?,?,?,?)", (name, display_name, role, pw_hash, time.time()))
+        uid = int(cur.lastrowid)
+        t.audit("user.added", {"user_id": uid, "name": name, "role": role}, actor=actor)
+    return User(uid, name, role, display_name)
+
+
+def list_users(ledger: Ledger) -> list[dict]:
+    return [dict(r) for r in ledger.query(
+        "SELECT id, name, display_name, role, created_at, disabled, failed, locked_until, last_login"
+        " FROM console_users ORDER BY id")]
+
+
+def set_password(ledger: Ledger, name: str, password: str, actor: str = "cli") -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"password must have at least {MIN_PASSWORD} characters")
+    pw_hash = _ph.hash(password)
+    with ledger.tx() as t:
+        cur = t.execute("UPDATE console_users SET pw_hash = ?, failed = 0, locked_until = NULL WHERE name = ?",
+                        (pw_hash, name))
+        if cur.rowcount != 1:
+            raise ValueError(f"no user {name!r}")
+        t.execute("DELETE FROM console_sessions WHERE user_id = (SELECT id FROM console_users WHERE name = ?)",
+                  (name,))
+        t.audit("user.password_set", {"name": name}, actor=actor)
+
+
+def set_disabled(ledger: Ledger, name: str, disabled: bool, actor: str = "cli") -> None:
+    with ledger.tx() as t:
+        cur = t.execute("UPDATE console_users SET disabled = ?, failed = 0, locked_until = NULL WHERE name = ?",
+                        (int(disabled), name))
+        if cur.rowcount != 1:
+            raise ValueError(f"no user {name!r}")
+        if disabled:
+            t.execute("DELETE FROM console_sessions WHERE user_id = (SELECT id FROM console_users"
+                      " WHERE name = ?)", (name,))
+        t.audit("user.disabled" if disabled else "user.enabled", {"name": name}, actor=actor)
+
+
+def unlock(ledger: Ledger, name: str, actor: str = "cli") -> None:
+    with ledger.tx() as t:
+        cur = t.execute("UPDATE console_users SET failed = 0, locked_until = NULL WHERE name = ?", (name,))
+        if cur.rowcount != 1:
+            raise ValueError(f"no user {name!r}")
+        t.audit("user.unlocked", {"name": name}, actor=actor)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def login(ledger: Ledger, name: str, password: str, client: str = "") -> tuple[str, Session]:
+    """Check the password; returns (cookie token, session). Raises LoginError (audited)."""
+    now = time.time()
+    row = ledger.one("SELECT * FROM console_users WHERE name = ?", (name[:64],))
+    if row is None:
+        try:
+            _ph.verify(_DUMMY, password)
+        except VerificationError:
+            pass
+        with ledger.tx() as t:
+            t.audit("console.login_failed", {"name": name[:64], "why": "unknown user", "client": client},
+                    actor=name[:64] or "?")
+        raise LoginError("ユーザー名またはパスワードが違います")
+    if row["disabled"]:
+        with ledger.tx() as t:
+            t.audit("console.login_failed", {"name": name, "why": "disabled", "client": client}, actor=name)
+        raise LoginError("このアカウントは無効になっています。管理者に連絡してください")
+    if row["locked_until"] and row["locked_until"] > now:
+        with ledger.tx() as t:
+            t.audit("console.login_failed", {"name": name, "why": "locked", "client": client}, actor=name)
+        mins = int((row["locked_until"] - now) // 60) + 1
+        raise LoginError(f"ログイン失敗が続いたためロックされています（約{mins}分後に再試行できます）",
+                         locked=True)
+    try:
+        ok = _ph.verify(row["pw_hash"], password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        ok = False
+    if not ok:
+        failed = row["failed"] + 1
+        locked = failed >= MAX_FAILURES
+        with ledger.tx() as t:
+            t.execute("UPDATE console_users SET failed = ?, locked_until = ? WHERE id = ?",
+                      (0 if locked else failed, now + LOCK_SECONDS if locked else None, row["id"]))
+            t.audit("console.login_failed", {"name": name, "why": "bad password", "failures": failed,
+                                             "locked": locked, "client": client}, actor=name)
+            if locked:
+                t.audit("user.locked", {"name": name, "seconds": LOCK_SECONDS}, actor="system")
+        if locked:
+            raise LoginError("ログイン失敗が続いたためアカウントをロックしました（15分後に再試行できます）",
+                             locked=True)
+        raise LoginError("ユーザー名またはパスワードが違います")
+    new_hash = _ph.hash(password) if _ph.check_needs_rehash(row["pw_hash"]) else None
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    th = _token_hash(token)
+    with ledger.tx() as t:
+        t.execute("UPDATE console_users SET failed = 0, locked_until = NULL, last_login = ?"
+                  + (", pw_hash = ?" if new_hash else "") + " WHERE id = ?",
+                  (now, new_hash, row["id"]) if new_hash else (now, row["id"]))
+        t.execute("DELETE FROM console_sessions WHERE expires_at < ? OR last_seen < ?",
+                  (now, now - IDLE_SECONDS))
+        t.execute("INSERT INTO console_sessions(token_hash, user_id, csrf, created_at, expires_at, last_seen)"
+                  " VALUES (?,?,?,?,?,?)", (th, row["id"], csrf, now, now + SESSION_SECONDS, now))
+        t.audit("console.login", {"name": name, "role": row["role"], "client": client}, actor=name)
+    user = User(row["id"], row["name"], row["role"], row["display_name"])
+    return token, Session(user, csrf, th)
+
+
+def session_for(ledger: Ledger, token: str | None) -> Session | None:
+    if not token or len(token) > 100:
+        return None
+    now = time.time()
+    th = _token_hash(token)
+    row = ledger.one(
+        "SELECT s.csrf, s.expires_at, s.last_seen, u.id, u.name, u.role, u.display_name, u.disabled"
+        " FROM console_sessions s JOIN console_users u ON u.id = s.user_id WHERE s.token_hash = ?", (th,))
+    if row is None or row["disabled"] or row["expires_at"] < now or row["last_seen"] < now - IDLE_SECONDS:
+        return None
+    if now - row["last_seen"] > 60:  # keep writes rare
+        with ledger.tx() as t:
+            t.execute("UPDATE console_sessions SET last_seen = ? WHERE token_hash = ?", (now, th))
+    return Session(User(row["id"], row["name"], row["role"], row["display_name"]), row["csrf"], th)
+
+
+def logout(ledger: Ledger, session: Session) -> None:
+    with ledger.tx() as t:
+        t.execute("DELETE FROM console_sessions WHERE token_hash = ?", (session.token_hash,))
+        t.audit("console.logout", {"name": session.user.name}, actor=session.user.name)
