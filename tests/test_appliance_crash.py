@@ -50,13 +50,13 @@ def test_kill9_at_random_moments(tmp_path: Path) -> None:
                 name = f"b{it}/ファイル{i:02d}{suffix}" if i % 3 else f"ファイル{i:02d}{suffix}"
                 drop(data / "dropbox" / name, body)
                 dropped[name.rsplit("/", 1)[-1]] = ok
-            # Mid-batch: once a random number of this batch's files are through, kill within 0.2 s.
+            # Mid-batch: once a random number of this batch's files are through, kill within 40 ms.
             target = done_before + rnd.randrange(PER_BATCH)
             end = time.monotonic() + 20
             while len([r for r in a.rows() if r["status"] in ("delivered", "blocked")]) < target:
                 assert time.monotonic() < end
                 time.sleep(0.01)
-            delay = rnd.uniform(0.0, 0.2)
+            delay = rnd.uniform(0.0, 0.04)
         else:
             delay = rnd.uniform(0.0, 1.0)  # during recovery of the last batch
         time.sleep(delay)

@@ -318,7 +318,7 @@ class SubmissionService:
             if not clen.isdigit():
                 raise ApiError(400, "malformed", "bad Content-Length", "Content-Length が不正です")
             if int(clen) > s.max_upload_bytes:
-                await self._drain(request, int(clen))
+                await self._drain(request, int(clen) - s.max_upload_bytes)
                 raise self._too_large()
         sub_id = secrets.token_hex(12)
         stage = self.stage_root / sub_id
@@ -367,9 +367,9 @@ class SubmissionService:
                         f"送信データが上限（{mb:g} MB）を超えています")
 
     @staticmethod
-    async def _drain(request: Request, length: int) -> None:
+    async def _drain(request: Request, excess: int) -> None:
         """Read (and drop) a moderately oversized body so the client gets our 413 and not a reset."""
-        if length > _DRAIN_MAX:
+        if excess > _DRAIN_MAX:
             return
         async for _ in request.stream():
             pass
