@@ -36,7 +36,7 @@ def png_bytes(w: int = 160, h: int = 100, color: tuple[int, int, int] = (30, 120
 
 # ------------------------------------------------------------------ benign builders
 
-def make_docx(path: Path, pages: int = 1, pictures: int = 1) -> Path:
+def make_docx(path: Path, pages: int = 1, pictures: int = 1, image: bytes | None = None) -> Path:
     import docx
     from docx.shared import Cm
 
@@ -45,7 +45,7 @@ def make_docx(path: Path, pages: int = 1, pictures: int = 1) -> Path:
     d.core_properties.title = JA_TITLE
     d.sections[0].header.paragraphs[0].text = "○○市役所"
     d.sections[0].footer.paragraphs[0].text = "問い合わせ先: 市民課"
-    img = io.BytesIO(png_bytes())
+    img = io.BytesIO(image or png_bytes())
     for page in range(pages):
         d.add_heading(JA_TITLE if page == 0 else f"{JA_TITLE}（{page + 1}）", level=1)
         for i in range(6 if pages > 1 else 1):
@@ -122,14 +122,14 @@ def set_cached(sheet_xml: str, values: dict[str, str]) -> str:
     return sheet_xml
 
 
-def make_pptx(path: Path, slides: int = 3, chart: bool = True) -> Path:
+def make_pptx(path: Path, slides: int = 3, chart: bool = True, image: bytes | None = None) -> Path:
     from pptx import Presentation
     from pptx.chart.data import CategoryChartData
     from pptx.enum.chart import XL_CHART_TYPE
     from pptx.util import Cm
 
     prs = Presentation()
-    img = io.BytesIO(png_bytes())
+    img = io.BytesIO(image or png_bytes())
     for n in range(slides):
         s = prs.slides.add_slide(prs.slide_layouts[1] if n else prs.slide_layouts[0])
         s.shapes.title.text = JA_TITLE if n == 0 else f"第{n}章 手続きの流れ"

@@ -65,7 +65,7 @@ def revoke_key(ledger: Ledger, ident: str, actor: str = "cli") -> int:
 
 def authenticate(ledger: Ledger, key: str) -> ApiClient | None:
     """The client for a presented key; None when unknown; KeyRevoked when revoked."""
-    parts = key.split("_")
+    parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or len(key) > 200:
         return None
     row = ledger.one("SELECT id, client, prefix, key_hash, revoked_at FROM api_keys WHERE prefix = ?",

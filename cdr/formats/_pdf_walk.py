@@ -64,42 +64,44 @@ _TOKENS = (
     "Named AlternatePresentations ObjStm Encrypt"
 ).split()
 _TOKEN_SET = {t.encode() for t in _TOKENS}
-_TOKEN_RE = re.compile(rb"/(?:" + b"|".join(sorted(_TOKEN_SET, key=len, reverse=True)) + rb")" + _DELIM)
-_ESCAPED_NAME_RE = re.compile(rb"/([^\x00\t\n\f\r ()<>\[\]{}/%]*#[^\x00\t\n\f\r ()<>\[\]{}/%]*)")
-_OPENACTION_RE = re.compile(rb"/OpenAction" + _DELIM + rb"[\x00\t\n\f\r ]*(.?)", re.S)
-_URI_RE = re.compile(rb"/URI" + _DELIM)
+_NAME_CHARS = rb"[^\x00\t\n\f\r ()<>\[\]{}/%]"
+# One pass: a rule name, a name the walk checks in context, or any #-escaped name (decoded below).
+_SCAN_RE = re.compile(rb"/(" + b"|".join(sorted(_TOKEN_SET | {b"OpenAction", b"URI", b"Metadata", b"Info"},
+                                                 key=len, reverse=True)) + rb")" + _DELIM
+                      + rb"|/(" + _NAME_CHARS + rb"*#" + _NAME_CHARS + rb"*)")
+_WS_RE = re.compile(rb"[\x00\t\n\f\r ]*")
 _URI_TYPE_RE = re.compile(rb"/S[\x00\t\n\f\r ]*$")
 _URI_WEB_RE = re.compile(rb"[\x00\t\n\f\r ]*\((?:https?://|mailto:)[\x21-\x27\x2a-\x5b\x5d-\x7e]*\)", re.I)
-_META_RE = re.compile(rb"/(?:Metadata|Info)" + _DELIM)
 
 
 def _unescape(name: bytes) -> bytes:
     return re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), name)
 
 
-def needs_walk(data: bytes | memoryview, links: str) -> bool:
-    """False only when no object of the serialised file can hold anything the walk acts on."""
-    if _TOKEN_RE.search(data):
-        return True
-    for m in _ESCAPED_NAME_RE.finditer(data):
-        if _unescape(m.group(1)) in _TOKEN_SET | {b"OpenAction", b"URI"}:
-            return True
-    for m in _OPENACTION_RE.finditer(data):
-        if m.group(1) != b"[":
-            return True
-    for m in _URI_RE.finditer(data):
-        start, end = m.start(), m.end()
-        if _URI_TYPE_RE.search(bytes(data[max(0, start - 8):start])):
-            if links == "drop":
-                return True
-            continue  # "/S /URI": the type; its /URI string is checked on its own
-        if links == "drop" or not _URI_WEB_RE.match(data, end):
-            return True
-    return False
-
-
-def mentions_metadata(data: bytes | memoryview) -> bool:
-    return _META_RE.search(data) is not None
+def scan(data: bytes | memoryview, links: str, want_meta: bool = False) -> tuple[bool, bool]:
+    """(walk, meta): walk is False only when no object of the serialised file can hold anything
+    the rule walk acts on; meta says document metadata may be present."""
+    walk = meta = False
+    for m in _SCAN_RE.finditer(data):
+        name, escaped = m.group(1), m.group(2) is not None
+        if escaped:
+            name = _unescape(m.group(2))
+        if name in (b"Metadata", b"Info"):
+            meta = True
+        elif name in _TOKEN_SET or escaped and name in (b"OpenAction", b"URI"):
+            walk = True
+        elif name == b"OpenAction":
+            at = _WS_RE.match(data, m.end()).end()
+            walk = data[at:at + 1] != b"["
+        elif name == b"URI":
+            start = m.start()
+            if _URI_TYPE_RE.search(bytes(data[max(0, start - 8):start])):
+                walk = links == "drop"  # "/S /URI": the type; its /URI string is checked on its own
+            else:
+                walk = links == "drop" or not _URI_WEB_RE.match(data, m.end())
+        if walk and (meta or not want_meta):
+            break
+    return walk, meta
 
 
 # --- object rules --------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from ..errors import Encrypted, LimitExceeded, Malformed
 from ..handler import Context, Handler, Option, Rebuilt, register
 from ..model import BLOCKED, SANITIZED, Detection, Threat
 from . import _pdf_render
-from ._pdf_walk import Walker, action_threat, mentions_metadata, needs_walk
+from ._pdf_walk import Walker, action_threat, scan
 
 # Catalog entries carried into the rebuilt document as they are (their content is walked).
 _ROOT_KEEP = ("/Outlines", "/PageLabels", "/Dests", "/StructTreeRoot", "/MarkInfo", "/Lang",
@@ -138,11 +138,12 @@ def _inflate_layers(raw: bytes, layers: int, limit: int) -> int:
 def _check_streams(ctx: Context, pdf: pikepdf.Pdf) -> None:
     max_bytes = int(float(_limit(ctx, "max_stream_mb", 256.0)) * 1024 * 1024)
     max_pixels = int(_limit(ctx, "max_pixels", 100_000_000))
+    stream = pikepdf.ObjectType.stream
     for n, obj in enumerate(pdf.objects):
-        if not isinstance(obj, pikepdf.Stream):
-            continue
-        if n % 500 == 0:
+        if n % 1000 == 0:
             ctx.check_time()
+        if obj._type_code != stream:
+            continue
         if obj.get("/Subtype") == Name.Image:
             w, h = obj.get("/Width", 0), obj.get("/Height", 0)
             if isinstance(w, int) and isinstance(h, int) and w * h > max_pixels:
@@ -199,8 +200,7 @@ class PdfHandler(Handler):
             except ValueError:
                 raise Malformed("the PDF is empty", "PDFが空です") from None
         with data:
-            walk = needs_walk(data, o["links"])
-            meta = o["metadata"] == "drop" and mentions_metadata(data)
+            walk, meta = scan(data, o["links"], want_meta=o["metadata"] == "drop")
         if not (walk or meta):
             return threats
         pdf = _open(ctx, path)
@@ -269,7 +269,7 @@ class PdfHandler(Handler):
                 new.save(dst, **save)
                 ctx.check_time()
                 with open(dst, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                    walk = needs_walk(mm, o["links"])
+                    walk, _ = scan(mm, o["links"])
                 if walk:
                     w = Walker(new, links=o["links"], embedded=o["embedded_files"], fix=True,
                                labels=_labels(new), on_attachment=att, tick=ctx.check_time)

@@ -1,0 +1,265 @@
+"""REST intake against the real appliance (`transfer-agent serve`, uvicorn on 127.0.0.1, free ports)."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import socket
+import sqlite3
+import statistics
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+import pyzipper
+
+from tests.portal_helpers import new_key, start, ta, wait_done
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    a = start(tmp_path_factory.mktemp("api") / "data", "--max-upload-mb", "1")
+    yield a
+    a.stop()
+
+
+@pytest.fixture
+def key(app, request):
+    return new_key(app.data_dir, f"申請システム-{request.node.name[:20]}")
+
+
+def client(app, key: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(base_url=app.api, headers=headers, timeout=30)
+
+
+def healthy(app) -> None:
+    r = httpx.get(app.api + "/healthz", timeout=5)
+    assert r.status_code == 200, r.text
+
+
+def error_json(r: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert body["message"] and body["message_ja"]
+    if code:
+        assert body["error"] == code
+    return body
+
+
+def test_auth_missing_wrong_revoked(app, key):
+    files = {"files": ("a.txt", b"hello")}
+    r = client(app, None).post("/api/v1/submissions", files=files)
+    error_json(r, 401, "unauthorized")
+    assert r.headers["www-authenticate"] == "Bearer"
+    error_json(client(app, "tak_00000000_nope").post("/api/v1/submissions", files=files), 401)
+    error_json(client(app, key[:-2] + "xx").post("/api/v1/submissions", files=files), 401)
+    error_json(client(app, "Basic abc").get("/api/v1/submissions/" + "0" * 24), 401)
+    # Revoke by prefix through the CLI: the same key is now refused with 403.
+    prefix = key.split("_")[1]
+    listing = ta("apikey", "list", data_dir=app.data_dir)
+    assert prefix in listing.stdout and key not in listing.stdout
+    assert ta("apikey", "revoke", prefix, data_dir=app.data_dir).returncode == 0
+    error_json(client(app, key).post("/api/v1/submissions", files=files), 403, "forbidden")
+    healthy(app)
+
+
+def test_submission_bundle_japanese_fields_and_status(app, key):
+    c = client(app, key)
+    fields = {"氏名": "<b>山田</b> 太郎<script>alert(1)</script>", "住所": "東京都千代田区霞が関１－２",
+              "備考": "右から左\u202eexe.pdf\x07 と ｶﾀｶﾅ", "channel": "kokuho"}
+    files = [("files", ("申請書.csv", "氏名,金額\n山田,=1+2\n".encode())),
+             ("files", ("メモ.txt", "連絡事項：よろしくお願いします。\n".encode()))]
+    t0 = time.monotonic()
+    r = c.post("/api/v1/submissions", data=fields, files=files)
+    post_ms = (time.monotonic() - t0) * 1000
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert re.fullmatch(r"\d{8}-\d{4}", body["receipt"])
+    assert body["status_url"] == f"/api/v1/submissions/{body['id']}" == r.headers["location"]
+    st = wait_done(c, body["status_url"])
+    done_ms = (time.monotonic() - t0) * 1000
+    print(f"\nPOST 2 files: {post_ms:.0f} ms; done after {done_ms:.0f} ms")
+    by = {f["name"]: f for f in st["files"]}
+    assert by["申請書.csv"]["verdict"] == "sanitized"
+    assert [t["id"] for t in by["申請書.csv"]["threats"]] == ["csv.formula"]
+    assert by["メモ.txt"]["verdict"] == "clean" and by["メモ.txt"]["threats"] == []
+    # Verdicts only: no contents, no paths.
+    assert "山田,=1+2" not in r.text + json.dumps(st) and "inbox" not in json.dumps(st)
+
+    day = time.strftime("%Y-%m-%d")
+    bundle = app.data_dir / "inbox" / "kokuho" / day / body["receipt"]
+    names = sorted(p.name for p in bundle.iterdir())
+    assert {"form.json", "form.txt", "manifest.json", "申請書.csv", "申請書.csv.cdr.json", "メモ.txt",
+            "メモ.txt.cdr.json"} <= set(names), names
+    assert not [n for n in names if n.startswith(".")]
+    text = (bundle / "form.txt").read_text("utf-8")
+    assert "【氏名】\n山田 太郎\n" in text and "<b>" not in text and "alert" not in text
+    assert "東京都千代田区霞が関１－２" in text and "ｶﾀｶﾅ" in text
+    assert "\u202e" not in text and "\x07" not in text and "右から左exe.pdf と" in text
+    assert body["receipt"] in text
+    form = json.loads((bundle / "form.json").read_text("utf-8"))
+    assert form["receipt"] == body["receipt"] and form["channel"] == "kokuho"
+    assert {f["name"] for f in form["fields"]} == {"氏名", "住所", "備考"}
+    man = json.loads((bundle / "manifest.json").read_text("utf-8"))
+    assert man["summary"] == {"sanitized": 1, "clean": 1}
+    m = {f["name"]: f for f in man["files"]}
+    assert m["申請書.csv"]["delivered"] == "申請書.csv" and (bundle / m["申請書.csv"]["report"]).is_file()
+    assert "'=1+2" in (bundle / "申請書.csv").read_text("utf-8")
+
+    # Another client cannot see it; unknown ids are 404 JSON.
+    other = client(app, new_key(app.data_dir, "別システム"))
+    error_json(other.get(body["status_url"]), 404, "not_found")
+    error_json(c.get("/api/v1/submissions/zzz"), 404)
+    # Audited: the submission and its completion, chain intact.
+    db = sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3")
+    events = [e for (e,) in db.execute("SELECT event FROM audit WHERE data LIKE ?", (f"%{body['id']}%",))]
+    assert "api.submission" in events and "api.submission_done" in events
+    assert ta("audit", "verify", data_dir=app.data_dir).returncode == 0
+
+
+def _ppap_zip(password: bytes) -> bytes:
+    buf = io.BytesIO()
+    with pyzipper.AESZipFile(buf, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES) as z:
+        z.setpassword(password)
+        z.writestr("申請書.txt", "パスワード付きZIPの中身です。\n".encode())
+    return buf.getvalue()
+
+
+def test_ppap_password(app, key):
+    c = client(app, key)
+    data = _ppap_zip("ひみつ2024".encode())
+    # AES salts differ, so the second archive has other bytes (identical bytes would reuse the result).
+    data2 = _ppap_zip("ひみつ2024".encode())
+    r = c.post("/api/v1/submissions", data={"passwords": json.dumps({"書類.zip": "ひみつ2024"})},
+               files=[("files", ("書類.zip", data)), ("files", ("同じ書類.zip", data2))])
+    assert r.status_code == 202, r.text
+    st = wait_done(c, r.json()["status_url"])
+    by = {f["name"]: f for f in st["files"]}
+    assert by["書類.zip"]["verdict"] in ("clean", "sanitized"), by
+    # The same bytes without a password are blocked, with a reason that asks for it.
+    assert by["同じ書類.zip"]["verdict"] == "blocked"
+    assert "パスワード" in by["同じ書類.zip"]["reason"]
+    assert "archive.encrypted" in [t["id"] for t in by["同じ書類.zip"]["threats"]]
+    # The password is not kept once the jobs are final.
+    db = sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3")
+    assert db.execute("SELECT COUNT(*) FROM jobs WHERE password IS NOT NULL AND status IN"
+                      " ('delivered','blocked')").fetchone()[0] == 0
+    assert "ひみつ" not in json.dumps(db.execute("SELECT files FROM submissions").fetchall(), ensure_ascii=False)
+    # Passwords for files that were not sent, or not a JSON object: 400.
+    error_json(c.post("/api/v1/submissions", data={"passwords": '{"other.zip": "x"}'},
+                      files=[("files", ("書類.zip", data))]), 400, "bad_passwords")
+    error_json(c.post("/api/v1/submissions", data={"passwords": "[1]"}, files=[("files", ("a.zip", data))]),
+               400, "bad_passwords")
+
+
+def test_too_large_413(app, key):
+    c = client(app, key)
+    big = b"x" * (1024 * 1024 + 200 * 1024)
+    error_json(c.post("/api/v1/submissions", files=[("files", ("big.txt", big))]), 413, "too_large")
+
+    # Without Content-Length (chunked): caught while streaming.
+    def gen():
+        yield (b"--B\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.txt\"\r\n\r\n")
+        for _ in range(20):
+            yield b"y" * 65536
+        yield b"\r\n--B--\r\n"
+
+    r = c.post("/api/v1/submissions", content=gen(), headers={"Content-Type": "multipart/form-data; boundary=B"})
+    error_json(r, 413, "too_large")
+    assert not list((app.data_dir / "work" / "api-uploads").iterdir())
+    healthy(app)
+
+
+def test_limits_files_and_fields(app, key):
+    c = client(app, key)
+    error_json(c.post("/api/v1/submissions", data={"長い": "あ" * 30000}, files=[("files", ("a.txt", b"a"))]),
+               413, "field_too_large")
+    many = [("files", (f"f{i}.txt", b"x")) for i in range(51)]
+    error_json(c.post("/api/v1/submissions", files=many), 413, "too_many_files")
+    healthy(app)
+
+
+def _raw(app, key: str, body: bytes, ctype: str) -> httpx.Response:
+    return client(app, key).post("/api/v1/submissions", content=body, headers={"Content-Type": ctype})
+
+
+def test_malformed_bodies_are_4xx_json(app, key):
+    error_json(_raw(app, key, b"hello", "text/plain"), 415)
+    error_json(_raw(app, key, b"hello", "multipart/form-data"), 415)  # no boundary
+    error_json(_raw(app, key, b"garbage without boundary", "multipart/form-data; boundary=XYZ"), 400, "malformed")
+    truncated = b"--XYZ\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.txt\"\r\n\r\nabc"
+    error_json(_raw(app, key, truncated, "multipart/form-data; boundary=XYZ"), 400, "malformed")
+    noname = b"--XYZ\r\nContent-Type: text/plain\r\n\r\nabc\r\n--XYZ--\r\n"
+    error_json(_raw(app, key, noname, "multipart/form-data; boundary=XYZ"), 400, "malformed")
+    sjis = ("--XYZ\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n".encode() + "氏名".encode("cp932")
+            + b"\r\n--XYZ--\r\n")
+    error_json(_raw(app, key, sjis, "multipart/form-data; boundary=XYZ"), 400, "bad_encoding")
+    error_json(_raw(app, key, b"--" + b"B" * 100 + b"\r\n", "multipart/form-data; boundary=" + "B" * 100), 400)
+    error_json(client(app, key).post("/api/v1/submissions", data={"channel": "../etc"},
+                                     files=[("files", ("a.txt", b"a"))]), 400, "bad_channel")
+    # A raw socket that lies about its length and hangs up: the service shrugs it off.
+    u = urlparse(app.api)
+    with socket.create_connection((u.hostname, u.port), timeout=5) as s:
+        s.sendall(b"POST /api/v1/submissions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode()
+                  + b"\r\nContent-Type: multipart/form-data; boundary=Q\r\nContent-Length: 100000\r\n\r\n--Q\r\n")
+    deadline = time.monotonic() + 5
+    while list((app.data_dir / "work" / "api-uploads").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not list((app.data_dir / "work" / "api-uploads").iterdir()), "staged upload left behind"
+    healthy(app)
+
+
+def test_idempotency_key(app, key):
+    c = client(app, key)
+    files = [("files", ("届出.txt", "同じ内容".encode()))]
+    hdr = {"Idempotency-Key": "form-123-retry"}
+    r1 = c.post("/api/v1/submissions", data={"件名": "転入届"}, files=files, headers=hdr)
+    r2 = c.post("/api/v1/submissions", data={"件名": "転入届"}, files=files, headers=hdr)
+    assert r1.status_code == 202 and r2.status_code == 200, (r1.text, r2.text)
+    assert r1.json()["id"] == r2.json()["id"] and r1.json()["receipt"] == r2.json()["receipt"]
+    assert r2.headers["idempotent-replayed"] == "true"
+    error_json(c.post("/api/v1/submissions", data={"件名": "別の届"}, files=files, headers=hdr), 409,
+               "idempotency_conflict")
+    db = sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3")
+    assert db.execute("SELECT COUNT(*) FROM jobs WHERE submission_id = ?", (r1.json()["id"],)).fetchone()[0] == 1
+    # The key is per client: another client may use the same value for its own submission.
+    other = client(app, new_key(app.data_dir, "他システム"))
+    r3 = other.post("/api/v1/submissions", data={"件名": "転入届"}, files=files, headers=hdr)
+    assert r3.status_code == 202 and r3.json()["id"] != r1.json()["id"]
+    wait_done(c, r1.json()["status_url"])
+
+
+def test_rate_limit_429(app, key):
+    c = client(app, key)
+    codes = [c.post("/api/v1/submissions", content=b"x", headers={"Content-Type": "text/plain"}).status_code
+             for _ in range(20)]
+    assert codes[:12] == [415] * 12 and 429 in codes[12:], codes
+    r = c.post("/api/v1/submissions", content=b"x", headers={"Content-Type": "text/plain"})
+    body = error_json(r, 429, "rate_limited")
+    assert int(r.headers["retry-after"]) >= 1 and "再送" in body["message_ja"]
+    healthy(app)
+
+
+def test_latency_small_submission(app, key):
+    c = client(app, key)
+    times = []
+    for i in range(8):
+        t0 = time.monotonic()
+        r = c.post("/api/v1/submissions", data={"番号": str(i)}, files=[("files", (f"小{i}.txt", b"small"))])
+        times.append((time.monotonic() - t0) * 1000)
+        assert r.status_code == 202
+    print(f"\nsmall submission POST latency: median {statistics.median(times):.1f} ms, max {max(times):.1f} ms")
+    assert statistics.median(times) < 1000
+    r = httpx.get(app.api + "/metrics")
+    assert r.status_code == 200 and "transfer_files_total" in r.text
+
+
+def test_console_not_on_api_port(app):
+    for path in ("/login", "/deliveries", "/approvals", "/admin"):
+        assert httpx.get(app.api + path).status_code == 404
+    assert httpx.get(app.console + "/openapi.json").status_code == 404
+    assert Path(app.data_dir / "state" / "ledger.sqlite3").is_file()
