@@ -195,7 +195,7 @@ def test_malformed_bodies_are_4xx_json(app, key):
     error_json(_raw(app, key, truncated, "multipart/form-data; boundary=XYZ"), 400, "malformed")
     noname = b"--XYZ\r\nContent-Type: text/plain\r\n\r\nabc\r\n--XYZ--\r\n"
     error_json(_raw(app, key, noname, "multipart/form-data; boundary=XYZ"), 400, "malformed")
-    sjis = ("--XYZ\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n".encode() + "氏名".encode("cp932")
+    sjis = (b"--XYZ\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n" + "氏名".encode("cp932")
             + b"\r\n--XYZ--\r\n")
     error_json(_raw(app, key, sjis, "multipart/form-data; boundary=XYZ"), 400, "bad_encoding")
     error_json(_raw(app, key, b"--" + b"B" * 100 + b"\r\n", "multipart/form-data; boundary=" + "B" * 100), 400)

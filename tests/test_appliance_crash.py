@@ -50,13 +50,13 @@ def test_kill9_at_random_moments(tmp_path: Path) -> None:
                 name = f"b{it}/ファイル{i:02d}{suffix}" if i % 3 else f"ファイル{i:02d}{suffix}"
                 drop(data / "dropbox" / name, body)
                 dropped[name.rsplit("/", 1)[-1]] = ok
-            # Mid-batch: once a random number of this batch's files are through, kill within 40 ms.
-            target = done_before + rnd.randrange(PER_BATCH)
+            # Mid-batch: once a random number of this batch's files are through, kill within 10 ms.
+            target = done_before + rnd.randrange(PER_BATCH - 1)
             end = time.monotonic() + 20
             while len([r for r in a.rows() if r["status"] in ("delivered", "blocked")]) < target:
                 assert time.monotonic() < end
                 time.sleep(0.01)
-            delay = rnd.uniform(0.0, 0.04)
+            delay = rnd.uniform(0.0, 0.01)
         else:
             delay = rnd.uniform(0.0, 1.0)  # during recovery of the last batch
         time.sleep(delay)
@@ -71,7 +71,7 @@ def test_kill9_at_random_moments(tmp_path: Path) -> None:
     _expect(jobs, dropped)
     assert len(jobs) == BATCHES * PER_BATCH
     assert any(j["reused_from"] for j in jobs), "identical content should have been reused"
-    assert sum(1 for _, n, _ in kills if n) >= BATCHES - 1, f"too few kills caught work in flight: {kills}"
+    assert sum(1 for _, n, _ in kills if n) >= BATCHES // 2, f"too few kills caught work in flight: {kills}"
     print(f"seed={seed} kills (delay, unfinished files, their states)={kills}")
 
 

@@ -396,3 +396,20 @@ def test_same_appearance(name, pdfs, done, tmp_path):
 
         assert x.size == y.size and ImageChops.difference(x, y).getbbox() is None
         assert x.getbbox() is not None  # something was drawn
+
+
+@pytest.mark.parametrize("name", [n for n in HOSTILE + BENIGN if n not in
+                                  ("bomb", "too_many_pages", "encrypted_password", "encrypted_password_supplied")])
+def test_prescan_is_a_superset_of_the_walk(name, pdfs, done, tmp_path):
+    """Where the rule walk finds anything in a qpdf-written file, the byte pre-scan must say so."""
+    from cdr.formats._pdf_walk import scan
+
+    base, samples = pdfs
+    with pikepdf.open(base / samples[name].path) as pdf:
+        flat = tmp_path / "flat.pdf"
+        pdf.save(flat, object_stream_mode=pikepdf.ObjectStreamMode.disable, encryption=False)
+    for links, embedded in (("web", "drop"), ("drop", "drop"), ("web", "sanitize")):
+        if _deep_walk(flat, links=links, embedded=embedded):
+            assert scan(flat.read_bytes(), links)[0], (links, embedded)
+    if name in BENIGN:  # clean rebuilds take the fast path
+        assert not scan(Path(done[name].output).read_bytes(), "web")[0]

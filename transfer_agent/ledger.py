@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     name          TEXT NOT NULL,          -- the sender's file name (NFC)
     subdir        TEXT NOT NULL DEFAULT '',  -- below inbox/<channel>/<date>/
     drop_path     TEXT NOT NULL,          -- where it was taken from
+    drop_sig      TEXT,                   -- dev:ino:size:mtime of it when taken
     size          INTEGER,
     sha256        TEXT,
     quarantine    TEXT,                   -- path of the original, relative to the data dir
@@ -152,13 +153,13 @@ class Ledger:
         return self.query(f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY id", statuses)
 
     def insert_received(self, *, source: str, channel: str, name: str, subdir: str, drop_path: str,
-                        size: int | None, submission_id: str | None = None,
+                        size: int | None, drop_sig: str | None = None, submission_id: str | None = None,
                         password: str | None = None) -> int:
         with self.tx() as t:
             cur = t.execute(
-                "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, size, submission_id,"
-                " password, received_at) VALUES ('received',?,?,?,?,?,?,?,?,?)",
-                (source, channel, name, subdir, drop_path, size, submission_id, password, time.time()))
+                "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, drop_sig, size, submission_id,"
+                " password, received_at) VALUES ('received',?,?,?,?,?,?,?,?,?,?)",
+                (source, channel, name, subdir, drop_path, drop_sig, size, submission_id, password, time.time()))
             return int(cur.lastrowid)
 
     def find_reusable(self, sha256: str, policy: str) -> sqlite3.Row | None:

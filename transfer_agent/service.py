@@ -12,6 +12,7 @@ deliver  plan (names, hashes) + verdict + audit 'verdict' committed as 'deliveri
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -36,7 +37,7 @@ from cdr.worker import Job
 from . import delivery
 from .config import Config
 from .executor import Executor, LocalExecutor
-from .files import clean_name, fsync_dir, hash_file
+from .files import clean_name, fsync_dir, fsync_file, hash_file
 from .intake import DropboxWatcher
 from .ledger import Ledger
 from .metrics import Metrics
@@ -94,6 +95,14 @@ def reuse_name(new: str, first: str, cached: str) -> str:
         return s2 + cached[len(s1):]
     i = cached.rfind(".")
     return s2 + (cached[i:] if i > 0 else "")
+
+
+def _sig(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+# Blocked results that say nothing about the content: never reused for identical files.
+_TRANSIENT = ("worker.", "file.timeout")
 
 
 def _safe(part: str) -> str:
@@ -198,22 +207,37 @@ class Service:
         """
         st = os.lstat(path)
         job_id = self.ledger.insert_received(source=source, channel=channel, name=name, subdir=subdir,
-                                             drop_path=str(path), size=st.st_size,
+                                             drop_path=str(path), size=st.st_size, drop_sig=_sig(st),
                                              submission_id=submission_id, password=password)
         crashpoint("intake.row")
         intake = self.cfg.work / "intake" / str(job_id)
         try:
-            os.rename(path, intake)
+            self._take(path, intake)
         except FileNotFoundError:
             with self.ledger.tx() as t:
                 t.execute("DELETE FROM jobs WHERE id = ? AND status = 'received'", (job_id,))
             return None
-        if self.cfg.fsync:
-            fsync_dir(path.parent)
-            fsync_dir(intake.parent)
         crashpoint("intake.renamed")
         self._finish_intake(job_id, intake)
         return job_id
+
+    def _take(self, src: Path, intake: Path) -> None:
+        """Move the file out of reach of the sender: a rename, or copy + unlink across file systems."""
+        try:
+            os.rename(src, intake)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            part = intake.with_name(intake.name + ".copy")
+            shutil.copyfile(src, part, follow_symlinks=False)
+            fsync_file(part)
+            os.rename(part, intake)
+            fsync_dir(intake.parent)
+            crashpoint("intake.copied")
+            os.unlink(src)  # recovery removes it if we die before this line (same drop_sig)
+        if self.cfg.fsync:
+            fsync_dir(src.parent)
+            fsync_dir(intake.parent)
 
     def _finish_intake(self, job_id: int, intake: Path) -> None:
         sha, size = hash_file(intake, fsync=self.cfg.fsync)
@@ -250,12 +274,19 @@ class Service:
             jid = row["id"]
             intake = self.cfg.work / "intake" / str(jid)
             if intake.exists():
+                # Cross-device intake died between copy and unlink: the same file is still there.
+                try:
+                    if _sig(os.lstat(row["drop_path"])) == row["drop_sig"]:
+                        os.unlink(row["drop_path"])
+                except FileNotFoundError:
+                    pass
                 self._finish_intake(jid, intake)
             elif row["sha256"] and self.quarantine.path_for(row["sha256"]).exists():
                 with self.quarantine.lock:
                     self._mark_queued(jid)
             elif os.path.lexists(row["drop_path"]):
-                os.rename(row["drop_path"], intake)
+                intake.with_name(intake.name + ".copy").unlink(missing_ok=True)
+                self._take(Path(row["drop_path"]), intake)
                 self._finish_intake(jid, intake)
             else:
                 with self.ledger.tx() as t:
@@ -276,6 +307,8 @@ class Service:
             self._deliver(row["id"])
         shutil.rmtree(self.cfg.work / "jobs", ignore_errors=True)
         (self.cfg.work / "jobs").mkdir(parents=True, exist_ok=True)
+        for part in (self.cfg.work / "intake").glob("*.copy"):
+            part.unlink()  # a copy whose job row is gone or already re-taken
         stray = [p.name for p in (self.cfg.work / "intake").iterdir()]
         if stray:
             log.error("files in work/intake without a job row (left in place)",
@@ -381,6 +414,8 @@ class Service:
             if claimed_ext(prev["name"]) != ext:
                 continue
             result = json.loads(prev["result"])
+            if any(t.get("id", "").startswith(_TRANSIENT) for t in result.get("threats", [])):
+                continue
             cache = self.cache_dir(*key)
             out_name, text_name = result.get("output"), result.get("text_output")
             if result.get("verdict") != BLOCKED and not (out_name and (cache / out_name).is_file()):

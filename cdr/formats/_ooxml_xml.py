@@ -44,14 +44,24 @@ VML_PARSER = etree.XMLParser(recover=True, **_SAFE)
 
 def parse(data: bytes, vml: bool = False) -> etree._Element:
     """Parse one part; raise ValueError for DTDs or anything that is not a single XML document."""
-    if b"<!DOCTYPE" in data[:4096].upper() or b"<!ENTITY" in data.upper():
-        raise ValueError("DTD or entity declaration in a part")
+    if b"<!DOCTYPE" in data[:4096].upper():
+        raise ValueError("DTD in a part")
     root = etree.fromstring(data, VML_PARSER if vml else PARSER)
     if root is None:
         raise ValueError("empty part")
-    if root.getroottree().docinfo.doctype:
+    info = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
         raise ValueError("DTD in a part")
     return root
+
+
+def names_literal(data: bytes, root: etree._Element) -> bool:
+    """True when element and attribute names appear as plain ASCII in `data` (UTF-8 or ASCII input),
+    so that a byte search for a name can rule it out."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:64]:
+        return False
+    enc = (root.getroottree().docinfo.encoding or "UTF-8").upper().replace("_", "-")
+    return enc in ("UTF-8", "UTF8", "US-ASCII", "ASCII")
 
 
 def serialize(root: etree._Element) -> bytes:
@@ -111,6 +121,41 @@ _DROP_ON_DANGLING = frozenset([
 _CONTAINER_TAGS = (tags(S_NS, "hyperlinks", "controls", "oleObjects", "externalReferences", "tableParts")
                    | tags(P_NS, "embeddedFontLst", "controls") | tags(W_NS, "frameset"))
 _MC_ALT = f"{{{MC_NS}}}AlternateContent"
+
+
+_R_URIS = (b"http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+           b"http://purl.oclc.org/ooxml/officeDocument/relationships")
+_O_URI = b"urn:schemas-microsoft-com:office:office"
+_XMLNS = re.compile(rb"xmlns:([A-Za-z_][\w.\-]*)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+HAS_FORMULA = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?(?:f|formula[12]?)[\s>/]")
+
+
+def has_dangling(data: bytes, kept: set[str]) -> bool:
+    """Byte-level check: does any r:* (or o:relid) attribute name a relationship id not in `kept`?
+
+    Only valid when names are literal bytes (see names_literal). Any doubt (an entity in a namespace
+    URI or in a value) answers True, which only costs the slow, exact path."""
+    prefixes: set[bytes] = set()
+    oprefixes: set[bytes] = set()
+    for m in _XMLNS.finditer(data):
+        uri = m.group(2) if m.group(2) is not None else m.group(3)
+        if b"&" in uri:
+            return True
+        if uri in _R_URIS:
+            prefixes.add(m.group(1))
+        elif uri == _O_URI:
+            oprefixes.add(m.group(1))
+    alts = [re.escape(p) + rb":[A-Za-z_][\w.\-]*" for p in prefixes] + \
+           [re.escape(p) + rb":relid" for p in oprefixes]
+    if not alts:
+        return False
+    pat = re.compile(rb"\s(?:" + b"|".join(alts) + rb")\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+    kept_b = {k.encode("utf-8") for k in kept}
+    for m in pat.finditer(data):
+        v = m.group(1) if m.group(1) is not None else m.group(2)
+        if v and (v not in kept_b or b"&" in v):
+            return True
+    return False
 
 
 def fix_references(root: etree._Element, kept: set[str]) -> None:
@@ -330,27 +375,29 @@ def disarm_sheet(root: etree._Element, opts: dict, report: Report) -> None:
     hyperlinks = opts.get("hyperlinks", "web")
     shared_bad: set[str] = set()
     neutral: list[etree._Element] = []
-    for f in root.iter(*_S_F):
+    shared: list[etree._Element] = []
+    rules: list[tuple[etree._Element, tuple[str, str]]] = []
+    for f in root.iter(*_S_F, *_RULE_FORMULAS):
         verdict = formula_threat(f.text or "", hyperlinks)
-        if verdict:
-            report(*verdict)
-            neutral.append(f)
-            if f.get("t") == "shared" and f.get("si") is not None:
-                shared_bad.add(f.get("si"))
-    if shared_bad:
-        for f in root.iter(*_S_F):
-            if f.get("t") == "shared" and f.get("si") in shared_bad and f not in neutral:
+        if f.tag in _S_F:
+            if verdict:
+                report(*verdict)
                 neutral.append(f)
+                if f.get("t") == "shared" and f.get("si") is not None:
+                    shared_bad.add(f.get("si"))
+            elif f.get("t") == "shared" and not f.text:
+                shared.append(f)
+        elif verdict:
+            rules.append((f, verdict))
+    neutral.extend(f for f in shared if f.get("si") in shared_bad)
     for f in neutral:
         _formula_to_value(f)
-    for el in list(root.iter(*_RULE_FORMULAS)):
-        verdict = formula_threat(el.text or "", hyperlinks)
-        if verdict:
-            report(*verdict)
-            rule = el.getparent()
-            while rule is not None and _local(rule) not in ("cfRule", "dataValidation"):
-                rule = rule.getparent()
-            _remove(rule if rule is not None else el)
+    for el, verdict in rules:
+        report(*verdict)
+        rule = el.getparent()
+        while rule is not None and _local(rule) not in ("cfRule", "dataValidation"):
+            rule = rule.getparent()
+        _remove(rule if rule is not None else el)
 
 
 def _formula_to_value(f: etree._Element) -> None:

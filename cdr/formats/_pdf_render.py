@@ -36,7 +36,9 @@ def _run(ctx: Context, cmd: list[str]) -> subprocess.CompletedProcess:
     mem = int(getattr(ctx.limits, "worker_memory_mb", 2048)) * 1024 * 1024
 
     def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = mem if hard == resource.RLIM_INFINITY else min(mem, hard)  # never try to raise a worker's limit
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
     if shutil.which(cmd[0]) is None:
         raise ToolMissing(f"{cmd[0]} (poppler-utils) is not installed", f"{cmd[0]}（poppler-utils）がありません")
@@ -64,7 +66,7 @@ def _clean_copy(ctx: Context, rendered: Path) -> Path:
 def extract_text(ctx: Context, path: Path) -> str:
     """Text page by page, pages separated by a form feed."""
     src = path
-    if ctx.workdir is not None and ctx.workdir.exists():
+    if ctx.workdir is not None and any(ctx.workdir.glob("pdf-clean.*.pdf")):
         cached = _clean_copy(ctx, path)
         if cached.exists():  # render = images: take the text from the rebuilt document behind the images
             src = cached

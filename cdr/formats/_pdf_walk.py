@@ -4,7 +4,7 @@ One rule set serves both `inspect` (find mode, over every object of a file)
 and `rebuild` (fix mode, over the fresh document): what fix mode deletes is
 exactly what find mode reports, so a rebuilt file re-inspects clean.
 
-A byte-level pre-scan (`needs_walk`) lets both skip the Python walk when the
+A byte-level pre-scan (`scan`) lets both skip the Python walk when the
 serialised file cannot contain any name the rules look at; qpdf writes every
 name literally (or #-escaped, which the scan decodes), and our output has no
 object streams, so the scan is a sound superset of the walk.
@@ -87,18 +87,18 @@ def scan(data: bytes | memoryview, links: str, want_meta: bool = False) -> tuple
         if escaped:
             name = _unescape(m.group(2))
         if name in (b"Metadata", b"Info"):
-            meta = True
+            meta = want_meta
         elif name in _TOKEN_SET or escaped and name in (b"OpenAction", b"URI"):
             walk = True
         elif name == b"OpenAction":
             at = _WS_RE.match(data, m.end()).end()
-            walk = data[at:at + 1] != b"["
+            walk = walk or data[at:at + 1] != b"["
         elif name == b"URI":
             start = m.start()
             if _URI_TYPE_RE.search(bytes(data[max(0, start - 8):start])):
-                walk = links == "drop"  # "/S /URI": the type; its /URI string is checked on its own
+                walk = walk or links == "drop"  # "/S /URI": the type; its /URI string is checked on its own
             else:
-                walk = links == "drop" or not _URI_WEB_RE.match(data, m.end())
+                walk = walk or links == "drop" or not _URI_WEB_RE.match(data, m.end())
         if walk and (meta or not want_meta):
             break
     return walk, meta
@@ -198,7 +198,7 @@ class Walker:
                 return None
             inner = action_threat(obj, self.links) if tc == _DICT else None
             return "pdf.open_action", (inner[1] if inner else "open action") + " run when the file opens"
-        if tc == _DICT:
+        if tc == _DICT and "/S" in obj:
             hit = action_threat(obj, self.links)
             if hit:
                 return hit

@@ -20,7 +20,7 @@ from pikepdf import Name, ObjectStreamMode, StreamDecodeLevel
 
 from ..errors import Encrypted, LimitExceeded, Malformed
 from ..handler import Context, Handler, Option, Rebuilt, register
-from ..model import BLOCKED, SANITIZED, Detection, Threat
+from ..model import BLOCKED, SANITIZED, Detection, FileResult, Threat
 from . import _pdf_render
 from ._pdf_walk import Walker, action_threat, scan
 
@@ -225,7 +225,9 @@ class PdfHandler(Handler):
             out.threats.append(Threat("pdf.incremental_update", "document", "reported",
                                       f"{env['eofs'] - 1} earlier revision(s) not carried over"))
         pdf = _open(ctx, src)
-        with pdf:
+        with pdf, warnings.catch_warnings():
+            # pikepdf warns that pages.extend() leaves forms and named links behind: _copy_catalog carries them.
+            warnings.simplefilter("ignore", getattr(pikepdf, "PageCopyWarning", UserWarning))
             if pdf.is_encrypted:
                 how = "decrypted with the supplied password" if ctx.password and _needs_password(src) else \
                     "encryption removed (no user password was set)"
@@ -246,17 +248,15 @@ class PdfHandler(Handler):
             ctx.check_time()
             new = pikepdf.new()
             with new:
-                with warnings.catch_warnings():
-                    # pikepdf warns that extend() leaves forms and named links behind: _copy_catalog carries them.
-                    warnings.simplefilter("ignore", getattr(pikepdf, "PageCopyWarning", UserWarning))
-                    new.pages.extend(pdf.pages)
+                new.pages.extend(pdf.pages)
                 att = _Attachments(ctx, out) if o["embedded_files"] == "sanitize" else None
                 out.threats.extend(_copy_catalog(pdf, new, o, att))
                 if o["metadata"] == "keep":
                     _copy_metadata(pdf, new)
                 else:
                     out.threats.extend(_metadata_threats(pdf, "reported"))
-                if "/SigFlags" in pdf.Root.get("/AcroForm", {}):
+                form = pdf.Root.get("/AcroForm")
+                if isinstance(form, pikepdf.Dictionary) and "/SigFlags" in form:
                     ctx.warn("digital signatures no longer validate after rebuilding")
                 ctx.check_time()
                 _check_streams(ctx, new)
@@ -266,7 +266,7 @@ class PdfHandler(Handler):
                 version = pdf.pdf_version
                 save = {"stream_decode_level": StreamDecodeLevel.none, "object_stream_mode": ObjectStreamMode.disable,
                         "min_version": version, "fix_metadata_version": False}
-                new.save(dst, **save)
+                _save(new, dst, save)
                 ctx.check_time()
                 with open(dst, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
                     walk, _ = scan(mm, o["links"])
@@ -274,7 +274,7 @@ class PdfHandler(Handler):
                     w = Walker(new, links=o["links"], embedded=o["embedded_files"], fix=True,
                                labels=_labels(new), on_attachment=att, tick=ctx.check_time)
                     out.threats.extend(w.run())
-                    new.save(dst, **save)
+                    _save(new, dst, save)
             problems = pdf.get_warnings()
         if problems:
             shown = "; ".join(str(w).replace(f"{src}: ", "").replace(f"{src}, ", "") for w in problems[:3])[:300]
@@ -290,6 +290,12 @@ class PdfHandler(Handler):
     # -- text --
     def extract_text(self, ctx: Context, path: Path, detection: Detection) -> str:
         return _pdf_render.extract_text(ctx, path)
+
+
+def _save(pdf: pikepdf.Pdf, dst: Path, options: dict[str, Any]) -> None:
+    # Into an open handle: dst is private scratch space and the pipeline moves it atomically itself.
+    with open(dst, "wb") as f:
+        pdf.save(f, **options)
 
 
 def _needs_password(path: Path) -> bool:
@@ -468,7 +474,6 @@ class _Attachments:
         child_name = f"{ctx.name}/{fname}"
         if ctx.process_child is None or ctx.depth + 1 > int(_limit(ctx, "archive_depth", 3)) \
                 or self.n > int(_limit(ctx, "archive_members", 1000)):
-            from ..model import FileResult
             res = FileResult(source=child_name, threats=[Threat("archive.too_deep", child_name, "blocked")])
             res.block("添付ファイルの入れ子が深すぎるか数が多すぎるため削除しました",
                       "attachment nested too deeply or too many attachments; removed")
@@ -477,7 +482,13 @@ class _Attachments:
         work = ctx.workdir / "pdf-attachments" / str(self.n)
         (work / "in").mkdir(parents=True, exist_ok=True)
         src = work / "in" / fname
-        src.write_bytes(stream.read_bytes())
+        try:
+            src.write_bytes(stream.read_bytes())
+        except pikepdf.PdfError as exc:
+            res = FileResult(source=child_name, threats=[Threat("file.malformed", child_name, "blocked", str(exc)[:200])])
+            res.block("添付ファイルのデータが壊れているため削除しました", "attachment data is damaged; removed")
+            self.out.children.append(res)
+            return BLOCKED, None
         res = ctx.process_child(child_name, src, work / "out")
         new_name = None
         if res.verdict != BLOCKED and res.output:
