@@ -63,6 +63,13 @@ def _unique(dest: Path, taken: set[Path]) -> Path:
         n += 1
 
 
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
+
+
 def _load_policy(arg: str | None):
     from .policy import PolicyError, load_policy
 
@@ -84,22 +91,31 @@ def cmd_sanitize(args: argparse.Namespace) -> int:
     from .model import BLOCKED
     from .worker import Job, WorkerPool
 
-    policy = _load_policy(args.policy)
     inputs = _collect(args.paths)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    # Start the workers first: they import the format handlers while we load the policy.
+    pool = WorkerPool(max(1, min(args.jobs or os.cpu_count() or 1, len(inputs))))
+    try:
+        policy = _load_policy(args.policy)
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".cdr-staging-", dir=out))
+    except BaseException:
+        pool.close()
+        raise
     text_dir = Path(args.text) if args.text else None
-    staging = Path(tempfile.mkdtemp(prefix=".cdr-staging-", dir=out))
     pdict = policy.to_dict()
     started = time.time()
     t0 = time.monotonic()
     bar = _progress(len(inputs))
     results = [None] * len(inputs)
     taken: set[Path] = set()
+    # Largest first, so that one big file does not start last and leave the other workers idle.
+    order = sorted(range(len(inputs)), key=lambda i: -_size(inputs[i][0]))
     try:
-        with WorkerPool(max(1, min(args.jobs or os.cpu_count() or 1, len(inputs)))) as pool:
+        with pool:
             futures = {}
-            for i, (src, rel) in enumerate(inputs):
+            for i in order:
+                src, rel = inputs[i]
                 jd = staging / str(i)
                 jd.mkdir()
                 job = Job(str(src.resolve()), unicodedata.normalize("NFC", rel), str(jd), pdict,
@@ -109,7 +125,12 @@ def cmd_sanitize(args: argparse.Namespace) -> int:
 
             for fut in as_completed(futures):
                 i = futures[fut]
-                res = fut.result()
+                results[i] = fut.result()
+                if bar:
+                    bar.update(1)
+                    bar.set_postfix_str(results[i].verdict)
+            # Final names in input order, whatever order the workers finished in: stable "(2)" suffixes.
+            for i, res in enumerate(results):
                 rel = inputs[i][1]
                 res.source = str(inputs[i][0])
                 parent = Path(rel).parent
@@ -129,10 +150,6 @@ def cmd_sanitize(args: argparse.Namespace) -> int:
                             res.text_output = None
                     elif res.text_output:
                         res.text_output = str(dest)
-                results[i] = res
-                if bar:
-                    bar.update(1)
-                    bar.set_postfix_str(res.verdict)
     finally:
         if bar:
             bar.close()

@@ -46,8 +46,11 @@ def output_name(name: str, detection: Detection, extension: str | None) -> str:
 
 def process(src: str | Path, name: str, out_dir: str | Path, policy: Policy, *,
             password: str | None = None, want_text: bool = False, depth: int = 0,
-            deadline: float | None = None) -> FileResult:
-    """Sanitize one file. Outputs (file and text rendition) are written into `out_dir`."""
+            deadline: float | None = None, sha256: str | None = None, hash_output: bool = True) -> FileResult:
+    """Sanitize one file. Outputs (file and text rendition) are written into `out_dir`.
+
+    `sha256`: the source's hash when the caller already has it. `hash_output=False` leaves
+    `output_sha256` to a caller that recomputes it anyway (the worker pool's parent)."""
     src, out_dir = Path(src), Path(out_dir)
     start = time.monotonic()
     if deadline is None:
@@ -55,7 +58,7 @@ def process(src: str | Path, name: str, out_dir: str | Path, policy: Policy, *,
     result = FileResult(source=name)
     work = Path(tempfile.mkdtemp(prefix="cdr-job-"))
     try:
-        _run(src, name, out_dir, policy, password, want_text, depth, deadline, result, work)
+        _run(src, name, out_dir, policy, password, want_text, depth, deadline, result, work, sha256, hash_output)
     except CdrError as exc:
         _block_with(result, exc)
     except MemoryError:
@@ -88,9 +91,10 @@ def _block_with(result: FileResult, exc: CdrError) -> None:
 
 
 def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | None, want_text: bool,
-         depth: int, deadline: float, result: FileResult, work: Path) -> None:
+         depth: int, deadline: float, result: FileResult, work: Path, sha256: str | None = None,
+         hash_output: bool = True) -> None:
     result.size = src.stat().st_size
-    result.sha256 = sha256_file(src)
+    result.sha256 = sha256 or sha256_file(src)
     if result.size > policy.limits.max_file_bytes:
         raise CdrError(f"file is larger than the policy limit of {policy.limits.max_file_mb:g} MB",
                        f"ファイルサイズが上限 ({policy.limits.max_file_mb:g} MB) を超えています", "file.limit")
@@ -131,7 +135,7 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
         _write(dest, text.encode("utf-8"))
         result.warnings.extend(ctx.warnings)
         result.output = result.text_output = str(dest)
-        result.output_sha256 = sha256_file(dest)
+        result.output_sha256 = sha256_file(dest) if hash_output else None
         result.threats.append(Threat("policy.text_only", name, "converted", "delivered as text only"))
         result.verdict = SANITIZED
         return
@@ -162,14 +166,14 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
         dest = out_dir / (final + ".txt")
         _write(dest, text.encode("utf-8"))
         result.output = str(dest)
-        result.output_sha256 = sha256_file(dest)
+        result.output_sha256 = sha256_file(dest) if hash_output else None
         result.text_output = str(dest)
         result.threats.append(Threat("policy.text_only", name, "converted", "delivered as text only"))
     else:
         dest = out_dir / final
         os.replace(built, dest) if _same_fs(built, out_dir) else shutil.move(built, dest)
         result.output = str(dest)
-        result.output_sha256 = sha256_file(dest)
+        result.output_sha256 = sha256_file(dest) if hash_output else None
         if want_text:
             try:
                 text = h2.extract_text(ctx, dest, det2)

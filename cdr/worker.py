@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .model import BLOCKED, FileResult, Threat
@@ -43,6 +43,9 @@ class Job:
     password: str | None = None
     want_text: bool = False
     op: str = "process"  # process | inspect | detect
+    # SHA-256 of `src` when the caller already knows it (the pool fills it in before dispatch):
+    # the worker then does not hash the source again, and the parent keeps its own value.
+    sha256: str | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(self.__dict__, ensure_ascii=False).encode("utf-8")
@@ -109,8 +112,9 @@ def worker_main() -> None:
             elif op == "detect":
                 payload = {"detect": detect_only(req["src"], req["name"])}
             else:
+                # The parent hashes the source before and the output after (recheck): no second pass here.
                 res = process(req["src"], req["name"], req["out_dir"], policy, password=req.get("password"),
-                              want_text=bool(req.get("want_text")))
+                              want_text=bool(req.get("want_text")), sha256=req.get("sha256"), hash_output=False)
                 recycle = any(t.detail == "memory limit" for t in res.threats)
                 payload = {"result": res.to_dict(), "recycle": recycle}
         except MemoryError:
@@ -206,7 +210,7 @@ def _blocked(job: Job, threat: str, detail: str, ja: str, en: str) -> FileResult
         from .pipeline import sha256_file
 
         r.size = os.path.getsize(job.src)
-        r.sha256 = sha256_file(Path(job.src))
+        r.sha256 = job.sha256 or sha256_file(Path(job.src))
     except OSError:
         pass
     r.threats.append(Threat(threat, job.name, "blocked", detail))
@@ -243,7 +247,8 @@ def recheck(job: Job, res: FileResult) -> FileResult:
     res.output_sha256 = sha256_file(Path(res.output))
     if res.text_output and not Path(res.text_output).is_file():
         res.text_output = None
-    res.sha256 = sha256_file(Path(job.src))
+    # The parent's own hash of the source (taken before dispatch), never the worker's.
+    res.sha256 = job.sha256 or sha256_file(Path(job.src))
     return res
 
 
@@ -281,6 +286,13 @@ class WorkerPool:
         """Run one job on an idle worker, blocking. Never raises for a bad file."""
         limits = job.policy.get("limits", {})
         timeout = float(limits.get("seconds_per_file", 60)) + GRACE_S
+        if job.op == "process" and not job.sha256:
+            from .pipeline import sha256_file
+
+            try:
+                job = replace(job, sha256=sha256_file(Path(job.src)))
+            except OSError:
+                pass  # the worker reports the unreadable file
         w = self._idle.get()
         try:
             if not w.alive():

@@ -467,3 +467,31 @@ def test_second_instance_refused(tmp_path: Path) -> None:
         assert r.returncode == 1 and "another transfer-agent" in r.stderr
     finally:
         assert a.term() == 0
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs a second file system")
+def test_dropbox_on_another_file_system(tmp_path: Path) -> None:
+    """A dropbox mounted from elsewhere: copy + fsync + unlink, also when killed in between."""
+    import shutil
+    import tempfile
+
+    other = Path(tempfile.mkdtemp(prefix="ta-dropbox-", dir="/dev/shm"))
+    try:
+        data = tmp_path / "var"
+        data.mkdir()
+        (data / "dropbox").symlink_to(other)
+        drop(other / "遠隔.txt", "別のファイルシステム\n".encode())
+        a = Agent(data, stable=0.3)
+        a.start(wait=False, env={"TRANSFER_AGENT_CRASHPOINT": "intake.copied"})
+        assert a.proc.wait(60) == -9
+        a.out.close()
+        a.err.close()
+        assert (other / "遠隔.txt").exists()  # copied, not yet unlinked
+        a.start()
+        rows = a.wait_final(1)
+        assert a.term() == 0
+        assert len(rows) == 1 and rows[0]["status"] == "delivered"
+        assert not list(other.iterdir())
+        check_consistency(data)
+    finally:
+        shutil.rmtree(other, ignore_errors=True)

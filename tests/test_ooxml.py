@@ -404,3 +404,45 @@ def test_cli_end_to_end(ooxml_corpus, tmp_path):
     assert by["vba.docm"]["verdict"] == "sanitized" and by["vba.docm"]["output"].endswith("vba.docx")
     assert {"ooxml.vba", "ooxml.macro_content_type"} <= all_threat_ids(by["vba.docm"])
     assert by["encrypted.docx"]["verdict"] == "sanitized"
+
+
+def test_sheet_activex_controls_and_macro_buttons(tmp_path):
+    from samples.office_samples import FAKE_OLE, add_rel, make_xlsx
+
+    src = make_xlsx(tmp_path / "b.xlsx")
+    controls = ('<mc:AlternateContent xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006">'
+                '<mc:Choice Requires="x14"><controls><mc:AlternateContent><mc:Choice Requires="x14">'
+                '<control shapeId="1025" r:id="rIdAx" name="CommandButton1"/></mc:Choice><mc:Fallback>'
+                '<control shapeId="1025" r:id="rIdAx" name="CommandButton1"/></mc:Fallback></mc:AlternateContent>'
+                '</controls></mc:Choice></mc:AlternateContent>')
+    vml = ('<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
+           'xmlns:x="urn:schemas-microsoft-com:office:excel"><v:shape id="_x0000_s1025" href="file:///c:/x.exe">'
+           '<x:ClientData ObjectType="Button"><x:FmlaMacro>[0]!Evil</x:FmlaMacro></x:ClientData></v:shape></xml>')
+    rels0 = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.'
+             'openxmlformats.org/package/2006/relationships"></Relationships>')
+    R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+    src = patch(src, tmp_path / "ax.xlsx",
+                add={"xl/activeX/activeX1.xml": '<ax:ocx xmlns:ax="http://schemas.microsoft.com/office/2006/activeX"/>',
+                     "xl/activeX/activeX1.bin": FAKE_OLE, "xl/drawings/vmlDrawing1.vml": vml},
+                edit={"xl/worksheets/_rels/sheet1.xml.rels": lambda x: add_rel(add_rel(
+                    x, "rIdAx", R + "control", "../activeX/activeX1.xml"), "rIdV", R + "vmlDrawing",
+                    "../drawings/vmlDrawing1.vml"),
+                      "xl/worksheets/sheet1.xml": lambda x: re.sub(
+                          r"(<drawing [^>]*/>)", r'\1<legacyDrawing r:id="rIdV"/>' + controls, x)
+                      .replace("<worksheet ", '<worksheet xmlns:r="http://schemas.openxmlformats.org/'
+                               'officeDocument/2006/relationships" ', 1) if "xmlns:r=" not in x else re.sub(
+                          r"(<drawing [^>]*/>)", r'\1<legacyDrawing r:id="rIdV"/>' + controls, x),
+                      "[Content_Types].xml": lambda x: x.replace("</Types>", '<Override PartName="/xl/activeX/'
+                                                                 'activeX1.xml" ContentType="application/vnd.ms-office.'
+                                                                 'activeX+xml"/><Default Extension="vml" ContentType='
+                                                                 '"application/vnd.openxmlformats-officedocument.'
+                                                                 'vmlDrawing"/></Types>')})
+    assert rels0  # (template kept for readability)
+    r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.xlsx")
+    ids = {t.id for t in r.threats}
+    assert {"ooxml.activex", "ooxml.macro_reference", "ooxml.hyperlink"} <= ids, ids
+    sheet = _read(tmp_path / "o.xlsx", "xl/worksheets/sheet1.xml")
+    assert "controls" not in sheet and "AlternateContent" not in sheet and "legacyDrawing" in sheet
+    vml_out = _read(tmp_path / "o.xlsx", "xl/drawings/vmlDrawing1.vml")
+    assert "FmlaMacro" not in vml_out and "href" not in vml_out and "ClientData" in vml_out
+    assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.xlsx") == []

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from . import apikeys, bundles
 from .files import clean_name, numbered
@@ -659,6 +660,10 @@ def make_router(service: SubmissionService) -> APIRouter:
             status, body = await service.receive(request, client)
         except ApiError as exc:
             return exc.response()
+        except ClientDisconnect:
+            # The client hung up mid-upload; its staged files are already gone. Nobody reads this.
+            log.info("client disconnected during upload", extra={"event": "api.disconnect"})
+            return ApiError(400, "disconnected", "client disconnected", "送信が途中で切断されました").response()
         headers = {"Location": body["status_url"]}
         if body.get("replayed"):
             headers["Idempotent-Replayed"] = "true"

@@ -26,9 +26,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+def _not_shutdown_noise(record: logging.LogRecord) -> bool:
+    # watchdog logs this at error level whenever an observer is stopped while events are pending.
+    return "called when the thread is inactive" not in record.getMessage()
+
+
 def setup(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(_not_shutdown_noise)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

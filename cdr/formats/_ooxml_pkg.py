@@ -502,7 +502,8 @@ class Rebuild:
     def _disarm(self, part: str, ctl: str, root: etree._Element, ids: set[str], data: bytes) -> bytes:
         """Disarm one parsed part and return its new serialisation."""
         def rep(tid: str, detail: str) -> None:
-            self.report(tid, part, detail)
+            # In-place changes (a formula turned into its value, a field into its text) are "neutralized".
+            self.report(tid, part, detail, action="neutralized")
 
         before = len(self.threats)
         eff = MACRO_MAIN.get(ctl, ctl)
