@@ -58,7 +58,7 @@ def measure_families(items: list[corpus.Item], rounds: int, work: Path) -> tuple
     out = work / "fam"
     out.mkdir()
     with WorkerPool(1) as pool:
-        for f, paths in fams.items():  # warm-up: lazy imports happen once per worker, not per file
+        for paths in fams.values():  # warm-up: lazy imports happen once per worker, not per file
             measure.engine_each(pool, paths[:1], policy, out)
         order = list(fams)
         for r in range(rounds):
@@ -77,7 +77,7 @@ def measure_families(items: list[corpus.Item], rounds: int, work: Path) -> tuple
                         if peak is not None:
                             rss[(f, k)] = max(rss.get((f, k), 0.0), peak)
                         lat.setdefault((f, k), []).extend(t)
-                        for p, v in zip(fams[f], verdicts):
+                        for p, v in zip(fams[f], verdicts, strict=True):
                             if v.startswith("blocked") and f"{p.name}: {v}" not in problems:
                                 problems.append(f"{f}/{p.name}: {v}")
                     times.setdefault((f, k), []).append(sum(t))
@@ -103,7 +103,7 @@ def measure_families(items: list[corpus.Item], rounds: int, work: Path) -> tuple
                      sum(r["seconds"] for r in eng), all_lat, max((r["peak_rss_mb"] or 0) for r in eng) or None,
                      sum(r["floor_seconds"] for r in eng))
     small = [x for (f, k), v in lat.items() if k == "engine"
-             for p, x in zip(fams[f] * rounds, v) if p.stat().st_size <= 10 * 1024 * 1024]
+             for p, x in zip(fams[f] * rounds, v, strict=True) if p.stat().st_size <= 10 * 1024 * 1024]
     mix["p99_ms_files_le_10mb"] = round(measure.percentile(small, 99) * 1000, 1)
     rows.append(mix)
     return rows, problems
@@ -119,6 +119,7 @@ def measure_scaling(items: list[corpus.Item], rounds: int, work: Path) -> dict:
     out = work / "scale"
     out.mkdir()
     walls: dict[int, list[float]] = {1: [], 2: []}
+    busy: dict[int, list[float]] = {1: [], 2: []}  # worker CPU seconds per wall second
     with WorkerPool(1) as p1, WorkerPool(2) as p2:
         pools = {1: p1, 2: p2}
         for n, pool in pools.items():  # warm every worker
@@ -126,9 +127,15 @@ def measure_scaling(items: list[corpus.Item], rounds: int, work: Path) -> dict:
         for r in range(rounds):
             _log(f"scaling round {r + 1}/{rounds}")
             for n in ((1, 2) if r % 2 == 0 else (2, 1)):
+                c0 = measure.cpu_seconds(pools[n])
                 walls[n].append(measure.engine_batch(pools[n], paths, policy, out))
+                busy[n].append((measure.cpu_seconds(pools[n]) - c0) / walls[n][-1])
     w1, w2 = measure.median(walls[1]), measure.median(walls[2])
-    return {"files": len(paths), "workers_1_seconds": round(w1, 3), "workers_2_seconds": round(w2, 3),
+    # If 2 workers use much less than 2 CPU-seconds per second, other processes had the cores.
+    return {"workers_1_cpu_per_wall": round(measure.median(busy[1]), 2),
+            "workers_2_cpu_per_wall": round(measure.median(busy[2]), 2),
+            "load_avg": [round(x, 2) for x in os.getloadavg()],
+            "files": len(paths), "workers_1_seconds": round(w1, 3), "workers_2_seconds": round(w2, 3),
             "workers_1_files_per_s": round(len(paths) / w1, 2), "workers_2_files_per_s": round(len(paths) / w2, 2),
             "speedup": round(w1 / w2, 2), "rounds": rounds}
 
@@ -279,10 +286,7 @@ def run(quick: bool, rounds: int | None = None, appliance: bool = True, cli: boo
     work = Path(tempfile.mkdtemp(prefix="cdr-bench-"))
     try:
         _log("generating corpus")
-        items = corpus.build(work / "corpus", quick=quick or tiny)
-        if tiny:  # the smoke test: one file per family
-            seen: set[str] = set()
-            items = [it for it in items if not (it.family in seen or seen.add(it.family))]
+        items = corpus.build(work / "corpus", quick=quick, tiny=tiny)
         if keep:
             shutil.copytree(work / "corpus", keep, dirs_exist_ok=True)
         data: dict = {"machine": measure.machine(), "quick": quick, "rounds": rounds,

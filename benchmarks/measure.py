@@ -174,6 +174,20 @@ def peak_rss_mb(pool) -> float | None:
     return kb / 1024 if kb else None
 
 
+def cpu_seconds(pool) -> float:
+    """utime + stime of the pool's live workers, from /proc/<pid>/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in worker_pids(pool):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
 def machine() -> dict:
     import platform
 

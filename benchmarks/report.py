@@ -76,7 +76,9 @@ def table(data: dict) -> str:
     sc = data.get("scaling") or {}
     if sc:
         lines.append(f"\nmix with 1 worker: {sc['workers_1_files_per_s']} files/s; 2 workers: "
-                     f"{sc['workers_2_files_per_s']} files/s (x{sc['speedup']})")
+                     f"{sc['workers_2_files_per_s']} files/s (x{sc['speedup']}); worker CPU per wall second "
+                     f"{sc.get('workers_1_cpu_per_wall')} / {sc.get('workers_2_cpu_per_wall')}, "
+                     f"load {sc.get('load_avg')}")
     ox = data.get("openpyxl_100k")
     if ox:
         lines.append(f"100k-cell xlsx: engine {ox['engine_seconds']} s, openpyxl load+save {ox['openpyxl_seconds']} s "

@@ -92,6 +92,7 @@ def build_plan(*, data_dir: Path, inbox_dir: Path, job: dict[str, Any], result: 
         "warnings": result.get("warnings", []),
         "original_sha256": job["sha256"],
         "original_size": job["size"],
+        "elapsed_ms": result.get("elapsed_ms"),
         "policy": job["policy"],
         "received_at": _iso(job["received_at"]),
         "processed_at": delivered_at,
@@ -232,3 +233,33 @@ def _makedirs(d: Path, root: Path, fsync: bool) -> None:
     if fsync:
         for m in reversed(missing):
             fsync_dir(m.parent)
+
+
+def write_atomic(directory: Path, name: str, data: bytes, fsync: bool = True, tag: str = "x") -> str:
+    """Write one extra file into the inbox (form.json, manifest.json, an approved original).
+
+    Same guarantees as a plan (temp name, fsync, link, never overwrite: ' (2)' on collision),
+    but not tracked in the ledger: callers record what they wrote. Returns the final name.
+    Hold `Service.delivery_lock` while calling.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 100000):
+        final = numbered(name, n)
+        if os.path.lexists(directory / final):
+            continue
+        tmp = directory / f".{fit_name(final, 200)}.tmp-{tag}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            if fsync:
+                os.fsync(out.fileno())
+        try:
+            link_no_replace(tmp, directory / final)
+        except FileExistsError:
+            tmp.unlink(missing_ok=True)
+            continue
+        if fsync:
+            fsync_dir(directory)
+        return final
+    raise Conflict(f"no free name for {name!r} in {directory}")

@@ -123,7 +123,12 @@ class Ledger:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-            cur.execute("COMMIT")
+            try:
+                cur.execute("COMMIT")
+            except sqlite3.Error:
+                if self._conn.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
         for seq, h, event, job_id in t.audited:
             # The hash in the operator log anchors the chain outside the database.
             log.info("audit %s", event, extra={"event": "audit", "audit_event": event, "seq": seq,

@@ -111,7 +111,7 @@ class ZipOut:
     def add(self, name: str, data: bytes, compress: bool) -> None:
         crc = zlib.crc32(data)
         if compress and data:
-            co = zlib.compressobj(6, zlib.DEFLATED, -15)
+            co = zlib.compressobj(5, zlib.DEFLATED, -15)  # level 5: same size as 6 on XML, ~2x faster
             packed = co.compress(data) + co.flush()
             if len(packed) < len(data):
                 self.add_raw(name, 8, crc, len(data), packed)

@@ -177,15 +177,21 @@ def fix_references(root: etree._Element, kept: set[str]) -> None:
 
 
 def tidy(root: etree._Element) -> None:
-    """Remove containers and mc:AlternateContent blocks that removals left empty."""
-    for el in list(root.iter(_MC_ALT)):
-        if all(len(branch) == 0 for branch in el):
-            _remove(el)
-    for el in list(root.iter(*_CONTAINER_TAGS)):
-        if _local(el) == "tableParts" and len(el):
-            el.set("count", str(len(el)))
-        elif len(el) == 0 and el.getparent() is not None:
-            _remove(el)
+    """Remove containers and mc:AlternateContent blocks that removals left empty (innermost first)."""
+    for _ in range(8):
+        changed = False
+        for el in reversed(list(root.iter(_MC_ALT, *_CONTAINER_TAGS))):
+            if el.tag == _MC_ALT:
+                if all(len(branch) == 0 for branch in el):
+                    _remove(el)
+                    changed = True
+            elif _local(el) == "tableParts" and len(el):
+                el.set("count", str(len(el)))
+            elif len(el) == 0 and el.getparent() is not None:
+                _remove(el)
+                changed = True
+        if not changed:
+            break
 
 
 # ---------------------------------------------------------------- hyperlinks and actions (all parts)
@@ -338,8 +344,27 @@ _S_F = tags(S_NS, "f")
 _S_V = tags(S_NS, "v")
 _STRINGS = re.compile(r'"(?:[^"]|"")*"')
 _QUOTED_SHEET = re.compile(r"'(?:[^']|'')*'")
-_EXT_REF = re.compile(r"(?:^|[^A-Za-z0-9_.\]\u0080-\uffff])'?\[\d+\]|\[[^\]]*(?:\.xl\w*|:\\|\\\\|://)[^\]]*\]",
-                      re.IGNORECASE)
+_EXT_IDX = re.compile(r"\[\d+\]")
+_EXT_PATH = re.compile(r"\[[^\]]*(?:\.xl\w*|:\\|\\\\|://)[^\]]*\]", re.IGNORECASE)
+_IDENT = re.compile(r"[A-Za-z0-9_.\u0080-\uffff]")
+
+
+def _external_ref(bare: str) -> bool:
+    """`[1]Sheet!A1` (an index into externalReferences) or a literal path in brackets; structured
+    table references (`Table1[2020]`, `T[[#This Row],[2020]]`) are not external."""
+    if "[" not in bare:
+        return False
+    if _EXT_PATH.search(bare):
+        return True
+    for m in _EXT_IDX.finditer(bare):
+        i = m.start()
+        depth = bare.count("[", 0, i) - bare.count("]", 0, i)
+        prev = bare[i - 1] if i else ""
+        if prev == "'":
+            prev = bare[i - 2] if i > 1 else ""
+        if depth == 0 and not (prev and _IDENT.match(prev)):
+            return True
+    return False
 _DDE = re.compile(r"[A-Za-z0-9_.\-]+\s*\|")
 _RULE_FORMULAS = tags(S_NS, "formula", "formula1", "formula2") | tags("http://schemas.microsoft.com/office/excel/2006/main", "f")
 
@@ -355,7 +380,7 @@ def formula_threat(text: str, hyperlinks: str, macro_sheets: set[str] | None = N
     m = DANGEROUS_FUNCS.search(bare)
     if m:
         return "ooxml.dangerous_function", f"{m.group(1).upper()}() in ={text[:80]}"
-    if _EXT_REF.search(bare):
+    if _external_ref(bare):
         return "ooxml.external_link", f"external workbook reference ={text[:80]}"
     if macro_sheets:
         low = unquoted.lower()

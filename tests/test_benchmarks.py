@@ -1,0 +1,48 @@
+"""Smoke test of `python -m benchmarks` on a tiny corpus: it runs end to end and reports in the
+documented shape. No timing is asserted (the machine is shared)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import corpus, report
+from benchmarks.__main__ import run
+
+ROW_KEYS = {"name", "files", "bytes", "seconds", "files_per_s", "mb_per_s", "p50_ms", "p95_ms", "p99_ms",
+            "peak_rss_mb", "floor_seconds", "ratio_to_floor"}
+
+
+def test_corpus_is_deterministic(tmp_path: Path) -> None:
+    a = corpus.build(tmp_path / "a", tiny=True)
+    b = corpus.build(tmp_path / "b", tiny=True)
+    assert {it.family for it in a} == {"pdf", "docx", "xlsx", "pptx", "jpeg", "png", "csv", "zip"}
+    # Same seed, same bytes for what we generate ourselves (office files carry timestamps).
+    for x, y in zip(a, b, strict=True):
+        if x.family in ("csv", "png", "jpeg", "pdf"):
+            assert x.path.read_bytes() == y.path.read_bytes(), x.path.name
+
+
+def test_benchmark_runs_on_tiny_corpus(tmp_path: Path) -> None:
+    data = run(quick=True, tiny=True, rounds=1, appliance=False, openpyxl=False, with_family_benches=False)
+    names = {r["name"] for r in data["results"]}
+    assert {"pdf", "docx", "xlsx", "pptx", "jpeg", "png", "csv", "zip", "jpeg lossless", "mix (1 worker)"} <= names
+    for r in data["results"]:
+        assert ROW_KEYS <= set(r), r["name"]
+        assert r["files"] >= 1 and r["seconds"] > 0 and r["floor_seconds"] > 0
+        assert r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"]
+    assert data["blocked_in_mix"] == []  # the benign mix goes through the real worker pool
+    pdf = next(r for r in data["results"] if r["name"] == "pdf")
+    assert pdf["structural_floor"] == "pikepdf open+save" and pdf["ratio_to_structural"] > 0
+    mix = next(r for r in data["results"] if r["name"] == "mix (1 worker)")
+    assert mix["peak_rss_mb"] and mix["peak_rss_mb"] > 5  # read from the workers' /proc status
+    sc = data["scaling"]
+    assert sc["workers_1_files_per_s"] > 0 and sc["workers_2_files_per_s"] > 0
+    assert data["cli_small_file"].get("wall_seconds_median", 0) > 0
+    assert {t["target"] for t in data["targets"]} and all("met" in t for t in data["targets"])
+    text = report.table(data)
+    assert "targets:" in text and "mix (1 worker)" in text
+    out = tmp_path / "b.json"
+    out.write_text(json.dumps(data))
+    assert set(json.loads(out.read_text())["scaling"]) >= {"workers_1_files_per_s", "workers_2_files_per_s"}
+    report.plot(data, tmp_path / "b.png")
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
