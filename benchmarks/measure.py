@@ -118,9 +118,12 @@ def engine_each(pool, paths: list[Path], policy: dict, out_dir: Path) -> tuple[l
 
 
 def engine_batch(pool, paths: list[Path], policy: dict, out_dir: Path) -> float:
-    """Wall seconds for the whole list submitted at once (throughput with pool.size workers)."""
+    """Wall seconds for the whole list submitted at once (throughput with pool.size workers).
+
+    Largest first, as `cdr sanitize` submits them."""
     from cdr.worker import Job
 
+    paths = sorted(paths, key=lambda p: -p.stat().st_size)
     t = time.perf_counter()
     futs = []
     for i, p in enumerate(paths):

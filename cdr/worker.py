@@ -358,6 +358,14 @@ class WorkerPool:
     def submit(self, job: Job) -> Future:
         return self._exec.submit(self.run, job)
 
+    def kill(self) -> None:
+        """Stop now: kill every worker (their jobs come back blocked as crashed)."""
+        self._closed = True
+        with self._lock:
+            workers = list(self._all)
+        for w in workers:
+            w.kill()
+
     def close(self) -> None:
         self._closed = True
         self._exec.shutdown(wait=True, cancel_futures=True)

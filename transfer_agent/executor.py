@@ -43,13 +43,6 @@ class LocalExecutor:
         self._pool.close()
 
     def abort(self) -> None:
-        """Kill running workers (shutdown grace spent; their jobs were requeued).
-
-        WorkerPool has no public kill switch yet, hence the guarded private access.
-        """
+        """Kill running workers (shutdown grace spent; their jobs were requeued)."""
         self._closed = True
-        for w in list(getattr(self._pool, "_all", [])):
-            try:
-                w.kill()
-            except Exception:  # noqa: BLE001 - best effort
-                pass
+        self._pool.kill()

@@ -103,6 +103,8 @@ def _sig(st: os.stat_result) -> str:
 
 # Blocked results that say nothing about the content: never reused for identical files.
 _TRANSIENT = ("worker.", "file.timeout")
+# Results that depended on a password (given or missing) are not reused for other submissions.
+_ENCRYPTION = ("encrypted",)
 
 
 def _safe(part: str) -> str:
@@ -379,7 +381,8 @@ class Service:
                 t.execute("UPDATE jobs SET status = 'processing', attempts = ?, policy = ?, retention_days = ?,"
                           " started_at = ? WHERE id = ?",
                           (attempts, policy.label, policy.retention_days, time.time(), row["id"]))
-            if self._try_reuse(row["id"], key):
+            # A password changes the outcome (PPAP), so such jobs are never answered from the cache.
+            if not row["password"] and self._try_reuse(row["id"], key):
                 continue
             if attempts > self.cfg.max_attempts:
                 res = FileResult(source=row["name"], sha256=row["sha256"], size=row["size"] or 0)
@@ -414,7 +417,8 @@ class Service:
             if claimed_ext(prev["name"]) != ext:
                 continue
             result = json.loads(prev["result"])
-            if any(t.get("id", "").startswith(_TRANSIENT) for t in result.get("threats", [])):
+            if any(t.get("id", "").startswith(_TRANSIENT) or t.get("id", "").endswith(_ENCRYPTION)
+                   for t in result.get("threats", [])):
                 continue
             cache = self.cache_dir(*key)
             out_name, text_name = result.get("output"), result.get("text_output")
