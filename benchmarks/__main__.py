@@ -132,8 +132,10 @@ def measure_scaling(items: list[corpus.Item], rounds: int, work: Path) -> dict:
                 busy[n].append((measure.cpu_seconds(pools[n]) - c0) / walls[n][-1])
     w1, w2 = measure.median(walls[1]), measure.median(walls[2])
     # If 2 workers use much less than 2 CPU-seconds per second, other processes had the cores.
-    return {"workers_1_cpu_per_wall": round(measure.median(busy[1]), 2),
-            "workers_2_cpu_per_wall": round(measure.median(busy[2]), 2),
+    c1, c2 = measure.median(busy[1]), measure.median(busy[2])
+    return {"workers_1_cpu_per_wall": round(c1, 2), "workers_2_cpu_per_wall": round(c2, 2),
+            # Speed-up per CPU actually received: 1.0 means the engine scales with the cores it gets.
+            "speedup_per_cpu": round((w1 / w2) / (c2 / c1), 2) if c1 and c2 else None,
             "load_avg": [round(x, 2) for x in os.getloadavg()],
             "files": len(paths), "workers_1_seconds": round(w1, 3), "workers_2_seconds": round(w2, 3),
             "workers_1_files_per_s": round(len(paths) / w1, 2), "workers_2_files_per_s": round(len(paths) / w2, 2),

@@ -77,7 +77,8 @@ def table(data: dict) -> str:
     if sc:
         lines.append(f"\nmix with 1 worker: {sc['workers_1_files_per_s']} files/s; 2 workers: "
                      f"{sc['workers_2_files_per_s']} files/s (x{sc['speedup']}); worker CPU per wall second "
-                     f"{sc.get('workers_1_cpu_per_wall')} / {sc.get('workers_2_cpu_per_wall')}, "
+                     f"{sc.get('workers_1_cpu_per_wall')} / {sc.get('workers_2_cpu_per_wall')} "
+                     f"(speed-up per CPU received x{sc.get('speedup_per_cpu')}), "
                      f"load {sc.get('load_avg')}")
     ox = data.get("openpyxl_100k")
     if ox:

@@ -344,7 +344,8 @@ class Rebuild:
         ct = self.ct_of(target)
         ctl = ct.lower()
         if t in META_RELS and self.opts["metadata"] == "drop":
-            self.report("ooxml.metadata", target, "document properties")
+            # Not active content: recorded as "reported" (as the PDF handler does) so it alone keeps "clean".
+            self.report("ooxml.metadata", target, "document properties dropped by policy", action="reported")
             return None
         if t in SILENT_RELS:
             return None
