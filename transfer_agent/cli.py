@@ -137,6 +137,9 @@ def _banner(cfg, svc, api_url: str, console_url: str) -> str:  # noqa: ANN001
         f"  staff console    : {console_url}",
         f"  policy           : {svc.default_policy.label}" + (f"; channels: {ch}" if ch else ""),
         f"  workers          : {cfg.worker_count}",
+        f"  console account  : transfer-agent user add --data-dir {cfg.data_dir} --name NAME --role clerk"
+        " (password on stdin)",
+        f"  API key          : transfer-agent apikey create --data-dir {cfg.data_dir} --client NAME",
         "  stop with Ctrl-C (or SIGTERM)",
     ]
     return "\n".join(lines)
