@@ -341,7 +341,7 @@ def test_slow_writer_not_taken_early(agent: Agent) -> None:
 
 
 def test_retention_purge_is_audited(agent: Agent) -> None:
-    n0 = len(agent.rows())
+    n0 = len(agent.wait_final(2))  # the files dropped before start are final first
     body = b"kept for zero days\n"
     drop(agent.data / "dropbox" / "shortlived" / "temp.txt", body)
     rows = agent.wait_final(n0 + 1)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .files import fit_name, fsync_dir, link_no_replace, numbered, temp_name
+from .files import fit_name, fsync_dir, hash_file, link_no_replace, numbered, temp_name
 
 SIDECAR = ".cdr.json"
 TEXT = ".txt"
@@ -139,14 +139,10 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        return hash_file(path)[0]
     except OSError as exc:
         raise SourceMissing(str(path)) from exc
-    return h.hexdigest()
 
 
 def _write_temp(tmp: Path, f: dict[str, Any], data_dir: Path, fsync: bool) -> None:

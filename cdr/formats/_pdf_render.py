@@ -8,7 +8,6 @@ those CMaps. Rendering refuses the same case instead of delivering blank pages.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import resource
 import shutil
@@ -21,6 +20,7 @@ from pikepdf import Name
 
 from ..errors import LimitExceeded, ToolMissing
 from ..handler import Context
+from ..pipeline import sha256_file
 
 _NO_CMAP = b"Missing language pack"
 _CAP_SECONDS = 300.0
@@ -51,16 +51,8 @@ def _run(ctx: Context, cmd: list[str]) -> subprocess.CompletedProcess:
                             threat_id="file.timeout") from None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _clean_copy(ctx: Context, rendered: Path) -> Path:
-    return ctx.workdir / f"pdf-clean.{_sha256(rendered)}.pdf"
+    return ctx.workdir / f"pdf-clean.{sha256_file(rendered)}.pdf"
 
 
 def extract_text(ctx: Context, path: Path) -> str:

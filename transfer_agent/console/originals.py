@@ -49,14 +49,6 @@ def request_original(ledger: Ledger, user: User, job_id: int, reason: str) -> in
     return rid
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _release(data_dir: Path, job: Any, fsync: bool) -> Path:
     """Copy the quarantined original into <inbox dir>/originals/ORIGINAL_<name>; returns the final path."""
     if not job["quarantine"]:
