@@ -125,6 +125,7 @@ def plot(data: dict, path: Path) -> None:
     a1.barh([i - 0.2 for i in y], [r.get("ratio_to_structural") or 0 for r in rows], 0.4,
             label="engine / structural floor")
     a1.set_xscale("log")
+    a1.set_xlim(left=1)
     a1.set_yticks(list(y), names)
     a1.invert_yaxis()
     a1.axvline(2.5, color="grey", ls=":", lw=1)
