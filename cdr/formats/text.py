@@ -108,6 +108,10 @@ class CsvHandler(Handler):
         enc = detect_encoding(data)
         text = data.decode(enc, "replace")
         delim = _delimiter(ctx.name, text[:4096])
+        # Conservative pre-check: no trigger right after a cell boundary (optionally behind a quote)
+        # means no formula cell, so the character-level state machine can be skipped.
+        if not re.search(rf'(?:^|[{re.escape(delim)}\r\n])"?[=+\-@\t\r]', text):
+            return text, enc, delim, []
         return text, enc, delim, list(_cell_starts(text, delim))
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
