@@ -31,7 +31,12 @@ def photo(w: int, h: int, seed: int = 1, grain: float = 0.08):
         s = rnd.randrange(max(4, w // 10), max(5, w // 3))
         d.ellipse((x, y, x + s, y + s), fill=(rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)))
     im = im.filter(ImageFilter.GaussianBlur(max(1, w // 200)))
-    noise = Image.merge("RGB", [Image.effect_noise((w, h), 24) for _ in range(3)])
+    if not grain:
+        return im
+    # Seeded noise (Pillow's effect_noise is not): uniform over 86..170, the spread (sigma ~24) of
+    # effect_noise(size, 24), so the same seed gives the same file, byte for byte.
+    noise = Image.merge("RGB", [Image.frombytes("L", (w, h), rnd.randbytes(w * h)).point(lambda v: 86 + v // 3)
+                                for _ in range(3)])
     return Image.blend(im, noise, grain)
 
 
@@ -171,7 +176,35 @@ def image_files(out: Path) -> list[Sample]:
     full = enc(pic, "JPEG", quality=85)
     put(h / "truncated.jpg", full[: len(full) * 6 // 10], "blocked", ["file.malformed"])
     put(h / "bad_crc.png", png[:-30] + bytes([png[-30] ^ 0xFF]) + png[-29:], "blocked", ["file.malformed"])
+    # PNG orientation: eXIf placed after IDAT (Pillow only sees it after decoding) and XMP tiff:Orientation.
+    plain = _png_split(enc(asymmetric(), "PNG"))
+    exif_chunk = _png_chunk(b"eXIf", exif_gps(6)[6:])
+    put(h / "exif_after_idat.png", _PNG_SIG + b"".join(plain[:-1]) + exif_chunk + plain[-1], "sanitized", ["image.metadata"],
+        "eXIf with GPS and orientation 6 after the image data")
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF>'
+           b'</x:xmpmeta>')
+    put(h / "xmp_orient6.png", _PNG_SIG + plain[0] + _png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp)
+        + b"".join(plain[1:]), "sanitized", ["image.metadata"], "orientation 6 given only by XMP")
+    # Image data that is cut short, with valid chunk CRCs.
+    ihdr, stream = plain[0], plain[1][8:-4]
+    put(h / "idat_cut.png", _PNG_SIG + ihdr + _png_chunk(b"IDAT", stream[: len(stream) // 2]) + plain[-1],
+        "blocked", ["file.malformed"], "zlib stream ends early")
     return s
+
+
+_PNG_SIG = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_split(png: bytes) -> list[bytes]:
+    """The chunks of a PNG (without the signature), each as its raw bytes; expects one IDAT."""
+    pos, out = 8, []
+    while pos < len(png):
+        end = pos + 12 + int.from_bytes(png[pos:pos + 4], "big")
+        out.append(png[pos:end])
+        pos = end
+    assert [c[4:8] for c in out].count(b"IDAT") == 1
+    return out
 
 
 # ---------------------------------------------------------------- SVG

@@ -210,10 +210,94 @@ def test_pixel_limit_enforced_before_decoding(images, default_policy, tmp_path):
     assert r.verdict == "blocked" and r.elapsed_ms < 1000 and "100000x100000" not in (r.reason or "x")
 
 
+@pytest.mark.parametrize("rel", ["image/hostile/exif_after_idat.png", "image/hostile/xmp_orient6.png"])
+def test_png_orientation_from_exif_chunk_or_xmp_applied(images, default_policy, tmp_path, rel):
+    """Orientation is read from the chunk walk (eXIf even after IDAT) or XMP; lossless falls back to pixels."""
+    base, _ = images
+    src = base / rel
+    for mode in ("reencode", "lossless"):
+        r = process(src, src.name, tmp_path / mode, _policy(default_policy, mode=mode))
+        assert r.verdict == "sanitized" and "image.metadata" in {t.id for t in r.threats}, (mode, r.reason)
+        data = Path(r.output).read_bytes()
+        assert b"eXIf" not in data and b"PhoneMaker" not in data and b"tiff:Orientation" not in data
+        with Image.open(src) as orig, Image.open(r.output) as out:
+            assert orig.size == (96, 64) and out.size == (64, 96), mode
+            assert _mad(ImageOps.exif_transpose(orig), out) == 0, mode
+
+
+def test_jpeg_lossless_restart_markers_and_fill_bytes(tmp_path, default_policy):
+    """The scan end is found past RSTn markers, stuffed 0xFF00 and 0xFF fill bytes before EOI."""
+    from samples.image_samples import photo
+
+    buf = io.BytesIO()
+    photo(200, 120, seed=5).save(buf, "JPEG", quality=95, restart_marker_blocks=4)
+    data = buf.getvalue()
+    assert data.count(b"\xff\xd0") and data.count(b"\xff\x00")
+    src = tmp_path / "rst.jpg"
+    src.write_bytes(data[:-2] + b"\xff\xff\xff\xd9")
+    r = process(src, src.name, tmp_path / "out", _policy(default_policy, mode="lossless"))
+    assert r.verdict == "clean", r.reason
+    with Image.open(src) as a, Image.open(r.output) as b:
+        assert ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getbbox() is None
+    # Cut inside the scan, after a restart marker: no end marker, blocked.
+    src.write_bytes(data[:data.rindex(b"\xff\xd0") + 40])
+    r = process(src, src.name, tmp_path / "out2", _policy(default_policy, mode="lossless"))
+    assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}
+
+
+def test_jpeg_lossless_blocks_what_libjpeg_refuses(tmp_path, default_policy):
+    """The decoder check runs on the structure: undefined tables, bad scan headers, bad progression."""
+    from samples.image_samples import photo
+
+    pol = _policy(default_policy, mode="lossless")
+    buf = io.BytesIO()
+    photo(64, 48, seed=2).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    src = tmp_path / "nodqt.jpg"
+    pos = data.index(b"\xff\xdb")  # drop every quantisation table: the frame refers to undefined ones
+    while pos >= 0:
+        data = data[:pos] + data[pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big"):]
+        pos = data.find(b"\xff\xdb")
+    src.write_bytes(data)
+    r = process(src, src.name, tmp_path / "o1", pol)
+    assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}
+    data = bytearray(buf.getvalue())
+    data[data.index(b"\xff\xda") + 5] = 9  # the scan names a component the frame does not have
+    src.write_bytes(bytes(data))
+    r = process(src, src.name, tmp_path / "o3", pol)
+    assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}
+    buf = io.BytesIO()
+    photo(64, 48, seed=2).save(buf, "JPEG", quality=90, progressive=True)
+    data = bytearray(buf.getvalue())
+    sos = data.index(b"\xff\xda")
+    ns = data[sos + 4]
+    data[sos + 5 + 2 * ns + 1] = 70  # spectral selection end Se > 63
+    src.write_bytes(bytes(data))
+    r = process(src, src.name, tmp_path / "o2", pol)
+    assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}
+
+
+def test_png_lossless_refuses_zlib_header_that_zlib_refuses(images, default_policy, tmp_path):
+    """A 64 KB window (CINFO 8) is invalid for zlib; the faster inflater (ISA-L) would accept it."""
+    import struct
+    import zlib
+
+    base, _ = images
+    png = (base / "image/benign/grey.png").read_bytes()
+    assert png[33 + 4:33 + 8] == b"IDAT"  # signature + IHDR, then the single IDAT
+    n = int.from_bytes(png[33:37], "big")
+    body = b"\x88\x1c" + png[41 + 2:41 + n]
+    idat = struct.pack(">I", len(body)) + b"IDAT" + body + struct.pack(">I", zlib.crc32(b"IDAT" + body))
+    src = tmp_path / "window.png"
+    src.write_bytes(png[:33] + idat + png[41 + n + 4:])
+    r = process(src, src.name, tmp_path / "out", _policy(default_policy, mode="lossless"))
+    assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}
+
+
 def test_truncated_and_corrupt_blocked_in_both_modes(images, default_policy, tmp_path):
     base, _ = images
     for mode in ("reencode", "lossless"):
-        for rel in ("image/hostile/truncated.jpg", "image/hostile/bad_crc.png"):
+        for rel in ("image/hostile/truncated.jpg", "image/hostile/bad_crc.png", "image/hostile/idat_cut.png"):
             r = process(base / rel, Path(rel).name, tmp_path, _policy(default_policy, mode=mode))
             assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}, (mode, rel)
             assert r.reason_ja and r.reason_en
