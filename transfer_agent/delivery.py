@@ -4,9 +4,10 @@ A job's delivery is a *plan* committed to the ledger before any byte is written:
 inbox directory, each final name (chosen so that nothing existing is overwritten), its
 source and its sha256. Executing the plan writes each file under a dot-prefixed temp
 name `.NAME.tmp-<jobid>` in the same directory, fsyncs it, links it to its final name
-(a hard link never replaces an existing file), removes the temp name and fsyncs the
-directory. Replaying a plan after a crash skips files already in place with the right
-hash and removes leftover temp names, so a file is delivered exactly once.
+(a hard link never replaces an existing file) and removes the temp name; the directory
+is fsynced once when all the plan's files are in place. Replaying a plan after a crash
+skips files already in place with the right hash and removes leftover temp names, so a
+file is delivered exactly once.
 """
 from __future__ import annotations
 
@@ -213,9 +214,11 @@ def execute(plan: dict[str, Any], data_dir: Path, job_id: int, fsync: bool = Tru
             raise Conflict(f["name"]) from None
         if crashpoint:
             crashpoint("deliver.linked")
-        if fsync:
-            fsync_dir(d)
         done.append(f["name"])
+    # One directory fsync for all the links (and temp removals) of this plan, also on a replay: the
+    # caller commits 'delivered' only after it; a power loss before leaves 'delivering', replayed at start.
+    if fsync:
+        fsync_dir(d)
     return done
 
 

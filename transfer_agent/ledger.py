@@ -167,6 +167,20 @@ class Ledger:
                 (source, channel, name, subdir, drop_path, drop_sig, size, submission_id, password, time.time()))
             return int(cur.lastrowid)
 
+    def insert_received_many(self, rows: list[dict[str, Any]]) -> list[int]:
+        """`insert_received` for a group of files, in one transaction; ids in order."""
+        now = time.time()
+        ids = []
+        with self.tx() as t:
+            for r in rows:
+                cur = t.execute(
+                    "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, drop_sig, size, submission_id,"
+                    " password, received_at) VALUES ('received',?,?,?,?,?,?,?,?,?,?)",
+                    (r["source"], r["channel"], r["name"], r["subdir"], r["drop_path"], r.get("drop_sig"),
+                     r.get("size"), r.get("submission_id"), r.get("password"), now))
+                ids.append(int(cur.lastrowid))
+        return ids
+
     def find_reusable(self, sha256: str, policy: str) -> sqlite3.Row | None:
         """A finished job with the same content under the same policy version."""
         return self.one("SELECT * FROM jobs WHERE sha256 = ? AND policy = ? AND status IN ('delivered','blocked')"

@@ -40,21 +40,26 @@ class Quarantine:
     def relpath(self, sha256: str) -> str:
         return str(self.path_for(sha256).relative_to(self.data_dir))
 
-    def store(self, src: Path, sha256: str) -> Path:
+    def store(self, src: Path, sha256: str, fsync: bool | None = None) -> Path:
         """Move `src` (already hashed) into place; a second copy of stored content is dropped.
 
-        Call with `self.lock` held.
+        Call with `self.lock` held. `fsync=False`: the caller fsyncs `dst.parent` and
+        `src.parent` itself (once for a group of files) before relying on the move.
         """
+        fsync = self.fsync if fsync is None else fsync
         dst = self.path_for(sha256)
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.parent.is_dir():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if self.fsync:
+                fsync_dir(self.root)  # the new prefix directory itself
         if dst.is_file() and dst.stat().st_size == src.stat().st_size:
             os.unlink(src)
         else:
             os.chmod(src, 0o440)
             os.rename(src, dst)
-            if self.fsync:
+            if fsync:
                 fsync_dir(dst.parent)
-        if self.fsync:
+        if fsync:
             fsync_dir(src.parent)
         return dst
 

@@ -2,11 +2,13 @@
 
 Crash safety, step by step (every arrow is durable before the next step starts):
 intake   row 'received' (dropbox path) -> rename into work/intake/<id> -> sha256 recorded
-         -> rename into quarantine/<sha> -> row 'queued' + audit 'intake' (one transaction)
+         -> rename into quarantine/<sha> -> row 'queued' + audit 'intake' (one transaction);
+         files that are ready together take each step together (shared commits and fsyncs)
 process  row 'processing' -> worker writes into work/jobs/<id>-<attempt>/ -> outputs moved
-         into the result cache state/results/<sha>/<policy>/<ext>/
+         into the result cache state/results/<sha>/<policy>/<ext>/ -> handed to the delivery
+         thread (the job stays 'processing' until then; the worker already takes the next file)
 deliver  plan (names, hashes) + verdict + audit 'verdict' committed as 'delivering'
-         -> each file: temp name, fsync, link to final name, fsync dir
+         -> each file: temp name, fsync, link to final name; then one fsync of the directory
          -> row 'delivered'/'blocked' + audit 'delivery' (one transaction)
 `recover()` runs at start, before anything else, and finishes or undoes each step.
 """
@@ -64,6 +66,19 @@ def crashpoint(name: str) -> None:
 
 class AlreadyRunning(RuntimeError):
     pass
+
+
+@dataclass
+class Arrival:
+    """A complete file to take in (see `Service.accept`)."""
+
+    path: Path
+    source: str
+    channel: str
+    name: str
+    subdir: str = ""
+    submission_id: str | None = None
+    password: str | None = None
 
 
 @dataclass
@@ -133,11 +148,18 @@ class Service:
         self.delivery_lock = threading.RLock()  # anything that writes into the inbox takes it
         self.on_final: list[Callable[[int], None]] = []  # called with the job id once final
         self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._done: queue.SimpleQueue[int] = queue.SimpleQueue()
+        # Finished job ids, and None to wake the processor (new work queued, stop): it blocks on this.
+        self._done: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._inflight: dict[int, _Inflight] = {}
         self.watcher = DropboxWatcher(cfg, self._on_dropped)
+        # Verdicts to commit and deliver, in order: (job id, dedup key or None, _finish arguments).
+        # Delivery runs in its own thread so that a freed worker gets its next file at once.
+        self._deliveries: queue.SimpleQueue[tuple[int, tuple[str, str, str] | None, tuple, dict] | None] = \
+            queue.SimpleQueue()
+        self._finishing: dict[tuple[str, str, str], int] = {}  # dedup keys waiting in _deliveries
+        self._finishing_lock = threading.Lock()
         self._processor = threading.Thread(target=self._process_loop, name="processor", daemon=True)
+        self._deliverer = threading.Thread(target=self._delivery_loop, name="delivery", daemon=True)
         self._maint = threading.Thread(target=self._maintenance_loop, name="maintenance", daemon=True)
         self.metrics.bind(self.ledger.queue_depth, lambda: len(self._inflight), self.ledger.quarantine_bytes,
                           self.components())
@@ -153,6 +175,7 @@ class Service:
                                       "channels": {c: p.label for c, p in self.channel_policies.items()}})
         self.recover()
         self.executor = self._executor_factory(self.cfg.worker_count)
+        self._deliverer.start()
         self._processor.start()
         self._maint.start()
         self.watcher.start()
@@ -163,10 +186,14 @@ class Service:
         """Stop intake, let in-flight files finish (up to the grace time), requeue the rest."""
         log.info("stopping", extra={"event": "service.stopping", "inflight": len(self._inflight)})
         self._stop.set()
-        self._wake.set()
+        self._kick()
         self.watcher.stop()
         if self._processor.is_alive():
             self._processor.join(self.cfg.shutdown_grace_seconds + 30)
+        # The processor has handed over its last result: deliver what is queued, then stop.
+        self._deliveries.put(None)
+        if self._deliverer.is_alive():
+            self._deliverer.join(60)
         if self._maint.is_alive():
             self._maint.join(10)
         if self.executor is not None:
@@ -184,7 +211,8 @@ class Service:
     def components(self) -> dict[str, Callable[[], bool]]:
         return {
             "watcher": self.watcher.alive,
-            "workers": lambda: self.executor is not None and self.executor.healthy() and self._processor.is_alive(),
+            "workers": lambda: (self.executor is not None and self.executor.healthy() and self._processor.is_alive()
+                                and self._deliverer.is_alive()),
             "ledger": self.ledger.ping,
         }
 
@@ -193,12 +221,15 @@ class Service:
 
     # ------------------------------------------------------------------ intake
 
-    def _on_dropped(self, path: Path) -> None:
-        rel = path.relative_to(self.cfg.dropbox)
-        parts = rel.parts
-        channel = clean_name(parts[0]) if len(parts) > 1 else self.cfg.default_channel
-        subdir = "/".join(clean_name(p) for p in parts[1:-1])
-        self.accept(path, source="dropbox", channel=channel, name=clean_name(parts[-1]), subdir=subdir)
+    def _on_dropped(self, paths: list[Path]) -> None:
+        arrivals = []
+        for path in paths:
+            parts = path.relative_to(self.cfg.dropbox).parts
+            channel = clean_name(parts[0]) if len(parts) > 1 else self.cfg.default_channel
+            subdir = "/".join(clean_name(p) for p in parts[1:-1])
+            arrivals.append(Arrival(path, source="dropbox", channel=channel, name=clean_name(parts[-1]),
+                                    subdir=subdir))
+        self.accept_many(arrivals)
 
     def accept(self, path: Path, *, source: str, channel: str, name: str, subdir: str = "",
                submission_id: str | None = None, password: str | None = None) -> int | None:
@@ -207,24 +238,75 @@ class Service:
         Used by the dropbox watcher and by other intake channels (REST uploads staged under
         work/). The file is gone from `path` afterwards. None if it vanished meanwhile.
         """
-        st = os.lstat(path)
-        job_id = self.ledger.insert_received(source=source, channel=channel, name=name, subdir=subdir,
-                                             drop_path=str(path), size=st.st_size, drop_sig=_sig(st),
-                                             submission_id=submission_id, password=password)
-        crashpoint("intake.row")
-        intake = self.cfg.work / "intake" / str(job_id)
-        try:
-            self._take(path, intake)
-        except FileNotFoundError:
+        arrival = Arrival(path, source=source, channel=channel, name=name, subdir=subdir,
+                          submission_id=submission_id, password=password)
+        return self.accept_many([arrival], strict=True)[0]
+
+    def accept_many(self, arrivals: list[Arrival], strict: bool = False) -> list[int | None]:
+        """`accept` for a group of files, step by step: each step is committed (or fsynced) for the
+        whole group before the next one starts, so the group shares its commits and directory fsyncs
+        while every file keeps the order of durable steps that `recover()` relies on.
+
+        A file that fails is logged and left for recovery (or the next walk); with `strict` the first
+        error is raised instead (single-file callers)."""
+        ids: list[int | None] = [None] * len(arrivals)
+        rows = []
+        for i, a in enumerate(arrivals):
+            try:
+                st = os.lstat(a.path)
+            except FileNotFoundError:
+                continue
+            rows.append((i, dict(source=a.source, channel=a.channel, name=a.name, subdir=a.subdir,
+                                 drop_path=str(a.path), size=st.st_size, drop_sig=_sig(st),
+                                 submission_id=a.submission_id, password=a.password)))
+        if not rows:
+            return ids
+        for (i, _), jid in zip(rows, self.ledger.insert_received_many([r for _, r in rows]), strict=True):
+            ids[i] = jid
+            crashpoint("intake.row")
+        # Out of the sender's reach: renames; the directories are fsynced once for the group.
+        taken: list[tuple[int, Path]] = []
+        gone: list[int] = []
+        dirs: set[Path] = set()
+        for i, a in enumerate(arrivals):
+            jid = ids[i]
+            if jid is None:
+                continue
+            intake = self.cfg.work / "intake" / str(jid)
+            try:
+                self._take(a.path, intake)
+            except FileNotFoundError:
+                gone.append(jid)
+                ids[i] = None
+                continue
+            except Exception:
+                ids[i] = None  # row stays 'received': recovery takes the file at the next start
+                if strict:
+                    raise
+                log.exception("intake failed", extra={"event": "error", "job_id": jid, "path": str(a.path)})
+                continue
+            dirs.add(a.path.parent)
+            taken.append((jid, intake))
+            crashpoint("intake.renamed")
+        if self.cfg.fsync and taken:
+            for d in sorted(dirs | {self.cfg.work / "intake"}):
+                fsync_dir(d)
+        if gone:
             with self.ledger.tx() as t:
-                t.execute("DELETE FROM jobs WHERE id = ? AND status = 'received'", (job_id,))
-            return None
-        crashpoint("intake.renamed")
-        self._finish_intake(job_id, intake)
-        return job_id
+                for jid in gone:
+                    t.execute("DELETE FROM jobs WHERE id = ? AND status = 'received'", (jid,))
+        try:
+            self._finish_intake_many(taken, strict)
+        except Exception:
+            if strict:
+                raise
+            log.exception("intake failed", extra={"event": "error", "job_ids": [j for j, _ in taken]})
+        return ids
 
     def _take(self, src: Path, intake: Path) -> None:
-        """Move the file out of reach of the sender: a rename, or copy + unlink across file systems."""
+        """Move the file out of reach of the sender: a rename, or copy + unlink across file systems.
+
+        The caller fsyncs both directories afterwards."""
         try:
             os.rename(src, intake)
         except OSError as exc:
@@ -237,36 +319,69 @@ class Service:
             fsync_dir(intake.parent)
             crashpoint("intake.copied")
             os.unlink(src)  # recovery removes it if we die before this line (same drop_sig)
-        if self.cfg.fsync:
-            fsync_dir(src.parent)
-            fsync_dir(intake.parent)
 
     def _finish_intake(self, job_id: int, intake: Path) -> None:
-        sha, size = hash_file(intake, fsync=self.cfg.fsync)
+        self._finish_intake_many([(job_id, intake)], strict=True)
+
+    def _finish_intake_many(self, taken: list[tuple[int, Path]], strict: bool = True) -> None:
+        """Hash (sha recorded, committed) -> into quarantine (fsynced) -> 'queued', for a group."""
+        hashed: list[tuple[int, Path, str, int]] = []
+        for jid, intake in taken:
+            try:
+                sha, size = hash_file(intake, fsync=self.cfg.fsync)
+            except Exception:
+                if strict:
+                    raise
+                log.exception("hashing failed", extra={"event": "error", "job_id": jid})
+                continue  # stays in work/intake as 'received': recovery finishes it
+            hashed.append((jid, intake, sha, size))
+        if not hashed:
+            return
         with self.ledger.tx() as t:
-            t.execute("UPDATE jobs SET sha256 = ?, size = ? WHERE id = ?", (sha, size, job_id))
-        crashpoint("intake.hashed")
+            for jid, _, sha, size in hashed:
+                t.execute("UPDATE jobs SET sha256 = ?, size = ? WHERE id = ?", (sha, size, jid))
+        for _ in hashed:
+            crashpoint("intake.hashed")
         with self.quarantine.lock:
-            self.quarantine.store(intake, sha)
-            crashpoint("intake.stored")
-            self._mark_queued(job_id)
+            dirs: set[Path] = set()
+            for _, intake, sha, _ in hashed:
+                dst = self.quarantine.store(intake, sha, fsync=False)
+                dirs.update((dst.parent, intake.parent))
+                crashpoint("intake.stored")
+            if self.cfg.fsync:
+                for d in sorted(dirs):
+                    fsync_dir(d)
+            self._mark_queued_many([jid for jid, _, _, _ in hashed])
 
     def _mark_queued(self, job_id: int) -> None:
-        row = self.ledger.job(job_id)
-        sha, size, now = row["sha256"], row["size"], time.time()
-        rel = self.quarantine.relpath(sha)
+        self._mark_queued_many([job_id])
+
+    def _mark_queued_many(self, job_ids: list[int]) -> None:
+        """Originals are in quarantine (durably): the jobs wait for a worker. One transaction."""
+        now = time.time()
+        done = []
         with self.ledger.tx() as t:
-            t.execute("UPDATE jobs SET status = 'queued', quarantine = ? WHERE id = ?", (rel, job_id))
-            t.execute("INSERT INTO quarantine(sha256, size, path, first_seen, last_seen) VALUES (?,?,?,?,?)"
-                      " ON CONFLICT(sha256) DO UPDATE SET last_seen = excluded.last_seen, purged_at = NULL",
-                      (sha, size, rel, now, now))
-            t.audit("intake", {"channel": row["channel"], "name": row["name"], "subdir": row["subdir"],
-                               "sha256": sha, "size": size, "source": row["source"],
-                               "submission_id": row["submission_id"]}, job_id=job_id)
-        self.metrics.intake.labels(row["channel"]).inc()
-        log.info("taken into quarantine", extra={"event": "intake", "job_id": job_id, "channel": row["channel"],
-                                                 "file": row["name"], "sha256": sha, "size": size})
-        self._wake.set()
+            for job_id in job_ids:
+                row = t.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                sha, size = row["sha256"], row["size"]
+                rel = self.quarantine.relpath(sha)
+                t.execute("UPDATE jobs SET status = 'queued', quarantine = ? WHERE id = ?", (rel, job_id))
+                t.execute("INSERT INTO quarantine(sha256, size, path, first_seen, last_seen) VALUES (?,?,?,?,?)"
+                          " ON CONFLICT(sha256) DO UPDATE SET last_seen = excluded.last_seen, purged_at = NULL",
+                          (sha, size, rel, now, now))
+                t.audit("intake", {"channel": row["channel"], "name": row["name"], "subdir": row["subdir"],
+                                   "sha256": sha, "size": size, "source": row["source"],
+                                   "submission_id": row["submission_id"]}, job_id=job_id)
+                done.append(row)
+        for row in done:
+            self.metrics.intake.labels(row["channel"]).inc()
+            log.info("taken into quarantine", extra={"event": "intake", "job_id": row["id"], "channel": row["channel"],
+                                                     "file": row["name"], "sha256": row["sha256"], "size": row["size"]})
+        self._kick()
+
+    def _kick(self) -> None:
+        """Wake the processor now (a job was queued, or we stop) instead of at its next poll."""
+        self._done.put(None)
 
     # ------------------------------------------------------------------ recovery
 
@@ -289,6 +404,9 @@ class Service:
             elif os.path.lexists(row["drop_path"]):
                 intake.with_name(intake.name + ".copy").unlink(missing_ok=True)
                 self._take(Path(row["drop_path"]), intake)
+                if self.cfg.fsync:
+                    fsync_dir(Path(row["drop_path"]).parent)
+                    fsync_dir(intake.parent)
                 self._finish_intake(jid, intake)
             else:
                 with self.ledger.tx() as t:
@@ -333,23 +451,28 @@ class Service:
                     self._requeue_inflight()
                     return
             else:
-                try:
-                    self._dispatch()
-                except Exception:  # noqa: BLE001 - keep the loop alive; the ledger keeps the state
-                    self.metrics.errors.labels("dispatch").inc()
-                    log.exception("dispatch failed", extra={"event": "error"})
+                self._dispatch_safe()
             try:
-                jid = self._done.get(timeout=0.1 if self._inflight else 0.05)
+                # Event driven: a finished job or a kick wakes us; the timeout is only a safety net.
+                jid = self._done.get(timeout=0.1 if self._stop.is_set() else 0.5)
             except queue.Empty:
-                if not self._inflight and not self._stop.is_set():
-                    self._wake.wait(0.5)
-                    self._wake.clear()
+                continue
+            if jid is None:
                 continue
             try:
                 self._complete(jid)
             except Exception:  # noqa: BLE001
                 self.metrics.errors.labels("complete").inc()
                 log.exception("completing a job failed", extra={"event": "error", "job_id": jid})
+
+    def _dispatch_safe(self) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            self._dispatch()
+        except Exception:  # noqa: BLE001 - keep the loop alive; the ledger keeps the state
+            self.metrics.errors.labels("dispatch").inc()
+            log.exception("dispatch failed", extra={"event": "error"})
 
     def _requeue_inflight(self) -> None:
         ids = list(self._inflight)
@@ -366,7 +489,10 @@ class Service:
         free = self.executor.capacity - len(self._inflight)
         if free <= 0:
             return
+        # Identical content running or being delivered now: it waits and is answered from the cache.
         busy = {inf.key for inf in self._inflight.values()}
+        with self._finishing_lock:
+            busy.update(self._finishing)
         for row in self.ledger.query("SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT ?",
                                      (free + 64,)):
             if free <= 0 or self._stop.is_set():
@@ -390,13 +516,15 @@ class Service:
                                           f"interrupted {attempts - 1} times"))
                 res.block("処理が繰り返し中断されたため配送を停止しました",
                           "processing was interrupted repeatedly; the file was not delivered")
-                self._finish(row["id"], res.to_dict(), None, None, None, None)
+                self._hand_over(row["id"], None, res.to_dict(), None, None, None, None)
                 continue
             out_dir = self.cfg.work / "jobs" / f"{row['id']}-{attempts}"
             shutil.rmtree(out_dir, ignore_errors=True)
             out_dir.mkdir(parents=True)
+            # The quarantine is content-addressed by this hash: the pool need not hash the original again.
             job = Job(src=str(self.cfg.data_dir / row["quarantine"]), name=row["name"], out_dir=str(out_dir),
-                      policy=policy.to_dict(), password=row["password"], want_text=policy.text_rendition)
+                      policy=policy.to_dict(), password=row["password"], want_text=policy.text_rendition,
+                      sha256=row["sha256"])
             try:
                 fut = self.executor.submit(job)
             except Exception:
@@ -425,7 +553,7 @@ class Service:
             if result.get("verdict") != BLOCKED and not (out_name and (cache / out_name).is_file()):
                 continue
             origin = prev["reused_from"] or prev["id"]
-            self._finish(job_id, result, cache, out_name, text_name, origin, first_name=prev["name"])
+            self._hand_over(job_id, key, result, cache, out_name, text_name, origin, first_name=prev["name"])
             return True
         return False
 
@@ -459,9 +587,36 @@ class Service:
         else:
             shutil.rmtree(inf.out_dir, ignore_errors=True)
             result["output"] = result["text_output"] = None
-        self._finish(job_id, result, cache, out_name, text_name, None)
+        self._hand_over(job_id, inf.key, result, cache, out_name, text_name, None)
 
     # ------------------------------------------------------------------ delivery
+
+    def _hand_over(self, job_id: int, key: tuple[str, str, str] | None, *args: Any, **kw: Any) -> None:
+        """Queue a verdict for the delivery thread. Until it is delivered the job stays 'processing' in
+        the ledger (a crash requeues it, as before), and identical content waits to reuse it."""
+        if key is not None:
+            with self._finishing_lock:
+                self._finishing[key] = self._finishing.get(key, 0) + 1
+        self._deliveries.put((job_id, key, args, kw))
+
+    def _delivery_loop(self) -> None:
+        while True:
+            item = self._deliveries.get()
+            if item is None:
+                return
+            job_id, key, args, kw = item
+            try:
+                self._finish(job_id, *args, **kw)
+            except Exception:  # noqa: BLE001 - the ledger keeps the state; a restart finishes or redoes it
+                self.metrics.errors.labels("deliver").inc()
+                log.exception("delivering a job failed", extra={"event": "error", "job_id": job_id})
+            finally:
+                if key is not None:
+                    with self._finishing_lock:
+                        n = self._finishing.pop(key, 1) - 1
+                        if n > 0:
+                            self._finishing[key] = n
+                    self._kick()  # identical content may now be answered from the cache
 
     def _finish(self, job_id: int, result: dict[str, Any], cache: Path | None, out_name: str | None,
                 text_name: str | None, reused_from: int | None, first_name: str | None = None) -> None:
@@ -504,7 +659,7 @@ class Service:
             t.execute("UPDATE jobs SET status = 'queued', verdict = NULL, result = NULL, plan = NULL,"
                       " reused_from = NULL WHERE id = ?", (job_id,))
         log.warning("job requeued", extra={"event": "requeue", "job_id": job_id, "why": why})
-        self._wake.set()
+        self._kick()
 
     def _deliver(self, job_id: int) -> None:
         with self.delivery_lock:
