@@ -117,10 +117,11 @@ def engine_each(pool, paths: list[Path], policy: dict, out_dir: Path) -> tuple[l
     return lat, verdicts
 
 
-def engine_batch(pool, paths: list[Path], policy: dict, out_dir: Path) -> float:
+def engine_batch(pool, paths: list[Path], policy: dict, out_dir: Path, want_text: bool = False) -> float:
     """Wall seconds for the whole list submitted at once (throughput with pool.size workers).
 
-    Largest first, as `cdr sanitize` submits them."""
+    Largest first, as `cdr sanitize` submits them. `want_text` adds the text rendition, as the
+    appliance's default policy does."""
     from cdr.worker import Job
 
     paths = sorted(paths, key=lambda p: -p.stat().st_size)
@@ -129,7 +130,7 @@ def engine_batch(pool, paths: list[Path], policy: dict, out_dir: Path) -> float:
     for i, p in enumerate(paths):
         jd = out_dir / f"b{i}"
         jd.mkdir(parents=True, exist_ok=True)
-        futs.append(pool.submit(Job(str(p), p.name, str(jd), policy)))
+        futs.append(pool.submit(Job(str(p), p.name, str(jd), policy, want_text=want_text)))
     for f in futs:
         f.result()
     wall = time.perf_counter() - t

@@ -91,7 +91,8 @@ def table(data: dict) -> str:
     ap = data.get("appliance")
     if ap:
         lines.append("appliance drop folder -> inbox: " + (
-            f"{ap['files_per_s']} files/s ({ap['files']} files, {ap['workers']} workers, {ap['seconds']} s)"
+            f"{ap['files_per_s']} files/s ({ap['files']} files, {ap['workers']} workers, {ap['seconds']} s; "
+            f"engine alone with text renditions {ap.get('engine_with_text_files_per_s')} files/s)"
             if "skipped" not in ap else f"skipped: {ap['skipped']}"))
     for fb in data.get("family_benches", []):
         if "error" in fb:
