@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from cdr.detect import detect
+from cdr.formats import _ooxml_xml as X
+from cdr.formats._ooxml_pkg import Rebuild
 from cdr.formats.ooxml import inspect_ooxml, ooxml_text, rebuild_ooxml
 from cdr.handler import Context
 from cdr.pipeline import process
@@ -307,6 +309,7 @@ def test_obfuscated_and_simple_dde_fields(tmp_path):
     assert "表示文字" in doc and "単純" in doc and "QUOTE" not in doc and "dde" not in doc.lower()
     assert 'w:instr=" PAGE "' in doc and "INCLUDEPICTURE" not in doc
     assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.docx") == []
+    assert _prescan_same_as_full(src, tmp_path) and not _prescan_same_as_full(tmp_path / "o.docx", tmp_path)
 
 
 def test_dtd_duplicates_and_oversized_parts_block(tmp_path, default_policy):
@@ -364,6 +367,7 @@ def test_xlsx_dangerous_names_rules_and_hyperlink_function(tmp_path):
     assert "calc.exe" not in sheet and "開く" in sheet and 'HYPERLINK("https://www.city.example.lg.jp","市")' in sheet
     wb = _read(tmp_path / "o.xlsx", "xl/workbook.xml")
     assert "Auto_Open2" not in wb and "WEBSERVICE" not in wb and "人口計" in wb
+    assert _prescan_same_as_full(src, tmp_path)
 
 
 # ------------------------------------------------------------------ LibreOffice opens what we deliver
@@ -444,3 +448,109 @@ def test_sheet_activex_controls_and_macro_buttons(tmp_path):
     vml_out = _read(tmp_path / "o.xlsx", "xl/drawings/vmlDrawing1.vml")
     assert "FmlaMacro" not in vml_out and "href" not in vml_out and "ClientData" in vml_out
     assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.xlsx") == []
+    assert _prescan_same_as_full(src, tmp_path)
+
+
+# ------------------------------------------------------------------ the inspect pre-scan (verify's fast path)
+
+def _findings(path: Path, tmp_path: Path, prescan: bool) -> tuple[list, str | None, list[str]]:
+    rb = Rebuild(_ctx(tmp_path), write=False, prescan=prescan)
+    try:
+        rb.run(path, None)
+        err = None
+    except Exception as exc:  # the same typed error either way
+        err = f"{type(exc).__name__}: {getattr(exc, 'en', exc)}"
+    return sorted(dataclasses.astuple(t) for t in rb.threats), err, rb.skipped
+
+
+def _prescan_same_as_full(path: Path, tmp_path: Path) -> list:
+    """Inspect with and without the byte pre-scan: same findings, same error, and no finding at all in a
+    part the pre-scan skipped. Returns the findings (for non-vacuity checks)."""
+    fast, err_fast, skipped = _findings(path, tmp_path, True)
+    full, err_full, none = _findings(path, tmp_path, False)
+    assert none == []
+    assert (fast, err_fast) == (full, err_full), path
+    # Findings inside a part (fields, formulas, actions...) are "neutralized"; none may sit in a skipped part.
+    assert not {t[1] for t in full if t[2] == "neutralized"} & set(skipped), (path, skipped)
+    return full or ([err_full] if err_full else [])
+
+
+def test_prescan_never_misses_what_the_full_walk_finds(results, ooxml_corpus, tmp_path):
+    """Every sample (benign and hostile) and every rebuilt output, inspected both ways."""
+    base, samples = ooxml_corpus
+    found = 0
+    for rel, (s, r) in results.items():
+        paths = [base / rel] if not s.password else []
+        paths += [Path(r.output)] if r.output else []
+        for p in paths:
+            found += bool(_prescan_same_as_full(p, tmp_path))
+    assert found >= 15  # the hostile inputs do have findings: the comparison is not vacuous
+
+
+def test_prescan_skips_quiet_parts_only(tmp_path):
+    fld = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<w:document xmlns:w="http://schemas.'
+           'openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:fldSimple w:instr="DDE x"/></w:p>'
+           '</w:body></w:document>')
+    plain = fld.replace('<w:fldSimple w:instr="DDE x"/>', "<w:r><w:t>x</w:t></w:r>")
+    assert X.quiet(plain.encode(), "word_story") and not X.quiet(fld.encode(), "word_story")
+    # Names the byte scan cannot see, or a prolog it does not vouch for: always parsed.
+    assert not X.quiet(plain.encode("utf-16"), "word_story")
+    assert not X.quiet(plain.replace("UTF-8", "ISO-8859-1").encode(), "word_story")
+    assert not X.quiet(plain.replace("UTF-8", "Shift_JIS").encode("shift_jis"), "word_story")
+    assert not X.quiet(plain.replace("?>\n", '?><!DOCTYPE w:document [<!ENTITY a "b">]>').encode(), "word_story")
+    assert not X.quiet(plain.replace("?>\n", "?><!-- c -->").encode(), "word_story")
+    assert not X.quiet(plain.encode(), "workbook")  # always parsed
+    assert not X.quiet(b'<a xmlns:a="x"><a:hlinkClick action="ppaction://program"/></a>', "")
+    assert not X.quiet(b'<worksheet><sheetData><row><c><x:f>CALL("a")</x:f></c></row></sheetData></worksheet>',
+                       "sheet")
+    assert X.quiet(b'<worksheet><sheetData><row><c><v>1</v></c></row></sheetData></worksheet>', "sheet")
+
+
+def test_dangling_reference_scan():
+    R = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+    doc = f'<w:document {R} xmlns:xr="urn:x"><a xr:uid="rId9" r:embed="rId1"/>r:id="rId7" text</w:document>'
+    assert not X.has_dangling(doc.encode(), {"rId1"})  # xr:uid and text are not references
+    assert X.has_dangling(doc.replace('r:embed="rId1"', 'r:embed="rId2"').encode(), {"rId1"})
+    assert X.has_dangling(doc.replace('r:embed="rId1"', "r:embed = 'rId2'").encode(), {"rId1"})
+    assert X.has_dangling(doc.replace('"rId1"', '"rId&#49;"').encode(), {"rId1"})  # any doubt: exact path
+    o = '<v:shape xmlns:v="urn:v" xmlns:o="urn:schemas-microsoft-com:office:office" o:relid="rId3"/>'
+    assert X.has_dangling(o.encode(), {"rId1"}) and not X.has_dangling(o.encode(), {"rId3"})
+
+
+_W, _S, _P, _A = (f"http://schemas.openxmlformats.org/{k}" for k in (
+    "wordprocessingml/2006/main", "spreadsheetml/2006/main", "presentationml/2006/main", "drawingml/2006/main"))
+_XDR = "http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing"
+_EP = "http://schemas.openxmlformats.org/officeDocument/2006/extended-properties"
+# One real trigger per part role: what the role's disarm function reports.
+_ROLE_TRIGGERS = {
+    "vml": ('<xml xmlns:x="urn:schemas-microsoft-com:office:excel"><x:ClientData><x:FmlaMacro>[0]!Evil'
+            '</x:FmlaMacro></x:ClientData></xml>', lambda r, rep: X.disarm_vml(r, rep)),
+    "word_story": (f'<w:document xmlns:w="{_W}"><w:body><w:p><w:fldSimple w:instr="DDE a b"/></w:p></w:body>'
+                   "</w:document>", lambda r, rep: X.disarm_word_story(r, {}, rep)),
+    "word_settings": (f'<w:settings xmlns:w="{_W}"><w:mailMerge><w:query w:val="SELECT 1"/></w:mailMerge>'
+                      "</w:settings>", lambda r, rep: X.disarm_word_settings(r, rep)),
+    "sheet": (f'<worksheet xmlns="{_S}"><sheetData><row r="1"><c r="A1"><f>CALL("k","x")</f></c></row>'
+              "</sheetData></worksheet>", lambda r, rep: X.disarm_sheet(r, {}, rep)),
+    "ctrlprop": ('<formControlPr xmlns="http://schemas.microsoft.com/office/spreadsheetml/2009/9/main" '
+                 'fmlaMacro="[0]!Evil"/>', lambda r, rep: X.disarm_ctrlprop(r, rep)),
+    "drawing": (f'<xdr:wsDr xmlns:xdr="{_XDR}"><xdr:sp macro="[0]!Evil"/></xdr:wsDr>',
+                lambda r, rep: X.disarm_drawing(r, rep)),
+    "slide": (f'<p:sld xmlns:p="{_P}"><p:timing><p:tnLst><p:par><p:cmd type="verb" cmd="0"/></p:par></p:tnLst>'
+              "</p:timing></p:sld>", lambda r, rep: X.disarm_slide(r, set(), rep)),
+    "app": (f'<Properties xmlns="{_EP}"><HyperlinkBase>file:///c:/x/</HyperlinkBase></Properties>',
+            lambda r, rep: X.disarm_app_props(r, {}, rep)),
+    "": (f'<a:x xmlns:a="{_A}"><a:hlinkClick action="ppaction://program?x"/></a:x>',
+         lambda r, rep: X.disarm_links(r, rep)),
+}
+
+
+@pytest.mark.parametrize("role", sorted(_ROLE_TRIGGERS))
+def test_prescan_sees_each_roles_trigger(role):
+    """For every role, a part its disarm function reports on is never judged quiet."""
+    xml, disarm = _ROLE_TRIGGERS[role]
+    found: list = []
+    disarm(X.parse(xml.encode()), lambda *a: found.append(a))
+    assert found, role  # a real trigger
+    decl = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n'
+    for data in (xml, decl + xml):
+        assert not X.quiet(data.encode(), role), role

@@ -36,7 +36,7 @@ from ._ooxml_const import (
 Report = Callable[[str, str], None]
 
 _SAFE = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, dtd_validation=False,
-             remove_comments=True, remove_pis=True)
+             remove_comments=True, remove_pis=True, collect_ids=False)  # no xml:id table: unused, ~4% faster
 PARSER = etree.XMLParser(**_SAFE)
 # VML written by Excel is often not well-formed (<br> in text boxes): recover, still without DTD or network.
 VML_PARSER = etree.XMLParser(recover=True, **_SAFE)
@@ -128,34 +128,135 @@ _R_URIS = (b"http://schemas.openxmlformats.org/officeDocument/2006/relationships
 _O_URI = b"urn:schemas-microsoft-com:office:office"
 _XMLNS = re.compile(rb"xmlns:([A-Za-z_][\w.\-]*)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 HAS_FORMULA = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?(?:f|formula[12]?)[\s>/]")
+# Superset of HAS_FORMULA that starts with a literal, so re skips ahead with a fast search (~5x faster).
+_MAYBE_FORMULA = re.compile(rb"f(?:[\s>/]|ormula)")
+_XML_WS = b" \t\r\n"
+
+
+def has_formula(data: bytes) -> bool:
+    """Byte-level: may `data` hold a formula element (f, formula, formula1, formula2, any prefix)?"""
+    return _MAYBE_FORMULA.search(data) is not None and HAS_FORMULA.search(data) is not None
+
+
+def _ref_pattern(prefix: bytes, relid_only: bool) -> re.Pattern[bytes]:
+    # Starts with the literal prefix: re then jumps between occurrences instead of trying every byte.
+    name = rb":relid" if relid_only else rb":[A-Za-z_][\w.\-]*"
+    return re.compile(re.escape(prefix) + name + rb"\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 
 
 def has_dangling(data: bytes, kept: set[str]) -> bool:
     """Byte-level check: does any r:* (or o:relid) attribute name a relationship id not in `kept`?
 
     Only valid when names are literal bytes (see names_literal). Any doubt (an entity in a namespace
-    URI or in a value) answers True, which only costs the slow, exact path."""
-    prefixes: set[bytes] = set()
-    oprefixes: set[bytes] = set()
+    URI or in a value, a value that runs over markup) answers True, which only costs the slow, exact path."""
+    pats: list[re.Pattern[bytes]] = []
     for m in _XMLNS.finditer(data):
         uri = m.group(2) if m.group(2) is not None else m.group(3)
         if b"&" in uri:
             return True
         if uri in _R_URIS:
-            prefixes.add(m.group(1))
+            pats.append(_ref_pattern(m.group(1), False))
         elif uri == _O_URI:
-            oprefixes.add(m.group(1))
-    alts = [re.escape(p) + rb":[A-Za-z_][\w.\-]*" for p in prefixes] + \
-           [re.escape(p) + rb":relid" for p in oprefixes]
-    if not alts:
+            pats.append(_ref_pattern(m.group(1), True))
+    if not pats:
         return False
-    pat = re.compile(rb"\s(?:" + b"|".join(alts) + rb")\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
     kept_b = {k.encode("utf-8") for k in kept}
-    for m in pat.finditer(data):
-        v = m.group(1) if m.group(1) is not None else m.group(2)
-        if v and (v not in kept_b or b"&" in v):
-            return True
+    for pat in pats:
+        pos = 0
+        while True:
+            m = pat.search(data, pos)
+            if m is None:
+                break
+            s = m.start()
+            if s == 0 or data[s - 1] not in _XML_WS:  # "xr:uid", text: not an attribute of that prefix
+                pos = s + 1
+                continue
+            v = m.group(1) if m.group(1) is not None else m.group(2)
+            if v and (v not in kept_b or b"&" in v or b"<" in v):
+                return True
+            pos = m.end()
     return False
+
+
+_ENC_DECL = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z0-9._\-]*)[\"']")
+
+
+def bytes_literal(data: bytes) -> bool:
+    """Like names_literal, from the bytes alone (no parse): UTF-8 or ASCII, declared or by default.
+    Conservative: anything unusual answers False."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:64]:
+        return False
+    head = data[3:512] if data.startswith(b"\xef\xbb\xbf") else data[:512]
+    if not head.startswith(b"<"):
+        return False
+    if head.startswith(b"<?xml"):
+        end = head.find(b"?>")
+        if end < 0:
+            return False
+        m = _ENC_DECL.match(head[:end + 2])
+        if m is not None:
+            enc = m.group(1).decode("ascii").upper().replace("_", "-")
+            return enc in ("UTF-8", "UTF8", "US-ASCII", "ASCII")
+        return b"encoding" not in head[:end]
+    return True
+
+
+# Byte tokens per part role (see _ooxml_pkg.role_of): when none occurs, the disarm function for that
+# role finds nothing. Element and attribute names cannot be escaped in XML, so with literal names a
+# missing local name rules the element out. Roles absent here (the workbook) are always parsed.
+TRIGGERS: dict[str, tuple[bytes, ...]] = {
+    "vml": (b"FmlaMacro",),
+    "word_story": (b"fldChar", b"nstrText", b"fldSimple", b"Macro"),  # nstrText: instrText, delInstrText
+    "word_settings": (b"mailMerge",),
+    "ctrlprop": (b"fmlaMacro",),
+    "drawing": (b"macro",),
+    "slide": (b"cmd",),
+    "app": (b"HyperlinkBase",),
+    "chart": (),
+    "pres": (),
+    "": (),
+}
+_LINK_TRIGGER = re.compile(rb"h(?:link|ref)")  # disarm_links, for every part (one pass over the bytes)
+
+
+def any_token(data: bytes, tokens: tuple[bytes, ...]) -> bool:
+    return any(t in data for t in tokens)
+
+
+def quiet(data: bytes, role: str) -> bool:
+    """Inspect only: True when a byte scan proves that parsing and disarming this part would report
+    nothing (the rebuild never takes this shortcut: it parses and re-serialises every part)."""
+    if role == "sheet":
+        if has_formula(data):
+            return False
+    elif role not in TRIGGERS or any_token(data, TRIGGERS[role]):
+        return False
+    if may_link(data):
+        return False
+    return bytes_literal(data) and _plain_prolog(data)
+
+
+def may_link(data: bytes) -> bool:
+    """Byte-level, literal names only: may disarm_links find anything (hlink*, VML href)?"""
+    return _LINK_TRIGGER.search(data) is not None
+
+
+def _plain_prolog(data: bytes) -> bool:
+    """Only the XML declaration or processing instructions before the root element: no DTD (which
+    blocks the file in the rebuild; the full parse then raises it here too) and no comment."""
+    i = 0
+    while True:
+        j = data.find(b"<", i)
+        if j < 0:
+            return False
+        nxt = data[j + 1:j + 2]
+        if nxt == b"!":
+            return False
+        if nxt != b"?":
+            return True
+        i = data.find(b"?>", j)
+        if i < 0:
+            return False
 
 
 def fix_references(root: etree._Element, kept: set[str]) -> None:
