@@ -386,6 +386,21 @@ def detect(path: str | Path, name: str | None = None) -> Detection:
         elif head.startswith(b"7z\xbc\xaf\x27\x1c"):
             mime = "application/x-7z-compressed"
             reasons.append("7-Zip signature")
+        elif head.startswith(b"\xff\xd8\xff"):
+            mime = "image/jpeg"
+            reasons.append("JPEG SOI marker")
+        elif head.startswith(b"\x89PNG\r\n\x1a\n"):
+            mime = "image/png"
+            reasons.append("PNG signature")
+        elif head.startswith((b"GIF87a", b"GIF89a")):
+            mime = "image/gif"
+            reasons.append("GIF signature")
+        elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            mime = "image/webp"
+            reasons.append("RIFF WEBP header")
+        elif head.startswith((b"II*\x00", b"MM\x00*")):
+            mime = "image/tiff"
+            reasons.append("TIFF header")
         elif head[:4] in (b"XDW\x00", b"XDWF") or head.startswith((b"<XDW", b"%XDW")):
             mime = "application/vnd.fujixerox.docuworks"
             reasons.append("DocuWorks signature")

@@ -108,9 +108,12 @@ class CsvHandler(Handler):
         enc = detect_encoding(data)
         text = data.decode(enc, "replace")
         delim = _delimiter(ctx.name, text[:4096])
-        # Conservative pre-check: no trigger right after a cell boundary (optionally behind a quote)
-        # means no formula cell, so the character-level state machine can be skipped.
-        if not re.search(rf'(?:^|[{re.escape(delim)}\r\n])"?[=+\-@\t\r]', text):
+        # Conservative pre-check: no trigger right after a cell boundary (optionally behind a quote),
+        # other than a sign starting a plain number, means no formula cell: skip the state machine.
+        d = re.escape(delim)
+        trigger = (rf'(?:^|[{d}\r\n])"?(?:[=@\t\r]|[+\-](?!(?:\d+(?:[.,]\d+)*|\.\d+)(?:[eE][+\-]?\d+)?%?'
+                   rf'"?(?:[{d}\r\n]|$)))')
+        if not re.search(trigger, text):
             return text, enc, delim, []
         return text, enc, delim, list(_cell_starts(text, delim))
 
