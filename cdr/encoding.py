@@ -14,6 +14,7 @@ _ODD = re.compile(r"[\u0080-\u009f\ufffd\ue000-\uf8ff]")
 
 
 def _score(text: str) -> float:
+    text = text[:65536]  # strict decoding already checked the whole sample; this only ranks
     if not text:
         return 0.0
     ja = len(_JA.findall(text))

@@ -111,8 +111,9 @@ class CsvHandler(Handler):
         # Conservative pre-check: no trigger right after a cell boundary (optionally behind a quote),
         # other than a sign starting a plain number, means no formula cell: skip the state machine.
         d = re.escape(delim)
-        trigger = (rf'(?:^|[{d}\r\n])"?(?:[=@\t\r]|[+\-](?!(?:\d+(?:[.,]\d+)*|\.\d+)(?:[eE][+\-]?\d+)?%?'
-                   rf'"?(?:[{d}\r\n]|$)))')
+        lead = "=@" + ("" if delim == "\t" else "\t")  # an unquoted CR ends the row, it starts no cell
+        trigger = (rf'(?:^|[{d}\r\n])(?:"\r|"?(?:[{lead}]|[+\-](?!(?:\d+(?:[.,]\d+)*|\.\d+)'
+                   rf'(?:[eE][+\-]?\d+)?%?"?(?:[{d}\r\n]|$))))')
         if not re.search(trigger, text):
             return text, enc, delim, []
         return text, enc, delim, list(_cell_starts(text, delim))
