@@ -194,12 +194,16 @@ def _suffix(name: str) -> str:
 
 
 def _libmagic(head: bytes) -> tuple[str, str]:
+    """MIME type and description; the description (a second libmagic pass) only when the MIME
+    type alone says nothing (it tells boot sectors and the like apart)."""
     try:
         import magic
     except ImportError:  # pragma: no cover - libmagic is a hard dependency
         return "application/octet-stream", "libmagic unavailable"
     try:
-        return magic.from_buffer(head, mime=True), magic.from_buffer(head)
+        mime = magic.from_buffer(head, mime=True)
+        desc = magic.from_buffer(head) if mime == "application/octet-stream" else mime
+        return mime, desc
     except Exception as exc:  # libmagic can choke on odd input; structure checks still run
         return "application/octet-stream", f"libmagic error: {exc}"
 
