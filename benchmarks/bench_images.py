@@ -9,7 +9,6 @@ sha256 + write of the same bytes, as in `python -m benchmarks`). Images come fro
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import statistics
@@ -19,6 +18,8 @@ import time
 from pathlib import Path
 
 from PIL import Image
+
+from .measure import copy_floor, pipeline_seconds
 
 SIZES = {"2MP": (1632, 1224), "6MP": (3000, 2000), "12MP": (4000, 3000)}
 
@@ -46,13 +47,9 @@ def _make(dirpath: Path, quick: bool) -> list[tuple[str, Path]]:
     return files
 
 
-def _copy_floor(path: Path, out: Path) -> float:
+def _timed(fn, path: Path, out: Path) -> float:
     t = time.perf_counter()
-    data = path.read_bytes()
-    hashlib.sha256(data).hexdigest()
-    dst = out / path.name
-    dst.write_bytes(data)
-    dst.unlink()
+    fn(path, out)
     return time.perf_counter() - t
 
 
@@ -64,18 +61,6 @@ def _floor(path: Path) -> float:
         # Same output quality as ours: JPEG with the source's tables and sampling, PNG at default level.
         im.save(buf, format=im.format, **({"quality": "keep"} if im.format == "JPEG" else {}))
     return time.perf_counter() - t
-
-
-def _pipeline(path: Path, policy, out: Path) -> float:
-    from cdr.pipeline import process
-
-    t = time.perf_counter()
-    r = process(path, path.name, out, policy)
-    dt = time.perf_counter() - t
-    if r.verdict == "blocked":
-        raise RuntimeError(f"{path.name}: {r.reason}")
-    Path(r.output).unlink()
-    return dt
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -101,9 +86,9 @@ def run(quick: bool = False) -> list[dict]:
                     if which == "floor":
                         times["floor"].append(_floor(path))
                     elif which == "copy":
-                        times["copy"].append(_copy_floor(path, tmpd / "out"))
+                        times["copy"].append(_timed(copy_floor, path, tmpd / "out"))
                     else:
-                        times[which].append(_pipeline(path, policies[which], tmpd / "out"))
+                        times[which].append(pipeline_seconds(path, policies[which], tmpd / "out"))
             med = {k: statistics.median(v) for k, v in times.items()}
             for mode, floor_key, floor_name in (("reencode", "floor", "Pillow decode+encode"),
                                                 ("lossless", "copy", "copy (read+sha256+write)")):

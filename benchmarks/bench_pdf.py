@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pikepdf
 
+from .measure import pipeline_seconds
+
 
 def _make(dirpath: Path) -> list[tuple[str, Path]]:
     from samples.pdf_samples import _js, _save, japanese_pdf, many_objects_pdf
@@ -45,18 +47,6 @@ def _floor(path: Path, out: Path) -> float:
     with pikepdf.open(path) as pdf:
         pdf.save(out / "floor.pdf")
     return time.perf_counter() - t
-
-
-def _pipeline(path: Path, policy, out: Path) -> float:
-    from cdr.pipeline import process
-
-    t = time.perf_counter()
-    r = process(path, path.name, out, policy)
-    dt = time.perf_counter() - t
-    if r.verdict == "blocked":
-        raise RuntimeError(f"{path.name}: {r.reason}")
-    Path(r.output).unlink()
-    return dt
 
 
 def _handler(path: Path, policy, out: Path) -> float:
@@ -89,14 +79,14 @@ def run(quick: bool = False) -> list[dict]:
         for name, path in _make(tmpd):
             times: dict[str, list[float]] = {"floor": [], "ours": [], "handler": []}
             _floor(path, out)  # warm caches and imports
-            _pipeline(path, policy, out)
+            pipeline_seconds(path, policy, out)
             for i in range(rounds):
                 order = ("floor", "ours", "handler") if i % 2 == 0 else ("handler", "ours", "floor")
                 for which in order:
                     if which == "floor":
                         times["floor"].append(_floor(path, out))
                     elif which == "ours":
-                        times["ours"].append(_pipeline(path, policy, out))
+                        times["ours"].append(pipeline_seconds(path, policy, out))
                     else:
                         times["handler"].append(_handler(path, policy, out))
             floor = statistics.median(times["floor"])

@@ -37,6 +37,19 @@ def percentile(xs: list[float], q: float) -> float:
 
 # --------------------------------------------------------------------------- floors
 
+def pipeline_seconds(path: Path, policy, out_dir: Path, want: tuple[str, ...] = ("clean", "sanitized")) -> float:
+    """One file through cdr.pipeline.process in this process (no worker round trip), in seconds."""
+    from cdr.pipeline import process
+
+    t = time.perf_counter()
+    r = process(path, path.name, out_dir, policy)
+    dt = time.perf_counter() - t
+    if r.verdict not in want:
+        raise RuntimeError(f"{path.name}: {r.verdict} {r.reason} {[x.id for x in r.threats]}")
+    Path(r.output).unlink()
+    return dt
+
+
 def copy_floor(src: Path, out_dir: Path) -> None:
     data = src.read_bytes()
     hashlib.sha256(data).hexdigest()
