@@ -234,12 +234,18 @@ def _makedirs(d: Path, root: Path, fsync: bool) -> None:
             fsync_dir(m.parent)
 
 
-def write_atomic(directory: Path, name: str, data: bytes, fsync: bool = True, tag: str = "x") -> str:
-    """Write one extra file into the inbox (form.json, manifest.json, an approved original).
+class HashMismatch(Exception):
+    """The bytes written are not the bytes the ledger recorded."""
+
+
+def write_atomic(directory: Path, name: str, data: bytes | Path, fsync: bool = True, tag: str = "x",
+                 expect_sha256: str | None = None) -> str:
+    """Write one extra file into the inbox (an approved original, ...): `data` is bytes or a file to copy.
 
     Same guarantees as a plan (temp name, fsync, link, never overwrite: ' (2)' on collision),
-    but not tracked in the ledger: callers record what they wrote. Returns the final name.
-    Hold `Service.delivery_lock` while calling.
+    but not tracked in the ledger: callers record what they wrote. With `expect_sha256`, the copy
+    is checked while it is written and HashMismatch raised (nothing left behind) when it differs.
+    Returns the final name. Hold `Service.delivery_lock` while calling.
     """
     directory.mkdir(parents=True, exist_ok=True)
     for n in range(1, 100000):
@@ -247,12 +253,23 @@ def write_atomic(directory: Path, name: str, data: bytes, fsync: bool = True, ta
         if os.path.lexists(directory / final):
             continue
         tmp = directory / f".{fit_name(final, 200)}.tmp-{tag}"
+        h = hashlib.sha256()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            if isinstance(data, Path):
+                with open(data, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        out.write(chunk)
+                        h.update(chunk)
+            else:
+                out.write(data)
+                h.update(data)
             out.flush()
             if fsync:
                 os.fsync(out.fileno())
+        if expect_sha256 and h.hexdigest() != expect_sha256:
+            tmp.unlink(missing_ok=True)
+            raise HashMismatch(f"{data} does not match the recorded sha256")
         try:
             link_no_replace(tmp, directory / final)
         except FileExistsError:

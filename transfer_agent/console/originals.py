@@ -7,13 +7,12 @@ decision in one transaction, so the trail never shows a release that did not hap
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from ..files import fit_name, fsync_dir, link_no_replace, numbered
+from ..delivery import Conflict, HashMismatch, write_atomic
+from ..files import fit_name
 from ..ledger import FINAL, Ledger
 from ..users import User
 
@@ -57,35 +56,14 @@ def _release(data_dir: Path, job: Any, fsync: bool) -> Path:
     if not src.is_file():
         raise RequestError("原本は保存期間を過ぎたため削除されています")
     target_dir = data_dir / (job["inbox_dir"] or f"inbox/{job['channel']}") / ORIGINALS_DIR
-    target_dir.mkdir(parents=True, exist_ok=True)
-    base = fit_name(PREFIX + job["name"], 200)
-    h = hashlib.sha256()
-    for n in range(1, 10000):
-        final = target_dir / numbered(base, n)
-        if os.path.lexists(final):
-            continue
-        tmp = target_dir / f".{final.name}.tmp-orig"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                out.write(chunk)
-                h.update(chunk)
-            out.flush()
-            if fsync:
-                os.fsync(out.fileno())
-        if job["sha256"] and h.hexdigest() != job["sha256"]:
-            tmp.unlink(missing_ok=True)
-            raise RequestError("隔離中の原本が記録と一致しないため取り出しを中止しました")
-        try:
-            link_no_replace(tmp, final)
-        except FileExistsError:
-            tmp.unlink(missing_ok=True)
-            h = hashlib.sha256()
-            continue
-        if fsync:
-            fsync_dir(target_dir)
-        return final
-    raise RequestError("取り出し先に空いている名前がありません")
+    try:
+        final = write_atomic(target_dir, fit_name(PREFIX + job["name"], 200), src, fsync, tag="orig",
+                             expect_sha256=job["sha256"] or None)
+    except HashMismatch:
+        raise RequestError("隔離中の原本が記録と一致しないため取り出しを中止しました") from None
+    except Conflict:
+        raise RequestError("取り出し先に空いている名前がありません") from None
+    return target_dir / final
 
 
 def decide(ledger: Ledger, data_dir: Path, approver: User, request_id: int, approve: bool, comment: str,
