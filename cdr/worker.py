@@ -121,7 +121,8 @@ def worker_main() -> None:
             payload = {"error": "memory", "recycle": True}
         except Exception as exc:  # report, never die silently
             payload = {"error": f"{type(exc).__name__}: {exc}"[:500], "recycle": True}
-        _write_frame(proto_out, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+        # A lone surrogate (from an undecodable name or cell) must not break the frame: "?" instead.
+        _write_frame(proto_out, json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace"))
         if payload.get("recycle"):
             return
 

@@ -36,7 +36,7 @@ def policy_dict():
     return pol.to_dict()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("CDR_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prefix=st.sampled_from(PREFIXES), body=st.binary(max_size=3000), name=st.sampled_from(NAMES))
 def test_arbitrary_bytes(pool, policy_dict, prefix, body, name):
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,3 +57,49 @@ def test_arbitrary_bytes(pool, policy_dict, prefix, body, name):
         info = again.get("inspect")
         assert info is not None, again
         assert [t for t in info["threats"] if t["id"] != "file.type_mismatch"] == [], info
+
+
+FAMILIES = ["pdf", "ooxml", "image", "svg", "archive", "rtf", "odf", "text"]
+
+
+@pytest.fixture(scope="module")
+def seeds(corpus):
+    """Benign and hostile samples of every family: mutated, they reach deep into the parsers."""
+    files = []
+    for fam in FAMILIES:
+        base, samples = corpus(fam)
+        files.extend(base / rel for rel, s in sorted(samples.items()) if (base / rel).stat().st_size < 400_000)
+    return files
+
+
+@settings(max_examples=int(os.environ.get("CDR_FUZZ_EXAMPLES", "80")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_samples(pool, policy_dict, seeds, data):
+    seed = data.draw(st.sampled_from(seeds), label="seed")
+    raw = bytearray(seed.read_bytes())
+    for _ in range(data.draw(st.integers(1, 8), label="mutations")):
+        kind = data.draw(st.sampled_from(["flip", "truncate", "insert", "zero"]), label="kind")
+        pos = data.draw(st.integers(0, max(0, len(raw) - 1)), label="pos")
+        if kind == "flip" and raw:
+            raw[pos] ^= data.draw(st.integers(1, 255), label="mask")
+        elif kind == "truncate":
+            del raw[pos:]
+        elif kind == "insert":
+            raw[pos:pos] = data.draw(st.binary(min_size=1, max_size=64), label="bytes")
+        elif raw:
+            raw[pos:pos + 16] = bytes(len(raw[pos:pos + 16]))
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "input.bin"
+        src.write_bytes(bytes(raw))
+        out = Path(tmp) / "out"
+        out.mkdir()
+        res = pool.run(Job(str(src), seed.name, str(out), policy_dict, want_text=True))
+        assert res.verdict in VERDICTS
+        assert res.elapsed_ms < 20_000
+        if res.verdict == BLOCKED:
+            assert res.reason and not any(out.iterdir())
+            return
+        again = pool.call(Job(res.output, os.path.basename(res.output), str(out), policy_dict, op="inspect"))
+        info = again.get("inspect")
+        assert info is not None, again
+        assert [t for t in info["threats"] if t["id"] != "file.type_mismatch"] == [], (seed.name, info)

@@ -79,7 +79,7 @@ def _cell_starts(text: str, delim: str):
             content = text[i:j]
         if first < n and content[:1] in _TRIGGERS and (quoted or content[:1] not in ("\r",)) \
                 and content[:1] != delim and not _NUMBER.match(content.strip()):
-            yield first, row, col, content[:40]
+            yield first, row, col, content[:40].encode("utf-8", "replace").decode("utf-8")
         del start
         if j >= n:
             break
@@ -106,7 +106,9 @@ class CsvHandler(Handler):
 
     def _scan(self, ctx: Context, data: bytes) -> tuple[str, str, str, list]:
         enc = detect_encoding(data)
-        text = data.decode(enc, "replace")
+        # surrogateescape keeps one character per undecodable byte, so offsets map back to bytes exactly.
+        errors = "surrogateescape" if enc.replace("-sig", "") in _BYTE_SAFE else "replace"
+        text = data.decode(enc, errors)
         delim = _delimiter(ctx.name, text[:4096])
         # Conservative pre-check: no trigger right after a cell boundary (optionally behind a quote),
         # other than a sign starting a plain number, means no formula cell: skip the state machine.
@@ -165,7 +167,7 @@ class CsvHandler(Handler):
             cells = [(p - 1, *rest) for p, *rest in cells]
         for pos, *_ in cells:
             # Byte length of text[last_char:pos] in the original encoding.
-            chunk_len = len(text[last_char:pos].encode(codec, "replace"))
+            chunk_len = len(text[last_char:pos].encode(codec, "surrogateescape"))
             out.append(body[last_byte - bom:last_byte - bom + chunk_len])
             out.append(b"'")
             last_byte += chunk_len
