@@ -78,8 +78,32 @@ def _set_memory_limit(mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+
+
+def _isolate() -> str:
+    """Cut the worker (and LibreOffice, pdftoppm... that it starts) off the network; no core dumps.
+
+    A new network namespace has no interface but a down loopback, so nothing a parser is tricked
+    into fetching can leave the machine. Root can unshare directly; others try a user namespace;
+    where neither is allowed the worker runs without it and says so (CDR_WORKER_NETNS=0 skips it).
+    """
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if os.environ.get("CDR_WORKER_NETNS", "1") == "0" or not sys.platform.startswith("linux"):
+        return "network isolation off"
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for flags in (_CLONE_NEWNET, _CLONE_NEWUSER | _CLONE_NEWNET):
+        if libc.unshare(flags) == 0:
+            return "network namespace"
+    return f"network isolation unavailable (errno {ctypes.get_errno()})"
+
+
 def worker_main() -> None:
     """Serve jobs on stdin/stdout until EOF."""
+    isolation = _isolate()
     # Keep the protocol channel private: anything a library prints goes to stderr.
     proto_out = os.dup(1)
     os.dup2(2, 1)
@@ -92,7 +116,7 @@ def worker_main() -> None:
     from .policy import Policy
 
     load_handlers()
-    _write_frame(proto_out, b'{"ready": true}')
+    _write_frame(proto_out, json.dumps({"ready": True, "isolation": isolation}).encode("utf-8"))
     while True:
         hdr = _read_exact(proto_in, _HDR.size)
         if hdr is None:
@@ -142,6 +166,7 @@ class _Worker:
             [sys.executable, "-m", "cdr.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=None, env=e, start_new_session=True)
         self._ready = False
+        self.isolation = ""
 
     def _read_frame(self, deadline: float) -> dict:
         fd = self.proc.stdout.fileno()
@@ -169,7 +194,8 @@ class _Worker:
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         if not self._ready:
-            self._read_frame(time.monotonic() + timeout)
+            hello = self._read_frame(time.monotonic() + timeout)
+            self.isolation = str(hello.get("isolation", ""))
             self._ready = True
 
     def call(self, job: Job, timeout: float) -> dict:
@@ -355,6 +381,16 @@ class WorkerPool:
         if res_holder and "result" not in res_holder and "error" not in res_holder:
             return res_holder
         return {"error": fr.reason or res_holder.get("error") or "failed"}
+
+    @property
+    def isolation(self) -> str:
+        """How the workers are fenced off ("network namespace", or why not), once one has started."""
+        with self._lock:
+            workers = list(self._all)
+        for w in workers:
+            if w.isolation:
+                return w.isolation
+        return ""
 
     def submit(self, job: Job) -> Future:
         return self._exec.submit(self.run, job)

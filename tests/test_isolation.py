@@ -52,3 +52,32 @@ def test_loop_alloc_crash_are_blocked_and_batch_completes(tmp_path):
         assert not (out / bad).exists()
     # Nothing else in the output folder: no placeholders, no staging leftovers.
     assert sorted(p.name for p in out.iterdir()) == [f"ok{i}.txt" for i in range(6)]
+
+
+def test_worker_has_no_network(tmp_path):
+    """A parser tricked into fetching something reaches nothing, not even this machine's loopback."""
+    import socket
+
+    from cdr.policy import load_policy
+    from cdr.worker import Job, WorkerPool
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    src = tmp_path / "net.txt"
+    src.write_text(f"NET {port}\n")
+    env = {"CDR_PLUGINS": "tests.plugins.misbehave",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = tmp_path / "out"
+    out.mkdir()
+    with WorkerPool(1, env=env) as pool:
+        res = pool.run(Job(str(src), "net.txt", str(out), load_policy("default").to_dict()))
+        isolation = pool.isolation
+    listener.close()
+    if isolation != "network namespace":
+        import pytest
+
+        pytest.skip(f"this machine does not allow network namespaces: {isolation}")
+    assert res.verdict == "clean"
+    assert (out / "net.txt").read_text().startswith("isolated")

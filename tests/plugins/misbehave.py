@@ -1,8 +1,8 @@
 """Handlers that misbehave on purpose, loaded into real workers with CDR_PLUGINS.
 
 They take over plain text: a file starting with LOOP spins forever, ALLOC
-allocates without bound, CRASH kills its own process, RAISE throws; anything
-else is handled like ordinary text.
+allocates without bound, CRASH kills its own process,
+RAISE throws, NET tries to reach a loopback port; anything else is handled like ordinary text.
 """
 from __future__ import annotations
 
@@ -35,6 +35,16 @@ class MisbehavingText(Handler):
             os._exit(139)
         if head.startswith(b"RAISE"):
             raise KeyError("boom")
+        if head.startswith(b"NET"):  # "NET <port>": can this worker reach a listener on loopback?
+            import socket
+
+            port = int(src.read_bytes().split()[1])
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                dst.write_bytes(b"connected")
+            except OSError as exc:
+                dst.write_bytes(f"isolated: {exc}".encode())
+            return Rebuilt()
         shutil.copyfile(src, dst)
         return Rebuilt()
 
