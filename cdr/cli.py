@@ -28,9 +28,12 @@ class UsageError(Exception):
     pass
 
 
-def _collect(paths: list[str]) -> list[tuple[Path, str]]:
-    """(file, relative name) for every regular file under the given paths, in a stable order."""
-    items: list[tuple[Path, str]] = []
+def _collect(paths: list[str]) -> list[tuple[Path, str, bool]]:
+    """(file, relative name, regular) for every entry under the given paths, in a stable order.
+
+    Symbolic links and special files are listed with regular=False: they are reported as
+    blocked, never followed or read."""
+    items: list[tuple[Path, str, bool]] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
@@ -38,11 +41,9 @@ def _collect(paths: list[str]) -> list[tuple[Path, str]]:
                 dirnames.sort()
                 for fn in sorted(filenames):
                     f = Path(dirpath) / fn
-                    if f.is_symlink() or not f.is_file():
-                        continue
-                    items.append((f, f.relative_to(p).as_posix()))
+                    items.append((f, f.relative_to(p).as_posix(), f.is_file() and not f.is_symlink()))
         elif p.is_file():
-            items.append((p, p.name))
+            items.append((p, p.name, True))
         else:
             raise UsageError(f"no such file or directory: {raw}")
     return items
@@ -88,12 +89,13 @@ def _progress(total: int):
 
 
 def cmd_sanitize(args: argparse.Namespace) -> int:
-    from .model import BLOCKED
+    from .model import BLOCKED, FileResult, Threat
     from .worker import Job, WorkerPool
 
     inputs = _collect(args.paths)
     # Start the workers first: they import the format handlers while we load the policy.
-    pool = WorkerPool(max(1, min(args.jobs or os.cpu_count() or 1, len(inputs))))
+    regular = sum(1 for item in inputs if item[2])
+    pool = WorkerPool(max(1, min(args.jobs or os.cpu_count() or 1, regular)))
     try:
         policy = _load_policy(args.policy)
         out = Path(args.output)
@@ -106,16 +108,22 @@ def cmd_sanitize(args: argparse.Namespace) -> int:
     pdict = policy.to_dict()
     started = time.time()
     t0 = time.monotonic()
-    bar = _progress(len(inputs))
+    bar = _progress(regular)
     results = [None] * len(inputs)
     taken: set[Path] = set()
     # Largest first, so that one big file does not start last and leave the other workers idle.
-    order = sorted(range(len(inputs)), key=lambda i: -_size(inputs[i][0]))
+    order = sorted((i for i, item in enumerate(inputs) if item[2]), key=lambda i: -_size(inputs[i][0]))
+    for i, (_src, rel, is_regular) in enumerate(inputs):
+        if not is_regular:
+            results[i] = FileResult(source=rel)
+            results[i].threats.append(Threat("file.not_regular", rel, "blocked", "symbolic link or special file"))
+            results[i].block("シンボリックリンクや特殊ファイルは処理しません",
+                             "symbolic links and special files are not followed")
     try:
         with pool:
             futures = {}
             for i in order:
-                src, rel = inputs[i]
+                src, rel, _regular = inputs[i]
                 jd = staging / str(i)
                 jd.mkdir()
                 job = Job(str(src.resolve()), unicodedata.normalize("NFC", rel), str(jd), pdict,
@@ -182,7 +190,7 @@ def _one_off(op: str, paths: list[str], policy_arg: str | None, password: str | 
     from .worker import Job, WorkerPool
 
     policy = _load_policy(policy_arg)
-    inputs = _collect(paths)
+    inputs = [(src, rel) for src, rel, regular in _collect(paths) if regular]
     replies = []
     with tempfile.TemporaryDirectory(prefix="cdr-") as tmp, WorkerPool(1) as pool:
         for src, rel in inputs:

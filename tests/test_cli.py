@@ -99,3 +99,18 @@ def test_text_only_policy_delivers_text(corpus, tmp_path):
     assert f["output"].endswith("script.html.txt")
     body = Path(f["output"]).read_text("utf-8")
     assert "本文" in body and "<script" not in body and "alert" not in body
+
+
+def test_symlinks_are_reported_not_followed(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("外部のファイル")
+    (src / "ok.txt").write_text("本文")
+    (src / "link.txt").symlink_to(secret)
+    out = tmp_path / "out"
+    report = sanitize_report([src], out)
+    by = {Path(f["source"]).name: f for f in report["files"]}
+    assert by["ok.txt"]["verdict"] == "clean"
+    assert by["link.txt"]["verdict"] == "blocked" and "symbolic" in by["link.txt"]["reason"]
+    assert sorted(p.name for p in out.iterdir()) == ["ok.txt"]
