@@ -132,7 +132,7 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
         ctx.check_time()
         out_dir.mkdir(parents=True, exist_ok=True)
         dest = out_dir / (output_name(name, det, None) + ".txt")
-        _write(dest, text.encode("utf-8"))
+        _write(dest, text.encode("utf-8", "replace"))
         result.warnings.extend(ctx.warnings)
         result.output = result.text_output = str(dest)
         result.output_sha256 = sha256_file(dest) if hash_output else None
@@ -149,9 +149,11 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
     # Verify: the rebuilt file is detected and inspected afresh; any residual finding blocks it.
     det2 = detect(built, final)
     h2 = handler_for(det2.mime)
-    if det2.family in ("executable", "unknown") or h2 is None:
-        raise CdrError(f"the rebuilt file is not a valid {det.label}", "再構築したファイルの検証に失敗しました",
-                       "verify.failed")
+    # The output must be what the handler said it wrote, so that the right handler re-inspects it.
+    want = KINDS[rebuilt.mime].family if rebuilt.mime in KINDS else det.family
+    if det2.family != want or h2 is None:
+        raise CdrError(f"the rebuilt file is not a valid {det.label} (detected {det2.label})",
+                       "再構築したファイルの検証に失敗しました", "verify.failed")
     residual = [t for t in h2.inspect(ctx, built, det2) if t.id != "file.type_mismatch"]
     if residual:
         ids = ", ".join(sorted({t.id for t in residual}))
@@ -164,7 +166,7 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
     if rule.action == "text":
         text = h2.extract_text(ctx, built, det2)
         dest = out_dir / (final + ".txt")
-        _write(dest, text.encode("utf-8"))
+        _write(dest, text.encode("utf-8", "replace"))
         result.output = str(dest)
         result.output_sha256 = sha256_file(dest) if hash_output else None
         result.text_output = str(dest)
@@ -181,7 +183,7 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
                 result.warnings.append(f"text rendition failed: {type(exc).__name__}: {exc}"[:300])
             else:
                 tdest = out_dir / (final + ".txt")
-                _write(tdest, text.encode("utf-8"))
+                _write(tdest, text.encode("utf-8", "replace"))
                 result.text_output = str(tdest)
     result.verdict = SANITIZED if any(t.action != "reported" for t in result.threats) else CLEAN
 
