@@ -309,17 +309,10 @@ class WorkerPool:
             if w in self._all:
                 self._all.remove(w)
 
-    def run(self, job: Job, _on_reply=None) -> FileResult:
-        """Run one job on an idle worker, blocking. Never raises for a bad file."""
+    def _exchange(self, job: Job) -> dict | FileResult:
+        """Send one job to an idle worker: its reply, or a blocked result when the worker failed."""
         limits = job.policy.get("limits", {})
         timeout = float(limits.get("seconds_per_file", 60)) + GRACE_S
-        if job.op == "process" and not job.sha256:
-            from .pipeline import sha256_file
-
-            try:
-                job = replace(job, sha256=sha256_file(Path(job.src)))
-            except OSError:
-                pass  # the worker reports the unreadable file
         w = self._idle.get()
         try:
             if not w.alive():
@@ -347,40 +340,47 @@ class WorkerPool:
             if reply.get("recycle"):
                 self._retire(w)
                 w = self._spawn()
-            if _on_reply is not None:
-                _on_reply(reply)
-                if job.op != "process":
-                    return FileResult(source=job.name, verdict="clean")
-            if "result" not in reply:
-                err = reply.get("error", "unknown")
-                if err == "memory":
-                    return _blocked(job, "file.limit", "memory limit",
-                                    "メモリ使用量の上限を超えたため処理を中止しました", "memory limit exceeded")
-                return _blocked(job, "worker.error", err, "処理中にエラーが発生しました",
-                                "an internal error occurred while processing")
-            try:
-                res = FileResult.from_dict(reply["result"])
-            except (TypeError, ValueError, KeyError):
-                return _blocked(job, "worker.protocol", "bad result", "処理結果の検証に失敗しました",
-                                "the worker's result could not be read")
-            return recheck(job, res)
+            return reply
         finally:
             if self._closed:
                 self._retire(w)
             else:
                 self._idle.put(w)
 
+    def run(self, job: Job) -> FileResult:
+        """Sanitize one file on an idle worker, blocking. Never raises for a bad file."""
+        if not job.sha256:
+            from .pipeline import sha256_file
+
+            try:
+                job = replace(job, sha256=sha256_file(Path(job.src)))
+            except OSError:
+                pass  # the worker reports the unreadable file
+        reply = self._exchange(job)
+        if isinstance(reply, FileResult):
+            return reply
+        if "result" not in reply:
+            err = reply.get("error", "unknown")
+            if err == "memory":
+                return _blocked(job, "file.limit", "memory limit",
+                                "メモリ使用量の上限を超えたため処理を中止しました", "memory limit exceeded")
+            return _blocked(job, "worker.error", err, "処理中にエラーが発生しました",
+                            "an internal error occurred while processing")
+        try:
+            res = FileResult.from_dict(reply["result"])
+        except (TypeError, ValueError, KeyError):
+            return _blocked(job, "worker.protocol", "bad result", "処理結果の検証に失敗しました",
+                            "the worker's result could not be read")
+        return recheck(job, res)
+
     def call(self, job: Job) -> dict:
-        """Run an inspect/detect job; failures come back as {"error": reason}."""
-        res_holder: dict = {}
-
-        def grab(reply: dict) -> None:
-            res_holder.update(reply)
-
-        fr = self.run(job, _on_reply=grab)
-        if res_holder and "result" not in res_holder and "error" not in res_holder:
-            return res_holder
-        return {"error": fr.reason or res_holder.get("error") or "failed"}
+        """Run an inspect/detect job (job.op); failures come back as {"error": reason}."""
+        reply = self._exchange(job)
+        if isinstance(reply, FileResult):
+            return {"error": reply.reason}
+        if "error" in reply:
+            return {"error": reply["error"]}
+        return reply
 
     @property
     def isolation(self) -> str:
