@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import re
 
+# Bidirectional controls reorder how a name is shown (invoice\u202egpj.exe looks like invoiceexe.jpg).
+BIDI_CONTROLS = frozenset(["\u061c", "\u200e", "\u200f", *map(chr, range(0x202A, 0x202F)),
+                           *map(chr, range(0x2066, 0x206A))])
+
 _JA = re.compile(r"[\u3000-\u303f\u3040-\u309f\u30a0-\u30ff\u4e00-\u9fff\uff00-\uffef]")
 _HALF_KANA = re.compile(r"[\uff61-\uff9f]")
 _ODD = re.compile(r"[\u0080-\u009f\ufffd\ue000-\uf8ff]")

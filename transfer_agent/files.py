@@ -12,10 +12,11 @@ import os
 import unicodedata
 from pathlib import Path
 
+from cdr.encoding import BIDI_CONTROLS
+
 NAME_MAX = 255
 # Longest thing we append to a delivered name: " (9999)" + ".blocked.json" and the temp decoration.
 _RESERVE = len(" (9999)") + len(".blocked.json") + len("..tmp-") + 20
-_BIDI = {"\u061c", "\u200e", "\u200f", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))}
 
 
 def fsync_dir(path: Path) -> None:
@@ -63,7 +64,7 @@ def decode_name(name: str) -> str:
 def clean_name(name: str, fallback: str = "file") -> str:
     """NFC, no control/bidi characters, no path separators, not '.' or '..'."""
     name = unicodedata.normalize("NFC", decode_name(name))
-    name = "".join(c for c in name if c not in _BIDI and unicodedata.category(c) not in ("Cc", "Cf"))
+    name = "".join(c for c in name if c not in BIDI_CONTROLS and unicodedata.category(c) not in ("Cc", "Cf"))
     name = name.replace("/", "_").replace("\\", "_").strip()
     if name in ("", ".", ".."):
         name = fallback

@@ -13,8 +13,8 @@ import unicodedata
 import zlib
 from dataclasses import dataclass, field
 
-# Bidirectional controls: reorder how a name is *shown* (invoice\u202egpj.exe looks like invoiceexe.jpg).
-BIDI = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+from ..encoding import BIDI_CONTROLS
+
 _WIN_BAD = re.compile(r'[<>:"|?*]')
 _RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", *(f"COM{i}" for i in range(1, 10)),
              *(f"LPT{i}" for i in range(1, 10))}
@@ -95,7 +95,7 @@ def check_name(original: str) -> NameCheck:
     renamed: list[tuple[str, str]] = []
     if "\x00" in name:
         return NameCheck(None, refused=("archive.bad_name", "NUL character in the name"))
-    if any(ord(c) in BIDI for c in name):
+    if any(c in BIDI_CONTROLS for c in name):
         return NameCheck(None, refused=("archive.bad_name", "bidirectional control character in the name"))
     if any(unicodedata.category(c) == "Cc" for c in name):
         return NameCheck(None, refused=("archive.bad_name", "control character in the name"))

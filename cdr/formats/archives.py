@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..detect import detect
+from ..encoding import BIDI_CONTROLS
 from ..errors import Blocked, Encrypted, LimitExceeded, Unsupported
 from ..handler import Context, Handler, Option, Rebuilt, handler_for, register
 from ..model import BLOCKED, SANITIZED, Detection, FileResult, Threat
@@ -48,7 +49,7 @@ from ._archive_io import (
     is_tar_stream,
 )
 from ._archive_limits import Budget, Meter, MiB, budget_for
-from ._archive_names import BIDI, check_name, unique
+from ._archive_names import check_name, unique
 
 _PPAP_JA = ("パスワード付きの圧縮ファイルです。送信者にパスワードを確認し、"
             "パスワードを指定して再度取り込んでください")
@@ -69,7 +70,7 @@ _REASONS = {
 
 def display(name: str) -> str:
     """A name safe to show in a report: control and bidi characters made visible."""
-    return "".join(f"\\u{ord(c):04x}" if ord(c) in BIDI or unicodedata.category(c) == "Cc" else c
+    return "".join(f"\\u{ord(c):04x}" if c in BIDI_CONTROLS or unicodedata.category(c) == "Cc" else c
                    for c in name)
 
 
