@@ -32,11 +32,11 @@ from ._ooxml_const import (
     is_web_url,
     tags,
 )
+from ._xml import SAFE_OPTIONS, remove_keep_tail, unwrap
 
 Report = Callable[[str, str], None]
 
-_SAFE = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, dtd_validation=False,
-             remove_comments=True, remove_pis=True, collect_ids=False)  # no xml:id table: unused, ~4% faster
+_SAFE = dict(SAFE_OPTIONS, remove_comments=True, remove_pis=True, collect_ids=False)  # no xml:id table: unused, ~4% faster
 PARSER = etree.XMLParser(**_SAFE)
 # VML written by Excel is often not well-formed (<br> in text boxes): recover, still without DTD or network.
 VML_PARSER = etree.XMLParser(recover=True, **_SAFE)
@@ -76,33 +76,6 @@ def _local(el: etree._Element) -> str:
 def _ns(el: etree._Element) -> str:
     tag = el.tag
     return tag[1:tag.index("}")] if isinstance(tag, str) and tag.startswith("{") else ""
-
-
-def _remove(el: etree._Element) -> None:
-    """Remove an element but keep the text that follows it (lxml stores it as the tail)."""
-    parent = el.getparent()
-    if parent is None:
-        return
-    tail = el.tail
-    if tail and tail.strip():
-        prev = el.getprevious()
-        if prev is not None:
-            prev.tail = (prev.tail or "") + tail
-        else:
-            parent.text = (parent.text or "") + tail
-    parent.remove(el)
-
-
-def _unwrap(el: etree._Element) -> None:
-    """Replace an element by its children."""
-    parent = el.getparent()
-    if parent is None:
-        return
-    i = parent.index(el)
-    for child in list(el):
-        parent.insert(i, child)
-        i += 1
-    _remove(el)
 
 
 # ---------------------------------------------------------------- references to relationships
@@ -273,7 +246,7 @@ def fix_references(root: etree._Element, kept: set[str]) -> None:
         else:
             el.attrib.pop(attr.attrname, None)
     for el in drop:
-        _remove(el)
+        remove_keep_tail(el)
     tidy(root)
 
 
@@ -284,12 +257,12 @@ def tidy(root: etree._Element) -> None:
         for el in reversed(list(root.iter(_MC_ALT, *_CONTAINER_TAGS))):
             if el.tag == _MC_ALT:
                 if all(len(branch) == 0 for branch in el):
-                    _remove(el)
+                    remove_keep_tail(el)
                     changed = True
             elif _local(el) == "tableParts" and len(el):
                 el.set("count", str(len(el)))
             elif len(el) == 0 and el.getparent() is not None:
-                _remove(el)
+                remove_keep_tail(el)
                 changed = True
         if not changed:
             break
@@ -317,7 +290,7 @@ def disarm_links(root: etree._Element, report: Report) -> None:
         action = el.get("action", "").strip()
         if action and not action.lower().startswith(_SAFE_ACTIONS):
             report(_action_threat(action), f"{_local(el)} action {action[:80]}")
-            _remove(el)
+            remove_keep_tail(el)
     for el in root.iter(f"{{{V_NS}}}*"):
         href = el.get("href")
         if href is not None and not href.startswith("#") and not is_web_url(href):
@@ -409,15 +382,15 @@ def disarm_word_story(root: etree._Element, opts: dict, report: Report) -> None:
             doomed.extend(m for m in (f["begin"], f["sep"], f["end"]) if m is not None)
         for el in doomed:
             if el.getparent() is not None:
-                _remove(el)
+                remove_keep_tail(el)
     for el in list(root.iter(*_W_FLDSIMPLE)):
         verdict = classify_field(_wattr(el, "instr") or "", False, hyperlinks)
         if verdict:
             report(*verdict)
-            _unwrap(el)
+            unwrap(el)
     for el in list(root.iter(*_W_MACROS)):
         report("ooxml.macro_reference", f"form field {_local(el)} {_wattr(el, 'val') or ''}")
-        _remove(el)
+        remove_keep_tail(el)
 
 
 def _judge_field(f: dict, hyperlinks: str, bad: list) -> None:
@@ -434,9 +407,9 @@ def disarm_word_settings(root: etree._Element, report: Report) -> None:
     for el in list(root.iter(*_W_MAILMERGE)):
         if any(_local(c) in ("connectString", "query", "dataSource", "headerSource", "odso") for c in el):
             report("ooxml.data_connection", "mail merge data source")
-        _remove(el)
+        remove_keep_tail(el)
     for el in list(root.iter(*_W_FRAMESET)):
-        _remove(el)
+        remove_keep_tail(el)
 
 
 # ---------------------------------------------------------------- SpreadsheetML
@@ -523,12 +496,12 @@ def disarm_sheet(root: etree._Element, opts: dict, report: Report) -> None:
         rule = el.getparent()
         while rule is not None and _local(rule) not in ("cfRule", "dataValidation"):
             rule = rule.getparent()
-        _remove(rule if rule is not None else el)
+        remove_keep_tail(rule if rule is not None else el)
 
 
 def _formula_to_value(f: etree._Element) -> None:
     cell = f.getparent()
-    _remove(f)
+    remove_keep_tail(f)
     if cell is None:
         return
     v = next(iter(cell.iter(*_S_V)), None)
@@ -563,7 +536,7 @@ def disarm_workbook(root: etree._Element, kept: set[str], opts: dict, report: Re
         if rid is not None and rid not in kept:
             removed_idx.add(i)
             removed_names.add((sh.get("name") or "").lower())
-            _remove(sh)
+            remove_keep_tail(sh)
     if sheets and len(removed_idx) == len(sheets):
         raise ValueError("the workbook holds only macro or dialog sheets")
     remap = {}
@@ -589,7 +562,7 @@ def disarm_workbook(root: etree._Element, kept: set[str], opts: dict, report: Re
                 dn.set("localSheetId", str(remap[int(local)]))
         if verdict:
             report(*verdict)
-            _remove(dn)
+            remove_keep_tail(dn)
     if removed_idx:
         for view in root.iter(*_S_VIEW):
             for attr in ("activeTab", "firstSheet"):
@@ -598,7 +571,7 @@ def disarm_workbook(root: etree._Element, kept: set[str], opts: dict, report: Re
                     view.set(attr, str(remap.get(int(v), 0)))
     for el in list(root.iter(*tags(S_NS, "definedNames"))):
         if len(el) == 0:
-            _remove(el)
+            remove_keep_tail(el)
 
 
 def disarm_ctrlprop(root: etree._Element, report: Report) -> None:
@@ -619,9 +592,9 @@ def disarm_drawing(root: etree._Element, report: Report) -> None:
 def disarm_vml(root: etree._Element, report: Report) -> None:
     for el in list(root.iter(f"{{{X_NS}}}FmlaMacro")):
         report("ooxml.macro_reference", f"VML control macro {(el.text or '')[:60]}")
-        _remove(el)
+        remove_keep_tail(el)
     for el in list(root.iter(f"{{{O_NS}}}OLEObject")):
-        _remove(el)
+        remove_keep_tail(el)
 
 
 # ---------------------------------------------------------------- PresentationML
@@ -647,13 +620,13 @@ def disarm_slide(root: etree._Element, kept: set[str], report: Report) -> None:
     for timing in list(root.iter(*_P_TIMING)):
         if any(c.get("type") == "verb" for c in timing.iter(*_P_CMD)):
             report("ooxml.ole_object", "animation that activates an OLE object")
-            _remove(timing)
+            remove_keep_tail(timing)
 
 
 def _frame_to_picture(frame: etree._Element) -> None:
     pics = list(frame.iter(*_P_PIC))
     if not pics:
-        _remove(frame)
+        remove_keep_tail(frame)
         return
     pic = copy.deepcopy(pics[-1])  # the mc:Fallback picture is the most widely readable one
     nv_frame = next(iter(frame.iter(*tags(P_NS, "cNvPr"))), None)
@@ -676,7 +649,7 @@ def _frame_to_picture(frame: etree._Element) -> None:
 
 def disarm_presentation(root: etree._Element) -> None:
     for el in list(root.iter(*_P_EMBFONTS)):
-        _remove(el)
+        remove_keep_tail(el)
 
 
 # ---------------------------------------------------------------- charts and properties
@@ -686,7 +659,7 @@ _C_AUTOUPDATE = tags(C_NS, "autoUpdate")
 
 def disarm_chart(root: etree._Element) -> None:
     for el in list(root.iter(*_C_AUTOUPDATE)):
-        _remove(el)
+        remove_keep_tail(el)
 
 
 def disarm_app_props(root: etree._Element, opts: dict, report: Report) -> None:
@@ -694,6 +667,6 @@ def disarm_app_props(root: etree._Element, opts: dict, report: Report) -> None:
         base = (el.text or "").strip()
         if base and (opts.get("hyperlinks", "web") == "drop" or not is_web_url(base)):
             report("ooxml.hyperlink", f"hyperlink base {base[:80]}")
-        _remove(el)
+        remove_keep_tail(el)
     for el in list(root.iter(*tags(EP_NS, "HLinks"))):
-        _remove(el)
+        remove_keep_tail(el)

@@ -17,6 +17,7 @@ from lxml import etree
 from ..errors import Encrypted, LimitExceeded, Malformed
 from ..handler import Context, Handler, Rebuilt, register
 from ..model import Detection, Threat
+from ._xml import SAFE_OPTIONS, remove_keep_tail, unwrap
 
 NS = {
     "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
@@ -55,14 +56,12 @@ _DDE_TAGS = {_q("text", "dde-connection-decls"), _q("table", "dde-links"), _q("o
 _UNWRAP_TAGS = {_q("text", "dde-connection"), _q("text", "execute-macro")}
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                           remove_blank_text=False)
+_PARSER = etree.XMLParser(**SAFE_OPTIONS, remove_blank_text=False)
 
 
 def _parse(data: bytes, name: str) -> etree._Element:
     try:
-        root = etree.fromstring(data, _parser())
+        root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as exc:
         raise Malformed(f"{name} is not well-formed XML ({exc})"[:300], f"{name} の XML が不正です") from None
     if root is None:
@@ -87,46 +86,6 @@ def _is_internal(href: str, members: set[str]) -> bool:
     return h in members or any(m.startswith(h.rstrip("/") + "/") for m in members)
 
 
-def _unwrap(el: etree._Element) -> None:
-    """Replace an element by its children and text, keeping the surrounding text order."""
-    parent = el.getparent()
-    if parent is None:
-        return
-    idx = parent.index(el)
-    prev = el.getprevious()
-    lead = el.text or ""
-    if lead:
-        if prev is not None:
-            prev.tail = (prev.tail or "") + lead
-        else:
-            parent.text = (parent.text or "") + lead
-    children = list(el)
-    for i, child in enumerate(children):
-        parent.insert(idx + i, child)
-    last = children[-1] if children else (parent[idx - 1] if idx > 0 else None)
-    tail = el.tail or ""
-    parent.remove(el)
-    if tail:
-        if last is not None:
-            last.tail = (last.tail or "") + tail
-        else:
-            parent.text = (parent.text or "") + tail
-
-
-def _remove(el: etree._Element) -> None:
-    parent = el.getparent()
-    if parent is None:
-        return
-    tail = el.tail
-    prev = el.getprevious()
-    parent.remove(el)
-    if tail:
-        if prev is not None:
-            prev.tail = (prev.tail or "") + tail
-        else:
-            parent.text = (parent.text or "") + tail
-
-
 def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_objects: set[str]) -> list[Threat]:
     """Disarm one XML part in place; `kept_objects` are sub-document dirs ("Object 1") that stay."""
     threats: list[Threat] = []
@@ -144,28 +103,28 @@ def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_object
             threats.append(Threat("odf.event", f"{part}: {name}".strip(": "), "removed",
                                   (lst.get(_HREF) or lst.get(_q("script", "macro-name")) or "")[:200]))
         if not kept:
-            _remove(el)
+            remove_keep_tail(el)
     for el in list(root.iter(*_MACRO_TAGS)):
         threats.append(Threat("odf.macro", f"{part}: {etree.QName(el).localname}", "removed", "inline script"))
-        _remove(el)
+        remove_keep_tail(el)
     for el in list(root.iter(*_UNWRAP_TAGS)):
         tid = "odf.macro" if el.tag == _q("text", "execute-macro") else "odf.external_link"
         threats.append(Threat(tid, f"{part}: {etree.QName(el).localname}", "neutralized", "field text kept"))
-        _unwrap(el)
+        unwrap(el)
     for el in list(root.iter(*_DDE_TAGS)):
         threats.append(Threat("odf.external_link", f"{part}: {etree.QName(el).localname}", "removed",
                               (el.get(_HREF) or "")[:200]))
-        _remove(el)
+        remove_keep_tail(el)
     for el in list(root.iter(*_OBJECT_TAGS)):
         threats.append(Threat("odf.object", f"{part}: {etree.QName(el).localname}", "removed",
                               (el.get(_HREF) or "")[:200]))
-        _remove(el)
+        remove_keep_tail(el)
     for el in list(root.iter(_q("draw", "object"))):
         target = _norm(el.get(_HREF) or "").rstrip("/")
         if target in kept_objects:
             continue
         threats.append(Threat("odf.object", f"{part}: {target or 'inline object'}", "removed", "embedded object"))
-        _remove(el)
+        remove_keep_tail(el)
     for el in list(root.iter()):
         if not isinstance(el.tag, str):
             continue
@@ -178,7 +137,7 @@ def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_object
             threats.append(Threat("odf.external_link", f"{part}: {etree.QName(el).localname}", "removed",
                                   href[:200]))
             if el.tag in _HYPERLINKS:
-                _unwrap(el)
+                unwrap(el)
             else:
                 del el.attrib[_HREF]
             continue

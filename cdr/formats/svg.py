@@ -23,6 +23,7 @@ from lxml import etree
 from ..errors import LimitExceeded, Malformed, ToolMissing
 from ..handler import Context, Handler, Option, Rebuilt, register
 from ..model import Detection, Threat
+from ._xml import SAFE_OPTIONS, remove_keep_tail
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -57,8 +58,8 @@ MAX_DATA_IMAGE = 32 << 20
 
 
 def _parser(resolve: bool | str = False) -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=resolve, no_network=True, load_dtd=False, huge_tree=False,
-                           remove_comments=True, remove_blank_text=False, dtd_validation=False)
+    return etree.XMLParser(**{**SAFE_OPTIONS, "resolve_entities": resolve}, remove_comments=True,
+                           remove_blank_text=False)
 
 
 def _local(tag: str) -> tuple[str | None, str]:
@@ -151,20 +152,6 @@ class _Walk:
             self.threats.append(Threat(tid, where, "removed" if self.rebuild else "found", detail))
 
 
-def _drop(el: etree._Element) -> None:
-    """Remove an element but keep its tail text in place (it belongs to the parent)."""
-    parent = el.getparent()
-    if parent is None:
-        return
-    if el.tail:
-        prev = el.getprevious()
-        if prev is not None:
-            prev.tail = (prev.tail or "") + el.tail
-        else:
-            parent.text = (parent.text or "") + el.tail
-    parent.remove(el)
-
-
 def _href_verdict(w: _Walk, el_local: str, value: str, where: str) -> tuple[bool, str | None]:
     """(keep?, replacement value). Reports what it refuses."""
     v = re.sub(r"[\x00-\x20]", "", value).lower()
@@ -225,10 +212,10 @@ def _walk(w: _Walk, root: etree._Element, svg_ns: str | None) -> None:
         tag = el.tag
         if tag is etree.Entity:
             w.hit("svg.entity", "entity reference", f"&{el.name};")
-            _drop(el)
+            remove_keep_tail(el)
             continue
         if tag is etree.PI or tag is etree.Comment:
-            _drop(el)
+            remove_keep_tail(el)
             continue
         ns, local = _local(tag)
         where = f"<{local}>"
@@ -237,23 +224,23 @@ def _walk(w: _Walk, root: etree._Element, svg_ns: str | None) -> None:
             where = f"<{local} id={el_id[:40]}>"
         if ns in XINCLUDE_NS:
             w.hit("svg.external_ref", "<xi:include>")
-            _drop(el)
+            remove_keep_tail(el)
             continue
         if ns == EVENTS_NS:
             w.hit("svg.event_handler", f"<ev:{local}>")
-            _drop(el)
+            remove_keep_tail(el)
             continue
         if ns == XHTML_NS or ns == svg_ns or ns is None:
             if local in _SCRIPTY:
                 w.hit("svg.script", "<script>" if local == "script" else where)
-                _drop(el)
+                remove_keep_tail(el)
                 continue
             if local in _FOREIGN or ns == XHTML_NS:
                 w.hit("svg.foreign_object", where)
-                _drop(el)
+                remove_keep_tail(el)
                 continue
         if ns != svg_ns or local not in _ALLOWED:
-            _drop(el)  # editor data (inkscape, sodipodi, RDF) and unknown elements: inert, not reported
+            remove_keep_tail(el)  # editor data (inkscape, sodipodi, RDF) and unknown elements: inert, not reported
             continue
         if local in _ANIMATION:
             target = re.sub(r"\s", "", el.get("attributeName", "")).lower()
@@ -261,10 +248,10 @@ def _walk(w: _Walk, root: etree._Element, svg_ns: str | None) -> None:
             if target in ("href", "xlink:href") or target.startswith("on"):
                 js = re.search(r"(?i)(javascript|vbscript)\s*:", re.sub(r"[\x00-\x20]", "", vals))
                 w.hit("svg.script" if js else "svg.external_ref", where, f"animates {target}")
-                _drop(el)
+                remove_keep_tail(el)
                 continue
         if not _attributes(w, el, local, where):
-            _drop(el)
+            remove_keep_tail(el)
             continue
         dropped.discard(el)
         if local == "style":
