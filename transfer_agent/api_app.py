@@ -3,7 +3,7 @@
 `create_app(service)` is the internet-side app on the API port: /healthz and /metrics
 today; the REST intake (issue 7) adds its routers here (`app.include_router(...)`),
 reaching the appliance through `request.app.state.service` (a `Service`).
-`create_console_app(service)` is the LGWAN-side placeholder on the console port.
+The LGWAN-side console on the console port is `transfer_agent.console.create_console_app`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from .metrics import CONTENT_TYPE
 
@@ -40,19 +40,6 @@ def create_app(service: Any) -> FastAPI:
 
     from .api_submissions import attach, make_router
     app.include_router(make_router(attach(service)))
-
-    return app
-
-
-def create_console_app(service: Any) -> FastAPI:
-    """Placeholder until the staff console exists (the port is reserved and answers)."""
-    app = FastAPI(title="transfer-agent console", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.service = service
-
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
-        return ("<!doctype html><html lang=\"ja\"><meta charset=\"utf-8\"><title>職員コンソール</title>"
-                "<h1>職員コンソール</h1><p>準備中です。無害化済みファイルは inbox フォルダに届きます。</p></html>")
 
     return app
 

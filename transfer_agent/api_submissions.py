@@ -137,7 +137,8 @@ class _Collector:
         self._hash: Any = None
         self._field_name = ""
         self._field = bytearray()
-        self._taken: set[str] = set()
+        # The appliance's own bundle files: an upload never takes their names.
+        self._taken: set[str] = {"form.json", "form.txt", "manifest.json"}
 
     def callbacks(self) -> dict[str, Any]:
         return {"on_part_begin": self.part_begin, "on_header_field": self.header_field,

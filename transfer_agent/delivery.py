@@ -147,28 +147,42 @@ def _file_sha(path: Path) -> str:
 
 
 def _write_temp(tmp: Path, f: dict[str, Any], data_dir: Path, fsync: bool) -> None:
-    h = hashlib.sha256()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "wb") as out:
-        if "content" in f:
-            data = f["content"].encode("utf-8")
-            out.write(data)
-            h.update(data)
-        else:
-            try:
-                src = open(data_dir / f["src"], "rb")
-            except OSError as exc:
-                raise SourceMissing(f["src"]) from exc
-            with src:
-                for chunk in iter(lambda: src.read(1 << 20), b""):
-                    out.write(chunk)
-                    h.update(chunk)
-        out.flush()
-        if fsync:
-            os.fsync(out.fileno())
-    if h.hexdigest() != f["sha256"]:
+    if "content" in f:
+        data: bytes | Path = f["content"].encode("utf-8")
+    else:
+        data = data_dir / f["src"]
+        if not data.is_file():
+            raise SourceMissing(f["src"])
+    try:
+        digest = _fill_temp(tmp, data, fsync)
+    except OSError as exc:
+        raise SourceMissing(f"{f.get('src')}: {exc}") from exc
+    if digest != f["sha256"]:
         tmp.unlink(missing_ok=True)
         raise SourceMissing(f"{f.get('src')}: content changed since it was produced")
+
+
+def _fill_temp(tmp: Path, data: bytes | Path, fsync: bool) -> str:
+    """Write bytes (or copy a file) to `tmp`, fsync, and return its sha256; no partial temp survives an error."""
+    h = hashlib.sha256()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            if isinstance(data, Path):
+                with open(data, "rb") as src:
+                    for chunk in iter(lambda: src.read(1 << 20), b""):
+                        out.write(chunk)
+                        h.update(chunk)
+            else:
+                out.write(data)
+                h.update(data)
+            out.flush()
+            if fsync:
+                os.fsync(out.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return h.hexdigest()
 
 
 def remove_temps(plan: dict[str, Any], data_dir: Path, job_id: int) -> None:
@@ -253,21 +267,8 @@ def write_atomic(directory: Path, name: str, data: bytes | Path, fsync: bool = T
         if os.path.lexists(directory / final):
             continue
         tmp = directory / f".{fit_name(final, 200)}.tmp-{tag}"
-        h = hashlib.sha256()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as out:
-            if isinstance(data, Path):
-                with open(data, "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 20), b""):
-                        out.write(chunk)
-                        h.update(chunk)
-            else:
-                out.write(data)
-                h.update(data)
-            out.flush()
-            if fsync:
-                os.fsync(out.fileno())
-        if expect_sha256 and h.hexdigest() != expect_sha256:
+        digest = _fill_temp(tmp, data, fsync)
+        if expect_sha256 and digest != expect_sha256:
             tmp.unlink(missing_ok=True)
             raise HashMismatch(f"{data} does not match the recorded sha256")
         try:

@@ -139,9 +139,6 @@ class DropboxWatcher:
         stalled = time.monotonic() - self.last_tick > max(30.0, 20 * self.cfg.tick_seconds)
         return self._observer.is_alive() and self._thread.is_alive() and not stalled
 
-    def pending(self) -> int:
-        return len(self._cands)
-
     # ------------------------------------------------------------------ internals
 
     def ignored(self, path: Path) -> bool:

@@ -157,18 +157,8 @@ class Ledger:
         marks = ",".join("?" * len(statuses))
         return self.query(f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY id", statuses)
 
-    def insert_received(self, *, source: str, channel: str, name: str, subdir: str, drop_path: str,
-                        size: int | None, drop_sig: str | None = None, submission_id: str | None = None,
-                        password: str | None = None) -> int:
-        with self.tx() as t:
-            cur = t.execute(
-                "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, drop_sig, size, submission_id,"
-                " password, received_at) VALUES ('received',?,?,?,?,?,?,?,?,?,?)",
-                (source, channel, name, subdir, drop_path, drop_sig, size, submission_id, password, time.time()))
-            return int(cur.lastrowid)
-
     def insert_received_many(self, rows: list[dict[str, Any]]) -> list[int]:
-        """`insert_received` for a group of files, in one transaction; ids in order."""
+        """Job rows in state 'received' for a group of files, in one transaction; ids in order."""
         now = time.time()
         ids = []
         with self.tx() as t:
@@ -180,11 +170,6 @@ class Ledger:
                      r.get("size"), r.get("submission_id"), r.get("password"), now))
                 ids.append(int(cur.lastrowid))
         return ids
-
-    def find_reusable(self, sha256: str, policy: str) -> sqlite3.Row | None:
-        """A finished job with the same content under the same policy version."""
-        return self.one("SELECT * FROM jobs WHERE sha256 = ? AND policy = ? AND status IN ('delivered','blocked')"
-                        " AND result IS NOT NULL ORDER BY id DESC LIMIT 1", (sha256, policy))
 
     def counts(self) -> dict[str, Any]:
         by_status = {r[0]: r[1] for r in self.query("SELECT status, COUNT(*) FROM jobs GROUP BY status")}

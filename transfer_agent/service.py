@@ -122,6 +122,14 @@ _TRANSIENT = ("worker.", "file.timeout")
 _ENCRYPTION = ("encrypted",)
 
 
+def _all_threats(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Threats of a result and of every nested member (archive children)."""
+    found = list(result.get("threats", []))
+    for child in result.get("children", []):
+        found.extend(_all_threats(child))
+    return found
+
+
 def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9._@-]", "_", part) or "_"
 
@@ -388,33 +396,12 @@ class Service:
     def recover(self) -> None:
         """Bring every unfinished job back to a consistent state (runs before any thread starts)."""
         for row in self.ledger.jobs("received"):
-            jid = row["id"]
-            intake = self.cfg.work / "intake" / str(jid)
-            if intake.exists():
-                # Cross-device intake died between copy and unlink: the same file is still there.
-                try:
-                    if _sig(os.lstat(row["drop_path"])) == row["drop_sig"]:
-                        os.unlink(row["drop_path"])
-                except FileNotFoundError:
-                    pass
-                self._finish_intake(jid, intake)
-            elif row["sha256"] and self.quarantine.path_for(row["sha256"]).exists():
-                with self.quarantine.lock:
-                    self._mark_queued(jid)
-            elif os.path.lexists(row["drop_path"]):
-                intake.with_name(intake.name + ".copy").unlink(missing_ok=True)
-                self._take(Path(row["drop_path"]), intake)
-                if self.cfg.fsync:
-                    fsync_dir(Path(row["drop_path"]).parent)
-                    fsync_dir(intake.parent)
-                self._finish_intake(jid, intake)
-            else:
-                with self.ledger.tx() as t:
-                    t.execute("DELETE FROM jobs WHERE id = ?", (jid,))
-                log.warning("file vanished before intake", extra={"event": "recover.vanished", "job_id": jid,
-                                                                  "path": row["drop_path"]})
-                continue
-            log.info("intake completed after restart", extra={"event": "recover.intake", "job_id": jid})
+            # One job that cannot be recovered now must not keep the service from starting: it stays
+            # as it is (nothing delivered) and is tried again at the next start.
+            try:
+                self._recover_intake(row)
+            except Exception:  # noqa: BLE001 - logged with the job id, retried at the next start
+                log.exception("cannot recover intake", extra={"event": "recover.failed", "job_id": row["id"]})
         rows = self.ledger.jobs("processing")
         if rows:
             with self.ledger.tx() as t:
@@ -424,15 +411,49 @@ class Service:
         for row in self.ledger.jobs("delivering"):
             delivery.remove_temps(json.loads(row["plan"]), self.cfg.data_dir, row["id"])
             log.info("completing interrupted delivery", extra={"event": "recover.deliver", "job_id": row["id"]})
-            self._deliver(row["id"])
+            try:
+                self._deliver(row["id"])
+            except Exception:  # noqa: BLE001 - stays 'delivering', replayed at the next start
+                log.exception("cannot complete delivery", extra={"event": "recover.failed", "job_id": row["id"]})
         shutil.rmtree(self.cfg.work / "jobs", ignore_errors=True)
         (self.cfg.work / "jobs").mkdir(parents=True, exist_ok=True)
         for part in (self.cfg.work / "intake").glob("*.copy"):
             part.unlink()  # a copy whose job row is gone or already re-taken
+        for part in self.cfg.inbox.rglob(".*.tmp-orig"):
+            part.unlink(missing_ok=True)  # an approved original whose copy was cut short
         stray = [p.name for p in (self.cfg.work / "intake").iterdir()]
         if stray:
             log.error("files in work/intake without a job row (left in place)",
                       extra={"event": "recover.stray", "files": stray})
+
+    def _recover_intake(self, row: Any) -> None:
+        jid = row["id"]
+        intake = self.cfg.work / "intake" / str(jid)
+        if intake.exists():
+            # Cross-device intake died between copy and unlink: the same file is still there.
+            try:
+                if _sig(os.lstat(row["drop_path"])) == row["drop_sig"]:
+                    os.unlink(row["drop_path"])
+            except FileNotFoundError:
+                pass
+            self._finish_intake(jid, intake)
+        elif row["sha256"] and self.quarantine.path_for(row["sha256"]).exists():
+            with self.quarantine.lock:
+                self._mark_queued(jid)
+        elif os.path.lexists(row["drop_path"]):
+            intake.with_name(intake.name + ".copy").unlink(missing_ok=True)
+            self._take(Path(row["drop_path"]), intake)
+            if self.cfg.fsync:
+                fsync_dir(Path(row["drop_path"]).parent)
+                fsync_dir(intake.parent)
+            self._finish_intake(jid, intake)
+        else:
+            with self.ledger.tx() as t:
+                t.execute("DELETE FROM jobs WHERE id = ?", (jid,))
+            log.warning("file vanished before intake", extra={"event": "recover.vanished", "job_id": jid,
+                                                              "path": row["drop_path"]})
+            return
+        log.info("intake completed after restart", extra={"event": "recover.intake", "job_id": jid})
 
     # ------------------------------------------------------------------ processing
 
@@ -546,7 +567,7 @@ class Service:
                 continue
             result = json.loads(prev["result"])
             if any(t.get("id", "").startswith(_TRANSIENT) or t.get("id", "").endswith(_ENCRYPTION)
-                   for t in result.get("threats", [])):
+                   for t in _all_threats(result)):
                 continue
             cache = self.cache_dir(*key)
             out_name, text_name = result.get("output"), result.get("text_output")

@@ -153,11 +153,15 @@ def login(ledger: Ledger, name: str, password: str, client: str = "") -> tuple[s
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if not ok:
-        failed = row["failed"] + 1
-        locked = failed >= MAX_FAILURES
         with ledger.tx() as t:
-            t.execute("UPDATE console_users SET failed = ?, locked_until = ? WHERE id = ?",
-                      (0 if locked else failed, now + LOCK_SECONDS if locked else None, row["id"]))
+            # Count in the database, not from the row read before the slow hash check: parallel
+            # guesses must each count.
+            t.execute("UPDATE console_users SET failed = failed + 1 WHERE id = ?", (row["id"],))
+            failed = t.execute("SELECT failed FROM console_users WHERE id = ?", (row["id"],)).fetchone()[0]
+            locked = failed >= MAX_FAILURES
+            if locked:
+                t.execute("UPDATE console_users SET failed = 0, locked_until = ? WHERE id = ?",
+                          (now + LOCK_SECONDS, row["id"]))
             t.audit("console.login_failed", {"name": name, "why": "bad password", "failures": failed,
                                              "locked": locked, "client": client}, actor=name)
             if locked:
