@@ -75,8 +75,9 @@ KINDS: dict[str, Kind] = {k.mime: k for k in [
     _k("application/x-xz", "archive", "xz archive", ".xz", ".txz", ".tar.xz"),
     _k("application/x-7z-compressed", "archive", "7-Zip archive", ".7z"),
     _k("application/vnd.rar", "archive", "RAR archive", ".rar"),
+    # Not ".xml": Office opens Word/Excel 2003 XML (macros, remote templates) by that name; as .txt it is inert.
     _k("text/plain", "text", "plain text", ".txt", ".text", ".log", ".md", ".ini", ".cfg", ".conf", ".json",
-       ".xml", ".csv", ".tsv"),
+       ".csv", ".tsv"),
     _k("text/csv", "csv", "CSV text", ".csv", ".tsv", ".txt"),
     _k("text/html", "html", "HTML document", ".html", ".htm", ".xhtml"),
     _k("application/vnd.microsoft.portable-executable", "executable", "Windows executable", ".exe"),

@@ -51,6 +51,7 @@ from ._ooxml_const import (
     is_web_url,
     norm_rel_type,
 )
+from ._xml import BAD_MEDIA_MAGIC
 
 try:  # ISA-L inflates 2-5x faster than zlib, same bytes out (the CRC is checked by us)
     from isal import isal_zlib as _inflate_lib
@@ -91,7 +92,6 @@ def _tune_malloc() -> None:
             libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD = -3 (the largest glibc accepts on 64-bit)
     except (OSError, AttributeError, ValueError):
         pass
-_BAD_MEDIA_MAGIC = (b"MZ", b"\x7fELF", b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"{\\rtf", b"%PDF", b"#!")
 _SLIDE_CT = frozenset(f"{P}.{k}+xml" for k in ("slide", "slidelayout", "slidemaster", "notesslide",
                                                  "notesmaster", "handoutmaster"))
 _PRES_CT = frozenset(f"{P}.{k}.main+xml" for k in ("presentation", "template", "slideshow"))
@@ -437,6 +437,11 @@ class Rebuild:
                             f"{t.rsplit('/', 1)[-1]} -> {rel.target[:100]}")
             return None
         target = self.resolve(src, rel.target)
+        low = (target or "").lower()
+        if target is not None and (low == "[content_types].xml" or low.endswith(".rels")):
+            # The package's own bookkeeping is rebuilt, never carried over as a part.
+            self.report("ooxml.unknown_part", target, "relationship to package metadata")
+            return None
         if target is None:
             if t in REMOVE_RELS:  # pointing at nothing is still a declared macro/template/link
                 self.report(REMOVE_RELS[t], here, f"{t.rsplit('/', 1)[-1]} -> {rel.target[:100]}")
@@ -478,7 +483,7 @@ class Rebuild:
             return None
         if kind == "media":
             head = self.head(target)
-            if head.startswith(_BAD_MEDIA_MAGIC) or (ctl.startswith("image/") and head.lstrip()[:1] == b"<"):
+            if head.startswith(BAD_MEDIA_MAGIC) or (ctl.startswith("image/") and head.lstrip()[:1] == b"<"):
                 self.report("ooxml.unknown_part", target, f"{ct} part holds other content")
                 return None
         return target

@@ -1,9 +1,11 @@
-"""Safe XML parsing and element surgery shared by the XML-based formats (OOXML, ODF, SVG)."""
+"""Safe XML parsing, element surgery and media checks shared by the XML-based formats (OOXML, ODF, SVG)."""
 from __future__ import annotations
 
 from lxml import etree
 
 # No DTD loading, no entity expansion, no network, no huge trees: the baseline for every untrusted part.
+# A "picture" or "media" member of an office package that starts like this is a program or a document.
+BAD_MEDIA_MAGIC = (b"MZ", b"\x7fELF", b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"{\\rtf", b"%PDF", b"#!")
 SAFE_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, dtd_validation=False)
 
 

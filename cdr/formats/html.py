@@ -60,11 +60,27 @@ _ACTIVE = [
 ]
 
 
+_TAG = re.compile(r"<[^>]*>")
+_STYLE_BODY = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.I | re.S)
+_REMOTE_IMG = re.compile(r"<\s*img\b[^>]*\bsrc\s*=\s*['\"]?\s*(?:[a-z][a-z0-9+.-]*:|//)", re.I)
+
+
+def _keep_local_src(tag: str, attr: str, value: str) -> str | None:
+    """Pictures load only from inside the document: a remote src would call out when opened."""
+    if tag == "img" and attr == "src" and re.match(r"\s*(?:[a-z][a-z0-9+.-]*:|//)", value, re.I):
+        return None
+    return value
+
+
 def scan_active(markup: str) -> list[Threat]:
-    """Active-content findings in HTML markup, by construct."""
+    """Active-content findings in HTML markup, by construct (tags and style sheets only, not prose)."""
     found: list[Threat] = []
+    code = " ".join(_TAG.findall(markup) + _STYLE_BODY.findall(markup))
+    remote = _REMOTE_IMG.findall(code)
+    if remote:
+        found.append(Threat("html.external_ref", "<img src>", "found", f"{len(remote)} remote picture(s)"))
     for pattern, what in _ACTIVE:
-        hits = pattern.findall(markup)
+        hits = pattern.findall(code)
         if hits:
             found.append(Threat("html.active_content", what, "found", f"{len(hits)} occurrence(s)"))
     return found
@@ -82,7 +98,7 @@ def clean_html(markup: str) -> str:
     body = nh3.clean(
         markup, tags=_TAGS, clean_content_tags=_DROP_WITH_CONTENT, attributes=_ATTRS,
         url_schemes={"http", "https", "mailto"}, filter_style_properties=_STYLE_PROPS,
-        link_rel="noopener noreferrer", strip_comments=True,
+        link_rel="noopener noreferrer", strip_comments=True, attribute_filter=_keep_local_src,
     )
     title = htmllib.escape(_title(markup))
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"

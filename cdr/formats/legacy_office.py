@@ -277,4 +277,4 @@ class LegacyOfficeHandler(Handler):
         plain, _note = decrypt_if_needed(ctx, path, detection.mime)
         ooxml = _ooxml_module()
         converted = _convert(ctx, plain, detection.mime)
-        return ooxml.ooxml_text(converted)
+        return ooxml.ooxml_text(converted, _ooxml_context(ctx))

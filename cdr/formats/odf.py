@@ -17,7 +17,7 @@ from lxml import etree
 from ..errors import Encrypted, LimitExceeded, Malformed
 from ..handler import Context, Handler, Rebuilt, register
 from ..model import Detection, Threat
-from ._xml import SAFE_OPTIONS, remove_keep_tail, unwrap
+from ._xml import BAD_MEDIA_MAGIC, SAFE_OPTIONS, remove_keep_tail, unwrap
 
 NS = {
     "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
@@ -252,6 +252,10 @@ def _plan(pkg: _Package) -> tuple[list[str], list[Threat], set[str]]:
             if b"vnd.sun.star.script" in data or b"macro:" in data:
                 threats.append(Threat("odf.macro", name, "removed", "toolbar/menu bound to a macro"))
             continue
+        if name.startswith(_MEDIA_DIRS) and pkg.infos[name].file_size and \
+                pkg.read(name)[:8].startswith(BAD_MEDIA_MAGIC):
+            threats.append(Threat("odf.object", name, "removed", "media part holds a program or document"))
+            continue
         if name in _XML_PARTS or name == "manifest.rdf" or name.startswith(_MEDIA_DIRS):
             kept.append(name)
             continue
@@ -342,7 +346,7 @@ class OdfHandler(Handler):
         return Rebuilt(threats=threats)
 
     def extract_text(self, ctx: Context, path: Path, detection: Detection) -> str:
-        return odf_text(path)
+        return odf_text(path, ctx)
 
 
 # --- text rendition ------------------------------------------------------------------------------
@@ -405,8 +409,8 @@ def _block(el: etree._Element, lines: list[str]) -> None:
             _block(c, lines)
 
 
-def odf_text(path: Path) -> str:
-    pkg = _Package(None, path)
+def odf_text(path: Path, ctx: Context | None = None) -> str:
+    pkg = _Package(ctx, path)
     try:
         if pkg.encrypted:
             raise Encrypted("the document is password protected", "パスワードで保護された文書です",

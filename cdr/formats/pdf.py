@@ -491,7 +491,11 @@ class _Attachments:
             return BLOCKED, None
         res = ctx.process_child(child_name, src, work / "out")
         new_name = None
-        if res.verdict != BLOCKED and res.output:
+        if res.verdict != BLOCKED and not (res.output and Path(res.output).is_file()):
+            # No rebuilt copy to put in its place: the original bytes must not stay attached.
+            res.block("添付ファイルの無害化結果が得られなかったため削除しました",
+                      "no sanitized copy of the attachment was produced; removed")
+        if res.verdict != BLOCKED:
             out_path = Path(res.output)
             stream.write(out_path.read_bytes())
             params = stream.get("/Params")

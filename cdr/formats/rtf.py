@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import Malformed
+from ..errors import Malformed, ToolMissing
 from ..handler import Context, Handler, Rebuilt, register
 from ..model import Detection, Threat
 
@@ -173,11 +173,26 @@ def _contains_field(g: Group) -> bool:
     return False
 
 
+def _find_group(g: Group, word: bytes) -> Group | None:
+    """The first group below `g` (at any depth) that carries the control word `word`."""
+    stack = [c for c in reversed(g.children) if isinstance(c, Group)]
+    while stack:
+        c = stack.pop()
+        if word in c.words():
+            return c
+        stack.extend(x for x in reversed(c.children) if isinstance(x, Group))
+    return None
+
+
 def _field_verdict(fld: Group) -> str | None:
     """Why a field must be neutralised, or None to keep it."""
     inst = next((c for c in fld.children if isinstance(c, Group) and c.first_word() == b"fldinst"), None)
     if inst is None:
-        return None
+        # An instruction that is not the usual direct child (formatting first, wrapped in another
+        # group): readers still find it, so we judge it the same way, or neutralise when there is none.
+        inst = _find_group(fld, b"fldinst")
+        if inst is None:
+            return "field without a recognisable instruction"
     if _contains_field(inst):
         return "field instruction built from nested fields"
     text = _plain(inst).strip()
@@ -240,7 +255,7 @@ def disarm(root: Group) -> list[Threat]:
                 if _is_remote(target):
                     threats.append(Threat("rtf.remote_template", target[:200], "removed", "attached template"))
                 continue  # a local template path is dropped silently: it only names a file
-            if first == b"field":
+            if first == b"field" or b"field" in words:
                 why = _field_verdict(c)
                 if why:
                     res = _result_group(c, b"fldrslt") or Group()
@@ -255,14 +270,18 @@ def disarm(root: Group) -> list[Threat]:
 
 
 def _rtfobj_findings(data: bytes) -> list[Threat]:
+    """oletools' independent look for objects. Fails closed: if it cannot run, nothing is vouched for."""
     try:
         from oletools.rtfobj import RtfObjParser
-
+    except ImportError as exc:
+        raise ToolMissing("oletools (rtfobj) is not available", "oletools (rtfobj) が利用できません") from exc
+    try:
         p = RtfObjParser(data)
         p.parse()
-        return [Threat("rtf.object", f"offset {o.start}", "found", "object data (rtfobj)") for o in p.objects]
-    except Exception:
-        return []
+    except Exception as exc:
+        raise Malformed(f"the RTF object scan failed ({type(exc).__name__})",
+                        "RTF の埋め込みオブジェクト検査に失敗しました", threat_id="rtf.object") from None
+    return [Threat("rtf.object", f"offset {o.start}", "found", "object data (rtfobj)") for o in p.objects]
 
 
 def findings(data: bytes) -> list[Threat]:
