@@ -88,6 +88,10 @@ class Handler(ABC):
     options: ClassVar[dict[str, Option]] = {}
     # True when extract_text gives something meaningful for the text-only policy.
     has_text: ClassVar[bool] = True
+    # False when no safe rebuild exists (一太郎): the text-only policy then reads text from the source.
+    rebuildable: ClassVar[bool] = True
+    # (ja, en) added to the reason when the policy blocks this family, e.g. what to ask the sender for.
+    block_hint: ClassVar[tuple[str, str] | None] = None
 
     @abstractmethod
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:

@@ -6,11 +6,13 @@ result with a reason.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from .detect import KINDS, detect
@@ -57,8 +59,10 @@ def process(src: str | Path, name: str, out_dir: str | Path, policy: Policy, *,
         deadline = start + policy.limits.seconds_per_file
     result = FileResult(source=name)
     work = Path(tempfile.mkdtemp(prefix="cdr-job-"))
+    written: list[Path] = []  # outputs placed in out_dir so far, removed if the file ends up blocked
     try:
-        _run(src, name, out_dir, policy, password, want_text, depth, deadline, result, work, sha256, hash_output)
+        _run(src, name, out_dir, policy, password, want_text, depth, deadline, result, work, sha256, hash_output,
+             written)
     except CdrError as exc:
         _block_with(result, exc)
     except MemoryError:
@@ -75,9 +79,8 @@ def process(src: str | Path, name: str, out_dir: str | Path, policy: Policy, *,
         shutil.rmtree(work, ignore_errors=True)
         result.elapsed_ms = (time.monotonic() - start) * 1000
     if result.verdict == BLOCKED:
-        for produced in (result.output, result.text_output):
-            if produced:
-                Path(produced).unlink(missing_ok=True)
+        for produced in written:
+            produced.unlink(missing_ok=True)
         result.output = result.output_sha256 = result.text_output = None
     return result
 
@@ -92,7 +95,8 @@ def _block_with(result: FileResult, exc: CdrError) -> None:
 
 def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | None, want_text: bool,
          depth: int, deadline: float, result: FileResult, work: Path, sha256: str | None = None,
-         hash_output: bool = True) -> None:
+         hash_output: bool = True, written: list[Path] | None = None) -> None:
+    written = [] if written is None else written
     result.size = src.stat().st_size
     result.sha256 = sha256 or sha256_file(src)
     if result.size > policy.limits.max_file_bytes:
@@ -109,13 +113,12 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
         raise CdrError(f"unknown or unsupported file type ({det.label})",
                        f"判別できない、または未対応のファイル形式です（{det.label}）", "file.unsupported")
     rule = policy.family(det.family)
+    handler = handler_for(det.mime)
     if rule.action == "block":
         ja, en = _POLICY_BLOCK[0].format(label=det.label), _POLICY_BLOCK[1].format(label=det.label)
-        hint = getattr(handler_for(det.mime), "block_hint", None)  # e.g. what to ask the sender for
-        if hint:
-            ja, en = f"{ja}。{hint[0]}", f"{en}; {hint[1]}"
+        if handler is not None and handler.block_hint:
+            ja, en = f"{ja}。{handler.block_hint[0]}", f"{en}; {handler.block_hint[1]}"
         raise CdrError(en, ja, "policy.blocked")
-    handler = handler_for(det.mime)
     if handler is None:
         raise CdrError(f"no sanitizer for {det.label}", f"この形式（{det.label}）を無害化する処理がありません",
                        "file.unsupported")
@@ -126,12 +129,13 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
 
     ctx = Context(name=name, options=dict(rule.options), limits=policy.limits, workdir=work,
                   deadline=deadline, password=password, depth=depth, process_child=child, policy=policy)
-    if rule.action == "text" and not getattr(handler, "rebuildable", True):
+    if rule.action == "text" and not handler.rebuildable:
         # No rebuild exists for this type (e.g. 一太郎): the text rendition is read from the source.
         text = handler.extract_text(ctx, src, det)
         ctx.check_time()
         out_dir.mkdir(parents=True, exist_ok=True)
         dest = out_dir / (output_name(name, det, None) + ".txt")
+        written.append(dest)
         _write(dest, text.encode("utf-8", "replace"))
         result.warnings.extend(ctx.warnings)
         result.output = result.text_output = str(dest)
@@ -154,7 +158,9 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
     if det2.family != want or h2 is None:
         raise CdrError(f"the rebuilt file is not a valid {det.label} (detected {det2.label})",
                        "再構築したファイルの検証に失敗しました", "verify.failed")
-    residual = [t for t in h2.inspect(ctx, built, det2) if t.id != "file.type_mismatch"]
+    # Inspect the output with its own family's options (SVG rasterised to PNG is judged as an image).
+    vctx = ctx if det2.family == det.family else replace(ctx, options=dict(policy.family(det2.family).options))
+    residual = [t for t in h2.inspect(vctx, built, det2) if t.id != "file.type_mismatch"]
     if residual:
         ids = ", ".join(sorted({t.id for t in residual}))
         for t in residual:
@@ -164,8 +170,9 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
     result.warnings.extend(ctx.warnings)
     out_dir.mkdir(parents=True, exist_ok=True)
     if rule.action == "text":
-        text = h2.extract_text(ctx, built, det2)
+        text = h2.extract_text(vctx, built, det2)
         dest = out_dir / (final + ".txt")
+        written.append(dest)
         _write(dest, text.encode("utf-8", "replace"))
         result.output = str(dest)
         result.output_sha256 = sha256_file(dest) if hash_output else None
@@ -173,33 +180,48 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
         result.threats.append(Threat("policy.text_only", name, "converted", "delivered as text only"))
     else:
         dest = out_dir / final
-        os.replace(built, dest) if _same_fs(built, out_dir) else shutil.move(built, dest)
+        written.append(dest)
+        _place(built, dest)
         result.output = str(dest)
         result.output_sha256 = sha256_file(dest) if hash_output else None
         if want_text:
+            tdest = out_dir / (final + ".txt")
             try:
-                text = h2.extract_text(ctx, dest, det2)
+                text = h2.extract_text(vctx, dest, det2)
+                written.append(tdest)
+                _write(tdest, text.encode("utf-8", "replace"))
             except Exception as exc:  # a missing rendition must not stop a clean delivery
                 result.warnings.append(f"text rendition failed: {type(exc).__name__}: {exc}"[:300])
             else:
-                tdest = out_dir / (final + ".txt")
-                _write(tdest, text.encode("utf-8", "replace"))
                 result.text_output = str(tdest)
     result.verdict = SANITIZED if any(t.action != "reported" for t in result.threats) else CLEAN
 
 
-def _same_fs(a: Path, b: Path) -> bool:
+def _place(built: Path, dest: Path) -> None:
+    """Move the rebuilt file to its final name; across file systems via a temporary name, so that a
+    failed copy never leaves a partial file under the final name."""
     try:
-        return a.stat().st_dev == b.stat().st_dev
-    except OSError:
-        return False
+        os.replace(built, dest)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        shutil.copyfile(built, tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def inspect(src: str | Path, name: str, policy: Policy, *, password: str | None = None) -> dict:
