@@ -257,3 +257,21 @@ def test_cli_end_to_end(corpus, tmp_path):
     assert by["remote_template.rtf"]["verdict"] == "sanitized"
     assert "rtf.remote_template" in all_threat_ids(by["remote_template.rtf"])
     assert {"odf.macro", "odf.event"} <= all_threat_ids(by["macro_onload.odt"])
+
+
+@pytest.mark.parametrize("body", [
+    rb'{\field{\f1\fldinst DDEAUTO c:\\windows\\system32\\cmd.exe "/c calc"}{\fldrslt shown}}',
+    rb'{\fldlock\field{\*\fldinst DDEAUTO x y}{\fldrslt shown}}',
+    rb'{\field{{\*\fldinst DDEAUTO x y}}{\fldrslt shown}}',
+])
+def test_rtf_fields_found_wherever_the_instruction_sits(default_policy, tmp_path, body):
+    from cdr.pipeline import inspect as inspect_file
+    from cdr.pipeline import process
+
+    src = tmp_path / "f.rtf"
+    src.write_bytes(rb"{\rtf1\ansi before " + body + rb" after}")
+    r = process(src, "f.rtf", tmp_path / "out", default_policy)
+    assert r.verdict == "sanitized" and any(t.id == "rtf.field" for t in r.threats)
+    out = Path(r.output).read_bytes()
+    assert b"DDEAUTO" not in out and b"shown" in out
+    assert inspect_file(r.output, "f.rtf", default_policy)["threats"] == []

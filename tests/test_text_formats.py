@@ -93,3 +93,23 @@ def test_disguised_html_detected(corpus):
     det = detect(base / "text" / "hostile" / "disguised.txt")
     assert det.mime == "text/html"
     assert any(t.id == "file.type_mismatch" for t in det.threats)
+
+
+def test_xml_is_delivered_as_plain_text(default_policy, tmp_path):
+    """Office opens Word 2003 XML (macros, remote templates) by its .xml name; as .txt it is inert."""
+    src = tmp_path / "invoice.xml"
+    src.write_text('<?xml version="1.0"?><?mso-application progid="Word.Document"?><w:wordDocument/>')
+    r = process(src, "invoice.xml", tmp_path / "out", default_policy)
+    assert r.verdict == "sanitized" and Path(r.output).name == "invoice.txt"
+    assert any(t.id == "file.type_mismatch" for t in r.threats)
+
+
+def test_html_remote_pictures_dropped_and_prose_not_mistaken(default_policy, tmp_path):
+    src = tmp_path / "p.html"
+    src.write_text('<html><body><p>a regular expression (regex) and src=data: in prose</p>'
+                   '<img src="http://tracker.example/p.gif"><img src="local.png"></body></html>', "utf-8")
+    r = process(src, "p.html", tmp_path / "out", default_policy)
+    assert r.verdict == "sanitized", r.reason
+    assert [t.id for t in r.threats] == ["html.external_ref"]
+    html = Path(r.output).read_text("utf-8")
+    assert "tracker.example" not in html and 'src="local.png"' in html and "regular expression" in html
