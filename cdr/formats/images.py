@@ -261,7 +261,8 @@ def _jpeg_lossless(data: bytes, segs: list[tuple[int, int, int]], icc_policy: st
                 jfif = b"JFIF\x00" + p[5:12] + b"\x00\x00"  # version, units, density; no thumbnail
                 head.append(b"\xff\xe0" + struct.pack(">H", len(jfif) + 2) + jfif)
             elif marker == 0xEE and p.startswith(b"Adobe") and len(p) >= 12:
-                body.append(view[s:e])  # the colour transform flag decides how the pixels decode
+                # The colour transform flag decides how the pixels decode: keep its 12 bytes, nothing after.
+                body.append(b"\xff\xee" + struct.pack(">H", 14) + p[:12])
                 skel.append(body[-1])
             elif marker == 0xE2 and p.startswith(b"ICC_PROFILE\x00") and len(p) > 14:
                 icc_segs.append(data[s:e])
@@ -798,7 +799,8 @@ class ImageHandler(Handler):
             out, skeleton = _jpeg_lossless(data, walked[0], icc_policy, orientation)
             _verify_jpeg(skeleton, limit)
         elif mode == "lossless" and mime == "image/png" and orientation == 1 \
-                and not any(f.id == "image.icc" for f in findings):
+                and not any(f.id == "image.icc" for f in findings) \
+                and not any(ct == b"acTL" for ct, _s, _e in walked[0]):  # animation frames: re-encode
             out = _png_lossless(data, walked[0], icc_policy, limit)
         threats: list[Threat] = []
         if out is None:
