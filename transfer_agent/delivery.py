@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,12 +254,14 @@ class HashMismatch(Exception):
 
 
 def write_atomic(directory: Path, name: str, data: bytes | Path, fsync: bool = True, tag: str = "x",
-                 expect_sha256: str | None = None) -> str:
+                 expect_sha256: str | None = None, before_link: Callable[[str], None] | None = None) -> str:
     """Write one extra file into the inbox (an approved original, ...): `data` is bytes or a file to copy.
 
     Same guarantees as a plan (temp name, fsync, link, never overwrite: ' (2)' on collision),
     but not tracked in the ledger: callers record what they wrote. With `expect_sha256`, the copy
     is checked while it is written and HashMismatch raised (nothing left behind) when it differs.
+    `before_link(final_name)` runs once the copy is complete and verified, before it becomes visible
+    (an approval is committed there); if it raises, nothing appears.
     Returns the final name. Hold `Service.delivery_lock` while calling.
     """
     directory.mkdir(parents=True, exist_ok=True)
@@ -271,10 +274,18 @@ def write_atomic(directory: Path, name: str, data: bytes | Path, fsync: bool = T
         if expect_sha256 and digest != expect_sha256:
             tmp.unlink(missing_ok=True)
             raise HashMismatch(f"{data} does not match the recorded sha256")
+        if before_link is not None:
+            try:
+                before_link(final)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         try:
             link_no_replace(tmp, directory / final)
         except FileExistsError:
             tmp.unlink(missing_ok=True)
+            if before_link is not None:  # already recorded under this name: do not pick another
+                raise Conflict(f"{final!r} appeared in {directory} while it was being written") from None
             continue
         if fsync:
             fsync_dir(directory)

@@ -48,8 +48,12 @@ def request_original(ledger: Ledger, user: User, job_id: int, reason: str) -> in
     return rid
 
 
-def _release(data_dir: Path, job: Any, fsync: bool) -> Path:
-    """Copy the quarantined original into <inbox dir>/originals/ORIGINAL_<name>; returns the final path."""
+def _release(data_dir: Path, job: Any, fsync: bool, commit: Any) -> Path:
+    """Copy the quarantined original into <inbox dir>/originals/ORIGINAL_<name>; returns the final path.
+
+    `commit(relative path)` records the approval once the copy is complete and verified, before the
+    copy becomes visible: a crash in between leaves a hidden temp (removed at start), never an
+    original without its approval."""
     if not job["quarantine"]:
         raise RequestError("原本の保管場所が記録されていません")
     src = data_dir / job["quarantine"]
@@ -58,7 +62,8 @@ def _release(data_dir: Path, job: Any, fsync: bool) -> Path:
     target_dir = data_dir / (job["inbox_dir"] or f"inbox/{job['channel']}") / ORIGINALS_DIR
     try:
         final = write_atomic(target_dir, fit_name(PREFIX + job["name"], 200), src, fsync, tag="orig",
-                             expect_sha256=job["sha256"] or None)
+                             expect_sha256=job["sha256"] or None,
+                             before_link=lambda name: commit(str((target_dir / name).relative_to(data_dir))))
     except HashMismatch:
         raise RequestError("隔離中の原本が記録と一致しないため取り出しを中止しました") from None
     except Conflict:
@@ -80,16 +85,8 @@ def decide(ledger: Ledger, data_dir: Path, approver: User, request_id: int, appr
     if req["requester_id"] == approver.id:
         raise RequestError("自分の申請を承認・却下することはできません（別の承認者が必要です）")
     job = ledger.one("SELECT * FROM jobs WHERE id = ?", (req["job_id"],))
-    released_rel = None
-    final: Path | None = None
-    if approve:
-        if lock is not None:
-            with lock:
-                final = _release(data_dir, job, fsync)
-        else:
-            final = _release(data_dir, job, fsync)
-        released_rel = str(final.relative_to(data_dir))
-    try:
+
+    def record(released_rel: str | None) -> None:
         with ledger.tx() as t:
             cur = t.execute("UPDATE original_requests SET status = ?, approver_id = ?, comment = ?, decided_at = ?,"
                             " released = ? WHERE id = ? AND status = 'pending'",
@@ -104,8 +101,15 @@ def decide(ledger: Ledger, data_dir: Path, approver: User, request_id: int, appr
                 t.audit("original.released", {"request_id": request_id, "path": released_rel,
                                               "sha256": job["sha256"], "name": job["name"]},
                         job_id=req["job_id"], actor=approver.name)
-    except BaseException:
-        if final is not None:  # the decision did not commit: take the copy back
-            final.unlink(missing_ok=True)
-        raise
+
+    released_rel = None
+    if approve:
+        if lock is not None:
+            with lock:
+                final = _release(data_dir, job, fsync, record)
+        else:
+            final = _release(data_dir, job, fsync, record)
+        released_rel = str(final.relative_to(data_dir))
+    else:
+        record(None)
     return {"status": "approved" if approve else "rejected", "released": released_rel}
