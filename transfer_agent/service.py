@@ -631,6 +631,7 @@ class Service:
             except Exception:  # noqa: BLE001 - the ledger keeps the state; a restart finishes or redoes it
                 self.metrics.errors.labels("deliver").inc()
                 log.exception("delivering a job failed", extra={"event": "error", "job_id": job_id})
+                self._requeue_if_processing(job_id)
             finally:
                 if key is not None:
                     with self._finishing_lock:
@@ -638,6 +639,17 @@ class Service:
                         if n > 0:
                             self._finishing[key] = n
                     self._kick()  # identical content may now be answered from the cache
+
+    def _requeue_if_processing(self, job_id: int) -> None:
+        """A job whose verdict was never committed goes back to the queue (max_attempts still applies);
+        one already 'delivering' has a committed plan that the next start replays."""
+        try:
+            with self.ledger.tx() as t:
+                t.execute("UPDATE jobs SET status = 'queued' WHERE id = ? AND status = 'processing'", (job_id,))
+        except Exception:  # noqa: BLE001 - the ledger itself is failing: recovery at start handles it
+            log.exception("cannot requeue", extra={"event": "error", "job_id": job_id})
+            return
+        self._kick()
 
     def _finish(self, job_id: int, result: dict[str, Any], cache: Path | None, out_name: str | None,
                 text_name: str | None, reused_from: int | None, first_name: str | None = None) -> None:
