@@ -275,6 +275,12 @@ def test_jpeg_lossless_blocks_what_libjpeg_refuses(tmp_path, default_policy):
     src.write_bytes(bytes(data))
     r = process(src, src.name, tmp_path / "o2", pol)
     assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc2")
+    data[sof + 5:sof + 7] = b"\x00\x00"  # height 0 (defined later by DNL): the 16x16 skeleton must not hide it
+    src.write_bytes(bytes(data))
+    r = process(src, src.name, tmp_path / "o4", pol)
+    assert r.verdict == "blocked"
 
 
 def test_png_lossless_refuses_zlib_header_that_zlib_refuses(images, default_policy, tmp_path):

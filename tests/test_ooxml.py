@@ -554,3 +554,56 @@ def test_prescan_sees_each_roles_trigger(role):
     decl = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n'
     for data in (xml, decl + xml):
         assert not X.quiet(data.encode(), role), role
+
+
+def test_untouched_canonical_parts_keep_their_bytes_the_rest_is_reserialised(tmp_path, default_policy):
+    """A part nothing was removed from, in the form a re-serialisation would give (UTF-8 XML 1.0 without
+    comments, processing instructions, CDATA or DTD), keeps its stored bytes; any other form is rebuilt."""
+    src = make_docx(tmp_path / "plain.docx")
+    r = process(src, src.name, tmp_path / "o1", default_policy)
+    assert r.verdict == "clean"
+    with _zip(src) as a, _zip(r.output) as b:
+        for name in ("word/styles.xml", "word/fontTable.xml"):
+            assert a.read(name) == b.read(name)
+            assert a.getinfo(name).compress_size == b.getinfo(name).compress_size  # not deflated again
+
+    def styles(fn):
+        return patch(src, tmp_path / f"{fn.__name__}.docx", edit={"word/styles.xml": fn})
+
+    def comment(x: str) -> str:
+        return x.replace("<w:docDefaults>", "<!-- hidden payload --><w:docDefaults>", 1)
+
+    def pi(x: str) -> str:
+        return x.replace("<w:docDefaults>", "<?mso-application progid='Word.Document'?><w:docDefaults>", 1)
+
+    def cdata(x: str) -> str:
+        return x.replace('w:styleId="Normal">', 'w:styleId="Normal"><w:name w:val="x"/><![CDATA[ ]]>', 1)
+
+    for fn, gone in ((comment, b"hidden payload"), (pi, b"mso-application"), (cdata, b"CDATA")):
+        r = process(styles(fn), "s.docx", tmp_path / fn.__name__, default_policy)
+        assert r.verdict in ("clean", "sanitized"), r.reason
+        with _zip(r.output) as b:
+            out = b.read("word/styles.xml")
+        assert gone not in out and b"w:docDefaults" in out
+    # A link-bearing part in the same canonical form is still walked and rebuilt.
+    story = patch(src, tmp_path / "field.docx", edit={"word/document.xml": lambda x: x.replace(
+        "<w:body>", '<w:body><w:p><w:fldSimple w:instr="DDEAUTO cmd x"><w:r><w:t>v</w:t></w:r></w:fldSimple></w:p>',
+        1)})
+    r = process(story, story.name, tmp_path / "o2", default_policy)
+    assert "ooxml.dde" in {t.id for t in r.threats}
+    with _zip(r.output) as b:
+        assert b"DDEAUTO" not in b.read("word/document.xml")
+
+
+def test_canonical_check():
+    from lxml import etree
+
+    def ok(data: bytes) -> bool:
+        return X.canonical(data, etree.fromstring(data, X.VML_PARSER))
+
+    assert ok(b'<?xml version="1.0" encoding="UTF-8"?>\n<a><b c="1"/></a>')
+    assert ok(b'\xef\xbb\xbf<a><b c="1"/></a>')
+    for bad in (b'<?xml version="1.0"?><?pi x?><a/>', b'<a><!-- c --></a>', b'<a><![CDATA[x]]></a>',
+                b'<?xml version="1.0" encoding="Shift_JIS"?><a/>', '<a/>'.encode("utf-16"),
+                b'<?xml version="1.1"?><a/>'):
+        assert not ok(bad), bad

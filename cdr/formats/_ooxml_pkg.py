@@ -21,6 +21,7 @@ from ..errors import Blocked, LimitExceeded, Malformed
 from ..handler import Context
 from ..model import Threat
 from . import _ooxml_xml as X
+from ._deflate import INFLATE_ERRORS, crc32, decompressobj, deflate_raw
 from ._ooxml_const import (
     APP_CT,
     CHART_CT,
@@ -52,18 +53,6 @@ from ._ooxml_const import (
     norm_rel_type,
 )
 from ._xml import BAD_MEDIA_MAGIC
-
-try:  # ISA-L inflates 2-5x faster than zlib, same bytes out (the CRC is checked by us)
-    from isal import isal_zlib as _inflate_lib
-    _INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error, _inflate_lib.error)
-    _HAVE_ISAL = True
-except ImportError:  # pragma: no cover - optional speed-up
-    _inflate_lib = zlib  # type: ignore[assignment]
-    _INFLATE_ERRORS = (zlib.error,)
-    _HAVE_ISAL = False
-# Below this size a part's deflate time is mostly zlib's set-up: ISA-L level 2 is 3-4x faster there
-# for ~7 % more bytes. Bigger parts keep zlib level 5 (ISA-L would add 20-40 % on big sheets).
-_SMALL_PART = 32 << 10
 
 MAX_PARTS = 20000
 _MALLOC_TUNED = False
@@ -157,16 +146,9 @@ class ZipOut:
         self.names: set[str] = set()
 
     def add(self, name: str, data: bytes, compress: bool) -> None:
-        crc = zlib.crc32(data)
+        crc = crc32(data)
         if compress and data:
-            if _HAVE_ISAL and len(data) < _SMALL_PART:
-                packed = _inflate_lib.compress(data, 2, -15)
-            else:
-                # Level 5: close to 6 in size on XML, ~2x faster. A window no larger than the part loses
-                # nothing and spares zlib setting up 32 KiB tables for each smaller part.
-                wbits = max(9, min(15, (len(data) - 1).bit_length()))
-                co = zlib.compressobj(5, zlib.DEFLATED, -wbits)
-                packed = co.compress(data) + co.flush()
+            packed = deflate_raw(data)
             if len(packed) < len(data):
                 self.add_raw(name, 8, crc, len(data), packed)
                 return
@@ -282,10 +264,10 @@ class Rebuild:
             # copied from the same bytes without reading them twice.
             method, packed = stored
             if method == zipfile.ZIP_DEFLATED:
-                d = _inflate_lib.decompressobj(-15)
+                d = decompressobj(-15)
                 try:
                     data = d.decompress(packed, cap + 1)
-                except _INFLATE_ERRORS:
+                except INFLATE_ERRORS:
                     raise _err_zip(f"unreadable part {name} (zlib error)") from None
                 complete = d.eof or len(data) > cap
                 if d.eof and not d.unused_data:
@@ -293,7 +275,7 @@ class Rebuild:
             else:
                 data, complete, clean = packed, True, stored
             if len(data) <= cap and (not complete or len(data) != info.file_size
-                                     or zlib.crc32(data) != info.CRC):
+                                     or crc32(data) != info.CRC):
                 raise _err_zip(f"unreadable part {name} (bad CRC or size)")
         if len(data) > cap:
             raise LimitExceeded(f"part {name} is larger than the limit", f"部品 {name} が上限を超えています",
@@ -588,7 +570,7 @@ class Rebuild:
             if part in self._nested:
                 payload[part] = ("bytes", self._nested.get(part, b""))
             elif kindp in ("xml", "vml"):
-                data = self.read(part)
+                data, stored = self._read(part, xml=True)
                 if self.prescan and X.quiet(data, role_of(ctl)):
                     self.skipped.append(self.prefix + part)
                     continue
@@ -600,7 +582,7 @@ class Rebuild:
                 complete = len(kept_rels.get(part, ())) == len(self.rels(part))
                 out = self._disarm(part, ctl, root, ids, data, complete)
                 if self.write:
-                    payload[part] = ("bytes", out)
+                    payload[part] = ("bytes", out) if out is not None else ("same", (data, stored))
             elif kindp == "media" and self.write:
                 payload[part] = ("media", ctl)
         if dst is not None and self.write:
@@ -608,9 +590,11 @@ class Rebuild:
         return Outcome(kind, mime, ext)
 
     def _disarm(self, part: str, ctl: str, root: etree._Element, ids: set[str], data: bytes,
-                complete: bool = False) -> bytes:
-        """Disarm one parsed part and return its new serialisation. `complete`: all of the part's
-        relationships were kept, so only references that were already dangling in the input can be."""
+                complete: bool = False) -> bytes | None:
+        """Disarm one parsed part and return its new serialisation, or None when the tree was never
+        touched and the input bytes are already in the form serialising would give them (X.canonical).
+        `complete`: all of the part's relationships were kept, so only references that were already
+        dangling in the input can be."""
         def rep(tid: str, detail: str) -> None:
             # In-place changes (a formula turned into its value, a field into its text) are "neutralized".
             self.report(tid, part, detail, action="neutralized")
@@ -618,6 +602,10 @@ class Rebuild:
         before = len(self.threats)
         role = role_of(ctl)
         literal = X.names_literal(data, root)
+        # Tree left alone: a role without a disarm function, or a byte scan that rules its findings out.
+        untouched = literal and (role == "" or (role == "word_story"
+                                                and not X.any_token(data, X.TRIGGERS["word_story"]))
+                                 or (role == "sheet" and not X.has_formula(data)))
         try:
             if role == "vml":
                 X.disarm_vml(root, rep)
@@ -651,8 +639,11 @@ class Rebuild:
         # Names cannot be escaped in XML: when they are plain bytes, a miss rules the element out.
         if not literal or X.may_link(data):
             X.disarm_links(root, rep)
+            untouched = False
         if not self.write:
             return b""  # inspect: findings only; references are unhooked silently, nothing to report
+        if untouched and complete and len(self.threats) == before and X.canonical(data, root):
+            return None
         if len(self.threats) > before:
             X.tidy(root)
         out = X.serialize(root)
@@ -692,6 +683,12 @@ class Rebuild:
                 how, value = payload[part]
                 if how == "bytes":
                     z.add(part, value, True)
+                elif how == "same":  # parsed, untouched and canonical: its stored bytes as they are
+                    data, stored = value
+                    if stored is not None and stored[0] == zipfile.ZIP_DEFLATED:
+                        z.add_raw(part, stored[0], crc32(data), len(data), stored[1])
+                    else:
+                        z.add(part, data, True)
                 else:
                     self._copy_media(z, part, value)
                 self._write_rels(z, part, kept_rels.get(part, []))
@@ -711,6 +708,6 @@ class Rebuild:
         data, clean = self._read(part, xml=False)  # reads to the end: checks size limits and the CRC
         if clean is not None:
             method, packed = clean
-            z.add_raw(part, method, zlib.crc32(data), len(data), packed)
+            z.add_raw(part, method, crc32(data), len(data), packed)
         else:
             z.add(part, data, not ctl.startswith(COMPRESSED_MEDIA))

@@ -64,6 +64,17 @@ def names_literal(data: bytes, root: etree._Element) -> bool:
     return enc in ("UTF-8", "UTF8", "US-ASCII", "ASCII")
 
 
+def canonical(data: bytes, root: etree._Element) -> bool:
+    """True when keeping `data` as it is gives the same document as re-serialising its parse: XML 1.0
+    in UTF-8 (see names_literal) with nothing the parser drops or reads differently (comments,
+    processing instructions, CDATA sections, a DTD). `<` cannot appear unescaped in text or attribute
+    values, so a byte search finds exactly those."""
+    if not names_literal(data, root) or root.getroottree().docinfo.xml_version != "1.0" or b"<!" in data:
+        return False
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    return data.count(b"<?") == (1 if body.startswith((b"<?xml ", b"<?xml\t", b"<?xml\r", b"<?xml\n")) else 0)
+
+
 def serialize(root: etree._Element) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
 
@@ -198,7 +209,7 @@ def any_token(data: bytes, tokens: tuple[bytes, ...]) -> bool:
 
 def quiet(data: bytes, role: str) -> bool:
     """Inspect only: True when a byte scan proves that parsing and disarming this part would report
-    nothing (the rebuild never takes this shortcut: it parses and re-serialises every part)."""
+    nothing (the rebuild never takes this shortcut: it parses every part)."""
     if role == "sheet":
         if has_formula(data):
             return False
