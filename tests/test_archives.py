@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import struct
 import tarfile
 import time
 import zipfile
@@ -201,7 +202,63 @@ def test_member_count_limit_from_policy(default_policy, tmp_path):
     policy = Policy.from_dict({**d, "limits": {**d["limits"], "archive_members": 4}})
     r = process(src, "five.zip", tmp_path / "o", policy)
     assert r.verdict == BLOCKED and "archive.too_many_members" in ids(r)
+    assert "declares 5 members" in r.reason_en  # refused from the directory, before any member is read
     assert process(src, "five.zip", tmp_path / "o", default_policy).verdict == CLEAN
+
+
+def _claiming(data: bytes, entries: int, zip64: bool = False, cd_entries: bytes = b"") -> bytes:
+    """`data` (a ZIP without comment) with `cd_entries` appended to its central directory and an end
+    record claiming `entries` members (through a ZIP64 end record when zip64)."""
+    sig, disk, disk_cd, here, total, cd_size, cd_off, clen = struct.unpack("<4s4H2LH", data[-22:])
+    body = data[:-22] + cd_entries
+    cd_size += len(cd_entries)
+    if not zip64:
+        return body + struct.pack("<4s4H2LH", sig, 0, 0, min(entries, 0xFFFF), min(entries, 0xFFFF), cd_size,
+                                  cd_off, 0)
+    rec_at = len(body)
+    rec = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, entries, entries, cd_size, cd_off)
+    loc = struct.pack("<4sLQL", b"PK\x06\x07", 0, rec_at, 1)
+    return body + rec + loc + struct.pack("<4s4H2LH", sig, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+
+
+@pytest.mark.parametrize("zip64", [False, True])
+def test_stated_member_count_blocks_before_zipfile_parses(default_policy, tmp_path, zip64):
+    """An end record claiming a huge count is refused before zipfile reads the central directory."""
+    src = tmp_path / "claims.zip"
+    src.write_bytes(_claiming(zip_of([("a.txt", b"a\n")]), 10**9 if zip64 else 60_000, zip64))
+    with pytest.raises(LimitExceeded) as exc:
+        ZipReader(src, max_members=1000)
+    assert exc.value.threat_id == "archive.too_many_members" and "declares" in exc.value.en
+    r = process(src, "claims.zip", tmp_path / "o", default_policy)
+    assert r.verdict == BLOCKED and "archive.too_many_members" in ids(r)
+    ctx = Context(name="claims.zip", options={}, limits=default_policy.limits, workdir=tmp_path)
+    assert [t.id for t in ArchiveHandler().inspect(ctx, src, detect(src))] == ["archive.too_many_members"]
+
+
+def test_directory_headers_counted_even_when_the_end_record_lies(default_policy, tmp_path):
+    """200,000 directory headers behind an end record that says 1: counting stops at the limit + 1."""
+    one = zip_of([("a.txt", b"a\n")])
+    cd_at = struct.unpack("<L", one[-6:-2])[0]
+    header = one[cd_at:-22]  # the one real directory header, repeated
+    src = tmp_path / "liar.zip"
+    src.write_bytes(_claiming(one, 1, cd_entries=header * 200_000))
+    t = time.monotonic()
+    r = process(src, "liar.zip", tmp_path / "o", default_policy)
+    assert time.monotonic() - t < 3
+    assert r.verdict == BLOCKED and "archive.too_many_members" in ids(r)
+    assert "more than 1000 members" in r.reason_en
+    with pytest.raises(LimitExceeded):
+        ZipReader.check_directory(src, 1000)
+    assert ZipReader.check_directory(src, 200_001) == 200_001
+
+
+def test_central_directory_larger_than_the_file_is_malformed(default_policy, tmp_path):
+    data = bytearray(zip_of([("a.txt", b"a\n")]))
+    data[-10:-6] = struct.pack("<L", 0x7FFFFFFF)  # central directory size
+    src = tmp_path / "huge_cd.zip"
+    src.write_bytes(bytes(data))
+    r = process(src, "huge_cd.zip", tmp_path / "o", default_policy)
+    assert r.verdict == BLOCKED and "file.malformed" in ids(r) and "central directory" in r.reason_en
 
 
 # ------------------------------------------------------------------ PPAP

@@ -242,6 +242,48 @@ def test_attachments_sanitized_and_reattached(tmp_path):
         assert len(pdf.attachments) == 0
 
 
+def test_attachment_with_f_and_uf_reported_once_under_its_unicode_name(default_policy, tmp_path):
+    """/EF /F and /UF hold one file (a second stream under one of them is dropped): one child, one threat,
+    the Japanese /UF name kept even when /F is a legacy Shift_JIS byte string."""
+    pdf = _base()
+    body = pdf.make_stream("申請者：山田太郎\n".encode())
+    body.Type = Name.EmbeddedFile
+    spec = pdf.make_indirect(Dictionary(Type=Name.Filespec, F=pikepdf.String("申請書.txt".encode("cp932")),
+                                        UF=pikepdf.String("申請書.txt"), EF=Dictionary(F=body, UF=body)))
+    hidden = pdf.make_stream(b"MZ" + bytes(100))
+    hidden.Type = Name.EmbeddedFile
+    spec2 = pdf.make_indirect(Dictionary(Type=Name.Filespec, F=pikepdf.String("memo.txt"),
+                                         UF=pikepdf.String("メモ.txt"),
+                                         EF=Dictionary(F=hidden, UF=pdf.make_stream(b"memo\n"))))
+    pdf.Root.Names = Dictionary(EmbeddedFiles=Dictionary(Names=Array(["a", spec, "b", spec2])))
+    # The same file reached again through an annotation with its own (direct) file specification.
+    pdf.pages[0].Annots = Array([pdf.make_indirect(Dictionary(
+        Type=Name.Annot, Subtype=Name.FileAttachment, Rect=[10, 10, 30, 30],
+        FS=Dictionary(Type=Name.Filespec, UF=pikepdf.String("申請書.txt"), EF=Dictionary(F=body))))])
+    src = tmp_path / "uf.pdf"
+    src.write_bytes(_save(pdf))
+    d = default_policy.to_dict()
+    d["families"]["pdf"]["embedded_files"] = "sanitize"
+    pol = Policy.from_dict(d, "test")
+    res = process(src, "uf.pdf", tmp_path / "o", pol)
+    assert res.verdict == "sanitized", res.reason
+    assert sorted(c.source for c in res.children) == ["uf.pdf/メモ.txt", "uf.pdf/申請書.txt"]
+    assert all(c.verdict == "clean" for c in res.children)
+    att = [t for t in res.threats if t.id == "pdf.embedded_file"]
+    assert [t.detail for t in att if "申請書" in t.location] == ["attachment sanitized and re-attached"]
+    assert sorted(t.detail for t in att if "メモ" in t.location) == [
+        "1 other file(s) stored under the same attachment", "attachment sanitized and re-attached"]
+    with pikepdf.open(res.output) as out:
+        specs = dict(zip(out.Root.Names.EmbeddedFiles.Names[::2], out.Root.Names.EmbeddedFiles.Names[1::2],
+                         strict=True))
+        ef = specs["a"].EF
+        assert ef.F.objgen == ef.UF.objgen and ef.F.read_bytes() == "申請者：山田太郎\n".encode()
+        assert str(specs["a"].UF) == "申請書.txt"
+        assert specs["b"].EF.F.read_bytes() == b"memo\n"  # /UF's file; the MZ under /F is gone
+        assert b"MZ" + bytes(100) not in Path(res.output).read_bytes()
+    assert _inspect(Path(res.output), tmp_path, pol) == []
+
+
 def test_links_drop(pdfs, tmp_path):
     base, samples = pdfs
     pol = _policy(links="drop")

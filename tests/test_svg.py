@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ from lxml import etree
 from PIL import Image
 
 from cdr.detect import detect
+from cdr.formats._tools import memory_cap, run_tool
 from cdr.formats.svg import clean_css
 from cdr.handler import Context, handler_for
 from cdr.pipeline import process
@@ -194,3 +199,48 @@ def test_cli_end_to_end(svgs, tmp_path):
     assert by["script.svg"]["verdict"] == "sanitized" and "svg.script" in all_threat_ids(by["script.svg"])
     assert not re.search("<script", Path(by["script.svg"]["output"]).read_text("utf-8"))
     assert by["billion_laughs.svg"]["verdict"] == "blocked"
+
+
+def _fake_rsvg(tmp_path: Path, body: str) -> Path:
+    """A stand-in rsvg-convert (the real one is not installed here): a shell script first on PATH."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "rsvg-convert"
+    exe.write_text("#!/bin/sh\n" + body, "utf-8")
+    exe.chmod(0o755)
+    return bindir
+
+
+def test_rsvg_fallback_runs_under_the_policy_memory_cap(svgs, default_policy, tmp_path, monkeypatch):
+    base, _ = svgs
+    png = tmp_path / "fake.png"
+    Image.new("RGB", (200, 120), (255, 255, 255)).save(png)
+    seen = tmp_path / "ulimit.txt"
+    bindir = _fake_rsvg(tmp_path, f'ulimit -v > {seen}\nwhile [ "$1" != -o ]; do shift; done\ncp {png} "$2"\n')
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setitem(sys.modules, "cairosvg.surface", None)  # force the fallback
+    d = _policy(default_policy, mode="rasterize").to_dict()
+    d["limits"]["worker_memory_mb"] = 700
+    r = process(base / "svg/benign/map.svg", "map.svg", tmp_path / "o", Policy.from_dict(d, "test"))
+    assert r.verdict == "sanitized" and r.output.endswith("map.png"), r.reason
+    assert seen.read_text().strip() == str(700 * 1024)  # ulimit -v counts KiB
+
+
+def test_tool_timeout_kills_the_whole_process_group(tmp_path):
+    """The runner shared by rsvg-convert, poppler and LibreOffice: a helper the tool starts dies with it."""
+    pidfile = tmp_path / "pid"
+    t = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_tool(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; sleep 60"], 1.0, memory_cap(512 << 20), tmp_path)
+    assert time.monotonic() - t < 10
+    grandchild = int(pidfile.read_text())
+    for _ in range(50):  # SIGKILLed; gone once init reaps it
+        try:
+            state = Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            break
+        if state == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the rasteriser's child survived the timeout")

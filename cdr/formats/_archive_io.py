@@ -103,10 +103,55 @@ def _zip_time(dt: tuple) -> float:
         return float(_MIN_ZIP_TIME)
 
 
+_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record, 22 bytes
+_EOCD64_LOC = struct.Struct("<4sLQL")  # ZIP64 end of central directory locator, 20 bytes
+_EOCD64 = struct.Struct("<4sQ2H2L4Q")  # ZIP64 end of central directory record, 56 bytes
+_CD_HEAD = 46  # fixed part of a central directory header
+
+
+def _end_record(f: BinaryIO) -> tuple[int, int, int, int] | None:
+    """(stated entries, directory size, directory start, end record offset), located as zipfile does:
+    the directory is taken to end where the end records begin, whatever its stated offset says."""
+    f.seek(0, 2)
+    size = f.tell()
+    tail_at = max(0, size - _EOCD.size - (1 << 16))  # the comment is at most 64 KiB, as zipfile searches
+    f.seek(tail_at)
+    tail = f.read()
+    if tail[-_EOCD.size:-_EOCD.size + 4] == b"PK\x05\x06" and tail[-2:] == b"\0\0":
+        at = len(tail) - _EOCD.size  # no archive comment
+    else:
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < _EOCD.size:
+            return None
+    _sig, _disk, _disk_cd, _here, entries, cd_size, _cd_off, _clen = _EOCD.unpack_from(tail, at)
+    eocd_at = tail_at + at
+    cd_end = eocd_at
+    if eocd_at >= _EOCD64_LOC.size + _EOCD64.size:
+        f.seek(eocd_at - _EOCD64_LOC.size - _EOCD64.size)
+        block = f.read(_EOCD64.size + _EOCD64_LOC.size)
+        if block[_EOCD64.size:_EOCD64.size + 4] == b"PK\x06\x07" and block[:4] == b"PK\x06\x06":
+            rec = _EOCD64.unpack_from(block)
+            entries, cd_size = rec[7], rec[8]
+            cd_end = eocd_at - _EOCD64_LOC.size - _EOCD64.size
+    return entries, cd_size, cd_end - cd_size, cd_end
+
+
+def _too_many(stated: int | None, limit: int) -> LimitExceeded:
+    if stated is None:
+        return LimitExceeded(f"the archive has more than {limit} members",
+                             f"アーカイブ内のファイル数が上限（{limit}）を超えています",
+                             threat_id="archive.too_many_members")
+    return LimitExceeded(f"the archive declares {stated} members, more than the limit of {limit}",
+                         f"アーカイブ内のファイル数（{stated}）が上限（{limit}）を超えています",
+                         threat_id="archive.too_many_members")
+
+
 class ZipReader:
-    def __init__(self, path: Path, password: str | None = None) -> None:
+    def __init__(self, path: Path, password: str | None = None, max_members: int | None = None) -> None:
         self.path = path
         self.passwords = _passwords(password)
+        if max_members is not None:
+            self.check_directory(path, max_members)
         try:
             self.zf = zipfile.ZipFile(path)
             self.infos = self.zf.infolist()
@@ -116,14 +161,35 @@ class ZipReader:
         self._aes_zf = None
 
     @staticmethod
-    def stated_members(path: Path) -> int | None:
-        """Entry count from the end-of-central-directory record (cheap early rejection only)."""
-        try:
-            with open(path, "rb") as f:
-                endrec = zipfile._EndRecData(f)
-        except (OSError, struct.error):
-            return None
-        return int(endrec[zipfile._ECD_ENTRIES_TOTAL]) if endrec else None
+    def check_directory(path: Path, max_members: int) -> int:
+        """Count central directory entries before zipfile parses them; raise past `max_members`.
+
+        zipfile builds a ZipInfo for every header in the directory whatever the end record claims,
+        so both the claim (ZIP64 included) and the headers themselves are counted here, stopping at
+        max_members + 1. Returns the number of entries found (the directory is then small)."""
+        with open(path, "rb") as f:
+            end = _end_record(f)
+            if end is None:
+                return 0  # not a ZIP we can read: zipfile says so in its own words
+            stated, cd_size, cd_start, eocd_at = end
+            if stated > max_members:
+                raise _too_many(stated, max_members)
+            if cd_start < 0:  # zipfile refuses it too, but only after reading the end records itself
+                raise Malformed(f"the ZIP central directory claims {cd_size} bytes, more than the file holds",
+                                "ZIPファイルの構造が壊れています（中央ディレクトリのサイズが不正）",
+                                threat_id="file.malformed")
+            count, pos, stop = 0, cd_start, cd_start + cd_size
+            while pos < stop:
+                f.seek(pos)
+                head = f.read(_CD_HEAD)
+                if len(head) < _CD_HEAD or head[:4] != b"PK\x01\x02":
+                    break  # damaged: zipfile stops at the same header and raises
+                count += 1
+                if count > max_members:
+                    raise _too_many(None, max_members)
+                n, m, k = struct.unpack_from("<3H", head, 28)
+                pos += _CD_HEAD + n + m + k
+        return count
 
     def structure_threats(self, action: str) -> list[Threat]:
         """Comment, bytes hidden between/around members, overlapping members (a non-recursive bomb)."""

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 from ..errors import ToolMissing
 from ..handler import Context
+from ._tools import run_tool
 
 _S = "/org.openoffice.Office.Common/Security/Scripting"
 _SETTINGS = [
@@ -118,32 +118,18 @@ def convert(ctx: Context, src: Path, target: str, out_dir: Path | None = None, s
            f"-env:UserInstallation={prof.resolve().as_uri()}",
            "--convert-to", target, "--outdir", str(out_dir), str(staged)]
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=env, cwd=str(ctx.workdir), preexec_fn=_preexec, start_new_session=True)
+        proc = run_tool(cmd, min(remaining, _DEFAULT_SECONDS * 5), _preexec, ctx.workdir, env)
     except OSError as exc:
         raise ToolMissing(f"LibreOffice could not be started ({exc.strerror or exc})",
                           "LibreOffice を起動できなかったため変換できません") from None
-    try:
-        out, err = proc.communicate(timeout=min(remaining, _DEFAULT_SECONDS * 5))
     except subprocess.TimeoutExpired:
-        _kill(proc)
         raise ToolMissing("the LibreOffice conversion took too long and was stopped",
                           "LibreOffice による変換が時間内に終わらなかったため中止しました",
                           threat_id="file.timeout") from None
+    out, err = proc.stdout, proc.stderr
     produced = out_dir / f"{staged.stem}.{target.split(':', 1)[0]}"
     if proc.returncode != 0 or not produced.exists() or produced.stat().st_size == 0:
         detail = (err or out or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
         raise ToolMissing(f"LibreOffice could not convert the file (exit {proc.returncode}) {detail[0][:200]}".strip(),
                           "LibreOffice で変換できませんでした。ファイルが壊れている可能性があります")
     return produced
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass

@@ -9,7 +9,6 @@ those CMaps. Rendering refuses the same case instead of delivering blank pages.
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import time
@@ -20,7 +19,7 @@ from pikepdf import Name
 
 from ..errors import LimitExceeded, ToolMissing
 from ..handler import Context
-from ..pipeline import sha256_file
+from ._tools import memory_cap, run_tool
 
 _NO_CMAP = b"Missing language pack"
 _CAP_SECONDS = 300.0
@@ -33,32 +32,30 @@ def _timeout(ctx: Context) -> float:
 
 def _run(ctx: Context, cmd: list[str]) -> subprocess.CompletedProcess:
     """Run a poppler tool with the job's remaining time and the worker's memory limit."""
-    mem = int(getattr(ctx.limits, "worker_memory_mb", 2048)) * 1024 * 1024
-
-    def limit() -> None:
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        cap = mem if hard == resource.RLIM_INFINITY else min(mem, hard)  # never try to raise a worker's limit
-        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-
     if shutil.which(cmd[0]) is None:
         raise ToolMissing(f"{cmd[0]} (poppler-utils) is not installed", f"{cmd[0]}（poppler-utils）がありません")
     try:
-        return subprocess.run(cmd, capture_output=True, timeout=_timeout(ctx), preexec_fn=limit,
-                              stdin=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                                                             "LANG": "C.UTF-8"})
+        return run_tool(cmd, _timeout(ctx), memory_cap(int(ctx.limits.worker_memory_mb) << 20), ctx.workdir)
+    except OSError as exc:
+        raise ToolMissing(f"{cmd[0]} could not be started ({exc.strerror or exc})",
+                          f"{cmd[0]} を起動できませんでした") from None
     except subprocess.TimeoutExpired:
         raise LimitExceeded(f"{cmd[0]} did not finish in time", "処理時間の上限を超えました",
                             threat_id="file.timeout") from None
 
 
 def _clean_copy(ctx: Context, rendered: Path) -> Path:
-    return ctx.workdir / f"pdf-clean.{sha256_file(rendered)}.pdf"
+    """Where render = images keeps the rebuilt document behind the page images, for the text rendition.
+
+    The workdir is private to one job and the pipeline asks text only of that job's output, so the
+    rendered file's size (kept by the pipeline's move or copy) is identification enough: no hashing."""
+    return ctx.workdir / f"pdf-clean.{rendered.stat().st_size}.pdf"
 
 
 def extract_text(ctx: Context, path: Path) -> str:
     """Text page by page, pages separated by a form feed."""
     src = path
-    if ctx.workdir is not None and any(ctx.workdir.glob("pdf-clean.*.pdf")):
+    if ctx.workdir is not None:
         cached = _clean_copy(ctx, path)
         if cached.exists():  # render = images: take the text from the rebuilt document behind the images
             src = cached
@@ -83,7 +80,7 @@ def render_to_images(ctx: Context, pdf_path: Path, dpi: int) -> None:
     """Replace the PDF at `pdf_path` by one made of page images rendered by pdftoppm."""
     if not 20 <= dpi <= 600:
         raise LimitExceeded(f"render dpi {dpi} outside 20..600", "画像化の解像度が範囲外です")
-    max_pixels = int(getattr(ctx.limits, "max_pixels", 100_000_000))
+    max_pixels = int(ctx.limits.max_pixels)
     sizes: list[tuple[float, float]] = []
     with pikepdf.open(pdf_path) as pdf:
         npages = len(pdf.pages)
@@ -112,7 +109,6 @@ def render_to_images(ctx: Context, pdf_path: Path, dpi: int) -> None:
         raise ToolMissing(f"pdftoppm rendered {len(images)} of {npages} pages", "一部のページを画像化できませんでした")
     from PIL import Image
 
-    shutil.copyfile(pdf_path, _clean_copy_target(ctx))
     new = pikepdf.new()
     for img_path, (pw, ph) in zip(images, sizes, strict=True):
         ctx.check_time()
@@ -129,9 +125,5 @@ def render_to_images(ctx: Context, pdf_path: Path, dpi: int) -> None:
         new.pages.append(pikepdf.Page(page))
     tmp = pdf_path.with_name(pdf_path.name + ".img")
     new.save(tmp)
+    os.replace(pdf_path, _clean_copy(ctx, tmp))  # moved, not copied: the images take its place
     os.replace(tmp, pdf_path)
-    _clean_copy_target(ctx).rename(_clean_copy(ctx, pdf_path))
-
-
-def _clean_copy_target(ctx: Context) -> Path:
-    return ctx.workdir / "pdf-clean.pending.pdf"

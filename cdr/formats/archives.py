@@ -103,13 +103,10 @@ class ArchiveHandler(Handler):
         if mime == RAR:
             _refuse_rar()
         if mime == ZIP:
-            stated = ZipReader.stated_members(src)
-            if stated is not None and budget.members + stated > budget.members_limit:
-                raise budget.trip(LimitExceeded(
-                    f"the archive declares {stated} members, more than the limit of {budget.members_limit}",
-                    f"アーカイブ内のファイル数（{stated}）が上限（{budget.members_limit}）を超えています",
-                    threat_id="archive.too_many_members"))
-            return ZipReader(src, ctx.password)
+            try:  # counted from the central directory before zipfile allocates an object per entry
+                return ZipReader(src, ctx.password, max_members=max(0, budget.members_limit - budget.members))
+            except LimitExceeded as exc:
+                raise budget.trip(exc) from None
         if mime == SEVENZ:
             r = SevenZipReader(src, ctx.password, ctx.workdir, budget)
             if budget.members + len(r.files) > budget.members_limit:
@@ -271,7 +268,10 @@ class ArchiveHandler(Handler):
         budget = Budget(ctx.limits, size, int(float(ctx.options.get("ratio_floor_mb", 1.0)) * MiB))
         meter = Meter(budget, size, ctx.name, ctx.check_time)
         if detection.mime == ZIP:
-            reader = ZipReader(path)
+            try:
+                reader = ZipReader(path, max_members=ctx.limits.archive_members)
+            except LimitExceeded as exc:
+                return [Threat(exc.threat_id, ctx.name, "found", exc.en)]
         elif detection.mime == SEVENZ:
             reader = SevenZipReader(path, None, ctx.workdir, budget)  # type: ignore[assignment]
         elif detection.mime in COMPRESSED and not is_tar_stream(path, detection.mime):

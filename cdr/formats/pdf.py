@@ -38,10 +38,6 @@ def _opts(ctx: Context) -> dict[str, Any]:
     return {k: ctx.options.get(k, o.default) for k, o in PdfHandler.options.items()}
 
 
-def _limit(ctx: Context, name: str, default: Any) -> Any:
-    return getattr(ctx.limits, name, default) if ctx.limits is not None else default
-
-
 # --- the bytes around the PDF --------------------------------------------------------------------
 def _envelope(path: Path) -> dict[str, int]:
     """Leading junk, trailing data after the last %%EOF, and how many revisions the file has."""
@@ -136,8 +132,8 @@ def _inflate_layers(raw: bytes, layers: int, limit: int) -> int:
 
 
 def _check_streams(ctx: Context, pdf: pikepdf.Pdf) -> None:
-    max_bytes = int(float(_limit(ctx, "max_stream_mb", 256.0)) * 1024 * 1024)
-    max_pixels = int(_limit(ctx, "max_pixels", 100_000_000))
+    max_bytes = int(float(ctx.limits.max_stream_mb) * 1024 * 1024)
+    max_pixels = int(ctx.limits.max_pixels)
     stream = pikepdf.ObjectType.stream
     for n, obj in enumerate(pdf.objects):
         if n % 1000 == 0:
@@ -233,12 +229,12 @@ class PdfHandler(Handler):
                     "encryption removed (no user password was set)"
                 out.threats.append(Threat("pdf.encrypted", "document", "removed", how))
             size = pdf.trailer.get("/Size")
-            max_objects = int(_limit(ctx, "max_pdf_objects", 500_000))
+            max_objects = int(ctx.limits.max_pdf_objects)
             if isinstance(size, int) and size > max_objects:
                 raise LimitExceeded(f"the PDF has {size} objects, over the policy limit of {max_objects}",
                                     f"PDFのオブジェクト数が上限（{max_objects}）を超えています", threat_id="file.limit")
             npages = len(pdf.pages)
-            max_pages = int(_limit(ctx, "max_pages", 2000))
+            max_pages = int(ctx.limits.max_pages)
             if npages > max_pages:
                 raise LimitExceeded(f"the PDF has {npages} pages, over the policy limit of {max_pages}",
                                     f"PDFのページ数（{npages}）が上限（{max_pages}）を超えています",
@@ -445,35 +441,46 @@ class _Attachments:
             del spec["/EF"]
             return threats
         fname = _attachment_name(spec)
+        # /UF, /F (and the legacy /DOS, /Mac, /Unix) name one file: keep a single stream, the one a
+        # Unicode-aware reader opens, so that the attachment goes through the pipeline and the report once.
+        order = ["/UF", "/F"] + sorted(k for k in ef.keys() if k not in ("/UF", "/F"))
+        streams = [s for s in (ef.get(k) for k in order) if isinstance(s, pikepdf.Stream)]
         for key in list(ef.keys()):
-            stream = ef.get(key)
-            if not isinstance(stream, pikepdf.Stream):
-                del ef[key]
-                continue
-            og = stream.objgen
-            if og not in self.done:
-                self.done[og] = self._one(stream, fname, where)
-            status, new_name = self.done[og]
-            loc = f"{where} attachment {fname!r}"
-            if status == BLOCKED:
-                del ef[key]
-                threats.append(Threat("pdf.embedded_file", loc, "removed", "attachment blocked, see children"))
-            else:
-                if new_name and new_name != fname:
-                    spec.F = pikepdf.String(new_name)
-                    spec.UF = pikepdf.String(new_name)
-                action = "neutralized" if status == SANITIZED else "reported"
-                threats.append(Threat("pdf.embedded_file", loc, action, "attachment sanitized and re-attached"))
-        if not len(ef.keys()):
+            del ef[key]
+        if not streams:
             del spec["/EF"]
+            return threats
+        stream = streams[0]
+        loc = f"{where} attachment {fname!r}"
+        others = {s.objgen for s in streams} - {stream.objgen}
+        if others:
+            threats.append(Threat("pdf.embedded_file", loc, "removed",
+                                  f"{len(others)} other file(s) stored under the same attachment"))
+        og = stream.objgen
+        first = og not in self.done
+        if first:
+            self.done[og] = self._one(stream, fname, where)
+        status, new_name = self.done[og]
+        if status == BLOCKED:
+            del spec["/EF"]
+            if first:
+                threats.append(Threat("pdf.embedded_file", loc, "removed", "attachment blocked, see children"))
+            return threats
+        ef.F = ef.UF = stream
+        if new_name and new_name != fname:
+            spec.F = pikepdf.String(new_name)
+            spec.UF = pikepdf.String(new_name)
+        if first:  # another file specification of the same file was already reported
+            action = "neutralized" if status == SANITIZED else "reported"
+            threats.append(Threat("pdf.embedded_file", loc, action, "attachment sanitized and re-attached"))
         return threats
 
     def _one(self, stream: Any, fname: str, where: str) -> tuple[str, Any]:
         ctx = self.ctx
         self.n += 1
         child_name = f"{ctx.name}/{fname}"
-        if ctx.process_child is None or ctx.depth + 1 > int(_limit(ctx, "archive_depth", 3)) \
-                or self.n > int(_limit(ctx, "archive_members", 1000)):
+        if ctx.process_child is None or ctx.depth + 1 > int(ctx.limits.archive_depth) \
+                or self.n > int(ctx.limits.archive_members):
             res = FileResult(source=child_name, threats=[Threat("archive.too_deep", child_name, "blocked")])
             res.block("添付ファイルの入れ子が深すぎるか数が多すぎるため削除しました",
                       "attachment nested too deeply or too many attachments; removed")

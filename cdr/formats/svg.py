@@ -23,6 +23,7 @@ from lxml import etree
 from ..errors import LimitExceeded, Malformed, ToolMissing
 from ..handler import Context, Handler, Option, Rebuilt, register
 from ..model import Detection, Threat
+from ._tools import memory_cap, run_tool, tool_env
 from ._xml import SAFE_OPTIONS, remove_keep_tail
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -386,6 +387,9 @@ def _raster_size(root: etree._Element) -> tuple[float, float]:
     return w or 300.0, h or 150.0
 
 
+_RSVG_SECONDS = 60.0
+
+
 def _rasterize(ctx: Context, svg: bytes, dst: Path) -> None:
     root = etree.fromstring(svg, _parser())
     w, h = _raster_size(root)
@@ -421,12 +425,18 @@ def _rasterize(ctx: Context, svg: bytes, dst: Path) -> None:
                           "SVG を画像化するツールがインストールされていません")
     src = ctx.workdir / "sanitized.svg"
     src.write_bytes(svg)
-    left = max(1.0, min(60.0, ctx.deadline - time.monotonic()))
+    left = max(1.0, min(_RSVG_SECONDS, ctx.deadline - time.monotonic()))
+    cmd = [exe, "-w", str(ow), "-h", str(oh), "-f", "png", "-o", str(dst), str(src)]
     try:
-        proc = subprocess.run([exe, "-w", str(ow), "-h", str(oh), "-f", "png", "-o", str(dst), str(src)],
-                              capture_output=True, timeout=left)
+        # HOME in scratch space: fontconfig's cache writes stay inside the job.
+        proc = run_tool(cmd, left, memory_cap(int(ctx.limits.worker_memory_mb) << 20), ctx.workdir,
+                        tool_env(HOME=str(ctx.workdir)))
+    except OSError as exc:
+        raise ToolMissing(f"rsvg-convert could not be started ({exc.strerror or exc})",
+                          "SVG を画像化するツールを起動できませんでした") from None
     except subprocess.TimeoutExpired:
-        raise ToolMissing("rendering the SVG took too long", "SVG の画像化が時間内に終わりませんでした") from None
+        raise ToolMissing("rendering the SVG took too long and was stopped",
+                          "SVG の画像化が時間内に終わらなかったため中止しました", threat_id="file.timeout") from None
     if proc.returncode != 0 or not dst.exists():
         raise ToolMissing("rsvg-convert failed: " + proc.stderr.decode("utf-8", "replace")[:200],
                           "SVG を画像に変換できませんでした")
