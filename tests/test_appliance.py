@@ -495,3 +495,104 @@ def test_dropbox_on_another_file_system(tmp_path: Path) -> None:
         check_consistency(data)
     finally:
         shutil.rmtree(other, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- delivery retried while running
+
+RETRY_FAST = "[delivery]\nretry_seconds = 0.2\nretry_max_seconds = 0.5\n"
+
+
+def _events(a: Agent, event: str) -> list[dict]:
+    """This run's JSON log records of one event."""
+    recs = [json.loads(line) for line in a.stderr().splitlines() if line.startswith("{")]
+    return [r for r in recs if r.get("event") == event]
+
+
+def _until(pred, what: str, timeout: float = 30) -> None:  # noqa: ANN001
+    end = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < end, what
+        time.sleep(0.1)
+
+
+def _audit_events(a: Agent, job_id: int) -> list[str]:
+    return [r["event"] for r in a.rows("SELECT event FROM audit WHERE job_id = ? ORDER BY seq", (job_id,))]
+
+
+def test_delivery_retried_while_running(tmp_path: Path) -> None:
+    """The inbox cannot be written after the plan is committed: the job waits (not lost, not
+    reprocessed), is retried with backoff and delivered once without a restart; SIGTERM does not
+    wait for it, and a restart that still cannot deliver keeps retrying."""
+    from transfer_agent.files import temp_name
+
+    data = tmp_path / "var"
+    a = Agent(data, stable=0.3, extra=RETRY_FAST).start()
+    # Works as root too: the channel's inbox folder is a regular file, so the date folder cannot be made.
+    blocker = data / "inbox" / "kokuho"
+    blocker.write_bytes(b"not a folder")
+    body = "再送のテスト\n".encode()
+    drop(data / "dropbox" / "kokuho" / "再送.txt", body)
+    _until(lambda: len(_events(a, "deliver.retry")) >= 3, "no delivery retries logged")
+    [job] = a.rows()
+    plan = json.loads(job["plan"])
+    assert job["status"] == "delivering" and plan["main"] == "再送.txt"
+    assert blocker.read_bytes() == b"not a folder"
+    retries = _events(a, "deliver.retry")
+    assert [r["failures"] for r in retries[:3]] == [1, 2, 3] and retries[0]["job_id"] == job["id"]
+    assert "NotADirectoryError" in retries[0]["error"] and retries[1]["retry_in"] > retries[0]["retry_in"]
+    status, text = a.get("/metrics")
+    assert status == 200 and "transfer_delivery_retry_waiting 1.0" in text
+    status, health = a.get("/healthz")
+    assert status == 200 and json.loads(health)["status"] == "degraded" and json.loads(health)["notes"]
+    # Other channels keep flowing meanwhile.
+    drop(data / "dropbox" / "別の課.txt", b"other channel\n")
+    _until(lambda: any(r["status"] == "delivered" for r in a.rows()), "other channel not delivered")
+
+    # The folder comes back, but the main file's temp name cannot be opened (a symlink is in the way,
+    # ELOOP): an inbox-side error, so the same plan is retried, not the file processed again.
+    out = data / plan["dir"]
+    stage = tmp_path / "stage"
+    (stage / out.name).mkdir(parents=True)
+    (stage / out.name / temp_name(plan["main"], job["id"])).symlink_to("/nonexistent")
+    blocker.unlink()
+    os.rename(stage, blocker)
+    rows = a.wait_final(2)
+    assert any("ELOOP" in r["error"] or "symbolic links" in r["error"] for r in _events(a, "deliver.retry"))
+    assert not _events(a, "requeue")
+    job = rows[0]
+    assert job["attempts"] == 1 and json.loads(job["plan"]) == plan
+    assert (out / "再送.txt").read_bytes() == body
+    assert sorted(os.listdir(out)) == ["再送.txt", "再送.txt.cdr.json", "再送.txt.txt"]
+    assert json.loads(job["delivered"]) == [f["name"] for f in plan["files"]]
+    n = len(_events(a, "deliver.retry"))
+    events = _audit_events(a, job["id"])
+    assert events.count("delivery.failed") == 1 and events.count("delivery.resumed") == 1
+    assert events.count("delivery") == 1 and events.count("verdict") == 1
+    assert len(_events(a, "deliver.resumed")) == 1
+    status, text = a.get("/metrics")
+    assert "transfer_delivery_retry_waiting 0.0" in text
+    status, health = a.get("/healthz")
+    assert status == 200 and json.loads(health)["status"] == "ok" and "notes" not in json.loads(health)
+
+    # A delivery that keeps failing does not hold up SIGTERM; the plan stays committed.
+    blocker2 = data / "inbox" / "soumu"
+    blocker2.write_bytes(b"")
+    drop(data / "dropbox" / "soumu" / "会議録.txt", "会議録\n".encode())
+    _until(lambda: len(_events(a, "deliver.retry")) >= n + 4 and a.rows()[-1]["status"] == "delivering",
+           "soumu delivery not failing")
+    t0 = time.monotonic()
+    assert a.term() == 0
+    assert time.monotonic() - t0 < 10
+    assert _events(a, "deliver.retry_abandoned")
+    last = a.rows()[-1]
+    assert last["status"] == "delivering" and last["name"] == "会議録.txt"
+    # Restarted while still broken: the replay at start fails and the running service keeps retrying.
+    a.start()
+    _until(lambda: len(_events(a, "deliver.retry")) >= 2, "no retries after restart")
+    assert _events(a, "recover.failed") and a.rows()[-1]["status"] == "delivering"
+    blocker2.unlink()
+    a.wait_final(3)
+    assert a.term() == 0
+    assert _audit_events(a, last["id"]).count("delivery.resumed") == 1
+    jobs = check_consistency(data)  # includes `transfer-agent audit verify`
+    assert [j["attempts"] for j in jobs] == [1, 1, 1]

@@ -31,8 +31,12 @@ def create_app(service: Any) -> FastAPI:
     def healthz() -> JSONResponse:
         parts = service.health()
         ok = all(parts.values())
-        return JSONResponse({"status": "ok" if ok else "unhealthy", "components": parts},
-                            status_code=200 if ok else 503)
+        # Degraded (still 200): the service works but something waits for an operator, e.g. an unwritable inbox.
+        notes = service.health_notes()
+        body: dict[str, Any] = {"status": ("degraded" if notes else "ok") if ok else "unhealthy", "components": parts}
+        if notes:
+            body["notes"] = notes
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics")
     def metrics() -> Response:

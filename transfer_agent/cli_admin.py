@@ -13,8 +13,10 @@ import argparse
 import getpass
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from . import apikeys, users
 from .ledger import Ledger
@@ -103,19 +105,29 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_list(args: argparse.Namespace, rows: list[dict[str, Any]], layout: str, header: tuple[str, ...],
+                cells: Callable[[dict[str, Any]], tuple[Any, ...]]) -> int:
+    """The `... list` commands: rows as JSON with --json, else a fixed-width table (`layout` is a format
+    string with one field per column, applied to the header and to `cells(row)`)."""
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    for line in (header, *map(cells, rows)):
+        print(layout.format(*line))
+    return 0
+
+
 def cmd_apikey_list(args: argparse.Namespace) -> int:
     ledger = _open(args.data_dir)
     rows = apikeys.list_keys(ledger)
     ledger.close()
-    if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
-        return 0
-    print(f"{'id':>4}  {'prefix':<10} {'client':<24} {'created':<17} {'last used':<17} status")
-    for r in rows:
+
+    def cells(r: dict[str, Any]) -> tuple[Any, ...]:
         status = f"revoked {_ts(r['revoked_at'])}" if r["revoked_at"] else "active"
-        print(f"{r['id']:>4}  {r['prefix']:<10} {r['client']:<24} {_ts(r['created_at']):<17} "
-              f"{_ts(r['last_used']):<17} {status}")
-    return 0
+        return r["id"], r["prefix"], r["client"], _ts(r["created_at"]), _ts(r["last_used"]), status
+
+    return _print_list(args, rows, "{:>4}  {:<10} {:<24} {:<17} {:<17} {}",
+                       ("id", "prefix", "client", "created", "last used", "status"), cells)
 
 
 def cmd_apikey_revoke(args: argparse.Namespace) -> int:
@@ -147,16 +159,15 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     ledger = _open(args.data_dir)
     rows = users.list_users(ledger)
     ledger.close()
-    if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
-        return 0
-    print(f"{'id':>4}  {'name':<20} {'role':<9} {'last login':<17} status")
-    for r in rows:
+
+    def cells(r: dict[str, Any]) -> tuple[Any, ...]:
         status = "disabled" if r["disabled"] else "active"
         if r["locked_until"] and r["locked_until"] > datetime.now().timestamp():
             status += ", locked"
-        print(f"{r['id']:>4}  {r['name']:<20} {r['role']:<9} {_ts(r['last_login']):<17} {status}")
-    return 0
+        return r["id"], r["name"], r["role"], _ts(r["last_login"]), status
+
+    return _print_list(args, rows, "{:>4}  {:<20} {:<9} {:<17} {}",
+                       ("id", "name", "role", "last login", "status"), cells)
 
 
 def _user_op(args: argparse.Namespace, op) -> int:  # noqa: ANN001

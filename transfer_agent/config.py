@@ -43,6 +43,8 @@ class Config:
     max_attempts: int = 3
     ignore: list[str] = field(default_factory=list)
     fsync: bool = True
+    delivery_retry_seconds: float = 1.0
+    delivery_retry_max_seconds: float = 60.0
     purge_interval_seconds: float = 3600.0
     channel_policies: dict[str, str] = field(default_factory=dict)
     max_upload_mb: float = 100.0
@@ -94,7 +96,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "rescan_seconds": ("rescan_seconds", float), "watcher": ("watcher", str),
         "max_attempts": ("max_attempts", int), "ignore": ("ignore", list),
     },
-    "delivery": {"fsync": ("fsync", bool)},
+    "delivery": {"fsync": ("fsync", bool), "retry_seconds": ("delivery_retry_seconds", float),
+                 "retry_max_seconds": ("delivery_retry_max_seconds", float)},
     "retention": {"purge_interval_seconds": ("purge_interval_seconds", float)},
     "api": {"max_upload_mb": ("max_upload_mb", float), "max_files": ("api_max_files", int),
             "rate_per_minute": ("api_rate_per_minute", float), "rate_burst": ("api_rate_burst", int)},
@@ -163,9 +166,11 @@ def _validate(cfg: Config) -> None:
     if cfg.watcher not in ("native", "polling"):
         raise ConfigError(f"intake.watcher = {cfg.watcher!r}: must be \"native\" or \"polling\"")
     for name in ("stable_seconds", "close_settle_seconds", "tick_seconds", "rescan_seconds",
-                 "purge_interval_seconds"):
+                 "purge_interval_seconds", "delivery_retry_seconds"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name} = {getattr(cfg, name)}: must be > 0")
+    if cfg.delivery_retry_max_seconds < cfg.delivery_retry_seconds:
+        raise ConfigError(f"delivery.retry_max_seconds = {cfg.delivery_retry_max_seconds}: must be >= retry_seconds")
     if cfg.workers < 0 or cfg.max_attempts < 1:
         raise ConfigError("workers must be >= 0 and max_attempts >= 1")
     if not cfg.default_channel or "/" in cfg.default_channel or cfg.default_channel.startswith("."):

@@ -7,7 +7,8 @@ name `.NAME.tmp-<jobid>` in the same directory, fsyncs it, links it to its final
 (a hard link never replaces an existing file) and removes the temp name; the directory
 is fsynced once when all the plan's files are in place. Replaying a plan after a crash
 skips files already in place with the right hash and removes leftover temp names, so a
-file is delivered exactly once.
+file is delivered exactly once. An inbox that cannot be written raises OSError and leaves the
+plan valid: the service replays it with backoff.
 """
 from __future__ import annotations
 
@@ -157,7 +158,12 @@ def _write_temp(tmp: Path, f: dict[str, Any], data_dir: Path, fsync: bool) -> No
     try:
         digest = _fill_temp(tmp, data, fsync)
     except OSError as exc:
-        raise SourceMissing(f"{f.get('src')}: {exc}") from exc
+        # An inbox that cannot be written (full, read-only, EIO) is not a reason to process the file
+        # again: the error propagates and the caller retries the same plan. Only a source that is
+        # gone or altered means the cached output must be produced again.
+        if isinstance(data, Path) and _file_sha(data) != f["sha256"]:
+            raise SourceMissing(f"{f.get('src')}: {exc}") from exc
+        raise
     if digest != f["sha256"]:
         tmp.unlink(missing_ok=True)
         raise SourceMissing(f"{f.get('src')}: content changed since it was produced")
@@ -188,6 +194,8 @@ def _fill_temp(tmp: Path, data: bytes | Path, fsync: bool) -> str:
 
 def remove_temps(plan: dict[str, Any], data_dir: Path, job_id: int) -> None:
     d = data_dir / plan["dir"]
+    if not d.is_dir():
+        return  # never created (or replaced by a file): no temp of ours can be there
     for f in plan["files"]:
         (d / temp_name(f["name"], job_id)).unlink(missing_ok=True)
 
@@ -206,7 +214,8 @@ def unlink_delivered(plan: dict[str, Any], data_dir: Path) -> None:
 
 def execute(plan: dict[str, Any], data_dir: Path, job_id: int, fsync: bool = True,
             crashpoint: Any = None) -> list[str]:
-    """Carry out (or finish) a plan. Raises Conflict or SourceMissing."""
+    """Carry out (or finish) a plan. Raises Conflict, SourceMissing, or OSError when the inbox cannot be
+    written (the plan stays valid: the caller retries it; files already in place are kept)."""
     d = data_dir / plan["dir"]
     _makedirs(d, data_dir, fsync)
     done = []

@@ -130,10 +130,12 @@ class DropboxWatcher:
         self._stop.set()
         try:
             self._observer.stop()
-            self._observer.join(timeout)
+            if self._observer.is_alive():
+                self._observer.join(timeout)
         except Exception:  # noqa: BLE001 - stopping must not fail the shutdown
             log.exception("watcher stop failed", extra={"event": "error"})
-        self._thread.join(timeout)
+        if self._thread.is_alive():  # a start() that failed part-way never started it
+            self._thread.join(timeout)
 
     def alive(self) -> bool:
         stalled = time.monotonic() - self.last_tick > max(30.0, 20 * self.cfg.tick_seconds)

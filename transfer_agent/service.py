@@ -10,12 +10,15 @@ process  row 'processing' -> worker writes into work/jobs/<id>-<attempt>/ -> out
 deliver  plan (names, hashes) + verdict + audit 'verdict' committed as 'delivering'
          -> each file: temp name, fsync, link to final name; then one fsync of the directory
          -> row 'delivered'/'blocked' + audit 'delivery' (one transaction)
+         If the inbox cannot be written meanwhile, the job stays 'delivering' and the delivery
+         thread replays the same plan with backoff (audit 'delivery.failed' once, 'delivery.resumed').
 `recover()` runs at start, before anything else, and finishes or undoes each step.
 """
 from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -31,6 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import Gauge
 
 from cdr.model import BLOCKED, FileResult, Threat
 from cdr.policy import Policy, load_policy
@@ -79,6 +84,17 @@ class Arrival:
     subdir: str = ""
     submission_id: str | None = None
     password: str | None = None
+
+
+@dataclass
+class _Retry:
+    """A job whose committed plan could not be carried out: the delivery thread replays it when due."""
+
+    key: tuple[str, str, str] | None  # dedup key held meanwhile (the plan reads the result cache)
+    failures: int
+    first_failed: float  # wall clock
+    due: float  # monotonic
+    error: str
 
 
 @dataclass
@@ -166,11 +182,15 @@ class Service:
             queue.SimpleQueue()
         self._finishing: dict[tuple[str, str, str], int] = {}  # dedup keys waiting in _deliveries
         self._finishing_lock = threading.Lock()
+        # Jobs waiting for a delivery retry; only the delivery thread (and recover() before it) changes it.
+        self._retries: dict[int, _Retry] = {}
         self._processor = threading.Thread(target=self._process_loop, name="processor", daemon=True)
         self._deliverer = threading.Thread(target=self._delivery_loop, name="delivery", daemon=True)
         self._maint = threading.Thread(target=self._maintenance_loop, name="maintenance", daemon=True)
         self.metrics.bind(self.ledger.queue_depth, lambda: len(self._inflight), self.ledger.quarantine_bytes,
                           self.components())
+        Gauge("transfer_delivery_retry_waiting", "Jobs whose delivery failed and waits for a retry",
+              registry=self.metrics.registry).set_function(lambda: len(self._retries))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -226,6 +246,13 @@ class Service:
 
     def health(self) -> dict[str, bool]:
         return {name: bool(fn()) for name, fn in self.components().items()}
+
+    def health_notes(self) -> list[str]:
+        """Conditions that do not stop the service but need an operator (/healthz reports 'degraded')."""
+        waiting = len(self._retries)
+        if waiting:
+            return [f"{waiting} job(s) waiting for a delivery retry (inbox not writable? see log event deliver.retry)"]
+        return []
 
     # ------------------------------------------------------------------ intake
 
@@ -409,12 +436,18 @@ class Service:
             log.info("requeued interrupted jobs", extra={"event": "recover.requeue",
                                                          "job_ids": [r["id"] for r in rows]})
         for row in self.ledger.jobs("delivering"):
-            delivery.remove_temps(json.loads(row["plan"]), self.cfg.data_dir, row["id"])
             log.info("completing interrupted delivery", extra={"event": "recover.deliver", "job_id": row["id"]})
             try:
+                # Inside the try: an inbox that cannot be written must not keep the service from starting.
+                delivery.remove_temps(json.loads(row["plan"]), self.cfg.data_dir, row["id"])
                 self._deliver(row["id"])
-            except Exception:  # noqa: BLE001 - stays 'delivering', replayed at the next start
+            except Exception as exc:  # noqa: BLE001 - stays 'delivering'; the delivery thread retries it
                 log.exception("cannot complete delivery", extra={"event": "recover.failed", "job_id": row["id"]})
+                if self._status(row["id"]) == "delivering":
+                    key = (row["sha256"], row["policy"], claimed_ext(row["name"]))
+                    with self._finishing_lock:  # identical content waits, as while delivering
+                        self._finishing[key] = self._finishing.get(key, 0) + 1
+                    self._schedule_retry(row["id"], key, exc, None)
         shutil.rmtree(self.cfg.work / "jobs", ignore_errors=True)
         (self.cfg.work / "jobs").mkdir(parents=True, exist_ok=True)
         for part in (self.cfg.work / "intake").glob("*.copy"):
@@ -622,23 +655,106 @@ class Service:
 
     def _delivery_loop(self) -> None:
         while True:
-            item = self._deliveries.get()
+            try:
+                item = self._deliveries.get(timeout=self._retry_wait())
+            except queue.Empty:
+                self._retry_due()
+                continue
             if item is None:
+                self._drop_retries()
                 return
             job_id, key, args, kw = item
+            self._attempt(job_id, key, functools.partial(self._finish, job_id, *args, **kw), None)
+            self._retry_due()  # a steady stream of new files must not starve the retries
+
+    def _attempt(self, job_id: int, key: tuple[str, str, str] | None, fn: Callable[[], None],
+                 retry: _Retry | None) -> None:
+        """One delivery attempt. A failure after the plan was committed is retried (the key stays held);
+        before it, the job goes back to the queue."""
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - the ledger keeps the state
+            if self._status(job_id) in ("delivering", None):
+                self._schedule_retry(job_id, key, exc, retry)
+                return
+            self.metrics.errors.labels("deliver").inc()
+            log.exception("delivering a job failed", extra={"event": "error", "job_id": job_id})
+            self._requeue_if_processing(job_id)
+        if self._retries.pop(job_id, None) is not None:
+            now = time.monotonic()
+            for other in self._retries.values():  # the inbox is likely back: do not wait out their backoff
+                other.due = min(other.due, now)
+        self._release(key)
+
+    def _release(self, key: tuple[str, str, str] | None) -> None:
+        if key is None:
+            return
+        with self._finishing_lock:
+            n = self._finishing.pop(key, 1) - 1
+            if n > 0:
+                self._finishing[key] = n
+        self._kick()  # identical content may now be answered from the cache
+
+    def _status(self, job_id: int) -> str | None:
+        """The job's state in the ledger; None when the ledger cannot say."""
+        try:
+            row = self.ledger.job(job_id)
+        except Exception:  # noqa: BLE001
+            return None
+        return row["status"] if row is not None else "gone"
+
+    def _schedule_retry(self, job_id: int, key: tuple[str, str, str] | None, exc: Exception,
+                        retry: _Retry | None) -> None:
+        self.metrics.errors.labels("deliver").inc()
+        error = f"{type(exc).__name__}: {exc}"
+        if retry is None:
+            retry = _Retry(key, 0, time.time(), 0.0, error)
+            # The first failure is audited (later ones only logged): the job is held, not lost.
             try:
-                self._finish(job_id, *args, **kw)
-            except Exception:  # noqa: BLE001 - the ledger keeps the state; a restart finishes or redoes it
-                self.metrics.errors.labels("deliver").inc()
-                log.exception("delivering a job failed", extra={"event": "error", "job_id": job_id})
-                self._requeue_if_processing(job_id)
-            finally:
-                if key is not None:
-                    with self._finishing_lock:
-                        n = self._finishing.pop(key, 1) - 1
-                        if n > 0:
-                            self._finishing[key] = n
-                    self._kick()  # identical content may now be answered from the cache
+                with self.ledger.tx() as t:
+                    t.audit("delivery.failed", {"error": error}, job_id=job_id)
+            except Exception:  # noqa: BLE001 - the ledger may share the failing disk
+                log.exception("cannot audit a failed delivery", extra={"event": "error", "job_id": job_id})
+        retry.failures += 1
+        delay = min(self.cfg.delivery_retry_max_seconds,
+                    self.cfg.delivery_retry_seconds * 2 ** min(retry.failures - 1, 30))
+        retry.due = time.monotonic() + delay
+        self._retries[job_id] = retry
+        log.warning("delivery failed, will retry", exc_info=retry.failures == 1,
+                    extra={"event": "deliver.retry", "job_id": job_id, "failures": retry.failures,
+                           "retry_in": round(delay, 3), "error": error, "waiting": len(self._retries)})
+
+    def _retry_wait(self) -> float | None:
+        """Seconds until the next retry is due (None: nothing to retry, or stopping)."""
+        if not self._retries or self._stop.is_set():
+            return None
+        return max(0.0, min(r.due for r in self._retries.values()) - time.monotonic())
+
+    def _retry_due(self) -> None:
+        now = time.monotonic()
+        for job_id, retry in sorted(self._retries.items()):
+            if self._stop.is_set():
+                return  # shutting down: the plans stay committed and are replayed at the next start
+            if retry.due <= now:
+                self._attempt(job_id, retry.key, functools.partial(self._redeliver, job_id, retry), retry)
+
+    def _redeliver(self, job_id: int, retry: _Retry) -> None:
+        status = self._status(job_id)
+        if status == "delivering":
+            self._deliver(job_id, retry)
+        elif status is None:
+            raise RuntimeError("ledger unavailable")
+        elif status == "processing":  # the verdict was never committed after all
+            self._requeue_if_processing(job_id)
+        # Any other state: done or requeued meanwhile; _attempt drops the retry.
+
+    def _drop_retries(self) -> None:
+        if self._retries:
+            log.warning("stopping with deliveries still failing; they are replayed at the next start",
+                        extra={"event": "deliver.retry_abandoned", "job_ids": sorted(self._retries)})
+        for retry in self._retries.values():
+            self._release(retry.key)
+        self._retries.clear()
 
     def _requeue_if_processing(self, job_id: int) -> None:
         """A job whose verdict was never committed goes back to the queue (max_attempts still applies);
@@ -694,7 +810,8 @@ class Service:
         log.warning("job requeued", extra={"event": "requeue", "job_id": job_id, "why": why})
         self._kick()
 
-    def _deliver(self, job_id: int) -> None:
+    def _deliver(self, job_id: int, retry: _Retry | None = None) -> None:
+        """Carry out the committed plan; `retry` when earlier attempts failed (audited on success)."""
         with self.delivery_lock:
             row = self.ledger.job(job_id)
             plan = json.loads(row["plan"])
@@ -724,11 +841,18 @@ class Service:
                 t.execute("UPDATE jobs SET status = ?, delivered = ?, finished_at = ?, password = NULL WHERE id = ?",
                           (final, json.dumps(names, ensure_ascii=False), time.time(), job_id))
                 t.audit("delivery", {"dir": plan["dir"], "files": files, "verdict": row["verdict"]}, job_id=job_id)
+                if retry is not None:
+                    t.audit("delivery.resumed", {"failures": retry.failures, "first_error": retry.error,
+                                                 "waited_seconds": round(time.time() - retry.first_failed, 1)},
+                            job_id=job_id)
         row = self.ledger.job(job_id)
         self.metrics.files.labels(row["verdict"], row["channel"]).inc()
         self.metrics.latency.observe(max(0.0, row["finished_at"] - row["received_at"]))
         if row["reused_from"]:
             self.metrics.reused.inc()
+        if retry is not None:
+            log.info("delivery resumed", extra={"event": "deliver.resumed", "job_id": job_id,
+                                                "failures": retry.failures})
         log.info("delivered" if final == "delivered" else "blocked, notice delivered",
                  extra={"event": f"job.{final}", "job_id": job_id, "channel": row["channel"], "file": row["name"],
                         "verdict": row["verdict"], "dir": plan["dir"], "main": plan["main"],
