@@ -1,8 +1,9 @@
 """Deflate, inflate and CRC-32 for the hot paths (OOXML parts, PNG image data).
 
 Same bytes in and out as the standard zlib module, from faster implementations:
-- inflate: zlib-ng (as fast as ISA-L on XML, ~4x faster on flat-colour PNG data, 25x faster than zlib
-  there), and it keeps zlib's header rules;
+- inflate: zlib-ng for data that compressed well (long matches: ~3.5x ISA-L and 25x zlib on a flat-colour
+  screenshot), ISA-L for data that did not (its Huffman decoding is ~1.5x zlib-ng on a photo saved as
+  PNG); they break even at about 16:1;
 - deflate of big parts: zlib-ng level 5 (about 2x faster than zlib at level 5, and smaller);
 - deflate of small parts: ISA-L level 2 (zlib-ng, like zlib, spends most of a small part on set-up);
 - CRC-32: ISA-L (about 10x zlib).
@@ -21,14 +22,20 @@ try:
 except ImportError:  # pragma: no cover - optional speed-up
     _isal = None
 
-INFLATE_ERRORS: tuple[type[Exception], ...] = tuple({zlib.error, _ng.error})
+INFLATE_ERRORS: tuple[type[Exception], ...] = tuple({zlib.error, _ng.error, *((_isal.error,) if _isal else ())})
 crc32 = _isal.crc32 if _isal is not None else zlib.crc32
 # Below this size a part's deflate time is mostly set-up: ISA-L level 2 is 2-3x faster there for
 # ~7 % more bytes. It would add 20-40 % on big sheets, so those go to zlib-ng.
 SMALL_PART = 32 << 10
 
 
-def decompressobj(wbits: int = zlib.MAX_WBITS):  # noqa: ANN201 - zlib-compatible Decompress object
+_RATIO_BREAK_EVEN = 16
+
+
+def decompressobj(wbits: int = zlib.MAX_WBITS, ratio: float | None = None):  # noqa: ANN201 - zlib's Decompress
+    """An inflater; `ratio` (expected output size / input size) picks the faster library for the data."""
+    if _isal is not None and ratio is not None and ratio < _RATIO_BREAK_EVEN:
+        return _isal.decompressobj(wbits)
     return _ng.decompressobj(wbits)
 
 

@@ -264,7 +264,7 @@ class Rebuild:
             # copied from the same bytes without reading them twice.
             method, packed = stored
             if method == zipfile.ZIP_DEFLATED:
-                d = decompressobj(-15)
+                d = decompressobj(-15, info.file_size / max(1, len(packed)))
                 try:
                     data = d.decompress(packed, cap + 1)
                 except INFLATE_ERRORS:

@@ -413,7 +413,7 @@ def _png_lossless(data: bytes, chunks: list[tuple[bytes, int, int]], icc_policy:
     if len(first) < 2 or first[0] & 0x0F != 8 or first[0] >> 4 > 7 or first[1] & 0x20 \
             or int.from_bytes(first, "big") % 31:
         raise _malformed("PNG image data cannot be decompressed")
-    d = decompressobj()
+    d = decompressobj(ratio=raw / max(1, sum(e - s for s, e in idat)))
     total = 0
     view = memoryview(data)
     try:
