@@ -309,6 +309,11 @@ class WorkerPool:
             if w in self._all:
                 self._all.remove(w)
 
+    def _replace(self, w: _Worker) -> _Worker:
+        """Retire `w` and start its successor; a closed pool starts none (`w` is retired in the end)."""
+        self._retire(w)
+        return w if self._closed else self._spawn()
+
     def _exchange(self, job: Job) -> dict | FileResult:
         """Send one job to an idle worker: its reply, or a blocked result when the worker failed."""
         limits = job.policy.get("limits", {})
@@ -316,21 +321,18 @@ class WorkerPool:
         w = self._idle.get()
         try:
             if not w.alive():
-                self._retire(w)
-                w = self._spawn()
+                w = self._replace(w)
             try:
                 w.wait_ready()
                 reply = w.call(job, timeout)
             except TimeoutError:
-                self._retire(w)
-                w = self._spawn()
+                w = self._replace(w)
                 secs = timeout - GRACE_S
                 return _blocked(job, "file.timeout", f"timed out after {secs:g} s",
                                 f"処理がタイムアウトしました（{secs:g} 秒）", f"timed out after {secs:g} s")
             except (WorkerDied, BrokenPipeError, OSError, ValueError) as exc:
                 code = w.proc.poll()
-                self._retire(w)
-                w = self._spawn()
+                w = self._replace(w)
                 if code is not None and code < 0 and -code == signal.SIGKILL:
                     return _blocked(job, "file.limit", "worker killed (memory)",
                                     "メモリ使用量の上限を超えたため処理を中止しました",
@@ -338,8 +340,7 @@ class WorkerPool:
                 return _blocked(job, "worker.crashed", f"worker exited ({code}): {type(exc).__name__}",
                                 "処理中にワーカーが異常終了しました", "the worker crashed while processing")
             if reply.get("recycle"):
-                self._retire(w)
-                w = self._spawn()
+                w = self._replace(w)
             return reply
         finally:
             if self._closed:
