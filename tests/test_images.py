@@ -339,3 +339,59 @@ def test_cli_end_to_end(images, tmp_path):
     assert by["anim.gif"]["verdict"] == "clean"
     out = Image.open(io.BytesIO(Path(by["anim.gif"]["output"]).read_bytes()))
     assert out.n_frames == 3
+
+
+def _png_with_idat(base: bytes, stream: bytes) -> bytes:
+    """`base` (one IDAT) with its image data replaced by `stream` (zlib-wrapped), CRCs fixed."""
+    import struct
+    import zlib
+
+    from cdr.formats.images import _png_chunks
+
+    chunks, _ = _png_chunks(base)
+    (s, e), = [(s, e) for ct, s, e in chunks if ct == b"IDAT"]
+    idat = struct.pack(">I", len(stream)) + b"IDAT" + stream + struct.pack(">I", zlib.crc32(b"IDAT" + stream))
+    return base[:s] + idat + base[e:]
+
+
+def test_png_lossless_uses_zlib_rules_and_drops_data_after_the_stream(default_policy, tmp_path):
+    """Image data only a lenient inflater reads is blocked; bytes after the compressed stream (in the
+    same IDAT or a later one) make the lossless path re-encode instead of carrying them."""
+    import struct
+    import zlib
+
+    from cdr.formats.images import _png_chunks
+    from tests.deflate_craft import literal_block
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(buf, "PNG")
+    base = buf.getvalue()
+    pol = _policy(default_policy, mode="lossless")
+    raw = Image.open(io.BytesIO(base))
+    raw.load()
+    pixels = zlib.decompress(b"".join(base[s + 8:e - 4] for ct, s, e in _png_chunks(base)[0] if ct == b"IDAT"))
+    lenient = b"\x78\x01" + literal_block(pixels, (2,)) + struct.pack(">I", zlib.adler32(pixels))
+    src = tmp_path / "lenient.png"
+    src.write_bytes(_png_with_idat(base, lenient))
+    r = process(src, src.name, tmp_path / "o1", pol)
+    assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}
+
+    src = tmp_path / "extra.png"
+    src.write_bytes(_png_with_idat(base, zlib.compress(pixels) + b"SECRET-AFTER-THE-STREAM"))
+    r = process(src, src.name, tmp_path / "o2", pol)
+    assert r.verdict == "sanitized" and "image.trailing_data" in {t.id for t in r.threats}
+    out = Path(r.output).read_bytes()
+    assert b"SECRET" not in out
+    assert ImageChops.difference(Image.open(io.BytesIO(out)).convert("RGB"), raw.convert("RGB")).getbbox() is None
+
+
+def test_jpeg_lossless_blocks_sizes_libjpeg_refuses(tmp_path, default_policy):
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 8), (10, 120, 200)).save(buf, "JPEG", quality=90)
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 7:sof + 9] = (65501).to_bytes(2, "big")  # over JPEG_MAX_DIMENSION: the real-size check refuses
+    src = tmp_path / "wide.jpg"
+    src.write_bytes(bytes(data))
+    r = process(src, src.name, tmp_path / "o", _policy(default_policy, mode="lossless"))
+    assert r.verdict == "blocked"

@@ -69,7 +69,9 @@ def canonical(data: bytes, root: etree._Element) -> bool:
     in UTF-8 (see names_literal) with nothing the parser drops or reads differently (comments,
     processing instructions, CDATA sections, a DTD). `<` cannot appear unescaped in text or attribute
     values, so a byte search finds exactly those."""
-    if not names_literal(data, root) or root.getroottree().docinfo.xml_version != "1.0" or b"<!" in data:
+    # bytes_literal reads the declaration itself: lxml lets a UTF-8 BOM override a declared encoding.
+    if not (names_literal(data, root) and bytes_literal(data)) or root.getroottree().docinfo.xml_version != "1.0" \
+            or b"<!" in data:
         return False
     body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
     return data.count(b"<?") == (1 if body.startswith((b"<?xml ", b"<?xml\t", b"<?xml\r", b"<?xml\n")) else 0)

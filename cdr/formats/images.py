@@ -240,6 +240,7 @@ def _jpeg_findings(data: bytes, icc_policy: str,
 
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC9, 0xCA, 0xCB}
+_JPEG_MAX_SIDE = 65500  # libjpeg's JPEG_MAX_DIMENSION
 _SKELETON_SIDE = 16  # one MCU at the usual 2x2 sampling; any size of 1 or more is a valid frame
 
 
@@ -248,9 +249,9 @@ def _small_frame(seg: bytes) -> bytes:
 
     With no entropy-coded data left, libjpeg still walks every MCU of the frame; the tables, component
     and scan checks do not depend on the size, and the real size has passed the pixel limit already.
-    A zero dimension (DNL) stays as it is, for libjpeg to refuse."""
+    A zero dimension (DNL) or one over libjpeg's maximum stays as it is, for libjpeg to refuse."""
     h, w = int.from_bytes(seg[5:7], "big"), int.from_bytes(seg[7:9], "big")
-    if not h or not w:
+    if not h or not w or h > _JPEG_MAX_SIDE or w > _JPEG_MAX_SIDE:
         return seg
     return seg[:5] + min(h, _SKELETON_SIDE).to_bytes(2, "big") + min(w, _SKELETON_SIDE).to_bytes(2, "big") + seg[9:]
 
@@ -396,8 +397,9 @@ _INFLATE_STEP = 1 << 20
 
 
 def _png_lossless(data: bytes, chunks: list[tuple[bytes, int, int]], icc_policy: str,
-                  max_pixels: int) -> list[bytes | memoryview]:
-    """The chunks to keep, as pieces to write out (views, not copies), once the image data is proven whole."""
+                  max_pixels: int) -> list[bytes | memoryview] | None:
+    """The chunks to keep, as pieces to write out (views, not copies), once the image data is proven whole;
+    None when the image data carries bytes after its compressed stream (the caller re-encodes)."""
     w, h, depth, ctype_ = struct.unpack(">IIBB", data[16:26])
     channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(ctype_)
     if channels is None or depth not in (1, 2, 4, 8, 16) or w * h > max_pixels:
@@ -413,7 +415,8 @@ def _png_lossless(data: bytes, chunks: list[tuple[bytes, int, int]], icc_policy:
     if len(first) < 2 or first[0] & 0x0F != 8 or first[0] >> 4 > 7 or first[1] & 0x20 \
             or int.from_bytes(first, "big") % 31:
         raise _malformed("PNG image data cannot be decompressed")
-    d = decompressobj(ratio=raw / max(1, sum(e - s for s, e in idat)))
+    # zlib-ng refuses what zlib (and so every PNG decoder) refuses; ISA-L accepts a few such streams.
+    d = decompressobj()
     total = 0
     view = memoryview(data)
     try:
@@ -428,6 +431,8 @@ def _png_lossless(data: bytes, chunks: list[tuple[bytes, int, int]], icc_policy:
         raise _malformed("PNG image data cannot be decompressed") from None
     if not d.eof:
         raise _malformed("PNG image data is cut off")
+    if d.unused_data:  # bytes after the end of the compressed stream: a hiding place, re-encode instead
+        return None
     parts: list[bytes | memoryview] = [_PNG_SIG]
     for ct, s, e in chunks:
         if ct in _PNG_KEEP:
@@ -817,6 +822,8 @@ class ImageHandler(Handler):
                 and not any(f.id == "image.icc" for f in findings) \
                 and not any(ct == b"acTL" for ct, _s, _e in walked[0]):  # animation frames: re-encode
             out = _png_lossless(data, walked[0], icc_policy, limit)
+            if out is None:
+                findings.append(_Finding("image.trailing_data", "bytes after the end of the compressed image data"))
         threats: list[Threat] = []
         if out is None:
             out = [_reencode(ctx, data, mime, limit, icc_policy, threats)]
