@@ -596,3 +596,30 @@ def test_delivery_retried_while_running(tmp_path: Path) -> None:
     assert _audit_events(a, last["id"]).count("delivery.resumed") == 1
     jobs = check_consistency(data)  # includes `transfer-agent audit verify`
     assert [j["attempts"] for j in jobs] == [1, 1, 1]
+
+
+def test_identical_content_does_not_wait_for_another_channels_broken_inbox(tmp_path: Path) -> None:
+    """A job waiting for a delivery retry holds its result cache, but identical content dropped on a
+    healthy channel reuses the committed result instead of waiting for the broken inbox."""
+    data = tmp_path / "var"
+    a = Agent(data, stable=0.3, extra=RETRY_FAST).start()
+    try:
+        (data / "inbox" / "kokuho").write_bytes(b"not a folder")
+        body = "同じ内容の申請書\n".encode()
+        drop(data / "dropbox" / "kokuho" / "a.txt", body)
+        _until(lambda: len(_events(a, "deliver.retry")) >= 2, "no delivery retries logged")
+        drop(data / "dropbox" / "soumu" / "b.txt", body)
+        drop(data / "dropbox" / "soumu" / "c.txt", b"different\n")
+        _until(lambda: {r["name"]: r["status"] for r in a.rows()}.get("b.txt") == "delivered",
+               "identical content waited for the other channel's inbox", timeout=20)
+        rows = {r["name"]: r for r in a.rows()}
+        assert rows["a.txt"]["status"] == "delivering" and rows["b.txt"]["reused_from"] == rows["a.txt"]["id"]
+        [day] = (data / "inbox" / "soumu").iterdir()
+        assert (day / "b.txt").read_bytes() == body
+        (data / "inbox" / "kokuho").unlink()
+        a.wait_final(3)
+    finally:
+        a.term()
+    jobs = check_consistency(data)
+    assert {j["name"]: j["status"] for j in jobs} == {"a.txt": "delivered", "b.txt": "delivered",
+                                                      "c.txt": "delivered"}

@@ -28,7 +28,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,6 +91,7 @@ class _Retry:
     """A job whose committed plan could not be carried out: the delivery thread replays it when due."""
 
     key: tuple[str, str, str] | None  # dedup key held meanwhile (the plan reads the result cache)
+    channel: str | None  # a delivery that works on this channel again ends the others' backoff
     failures: int
     first_failed: float  # wall clock
     due: float  # monotonic
@@ -182,6 +183,10 @@ class Service:
             queue.SimpleQueue()
         self._finishing: dict[tuple[str, str, str], int] = {}  # dedup keys waiting in _deliveries
         self._finishing_lock = threading.Lock()
+        # Keys held only because their job waits for a delivery retry: identical content may reuse the
+        # committed result meanwhile (_dispatch), instead of waiting for the inbox to come back.
+        self._retry_keys: dict[tuple[str, str, str], int] = {}
+        self._no_reuse: set[int] = set()  # queued jobs that found no reusable result for such a key
         # Jobs waiting for a delivery retry; only the delivery thread (and recover() before it) changes it.
         self._retries: dict[int, _Retry] = {}
         self._processor = threading.Thread(target=self._process_loop, name="processor", daemon=True)
@@ -544,17 +549,18 @@ class Service:
         if free <= 0:
             return
         # Identical content running or being delivered now: it waits and is answered from the cache.
-        busy = {inf.key for inf in self._inflight.values()}
+        running = {inf.key for inf in self._inflight.values()}
+        busy = set(running)
         with self._finishing_lock:
             busy.update(self._finishing)
-        for row in self.ledger.query("SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT ?",
-                                     (free + 64,)):
+            held = set(self._retry_keys) - running
+        for row in self._queued(free):
             if free <= 0 or self._stop.is_set():
                 return
             policy = self.policy_for(row["channel"])
             ext = claimed_ext(row["name"])
             key = (row["sha256"], policy.label, ext)
-            if key in busy:
+            if key in busy and not (key in held and not row["password"] and row["id"] not in self._no_reuse):
                 continue  # identical content running now: wait and reuse its result
             attempts = row["attempts"] + 1
             with self.ledger.tx() as t:
@@ -562,7 +568,13 @@ class Service:
                           " started_at = ? WHERE id = ?",
                           (attempts, policy.label, policy.retention_days, time.time(), row["id"]))
             # A password changes the outcome (PPAP), so such jobs are never answered from the cache.
-            if not row["password"] and self._try_reuse(row["id"], key):
+            if not row["password"] and self._try_reuse(row["id"], key, delivering=key in held):
+                continue
+            if key in busy:  # held by a retry and not reusable: wait for it after all
+                self._no_reuse.add(row["id"])
+                with self.ledger.tx() as t:
+                    t.execute("UPDATE jobs SET status = 'queued', attempts = ? WHERE id = ?",
+                              (row["attempts"], row["id"]))
                 continue
             if attempts > self.cfg.max_attempts:
                 res = FileResult(source=row["name"], sha256=row["sha256"], size=row["size"] or 0)
@@ -590,11 +602,24 @@ class Service:
             busy.add(key)
             free -= 1
 
-    def _try_reuse(self, job_id: int, key: tuple[str, str, str]) -> bool:
-        """Identical content, same policy version, same claimed extension: deliver the stored result."""
+    def _queued(self, free: int) -> Iterator[Any]:
+        """Queued jobs in order, a page at a time: many waiting on one busy key cannot hide the rest."""
+        last = 0
+        while True:
+            rows = self.ledger.query("SELECT * FROM jobs WHERE status = 'queued' AND id > ? ORDER BY id LIMIT ?",
+                                     (last, free + 64))
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1]["id"]
+
+    def _try_reuse(self, job_id: int, key: tuple[str, str, str], delivering: bool = False) -> bool:
+        """Identical content, same policy version, same claimed extension: deliver the stored result.
+        `delivering`: also a result whose own delivery waits for a retry (committed, its cache in place)."""
         sha, policy, ext = key
+        states = "('delivered','blocked','delivering')" if delivering else "('delivered','blocked')"
         for prev in self.ledger.query(
-                "SELECT * FROM jobs WHERE sha256 = ? AND policy = ? AND status IN ('delivered','blocked')"
+                f"SELECT * FROM jobs WHERE sha256 = ? AND policy = ? AND status IN {states}"
                 " AND result IS NOT NULL AND id != ? ORDER BY id DESC LIMIT 20", (sha, policy, job_id)):
             if claimed_ext(prev["name"]) != ext:
                 continue
@@ -680,11 +705,31 @@ class Service:
             self.metrics.errors.labels("deliver").inc()
             log.exception("delivering a job failed", extra={"event": "error", "job_id": job_id})
             self._requeue_if_processing(job_id)
-        if self._retries.pop(job_id, None) is not None:
+        done = self._retries.pop(job_id, None)
+        if done is not None:
+            self._unhold(done.key)
+        if self._retries:
+            channel = done.channel if done is not None else self._channel(job_id)
             now = time.monotonic()
-            for other in self._retries.values():  # the inbox is likely back: do not wait out their backoff
-                other.due = min(other.due, now)
+            for other in self._retries.values():  # that inbox is likely back: do not wait out the backoff
+                if other.channel == channel:
+                    other.due = min(other.due, now)
         self._release(key)
+
+    def _channel(self, job_id: int) -> str | None:
+        try:
+            row = self.ledger.job(job_id)
+        except Exception:  # noqa: BLE001
+            return None
+        return row["channel"] if row is not None else None
+
+    def _unhold(self, key: tuple[str, str, str] | None) -> None:
+        if key is None:
+            return
+        with self._finishing_lock:
+            n = self._retry_keys.pop(key, 1) - 1
+            if n > 0:
+                self._retry_keys[key] = n
 
     def _release(self, key: tuple[str, str, str] | None) -> None:
         if key is None:
@@ -708,7 +753,10 @@ class Service:
         self.metrics.errors.labels("deliver").inc()
         error = f"{type(exc).__name__}: {exc}"
         if retry is None:
-            retry = _Retry(key, 0, time.time(), 0.0, error)
+            retry = _Retry(key, self._channel(job_id), 0, time.time(), 0.0, error)
+            if key is not None:
+                with self._finishing_lock:
+                    self._retry_keys[key] = self._retry_keys.get(key, 0) + 1
             # The first failure is audited (later ones only logged): the job is held, not lost.
             try:
                 with self.ledger.tx() as t:
@@ -753,6 +801,7 @@ class Service:
             log.warning("stopping with deliveries still failing; they are replayed at the next start",
                         extra={"event": "deliver.retry_abandoned", "job_ids": sorted(self._retries)})
         for retry in self._retries.values():
+            self._unhold(retry.key)
             self._release(retry.key)
         self._retries.clear()
 
