@@ -600,15 +600,30 @@ def test_untouched_canonical_parts_keep_their_bytes_the_rest_is_reserialised(tmp
         assert b"DDEAUTO" not in b.read("word/document.xml")
 
 
-def test_canonical_check():
+def test_canonical_and_tree_less_well_formedness_checks():
     from lxml import etree
 
-    def ok(data: bytes) -> bool:
-        return X.canonical(data, etree.fromstring(data, X.VML_PARSER))
-
-    assert ok(b'<?xml version="1.0" encoding="UTF-8"?>\n<a><b c="1"/></a>')
-    assert ok(b'\xef\xbb\xbf<a><b c="1"/></a>')
+    assert X.canonical(b'<?xml version="1.0" encoding="UTF-8"?>\n<a><b c="1">Hi! what?</b></a>')
+    assert X.canonical(b'\xef\xbb\xbf<a><b c="1"/></a>')
     for bad in (b'<?xml version="1.0"?><?pi x?><a/>', b'<a><!-- c --></a>', b'<a><![CDATA[x]]></a>',
                 b'<?xml version="1.0" encoding="Shift_JIS"?><a/>', '<a/>'.encode("utf-16"),
-                b'<?xml version="1.1"?><a/>', b'\xef\xbb\xbf<?xml version="1.0" encoding="ISO-8859-1"?><a/>'):
-        assert not ok(bad), bad
+                b'<?xml version="1.1"?><a/>', b'\xef\xbb\xbf<?xml version="1.0" encoding="ISO-8859-1"?><a/>',
+                b'<?xml version="1.0"?><!DOCTYPE a><a/>', b'<a/><?pi?>'):
+        assert not X.canonical(bad), bad
+    # Without a tree, the same documents are refused as by parse(), namespace bindings included.
+    for bad in (b"", b"<a><b></a>", b"<a>&e;</a>", b"<a x='1' x='2'/>", b"<a/><b/>", b"<a>\x01</a>",
+                b"<a xmlns:p='u'><q:b/></a>", b"<a><b q:x='1'/></a>", b"<a>\xff</a>", b"<a>&#0;</a>",
+                b'<!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>'):
+        with pytest.raises(ValueError):
+            X.check_well_formed(bad)
+        with pytest.raises((ValueError, etree.XMLSyntaxError)):
+            X.parse(bad)
+    X.check_well_formed(b"<a xmlns:p='u'><p:b p:c='1'/></a>")
+
+
+def test_untouched_part_with_unbound_prefix_blocks(tmp_path, default_policy):
+    src = make_docx(tmp_path / "plain.docx")
+    bad = patch(src, tmp_path / "unbound.docx", edit={"word/fontTable.xml": lambda x: x.replace(
+        "</w:fonts>", "<zz:font/></w:fonts>", 1)})
+    r = process(bad, bad.name, tmp_path / "o", default_policy)
+    assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}

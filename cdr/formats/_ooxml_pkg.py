@@ -576,15 +576,24 @@ class Rebuild:
                 if self.prescan and X.quiet(data, role_of(ctl)):
                     self.skipped.append(self.prefix + part)
                     continue
+                # Every relationship kept: no reference can have lost its target here.
+                complete = len(kept_rels.get(part, ())) == len(self.rels(part))
+                if self.write and kindp == "xml" and complete and X.untouched(data, role_of(ctl)):
+                    # Nothing to disarm and already in re-serialised form: proven well-formed without
+                    # building a tree, then written as it is (deflated by us).
+                    try:
+                        X.check_well_formed(data)
+                    except ValueError as exc:
+                        raise _err_zip(f"part {part} is not well-formed XML ({str(exc)[:80]})") from None
+                    payload[part] = ("bytes", data)
+                    continue
                 try:
                     root = X.parse(data, vml=kindp == "vml")
                 except (etree.XMLSyntaxError, ValueError) as exc:
                     raise _err_zip(f"part {part} is not well-formed XML ({str(exc)[:80]})") from None
-                # Every relationship kept: no reference can have lost its target here.
-                complete = len(kept_rels.get(part, ())) == len(self.rels(part))
                 out = self._disarm(part, ctl, root, ids, data, complete)
                 if self.write:
-                    payload[part] = ("bytes", out) if out is not None else ("same", data)
+                    payload[part] = ("bytes", out)
             elif kindp == "media" and self.write:
                 payload[part] = ("media", ctl)
         if dst is not None and self.write:
@@ -592,11 +601,9 @@ class Rebuild:
         return Outcome(kind, mime, ext)
 
     def _disarm(self, part: str, ctl: str, root: etree._Element, ids: set[str], data: bytes,
-                complete: bool = False) -> bytes | None:
-        """Disarm one parsed part and return its new serialisation, or None when the tree was never
-        touched and the input bytes are already in the form serialising would give them (X.canonical).
-        `complete`: all of the part's relationships were kept, so only references that were already
-        dangling in the input can be."""
+                complete: bool = False) -> bytes:
+        """Disarm one parsed part and return its new serialisation. `complete`: all of the part's
+        relationships were kept, so only references that were already dangling in the input can be."""
         def rep(tid: str, detail: str) -> None:
             # In-place changes (a formula turned into its value, a field into its text) are "neutralized".
             self.report(tid, part, detail, action="neutralized")
@@ -604,10 +611,6 @@ class Rebuild:
         before = len(self.threats)
         role = role_of(ctl)
         literal = X.names_literal(data, root)
-        # Tree left alone: a role without a disarm function, or a byte scan that rules its findings out.
-        untouched = literal and (role == "" or (role == "word_story"
-                                                and not X.any_token(data, X.TRIGGERS["word_story"]))
-                                 or (role == "sheet" and not X.has_formula(data)))
         try:
             if role == "vml":
                 X.disarm_vml(root, rep)
@@ -641,11 +644,8 @@ class Rebuild:
         # Names cannot be escaped in XML: when they are plain bytes, a miss rules the element out.
         if not literal or X.may_link(data):
             X.disarm_links(root, rep)
-            untouched = False
         if not self.write:
             return b""  # inspect: findings only; references are unhooked silently, nothing to report
-        if untouched and complete and len(self.threats) == before and X.canonical(data, root):
-            return None
         if len(self.threats) > before:
             X.tidy(root)
         out = X.serialize(root)
@@ -684,10 +684,6 @@ class Rebuild:
             for part in order:
                 how, value = payload[part]
                 if how == "bytes":
-                    z.add(part, value, True)
-                elif how == "same":
-                    # Parsed, untouched and canonical: its bytes, deflated by us (a stored stream could hide
-                    # data in its block structure or be one that only a lenient inflater accepts).
                     z.add(part, value, True)
                 else:
                     self._copy_media(z, part, value)
