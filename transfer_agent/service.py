@@ -450,8 +450,7 @@ class Service:
                 log.exception("cannot complete delivery", extra={"event": "recover.failed", "job_id": row["id"]})
                 if self._status(row["id"]) == "delivering":
                     key = (row["sha256"], row["policy"], claimed_ext(row["name"]))
-                    with self._finishing_lock:  # identical content waits, as while delivering
-                        self._finishing[key] = self._finishing.get(key, 0) + 1
+                    self._count(self._finishing, key, 1)  # identical content waits, as while delivering
                     self._schedule_retry(row["id"], key, exc, None)
         shutil.rmtree(self.cfg.work / "jobs", ignore_errors=True)
         (self.cfg.work / "jobs").mkdir(parents=True, exist_ok=True)
@@ -673,9 +672,7 @@ class Service:
     def _hand_over(self, job_id: int, key: tuple[str, str, str] | None, *args: Any, **kw: Any) -> None:
         """Queue a verdict for the delivery thread. Until it is delivered the job stays 'processing' in
         the ledger (a crash requeues it, as before), and identical content waits to reuse it."""
-        if key is not None:
-            with self._finishing_lock:
-                self._finishing[key] = self._finishing.get(key, 0) + 1
+        self._count(self._finishing, key, 1)
         self._deliveries.put((job_id, key, args, kw))
 
     def _delivery_loop(self) -> None:
@@ -716,37 +713,36 @@ class Service:
                     other.due = min(other.due, now)
         self._release(key)
 
-    def _channel(self, job_id: int) -> str | None:
-        try:
-            row = self.ledger.job(job_id)
-        except Exception:  # noqa: BLE001
-            return None
-        return row["channel"] if row is not None else None
+    def _count(self, counts: dict[tuple[str, str, str], int], key: tuple[str, str, str] | None, step: int) -> None:
+        """Add `step` to a key's count in `_finishing` or `_retry_keys` (a key at zero is removed)."""
+        if key is None:
+            return
+        with self._finishing_lock:
+            n = counts.pop(key, 0) + step
+            if n > 0:
+                counts[key] = n
 
     def _unhold(self, key: tuple[str, str, str] | None) -> None:
-        if key is None:
-            return
-        with self._finishing_lock:
-            n = self._retry_keys.pop(key, 1) - 1
-            if n > 0:
-                self._retry_keys[key] = n
+        self._count(self._retry_keys, key, -1)
 
     def _release(self, key: tuple[str, str, str] | None) -> None:
-        if key is None:
-            return
-        with self._finishing_lock:
-            n = self._finishing.pop(key, 1) - 1
-            if n > 0:
-                self._finishing[key] = n
-        self._kick()  # identical content may now be answered from the cache
+        if key is not None:
+            self._count(self._finishing, key, -1)
+            self._kick()  # identical content may now be answered from the cache
 
-    def _status(self, job_id: int) -> str | None:
-        """The job's state in the ledger; None when the ledger cannot say."""
+    def _field(self, job_id: int, name: str) -> str | None:
+        """A column of the job's ledger row; "gone" without a row, None when the ledger cannot say."""
         try:
             row = self.ledger.job(job_id)
         except Exception:  # noqa: BLE001
             return None
-        return row["status"] if row is not None else "gone"
+        return row[name] if row is not None else "gone"
+
+    def _status(self, job_id: int) -> str | None:
+        return self._field(job_id, "status")
+
+    def _channel(self, job_id: int) -> str | None:
+        return self._field(job_id, "channel")
 
     def _schedule_retry(self, job_id: int, key: tuple[str, str, str] | None, exc: Exception,
                         retry: _Retry | None) -> None:
@@ -754,9 +750,7 @@ class Service:
         error = f"{type(exc).__name__}: {exc}"
         if retry is None:
             retry = _Retry(key, self._channel(job_id), 0, time.time(), 0.0, error)
-            if key is not None:
-                with self._finishing_lock:
-                    self._retry_keys[key] = self._retry_keys.get(key, 0) + 1
+            self._count(self._retry_keys, key, 1)
             # The first failure is audited (later ones only logged): the job is held, not lost.
             try:
                 with self.ledger.tx() as t:
