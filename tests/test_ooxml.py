@@ -627,3 +627,23 @@ def test_untouched_part_with_unbound_prefix_blocks(tmp_path, default_policy):
         "</w:fonts>", "<zz:font/></w:fonts>", 1)})
     r = process(bad, bad.name, tmp_path / "o", default_policy)
     assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}
+
+
+def test_namespace_errors_hidden_by_a_later_warning_still_block(tmp_path, default_policy):
+    """lxml raises only when libxml2's last message is an error: a later warning (a bad xml:space) used to
+    let a field keep two instr attributes (w:instr and x:instr on one URI) through rebuild and check."""
+    w = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    src = make_docx(tmp_path / "plain.docx")
+    bad = patch(src, tmp_path / "dup.docx", edit={"word/document.xml": lambda x: x.replace(
+        "<w:body>", f'<w:body><w:p><w:fldSimple xmlns:x="{w}" w:instr=" DATE " '
+                    'x:instr=\' INCLUDEPICTURE "http://evil.example/a.png" \\d \'><w:r><w:t>v</w:t></w:r>'
+                    '</w:fldSimple></w:p><w:p xml:space="bogus"/>', 1)})
+    r = process(bad, bad.name, tmp_path / "o", default_policy)
+    assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}, r.threats
+    with pytest.raises(ValueError, match="redefined"):
+        X.parse(b'<a xmlns:p="u" xmlns:q="u"><b p:x="1" q:x="2"/><c xml:space="bogus"/></a>')
+    with pytest.raises(ValueError, match="redefined"):
+        X.parse(b'<v><a x="1" x="2"/></v>', vml=True)  # recover mode keeps both otherwise
+    # Parts too big for the tree-less check's limits take the tree path (10 MB text nodes).
+    big = b"<a>" + b"x" * 10_000_001 + b"</a>"
+    assert X.canonical(big) and not X.untouched(big, "")

@@ -275,3 +275,14 @@ def test_rtf_fields_found_wherever_the_instruction_sits(default_policy, tmp_path
     out = Path(r.output).read_bytes()
     assert b"DDEAUTO" not in out and b"shown" in out
     assert inspect_file(r.output, "f.rtf", default_policy)["threats"] == []
+
+
+def test_odf_xml_with_a_namespace_error_hidden_by_a_warning_is_malformed():
+    from cdr.errors import Malformed
+    from cdr.formats.odf import _parse
+
+    with pytest.raises(Malformed):
+        _parse(b'<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+               b'xmlns:xl="http://www.w3.org/1999/xlink" xmlns:x2="http://www.w3.org/1999/xlink">'
+               b'<a xl:href="#ok" x2:href="macro:evil"/><b xml:space="bogus"/></office:document-content>',
+               "content.xml")

@@ -244,3 +244,13 @@ def test_tool_timeout_kills_the_whole_process_group(tmp_path):
         time.sleep(0.1)
     else:
         raise AssertionError("the rasteriser's child survived the timeout")
+
+
+def test_duplicate_namespaced_attribute_blocks_even_after_a_warning(tmp_path, default_policy):
+    src = tmp_path / "dup.svg"
+    src.write_bytes(b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:a="http://www.w3.org/1999/xlink" '
+                    b'xmlns:b="http://www.w3.org/1999/xlink" width="10" height="10">'
+                    b'<a a:href="#x" b:href="javascript:alert(1)"><rect width="5" height="5"/></a>'
+                    b'<text xml:space="bogus">t</text></svg>')
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}

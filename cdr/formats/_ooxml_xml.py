@@ -32,7 +32,7 @@ from ._ooxml_const import (
     is_web_url,
     tags,
 )
-from ._xml import SAFE_OPTIONS, remove_keep_tail, unwrap
+from ._xml import SAFE_OPTIONS, logged_error, remove_keep_tail, unwrap
 
 Report = Callable[[str, str], None]
 
@@ -46,9 +46,13 @@ def parse(data: bytes, vml: bool = False) -> etree._Element:
     """Parse one part; raise ValueError for DTDs or anything that is not a single XML document."""
     if b"<!DOCTYPE" in data[:4096].upper():
         raise ValueError("DTD in a part")
-    root = etree.fromstring(data, VML_PARSER if vml else PARSER)
+    parser = VML_PARSER if vml else PARSER
+    root = etree.fromstring(data, parser)
     if root is None:
         raise ValueError("empty part")
+    err = logged_error(parser, lenient=vml)
+    if err:
+        raise ValueError(err)
     info = root.getroottree().docinfo
     if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
         raise ValueError("DTD in a part")
@@ -95,7 +99,11 @@ def untouched(data: bytes, role: str) -> bool:
             return False
     elif role != "":
         return False
-    return not may_link(data) and canonical(data)
+    # libxml2 caps a text node at 10 MB only while building a tree: bigger parts take the tree path.
+    return len(data) <= _TREE_TEXT_CAP and not may_link(data) and canonical(data)
+
+
+_TREE_TEXT_CAP = 10_000_000
 
 
 class _NoTree:
@@ -117,9 +125,9 @@ def check_well_formed(data: bytes) -> None:
         etree.fromstring(data, _CHECKER)
     except etree.XMLSyntaxError as exc:
         raise ValueError(str(exc)) from None
-    for err in _CHECKER.error_log:
-        if err.level >= etree.ErrorLevels.ERROR:
-            raise ValueError(err.message)
+    err = logged_error(_CHECKER)
+    if err:
+        raise ValueError(err)
 
 
 def serialize(root: etree._Element) -> bytes:

@@ -9,6 +9,19 @@ BAD_MEDIA_MAGIC = (b"MZ", b"\x7fELF", b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"{\\r
 SAFE_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, dtd_validation=False)
 
 
+def logged_error(parser: etree.XMLParser, lenient: bool = False) -> str | None:
+    """The first error of the parser's last parse that lxml let pass, or None.
+
+    lxml raises only when the last message libxml2 logged is an error: a later warning (such as a bad
+    xml:space value) hides earlier namespace errors, and the tree then holds e.g. a namespaced attribute
+    twice (w:instr and x:instr, both prefixes bound to one URI), of which a reader may take either.
+    `lenient`, for recover-mode parsers, counts attribute redefinitions only."""
+    for err in parser.error_log:
+        if err.level >= etree.ErrorLevels.ERROR and (not lenient or "REDEFINED" in err.type_name):
+            return err.message
+    return None
+
+
 def remove_keep_tail(el: etree._Element) -> None:
     """Remove an element but keep the text that follows it (lxml stores it as the tail)."""
     parent = el.getparent()

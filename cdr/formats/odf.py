@@ -17,7 +17,7 @@ from lxml import etree
 from ..errors import Encrypted, LimitExceeded, Malformed
 from ..handler import Context, Handler, Rebuilt, register
 from ..model import Detection, Threat
-from ._xml import BAD_MEDIA_MAGIC, SAFE_OPTIONS, remove_keep_tail, unwrap
+from ._xml import BAD_MEDIA_MAGIC, SAFE_OPTIONS, logged_error, remove_keep_tail, unwrap
 
 NS = {
     "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
@@ -66,6 +66,9 @@ def _parse(data: bytes, name: str) -> etree._Element:
         raise Malformed(f"{name} is not well-formed XML ({exc})"[:300], f"{name} の XML が不正です") from None
     if root is None:
         raise Malformed(f"{name} is empty", f"{name} が空です")
+    err = logged_error(_PARSER)
+    if err:
+        raise Malformed(f"{name} is not well-formed XML ({err})"[:300], f"{name} の XML が不正です")
     return root
 
 

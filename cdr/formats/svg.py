@@ -24,7 +24,7 @@ from ..errors import LimitExceeded, Malformed, ToolMissing
 from ..handler import Context, Handler, Option, Rebuilt, register
 from ..model import Detection, Threat
 from ._tools import memory_cap, run_tool, tool_env
-from ._xml import SAFE_OPTIONS, remove_keep_tail
+from ._xml import SAFE_OPTIONS, logged_error, remove_keep_tail
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -310,7 +310,8 @@ def _attributes(w: _Walk, el: etree._Element, local: str, where: str) -> bool:
 
 def _parse(data: bytes) -> tuple[etree._Element, list[Threat]]:
     try:
-        root = etree.fromstring(data, _parser())
+        parser = _parser()
+        root = etree.fromstring(data, parser)
         found: list[Threat] = []
         dtd = root.getroottree().docinfo.internalDTD
         ents = list(dtd.iterentities()) if dtd is not None else []
@@ -318,10 +319,14 @@ def _parse(data: bytes) -> tuple[etree._Element, list[Threat]]:
             ext = [e.name for e in ents if e.system_url]
             if not ext:
                 # Text-only internal entities (Illustrator's &ns_svg;): expand them, libxml2 caps amplification.
-                root = etree.fromstring(data, _parser(resolve="internal"))
+                parser = _parser(resolve="internal")
+                root = etree.fromstring(data, parser)
             found.append(Threat("svg.entity", "DOCTYPE", "found",
                                 f"{len(ents)} entity declarations"
                                 + (f", external: {ext[:5]}" if ext else " (internal, expanded)")))
+        err = logged_error(parser)
+        if err:
+            raise etree.XMLSyntaxError(err, 0, 0, 0)
     except etree.XMLSyntaxError as exc:
         msg = str(exc)
         if "entity" in msg.lower() or "amplification" in msg.lower():
