@@ -5,6 +5,7 @@ Helpers here (Agent, check_consistency, ...) are shared with test_appliance_cras
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import pyzipper
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -606,20 +608,28 @@ def test_identical_content_does_not_wait_for_another_channels_broken_inbox(tmp_p
     try:
         (data / "inbox" / "kokuho").write_bytes(b"not a folder")
         body = "同じ内容の申請書\n".encode()
+        buf = io.BytesIO()  # a PPAP zip without its password: blocked, and never answered from the cache
+        with pyzipper.AESZipFile(buf, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES) as z:
+            z.setpassword(b"pw")
+            z.writestr("x.txt", "秘密\n")
         drop(data / "dropbox" / "kokuho" / "a.txt", body)
-        _until(lambda: len(_events(a, "deliver.retry")) >= 2, "no delivery retries logged")
+        drop(data / "dropbox" / "kokuho" / "a.zip", buf.getvalue())
+        _until(lambda: len({r["job_id"] for r in _events(a, "deliver.retry")}) >= 2, "no delivery retries logged")
         drop(data / "dropbox" / "soumu" / "b.txt", body)
+        drop(data / "dropbox" / "soumu" / "b.zip", buf.getvalue())
         drop(data / "dropbox" / "soumu" / "c.txt", b"different\n")
-        _until(lambda: {r["name"]: r["status"] for r in a.rows()}.get("b.txt") == "delivered",
+        _until(lambda: {r["name"]: r["status"] for r in a.rows() if r["name"].startswith(("b.", "c."))}
+               == {"b.txt": "delivered", "b.zip": "blocked", "c.txt": "delivered"},
                "identical content waited for the other channel's inbox", timeout=20)
         rows = {r["name"]: r for r in a.rows()}
-        assert rows["a.txt"]["status"] == "delivering" and rows["b.txt"]["reused_from"] == rows["a.txt"]["id"]
+        assert rows["a.txt"]["status"] == rows["a.zip"]["status"] == "delivering"
+        assert rows["b.txt"]["reused_from"] == rows["a.txt"]["id"] and rows["b.zip"]["reused_from"] is None
         [day] = (data / "inbox" / "soumu").iterdir()
-        assert (day / "b.txt").read_bytes() == body
+        assert (day / "b.txt").read_bytes() == body and (day / "b.zip.blocked.json").is_file()
         (data / "inbox" / "kokuho").unlink()
-        a.wait_final(3)
+        a.wait_final(5)
     finally:
         a.term()
     jobs = check_consistency(data)
-    assert {j["name"]: j["status"] for j in jobs} == {"a.txt": "delivered", "b.txt": "delivered",
-                                                      "c.txt": "delivered"}
+    assert {j["name"]: j["status"] for j in jobs} == {"a.txt": "delivered", "a.zip": "blocked", "b.txt": "delivered",
+                                                      "b.zip": "blocked", "c.txt": "delivered"}

@@ -186,7 +186,6 @@ class Service:
         # Keys held only because their job waits for a delivery retry: identical content may reuse the
         # committed result meanwhile (_dispatch), instead of waiting for the inbox to come back.
         self._retry_keys: dict[tuple[str, str, str], int] = {}
-        self._no_reuse: set[int] = set()  # queued jobs that found no reusable result for such a key
         # Jobs waiting for a delivery retry; only the delivery thread (and recover() before it) changes it.
         self._retries: dict[int, _Retry] = {}
         self._processor = threading.Thread(target=self._process_loop, name="processor", daemon=True)
@@ -559,21 +558,17 @@ class Service:
             policy = self.policy_for(row["channel"])
             ext = claimed_ext(row["name"])
             key = (row["sha256"], policy.label, ext)
-            if key in busy and not (key in held and not row["password"] and row["id"] not in self._no_reuse):
-                continue  # identical content running now: wait and reuse its result
+            if key in busy and key not in held:
+                continue  # identical content running or being delivered now: wait and reuse its result
             attempts = row["attempts"] + 1
             with self.ledger.tx() as t:
                 t.execute("UPDATE jobs SET status = 'processing', attempts = ?, policy = ?, retention_days = ?,"
                           " started_at = ? WHERE id = ?",
                           (attempts, policy.label, policy.retention_days, time.time(), row["id"]))
             # A password changes the outcome (PPAP), so such jobs are never answered from the cache.
+            # A key held by a delivery retry: reuse its committed result, or else process the file (its
+            # result then goes to a cache of its own, see _complete), rather than wait for that inbox.
             if not row["password"] and self._try_reuse(row["id"], key, delivering=key in held):
-                continue
-            if key in busy:  # held by a retry and not reusable: wait for it after all
-                self._no_reuse.add(row["id"])
-                with self.ledger.tx() as t:
-                    t.execute("UPDATE jobs SET status = 'queued', attempts = ? WHERE id = ?",
-                              (row["attempts"], row["id"]))
                 continue
             if attempts > self.cfg.max_attempts:
                 res = FileResult(source=row["name"], sha256=row["sha256"], size=row["size"] or 0)
@@ -626,7 +621,8 @@ class Service:
             if any(t.get("id", "").startswith(_TRANSIENT) or t.get("id", "").endswith(_ENCRYPTION)
                    for t in _all_threats(result)):
                 continue
-            cache = self.cache_dir(*key)
+            args = json.loads(prev["plan"]).get("args", {}) if prev["plan"] else {}
+            cache = self.cfg.data_dir / args["cache"] if args.get("cache") else self.cache_dir(*key)
             out_name, text_name = result.get("output"), result.get("text_output")
             if result.get("verdict") != BLOCKED and not (out_name and (cache / out_name).is_file()):
                 continue
@@ -656,6 +652,10 @@ class Service:
         cache = out_name = text_name = None
         if res.verdict != BLOCKED and res.output:
             cache = self.cache_dir(*inf.key)
+            with self._finishing_lock:
+                pending = inf.key in self._finishing
+            if pending:  # a delivery still reads the shared cache (e.g. one waiting for a retry): keep it
+                cache = cache.with_name(f"{cache.name}.job{job_id}")
             out_name = os.path.relpath(res.output, inf.out_dir)
             text_name = os.path.relpath(res.text_output, inf.out_dir) if res.text_output else None
             shutil.rmtree(cache, ignore_errors=True)
@@ -693,19 +693,21 @@ class Service:
                  retry: _Retry | None) -> None:
         """One delivery attempt. A failure after the plan was committed is retried (the key stays held);
         before it, the job goes back to the queue."""
+        ok = True
         try:
             fn()
         except Exception as exc:  # noqa: BLE001 - the ledger keeps the state
             if self._status(job_id) in ("delivering", None):
                 self._schedule_retry(job_id, key, exc, retry)
                 return
+            ok = False
             self.metrics.errors.labels("deliver").inc()
             log.exception("delivering a job failed", extra={"event": "error", "job_id": job_id})
             self._requeue_if_processing(job_id)
         done = self._retries.pop(job_id, None)
         if done is not None:
             self._unhold(done.key)
-        if self._retries:
+        if ok and self._retries:
             channel = done.channel if done is not None else self._channel(job_id)
             now = time.monotonic()
             for other in self._retries.values():  # that inbox is likely back: do not wait out the backoff
