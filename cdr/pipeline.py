@@ -19,6 +19,7 @@ from .detect import KINDS, detect
 from .errors import CdrError
 from .handler import Context, handler_for
 from .model import BLOCKED, CLEAN, SANITIZED, Detection, FileResult, Threat
+from .names import safe_basename
 from .policy import Policy
 
 # What a clerk reads when a whole family is refused by policy.
@@ -35,7 +36,7 @@ def sha256_file(path: Path) -> str:
 
 def output_name(name: str, detection: Detection, extension: str | None) -> str:
     """The delivered file's base name: the sender's stem with a truthful extension."""
-    base = PurePosixPath(name.replace("\\", "/")).name or "file"
+    base = safe_basename(PurePosixPath(name.replace("\\", "/")).name or "file")
     kind = KINDS.get(detection.mime)
     claimed = detection.claimed
     stem = base[: len(base) - len(claimed)] if claimed and base.lower().endswith(claimed) else base

@@ -423,3 +423,18 @@ def test_7z_symlink_dropped(default_policy, tmp_path):
     assert r.verdict == SANITIZED and "archive.symlink" in ids(r)
     with py7zr.SevenZipFile(r.output) as z:
         assert z.getnames() == ["a.txt"]
+
+
+def test_single_compressed_file_shows_the_members_true_extension(tmp_path, default_policy):
+    """Unpackers name a .gz member after the archive: HTML past the first 4 KB is text, so
+    report.html.gz must not come out as report.html.gz (which would unpack to report.html)."""
+    import gzip
+
+    html = b"Quarterly report\n" + b"lorem ipsum " * 500 + b"\n<script>alert(document.domain)</script>\n"
+    for name, body, want in (("report.html.gz", html, "report.html.txt.gz"),
+                             ("x.rdp.gz", b"full address:s:203.0.113.5\n", "x.rdp.txt.gz"),
+                             ("plain.txt.gz", b"hello\n", "plain.txt.gz")):
+        src = tmp_path / name
+        src.write_bytes(gzip.compress(body))
+        r = process(src, name, tmp_path / "o", default_policy)
+        assert r.verdict in ("clean", "sanitized") and Path(r.output).name == want, (name, r.output)

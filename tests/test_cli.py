@@ -114,3 +114,21 @@ def test_symlinks_are_reported_not_followed(tmp_path):
     assert by["ok.txt"]["verdict"] == "clean"
     assert by["link.txt"]["verdict"] == "blocked" and "symbolic" in by["link.txt"]["reason"]
     assert sorted(p.name for p in out.iterdir()) == ["ok.txt"]
+
+
+def test_delivered_names_are_safe_on_windows(tmp_path):
+    """A colon (NTFS stream), reserved device names, bidi controls, NUL and over-long names never
+    reach a delivered name; process() blocks or delivers, it does not raise."""
+    from cdr.pipeline import process
+    from cdr.policy import load_policy
+
+    src = tmp_path / "in.txt"
+    src.write_bytes("申請内容\n".encode())
+    cases = {"a.js:evil.txt": "a.js_evil.txt", "CON.txt": "_CON.txt", "evil\u202egpj.txt": "evilgpj.txt",
+             "nul\x00byte.txt": "nulbyte.txt", "申請書.txt": "申請書.txt"}
+    for i, (name, want) in enumerate(cases.items()):
+        r = process(src, name, tmp_path / f"o{i}", load_policy("default"))
+        assert r.verdict == "clean" and Path(r.output).name == want, (name, r.output, r.reason)
+    r = process(src, "長" * 120 + ".txt", tmp_path / "long", load_policy("default"))
+    out = Path(r.output).name
+    assert r.verdict == "clean" and out.endswith(".txt") and len(out.encode()) <= 255

@@ -14,13 +14,11 @@ import zlib
 from dataclasses import dataclass, field
 
 from ..encoding import BIDI_CONTROLS
+from ..names import MAX_PART_BYTES
+from ..names import windows_safe as _windows_safe
 
-_WIN_BAD = re.compile(r'[<>:"|?*]')
-_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", *(f"COM{i}" for i in range(1, 10)),
-             *(f"LPT{i}" for i in range(1, 10))}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 MAX_NAME_CHARS = 1024
-MAX_PART_BYTES = 255
 
 
 def decode_name_bytes(raw: bytes) -> str:
@@ -122,15 +120,6 @@ def check_name(original: str) -> NameCheck:
     if any(len(p.encode("utf-8")) > MAX_PART_BYTES for p in fixed):
         return NameCheck(None, refused=("archive.bad_name", "path component too long"))
     return NameCheck("/".join(fixed), is_dir=is_dir, renamed=renamed)
-
-
-def _windows_safe(part: str) -> str:
-    part = _WIN_BAD.sub("_", part).rstrip(" .")
-    if not part:
-        return "_"
-    if part.split(".")[0].upper().rstrip(" ") in _RESERVED:
-        part = "_" + part
-    return part
 
 
 def unique(name: str, taken: set[str]) -> str:

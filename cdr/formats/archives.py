@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..detect import detect
 from ..encoding import BIDI_CONTROLS
@@ -31,9 +31,12 @@ from ..errors import Blocked, Encrypted, LimitExceeded, Unsupported
 from ..handler import Context, Handler, Option, Rebuilt, handler_for, register
 from ..model import BLOCKED, SANITIZED, Detection, FileResult, Threat
 from ._archive_io import (
+    BZIP2,
     COMPRESSED,
+    GZIP,
     RAR,
     SEVENZ,
+    XZ,
     ZIP,
     Entry,
     MemberError,
@@ -51,6 +54,7 @@ from ._archive_io import (
 from ._archive_limits import Budget, Meter, MiB, budget_for
 from ._archive_names import check_name, unique
 
+_SINGLE_EXT = {GZIP: ".gz", BZIP2: ".bz2", XZ: ".xz"}
 _PPAP_JA = ("パスワード付きの圧縮ファイルです。送信者にパスワードを確認し、"
             "パスワードを指定して再度取り込んでください")
 _PPAP_EN = "password-protected archive (PPAP): ask the sender for the password and submit it with the file"
@@ -256,7 +260,14 @@ class ArchiveHandler(Handler):
             else:
                 writer.add_file(item[1], item[2], item[3])
         writer.close()
-        return Rebuilt(threats=threats, children=children)
+        extension = None
+        if isinstance(reader, SingleReader):
+            # A single compressed file has no member names: unpackers name it after the archive, so the
+            # member's true extension must show there ("report.html.gz" holding text -> "report.html.txt.gz").
+            inner = next(item[1] for item in plan if item[0] == "file")
+            if inner != reader.member:
+                extension = PurePosixPath(inner).suffix + _SINGLE_EXT.get(mime, ".gz")
+        return Rebuilt(threats=threats, children=children, extension=extension)
 
     # ------------------------------------------------------------ inspect (used by verify)
 

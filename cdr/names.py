@@ -1,0 +1,44 @@
+"""File names that are harmless on the Windows PCs where clerks open deliveries.
+
+Used for every name the engine writes: a delivered file's base name and each member of a
+rebuilt archive. A colon would name an NTFS alternate data stream ("a.js:x.txt"), a reserved
+device name (CON, NUL, COM1...) cannot be opened, bidi controls disguise the extension
+("evil\u202egpj.txt"), and a component over 255 bytes cannot be written at all.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .encoding import BIDI_CONTROLS
+
+_WIN_BAD = re.compile(r'[<>:"|?*]')
+_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", *(f"COM{i}" for i in range(1, 10)),
+             *(f"LPT{i}" for i in range(1, 10))}
+MAX_PART_BYTES = 255
+
+
+def windows_safe(part: str) -> str:
+    """One path component with the characters and names Windows refuses replaced."""
+    part = _WIN_BAD.sub("_", part).rstrip(" .")
+    if not part:
+        return "_"
+    if part.split(".")[0].upper().rstrip(" ") in _RESERVED:
+        part = "_" + part
+    return part
+
+
+def safe_basename(name: str) -> str:
+    """`name` (one component) in NFC, without control or bidi characters, Windows-safe, at most 255
+    bytes in UTF-8 (the stem is shortened, the extension kept)."""
+    name = unicodedata.normalize("NFC", name)
+    name = "".join(c for c in name if c not in BIDI_CONTROLS and unicodedata.category(c) != "Cc")
+    part = windows_safe(name.replace("/", "_").replace("\\", "_"))
+    if len(part.encode("utf-8")) <= MAX_PART_BYTES:
+        return part
+    stem, dot, ext = part.rpartition(".")
+    if not dot or len(ext.encode("utf-8")) > 32:
+        stem, dot, ext = part, "", ""
+    room = MAX_PART_BYTES - len((dot + ext).encode("utf-8"))
+    stem = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(" .") or "_"
+    return stem + dot + ext
