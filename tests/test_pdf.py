@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = [
     "js_names_tree", "js_openaction", "js_link_annotation", "js_outline", "js_objstm", "js_incremental",
     "js_obfuscated_names", "aa_document", "aa_page", "aa_annotation", "aa_field", "launch", "submit_form",
-    "import_data", "gotor", "gotoe", "uri_javascript", "uri_file", "uri_fake_type", "richmedia", "movie_sound_screen_3d", "xfa",
+    "import_data", "gotor", "gotoe", "uri_javascript", "uri_file", "uri_fake_type", "outside_files", "richmedia", "movie_sound_screen_3d", "xfa",
     "embedded_file", "embedded_exe", "trailing_data", "leading_junk", "damaged_xref", "encrypted_empty_user",
     "encrypted_password", "encrypted_password_supplied", "bomb", "too_many_pages",
 ]

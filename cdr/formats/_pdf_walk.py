@@ -56,19 +56,33 @@ _SELF_KEYS = {
 }
 _DROP_FILE_KEYS = {"/EF": "pdf.embedded_file", "/EmbeddedFiles": "pdf.embedded_file"}
 
+
+
+def _outside_keys(d: Any) -> dict[str, str]:
+    """Keys of this dictionary or stream that make a reader fetch another file, with what they are."""
+    if d._type_code != _STREAM:
+        return {}
+    keys = {k: "stream data in an outside file" for k in ("/F", "/FFilter", "/FDecodeParms") if k in d}
+    if "/Ref" in d and _name(d, "/Subtype") == "/Form":
+        keys["/Ref"] = "reference XObject showing a page of another file"
+    return keys
+
+
 # --- byte-level pre-scan -------------------------------------------------------------------------
 _DELIM = rb"(?=[\x00\t\n\f\r ()<>\[\]{}/%]|$)"
 _TOKENS = (
     "JS JavaScript AA Launch SubmitForm ImportData GoToR GoToE Thread Rendition Renditions Movie Sound "
     "Screen 3D RichMedia RichMediaExecute GoTo3DView XFA EF RF EmbeddedFiles EmbeddedFile FileAttachment "
-    "Named AlternatePresentations ObjStm Encrypt"
+    "Named AlternatePresentations ObjStm Encrypt AF Ref FFilter FDecodeParms"
 ).split()
 _TOKEN_SET = {t.encode() for t in _TOKENS}
 _NAME_CHARS = rb"[^\x00\t\n\f\r ()<>\[\]{}/%]"
 # One pass: a rule name, a name the walk checks in context, or any #-escaped name (decoded below).
 _SCAN_RE = re.compile(rb"/(" + b"|".join(sorted(_TOKEN_SET | {b"OpenAction", b"URI", b"Metadata", b"Info"},
                                                  key=len, reverse=True)) + rb")" + _DELIM
-                      + rb"|/(" + _NAME_CHARS + rb"*#" + _NAME_CHARS + rb"*)")
+                      + rb"|/(" + _NAME_CHARS + rb"*#" + _NAME_CHARS + rb"*)"
+                      # /F with a string or dictionary: a file specification (an annotation's /F is a number)
+                      + rb"|/F(?=[\x00\t\n\f\r ]*[(<])")
 _WS_RE = re.compile(rb"[\x00\t\n\f\r ]*")
 _URI_WEB_RE = re.compile(rb"[\x00\t\n\f\r ]*\((?:https?://|mailto:)[\x21-\x27\x2a-\x5b\x5d-\x7e]*\)", re.I)
 
@@ -83,6 +97,11 @@ def scan(data: bytes | memoryview, links: str, want_meta: bool = False) -> tuple
     walk = meta = False
     for m in _SCAN_RE.finditer(data):
         name, escaped = m.group(1), m.group(2) is not None
+        if name is None and not escaped:  # a file specification: it may name an outside file
+            walk = True
+            if meta or not want_meta:
+                break
+            continue
         if escaped:
             name = _unescape(m.group(2))
         if name in (b"Metadata", b"Info"):
@@ -264,10 +283,19 @@ class Walker:
 
     def _dict(self, d: Any, where: str, og: tuple[int, int]) -> None:
         self_keys = _SELF_KEYS if self.embedded == "sanitize" else {**_SELF_KEYS, **_DROP_FILE_KEYS}
+        outside = _outside_keys(d)
         for key in list(d.keys()):
             tid = self_keys.get(key)
             if tid:
                 self._self_key(d, key, tid, where)
+                continue
+            if key in outside:
+                self.add("pdf.external_ref", f"{where} {key}", outside[key])
+                if self.fix:
+                    del d[key]
+                continue
+            if key == "/AF":
+                self._associated(d, where)
                 continue
             if key == "/EF" and self.fix and self.on_attachment is not None:
                 self.threats.extend(self.on_attachment(d, d.get("/EF"), where))
@@ -316,6 +344,22 @@ class Walker:
         if self.fix:
             for i in reversed(drop):
                 del a[i]
+
+    def _associated(self, d: Any, where: str) -> None:
+        """/AF (associated files): a file specification without the file in it points outside."""
+        af = d.get("/AF")
+        items = list(af) if isinstance(af, pikepdf.Array) else [af]
+        if all(isinstance(fs, pikepdf.Dictionary) and "/EF" in fs for fs in items):
+            for fs in items:  # embedded: the /EF rules apply inside
+                if fs.is_indirect:
+                    if self._stack is not None:
+                        self._follow(fs)
+                else:
+                    self._visit(fs, _DICT, f"{where} /AF", fs.objgen)
+            return
+        self.add("pdf.external_ref", f"{where} /AF", "associated file outside the document")
+        if self.fix:
+            del d["/AF"]
 
     def _self_key(self, d: Any, key: str, tid: str, where: str) -> None:
         v = d.get(key)
