@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html as htmllib
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 from ..encoding import decode_text
@@ -62,26 +63,126 @@ _ACTIVE = [
 
 _TAG = re.compile(r"<[^>]*>")
 _STYLE_BODY = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.I | re.S)
-_REMOTE_IMG = re.compile(r"<\s*img\b[^>]*\bsrc\s*=\s*['\"]?\s*(?:[a-z][a-z0-9+.-]*:|//)", re.I)
+_SCHEME = re.compile(r"([a-z][a-z0-9+.-]*):", re.I)
+_WEB_SCHEMES = {"http", "https", "mailto"}
+_SCRIPT_SCHEMES = {"javascript", "vbscript", "livescript"}
+# Attributes that make the browser fetch a resource as soon as the page opens.
+_PICTURE_ATTRS = {"src", "srcset", "poster", "background", "lowsrc", "dynsrc"}
+_CSS_URL = re.compile(r"""url\s*\(\s*['"]?([^'")]*)|@import\s+['"]([^'"]*)""", re.I)
+# None of the kept style properties takes a picture, so a declaration with url()/image()/escapes is
+# dead weight at best and a fetch at worst (escapes could spell url).
+_CSS_FETCH = re.compile(r"url\s*\(|image(?:-set)?\s*\(|\\", re.I)
+_LINK_PROTOCOL_RELATIVE = "<a href> protocol-relative"
+
+
+def _normalise_url(value: str) -> str:
+    """The URL a browser actually parses (WHATWG): C0/space trimmed, tab/LF/CR gone, \\ read as /."""
+    value = value.strip("".join(chr(c) for c in range(0x21)))
+    return re.sub(r"[\t\n\r]", "", value).replace("\\", "/")
+
+
+def _is_local_picture(value: str) -> bool:
+    """A relative path inside the document's folder. Not a data: image either: its bytes would reach the
+    browser's decoder without going through the image rebuild."""
+    url = _normalise_url(value)
+    if _SCHEME.match(url):
+        return False
+    # //host (or \\host after normalising) is a network path: file://host = SMB from a local file.
+    return not url.startswith("//")
+
+
+def _link_kind(value: str) -> str:
+    """'ok' (web/mail link or in-document path), 'protocol' (//host: a web link), 'unc', 'script', 'other'."""
+    url = _normalise_url(value)
+    m = _SCHEME.match(url)
+    if m:
+        scheme = m.group(1).lower()
+        if scheme in _WEB_SCHEMES:
+            return "ok"
+        return "script" if scheme in _SCRIPT_SCHEMES or scheme == "data" else "other"
+    if not url.startswith("//"):
+        return "ok"
+    raw = re.sub(r"[\t\n\r]", "", value.strip("".join(chr(c) for c in range(0x21))))
+    # Exactly two forward slashes is a protocol-relative web link; backslashes or more slashes is a UNC path.
+    return "protocol" if re.match(r"//[^/\\]", raw) else "unc"
+
+
+def _filter_style(value: str) -> str | None:
+    kept = ";".join(d for d in value.split(";") if not _CSS_FETCH.search(d))
+    return kept if kept.strip(" ;") else None
 
 
 def _keep_local_src(tag: str, attr: str, value: str) -> str | None:
-    """Pictures load only from inside the document: a remote src would call out when opened."""
-    if tag == "img" and attr == "src" and re.match(r"\s*(?:[a-z][a-z0-9+.-]*:|//)", value, re.I):
-        return None
+    """Pictures load only from inside the document; links stay web links and never reach a file share."""
+    if attr in _PICTURE_ATTRS:
+        return value if _is_local_picture(value) else None
+    if attr == "href":
+        kind = _link_kind(value)
+        if kind == "protocol":
+            # Opened from disk //host resolves to file://host (SMB); the sender meant the web.
+            return "https:" + re.sub(r"[\t\n\r]", "", value.strip("".join(chr(c) for c in range(0x21))))
+        return value if kind == "ok" else None
+    if attr == "style":
+        return _filter_style(value)
     return value
+
+
+class _UrlScan(HTMLParser):
+    """Attribute values as the browser sees them (entities decoded), for the external-reference checks."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def _add(self, tid: str, location: str) -> None:
+        self.counts[(tid, location)] = self.counts.get((tid, location), 0) + 1
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name in _PICTURE_ATTRS:
+                urls = [c.split()[0] for c in value.split(",") if c.split()] if name == "srcset" else [value]
+                if not all(_is_local_picture(u) for u in urls):
+                    self._add("html.external_ref", f"<{tag} {name}>")
+            elif name == "href" and tag in ("a", "area", "link"):
+                kind = _link_kind(value)
+                if tag == "link" and kind != "script":
+                    kind = "ok" if _is_local_picture(value) else "unc"
+                if kind == "protocol":
+                    self._add("html.external_ref", _LINK_PROTOCOL_RELATIVE)
+                elif kind in ("unc", "other"):
+                    self._add("html.external_ref", f"<{tag} href>")
+                elif kind == "script":
+                    self._add("html.active_content", "javascript:/data: URL")
+            elif name == "style":
+                self._css(value, f"<{tag} style>")
+
+    handle_startendtag = handle_starttag
+
+    def _css(self, css: str, location: str) -> None:
+        for m in _CSS_URL.finditer(css):
+            if not _is_local_picture(m.group(1) or m.group(2) or ""):
+                self._add("html.external_ref", location)
 
 
 def scan_active(markup: str) -> list[Threat]:
     """Active-content findings in HTML markup, by construct (tags and style sheets only, not prose)."""
     found: list[Threat] = []
     code = " ".join(_TAG.findall(markup) + _STYLE_BODY.findall(markup))
-    remote = _REMOTE_IMG.findall(code)
-    if remote:
-        found.append(Threat("html.external_ref", "<img src>", "found", f"{len(remote)} remote picture(s)"))
+    urls = _UrlScan()
+    urls.feed(markup)
+    urls.close()
+    for body in _STYLE_BODY.findall(markup):
+        urls._css(htmllib.unescape(body), "<style>")
+    seen: set[tuple[str, str]] = set()
+    for (tid, where), n in urls.counts.items():
+        seen.add((tid, where))
+        found.append(Threat(tid, where, "found", f"{n} reference(s) outside the document"
+                            if tid == "html.external_ref" else f"{n} occurrence(s)"))
     for pattern, what in _ACTIVE:
         hits = pattern.findall(code)
-        if hits:
+        if hits and ("html.active_content", what) not in seen:
             found.append(Threat("html.active_content", what, "found", f"{len(hits)} occurrence(s)"))
     return found
 
@@ -134,7 +235,8 @@ class HtmlHandler(Handler):
 
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
         markup, _enc = decode_text(src.read_bytes())
-        threats = [Threat(t.id, t.location, "removed", t.detail) for t in scan_active(markup)]
+        threats = [Threat(t.id, t.location, "neutralized" if t.location == _LINK_PROTOCOL_RELATIVE else "removed",
+                          t.detail) for t in scan_active(markup)]
         cleaned = clean_html(markup)
         if not ctx.options.get("title", True):
             cleaned = re.sub(r"<title>.*?</title>", "<title></title>", cleaned, flags=re.S)

@@ -1,0 +1,81 @@
+"""HTML: remote references hidden by URL-parser quirks (tabs, C0 controls, backslashes, //host) are removed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cdr.formats.html import scan_active
+from cdr.pipeline import process
+
+_PAGE = '<html><head><title>t</title></head><body><p>本文</p>{}</body></html>'
+_HOST = "203.0.113.5"
+
+# Each of these makes a browser call out when the page is opened (pictures) or clicked (links).
+REPROS = {
+    "tab": f'<img src="ht&#x09;tp://{_HOST}/t.png">',
+    "newline": f'<img src="h&#x0a;ttp://{_HOST}/t.png">',
+    "c0": f'<img src="&#x01;http://{_HOST}/t.png">',
+    "unc": f'<img src="\\\\{_HOST}\\s\\a.png">',
+    "slash_backslash": f'<img src="/\\{_HOST}/a.png">',
+    "backslash_slash": f'<img src="\\/{_HOST}/a.png">',
+    "srcset": f'<img srcset="a.png 1x, //{_HOST}/b.png 2x">',
+    "poster": f'<video poster="//{_HOST}/p.png"></video>',
+    "background": f'<table background="\\\\{_HOST}\\s\\b.png"><tr><td>x</td></tr></table>',
+    "css_url": f'<p style="color: red; background: url(//{_HOST}/c.png)">s</p>',
+    "link_unc": f'<a href="\\\\{_HOST}\\share\\x">x</a>',
+    "link_three_slashes": f'<a href="///{_HOST}/x">x</a>',
+    "link_file": f'<a href="fi&#x09;le://{_HOST}/s/x">x</a>',
+}
+
+
+def _run(tmp_path: Path, policy, fragment: str):
+    src = tmp_path / "p.html"
+    src.write_text(_PAGE.format(fragment), "utf-8")
+    r = process(src, "p.html", tmp_path / "out", policy)
+    return r, Path(r.output).read_text("utf-8") if r.output else ""
+
+
+@pytest.mark.parametrize("name", sorted(REPROS))
+def test_hidden_remote_reference_removed(name, default_policy, tmp_path):
+    r, out = _run(tmp_path, default_policy, REPROS[name])
+    assert r.verdict == "sanitized", r.reason
+    assert [t.id for t in r.threats] == ["html.external_ref"]
+    assert all(t.action == "removed" for t in r.threats)
+    assert _HOST not in out and "本文" in out
+    assert scan_active(out) == []  # the verify step agrees
+
+
+def test_protocol_relative_link_becomes_https(default_policy, tmp_path):
+    # Opened from disk, //host means file://host (an SMB fetch); the policy keeps web links, so make it https.
+    r, out = _run(tmp_path, default_policy, f'<a href=" //{_HOST}/x.exe">dl</a>')
+    assert r.verdict == "sanitized", r.reason
+    assert [(t.id, t.action) for t in r.threats] == [("html.external_ref", "neutralized")]
+    assert f'href="https://{_HOST}/x.exe"' in out and 'href=" //' not in out
+    assert scan_active(out) == []
+
+
+def test_script_url_hidden_by_tab_reported(default_policy, tmp_path):
+    r, out = _run(tmp_path, default_policy, '<a href="java&#x09;script:alert(1)">x</a>')
+    assert [t.id for t in r.threats] == ["html.active_content"]
+    assert "alert" not in out and scan_active(out) == []
+
+
+def test_data_pictures_removed(default_policy, tmp_path):
+    """Inline pictures would reach the browser's decoder without the image rebuild: removed."""
+    for src in ("data:image/svg+xml;base64,PHN2Zz4=", "data:image/png;base64,iVBORw0KGgo="):
+        r, out = _run(tmp_path, default_policy, f'<p>x<img src="{src}"></p>')
+        assert r.verdict == "sanitized" and "data:image" not in out and scan_active(out) == []
+
+
+def test_benign_pictures_and_links_unchanged(default_policy, tmp_path):
+    body = ('<p><img src="img/a.png" alt="a"><img src="./a.png">'
+            '<a href="https://www.example.lg.jp/x">web</a><a href="mailto:info@example.lg.jp">mail</a>'
+            '<a href="#top">top</a><a href="docs/b.html">rel</a></p>')
+    r, out = _run(tmp_path, default_policy, body)
+    assert r.verdict == "clean" and r.threats == [], r.reason
+    for kept in ('src="img/a.png"', 'src="./a.png"',
+                 'href="https://www.example.lg.jp/x"', 'href="mailto:info@example.lg.jp"', 'href="#top"',
+                 'href="docs/b.html"'):
+        assert kept in out
+    assert scan_active(out) == []
