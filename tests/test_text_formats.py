@@ -113,3 +113,93 @@ def test_html_remote_pictures_dropped_and_prose_not_mistaken(default_policy, tmp
     assert [t.id for t in r.threats] == ["html.external_ref"]
     html = Path(r.output).read_text("utf-8")
     assert "tracker.example" not in html and 'src="local.png"' in html and "regular expression" in html
+
+
+def _csv_out(tmp_path, data: bytes, name: str = "in.csv", policy=None):
+    from cdr.policy import load_policy
+
+    policy = policy or load_policy(Path(__file__).resolve().parents[1] / "rules" / "default.toml")
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    src = tmp_path / name
+    src.write_bytes(data)
+    r = process(src, name, tmp_path / "out", policy)
+    return r, (Path(r.output).read_bytes() if r.output else None)
+
+
+@pytest.mark.parametrize("data, want", [
+    # More tabs than commas, but Excel still splits a .csv on commas.
+    (b'a\tb\tc\td\r\nx,=HYPERLINK("http://203.0.113.5/","click")\r\n',
+     b'a\tb\tc\td\r\nx,\'=HYPERLINK("http://203.0.113.5/","click")\r\n'),
+    # A sep= first line makes Excel split on that character; the directive itself stays intact.
+    (b"sep=;\r\nname;=1+1\r\n", b"sep=;\r\nname;'=1+1\r\n"),
+    (b"sep=|\r\nname|=1+1\r\n", b"sep=|\r\nname|'=1+1\r\n"),
+    # Excel splits a UTF-16 CSV on tabs; the output keeps the byte order and BOM.
+    ("a,b,c,d\tq\r\nx,y,z\t=1+1\r\n".encode("utf-16"), "a,b,c,d\tq\r\nx,y,z\t'=1+1\r\n".encode("utf-16")),
+    (b"\xfe\xff" + "x,y\t@SUM(1)\r\n".encode("utf-16-be"), b"\xfe\xff" + "x,y\t'@SUM(1)\r\n".encode("utf-16-be")),
+    # A file laid out with tabs is also read split on tabs; a comma file is not (see below).
+    (b'a\tb\r\nx,y\t=1+1\r\n', b"a\tb\r\nx,y\t'=1+1\r\n"),
+])
+def test_csv_formulas_found_under_every_split(tmp_path, default_policy, data, want):
+    r, out = _csv_out(tmp_path, data)
+    assert r.verdict == "sanitized", r.reason
+    assert out == want
+    assert any(t.id == "csv.formula" for t in r.threats)
+    assert inspect(r.output, "x.csv", default_policy)["threats"] == []
+
+
+def test_comma_file_is_not_read_split_on_tabs(tmp_path):
+    """Split on tabs, "-500,返金" would be one cell starting with a sign: a comma file is not read that way."""
+    data = "金額,摘要\r\n-500,返金\r\n+3.2,調整\r\n".encode("cp932")
+    r, out = _csv_out(tmp_path, data)
+    assert r.verdict == "clean" and out == data
+
+
+def test_iso2022jp_csv_hiding_formulas_from_excel_is_blocked(tmp_path):
+    # Inside ESC $ B the pairs "0," "=1" are kanji to us, but Excel reads the file as CP932 and sees ",=11+1".
+    data = "氏名,備考\r\n".encode("iso2022_jp") + b"abc\x1b$B0,=11+1,\x1b(B\r\n"
+    r, out = _csv_out(tmp_path, data)
+    assert r.verdict == "blocked" and out is None
+    assert [t.id for t in r.threats] == ["csv.formula"]
+    assert "Shift_JIS" in str(r.reason)
+
+
+def test_iso2022jp_text_and_benign_csv_untouched(tmp_path):
+    data = "氏名,備考\r\n山田,申請済み\r\n".encode("iso2022_jp")
+    r, out = _csv_out(tmp_path, data)
+    assert r.verdict == "clean" and out == data
+
+
+def test_utf8_sep_swallowed_by_cp932_is_blocked(tmp_path):
+    # In CP932, the UTF-8 byte 0x81 of "Á" swallows the "|" delimiter: Excel's quoting shifts and =1 starts a cell.
+    r, _out = _csv_out(tmp_path, 'sep=|\r\nÁ|"a|=1"\r\n'.encode())
+    assert r.verdict == "blocked"
+
+
+@pytest.mark.parametrize("text", [
+    "氏名,金額,備考\r\n山田太郎,-5,\"東京都, 千代田区\"\r\n鈴木,+3.2,\"複数行\r\nの備考\"\r\n",
+    "sep=;\r\n氏名;金額\r\n山田;-1200\r\n",
+    "sep=\t\r\n氏名\t金額\r\n山田\t-1,200\r\n",
+    "金額\r\n-500\r\n+3.2\r\n\t12\r\n",
+    "ソ,表,能\n\"a\"\"b\",-0.5e3,50%\n",
+])
+@pytest.mark.parametrize("enc", ["cp932", "utf-8", "utf-8-sig", "euc_jp", "utf-16"])
+def test_benign_csv_byte_identical(tmp_path, text, enc):
+    data = text.encode(enc)
+    r, out = _csv_out(tmp_path, data)
+    assert r.verdict == "clean", r.reason
+    assert out == data
+
+
+def test_formula_in_byte_safe_encodings_is_exact(tmp_path):
+    for enc in ("cp932", "euc_jp", "utf-8", "utf-8-sig"):
+        r, out = _csv_out(tmp_path / enc, "表\tソ\r\n能\t=1+1,\"x,;=2\"\r\n".encode(enc))
+        # A tab layout is read split on tabs ("=1+1,..." starts a cell) and on commas (quoted "x,;=2" is one
+        # cell); no semicolon layout, so "=2" is not a cell start.
+        assert out == "表\tソ\r\n能\t'=1+1,\"x,;=2\"\r\n".encode(enc), enc
+
+
+def test_csv_large_file_one_formula(tmp_path):
+    row = "山田太郎,-1234,\"申請済み, 確認中\",東京都千代田区霞が関1-2-3,03-1234-5678\r\n"
+    data = (row * (1_000_000 // len(row.encode("cp932")))).encode("cp932")
+    r, out = _csv_out(tmp_path, data + b"x,=1+1\r\n")
+    assert out == data + b"x,'=1+1\r\n"  # timing is measured by benchmarks/, not asserted here

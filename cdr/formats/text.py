@@ -6,19 +6,16 @@ every other byte stays as it was, in the original encoding.
 """
 from __future__ import annotations
 
+import codecs
 import re
 import shutil
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from ..encoding import decode_text, detect_encoding
 from ..handler import Context, Handler, Option, Rebuilt, register
 from ..model import Detection, Threat
-
-_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-# Plain numbers such as -5, +81, 1,234.5 or 3e5 are data, not formulas.
-_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d+)*|\.\d+)([eE][+-]?\d+)?%?$")
-# Encodings in which the bytes for , " \t \r \n never occur inside a multi-byte character.
-_BYTE_SAFE = {"utf-8", "utf-8-sig", "cp932", "shift_jis", "euc_jp", "ascii", "latin-1"}
 
 
 @register
@@ -37,62 +34,119 @@ class TextHandler(Handler):
         return decode_text(path.read_bytes())[0]
 
 
-def _delimiter(name: str, text_head: str) -> str:
-    if name.lower().endswith(".tsv"):
-        return "\t"
-    first = text_head.split("\n", 5)[:5]
-    tabs = sum(line.count("\t") for line in first)
-    commas = sum(line.count(",") for line in first)
-    return "\t" if tabs > commas else ","
+_UNUM = r"(?:\d+(?:[.,]\d+)*|\.\d+)(?:[eE][+\-]?\d+)?%?"
+# Plain numbers such as -5, +81, 1,234.5 or 3e5 are data, not formulas.
+_NUMBER = re.compile(rf"[+-]?{_UNUM}$")
+_WS = r"[^\S\r\n]*"
+# Encodings in which the bytes for , " \t \r \n never occur inside a multi-byte character.
+_BYTE_SAFE = {"utf-8", "cp932", "shift_jis", "euc_jp", "ascii", "latin-1"}
+# Excel (Japanese locale) splits a .csv on commas whatever it holds, a UTF-16 file on tabs, and honours
+# a `sep=X` first line; a file laid out with tabs or semicolons is read that way by other programs and
+# locales. We neutralise what any of those readings would run, and only those: splitting a comma file
+# on tabs would make "-500,返金" one cell that starts with a sign.
+_SEP_LINE = re.compile(r'\ufeff?"?sep=([^\r\n])', re.IGNORECASE)
+_DELIM_NAMES = {"\t": "tab", ";": "semicolon"}
 
 
-def _cell_starts(text: str, delim: str):
-    """Yield (insert_at, row, col, cell_preview) for every cell a spreadsheet would evaluate.
+def _delimiters(text: str, utf16: bool = False) -> tuple[str, ...]:
+    first = text[:65536].split("\n", 2)
+    header = first[1] if _SEP_LINE.match(text) and len(first) > 1 else first[0]
+    delims = [","]
+    for d in ("\t", ";"):
+        if (d == "\t" and utf16) or header.count(d) > header.count(","):
+            delims.append(d)
+    m = _SEP_LINE.match(text)
+    if m and m.group(1) not in delims:
+        delims.append(m.group(1))
+    return tuple(delims)
 
-    A small state machine over RFC 4180: it tracks quotes so that delimiters and
-    newlines inside quoted cells are not taken as cell boundaries.
+
+def _cell_start(d: str | None, quoted: bool) -> str:
+    """Regex for what follows a cell boundary when the cell is a formula, split on `d`.
+
+    d=None is for a line start under any split: it flags a superset (a sign is data only when the
+    number ends the line), since a comma-split "-5,x" is one cell "-5,x" when split on tabs.
     """
-    i, n = 0, len(text)
-    row, col = 1, 1
-    while i <= n:
-        start = i
-        quoted = i < n and text[i] == '"'
-        first = i + 1 if quoted else i
-        # Find the end of this cell.
-        if quoted:
-            j = i + 1
-            while j < n:
-                if text[j] == '"':
-                    if j + 1 < n and text[j + 1] == '"':
-                        j += 2
-                        continue
-                    break
-                j += 1
-            content = text[i + 1:j].replace('""', '"')
-            j += 1
-            while j < n and text[j] not in (delim, "\n", "\r"):
-                j += 1
-        else:
-            j = i
-            while j < n and text[j] not in (delim, "\n", "\r"):
-                j += 1
-            content = text[i:j]
-        if first < n and content[:1] in _TRIGGERS and (quoted or content[:1] not in ("\r",)) \
-                and content[:1] != delim and not _NUMBER.match(content.strip()):
-            yield first, row, col, content[:40].encode("utf-8", "replace").decode("utf-8")
-        del start
-        if j >= n:
-            break
-        if text[j] == delim:
-            col += 1
-            i = j + 1
-        else:
-            if text[j] == "\r" and j + 1 < n and text[j + 1] == "\n":
-                j += 1
-            row, col = row + 1, 1
-            i = j + 1
-            if i >= n:
-                break
+    d = d or ""
+    term = f"(?:[{re.escape(d)}\r\n]|$)"
+
+    def chars(cs: str) -> str:
+        return re.escape("".join(c for c in cs if c != d))
+
+    # = and @ always start a formula; a sign, or whitespace a spreadsheet trims, unless a plain number follows.
+    lead, signs, ws = chars("=@"), chars("+-"), chars("\t")
+    alts = [f"[{lead}]"] if lead else []
+    alts += [rf"[{signs}](?!{_UNUM}{_WS}{term})"] if signs else []
+    alts += [rf"[{ws}](?!{_WS}[+\-]?{_UNUM}{_WS}{term})"] if ws else []
+    if quoted and d != '"':  # a quoted cell, unless the quote is the delimiter
+        end = rf'\s*"{term}'
+        qalts = [f"[{lead}]"] if lead else []
+        qalts += [rf"[{signs}](?!{_UNUM}{end})"] if signs else []
+        qalts.append(rf"[{chars(chr(9) + chr(13))}](?!\s*[+\-]?{_UNUM}{end})")
+        alts.insert(0, f'"(?:{"|".join(qalts)})')
+    return "|".join(alts)
+
+
+@lru_cache(maxsize=32)
+def _patterns(d: str) -> tuple[re.Pattern, re.Pattern, re.Pattern]:
+    """(first cell, pre-check, tokenizer) for cells split on `d`.
+
+    The pre-check ignores quote state, so it finds a superset of the tokenizer's formula cells and
+    lets a clean file skip tokenizing. The tokenizer consumes quoted fields whole (delimiters and
+    newlines inside them are not boundaries) and yields quoted fields, unquoted formula cells and
+    row ends.
+    """
+    e = re.escape(d)
+    start = _cell_start(d, True)
+    quoted = rf'"(?P<q>[^"]*(?:""[^"]*)*)(?:"(?P<t>[^{e}\r\n]*))?|' if d != '"' else ""
+    tok = rf"(?:^|(?<=[{e}\r\n]))(?:{quoted}(?P<u>{_cell_start(d, False)}))|(?P<nl>\r\n?|\n)"
+    return re.compile(f"(?:{start})"), re.compile(rf"[{e}\r\n](?:{start})"), re.compile(tok)
+
+
+@lru_cache(maxsize=32)
+def _any_split_patterns(delims: tuple[str, ...]) -> tuple[re.Pattern, re.Pattern]:
+    """(first cell, one pass) finding a superset of the formula cells of every split in `delims`."""
+    branches = [rf"[\r\n](?:{_cell_start(None, True)})"]
+    branches += [rf"{re.escape(d)}(?:{_cell_start(d, True)})" for d in delims]
+    # The leading lookahead lets the regex engine skip quickly from one boundary character to the next.
+    return (re.compile(f"(?:{_cell_start(None, True)})"),
+            re.compile(f"(?=[{re.escape(''.join(delims))}\r\n])(?:{'|'.join(branches)})"))
+
+
+def _formula_cells(text: str, d: str) -> list[tuple[int, int, int]]:
+    """(insert_at, row, col) of every cell that a spreadsheet splitting on `d` would evaluate."""
+    first, pre, tok = _patterns(d)
+    if not (first.match(text) or pre.search(text)):
+        return []
+    found, row, col, last = [], 1, 1, 0
+    for m in tok.finditer(text):
+        if m["nl"]:
+            row, col, last = row + 1, 1, m.end()
+            continue
+        col += text.count(d, last, m.start())
+        if m["u"]:
+            found.append((m.start(), row, col))
+            last = m.start()
+            continue
+        last = m.end()
+        q = m.group("q")
+        c = q[:1]
+        if c and c != d and (c in "=@" or c in "+-\t\r" and not _NUMBER.match(
+                (q.replace('""', '"') + (m.group("t") or "")).strip())):
+            found.append((m.start() + 1, row, col))
+    return found
+
+
+@dataclass
+class _Scan:
+    data: bytes
+    enc: str
+    codec: str | None  # None: the file cannot be rewritten in place
+    errors: str
+    bom: int = 0
+    tail: int = 0  # stray last byte of odd-length UTF-16, kept as is
+    text: str = ""
+    cells: list[tuple[int, str, str]] = field(default_factory=list)  # (insert_at, location, preview)
 
 
 @register
@@ -104,76 +158,145 @@ class CsvHandler(Handler):
                            "cells that a spreadsheet would evaluate: prefix an apostrophe, or block the file"),
     }
 
-    def _scan(self, ctx: Context, data: bytes) -> tuple[str, str, str, list]:
+    def _scan(self, ctx: Context, data: bytes) -> _Scan:
         enc = detect_encoding(data)
-        # surrogateescape keeps one character per undecodable byte, so offsets map back to bytes exactly.
-        errors = "surrogateescape" if enc.replace("-sig", "") in _BYTE_SAFE else "replace"
-        text = data.decode(enc, errors)
-        delim = _delimiter(ctx.name, text[:4096])
-        # Conservative pre-check: no trigger right after a cell boundary (optionally behind a quote),
-        # other than a sign starting a plain number, means no formula cell: skip the state machine.
-        d = re.escape(delim)
-        lead = "=@" + ("" if delim == "\t" else "\t")  # an unquoted CR ends the row, it starts no cell
-        trigger = (rf'(?:^|[{d}\r\n])(?:"\r|"?(?:[{lead}]|[+\-](?!(?:\d+(?:[.,]\d+)*|\.\d+)'
-                   rf'(?:[eE][+\-]?\d+)?%?"?(?:[{d}\r\n]|$))))')
-        if not re.search(trigger, text):
-            return text, enc, delim, []
-        return text, enc, delim, list(_cell_starts(text, delim))
+        name = codecs.lookup(enc).name
+        if name == "utf-8-sig":
+            return self._cells(_Scan(data, enc, "utf-8", "surrogateescape", 3))
+        if name == "utf-16":
+            # Decode one byte order explicitly so that offsets map to bytes; keep a stray odd byte as is.
+            codec = "utf-16-le" if data[:2] == b"\xff\xfe" else "utf-16-be"
+            return self._cells(_Scan(data, enc, codec, "surrogatepass", 2, (len(data) - 2) % 2))
+        if name in _BYTE_SAFE or _single_byte(name):
+            scan = self._cells(_Scan(data, enc, name, "surrogateescape"))
+            if name in ("utf-8", "euc_jp") and any("@" <= d <= "~" for d in _delimiters(scan.text)):
+                self._check_cp932_reading(scan)
+            return scan
+        # ISO-2022-JP and other encodings whose multi-byte characters contain ASCII bytes: Japanese Excel
+        # reads a BOM-less CSV as CP932 and sees those bytes as , = + ..., which we cannot prefix without
+        # breaking the character. Look at both readings; such a file can only be delivered untouched.
+        scan = self._cells(_Scan(data, enc, None, "replace"))
+        ascii_view = data.decode("latin-1")  # CP932 reading: same delimiter, quote and trigger bytes
+        for d in _delimiters(ascii_view):
+            scan.cells += [(p, f"row {r}, column {c} (as Shift_JIS)", _preview(ascii_view, p))
+                           for p, r, c in _formula_cells(ascii_view, d)]
+        return scan
+
+    @staticmethod
+    def _check_cp932_reading(scan: _Scan) -> None:
+        """Japanese Excel reads a BOM-less CSV as CP932, where a lead byte can swallow a following
+        0x40-0x7E byte. Only a `sep=` delimiter lies in that range; a swallowed one shifts quoting, so
+        formula cells of that reading must be ones we neutralise anyway, or the file cannot be fixed."""
+        view = scan.data.decode("cp932", "surrogateescape")
+        theirs: dict[int, str] = {}
+        for d in _delimiters(view):
+            cells = _formula_cells(view, d)
+            for b, (_p, r, c) in zip(_byte_offsets(view, [x[0] for x in cells], "cp932", "surrogateescape"),
+                                     cells, strict=True):
+                theirs.setdefault(b, f"row {r}, column {c} (as Shift_JIS)")
+        ours = set(_byte_offsets(scan.text, [x[0] for x in scan.cells], scan.codec, scan.errors))
+        extra = sorted(set(theirs) - ours)
+        if extra:
+            scan.codec = None
+            scan.cells += [(b, theirs[b], "") for b in extra]
+
+    @staticmethod
+    def _cells(scan: _Scan) -> _Scan:
+        body = scan.data[scan.bom:len(scan.data) - scan.tail]
+        scan.text = body.decode(scan.codec or scan.enc, scan.errors)
+        found: dict[int, tuple[str, str]] = {}
+        delims = _delimiters(scan.text, utf16=(scan.codec or "").startswith("utf-16"))
+        first, anywhere = _any_split_patterns(delims)
+        if not (first.match(scan.text) or anywhere.search(scan.text)):
+            delims = ()  # the common clean file: one regex pass instead of one per split
+        for d in delims:
+            how = f" (split on {_DELIM_NAMES.get(d, repr(d))})" if d != "," else ""
+            for p, r, c in _formula_cells(scan.text, d):
+                found.setdefault(p, (f"row {r}, column {c}{how}", _preview(scan.text, p)))
+        scan.cells = [(p, *found[p]) for p in sorted(found)]
+        return scan
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
-        _text, _enc, _delim, cells = self._scan(ctx, path.read_bytes())
-        return [Threat("csv.formula", f"row {r}, column {c}", "found", preview)
-                for _pos, r, c, preview in cells[:1000]]
+        cells = self._scan(ctx, path.read_bytes()).cells
+        return [Threat("csv.formula", loc, "found", preview) for _pos, loc, preview in cells[:1000]]
 
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
         data = src.read_bytes()
-        text, enc, delim, cells = self._scan(ctx, data)
+        scan = self._scan(ctx, data)
+        cells = scan.cells
         if not cells:
             dst.write_bytes(data)
             return Rebuilt()
-        if ctx.options.get("formulas") == "block":
-            from ..errors import Blocked
+        from ..errors import Blocked, Malformed
 
-            r, c = cells[0][1], cells[0][2]
-            raise Blocked(f"the CSV contains spreadsheet formulas (row {r}, column {c})",
-                          f"CSV に数式として実行されるセルがあります（{r} 行 {c} 列）", threat_id="csv.formula")
-        threats = [Threat("csv.formula", f"row {r}, column {c}", "neutralized", preview)
-                   for _pos, r, c, preview in cells[:1000]]
+        loc = cells[0][1]
+        if scan.codec is None:
+            label = {"iso2022_jp": "ISO-2022-JP (JIS)", "utf-8": "UTF-8 without BOM", "euc_jp": "EUC-JP"}.get(
+                codecs.lookup(scan.enc).name, scan.enc)
+            raise Blocked(f"the CSV is saved as {label}, which Excel reads differently, and contains cells "
+                          f"that would run as formulas ({loc}); ask the sender to save it as Shift_JIS "
+                          f"(CP932) or UTF-8 (Excel: CSV UTF-8)",
+                          f"この CSV は {label} で保存されており、Excel では別の文字として読まれて数式が実行"
+                          f"されるおそれがあります（{loc}）。送信者に Shift_JIS（CP932）または UTF-8"
+                          f"（Excel の「CSV UTF-8」）で保存し直すよう依頼してください", threat_id="csv.formula")
+        if ctx.options.get("formulas") == "block":
+            raise Blocked(f"the CSV contains spreadsheet formulas ({loc})",
+                          f"CSV に数式として実行されるセルがあります（{loc}）", threat_id="csv.formula")
+        threats = [Threat("csv.formula", loc, "neutralized", preview) for _pos, loc, preview in cells[:1000]]
         if len(cells) > 1000:
             threats.append(Threat("csv.formula", f"{len(cells) - 1000} more cells", "neutralized"))
-        base = enc.replace("-sig", "") if enc != "utf-8-sig" else "utf-8"
-        if base in _BYTE_SAFE and all(ch in "\t\r\n,\"" for ch in delim):
-            out = self._insert_bytes(data, enc, cells, text)
-        else:
-            parts, last = [], 0
-            for pos, *_ in cells:
-                parts.append(text[last:pos])
-                parts.append("'")
-                last = pos
-            parts.append(text[last:])
-            out = "".join(parts).encode(enc, "replace")
+        out, expected = _insert_apostrophes(scan)
+        # Offsets come from re-encoding chunks; a codec whose round trip changes a length (EUC-JP maps
+        # 0x8FA2B7 to "~") would shift them, so check the result decodes to exactly what we meant.
+        body = out[scan.bom:len(out) - scan.tail]
+        if body.decode(scan.codec, scan.errors) != expected:
+            raise Malformed("the CSV encoding could not be rewritten byte for byte",
+                            "CSV の文字コードを元のまま書き換えられませんでした", threat_id="csv.formula")
         dst.write_bytes(out)
         return Rebuilt(threats=threats)
 
-    @staticmethod
-    def _insert_bytes(data: bytes, enc: str, cells: list, text: str) -> bytes:
-        """Insert b"'" at byte offsets mapped from character offsets, leaving all other bytes alone."""
-        codec = "utf-8" if enc == "utf-8-sig" else enc
-        bom = 3 if enc == "utf-8-sig" else 0
-        out, last_char, last_byte = [], 0, bom
-        body = data[bom:]
-        if enc == "utf-8-sig" and text.startswith("\ufeff"):
-            text = text[1:]
-            cells = [(p - 1, *rest) for p, *rest in cells]
-        for pos, *_ in cells:
-            # Byte length of text[last_char:pos] in the original encoding.
-            chunk_len = len(text[last_char:pos].encode(codec, "surrogateescape"))
-            out.append(body[last_byte - bom:last_byte - bom + chunk_len])
-            out.append(b"'")
-            last_byte += chunk_len
-            last_char = pos
-        out.append(body[last_byte - bom:])
-        return data[:bom] + b"".join(out)
-
     def extract_text(self, ctx: Context, path: Path, detection: Detection) -> str:
         return decode_text(path.read_bytes())[0]
+
+
+def _insert_apostrophes(scan: _Scan) -> tuple[bytes, str]:
+    """Insert an encoded apostrophe before each cell, leaving every original byte alone."""
+    data, text, codec, errors = scan.data, scan.text, scan.codec, scan.errors
+    mark = "'".encode(codec)
+    out, parts, last_char, last_byte = [data[:scan.bom]], [], 0, scan.bom
+    for pos, *_ in scan.cells:
+        chunk = text[last_char:pos]
+        n = len(chunk.encode(codec, errors))
+        out += [data[last_byte:last_byte + n], mark]
+        parts += [chunk, "'"]
+        last_byte += n
+        last_char = pos
+    out.append(data[last_byte:])
+    parts.append(text[last_char:])
+    return b"".join(out), "".join(parts)
+
+
+def _byte_offsets(text: str, positions: list[int], codec: str, errors: str) -> list[int]:
+    offsets, last, at = [], 0, 0
+    for pos in sorted(positions):
+        at += len(text[last:pos].encode(codec, errors))
+        offsets.append(at)
+        last = pos
+    return offsets
+
+
+def _preview(text: str, pos: int) -> str:
+    return re.split(r"[\r\n]", text[pos:pos + 40], maxsplit=1)[0].encode("utf-8", "replace").decode("utf-8")
+
+
+@lru_cache(maxsize=64)
+def _single_byte(codec: str) -> bool:
+    """One character per byte and ASCII as ASCII (cp1252, latin-1, ...): offsets map 1:1."""
+    # Stateful codecs (ISO-2022-JP, UTF-7, HZ) pass single bytes through but not escape sequences.
+    sample = bytes(range(256)) + b"\x1b$B0,\x1b(B+AD0-~{0,~}"
+    try:
+        whole = sample.decode(codec, "surrogateescape")
+        each = "".join(bytes([b]).decode(codec, "surrogateescape") for b in sample)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return whole == each and len(whole) == len(sample) and whole[:128] == "".join(map(chr, range(128)))
