@@ -73,7 +73,7 @@ _DELIM = rb"(?=[\x00\t\n\f\r ()<>\[\]{}/%]|$)"
 _TOKENS = (
     "JS JavaScript AA Launch SubmitForm ImportData GoToR GoToE Thread Rendition Renditions Movie Sound "
     "Screen 3D RichMedia RichMediaExecute GoTo3DView XFA EF RF EmbeddedFiles EmbeddedFile FileAttachment "
-    "Named AlternatePresentations ObjStm Encrypt AF Ref FFilter FDecodeParms"
+    "Named AlternatePresentations ObjStm Encrypt FFilter FDecodeParms"
 ).split()
 _TOKEN_SET = {t.encode() for t in _TOKENS}
 _NAME_CHARS = rb"[^\x00\t\n\f\r ()<>\[\]{}/%]"
@@ -81,8 +81,11 @@ _NAME_CHARS = rb"[^\x00\t\n\f\r ()<>\[\]{}/%]"
 _SCAN_RE = re.compile(rb"/(" + b"|".join(sorted(_TOKEN_SET | {b"OpenAction", b"URI", b"Metadata", b"Info"},
                                                  key=len, reverse=True)) + rb")" + _DELIM
                       + rb"|/(" + _NAME_CHARS + rb"*#" + _NAME_CHARS + rb"*)"
-                      # /F with a string or dictionary: a file specification (an annotation's /F is a number)
-                      + rb"|/F(?=[\x00\t\n\f\r ]*[(<])")
+                      # Keys that reach outside files, by their value's form (an annotation's /F is a number):
+                      # a file specification /F, associated files /AF, a reference XObject's /Ref. Short
+                      # names, so a delimiter before them keeps encoded stream data from matching by chance.
+                      + rb"|(?<=[\x00\t\n\f\r <>\]])/(?:F(?=[\x00\t\n\f\r ]*[(<])"
+                      + rb"|AF(?=[\x00\t\n\f\r ]*[\[<0-9])|Ref(?=[\x00\t\n\f\r ]*[<0-9]))")
 _WS_RE = re.compile(rb"[\x00\t\n\f\r ]*")
 _URI_WEB_RE = re.compile(rb"[\x00\t\n\f\r ]*\((?:https?://|mailto:)[\x21-\x27\x2a-\x5b\x5d-\x7e]*\)", re.I)
 
@@ -97,7 +100,7 @@ def scan(data: bytes | memoryview, links: str, want_meta: bool = False) -> tuple
     walk = meta = False
     for m in _SCAN_RE.finditer(data):
         name, escaped = m.group(1), m.group(2) is not None
-        if name is None and not escaped:  # a file specification: it may name an outside file
+        if name is None and not escaped:  # /F, /AF or /Ref: it may name an outside file
             walk = True
             if meta or not want_meta:
                 break
