@@ -78,14 +78,16 @@ _TOKENS = (
 _TOKEN_SET = {t.encode() for t in _TOKENS}
 _NAME_CHARS = rb"[^\x00\t\n\f\r ()<>\[\]{}/%]"
 # One pass: a rule name, a name the walk checks in context, or any #-escaped name (decoded below).
-_SCAN_RE = re.compile(rb"/(" + b"|".join(sorted(_TOKEN_SET | {b"OpenAction", b"URI", b"Metadata", b"Info"},
-                                                 key=len, reverse=True)) + rb")" + _DELIM
-                      + rb"|/(" + _NAME_CHARS + rb"*#" + _NAME_CHARS + rb"*)"
+_WS = rb"[\x00\t\n\f\r ]*"
+# One literal "/" first, then the alternatives: that keeps the regex engine's fast prefix search.
+_SCAN_RE = re.compile(rb"/(?:(" + b"|".join(sorted(_TOKEN_SET | {b"OpenAction", b"URI", b"Metadata", b"Info"},
+                                                    key=len, reverse=True)) + rb")" + _DELIM
+                      + rb"|(" + _NAME_CHARS + rb"*#" + _NAME_CHARS + rb"*)"
                       # Keys that reach outside files, by their value's form (an annotation's /F is a number):
                       # a file specification /F, associated files /AF, a reference XObject's /Ref. Short
                       # names, so a delimiter before them keeps encoded stream data from matching by chance.
-                      + rb"|(?<=[\x00\t\n\f\r <>\]])/(?:F(?=[\x00\t\n\f\r ]*[(<])"
-                      + rb"|AF(?=[\x00\t\n\f\r ]*[\[<0-9])|Ref(?=[\x00\t\n\f\r ]*[<0-9]))")
+                      + rb"|(?<=[\x00\t\n\f\r <>\]]/)(?:F(?=" + _WS + rb"[(<])|AF(?=" + _WS + rb"[\[<0-9])"
+                      + rb"|Ref(?=" + _WS + rb"[<0-9])))")
 _WS_RE = re.compile(rb"[\x00\t\n\f\r ]*")
 _URI_WEB_RE = re.compile(rb"[\x00\t\n\f\r ]*\((?:https?://|mailto:)[\x21-\x27\x2a-\x5b\x5d-\x7e]*\)", re.I)
 
