@@ -33,6 +33,16 @@ def _expect(jobs: list[dict], dropped: dict[str, bool]) -> None:
                                                                         by_name[name]["result"])
 
 
+def _noise_png(rnd: random.Random) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (800, 600), rnd.randbytes(800 * 600 * 3)).save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
 def test_kill9_at_random_moments(tmp_path: Path) -> None:
     seed = int(os.environ.get("CRASH_SEED", time.time_ns() % 100000))
     rnd = random.Random(seed)
@@ -50,6 +60,10 @@ def test_kill9_at_random_moments(tmp_path: Path) -> None:
                 name = f"b{it}/ファイル{i:02d}{suffix}" if i % 3 else f"ファイル{i:02d}{suffix}"
                 drop(data / "dropbox" / name, body)
                 dropped[name.rsplit("/", 1)[-1]] = ok
+            # One picture to re-encode (~0.1 s), dropped last: the small files alone can all be through
+            # between two polls, and a kill must land on work in flight.
+            drop(data / "dropbox" / f"写真{it:02d}.png", _noise_png(rnd))
+            dropped[f"写真{it:02d}.png"] = True
             # Mid-batch: once a random number of this batch's files are through, kill within 10 ms.
             target = done_before + rnd.randrange(PER_BATCH - 1)
             end = time.monotonic() + 20
@@ -69,7 +83,7 @@ def test_kill9_at_random_moments(tmp_path: Path) -> None:
     assert a.term() == 0
     jobs = check_consistency(data)
     _expect(jobs, dropped)
-    assert len(jobs) == BATCHES * PER_BATCH
+    assert len(jobs) == BATCHES * (PER_BATCH + 1)
     assert any(j["reused_from"] for j in jobs), "identical content should have been reused"
     assert sum(1 for _, n, _ in kills if n) >= BATCHES // 2, f"too few kills caught work in flight: {kills}"
     print(f"seed={seed} kills (delay, unfinished files, their states)={kills}")
