@@ -647,3 +647,91 @@ def test_namespace_errors_hidden_by_a_later_warning_still_block(tmp_path, defaul
     # Parts too big for the tree-less check's limits take the tree path (10 MB text nodes).
     big = b"<a>" + b"x" * 10_000_001 + b"</a>"
     assert X.canonical(big) and not X.untouched(big, "")
+
+
+def test_web_link_relationship_used_by_a_picture_or_template_is_unhooked(tmp_path, default_policy):
+    """Only hyperlink elements may use the one kind of external relationship kept (a web link): a linked
+    picture (a:blip r:link) or w:attachedTemplate pointing at it would be fetched when the file opens."""
+    from samples.office_samples import DOC_RELS, body_insert, rels_edit
+
+    hl = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink"
+    blip = ('<w:p><w:r><w:drawing><wp:inline xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/'
+            'wordprocessingDrawing"><wp:extent cx="914400" cy="914400"/><wp:docPr id="99" name="p"/>'
+            '<a:graphic xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"><a:graphicData '
+            'uri="http://schemas.openxmlformats.org/drawingml/2006/picture"><pic:pic xmlns:pic="http://schemas.'
+            'openxmlformats.org/drawingml/2006/picture"><pic:nvPicPr><pic:cNvPr id="99" name="p"/><pic:cNvPicPr/>'
+            '</pic:nvPicPr><pic:blipFill><a:blip r:link="rIdX1"/></pic:blipFill><pic:spPr/></pic:pic>'
+            '</a:graphicData></a:graphic></wp:inline></w:drawing></w:r></w:p>'
+            '<w:p><w:hyperlink r:id="rIdX1"><w:r><w:t>市のサイト</w:t></w:r></w:hyperlink></w:p>')
+    base = make_docx(tmp_path / "base.docx", pictures=0)
+    src = patch(base, tmp_path / "blip.docx", edit={"word/document.xml": lambda s: body_insert(s, blip),
+                                                    DOC_RELS: rels_edit(("rIdX1", hl, "https://203.0.113.5/t.png",
+                                                                         True))})
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "sanitized" and "ooxml.external_relationship" in {t.id for t in r.threats}
+    doc = _read(r.output, "word/document.xml")
+    assert 'r:link="rIdX1"' not in doc and 'r:id="rIdX1"' in doc and "市のサイト" in doc  # the real link stays
+
+
+def test_field_keyword_completed_by_a_nested_field_is_removed(tmp_path, default_policy):
+    from samples.office_samples import body_insert
+
+    def fld(*parts: str) -> str:
+        out = []
+        for p in parts:
+            if p in ("begin", "separate", "end"):
+                out.append(f'<w:r><w:fldChar w:fldCharType="{p}"/></w:r>')
+            elif p.startswith("t:"):
+                out.append(f"<w:r><w:t>{p[2:]}</w:t></w:r>")
+            else:
+                out.append(f'<w:r><w:instrText xml:space="preserve">{p}</w:instrText></w:r>')
+        return "<w:p>" + "".join(out) + "</w:p>"
+
+    glued = fld("begin", "begin", ' QUOTE "INCLUDE" ', "separate", "t:INCLUDE", "end",
+                'PICTURE "http://203.0.113.5/x.png" \\d ', "separate", "t:写真", "end")
+    legit = fld("begin", " IF ", "begin", " MERGEFIELD 性別 ", "separate", "t:女", "end", ' = "女" "様" "殿" ',
+                "separate", "t:様", "end")
+    base = make_docx(tmp_path / "base.docx", pictures=0)
+    src = patch(base, tmp_path / "n.docx", edit={"word/document.xml": lambda s: body_insert(s, glued + legit)})
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "sanitized" and [t.id for t in r.threats] == ["ooxml.dde"], r.threats
+    doc = _read(r.output, "word/document.xml")
+    assert "PICTURE" not in doc and "写真" in doc  # the displayed result stays
+    assert "MERGEFIELD" in doc and " IF " in doc  # an ordinary nested field is kept
+
+
+def test_vml_pictures_by_address_and_quoted_dde_and_new_functions(tmp_path, default_policy):
+    from samples.office_samples import body_insert
+
+    vml = ('<w:p><w:r><w:pict><v:shape xmlns:v="urn:schemas-microsoft-com:vml" '
+           'xmlns:o="urn:schemas-microsoft-com:office:office" id="s1" style="width:50pt;height:50pt">'
+           '<v:imagedata src="http://203.0.113.5/a.png" o:href="file://203.0.113.5/s/x.png"/>'
+           '<v:fill type="frame" src="\\\\203.0.113.5\\s\\b.png"/></v:shape></w:pict></w:r></w:p>')
+    base = make_docx(tmp_path / "base.docx", pictures=0)
+    src = patch(base, tmp_path / "v.docx", edit={"word/document.xml": lambda s: body_insert(s, vml)})
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    doc = _read(r.output, "word/document.xml")
+    assert r.verdict == "sanitized" and "203.0.113.5" not in doc and "<v:imagedata" in doc
+    for f in ("'cmd'|'/c calc'!A0", '_xlfn._xlws.PY("import os",0)', '_xlfn.IMPORTTEXT("http://203.0.113.5/")',
+              'STOCKHISTORY("MSFT",A1)'):
+        assert X.formula_threat(f, "web"), f
+    assert X.formula_threat('"a|b"&A1', "web") is None and X.formula_threat("'Sheet|1'!A1", "web") is None
+
+
+def test_generic_content_type_does_not_spare_a_header_its_rules(tmp_path, default_policy):
+    """LibreOffice loads a header by its relationship whatever content type it declares."""
+    import re as _re
+
+    base = make_docx(tmp_path / "base.docx", pictures=0)
+
+    def ct(x: str) -> str:
+        return _re.sub(r'(PartName="/word/header1.xml" ContentType=")[^"]+"', r'\1application/xml"', x)
+
+    src = patch(base, tmp_path / "h.docx", edit={
+        "[Content_Types].xml": ct,
+        "word/header1.xml": lambda x: x.replace("</w:hdr>", '<w:p><w:fldSimple w:instr=" DDEAUTO cmd /c calc ">'
+                                                           '<w:r><w:t>x</w:t></w:r></w:fldSimple></w:p></w:hdr>', 1)})
+    assert 'ContentType="application/xml"' in _read(src, "[Content_Types].xml")
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "sanitized" and "ooxml.dde" in {t.id for t in r.threats}
+    assert "DDEAUTO" not in _read(r.output, "word/header1.xml")

@@ -88,6 +88,15 @@ _DRAWING_CT = "application/vnd.openxmlformats-officedocument.drawing+xml"
 _EXT_LINK_PATHS = (OD + "externalLinkPath", "http://schemas.microsoft.com/office/2006/relationships/xlExternalLinkPath")
 
 
+# What a relationship type says its target is: LibreOffice loads a header or a sheet by relationship
+# whatever content type it declares, so a generic type must not spare the part its disarm rules.
+_REL_ROLES = {OD + t: role for t, role in (
+    ("header", "word_story"), ("footer", "word_story"), ("footnotes", "word_story"), ("endnotes", "word_story"),
+    ("comments", "word_story"), ("glossaryDocument", "word_story"), ("worksheet", "sheet"), ("slide", "slide"),
+    ("slideLayout", "slide"), ("slideMaster", "slide"), ("notesSlide", "slide"), ("vmlDrawing", "vml"),
+    ("chart", "chart"), ("drawing", "drawing"), ("ctrlProp", "ctrlprop"), ("settings", "word_settings"))}
+
+
 def role_of(ctl: str) -> str:
     """Which disarm function a part of this (lower-case) content type goes through; "" for none."""
     eff = MACRO_MAIN.get(ctl, ctl)
@@ -192,6 +201,7 @@ class Rebuild:
         # turns it off to show that the full walk finds nothing more.
         self.prescan = prescan and not write
         self.skipped: list[str] = []
+        self._rel_role: dict[str, str] = {}  # part -> role its relationship type implies (_REL_ROLES)
         self.opts: dict[str, Any] = {"metadata": "keep", "hyperlinks": "web", **(ctx.options or {})}
         self.depth = depth
         self.write = write
@@ -558,6 +568,8 @@ class Rebuild:
                 if tgt and tgt not in seen:
                     seen.add(tgt)
                     kept[tgt] = out_main_ct if tgt == main else self.ct_of(tgt)
+                    if rel.ntype in _REL_ROLES:
+                        self._rel_role.setdefault(tgt, _REL_ROLES[rel.ntype])
                     if tgt not in self._nested:
                         todo.append(tgt)
             kept_rels[part] = keep_here
@@ -573,12 +585,14 @@ class Rebuild:
                 payload[part] = ("bytes", self._nested.get(part, b""))
             elif kindp in ("xml", "vml"):
                 data = self.read(part)
-                if self.prescan and X.quiet(data, role_of(ctl)):
+                # Kept external relationships are web links: only hyperlink elements may use them.
+                link_ids = {r.id for r in kept_rels.get(part, []) if r.external}
+                if self.prescan and not link_ids and X.quiet(data, self._role(part, ctl)):
                     self.skipped.append(self.prefix + part)
                     continue
                 # Every relationship kept: no reference can have lost its target here.
                 complete = len(kept_rels.get(part, ())) == len(self.rels(part))
-                if self.write and kindp == "xml" and complete and X.untouched(data, role_of(ctl)):
+                if self.write and kindp == "xml" and complete and not link_ids and X.untouched(data, self._role(part, ctl)):
                     # Nothing to disarm and already in re-serialised form: proven well-formed without
                     # building a tree, then written as it is (deflated by us).
                     try:
@@ -591,7 +605,7 @@ class Rebuild:
                     root = X.parse(data, vml=kindp == "vml")
                 except (etree.XMLSyntaxError, ValueError) as exc:
                     raise _err_zip(f"part {part} is not well-formed XML ({str(exc)[:80]})") from None
-                out = self._disarm(part, ctl, root, ids, data, complete)
+                out = self._disarm(part, ctl, root, ids, data, complete, link_ids)
                 if self.write:
                     payload[part] = ("bytes", out)
             elif kindp == "media" and self.write:
@@ -600,8 +614,11 @@ class Rebuild:
             self._write(dst, main, kept, kept_rels, payload)
         return Outcome(kind, mime, ext)
 
+    def _role(self, part: str, ctl: str) -> str:
+        return role_of(ctl) or self._rel_role.get(part, "")
+
     def _disarm(self, part: str, ctl: str, root: etree._Element, ids: set[str], data: bytes,
-                complete: bool = False) -> bytes:
+                complete: bool = False, link_ids: set[str] | None = None) -> bytes:
         """Disarm one parsed part and return its new serialisation. `complete`: all of the part's
         relationships were kept, so only references that were already dangling in the input can be."""
         def rep(tid: str, detail: str) -> None:
@@ -609,7 +626,7 @@ class Rebuild:
             self.report(tid, part, detail, action="neutralized")
 
         before = len(self.threats)
-        role = role_of(ctl)
+        role = self._role(part, ctl)
         literal = X.names_literal(data, root)
         try:
             if role == "vml":
@@ -644,6 +661,8 @@ class Rebuild:
         # Names cannot be escaped in XML: when they are plain bytes, a miss rules the element out.
         if not literal or X.may_link(data):
             X.disarm_links(root, rep)
+        if link_ids:
+            X.misused_links(root, link_ids, rep)
         if not self.write:
             return b""  # inspect: findings only; references are unhooked silently, nothing to report
         if len(self.threats) > before:

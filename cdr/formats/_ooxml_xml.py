@@ -255,7 +255,8 @@ TRIGGERS: dict[str, tuple[bytes, ...]] = {
     "pres": (),
     "": (),
 }
-_LINK_TRIGGER = re.compile(rb"h(?:link|ref)")  # disarm_links, for every part (one pass over the bytes)
+_LINK_TRIGGER = re.compile(rb"h(?:link|ref)|src=")  # disarm_links, for every part (one pass over the bytes)
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 
 
 def any_token(data: bytes, tokens: tuple[bytes, ...]) -> bool:
@@ -316,6 +317,29 @@ def fix_references(root: etree._Element, kept: set[str]) -> None:
     tidy(root)
 
 
+# The only elements that may use a kept external relationship (a web hyperlink).
+_LINK_ELEMENTS = frozenset(["hyperlink", "hlinkClick", "hlinkHover", "hlinkMouseOver"])
+
+
+def misused_links(root: etree._Element, link_ids: set[str], report: Report) -> None:
+    """A web-link relationship used by anything but a hyperlink element (a picture's r:link, a template's
+    r:id) would make Office fetch it when the file opens: unhook such references."""
+    drop: list[etree._Element] = []
+    for attr in _REL_ATTRS(root, a=R_NS[0], b=R_NS[1], o=O_NS):
+        value = str(attr)
+        el = attr.getparent()
+        local = _local(el)
+        if value not in link_ids or local in _LINK_ELEMENTS:
+            continue
+        report("ooxml.external_relationship", f"{local} refers to web link {value}")
+        if local in _DROP_ON_DANGLING:
+            drop.append(el)
+        else:
+            el.attrib.pop(attr.attrname, None)
+    for el in drop:
+        remove_keep_tail(el)
+
+
 def tidy(root: etree._Element) -> None:
     """Remove containers and mc:AlternateContent blocks that removals left empty (innermost first)."""
     for _ in range(8):
@@ -357,11 +381,18 @@ def disarm_links(root: etree._Element, report: Report) -> None:
         if action and not action.lower().startswith(_SAFE_ACTIONS):
             report(_action_threat(action), f"{_local(el)} action {action[:80]}")
             remove_keep_tail(el)
-    for el in root.iter(f"{{{V_NS}}}*"):
-        href = el.get("href")
-        if href is not None and not href.startswith("#") and not is_web_url(href):
-            report("ooxml.hyperlink", f"VML href {href[:80]}")
-            del el.attrib["href"]
+    for el in root.iter(f"{{{V_NS}}}*", f"{{{O_NS}}}*"):
+        for name in ("href", f"{{{O_NS}}}href", f"{{{O_NS}}}althref"):
+            href = el.get(name)
+            if href is not None and not href.startswith("#") and not is_web_url(href):
+                report("ooxml.hyperlink", f"VML href {href[:80]}")
+                del el.attrib[name]
+        # A picture or fill by address (v:imagedata src=, v:fill src=) is fetched when the file opens.
+        for name in ("src", f"{{{O_NS}}}src"):
+            src = el.get(name)
+            if src is not None and (_URL_SCHEME.match(src.strip()) or src.strip().replace("\\", "/").startswith("//")):
+                report("ooxml.external_relationship", f"VML {_local(el)} picture from {src[:80]}")
+                del el.attrib[name]
 
 
 # ---------------------------------------------------------------- WordprocessingML
@@ -422,6 +453,11 @@ def disarm_word_story(root: etree._Element, opts: dict, report: Report) -> None:
         if kind == "begin":
             if stack and stack[-1]["state"] == "instr":
                 stack[-1]["nested"] = True
+                # A nested field before the outer keyword is complete supplies part of it
+                # ({ {QUOTE "INCLUDE"}PICTURE ... }): the field is judged by text we cannot see.
+                pre = "".join(stack[-1]["code"]).lstrip()
+                if not pre or not re.search(r"\s", pre):
+                    stack[-1]["glued"] = True
             stack.append({"begin": el, "sep": None, "end": None, "code": [], "nested": False, "state": "instr"})
         elif kind == "separate" and stack:
             stack[-1]["sep"] = el
@@ -460,7 +496,11 @@ def disarm_word_story(root: etree._Element, opts: dict, report: Report) -> None:
 
 
 def _judge_field(f: dict, hyperlinks: str, bad: list) -> None:
-    verdict = classify_field("".join(f["code"]), f["nested"], hyperlinks)
+    code = "".join(f["code"])
+    if f.get("glued"):
+        bad.append((f, ("ooxml.dde", f"field keyword completed by a nested field {code.strip()[:60]!r}")))
+        return
+    verdict = classify_field(code, f["nested"], hyperlinks)
     if verdict:
         bad.append((f, verdict))
 
@@ -515,7 +555,8 @@ def formula_threat(text: str, hyperlinks: str, macro_sheets: set[str] | None = N
         return None
     bare = _STRINGS.sub('""', text)
     unquoted = _QUOTED_SHEET.sub("''", bare)
-    if _DDE.search(unquoted):
+    # "|" has no meaning in a formula outside strings and quoted names but DDE ('cmd'|'/c calc'!A0).
+    if _DDE.search(unquoted) or "|" in unquoted:
         return "ooxml.dde", f"DDE formula ={text[:80]}"
     m = DANGEROUS_FUNCS.search(bare)
     if m:
