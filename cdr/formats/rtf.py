@@ -21,8 +21,26 @@ _OBJECT_WORDS = {b"objdata", b"objupdate", b"objlink", b"objautlink", b"objemb",
                  b"objsub", b"objpub", b"objicemb", b"objclass", b"objname", b"objsect", b"objalias",
                  b"oleclsid", b"datastore"}
 # Field instructions that pull content from elsewhere or run something.
-_FETCHING_FIELDS = {"DDE", "DDEAUTO", "INCLUDETEXT", "INCLUDEPICTURE", "INCLUDE", "IMPORT", "LINK"}
-_SAFE_LINK = re.compile(r"^(https?://|mailto:)", re.I)
+# MACROBUTTON runs a macro (or Word command) on double-click, DATABASE queries an external data
+# source, RD pulls another file into indexes/TOCs.
+_FETCHING_FIELDS = {"DDE", "DDEAUTO", "INCLUDETEXT", "INCLUDEPICTURE", "INCLUDE", "IMPORT", "LINK",
+                    "MACROBUTTON", "DATABASE", "RD"}
+# Character-formatting words Word and LibreOffice put around field instructions. A subgroup of an
+# instruction made only of these (plus text) is "plain"; anything else could hide or split the keyword.
+_CHAR_FMT = {b"plain", b"b", b"i", b"ul", b"ulnone", b"uld", b"uldb", b"ulw", b"ulwave", b"uldash", b"ulc",
+             b"strike", b"striked", b"caps", b"scaps", b"outl", b"shad", b"embo", b"impr", b"v", b"webhidden",
+             b"f", b"fs", b"cf", b"cb", b"cs", b"highlight", b"chcbpat", b"chcfpat", b"chshdng", b"up", b"dn",
+             b"sub", b"super", b"nosupersub", b"expnd", b"expndtw", b"kerning", b"charscalex", b"lang",
+             b"langfe", b"langnp", b"langfenp", b"noproof", b"rtlch", b"ltrch", b"fcs", b"hich", b"dbch",
+             b"loch", b"insrsid", b"charrsid", b"delrsid", b"af", b"afs", b"ab", b"ai", b"acf", b"alang",
+             b"aul", b"aup", b"adn", b"g", b"cgrid", b"u", b"uc", b"par", b"line", b"tab"}
+# Destinations a reader skips without adding their text (besides any {\*\...} group).
+_NO_TEXT_DEST = {b"bkmkstart", b"bkmkend", b"atnid", b"atnauthor", b"atrfstart", b"atrfend", b"atnref",
+                 b"atndate", b"atnicn", b"atnparent", b"annotation", b"datafield", b"formfield", b"xe", b"tc",
+                 b"pict", b"object", b"fldinst", b"sp", b"shpinst", b"nonshppict", b"footnote", b"txe", b"rxe"}
+# Shape properties naming a linked (not embedded) picture.
+_LINK_PROPS = {"pibname", "fillblipname", "linefillblipname"}
+_SAFE_LINK = re.compile(r"^(https?://|mailto:|#)", re.I)  # "#x": a bookmark in the same document
 _TOKEN = re.compile(rb"\\([a-zA-Z]{1,32})(-?\d{1,10})? ?|\\'([0-9a-fA-F]{2})|\\([^a-zA-Z])|([{}])|([^\\{}]+)|(\\)$",
                     re.S)
 
@@ -162,6 +180,104 @@ def _plain(g: Group) -> str:
     return "".join(parts).replace("\r", "").replace("\n", "")
 
 
+def _reader_text(g: Group) -> str:
+    """The instruction text as an RTF reader builds it: {\\*\\...} and no-text destinations skipped,
+    \\uN fallback characters skipped per \\ucN (unlike _plain, which reads every byte)."""
+    parts: list[str] = []
+    frames: list[tuple] = [(iter(g.children), [1, 0])]  # [uc, chars still to skip]
+    while frames:
+        it, st = frames[-1]
+        item = next(it, None)
+        if item is None:
+            frames.pop()
+            continue
+        if isinstance(item, Group):
+            if not (item.starred() or item.first_word() in _NO_TEXT_DEST):
+                frames.append((iter(item.children), [st[0], 0]))
+            continue
+        if item.kind == "w":
+            if item.word == b"u" and item.param is not None:
+                parts.append(chr(item.param % 65536))
+                st[1] = st[0]
+            elif item.word == b"uc" and item.param is not None:
+                st[0] = max(0, item.param)
+            elif item.word in (b"par", b"line", b"tab"):
+                parts.append(" ")
+            continue
+        if item.kind in ("x", "s") and st[1] > 0:
+            st[1] -= 1
+            continue
+        if item.kind == "t":
+            raw = item.raw.replace(b"\r", b"").replace(b"\n", b"")
+            cut = min(st[1], len(raw))
+            st[1] -= cut
+            parts.append(raw[cut:].decode("latin-1"))
+        elif item.kind == "x":
+            parts.append(chr(item.param or 0))
+        elif item.kind == "s" and item.raw in (b"\\\\", b"\\{", b"\\}"):
+            parts.append(item.raw[1:].decode())
+    return "".join(parts)
+
+
+def _only_formatting(g: Group, top: bool) -> bool:
+    """The group's own tokens are text and character formatting; `top` allows the leading \\*\\fldinst."""
+    lead = True
+    for x in g.children:
+        if isinstance(x, Group) or (lead and x.kind == "t" and not x.raw.strip()):
+            continue
+        if x.kind == "s" and x.raw == b"\\*":
+            if not (top and lead):
+                return False
+        elif x.kind == "b":
+            return False
+        elif x.kind == "w" and x.word not in _CHAR_FMT and not (top and x.word == b"fldinst"):
+            return False
+        lead = False
+    return True
+
+
+def _benign_sub(g: Group) -> bool:
+    """Word's own subgroups inside an instruction: hex \\datafield, and \\formfield without macros."""
+    first = g.first_word()
+    if g.starred() and first == b"datafield":
+        return all(isinstance(x, Tok) and (x.raw == b"\\*" or (x.kind == "w" and x.word == b"datafield")
+                                           or (x.kind == "t" and re.fullmatch(rb"[0-9a-fA-F\s]*", x.raw)))
+                   for x in g.children)
+    if g.starred() and first == b"formfield":
+        return all(_find_group(g, w) is None for w in (b"ffentrymcr", b"ffexitmcr", b"field", b"objdata"))
+    return False
+
+
+def _obfuscated(inst: Group) -> bool:
+    """An instruction with anything beyond text and formatting groups: readers may see another keyword."""
+    if not _only_formatting(inst, True):
+        return True
+    stack = [c for c in inst.children if isinstance(c, Group)]
+    while stack:
+        sub = stack.pop()
+        if _benign_sub(sub):
+            continue
+        if not _only_formatting(sub, False):  # also catches every other {\*\...} and destination
+            return True
+        stack.extend(c for c in sub.children if isinstance(c, Group))
+    return False
+
+
+def _instructions(fld: Group) -> int:
+    """How many instruction groups belong to this field (not to fields nested in its result)."""
+    count, stack = 0, [c for c in fld.children if isinstance(c, Group)]
+    while stack:
+        c = stack.pop()
+        first = c.first_word()
+        if first in (b"fldrslt", b"field"):
+            continue
+        if b"fldinst" in c.words():
+            count += 1
+            continue
+        stack.extend(x for x in c.children if isinstance(x, Group))
+    return count
+
+
 def _contains_field(g: Group) -> bool:
     stack = list(g.children)
     while stack:
@@ -195,16 +311,34 @@ def _field_verdict(fld: Group) -> str | None:
             return "field without a recognisable instruction"
     if _contains_field(inst):
         return "field instruction built from nested fields"
-    text = _plain(inst).strip()
-    words = text.split()
-    kw = words[0].upper().lstrip("\\") if words else ""
-    if kw in _FETCHING_FIELDS:
-        return f"{kw} field"
-    if kw == "HYPERLINK":
-        target = next((w.strip('"') for w in words[1:] if not w.startswith("\\")), "")
-        if target and not _SAFE_LINK.match(target):
-            return f"HYPERLINK to {target[:80]}"
+    if _instructions(fld) > 1:
+        return "field with more than one instruction"
+    if _obfuscated(inst):
+        return "field instruction split by destinations or unusual groups (obfuscated)"
+    # Judge what a reader sees and, to be safe, every byte too: either naming a fetching field is enough.
+    for text in (_reader_text(inst), _plain(inst)):
+        words = re.findall(r'"[^"]*"|\S+', text)
+        kw = re.match(r'[\s"\\]*([^\s"\\]*)', text).group(1).upper()  # quotes never hide the keyword
+        if kw in _FETCHING_FIELDS:
+            return f"{kw} field"
+        if kw == "HYPERLINK":
+            target = _link_target(words[1:])
+            if target and not _SAFE_LINK.match(target):
+                return f"HYPERLINK to {target[:80]}"
     return None
+
+
+def _link_target(args: list[str]) -> str:
+    """The address of a HYPERLINK field; \\l "bookmark", \\o "tip" and \\t "frame" arguments are not it."""
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a.startswith("\\"):
+            skip = a.lower() in ("\\l", "\\o", "\\t")
+        else:
+            return a.strip('"')
+    return ""
 
 
 def _result_group(g: Group, word: bytes) -> Group | None:
@@ -255,6 +389,17 @@ def disarm(root: Group) -> list[Threat]:
                 if _is_remote(target):
                     threats.append(Threat("rtf.remote_template", target[:200], "removed", "attached template"))
                 continue  # a local template path is dropped silently: it only names a file
+            if first == b"sp":
+                name = next((_plain(x).strip().lower() for x in c.children
+                             if isinstance(x, Group) and x.first_word() == b"sn"), "")
+                val = next((x for x in c.children if isinstance(x, Group) and x.first_word() == b"sv"), None)
+                if name in _LINK_PROPS and val is not None and any(
+                        _is_remote(t) for t in (_reader_text(val), _plain(val))):
+                    # A linked picture: Word fetches the URL on open. Dropping the property keeps the
+                    # embedded copy (pib) if there is one.
+                    threats.append(Threat("rtf.remote_template", _plain(val).strip()[:200], "removed",
+                                          "linked picture (shape property)"))
+                    continue
             if first == b"field" or b"field" in words:
                 why = _field_verdict(c)
                 if why:

@@ -1,0 +1,128 @@
+"""RTF field and linked-picture bypasses: split keywords, missing active fields, pibName links."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cdr.formats import rtf
+from cdr.pipeline import inspect as inspect_file
+from cdr.pipeline import process
+
+HEAD = rb"{\rtf1\ansi\ansicpg932\deff0{\fonttbl{\f0\fnil\fcharset128 \'82\'6c\'82\'72 \'96\'be\'92\'a9;}}"
+JA = rb"\f0 \'8f\'5a\'96\'af\'95\'5b \uc1\u20013?\u25991?\par "  # 住民票 + 中文 via \uN
+
+
+def _doc(body: bytes) -> bytes:
+    return HEAD + JA + body + rb"\par}"
+
+
+def _sanitize(tmp_path: Path, policy, body: bytes, name: str = "f.rtf"):
+    src = tmp_path / name
+    src.write_bytes(_doc(body))
+    r = process(src, name, tmp_path / "out", policy)
+    out = Path(r.output).read_bytes() if r.output else b""
+    return r, out
+
+
+def _assert_clean_after(r, policy) -> None:
+    # VERIFY already ran inside process; inspecting the output again through the pipeline must agree.
+    assert inspect_file(r.output, "f.rtf", policy)["threats"] == []
+
+
+@pytest.mark.parametrize("body, gone", [
+    # a bookmark end (ignorable destination) splits DDE|AUTO: Word reads DDEAUTO
+    (rb'{\field{\*\fldinst DDE{\*\bkmkend a}AUTO c:\\windows\\system32\\cmd.exe "/c calc"}{\fldrslt x}}',
+     [b"DDE", b"cmd.exe"]),
+    # an unknown ignorable destination splits INCLUDE|PICTURE
+    (rb'{\field{\*\fldinst INCLUDE{\*\xyzzy junk}PICTURE "http://203.0.113.5/x.png" \\d}{\fldrslt x}}',
+     [b"INCLUDE", b"203.0.113.5"]),
+    # the same split with a non-starred (known) destination
+    (rb'{\field{\*\fldinst DDE{\bkmkstart a}AUTO c:\\x.exe}{\fldrslt x}}', [b"DDE", b"x.exe"]),
+    # \uN with its fallback: a reader sees DDEAUTO, a byte-reader sees DDEA?UTO
+    (rb'{\field{\*\fldinst DDE\u65 ?UTO c:\\x.exe}{\fldrslt x}}', [b"DDE", b"x.exe"]),
+    # a second instruction group: which one a reader uses is not ours to guess
+    (rb'{\field{\*\fldinst PAGE}{\*\fldinst DDEAUTO c:\\x.exe}{\fldrslt x}}', [b"DDE", b"x.exe"]),
+    # the keyword in quotes
+    (rb'{\field{\*\fldinst "INCLUDEPICTURE" "http://203.0.113.5/q.png"}{\fldrslt x}}', [b"203.0.113.5"]),
+])
+def test_split_or_hidden_keywords_are_neutralised(default_policy, tmp_path, body, gone):
+    r, out = _sanitize(tmp_path, default_policy, body)
+    assert r.verdict == "sanitized", (r.reason, r.threats)
+    assert [t.id for t in r.threats] == ["rtf.field"]
+    assert out == _doc(b"{x}")  # the field is gone, its result text kept, the rest byte for byte
+    for g in gone:
+        assert g not in out
+    _assert_clean_after(r, default_policy)
+
+
+def test_repro_inspected_as_threat_before_rebuild():
+    body = rb'{\field{\*\fldinst DDE{\*\bkmkend a}AUTO c:\\windows\\system32\\cmd.exe "/c calc"}{\fldrslt x}}'
+    found = rtf.findings(_doc(body))
+    assert [(t.id, t.action) for t in found] == [("rtf.field", "found")]
+
+
+@pytest.mark.parametrize("inst, kw", [
+    (rb'MACROBUTTON AcceptAllChangesInDoc "Double-click here"', "MACROBUTTON"),
+    (rb'DATABASE \\d "\\\\\\\\203.0.113.5\\\\share\\\\data.mdb" \\s "select * from t"', "DATABASE"),
+    (rb'RD "\\\\\\\\203.0.113.5\\\\share\\\\chapter.docx"', "RD"),
+])
+def test_active_fields_added(default_policy, tmp_path, inst, kw):
+    r, out = _sanitize(tmp_path, default_policy, rb"{\field{\*\fldinst " + inst + rb"}{\fldrslt \'8c\'8b\'89\'ca}}")
+    assert r.verdict == "sanitized"
+    assert [(t.id, t.location) for t in r.threats] == [("rtf.field", f"{kw} field")]
+    assert kw.encode() not in out and out == _doc(rb"{\'8c\'8b\'89\'ca}")  # 結果 kept
+    _assert_clean_after(r, default_policy)
+
+
+SHAPE = (rb"{\shp{\*\shpinst\shpleft0\shptop0\shpright2000\shpbottom1000\shpwr3"
+         rb"{\sp{\sn shapeType}{\sv 75}}%s{\sp{\sn pibFlags}{\sv 10}}"
+         rb"{\sp{\sn pib}{\sv {\pict\pngblip\picw1\pich1 89504e47}}}}}")
+
+
+@pytest.mark.parametrize("link", [rb"http://203.0.113.5/x.png", rb"\\\\203.0.113.5\\pics\\x.png",
+                                  rb"file:///C:/x.png", rb"HTTPS://203.0.113.5/x.png"])
+def test_linked_shape_picture_loses_its_link(default_policy, tmp_path, link):
+    prop = rb"{\sp{\sn pibName}{\sv " + link + rb"}}"
+    r, out = _sanitize(tmp_path, default_policy, SHAPE % prop)
+    assert r.verdict == "sanitized", (r.reason, r.threats)
+    assert [t.id for t in r.threats] == ["rtf.remote_template"]
+    assert out == _doc(SHAPE % b"")  # only the link property went; the embedded picture stays
+    assert b"203.0.113.5" not in out
+    _assert_clean_after(r, default_policy)
+
+
+BENIGN = [
+    rb"{\field{\*\fldinst PAGE }{\fldrslt 1}}",
+    rb"{\field{\*\fldinst  DATE \\@ " + rb'"yyyy/MM/dd"' + rb" }{\fldrslt 2024/04/01}}",
+    rb'{\field{\*\fldinst HYPERLINK "https://www.city.example.lg.jp/" }{\fldrslt \'8e\'73}}',
+    # Word style: formatting subgroups, a hex \datafield, a \l bookmark link and a TOC with nested fields
+    rb"{\field\fldedit{\*\fldinst {\rtlch\fcs1 \af0 \ltrch\fcs0 \insrsid1 \hich\af0\dbch\af13\loch\f0  HYPERLINK "
+    rb'"https://example.jp/a" }{\rtlch\fcs1 \af0 \ltrch\fcs0 \insrsid1 {\*\datafield 00d0c9ea79f9bace}}}'
+    rb"{\fldrslt {\cs15\ul\cf2 link}}}",
+    rb"{\field\fldedit{\*\fldinst {\rtlch\fcs1 \ltrch\fcs0 \lang1024\langfe1024\noproof TOC \\o " + rb'"1-3"'
+    rb" \\h \\z \\u }}{\fldrslt {\field{\*\fldinst {\webhidden HYPERLINK \\l " + rb'"_Toc1"'
+    rb" }}{\fldrslt \'91\'e6\'31\'8f\'cd{\field{\*\fldinst {\webhidden  PAGEREF _Toc1 \\h }}"
+    rb"{\fldrslt 1}}}}}}",
+    rb"{\field{\*\fldinst {\f0 FORMTEXT }{{\*\datafield 800100000000}{\*\formfield{\fftype0\ffownhelp"
+    rb"{\*\ffname Text1}{\*\ffdeftext abc}}}}}{\fldrslt abc}}",
+    rb"{\field{\*\fldinst \u25991?\u20214? NUMPAGES}{\fldrslt 3}}",  # a local field name
+    rb'{\field{\*\fldinst HYPERLINK "#b" }{\fldrslt b}}',  # LibreOffice's in-document link
+    rb"{\shp{\*\shpinst{\sp{\sn pibName}{\sv image1.png}}{\sp{\sn shapeType}{\sv 75}}}}",
+    rb"{\pict\pngblip\picw1\pich1 89504e47}",
+]
+
+
+@pytest.mark.parametrize("body", BENIGN)
+def test_benign_fields_and_pictures_kept_byte_for_byte(default_policy, tmp_path, body):
+    assert rtf.findings(_doc(body)) == []
+    r, out = _sanitize(tmp_path, default_policy, body)
+    assert r.verdict == "clean", (r.reason, r.threats)
+    assert out == _doc(body)
+
+
+def test_reader_text_skips_destinations_and_unicode_fallback():
+    root, _ = rtf.parse(rb"{\rtf1{\*\fldinst A{\*\bkmkend z}B{\bkmkstart y}C\uc2\u68 ??E{\b F}\'47}}")
+    inst = root.children[1]
+    assert rtf._reader_text(inst) == "ABCDEFG"
+    assert rtf._plain(inst) == "AzByCD??EFG"
