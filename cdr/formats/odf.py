@@ -17,6 +17,7 @@ from lxml import etree
 from ..errors import Encrypted, LimitExceeded, Malformed
 from ..handler import Context, Handler, Rebuilt, register
 from ..model import Detection, Threat
+from ._ooxml_xml import formula_threat
 from ._xml import BAD_MEDIA_MAGIC, SAFE_OPTIONS, logged_error, remove_keep_tail, unwrap
 
 NS = {
@@ -30,6 +31,8 @@ NS = {
     "manifest": "urn:oasis:names:tc:opendocument:xmlns:manifest:1.0",
     "form": "urn:oasis:names:tc:opendocument:xmlns:form:1.0",
     "dom": "http://www.w3.org/2001/xml-events",
+    "style": "urn:oasis:names:tc:opendocument:xmlns:style:1.0",
+    "calcext": "urn:org:documentfoundation:names:experimental:calc:xmlns:calcext:1.0",
 }
 MIMES = ("application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
          "application/vnd.oasis.opendocument.presentation")
@@ -87,6 +90,103 @@ def _is_internal(href: str, members: set[str]) -> bool:
         return False
     h = posixpath.normpath(h)
     return h in members or any(m.startswith(h.rstrip("/") + "/") for m in members)
+
+
+# --- formulas ------------------------------------------------------------------------------------
+# Attributes that hold a formula (or a cell address, which may name another document) in the
+# spreadsheet, text and style vocabularies; draw:formula (shape geometry) is another language.
+_FORMULA_NS = {NS["table"], NS["text"], NS["style"], NS["calcext"]}
+_FORMULA_ATTRS = {"formula", "condition", "expression", "cell-range-address", "base-cell-address"}
+_CALCEXT_VALUE = _q("calcext", "value")
+# "of:=", "oooc:=", "msoxl:=" (namespace of the formula syntax), or Writer's "ooow:".
+_SYNTAX_PREFIX = re.compile(r"^\s*(?:[A-Za-z][\w.\-]*:(?!//))?\s*=?")
+_DQ_STRING = re.compile(r'"(?:[^"]|"")*"')
+_SQ_NAME = re.compile(r"'((?:[^']|'')*)'")
+# A quoted name that is a URL or path: ['file:///x.ods'#$Sheet1.A1], 'http://h/x.ods'#...
+_SOURCE = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9+.\-]*:|/|\\\\)")
+# LibreOffice functions that talk to other programs; the Excel list is shared (DANGEROUS_FUNCS).
+_ODF_FUNCS = re.compile(r"(?i)(?<![A-Za-z0-9_])(DDE)\s*\(")
+_INDIRECT = re.compile(r"(?i)(?<![A-Za-z0-9_.])INDIRECT\s*\(")
+
+
+def odf_formula_threat(value: str) -> str | None:
+    """Why an ODF formula or cell address is active content (None when it is safe).
+
+    ODF syntax differs from Excel's (`;` separators, `[.A1]` references, `'doc'#$Sheet.A1` links to other
+    documents), so the ODF-only external reference forms are checked here and the rest goes to the rules
+    the OOXML handler applies to Excel formulas."""
+    text = _SYNTAX_PREFIX.sub("", value, count=1)
+    if not text.strip():
+        return None
+    bare = _DQ_STRING.sub('""', text)
+    for m in _SQ_NAME.finditer(bare):
+        after = bare[m.end():].lstrip()
+        if after.startswith("#") or _SOURCE.match(m.group(1)):
+            return f"external document reference ={text[:80]}"
+    unquoted = _SQ_NAME.sub("''", bare)
+    if "#$" in unquoted.replace(" ", "") or "://" in unquoted or re.search(r"(?i)\bfile:", unquoted):
+        return f"external document reference ={text[:80]}"
+    m = _ODF_FUNCS.search(bare)
+    if m:
+        return f"{m.group(1).upper()}() in ={text[:80]}"
+    # INDIRECT("'file:///x.ods'#$Sheet1.A1") makes LibreOffice load the other document.
+    if _INDIRECT.search(bare):
+        for s in _DQ_STRING.findall(text):
+            if "#" in s or "://" in s or re.search(r"(?i)file:", s):
+                return f"INDIRECT() to another document ={text[:80]}"
+    verdict = formula_threat(text, "web")
+    return verdict[1] if verdict else None
+
+
+def _where(el: etree._Element, part: str, attr: str) -> str:
+    table = next((a.get(_q("table", "name")) for a in el.iterancestors(_q("table", "table"))), None)
+    at = f"{etree.QName(el).localname}@{etree.QName(attr).localname}"
+    return f"{part}: {table}: {at}" if table else f"{part}: {at}"
+
+
+def _disarm_formulas(root: etree._Element, part: str) -> list[Threat]:
+    """Dangerous formulas go; a cell or field keeps its cached value and displayed text."""
+    threats: list[Threat] = []
+    drop: list[etree._Element] = []
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for k, v in list(el.attrib.items()):
+            ns, _, local = k[1:].partition("}")
+            if not ((ns in _FORMULA_NS and local in _FORMULA_ATTRS) or k == _CALCEXT_VALUE):
+                continue
+            why = odf_formula_threat(v)
+            if why is None:
+                continue
+            threats.append(Threat("odf.formula", _where(el, part, k), "removed", why[:200]))
+            holder = etree.QName(el).localname
+            if holder in ("content-validation", "named-range", "named-expression", "map", "condition"):
+                drop.append(el)  # the rule or name itself is the formula; cells keep their values
+            elif holder in ("color-scale-entry", "data-bar-entry", "formatting-entry"):
+                drop.append(el.getparent())  # an entry cannot go alone (fixed count per scale)
+            else:
+                del el.attrib[k]  # cell or field: office:*value and the text stay
+    gone_validations = set()
+    for el in drop:
+        if el is None or el.getparent() is None:
+            continue
+        if el.tag == _q("table", "content-validation"):
+            gone_validations.add(el.get(_q("table", "name")))
+        parent = el.getparent()
+        remove_keep_tail(el)
+        if len(parent) == 0 and etree.QName(parent).localname in ("content-validations", "conditional-format",
+                                                                  "named-expressions"):
+            remove_keep_tail(parent)
+    if gone_validations:
+        attr = _q("table", "content-validation-name")
+        for el in root.iter(_q("table", "table-cell")):
+            if el.get(attr) in gone_validations:
+                del el.attrib[attr]
+    # A validation may run a macro (also an application-wide one) on invalid input.
+    for el in list(root.iter(_q("table", "error-macro"))):
+        threats.append(Threat("odf.macro", f"{part}: error-macro", "removed", (el.get(_q("table", "name")) or "")[:200]))
+        remove_keep_tail(el)
+    return threats
 
 
 def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_objects: set[str]) -> list[Threat]:
@@ -149,6 +249,15 @@ def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_object
         threats.append(Threat("odf.external_link", f"{part}: {etree.QName(el).localname}", "removed", href[:200]))
         for attr in ("href", "type", "show", "actuate"):
             el.attrib.pop(f"{{{NS['xlink']}}}{attr}", None)
+    # A form control's picture is fetched when the document opens.
+    image_data = _q("form", "image-data")
+    for el in root.iter():
+        v = el.get(image_data) if isinstance(el.tag, str) else None
+        if v is not None and v.strip() and not _is_internal(v, members):
+            threats.append(Threat("odf.external_link", f"{part}: {etree.QName(el).localname}@image-data", "removed",
+                                  v[:200]))
+            del el.attrib[image_data]
+    threats += _disarm_formulas(root, part)
     # Macro URLs can also hide in other attributes (form control bindings, hyperlink targets).
     for el in root.iter():
         if not isinstance(el.tag, str):
