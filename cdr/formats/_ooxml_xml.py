@@ -255,7 +255,9 @@ TRIGGERS: dict[str, tuple[bytes, ...]] = {
     "pres": (),
     "": (),
 }
-_LINK_TRIGGER = re.compile(rb"h(?:link|ref)|src=")  # disarm_links, for every part (one pass over the bytes)
+# disarm_links, for every part. One literal first letter keeps the regex engine's fast search: the
+# VML "src=" gets its own byte search (an alternation here made the scan 10x slower).
+_LINK_TRIGGER = re.compile(rb"h(?:link|ref)")
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 
 
@@ -278,7 +280,7 @@ def quiet(data: bytes, role: str) -> bool:
 
 def may_link(data: bytes) -> bool:
     """Byte-level, literal names only: may disarm_links find anything (hlink*, VML href)?"""
-    return _LINK_TRIGGER.search(data) is not None
+    return _LINK_TRIGGER.search(data) is not None or b"src=" in data
 
 
 def _plain_prolog(data: bytes) -> bool:
