@@ -438,3 +438,24 @@ def test_single_compressed_file_shows_the_members_true_extension(tmp_path, defau
         src.write_bytes(gzip.compress(body))
         r = process(src, name, tmp_path / "o", default_policy)
         assert r.verdict in ("clean", "sanitized") and Path(r.output).name == want, (name, r.output)
+
+
+def test_file_named_like_a_folder_gets_a_free_name(tmp_path, default_policy):
+    """Windows cannot unpack a file "x.txt" beside a folder "x.txt/": the file is renamed."""
+    import zipfile
+
+    src = tmp_path / "clash.zip"
+    with zipfile.ZipFile(src, "w") as z:
+        z.writestr("x.txt", "ファイル\n")
+        z.writestr("x.txt/a.txt", "中のファイル\n")
+        z.writestr("X.TXT/", "")
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "sanitized" and "archive.duplicate_name" in {t.id for t in r.threats}
+    with zipfile.ZipFile(r.output) as z:
+        names = z.namelist()
+    files = [n for n in names if not n.endswith("/")]
+    folders = {n.rstrip("/").casefold() for n in names if n.endswith("/")}
+    folders |= {f.rsplit("/", 1)[0].casefold() for f in files if "/" in f}
+    assert "x.txt/a.txt" in files and "x.txt" not in files, names
+    assert not {f.casefold() for f in files} & folders, names  # nothing Windows would refuse to unpack
+    assert {c.output for c in r.children if c.output} == set(files)

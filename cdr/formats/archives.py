@@ -78,6 +78,21 @@ def display(name: str) -> str:
                    for c in name)
 
 
+def _file_folder_clashes(plan: list[tuple], taken: set[str], threats: list[Threat]) -> None:
+    """A file named like a folder of the same archive ("x.txt" beside "x.txt/a") cannot be unpacked on
+    Windows: the file gets a free name instead (the folder keeps its members together)."""
+    folders = {item[1].casefold() for item in plan if item[0] == "dir"}
+    for item in plan:
+        parts = item[1].split("/")
+        folders.update("/".join(parts[:i]).casefold() for i in range(1, len(parts)))
+    for i, item in enumerate(plan):
+        if item[0] == "file" and item[1].casefold() in folders:
+            new = unique(item[1], taken)
+            threats.append(Threat("archive.duplicate_name", item[1], "renamed", f"a folder has this name: {new}"))
+            item[4].output = new
+            plan[i] = ("file", new, *item[2:])
+
+
 def _refused(entry: Entry, threat_id: str, en: str, ja: str) -> FileResult:
     r = FileResult(source=display(entry.name), size=entry.size)
     r.threats.append(Threat(threat_id, display(entry.name), "blocked", en))
@@ -231,7 +246,7 @@ class ArchiveHandler(Handler):
             final = unique(arc, taken)
             if final != arc:
                 threats.append(Threat("archive.duplicate_name", arc, "renamed", f"delivered as {final}"))
-            plan.append(("file", final, Path(child.output), entry.mtime))
+            plan.append(("file", final, Path(child.output), entry.mtime, child))
             # The scratch path dies with the job: report where the member lives in the delivered archive.
             child.output = final
             child.text_output = None
@@ -252,6 +267,7 @@ class ArchiveHandler(Handler):
                           threat_id="archive.all_members_blocked")
             err.children = children  # the report still lists each member's own verdict
             raise err
+        _file_folder_clashes(plan, taken, threats)
         writer = self._writer(ctx, dst, mime, reader)
         for item in plan:
             ctx.check_time()
