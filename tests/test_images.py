@@ -395,3 +395,23 @@ def test_jpeg_lossless_blocks_sizes_libjpeg_refuses(tmp_path, default_policy):
     src.write_bytes(bytes(data))
     r = process(src, src.name, tmp_path / "o", _policy(default_policy, mode="lossless"))
     assert r.verdict == "blocked"
+
+
+def test_png_lossless_refuses_kept_chunks_of_the_wrong_size(tmp_path, default_policy):
+    """pHYs, gAMA, ... are kept in lossless mode: at their own size only, once each."""
+    import struct
+    import zlib
+
+    def chunk(ct: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + ct + body + struct.pack(">I", zlib.crc32(ct + body))
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (10, 200, 30)).save(buf, "PNG")
+    png = buf.getvalue()
+    pay = b"PK\x03\x04 hidden payload"
+    for name, extra in (("phys", chunk(b"pHYs", b"\0" * 9 + pay)), ("gama2", chunk(b"gAMA", b"\0\0\xb1\x8f") * 2)):
+        src = tmp_path / f"{name}.png"
+        src.write_bytes(png[:33] + extra + png[33:])
+        r = process(src, src.name, tmp_path / name, _policy(default_policy, mode="lossless"))
+        assert r.verdict == "sanitized" and "image.metadata" in {t.id for t in r.threats}, r.threats
+        assert pay not in Path(r.output).read_bytes()

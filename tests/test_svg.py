@@ -254,3 +254,25 @@ def test_duplicate_namespaced_attribute_blocks_even_after_a_warning(tmp_path, de
                     b'<text xml:space="bogus">t</text></svg>')
     r = process(src, src.name, tmp_path / "o", default_policy)
     assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}
+
+
+def test_css_addresses_hidden_from_the_url_scan_and_prefixed_animation_targets(tmp_path, default_policy):
+    head = (b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:x="http://www.w3.org/1999/xlink" '
+            b'width="10" height="10">')
+    cases = [
+        b'<rect width="5" height="5" style="cursor:url(http://203.0.113.5/*.png),auto"/>',  # "/*" inside url(
+        b'<style>@font-face{font-family:q;src:url(http://203.0.113.5/*f.woff)}</style>',
+        b'<style>svg{background:url(http://203.0.113.5/b.png</style>',  # left unclosed at the end
+        b'<rect style="cursor:url(\'http://203.0.113.5/c.png"/>',
+        b'<image width="5" height="5"><set attributeName="x:href" to="http://203.0.113.5/d.png"/></image>',
+    ]
+    for i, body in enumerate(cases):
+        src = tmp_path / f"c{i}.svg"
+        src.write_bytes(head + body + b"</svg>")
+        r = process(src, src.name, tmp_path / f"o{i}", default_policy)
+        assert r.verdict == "sanitized" and "svg.external_ref" in {t.id for t in r.threats}, (body, r.threats)
+        assert b"203.0.113.5" not in Path(r.output).read_bytes(), body
+    src = tmp_path / "ok.svg"
+    src.write_bytes(head + b'<rect width="5" height="5" style="fill:url(#g);stroke:red /* note */"/></svg>')
+    r = process(src, src.name, tmp_path / "ok", default_policy)
+    assert r.verdict == "clean" and b"fill:url(#g);stroke:red" in Path(r.output).read_bytes()

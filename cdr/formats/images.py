@@ -392,6 +392,28 @@ def _png_orientation(data: bytes, chunks: list[tuple[bytes, int, int]], im: Imag
     return _orientation(im)
 
 
+# Sizes the PNG specification gives the chunks lossless mode keeps (a set: any of those lengths).
+_PNG_SIZES = {b"IHDR": {13}, b"gAMA": {4}, b"sRGB": {1}, b"cHRM": {32}, b"pHYs": {9}, b"sBIT": {1, 2, 3, 4},
+              b"bKGD": {1, 2, 6}, b"IEND": {0}}
+_PNG_ONCE = {b"IHDR", b"PLTE", b"gAMA", b"sRGB", b"cHRM", b"pHYs", b"sBIT", b"bKGD", b"tRNS", b"IEND"}
+
+
+def _png_odd_chunk(chunks: list[tuple[bytes, int, int]]) -> str | None:
+    """A kept chunk of a size its type cannot have, or repeated: a place to carry other data."""
+    seen: set[bytes] = set()
+    for ct, s, e in chunks:
+        n = e - s - 12
+        sizes = _PNG_SIZES.get(ct)
+        if (sizes is not None and n not in sizes) or (ct == b"PLTE" and (n % 3 or n > 768)) \
+                or (ct == b"tRNS" and n > 256):
+            return f"PNG {ct.decode('latin-1')} chunk of {n} bytes"
+        if ct in _PNG_ONCE:
+            if ct in seen:
+                return f"repeated PNG {ct.decode('latin-1')} chunk"
+            seen.add(ct)
+    return None
+
+
 # Decompressed PNG data is counted and dropped piece by piece: memory stays small.
 _INFLATE_STEP = 1 << 20
 
@@ -821,9 +843,13 @@ class ImageHandler(Handler):
         elif mode == "lossless" and mime == "image/png" and orientation == 1 \
                 and not any(f.id == "image.icc" for f in findings) \
                 and not any(ct == b"acTL" for ct, _s, _e in walked[0]):  # animation frames: re-encode
-            out = _png_lossless(data, walked[0], icc_policy, limit)
-            if out is None:
-                findings.append(_Finding("image.trailing_data", "bytes after the end of the compressed image data"))
+            odd = _png_odd_chunk(walked[0])
+            if odd:  # kept chunk types must still have their own size: otherwise they carry other data
+                findings.append(_Finding("image.metadata", odd))
+            else:
+                out = _png_lossless(data, walked[0], icc_policy, limit)
+                if out is None:
+                    findings.append(_Finding("image.trailing_data", "bytes after the end of the compressed image data"))
         threats: list[Threat] = []
         if out is None:
             out = [_reencode(ctx, data, mime, limit, icc_policy, threats)]

@@ -101,12 +101,14 @@ def clean_css(css: str) -> tuple[str, list[tuple[str, str]]]:
     if "\\" in t:  # escapes can spell url( or @import: judge the decoded text
         t = _css_unescape(t)
     found: list[tuple[str, str]] = []
+    replaced = [0]
 
     def url(m: re.Match) -> str:
         target = next(g for g in m.groups() if g is not None)
         v = re.sub(r"[\x00-\x20]", "", target).lower()
         if v.startswith("#"):
             return m.group(0)
+        replaced[0] += 1
         if v.startswith(("javascript:", "vbscript:")):
             found.append(("svg.script", "javascript: URL in CSS"))
         else:
@@ -132,7 +134,21 @@ def clean_css(css: str) -> tuple[str, list[tuple[str, str]]]:
     if _CSS_JS.search(t):
         found.append(("svg.script", "javascript: in CSS"))
         t = _CSS_JS.sub("removed:", t)
+    # Last check on what a browser may still read as an address: a url( left unclosed at the end, or one
+    # whose "/*" the comment stripping above took for a comment. Nothing isolated: drop it all.
+    raw = _css_unescape(css) if "\\" in css else css
+    if _fetches(t) or _fetches(raw) > replaced[0]:
+        found.append(("svg.external_ref", "CSS address that could not be isolated"))
+        return "", found
     return (t, found) if found else (css, [])
+
+
+_URL_OPEN = re.compile(r"(?<![a-z0-9_-])(?:url|image|image-set|src)\s*\(\s*[\"']?\s*(.?)", re.I)
+
+
+def _fetches(css: str) -> int:
+    """How many url(), image(), image-set() or src() have a target that is not a fragment of this document."""
+    return sum(1 for m in _URL_OPEN.finditer(css) if m.group(1) != "#")
 
 
 # ---------------------------------------------------------------- the walk
@@ -246,7 +262,11 @@ def _walk(w: _Walk, root: etree._Element, svg_ns: str | None) -> None:
         if local in _ANIMATION:
             target = re.sub(r"\s", "", el.get("attributeName", "")).lower()
             vals = " ".join(el.get(a, "") for a in ("values", "from", "to", "by"))
-            if target in ("href", "xlink:href") or target.startswith("on"):
+            prefix, _, name = target.rpartition(":")
+            # Any prefix bound to xlink names the same attribute as "xlink:href".
+            xlink = prefix and (prefix == "xlink" or el.nsmap.get(prefix) == XLINK_NS
+                                or any(p and p.lower() == prefix and u == XLINK_NS for p, u in el.nsmap.items()))
+            if target == "href" or (xlink and name == "href") or name.startswith("on"):
                 js = re.search(r"(?i)(javascript|vbscript)\s*:", re.sub(r"[\x00-\x20]", "", vals))
                 w.hit("svg.script" if js else "svg.external_ref", where, f"animates {target}")
                 remove_keep_tail(el)
