@@ -276,3 +276,18 @@ def test_css_addresses_hidden_from_the_url_scan_and_prefixed_animation_targets(t
     src.write_bytes(head + b'<rect width="5" height="5" style="fill:url(#g);stroke:red /* note */"/></svg>')
     r = process(src, src.name, tmp_path / "ok", default_policy)
     assert r.verdict == "clean" and b"fill:url(#g);stroke:red" in Path(r.output).read_bytes()
+
+
+def test_use_expansion_bomb_is_blocked(tmp_path, default_policy):
+    body = ['<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><defs><rect id="l0" width="1" height="1"/>']
+    for i in range(1, 11):  # each level draws the one below four times: 4^10 rectangles
+        body.append(f'<g id="l{i}">' + "".join(f'<use href="#l{i - 1}"/>' for _ in range(4)) + "</g>")
+    body.append('</defs><use href="#l10"/></svg>')
+    src = tmp_path / "bomb.svg"
+    src.write_text("".join(body), "utf-8")
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "blocked" and "file.limit" in {t.id for t in r.threats}
+    ok = tmp_path / "ok.svg"  # ordinary reuse stays
+    ok.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><defs><circle id="c" r="1"/>'
+                  '</defs>' + '<use href="#c"/>' * 50 + "</svg>", "utf-8")
+    assert process(ok, ok.name, tmp_path / "o2", default_policy).verdict == "clean"

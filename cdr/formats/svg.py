@@ -368,12 +368,48 @@ def _svg_ns(root: etree._Element) -> str | None:
     return ns
 
 
+_MAX_USE_EXPANSION = 1_000_000  # a big map with thousands of reused symbols stays well below
+
+
+def _use_expansion(root: etree._Element) -> int:
+    """How many elements a viewer draws once every <use> is expanded (4^10 from 40 <use> freezes it)."""
+    ids = {el.get("id"): el for el in root.iter() if isinstance(el.tag, str) and el.get("id")}
+    memo: dict[int, int] = {}
+
+    def size(el: etree._Element, depth: int) -> int:
+        key = id(el)
+        if key in memo:
+            return memo[key]
+        if depth > 64:  # a chain this deep is a bomb whatever it expands to
+            return _MAX_USE_EXPANSION + 1
+        memo[key] = _MAX_USE_EXPANSION + 1  # a cycle counts as too big
+        n = 0
+        for sub in el.iter():
+            if not isinstance(sub.tag, str):
+                continue
+            n += 1
+            if etree.QName(sub).localname == "use":
+                ref = sub.get("href") or sub.get(f"{{{XLINK_NS}}}href") or ""
+                target = ids.get(ref[1:]) if ref.startswith("#") else None
+                if target is not None:
+                    n += size(target, depth + 1)
+            if n > _MAX_USE_EXPANSION:
+                break
+        memo[key] = n
+        return n
+
+    return size(root, 0)
+
+
 def sanitize_svg(ctx: Context, data: bytes, rebuild: bool) -> tuple[bytes | None, list[Threat]]:
     root, threats = _parse(data)
     ns = _svg_ns(root)
     w = _Walk(ctx, rebuild, bool(ctx.options.get("keep_hyperlinks", False)))
     _walk(w, root, ns)
     threats += w.threats
+    if _use_expansion(root) > _MAX_USE_EXPANSION:
+        raise LimitExceeded("the drawing repeats itself through <use> beyond what a viewer can draw",
+                            "SVG の要素の参照（use）が多重に展開され、表示できない規模になります", threat_id="file.limit")
     if rebuild:
         for t in threats:
             t.action = "removed"
