@@ -22,18 +22,23 @@ def logged_error(parser: etree.XMLParser, lenient: bool = False) -> str | None:
     return None
 
 
+def _text_before(el: etree._Element, text: str) -> None:
+    """Append `text` to what precedes `el`: its previous sibling's tail, or its parent's text."""
+    prev = el.getprevious()
+    if prev is not None:
+        prev.tail = (prev.tail or "") + text
+    else:
+        parent = el.getparent()
+        parent.text = (parent.text or "") + text
+
+
 def remove_keep_tail(el: etree._Element) -> None:
     """Remove an element but keep the text that follows it (lxml stores it as the tail)."""
     parent = el.getparent()
     if parent is None:
         return
-    tail = el.tail
-    if tail:
-        prev = el.getprevious()
-        if prev is not None:
-            prev.tail = (prev.tail or "") + tail
-        else:
-            parent.text = (parent.text or "") + tail
+    if el.tail:
+        _text_before(el, el.tail)
     parent.remove(el)
 
 
@@ -43,13 +48,8 @@ def unwrap(el: etree._Element) -> None:
     if parent is None:
         return
     idx = parent.index(el)
-    lead = el.text or ""
-    if lead:
-        prev = el.getprevious()
-        if prev is not None:
-            prev.tail = (prev.tail or "") + lead
-        else:
-            parent.text = (parent.text or "") + lead
+    if el.text:
+        _text_before(el, el.text)
     for i, child in enumerate(list(el)):
         parent.insert(idx + i, child)
     remove_keep_tail(el)

@@ -75,10 +75,17 @@ _CSS_FETCH = re.compile(r"url\s*\(|image(?:-set)?\s*\(|\\", re.I)
 _LINK_PROTOCOL_RELATIVE = "<a href> protocol-relative"
 
 
+_C0_SPACE = "".join(chr(c) for c in range(0x21))
+
+
+def _trimmed(value: str) -> str:
+    """What a browser's URL parser (WHATWG) starts from: C0 controls and spaces trimmed, tab/LF/CR gone."""
+    return re.sub(r"[\t\n\r]", "", value.strip(_C0_SPACE))
+
+
 def _normalise_url(value: str) -> str:
-    """The URL a browser actually parses (WHATWG): C0/space trimmed, tab/LF/CR gone, \\ read as /."""
-    value = value.strip("".join(chr(c) for c in range(0x21)))
-    return re.sub(r"[\t\n\r]", "", value).replace("\\", "/")
+    """The URL a browser actually parses: _trimmed, with \\ read as /."""
+    return _trimmed(value).replace("\\", "/")
 
 
 def _is_local_picture(value: str) -> bool:
@@ -102,7 +109,7 @@ def _link_kind(value: str) -> str:
         return "script" if scheme in _SCRIPT_SCHEMES or scheme == "data" else "other"
     if not url.startswith("//"):
         return "ok"
-    raw = re.sub(r"[\t\n\r]", "", value.strip("".join(chr(c) for c in range(0x21))))
+    raw = _trimmed(value)
     # Exactly two forward slashes is a protocol-relative web link; backslashes or more slashes is a UNC path.
     return "protocol" if re.match(r"//[^/\\]", raw) else "unc"
 
@@ -120,7 +127,7 @@ def _keep_local_src(tag: str, attr: str, value: str) -> str | None:
         kind = _link_kind(value)
         if kind == "protocol":
             # Opened from disk //host resolves to file://host (SMB); the sender meant the web.
-            return "https:" + re.sub(r"[\t\n\r]", "", value.strip("".join(chr(c) for c in range(0x21))))
+            return "https:" + _trimmed(value)
         return value if kind == "ok" else None
     if attr == "style":
         return _filter_style(value)

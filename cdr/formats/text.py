@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..encoding import decode_text, detect_encoding
+from ..errors import Blocked, Malformed
 from ..handler import Context, Handler, Option, Rebuilt, register
 from ..model import Detection, Threat
 
@@ -227,8 +228,6 @@ class CsvHandler(Handler):
         if not cells:
             dst.write_bytes(data)
             return Rebuilt()
-        from ..errors import Blocked, Malformed
-
         loc = cells[0][1]
         if scan.codec is None:
             label = {"iso2022_jp": "ISO-2022-JP (JIS)", "utf-8": "UTF-8 without BOM", "euc_jp": "EUC-JP"}.get(
@@ -260,20 +259,17 @@ class CsvHandler(Handler):
 
 
 def _insert_apostrophes(scan: _Scan) -> tuple[bytes, str]:
-    """Insert an encoded apostrophe before each cell, leaving every original byte alone."""
-    data, text, codec, errors = scan.data, scan.text, scan.codec, scan.errors
-    mark = "'".encode(codec)
-    out, parts, last_char, last_byte = [data[:scan.bom]], [], 0, scan.bom
-    for pos, *_ in scan.cells:
-        chunk = text[last_char:pos]
-        n = len(chunk.encode(codec, errors))
-        out += [data[last_byte:last_byte + n], mark]
-        parts += [chunk, "'"]
-        last_byte += n
-        last_char = pos
-    out.append(data[last_byte:])
-    parts.append(text[last_char:])
-    return b"".join(out), "".join(parts)
+    """Insert an encoded apostrophe before each cell, leaving every original byte alone; also the text
+    that output should decode to."""
+    data, text = scan.data, scan.text
+    mark = "'".encode(scan.codec)
+    positions = sorted(pos for pos, *_ in scan.cells)
+    out, parts, last_char, last_byte = [], [], 0, 0
+    for pos, at in zip(positions, _byte_offsets(text, positions, scan.codec, scan.errors), strict=True):
+        out += [data[scan.bom + last_byte:scan.bom + at], mark]
+        parts += [text[last_char:pos], "'"]
+        last_byte, last_char = at, pos
+    return data[:scan.bom] + b"".join(out) + data[scan.bom + last_byte:], "".join(parts) + text[last_char:]
 
 
 def _byte_offsets(text: str, positions: list[int], codec: str, errors: str) -> list[int]:
