@@ -113,6 +113,33 @@ _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ONENOTE = bytes.fromhex("e4525c7b8cd8a74daeb15378d02996d3")
 _LNK = bytes.fromhex("4c0000000114020000000000c000000000000046")
 _MACHO = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe")
+# (leading bytes, MIME type, reason), tried in order. Programs come first, whatever else the file holds;
+# media signatures only after the container checks (OLE, ZIP, RTF, PDF) in detect().
+_PROGRAMS = (
+    (b"MZ", "application/vnd.microsoft.portable-executable", "MZ header (DOS/PE executable)"),
+    (b"\x7fELF", "application/x-elf", "ELF header"),
+    (_MACHO, "application/x-mach-binary", "Mach-O header"),
+    (b"\xca\xfe\xba\xbe", "application/java-vm", "Java class / Mach-O fat header (CAFEBABE)"),
+    (_LNK, "application/x-ms-shortcut", "Shell link header"),
+    (_ONENOTE, "application/onenote", "OneNote section GUID"),
+    (b"ITSF", "application/vnd.ms-htmlhelp", "CHM header (ITSF)"),
+)
+_MEDIA = (
+    (b"Rar!\x1a\x07", "application/vnd.rar", "RAR signature"),
+    (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed", "7-Zip signature"),
+    (b"\xff\xd8\xff", "image/jpeg", "JPEG SOI marker"),
+    (b"\x89PNG\r\n\x1a\n", "image/png", "PNG signature"),
+    ((b"GIF87a", b"GIF89a"), "image/gif", "GIF signature"),
+    ((b"II*\x00", b"MM\x00*"), "image/tiff", "TIFF header"),
+)
+
+
+def _signature(head: bytes, table: tuple, reasons: list[str]) -> str | None:
+    for prefix, mime, why in table:
+        if head.startswith(prefix):
+            reasons.append(why)
+            return mime
+    return None
 _SCRIPT_PATTERNS = [
     (re.compile(rb"(?i)<\s*hta:application"), "HTML application markup (<hta:application>)"),
     (re.compile(rb"(?i)<\s*job[\s>][\s\S]{0,400}<\s*script\s+language"), "Windows Script File (<job><script>)"),
@@ -352,63 +379,27 @@ def detect(path: str | Path, name: str | None = None) -> Detection:
     size = path.stat().st_size
     with path.open("rb") as f:
         head = f.read(HEAD)
-        mime = None
-        if head.startswith(b"MZ"):
-            mime = "application/vnd.microsoft.portable-executable"
-            reasons.append("MZ header (DOS/PE executable)")
-        elif head.startswith(b"\x7fELF"):
-            mime = "application/x-elf"
-            reasons.append("ELF header")
-        elif head[:4] in _MACHO:
-            mime = "application/x-mach-binary"
-            reasons.append("Mach-O header")
-        elif head.startswith(b"\xca\xfe\xba\xbe"):
-            mime = "application/java-vm"
-            reasons.append("Java class / Mach-O fat header (CAFEBABE)")
-        elif head.startswith(_LNK):
-            mime = "application/x-ms-shortcut"
-            reasons.append("Shell link header")
-        elif head.startswith(_ONENOTE):
-            mime = "application/onenote"
-            reasons.append("OneNote section GUID")
-        elif head.startswith(b"ITSF"):
-            mime = "application/vnd.ms-htmlhelp"
-            reasons.append("CHM header (ITSF)")
-        elif head.startswith(_OLE):
-            mime = _ole(path, reasons)
-        elif head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
-            mime = _ooxml_or_odf(path, reasons)
-        elif head.lstrip()[:5].lower() == b"{\\rtf" or head[:5] == b"{\\rt0":
-            mime = "application/rtf"
-            reasons.append("RTF header {\\rtf")
-        elif b"%PDF-" in head[:1024]:
-            mime = "application/pdf"
-            off = head.find(b"%PDF-")
-            reasons.append("%PDF- header" + (f" after {off} bytes of leading junk" if off else ""))
-        elif head.startswith(b"Rar!\x1a\x07"):
-            mime = "application/vnd.rar"
-            reasons.append("RAR signature")
-        elif head.startswith(b"7z\xbc\xaf\x27\x1c"):
-            mime = "application/x-7z-compressed"
-            reasons.append("7-Zip signature")
-        elif head.startswith(b"\xff\xd8\xff"):
-            mime = "image/jpeg"
-            reasons.append("JPEG SOI marker")
-        elif head.startswith(b"\x89PNG\r\n\x1a\n"):
-            mime = "image/png"
-            reasons.append("PNG signature")
-        elif head.startswith((b"GIF87a", b"GIF89a")):
-            mime = "image/gif"
-            reasons.append("GIF signature")
-        elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-            mime = "image/webp"
-            reasons.append("RIFF WEBP header")
-        elif head.startswith((b"II*\x00", b"MM\x00*")):
-            mime = "image/tiff"
-            reasons.append("TIFF header")
-        elif head[:4] in (b"XDW\x00", b"XDWF") or head.startswith((b"<XDW", b"%XDW")):
-            mime = "application/vnd.fujixerox.docuworks"
-            reasons.append("DocuWorks signature")
+        mime = _signature(head, _PROGRAMS, reasons)
+        if mime is None:
+            if head.startswith(_OLE):
+                mime = _ole(path, reasons)
+            elif head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+                mime = _ooxml_or_odf(path, reasons)
+            elif head.lstrip()[:5].lower() == b"{\\rtf" or head[:5] == b"{\\rt0":
+                mime = "application/rtf"
+                reasons.append("RTF header {\\rtf")
+            elif b"%PDF-" in head[:1024]:  # before the media signatures: a picture with a PDF inside is a PDF
+                mime = "application/pdf"
+                off = head.find(b"%PDF-")
+                reasons.append("%PDF- header" + (f" after {off} bytes of leading junk" if off else ""))
+            elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+                mime = "image/webp"
+                reasons.append("RIFF WEBP header")
+            elif head[:4] in (b"XDW\x00", b"XDWF") or head.startswith((b"<XDW", b"%XDW")):
+                mime = "application/vnd.fujixerox.docuworks"
+                reasons.append("DocuWorks signature")
+            else:
+                mime = _signature(head, _MEDIA, reasons)
         if mime is None:
             mime = _is_disk_image(f, size, reasons)
     if mime is None:
