@@ -101,9 +101,22 @@ def _isolate() -> str:
     return f"network isolation unavailable (errno {ctypes.get_errno()})"
 
 
+def _tune_malloc() -> None:
+    """No glibc fastbins (tcache still serves small blocks): freeing qpdf's object graph left
+    fastbins that the next large allocation consolidated, 15 % of a 5,000-object PDF."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None).mallopt(1, 0)  # M_MXFAST = 1
+        except (OSError, AttributeError):  # not glibc
+            pass
+
+
 def worker_main() -> None:
     """Serve jobs on stdin/stdout until EOF."""
     isolation = _isolate()
+    _tune_malloc()
     # Keep the protocol channel private: anything a library prints goes to stderr.
     proto_out = os.dup(1)
     os.dup2(2, 1)
