@@ -79,3 +79,35 @@ def test_benign_pictures_and_links_unchanged(default_policy, tmp_path):
                  'href="docs/b.html"'):
         assert kept in out
     assert scan_active(out) == []
+
+
+def _links_drop(base):
+    from cdr.policy import Policy
+
+    d = base.to_dict()
+    d["families"]["html"]["links"] = "drop"
+    return Policy.from_dict(d, "test-links-drop")
+
+
+def test_links_drop_keeps_text_and_in_page_links(default_policy, tmp_path):
+    """links = "drop": every link out of the page goes (web, mail, relative), its text and #anchors stay."""
+    body = ('<p><a href="https://www.example.lg.jp/x">ウェブ</a> <a href="mailto:info@example.lg.jp">メール</a> '
+            '<a href="docs/b.html">関連資料</a> <a href=" #top">先頭へ</a><img src="img/a.png" alt="図"></p>')
+    r, out = _run(tmp_path, _links_drop(default_policy), body)
+    assert r.verdict == "sanitized", r.reason
+    assert {(t.id, t.action) for t in r.threats} == {("html.hyperlink", "removed")}
+    assert "3 link(s)" in r.threats[0].detail
+    for gone in ("example.lg.jp", "docs/b.html"):
+        assert gone not in out
+    for kept in ("ウェブ", "メール", "関連資料", "先頭へ", 'href=" #top"', 'src="img/a.png"'):
+        assert kept in out
+    assert scan_active(out, "drop") == []  # the verify step agrees
+
+
+def test_links_drop_bad_value_refused(default_policy):
+    from cdr.policy import Policy, PolicyError
+
+    d = default_policy.to_dict()
+    d["families"]["html"]["links"] = "none"
+    with pytest.raises(PolicyError, match="links"):
+        Policy.from_dict(d, "bad")

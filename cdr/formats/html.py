@@ -119,11 +119,19 @@ def _filter_style(value: str) -> str | None:
     return kept if kept.strip(" ;") else None
 
 
-def _keep_local_src(tag: str, attr: str, value: str) -> str | None:
-    """Pictures load only from inside the document; links stay web links and never reach a file share."""
+def _in_page(value: str) -> bool:
+    """A link to a place in the same page (#top): kept even when the policy drops links."""
+    return _trimmed(value).startswith("#")
+
+
+def _keep_local_src(tag: str, attr: str, value: str, links: str = "web") -> str | None:
+    """Pictures load only from inside the document; links stay web links and never reach a file share.
+    links = "drop" keeps only links to a place in the page (the link text stays)."""
     if attr in _PICTURE_ATTRS:
         return value if _is_local_picture(value) else None
     if attr == "href":
+        if links == "drop":
+            return value if _in_page(value) else None
         kind = _link_kind(value)
         if kind == "protocol":
             # Opened from disk //host resolves to file://host (SMB); the sender meant the web.
@@ -137,9 +145,10 @@ def _keep_local_src(tag: str, attr: str, value: str) -> str | None:
 class _UrlScan(HTMLParser):
     """Attribute values as the browser sees them (entities decoded), for the external-reference checks."""
 
-    def __init__(self) -> None:
+    def __init__(self, links: str = "web") -> None:
         super().__init__(convert_charrefs=True)
         self.counts: dict[tuple[str, str], int] = {}
+        self.links = links
 
     def _add(self, tid: str, location: str) -> None:
         self.counts[(tid, location)] = self.counts.get((tid, location), 0) + 1
@@ -162,6 +171,8 @@ class _UrlScan(HTMLParser):
                     self._add("html.external_ref", f"<{tag} href>")
                 elif kind == "script":
                     self._add("html.active_content", "javascript:/data: URL")
+                elif tag != "link" and self.links == "drop" and not _in_page(value):
+                    self._add("html.hyperlink", f"<{tag} href>")
             elif name == "style":
                 self._css(value, f"<{tag} style>")
 
@@ -173,11 +184,12 @@ class _UrlScan(HTMLParser):
                 self._add("html.external_ref", location)
 
 
-def scan_active(markup: str) -> list[Threat]:
-    """Active-content findings in HTML markup, by construct (tags and style sheets only, not prose)."""
+def scan_active(markup: str, links: str = "web") -> list[Threat]:
+    """Active-content findings in HTML markup, by construct (tags and style sheets only, not prose).
+    links = "drop" also reports every link out of the page (html.hyperlink)."""
     found: list[Threat] = []
     code = " ".join(_TAG.findall(markup) + _STYLE_BODY.findall(markup))
-    urls = _UrlScan()
+    urls = _UrlScan(links)
     urls.feed(markup)
     urls.close()
     for body in _STYLE_BODY.findall(markup):
@@ -186,7 +198,8 @@ def scan_active(markup: str) -> list[Threat]:
     for (tid, where), n in urls.counts.items():
         seen.add((tid, where))
         found.append(Threat(tid, where, "found", f"{n} reference(s) outside the document"
-                            if tid == "html.external_ref" else f"{n} occurrence(s)"))
+                            if tid == "html.external_ref" else f"{n} link(s) out of the page"
+                            if tid == "html.hyperlink" else f"{n} occurrence(s)"))
     for pattern, what in _ACTIVE:
         hits = pattern.findall(code)
         if hits and ("html.active_content", what) not in seen:
@@ -199,14 +212,15 @@ def _title(markup: str) -> str:
     return htmllib.unescape(m.group(1)).strip() if m else ""
 
 
-def clean_html(markup: str) -> str:
+def clean_html(markup: str, links: str = "web") -> str:
     """Sanitize an HTML document and wrap the result in a minimal UTF-8 document."""
     import nh3
 
     body = nh3.clean(
         markup, tags=_TAGS, clean_content_tags=_DROP_WITH_CONTENT, attributes=_ATTRS,
         url_schemes={"http", "https", "mailto"}, filter_style_properties=_STYLE_PROPS,
-        link_rel="noopener noreferrer", strip_comments=True, attribute_filter=_keep_local_src,
+        link_rel="noopener noreferrer", strip_comments=True,
+        attribute_filter=lambda tag, attr, value: _keep_local_src(tag, attr, value, links),
     )
     title = htmllib.escape(_title(markup))
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
@@ -235,16 +249,21 @@ def html_to_text(markup: str) -> str:
 class HtmlHandler(Handler):
     family = "html"
     mime_types = ("text/html",)
-    options = {"title": Option(True, help="keep the document title")}
+    options = {
+        "title": Option(True, help="keep the document title"),
+        "links": Option("web", ("web", "drop"),
+                        "web: keep http/https/mailto and relative links; drop: keep only links within the page"),
+    }
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
-        return scan_active(decode_text(path.read_bytes())[0])
+        return scan_active(decode_text(path.read_bytes())[0], ctx.options.get("links", "web"))
 
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
         markup, _enc = decode_text(src.read_bytes())
+        links = ctx.options.get("links", "web")
         threats = [Threat(t.id, t.location, "neutralized" if t.location == _LINK_PROTOCOL_RELATIVE else "removed",
-                          t.detail) for t in scan_active(markup)]
-        cleaned = clean_html(markup)
+                          t.detail) for t in scan_active(markup, links)]
+        cleaned = clean_html(markup, links)
         if not ctx.options.get("title", True):
             cleaned = re.sub(r"<title>.*?</title>", "<title></title>", cleaned, flags=re.S)
         dst.write_bytes(cleaned.encode("utf-8"))
