@@ -13,8 +13,9 @@ import unicodedata
 from .encoding import BIDI_CONTROLS
 
 _WIN_BAD = re.compile(r'[<>:"|?*]')
-_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", *(f"COM{i}" for i in range(1, 10)),
-             *(f"LPT{i}" for i in range(1, 10))}
+# Windows also reserves COM/LPT with superscript ¹ ² ³ (Microsoft's "Naming Files" page).
+_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+             *(f"{d}{i}" for d in ("COM", "LPT") for i in (*"123456789", "\u00b9", "\u00b2", "\u00b3"))}
 MAX_PART_BYTES = 255
 
 

@@ -242,6 +242,16 @@ def pdf_files(out: Path) -> list[Sample]:
                                             AFRelationship=Name.Data)])
     put(h / "outside_files.pdf", _save(pdf), "sanitized", ["pdf.external_ref"],
         "external stream, reference XObject and associated file on an SMB share")
+    # The same through references: "/F 7 0 R" to a UNC string, or to a file specification with only /UF.
+    pdf = _base()
+    unc = pdf.make_indirect(String("\\\\attacker.example\\s\\a.bin"))
+    url = pdf.make_indirect(Dictionary(Type=Name.Filespec, FS=Name.URL, UF=String("https://attacker.example/t.bin")))
+    pdf.pages[0].contents_add(pdf.make_stream(b"BT ET", F=unc))
+    img = pdf.make_stream(b"", Type=Name.XObject, Subtype=Name.Image, Width=1, Height=1,
+                          ColorSpace=Name.DeviceGray, BitsPerComponent=8, F=url)
+    pdf.pages[0].Resources.XObject = Dictionary(Im9=img)
+    put(h / "outside_files_indirect.pdf", _save(pdf), "sanitized", ["pdf.external_ref"],
+        "stream data on an SMB share and a web server, named through indirect references")
 
     # ---- media ----
     pdf = _base()
@@ -300,6 +310,8 @@ def pdf_files(out: Path) -> list[Sample]:
 
     # ---- limits ----
     put(h / "bomb.pdf", _bomb_pdf(), "blocked", ["pdf.bomb"], "two Flate layers over 260 MB of zeros")
+    put(h / "bomb_before_codec.pdf", _bomb_pdf(codec=True), "blocked", ["pdf.bomb"],
+        "the same two Flate layers in front of DCTDecode: readers inflate them before the codec")
     pdf = pikepdf.new()
     for _ in range(2001):
         pdf.add_blank_page(page_size=(100, 100))
@@ -373,13 +385,17 @@ def _comments_pdf() -> bytes:
     return _save(pdf)
 
 
-def _bomb_pdf() -> bytes:
+def _bomb_pdf(codec: bool = False) -> bytes:
     c = zlib.compressobj(9)
     zeros = bytes(1 << 20)
     inner = b"".join(c.compress(zeros) for _ in range(260)) + c.flush()
     pdf = _base()
     stream = pikepdf.Stream(pdf, zlib.compress(inner, 9))
-    stream.Filter = Array([Name.FlateDecode, Name.FlateDecode])
+    stream.Filter = Array([Name.FlateDecode, Name.FlateDecode] + ([Name.DCTDecode] if codec else []))
     pdf.pages[0].obj.Resources.XObject = Dictionary(Bomb=stream)
-    stream.Type, stream.Subtype, stream.BBox = Name.XObject, Name.Form, Array([0, 0, 10, 10])
+    if codec:
+        stream.Type, stream.Subtype, stream.Width, stream.Height = Name.XObject, Name.Image, 100, 100
+        stream.ColorSpace, stream.BitsPerComponent = Name.DeviceGray, 8
+    else:
+        stream.Type, stream.Subtype, stream.BBox = Name.XObject, Name.Form, Array([0, 0, 10, 10])
     return _save(pdf, stream_decode_level=pikepdf.StreamDecodeLevel.none)

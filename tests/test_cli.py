@@ -125,7 +125,7 @@ def test_delivered_names_are_safe_on_windows(tmp_path):
     src = tmp_path / "in.txt"
     src.write_bytes("申請内容\n".encode())
     cases = {"a.js:evil.txt": "a.js_evil.txt", "CON.txt": "_CON.txt", "evil\u202egpj.txt": "evilgpj.txt",
-             "nul\x00byte.txt": "nulbyte.txt", "申請書.txt": "申請書.txt"}
+             "nul\x00byte.txt": "nulbyte.txt", "申請書.txt": "申請書.txt", "com\u00b9.txt": "_com\u00b9.txt"}
     for i, (name, want) in enumerate(cases.items()):
         r = process(src, name, tmp_path / f"o{i}", load_policy("default"))
         assert r.verdict == "clean" and Path(r.output).name == want, (name, r.output, r.reason)

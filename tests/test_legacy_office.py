@@ -175,3 +175,21 @@ def test_cli_converts_legacy_in_worker(legacy, tmp_path):
     entry = report["files"][0]
     assert entry["verdict"] == "sanitized", entry.get("reason")
     assert "ole.vba" in all_threat_ids(entry) and entry["output"].endswith("vba_autoopen.docx")
+
+
+def test_damaged_encryption_header_is_not_a_password_problem(default_policy, tmp_path):
+    """A Word header marked encrypted with no encryption information: the clerk must not be sent to ask
+    the sender for a password that does not exist (test_encrypted_blocked_without_password: a real one does)."""
+    import struct
+
+    from samples.legacy_samples import write_cfb
+
+    fib = bytearray(4096)
+    struct.pack_into("<HH", fib, 0, 0xA5EC, 0x00C1)  # wIdent, nFib (Word 97)
+    struct.pack_into("<H", fib, 0x0A, 0x0100)  # fEncrypted, and no encryption header in 0Table
+    src = tmp_path / "壊れた.doc"
+    src.write_bytes(write_cfb({"WordDocument": bytes(fib), "1Table": b"\0" * 512}))
+    for pw in (None, "anything"):
+        r = process(src, src.name, tmp_path / f"out{pw}", default_policy, password=pw)
+        assert r.verdict == "blocked" and "damaged" in r.reason_en and "壊れ" in r.reason_ja, r
+        assert "ole.encrypted" not in {t.id for t in r.threats}

@@ -84,9 +84,10 @@ _SCAN_RE = re.compile(rb"/(?:(" + b"|".join(sorted(_TOKEN_SET | {b"OpenAction", 
                                                     key=len, reverse=True)) + rb")" + _DELIM
                       + rb"|(" + _NAME_CHARS + rb"*#" + _NAME_CHARS + rb"*)"
                       # Keys that reach outside files, by their value's form (an annotation's /F is a number):
-                      # a file specification /F, associated files /AF, a reference XObject's /Ref. Short
+                      # a file specification /F (a string, a dictionary or a reference to one: never an
+                      # annotation's flags number), associated files /AF, a reference XObject's /Ref. Short
                       # names, so a delimiter before them keeps encoded stream data from matching by chance.
-                      + rb"|(?<=[\x00\t\n\f\r <>\]]/)(?:F(?=" + _WS + rb"[(<])|AF(?=" + _WS + rb"[\[<0-9])"
+                      + rb"|(?<=[\x00\t\n\f\r <>\]]/)(?:F(?=" + _WS + rb"(?:[(<]|[0-9]+" + _WS + rb"[0-9]+" + _WS + rb"R))|AF(?=" + _WS + rb"[\[<0-9])"
                       + rb"|Ref(?=" + _WS + rb"[<0-9])))")
 _WS_RE = re.compile(rb"[\x00\t\n\f\r ]*")
 _URI_WEB_RE = re.compile(rb"[\x00\t\n\f\r ]*\((?:https?://|mailto:)[\x21-\x27\x2a-\x5b\x5d-\x7e]*\)", re.I)

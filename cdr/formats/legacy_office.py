@@ -177,29 +177,53 @@ def _is_encrypted(path: Path) -> bool:
             return False
 
 
+def _try_key(src: Path, pw: str) -> bytes | str:
+    """The decrypted bytes, or why not: "password" (the header parsed, the key did not verify),
+    "unsupported" (an encryption msoffcrypto cannot undo) or "damaged" (no usable encryption header)."""
+    import msoffcrypto
+    from msoffcrypto import exceptions as mx
+
+    out = io.BytesIO()
+    try:
+        with open(src, "rb") as f:
+            of = msoffcrypto.OfficeFile(f)
+            of.load_key(password=pw)
+            of.decrypt(out)
+    except mx.InvalidKeyError:
+        return "password"
+    except mx.DecryptionError as exc:
+        return "unsupported" if "unsupported" in str(exc).lower() else "damaged"
+    except Exception:
+        return "damaged"
+    return out.getvalue()
+
+
 def decrypt_if_needed(ctx: Context, src: Path, mime: str) -> tuple[Path, Threat | None]:
     """Return a decrypted copy (or src itself) and a note when decryption happened."""
     if not _is_encrypted(src):
         return src, None
-    import msoffcrypto
-
     tries = [] if ctx.password is None else [ctx.password]
     if mime == "application/vnd.ms-excel":
         tries.append(_EXCEL_DEFAULT_PASSWORD)
-    for pw in tries:
-        out = io.BytesIO()
-        try:
-            with open(src, "rb") as f:
-                of = msoffcrypto.OfficeFile(f)
-                of.load_key(password=pw)
-                of.decrypt(out)
-        except Exception:
-            continue
-        dst = ctx.workdir / f"decrypted{_SOURCE_EXT.get(mime, '')}"
-        dst.write_bytes(out.getvalue())
-        how = "built-in Excel password" if pw == _EXCEL_DEFAULT_PASSWORD and pw != ctx.password \
-            else "supplied password"
-        return dst, Threat("ole.encrypted", ctx.name, "reported", f"decrypted with the {how}")
+    why: set[str] = set()
+    # Without a password, a throwaway one still tells a real encryption header from a damaged file.
+    for pw in tries or ["\x00probe"]:
+        data = _try_key(src, pw)
+        if isinstance(data, str):
+            why.add(data)
+        elif tries:
+            dst = ctx.workdir / f"decrypted{_SOURCE_EXT.get(mime, '')}"
+            dst.write_bytes(data)
+            how = "built-in Excel password" if pw == _EXCEL_DEFAULT_PASSWORD and pw != ctx.password \
+                else "supplied password"
+            return dst, Threat("ole.encrypted", ctx.name, "reported", f"decrypted with the {how}")
+    if "password" not in why:
+        if "unsupported" in why:
+            raise Encrypted("the Office file uses an encryption we cannot open; ask the sender for an unprotected "
+                            "copy", "この Office ファイルの暗号化方式には対応していません。送信者に保護なしのファイルを"
+                            "依頼してください", threat_id="ole.encrypted")
+        raise Malformed("the Office file is marked as password protected, but its encryption information is "
+                        "damaged", "パスワード保護の印がありますが、暗号化の情報が壊れているため読み取れません")
     if ctx.password is None:
         raise Encrypted("the Office file is password protected; ask the sender for the password "
                         "and submit it with the file",

@@ -131,6 +131,19 @@ def _inflate_layers(raw: bytes, layers: int, limit: int) -> int:
     return total
 
 
+def _decoded_size(obj: Any, raw: bytes, filters: list[str]) -> int:
+    """Size after the given leading filters, decoded by qpdf from a scratch copy of the stream."""
+    if len(filters) == len(_filters(obj)):
+        return len(obj.read_bytes())
+    parms = obj.get("/DecodeParms")
+    with pikepdf.new() as scratch:  # not in the document being built
+        tmp = pikepdf.Stream(scratch, raw)
+        tmp.Filter = pikepdf.Array([Name(f) for f in filters])
+        if isinstance(parms, pikepdf.Array):
+            tmp.DecodeParms = _foreign(scratch, pikepdf.Array(list(parms)[:len(filters)]))
+        return len(tmp.read_bytes())
+
+
 def _check_streams(ctx: Context, pdf: pikepdf.Pdf) -> None:
     max_bytes = int(float(ctx.limits.max_stream_mb) * 1024 * 1024)
     max_pixels = int(ctx.limits.max_pixels)
@@ -154,18 +167,20 @@ def _check_streams(ctx: Context, pdf: pikepdf.Pdf) -> None:
             raise LimitExceeded("a stream in the PDF is larger than the policy limit",
                                 "PDF内のストリームが上限サイズを超えています", threat_id="pdf.bomb")
         filters = _filters(obj)
+        # The general-purpose layers a reader must decode in full before any image codec sees the data.
+        lead = 0
+        while lead < len(filters) and filters[lead] in _EXPANSION:
+            lead += 1
         bound = length
-        for f in filters:
-            bound *= _EXPANSION.get(f, 1)
+        for f in filters[:lead]:
+            bound *= _EXPANSION[f]
         if bound <= max_bytes:
             continue
         raw = raw if raw is not None else obj.read_raw_bytes()
-        if filters and all(f in _FLATE for f in filters):
-            size = _inflate_layers(raw, len(filters), max_bytes)
-        elif all(f in _EXPANSION for f in filters):
-            size = len(obj.read_bytes())  # rare filter chains; the worker's memory limit still applies
+        if all(f in _FLATE for f in filters[:lead]):
+            size = _inflate_layers(raw, lead, max_bytes)
         else:
-            continue
+            size = _decoded_size(obj, raw, filters[:lead])  # rare chains; the worker's memory limit applies
         if size > max_bytes:
             raise LimitExceeded(f"a compressed stream expands beyond {max_bytes >> 20} MB (decompression bomb)",
                                 "PDF内の圧縮データが展開後に上限を超えます（圧縮爆弾）", threat_id="pdf.bomb")
