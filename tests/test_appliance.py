@@ -342,6 +342,42 @@ def test_slow_writer_not_taken_early(agent: Agent) -> None:
     assert out.read_bytes() == full
 
 
+def test_stalled_writer_and_hard_link_never_reach_quarantine(agent: Agent, tmp_path: Path) -> None:
+    """A writer that stalls longer than stable_seconds keeps its file in the dropbox until it closes it;
+    a hard-linked drop is copied: the sender's inode is never quarantined (or chmodded), so writing
+    through the other name later cannot change the original or the bytes that were processed."""
+    def final(name: str) -> dict:
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            rows = agent.rows("SELECT * FROM jobs WHERE name = ?", (name,))
+            if rows and rows[-1]["status"] in ("delivered", "blocked"):
+                return rows[-1]
+            time.sleep(0.1)
+        raise AssertionError(f"{name} not final: {[ln for ln in agent.stderr().splitlines() if name in ln][-5:]}")
+
+    day = time.strftime("%Y-%m-%d")
+    path = agent.data / "dropbox" / "kokuho" / "止まる.txt"
+    first, rest = "前半\n".encode() * 50, "後半\n".encode() * 50
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(first)
+        f.flush()
+        time.sleep(2.5)  # stable_seconds is 1.0: quiet, but still open for writing
+        assert not agent.rows("SELECT id FROM jobs WHERE name = ?", (path.name,)) and path.exists(), \
+            "taken while its writer still had it open"
+        f.write(rest)
+    assert final(path.name)["sha256"] == sha(first + rest)
+    assert (agent.data / "inbox" / "kokuho" / day / "止まる.txt").read_bytes() == first + rest
+
+    outside = agent.data / "outside.txt"  # same file system, outside the dropbox
+    outside.write_bytes("元の内容\n".encode())
+    os.link(outside, agent.data / "dropbox" / "kokuho" / "リンク.txt")
+    row = final("リンク.txt")
+    q = agent.data / row["quarantine"]
+    assert os.stat(outside).st_ino != os.stat(q).st_ino and os.stat(outside).st_mode & 0o777 != 0o440
+    outside.write_bytes("書き換え\n".encode())
+    assert q.read_bytes() == "元の内容\n".encode() and sha(q.read_bytes()) == row["sha256"]
+
 def test_retention_purge_is_audited(agent: Agent) -> None:
     n0 = len(agent.wait_final(2))  # the files dropped before start are final first
     body = b"kept for zero days\n"
@@ -633,3 +669,4 @@ def test_identical_content_does_not_wait_for_another_channels_broken_inbox(tmp_p
     jobs = check_consistency(data)
     assert {j["name"]: j["status"] for j in jobs} == {"a.txt": "delivered", "a.zip": "blocked", "b.txt": "delivered",
                                                       "b.zip": "blocked", "c.txt": "delivered"}
+

@@ -28,14 +28,6 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def hash_file(path: Path, fsync: bool = False) -> tuple[str, int]:
     """sha256 and size, reading through a no-follow descriptor."""
     h = hashlib.sha256()

@@ -80,6 +80,59 @@ def no_writer(path: str) -> bool | None:
         os.close(fd)
 
 
+class StillWriting(Exception):
+    """The sender still has the file open for writing, or changed it while we copied it."""
+
+
+def copy_out(src: Path, dst: Path) -> None:
+    """Copy `src` into a new file `dst` that only we can reach (O_EXCL, 0600), fsynced.
+
+    The sender's inode is never kept: a writer that still holds it open, or another hard link to
+    it, could otherwise change the quarantined original, or the bytes the worker reads, after
+    they were hashed. A read lease held during the copy proves no process had it open for writing
+    and none opened it for writing meanwhile; without leases, size and mtime must not move.
+    """
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except BlockingIOError:  # another holder's write lease (Samba): it is still in use
+        raise StillWriting(f"{src} is in use") from None
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise StillWriting(f"{src} is not a regular file")
+        leased = False
+        if _LEASE:
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+                leased = True
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY):
+                    raise StillWriting(f"{src} is open for writing") from None
+        try:
+            out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                while chunk := os.read(fd, 1 << 20):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(out, view):]
+                os.fsync(out)
+            finally:
+                os.close(out)
+            # A writer that opened it meanwhile broke the lease (F_UNLCK while the break is pending).
+            broken = leased and fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_RDLCK
+        finally:
+            if leased:
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        after = os.fstat(fd)
+        if broken or (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) \
+                or os.path.getsize(dst) != after.st_size:
+            os.unlink(dst)
+            raise StillWriting(f"{src} changed while it was taken")
+    finally:
+        os.close(fd)
+
+
 class _Events(FileSystemEventHandler):
     def __init__(self, q: queue.SimpleQueue) -> None:
         self.q = q
@@ -215,6 +268,8 @@ class DropboxWatcher:
             if not c.closed and self.cfg.close_settle_seconds <= age < self.cfg.stable_seconds \
                     and no_writer(p):
                 c.closed = True  # no event told us, but nobody is writing it: as good as a close-write
+            if age >= self.cfg.stable_seconds and not c.closed and no_writer(p) is False:
+                continue  # quiet, but still open for writing (a stalled upload): wait for the close
             if age >= self.cfg.stable_seconds or (c.closed and age >= self.cfg.close_settle_seconds):
                 del self._cands[p]
                 group.append(Path(p))

@@ -44,8 +44,8 @@ from cdr.worker import Job
 from . import delivery
 from .config import Config
 from .executor import Executor, LocalExecutor
-from .files import clean_name, fsync_dir, fsync_file, hash_file
-from .intake import DropboxWatcher
+from .files import clean_name, fsync_dir, hash_file
+from .intake import DropboxWatcher, StillWriting, copy_out
 from .ledger import Ledger
 from .metrics import Metrics
 from .quarantine import Quarantine
@@ -313,10 +313,16 @@ class Service:
                 continue
             intake = self.cfg.work / "intake" / str(jid)
             try:
-                self._take(a.path, intake)
+                self._take(a.path, intake, own=a.source != "dropbox")
             except FileNotFoundError:
                 gone.append(jid)
                 ids[i] = None
+                continue
+            except StillWriting as exc:
+                gone.append(jid)  # the watcher finds it again at its next walk
+                ids[i] = None
+                log.info("still being written, left in the dropbox", extra={"event": "intake.busy",
+                                                                            "path": str(a.path), "why": str(exc)})
                 continue
             except Exception:
                 ids[i] = None  # row stays 'received': recovery takes the file at the next start
@@ -342,22 +348,25 @@ class Service:
             log.exception("intake failed", extra={"event": "error", "job_ids": [j for j, _ in taken]})
         return ids
 
-    def _take(self, src: Path, intake: Path) -> None:
-        """Move the file out of reach of the sender: a rename, or copy + unlink across file systems.
+    def _take(self, src: Path, intake: Path, own: bool = False) -> None:
+        """Move the file out of reach of the sender: a copy into a new file of ours, then unlink.
 
+        `own`: a file the service staged itself (REST uploads), renamed when on the same file system.
         The caller fsyncs both directories afterwards."""
-        try:
-            os.rename(src, intake)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            part = intake.with_name(intake.name + ".copy")
-            shutil.copyfile(src, part, follow_symlinks=False)
-            fsync_file(part)
-            os.rename(part, intake)
-            fsync_dir(intake.parent)
-            crashpoint("intake.copied")
-            os.unlink(src)  # recovery removes it if we die before this line (same drop_sig)
+        if own:
+            try:
+                os.rename(src, intake)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+        part = intake.with_name(intake.name + ".copy")
+        part.unlink(missing_ok=True)  # from a crash before the rename below
+        copy_out(src, part)
+        os.rename(part, intake)
+        fsync_dir(intake.parent)
+        crashpoint("intake.copied")
+        os.unlink(src)  # recovery removes it if we die before this line (same drop_sig)
 
     def _finish_intake(self, job_id: int, intake: Path) -> None:
         self._finish_intake_many([(job_id, intake)], strict=True)
@@ -477,8 +486,12 @@ class Service:
             with self.quarantine.lock:
                 self._mark_queued(jid)
         elif os.path.lexists(row["drop_path"]):
-            intake.with_name(intake.name + ".copy").unlink(missing_ok=True)
-            self._take(Path(row["drop_path"]), intake)
+            try:
+                self._take(Path(row["drop_path"]), intake, own=row["source"] != "dropbox")
+            except StillWriting:
+                with self.ledger.tx() as t:  # the watcher takes it again once it is complete
+                    t.execute("DELETE FROM jobs WHERE id = ?", (jid,))
+                return
             if self.cfg.fsync:
                 fsync_dir(Path(row["drop_path"]).parent)
                 fsync_dir(intake.parent)
