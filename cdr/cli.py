@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import __version__
+from .names import text_name
 
 
 class UsageError(Exception):
@@ -41,9 +42,9 @@ def _collect(paths: list[str]) -> list[tuple[Path, str, bool]]:
                 dirnames.sort()
                 for fn in sorted(filenames):
                     f = Path(dirpath) / fn
-                    items.append((f, f.relative_to(p).as_posix(), f.is_file() and not f.is_symlink()))
+                    items.append((f, text_name(f.relative_to(p).as_posix()), f.is_file() and not f.is_symlink()))
         elif p.is_file():
-            items.append((p, p.name, True))
+            items.append((p, text_name(p.name), True))
         else:
             raise UsageError(f"no such file or directory: {raw}")
     return items
@@ -140,7 +141,7 @@ def cmd_sanitize(args: argparse.Namespace) -> int:
             # Final names in input order, whatever order the workers finished in: stable "(2)" suffixes.
             for i, res in enumerate(results):
                 rel = inputs[i][1]
-                res.source = str(inputs[i][0])
+                res.source = text_name(str(inputs[i][0]))
                 parent = Path(rel).parent
                 if res.verdict != BLOCKED and res.output:
                     produced = Path(res.output)
@@ -195,7 +196,7 @@ def _one_off(op: str, paths: list[str], policy_arg: str | None, password: str | 
     with tempfile.TemporaryDirectory(prefix="cdr-") as tmp, WorkerPool(1) as pool:
         for src, rel in inputs:
             job = Job(str(src.resolve()), rel, tmp, policy.to_dict(), password=password, op=op)
-            replies.append((str(src), pool.call(job)))
+            replies.append((text_name(str(src)), pool.call(job)))
     return replies
 
 
@@ -248,7 +249,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if not src.is_file():
         raise UsageError(f"no such file: {args.path}")
     with tempfile.TemporaryDirectory(prefix="cdr-") as tmp, WorkerPool(1) as pool:
-        res = pool.run(Job(str(src.resolve()), src.name, tmp, policy.to_dict(), password=args.password))
+        res = pool.run(Job(str(src.resolve()), text_name(src.name), tmp, policy.to_dict(), password=args.password))
         if res.verdict == "blocked" or not res.output:
             print(f"blocked: {res.reason}", file=sys.stderr)
             return 1

@@ -19,6 +19,18 @@ _RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
 MAX_PART_BYTES = 255
 
 
+def text_name(name: str) -> str:
+    """A name read from the file system as text: bytes that are not UTF-8 (Python keeps them as
+    lone surrogates) are read as CP932, as an old Windows client or unzip wrote them, else replaced."""
+    if not any("\udc80" <= c <= "\udcff" for c in name):
+        return name
+    raw = name.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("cp932")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
 def windows_safe(part: str) -> str:
     """One path component with the characters and names Windows refuses replaced."""
     part = _WIN_BAD.sub("_", part).rstrip(" .")

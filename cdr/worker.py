@@ -48,7 +48,8 @@ class Job:
     sha256: str | None = None
 
     def to_json(self) -> bytes:
-        return json.dumps(self.__dict__, ensure_ascii=False).encode("utf-8")
+        # surrogatepass: a path whose name is not UTF-8 still reaches the worker (json.loads undoes it).
+        return json.dumps(self.__dict__, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 # --------------------------------------------------------------------------- worker side

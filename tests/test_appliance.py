@@ -323,6 +323,14 @@ def test_collision_and_dedup(agent: Agent) -> None:
     assert "reused_from" in agent.rows("SELECT data FROM audit WHERE event='verdict' ORDER BY seq DESC")[0]["data"]
     status, text = agent.get("/metrics")
     assert status == 200 and "transfer_dedup_reused_total 1.0" in text
+    # A chain of reuses keeps each sender's name: the cached output is named after the first job
+    # (申請書.txt), not after the latest reuse (申請.txt, whose stem is a prefix of it).
+    drop(dropbox / "申請.txt", body)
+    agent.wait_final(n0 + 3)
+    drop(dropbox / "戸籍.txt", body)
+    agent.wait_final(n0 + 4)
+    assert (out / "申請.txt").read_bytes() == body and (out / "戸籍.txt").read_bytes() == body
+    assert not (out / "戸籍書.txt").exists()
 
 
 def test_slow_writer_not_taken_early(agent: Agent) -> None:
@@ -377,6 +385,44 @@ def test_stalled_writer_and_hard_link_never_reach_quarantine(agent: Agent, tmp_p
     assert os.stat(outside).st_ino != os.stat(q).st_ino and os.stat(outside).st_mode & 0o777 != 0o440
     outside.write_bytes("書き換え\n".encode())
     assert q.read_bytes() == "元の内容\n".encode() and sha(q.read_bytes()) == row["sha256"]
+
+
+def test_cp932_name_in_dropbox_is_delivered(agent: Agent) -> None:
+    """A name in CP932 bytes (an old Windows client, unzip without -O) is read as CP932; it neither
+    fails intake forever nor holds up a file dropped with it."""
+    day = time.strftime("%Y-%m-%d")
+    box = agent.data / "dropbox" / "zeimu"
+    box.mkdir(parents=True, exist_ok=True)
+    with open(os.path.join(os.fsencode(box), "課税証明.txt".encode("cp932")), "wb") as f:
+        f.write("課税証明の内容\n".encode())
+    drop(box / "同時.txt", "同時に置いた\n".encode())
+    end = time.monotonic() + 30
+    out = agent.data / "inbox" / "zeimu" / day
+    while time.monotonic() < end and not ((out / "課税証明.txt").exists() and (out / "同時.txt").exists()):
+        time.sleep(0.1)
+    assert (out / "課税証明.txt").read_text("utf-8") == "課税証明の内容\n"
+    assert (out / "同時.txt").exists() and not list(box.iterdir())
+
+
+def test_sender_folders_cannot_fake_bundles_or_originals_or_overflow(agent: Agent) -> None:
+    """A drop folder named like a receipt bundle or like `originals` gets its own name, so a sender cannot
+    plant files (a forged form.txt) in a resident's e-application bundle or fake an approved original;
+    a folder tree deeper than the inbox can hold is cut, so the file still gets delivered."""
+    day = time.strftime("%Y-%m-%d")
+    receipt = time.strftime("%Y%m%d") + "-0042"
+    box = agent.data / "dropbox" / "somu"
+    deep = box.joinpath(*[f"階層{i:02d}" + "x" * 40 for i in range(12)])
+    drop(box / receipt / "form.txt", "偽の申請内容\n".encode())
+    drop(box / "originals" / "ORIGINAL_申請書.txt", "偽の原本\n".encode())
+    drop(deep / "深い.txt", "深い場所\n".encode())
+    out = agent.data / "inbox" / "somu" / day
+    kept = out.joinpath(*[f"階層{i:02d}" + "x" * 40 for i in range(8)]) / "深い.txt"
+    want = [out / f"_{receipt}" / "form.txt", out / "_originals" / "ORIGINAL_申請書.txt", kept]
+    end = time.monotonic() + 30
+    while time.monotonic() < end and not all(p.exists() for p in want):
+        time.sleep(0.1)
+    assert all(p.exists() for p in want), [p for p in want if not p.exists()]
+    assert not (out / receipt).exists() and not (out / "originals").exists()
 
 def test_retention_purge_is_audited(agent: Agent) -> None:
     n0 = len(agent.wait_final(2))  # the files dropped before start are final first

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.conftest import all_threat_ids, run_cli, sanitize_report
@@ -132,3 +133,19 @@ def test_delivered_names_are_safe_on_windows(tmp_path):
     r = process(src, "長" * 120 + ".txt", tmp_path / "long", load_policy("default"))
     out = Path(r.output).name
     assert r.verdict == "clean" and out.endswith(".txt") and len(out.encode()) <= 255
+
+
+def test_name_that_is_not_utf8_is_read_as_cp932(tmp_path):
+    """A file name written by an old Windows client or unzip (CP932 bytes) neither crashes the report
+    nor holds up the other files: it is read as CP932 and delivered under its Japanese name."""
+    src = tmp_path / "in"
+    src.mkdir()
+    with open(os.path.join(os.fsencode(src), "課税証明.txt".encode("cp932")), "wb") as f:
+        f.write("本文\n".encode())
+    (src / "申請書.txt").write_text("本文2\n", "utf-8")
+    rep = sanitize_report([src], tmp_path / "out")
+    assert sorted(Path(f["source"]).name for f in rep["files"]) == ["申請書.txt", "課税証明.txt"]
+    assert {f["verdict"] for f in rep["files"]} == {"clean"}
+    assert (tmp_path / "out" / "課税証明.txt").read_text("utf-8") == "本文\n"
+    proc = run_cli("detect", os.fsdecode(os.path.join(os.fsencode(src), "課税証明.txt".encode("cp932"))))
+    assert proc.returncode == 0 and "課税証明.txt: text/plain" in proc.stdout.decode(), proc.stderr

@@ -208,7 +208,21 @@ def test_benign_keep_images_charts_formulas_and_japanese(results):
         doc = z.read("word/document.xml").decode()
     assert any(n.startswith("word/media/") for n in names) and "word/comments.xml" in names
     assert JA_TITLE in doc and f"<w:t>{RUBY_TEXT}</w:t>" in doc
-    assert any(n.startswith("word/header") for n in names) and "docProps/core.xml" in names
+    assert any(n.startswith("word/header") for n in names)
+    # Document properties (author, company) are not carried over by default; reported, still "clean".
+    assert "docProps/core.xml" not in names and r.verdict == "clean"
+    meta = [t for t in r.threats if t.id == "ooxml.metadata"]
+    assert meta and all(t.action == "reported" for t in meta)
+
+
+def test_metadata_keep_carries_document_properties(ooxml_corpus, default_policy, tmp_path):
+    base, _ = ooxml_corpus
+    data = default_policy.to_dict()
+    data["families"]["ooxml"]["metadata"] = "keep"
+    r = process(base / "ooxml/benign/notice.docx", "notice.docx", tmp_path, Policy.from_dict(data))
+    assert r.verdict == "clean" and not [t for t in r.threats if t.id == "ooxml.metadata"]
+    with _zip(r.output) as z:
+        assert "docProps/core.xml" in z.namelist()
 
 
 def test_media_bytes_copied_unchanged(results, ooxml_corpus):
@@ -694,7 +708,8 @@ def test_field_keyword_completed_by_a_nested_field_is_removed(tmp_path, default_
     base = make_docx(tmp_path / "base.docx", pictures=0)
     src = patch(base, tmp_path / "n.docx", edit={"word/document.xml": lambda s: body_insert(s, glued + legit)})
     r = process(src, src.name, tmp_path / "o", default_policy)
-    assert r.verdict == "sanitized" and [t.id for t in r.threats] == ["ooxml.dde"], r.threats
+    assert r.verdict == "sanitized" and [t.id for t in r.threats if t.id != "ooxml.metadata"] == ["ooxml.dde"], \
+        r.threats
     doc = _read(r.output, "word/document.xml")
     assert "PICTURE" not in doc and "写真" in doc  # the displayed result stays
     assert "MERGEFIELD" in doc and " IF " in doc  # an ordinary nested field is kept

@@ -106,7 +106,14 @@ class Ledger:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA secure_delete=ON")  # a cleared PPAP password is overwritten, not left in free pages
         return conn
+
+    def forget_secrets(self) -> None:
+        """After a password was cleared: copy the WAL into the database and empty it, so the old
+        page images that still hold the password are gone from the disk too."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:

@@ -129,6 +129,40 @@ def reuse_name(new: str, first: str, cached: str) -> str:
     return s2 + (cached[i:] if i > 0 else "")
 
 
+# Folders the appliance itself creates in a delivery folder: a receipt's bundle (REST intake) and
+# approved originals. A sender's own folder of that name must not land in (or fake) one of them.
+_RESERVED_DIR = re.compile(r"\d{8}-\d{4,}|originals", re.I)
+# A sender's folder tree is kept this deep and this long (bytes); deeper files land in the last kept
+# folder, so the inbox path always fits the file system however deep the drop was.
+MAX_SUBDIR_DEPTH = 8
+MAX_SUBDIR_BYTES = 512
+
+
+def _drop_subdir(parts: tuple[str, ...]) -> str:
+    kept: list[str] = []
+    size = 0
+    for raw in parts[:MAX_SUBDIR_DEPTH]:
+        part = clean_name(raw)
+        if _RESERVED_DIR.fullmatch(part):
+            part = "_" + part
+        size += len(part.encode("utf-8")) + 1
+        if size > MAX_SUBDIR_BYTES:
+            break
+        kept.append(part)
+    return "/".join(kept)
+
+
+def _db_path(path: Path) -> str | bytes:
+    """A path as SQLite can store it: the raw bytes (a BLOB) when the name is not valid UTF-8
+    (a CP932 name written by an old client); os.fsdecode turns either back into the path."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return text
+
+
 def _sig(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
@@ -265,7 +299,7 @@ class Service:
         for path in paths:
             parts = path.relative_to(self.cfg.dropbox).parts
             channel = clean_name(parts[0]) if len(parts) > 1 else self.cfg.default_channel
-            subdir = "/".join(clean_name(p) for p in parts[1:-1])
+            subdir = _drop_subdir(parts[1:-1])
             arrivals.append(Arrival(path, source="dropbox", channel=channel, name=clean_name(parts[-1]),
                                     subdir=subdir))
         self.accept_many(arrivals)
@@ -296,7 +330,7 @@ class Service:
             except FileNotFoundError:
                 continue
             rows.append((i, dict(source=a.source, channel=a.channel, name=a.name, subdir=a.subdir,
-                                 drop_path=str(a.path), size=st.st_size, drop_sig=_sig(st),
+                                 drop_path=_db_path(a.path), size=st.st_size, drop_sig=_sig(st),
                                  submission_id=a.submission_id, password=a.password)))
         if not rows:
             return ids
@@ -474,33 +508,34 @@ class Service:
     def _recover_intake(self, row: Any) -> None:
         jid = row["id"]
         intake = self.cfg.work / "intake" / str(jid)
+        drop_path = os.fsdecode(row["drop_path"])
         if intake.exists():
             # Cross-device intake died between copy and unlink: the same file is still there.
             try:
-                if _sig(os.lstat(row["drop_path"])) == row["drop_sig"]:
-                    os.unlink(row["drop_path"])
+                if _sig(os.lstat(drop_path)) == row["drop_sig"]:
+                    os.unlink(drop_path)
             except FileNotFoundError:
                 pass
             self._finish_intake(jid, intake)
         elif row["sha256"] and self.quarantine.path_for(row["sha256"]).exists():
             with self.quarantine.lock:
                 self._mark_queued(jid)
-        elif os.path.lexists(row["drop_path"]):
+        elif os.path.lexists(drop_path):
             try:
-                self._take(Path(row["drop_path"]), intake, own=row["source"] != "dropbox")
+                self._take(Path(drop_path), intake, own=row["source"] != "dropbox")
             except StillWriting:
                 with self.ledger.tx() as t:  # the watcher takes it again once it is complete
                     t.execute("DELETE FROM jobs WHERE id = ?", (jid,))
                 return
             if self.cfg.fsync:
-                fsync_dir(Path(row["drop_path"]).parent)
+                fsync_dir(Path(drop_path).parent)
                 fsync_dir(intake.parent)
             self._finish_intake(jid, intake)
         else:
             with self.ledger.tx() as t:
                 t.execute("DELETE FROM jobs WHERE id = ?", (jid,))
             log.warning("file vanished before intake", extra={"event": "recover.vanished", "job_id": jid,
-                                                              "path": row["drop_path"]})
+                                                              "path": drop_path})
             return
         log.info("intake completed after restart", extra={"event": "recover.intake", "job_id": jid})
 
@@ -640,7 +675,11 @@ class Service:
             if result.get("verdict") != BLOCKED and not (out_name and (cache / out_name).is_file()):
                 continue
             origin = prev["reused_from"] or prev["id"]
-            self._hand_over(job_id, key, result, cache, out_name, text_name, origin, first_name=prev["name"])
+            # The cached output is named after the job that produced it, not after the last reuse.
+            first = prev if origin == prev["id"] else self.ledger.job(origin)
+            if first is None:
+                continue
+            self._hand_over(job_id, key, result, cache, out_name, text_name, origin, first_name=first["name"])
             return True
         return False
 
@@ -894,6 +933,7 @@ class Service:
                 raise RuntimeError(f"job {job_id}: could not find free names in the inbox")
             crashpoint("deliver.done")
             final = "blocked" if row["verdict"] == BLOCKED else "delivered"
+            had_password = row["password"] is not None
             files = [{"name": f["name"], "kind": f["kind"], "sha256": f["sha256"]} for f in plan["files"]]
             with self.ledger.tx() as t:
                 t.execute("UPDATE jobs SET status = ?, delivered = ?, finished_at = ?, password = NULL WHERE id = ?",
@@ -903,6 +943,8 @@ class Service:
                     t.audit("delivery.resumed", {"failures": retry.failures, "first_error": retry.error,
                                                  "waited_seconds": round(time.time() - retry.first_failed, 1)},
                             job_id=job_id)
+        if had_password:
+            self.ledger.forget_secrets()
         row = self.ledger.job(job_id)
         self.metrics.files.labels(row["verdict"], row["channel"]).inc()
         self.metrics.latency.observe(max(0.0, row["finished_at"] - row["received_at"]))
