@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import sys
 import threading
+import time
 from pathlib import Path
 
 from .config import ConfigError, load_config
@@ -90,12 +91,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
 
     servers: list[HttpServer] = []
+    port = cfg.api_port
     try:
         svc.start()
         servers.append(HttpServer(create_app(svc), cfg.host, cfg.api_port, "api"))
+        port = cfg.console_port
         servers.append(HttpServer(create_console_app(svc), cfg.host, cfg.console_port, "console"))
     except OSError as exc:
-        print(f"transfer-agent: cannot listen on {cfg.host}: {exc}", file=sys.stderr)
+        flag = "--console-port" if servers else "--api-port"
+        print(f"transfer-agent: cannot listen on {cfg.host}:{port}: {exc.strerror or exc}"
+              f" (choose another port with {flag})", file=sys.stderr)
         for s in servers:
             s.sock.close()
         svc.stop()
@@ -137,6 +142,8 @@ def _banner(cfg, svc, api_url: str, console_url: str) -> str:  # noqa: ANN001
         f"  staff console    : {console_url}",
         f"  policy           : {svc.default_policy.label}" + (f"; channels: {ch}" if ch else ""),
         f"  workers          : {cfg.worker_count}",
+        f"  time zone        : {time.strftime('%Z (UTC%z)')}   (inbox dates and receipts; set TZ=Asia/Tokyo if"
+        " the server runs in UTC)",
         f"  console account  : transfer-agent user add --data-dir {cfg.data_dir} --name NAME --role clerk"
         " (password on stdin)",
         f"  API key          : transfer-agent apikey create --data-dir {cfg.data_dir} --client NAME",
