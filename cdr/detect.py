@@ -99,6 +99,39 @@ KINDS: dict[str, Kind] = {k.mime: k for k in [
     _k("application/octet-stream", "unknown", "unknown data", ""),
 ]}
 
+# What a clerk reads in Japanese reasons; KINDS labels stay English for the report and the logs.
+_LABEL_JA = {
+    "pdf": "PDF", "legacy_office": "旧形式のOffice文書", "rtf": "RTF文書", "odf": "OpenDocument文書",
+    "ichitaro": "一太郎文書", "docuworks": "DocuWorks文書", "image": "画像", "svg": "SVG画像", "archive": "圧縮ファイル",
+    "text": "テキスト", "csv": "CSV", "html": "HTML文書", "ooxml": "Office文書",
+}
+_MIME_JA = {
+    f"{W}.document": "Word文書", "application/vnd.ms-word.document.macroEnabled.12": "マクロ付きWord文書",
+    f"{S}.sheet": "Excelブック", "application/vnd.ms-excel.sheet.macroEnabled.12": "マクロ付きExcelブック",
+    "application/vnd.ms-excel.sheet.binary.macroEnabled.12": "Excelバイナリブック（xlsb）",
+    f"{P}.presentation": "PowerPointプレゼンテーション", "application/x-ooxml-encrypted": "パスワード付きOffice文書",
+    "application/msword": "Word 97-2003文書", "application/vnd.ms-excel": "Excel 97-2003ブック",
+    "application/vnd.ms-powerpoint": "PowerPoint 97-2003プレゼンテーション", "application/vnd.rar": "RAR圧縮ファイル",
+    "application/vnd.microsoft.portable-executable": "Windowsの実行ファイル", "application/x-elf": "実行ファイル（ELF）",
+    "application/x-mach-binary": "実行ファイル（Mach-O）", "application/java-vm": "Javaのプログラム",
+    "application/x-msi": "Windowsのインストーラー", "application/x-ms-shortcut": "Windowsのショートカット",
+    "application/x-mswinurl": "インターネットショートカット", "application/x-iso9660-image": "ディスクイメージ（ISO）",
+    "application/x-vhd": "仮想ディスク（VHD）", "application/x-raw-disk-image": "ディスクイメージ",
+    "application/x-apple-diskimage": "ディスクイメージ（DMG）", "application/onenote": "OneNoteのセクション",
+    "application/vnd.ms-htmlhelp": "HTMLヘルプ（CHM）", "application/hta": "HTMLアプリケーション（HTA）",
+    "text/x-script": "スクリプト", "application/vnd.ms-outlook": "Outlookのメッセージ",
+    "application/octet-stream": "不明なデータ",
+}
+
+
+def label_ja(mime: str, label: str) -> str:
+    """The Japanese name of a detected type, for reasons a clerk reads; the English label otherwise."""
+    if mime in _MIME_JA:
+        return _MIME_JA[mime]
+    kind = KINDS.get(mime)
+    return _LABEL_JA.get(kind.family, label) if kind else label
+
+
 # Extensions Windows runs or mounts: a file claiming one is blocked whatever it holds.
 DANGEROUS_EXTENSIONS = {
     ".exe", ".dll", ".com", ".scr", ".pif", ".cpl", ".msi", ".msp", ".msc", ".sys", ".drv", ".ocx",

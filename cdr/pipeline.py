@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from .detect import KINDS, detect
+from .detect import KINDS, detect, label_ja
 from .errors import CdrError
 from .handler import Context, handler_for
 from .model import BLOCKED, CLEAN, SANITIZED, Detection, FileResult, Threat
@@ -109,19 +109,19 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
     result.threats.extend(det.threats)
     if det.family == "executable":
         raise CdrError(f"executable content is never delivered ({det.label})",
-                       f"実行可能なファイルは受け付けません（{det.label}）", "file.executable")
+                       f"実行可能なファイルは受け付けません（{label_ja(det.mime, det.label)}）", "file.executable")
     if det.family == "unknown":
         raise CdrError(f"unknown or unsupported file type ({det.label})",
-                       f"判別できない、または未対応のファイル形式です（{det.label}）", "file.unsupported")
+                       f"判別できない、または未対応のファイル形式です（{label_ja(det.mime, det.label)}）", "file.unsupported")
     rule = policy.family(det.family)
     handler = handler_for(det.mime)
     if rule.action == "block":
-        ja, en = _POLICY_BLOCK[0].format(label=det.label), _POLICY_BLOCK[1].format(label=det.label)
+        ja, en = _POLICY_BLOCK[0].format(label=label_ja(det.mime, det.label)), _POLICY_BLOCK[1].format(label=det.label)
         if handler is not None and handler.block_hint:
             ja, en = f"{ja}。{handler.block_hint[0]}", f"{en}; {handler.block_hint[1]}"
         raise CdrError(en, ja, "policy.blocked")
     if handler is None:
-        raise CdrError(f"no sanitizer for {det.label}", f"この形式（{det.label}）を無害化する処理がありません",
+        raise CdrError(f"no sanitizer for {det.label}", f"この形式（{label_ja(det.mime, det.label)}）を無害化する処理がありません",
                        "file.unsupported")
 
     def child(child_name: str, child_src: Path, child_out: Path) -> FileResult:

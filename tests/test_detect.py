@@ -88,3 +88,15 @@ def test_empty_file_is_text(tmp_path):
     p = tmp_path / "empty.txt"
     p.write_bytes(b"")
     assert detect(p).family == "text"
+
+
+def test_reasons_for_clerks_name_the_type_in_japanese(tmp_path):
+    """The Japanese reason names the type in Japanese (the English one keeps the English label)."""
+    from cdr.pipeline import process
+    from cdr.policy import load_policy
+
+    exe = tmp_path / "請求書.pdf"
+    exe.write_bytes(b"MZ" + b"\x90" * 58 + b"\x40\x00\x00\x00PE\x00\x00" + b"\x00" * 400)
+    r = process(exe, exe.name, tmp_path / "o", load_policy("default"))
+    assert r.verdict == "blocked" and "Windowsの実行ファイル" in r.reason_ja, r.reason_ja
+    assert "executable" in r.reason_en and "executable" not in r.reason_ja
