@@ -15,12 +15,15 @@ import httpx
 import pytest
 import pyzipper
 
-from tests.portal_helpers import new_key, start, ta, wait_done
+from tests.portal_helpers import CONFIG, new_key, start, ta, wait_done
+
+# Requests may name only configured (or existing dropbox) channels.
+API_CONFIG = CONFIG + '[channels.kokuho]\npolicy = "default"\n[channels."国保課"]\npolicy = "default"\n'
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    a = start(tmp_path_factory.mktemp("api") / "data", "--max-upload-mb", "1")
+    a = start(tmp_path_factory.mktemp("api") / "data", "--max-upload-mb", "1", config=API_CONFIG)
     yield a
     a.stop()
 
@@ -149,6 +152,11 @@ def test_ppap_password(app, key):
     assert db.execute("SELECT COUNT(*) FROM jobs WHERE password IS NOT NULL AND status IN"
                       " ('delivered','blocked')").fetchone()[0] == 0
     assert "ひみつ" not in json.dumps(db.execute("SELECT files FROM submissions").fetchall(), ensure_ascii=False)
+    db.close()
+    # ... nor left on disk in freed pages or in the write-ahead log.
+    for f in (app.data_dir / "state").iterdir():
+        if f.name.startswith("ledger.sqlite3"):
+            assert "ひみつ2024".encode() not in f.read_bytes(), f.name
     # Passwords for files that were not sent, or not a JSON object: 400.
     error_json(c.post("/api/v1/submissions", data={"passwords": '{"other.zip": "x"}'},
                       files=[("files", ("書類.zip", data))]), 400, "bad_passwords")
@@ -263,3 +271,184 @@ def test_console_not_on_api_port(app):
         assert httpx.get(app.api + path).status_code == 404
     assert httpx.get(app.console + "/openapi.json").status_code == 404
     assert Path(app.data_dir / "state" / "ledger.sqlite3").is_file()
+
+
+# --------------------------------------------------------------------------- review fixes
+
+def _multipart(*parts: tuple[bytes, bytes], boundary: bytes = b"XYZ") -> bytes:
+    """A raw body: each part is (Content-Disposition value, data); names as bytes, exactly as sent."""
+    out = b""
+    for disp, data in parts:
+        out += b"--" + boundary + b"\r\nContent-Disposition: " + disp + b"\r\n\r\n" + data + b"\r\n"
+    return out + b"--" + boundary + b"--\r\n"
+
+
+def _bundle(app, channel: str, receipt: str) -> Path:
+    return app.data_dir / "inbox" / channel / time.strftime("%Y-%m-%d") / receipt
+
+
+def test_passwords_nested_or_huge_is_400_json(app, key):
+    mp = "multipart/form-data; boundary=XYZ"
+    for value in (b"[" * 50000, b'{"a":' * 12000, b"1" * 100, b""):
+        r = _raw(app, key, _multipart((b'form-data; name="passwords"', value),
+                                      (b'form-data; name="files"; filename="a.txt"', b"a")), mp)
+        error_json(r, 400, "bad_passwords")
+    big = json.dumps({"a.txt": "p" * 40000}).encode()
+    error_json(_raw(app, key, _multipart((b'form-data; name="passwords"', big),
+                                         (b'form-data; name="files"; filename="a.txt"', b"a")), mp),
+               400, "bad_passwords")
+    healthy(app)
+
+
+def test_unexpected_error_is_json_500(app, key):
+    # The staging folder replaced by a file: the upload cannot be staged (a real OSError).
+    stage = app.data_dir / "work" / "api-uploads"
+    aside = stage.with_name("api-uploads.aside")
+    stage.rename(aside)
+    try:
+        stage.write_bytes(b"not a folder")
+        r = client(app, key).post("/api/v1/submissions", files=[("files", ("a.txt", b"a"))])
+        body = error_json(r, 500, "internal_error")
+        assert "Traceback" not in r.text and "api-uploads" not in r.text
+        assert body["message_ja"].startswith("内部エラー")
+    finally:
+        stage.unlink()
+        aside.rename(stage)
+    log = (app.data_dir.parent / f"{app.data_dir.name}.log").read_text("utf-8", "replace")
+    assert '"event": "api.error"' in log and "NotADirectoryError" in log
+    # Routing errors use the same shape.
+    error_json(httpx.get(app.api + "/api/v1/nothing-here"), 404, "not_found")
+    error_json(httpx.delete(app.api + "/api/v1/submissions"), 405, "method_not_allowed")
+    r = client(app, key).post("/api/v1/submissions", files=[("files", ("after.txt", b"ok"))])
+    assert r.status_code == 202, r.text
+    healthy(app)
+
+
+def test_channel_trailing_newline_and_look_alikes_rejected(app, key):
+    mp = "multipart/form-data; boundary=XYZ"
+    for value in (b"default\n", b"kokuho\r\n", b" kokuho", b".kokuho", b"a/b", b"..", "国保課\u202e".encode()):
+        r = _raw(app, key, _multipart((b'form-data; name="channel"', value),
+                                      (b'form-data; name="files"; filename="a.txt"', b"a")), mp)
+        error_json(r, 400, "bad_channel")
+    assert sorted(p.name for p in (app.data_dir / "inbox").iterdir() if p.name.strip() != p.name) == []
+    error_json(client(app, key).post("/api/v1/submissions", files=[("files", ("a.txt", b"a"))],
+                                     headers={"Idempotency-Key": "ok-key\tx"}), 400, "bad_idempotency_key")
+
+
+def test_channels_configured_existing_or_unknown(app, key):
+    c = client(app, key)
+    files = [("files", ("届出.txt", "国保の届出です。".encode()))]
+    r = c.post("/api/v1/submissions", data={"channel": "国保課", "件名": "国保"}, files=files)
+    assert r.status_code == 202, r.text
+    wait_done(c, r.json()["status_url"])
+    assert (_bundle(app, "国保課", r.json()["receipt"]) / "届出.txt").is_file()
+    # Unknown (a typo) is refused and creates nothing; the message does not list the channels.
+    body = error_json(c.post("/api/v1/submissions", data={"channel": "kokuhoo"}, files=files), 400,
+                      "unknown_channel")
+    assert "kokuho" not in body["message"] + body["message_ja"] and "設定されていません" in body["message_ja"]
+    assert not (app.data_dir / "inbox" / "kokuhoo").exists()
+    error_json(c.post("/api/v1/submissions", data={"channel": "住民課"}, files=files), 400, "unknown_channel")
+    # A channel folder that exists in the dropbox is a channel (as for dropped files).
+    (app.data_dir / "dropbox" / "住民課").mkdir(parents=True, exist_ok=True)
+    r = c.post("/api/v1/submissions", data={"channel": "住民課"}, files=files)
+    assert r.status_code == 202, r.text
+    r2 = c.post("/api/v1/submissions", data={"channel": "default"}, files=files)
+    assert r2.status_code == 202, r2.text
+    assert c.get(r2.json()["status_url"]).json()["channel"] == "default"
+    wait_done(c, r.json()["status_url"])
+    assert (_bundle(app, "住民課", r.json()["receipt"]) / "form.txt").is_file()
+
+
+def test_escaped_markup_never_becomes_live(app, key):
+    c = client(app, key)
+    fields = {"備考": "&lt;script&gt;alert(1)&lt;/script&gt;前後",
+              "二重": "&amp;lt;img src=x onerror=alert(2)&amp;gt;",
+              "深い": "&amp;amp;amp;amp;amp;amp;amp;amp;amp;amp;amp;lt;b&gt;x",
+              "比較": "A < B かつ C > D、AT&T と x &lt; y"}
+    r = c.post("/api/v1/submissions", data=fields, files=[("files", ("m.txt", b"m"))])
+    assert r.status_code == 202, r.text
+    wait_done(c, r.json()["status_url"])
+    bundle = _bundle(app, "default", r.json()["receipt"])
+    text = (bundle / "form.txt").read_text("utf-8")
+    values = {f["name"]: f["value"] for f in json.loads((bundle / "form.json").read_text("utf-8"))["fields"]}
+    for out in (text, json.dumps(values, ensure_ascii=False)):
+        assert not re.search(r"<[A-Za-z!/?]", out), out
+        assert "alert" not in out
+    assert values["備考"] == "前後"
+    assert values["比較"] == "A < B かつ C > D、AT&T と x < y"
+    assert "<" not in values["深い"] and ">" not in values["深い"]
+
+
+def test_dot_and_undecodable_names_are_not_hidden(app, key):
+    body = _multipart((b'form-data; name="files"; filename=".hidden.txt"', b"hidden attachment"),
+                      (b'form-data; name="files"; filename="\xff\xfe.txt"', b"undecodable"),
+                      (b'form-data; name="files"; filename="trailing.txt. "', b"trailing"))
+    r = _raw(app, key, body, "multipart/form-data; boundary=XYZ")
+    assert r.status_code == 202, r.text
+    st = wait_done(client(app, key), r.json()["status_url"])
+    assert [f["name"] for f in st["files"]] == ["_hidden.txt", "file.txt", "trailing.txt"]
+    bundle = _bundle(app, "default", r.json()["receipt"])
+    names = {p.name for p in bundle.iterdir()}
+    assert {"_hidden.txt", "file.txt", "trailing.txt"} <= names, names
+    assert not [n for n in names if n.startswith(".")], names
+
+
+def test_rfc5987_and_percent_encoded_file_names(app, key):
+    body = _multipart(
+        (b'form-data; name="files"; filename="tennyu.txt"; filename*=UTF-8\'\'%E8%BB%A2%E5%85%A5%E5%B1%8A.txt',
+         b"1"),
+        (b'form-data; name="files"; filename*=utf-8\'ja\'%E5%8F%B0%E5%B8%B3%20%E5%86%99%E3%81%97.txt', b"2"),
+        (b'form-data; name="files"; filename="%E7%94%B3%E8%AB%8B%E6%9B%B8.txt"', b"3"),
+        (b'form-data; name="files"; filename="' + "転入届_sjis.txt".encode("cp932") + b'"', b"4"),
+        (b'form-data; name="files"; filename="50%20off.txt"', b"5"),
+        (b'form-data; name="passwords"', json.dumps({"転入届.txt": "x"}).encode()))
+    r = _raw(app, key, body, "multipart/form-data; boundary=XYZ")
+    assert r.status_code == 202, r.text
+    st = wait_done(client(app, key), r.json()["status_url"])
+    names = [f["name"] for f in st["files"]]
+    assert names == ["転入届.txt", "台帳 写し.txt", "申請書.txt", "転入届_sjis.txt", "50%20off.txt"], names
+    bundle = _bundle(app, "default", r.json()["receipt"])
+    assert all((bundle / n).read_bytes() == str(i + 1).encode() for i, n in enumerate(names))
+
+
+def test_planted_form_and_manifest_do_not_stand(app, key):
+    c = client(app, key)
+    probe = c.post("/api/v1/submissions", files=[("files", ("probe.txt", b"probe"))])
+    assert probe.status_code == 202, probe.text
+    day, n = probe.json()["receipt"].split("-")
+    nxt = f"{day}-{int(n) + 1:04d}"
+    bundle = _bundle(app, "default", nxt)
+    bundle.mkdir(parents=True)
+    forged = "電子申請 受付内容\n受付番号: " + nxt + "\n【振込先口座】\n悪意銀行 1234567\n"
+    (bundle / "form.txt").write_text(forged, "utf-8")
+    (bundle / "form.json").write_text('{"fields": [{"name": "振込先口座", "value": "悪意銀行"}]}', "utf-8")
+    (bundle / "manifest.json").write_text('{"files": []}', "utf-8")
+    r = c.post("/api/v1/submissions", data={"振込先口座": "正しい銀行 7654321"},
+               files=[("files", ("口座.txt", "正しい口座".encode()))])
+    assert r.status_code == 202 and r.json()["receipt"] == nxt, r.text
+    text = (bundle / "form.txt").read_text("utf-8")
+    assert "正しい銀行 7654321" in text and "悪意銀行" not in text
+    assert "悪意銀行" not in (bundle / "form.json").read_text("utf-8")
+    wait_done(c, r.json()["status_url"])
+    man = json.loads((bundle / "manifest.json").read_text("utf-8"))
+    assert man["receipt"] == nxt and [f["name"] for f in man["files"]] == ["口座.txt"]
+    db = sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3")
+    rows = [json.loads(d) for (d,) in db.execute("SELECT data FROM audit WHERE event = 'api.bundle_foreign'")]
+    assert any(d["receipt"] == nxt and set(d["replaced"]) == {"form.txt", "form.json", "manifest.json"}
+               for d in rows), rows
+    assert ta("audit", "verify", data_dir=app.data_dir).returncode == 0
+
+
+def test_form_only_submission_is_accepted(app, key):
+    c = client(app, key)
+    # Fields only, no files part at all (multipart/form-data, as a web form sends it).
+    r = _raw(app, key, _multipart(("form-data; name=\"氏名\"".encode(), "山田 太郎".encode()),
+                                  ("form-data; name=\"用件\"".encode(), "住所変更の問い合わせ".encode())),
+             "multipart/form-data; boundary=XYZ")
+    assert r.status_code == 202, r.text
+    st = wait_done(c, r.json()["status_url"])
+    assert st["files"] == []
+    bundle = _bundle(app, "default", r.json()["receipt"])
+    assert "山田 太郎" in (bundle / "form.txt").read_text("utf-8")
+    man = json.loads((bundle / "manifest.json").read_text("utf-8"))
+    assert man["files"] == [] and man["summary"] == {}

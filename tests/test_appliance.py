@@ -457,7 +457,7 @@ def test_healthz_metrics_status(agent: Agent) -> None:
     st = run_agent_cli("status", "--data-dir", str(agent.data), "--json")
     assert st.returncode == 0
     counts = json.loads(st.stdout)
-    assert counts["verdicts"]["blocked"] == 2 and counts["reused"] == 1
+    assert counts["verdicts"]["blocked"] == 2 and counts["reused"] == 3  # コピー, 申請, 戸籍 (test_collision_and_dedup)
 
 
 def test_sigterm_then_consistent(agent: Agent) -> None:

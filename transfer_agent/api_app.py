@@ -14,18 +14,71 @@ import threading
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import CONTENT_TYPE
 
 log = logging.getLogger("transfer_agent.http")
+
+_HTTP_JA = {404: ("not_found", "該当するページがありません"),
+            405: ("method_not_allowed", "このメソッドは使えません")}
+
+
+def _error(status: int, code: str, en: str, ja: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one error shape of the internet-side API (same as api_submissions.ApiError)."""
+    return JSONResponse({"error": code, "message": en, "message_ja": ja}, status_code=status, headers=headers)
+
+
+class JsonErrors:
+    """Answer an unexpected exception with the JSON error shape (500) and log its traceback.
+
+    A plain ASGI wrapper rather than `exception_handler(Exception)`: Starlette re-raises after
+    that handler, so uvicorn would log the traceback again and drop the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            log.exception("unexpected error", extra={"event": "api.error", "path": scope.get("path", "")})
+            if started:
+                raise  # too late for a clean answer; uvicorn closes the connection
+            await _error(500, "internal_error", "internal error; retry later (with the same Idempotency-Key)",
+                         "内部エラーが発生しました。しばらくしてから再送してください")(scope, receive, send)
 
 
 def create_app(service: Any) -> FastAPI:
     app = FastAPI(title="transfer-agent", version="0.1.0",
                   description="LGWAN transfer appliance: internet-side API")
     app.state.service = service
+    app.add_middleware(JsonErrors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, ja = _HTTP_JA.get(exc.status_code, ("http_error", "リクエストを処理できません"))
+        return _error(exc.status_code, code, str(exc.detail), ja, dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, "invalid_request", "invalid request", "リクエストの内容が不正です")
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

@@ -19,11 +19,13 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -41,8 +43,15 @@ from .portal_db import ensure_schema
 
 log = logging.getLogger("transfer_agent.api")
 
-_CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_IDEM = re.compile(r"^[\x21-\x7e]{1,200}$")
+_CHANNEL_MAX = 64
+_IDEM = re.compile(r"[\x21-\x7e]{1,200}")  # used with fullmatch: no trailing newline
+_PASSWORDS_MAX = 32 * 1024  # characters; 50 files x (name + password) fits easily
+_HEADER_MAX = 8192
+# RFC 5987/6266 extended parameter, which python-multipart ignores: filename*=UTF-8''%E8%BB%A2.docx
+_EXT_FILENAME = re.compile(rb';\s*filename\*\s*=\s*"?([^";]*)"?', re.IGNORECASE)
+_EXT_CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "iso-8859-1": "latin-1", "latin1": "latin-1",
+                 "shift_jis": "cp932", "cp932": "cp932", "windows-31j": "cp932"}
+_PCT = re.compile(r"%[0-9A-Fa-f]{2}")
 SPECIAL = ("passwords", "channel")
 _DRAIN_MAX = 16 * 1024 * 1024
 
@@ -112,6 +121,38 @@ def _decode_header_text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def _ext_filename(disp: bytes) -> str | None:
+    """The RFC 5987 `filename*` of a Content-Disposition, or None when absent or unusable."""
+    m = _EXT_FILENAME.search(disp)
+    if m is None:
+        return None
+    charset, sep, rest = m.group(1).partition(b"'")
+    _lang, sep2, pct = rest.partition(b"'")
+    codec = _EXT_CHARSETS.get(charset.decode("latin-1").strip().lower())
+    if not sep or not sep2 or codec is None:
+        return None
+    try:
+        return unquote_to_bytes(pct.strip()).decode(codec) or None
+    except UnicodeDecodeError:
+        return None
+
+
+def _percent_decoded(name: str) -> str:
+    """`%E8%BB%A2%E5%85%A5%E5%B1%8A.docx` (sent by browsers and some clients) -> `転入届.docx`.
+
+    Only when the escapes spell non-ASCII UTF-8: `50%20off.pdf` may be a literal name.
+    """
+    if not name.isascii() or not _PCT.search(name):
+        return name
+    raw = unquote_to_bytes(name)
+    if raw.isascii():
+        return name
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return name
+
+
 @dataclass
 class StagedFile:
     name: str  # as the sender wrote it (cleaned)
@@ -153,10 +194,12 @@ class _Collector:
 
     def header_field(self, data: bytes, start: int, end: int) -> None:
         self._hname += data[start:end]
+        if len(self._hname) > _HEADER_MAX:
+            raise ApiError(400, "malformed", "part header too long", "マルチパートのヘッダーが長すぎます")
 
     def header_value(self, data: bytes, start: int, end: int) -> None:
         self._hval += data[start:end]
-        if len(self._hval) > 8192:
+        if len(self._hval) > _HEADER_MAX:
             raise ApiError(400, "malformed", "part header too long", "マルチパートのヘッダーが長すぎます")
 
     def header_end(self) -> None:
@@ -170,11 +213,13 @@ class _Collector:
             raise ApiError(400, "malformed", "each part needs Content-Disposition: form-data; name=...",
                            "各パートに Content-Disposition: form-data; name=... が必要です")
         name = _decode_header_text(opts[b"name"])
-        if name == "files" or b"filename" in opts:
+        ext = _ext_filename(self._disp)
+        if name == "files" or b"filename" in opts or ext is not None:
             if len(self.files) >= self.s.max_files:
                 raise ApiError(413, "too_many_files", f"at most {self.s.max_files} files per submission",
                                f"1回の申請で送れるファイルは{self.s.max_files}件までです")
-            sent = _decode_header_text(opts.get(b"filename", b"")) or "file"
+            # filename* wins (RFC 6266 section 4.3); a plain name may be percent-encoded UTF-8.
+            sent = ext or _percent_decoded(_decode_header_text(opts.get(b"filename", b""))) or "file"
             # Windows clients may send a full path; keep the last component only.
             sent = sent.replace("\\", "/").rsplit("/", 1)[-1] or "file"
             clean = clean_name(sent)
@@ -253,12 +298,16 @@ class SubmissionService:
 
     def __init__(self, ledger: Ledger, data_dir: Path, handover: Handover | None,
                  settings: ApiSettings | None = None, default_channel: str = "default",
-                 fsync: bool = True) -> None:
+                 fsync: bool = True, channels: Iterable[str] = (), dropbox: Path | None = None) -> None:
         self.ledger = ledger
         self.data_dir = Path(data_dir)
         self.handover = handover
         self.settings = settings or ApiSettings()
         self.default_channel = default_channel
+        # Channels a request may name: the default, the configured ones ([channels.NAME]) and the
+        # channel folders that exist under the dropbox; names cleaned as the dropbox side does.
+        self.channels = {clean_name(c) for c in channels}
+        self.dropbox = Path(dropbox) if dropbox is not None else None
         self.fsync = fsync
         self.stage_root = self.data_dir / "work" / "api-uploads"
         self.limiter = RateLimiter(self.settings.rate_per_minute, self.settings.rate_burst)
@@ -317,7 +366,7 @@ class SubmissionService:
                            "multipart/form-data 形式で送信してください")
         clen = request.headers.get("content-length")
         if clen is not None:
-            if not clen.isdigit():
+            if not (clen.isascii() and clen.isdigit()):
                 raise ApiError(400, "malformed", "bad Content-Length", "Content-Length が不正です")
             if int(clen) > s.max_upload_bytes:
                 await self._drain(request, int(clen) - s.max_upload_bytes)
@@ -348,7 +397,11 @@ class SubmissionService:
                                    "マルチパートの本文が不正です") from None
             if total > s.max_upload_bytes:
                 raise self._too_large()
-            parser.finalize()
+            try:
+                parser.finalize()
+            except MultipartParseError as exc:
+                raise ApiError(400, "malformed", f"malformed multipart body: {exc}",
+                               "マルチパートの本文が不正です") from None
             if not col.ended:
                 raise ApiError(400, "malformed", "multipart body is incomplete (no closing boundary)",
                                "マルチパートの本文が途中で終わっています")
@@ -376,6 +429,26 @@ class SubmissionService:
         async for _ in request.stream():
             pass
 
+    def _channel(self, value: str) -> str:
+        """The channel a request names, if it is usable and known; else a 400."""
+        name = unicodedata.normalize("NFC", value)
+        # clean_name is what the dropbox side does to folder names: anything it would change
+        # (newline, control/bidi characters, '/', a leading dot, '..') is not a channel name.
+        if not 1 <= len(name) <= _CHANNEL_MAX or clean_name(name) != name:
+            raise ApiError(400, "bad_channel", "channel is not a usable channel name (1..64 characters,"
+                           " no '/', control characters or leading dot)",
+                           "channel の値が不正です（64文字以内で、「/」・制御文字・先頭のドットは使えません）")
+        if name == self.default_channel or name in self.channels:
+            return name
+        if self.dropbox is not None:
+            folder = self.dropbox / name
+            if folder.is_dir() and not folder.is_symlink():
+                return name
+        if name == "default":
+            return self.default_channel  # the documented name of whatever the default channel is
+        raise ApiError(400, "unknown_channel", "this channel is not configured on the appliance",
+                       "指定された channel はこの装置に設定されていません。管理者に確認してください")
+
     def _parse_special(self, fields: list[tuple[str, str]], files: list[StagedFile]
                        ) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
         channel = self.default_channel
@@ -383,19 +456,24 @@ class SubmissionService:
         rest: list[tuple[str, str]] = []
         for k, v in fields:
             if k == "channel":
-                if not _CHANNEL.match(v):
-                    raise ApiError(400, "bad_channel", "channel: 1..64 letters, digits, '-' or '_'",
-                                   "channel は英数字・ハイフン・アンダースコア（64文字まで）で指定してください")
-                channel = v
+                channel = self._channel(v)
             elif k == "passwords":
-                try:
-                    pw = json.loads(v)
-                except ValueError:
-                    pw = None
+                pw: Any = None
+                text = v.strip()
+                # Only an object is valid; checking first (and the size) keeps deep nesting
+                # such as '[[[[...' away from json.loads (RecursionError).
+                if len(text) <= _PASSWORDS_MAX and text.startswith("{"):
+                    try:
+                        pw = json.loads(text)
+                    except (ValueError, RecursionError):
+                        pw = None
                 if not isinstance(pw, dict) or not all(isinstance(a, str) and isinstance(b, str)
                                                         for a, b in pw.items()):
-                    raise ApiError(400, "bad_passwords", "passwords must be a JSON object: file name -> password",
-                                   "passwords は「ファイル名: パスワード」の JSON オブジェクトで指定してください")
+                    raise ApiError(400, "bad_passwords",
+                                   f"passwords must be a JSON object (at most {_PASSWORDS_MAX // 1024} KB):"
+                                   " file name -> password",
+                                   "passwords は「ファイル名: パスワード」の JSON オブジェクトで指定してください"
+                                   f"（{_PASSWORDS_MAX // 1024} KB まで）")
                 passwords.update(pw)
             else:
                 rest.append((k, v))
@@ -408,7 +486,7 @@ class SubmissionService:
 
     def _create(self, sub_id: str, stage: Path, col: _Collector, client: apikeys.ApiClient,
                 idem: str | None) -> tuple[int, dict[str, Any]]:
-        if idem is not None and not _IDEM.match(idem):
+        if idem is not None and not _IDEM.fullmatch(idem):
             raise ApiError(400, "bad_idempotency_key", "Idempotency-Key: 1..200 visible ASCII characters",
                            "Idempotency-Key は 200 文字以内の英数記号で指定してください")
         channel, passwords, fields = self._parse_special(col.fields, col.files)
@@ -470,8 +548,19 @@ class SubmissionService:
                 "channel": row["channel"], "received_at": row["created_at"]}
         if fields is None:
             fields = [tuple(x) for x in loads(row["fields"])]
-        if not (bundle / "form.txt").exists():
-            bundles.write_form(bundle, meta, fields, files, self.fsync)
+        # The form is rebuilt from the ledger row every time, never trusted from the folder: a
+        # form.txt/form.json that differs was not written by us (planted, say) and is replaced.
+        foreign = bundles.write_form(bundle, meta, fields, files, self.fsync)
+        manifest = bundle / "manifest.json"
+        if os.path.lexists(manifest):
+            # We write the manifest only when the submission is done, so this one is not ours.
+            if manifest.is_dir() and not manifest.is_symlink():
+                manifest.rename(manifest.with_name(f"manifest.json.foreign-{time.time_ns()}"))
+            else:
+                manifest.unlink()
+            foreign.append("manifest.json")
+        if foreign:
+            self._foreign(row, foreign)
         have = {r["name"] for r in self.ledger.query("SELECT name FROM jobs WHERE submission_id = ?", (row["id"],))}
         for f in files:
             src = self.data_dir / f["stage"]
@@ -487,6 +576,14 @@ class SubmissionService:
             t.execute("UPDATE submissions SET status = 'processing', files = ? WHERE id = ? AND status = 'received'",
                       (json.dumps(scrubbed, ensure_ascii=False), row["id"]))
         shutil.rmtree(self.stage_root / row["id"], ignore_errors=True)
+
+    def _foreign(self, row: Any, names: list[str]) -> None:
+        log.warning("bundle held files we did not write; replaced with the submission's own",
+                    extra={"event": "api.bundle_foreign", "submission": row["id"], "receipt": row["receipt"],
+                           "names": names})
+        with self.ledger.tx() as t:
+            t.audit("api.bundle_foreign", {"submission_id": row["id"], "receipt": row["receipt"],
+                                           "bundle": row["bundle_dir"], "replaced": names}, actor="system")
 
     # ---------------------------------------------------------------- status
     def _jobs(self, sub_id: str) -> list[Any]:
@@ -564,7 +661,9 @@ class SubmissionService:
             now = time.time()
             meta = {"receipt": row["receipt"], "submission_id": row["id"], "client": row["client"],
                     "channel": row["channel"], "received_at": row["created_at"]}
-            bundles.write_manifest(bundle, bundles.manifest(meta, entries, now), self.fsync)
+            if bundles.write_manifest(bundle, bundles.manifest(meta, entries, now), self.fsync):
+                # Planted after the handover, or left by a run interrupted right here.
+                self._foreign(row, ["manifest.json"])
             with self.ledger.tx() as t:
                 t.execute("UPDATE submissions SET status = 'done', done_at = ? WHERE id = ?", (now, sub_id))
                 t.audit("api.submission_done", {"submission_id": sub_id, "receipt": row["receipt"],
@@ -618,8 +717,9 @@ _UPLOAD_SCHEMA = {
             "properties": {
                 "files": {"type": "array", "items": {"type": "string", "format": "binary"},
                           "description": "添付ファイル（繰り返し可）"},
-                "channel": {"type": "string", "pattern": _CHANNEL.pattern,
-                            "description": "配送先チャネル（省略時 default）"},
+                "channel": {"type": "string", "maxLength": _CHANNEL_MAX,
+                            "description": "配送先チャネル（省略時 default）。default、設定済みのチャネル"
+                                           "（[channels.NAME]）または受付フォルダーにあるチャネルのみ"},
                 "passwords": {"type": "string",
                               "description": 'PPAP 用パスワード: JSON {"ファイル名": "パスワード"}'},
             },
@@ -713,7 +813,8 @@ def attach(service: Any) -> SubmissionService:
         return job_id
 
     sub = SubmissionService(service.ledger, cfg.data_dir, handover, settings,
-                            default_channel=cfg.default_channel, fsync=cfg.fsync)
+                            default_channel=cfg.default_channel, fsync=cfg.fsync,
+                            channels=getattr(cfg, "channel_policies", {}).keys(), dropbox=cfg.dropbox)
     service.submissions = sub
     hooks = getattr(service, "on_final", None)
     if isinstance(hooks, list):

@@ -10,6 +10,8 @@ import html
 import json
 import os
 import re
+import stat
+import time
 import unicodedata
 from datetime import datetime
 from pathlib import Path
@@ -21,14 +23,35 @@ from .files import fsync_dir
 
 _KEEP = {"\n", "\t"}
 _BLANKS = re.compile(r"\n{3,}")
+_MAX_ROUNDS = 8
+# '<' that starts a tag, comment, doctype or processing instruction in an HTML viewer.
+_TAGLIKE = re.compile(r"<[A-Za-z!/?]")
+
+
+def _strip_markup(value: str) -> str:
+    """nh3 drops every tag and the bodies of script/style; unescape gives the text back.
+
+    Repeated until stable: otherwise `&lt;script&gt;` would come back as a live `<script>`.
+    If it does not settle (deeply nested escapes) or something still looks like a tag, the
+    brackets become full-width: readable for clerks, never markup for an HTML viewer.
+    """
+    for _ in range(_MAX_ROUNDS):
+        out = html.unescape(nh3.clean(value, tags=set(), attributes={}, strip_comments=True))
+        if out == value:
+            break
+        value = out
+    else:
+        return value.replace("<", "＜").replace(">", "＞").replace("&", "＆")
+    if _TAGLIKE.search(value):
+        value = value.replace("<", "＜").replace(">", "＞")
+    return value
 
 
 def plain_text(value: str) -> str:
     """A field value as safe plain text."""
     value = value.replace("\r\n", "\n").replace("\r", "\n")
     if "<" in value or "&" in value:
-        # nh3 drops every tag and the bodies of script/style; unescape gives the text back.
-        value = html.unescape(nh3.clean(value, tags=set(), attributes={}, strip_comments=True))
+        value = _strip_markup(value)
     value = unicodedata.normalize("NFC", value)
     # Cc = control, Cf = format (bidi overrides, zero-width), Co/Cs/Cn = private/surrogate/unassigned.
     value = "".join(c for c in value if c in _KEEP or unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co"))
@@ -86,11 +109,39 @@ def form_documents(meta: dict[str, Any], fields: list[tuple[str, str]],
     return _dumps(doc), text.encode("utf-8")
 
 
+def _holds(path: Path, data: bytes) -> bool:
+    """True when `path` is a regular file (not a link) with exactly `data`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return False
+        return f.read(len(data) + 1) == data
+
+
+def put(path: Path, data: bytes, fsync: bool = True) -> bool:
+    """Make `path` hold `data` (atomic replace). True when something else was there before.
+
+    Our bundle documents are rebuilt from the ledger, so whatever else sits under their names
+    (planted, or from an older run) is foreign and must not stand for the resident's data.
+    """
+    if _holds(path, data):
+        return False
+    foreign = os.path.lexists(path)
+    if foreign and path.is_dir() and not path.is_symlink():
+        # A rename cannot replace a directory; move it aside (kept for the operator) instead.
+        path.rename(path.with_name(f"{path.name}.foreign-{time.time_ns()}"))
+    write_atomic(path, data, fsync)
+    return foreign
+
+
 def write_form(bundle: Path, meta: dict[str, Any], fields: list[tuple[str, str]],
-               files: list[dict[str, Any]], fsync: bool = True) -> None:
+               files: list[dict[str, Any]], fsync: bool = True) -> list[str]:
+    """Write form.json and form.txt (idempotent); returns the names that held foreign content."""
     doc, text = form_documents(meta, fields, files)
-    write_atomic(bundle / "form.json", doc, fsync)
-    write_atomic(bundle / "form.txt", text, fsync)
+    return [name for name, data in (("form.json", doc), ("form.txt", text)) if put(bundle / name, data, fsync)]
 
 
 def manifest(meta: dict[str, Any], file_entries: list[dict[str, Any]], completed_at: float) -> dict[str, Any]:
@@ -110,5 +161,9 @@ def manifest(meta: dict[str, Any], file_entries: list[dict[str, Any]], completed
     }
 
 
-def write_manifest(bundle: Path, doc: dict[str, Any], fsync: bool = True) -> None:
-    write_atomic(bundle / "manifest.json", _dumps(doc), fsync)
+def write_manifest(bundle: Path, doc: dict[str, Any], fsync: bool = True) -> bool:
+    """Write manifest.json; True when a file we did not write was there (it is replaced)."""
+    path = bundle / "manifest.json"
+    foreign = os.path.lexists(path)
+    put(path, _dumps(doc), fsync)
+    return foreign

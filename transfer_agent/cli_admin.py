@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import string
 import sys
+import unicodedata
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -105,15 +107,37 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def display_width(text: str) -> int:
+    """Terminal columns: East Asian wide/full-width characters take 2, combining marks 0."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in text)
+
+
+def format_columns(layout: str, values: tuple[Any, ...]) -> str:
+    """`layout.format(*values)` for fields like `{:<20}` / `{:>4}` / `{}`, but padded by display
+    width, so names such as 鈴木 or 電子申請システム keep the following columns aligned."""
+    out, i = [], 0
+    for literal, field, spec, _conv in string.Formatter().parse(layout):
+        out.append(literal)
+        if field is None:
+            continue
+        text = str(values[i])
+        i += 1
+        align, width = (spec[0], int(spec[1:])) if spec else ("<", 0)
+        fill = " " * max(0, width - display_width(text))
+        out.append(fill + text if align == ">" else text + fill)
+    return "".join(out)
+
+
 def _print_list(args: argparse.Namespace, rows: list[dict[str, Any]], layout: str, header: tuple[str, ...],
                 cells: Callable[[dict[str, Any]], tuple[Any, ...]]) -> int:
     """The `... list` commands: rows as JSON with --json, else a fixed-width table (`layout` is a format
-    string with one field per column, applied to the header and to `cells(row)`)."""
+    string with one `{:<N}`, `{:>N}` or `{}` field per column, applied to the header and to `cells(row)`)."""
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
     for line in (header, *map(cells, rows)):
-        print(layout.format(*line))
+        print(format_columns(layout, line))
     return 0
 
 

@@ -9,14 +9,20 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import unicodedata
 from pathlib import Path
 
 from cdr.encoding import BIDI_CONTROLS
+from cdr.names import text_name
 
 NAME_MAX = 255
 # Longest thing we append to a delivered name: " (9999)" + ".blocked.json" and the temp decoration.
 _RESERVE = len(" (9999)") + len(".blocked.json") + len("..tmp-") + 20
+# Control, format (bidi, zero-width), surrogate and unassigned characters. Private use stays
+# (cp932 外字), except U+F8F0-U+F8F3: what stray cp932 bytes 0xA0/0xFD-0xFF decode to.
+_DROP = ("Cc", "Cf", "Cs", "Cn")
+_TRAILING = re.compile(r"[\s.]+\Z")
 
 
 def fsync_dir(path: Path) -> None:
@@ -44,21 +50,30 @@ def hash_file(path: Path, fsync: bool = False) -> tuple[str, int]:
 
 def decode_name(name: str) -> str:
     """A file-system name as text: undecodable UTF-8 bytes are tried as cp932 (Windows clients)."""
-    if any("\udc80" <= c <= "\udcff" for c in name):
-        raw = os.fsencode(name)
-        try:
-            name = raw.decode("cp932")
-        except UnicodeDecodeError:
-            name = raw.decode("utf-8", "replace")
-    return name
+    return text_name(name)
 
 
 def clean_name(name: str, fallback: str = "file") -> str:
-    """NFC, no control/bidi characters, no path separators, not '.' or '..'."""
+    """NFC, no control/bidi/unassigned characters, no path separators, never a dot-name.
+
+    A leading dot would make a hidden file on the share (Samba `hide dot files`) and collide
+    with our own temporary names, so `.hidden.txt` becomes `_hidden.txt`. Trailing dots and
+    spaces are dropped (Windows cannot open such names). A name whose stem was lost to
+    cleaning (`\\xff\\xfe.txt` -> `.txt`) gets `fallback` as its stem: `file.txt`.
+    """
     name = unicodedata.normalize("NFC", decode_name(name))
-    name = "".join(c for c in name if c not in BIDI_CONTROLS and unicodedata.category(c) not in ("Cc", "Cf"))
-    name = name.replace("/", "_").replace("\\", "_").strip()
-    if name in ("", ".", ".."):
+    kept = "".join(c for c in name if c not in BIDI_CONTROLS and unicodedata.category(c) not in _DROP
+                   and not "\uf8f0" <= c <= "\uf8ff")
+    lost_chars = len(kept) != len(name)
+    name = kept.replace("/", "_").replace("\\", "_").strip()
+    name = _TRAILING.sub("", name)
+    if name.startswith("."):
+        rest = name.lstrip(".")
+        if rest and lost_chars and "." not in rest:
+            name = f"{fallback}.{rest}"
+        else:
+            name = f"_{rest}" if rest else ""
+    if not name:
         name = fallback
     return fit_name(name, NAME_MAX - _RESERVE)
 

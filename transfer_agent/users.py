@@ -125,64 +125,102 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def _locked_msg(locked_until: float, now: float) -> str:
+    mins = int((locked_until - now) // 60) + 1
+    return f"ログイン失敗が続いたためロックされています（約{mins}分後に再試行できます）"
+
+
 def login(ledger: Ledger, name: str, password: str, client: str = "") -> tuple[str, Session]:
-    """Check the password; returns (cookie token, session). Raises LoginError (audited)."""
+    """Check the password; returns (cookie token, session). Raises LoginError (audited).
+
+    Lockout holds under parallel guesses: each check is reserved (counted in `failed`) in one
+    write transaction before the slow argon2 verify, so at most MAX_FAILURES checks run per lock
+    period; a success re-checks the lock before it creates the session."""
+    name = name[:64]
     now = time.time()
-    row = ledger.one("SELECT * FROM console_users WHERE name = ?", (name[:64],))
+    with ledger.tx() as t:
+        row = t.execute("SELECT * FROM console_users WHERE name = ?", (name,)).fetchone()
+        refusal: LoginError | None = None
+        attempt = 0
+        if row is None:
+            pass
+        elif row["disabled"]:
+            t.audit("console.login_failed", {"name": name, "why": "disabled", "client": client}, actor=name)
+            refusal = LoginError("このアカウントは無効になっています。管理者に連絡してください")
+        else:
+            locked_until = row["locked_until"] or 0
+            if locked_until <= now and row["failed"] >= MAX_FAILURES:
+                # The quota is used up by checks still running (or left by a crash): lock now
+                # rather than run one more check.
+                locked_until = now + LOCK_SECONDS
+                t.execute("UPDATE console_users SET failed = 0, locked_until = ? WHERE id = ?",
+                          (locked_until, row["id"]))
+                t.audit("user.locked", {"name": name, "seconds": LOCK_SECONDS}, actor="system")
+            if locked_until > now:
+                t.audit("console.login_failed", {"name": name, "why": "locked", "client": client}, actor=name)
+                refusal = LoginError(_locked_msg(locked_until, now), locked=True)
+            else:
+                t.execute("UPDATE console_users SET failed = failed + 1 WHERE id = ?", (row["id"],))
+                attempt = row["failed"] + 1
+    if refusal is not None:
+        raise refusal
     if row is None:
         try:
-            _ph.verify(_DUMMY, password)
+            _ph.verify(_DUMMY, password)  # same time as a real check: do not reveal names
         except VerificationError:
             pass
         with ledger.tx() as t:
-            t.audit("console.login_failed", {"name": name[:64], "why": "unknown user", "client": client},
-                    actor=name[:64] or "?")
+            t.audit("console.login_failed", {"name": name, "why": "unknown user", "client": client},
+                    actor=name or "?")
         raise LoginError("ユーザー名またはパスワードが違います")
-    if row["disabled"]:
-        with ledger.tx() as t:
-            t.audit("console.login_failed", {"name": name, "why": "disabled", "client": client}, actor=name)
-        raise LoginError("このアカウントは無効になっています。管理者に連絡してください")
-    if row["locked_until"] and row["locked_until"] > now:
-        with ledger.tx() as t:
-            t.audit("console.login_failed", {"name": name, "why": "locked", "client": client}, actor=name)
-        mins = int((row["locked_until"] - now) // 60) + 1
-        raise LoginError(f"ログイン失敗が続いたためロックされています（約{mins}分後に再試行できます）",
-                         locked=True)
     try:
         ok = _ph.verify(row["pw_hash"], password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
+    now = time.time()
     if not ok:
         with ledger.tx() as t:
-            # Count in the database, not from the row read before the slow hash check: parallel
-            # guesses must each count.
-            t.execute("UPDATE console_users SET failed = failed + 1 WHERE id = ?", (row["id"],))
-            failed = t.execute("SELECT failed FROM console_users WHERE id = ?", (row["id"],)).fetchone()[0]
-            locked = failed >= MAX_FAILURES
-            if locked:
+            # The attempt was counted when reserved; lock once the count reaches the limit.
+            cur = t.execute("SELECT failed, locked_until FROM console_users WHERE id = ?", (row["id"],)).fetchone()
+            already = bool(cur and cur["locked_until"] and cur["locked_until"] > now)
+            lock_now = bool(cur) and not already and cur["failed"] >= MAX_FAILURES
+            if lock_now:
                 t.execute("UPDATE console_users SET failed = 0, locked_until = ? WHERE id = ?",
                           (now + LOCK_SECONDS, row["id"]))
-            t.audit("console.login_failed", {"name": name, "why": "bad password", "failures": failed,
-                                             "locked": locked, "client": client}, actor=name)
-            if locked:
+            t.audit("console.login_failed", {"name": name, "why": "bad password", "failures": attempt,
+                                             "locked": lock_now or already, "client": client}, actor=name)
+            if lock_now:
                 t.audit("user.locked", {"name": name, "seconds": LOCK_SECONDS}, actor="system")
-        if locked:
+        if lock_now:
             raise LoginError("ログイン失敗が続いたためアカウントをロックしました（15分後に再試行できます）",
                              locked=True)
+        if already:
+            raise LoginError(_locked_msg(cur["locked_until"], now), locked=True)
         raise LoginError("ユーザー名またはパスワードが違います")
     new_hash = _ph.hash(password) if _ph.check_needs_rehash(row["pw_hash"]) else None
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     th = _token_hash(token)
     with ledger.tx() as t:
-        t.execute("UPDATE console_users SET failed = 0, locked_until = NULL, last_login = ?"
-                  + (", pw_hash = ?" if new_hash else "") + " WHERE id = ?",
-                  (now, new_hash, row["id"]) if new_hash else (now, row["id"]))
-        t.execute("DELETE FROM console_sessions WHERE expires_at < ? OR last_seen < ?",
-                  (now, now - IDLE_SECONDS))
-        t.execute("INSERT INTO console_sessions(token_hash, user_id, csrf, created_at, expires_at, last_seen)"
-                  " VALUES (?,?,?,?,?,?)", (th, row["id"], csrf, now, now + SESSION_SECONDS, now))
-        t.audit("console.login", {"name": name, "role": row["role"], "client": client}, actor=name)
+        # A parallel guess may have locked (or an admin disabled) the account while we verified.
+        cur = t.execute("SELECT disabled, locked_until FROM console_users WHERE id = ?", (row["id"],)).fetchone()
+        if cur is None or cur["disabled"]:
+            t.audit("console.login_failed", {"name": name, "why": "disabled", "client": client}, actor=name)
+            refusal = LoginError("このアカウントは無効になっています。管理者に連絡してください")
+        elif cur["locked_until"] and cur["locked_until"] > now:
+            t.audit("console.login_failed", {"name": name, "why": "locked", "client": client}, actor=name)
+            refusal = LoginError(_locked_msg(cur["locked_until"], now), locked=True)
+        else:
+            t.execute("UPDATE console_users SET failed = 0, locked_until = NULL, last_login = ?"
+                      + (", pw_hash = ?" if new_hash else "") + " WHERE id = ?",
+                      (now, new_hash, row["id"]) if new_hash else (now, row["id"]))
+            t.execute("DELETE FROM console_sessions WHERE expires_at < ? OR last_seen < ?",
+                      (now, now - IDLE_SECONDS))
+            t.execute("INSERT INTO console_sessions(token_hash, user_id, csrf, created_at, expires_at, last_seen)"
+                      " VALUES (?,?,?,?,?,?)", (th, row["id"], csrf, now, now + SESSION_SECONDS, now))
+            t.audit("console.login", {"name": name, "role": row["role"], "client": client}, actor=name)
+    if refusal is not None:
+        raise refusal
     user = User(row["id"], row["name"], row["role"], row["display_name"])
     return token, Session(user, csrf, th)
 

@@ -8,10 +8,13 @@ cookie; every form carries the session's CSRF token; logins lock after repeated 
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import hmac
 import logging
 import secrets
 import time
+import unicodedata
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,17 @@ PKG = Path(__file__).resolve().parent.parent
 COOKIE = "ta_session"
 PRE_COOKIE = "ta_login"
 PAGE = 50
+MAX_ID = 2**63 - 1  # SQLite INTEGER
+# Banners after an action: the redirect carries a code, the text is ours (never text from the URL).
+FLASH = {
+    **originals.MESSAGES,
+    "requested": "原本取り出しを申請しました。承認をお待ちください",
+    "approved": "承認し、原本を申請者の受信フォルダに置きました",
+    "rejected": "却下しました",
+    "no_user": "ユーザーが見つかりません",
+}
+# Codes with a variable part: shown only with a signature made for this session.
+FLASH_ARG = {"unlocked": "{arg} のロックを解除しました"}
 _CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'")
 
@@ -167,20 +181,31 @@ class Console:
             params.append(v)
         elif v == "pending":
             where.append("j.status NOT IN ('delivered','blocked')")
-        if f.get("receipt"):
+        receipt = unicodedata.normalize("NFKC", f.get("receipt", "")).strip()
+        if receipt:
+            # Receipts are generated ASCII (YYYYMMDD-NNNN): normalising the query is enough.
             where.append("s.receipt LIKE ? ESCAPE '\\'")
-            params.append(_like(f["receipt"]) + "%")
-        if f.get("q"):
-            where.append("j.name LIKE ? ESCAPE '\\'")
-            params.append("%" + _like(f["q"]) + "%")
+            params.append(_like(receipt) + "%")
+        q = _norm(f.get("q", ""))[:200]
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         base = " FROM jobs j LEFT JOIN submissions s ON s.id = j.submission_id" + cond
-        total = self.ledger.one("SELECT COUNT(*)" + base, tuple(params))[0]
-        rows = self.ledger.query(
-            "SELECT j.id, j.status, j.channel, j.name, j.verdict, j.received_at, j.finished_at, j.size,"
-            " j.result, s.receipt, (SELECT COUNT(*) FROM original_requests r WHERE r.job_id = j.id"
-            " AND r.status = 'approved') AS originals" + base + " ORDER BY j.id DESC LIMIT ? OFFSET ?",
-            (*params, PAGE, (page - 1) * PAGE))
+        cols = ("SELECT j.id, j.status, j.channel, j.name, j.verdict, j.received_at, j.finished_at, j.size,"
+                " j.result, s.receipt, (SELECT COUNT(*) FROM original_requests r WHERE r.job_id = j.id"
+                " AND r.status = 'approved') AS originals")
+        if q:
+            # SQL LIKE cannot compare width-normalised text: filter the (id, name) pairs here,
+            # then load only the page's rows.
+            ids = [r[0] for r in self.ledger.query("SELECT j.id, j.name" + base + " ORDER BY j.id DESC",
+                                                   tuple(params)) if q in _norm_name(r[1] or "")]
+            total = len(ids)
+            ids = ids[(page - 1) * PAGE:page * PAGE]
+            rows = self.ledger.query(
+                cols + " FROM jobs j LEFT JOIN submissions s ON s.id = j.submission_id WHERE j.id IN ("
+                + ",".join("?" * len(ids)) + ") ORDER BY j.id DESC", tuple(ids)) if ids else []
+        else:
+            total = self.ledger.one("SELECT COUNT(*)" + base, tuple(params))[0]
+            rows = self.ledger.query(cols + base + " ORDER BY j.id DESC LIMIT ? OFFSET ?",
+                                     (*params, PAGE, (page - 1) * PAGE))
         out = []
         for r in rows:
             threats = _flatten(loads(r["result"]))
@@ -208,6 +233,53 @@ class Console:
                     raise _Denied(404, "ファイルが受信フォルダに見つかりません（移動または削除された可能性があります）")
                 return path, pf["name"]
         raise _Denied(404, "このファイルはありません")
+
+
+def _flash_sig(sess: users.Session, code: str, arg: str) -> str:
+    return hmac.new(sess.csrf.encode(), f"{code}\n{arg}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _flash_url(path: str, code: str, sess: users.Session | None = None, arg: str = "") -> str:
+    """Redirect target that shows the fixed banner `code` (with `arg`, signed for `sess`)."""
+    q = {"msg": code}
+    if arg and sess is not None:
+        q.update(arg=arg, sig=_flash_sig(sess, code, arg))
+    return path + "?" + urlencode(q)
+
+
+def _flash(request: Request, sess: users.Session) -> str | None:
+    """The banner for `?msg=`: known codes only; unknown codes and bad signatures show nothing."""
+    code = request.query_params.get("msg", "")
+    if code in FLASH:
+        return FLASH[code]
+    if code in FLASH_ARG:
+        arg, sig = request.query_params.get("arg", ""), request.query_params.get("sig", "")
+        if arg and hmac.compare_digest(sig.encode(), _flash_sig(sess, code, arg).encode()):
+            return FLASH_ARG[code].format(arg=arg[:64])
+    return None
+
+
+def _id(raw: str) -> int:
+    """A path id: a positive integer SQLite can hold; anything else is the normal 404 page."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
+        raise _Denied(404, "ページが見つかりません")
+    return int(raw)
+
+
+def _page(raw: str) -> int:
+    """The page query parameter: 1..100000; junk or huge numbers are not an error."""
+    n = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 20 else 1
+    return max(1, min(n, 100000))
+
+
+def _norm(s: str) -> str:
+    """Search form of a text: NFKC (full/half width, U+3000 space), case folded, runs of spaces as one."""
+    return " ".join(unicodedata.normalize("NFKC", s).casefold().split())
+
+
+@functools.lru_cache(maxsize=65536)
+def _norm_name(name: str) -> str:  # the same job names are compared on every search
+    return _norm(name)
 
 
 def _like(s: str) -> str:
@@ -308,54 +380,54 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
     # ------------------------------------------------------------ clerk views
     @app.get("/deliveries", response_class=HTMLResponse)
     def deliveries(request: Request, channel: str = "", date: str = "", verdict: str = "", receipt: str = "",
-                   q: str = "", page: int = 1) -> Response:
+                   q: str = "", page: str = "1") -> Response:
         con.session(request)
         f = {"channel": channel[:64], "date": date[:10], "verdict": verdict[:16], "receipt": receipt[:64],
              "q": q[:200]}
-        page = max(1, min(page, 100000))
-        rows, total = con.list_deliveries(f, page)
+        page_no = _page(page)
+        rows, total = con.list_deliveries(f, page_no)
         qs = {k: v for k, v in f.items() if v}
-        return con.render(request, "deliveries.html", rows=rows, total=total, page=page, pages=max(1, -(-total // PAGE)),
+        return con.render(request, "deliveries.html", rows=rows, total=total, page=page_no, pages=max(1, -(-total // PAGE)),
                           f=f, channels=con.channels(), qs=urlencode(qs))
 
     @app.get("/deliveries/{job_id}", response_class=HTMLResponse)
-    def report(request: Request, job_id: int) -> Response:
+    def report(request: Request, job_id: str) -> Response:
         sess = con.session(request)
-        job = con.job(job_id)
+        job = con.job(_id(job_id))
         result = loads(job["result"]) or {}
         plan = loads(job["plan"]) or {}
         kinds = {pf["kind"]: pf["name"] for pf in plan.get("files", [])}
         reqs = con.ledger.query(
             "SELECT r.*, u.name AS requester, u.display_name AS requester_dn, a.name AS approver FROM original_requests r"
             " JOIN console_users u ON u.id = r.requester_id LEFT JOIN console_users a ON a.id = r.approver_id"
-            " WHERE r.job_id = ? ORDER BY r.id DESC", (job_id,))
+            " WHERE r.job_id = ? ORDER BY r.id DESC", (job["id"],))
         pending_mine = any(r["status"] == "pending" and r["requester_id"] == sess.user.id for r in reqs)
         threats = _flatten(result)
         return con.render(request, "report.html", job=job, result=result, kinds=kinds, threats=threats,
                           children=_children(result), reqs=reqs, pending_mine=pending_mine,
-                          final=job["status"] in FINAL, msg=request.query_params.get("msg"))
+                          final=job["status"] in FINAL, msg=_flash(request, sess))
 
     @app.get("/deliveries/{job_id}/files/{kind}")
-    def download(request: Request, job_id: int, kind: str) -> Response:
+    def download(request: Request, job_id: str, kind: str) -> Response:
         sess = con.session(request)
         if kind not in ("output", "text", "sidecar", "notice"):
             raise _Denied(404, "このファイルはありません")
-        job = con.job(job_id)
+        job = con.job(_id(job_id))
         path, name = con.delivered_file(job, kind)
         with con.ledger.tx() as t:
-            t.audit("console.download", {"kind": kind, "name": name}, job_id=job_id, actor=sess.user.name)
+            t.audit("console.download", {"kind": kind, "name": name}, job_id=job["id"], actor=sess.user.name)
         return _file_response(path, name, text=kind == "text")
 
     @app.post("/deliveries/{job_id}/request")
-    async def request_original(request: Request, job_id: int) -> Response:
+    async def request_original(request: Request, job_id: str) -> Response:
         sess = con.session(request)
+        jid = _id(job_id)
         form = await con.check_csrf(request, sess)
         try:
-            await run_in_threadpool(originals.request_original, con.ledger, sess.user, job_id, form.get("reason", ""))
+            await run_in_threadpool(originals.request_original, con.ledger, sess.user, jid, form.get("reason", ""))
         except originals.RequestError as exc:
-            return RedirectResponse(f"/deliveries/{job_id}?" + urlencode({"msg": exc.ja}), status_code=303)
-        return RedirectResponse(f"/deliveries/{job_id}?" + urlencode({"msg": "原本取り出しを申請しました。承認をお待ちください"}),
-                                status_code=303)
+            return RedirectResponse(_flash_url(f"/deliveries/{jid}", exc.code), status_code=303)
+        return RedirectResponse(_flash_url(f"/deliveries/{jid}", "requested"), status_code=303)
 
     @app.get("/requests", response_class=HTMLResponse)
     def my_requests(request: Request) -> Response:
@@ -367,9 +439,9 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         return con.render(request, "requests.html", rows=rows)
 
     @app.get("/originals/{request_id}")
-    def original_download(request: Request, request_id: int) -> Response:
+    def original_download(request: Request, request_id: str) -> Response:
         sess = con.session(request)
-        r = con.ledger.one("SELECT * FROM original_requests WHERE id = ?", (request_id,))
+        r = con.ledger.one("SELECT * FROM original_requests WHERE id = ?", (_id(request_id),))
         if r is None or r["status"] != "approved" or not r["released"]:
             raise _Denied(404, "取り出された原本はありません")
         if r["requester_id"] != sess.user.id and sess.user.role not in ("approver", "admin"):
@@ -378,7 +450,7 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         if path.is_symlink() or not path.is_file():
             raise _Denied(404, "原本ファイルが受信フォルダに見つかりません")
         with con.ledger.tx() as t:
-            t.audit("original.downloaded", {"request_id": request_id, "path": r["released"]},
+            t.audit("original.downloaded", {"request_id": r["id"], "path": r["released"]},
                     job_id=r["job_id"], actor=sess.user.name)
         return _file_response(path, path.name)
 
@@ -396,36 +468,37 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
     # ------------------------------------------------------------ approver views
     @app.get("/approvals", response_class=HTMLResponse)
     def approvals(request: Request) -> Response:
-        con.session(request, ("approver", "admin"))
+        sess = con.session(request, ("approver", "admin"))
         base = ("SELECT r.*, j.name, j.channel, j.verdict, u.name AS requester, u.display_name AS requester_dn,"
                 " a.name AS approver FROM original_requests r JOIN jobs j ON j.id = r.job_id JOIN console_users u"
                 " ON u.id = r.requester_id LEFT JOIN console_users a ON a.id = r.approver_id")
         pending = con.ledger.query(base + " WHERE r.status = 'pending' ORDER BY r.id")
         done = con.ledger.query(base + " WHERE r.status != 'pending' ORDER BY r.decided_at DESC LIMIT 30")
-        return con.render(request, "approvals.html", pending=pending, done=done, msg=request.query_params.get("msg"))
+        return con.render(request, "approvals.html", pending=pending, done=done, msg=_flash(request, sess))
 
     @app.post("/approvals/{request_id}")
-    async def decide(request: Request, request_id: int) -> Response:
+    async def decide(request: Request, request_id: str) -> Response:
         sess = con.session(request, ("approver", "admin"))
+        rid = _id(request_id)
         form = await con.check_csrf(request, sess)
         decision = form.get("decision")
         if decision not in ("approve", "reject"):
             raise _Denied(400, "承認または却下を選んでください")
         try:
-            out = await run_in_threadpool(originals.decide, con.ledger, con.data_dir, sess.user, request_id,
+            out = await run_in_threadpool(originals.decide, con.ledger, con.data_dir, sess.user, rid,
                                           decision == "approve", form.get("comment", ""), con.fsync, con.lock)
         except originals.RequestError as exc:
-            return RedirectResponse("/approvals?" + urlencode({"msg": exc.ja}), status_code=303)
-        msg = "承認し、原本を申請者の受信フォルダに置きました" if out["status"] == "approved" else "却下しました"
-        return RedirectResponse("/approvals?" + urlencode({"msg": msg}), status_code=303)
+            return RedirectResponse(_flash_url("/approvals", exc.code), status_code=303)
+        return RedirectResponse(_flash_url("/approvals", "approved" if out["status"] == "approved" else "rejected"),
+                                status_code=303)
 
     # ------------------------------------------------------------ admin
     @app.get("/admin", response_class=HTMLResponse)
     def admin(request: Request) -> Response:
-        con.session(request, ("admin",))
+        sess = con.session(request, ("admin",))
         now = time.time()
         return con.render(request, "admin.html", users=users.list_users(con.ledger), keys=apikeys.list_keys(con.ledger),
-                          now=now, roles=users.ROLE_JA, msg=request.query_params.get("msg"),
+                          now=now, roles=users.ROLE_JA, msg=_flash(request, sess),
                           audit=con.ledger.query("SELECT seq, ts, event, actor, job_id, data FROM audit"
                                                  " ORDER BY seq DESC LIMIT 30"))
 
@@ -435,10 +508,9 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         await con.check_csrf(request, sess)
         try:
             await run_in_threadpool(users.unlock, con.ledger, name, sess.user.name)
-            msg = f"{name} のロックを解除しました"
         except ValueError:
-            msg = "ユーザーが見つかりません"
-        return RedirectResponse("/admin?" + urlencode({"msg": msg}), status_code=303)
+            return RedirectResponse(_flash_url("/admin", "no_user"), status_code=303)
+        return RedirectResponse(_flash_url("/admin", "unlocked", sess, name[:64]), status_code=303)
 
     return app
 

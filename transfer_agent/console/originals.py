@@ -21,25 +21,43 @@ PREFIX = "ORIGINAL_"
 MAX_REASON = 2000
 
 
+# Fixed texts by code: the console redirects with `?msg=<code>`, never with the text itself.
+MESSAGES = {
+    "reason_short": "申請理由を具体的に入力してください（4文字以上）",
+    "reason_long": f"申請理由は{MAX_REASON}文字以内で入力してください",
+    "not_final": "処理が完了したファイルについてのみ申請できます",
+    "pending_exists": "このファイルについては、すでに承認待ちの申請があります",
+    "no_quarantine": "原本の保管場所が記録されていません",
+    "expired": "原本は保存期間を過ぎたため削除されています",
+    "hash_mismatch": "隔離中の原本が記録と一致しないため取り出しを中止しました",
+    "no_free_name": "取り出し先に空いている名前がありません",
+    "comment_required": "却下する場合は理由（コメント）を入力してください",
+    "not_found": "申請が見つかりません",
+    "already_decided": "この申請はすでに処理されています",
+    "own_request": "自分の申請を承認・却下することはできません（別の承認者が必要です）",
+}
+
+
 class RequestError(Exception):
-    def __init__(self, ja: str) -> None:
-        super().__init__(ja)
-        self.ja = ja
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.ja = MESSAGES[code]
+        super().__init__(self.ja)
 
 
 def request_original(ledger: Ledger, user: User, job_id: int, reason: str) -> int:
     reason = reason.strip()
     if len(reason) < 4:
-        raise RequestError("申請理由を具体的に入力してください（4文字以上）")
+        raise RequestError("reason_short")
     if len(reason) > MAX_REASON:
-        raise RequestError(f"申請理由は{MAX_REASON}文字以内で入力してください")
+        raise RequestError("reason_long")
     with ledger.tx() as t:
         job = t.execute("SELECT id, status, name, sha256 FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if job is None or job[1] not in FINAL:
-            raise RequestError("処理が完了したファイルについてのみ申請できます")
+            raise RequestError("not_final")
         if t.execute("SELECT 1 FROM original_requests WHERE job_id = ? AND requester_id = ? AND status = 'pending'",
                      (job_id, user.id)).fetchone():
-            raise RequestError("このファイルについては、すでに承認待ちの申請があります")
+            raise RequestError("pending_exists")
         cur = t.execute("INSERT INTO original_requests(job_id, requester_id, reason, status, created_at)"
                         " VALUES (?,?,?,?,?)", (job_id, user.id, reason, "pending", time.time()))
         rid = int(cur.lastrowid)
@@ -55,19 +73,19 @@ def _release(data_dir: Path, job: Any, fsync: bool, commit: Any) -> Path:
     copy becomes visible: a crash in between leaves a hidden temp (removed at start), never an
     original without its approval."""
     if not job["quarantine"]:
-        raise RequestError("原本の保管場所が記録されていません")
+        raise RequestError("no_quarantine")
     src = data_dir / job["quarantine"]
     if not src.is_file():
-        raise RequestError("原本は保存期間を過ぎたため削除されています")
+        raise RequestError("expired")
     target_dir = data_dir / (job["inbox_dir"] or f"inbox/{job['channel']}") / ORIGINALS_DIR
     try:
         final = write_atomic(target_dir, fit_name(PREFIX + job["name"], 200), src, fsync, tag="orig",
                              expect_sha256=job["sha256"] or None,
                              before_link=lambda name: commit(str((target_dir / name).relative_to(data_dir))))
     except HashMismatch:
-        raise RequestError("隔離中の原本が記録と一致しないため取り出しを中止しました") from None
+        raise RequestError("hash_mismatch") from None
     except Conflict:
-        raise RequestError("取り出し先に空いている名前がありません") from None
+        raise RequestError("no_free_name") from None
     return target_dir / final
 
 
@@ -75,15 +93,15 @@ def decide(ledger: Ledger, data_dir: Path, approver: User, request_id: int, appr
            fsync: bool = True, lock: Any = None) -> dict[str, Any]:
     comment = comment.strip()[:MAX_REASON]
     if not approve and not comment:
-        raise RequestError("却下する場合は理由（コメント）を入力してください")
+        raise RequestError("comment_required")
     req = ledger.one("SELECT r.*, u.name AS requester FROM original_requests r JOIN console_users u"
                      " ON u.id = r.requester_id WHERE r.id = ?", (request_id,))
     if req is None:
-        raise RequestError("申請が見つかりません")
+        raise RequestError("not_found")
     if req["status"] != "pending":
-        raise RequestError("この申請はすでに処理されています")
+        raise RequestError("already_decided")
     if req["requester_id"] == approver.id:
-        raise RequestError("自分の申請を承認・却下することはできません（別の承認者が必要です）")
+        raise RequestError("own_request")
     job = ledger.one("SELECT * FROM jobs WHERE id = ?", (req["job_id"],))
 
     def record(released_rel: str | None) -> None:
@@ -93,7 +111,7 @@ def decide(ledger: Ledger, data_dir: Path, approver: User, request_id: int, appr
                             ("approved" if approve else "rejected", approver.id, comment, time.time(),
                              released_rel, request_id))
             if cur.rowcount != 1:
-                raise RequestError("この申請はすでに処理されています")
+                raise RequestError("already_decided")
             event = "original.approved" if approve else "original.rejected"
             t.audit(event, {"request_id": request_id, "requester": req["requester"], "comment": comment},
                     job_id=req["job_id"], actor=approver.name)

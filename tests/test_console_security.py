@@ -1,0 +1,263 @@
+"""Console hardening against a real `transfer-agent serve`: lockout under parallel guesses, out-of-range
+ids, banners only from message codes, width-insensitive search, and the CLI lists with wide names."""
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+import pytest
+
+from tests.portal_helpers import add_user, new_key, start, ta, wait_done
+from transfer_agent.cli_admin import display_width
+from transfer_agent.users import MAX_FAILURES
+
+NAMES = ["見積書（最終）.txt", "住民票 写し.txt", "ＡＢＣ報告.txt", "議事録.txt"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    a = start(tmp_path_factory.mktemp("consec") / "data")
+    add_user(a.data_dir, "yamada", "clerk", "clerk-pass-1", "山田 花子")
+    add_user(a.data_dir, "kacho", "approver", "approver-pass-1")
+    add_user(a.data_dir, "admin", "admin", "admin-pass-123")
+    add_user(a.data_dir, "racer", "clerk", "racer-pass-1")
+    add_user(a.data_dir, "鈴木", "clerk", "suzuki-pass-1")
+    key = new_key(a.data_dir, "電子申請システム")
+    with httpx.Client(base_url=a.api, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+        r = c.post("/api/v1/submissions", data={"氏名": "山田 太郎"},
+                   files=[("files", (n, f"{n} の内容です。\n".encode())) for n in NAMES])
+        assert r.status_code == 202, r.text
+        receipt = r.json()["receipt"]
+        wait_done(c, r.json()["status_url"])
+    yield {"app": a, "receipt": receipt}
+    a.stop()
+
+
+def _db(app) -> sqlite3.Connection:
+    return sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3")
+
+
+def _pre(c: httpx.Client) -> str:
+    return re.search(r'name="pre" value="([^"]+)"', c.get("/login").text).group(1)
+
+
+def _login(app, name: str, password: str) -> httpx.Client:
+    c = httpx.Client(base_url=app.console, timeout=30)
+    r = c.post("/login", data={"name": name, "password": password, "pre": _pre(c), "next": "/"})
+    assert r.status_code == 303, r.text[:300]
+    return c
+
+
+def _csrf(c: httpx.Client, path: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', c.get(path).text).group(1)
+
+
+def _job_ids(app) -> dict[str, int]:
+    with _db(app) as db:
+        return {n: i for i, n in db.execute("SELECT id, name FROM jobs")}
+
+
+def _notice(html: str) -> str | None:
+    m = re.search(r'<p class="notice"[^>]*>(.*?)</p>', html, re.S)
+    return m.group(1) if m else None
+
+
+def test_parallel_logins_cannot_beat_lockout(env):
+    """M1: a burst of concurrent guesses gets at most MAX_FAILURES password checks, and the right
+    password inside the burst never logs in once the burst has locked the account."""
+    app = env["app"]
+    n = 30
+    right = {5, 15, 27}
+    guesses = ["racer-pass-1" if i in right else f"wrong-{i}" for i in range(n)]
+    results: list[tuple[int, bool] | None] = [None] * n
+    barrier = threading.Barrier(n)
+
+    def go(i: int) -> None:
+        with httpx.Client(base_url=app.console, timeout=60) as c:
+            pre = _pre(c)
+            barrier.wait()
+            r = c.post("/login", data={"name": "racer", "password": guesses[i], "pre": pre, "next": "/"})
+            results[i] = (r.status_code, "ta_session" in r.headers.get("set-cookie", ""))
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert all(r is not None for r in results), results
+    with _db(app) as db:
+        rows = db.execute("SELECT seq, event, data FROM audit WHERE (event IN ('console.login_failed',"
+                          " 'console.login') AND actor = 'racer') OR (event = 'user.locked' AND data LIKE"
+                          " '%racer%') ORDER BY seq").fetchall()
+    whys = [json.loads(d).get("why") for _, e, d in rows if e == "console.login_failed"]
+    assert whys.count("bad password") <= MAX_FAILURES, whys
+    assert len(whys) + sum(1 for _, e, _ in rows if e == "console.login") == n  # every attempt audited
+    lock_seqs = [s for s, e, _ in rows if e == "user.locked"]
+    assert len(lock_seqs) == 1, rows  # one lock for the whole burst
+    logins = [s for s, e, _ in rows if e == "console.login"]
+    assert all(s < lock_seqs[0] for s in logins), rows  # no login while locked
+    for i in right:
+        status, cookie = results[i]
+        assert (status, cookie) in ((303, True), (401, False))
+    assert sum(1 for s, _ in results if s == 303) == len(logins)
+
+    # Afterwards the account stays locked for the right password too, until an admin unlocks it.
+    with httpx.Client(base_url=app.console, timeout=30) as c:
+        r = c.post("/login", data={"name": "racer", "password": "racer-pass-1", "pre": _pre(c), "next": "/"})
+        assert r.status_code == 401 and "ロック" in r.text
+    assert "locked" in ta("user", "list", data_dir=app.data_dir).stdout
+    assert ta("user", "unlock", "racer", data_dir=app.data_dir).returncode == 0
+    _login(app, "racer", "racer-pass-1").close()
+
+
+def test_sequential_lockout_still_counts_each_failure(env):
+    """The reservation must not change the sequential rules: 4 failures then the right password logs in;
+    5 failures lock."""
+    app = env["app"]
+    with httpx.Client(base_url=app.console, timeout=30) as c:
+        def attempt(pw: str) -> httpx.Response:
+            return c.post("/login", data={"name": "racer", "password": pw, "pre": _pre(c), "next": "/"})
+
+        for _ in range(MAX_FAILURES - 1):
+            assert attempt("nope-nope").status_code == 401
+        assert attempt("racer-pass-1").status_code == 303
+        for _ in range(MAX_FAILURES - 1):
+            r = attempt("nope-nope")
+            assert r.status_code == 401 and "ロック" not in r.text
+        r = attempt("nope-nope")
+        assert r.status_code == 401 and "ロックしました" in r.text
+        assert attempt("racer-pass-1").status_code == 401
+    assert ta("user", "unlock", "racer", data_dir=app.data_dir).returncode == 0
+
+
+BAD_IDS = ["9" * 25, str(2**63), "0", "-1", "abc", "１"]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_out_of_range_ids_are_404(env, bad):
+    """L1: ids SQLite cannot hold (or <= 0, or not a number) give the normal 404 page, never a 500."""
+    app = env["app"]
+    clerk, approver = _login(app, "yamada", "clerk-pass-1"), _login(app, "kacho", "approver-pass-1")
+    try:
+        ccs, acs = _csrf(clerk, "/deliveries"), _csrf(approver, "/approvals")
+        b = quote(bad)
+        responses = [clerk.get(f"/deliveries/{b}"), clerk.get(f"/deliveries/{b}/files/output"),
+                     clerk.get(f"/originals/{b}"),
+                     clerk.post(f"/deliveries/{b}/request", data={"csrf": ccs, "reason": "確認のため必要"}),
+                     approver.post(f"/approvals/{b}", data={"csrf": acs, "decision": "approve"})]
+        for r in responses:
+            assert r.status_code == 404, (r.request.url, r.status_code)
+            assert r.headers["content-type"].startswith("text/html") and "ページが見つかりません" in r.text
+        # The biggest id SQLite holds is a normal "not found" too.
+        assert clerk.get(f"/deliveries/{2**63 - 1}").status_code == 404
+        assert clerk.get("/deliveries?page=99999999999999999999999").status_code == 200
+        assert clerk.get("/deliveries?page=abc").status_code == 200
+    finally:
+        clerk.close()
+        approver.close()
+    log = (app.data_dir.parent / f"{app.data_dir.name}.log").read_text("utf-8", "replace")
+    assert "OverflowError" not in log
+
+
+def test_banner_shows_only_known_message_codes(env):
+    """L8: `?msg=` selects one of our fixed texts; arbitrary text in the URL is never shown."""
+    app = env["app"]
+    job = _job_ids(app)["議事録.txt"]
+    clerk, approver, admin = (_login(app, "yamada", "clerk-pass-1"), _login(app, "kacho", "approver-pass-1"),
+                              _login(app, "admin", "admin-pass-123"))
+    try:
+        spoof = "パスワードが期限切れです。こちらから再設定してください"
+        for c, path in ((clerk, f"/deliveries/{job}"), (approver, "/approvals"), (admin, "/admin")):
+            r = c.get(path, params={"msg": spoof})
+            assert r.status_code == 200 and spoof not in r.text and _notice(r.text) is None
+            assert _notice(c.get(path, params={"msg": "nosuchcode"}).text) is None
+
+        # Error and success after a request: codes in the redirect, our texts on the page.
+        cs = _csrf(clerk, f"/deliveries/{job}")
+        r = clerk.post(f"/deliveries/{job}/request", data={"csrf": cs, "reason": "短"})
+        assert r.status_code == 303 and parse_qs(urlsplit(r.headers["location"]).query) == {"msg": ["reason_short"]}
+        assert _notice(clerk.get(r.headers["location"]).text) == "申請理由を具体的に入力してください（4文字以上）"
+        r = clerk.post(f"/deliveries/{job}/request", data={"csrf": cs, "reason": "内容の確認が必要なため"})
+        assert _notice(clerk.get(r.headers["location"]).text) == "原本取り出しを申請しました。承認をお待ちください"
+        r = clerk.post(f"/deliveries/{job}/request", data={"csrf": cs, "reason": "内容の確認が必要なため"})
+        assert "すでに承認待ちの申請があります" in _notice(clerk.get(r.headers["location"]).text)
+
+        # The approver: reject without a comment is refused, then rejected.
+        with _db(app) as db:
+            rid = db.execute("SELECT id FROM original_requests WHERE job_id = ? AND status = 'pending'",
+                             (job,)).fetchone()[0]
+        acs = _csrf(approver, "/approvals")
+        r = approver.post(f"/approvals/{rid}", data={"csrf": acs, "decision": "reject"})
+        assert _notice(approver.get(r.headers["location"]).text) == "却下する場合は理由（コメント）を入力してください"
+        r = approver.post(f"/approvals/{rid}", data={"csrf": acs, "decision": "reject", "comment": "不要です"})
+        assert _notice(approver.get(r.headers["location"]).text) == "却下しました"
+        r = approver.post(f"/approvals/{rid}", data={"csrf": acs, "decision": "reject", "comment": "不要です"})
+        assert _notice(approver.get(r.headers["location"]).text) == "この申請はすでに処理されています"
+
+        # Admin unlock names the user: that part is signed for this session, so it cannot be forged.
+        xcs = _csrf(admin, "/admin")
+        r = admin.post("/admin/users/racer/unlock", data={"csrf": xcs})
+        loc = r.headers["location"]
+        assert _notice(admin.get(loc).text) == "racer のロックを解除しました"
+        assert _notice(admin.get(loc.replace("arg=racer", "arg=" + quote(spoof))).text) is None
+        assert _notice(admin.get("/admin", params={"msg": "unlocked", "arg": spoof}).text) is None
+        other = _login(app, "admin", "admin-pass-123")  # another session: the same link shows nothing
+        try:
+            assert _notice(other.get(loc).text) is None
+        finally:
+            other.close()
+        r = admin.post("/admin/users/nobody/unlock", data={"csrf": xcs})
+        assert _notice(admin.get(r.headers["location"]).text) == "ユーザーが見つかりません"
+    finally:
+        for c in (clerk, approver, admin):
+            c.close()
+
+
+def _listed(c: httpx.Client, **params: str) -> list[str]:
+    html = c.get("/deliveries", params=params).text
+    body = html.split('<table class="list" id="deliveries">', 1)[1]
+    return re.findall(r'<td class="name"><a href="/deliveries/\d+">([^<]+)</a>', body)
+
+
+def test_search_ignores_width_and_space_forms(env):
+    """L3: file-name search and the receipt filter match full/half-width and space variants (NFKC)."""
+    app, receipt = env["app"], env["receipt"]
+    c = _login(app, "yamada", "clerk-pass-1")
+    try:
+        for q in ("見積書（最終）", "見積書(最終)", "見積書（最終)"):
+            assert _listed(c, q=q) == ["見積書（最終）.txt"], q
+        for q in ("住民票 写し", "住民票　写し", "住民票  写し"):
+            assert _listed(c, q=q) == ["住民票 写し.txt"], q
+        for q in ("ABC報告", "abc報告", "ａｂｃ", "ＡＢＣ"):
+            assert _listed(c, q=q) == ["ＡＢＣ報告.txt"], q
+        assert _listed(c, q="100%") == [] and _listed(c, q="_") == []  # no LIKE wildcards
+        assert sorted(_listed(c, q=".TXT")) == sorted(NAMES)
+        wide = receipt.translate(str.maketrans("0123456789-", "０１２３４５６７８９－"))
+        assert sorted(_listed(c, receipt=wide)) == sorted(NAMES)
+        assert sorted(_listed(c, receipt=receipt, q="txt")) == sorted(NAMES)
+        html = c.get("/deliveries", params={"q": "見積書(最終)"}).text
+        assert "1 件" in html
+        assert _listed(c, q="見積書(最終)", page="2") == []
+    finally:
+        c.close()
+
+
+def test_cli_lists_align_wide_names(env):
+    """Cosmetic: `user list` / `apikey list` pad by display width (wide characters count 2)."""
+    app = env["app"]
+    users = ta("user", "list", data_dir=app.data_dir).stdout.splitlines()
+    roles = {"yamada": "clerk", "kacho": "approver", "admin": "admin", "racer": "clerk", "鈴木": "clerk"}
+    cols = {display_width(users[0][:users[0].index("role")])}
+    for line in users[1:]:
+        name = line.split()[1]
+        cols.add(display_width(line[:line.index(roles[name], line.index(name) + len(name))]))
+    assert len(cols) == 1 and any("鈴木" in line for line in users), users
+    keys = ta("apikey", "list", data_dir=app.data_dir).stdout.splitlines()
+    assert any("電子申請システム" in line for line in keys)
+    cols = {display_width(line[:line.index(word)]) for line in keys for word in ("created", "20")
+            if word in line}
+    assert len(cols) == 1, keys
