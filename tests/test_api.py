@@ -452,3 +452,19 @@ def test_form_only_submission_is_accepted(app, key):
     assert "山田 太郎" in (bundle / "form.txt").read_text("utf-8")
     man = json.loads((bundle / "manifest.json").read_text("utf-8"))
     assert man["files"] == [] and man["summary"] == {}
+
+
+def test_metrics_only_for_allowed_monitoring_hosts(tmp_path):
+    """Channel names and volumes are internal: /metrics on the internet-side port answers only the
+    hosts in [api] metrics_allow (loopback by default, as the other tests use)."""
+    cfg = CONFIG.replace("[api]\n", '[api]\nmetrics_allow = ["192.0.2.0/24"]\n')
+    a = start(tmp_path / "data", config=cfg)
+    try:
+        error_json(httpx.get(a.api + "/metrics", timeout=10), 404, "not_found")
+        assert httpx.get(a.api + "/healthz", timeout=10).status_code == 200
+    finally:
+        a.stop()
+    (tmp_path / "bad.toml").write_text(CONFIG.replace("[api]\n", '[api]\nmetrics_allow = ["not-an-ip"]\n'), "utf-8")
+    proc = ta("serve", "--config", str(tmp_path / "bad.toml"), "--api-port", "0", "--console-port", "0",
+              data_dir=tmp_path / "d2")
+    assert proc.returncode != 0 and "api.metrics_allow" in proc.stderr, proc.stderr

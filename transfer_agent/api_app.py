@@ -8,6 +8,7 @@ The LGWAN-side console on the console port is `transfer_agent.console.create_con
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import threading
@@ -91,8 +92,17 @@ def create_app(service: Any) -> FastAPI:
             body["notes"] = notes
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    allowed = service.cfg.metrics_networks()
+
     @app.get("/metrics")
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        try:
+            ip = ipaddress.ip_address(request.client.host if request.client else "")
+        except ValueError:
+            ip = None
+        if ip is None or not any(ip in net for net in allowed):
+            # Channel names and volumes are internal: only the monitoring hosts of [api] metrics_allow.
+            return _error(404, "not_found", "not found", "見つかりません")
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     from .api_submissions import attach, make_router

@@ -5,6 +5,7 @@ so that a typo in an operator's file does not silently fall back to a default.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -51,7 +52,13 @@ class Config:
     api_max_files: int = 50
     api_rate_per_minute: float = 60.0
     api_rate_burst: int = 20
+    # Who may read /metrics on the (internet-side) API port: channel names and volumes are internal.
+    metrics_allow: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
     source: str = "<defaults>"
+
+    def metrics_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """metrics_allow as networks ("10.0.0.0/8", "127.0.0.1"); ValueError names a bad entry."""
+        return [ipaddress.ip_network(a, strict=False) for a in self.metrics_allow]
 
     # Layout under the data directory.
     @property
@@ -100,7 +107,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
                  "retry_max_seconds": ("delivery_retry_max_seconds", float)},
     "retention": {"purge_interval_seconds": ("purge_interval_seconds", float)},
     "api": {"max_upload_mb": ("max_upload_mb", float), "max_files": ("api_max_files", int),
-            "rate_per_minute": ("api_rate_per_minute", float), "rate_burst": ("api_rate_burst", int)},
+            "rate_per_minute": ("api_rate_per_minute", float), "rate_burst": ("api_rate_burst", int),
+            "metrics_allow": ("metrics_allow", list)},
 }
 
 
@@ -173,5 +181,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"delivery.retry_max_seconds = {cfg.delivery_retry_max_seconds}: must be >= retry_seconds")
     if cfg.workers < 0 or cfg.max_attempts < 1:
         raise ConfigError("workers must be >= 0 and max_attempts >= 1")
+    try:
+        cfg.metrics_networks()
+    except ValueError as exc:
+        raise ConfigError(f"api.metrics_allow: {exc}") from None
     if not cfg.default_channel or "/" in cfg.default_channel or cfg.default_channel.startswith("."):
         raise ConfigError(f"intake.default_channel = {cfg.default_channel!r}: not a usable folder name")
