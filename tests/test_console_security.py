@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -261,3 +262,65 @@ def test_cli_lists_align_wide_names(env):
     cols = {display_width(line[:line.index(word)]) for line in keys for word in ("created", "20")
             if word in line}
     assert len(cols) == 1, keys
+
+
+def _wait_job(app, jid: int, timeout: float = 60) -> tuple[str, str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _db(app) as db:
+            status, verdict = db.execute("SELECT status, verdict FROM jobs WHERE id = ?", (jid,)).fetchone()
+        if status in ("delivered", "blocked"):
+            return status, verdict
+        time.sleep(0.1)
+    raise AssertionError(f"job {jid} not final")
+
+
+def test_ppap_dropped_without_password_is_processed_with_the_one_a_clerk_enters(env):
+    """A password-protected ZIP dropped in the drop folder is blocked; the clerk, who got the password
+    another way, enters it on the report page and the quarantined original is sanitized and delivered.
+    A wrong password gives another blocked notice; the password is audited by actor, never stored."""
+    import io
+
+    import pyzipper
+
+    app = env["app"]
+    buf = io.BytesIO()
+    with pyzipper.AESZipFile(buf, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES) as z:
+        z.setpassword("とどいた合言葉".encode())
+        z.writestr("申請書.txt", "PPAPの中身です。\n".encode())
+    box = app.data_dir / "dropbox" / "ppap"
+    box.mkdir(parents=True, exist_ok=True)
+    (box / ".資料.zip.part").write_bytes(buf.getvalue())
+    (box / ".資料.zip.part").rename(box / "資料.zip")
+    deadline = time.monotonic() + 60
+    jid = None
+    while jid is None and time.monotonic() < deadline:
+        jid = _job_ids(app).get("資料.zip")
+        time.sleep(0.1)
+    assert jid and _wait_job(app, jid) == ("blocked", "blocked")
+    c = _login(app, "yamada", "clerk-pass-1")
+    page = c.get(f"/deliveries/{jid}").text
+    assert 'id="password-retry"' in page
+    for pw, want in (("まちがい", "blocked"), ("とどいた合言葉", "sanitized")):
+        r = c.post(f"/deliveries/{jid}/password", data={"csrf": _csrf(c, f"/deliveries/{jid}"), "password": pw})
+        assert r.status_code == 303
+        new_id = int(urlsplit(r.headers["location"]).path.rsplit("/", 1)[1])
+        assert new_id != jid and _wait_job(app, new_id)[1] in ((want,) if want == "blocked" else ("clean", want))
+    out = app.data_dir / "inbox" / "ppap" / time.strftime("%Y-%m-%d") / "資料.zip"
+    assert out.is_file() and (app.data_dir / "inbox" / "ppap" / time.strftime("%Y-%m-%d") / "資料.zip.blocked.json").is_file()
+    import zipfile
+
+    with zipfile.ZipFile(out) as z:
+        assert z.read("申請書.txt").decode() == "PPAPの中身です。\n"
+    with _db(app) as db:
+        actors = [r[0] for r in db.execute("SELECT actor FROM audit WHERE event = 'job.password_retry'")]
+        assert actors == ["yamada", "yamada"]
+        assert db.execute("SELECT COUNT(*) FROM jobs WHERE password IS NOT NULL").fetchone()[0] == 0
+    for f in (app.data_dir / "state").iterdir():
+        if f.name.startswith("ledger.sqlite3"):
+            assert "とどいた合言葉".encode() not in f.read_bytes()
+    # The retry form is offered only for files blocked for want of a password.
+    other = _job_ids(app)["議事録.txt"]
+    assert 'id="password-retry"' not in c.get(f"/deliveries/{other}").text
+    r = c.post(f"/deliveries/{other}/password", data={"csrf": _csrf(c, f"/deliveries/{other}"), "password": "x"})
+    assert _notice(c.get(r.headers["location"]).text) == "このファイルはパスワードを指定して再処理する対象ではありません"

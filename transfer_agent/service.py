@@ -152,6 +152,14 @@ def _drop_subdir(parts: tuple[str, ...]) -> str:
     return "/".join(kept)
 
 
+class RetryRefused(Exception):
+    """A password retry that cannot be done; `code` names why (for the console's message)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def _db_path(path: Path) -> str | bytes:
     """A path as SQLite can store it: the raw bytes (a BLOB) when the name is not valid UTF-8
     (a CP932 name written by an old client); os.fsdecode turns either back into the path."""
@@ -291,6 +299,42 @@ class Service:
         if waiting:
             return [f"{waiting} job(s) waiting for a delivery retry (inbox not writable? see log event deliver.retry)"]
         return []
+
+    # ------------------------------------------------------------------ password retry (PPAP)
+
+    def retry_with_password(self, job_id: int, password: str, actor: str) -> int:
+        """Process a file blocked for want of a password again, from its quarantined original, with the
+        password a clerk was given (PPAP: it came by another way). Returns the new job's id; the new
+        result is delivered next to the blocked notice like any job. Raises RetryRefused."""
+        if not password or len(password) > 1024:
+            raise RetryRefused("bad_password")
+        with self.quarantine.lock, self.ledger.tx() as t:
+            row = t.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise RetryRefused("not_found")
+            result = json.loads(row["result"]) if row["result"] else {}
+            wants = row["status"] == "blocked" and any(
+                th.get("action") == "blocked" and str(th.get("id", "")).endswith(".encrypted")
+                for th in result.get("threats", []))
+            if not wants:
+                raise RetryRefused("not_encrypted")
+            q = t.execute("SELECT purged_at FROM quarantine WHERE sha256 = ?", (row["sha256"],)).fetchone()
+            if q is None or q["purged_at"] is not None or not self.quarantine.path_for(row["sha256"]).is_file():
+                raise RetryRefused("purged")
+            now = time.time()
+            cur = t.execute(
+                "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, size, sha256, quarantine,"
+                " submission_id, password, received_at) VALUES ('queued','console',?,?,?,?,?,?,?,?,?,?)",
+                (row["channel"], row["name"], row["subdir"], f"retry of job {job_id}", row["size"], row["sha256"],
+                 row["quarantine"], row["submission_id"], password, now))
+            new_id = int(cur.lastrowid)
+            t.execute("UPDATE quarantine SET last_seen = ? WHERE sha256 = ?", (now, row["sha256"]))
+            t.audit("job.password_retry", {"from_job": job_id, "name": row["name"], "channel": row["channel"]},
+                    job_id=new_id, actor=actor)
+        log.info("processing again with a password", extra={"event": "job.password_retry", "job_id": new_id,
+                                                             "from_job": job_id, "actor": actor})
+        self._kick()
+        return new_id
 
     # ------------------------------------------------------------------ intake
 

@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 import unicodedata
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import apikeys, threat_labels, users
 from ..ledger import FINAL, Ledger, loads
 from ..portal_db import ensure_schema
+from ..service import RetryRefused
 from . import originals
 
 log = logging.getLogger("transfer_agent.console")
@@ -45,6 +47,12 @@ FLASH = {
     "approved": "承認し、原本を申請者の受信フォルダに置きました",
     "rejected": "却下しました",
     "no_user": "ユーザーが見つかりません",
+    "password_retry": "パスワードを指定して再処理を始めました。結果はこの画面に表示されます",
+    "bad_password": "パスワードを入力してください",
+    "not_encrypted": "このファイルはパスワードを指定して再処理する対象ではありません",
+    "purged": "原本の保管期間が過ぎたため再処理できません",
+    "not_found": "ファイルが見つかりません",
+    "no_retry": "この画面からは再処理できません",
 }
 # Codes with a variable part: shown only with a signature made for this session.
 FLASH_ARG = {"unlocked": "{arg} のロックを解除しました"}
@@ -118,8 +126,10 @@ def _children(result: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 class Console:
-    def __init__(self, ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None) -> None:
+    def __init__(self, ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None,
+                 retry: Callable[[int, str, str], int] | None = None) -> None:
         self.ledger = ledger
+        self.retry = retry  # the appliance's retry_with_password, when there is an appliance
         self.data_dir = Path(data_dir)
         self.fsync = fsync
         self.lock = lock
@@ -296,11 +306,13 @@ def _file_response(path: Path, name: str, text: bool = False) -> FileResponse:
 def create_console_app(service: Any) -> FastAPI:
     """The console for an appliance `Service` (uses its ledger, data dir and delivery lock)."""
     return build_console(service.ledger, service.cfg.data_dir, fsync=service.cfg.fsync,
-                         lock=getattr(service, "delivery_lock", None))
+                         lock=getattr(service, "delivery_lock", None),
+                         retry=getattr(service, "retry_with_password", None))
 
 
-def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None) -> FastAPI:
-    con = Console(ledger, data_dir, fsync, lock)
+def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None,
+                  retry: Callable[[int, str, str], int] | None = None) -> FastAPI:
+    con = Console(ledger, data_dir, fsync, lock, retry)
     app = FastAPI(title="transfer-agent console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = con
     app.mount("/static", StaticFiles(directory=str(PKG / "static")), name="static")
@@ -403,9 +415,16 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
             " WHERE r.job_id = ? ORDER BY r.id DESC", (job["id"],))
         pending_mine = any(r["status"] == "pending" and r["requester_id"] == sess.user.id for r in reqs)
         threats = _flatten(result)
+        # PPAP: blocked for want of a password, which the clerk may have received another way.
+        needs_password = con.retry is not None and job["status"] == "blocked" and any(
+            t.get("action") == "blocked" and str(t.get("id", "")).endswith(".encrypted")
+            for t in result.get("threats", []))
+        retries = con.ledger.query("SELECT id, verdict, status FROM jobs WHERE source = 'console' AND drop_path = ?"
+                                   " ORDER BY id", (f"retry of job {job['id']}",))
         return con.render(request, "report.html", job=job, result=result, kinds=kinds, threats=threats,
                           children=_children(result), reqs=reqs, pending_mine=pending_mine,
-                          final=job["status"] in FINAL, msg=_flash(request, sess))
+                          final=job["status"] in FINAL, msg=_flash(request, sess),
+                          needs_password=needs_password, retries=retries)
 
     @app.get("/deliveries/{job_id}/files/{kind}")
     def download(request: Request, job_id: str, kind: str) -> Response:
@@ -428,6 +447,19 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         except originals.RequestError as exc:
             return RedirectResponse(_flash_url(f"/deliveries/{jid}", exc.code), status_code=303)
         return RedirectResponse(_flash_url(f"/deliveries/{jid}", "requested"), status_code=303)
+
+    @app.post("/deliveries/{job_id}/password")
+    async def password_retry(request: Request, job_id: str) -> Response:
+        sess = con.session(request)
+        jid = _id(job_id)
+        form = await con.check_csrf(request, sess)
+        if con.retry is None:
+            return RedirectResponse(_flash_url(f"/deliveries/{jid}", "no_retry"), status_code=303)
+        try:
+            new_id = await run_in_threadpool(con.retry, jid, str(form.get("password", "")), sess.user.name)
+        except RetryRefused as exc:
+            return RedirectResponse(_flash_url(f"/deliveries/{jid}", exc.code), status_code=303)
+        return RedirectResponse(_flash_url(f"/deliveries/{new_id}", "password_retry"), status_code=303)
 
     @app.get("/requests", response_class=HTMLResponse)
     def my_requests(request: Request) -> Response:
