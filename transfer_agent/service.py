@@ -323,10 +323,11 @@ class Service:
                 raise RetryRefused("purged")
             now = time.time()
             cur = t.execute(
+                # Not tied to the submission: its status and manifest stay as the applicant was told.
                 "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, size, sha256, quarantine,"
-                " submission_id, password, received_at) VALUES ('queued','console',?,?,?,?,?,?,?,?,?,?)",
+                " password, received_at) VALUES ('queued','console',?,?,?,?,?,?,?,?,?)",
                 (row["channel"], row["name"], row["subdir"], f"retry of job {job_id}", row["size"], row["sha256"],
-                 row["quarantine"], row["submission_id"], password, now))
+                 row["quarantine"], password, now))
             new_id = int(cur.lastrowid)
             t.execute("UPDATE quarantine SET last_seen = ? WHERE sha256 = ?", (now, row["sha256"]))
             t.audit("job.password_retry", {"from_job": job_id, "name": row["name"], "channel": row["channel"]},
