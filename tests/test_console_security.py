@@ -324,3 +324,23 @@ def test_ppap_dropped_without_password_is_processed_with_the_one_a_clerk_enters(
     assert 'id="password-retry"' not in c.get(f"/deliveries/{other}").text
     r = c.post(f"/deliveries/{other}/password", data={"csrf": _csrf(c, f"/deliveries/{other}"), "password": "x"})
     assert _notice(c.get(r.headers["location"]).text) == "このファイルはパスワードを指定して再処理する対象ではありません"
+
+
+def test_form_only_submission_is_listed(env):
+    """An e-application with fields but no attachments has no file row; the list still shows it, with a
+    link to its form, and the receipt filter finds it."""
+    app = env["app"]
+    key = new_key(app.data_dir, "申請フォーム")
+    with httpx.Client(base_url=app.api, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
+        body = ("--XYZ\r\nContent-Disposition: form-data; name=\"氏名\"\r\n\r\n添付 なし\r\n"
+                "--XYZ\r\nContent-Disposition: form-data; name=\"用件\"\r\n\r\n住所変更の相談\r\n--XYZ--\r\n")
+        r = api.post("/api/v1/submissions", content=body.encode(),
+                     headers={"Content-Type": "multipart/form-data; boundary=XYZ"})
+        assert r.status_code == 202, r.text
+        receipt = r.json()["receipt"]
+        wait_done(api, r.json()["status_url"])
+    c = _login(app, "yamada", "clerk-pass-1")
+    page = c.get("/deliveries", params={"receipt": receipt}).text
+    assert 'id="forms"' in page and f"/submissions/{receipt}/form" in page
+    assert "住所変更の相談" in c.get(f"/submissions/{receipt}/form").text
+    assert f"/submissions/{receipt}/form" not in c.get("/deliveries", params={"verdict": "clean"}).text

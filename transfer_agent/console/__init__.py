@@ -228,6 +228,25 @@ class Console:
                         "threat_count": len(threats)})
         return out, total
 
+    def form_only(self, f: dict[str, str]) -> list[Any]:
+        """E-applications sent without attachments: no job row, so the file list cannot show them."""
+        if f.get("verdict") or f.get("q"):
+            return []
+        where, params = ["NOT EXISTS (SELECT 1 FROM jobs j WHERE j.submission_id = s.id)"], []
+        if f.get("channel"):
+            where.append("s.channel = ?")
+            params.append(f["channel"])
+        if f.get("date"):
+            where.append("s.day = ?")
+            params.append(f["date"])
+        receipt = unicodedata.normalize("NFKC", f.get("receipt", "")).strip()
+        if receipt:
+            where.append("s.receipt LIKE ? ESCAPE '\\'")
+            params.append(_like(receipt) + "%")
+        return self.ledger.query("SELECT s.receipt, s.channel, s.client, s.created_at, s.status FROM submissions s"
+                                 " WHERE " + " AND ".join(where) + " ORDER BY s.created_at DESC LIMIT 50",
+                                 tuple(params))
+
     def channels(self) -> list[str]:
         return [r[0] for r in self.ledger.query("SELECT DISTINCT channel FROM jobs ORDER BY channel")]
 
@@ -400,7 +419,7 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         rows, total = con.list_deliveries(f, page_no)
         qs = {k: v for k, v in f.items() if v}
         return con.render(request, "deliveries.html", rows=rows, total=total, page=page_no, pages=max(1, -(-total // PAGE)),
-                          f=f, channels=con.channels(), qs=urlencode(qs))
+                          f=f, channels=con.channels(), qs=urlencode(qs), forms=con.form_only(f))
 
     @app.get("/deliveries/{job_id}", response_class=HTMLResponse)
     def report(request: Request, job_id: str) -> Response:
