@@ -461,6 +461,9 @@ def test_metrics_only_for_allowed_monitoring_hosts(tmp_path):
     a = start(tmp_path / "data", config=cfg)
     try:
         error_json(httpx.get(a.api + "/metrics", timeout=10), 404, "not_found")
+        # A forwarded-for header naming an allowed host changes nothing: only the peer address counts.
+        error_json(httpx.get(a.api + "/metrics", headers={"X-Forwarded-For": "192.0.2.7",
+                                                         "Forwarded": "for=192.0.2.7"}, timeout=10), 404)
         assert httpx.get(a.api + "/healthz", timeout=10).status_code == 200
     finally:
         a.stop()

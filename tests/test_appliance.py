@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -423,6 +424,45 @@ def test_sender_folders_cannot_fake_bundles_or_originals_or_overflow(agent: Agen
         time.sleep(0.1)
     assert all(p.exists() for p in want), [p for p in want if not p.exists()]
     assert not (out / receipt).exists() and not (out / "originals").exists()
+
+
+def test_folder_swapped_for_a_symlink_takes_nothing_from_elsewhere(agent: Agent, tmp_path: Path) -> None:
+    """A drop folder replaced by a symbolic link after its file was noticed: the file behind the link
+    (another channel's inbox, /etc...) is neither taken, delivered nor deleted."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "台帳.txt").write_text("他部署の台帳\n", "utf-8")
+    box = agent.data / "dropbox" / "kokuho"
+    drop(box / "swap" / "台帳.txt", "送信者の内容\n".encode())
+    (box / "swap").rename(box / ".swap-hidden")  # dot folders are ignored
+    (box / "swap").symlink_to(outside, target_is_directory=True)
+    time.sleep(3.0)  # stable_seconds 1.0: long enough to have been taken
+    assert (outside / "台帳.txt").read_text("utf-8") == "他部署の台帳\n"
+    day = time.strftime("%Y-%m-%d")
+    assert not (agent.data / "inbox" / "kokuho" / day / "swap").exists()
+    assert not agent.rows("SELECT id FROM jobs WHERE subdir = 'swap'")
+    assert any('"intake.skip"' in ln and "swap" in ln for ln in agent.stderr().splitlines())  # it was tried
+    (box / "swap").unlink()
+    shutil.rmtree(box / ".swap-hidden")
+
+
+def test_file_over_the_size_limit_is_left_in_the_dropbox(agent: Agent) -> None:
+    """A sparse file of 200 MB (over max_file_mb = 100) is not copied: it stays where it is, is audited
+    once and shows on /healthz until it is removed."""
+    big = agent.data / "dropbox" / "kokuho" / "巨大.pdf"
+    with open(big, "wb") as f:
+        f.truncate(200 * 1024 * 1024)  # no blocks on disk for the sender
+    end = time.monotonic() + 20
+    note = ""
+    while time.monotonic() < end and "over the size limit" not in note:
+        time.sleep(0.2)
+        note = agent.get("/healthz")[1]
+    assert "over the size limit" in note and big.exists()
+    assert not agent.rows("SELECT id FROM jobs WHERE name = ?", (big.name,))
+    assert len(agent.rows("SELECT seq FROM audit WHERE event = 'intake.too_large'")) == 1
+    assert not any(p.stat().st_size > 1 << 20 for p in (agent.data / "work" / "intake").iterdir())
+    big.unlink()
+    assert "over the size limit" not in agent.get("/healthz")[1]
 
 def test_retention_purge_is_audited(agent: Agent) -> None:
     n0 = len(agent.wait_final(2))  # the files dropped before start are final first

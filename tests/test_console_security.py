@@ -306,6 +306,9 @@ def test_ppap_dropped_without_password_is_processed_with_the_one_a_clerk_enters(
         assert r.status_code == 303
         new_id = int(urlsplit(r.headers["location"]).path.rsplit("/", 1)[1])
         assert new_id != jid and _wait_job(app, new_id)[1] in ((want,) if want == "blocked" else ("clean", want))
+    # Once delivered, the file is not processed again (no second copy in the inbox).
+    r = c.post(f"/deliveries/{jid}/password", data={"csrf": _csrf(c, f"/deliveries/{jid}"), "password": "x"})
+    assert _notice(c.get(r.headers["location"]).text) == "このファイルはすでにパスワードを指定して配送済みです"
     out = app.data_dir / "inbox" / "ppap" / time.strftime("%Y-%m-%d") / "資料.zip"
     assert out.is_file() and (app.data_dir / "inbox" / "ppap" / time.strftime("%Y-%m-%d") / "資料.zip.blocked.json").is_file()
     import zipfile
@@ -314,7 +317,9 @@ def test_ppap_dropped_without_password_is_processed_with_the_one_a_clerk_enters(
         assert z.read("申請書.txt").decode() == "PPAPの中身です。\n"
     with _db(app) as db:
         actors = [r[0] for r in db.execute("SELECT actor FROM audit WHERE event = 'job.password_retry'")]
-        assert actors == ["yamada", "yamada"]
+        assert actors == ["yamada", "yamada"]  # the refused third one queued nothing
+        first, *retries = db.execute("SELECT received_at FROM jobs WHERE name = '資料.zip' ORDER BY id").fetchall()
+        assert len(retries) == 2 and all(r == first for r in retries)  # same dated folder, same retention
         assert db.execute("SELECT COUNT(*) FROM jobs WHERE password IS NOT NULL").fetchone()[0] == 0
     for f in (app.data_dir / "state").iterdir():
         if f.name.startswith("ledger.sqlite3"):

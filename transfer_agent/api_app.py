@@ -100,6 +100,8 @@ def create_app(service: Any) -> FastAPI:
             ip = ipaddress.ip_address(request.client.host if request.client else "")
         except ValueError:
             ip = None
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped  # a dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d
         if ip is None or not any(ip in net for net in allowed):
             # Channel names and volumes are internal: only the monitoring hosts of [api] metrics_allow.
             return _error(404, "not_found", "not found", "見つかりません")
@@ -126,7 +128,8 @@ class HttpServer:
         self.sock.listen(128)
         self.sock.set_inheritable(False)
         self.host, self.port = host, self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        # No proxy headers: the peer address is the one that connected (it decides who may read /metrics).
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", proxy_headers=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name=f"http-{name}", daemon=True)
 

@@ -50,6 +50,23 @@ class _Candidate:
 
 
 _LEASE = hasattr(fcntl, "F_SETLEASE") and hasattr(fcntl, "F_SETSIG")
+# Without a lease (another user's file and no CAP_LEASE) and without a close event, a file must
+# stay quiet this many times stable_seconds before it is taken.
+UNPROVEN_FACTOR = 4
+
+
+def leases_for_others() -> bool:
+    """Whether this process may take leases on files it does not own (root or CAP_LEASE)."""
+    if not _LEASE:
+        return False
+    if os.geteuid() == 0:
+        return True
+    try:
+        with open("/proc/self/status") as f:
+            caps = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    except (OSError, StopIteration, ValueError):
+        return False
+    return bool(caps >> 28 & 1)  # CAP_LEASE
 
 
 def no_writer(path: str) -> bool | None:
@@ -84,8 +101,29 @@ class StillWriting(Exception):
     """The sender still has the file open for writing, or changed it while we copied it."""
 
 
-def copy_out(src: Path, dst: Path) -> None:
-    """Copy `src` into a new file `dst` that only we can reach (O_EXCL, 0600), fsynced.
+class NotTaken(Exception):
+    """The file could not be taken and is left where it is: reached through a symbolic link, not a
+    regular file, or unreadable. It is never copied, and nothing outside the dropbox is touched."""
+
+
+def open_dir_beneath(root: Path, parts: tuple[str, ...]) -> int:
+    """A descriptor of root/parts..., each component opened without following a symbolic link: a
+    folder swapped for a link to elsewhere (another channel's inbox, /etc) is refused, not entered."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts:
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+    except OSError as exc:
+        os.close(fd)
+        raise NotTaken(f"{root.joinpath(*parts)}: {exc.strerror or exc}") from None
+    return fd
+
+
+def copy_out(dir_fd: int, name: str, dst: Path) -> os.stat_result:
+    """Copy the file `name` of the folder `dir_fd` into a new file `dst` that only we can reach
+    (O_EXCL, 0600), fsynced; returns the source's stat (to unlink that very file afterwards).
 
     The sender's inode is never kept: a writer that still holds it open, or another hard link to
     it, could otherwise change the quarantined original, or the bytes the worker reads, after
@@ -93,13 +131,17 @@ def copy_out(src: Path, dst: Path) -> None:
     and none opened it for writing meanwhile; without leases, size and mtime must not move.
     """
     try:
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except BlockingIOError:  # another holder's write lease (Samba): it is still in use
-        raise StillWriting(f"{src} is in use") from None
+        raise StillWriting(f"{name} is in use") from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # ELOOP (a symbolic link), EACCES...
+        raise NotTaken(f"{name}: {exc.strerror or exc}") from None
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
-            raise StillWriting(f"{src} is not a regular file")
+            raise NotTaken(f"{name} is not a regular file")
         leased = False
         if _LEASE:
             try:
@@ -108,7 +150,7 @@ def copy_out(src: Path, dst: Path) -> None:
                 leased = True
             except OSError as exc:
                 if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY):
-                    raise StillWriting(f"{src} is open for writing") from None
+                    raise StillWriting(f"{name} is open for writing") from None
         try:
             out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
@@ -128,9 +170,36 @@ def copy_out(src: Path, dst: Path) -> None:
         if broken or (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) \
                 or os.path.getsize(dst) != after.st_size:
             os.unlink(dst)
-            raise StillWriting(f"{src} changed while it was taken")
+            raise StillWriting(f"{name} changed while it was taken")
+        return after
     finally:
         os.close(fd)
+
+
+def stat_beneath(root: Path, path: Path) -> os.stat_result:
+    """lstat of `path` inside `root`, refusing any symbolic link on the way (NotTaken)."""
+    parts = path.relative_to(root).parts
+    dfd = open_dir_beneath(root, parts[:-1])
+    try:
+        return os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
+    finally:
+        os.close(dfd)
+
+
+def unlink_beneath(root: Path, path: Path, same_as: os.stat_result | None = None) -> bool:
+    """Remove `path` inside `root` through its folder's descriptor (never through a link); with
+    `same_as`, only if the name still holds that very file. False when it was not removed."""
+    parts = path.relative_to(root).parts
+    dfd = open_dir_beneath(root, parts[:-1])
+    try:
+        if same_as is not None:
+            st = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
+            if (st.st_dev, st.st_ino) != (same_as.st_dev, same_as.st_ino):
+                return False
+        os.unlink(parts[-1], dir_fd=dfd)
+        return True
+    finally:
+        os.close(dfd)
 
 
 class _Events(FileSystemEventHandler):
@@ -162,6 +231,7 @@ class DropboxWatcher:
     def __init__(self, cfg: Config, on_ready: Callable[[list[Path]], None]) -> None:
         self.cfg = cfg
         self.root = cfg.dropbox
+        self._real_root = os.path.realpath(cfg.dropbox) + os.sep
         self.on_ready = on_ready
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._cands: dict[str, _Candidate] = {}
@@ -207,6 +277,8 @@ class DropboxWatcher:
         return any(fnmatch.fnmatchcase(name, p) for p in self._patterns)
 
     def _scan(self, top: Path) -> None:
+        if top != self.root and (top.is_symlink() or not os.path.realpath(top).startswith(self._real_root)):
+            return  # os.walk would list a linked top folder: taking would refuse it anyway
         for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             for f in filenames:
@@ -268,8 +340,12 @@ class DropboxWatcher:
             if not c.closed and self.cfg.close_settle_seconds <= age < self.cfg.stable_seconds \
                     and no_writer(p):
                 c.closed = True  # no event told us, but nobody is writing it: as good as a close-write
-            if age >= self.cfg.stable_seconds and not c.closed and no_writer(p) is False:
-                continue  # quiet, but still open for writing (a stalled upload): wait for the close
+            if age >= self.cfg.stable_seconds and not c.closed:
+                writer = no_writer(p)
+                if writer is False:
+                    continue  # quiet, but still open for writing (a stalled upload): wait for the close
+                if writer is None and age < self.cfg.stable_seconds * UNPROVEN_FACTOR:
+                    continue  # no lease on another user's file: nothing proves it closed, so wait longer
             if age >= self.cfg.stable_seconds or (c.closed and age >= self.cfg.close_settle_seconds):
                 del self._cands[p]
                 group.append(Path(p))

@@ -45,7 +45,17 @@ from . import delivery
 from .config import Config
 from .executor import Executor, LocalExecutor
 from .files import clean_name, fsync_dir, hash_file
-from .intake import DropboxWatcher, StillWriting, copy_out
+from .intake import (
+    UNPROVEN_FACTOR,
+    DropboxWatcher,
+    NotTaken,
+    StillWriting,
+    copy_out,
+    leases_for_others,
+    open_dir_beneath,
+    stat_beneath,
+    unlink_beneath,
+)
 from .ledger import Ledger
 from .metrics import Metrics
 from .quarantine import Quarantine
@@ -230,6 +240,7 @@ class Service:
         self._retry_keys: dict[tuple[str, str, str], int] = {}
         # Jobs waiting for a delivery retry; only the delivery thread (and recover() before it) changes it.
         self._retries: dict[int, _Retry] = {}
+        self._oversize: dict[str, str] = {}  # dropbox path -> signature, over the size limit
         self._processor = threading.Thread(target=self._process_loop, name="processor", daemon=True)
         self._deliverer = threading.Thread(target=self._delivery_loop, name="delivery", daemon=True)
         self._maint = threading.Thread(target=self._maintenance_loop, name="maintenance", daemon=True)
@@ -255,6 +266,10 @@ class Service:
         self.watcher.start()
         log.info("service started", extra={"event": "service.start", "data_dir": str(self.cfg.data_dir),
                                            "policy": self.default_policy.label, "workers": self.cfg.worker_count})
+        if not leases_for_others():
+            log.warning("no CAP_LEASE: a dropped file owned by another user cannot be proven closed; such"
+                        f" files wait {UNPROVEN_FACTOR} x stable_seconds without a close event (grant CAP_LEASE)",
+                        extra={"event": "service.no_lease"})
 
     def stop(self) -> None:
         """Stop intake, let in-flight files finish (up to the grace time), requeue the rest."""
@@ -295,10 +310,22 @@ class Service:
 
     def health_notes(self) -> list[str]:
         """Conditions that do not stop the service but need an operator (/healthz reports 'degraded')."""
+        notes = []
         waiting = len(self._retries)
         if waiting:
-            return [f"{waiting} job(s) waiting for a delivery retry (inbox not writable? see log event deliver.retry)"]
-        return []
+            notes.append(f"{waiting} job(s) waiting for a delivery retry (inbox not writable? see log event"
+                         " deliver.retry)")
+        for key, sig in list(self._oversize.items()):
+            try:
+                if _sig(stat_beneath(self.cfg.dropbox, Path(key))) == sig:
+                    continue
+            except (OSError, NotTaken, ValueError):
+                pass
+            self._oversize.pop(key, None)  # removed (or changed) by the sender or the operator
+        if self._oversize:
+            notes.append(f"{len(self._oversize)} file(s) in the dropbox are over the size limit and were not"
+                         " taken (see log event intake.too_large)")
+        return notes
 
     # ------------------------------------------------------------------ password retry (PPAP)
 
@@ -318,18 +345,30 @@ class Service:
                 for th in result.get("threats", []))
             if not wants:
                 raise RetryRefused("not_encrypted")
+            # Every retry of a file refers to the first job, so a chain of retries is judged as one:
+            # one at a time, and none once the file has been delivered.
+            root = job_id
+            if row["source"] == "console" and str(row["drop_path"]).startswith("retry of job "):
+                root = int(str(row["drop_path"]).rsplit(" ", 1)[1])
+            tag = f"retry of job {root}"
+            for other in t.execute("SELECT status, verdict FROM jobs WHERE source = 'console' AND drop_path = ?",
+                                   (tag,)):
+                if other["status"] not in ("delivered", "blocked"):
+                    raise RetryRefused("retry_running")
+                if other["verdict"] != "blocked":
+                    raise RetryRefused("retry_done")
             q = t.execute("SELECT purged_at FROM quarantine WHERE sha256 = ?", (row["sha256"],)).fetchone()
             if q is None or q["purged_at"] is not None or not self.quarantine.path_for(row["sha256"]).is_file():
                 raise RetryRefused("purged")
-            now = time.time()
+            # Not tied to the submission (its status and manifest stay as the applicant was told).
+            # received_at is the original's: the result lands in the same dated folder as the notice,
+            # and the retry does not extend how long the original is kept.
             cur = t.execute(
-                # Not tied to the submission: its status and manifest stay as the applicant was told.
                 "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, size, sha256, quarantine,"
                 " password, received_at) VALUES ('queued','console',?,?,?,?,?,?,?,?,?)",
-                (row["channel"], row["name"], row["subdir"], f"retry of job {job_id}", row["size"], row["sha256"],
-                 row["quarantine"], password, now))
+                (row["channel"], row["name"], row["subdir"], tag, row["size"], row["sha256"],
+                 row["quarantine"], password, row["received_at"]))
             new_id = int(cur.lastrowid)
-            t.execute("UPDATE quarantine SET last_seen = ? WHERE sha256 = ?", (now, row["sha256"]))
             t.audit("job.password_retry", {"from_job": job_id, "name": row["name"], "channel": row["channel"]},
                     job_id=new_id, actor=actor)
         log.info("processing again with a password", extra={"event": "job.password_retry", "job_id": new_id,
@@ -371,8 +410,14 @@ class Service:
         rows = []
         for i, a in enumerate(arrivals):
             try:
-                st = os.lstat(a.path)
+                st = stat_beneath(self.cfg.dropbox, a.path) if a.source == "dropbox" else os.lstat(a.path)
             except FileNotFoundError:
+                continue
+            except NotTaken as exc:
+                log.warning("not taken: reached through a symbolic link", extra={"event": "intake.skip",
+                                                                                 "path": str(a.path), "why": str(exc)})
+                continue
+            if a.source == "dropbox" and self._too_large(a, st):
                 continue
             rows.append((i, dict(source=a.source, channel=a.channel, name=a.name, subdir=a.subdir,
                                  drop_path=_db_path(a.path), size=st.st_size, drop_sig=_sig(st),
@@ -403,6 +448,11 @@ class Service:
                 log.info("still being written, left in the dropbox", extra={"event": "intake.busy",
                                                                             "path": str(a.path), "why": str(exc)})
                 continue
+            except NotTaken as exc:
+                gone.append(jid)  # left where it is; nothing was copied
+                ids[i] = None
+                log.warning("not taken", extra={"event": "intake.skip", "path": str(a.path), "why": str(exc)})
+                continue
             except Exception:
                 ids[i] = None  # row stays 'received': recovery takes the file at the next start
                 if strict:
@@ -427,11 +477,29 @@ class Service:
             log.exception("intake failed", extra={"event": "error", "job_ids": [j for j, _ in taken]})
         return ids
 
+    def _too_large(self, a: Arrival, st: os.stat_result) -> bool:
+        """Over the channel policy's size limit: left in the dropbox, never copied (a sparse file of
+        terabytes would fill the disk), reported once per file and on /healthz until it is gone."""
+        limit = self.policy_for(a.channel).limits.max_file_bytes
+        if st.st_size <= limit:
+            return False
+        key, sig = str(a.path), _sig(st)
+        if self._oversize.get(key) != sig:
+            self._oversize[key] = sig
+            log.warning("over the size limit, left in the dropbox", extra={
+                "event": "intake.too_large", "path": key, "size": st.st_size, "limit": limit})
+            with self.ledger.tx() as t:
+                t.audit("intake.too_large", {"channel": a.channel, "name": a.name, "subdir": a.subdir,
+                                             "size": st.st_size, "limit": limit})
+        return True
+
     def _take(self, src: Path, intake: Path, own: bool = False) -> None:
         """Move the file out of reach of the sender: a copy into a new file of ours, then unlink.
 
-        `own`: a file the service staged itself (REST uploads), renamed when on the same file system.
-        The caller fsyncs both directories afterwards."""
+        A dropbox file is reached from the dropbox folder one component at a time, never through a
+        symbolic link, and removed through the same folder descriptor, only if the name still holds
+        the file that was copied. `own`: a file the service staged itself (REST uploads), renamed
+        when on the same file system. The caller fsyncs both directories afterwards."""
         if own:
             try:
                 os.rename(src, intake)
@@ -439,13 +507,27 @@ class Service:
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
+        root = src.parent if own else self.cfg.dropbox
+        parts = src.relative_to(root).parts
         part = intake.with_name(intake.name + ".copy")
         part.unlink(missing_ok=True)  # from a crash before the rename below
-        copy_out(src, part)
-        os.rename(part, intake)
-        fsync_dir(intake.parent)
-        crashpoint("intake.copied")
-        os.unlink(src)  # recovery removes it if we die before this line (same drop_sig)
+        dfd = open_dir_beneath(root, parts[:-1])
+        try:
+            st = copy_out(dfd, parts[-1], part)
+            os.rename(part, intake)
+            fsync_dir(intake.parent)
+            crashpoint("intake.copied")
+            try:
+                now = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return  # the sender removed it meanwhile: we have our copy
+            if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                os.unlink(parts[-1], dir_fd=dfd)  # recovery removes it if we die before this line
+            else:
+                log.warning("the name holds another file now: left for the next walk",
+                            extra={"event": "intake.replaced", "path": str(src)})
+        finally:
+            os.close(dfd)
 
     def _finish_intake(self, job_id: int, intake: Path) -> None:
         self._finish_intake_many([(job_id, intake)], strict=True)
@@ -553,13 +635,18 @@ class Service:
     def _recover_intake(self, row: Any) -> None:
         jid = row["id"]
         intake = self.cfg.work / "intake" / str(jid)
-        drop_path = os.fsdecode(row["drop_path"])
+        drop_path = Path(os.fsdecode(row["drop_path"]))
+        dropbox = row["source"] == "dropbox"
         if intake.exists():
-            # Cross-device intake died between copy and unlink: the same file is still there.
+            # Intake died between copy and unlink: the same file is still there.
             try:
-                if _sig(os.lstat(drop_path)) == row["drop_sig"]:
+                if dropbox:
+                    st = stat_beneath(self.cfg.dropbox, drop_path)
+                    if _sig(st) == row["drop_sig"]:
+                        unlink_beneath(self.cfg.dropbox, drop_path, same_as=st)
+                elif _sig(os.lstat(drop_path)) == row["drop_sig"]:
                     os.unlink(drop_path)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotTaken):
                 pass
             self._finish_intake(jid, intake)
         elif row["sha256"] and self.quarantine.path_for(row["sha256"]).exists():
@@ -567,20 +654,22 @@ class Service:
                 self._mark_queued(jid)
         elif os.path.lexists(drop_path):
             try:
-                self._take(Path(drop_path), intake, own=row["source"] != "dropbox")
-            except StillWriting:
-                with self.ledger.tx() as t:  # the watcher takes it again once it is complete
+                self._take(drop_path, intake, own=not dropbox)
+            except (StillWriting, NotTaken, FileNotFoundError) as exc:
+                with self.ledger.tx() as t:  # left where it is: the watcher decides again
                     t.execute("DELETE FROM jobs WHERE id = ?", (jid,))
+                log.warning("not taken after restart", extra={"event": "recover.skip", "job_id": jid,
+                                                              "path": str(drop_path), "why": str(exc)})
                 return
             if self.cfg.fsync:
-                fsync_dir(Path(drop_path).parent)
+                fsync_dir(drop_path.parent)
                 fsync_dir(intake.parent)
             self._finish_intake(jid, intake)
         else:
             with self.ledger.tx() as t:
                 t.execute("DELETE FROM jobs WHERE id = ?", (jid,))
             log.warning("file vanished before intake", extra={"event": "recover.vanished", "job_id": jid,
-                                                              "path": drop_path})
+                                                              "path": str(drop_path)})
             return
         log.info("intake completed after restart", extra={"event": "recover.intake", "job_id": jid})
 
