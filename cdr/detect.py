@@ -366,7 +366,7 @@ def _looks_text(head: bytes) -> bool:
     if b"\x00" in head[:8192]:
         return head.startswith((b"\xff\xfe", b"\xfe\xff"))
     sample = head[:8192]
-    ctrl = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13, 27))
+    ctrl = sum(1 for b in sample if b < 32 and b not in (9, 10, 11, 12, 13, 26, 27))  # 26: DOS end of file
     return ctrl <= len(sample) * 0.01
 
 
@@ -437,8 +437,12 @@ def detect(path: str | Path, name: str | None = None) -> Detection:
             mime = _is_disk_image(f, size, reasons)
     if mime is None:
         lm, desc = _libmagic(head)
-        lm = _MAGIC_MAP.get(lm, lm)
         reasons.append(f"libmagic: {desc}")
+        if lm == "application/x-dosexec" and not head.startswith(b"MZ"):
+            # A DOS .COM guess from the first bytes (0x8C is 見 in Shift_JIS): judged as text or unknown
+            # instead; a real .COM is binary, and any name ending in .com is refused anyway.
+            lm = "application/octet-stream"
+        lm = _MAGIC_MAP.get(lm, lm)
         if lm.startswith("text/") or lm in ("application/octet-stream", "inode/x-empty", "application/x-empty"):
             if _looks_text(head):
                 lm = _text_kind(head, claimed, reasons)

@@ -100,3 +100,13 @@ def test_reasons_for_clerks_name_the_type_in_japanese(tmp_path):
     r = process(exe, exe.name, tmp_path / "o", load_policy("default"))
     assert r.verdict == "blocked" and "Windowsの実行ファイル" in r.reason_ja, r.reason_ja
     assert "executable" in r.reason_en and "executable" not in r.reason_ja
+
+
+def test_shift_jis_text_starting_with_mi_is_not_a_dos_program(tmp_path):
+    """libmagic takes 0x8C (見 in Shift_JIS) for a DOS .COM opcode; 見積書 in a text file is text."""
+    p = tmp_path / "見積.txt"
+    p.write_bytes("見積書\t金額\r\n工事一式\t100000\r\n".encode("cp932"))
+    assert detect(p, p.name).mime == "text/plain"
+    com = tmp_path / "prog.txt"
+    com.write_bytes(b"\xe9\x10\x00\xcd\x21\xb4\x4c\xcd\x21" * 50)  # machine code stays refused
+    assert detect(com, com.name).family in ("unknown", "executable")

@@ -203,3 +203,43 @@ def test_csv_large_file_one_formula(tmp_path):
     data = (row * (1_000_000 // len(row.encode("cp932")))).encode("cp932")
     r, out = _csv_out(tmp_path, data + b"x,=1+1\r\n")
     assert out == data + b"x,'=1+1\r\n"  # timing is measured by benchmarks/, not asserted here
+
+
+def _zip_with_exe() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("請求書.exe", b"MZ" + b"\x90" * 58 + b"\x40\x00\x00\x00PE\x00\x00" + b"\x00" * 200)
+    return buf.getvalue()
+
+
+def test_text_or_csv_hiding_a_program_after_its_first_8kb_is_blocked(tmp_path, default_policy):
+    """Detection reads the head only: a ZIP with an EXE appended to 18 KB of Japanese text (or CSV) must
+    not be delivered byte for byte, alone or inside an archive (a tar would even become a ZIP)."""
+    import tarfile
+
+    tail = _zip_with_exe()
+    body = "お知らせの本文です。\n".encode() * 1200
+    cases = {"notes.txt": body + tail, "list.csv": "氏名,金額\n山田,1000\n".encode("cp932") * 600 + tail}
+    for name, data in cases.items():
+        src = tmp_path / name
+        src.write_bytes(data)
+        r = process(src, name, tmp_path / f"o-{name}", default_policy)
+        assert r.verdict == "blocked" and "text.binary_data" in {t.id for t in r.threats}, (name, r.reason)
+    tar = tmp_path / "bundle.tar"
+    with tarfile.open(tar, "w") as t:
+        t.add(tmp_path / "notes.txt", "notes.txt")
+        (tmp_path / "ok.txt").write_text("問題のないメモ\n", "utf-8")
+        t.add(tmp_path / "ok.txt", "ok.txt")
+    r = process(tar, tar.name, tmp_path / "o-tar", default_policy)
+    assert r.verdict == "sanitized" and {c.verdict for c in r.children} == {"blocked", "clean"}
+    assert b"PK\x05\x06" not in Path(r.output).read_bytes()
+
+
+def test_text_with_tabs_form_feeds_and_dos_eof_is_still_text(tmp_path, default_policy):
+    src = tmp_path / "old.txt"
+    src.write_bytes("見出し\t値\r\n\x0c次のページ\r\n\x1a".encode("cp932"))
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "clean" and Path(r.output).read_bytes() == src.read_bytes()

@@ -95,6 +95,7 @@ THREATS: dict[str, tuple[str, str]] = {
     "archive.all_members_blocked": ("すべての中身が配送不可", "圧縮ファイル内のどのファイルも安全に配送できなかったため、圧縮ファイルごと止めました。"),
     "archive.unsupported": ("未対応の圧縮形式", "この圧縮形式（RARなど）は安全に作り直せないため受け付けていません。ZIP形式での再送を依頼してください。"),
     # Text, HTML, CSV
+    "text.binary_data": ("テキスト内のバイナリデータ", "文字ではないデータ（プログラムや圧縮ファイルの可能性）が含まれていたため配送を止めました。"),
     "csv.formula": ("CSVの数式", "Excelで開くと命令として実行される恐れのある値を、文字として扱うよう無害化しました。"),
     "html.active_content": ("HTML内のスクリプト等", "スクリプトや外部読み込みなど動作する部分を削除しました。"),
     "html.external_ref": ("HTMLの外部読み込み", "開いたときに外部から画像などを読み込む指定や、共有フォルダへのリンクを削除しました。"),
@@ -123,7 +124,7 @@ _FAMILY: dict[str, str] = {
     "pdf": "PDFの危険な要素", "ooxml": "Office文書の危険な要素", "ole": "旧形式Office文書の危険な要素",
     "rtf": "RTF文書の危険な要素", "image": "画像の不要な要素", "svg": "SVG画像の危険な要素",
     "archive": "圧縮ファイルの問題", "csv": "CSVの危険な値", "html": "HTMLの危険な要素",
-    "odf": "OpenDocument文書の危険な要素", "ichitaro": "一太郎文書の要素",
+    "odf": "OpenDocument文書の危険な要素", "ichitaro": "一太郎文書の要素", "text": "テキストの問題",
     "file": "ファイルの問題", "policy": "ポリシー", "verify": "再検査", "worker": "処理エラー",
 }
 

@@ -18,6 +18,25 @@ from ..errors import Blocked, Malformed
 from ..handler import Context, Handler, Option, Rebuilt, register
 from ..model import Detection, Threat
 
+# Control characters no text file needs (TAB, LF, VT, FF, CR, the DOS end-of-file mark and ESC stay).
+# Detection looks at the head only; a ZIP or an EXE appended to text is full of them.
+_BINARY = re.compile(r"[\x00-\x08\x0e-\x19\x1c-\x1f]")
+
+
+def binary_data(text: str, where: str = "") -> Threat | None:
+    """A finding when decoded 'text' holds bytes only binary data has (a smuggled archive or program)."""
+    m = _BINARY.search(text)
+    if m is None:
+        return None
+    return Threat("text.binary_data", where or f"character {m.start()}", "found",
+                  f"control character U+{ord(m.group()):04X}: binary data inside a text file")
+
+
+def _refuse_binary(found: Threat) -> None:
+    raise Blocked(f"the text file contains binary data ({found.location}); it may hide a program or archive",
+                  "テキストファイルの中にバイナリデータ（プログラムや圧縮ファイルの可能性）が含まれているため"
+                  "配送を停止しました", threat_id="text.binary_data")
+
 
 @register
 class TextHandler(Handler):
@@ -25,9 +44,13 @@ class TextHandler(Handler):
     mime_types = ("text/plain",)
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
-        return []
+        found = binary_data(decode_text(path.read_bytes())[0])
+        return [found] if found else []
 
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
+        found = binary_data(decode_text(src.read_bytes())[0])
+        if found:
+            _refuse_binary(found)
         shutil.copyfile(src, dst)
         return Rebuilt()
 
@@ -218,12 +241,17 @@ class CsvHandler(Handler):
         return scan
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
-        cells = self._scan(ctx, path.read_bytes()).cells
-        return [Threat("csv.formula", loc, "found", preview) for _pos, loc, preview in cells[:1000]]
+        scan = self._scan(ctx, path.read_bytes())
+        found = binary_data(scan.text)
+        return [Threat("csv.formula", loc, "found", preview) for _pos, loc, preview in scan.cells[:1000]] + \
+            ([found] if found else [])
 
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
         data = src.read_bytes()
         scan = self._scan(ctx, data)
+        found = binary_data(scan.text)
+        if found:
+            _refuse_binary(found)
         cells = scan.cells
         if not cells:
             dst.write_bytes(data)
