@@ -459,3 +459,56 @@ def test_file_named_like_a_folder_gets_a_free_name(tmp_path, default_policy):
     assert "x.txt/a.txt" in files and "x.txt" not in files, names
     assert not {f.casefold() for f in files} & folders, names  # nothing Windows would refuse to unpack
     assert {c.output for c in r.children if c.output} == set(files)
+
+
+def _fix_7z_crcs(buf: bytearray) -> None:
+    """After editing a plain (unencoded) 7z header in place: its CRC and the start header's."""
+    import zlib
+
+    off, size = struct.unpack_from("<QQ", buf, 12)
+    struct.pack_into("<L", buf, 28, zlib.crc32(bytes(buf[32 + off:32 + off + size])))
+    struct.pack_into("<L", buf, 8, zlib.crc32(bytes(buf[12:32])))
+
+
+def test_7z_entries_we_do_not_extract_still_count_towards_the_limits(tmp_path, default_policy):
+    """py7zr expands an entry it will not hand over (a name it refuses, ../big.bin) to check CRCs on
+    its way to the next member of the same solid block: that expansion is capped like any other."""
+    import py7zr
+
+    p = tmp_path / "nontarget.7z"
+    with py7zr.SevenZipFile(p, "w", filters=[{"id": py7zr.FILTER_LZMA2, "preset": 1}]) as z:
+        z.set_encoded_header_mode(False)
+        z.writestr(bytes(64 << 20), "XXXXXXXbin")  # 64 MB of zeros, a few KB packed
+        z.writestr("中身\n".encode(), "a.txt")
+    b = bytearray(p.read_bytes())
+    old = "XXXXXXXbin".encode("utf-16-le")
+    i = b.rfind(old)
+    b[i:i + len(old)] = "../big.bin".encode("utf-16-le")
+    _fix_7z_crcs(b)
+    p.write_bytes(b)
+    r = process(p, p.name, tmp_path / "o", default_policy)
+    assert r.verdict == BLOCKED and "archive.bomb" in {t.id for t in r.threats}, r.reason
+
+
+def test_7z_link_and_file_with_one_name_keep_their_own_bytes(tmp_path, default_policy):
+    """py7zr numbers a repeated name over links too: the regular file must be delivered with its own
+    content, never with the link's text under its name."""
+    import py7zr
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x<script>alert(1)<").mkdir()  # py7zr stores a link only when its target exists
+    (src / "x<script>alert(1)<" / "script>").write_bytes(b"")
+    (src / "lnk").symlink_to("x<script>alert(1)</script>")
+    (src / "real.txt").write_text("本物の報告書です。\n", "utf-8")
+    p = tmp_path / "samename.7z"
+    with py7zr.SevenZipFile(p, "w") as z:
+        z.write(src / "lnk", arcname="report.txt")
+        z.write(src / "real.txt", arcname="report.txt")
+    r = process(p, p.name, tmp_path / "o", default_policy)
+    assert r.verdict == SANITIZED
+    z = py7zr.SevenZipFile(r.output)
+    z.extractall(tmp_path / "x")
+    z.close()
+    assert [p.name for p in (tmp_path / "x").iterdir()] == ["report.txt"]
+    assert (tmp_path / "x" / "report.txt").read_text("utf-8") == "本物の報告書です。\n"

@@ -451,24 +451,36 @@ class SevenZipReader:
         from py7zr.io import Py7zIO, WriterFactory
 
         wanted: dict[str, int] = {}
-        seen: dict[str, int] = {}
-        targets: list[str] = []
+        targets = set()
         for i, f in enumerate(self.files):
             if self._kind(f) != "file":
                 continue
-            name = f.filename
-            # py7zr names duplicates name_0, name_1, ... and keys writers by its sanitised path
-            out = name if name not in seen else f"{name}_{seen[name]}"
-            seen[name] = seen.get(name, -1) + 1 if name in seen else 0
             try:
-                key = get_sanitized_output_path(out, None).as_posix()
-            except py7zr.Bad7zFile:
+                get_sanitized_output_path(f.filename, None)
+            except py7zr.Bad7zFile:  # py7zr refuses to extract it at all
                 self._errors[i] = MemberError("archive.path_traversal", "name cannot be extracted safely",
                                               "安全に展開できない名前です")
                 continue
-            wanted[key] = i
+            targets.add(f.filename)
+        # py7zr numbers a repeated name name_0, name_1, ... over every entry it extracts (links and
+        # folders too, in archive order) and keys writers by the sanitised result; do the same, and
+        # refuse a regular file whose key another entry also gets (its bytes could not be told apart).
+        seen: dict[str, int] = {}
+        keys: dict[str, list[int]] = {}
+        for i, f in enumerate(self.files):
+            name = f.filename
             if name not in targets:
-                targets.append(name)
+                continue
+            out = name if name not in seen else f"{name}_{seen[name]}"
+            seen[name] = seen[name] + 1 if name in seen else 0
+            keys.setdefault(get_sanitized_output_path(out, None).as_posix(), []).append(i)
+        for key, idx in keys.items():
+            files = [i for i in idx if self._kind(self.files[i]) == "file"]
+            if len(idx) == 1 and files:
+                wanted[key] = files[0]
+            for i in files if len(idx) > 1 else ():
+                self._errors[i] = MemberError("archive.duplicate_name", "another entry has the same name",
+                                              "同じ名前の別の項目があるため区別できません")
         paths: dict[int, Path] = {}
         workdir = self.workdir
 
@@ -484,6 +496,7 @@ class SevenZipReader:
 
             def write(self, s) -> int:
                 if self.f is None:
+                    meter.add(len(s), "", 0, None)  # not delivered, but still expanded: it counts
                     return len(s)
                 self.written += len(s)
                 f = self_files[self.idx]
@@ -514,12 +527,21 @@ class SevenZipReader:
                 return _Out(filename)
 
         if targets:
+            # py7zr also expands entries it does not hand to us (to check CRCs on the way): cap it all.
+            b, size = self.budget, max(self.path.stat().st_size, 1)
+            self.z.max_extract_size = max(0, min(b.total_limit - b.written, max(b.floor, int(b.ratio * size)),
+                                                 max(b.floor, int(b.ratio * b.root_size)) - b.written))
             try:
-                self.z.extract(targets=targets, factory=_Factory())
+                self.z.extract(targets=sorted(targets), factory=_Factory())
             except LimitExceeded:
                 raise
+            except py7zr.exceptions.DecompressionBombError:
+                raise self.budget.trip(LimitExceeded(
+                    "the 7z archive expands beyond the limits (archive_total_mb, archive_ratio)",
+                    "7zファイルの展開後のサイズが上限を超えました（圧縮爆弾の疑い）", threat_id="archive.bomb",
+                    location=self.path.name)) from None
             except (py7zr.Bad7zFile, py7zr.exceptions.CrcError, lzma.LZMAError, EOFError, ValueError,
-                    zlib.error, py7zr.exceptions.DecompressionBombError) as exc:
+                    zlib.error) as exc:
                 if self.encrypted:
                     self._wrong_password = True
                     raise WrongPassword() from None
