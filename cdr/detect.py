@@ -274,7 +274,8 @@ def _ooxml_or_odf(path: Path, reasons: list[str]) -> str | None:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
             if "[Content_Types].xml" in names:
-                ct = zf.read("[Content_Types].xml")[:2_000_000].decode("utf-8", "replace")
+                with zf.open("[Content_Types].xml") as m:  # only what is needed: the member may be a bomb
+                    ct = m.read(2_000_000).decode("utf-8", "replace")
                 for main, mime in _OOXML_MAIN.items():
                     if f'ContentType="{main}"' in ct or f"ContentType='{main}'" in ct:
                         reasons.append(f"OOXML package; main part content type {main}")
@@ -282,7 +283,8 @@ def _ooxml_or_odf(path: Path, reasons: list[str]) -> str | None:
                 reasons.append("OOXML package without a known main part")
                 return "application/zip"
             if names and names[0] == "mimetype":
-                declared = zf.read("mimetype")[:200].decode("ascii", "replace").strip()
+                with zf.open("mimetype") as m:
+                    declared = m.read(200).decode("ascii", "replace").strip()
                 if declared in KINDS and KINDS[declared].family == "odf":
                     reasons.append(f"ODF package; mimetype member says {declared}")
                     return declared

@@ -512,3 +512,30 @@ def test_7z_link_and_file_with_one_name_keep_their_own_bytes(tmp_path, default_p
     z.close()
     assert [p.name for p in (tmp_path / "x").iterdir()] == ["report.txt"]
     assert (tmp_path / "x" / "report.txt").read_text("utf-8") == "本物の報告書です。\n"
+
+
+def test_megabyte_member_name_is_refused_without_flooding_the_report(tmp_path, default_policy):
+    """A tar member whose GNU long name is 2 MB: refused as too long, shown cut short in the report
+    (the report and the clerk's reason stay small)."""
+    p = tmp_path / "longname.tar"
+    with tarfile.open(p, "w", format=tarfile.GNU_FORMAT) as t:
+        info = tarfile.TarInfo("a" * (2 << 20))
+        data = "中身\n".encode()
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    r = process(p, p.name, tmp_path / "o", default_policy)
+    assert r.verdict == BLOCKED and r.children and r.children[0].threats[0].id == "archive.bad_name"
+    assert len(json.dumps(r.to_dict())) < 20_000 and len(r.reason_en) < 1000
+
+
+def test_folder_entry_carrying_data_is_reported(tmp_path, default_policy):
+    p = tmp_path / "dirdata.zip"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("本文.txt", "本文\n".encode())
+        info = zipfile.ZipInfo("folder/")
+        z.writestr(info, b"<script>alert(1)</script>" * 5)
+    r = process(p, p.name, tmp_path / "o", default_policy)
+    hidden = [t for t in r.threats if t.id == "archive.hidden_data"]
+    assert r.verdict == SANITIZED and hidden and "folder entry carries 125 bytes" in hidden[0].detail
+    with zipfile.ZipFile(r.output) as z:
+        assert all(i.file_size == 0 for i in z.infolist() if i.is_dir())

@@ -110,3 +110,18 @@ def test_shift_jis_text_starting_with_mi_is_not_a_dos_program(tmp_path):
     com = tmp_path / "prog.txt"
     com.write_bytes(b"\xe9\x10\x00\xcd\x21\xb4\x4c\xcd\x21" * 50)  # machine code stays refused
     assert detect(com, com.name).family in ("unknown", "executable")
+
+
+def test_content_types_bomb_is_not_inflated_by_detection(tmp_path):
+    """Detection reads the first 2 MB of [Content_Types].xml, never the whole member (a 1 MB ZIP
+    could otherwise make it inflate a gigabyte before any archive limit applies)."""
+    import tracemalloc
+
+    p = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", b" " * (200 << 20))
+    tracemalloc.start()
+    det = detect(p, p.name)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert det.mime == "application/zip" and peak < 32 << 20, (det.mime, peak)

@@ -27,7 +27,10 @@ from typing import BinaryIO
 from ..errors import Encrypted, LimitExceeded, Malformed
 from ..model import Threat
 from ._archive_limits import Budget, CountingReader, Meter
-from ._archive_names import surrogate_name, zip_name
+from ._archive_names import MAX_NAME_CHARS, surrogate_name, zip_name
+
+# Longer names are refused anyway (check_name): keep only enough to say so.
+_NAME_CUT = MAX_NAME_CHARS + 1
 
 ZIP = "application/zip"
 TAR = "application/x-tar"
@@ -223,6 +226,12 @@ class ZipReader:
         if hidden:
             threats.append(Threat("archive.hidden_data", "", action,
                                   f"{hidden} bytes outside any member (data between or before members)"))
+        for info in self.infos:
+            # (an empty deflate stream takes a few bytes: our own folder entries have 2)
+            if _zip_kind(info) == "dir" and (info.file_size or info.compress_size > 16):
+                # Delivered as an empty folder: say that its bytes were not carried over.
+                threats.append(Threat("archive.hidden_data", zip_name(info), action,
+                                      f"folder entry carries {info.file_size} bytes"))
         return threats
 
     def entries(self) -> Iterator[Entry]:
@@ -336,7 +345,8 @@ class TarReader:
                     kind = "hardlink"
                 else:
                     kind = "special"
-                name = surrogate_name(m.name) + ("/" if kind == "dir" else "")
+                # A GNU/PAX long name can be megabytes: cut it (still too long, so refused) before any work.
+                name = surrogate_name(m.name[:_NAME_CUT]) + ("/" if kind == "dir" else "")
                 yield Entry(i, name, kind, m.size, None, False, float(m.mtime or 0),
                             "sparse file" if m.issparse() else "")
         except LimitExceeded:
@@ -442,7 +452,7 @@ class SevenZipReader:
             except (ValueError, OverflowError, OSError):
                 mtime = 0.0
             kind = self._kind(f)
-            yield Entry(i, f.filename + ("/" if kind == "dir" else ""), kind, int(f.uncompressed or 0),
+            yield Entry(i, f.filename[:_NAME_CUT] + ("/" if kind == "dir" else ""), kind, int(f.uncompressed or 0),
                         f.compressed, self.encrypted, mtime)
 
     def _extract_all(self, meter: Meter) -> None:

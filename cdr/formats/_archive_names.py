@@ -89,6 +89,8 @@ class NameCheck:
 
 def check_name(original: str) -> NameCheck:
     """Refuse or normalise a member name. Idempotent: a name we return passes unchanged."""
+    if len(original) > MAX_NAME_CHARS:  # before any per-character work: a name may be megabytes
+        return NameCheck(None, refused=("archive.bad_name", "name too long"))
     name = unicodedata.normalize("NFC", original)
     renamed: list[tuple[str, str]] = []
     if "\x00" in name:

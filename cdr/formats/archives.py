@@ -52,7 +52,7 @@ from ._archive_io import (
     is_tar_stream,
 )
 from ._archive_limits import Budget, Meter, MiB, budget_for
-from ._archive_names import check_name, unique
+from ._archive_names import MAX_NAME_CHARS, check_name, unique
 
 _SINGLE_EXT = {GZIP: ".gz", BZIP2: ".bz2", XZ: ".xz"}
 _PPAP_JA = ("パスワード付きの圧縮ファイルです。送信者にパスワードを確認し、"
@@ -73,7 +73,10 @@ _REASONS = {
 
 
 def display(name: str) -> str:
-    """A name safe to show in a report: control and bidi characters made visible."""
+    """A name safe to show in a report: control and bidi characters made visible, and cut short (a
+    member name of megabytes would otherwise fill the report and every reason that lists it)."""
+    if len(name) > MAX_NAME_CHARS:
+        name = f"{name[:200]}…({len(name)} characters)"
     return "".join(f"\\u{ord(c):04x}" if c in BIDI_CONTROLS or unicodedata.category(c) == "Cc" else c
                    for c in name)
 
