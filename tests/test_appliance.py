@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import pyzipper
 
+import cdr
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 AGENT = str(BIN / "transfer-agent")
@@ -464,6 +466,35 @@ def test_file_over_the_size_limit_is_left_in_the_dropbox(agent: Agent) -> None:
     big.unlink()
     assert "over the size limit" not in agent.get("/healthz")[1]
 
+
+def test_results_of_another_engine_are_not_reused(agent: Agent) -> None:
+    """Identical content is answered from the stored result only when the same engine (code and
+    policy content) made it: after an upgrade with a new check, old verdicts are not handed out."""
+    box = agent.data / "dropbox" / "engine"
+    body = "同じ内容の文書です。\n".encode()
+
+    def final(name: str) -> dict:
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            rows = agent.rows("SELECT * FROM jobs WHERE name = ?", (name,))
+            if rows and rows[-1]["status"] in ("delivered", "blocked"):
+                return rows[-1]
+            time.sleep(0.1)
+        raise AssertionError(f"{name} not final")
+
+    drop(box / "一.txt", body)
+    first = final("一.txt")
+    assert first["engine"] and first["engine"].startswith(cdr.__version__ + "+")
+    drop(box / "二.txt", body)
+    assert final("二.txt")["reused_from"] == first["id"]
+    db = sqlite3.connect(agent.data / "state" / "ledger.sqlite3")
+    with db:  # as if an older engine had made both results
+        db.execute("UPDATE jobs SET engine = 'older' WHERE name IN ('一.txt', '二.txt')")
+    db.close()
+    drop(box / "三.txt", body)
+    third = final("三.txt")
+    assert third["reused_from"] is None and third["engine"] == first["engine"]
+
 def test_retention_purge_is_audited(agent: Agent) -> None:
     n0 = len(agent.wait_final(2))  # the files dropped before start are final first
     body = b"kept for zero days\n"
@@ -497,7 +528,8 @@ def test_healthz_metrics_status(agent: Agent) -> None:
     st = run_agent_cli("status", "--data-dir", str(agent.data), "--json")
     assert st.returncode == 0
     counts = json.loads(st.stdout)
-    assert counts["verdicts"]["blocked"] == 2 and counts["reused"] == 3  # コピー, 申請, 戸籍 (test_collision_and_dedup)
+    # Reused: コピー, 申請, 戸籍 (test_collision_and_dedup) and 二 (test_results_of_another_engine_are_not_reused).
+    assert counts["verdicts"]["blocked"] == 2 and counts["reused"] == 4
 
 
 def test_sigterm_then_consistent(agent: Agent) -> None:

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     received_at   REAL NOT NULL,
     started_at    REAL,
     processed_at  REAL,
-    finished_at   REAL
+    finished_at   REAL,
+    engine        TEXT                    -- engine fingerprint + policy content hash (reuse key)
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
 CREATE INDEX IF NOT EXISTS jobs_sha ON jobs(sha256, policy);
@@ -99,6 +100,9 @@ class Ledger:
         with self._lock:
             self._conn.executescript(SCHEMA + audit.SCHEMA)
             self._conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1')")
+            # Added later: which engine (and policy content) made a job's result, for safe reuse.
+            if "engine" not in {r[1] for r in self._conn.execute("PRAGMA table_info(jobs)")}:
+                self._conn.execute("ALTER TABLE jobs ADD COLUMN engine TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)

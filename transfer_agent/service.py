@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
+from cdr import engine_fingerprint
 from cdr.model import BLOCKED, FileResult, Threat
 from cdr.policy import Policy, load_policy
 from cdr.worker import Job
@@ -241,6 +243,7 @@ class Service:
         # Jobs waiting for a delivery retry; only the delivery thread (and recover() before it) changes it.
         self._retries: dict[int, _Retry] = {}
         self._oversize: dict[str, str] = {}  # dropbox path -> signature, over the size limit
+        self._engine_ids: dict[str, str] = {}  # policy label -> engine_id
         self._processor = threading.Thread(target=self._process_loop, name="processor", daemon=True)
         self._deliverer = threading.Thread(target=self._delivery_loop, name="delivery", daemon=True)
         self._maint = threading.Thread(target=self._maintenance_loop, name="maintenance", daemon=True)
@@ -253,6 +256,16 @@ class Service:
 
     def policy_for(self, channel: str) -> Policy:
         return self.channel_policies.get(channel, self.default_policy)
+
+    def engine_id(self, policy: Policy) -> str:
+        """Who made a result: the engine's fingerprint and the policy's content (a policy edited
+        without a new version still gets fresh results)."""
+        known = self._engine_ids.get(policy.label)
+        if known is None:
+            body = json.dumps(policy.to_dict(), sort_keys=True, ensure_ascii=False).encode()
+            known = self._engine_ids[policy.label] = \
+                f"{engine_fingerprint()}/{hashlib.sha256(body).hexdigest()[:12]}"
+        return known
 
     def start(self) -> None:
         with self.ledger.tx() as t:
@@ -745,12 +758,14 @@ class Service:
             attempts = row["attempts"] + 1
             with self.ledger.tx() as t:
                 t.execute("UPDATE jobs SET status = 'processing', attempts = ?, policy = ?, retention_days = ?,"
-                          " started_at = ? WHERE id = ?",
-                          (attempts, policy.label, policy.retention_days, time.time(), row["id"]))
+                          " started_at = ?, engine = ? WHERE id = ?",
+                          (attempts, policy.label, policy.retention_days, time.time(), self.engine_id(policy),
+                           row["id"]))
             # A password changes the outcome (PPAP), so such jobs are never answered from the cache.
             # A key held by a delivery retry: reuse its committed result, or else process the file (its
             # result then goes to a cache of its own, see _complete), rather than wait for that inbox.
-            if not row["password"] and self._try_reuse(row["id"], key, delivering=key in held):
+            if not row["password"] and self._try_reuse(row["id"], key, self.engine_id(policy),
+                                                       delivering=key in held):
                 continue
             if attempts > self.cfg.max_attempts:
                 res = FileResult(source=row["name"], sha256=row["sha256"], size=row["size"] or 0)
@@ -789,14 +804,15 @@ class Service:
             yield from rows
             last = rows[-1]["id"]
 
-    def _try_reuse(self, job_id: int, key: tuple[str, str, str], delivering: bool = False) -> bool:
-        """Identical content, same policy version, same claimed extension: deliver the stored result.
-        `delivering`: also a result whose own delivery waits for a retry (committed, its cache in place)."""
+    def _try_reuse(self, job_id: int, key: tuple[str, str, str], engine: str, delivering: bool = False) -> bool:
+        """Identical content, same policy version, same claimed extension, made by this engine with
+        this policy content: deliver the stored result. `delivering`: also a result whose own
+        delivery waits for a retry (committed, its cache in place)."""
         sha, policy, ext = key
         states = "('delivered','blocked','delivering')" if delivering else "('delivered','blocked')"
         for prev in self.ledger.query(
-                f"SELECT * FROM jobs WHERE sha256 = ? AND policy = ? AND status IN {states}"
-                " AND result IS NOT NULL AND id != ? ORDER BY id DESC LIMIT 20", (sha, policy, job_id)):
+                f"SELECT * FROM jobs WHERE sha256 = ? AND policy = ? AND engine = ? AND status IN {states}"
+                " AND result IS NOT NULL AND id != ? ORDER BY id DESC LIMIT 20", (sha, policy, engine, job_id)):
             if claimed_ext(prev["name"]) != ext:
                 continue
             result = json.loads(prev["result"])
