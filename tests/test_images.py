@@ -415,3 +415,18 @@ def test_png_lossless_refuses_kept_chunks_of_the_wrong_size(tmp_path, default_po
         r = process(src, src.name, tmp_path / name, _policy(default_policy, mode="lossless"))
         assert r.verdict == "sanitized" and "image.metadata" in {t.id for t in r.threats}, r.threats
         assert pay not in Path(r.output).read_bytes()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_png_and_tiff_with_a_profile_are_converted_not_blocked(fmt, default_policy, tmp_path):
+    """Screenshots from macOS and scanner TIFFs carry a profile: converted to sRGB and delivered; the
+    encoder must not write the output profile back (the verify step would find it)."""
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / f"screen.{fmt.lower()}"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(src, fmt, icc_profile=icc)
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "sanitized" and [(t.id, t.action) for t in r.threats] == [("image.icc", "converted")]
+    with Image.open(r.output) as im:
+        assert not im.info.get("icc_profile") and im.getpixel((5, 5))[:3] == (200, 30, 30)

@@ -455,3 +455,33 @@ def test_prescan_is_a_superset_of_the_walk(name, pdfs, done, tmp_path):
             assert scan(flat.read_bytes(), links)[0], (links, embedded)
     if name in BENIGN:  # clean rebuilds take the fast path
         assert not scan(Path(done[name].output).read_bytes(), "web")[0]
+
+
+def _pdf_with_indirect_length() -> bytes:
+    """A PDF as LibreOffice and pdfTeX write it: the content stream's /Length is an indirect number."""
+    content = b"BT /F1 24 Tf 72 720 Td (Hello) Tj ET"
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /Font << /F1 6 0 R >> >> >>",
+            b"<< /Length 5 0 R >>\nstream\n" + content + b"\nendstream",
+            str(len(content)).encode(),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def test_indirect_length_numbers_do_not_block_the_file(tmp_path):
+    src = tmp_path / "lo.pdf"
+    src.write_bytes(_pdf_with_indirect_length())
+    r = process(src, src.name, tmp_path / "o", _policy())
+    assert r.verdict == "clean", (r.reason, r.threats)
+    with pikepdf.open(r.output) as pdf:
+        assert b"Hello" in pdf.pages[0].Contents.read_bytes()

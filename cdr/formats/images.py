@@ -685,6 +685,8 @@ def _to_srgb(fr: Image.Image, icc: bytes) -> Image.Image:
         out_mode = "RGBA" if fr.mode == "RGBA" else "RGB"
         res = ImageCms.profileToProfile(fr, src, dst, outputMode=out_mode)
         assert res is not None
+        # Pillow records the output profile in info; the PNG and TIFF encoders would write it back.
+        res.info.pop("icc_profile", None)
         return res
     if fr.mode == "P" or fr.mode == "LA" or fr.mode == "PA":
         return _to_srgb(fr.convert("RGBA"), icc)

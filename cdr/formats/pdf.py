@@ -151,7 +151,8 @@ def _check_streams(ctx: Context, pdf: pikepdf.Pdf) -> None:
     for n, obj in enumerate(pdf.objects):
         if n % 1000 == 0:
             ctx.check_time()
-        if obj._type_code != stream:
+        # pikepdf hands indirect numbers (LibreOffice writes "/Length 12 0 R") as plain ints.
+        if not isinstance(obj, pikepdf.Object) or obj._type_code != stream:
             continue
         if obj.get("/Subtype") == Name.Image:
             w, h = obj.get("/Width", 0), obj.get("/Height", 0)
