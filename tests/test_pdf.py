@@ -485,3 +485,27 @@ def test_indirect_length_numbers_do_not_block_the_file(tmp_path):
     assert r.verdict == "clean", (r.reason, r.threats)
     with pikepdf.open(r.output) as pdf:
         assert b"Hello" in pdf.pages[0].Contents.read_bytes()
+
+
+def test_pdfa_keeps_its_output_intent_and_identification(tmp_path):
+    """An archival PDF/A stays one: its output intent (colour profile) is kept, and with metadata
+    dropped a fresh XMP still says pdfaid part/conformance, without the author."""
+    from PIL import ImageCms
+
+    pdf = _base()
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    pdf.Root.OutputIntents = Array([Dictionary(Type=Name.OutputIntent, S=Name.GTS_PDFA1,
+                                               OutputConditionIdentifier=pikepdf.String("sRGB"),
+                                               DestOutputProfile=pdf.make_stream(icc, N=3))])
+    with pdf.open_metadata(set_pikepdf_as_editor=False) as meta:
+        meta["pdfaid:part"], meta["pdfaid:conformance"] = "2", "B"
+        meta["dc:creator"] = ["山田 太郎"]
+    src = tmp_path / "pdfa.pdf"
+    pdf.save(src)
+    r = process(src, src.name, tmp_path / "o", _policy())
+    assert r.verdict == "clean", r.reason
+    assert any("conformance identification kept (pdfaid:part=2" in t.detail for t in r.threats)
+    with pikepdf.open(r.output) as out:
+        assert len(out.Root.OutputIntents[0].DestOutputProfile.read_bytes()) == len(icc)
+        with out.open_metadata() as meta:
+            assert meta["pdfaid:part"] == "2" and "dc:creator" not in meta

@@ -25,8 +25,11 @@ from . import _pdf_render
 from ._pdf_walk import Walker, action_threat, scan
 
 # Catalog entries carried into the rebuilt document as they are (their content is walked).
+# /OutputIntents: the colour profile PDF/A requires (inert ICC data, under the stream limits).
 _ROOT_KEEP = ("/Outlines", "/PageLabels", "/Dests", "/StructTreeRoot", "/MarkInfo", "/Lang",
-              "/ViewerPreferences", "/PageLayout", "/PageMode", "/OCProperties")
+              "/ViewerPreferences", "/PageLayout", "/PageMode", "/OCProperties", "/OutputIntents")
+# XMP properties that declare conformance (PDF/A, PDF/UA): kept when the rest of the metadata goes.
+_CONFORMANCE = ("pdfaid:part", "pdfaid:conformance", "pdfaid:amd", "pdfuaid:part")
 # Upper bound of how much one byte can expand under each filter; image codecs are bounded by pixels.
 _EXPANSION = {"/FlateDecode": 1032, "/Fl": 1032, "/LZWDecode": 2730, "/LZW": 2730, "/RunLengthDecode": 128,
               "/RL": 128, "/ASCIIHexDecode": 1, "/AHx": 1, "/ASCII85Decode": 1, "/A85": 1}
@@ -266,7 +269,11 @@ class PdfHandler(Handler):
                 if o["metadata"] == "keep":
                     _copy_metadata(pdf, new)
                 else:
-                    out.threats.extend(_metadata_threats(pdf, "reported"))
+                    found = _metadata_threats(pdf, "reported")
+                    kept = _keep_conformance(pdf, new)
+                    if kept and found:
+                        found[0].detail += f"; conformance identification kept ({', '.join(kept)})"
+                    out.threats.extend(found)
                 form = pdf.Root.get("/AcroForm")
                 if isinstance(form, pikepdf.Dictionary) and "/SigFlags" in form:
                     ctx.warn("digital signatures no longer validate after rebuilding")
@@ -339,7 +346,7 @@ def _metadata_threats(pdf: pikepdf.Pdf, action: str) -> list[Threat]:
     info = pdf.trailer.get("/Info")
     if isinstance(info, pikepdf.Dictionary) and len(info.keys()):
         found.append("Info")
-    if "/Metadata" in pdf.Root:
+    if "/Metadata" in pdf.Root and not _conformance_only(pdf):
         found.append("XMP")
     if not found:
         return []
@@ -358,6 +365,37 @@ def _copy_metadata(pdf: pikepdf.Pdf, new: pikepdf.Pdf) -> None:
     xmp = pdf.Root.get("/Metadata")
     if isinstance(xmp, pikepdf.Stream):
         new.Root.Metadata = _foreign(new, xmp)
+
+
+_CONFORMANCE_NS = ("{http://www.aiim.org/pdfa/ns/id/}", "{http://www.aiim.org/pdfua/ns/id/}")
+
+
+def _conformance_only(pdf: pikepdf.Pdf) -> bool:
+    """The XMP holds nothing but PDF/A or PDF/UA identification (what _keep_conformance writes)."""
+    try:
+        with pdf.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False, strict=False) as meta:
+            keys = list(meta.keys())
+    except Exception:
+        return False
+    return bool(keys) and all(k.startswith(_CONFORMANCE_NS) for k in keys)
+
+
+def _keep_conformance(pdf: pikepdf.Pdf, new: pikepdf.Pdf) -> list[str]:
+    """A fresh XMP packet with only the PDF/A and PDF/UA identification of the source (dropping the
+    metadata must not make an archival PDF/A stop declaring itself one)."""
+    if "/Metadata" not in pdf.Root:
+        return []
+    try:
+        with pdf.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False, strict=False) as src:
+            found = {k: str(src[k]) for k in _CONFORMANCE if k in src}
+    except Exception:  # unreadable XMP: nothing to keep
+        return []
+    if "pdfaid:part" not in found and "pdfuaid:part" not in found:
+        return []
+    with new.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False) as meta:
+        for k, v in found.items():
+            meta[k] = v
+    return [f"{k}={v}" for k, v in found.items()]
 
 
 def _foreign(new: pikepdf.Pdf, v: Any) -> Any:
