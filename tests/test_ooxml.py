@@ -750,3 +750,27 @@ def test_generic_content_type_does_not_spare_a_header_its_rules(tmp_path, defaul
     r = process(src, src.name, tmp_path / "o", default_policy)
     assert r.verdict == "sanitized" and "ooxml.dde" in {t.id for t in r.threats}
     assert "DDEAUTO" not in _read(r.output, "word/header1.xml")
+
+
+def test_links_inside_the_workbook_are_kept(default_policy, tmp_path):
+    """目次 sheets: HYPERLINK("#'歳入'!A1") and a cell link to "#マスタ!A1" (as openpyxl writes it) jump
+    inside the file; they are kept, while a file: link is still removed."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    toc = wb.active
+    toc.title = "目次"
+    wb.create_sheet("歳入")
+    wb.create_sheet("マスタ")
+    toc["A1"] = "=HYPERLINK(\"#'歳入'!A1\",\"歳入へ\")"
+    toc["A2"] = "マスタへ"
+    toc["A2"].hyperlink = "#マスタ!A1"
+    toc["A3"] = '=HYPERLINK("file:///C:/secret.xlsx","開く")'
+    src = tmp_path / "toc.xlsx"
+    wb.save(src)
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert [t.id for t in r.threats if t.id != "ooxml.metadata"] == ["ooxml.hyperlink"]
+    out = openpyxl.load_workbook(r.output)["目次"]
+    assert out["A1"].value == "=HYPERLINK(\"#'歳入'!A1\",\"歳入へ\")"
+    assert out["A2"].hyperlink is not None and out["A2"].hyperlink.target == "#マスタ!A1"
+    assert "file:" not in str(out["A3"].value)

@@ -223,6 +223,12 @@ WEB_SCHEMES = ("http", "https", "mailto")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 
 
+def in_document(target: str) -> bool:
+    """A location in the same file ("#'歳入'!A1", "#目次"): '#' and a reference or name, nothing a
+    path or address could be."""
+    return target.startswith("#") and not any(c in target for c in ("\\", "/", "@")) and "::" not in target
+
+
 def is_web_url(target: str) -> bool:
     """True for http, https and mailto targets without tricks (control chars, backslashes)."""
     t = target.strip()

@@ -49,6 +49,7 @@ from ._ooxml_const import (
     XLSX_PKG_CT,
     P,
     ct_kind,
+    in_document,
     is_web_url,
     norm_rel_type,
 )
@@ -419,8 +420,8 @@ class Rebuild:
         here = src or "_rels/.rels"
         if rel.external:
             if t == OD + "hyperlink":
-                if self.opts["hyperlinks"] == "web" and is_web_url(rel.target):
-                    return ""
+                if in_document(rel.target) or self.opts["hyperlinks"] == "web" and is_web_url(rel.target):
+                    return ""  # a web link, or a jump inside this file (how openpyxl writes one)
                 self.report("ooxml.hyperlink", here, f"link to {rel.target[:100]}")
             elif t == OD + "attachedTemplate":
                 self.report("ooxml.remote_template", here, f"template {rel.target[:100]}")

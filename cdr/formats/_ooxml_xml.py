@@ -29,6 +29,7 @@ from ._ooxml_const import (
     W_NS,
     X_NS,
     XDR_NS,
+    in_document,
     is_web_url,
     tags,
 )
@@ -573,9 +574,12 @@ def formula_threat(text: str, hyperlinks: str, macro_sheets: set[str] | None = N
                 return "ooxml.xlm_macrosheet", f"reference to macro sheet {name}"
     for m in HYPERLINK_FUNC.finditer(text):
         target = (m.group(1) or "").strip('"')
+        if in_document(target):
+            continue  # "#'歳入'!A1": a jump inside this workbook (目次 sheets), never leaves the file
         if hyperlinks == "drop" or not target or not is_web_url(target):
             return "ooxml.hyperlink", f"HYPERLINK() ={text[:80]}"
     return None
+
 
 
 def disarm_sheet(root: etree._Element, opts: dict, report: Report) -> None:
