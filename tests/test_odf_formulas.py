@@ -30,9 +30,12 @@ DANGEROUS = [
     'oooc:=DDE("soffice";"file:///tmp/a.ods";"a1")',
     "msoxl:=cmd|'/c calc'!A0",
     'of:=INDIRECT("\'file:///etc/x.ods\'#$Sheet1.A1")',
+    'is-true-formula(WEBSERVICE("http://203.0.113.5/"))',
 ]
 SAFE = ["of:=SUM([.A1:.A3])", "of:=[.A1]*2", "of:=['集計 2'.B2]+[$Sheet1.$A$1]", 'of:=HYPERLINK("https://x.jp/")',
-        'of:=IF([.A1]>0;"a|b#c";"file:")', "of:=INDIRECT(ADDRESS(1;2))", "ooow:<A1>+<A2>", "of:=ISERROR(#N/A)"]
+        'of:=IF([.A1]>0;"a|b#c";"file:")', "of:=INDIRECT(ADDRESS(1;2))", "ooow:<A1>+<A2>", "of:=ISERROR(#N/A)",
+        # Conditional-format conditions: ODF wrappers, not the FORMULA() function.
+        'is-true-formula([.$E2]="超過")', "cell-content-is-between(1;5)", "cell-content()>3"]
 
 
 @pytest.mark.parametrize("f", DANGEROUS)
@@ -155,3 +158,24 @@ def test_sanitized_ods_still_opens_in_libreoffice(ods_result, tmp_path):
     assert r.returncode == 0 and csv.exists(), r.stderr
     lines = csv.read_text("utf-8").splitlines()
     assert lines[0].startswith("100,x0") and lines[len(DANGEROUS) - 1].startswith(f"{99 + len(DANGEROUS)},")
+
+
+def test_chart_object_keeps_its_link_to_the_containing_sheet(tmp_path, default_policy):
+    """chart:chart xlink:href=".." in an embedded chart object names the document that holds it (its
+    data ranges): kept; the same link in the main document would leave the file and is removed."""
+    chart_ns = "urn:oasis:names:tc:opendocument:xmlns:chart:1.0"
+    obj = (f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document-content '
+           f'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:chart="{chart_ns}" '
+           f'xmlns:xlink="http://www.w3.org/1999/xlink"><office:body><office:chart>'
+           f'<chart:chart xlink:href=".." xlink:type="simple" chart:class="chart:bar"/>'
+           f"</office:chart></office:body></office:document-content>").encode()
+    body = ('<table:table table:name="集計"><table:table-row><table:table-cell office:value-type="float" '
+            'office:value="3"><text:p>3</text:p></table:table-cell></table:table-row></table:table>'
+            '<draw:frame><draw:object xlink:href="./Object 1" xlink:type="simple"/></draw:frame>')
+    src = tmp_path / "chart.ods"
+    _odf(src, ODS, body, extra={"Object 1/content.xml": obj},
+         manifest_extra={"Object 1/": "application/vnd.oasis.opendocument.chart"})
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert "odf.external_link" not in {t.id for t in r.threats}, r.threats
+    with zipfile.ZipFile(r.output) as z:
+        assert b'xlink:href=".."' in z.read("Object 1/content.xml")

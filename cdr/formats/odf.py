@@ -33,6 +33,7 @@ NS = {
     "dom": "http://www.w3.org/2001/xml-events",
     "style": "urn:oasis:names:tc:opendocument:xmlns:style:1.0",
     "calcext": "urn:org:documentfoundation:names:experimental:calc:xmlns:calcext:1.0",
+    "chart": "urn:oasis:names:tc:opendocument:xmlns:chart:1.0",
 }
 MIMES = ("application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
          "application/vnd.oasis.opendocument.presentation")
@@ -99,6 +100,7 @@ _FORMULA_NS = {NS["table"], NS["text"], NS["style"], NS["calcext"]}
 _FORMULA_ATTRS = {"formula", "condition", "expression", "cell-range-address", "base-cell-address"}
 _CALCEXT_VALUE = _q("calcext", "value")
 # "of:=", "oooc:=", "msoxl:=" (namespace of the formula syntax), or Writer's "ooow:".
+_CONDITION_FUNCS = re.compile(r"(?i)(?<![\w.-])(?:is-true-formula|cell-content(?:-[a-z]+)*)\s*\(")
 _SYNTAX_PREFIX = re.compile(r"^\s*(?:[A-Za-z][\w.\-]*:(?!//))?\s*=?")
 _DQ_STRING = re.compile(r'"(?:[^"]|"")*"')
 _SQ_NAME = re.compile(r"'((?:[^']|'')*)'")
@@ -116,6 +118,9 @@ def odf_formula_threat(value: str) -> str | None:
     documents), so the ODF-only external reference forms are checked here and the rest goes to the rules
     the OOXML handler applies to Excel formulas."""
     text = _SYNTAX_PREFIX.sub("", value, count=1)
+    # Conditional-format wrappers (is-true-formula(...), cell-content-is-between(...)) are ODF
+    # syntax, not functions: FORMULA( inside "is-true-formula(" is not Excel's FORMULA().
+    text = _CONDITION_FUNCS.sub("(", text)
     if not text.strip():
         return None
     bare = _DQ_STRING.sub('""', text)
@@ -246,6 +251,8 @@ def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_object
             continue
         if _is_internal(href, members):
             continue
+        if el.tag == _q("chart", "chart") and _norm(href) in ("..", ".") and "/" in part:
+            continue  # a chart object's data lives in the document that contains it
         threats.append(Threat("odf.external_link", f"{part}: {etree.QName(el).localname}", "removed", href[:200]))
         for attr in ("href", "type", "show", "actuate"):
             el.attrib.pop(f"{{{NS['xlink']}}}{attr}", None)
