@@ -243,3 +243,12 @@ def test_text_with_tabs_form_feeds_and_dos_eof_is_still_text(tmp_path, default_p
     src.write_bytes("見出し\t値\r\n\x0c次のページ\r\n\x1a".encode("cp932"))
     r = process(src, src.name, tmp_path / "o", default_policy)
     assert r.verdict == "clean" and Path(r.output).read_bytes() == src.read_bytes()
+
+
+def test_csv_cells_of_dashes_alone_are_data(tmp_path, default_policy):
+    """"-" and "--" (該当なし in statistics) call nothing: left as they are; "-A1" is still neutralised."""
+    src = tmp_path / "stats.csv"
+    src.write_bytes('地区,人口,備考\r\n北区,-,"--"\r\n南区,--,"-"\r\n東区,-A1,\r\n'.encode("cp932"))
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert [t.location for t in r.threats] == ["row 4, column 2"]
+    assert Path(r.output).read_bytes() == src.read_bytes().replace(b",-A1,", b",'-A1,")

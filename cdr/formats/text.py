@@ -61,6 +61,7 @@ class TextHandler(Handler):
 _UNUM = r"(?:\d+(?:[.,]\d+)*|\.\d+)(?:[eE][+\-]?\d+)?%?"
 # Plain numbers such as -5, +81, 1,234.5 or 3e5 are data, not formulas.
 _NUMBER = re.compile(rf"[+-]?{_UNUM}$")
+_SIGNS_ONLY = re.compile(r"[+-]+$")
 _WS = r"[^\S\r\n]*"
 # Encodings in which the bytes for , " \t \r \n never occur inside a multi-byte character.
 _BYTE_SAFE = {"utf-8", "cp932", "shift_jis", "euc_jp", "ascii", "latin-1"}
@@ -100,12 +101,13 @@ def _cell_start(d: str | None, quoted: bool) -> str:
     # = and @ always start a formula; a sign, or whitespace a spreadsheet trims, unless a plain number follows.
     lead, signs, ws = chars("=@"), chars("+-"), chars("\t")
     alts = [f"[{lead}]"] if lead else []
-    alts += [rf"[{signs}](?!{_UNUM}{_WS}{term})"] if signs else []
+    # A cell of signs alone ("-", "--": 該当なし) cannot call anything: it stays as it is.
+    alts += [rf"[{signs}](?!{_UNUM}{_WS}{term})(?![{signs}]*{_WS}{term})"] if signs else []
     alts += [rf"[{ws}](?!{_WS}[+\-]?{_UNUM}{_WS}{term})"] if ws else []
     if quoted and d != '"':  # a quoted cell, unless the quote is the delimiter
         end = rf'\s*"{term}'
         qalts = [f"[{lead}]"] if lead else []
-        qalts += [rf"[{signs}](?!{_UNUM}{end})"] if signs else []
+        qalts += [rf"[{signs}](?!{_UNUM}{end})(?![{signs}]*{end})"] if signs else []
         qalts.append(rf"[{chars(chr(9) + chr(13))}](?!\s*[+\-]?{_UNUM}{end})")
         alts.insert(0, f'"(?:{"|".join(qalts)})')
     return "|".join(alts)
@@ -155,8 +157,9 @@ def _formula_cells(text: str, d: str) -> list[tuple[int, int, int]]:
         last = m.end()
         q = m.group("q")
         c = q[:1]
-        if c and c != d and (c in "=@" or c in "+-\t\r" and not _NUMBER.match(
-                (q.replace('""', '"') + (m.group("t") or "")).strip())):
+        value = (q.replace('""', '"') + (m.group("t") or "")).strip()
+        if c and c != d and (c in "=@" or c in "+-\t\r" and not _NUMBER.match(value)
+                             and not (c in "+-" and _SIGNS_ONLY.match(value))):
             found.append((m.start() + 1, row, col))
     return found
 
