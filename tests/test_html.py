@@ -111,3 +111,24 @@ def test_links_drop_bad_value_refused(default_policy):
     d["families"]["html"]["links"] = "none"
     with pytest.raises(PolicyError, match="links"):
         Policy.from_dict(d, "bad")
+
+
+def test_style_sheet_rebuilt_and_language_kept(default_policy, tmp_path):
+    """A saved municipal page keeps its table borders, shading and lang="ja"; the style sheet is rebuilt
+    from plain rules (no @import, url(), expression(), escapes, and nothing that closes the element)."""
+    page = ('<html lang="ja"><head><title>ごみ収集日程</title><style>'
+            '@import url(http://203.0.113.5/a.css); td, th { border: 1px solid #999; background: #eef }'
+            ' .x { background: url(//203.0.113.5/t.png) } .y { width: expression(alert(1)) }'
+            ' p { font-family: "ＭＳ ゴシック", sans-serif; color: rgb(10, 20, 30) }</style></head>'
+            '<body><table><tr><th>地区</th><td style="background:#ffe;border-left:2px solid red">北</td></tr>'
+            '</table><p>本文</p></body></html>')
+    src = tmp_path / "gomi.html"
+    src.write_text(page, "utf-8")
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    out = Path(r.output).read_text("utf-8")
+    assert '<html lang="ja">' in out and "td, th { border: 1px solid #999; background: #eef }" in out
+    assert 'font-family: "ＭＳ ゴシック", sans-serif; color: rgb(10, 20, 30)' in out
+    assert "background:#ffe" in out and "border-left:2px solid red" in out
+    for gone in ("203.0.113.5", "@import", "expression", "url("):
+        assert gone not in out
+    assert scan_active(out) == []

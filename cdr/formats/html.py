@@ -39,7 +39,11 @@ _STYLE_PROPS = {
     "text-decoration", "vertical-align", "margin", "margin-left", "margin-right", "margin-top",
     "margin-bottom", "padding", "padding-left", "padding-right", "padding-top", "padding-bottom", "border",
     "border-collapse", "width", "height", "line-height", "white-space", "writing-mode", "list-style-type",
+    "background", "border-top", "border-right", "border-bottom", "border-left", "border-width", "border-style",
+    "border-color", "border-spacing", "text-indent", "letter-spacing", "font",
 }
+# Functions a kept declaration may use: colours only (url(), image(), expression(), var() never).
+_CSS_FUNCS = {"rgb", "rgba", "hsl", "hsla"}
 _DROP_WITH_CONTENT = {"script", "style", "iframe", "object", "embed", "applet", "noscript", "template",
                       "frameset", "frame", "svg", "math", "title", "head"}
 
@@ -212,6 +216,61 @@ def _title(markup: str) -> str:
     return htmllib.unescape(m.group(1)).strip() if m else ""
 
 
+def _css_value_ok(tokens: list) -> bool:
+    for t in tokens:
+        if t.type in ("whitespace", "ident", "number", "percentage", "dimension", "hash", "comment"):
+            continue
+        if t.type == "literal" and t.value in (",", "/", "%"):
+            continue
+        if t.type == "string" and not any(c in t.value for c in "<>\\"):
+            continue
+        if t.type == "function" and t.lower_name in _CSS_FUNCS and _css_value_ok(t.arguments):
+            continue
+        return False
+    return True
+
+
+def clean_css(css: str) -> str:
+    """A style sheet rebuilt from its plain rules: allowed properties with colour, length and keyword
+    values only. At-rules (@import, @font-face, @media), url() and every other function go."""
+    import tinycss2
+
+    out = []
+    for rule in tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True):
+        if rule.type != "qualified-rule":
+            continue
+        selector = tinycss2.serialize(rule.prelude).strip()
+        if not selector or any(c in selector for c in "<\\{}@") or len(selector) > 500:
+            continue  # "<" could close the style element; escapes could spell anything
+        kept = []
+        for d in tinycss2.parse_declaration_list(rule.content, skip_comments=True, skip_whitespace=True):
+            if d.type == "declaration" and d.lower_name in _STYLE_PROPS and _css_value_ok(d.value):
+                kept.append(f"{d.lower_name}: {tinycss2.serialize(d.value).strip()}"
+                            + (" !important" if d.important else ""))
+        if kept:
+            out.append(f"{selector} {{ {'; '.join(kept)} }}")
+    return "\n".join(out)
+
+
+_HTML_TAG = re.compile(r"<html\b([^>]*)>", re.I)
+_LANG = re.compile(r"""\blang\s*=\s*["']?([A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*)["'\s>]""", re.I)
+_DIR = re.compile(r"""\bdir\s*=\s*["']?(ltr|rtl|auto)["'\s>]""", re.I)
+
+
+def _html_attrs(markup: str) -> str:
+    """lang and dir of the source's <html> (without lang="ja" browsers may draw kanji in Chinese forms)."""
+    m = _HTML_TAG.search(markup)
+    if not m:
+        return ""
+    attrs = m.group(1) + ">"
+    out = ""
+    if (lm := _LANG.search(attrs)):
+        out += f' lang="{lm.group(1)}"'
+    if (dm := _DIR.search(attrs)):
+        out += f' dir="{dm.group(1).lower()}"'
+    return out
+
+
 def clean_html(markup: str, links: str = "web") -> str:
     """Sanitize an HTML document and wrap the result in a minimal UTF-8 document."""
     import nh3
@@ -223,8 +282,10 @@ def clean_html(markup: str, links: str = "web") -> str:
         attribute_filter=lambda tag, attr, value: _keep_local_src(tag, attr, value, links),
     )
     title = htmllib.escape(_title(markup))
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-            f"<title>{title}</title></head>\n<body>\n{body}\n</body></html>\n")
+    css = clean_css("\n".join(_STYLE_BODY.findall(markup)))
+    style = f"<style>\n{css}\n</style>" if css else ""
+    return (f"<!DOCTYPE html>\n<html{_html_attrs(markup)}><head><meta charset=\"utf-8\">"
+            f"<title>{title}</title>{style}</head>\n<body>\n{body}\n</body></html>\n")
 
 
 def html_to_text(markup: str) -> str:
