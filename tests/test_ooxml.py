@@ -774,3 +774,30 @@ def test_links_inside_the_workbook_are_kept(default_policy, tmp_path):
     assert out["A1"].value == "=HYPERLINK(\"#'歳入'!A1\",\"歳入へ\")"
     assert out["A2"].hyperlink is not None and out["A2"].hyperlink.target == "#マスタ!A1"
     assert "file:" not in str(out["A3"].value)
+
+
+def test_svg_picture_extension_removed_whole_and_shape_sizes_kept(tmp_path, default_policy):
+    """An SVG icon (asvg:svgBlip in a:ext) is dropped with its extension wrapper, so no empty a:ext is
+    left for Word to repair; the shape's own a:ext cx/cy size stays."""
+    base = make_docx(tmp_path / "base.docx", pictures=1)
+    svg_ext = ('<a:extLst><a:ext uri="{96DAC541-7B7A-43D3-8B79-37D633B846F1}">'
+               '<asvg:svgBlip xmlns:asvg="http://schemas.microsoft.com/office/drawing/2016/SVG/main" '
+               'r:embed="rIdSvg1"/></a:ext></a:extLst>')
+
+    def add_svg(xml: str) -> str:
+        head, sep, tail = xml.partition("<a:blip ")
+        attrs, _, rest = tail.partition("/>")
+        return f"{head}{sep}{attrs}>{svg_ext}</a:blip>{rest}"
+
+    def add_rel(xml: str) -> str:
+        return xml.replace("</Relationships>", '<Relationship Id="rIdSvg1" Type="http://schemas.openxmlformats.org/'
+                           'officeDocument/2006/relationships/image" Target="media/icon1.svg"/></Relationships>')
+
+    src = patch(base, tmp_path / "icon.docx", edit={"word/document.xml": add_svg,
+                                                     "word/_rels/document.xml.rels": add_rel},
+                add={"word/media/icon1.svg": b'<svg xmlns="http://www.w3.org/2000/svg"/>'})
+    assert "svgBlip" in _read(src, "word/document.xml")
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    doc = _read(r.output, "word/document.xml")
+    assert r.verdict in ("clean", "sanitized") and "svgBlip" not in doc and "96DAC541" not in doc
+    assert re.search(r"<a:ext cx=\"\d+\" cy=\"\d+\"/>", doc)

@@ -159,7 +159,9 @@ _DROP_ON_DANGLING = frozenset([
     "webExtension", "embeddedFont", "userShapes", "snd",
 ])
 _CONTAINER_TAGS = (tags(S_NS, "hyperlinks", "controls", "oleObjects", "externalReferences", "tableParts")
-                   | tags(P_NS, "embeddedFontLst", "controls") | tags(W_NS, "frameset"))
+                   | tags(P_NS, "embeddedFontLst", "controls") | tags(W_NS, "frameset")
+                   # An extension (a:ext uri=...) whose content went, e.g. an SVG picture's svgBlip.
+                   | tags(A_NS, "ext", "extLst"))
 _MC_ALT = f"{{{MC_NS}}}AlternateContent"
 
 
@@ -354,6 +356,8 @@ def tidy(root: etree._Element) -> None:
                     changed = True
             elif _local(el) == "tableParts" and len(el):
                 el.set("count", str(len(el)))
+            elif _local(el) == "ext" and el.get("uri") is None:
+                continue  # a:ext cx= cy= is a shape's size, empty by design
             elif len(el) == 0 and el.getparent() is not None:
                 remove_keep_tail(el)
                 changed = True
