@@ -801,3 +801,39 @@ def test_svg_picture_extension_removed_whole_and_shape_sizes_kept(tmp_path, defa
     doc = _read(r.output, "word/document.xml")
     assert r.verdict in ("clean", "sanitized") and "svgBlip" not in doc and "96DAC541" not in doc
     assert re.search(r"<a:ext cx=\"\d+\" cy=\"\d+\"/>", doc)
+
+
+def test_picture_placed_in_a_cell_is_kept(tmp_path, default_policy):
+    """Excel 365 "place in cell" pictures: the rich-value relationship list and its images are kept."""
+    import openpyxl
+    from PIL import Image
+
+    wb = openpyxl.Workbook()
+    wb.active["A1"] = "写真"
+    base = tmp_path / "base.xlsx"
+    wb.save(base)
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(png, "PNG")
+    rv_ns = "http://schemas.microsoft.com/office/spreadsheetml/2022/richvaluerel"
+    r_ns = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    src = patch(base, tmp_path / "cellpic.xlsx", edit={
+        "xl/_rels/workbook.xml.rels": lambda x: x.replace("</Relationships>", (
+            '<Relationship Id="rIdRV" Type="http://schemas.microsoft.com/office/2022/10/relationships/'
+            'richValueRel" Target="richData/richValueRel.xml"/></Relationships>')),
+        "[Content_Types].xml": lambda x: x.replace("</Types>", (
+            '<Override PartName="/xl/richData/richValueRel.xml" '
+            'ContentType="application/vnd.ms-excel.richvaluerel+xml"/>'
+            '<Default Extension="png" ContentType="image/png"/></Types>'))}, add={
+        "xl/richData/richValueRel.xml": f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+                                        f'<richValueRels xmlns="{rv_ns}" xmlns:r="{r_ns}"><rel r:id="rId1"/>'
+                                        f"</richValueRels>",
+        "xl/richData/_rels/richValueRel.xml.rels": (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="http://schemas.'
+            'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.'
+            'openxmlformats.org/officeDocument/2006/relationships/image" Target="../media/image1.png"/>'
+            "</Relationships>"),
+        "xl/media/image1.png": png.getvalue()})
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "clean", r.threats
+    with _zip(r.output) as z:
+        assert z.read("xl/media/image1.png") == png.getvalue() and "xl/richData/richValueRel.xml" in z.namelist()

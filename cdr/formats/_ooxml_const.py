@@ -78,6 +78,8 @@ KEEP_RELS = frozenset([OD + s for s in (
     "2017/06/relationships/rdArray", "2017/06/relationships/richStyles", "2019/04/relationships/namedSheetView",
     "2015/10/relationships/revisionInfo", "2020/02/relationships/classificationlabels",
     "2006/relationships/legacyDocTextInfo",
+    # Pictures placed in cells (Excel 365): the rich-value list points at images in xl/media.
+    "2022/10/relationships/richValueRel",
 )])
 
 # Relationship types removed as active content, with the threat id we report.
