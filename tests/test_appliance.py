@@ -142,6 +142,16 @@ class Agent:
         finally:
             conn.close()
 
+    def final_named(self, name: str, timeout: float = 60) -> dict:
+        """The latest job of this file name, once it is delivered or blocked."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            rows = self.rows("SELECT * FROM jobs WHERE name = ?", (name,))
+            if rows and rows[-1]["status"] in ("delivered", "blocked"):
+                return rows[-1]
+            time.sleep(0.1)
+        raise AssertionError(f"{name} not final: {[ln for ln in self.stderr().splitlines() if name in ln][-5:]}")
+
     def wait_final(self, n: int, timeout: float = 60) -> list[dict]:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -357,15 +367,6 @@ def test_stalled_writer_and_hard_link_never_reach_quarantine(agent: Agent, tmp_p
     """A writer that stalls longer than stable_seconds keeps its file in the dropbox until it closes it;
     a hard-linked drop is copied: the sender's inode is never quarantined (or chmodded), so writing
     through the other name later cannot change the original or the bytes that were processed."""
-    def final(name: str) -> dict:
-        end = time.monotonic() + 60
-        while time.monotonic() < end:
-            rows = agent.rows("SELECT * FROM jobs WHERE name = ?", (name,))
-            if rows and rows[-1]["status"] in ("delivered", "blocked"):
-                return rows[-1]
-            time.sleep(0.1)
-        raise AssertionError(f"{name} not final: {[ln for ln in agent.stderr().splitlines() if name in ln][-5:]}")
-
     day = time.strftime("%Y-%m-%d")
     path = agent.data / "dropbox" / "kokuho" / "止まる.txt"
     first, rest = "前半\n".encode() * 50, "後半\n".encode() * 50
@@ -377,13 +378,13 @@ def test_stalled_writer_and_hard_link_never_reach_quarantine(agent: Agent, tmp_p
         assert not agent.rows("SELECT id FROM jobs WHERE name = ?", (path.name,)) and path.exists(), \
             "taken while its writer still had it open"
         f.write(rest)
-    assert final(path.name)["sha256"] == sha(first + rest)
+    assert agent.final_named(path.name)["sha256"] == sha(first + rest)
     assert (agent.data / "inbox" / "kokuho" / day / "止まる.txt").read_bytes() == first + rest
 
     outside = agent.data / "outside.txt"  # same file system, outside the dropbox
     outside.write_bytes("元の内容\n".encode())
     os.link(outside, agent.data / "dropbox" / "kokuho" / "リンク.txt")
-    row = final("リンク.txt")
+    row = agent.final_named("リンク.txt")
     q = agent.data / row["quarantine"]
     assert os.stat(outside).st_ino != os.stat(q).st_ino and os.stat(outside).st_mode & 0o777 != 0o440
     outside.write_bytes("書き換え\n".encode())
@@ -473,26 +474,17 @@ def test_results_of_another_engine_are_not_reused(agent: Agent) -> None:
     box = agent.data / "dropbox" / "engine"
     body = "同じ内容の文書です。\n".encode()
 
-    def final(name: str) -> dict:
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
-            rows = agent.rows("SELECT * FROM jobs WHERE name = ?", (name,))
-            if rows and rows[-1]["status"] in ("delivered", "blocked"):
-                return rows[-1]
-            time.sleep(0.1)
-        raise AssertionError(f"{name} not final")
-
     drop(box / "一.txt", body)
-    first = final("一.txt")
+    first = agent.final_named("一.txt")
     assert first["engine"] and first["engine"].startswith(cdr.__version__ + "+")
     drop(box / "二.txt", body)
-    assert final("二.txt")["reused_from"] == first["id"]
+    assert agent.final_named("二.txt")["reused_from"] == first["id"]
     db = sqlite3.connect(agent.data / "state" / "ledger.sqlite3")
     with db:  # as if an older engine had made both results
         db.execute("UPDATE jobs SET engine = 'older' WHERE name IN ('一.txt', '二.txt')")
     db.close()
     drop(box / "三.txt", body)
-    third = final("三.txt")
+    third = agent.final_named("三.txt")
     assert third["reused_from"] is None and third["engine"] == first["engine"]
 
 def test_retention_purge_is_audited(agent: Agent) -> None:
