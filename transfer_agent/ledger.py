@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
 CREATE INDEX IF NOT EXISTS jobs_sha ON jobs(sha256, policy);
 CREATE INDEX IF NOT EXISTS jobs_submission ON jobs(submission_id);
+-- Password retries (source 'console') are found by the job they retry; few rows, so a partial index.
+CREATE INDEX IF NOT EXISTS jobs_retry ON jobs(drop_path) WHERE source = 'console';
 CREATE TABLE IF NOT EXISTS quarantine (
     sha256     TEXT PRIMARY KEY,
     size       INTEGER NOT NULL,
