@@ -132,3 +132,17 @@ def test_style_sheet_rebuilt_and_language_kept(default_policy, tmp_path):
     for gone in ("203.0.113.5", "@import", "expression", "url("):
         assert gone not in out
     assert scan_active(out) == []
+
+
+def test_css_escapes_cannot_close_the_style_element(default_policy, tmp_path):
+    """An escaped "<" in a CSS value comes back from the CSS serializer as "\\<", which an HTML parser
+    reads as "</style": the declaration is dropped, and verify reports markup in any style body."""
+    css = (r'td { font-family: \3c/style \3e \3cimg "a/src=x" '
+           r""""b/onerror=document.body.setAttribute('data-pwned','1')//" \3e ; color: red }""")
+    src = tmp_path / "xss.html"
+    src.write_text(f"<html lang=ja><head><style>{css}</style></head><body><p>本文</p></body></html>", "utf-8")
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    out = Path(r.output).read_text("utf-8")
+    assert "td { color: red }" in out and "onerror" not in out and "<img" not in out
+    assert scan_active(out) == []
+    assert [t.location for t in scan_active("<style>td{color:red}</style x><img src=x onerror=alert(1)>")]

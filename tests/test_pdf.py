@@ -509,3 +509,20 @@ def test_pdfa_keeps_its_output_intent_and_identification(tmp_path):
         assert len(out.Root.OutputIntents[0].DestOutputProfile.read_bytes()) == len(icc)
         with out.open_metadata() as meta:
             assert meta["pdfaid:part"] == "2" and "dc:creator" not in meta
+
+
+def test_output_intent_loses_outside_profile_and_actions(tmp_path):
+    pdf = _base()
+    js = pdf.make_indirect(Dictionary(S=Name.JavaScript, JS=pikepdf.String("app.alert(1)")))
+    pdf.Root.OutputIntents = Array([Dictionary(
+        Type=Name.OutputIntent, S=Name.GTS_PDFA1, OutputConditionIdentifier=pikepdf.String("sRGB"),
+        DestOutputProfileRef=Dictionary(URLs=Array([Dictionary(FS=Name.URL, F=pikepdf.String("http://203.0.113.5/x.icc"))])),
+        A=js)])
+    src = tmp_path / "oi.pdf"
+    pdf.save(src)
+    r = process(src, src.name, tmp_path / "o", _policy())
+    assert {"pdf.external_ref", "pdf.javascript"} <= {t.id for t in r.threats} and r.verdict == "sanitized"
+    with pikepdf.open(r.output) as out:
+        oi = out.Root.OutputIntents[0]
+        assert set(oi.keys()) == {"/Type", "/S", "/OutputConditionIdentifier"}
+    assert _deep_walk(Path(r.output)) == []

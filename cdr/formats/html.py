@@ -42,6 +42,8 @@ _STYLE_PROPS = {
     "background", "border-top", "border-right", "border-bottom", "border-left", "border-width", "border-style",
     "border-color", "border-spacing", "text-indent", "letter-spacing", "font",
 }
+# Characters no kept rule may hold: "<" could end the style element, escapes could spell anything.
+_CSS_UNSAFE = "<>\\&"
 # Functions a kept declaration may use: colours only (url(), image(), expression(), var() never).
 _CSS_FUNCS = {"rgb", "rgba", "hsl", "hsla"}
 _DROP_WITH_CONTENT = {"script", "style", "iframe", "object", "embed", "applet", "noscript", "template",
@@ -66,7 +68,8 @@ _ACTIVE = [
 
 
 _TAG = re.compile(r"<[^>]*>")
-_STYLE_BODY = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.I | re.S)
+# A browser ends a style element at "</style" followed by whitespace, "/" or ">".
+_STYLE_BODY = re.compile(r"<style\b[^>]*>(.*?)</style[\s/>]", re.I | re.S)
 _SCHEME = re.compile(r"([a-z][a-z0-9+.-]*):", re.I)
 _WEB_SCHEMES = {"http", "https", "mailto"}
 _SCRIPT_SCHEMES = {"javascript", "vbscript", "livescript"}
@@ -198,6 +201,8 @@ def scan_active(markup: str, links: str = "web") -> list[Threat]:
     urls.close()
     for body in _STYLE_BODY.findall(markup):
         urls._css(htmllib.unescape(body), "<style>")
+        if "<" in body:
+            urls._add("html.active_content", "markup inside a style sheet")
     seen: set[tuple[str, str]] = set()
     for (tid, where), n in urls.counts.items():
         seen.add((tid, where))
@@ -240,16 +245,19 @@ def clean_css(css: str) -> str:
         if rule.type != "qualified-rule":
             continue
         selector = tinycss2.serialize(rule.prelude).strip()
-        if not selector or any(c in selector for c in "<\\{}@") or len(selector) > 500:
+        if not selector or any(c in selector for c in _CSS_UNSAFE + "{}@") or len(selector) > 500:
             continue  # "<" could close the style element; escapes could spell anything
         kept = []
         for d in tinycss2.parse_declaration_list(rule.content, skip_comments=True, skip_whitespace=True):
             if d.type == "declaration" and d.lower_name in _STYLE_PROPS and _css_value_ok(d.value):
-                kept.append(f"{d.lower_name}: {tinycss2.serialize(d.value).strip()}"
-                            + (" !important" if d.important else ""))
+                value = tinycss2.serialize(d.value).strip()
+                # Escapes come back as "\<": to an HTML parser that is "<", which could close the element.
+                if not any(c in value for c in _CSS_UNSAFE):
+                    kept.append(f"{d.lower_name}: {value}" + (" !important" if d.important else ""))
         if kept:
             out.append(f"{selector} {{ {'; '.join(kept)} }}")
-    return "\n".join(out)
+    css = "\n".join(out)
+    return "" if any(c in css for c in "<&") else css  # never markup inside a style element
 
 
 _HTML_TAG = re.compile(r"<html\b([^>]*)>", re.I)

@@ -100,7 +100,13 @@ _FORMULA_NS = {NS["table"], NS["text"], NS["style"], NS["calcext"]}
 _FORMULA_ATTRS = {"formula", "condition", "expression", "cell-range-address", "base-cell-address"}
 _CALCEXT_VALUE = _q("calcext", "value")
 # "of:=", "oooc:=", "msoxl:=" (namespace of the formula syntax), or Writer's "ooow:".
-_CONDITION_FUNCS = re.compile(r"(?i)(?<![\w.-])(?:is-true-formula|cell-content(?:-[a-z]+)*)\s*\(")
+# The condition keywords of ODF 1.3 (19.477 style:condition), exactly and case-sensitively: anything
+# else ("cell-content-WEBSERVICE(") is left for the formula rules to judge.
+_CONDITION_FUNCS = re.compile(
+    r"(?<![\w.-])(?:is-true-formula|cell-content|cell-content-is-between|cell-content-is-not-between"
+    r"|cell-content-is-in-list|cell-content-is-whole-number|cell-content-is-decimal-number"
+    r"|cell-content-is-date|cell-content-is-time|cell-content-text-length"
+    r"|cell-content-text-length-is-between|cell-content-text-length-is-not-between)\(")
 _SYNTAX_PREFIX = re.compile(r"^\s*(?:[A-Za-z][\w.\-]*:(?!//))?\s*=?")
 _DQ_STRING = re.compile(r'"(?:[^"]|"")*"')
 _SQ_NAME = re.compile(r"'((?:[^']|'')*)'")

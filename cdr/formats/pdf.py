@@ -380,6 +380,18 @@ def _conformance_only(pdf: pikepdf.Pdf) -> bool:
     return bool(keys) and all(k.startswith(_CONFORMANCE_NS) for k in keys)
 
 
+def _output_intents(new: pikepdf.Pdf, intents: Any, threats: list[Threat]) -> Any:
+    """The output intents, without a profile named by reference to another file (/DestOutputProfileRef,
+    PDF/X-5); the rule walk then removes any action a producer put in them."""
+    out = _foreign(new, intents)
+    for it in out if isinstance(out, pikepdf.Array) else []:
+        if isinstance(it, pikepdf.Dictionary) and "/DestOutputProfileRef" in it:
+            del it["/DestOutputProfileRef"]
+            threats.append(Threat("pdf.external_ref", "document catalog /OutputIntents", "removed",
+                                  "colour profile in an outside file (DestOutputProfileRef)"))
+    return out
+
+
 def _keep_conformance(pdf: pikepdf.Pdf, new: pikepdf.Pdf) -> list[str]:
     """A fresh XMP packet with only the PDF/A and PDF/UA identification of the source (dropping the
     metadata must not make an archival PDF/A stop declaring itself one)."""
@@ -414,7 +426,8 @@ def _copy_catalog(pdf: pikepdf.Pdf, new: pikepdf.Pdf, o: dict[str, Any], att: _A
     root, threats = pdf.Root, []
     for key in _ROOT_KEEP:
         if key in root:
-            new.Root[key] = _foreign(new, root[key])
+            new.Root[key] = _output_intents(new, root[key], threats) if key == "/OutputIntents" \
+                else _foreign(new, root[key])
     if "/AA" in root:
         threats.append(Threat("pdf.additional_actions", "document catalog /AA", "removed",
                               "document additional actions (open/close/save/print)"))
