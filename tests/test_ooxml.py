@@ -766,14 +766,15 @@ def test_links_inside_the_workbook_are_kept(default_policy, tmp_path):
     toc["A2"] = "マスタへ"
     toc["A2"].hyperlink = "#マスタ!A1"
     toc["A3"] = '=HYPERLINK("file:///C:/secret.xlsx","開く")'
+    toc["A4"] = '=HYPERLINK("#[Book2.xlsx]Sheet1!A1","別ブック")'
     src = tmp_path / "toc.xlsx"
     wb.save(src)
     r = process(src, src.name, tmp_path / "o", default_policy)
-    assert [t.id for t in r.threats if t.id != "ooxml.metadata"] == ["ooxml.hyperlink"]
+    assert [t.id for t in r.threats if t.id != "ooxml.metadata"] == ["ooxml.hyperlink"] * 2
     out = openpyxl.load_workbook(r.output)["目次"]
     assert out["A1"].value == "=HYPERLINK(\"#'歳入'!A1\",\"歳入へ\")"
     assert out["A2"].hyperlink is not None and out["A2"].hyperlink.target == "#マスタ!A1"
-    assert "file:" not in str(out["A3"].value)
+    assert "file:" not in str(out["A3"].value) and "Book2" not in str(out["A4"].value)
 
 
 def test_svg_picture_extension_removed_whole_and_shape_sizes_kept(tmp_path, default_policy):

@@ -228,7 +228,9 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 def in_document(target: str) -> bool:
     """A location in the same file ("#'歳入'!A1", "#目次"): '#' and a reference or name, nothing a
     path or address could be."""
-    return target.startswith("#") and not any(c in target for c in ("\\", "/", "@")) and "::" not in target
+    # "[Book2.xlsx]Sheet1!A1" names another workbook; a sheet name cannot hold [ ] \ / anyway.
+    return target.startswith("#") and not any(c in target for c in ("\\", "/", "@", "[", "]")) \
+        and "::" not in target
 
 
 def is_web_url(target: str) -> bool:
