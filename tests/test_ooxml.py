@@ -777,9 +777,9 @@ def test_links_inside_the_workbook_are_kept(default_policy, tmp_path):
     assert "file:" not in str(out["A3"].value) and "Book2" not in str(out["A4"].value)
 
 
-def test_svg_picture_extension_removed_whole_and_shape_sizes_kept(tmp_path, default_policy):
-    """An SVG icon (asvg:svgBlip in a:ext) is dropped with its extension wrapper, so no empty a:ext is
-    left for Word to repair; the shape's own a:ext cx/cy size stays."""
+def test_svg_icon_is_sanitized_and_kept(tmp_path, default_policy):
+    """An SVG icon (asvg:svgBlip in a:ext) goes through the SVG sanitizer and stays next to its PNG
+    fallback: its script and handler go; when its relationship goes, no empty a:ext is left behind."""
     base = make_docx(tmp_path / "base.docx", pictures=1)
     svg_ext = ('<a:extLst><a:ext uri="{96DAC541-7B7A-43D3-8B79-37D633B846F1}">'
                '<asvg:svgBlip xmlns:asvg="http://schemas.microsoft.com/office/drawing/2016/SVG/main" '
@@ -790,19 +790,32 @@ def test_svg_picture_extension_removed_whole_and_shape_sizes_kept(tmp_path, defa
         attrs, _, rest = tail.partition("/>")
         return f"{head}{sep}{attrs}>{svg_ext}</a:blip>{rest}"
 
-    def add_rel(xml: str) -> str:
-        return xml.replace("</Relationships>", '<Relationship Id="rIdSvg1" Type="http://schemas.openxmlformats.org/'
-                           'officeDocument/2006/relationships/image" Target="media/icon1.svg"/></Relationships>')
+    def add_rel(target: str):
+        return lambda xml: xml.replace("</Relationships>", (
+            '<Relationship Id="rIdSvg1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+            f'relationships/image" Target="{target}"/></Relationships>'))
 
-    src = patch(base, tmp_path / "icon.docx", edit={"word/document.xml": add_svg,
-                                                     "word/_rels/document.xml.rels": add_rel},
-                add={"word/media/icon1.svg": b'<svg xmlns="http://www.w3.org/2000/svg"/>'})
-    assert "svgBlip" in _read(src, "word/document.xml")
+    icon = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10" onload="alert(1)">'
+            b'<script>alert(2)</script><circle cx="5" cy="5" r="4" fill="#06c"/></svg>')
+    ct = lambda x: x.replace("</Types>", '<Default Extension="svg" ContentType="image/svg+xml"/></Types>')  # noqa: E731
+    src = patch(base, tmp_path / "icon.docx", edit={"word/document.xml": add_svg, "[Content_Types].xml": ct,
+                                                     "word/_rels/document.xml.rels": add_rel("media/icon1.svg")},
+                add={"word/media/icon1.svg": icon})
     r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "sanitized" and "svg.script" in {t.id for t in r.threats}, r.threats
     doc = _read(r.output, "word/document.xml")
-    assert r.verdict in ("clean", "sanitized") and "svgBlip" not in doc and "96DAC541" not in doc
+    svg = _read(r.output, "word/media/icon1.svg")
+    assert "svgBlip" in doc and "<circle" in svg and "script" not in svg and "onload" not in svg
     assert re.search(r"<a:ext cx=\"\d+\" cy=\"\d+\"/>", doc)
-
+    # An icon on a web server: the relationship goes, and so does the extension that used it.
+    src = patch(base, tmp_path / "remote.docx", edit={"word/document.xml": add_svg, "[Content_Types].xml": ct,
+                                                       "word/_rels/document.xml.rels": lambda x: add_rel(
+                                                           "https://203.0.113.5/i.svg")(x).replace(
+                                                           'Target="https://203.0.113.5/i.svg"',
+                                                           'Target="https://203.0.113.5/i.svg" TargetMode="External"')})
+    r = process(src, src.name, tmp_path / "o2", default_policy)
+    doc = _read(r.output, "word/document.xml")
+    assert "svgBlip" not in doc and "96DAC541" not in doc and re.search(r"<a:ext cx=\"\d+\" cy=\"\d+\"/>", doc)
 
 def test_picture_placed_in_a_cell_is_kept(tmp_path, default_policy):
     """Excel 365 "place in cell" pictures: the rich-value relationship list and its images are kept."""

@@ -471,7 +471,7 @@ class Rebuild:
             self.report(DENY_CT[ctl], target, f"content type {ct}")
             return None
         if ctl == SVG_CT:
-            return None  # the PNG fallback next to every SVG picture stays
+            return target  # an icon: rebuilt by the SVG sanitizer below (its PNG fallback stays too)
         kind = ct_kind(ctl)
         if not kind or kind == "package" or (t == OD + "hyperlink"):
             self.report("ooxml.unknown_part", target, f"content type {ct or 'none'}")
@@ -611,9 +611,23 @@ class Rebuild:
                     payload[part] = ("bytes", out)
             elif kindp == "media" and self.write:
                 payload[part] = ("media", ctl)
+            elif ctl == SVG_CT:
+                out = self._svg(part)
+                if self.write:
+                    payload[part] = ("bytes", out)
         if dst is not None and self.write:
             self._write(dst, main, kept, kept_rels, payload)
         return Outcome(kind, mime, ext)
+
+    def _svg(self, part: str) -> bytes:
+        """An SVG picture (Office icons) through the SVG family's sanitizer: scripts, event handlers and
+        outside references go, as for a delivered .svg; what it finds is reported against this part."""
+        from .svg import sanitize_svg
+
+        out, found = sanitize_svg(self.ctx, self.read(part, xml=False), rebuild=self.write)
+        for t in found:
+            self.report(t.id, part, t.detail)
+        return out or b""
 
     def _role(self, part: str, ctl: str) -> str:
         return role_of(ctl) or self._rel_role.get(part, "")
