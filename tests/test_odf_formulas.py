@@ -182,3 +182,23 @@ def test_chart_object_keeps_its_link_to_the_containing_sheet(tmp_path, default_p
     assert "odf.external_link" not in {t.id for t in r.threats}, r.threats
     with zipfile.ZipFile(r.output) as z:
         assert b'xlink:href=".."' in z.read("Object 1/content.xml")
+
+
+def test_presentation_video_inside_the_file_is_kept(tmp_path, default_policy):
+    """A video in Media/ played by LibreOffice's own player stays (as PPTX media do); a player pointed
+    at an address, or any other plugin, is removed."""
+    from samples.legacy_samples import ODP
+
+    mp4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64
+    plugin = ('<draw:frame svg:width="10cm" svg:height="6cm"><draw:plugin xlink:href="{href}" xlink:type="simple"'
+              ' draw:mime-type="application/vnd.sun.star.media"/></draw:frame>')
+    body = ('<draw:page draw:name="p1">' + plugin.format(href="Media/clip.mp4")
+            + plugin.format(href="http://203.0.113.5/clip.mp4") + "</draw:page>")
+    src = tmp_path / "video.odp"
+    _odf(src, ODP, body, extra={"Media/clip.mp4": mp4}, manifest_extra={"Media/clip.mp4": "video/mp4"})
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert [t.detail for t in r.threats if t.id == "odf.object"] == ["http://203.0.113.5/clip.mp4"], r.threats
+    with zipfile.ZipFile(r.output) as z:
+        content = z.read("content.xml")
+        assert z.read("Media/clip.mp4") == mp4 and b'xlink:href="Media/clip.mp4"' in content
+        assert b"203.0.113.5" not in content

@@ -83,6 +83,15 @@ def _norm(href: str) -> str:
     return h
 
 
+def _media_plugin(el: etree._Element, members: set[str]) -> bool:
+    """A sound or video inside the file (Media/), played by LibreOffice's own player: kept like PPTX
+    media. Any other plugin, or media by address, is an object and goes."""
+    if el.tag != _q("draw", "plugin") or el.get(_q("draw", "mime-type")) != "application/vnd.sun.star.media":
+        return False
+    href = el.get(_HREF) or ""
+    return _is_internal(href, members) and posixpath.normpath(_norm(href)).startswith(_MEDIA_DIRS)
+
+
 def _is_internal(href: str, members: set[str]) -> bool:
     h = _norm(href)
     if not h or h.startswith("#"):
@@ -230,6 +239,8 @@ def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_object
                               (el.get(_HREF) or "")[:200]))
         remove_keep_tail(el)
     for el in list(root.iter(*_OBJECT_TAGS)):
+        if _media_plugin(el, members):
+            continue
         threats.append(Threat("odf.object", f"{part}: {etree.QName(el).localname}", "removed",
                               (el.get(_HREF) or "")[:200]))
         remove_keep_tail(el)
