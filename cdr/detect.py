@@ -440,9 +440,10 @@ def detect(path: str | Path, name: str | None = None) -> Detection:
     if mime is None:
         lm, desc = _libmagic(head)
         reasons.append(f"libmagic: {desc}")
-        if lm == "application/x-dosexec" and not head.startswith(b"MZ"):
-            # A DOS .COM guess from the first bytes (0x8C is 見 in Shift_JIS): judged as text or unknown
-            # instead; a real .COM is binary, and any name ending in .com is refused anyway.
+        if lm == "application/x-dosexec":
+            # No MZ header here (_PROGRAMS took those): a DOS .COM guess from the first bytes (0x8C is 見
+            # in Shift_JIS). Judged as text or unknown instead; a real .COM is binary, and any name
+            # ending in .com is refused anyway.
             lm = "application/octet-stream"
         lm = _MAGIC_MAP.get(lm, lm)
         if lm.startswith("text/") or lm in ("application/octet-stream", "inode/x-empty", "application/x-empty"):

@@ -538,18 +538,15 @@ class SevenZipReader:
 
         if targets:
             # py7zr also expands entries it does not hand to us (to check CRCs on the way): cap it all.
-            b, size = self.budget, max(self.path.stat().st_size, 1)
-            self.z.max_extract_size = max(0, min(b.total_limit - b.written, max(b.floor, int(b.ratio * size)),
-                                                 max(b.floor, int(b.ratio * b.root_size)) - b.written))
+            self.z.max_extract_size = meter.headroom()
             try:
                 self.z.extract(targets=sorted(targets), factory=_Factory())
             except LimitExceeded:
                 raise
             except py7zr.exceptions.DecompressionBombError:
-                raise self.budget.trip(LimitExceeded(
-                    "the 7z archive expands beyond the limits (archive_total_mb, archive_ratio)",
-                    "7zファイルの展開後のサイズが上限を超えました（圧縮爆弾の疑い）", threat_id="archive.bomb",
-                    location=self.path.name)) from None
+                # py7zr went past the headroom: counting that trips the very limit it crossed.
+                meter.add(meter.headroom() + 1)
+                raise
             except (py7zr.Bad7zFile, py7zr.exceptions.CrcError, lzma.LZMAError, EOFError, ValueError,
                     zlib.error) as exc:
                 if self.encrypted:

@@ -109,6 +109,14 @@ class Meter:
                 f"「{member}」の展開率が上限（{b.ratio:g} 倍）を超えました（ZIP爆弾の疑い）", where))
         self.check_time()
 
+    def headroom(self) -> int:
+        """How many more bytes this archive may expand before add() trips a limit (for a library
+        that enforces a cap itself, such as py7zr's max_extract_size)."""
+        b = self.budget
+        return max(0, min(b.total_limit - b.written,
+                          max(b.floor, int(b.ratio * self.archive_size)) - self.written,
+                          max(b.floor, int(b.ratio * b.root_size)) - b.written))
+
     def copy(self, src: BinaryIO, dst: BinaryIO, member: str, packed: int | None = None,
              count: bool = True) -> int:
         """Stream src to dst in chunks, checking limits before each write."""

@@ -123,6 +123,7 @@ _SQ_NAME = re.compile(r"'((?:[^']|'')*)'")
 _SOURCE = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9+.\-]*:|/|\\\\)")
 # LibreOffice functions that talk to other programs; the Excel list is shared (DANGEROUS_FUNCS).
 _ODF_FUNCS = re.compile(r"(?i)(?<![A-Za-z0-9_])(DDE)\s*\(")
+_FILE_SCHEME = re.compile(r"(?i)file:")
 _INDIRECT = re.compile(r"(?i)(?<![A-Za-z0-9_.])INDIRECT\s*\(")
 
 
@@ -144,7 +145,7 @@ def odf_formula_threat(value: str) -> str | None:
         if after.startswith("#") or _SOURCE.match(m.group(1)):
             return f"external document reference ={text[:80]}"
     unquoted = _SQ_NAME.sub("''", bare)
-    if "#$" in unquoted.replace(" ", "") or "://" in unquoted or re.search(r"(?i)\bfile:", unquoted):
+    if "#$" in unquoted.replace(" ", "") or "://" in unquoted or _FILE_SCHEME.search(unquoted):
         return f"external document reference ={text[:80]}"
     m = _ODF_FUNCS.search(bare)
     if m:
@@ -152,7 +153,7 @@ def odf_formula_threat(value: str) -> str | None:
     # INDIRECT("'file:///x.ods'#$Sheet1.A1") makes LibreOffice load the other document.
     if _INDIRECT.search(bare):
         for s in _DQ_STRING.findall(text):
-            if "#" in s or "://" in s or re.search(r"(?i)file:", s):
+            if "#" in s or "://" in s or _FILE_SCHEME.search(s):
                 return f"INDIRECT() to another document ={text[:80]}"
     verdict = formula_threat(text, "web")
     return verdict[1] if verdict else None

@@ -28,8 +28,8 @@ from ._pdf_walk import Walker, action_threat, scan
 # /OutputIntents: the colour profile PDF/A requires (inert ICC data, under the stream limits).
 _ROOT_KEEP = ("/Outlines", "/PageLabels", "/Dests", "/StructTreeRoot", "/MarkInfo", "/Lang",
               "/ViewerPreferences", "/PageLayout", "/PageMode", "/OCProperties", "/OutputIntents")
-# XMP properties that declare conformance (PDF/A, PDF/UA): kept when the rest of the metadata goes.
-_CONFORMANCE = ("pdfaid:part", "pdfaid:conformance", "pdfaid:amd", "pdfuaid:part")
+# XMP namespaces that declare conformance (PDF/A, PDF/UA): kept when the rest of the metadata goes.
+_CONFORMANCE = {"{http://www.aiim.org/pdfa/ns/id/}": "pdfaid", "{http://www.aiim.org/pdfua/ns/id/}": "pdfuaid"}
 # Upper bound of how much one byte can expand under each filter; image codecs are bounded by pixels.
 _EXPANSION = {"/FlateDecode": 1032, "/Fl": 1032, "/LZWDecode": 2730, "/LZW": 2730, "/RunLengthDecode": 128,
               "/RL": 128, "/ASCIIHexDecode": 1, "/AHx": 1, "/ASCII85Decode": 1, "/A85": 1}
@@ -346,7 +346,7 @@ def _metadata_threats(pdf: pikepdf.Pdf, action: str) -> list[Threat]:
     info = pdf.trailer.get("/Info")
     if isinstance(info, pikepdf.Dictionary) and len(info.keys()):
         found.append("Info")
-    if "/Metadata" in pdf.Root and not _conformance_only(pdf):
+    if "/Metadata" in pdf.Root and not _xmp_conformance(pdf)[1]:
         found.append("XMP")
     if not found:
         return []
@@ -367,17 +367,19 @@ def _copy_metadata(pdf: pikepdf.Pdf, new: pikepdf.Pdf) -> None:
         new.Root.Metadata = _foreign(new, xmp)
 
 
-_CONFORMANCE_NS = ("{http://www.aiim.org/pdfa/ns/id/}", "{http://www.aiim.org/pdfua/ns/id/}")
-
-
-def _conformance_only(pdf: pikepdf.Pdf) -> bool:
-    """The XMP holds nothing but PDF/A or PDF/UA identification (what _keep_conformance writes)."""
+def _xmp_conformance(pdf: pikepdf.Pdf) -> tuple[dict[str, str], bool]:
+    """The PDF/A and PDF/UA identification in the XMP ({"pdfaid:part": "2", ...}), and whether that is
+    all the XMP holds (what _keep_conformance writes). Unreadable XMP: nothing, and not only that."""
+    if "/Metadata" not in pdf.Root:
+        return {}, False
     try:
         with pdf.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False, strict=False) as meta:
-            keys = list(meta.keys())
+            items = {k: meta[k] for k in meta.keys()}
     except Exception:
-        return False
-    return bool(keys) and all(k.startswith(_CONFORMANCE_NS) for k in keys)
+        return {}, False
+    found = {f"{prefix}:{k[len(ns):]}": str(v) for k, v in items.items()
+             for ns, prefix in _CONFORMANCE.items() if k.startswith(ns)}
+    return found, bool(items) and len(found) == len(items)
 
 
 def _output_intents(new: pikepdf.Pdf, intents: Any, threats: list[Threat]) -> Any:
@@ -395,13 +397,7 @@ def _output_intents(new: pikepdf.Pdf, intents: Any, threats: list[Threat]) -> An
 def _keep_conformance(pdf: pikepdf.Pdf, new: pikepdf.Pdf) -> list[str]:
     """A fresh XMP packet with only the PDF/A and PDF/UA identification of the source (dropping the
     metadata must not make an archival PDF/A stop declaring itself one)."""
-    if "/Metadata" not in pdf.Root:
-        return []
-    try:
-        with pdf.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False, strict=False) as src:
-            found = {k: str(src[k]) for k in _CONFORMANCE if k in src}
-    except Exception:  # unreadable XMP: nothing to keep
-        return []
+    found = _xmp_conformance(pdf)[0]
     if "pdfaid:part" not in found and "pdfuaid:part" not in found:
         return []
     with new.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False) as meta:

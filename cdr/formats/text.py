@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import codecs
 import re
-import shutil
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -48,10 +47,11 @@ class TextHandler(Handler):
         return [found] if found else []
 
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
-        found = binary_data(decode_text(src.read_bytes())[0])
+        data = src.read_bytes()
+        found = binary_data(decode_text(data)[0])
         if found:
             _refuse_binary(found)
-        shutil.copyfile(src, dst)
+        dst.write_bytes(data)  # the bytes just checked, not a second read of the source
         return Rebuilt()
 
     def extract_text(self, ctx: Context, path: Path, detection: Detection) -> str:
