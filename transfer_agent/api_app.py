@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .api_submissions import ApiError
 from .metrics import CONTENT_TYPE
 
 log = logging.getLogger("transfer_agent.http")
@@ -30,8 +31,8 @@ _HTTP_JA = {404: ("not_found", "該当するページがありません"),
 
 
 def _error(status: int, code: str, en: str, ja: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The one error shape of the internet-side API (same as api_submissions.ApiError)."""
-    return JSONResponse({"error": code, "message": en, "message_ja": ja}, status_code=status, headers=headers)
+    """The one error shape of the internet-side API (api_submissions.ApiError's)."""
+    return ApiError(status, code, en, ja, headers).response()
 
 
 class JsonErrors:

@@ -162,8 +162,5 @@ def manifest(meta: dict[str, Any], file_entries: list[dict[str, Any]], completed
 
 
 def write_manifest(bundle: Path, doc: dict[str, Any], fsync: bool = True) -> bool:
-    """Write manifest.json; True when a file we did not write was there (it is replaced)."""
-    path = bundle / "manifest.json"
-    foreign = os.path.lexists(path)
-    put(path, _dumps(doc), fsync)
-    return foreign
+    """Write manifest.json; True when something else was there (it is replaced)."""
+    return put(bundle / "manifest.json", _dumps(doc), fsync)

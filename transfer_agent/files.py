@@ -48,11 +48,6 @@ def hash_file(path: Path, fsync: bool = False) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def decode_name(name: str) -> str:
-    """A file-system name as text: undecodable UTF-8 bytes are tried as cp932 (Windows clients)."""
-    return text_name(name)
-
-
 def clean_name(name: str, fallback: str = "file") -> str:
     """NFC, no control/bidi/unassigned characters, no path separators, never a dot-name.
 
@@ -61,7 +56,7 @@ def clean_name(name: str, fallback: str = "file") -> str:
     spaces are dropped (Windows cannot open such names). A name whose stem was lost to
     cleaning (`\\xff\\xfe.txt` -> `.txt`) gets `fallback` as its stem: `file.txt`.
     """
-    name = unicodedata.normalize("NFC", decode_name(name))
+    name = unicodedata.normalize("NFC", text_name(name))
     kept = "".join(c for c in name if c not in BIDI_CONTROLS and unicodedata.category(c) not in _DROP
                    and not "\uf8f0" <= c <= "\uf8ff")
     lost_chars = len(kept) != len(name)

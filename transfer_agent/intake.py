@@ -186,18 +186,26 @@ def stat_beneath(root: Path, path: Path) -> os.stat_result:
         os.close(dfd)
 
 
+def unlink_at(dir_fd: int, name: str, same_as: os.stat_result | None = None) -> bool:
+    """Remove `name` from the folder `dir_fd`; with `same_as`, only if the name still holds that very
+    file (not one the sender put there meanwhile). False when it was not removed or is gone."""
+    try:
+        if same_as is not None:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if (st.st_dev, st.st_ino) != (same_as.st_dev, same_as.st_ino):
+                return False
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def unlink_beneath(root: Path, path: Path, same_as: os.stat_result | None = None) -> bool:
-    """Remove `path` inside `root` through its folder's descriptor (never through a link); with
-    `same_as`, only if the name still holds that very file. False when it was not removed."""
+    """unlink_at for `path` inside `root`, its folder reached without following a link."""
     parts = path.relative_to(root).parts
     dfd = open_dir_beneath(root, parts[:-1])
     try:
-        if same_as is not None:
-            st = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
-            if (st.st_dev, st.st_ino) != (same_as.st_dev, same_as.st_ino):
-                return False
-        os.unlink(parts[-1], dir_fd=dfd)
-        return True
+        return unlink_at(dfd, parts[-1], same_as)
     finally:
         os.close(dfd)
 

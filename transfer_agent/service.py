@@ -56,6 +56,7 @@ from .intake import (
     leases_for_others,
     open_dir_beneath,
     stat_beneath,
+    unlink_at,
     unlink_beneath,
 )
 from .ledger import Ledger
@@ -162,6 +163,15 @@ def _drop_subdir(parts: tuple[str, ...]) -> str:
             break
         kept.append(part)
     return "/".join(kept)
+
+
+def retry_tag(job: Any) -> str:
+    """What password retries of this job's file are filed under (their drop_path): the first job
+    of the file, so that retries of a retry belong to the same chain."""
+    dp = job["drop_path"]
+    if job["source"] == "console" and isinstance(dp, str) and dp.startswith("retry of job "):
+        return dp
+    return f"retry of job {job['id']}"
 
 
 class RetryRefused(Exception):
@@ -358,12 +368,8 @@ class Service:
                 for th in result.get("threats", []))
             if not wants:
                 raise RetryRefused("not_encrypted")
-            # Every retry of a file refers to the first job, so a chain of retries is judged as one:
-            # one at a time, and none once the file has been delivered.
-            root = job_id
-            if row["source"] == "console" and str(row["drop_path"]).startswith("retry of job "):
-                root = int(str(row["drop_path"]).rsplit(" ", 1)[1])
-            tag = f"retry of job {root}"
+            # A chain of retries is judged as one: one at a time, and none once the file is delivered.
+            tag = retry_tag(row)
             for other in t.execute("SELECT status, verdict FROM jobs WHERE source = 'console' AND drop_path = ?",
                                    (tag,)):
                 if other["status"] not in ("delivered", "blocked"):
@@ -530,13 +536,8 @@ class Service:
             os.rename(part, intake)
             fsync_dir(intake.parent)
             crashpoint("intake.copied")
-            try:
-                now = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
-            except FileNotFoundError:
-                return  # the sender removed it meanwhile: we have our copy
-            if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
-                os.unlink(parts[-1], dir_fd=dfd)  # recovery removes it if we die before this line
-            else:
+            # Recovery removes it if we die before this; a file put under the name meanwhile stays.
+            if not unlink_at(dfd, parts[-1], same_as=st) and os.path.lexists(src):
                 log.warning("the name holds another file now: left for the next walk",
                             extra={"event": "intake.replaced", "path": str(src)})
         finally:

@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import apikeys, threat_labels, users
 from ..ledger import FINAL, Ledger, loads
 from ..portal_db import ensure_schema
-from ..service import RetryRefused
+from ..service import RetryRefused, retry_tag
 from . import originals
 
 log = logging.getLogger("transfer_agent.console")
@@ -290,12 +290,6 @@ def _flash(request: Request, sess: users.Session) -> str | None:
     return None
 
 
-def _retry_tag(job: Any) -> str:
-    """Password retries refer to the first job of the file (see Service.retry_with_password)."""
-    dp = str(job["drop_path"])
-    return dp if job["source"] == "console" and dp.startswith("retry of job ") else f"retry of job {job['id']}"
-
-
 def _id(raw: str) -> int:
     """A path id: a positive integer SQLite can hold; anything else is the normal 404 page."""
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 0 < int(raw) <= MAX_ID:
@@ -447,7 +441,7 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
             t.get("action") == "blocked" and str(t.get("id", "")).endswith(".encrypted")
             for t in result.get("threats", []))
         retries = con.ledger.query("SELECT id, verdict, status FROM jobs WHERE source = 'console' AND drop_path = ?"
-                                   " AND id > ? ORDER BY id", (_retry_tag(job), job["id"]))
+                                   " AND id > ? ORDER BY id", (retry_tag(job), job["id"]))
         return con.render(request, "report.html", job=job, result=result, kinds=kinds, threats=threats,
                           children=_children(result), reqs=reqs, pending_mine=pending_mine,
                           final=job["status"] in FINAL, msg=_flash(request, sess),
