@@ -15,10 +15,10 @@ import pytest
 
 from cdr.detect import detect
 from cdr.errors import LimitExceeded
-from cdr.formats._archive_io import ZipReader
-from cdr.formats._archive_limits import Budget, Meter
-from cdr.formats._archive_names import check_name, decode_name_bytes, unique
-from cdr.formats.archives import ArchiveHandler
+from cdr.formats.archive import ArchiveHandler
+from cdr.formats.archive.containers import ZipReader
+from cdr.formats.archive.limits import Budget, Meter
+from cdr.formats.archive.names import check_name, decode_name_bytes, unique
 from cdr.handler import Context
 from cdr.model import BLOCKED, CLEAN, SANITIZED
 from cdr.pipeline import process

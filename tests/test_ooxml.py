@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from cdr.detect import detect
-from cdr.formats import _ooxml_xml as X
 from cdr.formats._deflate import deflate_raw
-from cdr.formats._ooxml_pkg import Rebuild
 from cdr.formats.ooxml import inspect_ooxml, ooxml_text, rebuild_ooxml
+from cdr.formats.ooxml import parts as X
+from cdr.formats.ooxml.package import Rebuild
 from cdr.handler import Context
 from cdr.pipeline import process
 from cdr.policy import Limits, Policy

@@ -13,7 +13,7 @@ import pytest
 from pikepdf import Array, Dictionary, Name
 
 from cdr.detect import detect
-from cdr.formats._pdf_walk import Walker
+from cdr.formats.pdf.walk import Walker
 from cdr.handler import Context, handler_for
 from cdr.pipeline import process
 from cdr.policy import Policy
@@ -444,7 +444,7 @@ def test_same_appearance(name, pdfs, done, tmp_path):
                                   ("bomb", "too_many_pages", "encrypted_password", "encrypted_password_supplied")])
 def test_prescan_is_a_superset_of_the_walk(name, pdfs, done, tmp_path):
     """Where the rule walk finds anything in a qpdf-written file, the byte pre-scan must say so."""
-    from cdr.formats._pdf_walk import scan
+    from cdr.formats.pdf.walk import scan
 
     base, samples = pdfs
     with pikepdf.open(base / samples[name].path) as pdf:

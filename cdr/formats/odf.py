@@ -17,8 +17,8 @@ from lxml import etree
 from ..errors import Encrypted, LimitExceeded, Malformed
 from ..handler import Context, Handler, Rebuilt, register
 from ..model import Detection, Threat
-from ._ooxml_xml import formula_threat
 from ._xml import BAD_MEDIA_MAGIC, SAFE_OPTIONS, logged_error, remove_keep_tail, unwrap
+from .ooxml.parts import formula_threat
 
 NS = {
     "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",

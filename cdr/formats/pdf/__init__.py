@@ -4,7 +4,7 @@ Rebuild copies the pages and an allow-list of catalog entries into a new
 pikepdf document, so earlier revisions, orphaned objects, junk around the file
 and encryption never reach the output. Active content (JavaScript, actions that
 leave the document, media, XFA, attachments, foreign links) is then removed by
-the rule set in `_pdf_walk`, which `inspect` also uses for verification.
+the rule set in `walk`, which `inspect` also uses for verification.
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from typing import Any
 import pikepdf
 from pikepdf import Name, ObjectStreamMode, StreamDecodeLevel
 
-from ..errors import Encrypted, LimitExceeded, Malformed
-from ..handler import Context, Handler, Option, Rebuilt, register
-from ..model import BLOCKED, SANITIZED, Detection, FileResult, Threat
-from . import _pdf_render
-from ._pdf_walk import Walker, action_threat, scan
+from ...errors import Encrypted, LimitExceeded, Malformed
+from ...handler import Context, Handler, Option, Rebuilt, register
+from ...model import BLOCKED, SANITIZED, Detection, FileResult, Threat
+from . import render
+from .walk import Walker, action_threat, scan
 
 # Catalog entries carried into the rebuilt document as they are (their content is walked).
 # /OutputIntents: the colour profile PDF/A requires (inert ICC data, under the stream limits).
@@ -301,14 +301,14 @@ class PdfHandler(Handler):
                 raise Malformed(f"the PDF is damaged ({shown})", "PDFが壊れています（ポリシーにより修復版も配送しません）")
             out.threats.append(Threat("file.malformed", "document", "repaired", shown))
         if o["render"] == "images":
-            _pdf_render.render_to_images(ctx, dst, int(o["dpi"]))
+            render.render_to_images(ctx, dst, int(o["dpi"]))
             out.threats.append(Threat("pdf.rendered", "document", "converted",
                                       f"pages rendered to images at {int(o['dpi'])} dpi (画像化)"))
         return out
 
     # -- text --
     def extract_text(self, ctx: Context, path: Path, detection: Detection) -> str:
-        return _pdf_render.extract_text(ctx, path)
+        return render.extract_text(ctx, path)
 
 
 def _save(pdf: pikepdf.Pdf, dst: Path, options: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ Decisions:
   the archive is then "sanitized". If *every* member is blocked the archive is
   blocked: an empty box is useless to the clerk and the report explains why
   (for a PPAP ZIP without password: ask the sender for the password).
-- Limits hold for the whole tree of nested archives (see _archive_limits).
+- Limits hold for the whole tree of nested archives (see limits.py).
   Expansion and member-count limits block the outermost archive, because a
   bomb is hostile as a whole; a member nested too deep is only dropped.
 - Names: refused when they contain NUL, control or bidi characters or '..';
@@ -25,12 +25,12 @@ import unicodedata
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from ..detect import detect
-from ..encoding import BIDI_CONTROLS
-from ..errors import Blocked, Encrypted, LimitExceeded, Unsupported
-from ..handler import Context, Handler, Option, Rebuilt, handler_for, register
-from ..model import BLOCKED, SANITIZED, Detection, FileResult, Threat
-from ._archive_io import (
+from ...detect import detect
+from ...encoding import BIDI_CONTROLS
+from ...errors import Blocked, Encrypted, LimitExceeded, Unsupported
+from ...handler import Context, Handler, Option, Rebuilt, handler_for, register
+from ...model import BLOCKED, SANITIZED, Detection, FileResult, Threat
+from .containers import (
     BZIP2,
     COMPRESSED,
     GZIP,
@@ -51,8 +51,8 @@ from ._archive_io import (
     ZipWriter,
     is_tar_stream,
 )
-from ._archive_limits import Budget, Meter, MiB, budget_for
-from ._archive_names import MAX_NAME_CHARS, check_name, unique
+from .limits import Budget, Meter, MiB, budget_for
+from .names import MAX_NAME_CHARS, check_name, unique
 
 _SINGLE_EXT = {GZIP: ".gz", BZIP2: ".bz2", XZ: ".xz"}
 _PPAP_JA = ("パスワード付きの圧縮ファイルです。送信者にパスワードを確認し、"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from ._ooxml_const import A_NS, MACRO_MAIN, MAIN, MC_NS, OD, P_NS, R_NS, S_NS, W_NS, tags
+from .const import A_NS, MACRO_MAIN, MAIN, MC_NS, OD, P_NS, R_NS, S_NS, W_NS, tags
 
 _MC_ALT = f"{{{MC_NS}}}AlternateContent"
 _MC_CHOICE = f"{{{MC_NS}}}Choice"
@@ -269,7 +269,7 @@ def _pptx(rb, main: str) -> str:
 
 
 def package_text(rb, path: Path) -> str:
-    """Text of an opened package (`rb` is a _ooxml_pkg.Rebuild used only for reading)."""
+    """Text of an opened package (`rb` is a package.Rebuild used only for reading)."""
     rb._content_types()
     mains = [r for r in rb.rels("") if r.ntype == OD + "officeDocument" and not r.external]
     main = rb.resolve("", mains[0].target) if mains else None

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import Encrypted, LimitExceeded, Malformed
-from ..model import Threat
-from ._archive_limits import Budget, CountingReader, Meter
-from ._archive_names import MAX_NAME_CHARS, surrogate_name, zip_name
+from ...errors import Encrypted, LimitExceeded, Malformed
+from ...model import Threat
+from .limits import Budget, CountingReader, Meter
+from .names import MAX_NAME_CHARS, surrogate_name, zip_name
 
 # Longer names are refused anyway (check_name): keep only enough to say so.
 _NAME_CUT = MAX_NAME_CHARS + 1

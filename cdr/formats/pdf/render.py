@@ -17,9 +17,9 @@ from pathlib import Path
 import pikepdf
 from pikepdf import Name
 
-from ..errors import LimitExceeded, ToolMissing
-from ..handler import Context
-from ._tools import memory_cap, run_tool
+from ...errors import LimitExceeded, ToolMissing
+from ...handler import Context
+from .._tools import memory_cap, run_tool
 
 _NO_CMAP = b"Missing language pack"
 _CAP_SECONDS = 300.0

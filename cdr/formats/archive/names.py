@@ -13,9 +13,9 @@ import unicodedata
 import zlib
 from dataclasses import dataclass, field
 
-from ..encoding import BIDI_CONTROLS
-from ..names import MAX_PART_BYTES
-from ..names import windows_safe as _windows_safe
+from ...encoding import BIDI_CONTROLS
+from ...names import MAX_PART_BYTES
+from ...names import windows_safe as _windows_safe
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 MAX_NAME_CHARS = 1024

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-from ..errors import CdrError, LimitExceeded
+from ...errors import CdrError, LimitExceeded
 
 MiB = 1024 * 1024
 CHUNK = 64 * 1024

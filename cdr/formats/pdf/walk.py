@@ -19,7 +19,7 @@ from typing import Any
 import pikepdf
 from pikepdf import Name, ObjectType
 
-from ..model import Threat
+from ...model import Threat
 
 _DICT, _ARRAY, _STREAM = ObjectType.dictionary, ObjectType.array, ObjectType.stream
 _OBJ = pikepdf.Object

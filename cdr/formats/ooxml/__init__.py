@@ -11,11 +11,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..errors import Blocked, Encrypted, Malformed
-from ..handler import Context, Handler, Option, Rebuilt, register
-from ..model import Detection, Threat
-from ._ooxml_pkg import Rebuild
-from ._ooxml_text import package_text
+from ...errors import Blocked, Encrypted, Malformed
+from ...handler import Context, Handler, Option, Rebuilt, register
+from ...model import Detection, Threat
+from .package import Rebuild
+from .text import package_text
 
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ENCRYPTED_MIME = "application/x-ooxml-encrypted"
@@ -87,7 +87,7 @@ def inspect_ooxml(ctx: Context, path: Path) -> list[Threat]:
 
 def ooxml_text(path: Path, ctx: Context | None = None) -> str:
     """Plain text of a docx/xlsx/pptx (and their template and macro variants), in reading order."""
-    from ..policy import Limits
+    from ...policy import Limits
 
     if ctx is None:
         ctx = Context(name=Path(path).name, options={}, limits=Limits(), workdir=Path(tempfile.gettempdir()))

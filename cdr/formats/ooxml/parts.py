@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from ._ooxml_const import (
+from .._xml import SAFE_OPTIONS, logged_error, remove_keep_tail, unwrap
+from .const import (
     A_NS,
     AUTO_NAMES,
     C_NS,
@@ -33,7 +34,6 @@ from ._ooxml_const import (
     is_web_url,
     tags,
 )
-from ._xml import SAFE_OPTIONS, logged_error, remove_keep_tail, unwrap
 
 Report = Callable[[str, str], None]
 
@@ -243,7 +243,7 @@ def bytes_literal(data: bytes) -> bool:
     return True
 
 
-# Byte tokens per part role (see _ooxml_pkg.role_of): when none occurs, the disarm function for that
+# Byte tokens per part role (see package.role_of): when none occurs, the disarm function for that
 # role finds nothing. Element and attribute names cannot be escaped in XML, so with literal names a
 # missing local name rules the element out. Roles absent here (the workbook) are always parsed.
 TRIGGERS: dict[str, tuple[bytes, ...]] = {

@@ -17,12 +17,13 @@ from urllib.parse import unquote
 
 from lxml import etree
 
-from ..errors import Blocked, LimitExceeded, Malformed
-from ..handler import Context
-from ..model import Threat
-from . import _ooxml_xml as X
-from ._deflate import INFLATE_ERRORS, crc32, decompressobj, deflate_raw
-from ._ooxml_const import (
+from ...errors import Blocked, LimitExceeded, Malformed
+from ...handler import Context
+from ...model import Threat
+from .._deflate import INFLATE_ERRORS, crc32, decompressobj, deflate_raw
+from .._xml import BAD_MEDIA_MAGIC
+from . import parts as X
+from .const import (
     APP_CT,
     CHART_CT,
     COMPRESSED_MEDIA,
@@ -53,7 +54,6 @@ from ._ooxml_const import (
     is_web_url,
     norm_rel_type,
 )
-from ._xml import BAD_MEDIA_MAGIC
 
 MAX_PARTS = 20000
 _MALLOC_TUNED = False
@@ -622,7 +622,7 @@ class Rebuild:
     def _svg(self, part: str) -> bytes:
         """An SVG picture (Office icons) through the SVG family's sanitizer: scripts, event handlers and
         outside references go, as for a delivered .svg; what it finds is reported against this part."""
-        from .svg import sanitize_svg
+        from ..svg import sanitize_svg
 
         out, found = sanitize_svg(self.ctx, self.read(part, xml=False), rebuild=self.write)
         for t in found:
