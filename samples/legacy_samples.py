@@ -2,9 +2,10 @@
 
 Legacy .doc/.xls/.ppt are made by LibreOffice from python-docx/openpyxl/python-pptx output
 (three soffice runs plus one for the encrypted file). Hostile variants are built by rewriting
-the OLE container with the small compound-file writer below: it adds a VBA project storage,
-an ObjectPool object, or flips a BIFF sheet to an Excel 4.0 macro sheet. The VBA streams only
-carry placeholder bytes: enough for oletools to find the project, not runnable code.
+the OLE container with the engine's compound-file writer (cdr/formats/legacy_office/cfb.py):
+it adds a VBA project storage, an ObjectPool object, or flips a BIFF sheet to an Excel 4.0 macro
+sheet. The VBA streams only carry placeholder bytes: enough for oletools to find the project,
+not runnable code.
 """
 from __future__ import annotations
 
@@ -22,121 +23,12 @@ JA_TITLE = "住民票の写しの交付申請書"
 JA_BODY = "申請者の氏名：山田太郎。住所：東京都千代田区霞が関一丁目。電話番号は〇三―一二三四―五六七八です。"
 ENC_PASSWORD = "himitsu-2026"
 
-# --- a minimal compound file (CFB v3) writer ----------------------------------------------------
-
-_FREE, _END, _FATSECT = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD
-_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-
-
-def _cfb_key(name: str) -> tuple[int, str]:
-    return (len(name), name.upper())
-
-
 def write_cfb(streams: dict[str, bytes], storages: tuple[str, ...] = (), clsids: dict[str, bytes] | None = None
               ) -> bytes:
-    """Write a compound file. Keys are "/"-separated paths; parent storages are created as needed."""
-    clsids = clsids or {}
-    nodes: dict[str, dict] = {"": {"name": "Root Entry", "type": 5, "children": [], "data": b""}}
+    """A compound file with the engine's writer (cdr/formats/legacy_office/cfb.py)."""
+    from cdr.formats.legacy_office import cfb
 
-    def ensure(path: str) -> None:
-        if path in nodes:
-            return
-        parent = path.rsplit("/", 1)[0] if "/" in path else ""
-        ensure(parent)
-        nodes[path] = {"name": path.rsplit("/", 1)[-1], "type": 1, "children": [], "data": b""}
-        nodes[parent]["children"].append(path)
-
-    for s in storages:
-        ensure(s)
-    for path, data in streams.items():
-        parent = path.rsplit("/", 1)[0] if "/" in path else ""
-        ensure(parent)
-        nodes[path] = {"name": path.rsplit("/", 1)[-1], "type": 2, "children": [], "data": data}
-        nodes[parent]["children"].append(path)
-    order = [""] + [p for p in nodes if p]
-    sid = {p: i for i, p in enumerate(order)}
-    left = dict.fromkeys(order, _FREE)
-    right = dict.fromkeys(order, _FREE)
-    child = dict.fromkeys(order, _FREE)
-
-    def tree(items: list[str]) -> int:
-        if not items:
-            return _FREE
-        mid = len(items) // 2
-        node = items[mid]
-        left[node] = tree(items[:mid])
-        right[node] = tree(items[mid + 1:])
-        return sid[node]
-
-    for p in order:
-        kids = sorted(nodes[p]["children"], key=lambda k: _cfb_key(nodes[k]["name"]))
-        child[p] = tree(kids)
-
-    sectors: list[bytes] = []
-    fat: list[int] = []
-
-    def alloc(data: bytes) -> int:
-        if not data:
-            return _END
-        n = (len(data) + 511) // 512
-        start = len(sectors)
-        for i in range(n):
-            sectors.append(data[i * 512:(i + 1) * 512].ljust(512, b"\0"))
-            fat.append(start + i + 1 if i < n - 1 else _END)
-        return start
-
-    mini = bytearray()
-    minifat: list[int] = []
-    start_of: dict[str, int] = {}
-    for p in order[1:]:
-        d = nodes[p]["data"]
-        if nodes[p]["type"] != 2:
-            start_of[p] = 0
-        elif len(d) < 4096:
-            if not d:
-                start_of[p] = _END
-                continue
-            first = len(mini) // 64
-            n = (len(d) + 63) // 64
-            mini.extend(d.ljust(n * 64, b"\0"))
-            minifat.extend(first + i + 1 if i < n - 1 else _END for i in range(n))
-            start_of[p] = first
-        else:
-            start_of[p] = alloc(d)
-    root_start = alloc(bytes(mini)) if mini else _END
-    minifat_bytes = b"".join(struct.pack("<I", x) for x in minifat)
-    minifat_start = alloc(minifat_bytes.ljust(((len(minifat_bytes) + 511) // 512) * 512, b"\xff")) \
-        if minifat else _END
-    entries = bytearray()
-    for p in order:
-        nd = nodes[p]
-        name = nd["name"].encode("utf-16-le") + b"\0\0"
-        size = len(mini) if p == "" else len(nd["data"])
-        start = root_start if p == "" else start_of[p]
-        entries += struct.pack("<64sHBBIII16sIQQIQ", name.ljust(64, b"\0"), len(name), nd["type"], 1,
-                               left[p], right[p], child[p], clsids.get(p, b"\0" * 16).ljust(16, b"\0"), 0, 0, 0,
-                               start if nd["type"] != 1 else 0, size if nd["type"] != 1 else 0)
-    while len(entries) % 512:
-        entries += struct.pack("<64sHBBIII16sIQQIQ", b"", 0, 0, 0, _FREE, _FREE, _FREE, b"\0" * 16, 0, 0, 0, 0, 0)
-    dir_start = alloc(bytes(entries))
-    # FAT sectors describe themselves too.
-    nfat = 1
-    while (len(sectors) + nfat) > nfat * 128:
-        nfat += 1
-    fat_first = len(sectors)
-    fat.extend([_FATSECT] * nfat)
-    fat.extend([_FREE] * (nfat * 128 - len(fat)))
-    fat_bytes = b"".join(struct.pack("<I", x) for x in fat)
-    for i in range(nfat):
-        sectors.append(fat_bytes[i * 512:(i + 1) * 512])
-    if nfat > 109:
-        raise ValueError("sample too large for this writer")
-    difat = [fat_first + i for i in range(nfat)] + [_FREE] * (109 - nfat)
-    header = _MAGIC + b"\0" * 16 + struct.pack("<HHHHH6sIIIIIIIII", 0x3E, 3, 0xFFFE, 9, 6, b"\0" * 6, 0, nfat,
-                                               dir_start, 0, 4096, minifat_start, len(minifat) and
-                                               (len(minifat_bytes) + 511) // 512, _END, 0)
-    header += b"".join(struct.pack("<I", x) for x in difat)
-    return header + b"".join(sectors)
+    return cfb.write(streams, storages, clsids)
 
 
 def ole_streams(path: Path) -> tuple[dict[str, bytes], tuple[str, ...]]:

@@ -57,7 +57,7 @@ def test_findings_with_oletools(legacy):
         p = base / rel
         assert detect(p, p.name).family == "legacy_office", rel
         if "encrypted" in rel:
-            assert legacy_office._is_encrypted(p)
+            assert legacy_office.is_encrypted(p)
             continue
         ids = {t.id for t in legacy_office.findings(p)}
         assert ids == {t for t in s.threats if t.startswith("ole.")}, (rel, ids)
@@ -152,7 +152,7 @@ def test_convert_option_block_and_missing_soffice(legacy, default_policy, tmp_pa
     base, _ = legacy
     src = base / "legacy_office/benign/申請書.doc"
     data = default_policy.to_dict()
-    data["families"]["legacy_office"]["convert"] = "block"
+    data["families"]["legacy_office"].update(mode="convert", convert="block")
     res = process(src, src.name, tmp_path / "b", Policy.from_dict(data))
     assert res.verdict == "blocked" and "PDF" in res.reason_en
     # No LibreOffice on the box: a clear reason, never the original.
