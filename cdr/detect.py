@@ -375,10 +375,9 @@ def _looks_text(head: bytes) -> bool:
 def _text_kind(head: bytes, claimed: str, reasons: list[str]) -> str:
     probe = head[:8192]
     if probe.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            probe = probe.decode("utf-16").encode("utf-8", "replace")
-        except UnicodeDecodeError:
-            pass
+        # Leniently, and whole code units only: whether the file ends on an odd byte or holds a broken
+        # surrogate must not change what its markup says (a truncated UTF-16 page is still HTML).
+        probe = probe[:len(probe) & ~1].decode("utf-16", "replace").encode("utf-8", "replace")
     stripped = probe.lstrip(b"\xef\xbb\xbf \t\r\n")
     low = stripped[:4096].lower()
     if stripped.startswith(b"#!"):

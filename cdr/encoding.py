@@ -74,3 +74,32 @@ def decode_text(data: bytes) -> tuple[str, str]:
     """Decode to str with the detected encoding; undecodable bytes are replaced."""
     enc = detect_encoding(data)
     return data.decode(enc, "replace"), enc
+
+
+# Encodings a Japanese text file is tried in when the one detected from its head fails further on.
+_JAPANESE = ("utf-8", "cp932", "euc_jp")
+
+
+def decode_whole(data: bytes) -> tuple[str, str] | None:
+    """Decode every byte of `data` strictly: (text, codec), or None when no encoding reads it all.
+
+    The encoding is detected from the first megabyte; when the rest does not decode in it (an ASCII head
+    before Shift_JIS rows), the other Japanese encodings are tried on the whole file. A BOM is binding:
+    UTF-16 cut to an odd length or holding an unpaired surrogate does not decode, nor does invalid UTF-8."""
+    enc = detect_encoding(data)
+    try:
+        return data.decode(enc), enc
+    except (UnicodeDecodeError, LookupError):
+        pass
+    if enc.replace("-", "_").lower() not in ("utf_8", "cp932", "euc_jp", "iso2022_jp"):
+        return None  # a BOM, or an encoding charset-normalizer chose for the whole sample
+    best: tuple[float, str, str] | None = None
+    for cand in _JAPANESE:
+        try:
+            text = data.decode(cand)
+        except UnicodeDecodeError:
+            continue
+        score = _score(text)
+        if best is None or score > best[0]:
+            best = (score, text, cand)
+    return (best[1], best[2]) if best else None

@@ -252,3 +252,53 @@ def test_csv_cells_of_dashes_alone_are_data(tmp_path, default_policy):
     r = process(src, src.name, tmp_path / "o", default_policy)
     assert [t.location for t in r.threats] == ["row 4, column 2"]
     assert Path(r.output).read_bytes() == src.read_bytes().replace(b",-A1,", b",'-A1,")
+
+
+# ---------------------------------------------------------------- issue 20: text decodes completely
+
+_SCRIPT_PAGE = "<html><body><script>alert(document.cookie)</script><p>本文です</p></body></html>"
+
+
+@pytest.mark.parametrize("bom, enc", [(b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")])
+@pytest.mark.parametrize("cut", [0, 1, 3])
+@pytest.mark.parametrize("name", ["page.html", "page.txt"])
+def test_utf16_html_with_script_is_html_whatever_its_length(tmp_path, default_policy, bom, enc, cut, name):
+    """Cut to an odd length, a UTF-16 page no longer decoded and was delivered as clean text."""
+    data = bom + _SCRIPT_PAGE.encode(enc)
+    data = data[:len(data) - cut]
+    src = tmp_path / name
+    src.write_bytes(data)
+    assert detect(src, name).mime == "text/html"
+    r = process(src, name, tmp_path / "out", default_policy)
+    assert r.verdict == "sanitized" and "html.active_content" in {t.id for t in r.threats}, r.reason
+    out = Path(r.output).read_bytes().decode("utf-8")
+    assert "<script" not in out.lower() and "本文です" in out
+
+
+@pytest.mark.parametrize("data, why", [
+    ("申請書の本文です。\r\n".encode("utf-16") * 50 + b"\x00", "UTF-16 cut to an odd length"),
+    (b"\xff\xfe" + "前半".encode("utf-16-le") + b"\x00\xd8" + "後半".encode("utf-16-le"), "unpaired high surrogate"),
+    (b"\xfe\xff" + "前半".encode("utf-16-be") + b"\xdc\x00", "unpaired low surrogate at the end"),
+    ("本文です。\n".encode() * 70_000 + b"\xff\xfe\xed\xa0\x80\n" + "続き\n".encode(), "invalid UTF-8 after 1 MB"),
+])
+@pytest.mark.parametrize("name", ["memo.txt", "list.csv"])
+def test_text_that_does_not_decode_completely_is_blocked(tmp_path, default_policy, data, why, name):
+    src = tmp_path / name
+    src.write_bytes(data)
+    r = process(src, name, tmp_path / "out", default_policy)
+    assert r.verdict == "blocked", why
+    assert "text.binary_data" in {t.id for t in r.threats}, why
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    found = inspect(src, name, default_policy)["threats"]
+    assert any(t["id"] == "text.binary_data" for t in found), why
+
+
+def test_ascii_head_before_shift_jis_rows_still_decodes(tmp_path, default_policy):
+    """The encoding is detected from the first megabyte; a Shift_JIS file with a long ASCII head is still whole."""
+    data = b"id,code,amount\r\n" + b"1,ABC,100\r\n" * 110_000 + "2,山田,200\r\n".encode("cp932")
+    for name in ("big.txt", "big.csv"):
+        src = tmp_path / name
+        src.write_bytes(data)
+        r = process(src, name, tmp_path / f"out-{name}", default_policy, want_text=True)
+        assert r.verdict == "clean", r.reason
+        assert Path(r.output).read_bytes() == data

@@ -1,8 +1,9 @@
 """Plain text and CSV/TSV.
 
-Plain text is inert: delivered byte for byte. CSV cells that a spreadsheet would
-run as a formula (beginning with = + - @, tab or CR) get a leading apostrophe;
-every other byte stays as it was, in the original encoding.
+Plain text is inert: delivered byte for byte, once every byte is proven to decode in the
+encoding detected. CSV cells that a spreadsheet would run as a formula (beginning with
+= + - @, their full-width forms, tab or CR) get a leading apostrophe; every other byte
+stays as it was, in the original encoding.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from ..encoding import decode_text, detect_encoding
+from ..encoding import decode_text, decode_whole
 from ..errors import Blocked, Malformed
 from ..handler import Context, Handler, Option, Rebuilt, register
 from ..model import Detection, Threat
@@ -32,9 +33,26 @@ def binary_data(text: str, where: str = "") -> Threat | None:
 
 
 def _refuse_binary(found: Threat) -> None:
+    if found.location == "encoding":
+        raise Blocked(f"the text file does not decode completely ({found.detail}); it is cut short or holds "
+                      "binary data", "テキストファイルの文字コードを最後まで読み取れません（途中で切れているか、"
+                      "バイナリデータが含まれています）。配送を停止しました", threat_id="text.binary_data")
     raise Blocked(f"the text file contains binary data ({found.location}); it may hide a program or archive",
                   "テキストファイルの中にバイナリデータ（プログラムや圧縮ファイルの可能性）が含まれているため"
                   "配送を停止しました", threat_id="text.binary_data")
+
+
+def decode_checked(data: bytes) -> tuple[str, str, Threat | None]:
+    """(text, codec, finding): the whole file decoded strictly and checked for binary data. A file that no
+    encoding reads to its end (UTF-16 cut to an odd length, an unpaired surrogate, invalid UTF-8) is
+    reported, with the lenient decoding as its text."""
+    whole = decode_whole(data)
+    if whole is None:
+        text, enc = decode_text(data)
+        return text, enc, Threat("text.binary_data", "encoding", "found",
+                                 f"not decodable as {enc} to its end: truncated or binary data")
+    text, enc = whole
+    return text, enc, binary_data(text)
 
 
 @register
@@ -43,12 +61,12 @@ class TextHandler(Handler):
     mime_types = ("text/plain",)
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
-        found = binary_data(decode_text(path.read_bytes())[0])
+        found = decode_checked(path.read_bytes())[2]
         return [found] if found else []
 
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
         data = src.read_bytes()
-        found = binary_data(decode_text(data)[0])
+        found = decode_checked(data)[2]
         if found:
             _refuse_binary(found)
         dst.write_bytes(data)  # the bytes just checked, not a second read of the source
@@ -171,7 +189,7 @@ class _Scan:
     codec: str | None  # None: the file cannot be rewritten in place
     errors: str
     bom: int = 0
-    tail: int = 0  # stray last byte of odd-length UTF-16, kept as is
+    tail: int = 0  # stray last byte of odd-length UTF-16 (inspect only: such a file is never delivered)
     text: str = ""
     cells: list[tuple[int, str, str]] = field(default_factory=list)  # (insert_at, location, preview)
 
@@ -185,24 +203,28 @@ class CsvHandler(Handler):
                            "cells that a spreadsheet would evaluate: prefix an apostrophe, or block the file"),
     }
 
-    def _scan(self, ctx: Context, data: bytes) -> _Scan:
-        enc = detect_encoding(data)
+    def _scan(self, data: bytes) -> tuple[_Scan, Threat | None]:
+        text, enc, found = decode_checked(data)
+        return self._scan_as(data, enc, None if found else text), found
+
+    def _scan_as(self, data: bytes, enc: str, text: str | None) -> _Scan:
+        """`text`: the file already decoded strictly in `enc` (the same text as decoding the body)."""
         name = codecs.lookup(enc).name
         if name == "utf-8-sig":
-            return self._cells(_Scan(data, enc, "utf-8", "surrogateescape", 3))
+            return self._cells(_Scan(data, enc, "utf-8", "surrogateescape", 3, text=text or ""))
         if name == "utf-16":
             # Decode one byte order explicitly so that offsets map to bytes; keep a stray odd byte as is.
             codec = "utf-16-le" if data[:2] == b"\xff\xfe" else "utf-16-be"
-            return self._cells(_Scan(data, enc, codec, "surrogatepass", 2, (len(data) - 2) % 2))
+            return self._cells(_Scan(data, enc, codec, "surrogatepass", 2, (len(data) - 2) % 2, text or ""))
         if name in _BYTE_SAFE or _single_byte(name):
-            scan = self._cells(_Scan(data, enc, name, "surrogateescape"))
+            scan = self._cells(_Scan(data, enc, name, "surrogateescape", text=text or ""))
             if name in ("utf-8", "euc_jp") and any("@" <= d <= "~" for d in _delimiters(scan.text)):
                 self._check_cp932_reading(scan)
             return scan
         # ISO-2022-JP and other encodings whose multi-byte characters contain ASCII bytes: Japanese Excel
         # reads a BOM-less CSV as CP932 and sees those bytes as , = + ..., which we cannot prefix without
         # breaking the character. Look at both readings; such a file can only be delivered untouched.
-        scan = self._cells(_Scan(data, enc, None, "replace"))
+        scan = self._cells(_Scan(data, enc, None, "replace", text=text or ""))
         ascii_view = data.decode("latin-1")  # CP932 reading: same delimiter, quote and trigger bytes
         for d in _delimiters(ascii_view):
             scan.cells += [(p, f"row {r}, column {c} (as Shift_JIS)", _preview(ascii_view, p))
@@ -229,8 +251,9 @@ class CsvHandler(Handler):
 
     @staticmethod
     def _cells(scan: _Scan) -> _Scan:
-        body = scan.data[scan.bom:len(scan.data) - scan.tail]
-        scan.text = body.decode(scan.codec or scan.enc, scan.errors)
+        if not scan.text:
+            body = scan.data[scan.bom:len(scan.data) - scan.tail]
+            scan.text = body.decode(scan.codec or scan.enc, scan.errors)
         found: dict[int, tuple[str, str]] = {}
         delims = _delimiters(scan.text, utf16=(scan.codec or "").startswith("utf-16"))
         first, anywhere = _any_split_patterns(delims)
@@ -244,15 +267,13 @@ class CsvHandler(Handler):
         return scan
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
-        scan = self._scan(ctx, path.read_bytes())
-        found = binary_data(scan.text)
+        scan, found = self._scan(path.read_bytes())
         return [Threat("csv.formula", loc, "found", preview) for _pos, loc, preview in scan.cells[:1000]] + \
             ([found] if found else [])
 
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
         data = src.read_bytes()
-        scan = self._scan(ctx, data)
-        found = binary_data(scan.text)
+        scan, found = self._scan(data)
         if found:
             _refuse_binary(found)
         cells = scan.cells
