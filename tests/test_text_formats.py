@@ -302,3 +302,34 @@ def test_ascii_head_before_shift_jis_rows_still_decodes(tmp_path, default_policy
         r = process(src, name, tmp_path / f"out-{name}", default_policy, want_text=True)
         assert r.verdict == "clean", r.reason
         assert Path(r.output).read_bytes() == data
+
+
+# ---------------------------------------------------------------- issue 15 (10): full-width formula signs
+
+_FW_FORMULAS = ["＝1+1", "＝ＨＹＰＥＲＬＩＮＫ(\"http://203.0.113.5/\")", "＠SUM(A1:A2)", "＋A1", "－A1+3", "－未定"]
+# "－" (該当なし), "－－" and full-width negative numbers are data: LibreOffice (ja-JP) reads "－" and "－5" as
+# text and "－５" as the number -5; none of them can call anything.
+_FW_DATA = ["－", "－－", "－ ", "－5", "－５", "－１，２３４", "＋８１", "－1.5", "－５０％"]
+
+
+@pytest.mark.parametrize("enc", ["cp932", "utf-8", "utf-8-sig", "utf-16"])
+@pytest.mark.parametrize("quoted", [False, True])
+def test_full_width_formula_signs_are_neutralised_like_ascii(tmp_path, enc, quoted):
+    def cell(v: str) -> str:
+        return f'"{v}"' if quoted else v
+
+    rows = [f"{i},{cell(v)}" for i, v in enumerate(_FW_FORMULAS + _FW_DATA)]
+    data = ("\r\n".join(rows) + "\r\n").encode(enc)
+    r, out = _csv_out(tmp_path, data)
+    assert r.verdict == "sanitized", r.reason
+    assert [t.location for t in r.threats] == [f"row {i + 1}, column 2" for i in range(len(_FW_FORMULAS))]
+    text = out.decode(enc)
+    for v in _FW_FORMULAS:
+        assert f",{cell(chr(39) + v)}\r\n" in text, v
+    for v in _FW_DATA:
+        assert f",{cell(v)}\r\n" in text, v
+
+
+def test_full_width_formula_in_iso2022jp_csv_is_blocked(tmp_path):
+    r, out = _csv_out(tmp_path, "氏名,備考\r\n山田,＝１＋１\r\n".encode("iso2022_jp"))
+    assert r.verdict == "blocked" and out is None and [t.id for t in r.threats] == ["csv.formula"]

@@ -76,10 +76,16 @@ class TextHandler(Handler):
         return decode_text(path.read_bytes())[0]
 
 
-_UNUM = r"(?:\d+(?:[.,]\d+)*|\.\d+)(?:[eE][+\-]?\d+)?%?"
+# Japanese Excel reads full-width ＝ ＋ － ＠ as their ASCII forms (and "－５" as the number -5): a cell is
+# judged after that reading. "－" alone and "－" before a number stay data, as "-" and "-5" do.
+_LEAD = "=@＝＠"
+_SIGNS = "+-＋－"
+_SIGN = f"[{re.escape(_SIGNS)}]"
+_D = "[0-9０-９]"
+_UNUM = rf"(?:{_D}+(?:[.,．，]{_D}+)*|[.．]{_D}+)(?:[eE][+\-]?{_D}+)?[%％]?"
 # Plain numbers such as -5, +81, 1,234.5 or 3e5 are data, not formulas.
-_NUMBER = re.compile(rf"[+-]?{_UNUM}$")
-_SIGNS_ONLY = re.compile(r"[+-]+$")
+_NUMBER = re.compile(rf"{_SIGN}?{_UNUM}$")
+_SIGNS_ONLY = re.compile(rf"{_SIGN}+$")
 _WS = r"[^\S\r\n]*"
 # Encodings in which the bytes for , " \t \r \n never occur inside a multi-byte character.
 _BYTE_SAFE = {"utf-8", "cp932", "shift_jis", "euc_jp", "ascii", "latin-1"}
@@ -117,16 +123,16 @@ def _cell_start(d: str | None, quoted: bool) -> str:
         return re.escape("".join(c for c in cs if c != d))
 
     # = and @ always start a formula; a sign, or whitespace a spreadsheet trims, unless a plain number follows.
-    lead, signs, ws = chars("=@"), chars("+-"), chars("\t")
+    lead, signs, ws = chars(_LEAD), chars(_SIGNS), chars("\t")
     alts = [f"[{lead}]"] if lead else []
     # A cell of signs alone ("-", "--": 該当なし) cannot call anything: it stays as it is.
     alts += [rf"[{signs}](?!{_UNUM}{_WS}{term})(?![{signs}]*{_WS}{term})"] if signs else []
-    alts += [rf"[{ws}](?!{_WS}[+\-]?{_UNUM}{_WS}{term})"] if ws else []
+    alts += [rf"[{ws}](?!{_WS}{_SIGN}?{_UNUM}{_WS}{term})"] if ws else []
     if quoted and d != '"':  # a quoted cell, unless the quote is the delimiter
         end = rf'\s*"{term}'
         qalts = [f"[{lead}]"] if lead else []
         qalts += [rf"[{signs}](?!{_UNUM}{end})(?![{signs}]*{end})"] if signs else []
-        qalts.append(rf"[{chars(chr(9) + chr(13))}](?!\s*[+\-]?{_UNUM}{end})")
+        qalts.append(rf"[{chars(chr(9) + chr(13))}](?!\s*{_SIGN}?{_UNUM}{end})")
         alts.insert(0, f'"(?:{"|".join(qalts)})')
     return "|".join(alts)
 
@@ -176,8 +182,8 @@ def _formula_cells(text: str, d: str) -> list[tuple[int, int, int]]:
         q = m.group("q")
         c = q[:1]
         value = (q.replace('""', '"') + (m.group("t") or "")).strip()
-        if c and c != d and (c in "=@" or c in "+-\t\r" and not _NUMBER.match(value)
-                             and not (c in "+-" and _SIGNS_ONLY.match(value))):
+        if c and c != d and (c in _LEAD or c in _SIGNS + "\t\r" and not _NUMBER.match(value)
+                             and not (c in _SIGNS and _SIGNS_ONLY.match(value))):
             found.append((m.start() + 1, row, col))
     return found
 

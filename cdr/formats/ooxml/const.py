@@ -218,7 +218,7 @@ DANGEROUS_FUNCS = re.compile(
     r"INITIATE|REQUEST|EXECUTE|POKE|TERMINATE|"
     # Newer functions that fetch from or send to a service, or run code (Python in Excel).
     r"IMPORTTEXT|IMPORTCSV|STOCKHISTORY|PY|TRANSLATE|DETECTLANGUAGE|COPILOT)\s*\(")
-HYPERLINK_FUNC = re.compile(r"(?i)(?<![A-Za-z0-9_.])HYPERLINK\s*\(\s*(\"(?:[^\"]|\"\")*\")?")
+HYPERLINK_CALL = re.compile(r"(?i)(?<![A-Za-z0-9_.])HYPERLINK\s*\(")
 AUTO_NAMES = re.compile(r"(?i)^(?:_xlnm\.)?auto_(?:open|close|activate|deactivate)")
 
 WEB_SCHEMES = ("http", "https", "mailto")

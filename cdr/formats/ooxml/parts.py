@@ -20,7 +20,7 @@ from .const import (
     C_NS,
     DANGEROUS_FUNCS,
     EP_NS,
-    HYPERLINK_FUNC,
+    HYPERLINK_CALL,
     MC_NS,
     O_NS,
     P_NS,
@@ -576,13 +576,60 @@ def formula_threat(text: str, hyperlinks: str, macro_sheets: set[str] | None = N
         for name in macro_sheets:
             if f"{name}!" in low or f"'{name}'" in quoted:
                 return "ooxml.xlm_macrosheet", f"reference to macro sheet {name}"
-    for m in HYPERLINK_FUNC.finditer(text):
-        target = (m.group(1) or "").strip('"')
+    for start in _calls(text, HYPERLINK_CALL):
+        target = _literal(_first_arg(text, start))
+        if target is None:
+            # Built from cell values, names or functions ("http://x/?q="&A1, CONCAT(...), A1): the address
+            # it opens is not in the file. Removed like any fetching function; the cell keeps its value.
+            return "ooxml.hyperlink", f"HYPERLINK() with a computed target ={text[:80]}"
         if in_document(target):
             continue  # "#'歳入'!A1": a jump inside this workbook (目次 sheets), never leaves the file
         if hyperlinks == "drop" or not target or not is_web_url(target):
             return "ooxml.hyperlink", f"HYPERLINK() ={text[:80]}"
     return None
+
+
+def _mask_quoted(text: str) -> str:
+    """`text` with the inside of "strings" and 'quoted names' blanked, same length: a function name
+    inside a string is not a call."""
+    def blank(m: re.Match) -> str:
+        return m.group()[0] + " " * (len(m.group()) - 2) + m.group()[-1]
+
+    return _QUOTED_SHEET.sub(blank, _STRINGS.sub(blank, text))
+
+
+def _calls(text: str, pattern: re.Pattern) -> list[int]:
+    """Offsets just after the "(" of every call `pattern` matches outside strings and quoted names."""
+    return [m.end() for m in pattern.finditer(_mask_quoted(text))]
+
+
+def _first_arg(text: str, start: int) -> str:
+    """The first argument of the call whose "(" ends at `start`: up to the first top-level "," or ";"
+    (ODF's separator) or the closing ")"."""
+    masked = _mask_quoted(text)
+    depth = 0
+    for i in range(start, len(masked)):
+        c = masked[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            if depth == 0:
+                return text[start:i]
+            depth -= 1
+        elif c in ",;" and depth == 0:
+            return text[start:i]
+    return text[start:]
+
+
+_LITERALS = re.compile(r'\s*"((?:[^"]|"")*)"\s*(?:&\s*"((?:[^"]|"")*)"\s*)*')
+_LITERAL = re.compile(r'"((?:[^"]|"")*)"')
+
+
+def _literal(arg: str) -> str | None:
+    """The text of an argument made of string literals only ("https://x.jp/" or "a" & "b"), else None."""
+    if not _LITERALS.fullmatch(arg):
+        return None
+    return "".join(m.group(1).replace('""', '"') for m in _LITERAL.finditer(arg))
 
 
 
