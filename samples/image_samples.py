@@ -152,6 +152,10 @@ def image_files(out: Path) -> list[Sample]:
     put(h / "gps_orient6_polyglot.jpg", jpeg + _zip_bytes(), "sanitized",
         ["image.metadata", "image.trailing_data"], "EXIF GPS + orientation 6, XMP, IPTC, COM, trailing ZIP")
     put(h / "photo_exif.jpg", enc(pic, "JPEG", quality=88, exif=exif_gps(1)), "sanitized", ["image.metadata"])
+    # Bytes inside the entropy-coded data that no decoder reads (the marker-level rewrite used to keep them).
+    plain_jpeg = enc(pic, "JPEG", quality=85)
+    put(h / "hidden_in_scan.jpg", plain_jpeg[:-2] + b"HIDDEN-PAYLOAD-IN-SCAN" + plain_jpeg[-2:], "sanitized",
+        ["image.hidden_data"], "data between the last MCU and EOI")
     info = PngImagePlugin.PngInfo()
     info.add_text("Author", "Yamada")
     info.add_text("Comment", "compressed note " * 20, zip=True)

@@ -190,7 +190,7 @@ def _href_verdict(w: _Walk, el_local: str, value: str, where: str) -> tuple[bool
 
 
 def _data_image(w: _Walk, mime: str, b64: str, where: str) -> tuple[bool, str | None]:
-    from .images import _findings, rebuild_bytes
+    from .image import _findings, rebuild_bytes
 
     try:
         raw = base64.b64decode(re.sub(r"\s+", "", b64), validate=True)
