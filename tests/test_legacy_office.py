@@ -98,7 +98,7 @@ def test_doc_to_docx_keeps_japanese_text(legacy, default_policy, tmp_path):
 def test_hostile_legacy_sanitized(legacy, default_policy, tmp_path):
     base, samples = legacy
     for rel in ("legacy_office/hostile/vba_autoopen.doc", "legacy_office/hostile/ole_object.doc",
-                "legacy_office/hostile/xlm_macrosheet.xls", "legacy_office/hostile/embedded_document.doc"):
+                "legacy_office/hostile/embedded_document.doc"):
         res = process(base / rel, Path(rel).name, tmp_path / Path(rel).stem, default_policy)
         assert res.verdict == "sanitized", (rel, res.reason)
         assert set(samples[rel].threats) <= all_threat_ids(res.to_dict())
@@ -110,12 +110,16 @@ def test_hostile_legacy_sanitized(legacy, default_policy, tmp_path):
 
 
 @needs_ooxml
-def test_xls_formulas_and_cached_values_kept(legacy, default_policy, tmp_path):
+def test_xls_convert_mode_keeps_formulas_and_cached_values(legacy, default_policy, tmp_path):
     import openpyxl
+
+    from cdr.policy import Policy
 
     base, _ = legacy
     src = base / "legacy_office/benign/集計.xls"
-    res = process(src, src.name, tmp_path, default_policy)
+    data = default_policy.to_dict()
+    data["families"]["legacy_office"]["mode"] = "convert"
+    res = process(src, src.name, tmp_path, Policy.from_dict(data))
     assert res.verdict == "clean" and res.output.endswith("集計.xlsx")
     ws = openpyxl.load_workbook(res.output)["集計"]
     assert ws["B4"].value == "=SUM(B2:B3)" and ws["A2"].value == "住民票"

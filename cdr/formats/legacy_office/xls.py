@@ -1,0 +1,1315 @@
+"""Excel 97-2003 (BIFF8): the Workbook stream walked record by record and written again.
+
+Only records on the lists below survive, each with its length checked; the rest are dropped
+with a note. Removed: VBA (the storages, by the family), Excel 4.0 macro sheets and VB module
+sheets (emptied to a blank hidden worksheet, so that sheet indexes in formulas stay valid),
+Auto_Open-style and macro names, links to other workbooks, DDE and OLE links, add-in calls,
+formulas with macro-only or dangerous functions or a computed HYPERLINK target (each cell keeps
+its cached value: FORMULA becomes NUMBER/LABEL/BOOLERR with the same format), hyperlinks that
+are not web or in-file, macros assigned to shapes and controls, query tables and data
+connections. OLE objects and ActiveX controls keep their preview as a plain picture. A
+veryHidden sheet becomes hidden. Positions are recomputed: BOUNDSHEET8.lbPlyPos and EXTSST;
+INDEX and DBCELL (optional lookup aids that LibreOffice does not write either) are dropped.
+References: [MS-XLS], [MS-OSHARED] 2.3.7 (hyperlinks), [MS-ODRAW] (drawings).
+"""
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass, field
+
+from ..ooxml.const import DANGEROUS_FUNCS, WEB_SCHEMES, in_document
+
+ROOT_CLSIDS = ("00020820-0000-0000-C000-000000000046",  # Excel.Sheet.8
+               "00020810-0000-0000-C000-000000000046")  # Excel.Sheet.5 (LibreOffice writes this)
+
+_MAX_BODY = 8224
+_MAX_RECORDS = 4_000_000
+
+
+class _Bad(Exception):
+    """A structure that cannot be trusted: the caller decides whether to drop it or give up."""
+
+
+def _unrebuildable(msg: str) -> Exception:
+    from . import Unrebuildable
+
+    return Unrebuildable(msg)
+
+
+# --- record ids ------------------------------------------------------------------------------
+BOF, EOF, CONTINUE, BOUNDSHEET, SST, EXTSST, INDEX, DBCELL = 0x809, 0x0A, 0x3C, 0x85, 0xFC, 0xFF, 0x20B, 0xD7
+FORMULA, STRING, ARRAY, SHRFMLA, TABLE = 0x06, 0x207, 0x221, 0x4BC, 0x236
+NUMBER, LABEL, BOOLERR, RK, MULRK, BLANK, MULBLANK, LABELSST, RSTRING = \
+    0x203, 0x204, 0x205, 0x27E, 0xBD, 0x201, 0xBE, 0xFD, 0xD6
+NAME, SUPBOOK, EXTERNNAME, EXTERNSHEET, XCT, CRN = 0x18, 0x1AE, 0x23, 0x17, 0x59, 0x5A
+HLINK, HLINKTOOLTIP, OBJ, MSODRAWING, MSODRAWINGGROUP, TXO = 0x1B8, 0x800, 0x5D, 0xEC, 0xEB, 0x1B6
+CONDFMT, CF, DVAL, DV, WRITEACCESS, FILEPASS, REFRESHALL, WINDOW1, WSBOOL = \
+    0x1B0, 0x1B1, 0x1B2, 0x1BE, 0x5C, 0x2F, 0x1B7, 0x3D, 0x81
+BRAI, NOTE = 0x1051, 0x1C
+
+_CELLS = {NUMBER, LABEL, BOOLERR, RK, MULRK, BLANK, MULBLANK, LABELSST, RSTRING, FORMULA}
+# Records that may be followed by CONTINUE records carrying more of their body.
+_CONTINUED = {SST, TXO, MSODRAWINGGROUP, MSODRAWING, NAME, EXTERNNAME, SUPBOOK, EXTERNSHEET, STRING, FORMULA,
+              ARRAY, SHRFMLA, OBJ, HLINK, DV, CF, 0x1066, 0x1025, 0x100D, 0x862, 0x868, 0x867, 0x89C, 0x896,
+              0x88E, 0x88F, 0x890, 0x892, 0x87D, 0x88D, 0x41E, 0x31}
+
+# Workbook globals kept, with (min, max) body length (None: no upper bound but 8224).
+_GLOBALS: dict[int, tuple[int, int | None]] = {
+    BOF: (16, 20), EOF: (0, 0), 0xE1: (0, 2), 0xC1: (2, 2), 0xE2: (0, 0), WRITEACCESS: (0, 112),
+    0x42: (2, 2), 0x161: (2, 2), 0x1C0: (0, 0), 0x13D: (0, None), 0x9C: (2, 2), 0x19: (2, 2), 0x12: (2, 2),
+    0x13: (2, 2), 0x1AF: (2, 2), 0x1BC: (2, 2), WINDOW1: (18, 18), 0x40: (2, 2), 0x8D: (2, 2), 0x22: (2, 2),
+    0x0E: (2, 2), REFRESHALL: (2, 2), 0xDA: (2, 2), 0x31: (15, None), 0x41E: (5, None), 0xE0: (20, 20),
+    0x87C: (12, None), 0x87D: (20, None), 0x88D: (14, None), 0x293: (4, None), 0x892: (14, None),
+    0x88E: (20, None), 0x88F: (20, None), 0x890: (20, None), 0x92: (2, None), 0x160: (2, 2), BOUNDSHEET: (8, None),
+    0x8C: (4, 4), SUPBOOK: (4, None), EXTERNNAME: (6, None), EXTERNSHEET: (2, None), NAME: (15, None),
+    MSODRAWINGGROUP: (8, None), SST: (8, None), EXTSST: (2, None), 0x863: (20, None), 0x896: (16, None),
+    0x89B: (16, None), 0x88C: (16, None), 0x89A: (28, None), 0x8A3: (16, None), 0x1C1: (8, 8), 0x86: (0, 0),
+    0x1BA: (3, None), 0xDE: (8, 8), XCT: (2, None), CRN: (4, None),
+}
+# Sheet and chart substream records kept.
+_SHEET: dict[int, tuple[int, int | None]] = {
+    BOF: (16, 20), EOF: (0, 0), 0x0D: (2, 2), 0x0C: (2, 2), 0x0F: (2, 2), 0x11: (2, 2), 0x10: (8, 8),
+    0x5F: (2, 2), 0x2A: (2, 2), 0x2B: (2, 2), 0x82: (2, 2), 0x80: (8, 8), 0x225: (4, 4), WSBOOL: (2, 2),
+    0x1B: (2, None), 0x1A: (2, None), 0x14: (0, None), 0x15: (0, None), 0x83: (2, 2), 0x84: (2, 2),
+    0x26: (8, 8), 0x27: (8, 8), 0x28: (8, 8), 0x29: (8, 8), 0xA1: (34, 34), 0x89C: (12, None), 0x12: (2, 2),
+    0xDD: (2, 2), 0x63: (2, 2), 0x13: (2, 2), 0x55: (2, 2), 0x7D: (10, 12), 0x200: (14, 14), 0x208: (16, 16),
+    BLANK: (6, 6), MULBLANK: (8, None), NUMBER: (14, 14), RK: (10, 10), MULRK: (12, None), LABELSST: (10, 10),
+    LABEL: (9, None), RSTRING: (9, None), BOOLERR: (8, 8), FORMULA: (22, None), STRING: (3, None),
+    ARRAY: (15, None), SHRFMLA: (11, None), TABLE: (16, 16), MSODRAWING: (8, None), OBJ: (4, None),
+    TXO: (18, None), NOTE: (8, None), 0x23E: (10, 18), 0x88B: (16, 16), 0xA0: (4, 4), 0x41: (10, 10),
+    0x1D: (9, None), 0xE5: (2, None), CONDFMT: (12, None), CF: (6, None), DVAL: (18, 18), DV: (16, None),
+    HLINK: (32, None), HLINKTOOLTIP: (10, None), 0x862: (20, None), 0x867: (19, None), 0x868: (27, None),
+    0xEF: (4, None), 0x15F: (4, None), 0x9D: (2, 2), 0x9E: (24, None), 0x9B: (0, 0), 0x90: (5, None),
+    0x5E: (4, 4), 0xED: (8, None), 0x1BA: (3, None), 0x19: (2, 2), 0x874: (12, None), 0x33: (2, 2),
+    0x87E: (12, None), 0x99: (2, 2),
+    # Chart FRT records (start/end blocks, label extensions, layouts) kept in charts.
+    0x850: (8, None), 0x851: (12, None), 0x852: (12, None), 0x853: (12, None), 0x854: (12, None),
+    0x855: (12, None), 0x856: (16, None), 0x857: (14, None), 0x85A: (12, None), 0x86A: (12, None),
+    0x86B: (12, None), 0x89D: (12, None), 0x89E: (12, None), 0x8A4: (12, None), 0x8A5: (12, None),
+    0x8A6: (12, None), 0x8A7: (12, None),
+}
+# Chart records 0x1001-0x10FF are kept in chart substreams (length only bounded by the record size).
+_CHART_RANGE = range(0x1001, 0x1100)
+# Dropped without a note: lookup aids we do not recompute, identifying or machine-specific data.
+_QUIET = {INDEX, DBCELL, 0x4D, 0x5B, 0x1AA, 0x1AB}
+# Dropped and reported: (threat id, detail).
+_ACTIVE = {
+    0xD3: ("ole.vba", "VBA project marker (OBPROJ)"), 0x897: ("ole.vba", "VBA type library reference"),
+    0x1AD: ("ole.external_link", "query table (external data)"), 0x802: ("ole.external_link", "query table"),
+    0x803: ("ole.external_link", "query table"), 0x806: ("ole.external_link", "query table"),
+    0x807: ("ole.external_link", "query table"), 0x876: ("ole.external_link", "data connection"),
+    0x801: ("ole.external_link", "publish-to-web target"), 0x35: ("ole.dde", "DDE link in chart"),
+    0x51: ("ole.external_link", "data consolidation reference"), 0x858: ("ole.external_link", "pivot chart link"),
+}
+
+# --- functions -------------------------------------------------------------------------------
+# Worksheet functions (Ftab indexes) kept; everything else (Excel 4.0 macro functions such as EXEC,
+# CALL, REGISTER.ID, GET.CELL, EVALUATE, and unknown indexes) turns the formula into its value.
+_SAFE_FUNCS = frozenset(
+    list(range(0, 53)) + [54] + list(range(56, 79)) + [82, 83, 86] + list(range(97, 110)) + list(range(111, 132))
+    + list(range(140, 145)) + [148] + list(range(162, 170)) + list(range(183, 185)) + list(range(189, 200))
+    + list(range(204, 225)) + list(range(227, 236)) + [244, 247, 252, 261] + list(range(269, 333))
+    + list(range(336, 359)) + list(range(360, 368)))
+_HYPERLINK, _UDF = 359, 255
+# Analysis ToolPak functions, called as add-in names in .xls; any other add-in name is removed.
+_ATP = re.compile(
+    r"(?i)^(?:_xlfn\.[A-Z0-9.]+|EDATE|EOMONTH|NETWORKDAYS|WORKDAY|YEARFRAC|WEEKNUM|ISEVEN|ISODD|MROUND|QUOTIENT|"
+    r"RANDBETWEEN|GCD|LCM|SERIESSUM|SQRTPI|MULTINOMIAL|FACTDOUBLE|CONVERT|(?:BIN|OCT|DEC|HEX)2(?:BIN|OCT|DEC|HEX)|"
+    r"COMPLEX|IM[A-Z0-9]+|BESSEL[IJKY]|ERFC?|DELTA|GESTEP|ACCRINTM?|XIRR|XNPV|DOLLARDE|DOLLARFR|EFFECT|NOMINAL|"
+    r"PRICE(?:DISC|MAT)?|YIELD(?:DISC|MAT)?|M?DURATION|COUP[A-Z]+|DISC|INTRATE|RECEIVED|TBILL[A-Z]+|FVSCHEDULE|"
+    r"CUMIPMT|CUMPRINC|ODD[FL](?:PRICE|YIELD)|AMORDEGRC|AMORLINC)$")
+
+
+def _dangerous_name(name: str) -> bool:
+    return bool(DANGEROUS_FUNCS.search(name + "("))
+
+
+# --- strings ---------------------------------------------------------------------------------
+
+def _xlstring(b: bytes, pos: int, cch_size: int = 2) -> tuple[str, int]:
+    """An XLUnicodeString (cch_size 2) or ShortXLUnicodeString (1) at pos: (text, end)."""
+    if pos + cch_size + 1 > len(b):
+        raise _Bad("truncated string")
+    cch = b[pos] if cch_size == 1 else struct.unpack_from("<H", b, pos)[0]
+    flags = b[pos + cch_size]
+    if flags & 0xFE:
+        raise _Bad("string with rich text where none is allowed")
+    start = pos + cch_size + 1
+    end = start + cch * (2 if flags & 1 else 1)
+    if end > len(b):
+        raise _Bad("truncated string")
+    raw = b[start:end]
+    return (raw.decode("utf-16-le", "replace") if flags & 1 else raw.decode("latin-1")), end
+
+
+def _pack_xlstring(text: str) -> bytes:
+    raw = text.encode("utf-16-le")
+    return struct.pack("<HB", len(raw) // 2, 1) + raw
+
+
+# --- the record stream -----------------------------------------------------------------------
+
+@dataclass
+class Rec:
+    rt: int
+    body: bytes
+    conts: list[bytes] = field(default_factory=list)  # CONTINUE bodies that follow it
+
+    def joined(self) -> bytes:
+        return self.body + b"".join(self.conts) if self.conts else self.body
+
+
+def _read(data: bytes) -> list[Rec]:
+    recs: list[Rec] = []
+    pos, end = 0, len(data)
+    while pos + 4 <= end:
+        rt, size = struct.unpack_from("<HH", data, pos)
+        if rt == 0 and size == 0 and recs and recs[-1].rt == EOF:
+            break  # padding after the last EOF
+        if size > _MAX_BODY or pos + 4 + size > end:
+            raise _unrebuildable(f"record {rt:#06x} at {pos} overruns the stream")
+        body = data[pos + 4:pos + 4 + size]
+        if rt == CONTINUE:
+            if not recs or recs[-1].rt not in _CONTINUED:
+                raise _unrebuildable(f"CONTINUE at {pos} follows nothing that continues")
+            recs[-1].conts.append(body)
+        else:
+            recs.append(Rec(rt, body))
+            if len(recs) > _MAX_RECORDS:
+                raise _unrebuildable("too many records")
+        pos += 4 + size
+    return recs
+
+
+@dataclass
+class Substream:
+    dt: int
+    start: int  # stream offset of its BOF in the source
+    recs: list[Rec]
+
+
+def _substreams(data: bytes) -> list[Substream]:
+    """Split into substreams at top-level BOF/EOF; charts embedded in a sheet stay inside it."""
+    out: list[Substream] = []
+    pos, end, depth, cur = 0, len(data), 0, None
+    recs = _read(data)
+    # Positions: recompute from sizes (CONTINUE records included).
+    offsets, p = [], 0
+    for r in recs:
+        offsets.append(p)
+        p += 4 + len(r.body) + sum(4 + len(c) for c in r.conts)
+    del pos, end
+    for r, off in zip(recs, offsets, strict=True):
+        if r.rt == BOF:
+            if len(r.body) < 4:
+                raise _unrebuildable("short BOF")
+            vers, dt = struct.unpack_from("<HH", r.body, 0)
+            if depth == 0:
+                if vers != 0x0600:
+                    raise _unrebuildable(f"not BIFF8 (BOF version {vers:#x})")
+                cur = Substream(dt, off, [])
+                out.append(cur)
+            depth += 1
+            if depth > 2:
+                raise _unrebuildable("substreams nested too deeply")
+        if cur is None:
+            raise _unrebuildable("records outside any substream")
+        cur.recs.append(r)
+        if r.rt == EOF:
+            depth -= 1
+            if depth == 0:
+                cur = None
+    if depth != 0:
+        raise _unrebuildable("the last substream has no EOF")
+    if not out or out[0].dt != 0x0005:
+        raise _unrebuildable("the workbook globals do not come first")
+    return out
+
+
+# --- SST -------------------------------------------------------------------------------------
+
+class _Frags:
+    """Reads a record split over CONTINUE fragments, as SST strings must be read."""
+
+    def __init__(self, rec: Rec):
+        self.frags = [rec.body] + rec.conts
+        self.i, self.pos = 0, 0
+
+    def _next_frag(self) -> None:
+        self.i += 1
+        self.pos = 0
+        if self.i >= len(self.frags):
+            raise _Bad("SST ends inside a string")
+
+    def take(self, n: int) -> bytes:
+        out = bytearray()
+        while n:
+            if self.pos >= len(self.frags[self.i]):
+                self._next_frag()
+            part = self.frags[self.i][self.pos:self.pos + n]
+            out += part
+            self.pos += len(part)
+            n -= len(part)
+        return bytes(out)
+
+    def where(self) -> tuple[int, int]:
+        if self.pos >= len(self.frags[self.i]) and self.i + 1 < len(self.frags):
+            return self.i + 1, 0
+        return self.i, self.pos
+
+    def chars(self, cch: int, high: bool) -> str:
+        """Character data: a fragment boundary inside it starts with a new high-byte flag."""
+        text = []
+        while cch:
+            if self.pos >= len(self.frags[self.i]):
+                self._next_frag()
+                flag = self.take(1)[0]
+                if flag & 0xFE:
+                    raise _Bad("bad continuation flag in SST")
+                high = bool(flag & 1)
+            width = 2 if high else 1
+            avail = (len(self.frags[self.i]) - self.pos) // width
+            if avail == 0:
+                raise _Bad("character split across records")
+            n = min(avail, cch)
+            raw = self.take(n * width)
+            text.append(raw.decode("utf-16-le", "replace") if high else raw.decode("latin-1"))
+            cch -= n
+        return "".join(text)
+
+
+def _walk_sst(rec: Rec) -> tuple[list[str], list[tuple[int, int]]]:
+    """Every string of the SST (validated) and where each starts: (fragment, offset in fragment)."""
+    f = _Frags(rec)
+    total, unique = struct.unpack("<II", f.take(8))
+    strings, starts = [], []
+    for _ in range(unique):
+        starts.append(f.where())
+        cch, flags = struct.unpack("<HB", f.take(3))
+        if flags & 0xF2:
+            raise _Bad("unknown SST string flags")
+        runs = struct.unpack("<H", f.take(2))[0] if flags & 0x08 else 0
+        ext = struct.unpack("<I", f.take(4))[0] if flags & 0x04 else 0
+        strings.append(f.chars(cch, bool(flags & 1)))
+        if runs:
+            f.take(4 * runs)
+        if ext:
+            if ext > 1 << 20:
+                raise _Bad("phonetic data too large")
+            f.take(ext)
+    if f.i != len(f.frags) - 1 or f.pos != len(f.frags[-1]):
+        raise _Bad("bytes after the last SST string")
+    return strings, starts
+
+
+# --- formulas --------------------------------------------------------------------------------
+
+@dataclass
+class Links:
+    """What formulas may refer to after the rebuild, and how old indexes map to new ones."""
+
+    xti: dict[int, int] = field(default_factory=dict)  # old XTI index -> new (absent: removed)
+    xti_kind: dict[int, str] = field(default_factory=dict)  # old XTI -> "self" | "addin" | "external"
+    names: dict[int, int] = field(default_factory=dict)  # old 1-based NAME index -> new
+    name_text: dict[int, str] = field(default_factory=dict)  # old 1-based NAME index -> label
+    addin_names: dict[tuple[int, int], int] = field(default_factory=dict)  # (supbook, old iName) -> new
+    xti_supbook: dict[int, int] = field(default_factory=dict)  # old XTI -> old supbook index
+    removed: dict[int, str] = field(default_factory=dict)  # old NAME index -> threat id of its removal
+    addin_text: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+class FormulaIssue(Exception):
+    """Why a formula cannot stay (its cell keeps the cached value)."""
+
+    def __init__(self, tid: str, detail: str):
+        super().__init__(detail)
+        self.tid = tid
+        self.detail = detail
+
+
+_FIXED_PTG = {0x01: 4, 0x02: 4, 0x1C: 1, 0x1D: 1, 0x1E: 2, 0x1F: 8}
+_NOARG = set(range(0x03, 0x17))
+
+
+def rewrite_formula(rgce: bytes, links: Links, allow_names: bool = True) -> bytes:
+    """Check a parsed formula and renumber its references; FormulaIssue when it must go."""
+    out = bytearray(rgce)
+    pos, n = 0, len(rgce)
+    strings: list[str | None] = []  # constant strings pushed, for HYPERLINK's first argument
+    while pos < n:
+        ptg = rgce[pos]
+        base = ptg & 0x1F if ptg & 0x60 else ptg  # class bits fold reference tokens together
+        kind = ptg if ptg < 0x20 else 0x20 | base
+        p = pos + 1
+        if ptg in _NOARG:
+            size = 0
+            if ptg <= 0x11:  # binary operators
+                del strings[-2:]
+                strings.append(None)
+            elif ptg <= 0x14:  # unary operators
+                del strings[-1:]
+                strings.append(None)
+            elif ptg == 0x16:  # missing argument
+                strings.append(None)
+        elif ptg in _FIXED_PTG:
+            size = _FIXED_PTG[ptg]
+            strings.append(None)
+        elif ptg == 0x17:  # ptgStr
+            if p + 2 > n:
+                raise FormulaIssue("ole.formula", "truncated formula")
+            cch, flags = rgce[p], rgce[p + 1]
+            size = 2 + cch * (2 if flags & 1 else 1)
+            raw = rgce[p + 2:p + size]
+            strings.append(raw.decode("utf-16-le", "replace") if flags & 1 else raw.decode("latin-1"))
+        elif ptg == 0x19:  # ptgAttr
+            if p + 3 > n:
+                raise FormulaIssue("ole.formula", "truncated formula")
+            grbit, w = rgce[p], struct.unpack_from("<H", rgce, p + 1)[0]
+            size = 3 + (2 * (w + 1) if grbit & 0x04 else 0)
+        elif kind == 0x20:  # ptgArray (its values follow the formula)
+            size = 7
+            strings.append(None)
+        elif kind == 0x21:  # ptgFunc
+            if p + 2 > n:
+                raise FormulaIssue("ole.formula", "truncated formula")
+            _check_func(struct.unpack_from("<H", rgce, p)[0], strings, 0)
+            size = 2
+        elif kind == 0x22:  # ptgFuncVar
+            if p + 3 > n:
+                raise FormulaIssue("ole.formula", "truncated formula")
+            argc, tab = rgce[p], struct.unpack_from("<H", rgce, p + 1)[0]
+            if tab & 0x8000:
+                raise FormulaIssue("ole.xlm", "Excel 4.0 macro command")
+            _check_func(tab, strings, argc)
+            size = 3
+        elif kind == 0x23:  # ptgName
+            if not allow_names:
+                raise FormulaIssue("ole.formula", "name where none is allowed")
+            old = struct.unpack_from("<H", rgce, p)[0]
+            if old not in links.names:
+                raise FormulaIssue(links.removed.get(old, "ole.formula"), f"refers to a removed name #{old}")
+            struct.pack_into("<H", out, p, links.names[old])
+            strings.append(None)
+            size = 4
+        elif kind in (0x24, 0x2A, 0x2C):  # ptgRef, ptgRefErr, ptgRefN
+            size = 4
+            strings.append(None)
+        elif kind in (0x25, 0x2B, 0x2D):  # ptgArea, ptgAreaErr, ptgAreaN
+            size = 8
+            strings.append(None)
+        elif kind in (0x26, 0x27, 0x28):  # ptgMemArea/MemErr/MemNoMem: a sub-expression follows
+            size = 6
+        elif kind == 0x29:  # ptgMemFunc
+            size = 2
+        elif kind == 0x39:  # ptgNameX
+            if p + 6 > n:
+                raise FormulaIssue("ole.formula", "truncated formula")
+            ixti, iname = struct.unpack_from("<HH", rgce, p)
+            _nameX(out, p, ixti, iname, links)
+            strings.append(None)
+            size = 6
+        elif kind in (0x3A, 0x3B, 0x3C, 0x3D):  # 3-D references
+            if p + 2 > n:
+                raise FormulaIssue("ole.formula", "truncated formula")
+            ixti = struct.unpack_from("<H", rgce, p)[0]
+            if links.xti_kind.get(ixti) != "self" or ixti not in links.xti:
+                raise FormulaIssue("ole.external_link", "reference to another workbook")
+            struct.pack_into("<H", out, p, links.xti[ixti])
+            strings.append(None)
+            size = 6 if kind in (0x3A, 0x3C) else 10
+        else:
+            raise FormulaIssue("ole.formula", f"unknown formula token {ptg:#04x}")
+        if p + size > n:
+            raise FormulaIssue("ole.formula", "truncated formula")
+        pos = p + size
+    return bytes(out)
+
+
+def _check_func(iftab: int, strings: list[str | None], argc: int) -> None:
+    fixed_argc = {_HYPERLINK: 2}
+    n = argc or fixed_argc.get(iftab, 0)
+    args = strings[len(strings) - n:] if n else []
+    if n:
+        del strings[len(strings) - n:]
+    strings.append(None)
+    if iftab == _UDF:
+        return  # the called name was already checked as ptgName/ptgNameX
+    if iftab not in _SAFE_FUNCS:
+        raise FormulaIssue("ole.dangerous_function", f"macro or unknown function #{iftab}")
+    if iftab == _HYPERLINK:
+        target = args[0] if args else None
+        if target is None:
+            raise FormulaIssue("ole.hyperlink", "HYPERLINK with a computed target")
+        if not (_web(target) or in_document(target)):
+            raise FormulaIssue("ole.hyperlink", "HYPERLINK to a non-web target")
+
+
+def _nameX(out: bytearray, p: int, ixti: int, iname: int, links: Links) -> None:
+    kind = links.xti_kind.get(ixti)
+    if ixti not in links.xti or kind is None:
+        raise FormulaIssue("ole.external_link", "name in another workbook")
+    if kind == "self":
+        if iname not in links.names:
+            raise FormulaIssue(links.removed.get(iname, "ole.formula"), "refers to a removed name")
+        struct.pack_into("<HH", out, p, links.xti[ixti], links.names[iname])
+    elif kind == "addin":
+        sb = links.xti_supbook[ixti]
+        new = links.addin_names.get((sb, iname))
+        if new is None:
+            raise FormulaIssue("ole.external_link", "add-in function")
+        struct.pack_into("<HH", out, p, links.xti[ixti], new)
+    else:
+        raise FormulaIssue("ole.external_link", "name in another workbook")
+
+
+def _web(target: str) -> bool:
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*):", target.strip())
+    return bool(m) and m.group(1).lower() in WEB_SCHEMES
+
+
+# --- hyperlinks ------------------------------------------------------------------------------
+_URL_MONIKER = bytes.fromhex("e0c9ea79f9bace118c8200aa004ba90b")
+_STD_HLINK = bytes.fromhex("d0c9ea79f9bace118c8200aa004ba90b")
+
+
+def _hl_string(b: bytes, pos: int) -> tuple[str, int]:
+    if pos + 4 > len(b):
+        raise _Bad("truncated hyperlink")
+    n = struct.unpack_from("<I", b, pos)[0]
+    end = pos + 4 + 2 * n
+    if n > 32768 or end > len(b):
+        raise _Bad("bad hyperlink string")
+    return b[pos + 4:end].decode("utf-16-le", "replace").split("\0", 1)[0], end
+
+
+def hyperlink_target(body: bytes) -> tuple[str, str]:
+    """('url'|'location'|'other', text) of an HLINK record; _Bad when it does not parse."""
+    if len(body) < 32 or body[8:24] != _STD_HLINK:
+        raise _Bad("not a standard hyperlink")
+    version, flags = struct.unpack_from("<II", body, 24)
+    if version != 2:
+        raise _Bad("hyperlink version")
+    pos = 32
+    url = location = None
+    other = False
+    if flags & 0x14:  # hlstmfHasDisplayName (and SiteGaveDisplayName)
+        if flags & 0x10:
+            _t, pos = _hl_string(body, pos)
+    if flags & 0x80:
+        _t, pos = _hl_string(body, pos)
+    if flags & 0x01:
+        if flags & 0x100:
+            url, pos = _hl_string(body, pos)
+        else:
+            clsid = body[pos:pos + 16]
+            if clsid == _URL_MONIKER:
+                if pos + 20 > len(body):
+                    raise _Bad("truncated moniker")
+                size = struct.unpack_from("<I", body, pos + 16)[0]
+                raw = body[pos + 20:pos + 20 + size]
+                if len(raw) != size:
+                    raise _Bad("truncated URL")
+                url = raw.decode("utf-16-le", "replace").split("\0", 1)[0]
+                pos += 20 + size
+            else:
+                other = True
+                pos = len(body)
+    if flags & 0x08 and not other:
+        location, pos = _hl_string(body, pos)
+    if other:
+        return "other", "file or other moniker"
+    if url is not None:
+        return "url", url
+    return "location", location or ""
+
+
+# --- drawings (OfficeArt) --------------------------------------------------------------------
+_FSP, _FOPT, _TFOPT = 0xF00A, 0xF00B, 0xF122
+_BLIP_FLAGS = (0x0106, 0x0187, 0x01C7)  # pibFlags, fillBlipFlags, lineFillBlipFlags
+_HYPERLINK_PROP = 0x0382
+
+
+def _walk_art(data: bytearray, pos: int, end: int, found: list[str], depth: int = 0) -> None:
+    """Validate OfficeArt records in data[pos:end]; clear OLE shape flags and link-to-file blips."""
+    if depth > 32:
+        raise _Bad("drawing nested too deeply")
+    while pos < end:
+        if pos + 8 > end:
+            raise _Bad("truncated drawing record")
+        ver_inst, rtype, size = struct.unpack_from("<HHI", data, pos)
+        body_end = pos + 8 + size
+        if body_end > end:
+            raise _Bad("drawing record overruns its container")
+        if ver_inst & 0x0F == 0x0F:
+            _walk_art(data, pos + 8, body_end, found, depth + 1)
+        elif rtype == _FSP and size >= 8:
+            flags = struct.unpack_from("<I", data, pos + 12)[0]
+            if flags & 0x10:  # fOleShape: a plain picture from now on
+                struct.pack_into("<I", data, pos + 12, flags & ~0x10)
+                found.append("ole_shape")
+        elif rtype in (_FOPT, _TFOPT):
+            count = ver_inst >> 4
+            if 6 * count > size:
+                raise _Bad("drawing properties overrun")
+            for i in range(count):
+                at = pos + 8 + 6 * i
+                opid, value = struct.unpack_from("<HI", data, at)
+                pid = opid & 0x3FFF
+                if pid in _BLIP_FLAGS and value & 0x0E:  # file, URL, link to file
+                    struct.pack_into("<HI", data, at, opid, value & ~0x0E)
+                    found.append("linked_picture")
+                elif pid == _HYPERLINK_PROP:
+                    found.append("shape_hyperlink")
+        pos = body_end
+
+
+def _check_drawing(chunks: list[bytes]) -> tuple[list[bytes], list[str]]:
+    """One sheet's (or the group's) drawing data, split as it was; patched copies and what changed."""
+    data = bytearray(b"".join(chunks))
+    found: list[str] = []
+    _walk_art(data, 0, len(data), found)
+    out, p = [], 0
+    for c in chunks:
+        out.append(bytes(data[p:p + len(c)]))
+        p += len(c)
+    return out, found
+
+
+# --- OBJ records -----------------------------------------------------------------------------
+_FT_END, _FT_MACRO, _FT_CF, _FT_PIOGRBIT, _FT_PICTFMLA, _FT_CMO = 0x00, 0x04, 0x07, 0x08, 0x09, 0x15
+_FT_SBSFMLA, _FT_LBSDATA, _FT_CBLSFMLA = 0x0E, 0x13, 0x14
+
+
+def _obj_formula(sub: bytes, links: Links) -> bytes:
+    """An ObjFmla (cbFmla, then cce/unused/rgce and padding) with its references renumbered."""
+    if len(sub) < 2:
+        raise _Bad("short object formula")
+    cb = struct.unpack_from("<H", sub, 0)[0]
+    if cb == 0:
+        return sub
+    if cb < 6 or 2 + cb > len(sub):
+        raise _Bad("bad object formula")
+    cce = struct.unpack_from("<H", sub, 2)[0] & 0x7FFF
+    if 8 + cce > 2 + cb:
+        raise _Bad("bad object formula")
+    rgce = rewrite_formula(sub[8:8 + cce], links, allow_names=True)
+    return sub[:8] + rgce + sub[8 + cce:]
+
+
+def rewrite_obj(body: bytes, links: Links, report, where: str) -> bytes | None:
+    """OBJ without macro assignments; OLE objects and ActiveX become plain pictures. None: drop it."""
+    out = bytearray()
+    pos, n, ot = 0, len(body), None
+    while pos + 4 <= n:
+        ft, cb = struct.unpack_from("<HH", body, pos)
+        if ft == _FT_LBSDATA:  # its cb is not reliable; it runs to the end (ftEnd included)
+            rest = body[pos + 4:]
+            try:
+                rest = _obj_formula(rest, links)
+            except (_Bad, FormulaIssue):
+                return None
+            out += struct.pack("<HH", ft, cb) + rest
+            return bytes(out)
+        sub = body[pos + 4:pos + 4 + cb]
+        if len(sub) != cb:
+            raise _Bad("object sub-record overruns")
+        pos += 4 + cb
+        if ft == _FT_CMO:
+            if cb < 6:
+                raise _Bad("short object header")
+            ot = struct.unpack_from("<H", sub, 0)[0]
+        elif ft == _FT_MACRO:
+            report.threat("ole.macro_reference", where, "macro assigned to a shape or control")
+            continue
+        elif ft == _FT_PIOGRBIT and cb >= 2:
+            flags = struct.unpack_from("<H", sub, 0)[0]
+            if flags & 0x0012:  # fDde | fCtl
+                kind = "ActiveX control" if flags & 0x10 else "OLE link"
+                report.threat("ole.activex" if flags & 0x10 else "ole.object", where, f"{kind} kept as its picture")
+            sub = struct.pack("<H", flags & ~0x02B2) + sub[2:]  # no DDE, control, stream, camera, autoload
+        elif ft == _FT_PICTFMLA:
+            if ot == 0x08:
+                report.threat("ole.object", where, "embedded object kept as its picture")
+            continue  # the link to the object storage, control stream or camera range goes
+        elif ft in (_FT_SBSFMLA, _FT_CBLSFMLA):
+            try:
+                sub = _obj_formula(sub, links)
+            except (_Bad, FormulaIssue):
+                continue  # the control keeps working, unlinked
+        out += struct.pack("<HH", ft, len(sub)) + sub
+        if ft == _FT_END:
+            break
+    return bytes(out)
+
+
+# --- the rebuild -----------------------------------------------------------------------------
+
+class XlsRebuild:
+    def __init__(self, data: bytes, ctx, report):
+        self.data = data
+        self.ctx = ctx
+        self.report = report
+        self.links = Links()
+        self.drop_links = ctx.options.get("hyperlinks", "web") == "drop"
+        self.sst: list[str] = []
+        self._extname_i = 0
+
+    # globals ---------------------------------------------------------------------------------
+    def _globals(self, sub: Substream) -> list[Rec]:
+        recs = [r for r in sub.recs]
+        self._plan_links(recs)
+        out: list[Rec] = []
+        skip_externnames = False
+        addin_sb = None
+        sb_index = -1
+        name_index = 0
+        for r in recs:
+            rt = r.rt
+            if rt == FILEPASS:
+                raise _unrebuildable("the workbook is still encrypted")
+            if rt == SUPBOOK:
+                sb_index += 1
+                keep = self.sb_keep.get(sb_index, False)
+                skip_externnames = not keep
+                addin_sb = sb_index if self.sb_kind.get(sb_index) == "addin" else None
+                self._extname_i = 0
+                if keep:
+                    out.append(r)
+                continue
+            if rt in (EXTERNNAME, XCT, CRN):
+                if rt == EXTERNNAME and addin_sb is not None and not skip_externnames:
+                    self._extname_i += 1
+                    if (addin_sb, self._extname_i) in self.links.addin_names:
+                        out.append(r)
+                continue
+            if rt == EXTERNSHEET:
+                out.append(Rec(rt, self._externsheet()))
+                continue
+            if rt == NAME:
+                name_index += 1
+                rec = self._name(r, name_index)
+                if rec is not None:
+                    out.append(rec)
+                continue
+            if rt == BOUNDSHEET:
+                out.append(r)  # rewritten once the sheets are known
+                continue
+            if rt == SST:
+                try:
+                    self.sst, _starts = _walk_sst(r)
+                except (_Bad, struct.error) as exc:
+                    raise _unrebuildable(f"shared strings: {exc}") from None
+                out.append(r)
+                continue
+            if rt == EXTSST:
+                continue  # recomputed
+            if rt == MSODRAWINGGROUP:
+                out.append(r)
+                continue
+            if rt == WRITEACCESS:
+                out.append(Rec(rt, b" " * 112 if len(r.body) == 112 else b""))
+                continue
+            if rt == REFRESHALL:
+                out.append(Rec(rt, b"\0\0"))  # never refresh external data on open
+                continue
+            kept = self._generic(r, _GLOBALS, "workbook")
+            if kept is not None:
+                out.append(kept)
+        self._check_group_drawing(out)
+        return out
+
+    def _check_group_drawing(self, recs: list[Rec]) -> None:
+        for r in recs:
+            if r.rt == MSODRAWINGGROUP:
+                frags = [r.body] + r.conts
+                try:
+                    new, found = _check_drawing(frags)
+                except (_Bad, struct.error) as exc:
+                    raise _unrebuildable(f"drawing group: {exc}") from None
+                r.body, r.conts = new[0], new[1:]
+                self._drawing_findings(found, "workbook")
+
+    def _drawing_findings(self, found: list[str], where: str) -> None:
+        if "shape_hyperlink" in found:
+            raise _unrebuildable("a shape carries a hyperlink")
+        if "linked_picture" in found:
+            self.report.threat("ole.external_link", where, "picture linked to an outside file kept as embedded")
+
+    def _plan_links(self, recs: list[Rec]) -> None:
+        """Decide which SUPBOOKs, add-in names and XTIs survive, and number them anew."""
+        self.sb_kind: dict[int, str] = {}
+        self.sb_keep: dict[int, bool] = {}
+        xtis: list[tuple[int, int, int]] = []
+        sb, ext_i = -1, 0
+        for r in recs:
+            if r.rt == SUPBOOK:
+                sb += 1
+                ext_i = 0
+                body = r.joined()
+                ctab, cch = struct.unpack_from("<HH", body, 0)
+                if cch == 0x0401:
+                    self.sb_kind[sb] = "self"
+                    self.sb_keep[sb] = True
+                elif cch == 0x3A01:
+                    self.sb_kind[sb] = "addin"
+                    self.sb_keep[sb] = False  # kept below if one of its names is kept
+                else:
+                    try:
+                        path, _end = _xlstring(body, 2)
+                    except _Bad:
+                        path = ""
+                    dde = "\x03" in path
+                    self.sb_kind[sb] = "dde" if dde else "external"
+                    self.sb_keep[sb] = False
+                    shown = path.replace("\x01", "").replace("\x02", "/").replace("\x03", "|")[:120]
+                    self.report.threat("ole.dde" if dde else "ole.external_link", f"link {shown}",
+                                       "DDE/OLE link" if dde else "link to another workbook (cached values kept)")
+            elif r.rt == EXTERNNAME and sb >= 0:
+                ext_i += 1
+                body = r.joined()
+                flags = struct.unpack_from("<H", body, 0)[0]
+                if self.sb_kind.get(sb) == "addin":
+                    try:
+                        name, _e = _xlstring(body, 6, 1)
+                    except _Bad:
+                        name = ""
+                    if _ATP.match(name) and not _dangerous_name(name):
+                        self.sb_keep[sb] = True
+                        self.links.addin_names[(sb, ext_i)] = 0  # numbered below
+                        self.links.addin_text[(sb, ext_i)] = name
+                    else:
+                        self.report.threat("ole.external_link", f"add-in function {name[:60]}",
+                                           "call into an add-in (cached values kept)")
+                elif flags & 0x18:
+                    self.report.threat("ole.dde", "OLE link", "OLE object link")
+            elif r.rt == EXTERNSHEET:
+                body = r.joined()
+                count = struct.unpack_from("<H", body, 0)[0]
+                if 2 + 6 * count > len(body):
+                    raise _unrebuildable("EXTERNSHEET overruns")
+                xtis = [struct.unpack_from("<HHH", body, 2 + 6 * i) for i in range(count)]
+        # Renumber supbooks, add-in names and XTIs.
+        new_sb, n = {}, 0
+        for i in range(sb + 1):
+            if self.sb_keep.get(i):
+                new_sb[i] = n
+                n += 1
+        per_sb: dict[int, int] = {}
+        for key in sorted(self.links.addin_names):
+            per_sb[key[0]] = per_sb.get(key[0], 0) + 1
+            self.links.addin_names[key] = per_sb[key[0]]
+        self.new_xti: list[tuple[int, int, int]] = []
+        for i, (isb, first, last) in enumerate(xtis):
+            kind = self.sb_kind.get(isb, "external")
+            self.links.xti_kind[i] = "self" if kind == "self" else ("addin" if kind == "addin" else "external")
+            self.links.xti_supbook[i] = isb
+            if isb in new_sb:
+                self.links.xti[i] = len(self.new_xti)
+                self.new_xti.append((new_sb[isb], first, last))
+        # Names: which survive, numbered in order (a name may refer to a later one: settle by passes).
+        self._names_plan(recs)
+
+    def _name_info(self, body: bytes) -> tuple[int, str, int, int]:
+        flags, _key, cch, cce = struct.unpack_from("<HBBH", body, 0)
+        text, end = "", 14
+        if 15 + cch > len(body) + 1:
+            raise _Bad("short NAME")
+        high = body[14] & 1
+        raw = body[15:15 + cch * (2 if high else 1)]
+        text = raw.decode("utf-16-le", "replace") if high else raw.decode("latin-1")
+        end = 15 + len(raw)
+        return flags, text, end, cce
+
+    def _names_plan(self, recs: list[Rec]) -> None:
+        bodies = [r.joined() for r in recs if r.rt == NAME]
+        alive = set(range(1, len(bodies) + 1))
+        why: dict[int, tuple[str, str]] = {}
+        infos = {}
+        for i, body in enumerate(bodies, 1):
+            try:
+                flags, text, end, cce = self._name_info(body)
+            except (_Bad, struct.error):
+                alive.discard(i)
+                why[i] = ("ole.formula", "unreadable name")
+                continue
+            infos[i] = (flags, text, end, cce)
+            label = _builtin_label(flags, text)
+            self.links.name_text[i] = label
+            if flags & 0x0020 and text[:1] in ("\x01", "\x02", "\x0a", "\x0b"):
+                alive.discard(i)
+                why[i] = ("ole.xlm", f"auto-run name {label}")
+            elif flags & 0x000E and not label.lower().startswith("_xlfn."):  # fFunc/fOB/fProc: a macro
+                alive.discard(i)
+                why[i] = ("ole.xlm", f"macro name {label}")
+            elif re.match(r"(?i)^(?:_xlnm\.)?auto_(?:open|close|activate|deactivate)", label):
+                alive.discard(i)
+                why[i] = ("ole.xlm", f"auto-run name {label}")
+            elif label.lower().startswith("_xlfn.") and _dangerous_name(label[6:]):
+                alive.discard(i)
+                why[i] = ("ole.dangerous_function", f"function {label[6:]}")
+        self.name_rgce: dict[int, bytes] = {}
+        while True:  # a name may use another: drop until nothing more has to go
+            self.links.names = {old: k for k, old in enumerate(sorted(alive), 1)}
+            self.links.removed = {i: why[i][0] for i in why}
+            failed = []
+            for i in sorted(alive):
+                _flags, _text, end, cce = infos[i]
+                try:
+                    self.name_rgce[i] = rewrite_formula(bodies[i - 1][end:end + cce], self.links)
+                except FormulaIssue as exc:
+                    failed.append(i)
+                    why[i] = (exc.tid, f"{exc.detail} in name {self.links.name_text[i]}")
+            if not failed:
+                break
+            alive.difference_update(failed)
+        for i, (tid, detail) in sorted(why.items()):
+            self.report.threat(tid, f"name {self.links.name_text.get(i, i)}", detail)
+
+    def _name(self, r: Rec, index: int) -> Rec | None:
+        if index not in self.links.names:
+            return None
+        body = r.joined()
+        flags, text, end, cce = self._name_info(body)
+        rgce = self.name_rgce[index]
+        return Rec(NAME, body[:end] + rgce + body[end + cce:])  # over 8224 bytes: _emit splits it
+
+    def _externsheet(self) -> bytes:
+        return struct.pack("<H", len(self.new_xti)) + b"".join(struct.pack("<HHH", *x) for x in self.new_xti)
+
+    # records of any substream ----------------------------------------------------------------
+    def _generic(self, r: Rec, table: dict, where: str, chart: bool = False) -> Rec | None:
+        rt = r.rt
+        if rt in _ACTIVE:
+            tid, detail = _ACTIVE[rt]
+            self.report.threat(tid, where, detail)
+            return None
+        if rt in _QUIET:
+            return None
+        limits = table.get(rt)
+        if limits is None and chart and rt in _CHART_RANGE:
+            limits = (0, None)
+        if limits is None:
+            self.report.note(f"record {rt:#06x} not kept ({where})")
+            return None
+        lo, hi = limits
+        size = len(r.body) + sum(len(c) for c in r.conts)
+        if size < lo or (hi is not None and size > hi):
+            self.report.note(f"record {rt:#06x} with a bad length dropped ({where})")
+            return None
+        return r
+
+    # sheets ----------------------------------------------------------------------------------
+    def _sheet(self, sub: Substream, name: str, macro: bool) -> list[Rec]:
+        where = f"sheet {name}"
+        if macro:
+            return _blank_sheet()
+        out: list[Rec] = []
+        recs = sub.recs
+        # Shared formulas, arrays and tables that must go: their cells become values.
+        bad_shared: set[tuple[int, int]] = set()
+        for r in recs:
+            if r.rt in (SHRFMLA, ARRAY):
+                body = r.joined()
+                off = 8 if r.rt == SHRFMLA else 12
+                cce = struct.unpack_from("<H", body, off)[0] if len(body) >= off + 2 else -1
+                try:
+                    if cce < 0 or off + 2 + cce > len(body):
+                        raise FormulaIssue("ole.formula", "bad shared formula")
+                    rewrite_formula(body[off + 2:off + 2 + cce], self.links)
+                except FormulaIssue as exc:
+                    rw, _rl, col = struct.unpack_from("<HHB", body, 0)
+                    bad_shared.add((rw, col))
+                    self.report.threat(exc.tid, where, exc.detail, action="neutralized")
+        drawings: list[Rec] = []
+        depth = 0
+        chart = sub.dt == 0x0020
+        i = 0
+        drop_tooltip = False
+        while i < len(recs):
+            r = recs[i]
+            i += 1
+            rt = r.rt
+            if rt == BOF:
+                depth += 1
+                if depth > 1:
+                    chart = True
+                out.append(r)
+                continue
+            if rt == EOF:
+                depth -= 1
+                if depth == 1:
+                    chart = sub.dt == 0x0020
+                out.append(r)
+                continue
+            if rt == FORMULA:
+                nxt = recs[i] if i < len(recs) else None
+                new, consumed = self._formula(r, nxt, recs[i + 1] if i + 1 < len(recs) else None, bad_shared, where)
+                i += consumed
+                out.extend(new)
+                continue
+            if rt in (SHRFMLA, ARRAY):
+                body = r.joined()
+                rw, _rl, col = struct.unpack_from("<HHB", body, 0)
+                if (rw, col) in bad_shared:
+                    continue
+                off = 8 if rt == SHRFMLA else 12
+                cce = struct.unpack_from("<H", body, off)[0]
+                rgce = rewrite_formula(body[off + 2:off + 2 + cce], self.links)
+                out.append(Rec(rt, body[:off + 2] + rgce + body[off + 2 + cce:]))
+                continue
+            if rt == STRING:  # kept only after its FORMULA (and that formula's SHRFMLA/ARRAY/TABLE)
+                if out and (out[-1].rt == FORMULA or out[-1].rt in (SHRFMLA, ARRAY, TABLE) and len(out) > 1
+                            and out[-2].rt == FORMULA):
+                    out.append(r)
+                continue
+            if rt == HLINK:
+                keep = self._hlink(r, where)
+                drop_tooltip = not keep
+                if keep:
+                    out.append(r)
+                continue
+            if rt == HLINKTOOLTIP:
+                if not drop_tooltip:
+                    out.append(r)
+                continue
+            if rt == OBJ:
+                try:
+                    body = rewrite_obj(r.joined(), self.links, self.report, where)
+                except (_Bad, struct.error):
+                    body = None
+                if body is None:
+                    raise _unrebuildable(f"an object in {where} cannot be read")
+                out.append(Rec(OBJ, body))
+                continue
+            if rt == MSODRAWING:
+                drawings.append(r)
+                out.append(r)
+                continue
+            if rt == CF:
+                new = self._cf(r, where)
+                if new is not None:
+                    out.append(new)
+                continue
+            if rt == DV:
+                new = self._dv(r, where)
+                if new is not None:
+                    out.append(new)
+                continue
+            if rt == BRAI:
+                out.append(self._brai(r, where))
+                continue
+            if rt in _CELLS and len(r.body) >= 4:
+                col = struct.unpack_from("<H", r.body, 2)[0]
+                if col > 255:
+                    self.report.note(f"cell beyond column IV dropped ({where})")
+                    continue
+            kept = self._generic(r, _SHEET, where, chart)
+            if kept is not None:
+                out.append(kept)
+        if drawings:
+            frags = [f for d in drawings for f in [d.body, *d.conts]]
+            try:
+                new, found = _check_drawing(frags)
+            except (_Bad, struct.error) as exc:
+                raise _unrebuildable(f"drawing in {where}: {exc}") from None
+            k = 0
+            for d in drawings:
+                d.body, d.conts = new[k], new[k + 1:k + 1 + len(d.conts)]
+                k += 1 + len(d.conts)
+            self._drawing_findings(found, where)
+        return _fix_condfmt_counts(out)
+
+    def _formula(self, r: Rec, nxt: Rec | None, nxt2: Rec | None, bad_shared: set, where: str
+                 ) -> tuple[list[Rec], int]:
+        body = r.joined()
+        if len(body) < 22:
+            self.report.note(f"short formula dropped ({where})")
+            return [], 0
+        rw, col, ixfe = struct.unpack_from("<HHH", body, 0)
+        value = body[6:14]
+        cce = struct.unpack_from("<H", body, 20)[0]
+        rgce = body[22:22 + cce]
+        if len(rgce) != cce or col > 255:
+            self.report.note(f"bad formula dropped ({where})")
+            return [], 0
+        issue: FormulaIssue | None = None
+        new_rgce = rgce
+        if rgce[:1] in (b"\x01", b"\x02") and len(rgce) >= 5:  # ptgExp/ptgTbl: shared formula, array, table
+            anchor = struct.unpack_from("<HH", rgce, 1)
+            if anchor in bad_shared:
+                issue = FormulaIssue("ole.formula", "shared formula removed")
+        else:
+            try:
+                new_rgce = rewrite_formula(rgce, self.links)
+            except FormulaIssue as exc:
+                issue = exc
+        # The STRING record with the cached text follows, possibly after SHRFMLA/ARRAY/TABLE.
+        string_rec, string_at = None, 0
+        if nxt is not None and nxt.rt == STRING:
+            string_rec, string_at = nxt, 1
+        elif nxt is not None and nxt.rt in (SHRFMLA, ARRAY, TABLE) and nxt2 is not None and nxt2.rt == STRING:
+            string_rec, string_at = nxt2, 2
+        if issue is None:
+            out = [Rec(FORMULA, body[:22] + new_rgce + body[22 + cce:])]
+            if string_at == 1:
+                out.append(string_rec)
+                return out, 1
+            return out, 0  # a STRING after SHRFMLA/ARRAY is picked up when that record is handled
+        self.report.threat(issue.tid, where, f"{issue.detail}; cached value kept", action="neutralized")
+        consumed = 1 if string_at == 1 else 0
+        if value[6:8] == b"\xff\xff":
+            kind = value[0]
+            if kind == 0x00:
+                text = ""
+                if string_rec is not None:
+                    try:
+                        text, _e = _xlstring(string_rec.joined(), 0)
+                    except _Bad:
+                        text = ""
+                return [Rec(LABEL, struct.pack("<HHH", rw, col, ixfe) + _pack_xlstring(text[:32767]))], consumed
+            if kind in (0x01, 0x02):
+                return [Rec(BOOLERR, struct.pack("<HHHBB", rw, col, ixfe, value[2], kind - 1))], consumed
+            return [Rec(LABEL, struct.pack("<HHH", rw, col, ixfe) + _pack_xlstring(""))], consumed
+        return [Rec(NUMBER, struct.pack("<HHH", rw, col, ixfe) + value)], consumed
+
+    def _hlink(self, r: Rec, where: str) -> bool:
+        try:
+            kind, target = hyperlink_target(r.joined())
+        except (_Bad, struct.error):
+            kind, target = "other", "unreadable"
+        if kind == "location" and in_document("#" + target):
+            return True
+        if kind == "url" and _web(target) and not self.drop_links:
+            return True
+        self.report.threat("ole.hyperlink", where, f"link to {target[:80]}")
+        return False
+
+    def _cf(self, r: Rec, where: str) -> Rec | None:
+        body = r.joined()
+        cce1, cce2 = struct.unpack_from("<HH", body, 2)
+        if 6 + cce1 + cce2 > len(body):
+            self.report.note(f"bad conditional format dropped ({where})")
+            return None
+        head = body[:len(body) - cce1 - cce2]
+        try:
+            f1 = rewrite_formula(body[len(head):len(head) + cce1], self.links)
+            f2 = rewrite_formula(body[len(head) + cce1:], self.links)
+        except FormulaIssue as exc:
+            self.report.threat(exc.tid, where, f"{exc.detail} in a conditional format")
+            return None
+        return Rec(CF, head + f1 + f2)
+
+    def _dv(self, r: Rec, where: str) -> Rec | None:
+        body = r.joined()
+        try:
+            pos = 4
+            for _ in range(4):
+                _t, pos = _xlstring(body, pos)
+            out = bytearray(body[:pos])
+            for _ in range(2):
+                cce = struct.unpack_from("<H", body, pos)[0]
+                rgce = body[pos + 4:pos + 4 + cce]
+                if len(rgce) != cce:
+                    raise _Bad("bad validation formula")
+                out += body[pos:pos + 4] + rewrite_formula(rgce, self.links)
+                pos += 4 + cce
+            out += body[pos:]
+        except FormulaIssue as exc:
+            self.report.threat(exc.tid, where, f"{exc.detail} in a data validation rule")
+            return None
+        except (_Bad, struct.error):
+            self.report.note(f"bad data validation dropped ({where})")
+            return None
+        return Rec(DV, bytes(out))
+
+    def _brai(self, r: Rec, where: str) -> Rec:
+        body = r.joined()
+        if len(body) < 8:
+            return Rec(BRAI, body[:2] + b"\x01" + b"\0" * 5)
+        cce = struct.unpack_from("<H", body, 6)[0]
+        try:
+            rgce = rewrite_formula(body[8:8 + cce], self.links)
+            if len(body[8:8 + cce]) != cce:
+                raise FormulaIssue("ole.formula", "bad chart reference")
+        except FormulaIssue as exc:
+            self.report.threat(exc.tid, where, f"{exc.detail} in a chart (cached values kept)",
+                               action="neutralized")
+            return Rec(BRAI, body[:1] + b"\x01" + body[2:6] + b"\0\0")  # literal data: the cached values
+        return Rec(BRAI, body[:8] + rgce + body[8 + cce:])
+
+    # the whole stream -------------------------------------------------------------------------
+    def run(self) -> bytes:
+        subs = _substreams(self.data)
+        glob = self._globals(subs[0])
+        by_pos = {s.start: s for s in subs[1:]}
+        sheets_out: list[list[Rec]] = []
+        bound = [r for r in glob if r.rt == BOUNDSHEET]
+        for b in bound:
+            body = b.body
+            pos, hs, dt = struct.unpack_from("<IBB", body, 0)
+            try:
+                name, _e = _xlstring(body, 6, 1)
+            except _Bad:
+                raise _unrebuildable("unreadable sheet name") from None
+            sub = by_pos.get(pos)
+            if sub is None:
+                raise _unrebuildable(f"sheet {name} is not where the workbook says")
+            state = hs & 0x03
+            macro = dt in (0x01, 0x06)
+            if dt == 0x01:
+                self.report.threat("ole.xlm", f"sheet {name}", "Excel 4.0 (XLM) macro sheet emptied")
+            elif dt == 0x06:
+                self.report.threat("ole.vba", f"sheet {name}", "VB module sheet emptied")
+            if state == 2:
+                self.report.threat("ole.hidden_sheet", f"sheet {name}", "very hidden sheet made hidden",
+                                   action="converted")
+                state = 1
+            elif state == 1:
+                self.report.threat("ole.hidden_sheet", f"sheet {name}", "hidden sheet (still hidden)",
+                                   action="reported")
+            if macro:
+                state = max(state, 1)
+                dt = 0x00
+            b.body = struct.pack("<IBB", 0, (hs & 0xFC) | state, dt) + body[6:]
+            sheets_out.append(self._sheet(sub, name, macro))
+            self.ctx.check_time()
+        if len(by_pos) != len(bound):
+            self.report.note("substreams not listed as sheets dropped")
+        _fix_active_tab(glob, bound)
+        return _serialize(glob, bound, sheets_out)
+
+
+def _builtin_label(flags: int, text: str) -> str:
+    builtin = {0: "Consolidate_Area", 1: "Auto_Open", 2: "Auto_Close", 3: "Extract", 4: "Database", 5: "Criteria",
+               6: "Print_Area", 7: "Print_Titles", 8: "Recorder", 9: "Data_Form", 10: "Auto_Activate",
+               11: "Auto_Deactivate", 12: "Sheet_Title", 13: "_FilterDatabase"}
+    if flags & 0x0020 and text:
+        return builtin.get(ord(text[0]), f"builtin {ord(text[0])}")
+    return text
+
+
+def _blank_sheet() -> list[Rec]:
+    """An empty worksheet in place of a macro sheet, so that sheet numbers stay as they were."""
+    return [Rec(BOF, struct.pack("<HHHHII", 0x0600, 0x0010, 0x0DBB, 0x07CC, 0, 0x06)),
+            Rec(0x200, struct.pack("<IIHHH", 0, 0, 0, 0, 0)),
+            Rec(0x23E, struct.pack("<HHHHH", 0x06B6, 0, 0, 0x40, 0) + b"\0" * 8),
+            Rec(EOF, b"")]
+
+
+def _fix_condfmt_counts(recs: list[Rec]) -> list[Rec]:
+    """CONDFMT says how many CF records follow; keep it true after some were dropped."""
+    out: list[Rec] = []
+    i = 0
+    while i < len(recs):
+        r = recs[i]
+        if r.rt == CONDFMT:
+            j = i + 1
+            while j < len(recs) and recs[j].rt == CF:
+                j += 1
+            n = j - i - 1
+            if n:
+                body = bytearray(r.joined())
+                struct.pack_into("<H", body, 0, n)
+                out.append(Rec(CONDFMT, bytes(body)))
+                out.extend(recs[i + 1:j])
+            i = j
+            continue
+        if r.rt == DVAL:
+            j = i + 1
+            while j < len(recs) and recs[j].rt == DV:
+                j += 1
+            body = bytearray(r.body)
+            struct.pack_into("<I", body, 14, j - i - 1)
+            if j - i - 1:
+                out.append(Rec(DVAL, bytes(body)))
+                out.extend(recs[i + 1:j])
+            i = j
+            continue
+        out.append(r)
+        i += 1
+    return [r for r in out if r.rt >= 0]
+
+
+def _fix_active_tab(glob: list[Rec], bound: list[Rec]) -> None:
+    """The active and first visible tab must be visible sheets."""
+    visible = [i for i, b in enumerate(bound) if b.body[4] & 0x03 == 0]
+    for r in glob:
+        if r.rt == WINDOW1 and len(r.body) == 18 and visible:
+            itab_cur, itab_first = struct.unpack_from("<HH", r.body, 10)
+            body = bytearray(r.body)
+            if itab_cur not in visible:
+                struct.pack_into("<H", body, 10, visible[0])
+            if itab_first >= len(bound) or itab_first > visible[-1]:
+                struct.pack_into("<H", body, 12, visible[0])
+            r.body = bytes(body)
+
+
+def _emit(recs: list[Rec], out: bytearray, where: dict[int, list[int]] | None = None) -> list[int]:
+    """Append records (with their CONTINUE records); the stream offset of each fragment of each record."""
+    offsets = []
+    for r in recs:
+        if r.rt < 0:
+            continue
+        frags = [r.body] + r.conts
+        if len(r.body) > _MAX_BODY or any(len(c) > _MAX_BODY for c in r.conts):
+            frags = [b for b in _split(r.joined())]
+        at = []
+        for k, f in enumerate(frags):
+            at.append(len(out))
+            out += struct.pack("<HH", r.rt if k == 0 else CONTINUE, len(f)) + f
+        offsets.append(at[0])
+        if where is not None:
+            where[id(r)] = at
+    return offsets
+
+
+def _split(data: bytes) -> list[bytes]:
+    return [data[i:i + _MAX_BODY] for i in range(0, len(data), _MAX_BODY)] or [b""]
+
+
+def _serialize(glob: list[Rec], bound: list[Rec], sheets: list[list[Rec]]) -> bytes:
+    # EXTSST after the SST: a bucket every `dsst` strings, pointing at where each bucket's first string starts.
+    sst = next((r for r in glob if r.rt == SST), None)
+    starts: list[tuple[int, int]] = []
+    if sst is not None:
+        _strings, starts = _walk_sst(sst)
+        dsst = max(8, -(-len(starts) // 128))
+        buckets = starts[::dsst]
+        ext = Rec(EXTSST, struct.pack("<H", dsst) + b"\0" * (8 * len(buckets)))
+        glob = list(glob)
+        glob.insert(next(i for i, r in enumerate(glob) if r is sst) + 1, ext)
+    out = bytearray()
+    where: dict[int, list[int]] = {}
+    _emit(glob, out, where)
+    sheet_pos = []
+    for recs in sheets:
+        sheet_pos.append(len(out))
+        _emit(recs, out)
+    for b, pos in zip(bound, sheet_pos, strict=True):
+        at = where[id(b)][0]
+        struct.pack_into("<I", out, at + 4, pos)
+    if sst is not None:
+        frag_at = where[id(sst)]
+        at = where[id(ext)][0] + 4 + 2
+        for k, (frag, off) in enumerate(buckets):
+            head = frag_at[frag]
+            struct.pack_into("<IHH", out, at + 8 * k, head + 4 + off, 4 + off, 0)
+    return bytes(out)
+
+
+def rebuild(ole, ctx, report) -> dict[str, bytes]:
+    """The Workbook stream rebuilt (see the module docstring); the family adds the property streams."""
+    name = "Workbook" if ole.exists("Workbook") else None
+    if name is None:
+        if ole.exists("Book"):
+            raise _unrebuildable("Excel 5.0/95 workbook (BIFF5)")
+        raise _unrebuildable("no Workbook stream")
+    data = ole.openstream(name).read()
+    try:
+        stream = XlsRebuild(data, ctx, report).run()
+    except (_Bad, struct.error, FormulaIssue) as exc:
+        raise _unrebuildable(f"workbook structure: {exc}") from None
+    if len(stream) < 4096:  # Excel expects the Workbook stream outside the mini stream
+        stream += b"\0" * (4096 - len(stream))
+    return {"Workbook": stream}
