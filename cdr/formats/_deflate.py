@@ -47,3 +47,8 @@ def deflate_raw(data: bytes) -> bytes:
     wbits = max(9, min(15, (len(data) - 1).bit_length()))
     co = _ng.compressobj(5, zlib.DEFLATED, -wbits)
     return co.compress(data) + co.flush()
+
+
+def compressobj(level: int):  # noqa: ANN201 - zlib's Compress
+    """A zlib-format deflater (zlib-ng): PNG image data."""
+    return _ng.compressobj(level)

@@ -32,7 +32,7 @@ from ...handler import Context, Handler, Option, Rebuilt, register
 from ...model import Detection, Threat
 from .._deflate import INFLATE_ERRORS, decompressobj
 from .._deflate import crc32 as _crc32
-from . import turbojpeg
+from . import png_write, turbojpeg
 
 ORIENTATION = 0x0112
 # Same table as ImageOps.exif_transpose; applied per frame.
@@ -740,8 +740,11 @@ def _reencode(ctx: Context, data: bytes, mime: str, limit: int, icc_policy: str,
         if frames[0].mode not in ("L", "RGB", "CMYK"):
             frames[0] = frames[0].convert("RGB")
     elif fmt == "PNG":
-        # zlib level 6 is the libpng default most PNGs were written with: similar size, a fraction of
-        # the time of optimize=True (which tries every filter strategy at level 9).
+        if len(frames) == 1 and getattr(im, "n_frames", 1) == 1:
+            out = png_write.encode(frames[0], kw.get("dpi"), keep_icc)
+            if out is not None:
+                return out
+        # Other modes and APNG: zlib level 6 is the libpng default most PNGs were written with.
         kw["compress_level"] = 6
     elif fmt == "WEBP":
         lossless = b"VP8L" in data[:4096] and b"VP8 " not in data[:4096]
