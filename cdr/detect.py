@@ -95,7 +95,9 @@ KINDS: dict[str, Kind] = {k.mime: k for k in [
     _k("application/vnd.ms-htmlhelp", "executable", "compiled HTML help", ".chm"),
     _k("application/hta", "executable", "HTML application", ".hta"),
     _k("text/x-script", "executable", "script", ".js", ".vbs", ".ps1", ".bat", ".cmd", ".wsf", ".sh"),
-    _k("application/vnd.ms-outlook", "unknown", "Outlook message", ".msg"),
+    _k("message/rfc822", "mail", "e-mail message", ".eml"),
+    _k("application/vnd.ms-outlook", "mail", "Outlook message", ".msg"),
+    _k("application/vnd.ms-tnef", "mail", "Outlook TNEF attachment (winmail.dat)", ".dat", ".tnef"),
     _k("application/octet-stream", "unknown", "unknown data", ""),
 ]}
 
@@ -103,7 +105,7 @@ KINDS: dict[str, Kind] = {k.mime: k for k in [
 _LABEL_JA = {
     "pdf": "PDF", "legacy_office": "旧形式のOffice文書", "rtf": "RTF文書", "odf": "OpenDocument文書",
     "ichitaro": "一太郎文書", "docuworks": "DocuWorks文書", "image": "画像", "svg": "SVG画像", "archive": "圧縮ファイル",
-    "text": "テキスト", "csv": "CSV", "html": "HTML文書", "ooxml": "Office文書",
+    "text": "テキスト", "csv": "CSV", "html": "HTML文書", "ooxml": "Office文書", "mail": "メール",
 }
 _MIME_JA = {
     f"{W}.document": "Word文書", "application/vnd.ms-word.document.macroEnabled.12": "マクロ付きWord文書",
@@ -120,6 +122,7 @@ _MIME_JA = {
     "application/x-apple-diskimage": "ディスクイメージ（DMG）", "application/onenote": "OneNoteのセクション",
     "application/vnd.ms-htmlhelp": "HTMLヘルプ（CHM）", "application/hta": "HTMLアプリケーション（HTA）",
     "text/x-script": "スクリプト", "application/vnd.ms-outlook": "Outlookのメッセージ",
+    "application/vnd.ms-tnef": "Outlookの添付形式（winmail.dat）",
     "application/octet-stream": "不明なデータ",
 }
 
@@ -143,6 +146,7 @@ DANGEROUS_EXTENSIONS = {
 }
 
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_TNEF = b"\x78\x9f\x3e\x22"
 _ONENOTE = bytes.fromhex("e4525c7b8cd8a74daeb15378d02996d3")
 _LNK = bytes.fromhex("4c0000000114020000000000c000000000000046")
 _MACHO = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe")
@@ -243,6 +247,8 @@ _MAGIC_MAP = {
     "text/x-asm": "text/plain",
     "text/x-msdos-batch": "text/x-script",
     "application/x-bat": "text/x-script",
+    "message/rfc822": "text/plain",  # our own header check (mail.mime.sniff) decides what is a mail
+    "message/news": "text/plain",
 }
 
 
@@ -432,10 +438,20 @@ def detect(path: str | Path, name: str | None = None) -> Detection:
             elif head[:4] in (b"XDW\x00", b"XDWF") or head.startswith((b"<XDW", b"%XDW")):
                 mime = "application/vnd.fujixerox.docuworks"
                 reasons.append("DocuWorks signature")
+            elif head[:4] == _TNEF:
+                mime = "application/vnd.ms-tnef"
+                reasons.append("TNEF signature (winmail.dat)")
             else:
                 mime = _signature(head, _MEDIA, reasons)
         if mime is None:
             mime = _is_disk_image(f, size, reasons)
+    if mime is None and _looks_text(head):
+        from .formats.mail.mime import sniff
+
+        why = sniff(head)
+        if why:
+            mime = "message/rfc822"
+            reasons.append(why)
     if mime is None:
         lm, desc = _libmagic(head)
         reasons.append(f"libmagic: {desc}")

@@ -17,6 +17,7 @@ class CdrError(Exception):
             self.threat_id = threat_id
         self.location = location
         self.children: list = []  # nested results (archive members) to keep in the report
+        self.mail: dict | None = None  # a blocked mail still reports its sender, subject, ... (FileResult.mail)
         super().__init__(self.en)
 
 

@@ -78,6 +78,7 @@ class Rebuilt:
     extension: str | None = None  # extension of the output, with dot; None keeps the input's
     mime: str | None = None  # MIME type of the output when it differs from the input
     children: list[FileResult] = field(default_factory=list)  # archive members, attachments
+    mail: dict[str, Any] | None = None  # mail family: what the report's "mail" field says
 
 
 class Handler(ABC):

@@ -74,6 +74,8 @@ class FileResult:
     children: list[FileResult] = field(default_factory=list)
     family: str = ""
     warnings: list[str] = field(default_factory=list)
+    # Mail only: the original's decoded headers, authentication results, attachments (see README).
+    mail: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -95,6 +97,8 @@ class FileResult:
         }
         if self.children:
             d["children"] = [c.to_dict() for c in self.children]
+        if self.mail is not None:
+            d["mail"] = self.mail
         return d
 
     @classmethod
@@ -119,6 +123,7 @@ class FileResult:
             children=[cls.from_dict(c) for c in d.get("children") or []],
             family=str(d.get("family", "")),
             warnings=[str(w) for w in d.get("warnings") or []],
+            mail=d["mail"] if isinstance(d.get("mail"), dict) else None,
         )
 
     def block(self, ja: str, en: str) -> FileResult:

@@ -91,6 +91,8 @@ def _block_with(result: FileResult, exc: CdrError) -> None:
         result.threats.append(Threat(exc.threat_id, exc.location or result.source, "blocked", exc.en))
     if exc.children:
         result.children = exc.children
+    if exc.mail is not None:
+        result.mail = exc.mail
     result.block(exc.ja, exc.en)
 
 
@@ -149,6 +151,7 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
     ctx.check_time()
     result.threats.extend(rebuilt.threats)
     result.children = rebuilt.children
+    result.mail = rebuilt.mail
     final = output_name(name, det, rebuilt.extension)
 
     # Verify: the rebuilt file is detected and inspected afresh; any residual finding blocks it.

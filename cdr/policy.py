@@ -37,6 +37,10 @@ class Limits:
     archive_members: int = 1000
     archive_total_mb: float = 1024.0
     archive_ratio: float = 100.0
+    mail_depth: int = 10  # multipart levels plus nested mails
+    mail_parts: int = 500  # MIME parts of a mail, nested mails included
+    mail_header_kb: int = 256  # one header block
+    mail_ratio: float = 20.0  # bytes produced by decoding, against the mail's size
 
     @property
     def max_file_bytes(self) -> int:
