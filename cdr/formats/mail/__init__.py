@@ -274,9 +274,11 @@ class _Rebuild:
         for cand in att.candidates:
             c = rule_name(cand)
             if c != name and _ext(c) in DANGEROUS_EXTENSIONS:
-                self._blocked_att(loc, FileResult(source=loc, size=len(att.data)).block(
+                refused = FileResult(source=loc, size=len(att.data))
+                refused.threats.append(Threat("file.executable", _display(c), "blocked", "second name of the part"))
+                self._blocked_att(loc, refused.block(
                     f"the part also calls itself {_display(c)}, a name Windows would run",
-                    f"別名（{_display(c)}）が実行ファイルの名前になっています"), "file.executable")
+                    f"別名（{_display(c)}）が実行ファイルの名前になっています"))
                 return
         if ctx.process_child is None:
             raise Blocked("attachments cannot be processed here", "添付ファイルを処理できません")
@@ -288,7 +290,7 @@ class _Rebuild:
         if att.origin:
             child.warnings.append(f"taken out of {att.origin}")
         if child.verdict == BLOCKED or not child.output:
-            self._blocked_att(loc, child, "mail.attachment_blocked")
+            self._blocked_att(loc, child)
             return
         out = Path(child.output)
         delivered = out.name
@@ -314,9 +316,9 @@ class _Rebuild:
         self.children.append(child)
         self.att_info.append({"name": loc, "delivered_as": delivered, "verdict": child.verdict})
 
-    def _blocked_att(self, loc: str, child: FileResult, tid: str) -> None:
+    def _blocked_att(self, loc: str, child: FileResult) -> None:
         self.children.append(child)
-        self.threats.append(Threat(tid, loc, "removed", child.reason_en or "blocked"))
+        self.threats.append(Threat("mail.attachment_blocked", loc, "removed", child.reason_en or "blocked"))
         pw = any(t.id.endswith(".encrypted") and t.action in ("blocked", "removed") for t in _walk_threats(child))
         if pw:
             self.needs_password.append(loc)

@@ -1,5 +1,6 @@
 """Writing the new message: every byte is ours. ASCII only (RFC 2047/2231 for words and names,
-base64 for content), CRLF line ends, lines under 78 columns, fresh random boundaries."""
+base64 for content), CRLF line ends, lines folded at 76 columns where the syntax allows, fresh random
+boundaries."""
 from __future__ import annotations
 
 import base64
@@ -88,15 +89,16 @@ def text_part(text: str, subtype: str = "plain") -> bytes:
     return part_bytes(OutPart(f"text/{subtype}", data, charset="utf-8", disposition=""))
 
 
-def message(header_lines: list[str], text: str, html: str | None, related: list[OutPart],
+def message(header_lines: list[str], text: str | None, html: str | None, related: list[OutPart],
             attachments: list[OutPart]) -> bytes:
-    """The whole message: headers, then text (and HTML with its pictures), then attachments."""
-    body = text_part(text)
+    """The whole message: headers, then text (and HTML with its pictures), then attachments.
+    `text` None with an HTML body: the HTML alone (only for messages carried to a nested run)."""
+    body = text_part(text or "")
     if html is not None:
         html_p = text_part(html, "html")
         if related:
             html_p = multipart("related", [html_p] + [part_bytes(r) for r in related], ' type="text/html";')
-        body = multipart("alternative", [body, html_p])
+        body = multipart("alternative", [body, html_p]) if text is not None else html_p
     elif related:
         attachments = related + attachments
     if attachments:

@@ -408,21 +408,17 @@ def param_value(key: str, value: str) -> list[str]:
     value = clean_value(value).value
     if value.isascii() and not re.search(r'[\\"\x00-\x1f\x7f]', value) and len(value) < 60:
         return [f'{key}="{value}"']
-    enc = quote(value.encode("utf-8"), safe="!#$&+-.^_`|~")
-    if len(enc) + len(key) < 60:
-        return [f"{key}*=UTF-8''{enc}"]
-    chunks, i, n = [], 0, 0
-    while i < len(enc):
-        j = min(len(enc), i + 60)
-        while j < len(enc) and enc[j - 1] != "%" and "%" in enc[j - 2:j] and j > i + 3:
-            j -= 1  # never cut a %XX escape
-        piece = enc[i:j]
-        if piece.endswith("%") or re.search(r"%[0-9A-F]$", piece):
-            j = i + piece.rfind("%")
-            piece = enc[i:j]
-        chunks.append(f"{key}*{n}*={'UTF-8' + chr(39) * 2 if n == 0 else ''}{piece}")
-        i, n = j, n + 1
-    return chunks
+    chunks, cur = [], ""
+    for ch in value:  # whole characters per segment: some readers decode each segment on its own
+        e = quote(ch.encode("utf-8"), safe="!#$&+-.^_`|~")
+        if cur and len(cur) + len(e) > 60:
+            chunks.append(cur)
+            cur = ""
+        cur += e
+    chunks.append(cur)
+    if len(chunks) == 1 and len(chunks[0]) + len(key) < 70:
+        return [f"{key}*=UTF-8''{chunks[0]}"]
+    return [f"{key}*{n}*={'UTF-8' + chr(39) * 2 if n == 0 else ''}{c}" for n, c in enumerate(chunks)]
 
 
 def encoded_name(value: str) -> str:

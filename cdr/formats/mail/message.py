@@ -206,6 +206,7 @@ def _collect(buf: bytes, root: Entity, doc: MailDoc, budget: MailBudget) -> None
     alt_piece: dict[int, _Piece] = {}
     skip: set[int] = set()
     n_unnamed = 0
+    tnefs: list[tuple[bytes, str]] = []
     for e in root.walk():
         if id(e) in skip:
             skip.update(id(c) for c in e.children)
@@ -250,9 +251,7 @@ def _collect(buf: bytes, root: Entity, doc: MailDoc, budget: MailBudget) -> None
         up = parent.get(id(e))
         in_alt = up is not None and up.mime == "multipart/alternative"
         if mime in TNEF_TYPES or rule_name(name).lower() == "winmail.dat":
-            from .tnef import read_tnef
-
-            read_tnef(data, doc, e.location, budget)
+            tnefs.append((data, e.location))  # after the body is known: its RTF body is only a fallback
             continue
         if mime in SMIME_TYPES:
             kind = (e.ctype.params.get("smime-type") or "").lower()
@@ -292,13 +291,22 @@ def _collect(buf: bytes, root: Entity, doc: MailDoc, budget: MailBudget) -> None
                                           inline=bool(cid) and not _is_attachment(e) or (
                                               bool(cid) and up is not None and up.mime == "multipart/related"),
                                           location=e.location))
-    texts = [p.plain if p.plain is not None else None for p in pieces]
+    for p in pieces:  # an empty text alternative next to real HTML says nothing: the HTML is the body
+        if p.plain is not None and not p.plain.strip() and p.html and p.html.strip():
+            p.plain = None
+    texts = [p.plain for p in pieces]
     htmls = [p.html for p in pieces]
     if any(h is not None for h in htmls):
         doc.html = "\n".join(h if h is not None else f"<pre>{_esc(p.plain or '')}</pre>" for p, h in zip(pieces, htmls, strict=True))
     if all(t is not None for t in texts) and texts:
         doc.text = "\n".join(t for t in texts if t is not None)
-    elif not pieces:
+    elif not pieces and not tnefs:
+        doc.text = ""
+    for data, where in tnefs:
+        from .tnef import read_tnef
+
+        read_tnef(data, doc, where, budget)
+    if doc.text is None and doc.html is None:
         doc.text = ""
 
 

@@ -305,7 +305,7 @@ _MAIL_FIELDS = {b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"mim
                 b"return-path", b"content-type", b"reply-to", b"sender", b"delivered-to", b"x-mailer",
                 b"dkim-signature", b"authentication-results", b"references", b"in-reply-to", b"user-agent",
                 b"content-transfer-encoding", b"x-originating-ip", b"thread-topic", b"thread-index",
-                b"arc-seal", b"received-spf", b"importance", b"x-priority", b"list-unsubscribe"}
+                b"arc-seal", b"received-spf", b"importance", b"x-priority", b"list-unsubscribe", b"x-cdr-sanitized"}
 _STRONG = {b"from", b"date", b"message-id", b"received", b"mime-version", b"return-path", b"subject"}
 
 
