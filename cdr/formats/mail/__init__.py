@@ -29,7 +29,7 @@ from ...handler import Context, Handler, Option, Rebuilt, handler_for, register
 from ...model import BLOCKED, SANITIZED, Detection, FileResult, Threat
 from ...names import safe_basename
 from . import builder, htmlbody, links
-from .auth import Authentication, authenticate
+from .auth import POLICY_DMARC, Authentication, authenticate
 from .headers import address_field, rule_name, unstructured
 from .limits import MailBudget, MailLimits, budget_for
 from .message import Attachment, MailDoc, from_eml
@@ -237,7 +237,7 @@ class _Rebuild:
     def run(self) -> bytes:
         ctx, doc = self.ctx, self.doc
         if self.auth is not None and ctx.options.get("dmarc_fail") == "block" and self.auth.dmarc.result == "fail" \
-                and self.auth.dmarc.props.get("policy.dmarc") in ("reject", "quarantine"):
+                and self.auth.dmarc.props.get(POLICY_DMARC) in ("reject", "quarantine"):
             raise Blocked("the mail fails DMARC and its domain asks receivers to reject it",
                           "送信ドメイン認証（DMARC）に失敗し、送信元ドメインが受信拒否を指定しているため配送を停止しました",
                           threat_id="mail.dmarc_fail")

