@@ -1,5 +1,9 @@
 """`python -m benchmarks [--quick] [--json FILE] [--plot FILE.png]`: throughput of the engine.
 
+Every figure is printed beside the same figure of the previous release, read from
+`benchmarks/baseline.json` (`--baseline FILE`); `--write-baseline "MACHINE"` makes a run the new
+baseline, on purpose (see README, Performance).
+
 One run measures, on the same machine and interleaved: the floors, the engine per family through
 the real `cdr.worker.WorkerPool` (1 worker), images in lossless mode, the whole mix with 1 and 2
 workers, an openpyxl round trip against the engine on a 100,000-cell workbook, `cdr sanitize` of
@@ -54,6 +58,7 @@ def measure_families(items: list[corpus.Item], rounds: int, work: Path) -> tuple
     times: dict[tuple[str, str], list[float]] = {}
     lat: dict[tuple[str, str], list[float]] = {}
     rss: dict[tuple[str, str], float] = {}
+    out_bytes: dict[tuple[str, str], list[int]] = {}
     problems: list[str] = []
     out = work / "fam"
     out.mkdir()
@@ -74,7 +79,10 @@ def measure_families(items: list[corpus.Item], rounds: int, work: Path) -> tuple
                         t = measure.time_each(measure.contract_floor, fams[f], out)
                     else:
                         measure.reset_peak(pool)
-                        t, verdicts = measure.engine_each(pool, fams[f], lossless if k == "lossless" else policy, out)
+                        sizes: list[int] = []
+                        t, verdicts = measure.engine_each(pool, fams[f], lossless if k == "lossless" else policy, out,
+                                                          sizes)
+                        out_bytes[(f, k)] = sizes
                         peak = measure.peak_rss_mb(pool)
                         if peak is not None:
                             rss[(f, k)] = max(rss.get((f, k), 0.0), peak)
@@ -93,6 +101,8 @@ def measure_families(items: list[corpus.Item], rounds: int, work: Path) -> tuple
             floor = measure.median(times[(f, "copy")])
             row = report.row(f if k == "engine" else f"{f} lossless", len(paths), nbytes, sec, lat[(f, k)],
                              rss.get((f, k)), floor)
+            row["output_bytes"] = sum(out_bytes.get((f, k), []))
+            row["size_ratio"] = round(row["output_bytes"] / nbytes, 3) if nbytes else None
             if k == "engine" and (f, "struct") in times:
                 row["structural_floor"] = measure.STRUCTURAL[f][0]
                 row["structural_floor_seconds"] = round(measure.median(times[(f, "struct")]), 4)
@@ -332,6 +342,26 @@ def run(quick: bool, rounds: int | None = None, appliance: bool = True, cli: boo
         shutil.rmtree(work, ignore_errors=True)
 
 
+BASELINE = Path(__file__).resolve().parent / "baseline.json"
+
+
+def write_baseline(data: dict, path: Path, machine_name: str, commit: str | None) -> None:
+    """This run becomes the figures every later run prints beside its own (refreshed on purpose only)."""
+    keep = {k: data[k] for k in ("results", "scaling", "openpyxl_100k", "cli_small_file", "appliance", "machine",
+                                 "quick", "rounds", "corpus") if k in data}
+    keep["baseline_of"] = {"machine_name": machine_name, "commit": commit, "date": time.strftime("%Y-%m-%d"),
+                           "load_avg": [data["machine"].get("load_avg_start"), data["machine"].get("load_avg_end")]}
+    path.write_text(json.dumps(keep, ensure_ascii=False, indent=1) + "\n", "utf-8")
+
+
+def _commit() -> str | None:
+    try:
+        p = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return None
+    return p.stdout.strip() or None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller mix and fewer rounds (< 3 min on 2 cores)")
@@ -341,11 +371,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-appliance", action="store_true", help="skip the transfer-agent end-to-end run")
     ap.add_argument("--no-family-benches", action="store_true", help="skip benchmarks/bench_<family>.py")
     ap.add_argument("--keep-corpus", metavar="DIR", help="copy the generated mix to DIR")
+    ap.add_argument("--baseline", metavar="FILE", default=str(BASELINE),
+                    help="figures of the previous release printed beside this run's (default benchmarks/baseline.json)")
+    ap.add_argument("--write-baseline", metavar="MACHINE",
+                    help="after the run, make it the new baseline, naming the machine (a full run, on purpose)")
     args = ap.parse_args(argv)
     data = run(args.quick, rounds=args.rounds, appliance=not args.no_appliance,
                with_family_benches=not args.no_family_benches,
                keep=Path(args.keep_corpus) if args.keep_corpus else None)
+    base = Path(args.baseline)
+    if base.exists():
+        report.attach_baseline(data, json.loads(base.read_text("utf-8")), str(base))
     print(report.table(data))
+    if args.write_baseline:
+        write_baseline(data, base, args.write_baseline, _commit())
+        print(f"baseline written to {base}")
     if args.json:
         Path(args.json).write_text(json.dumps(data, ensure_ascii=False, indent=2), "utf-8")
     if args.plot:

@@ -2,10 +2,12 @@
 
 `python -m benchmarks.bench_images [--quick]`. For 2, 6 and 12 MP JPEGs (with EXIF/XMP like a
 phone photo) and a 12 MP PNG, the full pipeline (detect, rebuild, verify, hash) is timed in
-"reencode" and "lossless" mode, alternating with two floors round after round; medians are reported.
-"reencode" rows are compared with a plain Pillow decode+encode (Image.open + load + save in memory,
-JPEG with quality="keep", PNG with Pillow defaults), "lossless" rows with the copy floor (read +
-sha256 + write of the same bytes, as in `python -m benchmarks`). Images come from fixed seeds.
+"rebuild" (default), "reencode" and "lossless" mode, alternating with the floors round after round;
+medians are reported. "rebuild" rows of JPEGs are compared with libjpeg-turbo's transcode alone
+(tjTransform), "reencode" rows (and "rebuild" of PNG, which re-encodes) with a plain Pillow
+decode+encode (Image.open + load + save in memory, JPEG with quality="keep", PNG with Pillow
+defaults), "lossless" rows with the copy floor (read + sha256 + write of the same bytes, as in
+`python -m benchmarks`). Images come from fixed seeds.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .measure import copy_floor, pipeline_seconds
+from .measure import copy_floor, pipeline_seconds, transcode_floor
 
 SIZES = {"2MP": (1632, 1224), "6MP": (3000, 2000), "12MP": (4000, 3000)}
 
@@ -68,29 +70,34 @@ def run(quick: bool = False) -> list[dict]:
 
     base = load_policy("default").to_dict()
     policies = {}
-    for mode in ("reencode", "lossless"):
+    for mode in ("rebuild", "reencode", "lossless"):
         d = json.loads(json.dumps(base))
         d["families"]["image"]["mode"] = mode
         policies[mode] = Policy.from_dict(d, f"bench-{mode}")
-    rounds = 4 if quick else 8  # a multiple of 4: each kind goes first equally often
+    rounds = 3 if quick else 6  # each kind goes first about equally often
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-img-") as tmp:
         tmpd = Path(tmp)
         for name, path in _make(tmpd, quick):
-            order = ["floor", "copy", "reencode", "lossless"]
+            order = ["floor", "copy", "reencode", "lossless", "rebuild"] + (["transcode"] if "jpeg" in name else [])
             times: dict[str, list[float]] = {k: [] for k in order}
             (tmpd / "out").mkdir(exist_ok=True)
             _floor(path)  # warm caches and imports
             for i in range(rounds):
-                for which in order[i % 4:] + order[:i % 4]:  # alternate who goes first
+                for which in order[i % len(order):] + order[:i % len(order)]:  # alternate who goes first
                     if which == "floor":
                         times["floor"].append(_floor(path))
                     elif which == "copy":
                         times["copy"].append(_timed(copy_floor, path, tmpd / "out"))
+                    elif which == "transcode":
+                        times["transcode"].append(_timed(transcode_floor, path, tmpd / "out"))
                     else:
                         times[which].append(pipeline_seconds(path, policies[which], tmpd / "out"))
             med = {k: statistics.median(v) for k, v in times.items()}
-            for mode, floor_key, floor_name in (("reencode", "floor", "Pillow decode+encode"),
+            rebuild_floor = ("transcode", "libjpeg-turbo transcode") if "jpeg" in name else \
+                ("floor", "Pillow decode+encode")
+            for mode, floor_key, floor_name in (("rebuild", *rebuild_floor),
+                                                ("reencode", "floor", "Pillow decode+encode"),
                                                 ("lossless", "copy", "copy (read+sha256+write)")):
                 sec, floor = med[mode], med[floor_key]
                 rows.append({"name": f"{name} {mode}", "files": 1, "bytes": path.stat().st_size,

@@ -3,7 +3,8 @@
 Floors are what any tool must at least do with the same bytes:
 - copy: read + sha256 + write (what the pipeline does around every file anyway);
 - pikepdf open+save (PDF), re-zip of the same members at their own compression (OOXML, ZIP);
-- Pillow decode+encode (image re-encode mode).
+- libjpeg-turbo's transcode on the DCT coefficients (JPEG: what the default rebuild does at least);
+- Pillow decode+encode (PNG, the re-encode of the previous release).
 Peak RSS of a worker is its VmHWM from /proc, reset (clear_refs 5) before each family so that a
 family is not charged with the peak of the one before; RUSAGE_CHILDREN is the fallback.
 """
@@ -87,6 +88,15 @@ def rezip_floor(src: Path, out_dir: Path) -> None:
     dst.unlink()
 
 
+def transcode_floor(src: Path, out_dir: Path) -> None:
+    """Read, rebuild on the DCT coefficients with libjpeg-turbo's tjTransform (jpegtran), write."""
+    from cdr.formats.image import turbojpeg
+
+    dst = out_dir / src.name
+    dst.write_bytes(turbojpeg.transcode(src.read_bytes()))
+    dst.unlink()
+
+
 def pillow_floor(src: Path, out_dir: Path) -> None:
     from PIL import Image
 
@@ -110,7 +120,8 @@ def openpyxl_roundtrip(src: Path, out_dir: Path) -> None:
 
 STRUCTURAL = {"pdf": ("pikepdf open+save", pikepdf_floor), "docx": ("re-zip", rezip_floor),
               "xlsx": ("re-zip", rezip_floor), "pptx": ("re-zip", rezip_floor), "zip": ("re-zip", rezip_floor),
-              "jpeg": ("Pillow decode+encode", pillow_floor), "png": ("Pillow decode+encode", pillow_floor)}
+              "jpeg": ("libjpeg-turbo transcode (jpegtran)", transcode_floor),
+              "png": ("Pillow decode+encode", pillow_floor)}
 
 
 def time_each(fn, paths: list[Path], out_dir: Path) -> list[float]:
@@ -125,8 +136,10 @@ def time_each(fn, paths: list[Path], out_dir: Path) -> list[float]:
 
 # --------------------------------------------------------------------------- engine
 
-def engine_each(pool, paths: list[Path], policy: dict, out_dir: Path) -> tuple[list[float], list[str]]:
-    """Seconds per file through pool.run (worker + the parent's re-check), and the verdicts."""
+def engine_each(pool, paths: list[Path], policy: dict, out_dir: Path,
+                sizes: list[int] | None = None) -> tuple[list[float], list[str]]:
+    """Seconds per file through pool.run (worker + the parent's re-check), and the verdicts.
+    `sizes` receives the size of each output (0 when blocked)."""
     from cdr.worker import Job
 
     lat, verdicts = [], []
@@ -137,6 +150,8 @@ def engine_each(pool, paths: list[Path], policy: dict, out_dir: Path) -> tuple[l
         res = pool.run(Job(str(p), p.name, str(jd), policy))
         lat.append(time.perf_counter() - t)
         verdicts.append(res.verdict if res.verdict != "blocked" else f"blocked: {res.reason}")
+        if sizes is not None:
+            sizes.append(Path(res.output).stat().st_size if res.output else 0)
         shutil.rmtree(jd, ignore_errors=True)
     return lat, verdicts
 

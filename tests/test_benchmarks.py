@@ -44,5 +44,14 @@ def test_benchmark_runs_on_tiny_corpus(tmp_path: Path) -> None:
     out = tmp_path / "b.json"
     out.write_text(json.dumps(data))
     assert set(json.loads(out.read_text())["scaling"]) >= {"workers_1_files_per_s", "workers_2_files_per_s"}
+    # The committed baseline is printed beside every figure and carried in the JSON.
+    base = json.loads((Path(report.__file__).parent / "baseline.json").read_text("utf-8"))
+    assert base["baseline_of"]["machine_name"] and base["results"]
+    report.attach_baseline(data, base, "baseline.json")
+    pdf = next(r for r in data["results"] if r["name"] == "pdf")
+    assert pdf["baseline"]["ratio_to_floor"] > 0 and data["baseline"]["commit"]
+    assert "(" in report.table(data).split("\n")[2]  # previous figures in brackets
+    png = next(r for r in data["results"] if r["name"] == "png")
+    assert 0 < png["size_ratio"] < 3
     report.plot(data, tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
