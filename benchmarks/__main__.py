@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--quick] [--json FILE] [--plot FILE.png]`: throughput of the engine.
+"""`python -m benchmarks [--quick] [--json FILE] [--plot FILE.png]`: throughput of the engine
+(`python -m benchmarks --fidelity DIR [--json FILE]`: rendering fidelity of sanitized documents instead).
 
 Every figure is printed beside the same figure of the previous release, read from
 `benchmarks/baseline.json` (`--baseline FILE`); `--write-baseline "MACHINE"` makes a run the new
@@ -375,7 +376,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="figures of the previous release printed beside this run's (default benchmarks/baseline.json)")
     ap.add_argument("--write-baseline", metavar="MACHINE",
                     help="after the run, make it the new baseline, naming the machine (a full run, on purpose)")
+    ap.add_argument("--fidelity", metavar="DIR", help="instead: sanitize the documents in DIR and compare each "
+                    "with its original as LibreOffice renders them (pages, text, pixels; --json for the figures)")
+    ap.add_argument("--policy", help="policy for --fidelity (name or file)")
     args = ap.parse_args(argv)
+    if args.fidelity:
+        from . import fidelity
+
+        fidelity.run_folder(Path(args.fidelity), Path(args.json) if args.json else None, args.policy)
+        return 0
     data = run(args.quick, rounds=args.rounds, appliance=not args.no_appliance,
                with_family_benches=not args.no_family_benches,
                keep=Path(args.keep_corpus) if args.keep_corpus else None)
