@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 from . import Sample, generator
+from . import xls_samples as xs
 
 JA_TITLE = "住民票の写しの交付申請書"
 JA_BODY = "申請者の氏名：山田太郎。住所：東京都千代田区霞が関一丁目。電話番号は〇三―一二三四―五六七八です。"
@@ -54,6 +55,10 @@ Sub SaveEnc(src As String, dst As String, filt As String, pw As String)
   b(1).Name = &quot;Password&quot; : b(1).Value = pw
   doc.storeToURL(ConvertToURL(dst), b())
   doc.close(True)
+End Sub
+Sub SaveTwo(src As String, dst As String, filt As String, src2 As String, dst2 As String, filt2 As String, pw As String)
+  SaveEnc(src, dst, filt, pw)
+  SaveEnc(src2, dst2, filt2, pw)
 End Sub
 </script:module>
 """
@@ -162,6 +167,12 @@ def legacy_office(out: Path) -> list[Sample]:
         _make_docx(src / "doc.docx")
         _make_xlsx(src / "xls.xlsx")
         _make_pptx(src / "ppt.pptx")
+        xs.make_rich_xlsx(src / "rich.xlsx")
+        xs.make_rich_xlsx(src / "rich_hostile.xlsx", hostile=True)
+        _odf(src / "obj.ods", ODS, xs.object_ods_body(), {"Object 1/content.xml": _SUBDOC,
+                                                          "ObjectReplacements/Object 1": _png(80, 40)},
+             {"Object 1/": ODT, "ObjectReplacements/Object 1": "image/png"})
+        _odf(src / "form.ods", ODS, xs.form_ods_body())
         # An ODT with an embedded sub-document: LibreOffice writes it to .doc as a real ObjectPool object.
         _odf(src / "embedded.odt", ODT, _ODT_TEXT + '<text:p><draw:frame svg:width="4cm" svg:height="2cm">'
              '<draw:object xlink:href="./Object 1"/><draw:image xlink:href="./ObjectReplacements/Object 1"/>'
@@ -171,13 +182,14 @@ def legacy_office(out: Path) -> list[Sample]:
         conv = t / "conv"
         _soffice(prof, "--convert-to", "doc:MS Word 97", "--outdir", str(conv), str(src / "doc.docx"),
                  str(src / "embedded.odt"))
-        _soffice(prof, "--convert-to", "xls:MS Excel 97", "--outdir", str(conv), str(src / "xls.xlsx"))
+        _soffice(prof, "--convert-to", "xls:MS Excel 97", "--outdir", str(conv), str(src / "xls.xlsx"),
+                 *(str(src / n) for n in ("rich.xlsx", "rich_hostile.xlsx", "obj.ods", "form.ods")))
         _soffice(prof, "--convert-to", "ppt:MS PowerPoint 97", "--outdir", str(conv), str(src / "ppt.pptx"))
         mod = prof / "user" / "basic" / "Standard" / "Module1.xba"
         if mod.parent.is_dir():
             mod.write_text(_SAVE_ENC, "utf-8")
-            _soffice(prof, f'macro:///Standard.Module1.SaveEnc("{src / "doc.docx"}","{conv / "enc.doc"}",'
-                           f'"MS Word 97","{ENC_PASSWORD}")')
+            _soffice(prof, f'macro:///Standard.Module1.SaveTwo("{src / "doc.docx"}","{conv / "enc.doc"}",'
+                           f'"MS Word 97","{conv / "xls.xls"}","{conv / "enc.xls"}","MS Excel 97","{ENC_PASSWORD}")')
         doc = (conv / "doc.doc").read_bytes()
         xls = (conv / "xls.xls").read_bytes()
         (base / "benign" / "申請書.doc").write_bytes(doc)
@@ -212,10 +224,17 @@ def legacy_office(out: Path) -> list[Sample]:
             write_cfb({**xstreams, **_vba_streams("_VBA_PROJECT_CUR")}, xstorages))
         samples.append(Sample("legacy_office/hostile/xlm_macrosheet.xls", "sanitized", ["ole.xlm", "ole.vba"]))
 
+        samples += _xls_samples(base, conv, xstreams, xstorages)
+
         if (conv / "enc.doc").exists():
             shutil.copyfile(conv / "enc.doc", base / "hostile" / "encrypted.doc")
             samples.append(Sample("legacy_office/hostile/encrypted.doc", "blocked", ["ole.encrypted"],
                                   note="RC4 CryptoAPI; sanitized when the password is given",
+                                  password=ENC_PASSWORD))
+        if (conv / "enc.xls").exists():
+            shutil.copyfile(conv / "enc.xls", base / "hostile" / "encrypted.xls")
+            samples.append(Sample("legacy_office/hostile/encrypted.xls", "blocked", ["ole.encrypted"],
+                                  note="FILEPASS (RC4 CryptoAPI); rebuilt as .xls when the password is given",
                                   password=ENC_PASSWORD))
     return samples
 
@@ -463,6 +482,46 @@ def legacy_doc_samples(out: Path) -> list[Sample]:
     put("formfield_macro.doc", _form_macro(form, "AutoOpen"), ["ole.macro_reference"],
         "form checkbox running a macro on entry")
     return samples
+
+
+def _xls_samples(base: Path, conv: Path, xstreams: dict[str, bytes], xstorages: tuple[str, ...]) -> list[Sample]:
+    """Excel constructs, each in its own file (see xls_samples.py)."""
+    out: list[Sample] = []
+
+    import uuid
+
+    import olefile
+
+    with olefile.OleFileIO(str(conv / "xls.xls")) as ole:  # the root CLSID LibreOffice gives a workbook
+        clsid = {"": uuid.UUID(ole.root.clsid).bytes_le} if ole.root.clsid else {}
+
+    def put(rel: str, streams: dict[str, bytes], storages: tuple[str, ...], verdict: str, threats: list[str],
+            note: str) -> None:
+        (base / rel).write_bytes(write_cfb(streams, storages, clsid))
+        out.append(Sample(f"legacy_office/{rel}", verdict, threats, note=note))
+
+    plain = ole_streams(conv / "xls.xls")[0]
+    rich, rich_st = ole_streams(conv / "rich.xls")
+    put("benign/申請一覧.xls", {**rich, "Workbook": xs.with_furigana(rich["Workbook"])}, rich_st, "clean", [],
+        "styles, merged cells, picture, chart, comment, validation, conditional format, first-page header, "
+        "web link, hidden sheet, furigana")
+    form, form_st = ole_streams(conv / "form.xls")
+    put("benign/同意書.xls", form, form_st, "clean", [], "check box form control")
+    put("hostile/xls_macros.xls", {**plain, "Workbook": xs.macros_everywhere(plain["Workbook"]),
+                                   **_vba_streams("_VBA_PROJECT_CUR")}, (), "sanitized", ["ole.xlm", "ole.vba"],
+        "Excel 4.0 macro sheet with EXEC, Auto_Open and Auto_Close names, OBPROJ, VBA storage")
+    put("hostile/xls_links.xls", {**plain, "Workbook": xs.links_and_functions(plain["Workbook"])}, (), "sanitized",
+        ["ole.external_link", "ole.dde", "ole.dangerous_function", "ole.hyperlink"],
+        "link to another workbook, DDE, EXEC, HYPERLINK with a computed target (cached values)")
+    hostile, hostile_st = ole_streams(conv / "rich_hostile.xls")
+    put("hostile/xls_hidden_links.xls", {**hostile, "Workbook": xs.very_hidden(hostile["Workbook"], "設定")},
+        hostile_st, "sanitized", ["ole.hidden_sheet", "ole.hyperlink"], "veryHidden sheet, file: hyperlink")
+    obj, obj_st = ole_streams(conv / "obj.xls")
+    put("hostile/xls_object.xls", obj, obj_st, "sanitized", ["ole.object"],
+        "embedded document (MBD storage) with a preview picture")
+    put("hostile/xls_controls.xls", {**form, "Workbook": xs.shape_macro(form["Workbook"]), "Ctls": b"\0" * 64},
+        form_st, "sanitized", ["ole.macro_reference", "ole.activex"], "macro assigned to a check box, ActiveX stream")
+    return out
 
 
 # --- RTF -----------------------------------------------------------------------------------------

@@ -106,11 +106,11 @@ _ACTIVE = {
 # --- functions -------------------------------------------------------------------------------
 # Worksheet functions (Ftab indexes) kept; everything else (Excel 4.0 macro functions such as EXEC,
 # CALL, REGISTER.ID, GET.CELL, EVALUATE, and unknown indexes) turns the formula into its value.
-_SAFE_FUNCS = frozenset(
-    list(range(0, 53)) + [54] + list(range(56, 79)) + [82, 83, 86] + list(range(97, 110)) + list(range(111, 132))
-    + list(range(140, 145)) + [148] + list(range(162, 170)) + list(range(183, 185)) + list(range(189, 200))
-    + list(range(204, 225)) + list(range(227, 236)) + [244, 247, 252, 261] + list(range(269, 333))
-    + list(range(336, 359)) + list(range(360, 368)))
+_SAFE_FUNCS = frozenset(i for a, b in (
+    (0, 52), (56, 78), (82, 83), (86, 86), (97, 102), (105, 105), (109, 109), (111, 121), (124, 131), (140, 144),
+    (148, 148), (162, 165), (167, 169), (183, 184), (189, 190), (193, 199), (204, 216), (219, 222), (227, 235),
+    (244, 244), (247, 247), (252, 252), (261, 261), (269, 332), (336, 337), (342, 347), (350, 354), (358, 367),
+) for i in range(a, b + 1))
 _HYPERLINK, _UDF = 359, 255
 # Analysis ToolPak functions, called as add-in names in .xls; any other add-in name is removed.
 _ATP = re.compile(
@@ -414,7 +414,7 @@ def rewrite_formula(rgce: bytes, links: Links, allow_names: bool = True) -> byte
                 raise FormulaIssue("ole.formula", "truncated formula")
             ixti = struct.unpack_from("<H", rgce, p)[0]
             if links.xti_kind.get(ixti) != "self" or ixti not in links.xti:
-                raise FormulaIssue("ole.external_link", "reference to another workbook")
+                raise _link_issue(links.xti_kind.get(ixti), "reference to another workbook")
             struct.pack_into("<H", out, p, links.xti[ixti])
             strings.append(None)
             size = 6 if kind in (0x3A, 0x3C) else 10
@@ -448,7 +448,7 @@ def _check_func(iftab: int, strings: list[str | None], argc: int) -> None:
 def _nameX(out: bytearray, p: int, ixti: int, iname: int, links: Links) -> None:
     kind = links.xti_kind.get(ixti)
     if ixti not in links.xti or kind is None:
-        raise FormulaIssue("ole.external_link", "name in another workbook")
+        raise _link_issue(kind, "name in another workbook")
     if kind == "self":
         if iname not in links.names:
             raise FormulaIssue(links.removed.get(iname, "ole.formula"), "refers to a removed name")
@@ -460,7 +460,13 @@ def _nameX(out: bytearray, p: int, ixti: int, iname: int, links: Links) -> None:
             raise FormulaIssue("ole.external_link", "add-in function")
         struct.pack_into("<HH", out, p, links.xti[ixti], new)
     else:
-        raise FormulaIssue("ole.external_link", "name in another workbook")
+        raise _link_issue(kind, "name in another workbook")
+
+
+def _link_issue(kind: str | None, detail: str) -> FormulaIssue:
+    if kind == "dde":
+        return FormulaIssue("ole.dde", "DDE/OLE link")
+    return FormulaIssue("ole.external_link", detail)
 
 
 def _web(target: str) -> bool:
@@ -684,7 +690,8 @@ class XlsRebuild:
                         out.append(r)
                 continue
             if rt == EXTERNSHEET:
-                out.append(Rec(rt, self._externsheet()))
+                if self.new_xti:
+                    out.append(Rec(rt, self._externsheet()))
                 continue
             if rt == NAME:
                 name_index += 1
@@ -802,7 +809,7 @@ class XlsRebuild:
         self.new_xti: list[tuple[int, int, int]] = []
         for i, (isb, first, last) in enumerate(xtis):
             kind = self.sb_kind.get(isb, "external")
-            self.links.xti_kind[i] = "self" if kind == "self" else ("addin" if kind == "addin" else "external")
+            self.links.xti_kind[i] = kind
             self.links.xti_supbook[i] = isb
             if isb in new_sb:
                 self.links.xti[i] = len(self.new_xti)
@@ -884,7 +891,7 @@ class XlsRebuild:
             tid, detail = _ACTIVE[rt]
             self.report.threat(tid, where, detail)
             return None
-        if rt in _QUIET:
+        if rt in _QUIET or rt == 0 and not any(r.body):  # rt 0: where msoffcrypto blanked FILEPASS
             return None
         limits = table.get(rt)
         if limits is None and chart and rt in _CHART_RANGE:
