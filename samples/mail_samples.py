@@ -149,22 +149,31 @@ def _filetime(dt: datetime.datetime) -> bytes:
     return struct.pack("<Q", int((dt.timestamp() + 11_644_473_600) * 10_000_000))
 
 
-def msg_streams(prefix: str, subject: str, body: str, sender: tuple[str, str], to: list[tuple[str, str]],
+# MS-OXRTFCP's own example: "{\\rtf1\\ansi\\ansicpg1252\\pard hello world}" compressed with LZFu.
+RTF_LZFU = bytes.fromhex("2d0000002b0000004c5a4675f1c5c7a703000a007263706731323542320af32068656c0900206277"
+                         "05b06c647d0a800fa0")
+
+
+def msg_streams(prefix: str, subject: str, body: str | None, sender: tuple[str, str], to: list[tuple[str, str]],
                 attachments: list[tuple[str, bytes]] = (), embedded: list[dict] = (), header: int = 32,
-                html: str | None = None, ole_objects: int = 0, msg_class: str = "IPM.Note") -> dict[str, bytes]:
+                html: str | None = None, ole_objects: int = 0, msg_class: str = "IPM.Note",
+                rtf: bytes | None = None) -> dict[str, bytes]:
     """The streams of one message object (MS-OXMSG), under `prefix` ("" for the file)."""
     p = f"{prefix}/" if prefix else ""
     s: dict[str, bytes] = {
         f"{p}__substg1.0_001A001F": _u(msg_class),
         f"{p}__substg1.0_0037001F": _u(subject),
-        f"{p}__substg1.0_1000001F": _u(body),
         f"{p}__substg1.0_0C1A001F": _u(sender[0]),
         f"{p}__substg1.0_5D01001F": _u(sender[1]),
         f"{p}__substg1.0_1035001F": _u("<msg-sample@example.jp>"),
         f"{p}__substg1.0_0E04001F": _u("; ".join(n for n, _ in to)),
     }
+    if body is not None:
+        s[f"{p}__substg1.0_1000001F"] = _u(body)
     if html is not None:
         s[f"{p}__substg1.0_10130102"] = html.encode("utf-8")
+    if rtf is not None:
+        s[f"{p}__substg1.0_10090102"] = rtf
     fixed = {0x0039: (0x0040, _filetime(datetime.datetime(2024, 4, 1, 0, 30, tzinfo=datetime.UTC))),
              0x3FDE: (0x0003, struct.pack("<I", 65001))}
     s[f"{p}__properties_version1.0"] = _prop_entries(fixed, header)
@@ -344,6 +353,18 @@ def mail_samples(out: Path) -> list[Sample]:
         embedded=[dict(subject="申請書", body="申請書を添付します。\r\n", sender=("山田", "taro@example.jp"),
                        to=[("佐藤", "sato@example.jp")], attachments=[("申請書.csv", CSV_SJIS)])]),
         "clean", [], ".msg inside .msg")
+    put("benign/outlook_html.msg", make_msg(subject="市報", body="", html=newsletter_html(),
+                                            sender=("広報", "koho@example.jp"), to=[("国保課", "kokuho@city.example.lg.jp")]),
+        "sanitized", ["mail.html_converted", "mail.remote_content"], ".msg with an HTML body (PR_HTML) and web bugs")
+    put("benign/outlook_rtf.msg", make_msg(subject="RTF本文", body=None, rtf=RTF_LZFU, sender=("山田", "taro@example.jp"),
+                                           to=[("国保課", "kokuho@city.example.lg.jp")]),
+        "clean", [], ".msg whose only body is compressed RTF: delivered as body.rtf through the rtf family")
+    split = (b'Content-Type: multipart/mixed; boundary="apple"\r\n\r\n--apple\r\n' + text_part("前半です。\r\n", "UTF-8")
+             + b'\r\n--apple\r\nContent-Type: image/png\r\nContent-Disposition: inline\r\n'
+             b"Content-Transfer-Encoding: base64\r\n\r\n" + b64(png()).encode() + b"\r\n--apple\r\n"
+             + text_part("後半です。\r\n", "UTF-8") + b"\r\n--apple--\r\n")
+    put("benign/split_body.eml", head(ew("写真付き")).encode() + split, "clean", [],
+        "Apple Mail style: text, inline picture, text (both texts kept, the picture attached)")
     put("benign/winmail.eml", mixed(head(ew("Outlookリッチテキスト")), [text_part(), attachment(
         tnef([("見積書.csv", CSV_SJIS)], "本文"), ' name="winmail.dat"', "application/ms-tnef")]),
         "sanitized", ["mail.tnef"], "winmail.dat: its attachment is taken out")

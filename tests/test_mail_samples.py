@@ -48,7 +48,7 @@ def body_text(msg) -> str:
 
 def test_every_sample_gets_its_verdict_and_threats(mail, default_policy, tmp_path):
     base, samples = mail
-    assert len(samples) >= 35
+    assert len(samples) >= 40
     bad = []
     for rel, s in samples.items():
         r = process(base / rel, Path(rel).name, tmp_path / rel, default_policy, password=s.password)

@@ -178,3 +178,12 @@ def test_bounded_mutation_fuzz_over_the_samples(corpus, default_policy, tmp_path
                     data[pos:pos] = data[pos:line_end + 1]
         verdicts.add(_verdict_only(bytes(data), tmp_path / str(i), default_policy))
     assert BLOCKED in verdicts and len(verdicts) >= 2
+
+
+def test_compressed_rtf_body_of_outlook_decompresses_and_stays_bounded():
+    from cdr.formats.mail.mapi import RtfError, decompress_rtf
+    from samples.mail_samples import RTF_LZFU
+
+    assert decompress_rtf(RTF_LZFU, 1000) == b"{\\rtf1\\ansi\\ansicpg1252\\pard hello world}\r\n"
+    with pytest.raises(RtfError):
+        decompress_rtf(RTF_LZFU, 10)

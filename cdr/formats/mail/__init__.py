@@ -482,11 +482,13 @@ def _ids_ja(family: str) -> str:
     return _FAMILY_JA.get(family, "危険な要素")
 
 
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+
+
 def _clean_text(text: str) -> str:
     """CRLF line ends; no C0 controls but tab and line breaks (a NUL or ESC has no place in a body)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(c for c in text if c in "\t\n\f" or unicodedata.category(c) != "Cc")
-    return text.replace("\n", "\r\n")
+    return _CONTROLS.sub("", text).replace("\n", "\r\n")
 
 
 # ------------------------------------------------------------------ the text rendition

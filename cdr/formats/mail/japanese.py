@@ -93,7 +93,7 @@ _ESC = re.compile(rb"\x1b(\$@|\$B|&@\x1b\$B|\$\(D|\$\(O|\$\(Q|\$\(B|\(B|\(J|\(H|
 
 def decode_iso2022jp(data: bytes) -> Decoded:
     """ISO-2022-JP as CP50220/50221/50222 decode it (see module doc)."""
-    if any(b >= 0x80 for b in data):
+    if not data.isascii():
         # 8-bit bytes under an ISO-2022-JP label: the mailer lied about the charset.
         guess = decode_8bit(data)
         guess.notes.append("8-bit data labelled ISO-2022-JP")
