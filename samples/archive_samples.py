@@ -149,6 +149,32 @@ def zeros_zip(name: str, mb: int) -> bytes:
     return buf.getvalue()
 
 
+def _num7(v: int) -> bytes:
+    """7-Zip's variable-length number."""
+    for i in range(8):
+        if v < 1 << (8 * i + 7 - i):
+            return bytes([((0xFF << (8 - i)) & 0xFF) | (v >> (8 * i))]) + (v & ((1 << 8 * i) - 1)).to_bytes(i, "little")
+    return b"\xff" + v.to_bytes(8, "little")
+
+
+def many_entries_7z(n: int = 1_000_000) -> bytes:
+    """A 7z whose LZMA-packed header lists `n` empty files (0.4 MB for a million): py7zr alone
+    spends seconds and hundreds of MB building the entry list before any count is checked."""
+    names = "".join(f"f{i:07d}\0" for i in range(n)).encode("utf-16-le")
+    empty = b"\xff" * (n // 8) + (bytes([(0xFF << (8 - n % 8)) & 0xFF]) if n % 8 else b"")
+    header = (b"\x01\x05" + _num7(n) + b"\x0e" + _num7(len(empty)) + empty
+              + b"\x11" + _num7(len(names) + 1) + b"\x00" + names + b"\x00\x00")
+    lc, lp, pb, dict_size = 3, 0, 2, 1 << 20
+    packed = lzma.compress(header, format=lzma.FORMAT_RAW, filters=[
+        {"id": lzma.FILTER_LZMA1, "preset": 1, "lc": lc, "lp": lp, "pb": pb, "dict_size": dict_size}])
+    props = bytes([(pb * 5 + lp) * 9 + lc]) + dict_size.to_bytes(4, "little")
+    enc = (b"\x17\x06" + _num7(0) + _num7(1) + b"\x09" + _num7(len(packed)) + b"\x00"
+           + b"\x07\x0b\x01\x00\x01\x23\x03\x01\x01\x05" + props + b"\x0c" + _num7(len(header))
+           + b"\x0a\x01" + struct.pack("<I", zlib.crc32(header)) + b"\x00\x00")
+    start = struct.pack("<QQI", len(packed), len(enc), zlib.crc32(enc))
+    return b"7z\xbc\xaf\x27\x1c\x00\x04" + struct.pack("<I", zlib.crc32(start)) + start + packed + enc
+
+
 def _link(name: str, kind: bytes, target: str = "") -> tarfile.TarInfo:
     ti = tarfile.TarInfo(name)
     ti.type, ti.linkname, ti.mtime = kind, target, 1711963800
@@ -198,6 +224,8 @@ def archive_samples(out: Path) -> list[Sample]:
         z.writestr(TEXT_JA, "書類/申請書.txt")
         z.writestr(ok[1], ok[0])
     put("benign/documents.7z", buf.getvalue(), "clean")
+    put("hostile/million_entries.7z", many_entries_7z(), "blocked", ["archive.too_many_members"],
+        "1.5 MB, a packed header listing a million empty files: counted before py7zr reads it")
 
     # -- PPAP ----------------------------------------------------------------------------------
     pw = PASSWORD.encode()

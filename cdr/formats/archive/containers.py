@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from ...errors import Encrypted, LimitExceeded, Malformed
 from ...model import Threat
-from .limits import Budget, CountingReader, Meter
+from .limits import Budget, CountingReader, Meter, MiB
 from .names import MAX_NAME_CHARS, surrogate_name, zip_name
 
 # Longer names are refused anyway (check_name): keep only enough to say so.
@@ -404,6 +404,28 @@ class SingleReader:
 
 # ---------------------------------------------------------------- 7z
 
+# A header that cannot be counted (encrypted, another coder) may unpack to this much per member allowed:
+# a name of 1,024 characters is 2 KiB in UTF-16, times, attributes and sizes a few dozen bytes more.
+_HEADER_BYTES_PER_MEMBER = 4096
+
+
+def _count_7z_entries(fp, path: Path, budget: Budget) -> None:
+    """The header's own counts against the member limit, before py7zr builds an object per entry."""
+    from .sevenzip_header import HeaderError, TooMany, count_entries
+
+    left = max(0, budget.members_limit - budget.members)
+    try:
+        count_entries(fp, path.stat().st_size, left, budget.members_limit * _HEADER_BYTES_PER_MEMBER + MiB)
+    except TooMany as exc:
+        raise budget.trip(LimitExceeded(
+            f"the 7z header lists {exc.n:,} {exc.what}, more than the limit of {budget.members_limit} members allows",
+            f"7zファイルの目録に記載された数（{exc.n:,}）が上限（{budget.members_limit}）を超えています",
+            threat_id="archive.too_many_members")) from None
+    except (HeaderError, EOFError, OSError) as exc:
+        raise Malformed(f"the 7z archive is damaged ({exc})", "7zファイルが壊れています",
+                        threat_id="file.malformed") from None
+
+
 class SevenZipReader:
     """py7zr pushes data into writers; we extract all wanted members up front, metered, to generated paths."""
 
@@ -412,6 +434,12 @@ class SevenZipReader:
 
         self.path, self.password, self.workdir = path, password, workdir
         self._fp = open(path, "rb")
+        try:
+            _count_7z_entries(self._fp, path, budget)
+        except BaseException:
+            self._fp.close()
+            raise
+        self._fp.seek(0)
         try:
             self.z = py7zr.SevenZipFile(self._fp, mode="r", password=password)
         except py7zr.PasswordRequired:
