@@ -295,7 +295,10 @@ class _Rebuild:
         out = Path(child.output)
         delivered = out.name
         data = out.read_bytes()
-        mime = EML if child.family == "mail" else (mimetypes.guess_type(delivered)[0] or "application/octet-stream")
+        mime = EML if child.family == "mail" and delivered.lower().endswith(".eml") else (
+            mimetypes.guess_type(delivered)[0] or "application/octet-stream")
+        if child.mail:  # a PPAP ZIP inside a forwarded mail needs the password too
+            self.needs_password.extend(f"{delivered}/{n}" for n in child.mail.get("needs_password") or [])
         if child.verdict == SANITIZED:
             ids = sorted({t.id for t in child.threats if t.action != "reported"})
             self.threats.append(Threat("mail.attachment_sanitized", delivered, "neutralized", ", ".join(ids)))

@@ -145,7 +145,7 @@ class _Piece:
     html: str | None = None
 
 
-def from_eml(buf: bytes, budget: MailBudget) -> MailDoc:
+def from_eml(buf: bytes, budget: MailBudget, unwrapped: int = 0) -> MailDoc:
     """Read an RFC 5322 message. Raises Blocked/Encrypted when the mail as a whole cannot be delivered."""
     doc = MailDoc()
     root = parse(buf, budget)
@@ -165,12 +165,15 @@ def from_eml(buf: bytes, budget: MailBudget) -> MailDoc:
                             "S/MIMEで暗号化されたメールのため、内容を確認できません。復号した状態での送付を依頼してください",
                             threat_id="mail.smime_encrypted")
         if kind == "signed-data" or name.endswith(".p7m"):
+            if unwrapped >= 2:
+                raise Blocked("S/MIME signatures wrapped in signatures", "S/MIME署名が何重にも重なっています",
+                              threat_id="mail.smime_signed")
             inner = _unwrap_opaque(body_bytes(buf, root, budget))
             doc.smime = "signed"
             doc.threats.append(Threat("mail.smime_signed", "message", "removed",
                                       "S/MIME signature (opaque): content delivered unsigned"))
             nested = _rewrap(buf[root.start:root.body_start], inner)
-            sub = from_eml(nested, budget)
+            sub = from_eml(nested, budget, unwrapped + 1)
             sub.threats[:0] = doc.threats
             sub.smime = "signed"
             return sub
