@@ -220,3 +220,12 @@ def test_a_ppap_zip_in_a_forwarded_mail_is_listed_for_the_password(default_polic
     src.write_bytes(outer)
     r = process(src, "o.eml", tmp_path / "o", default_policy)
     assert r.mail["needs_password"] == ["fwd.eml/見積書.zip"]
+
+
+def test_uuencoded_blocks_we_cannot_decode_leave_the_body_too():
+    body = b"before\r\nbegin 644 evil.exe\r\n" + b"M" + b"!" * 200 + b"\r\n`\r\nend\r\nafter\r\nbegin 600 tail.exe\r\nM4%H\r\n"
+    mail = head("uu").encode() + b"Content-Type: text/plain\r\n\r\n" + body
+    doc = from_eml(mail, budget(len(mail)))
+    assert "before" in doc.text and "after" in doc.text and "evil.exe" in doc.text
+    assert "M!!!!" not in doc.text and "M4%H" not in doc.text and not doc.attachments
+    assert [t.action for t in doc.threats if t.id == "mail.uuencode"] == ["removed", "removed"]

@@ -331,8 +331,13 @@ def _take_uuencoded(raw: bytes, text: str, e: Entity, doc: MailDoc) -> str:
     pos = 0
     for start, end, name, content in blocks:
         out.append(decode(raw[pos:start], charset).text)
-        out.append(f"[添付ファイル「{name}」を本文から分離しました / uuencoded file {name} taken out]")
         pos = end
+        if content is None:  # Outlook might still read it as a file: it goes, reported
+            out.append(f"[読み取れない埋め込みファイル「{name}」を削除しました / undecodable uuencoded {name} removed]")
+            doc.threats.append(Threat("mail.uuencode", f"{e.location}: {name}", "removed",
+                                      "uuencoded block we cannot decode removed from the body"))
+            continue
+        out.append(f"[添付ファイル「{name}」を本文から分離しました / uuencoded file {name} taken out]")
         doc.attachments.append(Attachment(name, content, "application/octet-stream", [name],
                                           location=f"{e.location} uuencoded", origin="uuencode"))
         doc.threats.append(Threat("mail.uuencode", f"{e.location}: {name}", "converted",
