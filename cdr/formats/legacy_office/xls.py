@@ -91,6 +91,8 @@ _SHEET: dict[int, tuple[int, int | None]] = {
 }
 # Chart records 0x1001-0x10FF are kept in chart substreams (length only bounded by the record size).
 _CHART_RANGE = range(0x1001, 0x1100)
+# Cell records of fixed size (and ROW), checked on a fast path: size, and column <= IV for cells.
+_FAST = {NUMBER: 14, RK: 10, LABELSST: 10, BLANK: 6, BOOLERR: 8, 0x208: 16}
 # Dropped without a note: lookup aids we do not recompute, identifying or machine-specific data.
 _QUIET = {INDEX, DBCELL, 0x4D, 0x5B, 0x1AA, 0x1AB}
 # Dropped and reported: (threat id, detail).
@@ -150,35 +152,43 @@ def _pack_xlstring(text: str) -> bytes:
 
 # --- the record stream -----------------------------------------------------------------------
 
-@dataclass
 class Rec:
-    rt: int
-    body: bytes
-    conts: list[bytes] = field(default_factory=list)  # CONTINUE bodies that follow it
+    """A record and the bodies of the CONTINUE records that follow it; `at`: its source offset."""
+
+    __slots__ = ("rt", "body", "conts", "at")
+
+    def __init__(self, rt: int, body: bytes, conts: list[bytes] | None = None, at: int = -1):
+        self.rt, self.body, self.conts, self.at = rt, body, conts if conts is not None else [], at
 
     def joined(self) -> bytes:
         return self.body + b"".join(self.conts) if self.conts else self.body
+
+    def size(self) -> int:
+        return len(self.body) + sum(map(len, self.conts)) if self.conts else len(self.body)
 
 
 def _read(data: bytes) -> list[Rec]:
     recs: list[Rec] = []
     pos, end = 0, len(data)
+    unpack = struct.Struct("<HH").unpack_from
+    last = None
     while pos + 4 <= end:
-        rt, size = struct.unpack_from("<HH", data, pos)
-        if rt == 0 and size == 0 and recs and recs[-1].rt == EOF:
+        rt, size = unpack(data, pos)
+        if rt == 0 and size == 0 and last is not None and last.rt == EOF:
             break  # padding after the last EOF
-        if size > _MAX_BODY or pos + 4 + size > end:
+        nxt = pos + 4 + size
+        if size > _MAX_BODY or nxt > end:
             raise _unrebuildable(f"record {rt:#06x} at {pos} overruns the stream")
-        body = data[pos + 4:pos + 4 + size]
         if rt == CONTINUE:
-            if not recs or recs[-1].rt not in _CONTINUED:
+            if last is None or last.rt not in _CONTINUED:
                 raise _unrebuildable(f"CONTINUE at {pos} follows nothing that continues")
-            recs[-1].conts.append(body)
+            last.conts.append(data[pos + 4:nxt])
         else:
-            recs.append(Rec(rt, body))
-            if len(recs) > _MAX_RECORDS:
-                raise _unrebuildable("too many records")
-        pos += 4 + size
+            last = Rec(rt, data[pos + 4:nxt], None, pos)
+            recs.append(last)
+        pos = nxt
+    if len(recs) > _MAX_RECORDS:
+        raise _unrebuildable("too many records")
     return recs
 
 
@@ -192,15 +202,8 @@ class Substream:
 def _substreams(data: bytes) -> list[Substream]:
     """Split into substreams at top-level BOF/EOF; charts embedded in a sheet stay inside it."""
     out: list[Substream] = []
-    pos, end, depth, cur = 0, len(data), 0, None
-    recs = _read(data)
-    # Positions: recompute from sizes (CONTINUE records included).
-    offsets, p = [], 0
-    for r in recs:
-        offsets.append(p)
-        p += 4 + len(r.body) + sum(4 + len(c) for c in r.conts)
-    del pos, end
-    for r, off in zip(recs, offsets, strict=True):
+    depth, cur = 0, None
+    for r in _read(data):
         if r.rt == BOF:
             if len(r.body) < 4:
                 raise _unrebuildable("short BOF")
@@ -208,7 +211,7 @@ def _substreams(data: bytes) -> list[Substream]:
             if depth == 0:
                 if vers != 0x0600:
                     raise _unrebuildable(f"not BIFF8 (BOF version {vers:#x})")
-                cur = Substream(dt, off, [])
+                cur = Substream(dt, r.at, [])
                 out.append(cur)
             depth += 1
             if depth > 2:
@@ -659,6 +662,7 @@ class XlsRebuild:
         self.links = Links()
         self.drop_links = ctx.options.get("hyperlinks", "web") == "drop"
         self.sst: list[str] = []
+        self.sst_starts: list[tuple[int, int]] = []
         self._extname_i = 0
 
     # globals ---------------------------------------------------------------------------------
@@ -704,7 +708,7 @@ class XlsRebuild:
                 continue
             if rt == SST:
                 try:
-                    self.sst, _starts = _walk_sst(r)
+                    self.sst, self.sst_starts = _walk_sst(r)
                 except (_Bad, struct.error) as exc:
                     raise _unrebuildable(f"shared strings: {exc}") from None
                 out.append(r)
@@ -900,7 +904,7 @@ class XlsRebuild:
             self.report.note(f"record {rt:#06x} not kept ({where})")
             return None
         lo, hi = limits
-        size = len(r.body) + sum(len(c) for c in r.conts)
+        size = r.size()
         if size < lo or (hi is not None and size > hi):
             self.report.note(f"record {rt:#06x} with a bad length dropped ({where})")
             return None
@@ -933,10 +937,19 @@ class XlsRebuild:
         chart = sub.dt == 0x0020
         i = 0
         drop_tooltip = False
+        fast = _FAST
         while i < len(recs):
             r = recs[i]
             i += 1
             rt = r.rt
+            want = fast.get(rt)
+            if want is not None and not r.conts:  # the common cells, fixed size: checked here, cheaply
+                body = r.body
+                if len(body) == want and (rt == 0x208 or body[3] == 0):
+                    out.append(r)
+                else:
+                    self.report.note(f"record {rt:#06x} with a bad length or column dropped ({where})")
+                continue
             if rt == BOF:
                 depth += 1
                 if depth > 1:
@@ -1184,7 +1197,7 @@ class XlsRebuild:
         if len(by_pos) != len(bound):
             self.report.note("substreams not listed as sheets dropped")
         _fix_active_tab(glob, bound)
-        return _serialize(glob, bound, sheets_out)
+        return _serialize(glob, bound, sheets_out, self.sst_starts)
 
 
 def _builtin_label(flags: int, text: str) -> str:
@@ -1206,6 +1219,8 @@ def _blank_sheet() -> list[Rec]:
 
 def _fix_condfmt_counts(recs: list[Rec]) -> list[Rec]:
     """CONDFMT says how many CF records follow; keep it true after some were dropped."""
+    if not any(r.rt in (CONDFMT, DVAL) for r in recs):
+        return recs
     out: list[Rec] = []
     i = 0
     while i < len(recs):
@@ -1252,35 +1267,37 @@ def _fix_active_tab(glob: list[Rec], bound: list[Rec]) -> None:
             r.body = bytes(body)
 
 
-def _emit(recs: list[Rec], out: bytearray, where: dict[int, list[int]] | None = None) -> list[int]:
-    """Append records (with their CONTINUE records); the stream offset of each fragment of each record."""
-    offsets = []
+def _emit(recs: list[Rec], out: bytearray, where: dict[int, list[int]] | None = None) -> None:
+    """Append records with their CONTINUE records; `where` gets the offset of each fragment of each record."""
+    pack = struct.Struct("<HH").pack
     for r in recs:
-        if r.rt < 0:
+        body = r.body
+        if not r.conts and len(body) <= _MAX_BODY:
+            if where is not None:
+                where[id(r)] = [len(out)]
+            out += pack(r.rt, len(body))
+            out += body
             continue
-        frags = [r.body] + r.conts
-        if len(r.body) > _MAX_BODY or any(len(c) > _MAX_BODY for c in r.conts):
-            frags = [b for b in _split(r.joined())]
+        frags = [body, *r.conts]
+        if len(body) > _MAX_BODY or any(len(c) > _MAX_BODY for c in r.conts):
+            frags = _split(r.joined())
         at = []
         for k, f in enumerate(frags):
             at.append(len(out))
-            out += struct.pack("<HH", r.rt if k == 0 else CONTINUE, len(f)) + f
-        offsets.append(at[0])
+            out += pack(r.rt if k == 0 else CONTINUE, len(f)) + f
         if where is not None:
             where[id(r)] = at
-    return offsets
 
 
 def _split(data: bytes) -> list[bytes]:
     return [data[i:i + _MAX_BODY] for i in range(0, len(data), _MAX_BODY)] or [b""]
 
 
-def _serialize(glob: list[Rec], bound: list[Rec], sheets: list[list[Rec]]) -> bytes:
+def _serialize(glob: list[Rec], bound: list[Rec], sheets: list[list[Rec]], starts: list[tuple[int, int]]
+               ) -> bytes:
     # EXTSST after the SST: a bucket every `dsst` strings, pointing at where each bucket's first string starts.
     sst = next((r for r in glob if r.rt == SST), None)
-    starts: list[tuple[int, int]] = []
     if sst is not None:
-        _strings, starts = _walk_sst(sst)
         dsst = max(8, -(-len(starts) // 128))
         buckets = starts[::dsst]
         ext = Rec(EXTSST, struct.pack("<H", dsst) + b"\0" * (8 * len(buckets)))
