@@ -494,12 +494,17 @@ def test_retention_purge_is_audited(agent: Agent) -> None:
     rows = agent.wait_final(n0 + 1)
     assert rows[-1]["policy"].startswith("short@") and rows[-1]["channel"] == "shortlived"
     q = agent.data / "quarantine" / sha(body)[:2] / sha(body)
+
+    def audited() -> bool:
+        purges = agent.rows("SELECT data FROM audit WHERE event = 'purge'")
+        return any(json.loads(p["data"])["sha256"] == sha(body) for p in purges)
+
+    # The purge commits its audit row just after removing the file (a directory fsync later).
     end = time.monotonic() + 10
-    while q.exists() and time.monotonic() < end:
+    while not audited() and time.monotonic() < end:
         time.sleep(0.1)
+    assert audited()
     assert not q.exists()
-    purges = agent.rows("SELECT data FROM audit WHERE event = 'purge'")
-    assert any(json.loads(p["data"])["sha256"] == sha(body) for p in purges)
     # Originals of the 30-day policy are still there.
     assert (agent.data / "quarantine" / sha(EXE)[:2] / sha(EXE)).is_file()
 
