@@ -8,7 +8,7 @@ name `.NAME.tmp-<jobid>` in the same directory, fsyncs it, links it to its final
 is fsynced once when all the plan's files are in place. Replaying a plan after a crash
 skips files already in place with the right hash and removes leftover temp names, so a
 file is delivered exactly once. An inbox that cannot be written raises OSError and leaves the
-plan valid: the service replays it with backoff.
+plan valid: the delivery thread (deliverer.py) replays it with backoff.
 """
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """How a job gets executed: the one seam between the appliance and the CDR engine.
 
-Intake, ledger and delivery only see `Executor`: submit a `cdr.worker.Job`, get a
+The dispatcher (dispatcher.py) only sees `Executor`: submit a `cdr.worker.Job`, get a
 Future[FileResult] whose outputs lie in `job.out_dir`. `LocalExecutor` runs the job in
 this machine's sandboxed worker processes. A distributed backend implements the same
-three members (see the note in the report / README).
+three members and is passed to `Service(cfg, executor_factory=...)`; the ledger side has
+its own seam (storage.py).
 """
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ Job states: received -> queued -> processing -> delivering -> delivered | blocke
               plan is replayed idempotently after a crash.
 - delivered / blocked: final. `blocked` jobs delivered a notice instead of the file.
 All writes go through `tx()` (BEGIN IMMEDIATE) so that a state change and its audit row
-commit together.
+commit together. The appliance's steps change state only through the named methods of `Tx` and
+`Ledger` (the storage seam, see storage.py), never by SQL of their own.
 """
 from __future__ import annotations
 
@@ -76,6 +77,14 @@ CREATE TABLE IF NOT EXISTS quarantine (
 );
 """
 
+_PURGEABLE = """
+SELECT q.sha256, q.size, q.path FROM quarantine q
+WHERE q.purged_at IS NULL AND NOT EXISTS (
+    SELECT 1 FROM jobs j WHERE j.sha256 = q.sha256 AND (
+        j.status NOT IN ('delivered', 'blocked')
+        OR j.received_at + COALESCE(j.retention_days, 0) * 86400.0 > :now))
+"""
+
 
 class Tx:
     """A write transaction: SQL plus audit rows that commit with it."""
@@ -91,6 +100,89 @@ class Tx:
               actor: str = "system") -> None:
         seq, h = audit.append(self.cur, event, data, job_id=job_id, actor=actor)
         self.audited.append((seq, h, event, job_id))
+
+    # ------------------------------------------------------------------ the steps' state changes
+    # (storage.JobTx: a PostgreSQL ledger implements the same methods)
+
+    def job(self, job_id: int) -> sqlite3.Row | None:
+        return self.cur.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+
+    def forget_received(self, job_id: int) -> None:
+        """A file left where it was after all: its row goes, unless intake already got further."""
+        self.cur.execute("DELETE FROM jobs WHERE id = ? AND status = 'received'", (job_id,))
+
+    def delete_job(self, job_id: int) -> None:
+        self.cur.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def set_hash(self, job_id: int, sha256: str, size: int) -> None:
+        self.cur.execute("UPDATE jobs SET sha256 = ?, size = ? WHERE id = ?", (sha256, size, job_id))
+
+    def mark_queued(self, job_id: int, quarantine: str) -> None:
+        self.cur.execute("UPDATE jobs SET status = 'queued', quarantine = ? WHERE id = ?", (quarantine, job_id))
+
+    def keep_original(self, sha256: str, size: int, path: str, now: float) -> None:
+        """The original is in quarantine: recorded once per content (a purged one is back)."""
+        self.cur.execute(
+            "INSERT INTO quarantine(sha256, size, path, first_seen, last_seen) VALUES (?,?,?,?,?)"
+            " ON CONFLICT(sha256) DO UPDATE SET last_seen = excluded.last_seen, purged_at = NULL",
+            (sha256, size, path, now, now))
+
+    def original(self, sha256: str) -> sqlite3.Row | None:
+        return self.cur.execute("SELECT purged_at FROM quarantine WHERE sha256 = ?", (sha256,)).fetchone()
+
+    def mark_purged(self, sha256: str, now: float) -> None:
+        self.cur.execute("UPDATE quarantine SET purged_at = ? WHERE sha256 = ?", (now, sha256))
+
+    def claim(self, job_id: int, attempts: int, policy: str, retention_days: int, engine: str) -> None:
+        """A worker takes the job: 'processing', with the policy and engine that will judge it."""
+        self.cur.execute("UPDATE jobs SET status = 'processing', attempts = ?, policy = ?, retention_days = ?,"
+                         " started_at = ?, engine = ? WHERE id = ?",
+                         (attempts, policy, retention_days, time.time(), engine, job_id))
+
+    def requeue(self, job_id: int) -> None:
+        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", (job_id,))
+
+    def requeue_if_processing(self, job_id: int) -> None:
+        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE id = ? AND status = 'processing'", (job_id,))
+
+    def requeue_all_processing(self) -> None:
+        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE status = 'processing'")
+
+    def requeue_without_verdict(self, job_id: int) -> None:
+        """Back to the queue with the verdict and plan forgotten (its cached output went missing)."""
+        self.cur.execute("UPDATE jobs SET status = 'queued', verdict = NULL, result = NULL, plan = NULL,"
+                         " reused_from = NULL WHERE id = ?", (job_id,))
+
+    def commit_verdict(self, job_id: int, result: dict[str, Any], plan: dict[str, Any], reused_from: int | None,
+                       inbox_dir: str) -> None:
+        """Verdict and delivery plan, committed before any byte reaches the inbox: 'delivering'."""
+        self.cur.execute("UPDATE jobs SET status = 'delivering', verdict = ?, result = ?, plan = ?, reused_from = ?,"
+                         " inbox_dir = ?, processed_at = ? WHERE id = ?",
+                         (result["verdict"], json.dumps(result, ensure_ascii=False),
+                          json.dumps(plan, ensure_ascii=False), reused_from, inbox_dir, time.time(), job_id))
+
+    def set_plan(self, job_id: int, plan: dict[str, Any]) -> None:
+        self.cur.execute("UPDATE jobs SET plan = ? WHERE id = ?", (json.dumps(plan, ensure_ascii=False), job_id))
+
+    def finish(self, job_id: int, status: str, delivered: list[str]) -> None:
+        """Final: 'delivered' or 'blocked', with the names written; a PPAP password is forgotten."""
+        self.cur.execute("UPDATE jobs SET status = ?, delivered = ?, finished_at = ?, password = NULL WHERE id = ?",
+                         (status, json.dumps(delivered, ensure_ascii=False), time.time(), job_id))
+
+    def password_retries(self, tag: str) -> list[sqlite3.Row]:
+        """Status and verdict of the password retries filed under `tag` (see password_retry.retry_tag)."""
+        return self.cur.execute("SELECT status, verdict FROM jobs WHERE source = 'console' AND drop_path = ?",
+                                (tag,)).fetchall()
+
+    def add_password_retry(self, job: Any, tag: str, password: str) -> int:
+        """A queued job for the quarantined original of `job`, with its received_at (same dated folder,
+        same retention); not tied to its submission."""
+        cur = self.cur.execute(
+            "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, size, sha256, quarantine,"
+            " password, received_at) VALUES ('queued','console',?,?,?,?,?,?,?,?,?)",
+            (job["channel"], job["name"], job["subdir"], tag, job["size"], job["sha256"],
+             job["quarantine"], password, job["received_at"]))
+        return int(cur.lastrowid)
 
 
 class Ledger:
@@ -183,6 +275,25 @@ class Ledger:
                      r.get("size"), r.get("submission_id"), r.get("password"), now))
                 ids.append(int(cur.lastrowid))
         return ids
+
+    def queued_page(self, after: int, limit: int) -> list[sqlite3.Row]:
+        """Queued jobs with an id above `after`, oldest first."""
+        return self.query("SELECT * FROM jobs WHERE status = 'queued' AND id > ? ORDER BY id LIMIT ?", (after, limit))
+
+    def reuse_candidates(self, sha256: str, policy: str, engine: str, exclude: int,
+                         delivering: bool = False) -> list[sqlite3.Row]:
+        """Newest jobs with a result for this content, policy and engine (final ones; with `delivering`
+        also those whose committed plan waits for a delivery retry)."""
+        states = "('delivered','blocked','delivering')" if delivering else "('delivered','blocked')"
+        return self.query(
+            f"SELECT * FROM jobs WHERE sha256 = ? AND policy = ? AND engine = ? AND status IN {states}"
+            " AND result IS NOT NULL AND id != ? ORDER BY id DESC LIMIT 20", (sha256, policy, engine, exclude))
+
+    def purgeable(self, now: float, sha256: str | None = None) -> list[sqlite3.Row]:
+        """Originals whose every job is final and past its retention (or only `sha256`, if so)."""
+        if sha256 is None:
+            return self.query(_PURGEABLE, {"now": now})
+        return self.query(_PURGEABLE + " AND q.sha256 = :sha", {"now": now, "sha": sha256})
 
     def counts(self) -> dict[str, Any]:
         by_status = {r[0]: r[1] for r in self.query("SELECT status, COUNT(*) FROM jobs GROUP BY status")}

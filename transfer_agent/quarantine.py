@@ -13,17 +13,9 @@ import time
 from pathlib import Path
 
 from .files import fsync_dir
-from .ledger import Ledger
+from .storage import JobStore
 
 log = logging.getLogger("transfer_agent.quarantine")
-
-_ELIGIBLE = """
-SELECT q.sha256, q.size, q.path FROM quarantine q
-WHERE q.purged_at IS NULL AND NOT EXISTS (
-    SELECT 1 FROM jobs j WHERE j.sha256 = q.sha256 AND (
-        j.status NOT IN ('delivered', 'blocked')
-        OR j.received_at + COALESCE(j.retention_days, 0) * 86400.0 > :now))
-"""
 
 
 class Quarantine:
@@ -63,15 +55,15 @@ class Quarantine:
             fsync_dir(src.parent)
         return dst
 
-    def purge_expired(self, ledger: Ledger, results_root: Path, now: float | None = None) -> list[str]:
+    def purge_expired(self, ledger: JobStore, results_root: Path, now: float | None = None) -> list[str]:
         """Delete originals (and cached results) whose every job is final and past retention. Audited."""
         now = time.time() if now is None else now
         purged: list[str] = []
-        for row in ledger.query(_ELIGIBLE, {"now": now}):
+        for row in ledger.purgeable(now):
             sha = row["sha256"]
             with self.lock:
                 # Re-check under the lock: an intake of the same content may have arrived meanwhile.
-                if ledger.one(_ELIGIBLE + " AND q.sha256 = :sha", {"now": now, "sha": sha}) is None:
+                if not ledger.purgeable(now, sha):
                     continue
                 path = self.data_dir / row["path"]
                 existed = path.exists()
@@ -82,7 +74,7 @@ class Quarantine:
                         fsync_dir(path.parent)
                 shutil.rmtree(results_root / sha, ignore_errors=True)
                 with ledger.tx() as t:
-                    t.execute("UPDATE quarantine SET purged_at = ? WHERE sha256 = ?", (now, sha))
+                    t.mark_purged(sha, now)
                     t.audit("purge", {"sha256": sha, "size": row["size"], "file_existed": existed})
             purged.append(sha)
             log.info("purged original", extra={"event": "purge", "sha256": sha, "size": row["size"]})

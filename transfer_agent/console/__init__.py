@@ -29,8 +29,8 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import apikeys, threat_labels, users
 from ..ledger import FINAL, Ledger, loads
+from ..password_retry import RetryRefused, retry_tag
 from ..portal_db import ensure_schema
-from ..service import RetryRefused, retry_tag
 from . import originals
 
 log = logging.getLogger("transfer_agent.console")

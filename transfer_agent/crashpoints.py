@@ -1,0 +1,24 @@
+"""Test hook (like SQLite's fault injection): TRANSFER_AGENT_CRASHPOINT="NAME" or "NAME:N" kills
+this process with SIGKILL the N-th time the code passes the point NAME. Unset in production.
+
+Points: intake.row, intake.renamed, intake.copied, intake.hashed, intake.stored (intake.py),
+deliver.planned, deliver.done (deliverer.py), deliver.temp_written, deliver.linked (delivery.py).
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+_CRASH = os.environ.get("TRANSFER_AGENT_CRASHPOINT", "")
+_CRASH_COUNTS: dict[str, int] = {}
+
+
+def crashpoint(name: str) -> None:
+    if not _CRASH:
+        return
+    point, _, nth = _CRASH.partition(":")
+    if point != name:
+        return
+    _CRASH_COUNTS[name] = _CRASH_COUNTS.get(name, 0) + 1
+    if _CRASH_COUNTS[name] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,253 @@
+"""Dispatch: choosing queued work, reusing results of identical content, submitting the rest to
+the executor, and completing what it returns.
+
+Steps (recovery.py requeues an interrupted one): row 'processing' -> the worker writes into
+work/jobs/<id>-<attempt>/ -> outputs moved into the result cache state/results/<sha>/<policy>/<ext>/
+-> handed to the delivery thread (the job stays 'processing' until its verdict is committed there;
+the worker already takes the next file). The executor is the seam to the CDR engine (executor.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cdr import engine_fingerprint
+from cdr.model import BLOCKED, FileResult, Threat
+from cdr.policy import Policy
+from cdr.worker import Job
+
+from .config import Config
+from .executor import Executor, LocalExecutor
+from .metrics import Metrics
+from .results import Key, KeyHolds, cache_dir, claimed_ext, content_result
+from .storage import JobStore, Row
+
+log = logging.getLogger("transfer_agent.service")  # the appliance's steps log as the service did
+
+
+@dataclass
+class Inflight:
+    future: Future
+    key: Key
+    out_dir: Path
+    started: float
+
+
+class Dispatcher:
+    """Runs the processor thread (`run`); `hand_over(job_id, key, result, cache, out_name, text_name,
+    reused_from, first_name=...)` passes each verdict on to delivery."""
+
+    def __init__(self, cfg: Config, ledger: JobStore, metrics: Metrics, policy_for: Callable[[str], Policy],
+                 holds: KeyHolds, hand_over: Callable[..., None], stop: threading.Event) -> None:
+        self.cfg = cfg
+        self.ledger = ledger
+        self.metrics = metrics
+        self.policy_for = policy_for
+        self.holds = holds
+        self.hand_over = hand_over
+        self._stop = stop
+        self.results_root = cfg.state / "results"
+        self.executor: Executor | None = None  # set by the service at start
+        self.inflight: dict[int, Inflight] = {}
+        # Finished job ids, and None to wake the processor (new work queued, stop): it blocks on this.
+        self._done: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._engine_ids: dict[str, str] = {}  # policy label -> engine_id
+
+    def kick(self) -> None:
+        """Wake the processor now (a job was queued, or we stop) instead of at its next poll."""
+        self._done.put(None)
+
+    def engine_id(self, policy: Policy) -> str:
+        """Who made a result: the engine's fingerprint and the policy's content (a policy edited
+        without a new version still gets fresh results)."""
+        known = self._engine_ids.get(policy.label)
+        if known is None:
+            body = json.dumps(policy.to_dict(), sort_keys=True, ensure_ascii=False).encode()
+            known = self._engine_ids[policy.label] = \
+                f"{engine_fingerprint()}/{hashlib.sha256(body).hexdigest()[:12]}"
+        return known
+
+    def cache_dir(self, sha: str, policy: str, ext: str) -> Path:
+        return cache_dir(self.results_root, sha, policy, ext)
+
+    def live_dirs(self) -> set[str]:
+        """Names of the job directories in work/jobs that workers are using now."""
+        return {inf.out_dir.name for inf in list(self.inflight.values())}
+
+    def run(self) -> None:
+        """The processor thread: dispatch while running; once stopping, wait for in-flight jobs up to
+        the grace time, then requeue them."""
+        deadline: float | None = None
+        while True:
+            if self._stop.is_set():
+                if not self.inflight:
+                    return
+                if deadline is None:
+                    deadline = time.monotonic() + self.cfg.shutdown_grace_seconds
+                elif time.monotonic() > deadline:
+                    self._requeue_inflight()
+                    return
+            else:
+                self._dispatch_safe()
+            try:
+                # Event driven: a finished job or a kick wakes us; the timeout is only a safety net.
+                jid = self._done.get(timeout=0.1 if self._stop.is_set() else 0.5)
+            except queue.Empty:
+                continue
+            if jid is None:
+                continue
+            try:
+                self._complete(jid)
+            except Exception:  # noqa: BLE001
+                self.metrics.errors.labels("complete").inc()
+                log.exception("completing a job failed", extra={"event": "error", "job_id": jid})
+
+    def _dispatch_safe(self) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            self._dispatch()
+        except Exception:  # noqa: BLE001 - keep the loop alive; the ledger keeps the state
+            self.metrics.errors.labels("dispatch").inc()
+            log.exception("dispatch failed", extra={"event": "error"})
+
+    def _requeue_inflight(self) -> None:
+        ids = list(self.inflight)
+        with self.ledger.tx() as t:
+            for jid in ids:
+                t.requeue_if_processing(jid)
+        self.inflight.clear()
+        if isinstance(self.executor, LocalExecutor):
+            self.executor.abort()
+        log.warning("requeued unfinished jobs at shutdown", extra={"event": "shutdown.requeue", "job_ids": ids})
+
+    def _dispatch(self) -> None:
+        assert self.executor is not None
+        free = self.executor.capacity - len(self.inflight)
+        if free <= 0:
+            return
+        # Identical content running or being delivered now: it waits and is answered from the cache.
+        busy, held = self.holds.busy_and_held({inf.key for inf in self.inflight.values()})
+        for row in self._queued(free):
+            if free <= 0 or self._stop.is_set():
+                return
+            policy = self.policy_for(row["channel"])
+            ext = claimed_ext(row["name"])
+            key = (row["sha256"], policy.label, ext)
+            if key in busy and key not in held:
+                continue  # identical content running or being delivered now: wait and reuse its result
+            attempts = row["attempts"] + 1
+            with self.ledger.tx() as t:
+                t.claim(row["id"], attempts, policy.label, policy.retention_days, self.engine_id(policy))
+            # A password changes the outcome (PPAP), so such jobs are never answered from the cache.
+            # A key held by a delivery retry: reuse its committed result, or else process the file (its
+            # result then goes to a cache of its own, see _complete), rather than wait for that inbox.
+            if not row["password"] and self._try_reuse(row["id"], key, self.engine_id(policy),
+                                                       delivering=key in held):
+                continue
+            if attempts > self.cfg.max_attempts:
+                res = FileResult(source=row["name"], sha256=row["sha256"], size=row["size"] or 0)
+                res.threats.append(Threat("worker.interrupted", row["name"], "blocked",
+                                          f"interrupted {attempts - 1} times"))
+                res.block("処理が繰り返し中断されたため配送を停止しました",
+                          "processing was interrupted repeatedly; the file was not delivered")
+                self.hand_over(row["id"], None, res.to_dict(), None, None, None, None)
+                continue
+            out_dir = self.cfg.work / "jobs" / f"{row['id']}-{attempts}"
+            shutil.rmtree(out_dir, ignore_errors=True)
+            out_dir.mkdir(parents=True)
+            # The quarantine is content-addressed by this hash: the pool need not hash the original again.
+            job = Job(src=str(self.cfg.data_dir / row["quarantine"]), name=row["name"], out_dir=str(out_dir),
+                      policy=policy.to_dict(), password=row["password"], want_text=policy.text_rendition,
+                      sha256=row["sha256"])
+            try:
+                fut = self.executor.submit(job)
+            except Exception:
+                with self.ledger.tx() as t:
+                    t.requeue(row["id"])
+                raise
+            self.inflight[row["id"]] = Inflight(fut, key, out_dir, time.monotonic())
+            fut.add_done_callback(lambda _f, jid=row["id"]: self._done.put(jid))
+            busy.add(key)
+            free -= 1
+
+    def _queued(self, free: int) -> Iterator[Row]:
+        """Queued jobs in order, a page at a time: many waiting on one busy key cannot hide the rest."""
+        last = 0
+        while True:
+            rows = self.ledger.queued_page(last, free + 64)
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1]["id"]
+
+    def _try_reuse(self, job_id: int, key: Key, engine: str, delivering: bool = False) -> bool:
+        """Identical content, same policy version, same claimed extension, made by this engine with
+        this policy content: deliver the stored result. `delivering`: also a result whose own
+        delivery waits for a retry (committed, its cache in place)."""
+        sha, policy, ext = key
+        for prev in self.ledger.reuse_candidates(sha, policy, engine, job_id, delivering):
+            if claimed_ext(prev["name"]) != ext:
+                continue
+            result = json.loads(prev["result"])
+            if not content_result(result):
+                continue
+            args = json.loads(prev["plan"]).get("args", {}) if prev["plan"] else {}
+            cache = self.cfg.data_dir / args["cache"] if args.get("cache") else self.cache_dir(*key)
+            out_name, text_name = result.get("output"), result.get("text_output")
+            if result.get("verdict") != BLOCKED and not (out_name and (cache / out_name).is_file()):
+                continue
+            origin = prev["reused_from"] or prev["id"]
+            # The cached output is named after the job that produced it, not after the last reuse.
+            first = prev if origin == prev["id"] else self.ledger.job(origin)
+            if first is None:
+                continue
+            self.hand_over(job_id, key, result, cache, out_name, text_name, origin, first_name=first["name"])
+            return True
+        return False
+
+    def _complete(self, job_id: int) -> None:
+        inf = self.inflight.pop(job_id, None)
+        if inf is None:
+            return
+        try:
+            res: FileResult = inf.future.result()
+        except Exception as exc:  # noqa: BLE001 - fail closed on anything the executor raises
+            log.exception("executor failed", extra={"event": "error", "job_id": job_id})
+            row = self.ledger.job(job_id)
+            res = FileResult(source=row["name"], sha256=row["sha256"] or "", size=row["size"] or 0)
+            res.threats.append(Threat("worker.error", row["name"], "blocked", f"{type(exc).__name__}"))
+            res.block("処理中にエラーが発生しました", "an internal error occurred while processing")
+        self.metrics.process.observe(time.monotonic() - inf.started)
+        row = self.ledger.job(job_id)
+        if row is None or row["status"] != "processing":
+            shutil.rmtree(inf.out_dir, ignore_errors=True)
+            return
+        result: dict[str, Any] = res.to_dict()
+        cache = out_name = text_name = None
+        if res.verdict != BLOCKED and res.output:
+            cache = self.cache_dir(*inf.key)
+            if self.holds.is_pending(inf.key):
+                # A delivery still reads the shared cache (e.g. one waiting for a retry): keep it.
+                cache = cache.with_name(f"{cache.name}.job{job_id}")
+            out_name = os.path.relpath(res.output, inf.out_dir)
+            text_name = os.path.relpath(res.text_output, inf.out_dir) if res.text_output else None
+            shutil.rmtree(cache, ignore_errors=True)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(inf.out_dir, cache)
+            result["output"], result["text_output"] = out_name, text_name
+        else:
+            shutil.rmtree(inf.out_dir, ignore_errors=True)
+            result["output"] = result["text_output"] = None
+        self.hand_over(job_id, inf.key, result, cache, out_name, text_name, None)
