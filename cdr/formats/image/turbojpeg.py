@@ -74,6 +74,11 @@ def available() -> bool:
     return True
 
 
+# Loaded when the image family is imported (worker warm-up), not at the first JPEG: a worker sandbox
+# that restricts opening files later still finds the library mapped.
+available()
+
+
 def transcode(data: bytes, orientation: int = 1, progressive: bool = False) -> bytes:
     """A new JPEG from the coefficients of `data`, turned to `orientation` 1 when it is not.
 
