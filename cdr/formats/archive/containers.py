@@ -604,6 +604,11 @@ class SevenZipReader:
 
 # ---------------------------------------------------------------- writers
 
+# Members whose bytes are entropy-coded already: JPEG, PNG, GIF, WebP, 7z, gzip, bzip2, xz. (Not ZIP-based
+# Office files: deflating a whole xlsx again halved some, e.g. openpyxl's.)
+_COMPRESSED_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"7z\xbc\xaf", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
+
+
 class ZipWriter:
     def __init__(self, dst: Path) -> None:
         self.zf = zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
@@ -620,8 +625,12 @@ class ZipWriter:
         zi = self._info(name, mtime, 0o100644)
         size = path.stat().st_size
         zi.file_size = size
-        with open(path, "rb") as src, self.zf.open(zi, "w", force_zip64=size > 0x7FFF0000) as out:
-            shutil.copyfileobj(src, out, 1 << 20)
+        with open(path, "rb") as src:
+            if src.read(8).startswith(_COMPRESSED_MAGIC):
+                zi.compress_type = zipfile.ZIP_STORED  # deflate gains about 1 % there, at zlib's full cost
+            src.seek(0)
+            with self.zf.open(zi, "w", force_zip64=size > 0x7FFF0000) as out:
+                shutil.copyfileobj(src, out, 1 << 20)
 
     def add_dir(self, name: str, mtime: float) -> None:
         zi = self._info(name.rstrip("/") + "/", mtime, 0o40755)
