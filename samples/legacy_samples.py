@@ -524,6 +524,206 @@ def _xls_samples(base: Path, conv: Path, xstreams: dict[str, bytes], xstorages: 
     return out
 
 
+# --- .ppt constructs (hidden slides, notes, links, click actions, objects, VBA) -----------------------
+
+
+def _make_slides_pptx(path: Path, hostile: bool = False) -> None:
+    """Three slides: text with a web link, a picture and speaker notes; a hidden slide; a contact
+    slide. The hostile variant adds shapes whose click opens a program or a share."""
+    from lxml import etree
+    from pptx import Presentation
+    from pptx.oxml.ns import qn
+    from pptx.util import Cm
+
+    p = Presentation()
+    s = p.slides.add_slide(p.slide_layouts[1])
+    s.shapes.title.text = JA_TITLE
+    tf = s.placeholders[1].text_frame
+    tf.text = "受付時間は午前八時三十分から午後五時十五分までです。"
+    run = tf.add_paragraph().add_run()
+    run.text = "区のホームページ"
+    run.hyperlink.address = "https://www.city.example.lg.jp/"
+    s.shapes.add_picture(io.BytesIO(_png(60, 40, (30, 120, 60))), Cm(18), Cm(12), Cm(4), Cm(3))
+    s.notes_slide.notes_text_frame.text = "説明者メモ：手数料の改定について補足する。"
+    hidden = p.slides.add_slide(p.slide_layouts[5])
+    hidden.shapes.title.text = "非表示の補足スライド"
+    hidden._element.set("show", "0")
+    s3 = p.slides.add_slide(p.slide_layouts[1])
+    s3.shapes.title.text = "お問い合わせ"
+    s3.placeholders[1].text_frame.text = "市民課 窓口係"
+    if hostile:
+        for i, (label, target) in enumerate((("ここをクリック", "file:///C:/Windows/System32/calc.exe"),
+                                             ("共有フォルダー", "file://///203.0.113.9/share/a.lnk"),
+                                             ("マクロ", "https://www.city.example.lg.jp/macro"))):
+            box = s3.shapes.add_textbox(Cm(2 + 8 * i), Cm(14), Cm(7), Cm(2))
+            box.text_frame.text = label
+            rid = s3.part.relate_to(target, "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+                                    "hyperlink", is_external=True)
+            link = etree.SubElement(box._element.nvSpPr.cNvPr, qn("a:hlinkClick"))
+            link.set(qn("r:id"), rid)
+    p.save(str(path))
+
+
+def _ppt_live(data: bytes):
+    """The engine's own walker over a .ppt: (streams, storages, persist map, newest edit offset)."""
+    import olefile
+
+    from cdr.formats.legacy_office.ppt import PptRebuild
+
+    with olefile.OleFileIO(data) as ole:
+        streams = {"/".join(e): ole.openstream(e).read() for e in ole.listdir()}
+        storages = tuple("/".join(e) for e in ole.listdir(streams=False, storages=True))
+    r = PptRebuild(streams)
+    offset, _rel = r.current_user()
+    objects, _edit = r.persist_map(offset)
+    return r, streams, storages, objects, offset
+
+
+def _ppt_incremental(data: bytes, change) -> bytes:
+    """An incremental save, as PowerPoint writes one: changed and new persist objects appended to
+    the stream, a persist directory for them and a UserEditAtom chained to the previous edit.
+    `change(load, seed)` returns {persist id: record}."""
+    from cdr.formats.legacy_office.records import Rec
+
+    r, streams, storages, objects, last = _ppt_live(data)
+    doc = bytearray(streams["PowerPoint Document"])
+    # LibreOffice writes VBAInfoAtom.version 1 where [MS-PPT] says 2; oletools then stops reading.
+    at = doc.find(b"\x02\x00\x00\x04\x0c\x00\x00\x00")
+    while at >= 0:
+        struct.pack_into("<I", doc, at + 16, 2)
+        at = doc.find(b"\x02\x00\x00\x04\x0c\x00\x00\x00", at + 1)
+    edit = r.load({0: last}, 0)
+    seed = max(struct.unpack_from("<I", edit.body, 20)[0], max(objects) + 1)
+    changed = change(lambda pid: r.load(objects, pid), seed)
+    entries = b""
+    for pid, rec in sorted(changed.items()):
+        entries += struct.pack("<II", pid | (1 << 20), len(doc))
+        doc += rec.to_bytes()
+    dir_at = len(doc)
+    doc += Rec(0, 0, 0x1772, entries).to_bytes()
+    body = bytearray(edit.body[:28])
+    struct.pack_into("<III", body, 8, last, dir_at, struct.unpack_from("<I", body, 16)[0])
+    struct.pack_into("<I", body, 20, max(seed, max(changed) + 1))
+    edit_at = len(doc)
+    doc += Rec(0, 0, 0x0FF5, bytes(body)).to_bytes()
+    cu = bytearray(streams["Current User"])
+    struct.pack_into("<I", cu, 16, edit_at)
+    return write_cfb({**streams, "PowerPoint Document": bytes(doc), "Current User": bytes(cu)}, storages)
+
+
+def _vba_storage() -> bytes:
+    """ExOleObjStg (compressed) holding a VBA project storage, as PowerPoint keeps its project."""
+    import zlib
+
+    from cdr.formats.legacy_office.records import Rec
+
+    stg = write_cfb({k.split("/", 1)[1]: v for k, v in _vba_streams("x").items()})
+    return Rec(0, 1, 0x1011, struct.pack("<I", len(stg)) + zlib.compress(stg)).to_bytes()
+
+
+def _add_vba_and_control(data: bytes) -> bytes:
+    """A new edit: the document gains a VBAInfo naming a VBA storage and an ActiveX control whose
+    storage is a persist object; the first slide's old text stays behind in the earlier edit."""
+    from cdr.formats.legacy_office.records import Rec, parse
+
+    def change(load, seed):
+        document = load(1)
+        vba_id, ctl_id = seed, seed + 1
+        info = Rec(0xF, 1, 0x03FF, children=[Rec(2, 0, 0x0400, struct.pack("<III", vba_id, 1, 2))])
+        lst = document.first(0x07D0)
+        if lst is None:
+            lst = Rec(0xF, 0, 0x07D0)
+            document.children.insert(-1, lst)
+        lst.children = [c for c in lst.children if c.type != 0x03FF] + [info]
+        exlist = document.first(0x0409)
+        if exlist is None:
+            exlist = Rec(0xF, 0, 0x0409, children=[Rec(0, 0, 0x040A, struct.pack("<I", 1))])
+            document.children.insert(-1, exlist)
+        control = Rec(0xF, 0, 0x0FEE, children=[
+            Rec(0, 0, 0x0FFB, struct.pack("<I", 0)),
+            Rec(1, 0, 0x0FC3, struct.pack("<IIIIII", 1, 2, 77, 0, ctl_id, 0)),
+            Rec(0, 2, 0x0FBA, "Forms.CommandButton.1".encode("utf-16-le"))])
+        exlist.children.append(control)
+        stg = parse(_vba_storage())[0]
+        ctl = Rec(0, 0, 0x1011, write_cfb({"contents": b"\0" * 16, "\x03OCXNAME": "CommandButton1\0".encode("utf-16-le")}))
+        return {1: document, vba_id: stg, ctl_id: ctl}
+
+    return _ppt_incremental(data, change)
+
+
+def _patch_actions(data: bytes) -> bytes:
+    """Click actions as PowerPoint writes them for 'run program' and 'run macro' (LibreOffice turns
+    both into hyperlinks): the third link's action becomes a macro with its name."""
+    from cdr.formats.legacy_office.records import Rec
+
+    def change(load, seed):
+        r, _s, _st, objects, _o = _ppt_live(data)
+        slides = {}
+        for pid in sorted(objects):
+            rec = load(pid)
+            if rec is None or rec.type != 0x03EE:
+                continue
+            hit = False
+            for info in rec.walk():
+                atom = info.first(0x0FF3) if info.type == 0x0FF2 else None
+                if atom is None:
+                    continue
+                link = struct.unpack_from("<I", atom.body, 4)[0]
+                body = bytearray(atom.body)
+                if link == 2:
+                    body[8] = 2  # run a program: the target is the link's address
+                elif link == 4:
+                    body[8], body[4:8] = 1, b"\0\0\0\0"  # run a macro
+                    info.children.append(Rec(0, 2, 0x0FBA, "Module1.AutoRun".encode("utf-16-le")))
+                else:
+                    continue
+                atom.body = bytes(body)
+                hit = True
+            if hit:
+                slides[pid] = rec
+        return slides
+
+    return _ppt_incremental(data, change)
+
+
+@generator("legacy_office")
+def legacy_ppt_samples(out: Path) -> list[Sample]:
+    """.ppt files carrying each construct the native .ppt rebuild keeps or removes."""
+    base = out / "legacy_office"
+    (base / "benign").mkdir(parents=True, exist_ok=True)
+    (base / "hostile").mkdir(parents=True, exist_ok=True)
+    samples: list[Sample] = []
+    with tempfile.TemporaryDirectory(prefix="cdr-ppt-samples-") as tmp:
+        t = Path(tmp)
+        _make_slides_pptx(t / "slides.pptx")
+        _make_slides_pptx(t / "links.pptx", hostile=True)
+        slide = ('<draw:page draw:name="p1"><draw:frame presentation:class="title" svg:x="1cm" svg:y="1cm" '
+                 f'svg:width="24cm" svg:height="3cm"><draw:text-box><text:p>{JA_TITLE}</text:p></draw:text-box>'
+                 '</draw:frame><draw:frame svg:x="2cm" svg:y="6cm" svg:width="8cm" svg:height="5cm">'
+                 '<draw:object xlink:href="./Object 1"/><draw:image xlink:href="./ObjectReplacements/Object 1"/>'
+                 "</draw:frame></draw:page>")
+        _odf(t / "object.odp", ODP, slide, {"Object 1/content.xml": _SUBDOC,
+                                            "ObjectReplacements/Object 1": _png(80, 50, (200, 150, 0))},
+             {"Object 1/": ODT, "ObjectReplacements/Object 1": "image/png"})
+        _soffice(t / "profile", "--convert-to", "ppt:MS PowerPoint 97", "--outdir", str(t), str(t / "slides.pptx"),
+                 str(t / "links.pptx"), str(t / "object.odp"))
+        slides, links, obj = ((t / f"{n}.ppt").read_bytes() for n in ("slides", "links", "object"))
+    (base / "benign" / "会議資料.ppt").write_bytes(slides)
+    samples.append(Sample("legacy_office/benign/会議資料.ppt", "clean", [],
+                          note="web link, picture, speaker notes, a hidden slide"))
+
+    def put(name: str, data: bytes, threats: list[str], note: str) -> None:
+        (base / "hostile" / name).write_bytes(data)
+        samples.append(Sample(f"legacy_office/hostile/{name}", "sanitized", threats, note=note))
+
+    put("click_actions.ppt", _patch_actions(links), ["ole.hyperlink", "ole.action"],
+        "clicks that run a program, run a macro, open a share; an incremental save")
+    put("vba_activex.ppt", _add_vba_and_control(slides), ["ole.vba", "ole.activex"],
+        "VBA project and an ActiveX control added by an incremental save")
+    put("embedded_object.ppt", obj, ["ole.object"], "embedded document shown by its picture")
+    return samples
+
+
 # --- RTF -----------------------------------------------------------------------------------------
 
 

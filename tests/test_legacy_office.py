@@ -140,7 +140,7 @@ def test_ppt_template_password_and_text_only(legacy, default_policy, text_policy
 
     base, _ = legacy
     ppt = base / "legacy_office/benign/説明資料.ppt"
-    res = process(ppt, ppt.name, tmp_path / "ppt", default_policy)
+    res = process(ppt, ppt.name, tmp_path / "ppt", _convert_policy(default_policy))
     assert res.verdict == "clean" and res.output.endswith(".pptx")
     assert JA_TITLE in ooxml_text(Path(res.output))
     dot = base / "legacy_office/benign/様式.dot"
