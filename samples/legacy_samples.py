@@ -718,7 +718,7 @@ def legacy_ppt_samples(out: Path) -> list[Sample]:
 
     put("click_actions.ppt", _patch_actions(links), ["ole.hyperlink", "ole.action"],
         "clicks that run a program, run a macro, open a share; an incremental save")
-    put("vba_activex.ppt", _add_vba_and_control(slides), ["ole.vba", "ole.activex"],
+    put("vba_activex.ppt", _add_vba_and_control(slides), ["ole.vba", "ole.activex", "ole.object"],
         "VBA project and an ActiveX control added by an incremental save")
     put("embedded_object.ppt", obj, ["ole.object"], "embedded document shown by its picture")
     return samples
