@@ -236,3 +236,18 @@ def test_walker_limits_on_hostile_bytes(tmp_path, default_policy):
         with olefile.OleFileIO(write_cfb({"Workbook": bad + b"\0" * 4096})) as ole:
             with pytest.raises(Unrebuildable):
                 xls.rebuild(ole, ctx, Report())
+
+
+def test_text_rendition_read_by_the_walker(legacy, default_policy, text_policy, tmp_path):
+    """Text comes from the records (every sheet, hidden ones too, cached values), without LibreOffice."""
+    base, _ = legacy
+    src = base / "legacy_office/benign/申請一覧.xls"
+    res = process(src, src.name, tmp_path / "a", default_policy, want_text=True)
+    text = Path(res.text_output).read_text("utf-8")
+    assert text.startswith("--- シート: 申請一覧 ---\n番号\t氏名\t区分\t件数\t手数料\n1\t山田1\t印鑑証明\t2\t600")
+    assert "\t60\t18000" in text and "--- シート: 控え ---\n非表示のシート" in text
+    src = base / "legacy_office/hostile/xls_links.xls"
+    res = process(src, src.name, tmp_path / "b", text_policy)
+    assert res.verdict == "sanitized" and res.output.endswith("xls_links.xls.txt")
+    lines = Path(res.output).read_text("utf-8").splitlines()
+    assert lines[-5:] == ["\t100", "\t42", "\t7", "\t申請", "\t市HP"]

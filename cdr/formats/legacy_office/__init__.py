@@ -27,7 +27,9 @@ walking it calls
   becomes a warning;
 - `raise Unrebuildable(reason)` when the structure is too damaged to rebuild: the family then
   converts, with a warning and the reason in the `ole.converted` detail.
-The same function is the verify walker: `inspect` runs it on the rebuilt file and anything it
+A module may also define `text(ole, ctx) -> str`, the text rendition read by its walker (used in
+rebuild mode instead of a LibreOffice conversion; any failure falls back to the conversion).
+The rebuild function is the verify walker: `inspect` runs it on the rebuilt file and anything it
 would still remove (any threat whose action is not "reported") blocks the output.
 Source entries left out of the output that the rebuilder did not report are classified here
 (VBA storages, MBD*/ObjectPool objects, ActiveX Ctls); anything else becomes a note.
@@ -259,4 +261,16 @@ class LegacyOfficeHandler(Handler):
 
     def extract_text(self, ctx: Context, path: Path, detection: Detection) -> str:
         plain, _note = decrypt_if_needed(ctx, path, detection.mime)
+        module = rebuilder_for(detection.mime) if ctx.options.get("mode", "rebuild") == "rebuild" else None
+        if module is not None and hasattr(module, "text"):
+            try:
+                ole = read_ole(plain)
+                try:
+                    return module.text(ole, ctx)
+                finally:
+                    ole.close()
+            except CdrError:
+                raise
+            except Exception:  # the conversion reads what the walker could not
+                pass
         return convert.text(ctx, plain, detection.mime)

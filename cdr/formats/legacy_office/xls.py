@@ -49,10 +49,7 @@ CONDFMT, CF, DVAL, DV, WRITEACCESS, FILEPASS, REFRESHALL, WINDOW1, WSBOOL = \
 BRAI, NOTE = 0x1051, 0x1C
 
 _CELLS = {NUMBER, LABEL, BOOLERR, RK, MULRK, BLANK, MULBLANK, LABELSST, RSTRING, FORMULA}
-# Records that may be followed by CONTINUE records carrying more of their body.
-_CONTINUED = {SST, TXO, MSODRAWINGGROUP, MSODRAWING, NAME, EXTERNNAME, SUPBOOK, EXTERNSHEET, STRING, FORMULA,
-              ARRAY, SHRFMLA, OBJ, HLINK, DV, CF, 0x1066, 0x1025, 0x100D, 0x862, 0x868, 0x867, 0x89C, 0x896,
-              0x88E, 0x88F, 0x890, 0x892, 0x87D, 0x88D, 0x41E, 0x31}
+_USERSVIEW_BEGIN, _USERSVIEW_END = 0x1AA, 0x1AB
 
 # Workbook globals kept, with (min, max) body length (None: no upper bound but 8224).
 _GLOBALS: dict[int, tuple[int, int | None]] = {
@@ -82,7 +79,7 @@ _SHEET: dict[int, tuple[int, int | None]] = {
     HLINK: (32, None), HLINKTOOLTIP: (10, None), 0x862: (20, None), 0x867: (19, None), 0x868: (27, None),
     0xEF: (4, None), 0x15F: (4, None), 0x9D: (2, 2), 0x9E: (24, None), 0x9B: (0, 0), 0x90: (5, None),
     0x5E: (4, 4), 0xED: (8, None), 0x1BA: (3, None), 0x19: (2, 2), 0x874: (12, None), 0x33: (2, 2),
-    0x87E: (12, None), 0x99: (2, 2),
+    0x87E: (12, None), 0x99: (2, 2), 0xE9: (8, None),
     # Chart FRT records (start/end blocks, label extensions, layouts) kept in charts.
     0x850: (8, None), 0x851: (12, None), 0x852: (12, None), 0x853: (12, None), 0x854: (12, None),
     0x855: (12, None), 0x856: (16, None), 0x857: (14, None), 0x85A: (12, None), 0x86A: (12, None),
@@ -94,7 +91,7 @@ _CHART_RANGE = range(0x1001, 0x1100)
 # Cell records of fixed size (and ROW), checked on a fast path: size, and column <= IV for cells.
 _FAST = {NUMBER: 14, RK: 10, LABELSST: 10, BLANK: 6, BOOLERR: 8, 0x208: 16}
 # Dropped without a note: lookup aids we do not recompute, identifying or machine-specific data.
-_QUIET = {INDEX, DBCELL, 0x4D, 0x5B, 0x1AA, 0x1AB}
+_QUIET = {INDEX, DBCELL, 0x4D, 0x5B, _USERSVIEW_BEGIN, _USERSVIEW_END}
 # Dropped and reported: (threat id, detail).
 _ACTIVE = {
     0xD3: ("ole.vba", "VBA project marker (OBPROJ)"), 0x897: ("ole.vba", "VBA type library reference"),
@@ -179,8 +176,8 @@ def _read(data: bytes) -> list[Rec]:
         nxt = pos + 4 + size
         if size > _MAX_BODY or nxt > end:
             raise _unrebuildable(f"record {rt:#06x} at {pos} overruns the stream")
-        if rt == CONTINUE:
-            if last is None or last.rt not in _CONTINUED:
+        if rt == CONTINUE:  # belongs to the record before (one we do not keep is dropped with it)
+            if last is None or last.rt in (BOF, EOF):
                 raise _unrebuildable(f"CONTINUE at {pos} follows nothing that continues")
             last.conts.append(data[pos + 4:nxt])
         else:
@@ -950,6 +947,11 @@ class XlsRebuild:
                 else:
                     self.report.note(f"record {rt:#06x} with a bad length or column dropped ({where})")
                 continue
+            if rt == _USERSVIEW_BEGIN:  # a custom view: its records would read as the sheet's own
+                while i < len(recs) and recs[i].rt not in (_USERSVIEW_END, EOF):
+                    i += 1
+                self.report.note(f"custom views not kept ({where})")
+                continue
             if rt == BOF:
                 depth += 1
                 if depth > 1:
@@ -1337,3 +1339,107 @@ def rebuild(ole, ctx, report) -> dict[str, bytes]:
     if len(stream) < 4096:  # Excel expects the Workbook stream outside the mini stream
         stream += b"\0" * (4096 - len(stream))
     return {"Workbook": stream}
+
+
+# --- text rendition --------------------------------------------------------------------------
+
+def _rk(v: int) -> float:
+    """An RkNumber: a 30-bit integer or the top of a double, possibly divided by 100."""
+    if v & 0x02:
+        n: float = struct.unpack("<i", struct.pack("<I", v & 0xFFFFFFFC))[0] >> 2
+    else:
+        n = struct.unpack("<d", struct.pack("<Q", (v & 0xFFFFFFFC) << 32))[0]
+    return n / 100 if v & 0x01 else n
+
+
+def _num_text(v: float) -> str:
+    return str(int(v)) if v == v and abs(v) < 1e15 and float(v).is_integer() else repr(v)
+
+
+def _cells(r: Rec, sst: list[str], pending: list) -> list[tuple[int, int, str]]:
+    """(row, column, text) of a cell record; cached values for formulas."""
+    rt, b = r.rt, r.body
+    if rt == LABELSST:
+        rw, col, _x, i = struct.unpack_from("<HHHI", b, 0)
+        return [(rw, col, sst[i] if i < len(sst) else "")]
+    if rt in (LABEL, RSTRING):
+        rw, col = struct.unpack_from("<HH", b, 0)
+        return [(rw, col, _xlstring(r.joined(), 6)[0])]
+    if rt == NUMBER:
+        rw, col, _x, v = struct.unpack_from("<HHHd", b, 0)
+        return [(rw, col, _num_text(v))]
+    if rt == RK:
+        rw, col, _x, v = struct.unpack_from("<HHHI", b, 0)
+        return [(rw, col, _num_text(_rk(v)))]
+    if rt == MULRK:
+        rw, first = struct.unpack_from("<HH", b, 0)
+        n = (len(b) - 6) // 6
+        return [(rw, first + k, _num_text(_rk(struct.unpack_from("<I", b, 4 + 6 * k + 2)[0]))) for k in range(n)]
+    if rt == BOOLERR:
+        rw, col, _x, val, err = struct.unpack_from("<HHHBB", b, 0)
+        return [] if err else [(rw, col, "TRUE" if val else "FALSE")]
+    if rt == FORMULA:
+        rw, col = struct.unpack_from("<HH", b, 0)
+        value = b[6:14]
+        if value[6:8] != b"\xff\xff":
+            return [(rw, col, _num_text(struct.unpack("<d", value)[0]))]
+        if value[0] == 0x00:
+            pending.append((rw, col))  # the text is in the STRING record that follows
+        elif value[0] == 0x01:
+            return [(rw, col, "TRUE" if value[2] else "FALSE")]
+        return []
+    if rt == STRING and pending:
+        rw, col = pending.pop()
+        return [(rw, col, _xlstring(r.joined(), 0)[0])]
+    return []
+
+
+def text(ole, ctx) -> str:
+    """The text rendition, read by the walker (no LibreOffice): see workbook_text."""
+    return workbook_text(ole.openstream("Workbook").read())
+
+
+def workbook_text(data: bytes) -> str:
+    """Every sheet's cell values in row order, tab-separated, as the OOXML rendition writes them."""
+    subs = _substreams(data)
+    sst: list[str] = []
+    sheets: list[tuple[int, str]] = []
+    for r in subs[0].recs:
+        if r.rt == SST:
+            try:
+                sst = _walk_sst(r)[0]
+            except (_Bad, struct.error):
+                sst = []
+        elif r.rt == BOUNDSHEET and len(r.body) >= 8:
+            pos, _hs, dt = struct.unpack_from("<IBB", r.body, 0)
+            try:
+                name = _xlstring(r.body, 6, 1)[0]
+            except _Bad:
+                name = ""
+            if dt == 0x00:
+                sheets.append((pos, name))
+    by_pos = {s.start: s for s in subs[1:]}
+    out: list[str] = []
+    for pos, name in sheets:
+        out.append(f"--- シート: {name} ---")
+        sub = by_pos.get(pos)
+        if sub is None:
+            continue
+        rows: dict[int, dict[int, str]] = {}
+        pending: list = []
+        depth = 0
+        for r in sub.recs:
+            depth += (r.rt == BOF) - (r.rt == EOF)
+            if depth != 1:
+                continue  # embedded charts hold cached series values, not cells
+            try:
+                found = _cells(r, sst, pending)
+            except (_Bad, struct.error):
+                continue
+            for rw, col, value in found:
+                if value and col < 256:
+                    rows.setdefault(rw, {})[col] = value.replace("\t", " ").replace("\n", " ")
+        for rw in sorted(rows):
+            cells = rows[rw]
+            out.append("\t".join(cells.get(c, "") for c in range(max(cells) + 1)))
+    return "\n".join(out)
