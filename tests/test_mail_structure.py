@@ -187,3 +187,57 @@ def test_compressed_rtf_body_of_outlook_decompresses_and_stays_bounded():
     assert decompress_rtf(RTF_LZFU, 1000) == b"{\\rtf1\\ansi\\ansicpg1252\\pard hello world}\r\n"
     with pytest.raises(RtfError):
         decompress_rtf(RTF_LZFU, 10)
+
+
+def test_hostile_header_values_never_break_the_written_header(default_policy, tmp_path):
+    crlf_name = "=?UTF-8?Q?a=0D=0AContent-Type:_text/html=0D=0A=0D=0A<script>.txt?="
+    mail = mixed(head("x" * 3000, frm="=?UTF-8?B?5bGx55Sw?=\r\n =?UTF-8?Q?=0D=0ABcc:?= <taro@example.jp>"),
+                 [text_part("本文\r\n", "UTF-8"), attachment(b"hello\r\n", f' name="{crlf_name}"', "text/plain")])
+    src = tmp_path / "h.eml"
+    src.write_bytes(mail)
+    r = process(src, "h.eml", tmp_path / "o", default_policy)
+    raw = Path(r.output).read_bytes()
+    lines = raw.split(b"\r\n")
+    assert max(map(len, lines)) <= 78 or all(len(x) < 998 for x in lines)
+    assert all(len(x) <= 78 for x in raw.split(b"\r\n\r\n")[0].split(b"\r\n"))  # the top header folds
+    assert b"\r\nBcc:" not in raw and b"\r\nContent-Type: text/html" not in raw
+    import email
+    from email import policy as ep
+
+    msg = email.message_from_bytes(raw, policy=ep.default)
+    assert msg["Subject"] == "x" * 3000 and msg["Bcc"] is None
+    assert [p.get_filename() for p in msg.iter_attachments()] == ["a Content-Type_ text_html _script_.txt"]
+
+
+def test_a_ppap_zip_in_a_forwarded_mail_is_listed_for_the_password(default_policy, tmp_path):
+    from samples.mail_samples import ppap_zip, simple_name
+
+    inner = mixed(head("inner", mid="<i@example.jp>"), [text_part("x\r\n", "UTF-8"), attachment(
+        ppap_zip(), simple_name("見積書.zip"), "application/zip")], boundary="inner")
+    outer = mixed(head("outer"), [text_part("転送\r\n", "UTF-8"),
+                                  b'Content-Type: message/rfc822; name="fwd.eml"\r\n\r\n' + inner])
+    src = tmp_path / "o.eml"
+    src.write_bytes(outer)
+    r = process(src, "o.eml", tmp_path / "o", default_policy)
+    assert r.mail["needs_password"] == ["fwd.eml/見積書.zip"]
+
+
+def test_uuencoded_blocks_we_cannot_decode_leave_the_body_too():
+    body = b"before\r\nbegin 644 evil.exe\r\n" + b"M" + b"!" * 200 + b"\r\n`\r\nend\r\nafter\r\nbegin 600 tail.exe\r\nM4%H\r\n"
+    mail = head("uu").encode() + b"Content-Type: text/plain\r\n\r\n" + body
+    doc = from_eml(mail, budget(len(mail)))
+    assert "before" in doc.text and "after" in doc.text and "evil.exe" in doc.text
+    assert "M!!!!" not in doc.text and "M4%H" not in doc.text and not doc.attachments
+    assert [t.action for t in doc.threats if t.id == "mail.uuencode"] == ["removed", "removed"]
+
+
+def test_verifying_a_nested_mail_does_not_count_its_parts_twice(default_policy, tmp_path):
+    inner = mixed(head("inner", mid="<i@example.jp>"), [text_part("p\r\n", "UTF-8")]
+                  + [attachment(b"memo\r\n", f' name="m{i}.txt"', "text/plain") for i in range(60)], boundary="inner")
+    outer = mixed(head("outer"), [text_part("転送\r\n", "UTF-8"), b"Content-Type: message/rfc822\r\n\r\n" + inner])
+    src = tmp_path / "o.eml"
+    src.write_bytes(outer)
+    pol = replace(default_policy, limits=replace(default_policy.limits, mail_parts=100))
+    r = process(src, "o.eml", tmp_path / "o", pol)  # 65 parts read, 62 more in the verify of the nested mail
+    assert r.verdict != BLOCKED, r.reason
+    assert len(r.children[0].children) == 60

@@ -31,7 +31,7 @@ from ...names import safe_basename
 from . import builder, htmlbody, links
 from .auth import POLICY_DMARC, Authentication, authenticate
 from .headers import address_field, rule_name, unstructured
-from .limits import MailBudget, MailLimits, budget_for
+from .limits import MailBudget, MailLimits, budget_for, own_budget
 from .message import Attachment, MailDoc, from_eml
 from .mime import sniff
 
@@ -130,13 +130,13 @@ class MailHandler(Handler):
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
         data = path.read_bytes()
         found: list[Threat] = []
-        with budget_for(self._limits(ctx), len(data)) as budget:
-            try:
-                doc = self._read(ctx, data, detection.mime, budget, with_auth=False).doc
-            except LimitExceeded:
-                raise
-            except CdrError as exc:
-                return [Threat(exc.threat_id, exc.location or ctx.name, "found", exc.en)]
+        budget = own_budget(self._limits(ctx), len(data))
+        try:
+            doc = self._read(ctx, data, detection.mime, budget, with_auth=False).doc
+        except LimitExceeded:
+            raise
+        except CdrError as exc:
+            return [Threat(exc.threat_id, exc.location or ctx.name, "found", exc.en)]
         for t in doc.threats:
             found.append(Threat(t.id, t.location, "found", t.detail))
         if doc.html is not None:

@@ -80,6 +80,14 @@ class MailBudget:
             raise LimitExceeded(t.en, t.ja, t.threat_id, t.location)
 
 
+def own_budget(limits: MailLimits, size: int) -> MailBudget:
+    """A budget for reading one file on its own (verify, inspect): it must not count against the tree
+    whose rebuild it checks (a nested mail's parts would be counted twice)."""
+    b = MailBudget(limits, size)
+    b.level = 1
+    return b
+
+
 @contextmanager
 def budget_for(limits: MailLimits, size: int) -> Iterator[MailBudget]:
     """The budget of the outermost mail, created if this is it; the nesting level is raised while inside."""
