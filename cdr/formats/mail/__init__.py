@@ -295,12 +295,17 @@ class _Rebuild:
         out = Path(child.output)
         delivered = out.name
         data = out.read_bytes()
-        mime = EML if child.family == "mail" else (mimetypes.guess_type(delivered)[0] or "application/octet-stream")
+        mime = EML if child.family == "mail" and delivered.lower().endswith(".eml") else (
+            mimetypes.guess_type(delivered)[0] or "application/octet-stream")
+        if child.mail:  # a PPAP ZIP inside a forwarded mail needs the password too
+            self.needs_password.extend(f"{delivered}/{n}" for n in child.mail.get("needs_password") or [])
+        renamed = f"し、「{delivered}」として配送しました" if delivered != name else "しました"
         if child.verdict == SANITIZED:
             ids = sorted({t.id for t in child.threats if t.action != "reported"})
             self.threats.append(Threat("mail.attachment_sanitized", delivered, "neutralized", ", ".join(ids)))
-            self.banner.append(f"・添付ファイル「{delivered}」を無害化しました（{_ids_ja(child.family)}）。")
-        if delivered != name:
+            what = "テキスト化" if ids == ["policy.text_only"] else f"無害化（{_ids_ja(child.family)}）"
+            self.banner.append(f"・添付ファイル「{_display(shown)}」を{what}{renamed}。")
+        elif delivered != name:
             self.banner.append(f"・添付ファイル「{_display(shown)}」は「{delivered}」として配送しました。")
         part = builder.OutPart(mime, data, filename=delivered, message=mime == EML,
                                charset=_text_charset(data) if mime.startswith("text/") else "")
@@ -474,7 +479,7 @@ _FINDING_JA = {
 
 _FAMILY_JA = {"ooxml": "マクロ・外部参照等", "legacy_office": "マクロ等・新形式へ変換", "pdf": "スクリプト・外部参照等",
               "image": "画像の付加情報", "svg": "スクリプト等", "archive": "中身の一部", "html": "スクリプト・外部参照等",
-              "csv": "数式", "rtf": "埋め込みオブジェクト等", "odf": "マクロ・外部参照等", "mail": "転送メールの危険な要素",
+              "csv": "数式", "rtf": "埋め込みオブジェクト等", "odf": "マクロ・外部参照等", "mail": "転送メール内の添付ファイル等",
               "text": "テキスト"}
 
 

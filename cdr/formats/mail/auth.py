@@ -87,9 +87,9 @@ class Result:
         return d
 
     def resinfo(self) -> str:
-        s = f"{self.method}={self.result}"
+        s = f"{self.method}={re.sub(r'[^a-z]', '', self.result)}"
         if self.reason:
-            s += ' reason="' + re.sub(r'["\\\r\n]', "", self.reason)[:120] + '"'
+            s += ' reason="' + re.sub(r'[^\x20-\x7e]|["\\]', "", self.reason)[:120] + '"'
         for k, v in self.props.items():
             if re.fullmatch(r"[\x21-\x7e]+", v) and ";" not in v and len(v) < 200:
                 s += f" {k}={v}"

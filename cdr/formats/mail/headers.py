@@ -346,7 +346,7 @@ def _encode_words(text: str, room: int) -> list[str]:
     words, cur = [], ""
     for ch in text:
         cand = cur + ch
-        if len(cand.encode("utf-8")) > 45 and cur:  # 45 bytes -> 60 base64 characters + 12 of framing
+        if len(cand.encode("utf-8")) > 39 and cur:  # 39 bytes -> 52 base64 characters + 12 of framing
             words.append(cur)
             cand = ch
         cur = cand
@@ -356,7 +356,9 @@ def _encode_words(text: str, room: int) -> list[str]:
 
 
 def _needs_encoding(text: str) -> bool:
-    return not text.isascii() or "=?" in text or any(ord(c) < 32 or ord(c) == 127 for c in text)
+    """Encoded-words also for a word too long to fold (they split anywhere)."""
+    return not text.isascii() or "=?" in text or any(ord(c) < 32 or ord(c) == 127 for c in text) \
+        or any(len(w) > 70 for w in text.split(" "))
 
 
 def fold(name: str, tokens: list[str]) -> str:

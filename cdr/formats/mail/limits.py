@@ -39,9 +39,15 @@ class MailBudget:
         self.limits = limits
         self.root_size = max(1, root_size)
         self.parts = 0
-        self.decoded = 0
         self.level = 0  # how many mails deep we are (the outermost is 1)
+        # (size, bytes decoded) of each mail being read, innermost last: the ratio is per mail, since a
+        # nested mail's bytes are inside its parent's (or come out of an archive with its own limits).
+        self.sizes: list[list[int]] = [[max(1, root_size), 0]]
         self.tripped: LimitExceeded | None = None
+
+    @property
+    def decoded(self) -> int:
+        return self.sizes[-1][1]
 
     def _trip(self, exc: LimitExceeded) -> LimitExceeded:
         if self.tripped is None:
@@ -65,9 +71,10 @@ class MailBudget:
                 threat_id="mail.too_deep", location=where))
 
     def add_decoded(self, n: int, where: str) -> None:
-        self.decoded += n
+        cur = self.sizes[-1]
+        cur[1] += n
         lim = self.limits
-        if self.decoded > lim.floor and self.decoded > lim.ratio * self.root_size:
+        if cur[1] > lim.floor and cur[1] > lim.ratio * cur[0]:
             raise self._trip(LimitExceeded(
                 f"decoding produced more than {lim.ratio:g} times the mail's size (mail_ratio)",
                 f"メールの展開後のサイズが元の {lim.ratio:g} 倍を超えました",
@@ -96,6 +103,8 @@ def budget_for(limits: MailLimits, size: int) -> Iterator[MailBudget]:
     if cur is None:
         cur = MailBudget(limits, size)
         token = _CURRENT.set(cur)
+    else:
+        cur.sizes.append([max(1, size), 0])
     cur.level += 1
     try:
         if cur.level > cur.limits.depth:
@@ -106,5 +115,7 @@ def budget_for(limits: MailLimits, size: int) -> Iterator[MailBudget]:
         yield cur
     finally:
         cur.level -= 1
-        if token is not None:
+        if token is None:
+            cur.sizes.pop()
+        else:
             _CURRENT.reset(token)

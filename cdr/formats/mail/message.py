@@ -145,7 +145,7 @@ class _Piece:
     html: str | None = None
 
 
-def from_eml(buf: bytes, budget: MailBudget) -> MailDoc:
+def from_eml(buf: bytes, budget: MailBudget, unwrapped: int = 0) -> MailDoc:
     """Read an RFC 5322 message. Raises Blocked/Encrypted when the mail as a whole cannot be delivered."""
     doc = MailDoc()
     root = parse(buf, budget)
@@ -165,12 +165,15 @@ def from_eml(buf: bytes, budget: MailBudget) -> MailDoc:
                             "S/MIMEで暗号化されたメールのため、内容を確認できません。復号した状態での送付を依頼してください",
                             threat_id="mail.smime_encrypted")
         if kind == "signed-data" or name.endswith(".p7m"):
+            if unwrapped >= 2:
+                raise Blocked("S/MIME signatures wrapped in signatures", "S/MIME署名が何重にも重なっています",
+                              threat_id="mail.smime_signed")
             inner = _unwrap_opaque(body_bytes(buf, root, budget))
             doc.smime = "signed"
             doc.threats.append(Threat("mail.smime_signed", "message", "removed",
                                       "S/MIME signature (opaque): content delivered unsigned"))
             nested = _rewrap(buf[root.start:root.body_start], inner)
-            sub = from_eml(nested, budget)
+            sub = from_eml(nested, budget, unwrapped + 1)
             sub.threats[:0] = doc.threats
             sub.smime = "signed"
             return sub
@@ -328,8 +331,13 @@ def _take_uuencoded(raw: bytes, text: str, e: Entity, doc: MailDoc) -> str:
     pos = 0
     for start, end, name, content in blocks:
         out.append(decode(raw[pos:start], charset).text)
-        out.append(f"[添付ファイル「{name}」を本文から分離しました / uuencoded file {name} taken out]")
         pos = end
+        if content is None:  # Outlook might still read it as a file: it goes, reported
+            out.append(f"[読み取れない埋め込みファイル「{name}」を削除しました / undecodable uuencoded {name} removed]")
+            doc.threats.append(Threat("mail.uuencode", f"{e.location}: {name}", "removed",
+                                      "uuencoded block we cannot decode removed from the body"))
+            continue
+        out.append(f"[添付ファイル「{name}」を本文から分離しました / uuencoded file {name} taken out]")
         doc.attachments.append(Attachment(name, content, "application/octet-stream", [name],
                                           location=f"{e.location} uuencoded", origin="uuencode"))
         doc.threats.append(Threat("mail.uuencode", f"{e.location}: {name}", "converted",

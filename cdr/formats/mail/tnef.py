@@ -91,8 +91,9 @@ def _string(value: object, ptype: int, codec: str) -> str:
     return decode(value.split(b"\x00")[0], codec).text
 
 
-def read_tnef(data: bytes, doc: MailDoc, where: str, budget: MailBudget) -> None:
+def read_tnef(data: bytes, doc: MailDoc, where: str, budget: MailBudget, level: int = 1) -> None:
     """Add the attachments (and, lacking a body, the body) of a TNEF stream to `doc`."""
+    budget.check_depth(level, where)
     if len(data) < 6 or struct.unpack("<I", data[:4])[0] != SIGNATURE:
         raise Malformed("winmail.dat without a TNEF signature", "winmail.dat の形式が不正です", threat_id="mail.malformed")
     pos, n = 6, len(data)
@@ -163,7 +164,7 @@ def read_tnef(data: bytes, doc: MailDoc, where: str, budget: MailBudget) -> None
         if obj is not None and obj[0] == mapi.PT_OBJECT and isinstance(obj[1], bytes) \
                 and obj[1][:16] == mapi.IID_IMESSAGE:
             inner = MailDoc()
-            read_tnef(obj[1][16:], inner, f"{where}/{name or i}", budget)
+            read_tnef(obj[1][16:], inner, f"{where}/{name or i}", budget, level + 1)
             from .carry import carry
 
             doc.attachments.append(Attachment(name or f"message{i}.eml", carry(inner), "message/rfc822",

@@ -34,30 +34,31 @@ def _decode_lines(lines: list[bytes]) -> bytes | None:
     return bytes(out)
 
 
-def find_blocks(data: bytes) -> list[tuple[int, int, str, bytes]]:
-    """(start, end, name as bytes decoded later, content) of every complete uuencoded block in `data`."""
-    found: list[tuple[int, int, str, bytes]] = []
+def find_blocks(data: bytes) -> list[tuple[int, int, str, bytes | None]]:
+    """(start, end, name, content) of every uuencoded block in `data`. content is None for a block we
+    cannot decode (or without its `end` line): another reader might, so the caller removes it."""
+    from .japanese import decode_8bit
+
+    found: list[tuple[int, int, str, bytes | None]] = []
     pos = 0
     while True:
         m = _BEGIN.search(data, pos)
         if not m:
             return found
+        name = decode_8bit(m.group(2)).text
         e = _END.search(data, m.end())
         if not e:
+            found.append((m.start(), len(data), name, None))
             return found
-        body = data[m.end():e.start()]
-        content = _decode_lines(_lines(body))
-        if content is not None:
-            from .japanese import decode_8bit
-
-            found.append((m.start(), e.end(), decode_8bit(m.group(2)).text, content))
+        content = _decode_lines(_lines(data[m.end():e.start()]))
+        found.append((m.start(), e.end(), name, content))
         pos = e.end()
 
 
 def decode_block(raw: bytes) -> tuple[str, bytes] | None:
     """A body sent with Content-Transfer-Encoding: x-uuencode."""
-    blocks = find_blocks(raw)
+    blocks = [b for b in find_blocks(raw) if b[3] is not None]
     if blocks:
-        return blocks[0][2], blocks[0][3]
+        return blocks[0][2], blocks[0][3]  # type: ignore[return-value]
     content = _decode_lines(_lines(raw))
     return ("", content) if content is not None else None
