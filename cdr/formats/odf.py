@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 from lxml import etree
@@ -17,7 +18,16 @@ from lxml import etree
 from ..errors import Encrypted, LimitExceeded, Malformed
 from ..handler import Context, Handler, Rebuilt, register
 from ..model import Detection, Threat
-from ._xml import BAD_MEDIA_MAGIC, SAFE_OPTIONS, logged_error, remove_keep_tail, unwrap
+from ._xml import (
+    BAD_MEDIA_MAGIC,
+    SAFE_OPTIONS,
+    attached,
+    declarations,
+    foreign_nodes,
+    logged_error,
+    remove_keep_tail,
+    unwrap,
+)
 from .ooxml.parts import formula_threat
 
 NS = {
@@ -61,6 +71,69 @@ _UNWRAP_TAGS = {_q("text", "dde-connection"), _q("text", "execute-macro")}
 
 
 _PARSER = etree.XMLParser(**SAFE_OPTIONS, remove_blank_text=False)
+
+# The namespaces ODF 1.3 defines for its XML parts and those LibreOffice writes (its extensions), the
+# RDF metadata of manifest.rdf apart. Not: XML events (dom:, scripts' events), XForms (forms that submit
+# to an address, with their xsd/xsi types), report designs and database documents.
+_OASIS = "urn:oasis:names:tc:opendocument:xmlns:"
+ODF_VOCAB = frozenset([_OASIS + n + ":1.0" for n in (
+    "office", "style", "text", "table", "drawing", "xsl-fo-compatible", "meta", "datastyle", "svg-compatible",
+    "chart", "dr3d", "form", "script", "config", "presentation", "animation", "smil-compatible")] + [
+    _OASIS + "of:1.2", "http://www.w3.org/1999/xlink", "http://purl.org/dc/elements/1.1/",
+    "http://www.w3.org/1998/Math/MathML", "http://www.w3.org/1999/xhtml", "http://www.w3.org/2003/g/data-view#",
+    "http://www.w3.org/XML/1998/namespace",
+    "http://openoffice.org/2004/office", "http://openoffice.org/2004/writer", "http://openoffice.org/2004/calc",
+    "http://openoffice.org/2009/office", "http://openoffice.org/2009/table", "http://openoffice.org/2010/draw",
+    "http://openoffice.org/2013/office", "http://www.w3.org/TR/css3-text/",
+    "urn:org:documentfoundation:names:experimental:calc:xmlns:calcext:1.0",
+    "urn:org:documentfoundation:names:experimental:office:xmlns:loext:1.0",
+    "urn:openoffice:names:experimental:ooo-ms-interop:xmlns:field:1.0",
+    "urn:openoffice:names:experimental:ooxml-odf-interop:xmlns:form:1.0",
+])
+RDF_VOCAB = frozenset(["http://www.w3.org/1999/02/22-rdf-syntax-ns#", "http://docs.oasis-open.org/ns/office/1.2/meta/pkg#",
+                       "http://docs.oasis-open.org/ns/office/1.2/meta/odf#", "http://www.w3.org/XML/1998/namespace"])
+# What a part's root may be: an office: document (a formula object's content.xml is MathML).
+_ROOTS = frozenset([_OASIS + "office:1.0", "http://www.w3.org/1998/Math/MathML"])
+_ROOTS_RDF = frozenset(["http://www.w3.org/1999/02/22-rdf-syntax-ns#"])
+_TEXT_CONTAINERS = {f"{{{NS['text']}}}p", f"{{{NS['text']}}}h"}
+_PROCESS_CONTENT = f"{{{NS['office']}}}process-content"
+
+
+def _drop_foreign(root: etree._Element, data: bytes | None, part: str) -> list[Threat]:
+    """Elements and attributes outside ODF's namespaces go. A foreign element inside a paragraph gives
+    way to its content (ODF 19.3: consumers process it, unless office:process-content="false"); any other
+    goes with its content. ODF allows foreign markup and readers ignore it: reported, not a finding."""
+    rdf = part.endswith("manifest.rdf")
+    vocab = RDF_VOCAB if rdf else ODF_VOCAB
+    rq = etree.QName(root)
+    if (rq.namespace or "") not in (_ROOTS_RDF if rdf else _ROOTS):
+        raise Malformed(f"{part}: the root element {rq.localname!r} is not ODF", f"{part} は ODF の XML ではありません")
+    elements, attrs = foreign_nodes(root, data, vocab)
+    counts: Counter = Counter()
+    for el in elements:
+        if not attached(el, root):
+            continue
+        counts[etree.QName(el).namespace or "(no namespace)"] += 1
+        in_text = any(a.tag in _TEXT_CONTAINERS for a in el.iterancestors())
+        if in_text and el.get(_PROCESS_CONTENT) != "false":
+            for a in [a for a in el.attrib if etree.QName(a).namespace not in vocab]:
+                del el.attrib[a]
+            unwrap(el)
+        else:
+            remove_keep_tail(el)
+    for el, name in attrs:
+        if attached(el, root) and name in el.attrib:
+            counts[etree.QName(name).namespace or ""] += 1
+            del el.attrib[name]
+    decls = declarations(data) if data is not None else None
+    if decls is not None and any(u not in vocab for _p, u in decls):
+        # Declarations of foreign namespaces go too; ODF's stay, since formulas name them by prefix (of:=).
+        etree.cleanup_namespaces(root, keep_ns_prefixes=sorted({p for p, u in decls if p and u in vocab}))
+    if not counts:
+        return []
+    top = ", ".join(f"{ns} ({n})" for ns, n in counts.most_common(4))
+    return [Threat("odf.unknown_markup", part, "reported",
+                   f"{sum(counts.values())} elements or attributes outside ODF's namespaces: {top}"[:300])]
 
 
 def _parse(data: bytes, name: str) -> etree._Element:
@@ -210,9 +283,11 @@ def _disarm_formulas(root: etree._Element, part: str) -> list[Threat]:
     return threats
 
 
-def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_objects: set[str]) -> list[Threat]:
-    """Disarm one XML part in place; `kept_objects` are sub-document dirs ("Object 1") that stay."""
-    threats: list[Threat] = []
+def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_objects: set[str],
+                 data: bytes | None = None) -> list[Threat]:
+    """Disarm one XML part in place; `kept_objects` are sub-document dirs ("Object 1") that stay; `data`, the
+    bytes `root` was parsed from, spares a walk of the whole tree when they declare no foreign namespace."""
+    threats: list[Threat] = _drop_foreign(root, data, part)
     for el in list(root.iter(*_EVENT_TAGS)):
         kept = []
         for lst in list(el):
@@ -408,8 +483,9 @@ def findings(ctx: Context | None, path: Path) -> list[Threat]:
         kept, threats, keep_docs = _plan(pkg)
         members = set(kept)
         for name in kept:
-            if name.rsplit("/", 1)[-1] in _XML_PARTS:
-                threats += sanitize_xml(_parse(pkg.read(name), name), name, members, keep_docs)
+            if name.rsplit("/", 1)[-1] in _XML_PARTS or name == "manifest.rdf":
+                data = pkg.read(name)
+                threats += sanitize_xml(_parse(data, name), name, members, keep_docs, data)
     finally:
         pkg.close()
     return [Threat(t.id, t.location, "found", t.detail) for t in threats]
@@ -470,7 +546,7 @@ class OdfHandler(Handler):
                     data = pkg.read(name)
                     if name.rsplit("/", 1)[-1] in _XML_PARTS or name == "manifest.rdf":
                         root = _parse(data, name)
-                        threats += sanitize_xml(root, name, members, keep_docs)
+                        threats += sanitize_xml(root, name, members, keep_docs, data)
                         data = _serialize(root)
                     zi = zipfile.ZipInfo(name, date_time=pkg.infos[name].date_time)
                     zi.compress_type = zipfile.ZIP_DEFLATED

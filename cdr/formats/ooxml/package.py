@@ -21,8 +21,10 @@ from ...errors import Blocked, LimitExceeded, Malformed
 from ...handler import Context
 from ...model import Threat
 from .._deflate import INFLATE_ERRORS, crc32, decompressobj, deflate_raw
-from .._xml import BAD_MEDIA_MAGIC
+from .._xml import BAD_MEDIA_MAGIC, SAFE_OPTIONS
+from . import mce
 from . import parts as X
+from . import vocab as V
 from .const import (
     APP_CT,
     CHART_CT,
@@ -56,6 +58,8 @@ from .const import (
 )
 
 MAX_PARTS = 20000
+# Reading only far enough to name the root element: lenient, as the full parse that follows is strict.
+_PEEK_OPTIONS = dict(SAFE_OPTIONS, recover=True)
 _MALLOC_TUNED = False
 
 
@@ -212,6 +216,9 @@ class Rebuild:
         self._resolved: dict[tuple[str, str], str | None] = {}
         self._nested: dict[str, bytes] = {}
         self._read_total = 0
+        self._vocabs: dict[str, frozenset[str]] = {}  # part -> namespaces it may use (vocab.py)
+        self.foreign = mce.Foreign()  # markup dropped for being outside its part's vocabulary
+        self._main = ""
 
     # ------------------------------------------------------------------ findings
     def report(self, tid: str, location: str, detail: str = "", action: str = "removed") -> None:
@@ -481,7 +488,52 @@ class Rebuild:
             if head.startswith(BAD_MEDIA_MAGIC) or (ctl.startswith("image/") and head.lstrip()[:1] == b"<"):
                 self.report("ooxml.unknown_part", target, f"{ct} part holds other content")
                 return None
+        elif target not in self._vocabs and not self._choose_vocabulary(src, t, target, ct, ctl):
+            return None
         return target
+
+    def _choose_vocabulary(self, src: str, t: str, target: str, ct: str, ctl: str) -> bool:
+        """The namespaces `target` may use, from its content type (or, for a generic one, its relationship
+        or the part pointing at it). A part no vocabulary fits is dropped; so is custom XML data of a kind
+        Office does not show (anything but a bibliography or cover page properties)."""
+        ns, local = self._root_name(target)
+        if t == V.CUSTOM_XML_REL:
+            if ns not in V.CUSTOM_XML_DATA:
+                self.report("ooxml.custom_xml", target, f"custom XML data ({ns[:80] or 'no namespace'})",
+                            action="reported")
+                return False
+            vocab = V.CUSTOM_XML_DATA
+        else:
+            vocab = V.vocabulary(ctl)
+            if not vocab and ctl in V.GENERIC_XML:
+                vocab = V.REL_VOCAB.get(t) or self._vocabs.get(src, frozenset())
+        if not vocab or not (ns in vocab or (not ns and ctl == VML_CT and local in V.VML_PLAIN)):
+            if target == self._main:
+                raise _err_zip(f"the main part's root element {local[:40]!r} is not of its content type")
+            self.report("ooxml.unknown_part", target, f"content type {ct or 'none'} with a root element "
+                        f"{local[:40]!r} in {ns[:80] or 'no namespace'}")
+            return False
+        self._vocabs[target] = vocab
+        return True
+
+    def _root_name(self, name: str) -> tuple[str, str]:
+        """(namespace, local name) of a part's root element, from the first bytes that hold it."""
+        parser = etree.XMLPullParser(events=("start",), **_PEEK_OPTIONS)
+        try:
+            with self.zf.open(self.lookup[name.lower()]) as fh:
+                for _ in range(64):  # up to 1 MiB of prolog and start tag
+                    chunk = fh.read(16384)
+                    if not chunk:
+                        break
+                    parser.feed(chunk)
+                    for _ev, el in parser.read_events():
+                        q = etree.QName(el)
+                        return q.namespace or "", q.localname
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
+            raise _err_zip(f"unreadable part {name} ({type(exc).__name__})") from None
+        except etree.XMLSyntaxError as exc:
+            raise _err_zip(f"part {name} is not well-formed XML ({str(exc)[:80]})") from None
+        return "", ""
 
     def _nested_package(self, target: str) -> bool:
         """Charts keep their data workbook, itself rebuilt; a failure drops it (the chart keeps its cache)."""
@@ -532,6 +584,7 @@ class Rebuild:
         if main_ct in MACRO_MAIN:
             self.report("ooxml.macro_content_type", main, f"{main_ct} -> {out_main_ct}", action="converted")
         kind, mime, ext = MAIN[out_main_ct]
+        self._main = main
 
         # Every part reachable in the original graph; the rest are unreferenced payloads.
         reachable: set[str] = set()
@@ -588,12 +641,15 @@ class Rebuild:
                 data = self.read(part)
                 # Kept external relationships are web links: only hyperlink elements may use them.
                 link_ids = {r.id for r in kept_rels.get(part, []) if r.external}
-                if self.prescan and not link_ids and X.quiet(data, self._role(part, ctl)):
+                vocab, plain = self._vocabs.get(part, frozenset()), V.VML_PLAIN if kindp == "vml" else frozenset()
+                if self.prescan and not link_ids and X.quiet(data, self._role(part, ctl)) \
+                        and mce.quiet(data, vocab, plain):
                     self.skipped.append(self.prefix + part)
                     continue
                 # Every relationship kept: no reference can have lost its target here.
                 complete = len(kept_rels.get(part, ())) == len(self.rels(part))
-                if self.write and kindp == "xml" and complete and not link_ids and X.untouched(data, self._role(part, ctl)):
+                if self.write and kindp == "xml" and complete and not link_ids \
+                        and X.untouched(data, self._role(part, ctl)) and mce.quiet(data, vocab):
                     # Nothing to disarm and already in re-serialised form: proven well-formed without
                     # building a tree, then written as it is (deflated by us).
                     try:
@@ -606,7 +662,7 @@ class Rebuild:
                     root = X.parse(data, vml=kindp == "vml")
                 except (etree.XMLSyntaxError, ValueError) as exc:
                     raise _err_zip(f"part {part} is not well-formed XML ({str(exc)[:80]})") from None
-                out = self._disarm(part, ctl, root, ids, data, complete, link_ids)
+                out = self._disarm(part, ctl, root, ids, data, complete, link_ids, vocab, plain)
                 if self.write:
                     payload[part] = ("bytes", out)
             elif kindp == "media" and self.write:
@@ -615,9 +671,20 @@ class Rebuild:
                 out = self._svg(part)
                 if self.write:
                     payload[part] = ("bytes", out)
+        self._report_foreign()
         if dst is not None and self.write:
             self._write(dst, main, kept, kept_rels, payload)
         return Outcome(kind, mime, ext)
+
+    def _report_foreign(self) -> None:
+        """Once per package: markup outside its part's vocabulary, with counts. What a newer Office
+        marked ignorable or put in an extension list is "reported" (any reader drops what it does not
+        know); the rest no conforming reader would accept, and is "removed"."""
+        for counts, action in ((self.foreign.removed, "removed"), (self.foreign.tolerated, "reported")):
+            if counts:
+                top = ", ".join(f"{ns} ({n})" for ns, n in counts.most_common(4))
+                self.report("ooxml.unknown_markup", "package", f"{sum(counts.values())} elements or attributes "
+                            f"outside the part's vocabulary: {top}"[:300], action=action)
 
     def _svg(self, part: str) -> bytes:
         """An SVG picture (Office icons) through the SVG family's sanitizer: scripts, event handlers and
@@ -633,13 +700,20 @@ class Rebuild:
         return role_of(ctl) or self._rel_role.get(part, "")
 
     def _disarm(self, part: str, ctl: str, root: etree._Element, ids: set[str], data: bytes,
-                complete: bool = False, link_ids: set[str] | None = None) -> bytes:
+                complete: bool = False, link_ids: set[str] | None = None,
+                vocab: frozenset[str] = frozenset(), plain: frozenset[str] = frozenset()) -> bytes:
         """Disarm one parsed part and return its new serialisation. `complete`: all of the part's
-        relationships were kept, so only references that were already dangling in the input can be."""
+        relationships were kept, so only references that were already dangling in the input can be.
+        `vocab`: the namespaces the part may use (everything else goes first, after mc: is resolved)."""
         def rep(tid: str, detail: str) -> None:
             # In-place changes (a formula turned into its value, a field into its text) are "neutralized".
             self.report(tid, part, detail, action="neutralized")
 
+        try:
+            foreign = mce.apply(root, data, vocab, plain)
+        except ValueError as exc:
+            raise _err_zip(f"part {part}: {str(exc)[:100]}") from None
+        self.foreign.add(foreign)
         before = len(self.threats)
         role = self._role(part, ctl)
         literal = X.names_literal(data, root)
@@ -680,7 +754,7 @@ class Rebuild:
             X.misused_links(root, link_ids, rep)
         if not self.write:
             return b""  # inspect: findings only; references are unhooked silently, nothing to report
-        if len(self.threats) > before:
+        if len(self.threats) > before or foreign:
             X.tidy(root)
         out = X.serialize(root)
         # Disarming only removes or copies elements: with every relationship kept it cannot leave a

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from .._xml import SAFE_OPTIONS, logged_error, remove_keep_tail, unwrap
+from .._xml import SAFE_OPTIONS, bytes_literal, logged_error, remove_keep_tail, unwrap
 from .const import (
     A_NS,
     AUTO_NAMES,
@@ -218,29 +218,6 @@ def has_dangling(data: bytes, kept: set[str]) -> bool:
                 return True
             pos = m.end()
     return False
-
-
-_ENC_DECL = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z0-9._\-]*)[\"']")
-
-
-def bytes_literal(data: bytes) -> bool:
-    """Like names_literal, from the bytes alone (no parse): UTF-8 or ASCII, declared or by default.
-    Conservative: anything unusual answers False."""
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:64]:
-        return False
-    head = data[3:512] if data.startswith(b"\xef\xbb\xbf") else data[:512]
-    if not head.startswith(b"<"):
-        return False
-    if head.startswith(b"<?xml"):
-        end = head.find(b"?>")
-        if end < 0:
-            return False
-        m = _ENC_DECL.match(head[:end + 2])
-        if m is not None:
-            enc = m.group(1).decode("ascii").upper().replace("_", "-")
-            return enc in ("UTF-8", "UTF8", "US-ASCII", "ASCII")
-        return b"encoding" not in head[:end]
-    return True
 
 
 # Byte tokens per part role (see package.role_of): when none occurs, the disarm function for that

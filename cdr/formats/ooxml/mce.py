@@ -1,0 +1,214 @@
+"""Markup compatibility (ECMA-376 Part 3) and the namespace allow-list of a part, applied to its tree.
+
+`mc:AlternateContent` is resolved first: the first `mc:Choice` whose Requires names only namespaces
+of the part's vocabulary is kept (inside its AlternateContent, which Office expects around content
+such as c14:style or p14 transitions), else the `mc:Fallback` takes the block's place, else the block
+goes. Then every element and attribute outside the vocabulary is dropped (an element of an ignorable
+namespace listed in mc:ProcessContent gives way to its children), and mc:Ignorable keeps only
+namespaces that remain. Dropping what a newer Office marked ignorable, or put in an extension list, is
+what any consumer that does not know it does: counted as "tolerated". Anything else was markup no
+conforming consumer would accept: counted as "removed".
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from .._xml import attached, declarations, foreign_nodes, remove_keep_tail, unwrap, vocabulary_clean
+from .vocab import MC_NS, XML_NS
+
+_MC = f"{{{MC_NS}}}"
+_AC, _CHOICE, _FALLBACK = _MC + "AlternateContent", _MC + "Choice", _MC + "Fallback"
+_IGNORABLE, _PROCESS = _MC + "Ignorable", _MC + "ProcessContent"
+# Names of MCE constructs other than mc:Ignorable: their presence sends a part down the tree path.
+_MCE_TOKENS = (b"AlternateContent", b"Choice", b"Fallback", b"ProcessContent", b"MustUnderstand",
+               b"PreserveElements", b"PreserveAttributes")
+_IGNORABLE_ATTR = re.compile(rb":Ignorable\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+
+
+@dataclass
+class Foreign:
+    """What left a part: counts by namespace URI."""
+    removed: Counter = field(default_factory=Counter)
+    tolerated: Counter = field(default_factory=Counter)
+
+    def __bool__(self) -> bool:
+        return bool(self.removed or self.tolerated)
+
+    def add(self, other: Foreign) -> None:
+        self.removed.update(other.removed)
+        self.tolerated.update(other.tolerated)
+
+
+def quiet(data: bytes, allowed: frozenset[str], plain: frozenset[str] = frozenset()) -> bool:
+    """Byte-level proof that `apply` would change nothing: every namespace used is allowed, and the
+    only markup-compatibility construct is an mc:Ignorable naming namespaces that stay."""
+    if not vocabulary_clean(data, allowed | {MC_NS}, plain):
+        return False
+    decls = declarations(data)
+    if decls is None:
+        return False
+    if not any(u == MC_NS for _p, u in decls):
+        return True
+    if any(t in data for t in _MCE_TOKENS):
+        return False
+    known = {p for p, u in decls if p and u in allowed}
+    for m in _IGNORABLE_ATTR.finditer(data):
+        value = m.group(1) if m.group(1) is not None else m.group(2)
+        if not set(value.decode("utf-8", "replace").split()) <= known:
+            return False
+    return True
+
+
+def apply(root: etree._Element, data: bytes | None, allowed: frozenset[str],
+          plain: frozenset[str] = frozenset()) -> Foreign:
+    """Resolve markup compatibility and drop what `allowed` does not name, in place."""
+    found = Foreign()
+    rq = etree.QName(root)
+    if (rq.namespace or "") not in allowed and not (not rq.namespace and rq.localname in plain):
+        raise ValueError(f"the root element {rq.localname!r} is outside the part's vocabulary")
+    decls = declarations(data) if data is not None else None
+    has_mc = decls is None or any(u == MC_NS for _p, u in decls)
+    if has_mc:
+        _resolve(root, allowed)
+    elements, attrs = foreign_nodes(root, data, allowed | {MC_NS}, plain)
+    mc_left = [el for el in root.iter(_MC + "*") if not _kept_mc(el)] if has_mc else []
+    gone: list[etree._Element] = []
+    for el in sorted(mc_left + elements, key=_order(root)) if mc_left else elements:
+        if not attached(el, root):
+            continue  # inside something removed already
+        ns = etree.QName(el).namespace or ""
+        tolerated = ns != MC_NS and (_ignorable(el, ns) or _in_extension(el))
+        (found.tolerated if tolerated else found.removed)[ns or "(no namespace)"] += 1
+        if ns != MC_NS and tolerated and _process_content(el, ns):
+            unwrap(el)
+            continue
+        parent = el.getparent()
+        remove_keep_tail(el)
+        gone.append(parent)
+    for el, name in attrs:
+        if not attached(el, root) or name not in el.attrib:
+            continue
+        ns = etree.QName(name).namespace or ""
+        (found.tolerated if _ignorable(el, ns) else found.removed)[ns] += 1
+        del el.attrib[name]
+    if has_mc:
+        _mc_attributes(root, allowed)
+    for parent in gone:
+        _drop_empty_extension(parent, root)
+    if decls is not None and any(u not in allowed and u not in (MC_NS, XML_NS) for _p, u in decls):
+        # Declarations of namespaces that left (or were never used) go too; those of the vocabulary stay,
+        # since mc:Ignorable and Requires name them by prefix.
+        etree.cleanup_namespaces(root, keep_ns_prefixes=sorted({p for p, u in decls if p and u in allowed | {MC_NS}}))
+    return found
+
+
+def _order(root: etree._Element):
+    order = {id(e): i for i, e in enumerate(root.iter())}
+    return lambda e: order.get(id(e), -1)
+
+
+def _kept_mc(el: etree._Element) -> bool:
+    """An AlternateContent left by _resolve, or its one Choice."""
+    if el.tag == _AC:
+        return True
+    return el.tag == _CHOICE and el.getparent() is not None and el.getparent().tag == _AC
+
+
+def _supported(choice: etree._Element, allowed: frozenset[str]) -> bool:
+    prefixes = (choice.get("Requires") or "").split()
+    return bool(prefixes) and all(choice.nsmap.get(p) in allowed for p in prefixes)
+
+
+def _resolve(root: etree._Element, allowed: frozenset[str]) -> None:
+    for ac in list(root.iter(_AC)):
+        if not attached(ac, root) or ac.getparent() is None:
+            continue
+        choice = next((c for c in ac if c.tag == _CHOICE and _supported(c, allowed)), None)
+        if choice is not None:
+            for c in list(ac):
+                if c is not choice:
+                    ac.remove(c)
+            for name in list(choice.attrib):
+                if name != "Requires":
+                    del choice.attrib[name]
+            for name in list(ac.attrib):
+                if name != _IGNORABLE:
+                    del ac.attrib[name]
+            if len(choice) == 0:
+                remove_keep_tail(ac)  # nothing to show either way
+            continue
+        fallback = next((c for c in ac if c.tag == _FALLBACK), None)
+        for c in list(ac):
+            if c is not fallback:
+                ac.remove(c)
+        if fallback is not None:
+            unwrap(fallback)
+        unwrap(ac)
+
+
+def _ignorable(el: etree._Element, ns: str) -> bool:
+    """Is `ns` declared ignorable (mc:Ignorable) on `el` or an ancestor?"""
+    node = el
+    while node is not None:
+        value = node.get(_IGNORABLE)
+        if value and any(node.nsmap.get(p) == ns for p in value.split()):
+            return True
+        node = node.getparent()
+    return False
+
+
+def _in_extension(el: etree._Element) -> bool:
+    """Inside an extension list entry (ext uri=...), a graphic's data or a kept mc:Choice: places made
+    for markup that older readers skip (Excel's x15ac:absPath sits in a Choice that requires x15)."""
+    for anc in el.iterancestors():
+        if anc.tag == _CHOICE:
+            return True
+        local = etree.QName(anc).localname
+        if (local == "ext" and anc.get("uri") is not None) or local == "graphicData":
+            return True
+    return False
+
+
+def _process_content(el: etree._Element, ns: str) -> bool:
+    """Is `el` named by an mc:ProcessContent in scope (its children then take its place)?"""
+    local = etree.QName(el).localname
+    node = el.getparent()
+    while node is not None:
+        for qname in (node.get(_PROCESS) or "").split():
+            prefix, _, name = qname.partition(":")
+            if node.nsmap.get(prefix) == ns and name in ("*", local):
+                return True
+        node = node.getparent()
+    return False
+
+
+def _mc_attributes(root: etree._Element, allowed: frozenset[str]) -> None:
+    """mc:Ignorable keeps the prefixes of namespaces that stay; every other mc: attribute goes."""
+    for attr in root.xpath("//@*[namespace-uri()=$mc]", mc=MC_NS):
+        el, name = attr.getparent(), attr.attrname
+        if name == _IGNORABLE:
+            keep = [p for p in str(attr).split() if el.nsmap.get(p) in allowed]
+            if keep != str(attr).split():
+                if keep:
+                    el.set(name, " ".join(keep))
+                else:
+                    del el.attrib[name]
+        else:
+            del el.attrib[name]
+
+
+def _drop_empty_extension(parent: etree._Element, root: etree._Element) -> None:
+    """An extension entry (ext) whose content went, then an extension list left empty, go too: the
+    schema wants exactly one child in an ext."""
+    el = parent
+    while el is not None and el is not root and attached(el, root) and len(el) == 0 \
+            and etree.QName(el).localname in ("ext", "extLst") and not (el.text or "").strip():
+        up = el.getparent()
+        if etree.QName(el).localname == "ext" and el.get("uri") is None:
+            break  # a:ext cx= cy= is a shape's size, empty by design
+        remove_keep_tail(el)
+        el = up
