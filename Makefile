@@ -4,7 +4,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bootstrap lint samples bench clean
+.PHONY: run test bootstrap lint samples bench fuzz clean
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -24,6 +24,12 @@ samples: bootstrap
 
 bench: bootstrap
 	$(BIN)/python -m benchmarks --quick
+
+# Mutation fuzzing (cdr/fuzz/): `make fuzz HOURS=1`; findings are saved under tests/fuzz_regressions/.
+HOURS ?= 1
+fuzz: bootstrap
+	mkdir -p var
+	nice -n 10 $(BIN)/python -m cdr.fuzz --hours $(HOURS) --save tests/fuzz_regressions --json var/fuzz-last.json
 
 clean:
 	rm -rf var samples/generated .pytest_cache

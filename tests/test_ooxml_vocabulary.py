@@ -310,3 +310,17 @@ def test_every_content_type_kept_has_a_vocabulary():
 def test_extensions_that_fetch_or_run_are_not_in_any_vocabulary(uri):
     for vocab in (V.WORD, V.SHEET, V.PRESENTATION, V.DRAWING, V.VML):
         assert uri not in vocab
+
+
+def test_a_choice_most_readers_cannot_draw_gives_way_to_its_picture(tmp_path, default_policy):
+    """An Office 2016 chart (chartex) in Word comes with a picture of itself as Fallback: LibreOffice and
+    older Office show that picture, so it is kept rather than the chart only Office 2016 draws."""
+    cx = "http://schemas.microsoft.com/office/drawing/2015/9/8/chartex"
+    block = (f'<w:p><w:r><mc:AlternateContent xmlns:mc="{MC}" xmlns:cx1="{cx}"><mc:Choice Requires="cx1"><w:t>'
+             'CHARTEX</w:t></mc:Choice><mc:Fallback><w:t>PICTURE</w:t></mc:Fallback></mc:AlternateContent>'
+             f'</w:r></w:p><w:p><w:r><mc:AlternateContent xmlns:mc="{MC}" xmlns:cx1="{cx}"><mc:Choice '
+             'Requires="cx1"><w:t>ONLY-CHARTEX</w:t></mc:Choice></mc:AlternateContent></w:r></w:p>')
+    r, out = _verified(_doc(tmp_path, block), tmp_path, default_policy)
+    doc = _read(out, "word/document.xml")
+    assert "PICTURE" in doc and ">CHARTEX<" not in doc
+    assert "ONLY-CHARTEX" in doc  # without a picture, the chart is kept for the readers that draw it

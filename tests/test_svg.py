@@ -291,3 +291,24 @@ def test_use_expansion_bomb_is_blocked(tmp_path, default_policy):
     ok.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><defs><circle id="c" r="1"/>'
                   '</defs>' + '<use href="#c"/>' * 50 + "</svg>", "utf-8")
     assert process(ok, ok.name, tmp_path / "o2", default_policy).verdict == "clean"
+
+
+def test_attributes_are_an_allow_list(default_policy, tmp_path):
+    """Issue 20: an attribute SVG does not define is dropped (it was kept unless it looked dangerous);
+    geometry, presentation, accessibility and xlink:title stay."""
+    from cdr.pipeline import process
+
+    src = tmp_path / "a.svg"
+    src.write_text('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+                   'width="100" height="50" viewBox="0 0 100 50"><rect x="1" y="2" width="30" height="20" '
+                   'fill="#336699" stroke-width="2" aria-label="区画" data-payload="javascript:alert(1)" '
+                   'formtarget="x" ping="http://203.0.113.5/"/><a xlink:title="説明" xlink:foo="bar"><text x="5" '
+                   'y="40" font-family="IPAexGothic">地図</text></a></svg>', "utf-8")
+    r = process(src, src.name, tmp_path / "out", default_policy)
+    assert r.verdict != "blocked", r.reason
+    out = Path(r.output).read_text("utf-8")
+    for kept in ('width="30"', 'fill="#336699"', 'stroke-width="2"', 'aria-label="区画"', 'xlink:title="説明"',
+                 'font-family="IPAexGothic"', "地図"):
+        assert kept in out, kept
+    for gone in ("data-payload", "formtarget", "ping", "203.0.113.5", "xlink:foo"):
+        assert gone not in out, gone

@@ -46,6 +46,38 @@ _ALLOWED = {
     "altGlyph", "altGlyphDef", "altGlyphItem", "glyphRef", "solidcolor", "hatch", "hatchpath",
     "meshgradient", "meshrow", "meshpatch",
 }
+# Attributes an element may keep (no namespace; xlink:href and xml:space/lang are judged apart): SVG 1.1
+# and SVG 2 geometry, presentation, gradient, filter, animation and font attributes, plus accessibility.
+# Anything else (data-*, editor leftovers, attributes of other vocabularies) is dropped without a finding.
+_ATTRS = frozenset("""
+id class style lang tabindex role title transform viewBox preserveAspectRatio x y width height rx ry cx cy r fr
+x1 y1 x2 y2 fx fy points d pathLength dx dy rotate textLength lengthAdjust startOffset method spacing side href
+version baseProfile zoomAndPan requiredFeatures requiredExtensions systemLanguage target
+gradientUnits gradientTransform spreadMethod offset patternUnits patternContentUnits patternTransform
+clipPathUnits maskUnits maskContentUnits markerUnits markerWidth markerHeight refX refY orient
+filterUnits primitiveUnits in in2 result mode type values tableValues slope intercept amplitude exponent
+operator k1 k2 k3 k4 order kernelMatrix divisor bias targetX targetY edgeMode kernelUnitLength preserveAlpha
+surfaceScale diffuseConstant specularConstant specularExponent limitingConeAngle pointsAtX pointsAtY pointsAtZ
+azimuth elevation z scale xChannelSelector yChannelSelector stdDeviation radius baseFrequency numOctaves seed
+stitchTiles dur begin end repeatCount repeatDur fill restart calcMode keyTimes keySplines keyPoints from to by
+attributeName attributeType additive accumulate path min max
+font-family font-size font-style font-variant font-weight font-stretch font-size-adjust unicode-range
+units-per-em panose-1 stemv stemh cap-height x-height accent-height ascent descent widths bbox ideographic
+alphabetic mathematical hanging v-ideographic v-alphabetic v-mathematical v-hanging underline-position
+underline-thickness strikethrough-position strikethrough-thickness overline-position overline-thickness
+horiz-adv-x horiz-origin-x horiz-origin-y vert-adv-y vert-origin-x vert-origin-y unicode glyph-name
+orientation arabic-form g1 g2 u1 u2 k format glyphRef
+alignment-baseline baseline-shift clip clip-path clip-rule color color-interpolation
+color-interpolation-filters color-profile color-rendering cursor direction display dominant-baseline
+enable-background fill-opacity fill-rule filter flood-color flood-opacity font glyph-orientation-horizontal
+glyph-orientation-vertical image-rendering kerning letter-spacing lighting-color marker marker-start
+marker-mid marker-end mask mask-type opacity overflow pointer-events shape-rendering stop-color stop-opacity
+stroke stroke-dasharray stroke-dashoffset stroke-linecap stroke-linejoin stroke-miterlimit stroke-opacity
+stroke-width text-anchor text-decoration text-rendering unicode-bidi visibility word-spacing writing-mode
+mix-blend-mode isolation paint-order vector-effect transform-origin white-space inline-size solid-color
+solid-opacity hatchContentUnits hatchUnits pitch media
+""".split())
+
 # Elements whose only purpose is the resource they point at: without a safe href they go.
 _NEEDS_HREF = {"use", "image", "feImage", "tref", "textPath", "mpath", "altGlyph", "glyphRef"}
 _ANIMATION = {"animate", "animateMotion", "animateTransform", "animateColor", "set"}
@@ -314,6 +346,11 @@ def _attributes(w: _Walk, el: etree._Element, local: str, where: str) -> bool:
                 el.attrib[name] = repl
             continue
         if ns == XLINK_NS:
+            if attr not in ("type", "title", "show", "actuate", "role", "arcrole"):
+                del el.attrib[name]
+            continue
+        if attr not in _ATTRS and not attr.startswith("aria-"):
+            del el.attrib[name]  # not an SVG attribute: dropped, as unknown elements are
             continue
         if attr == "style" or "url(" in value.lower() or "\\" in value:
             new, found = clean_css(value)

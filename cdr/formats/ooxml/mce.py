@@ -3,7 +3,8 @@
 `mc:AlternateContent` is resolved first: the first `mc:Choice` whose Requires names only namespaces
 of the part's vocabulary is kept (inside its AlternateContent, which Office expects around content
 such as c14:style or p14 transitions), else the `mc:Fallback` takes the block's place, else the block
-goes. Then every element and attribute outside the vocabulary is dropped (an element of an ignorable
+goes. A Choice most readers cannot draw (Office 2016 charts, 3D models, ink: vocab.PICTURE_FALLBACK)
+gives way to its Fallback picture when there is one. Then every element and attribute outside the vocabulary is dropped (an element of an ignorable
 namespace listed in mc:ProcessContent gives way to its children), and mc:Ignorable keeps only
 namespaces that remain. Dropping what a newer Office marked ignorable, or put in an extension list, is
 what any consumer that does not know it does: counted as "tolerated". Anything else was markup no
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from .._xml import attached, declarations, foreign_nodes, remove_keep_tail, unwrap, vocabulary_clean
-from .vocab import MC_NS, XML_NS
+from .vocab import MC_NS, PICTURE_FALLBACK, XML_NS
 
 _MC = f"{{{MC_NS}}}"
 _AC, _CHOICE, _FALLBACK = _MC + "AlternateContent", _MC + "Choice", _MC + "Fallback"
@@ -127,7 +128,10 @@ def _resolve(root: etree._Element, allowed: frozenset[str]) -> None:
     for ac in list(root.iter(_AC)):
         if not attached(ac, root) or ac.getparent() is None:
             continue
-        choice = next((c for c in ac if c.tag == _CHOICE and _supported(c, allowed)), None)
+        fallback = next((c for c in ac if c.tag == _FALLBACK), None)
+        choice = next((c for c in ac if c.tag == _CHOICE and _supported(c, allowed - PICTURE_FALLBACK)), None)
+        if choice is None and fallback is None:
+            choice = next((c for c in ac if c.tag == _CHOICE and _supported(c, allowed)), None)
         if choice is not None:
             for c in list(ac):
                 if c is not choice:
@@ -141,7 +145,6 @@ def _resolve(root: etree._Element, allowed: frozenset[str]) -> None:
             if len(choice) == 0:
                 remove_keep_tail(ac)  # nothing to show either way
             continue
-        fallback = next((c for c in ac if c.tag == _FALLBACK), None)
         for c in list(ac):
             if c is not fallback:
                 ac.remove(c)

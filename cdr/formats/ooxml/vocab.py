@@ -54,6 +54,14 @@ DRAWING = _ecma(
     "thememl/2012/main",  # thm15
 ) | MATH | RELS  # equations in shapes (a14:m)
 
+# Choices whose content most readers cannot draw (Office 2016 charts, 3D models, ink) come with a picture
+# as their Fallback: that picture is kept instead, so LibreOffice and older Office still show it.
+PICTURE_FALLBACK = _ms("drawing/2014/chartex", "drawing/2015/9/8/chartex", "drawing/2015/10/21/chartex",
+                       "drawing/2016/5/9/chartex", "drawing/2016/5/10/chartex", "drawing/2016/5/11/chartex",
+                       "drawing/2016/5/12/chartex", "drawing/2016/5/13/chartex", "drawing/2016/5/14/chartex",
+                       "drawing/2017/model3d", "drawing/2018/animation/model3d", "drawing/2016/ink",
+                       "word/2010/wordprocessingInk")
+
 VML = frozenset(["urn:schemas-microsoft-com:vml", "urn:schemas-microsoft-com:office:office",
                  "urn:schemas-microsoft-com:office:word", "urn:schemas-microsoft-com:office:excel",
                  "urn:schemas-microsoft-com:office:powerpoint"]) | RELS

@@ -1,0 +1,74 @@
+"""Replays the inputs the fuzzer found (tests/fuzz_regressions/) and the bounded fuzz run of make test."""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from cdr.fuzz import oracle, runner
+from cdr.worker import Job, WorkerPool
+
+CASES = Path(__file__).resolve().parent / "fuzz_regressions"
+
+
+def _cases() -> list[Path]:
+    return sorted(CASES.glob("*/*.bin"))
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = WorkerPool(2)
+    yield p
+    p.close()
+
+
+@pytest.mark.parametrize("case", _cases(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_fuzz_regression_case(case, pool, tmp_path):
+    meta = json.loads(case.with_suffix(".json").read_text("utf-8"))
+    if meta.get("status") == "open":
+        pytest.xfail(f"open finding ({meta['family'] if 'family' in meta else case.parent.name}): {meta['finding'][:120]}")
+    stats = runner.Stats()
+    src = tmp_path / "input"
+    src.write_bytes(case.read_bytes())
+    (tmp_path / "out").mkdir()
+    fut: Future = Future()
+    policy = runner._policy(20.0, 1536)
+    fut.set_result(pool.run(Job(str(src), meta["name"], str(tmp_path / "out"), policy, want_text=True)))
+    runner._judge(stats, fut, runner.Seed(case, meta["seed"], case.parent.name), meta["case_seed"],
+                  meta["mutations"], case.read_bytes(), tmp_path, 25_000)
+    assert [f.detail for f in stats.findings if f.kind != "slow"] == [], meta
+
+
+def test_oracle_sees_what_it_must(tmp_path):
+    """The independent scan is not blind: hostile samples, unsanitized, are flagged."""
+    from samples import generate
+
+    samples = {s.path: s for s in generate(tmp_path, ["pdf", "ooxml", "odf", "svg", "text", "rtf"])}
+    for rel in ("pdf/hostile/js_openaction.pdf", "pdf/hostile/launch.pdf", "ooxml/hostile/macro.docm",
+                "odf/hostile/run_program.odp", "svg/hostile/script.svg", "text/hostile/script.html"):
+        if rel in samples:
+            assert oracle.scan_file(tmp_path / rel), rel
+    for rel, s in samples.items():
+        if s.verdict == "clean" and rel.endswith((".docx", ".xlsx", ".pptx", ".odt", ".svg", ".html")):
+            assert oracle.scan_file(tmp_path / rel) == [], rel
+
+
+@pytest.mark.slow
+def test_bounded_fuzz_run(tmp_path):
+    """About two minutes of mutants (fixed seed) through the real worker pool: no crash, no leftover, no
+    residual. PDF residuals belong to the PDF allow-list work (issue 20): reported, not failed, while open."""
+    seconds = float(os.environ.get("CDR_FUZZ_SECONDS", "100"))
+    seeds = runner.load_seeds(tmp_path / "seeds")
+    stats = runner.run(seeds, seconds=seconds, seed=20, workers=2, file_seconds=20)
+    print(stats.table())
+    assert sum(stats.inputs.values()) > 50
+    bad = [f for f in stats.findings if f.kind in ("crash", "leftover")
+           or (f.kind == "residual" and f.family != "pdf")]
+    assert bad == [], [(f.kind, f.seed, f.case_seed, f.detail[:200], f.steps) for f in bad]
+    pdf = [f for f in stats.findings if f.kind == "residual"]
+    if pdf:
+        pytest.xfail(f"{len(pdf)} PDF residuals (issue 20, PDF allow-list): "
+                     + "; ".join(f"{f.seed} case {f.case_seed}" for f in pdf[:5]))
