@@ -507,7 +507,10 @@ class Rebuild:
             vocab = V.vocabulary(ctl)
             if not vocab and ctl in V.GENERIC_XML:
                 vocab = V.REL_VOCAB.get(t) or self._vocabs.get(src, frozenset())
-        if not vocab or not (ns in vocab or (not ns and ctl == VML_CT and local in V.VML_PLAIN)):
+        root_ok = ns in vocab or (not ns and ctl == VML_CT and local in V.VML_PLAIN)
+        if root_ok and V.expected_root(ctl) not in (None, local):
+            root_ok = False  # another part's markup under this content type (settings where numbering belongs)
+        if not vocab or not root_ok:
             if target == self._main:
                 raise _err_zip(f"the main part's root element {local[:40]!r} is not of its content type")
             self.report("ooxml.unknown_part", target, f"content type {ct or 'none'} with a root element "

@@ -181,3 +181,40 @@ REL_VOCAB: dict[str, frozenset[str]] = {
     "http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties": CORE_PROPS,
 }
 CUSTOM_XML_REL = _OD + "customXml"
+
+
+# The root element each kind of part has (content type without its family prefix -> local names): a part
+# holding another part's markup (settings in place of numbering) is not that part.
+_ROOTS_W = {"document.main+xml": "document", "template.main+xml": "document", "document.glossary+xml": "glossaryDocument",
+            "styles+xml": "styles", "numbering+xml": "numbering", "settings+xml": "settings",
+            "websettings+xml": "webSettings", "fonttable+xml": "fonts", "footnotes+xml": "footnotes",
+            "endnotes+xml": "endnotes", "comments+xml": "comments", "header+xml": "hdr", "footer+xml": "ftr"}
+_ROOTS_S = {"sheet.main+xml": "workbook", "template.main+xml": "workbook", "worksheet+xml": "worksheet",
+            "chartsheet+xml": "chartsheet", "sharedstrings+xml": "sst", "styles+xml": "styleSheet", "table+xml": "table",
+            "comments+xml": "comments", "pivottable+xml": "pivotTableDefinition",
+            "pivotcachedefinition+xml": "pivotCacheDefinition", "pivotcacherecords+xml": "pivotCacheRecords",
+            "calcchain+xml": "calcChain", "sheetmetadata+xml": "metadata"}
+_ROOTS_P = {"presentation.main+xml": "presentation", "template.main+xml": "presentation",
+            "slideshow.main+xml": "presentation", "slide+xml": "sld", "slidelayout+xml": "sldLayout",
+            "slidemaster+xml": "sldMaster", "notesslide+xml": "notes", "notesmaster+xml": "notesMaster",
+            "handoutmaster+xml": "handoutMaster", "presprops+xml": "presentationPr", "viewprops+xml": "viewPr",
+            "tablestyles+xml": "tblStyleLst", "commentauthors+xml": "cmAuthorLst", "comments+xml": "cmLst"}
+_ROOTS_D = {"chart+xml": "chartSpace", "chartshapes+xml": "userShapes", "diagramdata+xml": "dataModel",
+            "diagramlayout+xml": "layoutDef", "diagramstyle+xml": "styleDef", "diagramcolors+xml": "colorsDef"}
+_ROOTS_OTHER = {"application/vnd.openxmlformats-officedocument.theme+xml": "theme",
+                "application/vnd.openxmlformats-officedocument.themeoverride+xml": "themeOverride",
+                "application/vnd.openxmlformats-officedocument.drawing+xml": "wsDr",
+                "application/vnd.openxmlformats-package.core-properties+xml": "coreProperties",
+                "application/vnd.openxmlformats-officedocument.extended-properties+xml": "Properties",
+                "application/vnd.openxmlformats-officedocument.custom-properties+xml": "Properties"}
+
+
+def expected_root(ctl: str) -> str | None:
+    """The local name of the root element a part of this (lower-case) content type must have, if known."""
+    ctl = MACRO_MAIN.get(ctl, ctl)
+    if ctl in _ROOTS_OTHER:
+        return _ROOTS_OTHER[ctl]
+    for prefix, table in ((_W, _ROOTS_W), (_S, _ROOTS_S), (_P, _ROOTS_P), (_D, _ROOTS_D)):
+        if ctl.startswith(prefix):
+            return table.get(ctl[len(prefix):])
+    return None
