@@ -47,6 +47,7 @@ SPRM_FOBJ = 0x0856
 SPRM_DATA_PRC = (0x6645, 0x6646, 0x646B)
 _SPRA_SIZE = {0: 1, 1: 1, 2: 2, 3: 4, 4: 2, 5: 2, 7: 3}
 _PRM0_FOLE2 = 0x4B  # Prm0.isprm of sprmCFOle2
+MAX_FIELD_CHARS = 2_000_000  # characters looked at one by one (field marks, instructions, results)
 
 _COMPOBJ = (b"\x01\x00\xfe\xff\x03\x0a\x00\x00\xff\xff\xff\xff\x06\x09\x02\x00\x00\x00\x00\x00\xc0\x00\x00"
             b"\x00\x00\x00\x00\x46" + struct.pack("<I", 32) + b"Microsoft Word 97-2003 Document\0"
@@ -153,6 +154,8 @@ class DocRebuild:
         self.streams = streams
         self.hyperlinks = hyperlinks
         self.threats: list[Found] = []
+        self.notes: list[str] = []
+        self.budget = MAX_FIELD_CHARS
         wd = streams.get("WordDocument")
         if wd is None:
             raise DocError("no WordDocument stream")
@@ -206,6 +209,8 @@ class DocRebuild:
             if lcb == 0:
                 continue
             if fate == DROP:
+                if name == "Cmds" and self.table[fc:fc + lcb] in (b"\xff\x40", b"\xff", b"\x40"):
+                    continue  # the empty customisation table Word writes in every document
                 if tid:
                     action = "reported" if tid == "ole.metadata" else "removed"
                     self.report(tid, name, action, detail)
@@ -287,6 +292,9 @@ class DocRebuild:
         return p.pos + (cp - p.cp0) * p.width, p.width
 
     def char(self, cp: int) -> str:
+        self.budget -= 1
+        if self.budget < 0:  # fields nested or spanning without end: not worth walking character by character
+            raise DocError("too many field characters to check")
         pos, width = self.byte_of(cp)
         if width == 1:
             return self.wd[pos:pos + 1].decode("cp1252", "replace")
@@ -693,6 +701,7 @@ class DocRebuild:
         for tid, detail in found.items:
             action = "neutralized" if tid == "ole.object" else "removed"
             self.report(tid, where, action, detail)
+        self.notes.extend(n for n in found.notes if n not in self.notes)
 
     def rebuild_dgg(self) -> bytes:
         """OfficeArtContent: the drawing group, then each drawing behind a one-byte label."""
@@ -727,32 +736,23 @@ class DocRebuild:
     # ------------------------------------------------------------------ table stream
 
     def rebuild_assoc(self) -> bytes:
+        """SttbfAssoc becomes 18 empty strings: no attached template, data source or author. The
+        old values are read only to say what went; a damaged table is replaced all the same."""
         raw = self.pair_bytes("SttbfAssoc")
         if not raw:
             return b""
-        if len(raw) < 6 or raw[:2] != b"\xff\xff":
-            raise DocError("damaged associated strings")
-        count, extra = struct.unpack_from("<HH", raw, 2)
-        pos = 6
-        values = []
-        for _ in range(count):
-            if pos + 2 > len(raw):
-                raise DocError("damaged associated strings")
-            cch, = struct.unpack_from("<H", raw, pos)
-            values.append(raw[pos + 2:pos + 2 + 2 * cch].decode("utf-16-le", "replace"))
-            pos += 2 + 2 * cch + extra
-        if pos > len(raw):
-            raise DocError("damaged associated strings")
-        if len(values) > 1 and values[1]:
-            dot = values[1]
-            if _remote(dot):
-                self.report("ole.remote_template", "attached template", "removed", f"template {dot[:80]}")
+        values = _sttb_strings(raw)
+        if values is None:
+            self.report("ole.metadata", "associated strings", "reported", "damaged associated strings replaced")
+            values = []
+        if len(values) > 1 and values[1] and _remote(values[1]):
+            self.report("ole.remote_template", "attached template", "removed", f"template {values[1][:80]}")
         if len(values) > 8 and values[8]:
             self.report("ole.data_connection", "mail merge", "removed", f"data source {values[8][:80]}")
         if any(values[2:8]):
             self.report("ole.metadata", "associated strings", "reported",
                         "title, subject, keywords, comments, author and last editor not carried over")
-        return b"\xff\xff" + struct.pack("<HH", count, 0) + b"\0\0" * count
+        return b"\xff\xff" + struct.pack("<HH", 18, 0) + b"\0\0" * 18
 
     def list_levels(self) -> bytes:
         """PlfLst and the LVL records that follow it (lcbPlfLst does not count them)."""
@@ -850,6 +850,23 @@ class DocRebuild:
         return out
 
 
+def _sttb_strings(raw: bytes) -> list[str] | None:
+    """The strings of an extended (UTF-16) Sttb, or None when it does not parse."""
+    if len(raw) < 6 or raw[:2] != b"\xff\xff":
+        return None
+    count, extra = struct.unpack_from("<HH", raw, 2)
+    pos, values = 6, []
+    for _ in range(count):
+        if pos + 2 > len(raw):
+            return None
+        cch, = struct.unpack_from("<H", raw, pos)
+        if pos + 2 + 2 * cch + extra > len(raw):
+            return None
+        values.append(raw[pos + 2:pos + 2 + 2 * cch].decode("utf-16-le", "replace"))
+        pos += 2 + 2 * cch + extra
+    return values
+
+
 def _hyperlink_target(args: str) -> str:
     """The address of a HYPERLINK field: the first argument that is neither a switch nor the value
     of \\l (bookmark), \\o (tip) or \\t (frame). Quoted values are never switches (a UNC path
@@ -893,9 +910,12 @@ def rebuild(ole, ctx: Context, report: Report) -> dict[str, bytes]:
     """The family's entry point: the new file's streams; findings go to `report`."""
     streams = {name: ole.openstream(name).read() for name in _SOURCE_STREAMS if ole.exists(name)}
     try:
-        out, found = rebuild_bytes(streams, ctx.options.get("hyperlinks", "web"))
+        r = DocRebuild(streams, ctx.options.get("hyperlinks", "web"))
+        out, found, notes = r.run(), r.threats, r.notes
     except DocError as exc:
         raise Unrebuildable(str(exc)) from None
     for f in found:
         report.threat(f.id, f.location, f.detail, f.action)
+    for n in notes:
+        report.note(n)
     return out

@@ -45,13 +45,18 @@ _BLIPS = {
 
 @dataclass
 class Findings:
-    """What a drawing walk removed: (threat id, detail) pairs, counted once each."""
+    """What a drawing walk removed: (threat id, detail) pairs, counted once each, and notes."""
 
     items: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # losses that are not active content
 
     def add(self, tid: str, detail: str) -> None:
         if (tid, detail) not in self.items:
             self.items.append((tid, detail))
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
 
 
 def _linked(flags: int | None) -> bool:
@@ -101,8 +106,8 @@ def clean_fopt(rec: Rec, found: Findings, ole_shapes: bool = False) -> bool:
             continue
         if pid == PICTURE_ID and ole_shapes:
             continue  # the ObjectPool storage of an OLE shape; the storage is gone
-        if pid == METRO_BLOB:
-            found.add("ole.external_link", "OOXML copy of a shape (metroBlob)")
+        if pid == METRO_BLOB:  # PowerPoint/Word 2007+ read it instead of the shape; we do not walk zips
+            found.note("Office 2007 copies of shapes (metroBlob) not kept")
             continue
         keep.append(p)
     if len(keep) == len(props):

@@ -198,6 +198,8 @@ class PptRebuild:
                     raise Unrebuildable(str(exc)) from None
                 for tid, detail in found.items:
                     self.report(tid, where, detail)
+                for n in found.notes:
+                    self.note(n)
             elif officeart.BLIP_FIRST <= t <= officeart.BLIP_LAST or t == officeart.FBSE:
                 try:
                     officeart.check_fbse(child) if t == officeart.FBSE else officeart.check_blip(child)
