@@ -104,3 +104,10 @@ def test_addresses():
                                             ("", "a@b.jp"), ("", "c@d.jp")]
     assert parse_addresses("x <bad address>")[0].addr == ""
     assert parse_addresses("<user@日本.jp>")[0].addr == "user@xn--wgv71a.jp"
+
+
+def test_raw_jis_in_a_header_and_8bit_data_with_escapes():
+    assert decode_words(b"Re: " + encode_iso2022jp_ms("会議①")).value == "Re: 会議①"
+    # ESC $ B followed by 8-bit bytes once sent the two decoders into each other (RecursionError).
+    d = decode(b"\x1b$B\x82\xa0\x1b(B", "iso-2022-jp")
+    assert isinstance(d.text, str) and d.notes

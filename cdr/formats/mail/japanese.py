@@ -95,7 +95,7 @@ def decode_iso2022jp(data: bytes) -> Decoded:
     """ISO-2022-JP as CP50220/50221/50222 decode it (see module doc)."""
     if not data.isascii():
         # 8-bit bytes under an ISO-2022-JP label: the mailer lied about the charset.
-        guess = decode_8bit(data)
+        guess = decode_8bit(data, jis=False)
         guess.notes.append("8-bit data labelled ISO-2022-JP")
         return guess
     out: list[str] = []
@@ -228,17 +228,18 @@ def _count_replace(data: bytes, codec: str) -> Decoded:
     return Decoded(text, codec, bad[0])
 
 
-def decode_8bit(data: bytes) -> Decoded:
-    """Bytes with no (or a false) label: strict UTF-8, then CP932, then EUC-JP, as Japanese mail is."""
+def decode_8bit(data: bytes, jis: bool = True) -> Decoded:
+    """Bytes with no (or a false) label: strict UTF-8, then CP932, then EUC-JP, as Japanese mail is.
+    `jis`: also try ISO-2022-JP escapes (not when called from the ISO-2022-JP decoder itself)."""
     if data.isascii():
+        if jis and (b"\x1b$B" in data or b"\x1b$@" in data):  # raw JIS, as old mailers put it in headers
+            return decode_iso2022jp(data)
         return Decoded(data.decode("ascii"), "us-ascii")
     for codec in ("utf-8", "cp932"):
         try:
             return Decoded(data.decode(codec), codec)
         except UnicodeDecodeError:
             continue
-    if b"\x1b$B" in data or b"\x1b$@" in data:
-        return decode_iso2022jp(data)
     euc = decode_eucjp(data)
     if euc.defects == 0:
         return euc

@@ -13,6 +13,7 @@ import binascii
 import re
 from dataclasses import dataclass, field
 
+from ...errors import Malformed
 from .headers import Field, HeaderError, Params, parse_params, split_fields
 from .limits import MailBudget
 
@@ -260,8 +261,11 @@ def _split_multipart(buf: bytes, ent: Entity, stack: list[Entity]) -> None:
 
 # ------------------------------------------------------------------ bodies
 
-class DecodeProblem(Exception):
-    pass
+class DecodeProblem(Malformed):
+    """A body that readers would decode differently (or not at all)."""
+
+    threat_id = "mail.ambiguous_mime"
+    default_ja = "内容を一意に復号できません"
 
 
 def body_bytes(buf: bytes, ent: Entity, budget: MailBudget) -> bytes:

@@ -82,6 +82,9 @@ def from_msg(data: bytes, budget: MailBudget) -> MailDoc:
                         "Outlookメッセージ（.msg）を読み取れません", threat_id="mail.malformed") from None
     try:
         return _message(ole, [], budget, 32, 1)
+    except RecursionError:  # olefile walks the directory recursively: a looping or absurdly deep tree
+        raise Malformed("the .msg directory loops or is nested too deeply",
+                        "Outlookメッセージ（.msg）の構造が循環しているか深すぎます", threat_id="mail.malformed") from None
     finally:
         ole.close()
 
