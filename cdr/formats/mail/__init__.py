@@ -137,8 +137,8 @@ class MailHandler(Handler):
             raise
         except CdrError as exc:
             return [Threat(exc.threat_id, exc.location or ctx.name, "found", exc.en)]
-        for t in doc.threats:
-            found.append(Threat(t.id, t.location, "found", t.detail))
+        # What is only reported (an undecodable character) is no residual: a rebuild keeps U+FFFD as it is.
+        found.extend(Threat(t.id, t.location, "found", t.detail) for t in doc.threats if t.action != "reported")
         if doc.html is not None:
             if ctx.options.get("html", "text") == "text":
                 found.append(Threat("mail.html_converted", "body", "found", "HTML body"))

@@ -250,7 +250,7 @@ def _collect(buf: bytes, root: Entity, doc: MailDoc, budget: MailBudget) -> None
             continue
         name = e.filename()
         cands = e.filename_candidates()
-        doc.add_defects(sum(1 for n in cands if "\ufffd" in n), f"{e.location} file name")
+        doc.add_defects(e.ctype.defects + (e.disposition.defects if e.disposition else 0), f"{e.location} parameters")
         up = parent.get(id(e))
         in_alt = up is not None and up.mime == "multipart/alternative"
         if mime in TNEF_TYPES or rule_name(name).lower() == "winmail.dat":
