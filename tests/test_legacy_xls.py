@@ -251,3 +251,36 @@ def test_text_rendition_read_by_the_walker(legacy, default_policy, text_policy, 
     assert res.verdict == "sanitized" and res.output.endswith("xls_links.xls.txt")
     lines = Path(res.output).read_text("utf-8").splitlines()
     assert lines[-5:] == ["\t100", "\t42", "\t7", "\t申請", "\t市HP"]
+
+
+def test_mutated_workbooks_never_crash_and_rebuild_to_a_fixed_point(legacy, tmp_path):
+    """Random byte changes in the Workbook stream: the walker either gives up (the family then converts)
+    or writes a stream that a second walk leaves byte for byte the same, with nothing to remove."""
+    import random
+
+    from cdr.formats.legacy_office import Report, Unrebuildable, xls
+
+    base, _ = legacy
+    ctx = Context(name="x", options={}, limits=Limits(), workdir=tmp_path)
+    sources = []
+    for rel in ("benign/申請一覧.xls", "hostile/xls_links.xls", "hostile/xls_macros.xls", "benign/同意書.xls"):
+        with olefile.OleFileIO(str(base / "legacy_office" / rel)) as ole:
+            sources.append(ole.openstream("Workbook").read())
+    rnd = random.Random(17)
+    outcomes = {"gave up": 0, "rebuilt": 0}
+    for _ in range(80):
+        data = bytearray(rnd.choice(sources))
+        for _ in range(rnd.randint(1, 4)):
+            data[rnd.randrange(len(data))] = rnd.randrange(256)
+        with olefile.OleFileIO(write_cfb({"Workbook": bytes(data)})) as ole:
+            try:
+                first = xls.rebuild(ole, ctx, Report())["Workbook"]
+            except Unrebuildable:
+                outcomes["gave up"] += 1
+                continue
+        again = Report()
+        with olefile.OleFileIO(write_cfb({"Workbook": first})) as ole:
+            assert xls.rebuild(ole, ctx, again)["Workbook"] == first
+        assert not [t for t in again.threats if t.action != "reported"] and not again.notes
+        outcomes["rebuilt"] += 1
+    assert outcomes["gave up"] and outcomes["rebuilt"]

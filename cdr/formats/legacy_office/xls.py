@@ -10,43 +10,87 @@ are not web or in-file, macros assigned to shapes and controls, query tables and
 connections. OLE objects and ActiveX controls keep their preview as a plain picture. A
 veryHidden sheet becomes hidden. Positions are recomputed: BOUNDSHEET8.lbPlyPos and EXTSST;
 INDEX and DBCELL (optional lookup aids that LibreOffice does not write either) are dropped.
-References: [MS-XLS], [MS-OSHARED] 2.3.7 (hyperlinks), [MS-ODRAW] (drawings).
+References: [MS-XLS], [MS-OSHARED] 2.3.7 (hyperlinks), [MS-ODRAW] (drawings). The record stream
+is read and written by biff.py, formulas checked by xlsformula.py, links, drawings and objects
+by xlsparts.py.
 """
 from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, field
 
-from ..ooxml.const import DANGEROUS_FUNCS, WEB_SCHEMES, in_document
+from ..ooxml.const import in_document
+from .biff import (
+    ARRAY,
+    BLANK,
+    BOF,
+    BOOLERR,
+    BOUNDSHEET,
+    BRAI,
+    CF,
+    CONDFMT,
+    CRN,
+    DBCELL,
+    DV,
+    DVAL,
+    EOF,
+    EXTERNNAME,
+    EXTERNSHEET,
+    EXTSST,
+    FILEPASS,
+    FORMULA,
+    HLINK,
+    HLINKTOOLTIP,
+    INDEX,
+    LABEL,
+    LABELSST,
+    MSODRAWING,
+    MSODRAWINGGROUP,
+    MULBLANK,
+    MULRK,
+    NAME,
+    NOTE,
+    NUMBER,
+    OBJ,
+    REFRESHALL,
+    RK,
+    RSTRING,
+    SHRFMLA,
+    SST,
+    STRING,
+    SUPBOOK,
+    TABLE,
+    TXO,
+    WINDOW1,
+    WRITEACCESS,
+    WSBOOL,
+    XCT,
+    Rec,
+    Substream,
+    _Bad,
+    _emit,
+    _pack_xlstring,
+    _substreams,
+    _unrebuildable,
+    _walk_sst,
+    _xlstring,
+)
+from .xlsformula import (
+    _ATP,
+    FormulaIssue,
+    Links,
+    _dangerous_name,
+    _web,
+    rewrite_formula,
+)
+from .xlsparts import (
+    _check_drawing,
+    hyperlink_target,
+    rewrite_obj,
+)
 
 ROOT_CLSIDS = ("00020820-0000-0000-C000-000000000046",  # Excel.Sheet.8
                "00020810-0000-0000-C000-000000000046")  # Excel.Sheet.5 (LibreOffice writes this)
-
-_MAX_BODY = 8224
-_MAX_RECORDS = 4_000_000
-
-
-class _Bad(Exception):
-    """A structure that cannot be trusted: the caller decides whether to drop it or give up."""
-
-
-def _unrebuildable(msg: str) -> Exception:
-    from . import Unrebuildable
-
-    return Unrebuildable(msg)
-
-
-# --- record ids ------------------------------------------------------------------------------
-BOF, EOF, CONTINUE, BOUNDSHEET, SST, EXTSST, INDEX, DBCELL = 0x809, 0x0A, 0x3C, 0x85, 0xFC, 0xFF, 0x20B, 0xD7
-FORMULA, STRING, ARRAY, SHRFMLA, TABLE = 0x06, 0x207, 0x221, 0x4BC, 0x236
-NUMBER, LABEL, BOOLERR, RK, MULRK, BLANK, MULBLANK, LABELSST, RSTRING = \
-    0x203, 0x204, 0x205, 0x27E, 0xBD, 0x201, 0xBE, 0xFD, 0xD6
-NAME, SUPBOOK, EXTERNNAME, EXTERNSHEET, XCT, CRN = 0x18, 0x1AE, 0x23, 0x17, 0x59, 0x5A
-HLINK, HLINKTOOLTIP, OBJ, MSODRAWING, MSODRAWINGGROUP, TXO = 0x1B8, 0x800, 0x5D, 0xEC, 0xEB, 0x1B6
-CONDFMT, CF, DVAL, DV, WRITEACCESS, FILEPASS, REFRESHALL, WINDOW1, WSBOOL = \
-    0x1B0, 0x1B1, 0x1B2, 0x1BE, 0x5C, 0x2F, 0x1B7, 0x3D, 0x81
-BRAI, NOTE = 0x1051, 0x1C
 
 _CELLS = {NUMBER, LABEL, BOOLERR, RK, MULRK, BLANK, MULBLANK, LABELSST, RSTRING, FORMULA}
 _USERSVIEW_BEGIN, _USERSVIEW_END = 0x1AA, 0x1AB
@@ -102,553 +146,6 @@ _ACTIVE = {
     0x51: ("ole.external_link", "data consolidation reference"), 0x858: ("ole.external_link", "pivot chart link"),
 }
 
-# --- functions -------------------------------------------------------------------------------
-# Worksheet functions (Ftab indexes) kept; everything else (Excel 4.0 macro functions such as EXEC,
-# CALL, REGISTER.ID, GET.CELL, EVALUATE, and unknown indexes) turns the formula into its value.
-_SAFE_FUNCS = frozenset(i for a, b in (
-    (0, 52), (56, 78), (82, 83), (86, 86), (97, 102), (105, 105), (109, 109), (111, 121), (124, 131), (140, 144),
-    (148, 148), (162, 165), (167, 169), (183, 184), (189, 190), (193, 199), (204, 216), (219, 222), (227, 235),
-    (244, 244), (247, 247), (252, 252), (261, 261), (269, 332), (336, 337), (342, 347), (350, 354), (358, 367),
-) for i in range(a, b + 1))
-_HYPERLINK, _UDF = 359, 255
-# Analysis ToolPak functions, called as add-in names in .xls; any other add-in name is removed.
-_ATP = re.compile(
-    r"(?i)^(?:_xlfn\.[A-Z0-9.]+|EDATE|EOMONTH|NETWORKDAYS|WORKDAY|YEARFRAC|WEEKNUM|ISEVEN|ISODD|MROUND|QUOTIENT|"
-    r"RANDBETWEEN|GCD|LCM|SERIESSUM|SQRTPI|MULTINOMIAL|FACTDOUBLE|CONVERT|(?:BIN|OCT|DEC|HEX)2(?:BIN|OCT|DEC|HEX)|"
-    r"COMPLEX|IM[A-Z0-9]+|BESSEL[IJKY]|ERFC?|DELTA|GESTEP|ACCRINTM?|XIRR|XNPV|DOLLARDE|DOLLARFR|EFFECT|NOMINAL|"
-    r"PRICE(?:DISC|MAT)?|YIELD(?:DISC|MAT)?|M?DURATION|COUP[A-Z]+|DISC|INTRATE|RECEIVED|TBILL[A-Z]+|FVSCHEDULE|"
-    r"CUMIPMT|CUMPRINC|ODD[FL](?:PRICE|YIELD)|AMORDEGRC|AMORLINC)$")
-
-
-def _dangerous_name(name: str) -> bool:
-    return bool(DANGEROUS_FUNCS.search(name + "("))
-
-
-# --- strings ---------------------------------------------------------------------------------
-
-def _xlstring(b: bytes, pos: int, cch_size: int = 2) -> tuple[str, int]:
-    """An XLUnicodeString (cch_size 2) or ShortXLUnicodeString (1) at pos: (text, end)."""
-    if pos + cch_size + 1 > len(b):
-        raise _Bad("truncated string")
-    cch = b[pos] if cch_size == 1 else struct.unpack_from("<H", b, pos)[0]
-    flags = b[pos + cch_size]
-    if flags & 0xFE:
-        raise _Bad("string with rich text where none is allowed")
-    start = pos + cch_size + 1
-    end = start + cch * (2 if flags & 1 else 1)
-    if end > len(b):
-        raise _Bad("truncated string")
-    raw = b[start:end]
-    return (raw.decode("utf-16-le", "replace") if flags & 1 else raw.decode("latin-1")), end
-
-
-def _pack_xlstring(text: str) -> bytes:
-    raw = text.encode("utf-16-le")
-    return struct.pack("<HB", len(raw) // 2, 1) + raw
-
-
-# --- the record stream -----------------------------------------------------------------------
-
-class Rec:
-    """A record and the bodies of the CONTINUE records that follow it; `at`: its source offset."""
-
-    __slots__ = ("rt", "body", "conts", "at")
-
-    def __init__(self, rt: int, body: bytes, conts: list[bytes] | None = None, at: int = -1):
-        self.rt, self.body, self.conts, self.at = rt, body, conts if conts is not None else [], at
-
-    def joined(self) -> bytes:
-        return self.body + b"".join(self.conts) if self.conts else self.body
-
-    def size(self) -> int:
-        return len(self.body) + sum(map(len, self.conts)) if self.conts else len(self.body)
-
-
-def _read(data: bytes) -> list[Rec]:
-    recs: list[Rec] = []
-    pos, end = 0, len(data)
-    unpack = struct.Struct("<HH").unpack_from
-    last = None
-    while pos + 4 <= end:
-        rt, size = unpack(data, pos)
-        if rt == 0 and size == 0 and last is not None and last.rt == EOF:
-            break  # padding after the last EOF
-        nxt = pos + 4 + size
-        if size > _MAX_BODY or nxt > end:
-            raise _unrebuildable(f"record {rt:#06x} at {pos} overruns the stream")
-        if rt == CONTINUE:  # belongs to the record before (one we do not keep is dropped with it)
-            if last is None or last.rt in (BOF, EOF):
-                raise _unrebuildable(f"CONTINUE at {pos} follows nothing that continues")
-            last.conts.append(data[pos + 4:nxt])
-        else:
-            last = Rec(rt, data[pos + 4:nxt], None, pos)
-            recs.append(last)
-        pos = nxt
-    if len(recs) > _MAX_RECORDS:
-        raise _unrebuildable("too many records")
-    return recs
-
-
-@dataclass
-class Substream:
-    dt: int
-    start: int  # stream offset of its BOF in the source
-    recs: list[Rec]
-
-
-def _substreams(data: bytes) -> list[Substream]:
-    """Split into substreams at top-level BOF/EOF; charts embedded in a sheet stay inside it."""
-    out: list[Substream] = []
-    depth, cur = 0, None
-    for r in _read(data):
-        if r.rt == BOF:
-            if len(r.body) < 4:
-                raise _unrebuildable("short BOF")
-            vers, dt = struct.unpack_from("<HH", r.body, 0)
-            if depth == 0:
-                if vers != 0x0600:
-                    raise _unrebuildable(f"not BIFF8 (BOF version {vers:#x})")
-                cur = Substream(dt, r.at, [])
-                out.append(cur)
-            depth += 1
-            if depth > 2:
-                raise _unrebuildable("substreams nested too deeply")
-        if cur is None:
-            raise _unrebuildable("records outside any substream")
-        cur.recs.append(r)
-        if r.rt == EOF:
-            depth -= 1
-            if depth == 0:
-                cur = None
-    if depth != 0:
-        raise _unrebuildable("the last substream has no EOF")
-    if not out or out[0].dt != 0x0005:
-        raise _unrebuildable("the workbook globals do not come first")
-    return out
-
-
-# --- SST -------------------------------------------------------------------------------------
-
-class _Frags:
-    """Reads a record split over CONTINUE fragments, as SST strings must be read."""
-
-    def __init__(self, rec: Rec):
-        self.frags = [rec.body] + rec.conts
-        self.i, self.pos = 0, 0
-
-    def _next_frag(self) -> None:
-        self.i += 1
-        self.pos = 0
-        if self.i >= len(self.frags):
-            raise _Bad("SST ends inside a string")
-
-    def take(self, n: int) -> bytes:
-        out = bytearray()
-        while n:
-            if self.pos >= len(self.frags[self.i]):
-                self._next_frag()
-            part = self.frags[self.i][self.pos:self.pos + n]
-            out += part
-            self.pos += len(part)
-            n -= len(part)
-        return bytes(out)
-
-    def where(self) -> tuple[int, int]:
-        if self.pos >= len(self.frags[self.i]) and self.i + 1 < len(self.frags):
-            return self.i + 1, 0
-        return self.i, self.pos
-
-    def chars(self, cch: int, high: bool) -> str:
-        """Character data: a fragment boundary inside it starts with a new high-byte flag."""
-        text = []
-        while cch:
-            if self.pos >= len(self.frags[self.i]):
-                self._next_frag()
-                flag = self.take(1)[0]
-                if flag & 0xFE:
-                    raise _Bad("bad continuation flag in SST")
-                high = bool(flag & 1)
-            width = 2 if high else 1
-            avail = (len(self.frags[self.i]) - self.pos) // width
-            if avail == 0:
-                raise _Bad("character split across records")
-            n = min(avail, cch)
-            raw = self.take(n * width)
-            text.append(raw.decode("utf-16-le", "replace") if high else raw.decode("latin-1"))
-            cch -= n
-        return "".join(text)
-
-
-def _walk_sst(rec: Rec) -> tuple[list[str], list[tuple[int, int]]]:
-    """Every string of the SST (validated) and where each starts: (fragment, offset in fragment)."""
-    f = _Frags(rec)
-    total, unique = struct.unpack("<II", f.take(8))
-    strings, starts = [], []
-    for _ in range(unique):
-        starts.append(f.where())
-        cch, flags = struct.unpack("<HB", f.take(3))
-        if flags & 0xF2:
-            raise _Bad("unknown SST string flags")
-        runs = struct.unpack("<H", f.take(2))[0] if flags & 0x08 else 0
-        ext = struct.unpack("<I", f.take(4))[0] if flags & 0x04 else 0
-        strings.append(f.chars(cch, bool(flags & 1)))
-        if runs:
-            f.take(4 * runs)
-        if ext:
-            if ext > 1 << 20:
-                raise _Bad("phonetic data too large")
-            f.take(ext)
-    if f.i != len(f.frags) - 1 or f.pos != len(f.frags[-1]):
-        raise _Bad("bytes after the last SST string")
-    return strings, starts
-
-
-# --- formulas --------------------------------------------------------------------------------
-
-@dataclass
-class Links:
-    """What formulas may refer to after the rebuild, and how old indexes map to new ones."""
-
-    xti: dict[int, int] = field(default_factory=dict)  # old XTI index -> new (absent: removed)
-    xti_kind: dict[int, str] = field(default_factory=dict)  # old XTI -> "self" | "addin" | "external"
-    names: dict[int, int] = field(default_factory=dict)  # old 1-based NAME index -> new
-    name_text: dict[int, str] = field(default_factory=dict)  # old 1-based NAME index -> label
-    addin_names: dict[tuple[int, int], int] = field(default_factory=dict)  # (supbook, old iName) -> new
-    xti_supbook: dict[int, int] = field(default_factory=dict)  # old XTI -> old supbook index
-    removed: dict[int, str] = field(default_factory=dict)  # old NAME index -> threat id of its removal
-    addin_text: dict[tuple[int, int], str] = field(default_factory=dict)
-
-
-class FormulaIssue(Exception):
-    """Why a formula cannot stay (its cell keeps the cached value)."""
-
-    def __init__(self, tid: str, detail: str):
-        super().__init__(detail)
-        self.tid = tid
-        self.detail = detail
-
-
-_FIXED_PTG = {0x01: 4, 0x02: 4, 0x1C: 1, 0x1D: 1, 0x1E: 2, 0x1F: 8}
-_NOARG = set(range(0x03, 0x17))
-
-
-def rewrite_formula(rgce: bytes, links: Links, allow_names: bool = True) -> bytes:
-    """Check a parsed formula and renumber its references; FormulaIssue when it must go."""
-    out = bytearray(rgce)
-    pos, n = 0, len(rgce)
-    strings: list[str | None] = []  # constant strings pushed, for HYPERLINK's first argument
-    while pos < n:
-        ptg = rgce[pos]
-        base = ptg & 0x1F if ptg & 0x60 else ptg  # class bits fold reference tokens together
-        kind = ptg if ptg < 0x20 else 0x20 | base
-        p = pos + 1
-        if ptg in _NOARG:
-            size = 0
-            if ptg <= 0x11:  # binary operators
-                del strings[-2:]
-                strings.append(None)
-            elif ptg <= 0x14:  # unary operators
-                del strings[-1:]
-                strings.append(None)
-            elif ptg == 0x16:  # missing argument
-                strings.append(None)
-        elif ptg in _FIXED_PTG:
-            size = _FIXED_PTG[ptg]
-            strings.append(None)
-        elif ptg == 0x17:  # ptgStr
-            if p + 2 > n:
-                raise FormulaIssue("ole.formula", "truncated formula")
-            cch, flags = rgce[p], rgce[p + 1]
-            size = 2 + cch * (2 if flags & 1 else 1)
-            raw = rgce[p + 2:p + size]
-            strings.append(raw.decode("utf-16-le", "replace") if flags & 1 else raw.decode("latin-1"))
-        elif ptg == 0x19:  # ptgAttr
-            if p + 3 > n:
-                raise FormulaIssue("ole.formula", "truncated formula")
-            grbit, w = rgce[p], struct.unpack_from("<H", rgce, p + 1)[0]
-            size = 3 + (2 * (w + 1) if grbit & 0x04 else 0)
-        elif kind == 0x20:  # ptgArray (its values follow the formula)
-            size = 7
-            strings.append(None)
-        elif kind == 0x21:  # ptgFunc
-            if p + 2 > n:
-                raise FormulaIssue("ole.formula", "truncated formula")
-            _check_func(struct.unpack_from("<H", rgce, p)[0], strings, 0)
-            size = 2
-        elif kind == 0x22:  # ptgFuncVar
-            if p + 3 > n:
-                raise FormulaIssue("ole.formula", "truncated formula")
-            argc, tab = rgce[p], struct.unpack_from("<H", rgce, p + 1)[0]
-            if tab & 0x8000:
-                raise FormulaIssue("ole.xlm", "Excel 4.0 macro command")
-            _check_func(tab, strings, argc)
-            size = 3
-        elif kind == 0x23:  # ptgName
-            if not allow_names:
-                raise FormulaIssue("ole.formula", "name where none is allowed")
-            old = struct.unpack_from("<H", rgce, p)[0]
-            if old not in links.names:
-                raise FormulaIssue(links.removed.get(old, "ole.formula"), f"refers to a removed name #{old}")
-            struct.pack_into("<H", out, p, links.names[old])
-            strings.append(None)
-            size = 4
-        elif kind in (0x24, 0x2A, 0x2C):  # ptgRef, ptgRefErr, ptgRefN
-            size = 4
-            strings.append(None)
-        elif kind in (0x25, 0x2B, 0x2D):  # ptgArea, ptgAreaErr, ptgAreaN
-            size = 8
-            strings.append(None)
-        elif kind in (0x26, 0x27, 0x28):  # ptgMemArea/MemErr/MemNoMem: a sub-expression follows
-            size = 6
-        elif kind == 0x29:  # ptgMemFunc
-            size = 2
-        elif kind == 0x39:  # ptgNameX
-            if p + 6 > n:
-                raise FormulaIssue("ole.formula", "truncated formula")
-            ixti, iname = struct.unpack_from("<HH", rgce, p)
-            _nameX(out, p, ixti, iname, links)
-            strings.append(None)
-            size = 6
-        elif kind in (0x3A, 0x3B, 0x3C, 0x3D):  # 3-D references
-            if p + 2 > n:
-                raise FormulaIssue("ole.formula", "truncated formula")
-            ixti = struct.unpack_from("<H", rgce, p)[0]
-            if links.xti_kind.get(ixti) != "self" or ixti not in links.xti:
-                raise _link_issue(links.xti_kind.get(ixti), "reference to another workbook")
-            struct.pack_into("<H", out, p, links.xti[ixti])
-            strings.append(None)
-            size = 6 if kind in (0x3A, 0x3C) else 10
-        else:
-            raise FormulaIssue("ole.formula", f"unknown formula token {ptg:#04x}")
-        if p + size > n:
-            raise FormulaIssue("ole.formula", "truncated formula")
-        pos = p + size
-    return bytes(out)
-
-
-def _check_func(iftab: int, strings: list[str | None], argc: int) -> None:
-    fixed_argc = {_HYPERLINK: 2}
-    n = argc or fixed_argc.get(iftab, 0)
-    args = strings[len(strings) - n:] if n else []
-    if n:
-        del strings[len(strings) - n:]
-    strings.append(None)
-    if iftab == _UDF:
-        return  # the called name was already checked as ptgName/ptgNameX
-    if iftab not in _SAFE_FUNCS:
-        raise FormulaIssue("ole.dangerous_function", f"macro or unknown function #{iftab}")
-    if iftab == _HYPERLINK:
-        target = args[0] if args else None
-        if target is None:
-            raise FormulaIssue("ole.hyperlink", "HYPERLINK with a computed target")
-        if not (_web(target) or in_document(target)):
-            raise FormulaIssue("ole.hyperlink", "HYPERLINK to a non-web target")
-
-
-def _nameX(out: bytearray, p: int, ixti: int, iname: int, links: Links) -> None:
-    kind = links.xti_kind.get(ixti)
-    if ixti not in links.xti or kind is None:
-        raise _link_issue(kind, "name in another workbook")
-    if kind == "self":
-        if iname not in links.names:
-            raise FormulaIssue(links.removed.get(iname, "ole.formula"), "refers to a removed name")
-        struct.pack_into("<HH", out, p, links.xti[ixti], links.names[iname])
-    elif kind == "addin":
-        sb = links.xti_supbook[ixti]
-        new = links.addin_names.get((sb, iname))
-        if new is None:
-            raise FormulaIssue("ole.external_link", "add-in function")
-        struct.pack_into("<HH", out, p, links.xti[ixti], new)
-    else:
-        raise _link_issue(kind, "name in another workbook")
-
-
-def _link_issue(kind: str | None, detail: str) -> FormulaIssue:
-    if kind == "dde":
-        return FormulaIssue("ole.dde", "DDE/OLE link")
-    return FormulaIssue("ole.external_link", detail)
-
-
-def _web(target: str) -> bool:
-    m = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*):", target.strip())
-    return bool(m) and m.group(1).lower() in WEB_SCHEMES
-
-
-# --- hyperlinks ------------------------------------------------------------------------------
-_URL_MONIKER = bytes.fromhex("e0c9ea79f9bace118c8200aa004ba90b")
-_STD_HLINK = bytes.fromhex("d0c9ea79f9bace118c8200aa004ba90b")
-
-
-def _hl_string(b: bytes, pos: int) -> tuple[str, int]:
-    if pos + 4 > len(b):
-        raise _Bad("truncated hyperlink")
-    n = struct.unpack_from("<I", b, pos)[0]
-    end = pos + 4 + 2 * n
-    if n > 32768 or end > len(b):
-        raise _Bad("bad hyperlink string")
-    return b[pos + 4:end].decode("utf-16-le", "replace").split("\0", 1)[0], end
-
-
-def hyperlink_target(body: bytes) -> tuple[str, str]:
-    """('url'|'location'|'other', text) of an HLINK record; _Bad when it does not parse."""
-    if len(body) < 32 or body[8:24] != _STD_HLINK:
-        raise _Bad("not a standard hyperlink")
-    version, flags = struct.unpack_from("<II", body, 24)
-    if version != 2:
-        raise _Bad("hyperlink version")
-    pos = 32
-    url = location = None
-    other = False
-    if flags & 0x14:  # hlstmfHasDisplayName (and SiteGaveDisplayName)
-        if flags & 0x10:
-            _t, pos = _hl_string(body, pos)
-    if flags & 0x80:
-        _t, pos = _hl_string(body, pos)
-    if flags & 0x01:
-        if flags & 0x100:
-            url, pos = _hl_string(body, pos)
-        else:
-            clsid = body[pos:pos + 16]
-            if clsid == _URL_MONIKER:
-                if pos + 20 > len(body):
-                    raise _Bad("truncated moniker")
-                size = struct.unpack_from("<I", body, pos + 16)[0]
-                raw = body[pos + 20:pos + 20 + size]
-                if len(raw) != size:
-                    raise _Bad("truncated URL")
-                url = raw.decode("utf-16-le", "replace").split("\0", 1)[0]
-                pos += 20 + size
-            else:
-                other = True
-                pos = len(body)
-    if flags & 0x08 and not other:
-        location, pos = _hl_string(body, pos)
-    if other:
-        return "other", "file or other moniker"
-    if url is not None:
-        return "url", url
-    return "location", location or ""
-
-
-# --- drawings (OfficeArt) --------------------------------------------------------------------
-_FSP, _FOPT, _TFOPT = 0xF00A, 0xF00B, 0xF122
-_BLIP_FLAGS = (0x0106, 0x0187, 0x01C7)  # pibFlags, fillBlipFlags, lineFillBlipFlags
-_HYPERLINK_PROP = 0x0382
-
-
-def _walk_art(data: bytearray, pos: int, end: int, found: list[str], depth: int = 0) -> None:
-    """Validate OfficeArt records in data[pos:end]; clear OLE shape flags and link-to-file blips."""
-    if depth > 32:
-        raise _Bad("drawing nested too deeply")
-    while pos < end:
-        if pos + 8 > end:
-            raise _Bad("truncated drawing record")
-        ver_inst, rtype, size = struct.unpack_from("<HHI", data, pos)
-        body_end = pos + 8 + size
-        if body_end > end:
-            raise _Bad("drawing record overruns its container")
-        if ver_inst & 0x0F == 0x0F:
-            _walk_art(data, pos + 8, body_end, found, depth + 1)
-        elif rtype == _FSP and size >= 8:
-            flags = struct.unpack_from("<I", data, pos + 12)[0]
-            if flags & 0x10:  # fOleShape: a plain picture from now on
-                struct.pack_into("<I", data, pos + 12, flags & ~0x10)
-                found.append("ole_shape")
-        elif rtype in (_FOPT, _TFOPT):
-            count = ver_inst >> 4
-            if 6 * count > size:
-                raise _Bad("drawing properties overrun")
-            for i in range(count):
-                at = pos + 8 + 6 * i
-                opid, value = struct.unpack_from("<HI", data, at)
-                pid = opid & 0x3FFF
-                if pid in _BLIP_FLAGS and value & 0x0E:  # file, URL, link to file
-                    struct.pack_into("<HI", data, at, opid, value & ~0x0E)
-                    found.append("linked_picture")
-                elif pid == _HYPERLINK_PROP:
-                    found.append("shape_hyperlink")
-        pos = body_end
-
-
-def _check_drawing(chunks: list[bytes]) -> tuple[list[bytes], list[str]]:
-    """One sheet's (or the group's) drawing data, split as it was; patched copies and what changed."""
-    data = bytearray(b"".join(chunks))
-    found: list[str] = []
-    _walk_art(data, 0, len(data), found)
-    out, p = [], 0
-    for c in chunks:
-        out.append(bytes(data[p:p + len(c)]))
-        p += len(c)
-    return out, found
-
-
-# --- OBJ records -----------------------------------------------------------------------------
-_FT_END, _FT_MACRO, _FT_CF, _FT_PIOGRBIT, _FT_PICTFMLA, _FT_CMO = 0x00, 0x04, 0x07, 0x08, 0x09, 0x15
-_FT_SBSFMLA, _FT_LBSDATA, _FT_CBLSFMLA = 0x0E, 0x13, 0x14
-
-
-def _obj_formula(sub: bytes, links: Links) -> bytes:
-    """An ObjFmla (cbFmla, then cce/unused/rgce and padding) with its references renumbered."""
-    if len(sub) < 2:
-        raise _Bad("short object formula")
-    cb = struct.unpack_from("<H", sub, 0)[0]
-    if cb == 0:
-        return sub
-    if cb < 6 or 2 + cb > len(sub):
-        raise _Bad("bad object formula")
-    cce = struct.unpack_from("<H", sub, 2)[0] & 0x7FFF
-    if 8 + cce > 2 + cb:
-        raise _Bad("bad object formula")
-    rgce = rewrite_formula(sub[8:8 + cce], links, allow_names=True)
-    return sub[:8] + rgce + sub[8 + cce:]
-
-
-def rewrite_obj(body: bytes, links: Links, report, where: str) -> bytes | None:
-    """OBJ without macro assignments; OLE objects and ActiveX become plain pictures. None: drop it."""
-    out = bytearray()
-    pos, n, ot = 0, len(body), None
-    while pos + 4 <= n:
-        ft, cb = struct.unpack_from("<HH", body, pos)
-        if ft == _FT_LBSDATA:  # its cb is not reliable; it runs to the end (ftEnd included)
-            rest = body[pos + 4:]
-            try:
-                rest = _obj_formula(rest, links)
-            except (_Bad, FormulaIssue):
-                return None
-            out += struct.pack("<HH", ft, cb) + rest
-            return bytes(out)
-        sub = body[pos + 4:pos + 4 + cb]
-        if len(sub) != cb:
-            raise _Bad("object sub-record overruns")
-        pos += 4 + cb
-        if ft == _FT_CMO:
-            if cb < 6:
-                raise _Bad("short object header")
-            ot = struct.unpack_from("<H", sub, 0)[0]
-        elif ft == _FT_MACRO:
-            report.threat("ole.macro_reference", where, "macro assigned to a shape or control")
-            continue
-        elif ft == _FT_PIOGRBIT and cb >= 2:
-            flags = struct.unpack_from("<H", sub, 0)[0]
-            if flags & 0x0012:  # fDde | fCtl
-                kind = "ActiveX control" if flags & 0x10 else "OLE link"
-                report.threat("ole.activex" if flags & 0x10 else "ole.object", where, f"{kind} kept as its picture")
-            sub = struct.pack("<H", flags & ~0x02B2) + sub[2:]  # no DDE, control, stream, camera, autoload
-        elif ft == _FT_PICTFMLA:
-            if ot == 0x08:
-                report.threat("ole.object", where, "embedded object kept as its picture")
-            continue  # the link to the object storage, control stream or camera range goes
-        elif ft in (_FT_SBSFMLA, _FT_CBLSFMLA):
-            try:
-                sub = _obj_formula(sub, links)
-            except (_Bad, FormulaIssue):
-                continue  # the control keeps working, unlinked
-        out += struct.pack("<HH", ft, len(sub)) + sub
-        if ft == _FT_END:
-            break
-    return bytes(out)
-
-
 # --- the rebuild -----------------------------------------------------------------------------
 
 class XlsRebuild:
@@ -658,7 +155,6 @@ class XlsRebuild:
         self.report = report
         self.links = Links()
         self.drop_links = ctx.options.get("hyperlinks", "web") == "drop"
-        self.sst: list[str] = []
         self.sst_starts: list[tuple[int, int]] = []
         self._extname_i = 0
 
@@ -705,7 +201,7 @@ class XlsRebuild:
                 continue
             if rt == SST:
                 try:
-                    self.sst, self.sst_starts = _walk_sst(r)
+                    _strings, self.sst_starts = _walk_sst(r, decode=False)
                 except (_Bad, struct.error) as exc:
                     raise _unrebuildable(f"shared strings: {exc}") from None
                 out.append(r)
@@ -1267,32 +763,6 @@ def _fix_active_tab(glob: list[Rec], bound: list[Rec]) -> None:
             if itab_first >= len(bound) or itab_first > visible[-1]:
                 struct.pack_into("<H", body, 12, visible[0])
             r.body = bytes(body)
-
-
-def _emit(recs: list[Rec], out: bytearray, where: dict[int, list[int]] | None = None) -> None:
-    """Append records with their CONTINUE records; `where` gets the offset of each fragment of each record."""
-    pack = struct.Struct("<HH").pack
-    for r in recs:
-        body = r.body
-        if not r.conts and len(body) <= _MAX_BODY:
-            if where is not None:
-                where[id(r)] = [len(out)]
-            out += pack(r.rt, len(body))
-            out += body
-            continue
-        frags = [body, *r.conts]
-        if len(body) > _MAX_BODY or any(len(c) > _MAX_BODY for c in r.conts):
-            frags = _split(r.joined())
-        at = []
-        for k, f in enumerate(frags):
-            at.append(len(out))
-            out += pack(r.rt if k == 0 else CONTINUE, len(f)) + f
-        if where is not None:
-            where[id(r)] = at
-
-
-def _split(data: bytes) -> list[bytes]:
-    return [data[i:i + _MAX_BODY] for i in range(0, len(data), _MAX_BODY)] or [b""]
 
 
 def _serialize(glob: list[Rec], bound: list[Rec], sheets: list[list[Rec]], starts: list[tuple[int, int]]
