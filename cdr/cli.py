@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import __version__
+from .errors import SandboxUnavailable
 from .names import text_name
 
 
@@ -99,6 +100,7 @@ def cmd_sanitize(args: argparse.Namespace) -> int:
     pool = WorkerPool(max(1, min(args.jobs or os.cpu_count() or 1, regular)))
     try:
         policy = _load_policy(args.policy)
+        pool.check()  # a worker that cannot be sandboxed stops the run here, before any output
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".cdr-staging-", dir=out))
@@ -194,6 +196,7 @@ def _one_off(op: str, paths: list[str], policy_arg: str | None, password: str | 
     inputs = [(src, rel) for src, rel, regular in _collect(paths) if regular]
     replies = []
     with tempfile.TemporaryDirectory(prefix="cdr-") as tmp, WorkerPool(1) as pool:
+        pool.check()
         for src, rel in inputs:
             job = Job(str(src.resolve()), rel, tmp, policy.to_dict(), password=password, op=op)
             replies.append((text_name(str(src)), pool.call(job)))
@@ -249,6 +252,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if not src.is_file():
         raise UsageError(f"no such file: {args.path}")
     with tempfile.TemporaryDirectory(prefix="cdr-") as tmp, WorkerPool(1) as pool:
+        pool.check()
         res = pool.run(Job(str(src.resolve()), text_name(src.name), tmp, policy.to_dict(), password=args.password))
         if res.verdict == "blocked" or not res.output:
             print(f"blocked: {res.reason}", file=sys.stderr)
@@ -324,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"cdr: error: {exc}", file=sys.stderr)
         return 2
+    except SandboxUnavailable as exc:
+        print(f"cdr: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

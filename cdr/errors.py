@@ -67,3 +67,12 @@ class ToolMissing(CdrError):
     threat_id = "file.tool_failed"
     default_ja = "変換ツールが利用できないため処理できませんでした"
     default_en = "the conversion tool is unavailable or failed"
+
+
+class SandboxUnavailable(RuntimeError):
+    """The worker sandbox (cdr.sandbox) cannot be set up here: workers must not start."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"worker sandbox unavailable: {what}. Fix this, or run without the sandbox "
+                         "(not as root) with CDR_WORKER_SANDBOX=0")
+        self.what = what

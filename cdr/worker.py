@@ -7,6 +7,10 @@ wall-clock timeout enforced by the parent, which kills and replaces a worker
 that overruns, crashes or runs out of memory; that file is then blocked.
 The parent re-checks what the worker says (dangerzone-style): outputs must lie
 inside the job's output directory and their hashes are recomputed.
+
+Workers run in the sandbox of `cdr.sandbox` (unprivileged user, Landlock, seccomp, namespaces):
+the parent stages each job's input into the worker's private directory and moves its outputs back
+(`cdr.sandbox.stage`), so that a worker never sees the original locations.
 """
 from __future__ import annotations
 
@@ -15,21 +19,26 @@ import os
 import queue
 import resource
 import select
+import shutil
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import sandbox
 from .model import BLOCKED, FileResult, Threat
+from .sandbox.stage import Stage, StageError
 
 _HDR = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 GRACE_S = 3.0  # on top of the policy's seconds per file: the pipeline checks cooperatively first
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
 
 @dataclass
@@ -83,23 +92,33 @@ _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
 
 
-def _isolate() -> str:
-    """Cut the worker (and LibreOffice, pdftoppm... that it starts) off the network; no core dumps.
+def _isolate_network_only() -> str:
+    """Without the sandbox (CDR_WORKER_SANDBOX=0): at least no network, where namespaces are allowed.
 
-    A new network namespace has no interface but a down loopback, so nothing a parser is tricked
-    into fetching can leave the machine. Root can unshare directly; others try a user namespace;
-    where neither is allowed the worker runs without it and says so (CDR_WORKER_NETNS=0 skips it).
+    Root can unshare directly; others try a user namespace; where neither is allowed the worker runs
+    without it and says so (CDR_WORKER_NETNS=0 skips it).
     """
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if os.environ.get("CDR_WORKER_NETNS", "1") == "0" or not sys.platform.startswith("linux"):
-        return "network isolation off"
+        return "sandbox off, network isolation off"
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
     for flags in (_CLONE_NEWNET, _CLONE_NEWUSER | _CLONE_NEWNET):
         if libc.unshare(flags) == 0:
-            return "network namespace"
-    return f"network isolation unavailable (errno {ctypes.get_errno()})"
+            return "sandbox off, network namespace"
+    return f"sandbox off, network isolation unavailable (errno {ctypes.get_errno()})"
+
+
+def _warm_up() -> None:
+    """What must happen before the sandbox closes: lookups that start a program (ctypes'
+    find_library runs ldconfig) or read files the sandbox does not open (mimetypes' tables)."""
+    import mimetypes
+
+    mimetypes.init()
+    try:
+        import magic  # noqa: F401 - libmagic is found through ldconfig
+    except ImportError:
+        pass
 
 
 def _tune_malloc() -> None:
@@ -116,8 +135,7 @@ def _tune_malloc() -> None:
 
 def worker_main() -> None:
     """Serve jobs on stdin/stdout until EOF."""
-    isolation = _isolate()
-    _tune_malloc()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # Keep the protocol channel private: anything a library prints goes to stderr.
     proto_out = os.dup(1)
     os.dup2(2, 1)
@@ -125,11 +143,27 @@ def worker_main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    from .handler import load_handlers
-    from .pipeline import detect_only, inspect, process
-    from .policy import Policy
+    conf = None
+    try:
+        if sandbox.enabled():
+            ids = os.environ.get("CDR_WORKER_IDS", "")
+            uid_gid = tuple(int(x) for x in ids.split(":")) if ids else None
+            conf = sandbox.enter(os.environ.get("CDR_WORKER_STAGE", ""), uid_gid)
+            isolation = ""
+        else:
+            isolation = _isolate_network_only()
+        _tune_malloc()
+        from .handler import load_handlers
+        from .pipeline import detect_only, inspect, process
+        from .policy import Policy
 
-    load_handlers()
+        load_handlers()
+        if conf is not None:
+            _warm_up()
+            isolation = sandbox.lock(conf)
+    except sandbox.SandboxUnavailable as exc:
+        _write_frame(proto_out, json.dumps({"ready": False, "sandbox": exc.what}).encode("utf-8"))
+        sys.exit(3)
     _write_frame(proto_out, json.dumps({"ready": True, "isolation": isolation}).encode("utf-8"))
     while True:
         hdr = _read_exact(proto_in, _HDR.size)
@@ -172,14 +206,22 @@ class WorkerDied(Exception):
 
 
 class _Worker:
-    def __init__(self, env: dict | None = None) -> None:
+    def __init__(self, env: dict | None = None, stage: Stage | None = None) -> None:
         e = dict(os.environ)
         e.update(env or {})
         e.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+        # -P: the working directory is not on sys.path; the folder holding this package is.
+        e["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_PARENT, e.get("PYTHONPATH"))))
+        self.stage = stage
+        cwd = None
+        if stage is not None:
+            e.update(stage.env())
+            cwd = stage.path
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cdr.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=None, env=e, start_new_session=True)
+            [sys.executable, "-P", "-m", "cdr.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=None, env=e, cwd=cwd, start_new_session=True)
         self._ready = False
+        self.refused: str | None = None  # why the worker would not start (its sandbox)
         self.isolation = ""
 
     def _read_frame(self, deadline: float) -> dict:
@@ -207,8 +249,13 @@ class _Worker:
                 need, buf, header_done = size, bytearray(), True
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        if self.refused is not None:
+            raise sandbox.SandboxUnavailable(self.refused)
         if not self._ready:
             hello = self._read_frame(time.monotonic() + timeout)
+            if not hello.get("ready"):
+                self.refused = str(hello.get("sandbox", "the worker did not start"))
+                raise sandbox.SandboxUnavailable(self.refused)
             self.isolation = str(hello.get("isolation", ""))
             self._ready = True
 
@@ -243,6 +290,11 @@ class _Worker:
             self.proc.wait(timeout=5)
         except (OSError, subprocess.TimeoutExpired):
             self.kill()
+        self.remove_stage()
+
+    def remove_stage(self) -> None:
+        if self.stage is not None:
+            self.stage.remove()
 
 
 def _blocked(job: Job, threat: str, detail: str, ja: str, en: str) -> FileResult:
@@ -298,11 +350,28 @@ class WorkerPool:
 
     This is the small execution interface the appliance depends on: a
     distributed backend only has to provide `submit` and `close`.
+    With the sandbox on (the default), workers' private stage directories live in `stage_root`
+    (a temporary folder by default; best on the file system of the inputs, so that they are
+    hard-linked rather than copied). Raises SandboxUnavailable when the sandbox cannot be set up.
     """
 
-    def __init__(self, workers: int | None = None, env: dict | None = None) -> None:
+    def __init__(self, workers: int | None = None, env: dict | None = None,
+                 stage_root: str | os.PathLike | None = None) -> None:
         self.size = max(1, workers or os.cpu_count() or 1)
         self._env = env
+        self._sandboxed = sandbox.enabled() if env is None or "CDR_WORKER_SANDBOX" not in env \
+            else env["CDR_WORKER_SANDBOX"] != "0"
+        self._ids: tuple[int, int] | None = None
+        self._stage_root: Path | None = None
+        self._own_root = False
+        if self._sandboxed:
+            self._ids = sandbox.preflight()
+            if stage_root is None:
+                self._stage_root = Path(tempfile.mkdtemp(prefix="cdr-sandbox-"))
+                self._own_root = True
+            else:
+                self._stage_root = Path(stage_root)
+                self._stage_root.mkdir(parents=True, exist_ok=True)
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
@@ -312,13 +381,15 @@ class WorkerPool:
         self._exec = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="cdr-pool")
 
     def _spawn(self) -> _Worker:
-        w = _Worker(self._env)
+        stage = Stage(self._stage_root, self._ids) if self._stage_root is not None else None
+        w = _Worker(self._env, stage)
         with self._lock:
             self._all.append(w)
         return w
 
     def _retire(self, w: _Worker) -> None:
         w.kill()
+        w.remove_stage()
         with self._lock:
             if w in self._all:
                 self._all.remove(w)
@@ -327,6 +398,19 @@ class WorkerPool:
         """Retire `w` and start its successor; a closed pool starts none (`w` is retired in the end)."""
         self._retire(w)
         return w if self._closed else self._spawn()
+
+    def check(self, timeout: float = 60.0) -> str:
+        """Wait until one worker is ready and say how it is isolated; raises SandboxUnavailable
+        (or WorkerDied) when workers cannot start, so that a caller can refuse to go on."""
+        w = self._idle.get()
+        try:
+            try:
+                w.wait_ready(timeout)
+            except (WorkerDied, TimeoutError, OSError, ValueError) as exc:
+                raise WorkerDied(f"the first worker did not start ({type(exc).__name__})") from None
+            return w.isolation
+        finally:
+            self._idle.put(w)
 
     def _exchange(self, job: Job) -> dict | FileResult:
         """Send one job to an idle worker: its reply, or a blocked result when the worker failed."""
@@ -338,7 +422,22 @@ class WorkerPool:
                 w = self._replace(w)
             try:
                 w.wait_ready()
-                reply = w.call(job, timeout)
+                try:
+                    seen = w.stage.put(job) if w.stage is not None else job
+                except StageError as exc:
+                    return _blocked(job, "worker.error", str(exc), "ファイルを読み取れませんでした",
+                                    "the file could not be read")
+                reply = w.call(seen, timeout)
+                if w.stage is not None and isinstance(reply.get("result"), dict):
+                    reply = dict(reply, result=w.stage.take(job, reply["result"]))
+            except StageError as exc:
+                return _blocked(job, "worker.protocol", str(exc), "処理結果の検証に失敗しました",
+                                "the worker's result failed verification")
+            except sandbox.SandboxUnavailable as exc:
+                w = self._replace(w)
+                return _blocked(job, "worker.sandbox", exc.what[:300],
+                                "処理を隔離する環境を用意できなかったため配送を停止しました",
+                                "the worker sandbox could not be set up")
             except TimeoutError:
                 w = self._replace(w)
                 secs = timeout - GRACE_S
@@ -357,6 +456,11 @@ class WorkerPool:
                 w = self._replace(w)
             return reply
         finally:
+            if w.stage is not None and w in self._all:
+                try:
+                    w.stage.clear()
+                except OSError:  # a stage that cannot be emptied is not reused
+                    w = self._replace(w)
             if self._closed:
                 self._retire(w)
             else:
@@ -426,6 +530,8 @@ class WorkerPool:
             self._all.clear()
         for w in workers:
             w.close()
+        if self._own_root and self._stage_root is not None:
+            shutil.rmtree(self._stage_root, ignore_errors=True)
 
     def __enter__(self) -> WorkerPool:
         return self

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 # libmagic for detection, poppler for PDF text/images, LibreOffice (no GUI) for legacy Office,
 # Chromium for the console's browser tests, CJK fonts so Japanese renders in PDFs and screenshots.
 PKGS=(libmagic1 poppler-utils libreoffice-core-nogui libreoffice-writer-nogui libreoffice-calc-nogui
-      libreoffice-impress-nogui chromium fonts-noto-cjk sqlite3 libcairo2 poppler-data libturbojpeg0)
+      libreoffice-impress-nogui chromium fonts-noto-cjk sqlite3 libcairo2 poppler-data libturbojpeg0
+      libseccomp2)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +18,12 @@ if ((${#missing[@]})); then
   if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Workers started by root drop to this unprivileged user (cdr/sandbox); others use a user namespace.
+if [ "$(id -u)" = 0 ] && ! getent passwd cdr-worker >/dev/null; then
+  echo "bootstrap: creating the unprivileged user cdr-worker for sandboxed workers"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin cdr-worker
 fi
 
 if [ ! -x .venv/bin/python ]; then

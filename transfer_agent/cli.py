@@ -64,11 +64,25 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------------------- serve
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from cdr import sandbox
+    from cdr.errors import SandboxUnavailable
+
     from . import logutil
     from .api_app import HttpServer, create_app
     from .console import create_console_app
     from .service import AlreadyRunning, Service
 
+    if not sandbox.enabled() and os.geteuid() == 0:
+        print("transfer-agent: refusing to start: CDR_WORKER_SANDBOX=0 would let the workers, which parse"
+              " files from the internet, run as root with no sandbox. Unset CDR_WORKER_SANDBOX (or run the"
+              " service as an unprivileged user).", file=sys.stderr)
+        return 2
+    if sandbox.enabled():
+        try:
+            sandbox.preflight()
+        except SandboxUnavailable as exc:
+            print(f"transfer-agent: cannot start: {exc}", file=sys.stderr)
+            return 1
     try:
         cfg = load_config(args.config, args.data_dir, host=args.host, api_port=args.api_port,
                           console_port=args.console_port, workers=args.workers, policy=args.policy,
@@ -97,6 +111,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         servers.append(HttpServer(create_app(svc), cfg.host, cfg.api_port, "api"))
         port = cfg.console_port
         servers.append(HttpServer(create_console_app(svc), cfg.host, cfg.console_port, "console"))
+    except SandboxUnavailable as exc:
+        print(f"transfer-agent: cannot start: {exc}", file=sys.stderr)
+        svc.stop()
+        return 1
     except OSError as exc:
         flag = "--console-port" if servers else "--api-port"
         print(f"transfer-agent: cannot listen on {cfg.host}:{port}: {exc.strerror or exc}"

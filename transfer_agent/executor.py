@@ -8,7 +8,9 @@ its own seam (storage.py).
 """
 from __future__ import annotations
 
+import shutil
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Protocol
 
 from cdr.worker import Job, WorkerPool
@@ -25,10 +27,22 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """The subprocess worker pool of the engine (`cdr.worker.WorkerPool`)."""
+    """The subprocess worker pool of the engine (`cdr.worker.WorkerPool`).
 
-    def __init__(self, workers: int) -> None:
-        self._pool = WorkerPool(workers=workers)
+    `stage_root`: where the sandboxed workers' private folders go (the data directory's work/, on
+    the file system of the quarantine, so that inputs are hard-linked, not copied); emptied first,
+    since nothing there outlives a worker. Raises cdr.errors.SandboxUnavailable when workers cannot
+    be sandboxed here."""
+
+    def __init__(self, workers: int, stage_root: Path | None = None) -> None:
+        if stage_root is not None:
+            shutil.rmtree(stage_root, ignore_errors=True)
+        self._pool = WorkerPool(workers=workers, stage_root=stage_root)
+        try:
+            self.isolation = self._pool.check()
+        except BaseException:
+            self._pool.close()
+            raise
         self.capacity = self._pool.size
         self._closed = False
 

@@ -60,7 +60,7 @@ class Service:
         self.metrics = Metrics()
         self.default_policy = load_policy(cfg.policy)
         self.channel_policies = {ch: load_policy(p) for ch, p in cfg.channel_policies.items()}
-        self._executor_factory = executor_factory or (lambda n: LocalExecutor(n))
+        self._executor_factory = executor_factory or (lambda n: LocalExecutor(n, self.cfg.work / "sandbox"))
         self.delivery_lock = threading.RLock()  # anything that writes into the inbox takes it
         self.on_final: list[Callable[[int], None]] = []  # called with the job id once final
         self._stop = threading.Event()

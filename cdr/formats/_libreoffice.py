@@ -55,6 +55,17 @@ def soffice_path() -> str | None:
     return None
 
 
+def launcher() -> str | None:
+    """What to execute: oosplash beside soffice when present (it restarts soffice.bin after a first
+    start with a new profile, as the soffice script does); that script itself would need /bin/sh and
+    coreutils, which the worker sandbox does not let a worker execute."""
+    exe = soffice_path()
+    if exe is None:
+        return None
+    splash = Path(os.path.realpath(exe)).with_name("oosplash")
+    return str(splash) if os.access(splash, os.X_OK) else exe
+
+
 def _profile(workdir: Path) -> Path:
     prof = workdir / "lo-profile"
     user = prof / "user"
@@ -86,7 +97,7 @@ def convert(ctx: Context, src: Path, target: str, out_dir: Path | None = None, s
 
     Returns the produced file. Raises ToolMissing with a clerk-readable reason on any failure.
     """
-    exe = soffice_path()
+    exe = launcher()
     if exe is None:
         raise ToolMissing("LibreOffice is not installed, so this legacy Office file cannot be converted",
                           "LibreOffice が導入されていないため、旧形式の Office ファイルを変換できません")
