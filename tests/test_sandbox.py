@@ -213,13 +213,14 @@ def test_helper_tools_still_work_inside(corpus, tmp_path):
     pdf_base, _ = corpus("pdf")
     svg_base, _ = corpus("svg")
     legacy_base, _ = corpus("legacy_office")
-    images = json.loads(json.dumps(POLICY))
-    images["families"]["pdf"]["render"] = "images"
-    images["families"]["svg"]["mode"] = "rasterize"
+    tools = json.loads(json.dumps(POLICY))
+    tools["families"]["pdf"]["render"] = "images"
+    tools["families"]["svg"]["mode"] = "rasterize"
+    tools["families"]["legacy_office"]["mode"] = "convert"
     jobs = [(pdf_base / "pdf/benign/japanese_1page.pdf", POLICY, True),
-            (pdf_base / "pdf/benign/comments.pdf", images, False),
-            (svg_base / "svg/benign/map.svg", images, False),
-            (legacy_base / "legacy_office/benign/申請書.doc", POLICY, True)]
+            (pdf_base / "pdf/benign/comments.pdf", tools, False),
+            (svg_base / "svg/benign/map.svg", tools, False),
+            (legacy_base / "legacy_office/benign/申請書.doc", tools, True)]
     with WorkerPool(1) as pool:
         results = [pool.run(Job(str(src), src.name, str(_mkdir(tmp_path / str(i))), pol, want_text=text))
                    for i, (src, pol, text) in enumerate(jobs)]
