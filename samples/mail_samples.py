@@ -455,6 +455,11 @@ def mail_samples(out: Path) -> list[Sample]:
                                            to=[("国保課", "kokuho@city.example.lg.jp")],
                                            attachments=[("請求書.exe", EXE)], ole_objects=1),
         "sanitized", ["mail.attachment_blocked", "file.executable"], ".msg with a program and an OLE object")
+    put("hostile/smime_encrypted.msg", make_msg(subject="暗号化", body="", msg_class="IPM.Note.SMIME",
+                                               sender=("山田", "taro@example.jp"),
+                                               to=[("国保課", "kokuho@city.example.lg.jp")],
+                                               attachments=[("smime.p7m", b"0\x80" + b"\x00" * 40)]),
+        "blocked", ["mail.smime_encrypted"], "Outlook's encrypted S/MIME message class")
     put("hostile/winmail_exe.dat", tnef([("setup.exe", EXE), ("メモ.txt", "メモです\r\n".encode("cp932"))], "本文"),
         "sanitized", ["mail.attachment_blocked", "mail.tnef"], "standalone winmail.dat holding a program")
     return made

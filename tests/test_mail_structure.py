@@ -241,3 +241,27 @@ def test_verifying_a_nested_mail_does_not_count_its_parts_twice(default_policy, 
     r = process(src, "o.eml", tmp_path / "o", pol)  # 65 parts read, 62 more in the verify of the nested mail
     assert r.verdict != BLOCKED, r.reason
     assert len(r.children[0].children) == 60
+
+
+def test_tnef_with_an_embedded_message_becomes_a_nested_mail():
+    import struct
+
+    from cdr.formats.mail import mapi
+    from cdr.formats.mail.message import MailDoc
+    from cdr.formats.mail.tnef import read_tnef
+    from samples.mail_samples import tnef
+
+    inner = tnef([("中身.txt", "入れ子の添付\r\n".encode("cp932"))], "内側の本文")
+    obj = mapi.IID_IMESSAGE + inner
+    props = struct.pack("<I", 1) + struct.pack("<HH", mapi.PT_OBJECT, mapi.ATTACH_DATA) + struct.pack("<I", 1) \
+        + struct.pack("<I", len(obj)) + obj + b"\x00" * (-len(obj) % 4)
+
+    def attr(level: int, aid: int, data: bytes) -> bytes:
+        return struct.pack("<BII", level, aid, len(data)) + data + struct.pack("<H", sum(data) & 0xFFFF)
+
+    outer = tnef([]) + attr(2, 0x00069002, b"\x05" + b"\x00" * 13) + attr(2, 0x00069005, props)
+    doc = MailDoc()
+    read_tnef(outer, doc, "winmail.dat", budget(len(outer)))
+    assert [a.kind for a in doc.attachments] == ["message"]
+    nested = from_eml(doc.attachments[0].data, budget(len(doc.attachments[0].data)))
+    assert "内側の本文" in nested.text and [a.name for a in nested.attachments] == ["中身.txt"]
