@@ -433,6 +433,29 @@ def _form_macro(data: bytes, entry: str) -> bytes:
     return write_cfb({**streams, "WordDocument": bytes(wd), "Data": bytes(data_stream)}, storages)
 
 
+def _link_picture(data: bytes, field_index: int, url: str) -> bytes:
+    """Make the picture in a field's result a linked one (PICF mm = MM_SHAPEFILE and the path after
+    the header), as Word stores INCLUDEPICTURE \\d: the block is rewritten at the end of Data."""
+    from cdr.formats.legacy_office.doc import SPRM_PIC_LOCATION
+
+    r, streams, storages = _doc_parts(data)
+    f = [f for f in r.read_fields() if f.plc == "PlcfFldMom"][field_index]
+    ch = next(c for c in map(r.chpx_of_cp, range(f.sep + 1, f.end))
+              if c is not None and c.value(r.wd, SPRM_PIC_LOCATION) is not None)
+    wd = bytearray(streams["WordDocument"])
+    data_stream = bytearray(streams["Data"])
+    off = ch.value(r.wd, SPRM_PIC_LOCATION)
+    block = bytes(data_stream[off:off + struct.unpack_from("<I", data_stream, off)[0]])
+    name = url.encode("cp1252")
+    new = bytearray(block[:0x44] + bytes([len(name)]) + name + block[0x44:])
+    struct.pack_into("<IHH", new, 0, len(new), 0x44, 0x66)
+    at = len(data_stream)
+    data_stream += new
+    pos = ch.props[SPRM_PIC_LOCATION][0]
+    wd[pos:pos + 4] = struct.pack("<I", at)
+    return write_cfb({**streams, "WordDocument": bytes(wd), "Data": bytes(data_stream)}, storages)
+
+
 @generator("legacy_office")
 def legacy_doc_samples(out: Path) -> list[Sample]:
     """.doc files carrying each construct the native .doc rebuild keeps or removes."""
@@ -466,6 +489,9 @@ def legacy_doc_samples(out: Path) -> list[Sample]:
         (1, (0x44, 'INCLUDETEXT "\\\\\\\\203.0.113.9\\\\share\\\\body.docx"')),
         (4, (0x43, 'INCLUDEPICTURE "http://203.0.113.9/track.png"'))]),
         ["ole.field"], "INCLUDETEXT from a share, INCLUDEPICTURE from the web (picture result kept)")
+    put("linked_picture.doc", _link_picture(_patch_fields(fields, [
+        (4, (0x43, 'INCLUDEPICTURE "http://203.0.113.9/track.png" \\\\d'))]), 4, "http://203.0.113.9/track.png"),
+        ["ole.field", "ole.external_link"], "INCLUDEPICTURE \\d: a picture linked to a web address")
     put("macrobutton.doc", _patch_fields(fields, [(2, (0x33, "MACROBUTTON AutoOpen ここをクリック"))]),
         ["ole.macro_reference"], "MACROBUTTON field")
     put("file_hyperlink.doc", _patch_fields(fields, [

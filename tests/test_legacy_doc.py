@@ -24,7 +24,7 @@ from .conftest import all_threat_ids
 pytestmark = pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice not installed")
 
 BENIGN = ("申請書.doc", "交付申請様式.doc", "リンク付き.doc", "様式.dot")
-HOSTILE = ("dde_fields.doc", "include_fields.doc", "macrobutton.doc", "file_hyperlink.doc", "remote_template.doc",
+HOSTILE = ("dde_fields.doc", "include_fields.doc", "linked_picture.doc", "macrobutton.doc", "file_hyperlink.doc", "remote_template.doc",
            "toolbar_macros.doc", "formfield_macro.doc", "embedded_document.doc", "ole_object.doc",
            "vba_autoopen.doc")
 KEPT_STREAMS = {"WordDocument", "0Table", "1Table", "Data", "\x01CompObj", "\x05SummaryInformation",
@@ -111,6 +111,29 @@ def test_dde_fields_keep_their_result(legacy, rebuilt):
     for f in fields[:2]:
         assert plc[4 * (n + 1) + 2 * f.begin_fld + 1] == doc.FLT_QUOTE
         assert plc[4 * (n + 1) + 2 * f.end_fld + 1] & 0x10  # fLocked
+
+
+def test_linked_picture_path_blanked(legacy, rebuilt):
+    base, _ = legacy
+    src = _streams(base / "legacy_office/hostile/linked_picture.doc")["Data"]
+    out = _streams(Path(rebuilt["linked_picture.doc"].output))["Data"]
+    assert b"203.0.113.9" in src and b"203.0.113.9" not in out
+    assert any(t.id == "ole.external_link" and "track.png" in t.detail for t in rebuilt["linked_picture.doc"].threats)
+
+
+def test_hyperlinks_drop_option(legacy, default_policy, tmp_path):
+    """hyperlinks = "drop": even web links go (text kept)."""
+    from cdr.policy import Policy
+
+    base, _ = legacy
+    data = default_policy.to_dict()
+    data["families"]["legacy_office"]["hyperlinks"] = "drop"
+    src = base / "legacy_office/benign/リンク付き.doc"
+    res = process(src, src.name, tmp_path, Policy.from_dict(data))
+    assert res.verdict == "sanitized" and res.output.endswith(".doc"), res.reason
+    assert sum(1 for t in res.threats if t.id == "ole.hyperlink") >= 1
+    r = _walker(Path(res.output))
+    assert [r.instruction(f)[1].strip() for f in r.read_fields()].count("QUOTE") == 5
 
 
 def test_table_structures_dropped(rebuilt):

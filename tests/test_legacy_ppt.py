@@ -116,6 +116,21 @@ def test_click_actions_made_inert(rebuilt):
     assert {"ole.action", "ole.hyperlink"} <= ids
 
 
+def test_hyperlinks_drop_option(legacy, default_policy, tmp_path):
+    from cdr.policy import Policy
+
+    base, _ = legacy
+    data = default_policy.to_dict()
+    data["families"]["legacy_office"]["hyperlinks"] = "drop"
+    src = base / "legacy_office/benign/会議資料.ppt"
+    res = process(src, src.name, tmp_path, Policy.from_dict(data))
+    assert res.verdict == "sanitized" and "ole.hyperlink" in {t.id for t in res.threats}, res.reason
+    stream = _streams(Path(res.output))["PowerPoint Document"]
+    atoms = [r for top in records.parse(stream) for r in top.walk() if r.type == RT["InteractiveInfoAtom"]]
+    assert atoms and all(a.body[8] == 0 for a in atoms)
+    assert RT["ExHyperlink"] not in _types(Path(res.output))
+
+
 def test_object_shape_keeps_its_picture(legacy, rebuilt):
     base, _ = legacy
     out = Path(rebuilt["embedded_object.ppt"].output)

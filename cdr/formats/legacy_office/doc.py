@@ -633,8 +633,9 @@ class DocRebuild:
         pos = 0x44
         if mm == 0x66:  # MM_SHAPEFILE: a linked picture, its path follows
             cch = block[pos]
-            name = bytes(block[pos + 1:pos + 1 + cch]).decode("cp1252", "replace")
-            self.report("ole.external_link", "inline picture", "removed", f"linked picture {name[:80]}")
+            name = bytes(block[pos + 1:pos + 1 + cch]).decode("cp1252", "replace").strip("\0 ")
+            if name:  # a blank path (a rebuilt file) links to nothing
+                self.report("ole.external_link", "inline picture", "removed", f"linked picture {name[:80]}")
             block[pos + 1:pos + 1 + cch] = b"\0" * cch
             pos += 1 + cch
         elif mm != 0x64:
