@@ -265,3 +265,11 @@ def test_tnef_with_an_embedded_message_becomes_a_nested_mail():
     assert [a.kind for a in doc.attachments] == ["message"]
     nested = from_eml(doc.attachments[0].data, budget(len(doc.attachments[0].data)))
     assert "内側の本文" in nested.text and [a.name for a in nested.attachments] == ["中身.txt"]
+
+
+def test_text_nested_past_libxml2s_depth_limit_is_not_lost():
+    from cdr.formats.mail import htmlbody
+
+    for n in (300, 3000):
+        text, _, _ = htmlbody.to_text("<p>top</p>" + "<div>" * n + "隠れた本文" + "</div>" * n, "keep")
+        assert "top" in text and "隠れた本文" in text, n

@@ -55,10 +55,13 @@ def _tree(markup: str):
     markup = _XML_DECL.sub("", markup.replace("\x00", ""), count=1)
     if not markup.strip():
         return None
+    # huge_tree: without it libxml2 silently drops whatever is nested deeper than 256 elements, and a
+    # sender could hide text from the clerk that way (memory stays bounded by the worker's limit).
+    parser = lxml.html.HTMLParser(huge_tree=True, no_network=True)
     try:
-        return lxml.html.document_fromstring(markup)
+        return lxml.html.document_fromstring(markup, parser=parser)
     except (ParserError, ValueError):
-        return lxml.html.document_fromstring("<pre>" + htmllib.escape(markup) + "</pre>")
+        return lxml.html.document_fromstring("<pre>" + htmllib.escape(markup) + "</pre>", parser=parser)
 
 
 def _is_remote(url: str) -> bool:
@@ -161,7 +164,18 @@ def to_text(markup: str, mode: str) -> tuple[str, list[Deceptive], int]:
         bad.drop_tree()
     deceptive: list[Deceptive] = []
     changed = _rewrite_links(tree, mode, deceptive, True)
-    text = Inscriptis(tree, ParserConfig(display_images=False)).get_text()
+    try:
+        text = Inscriptis(tree, ParserConfig(display_images=False)).get_text()
+    except RecursionError:  # inscriptis recurses per element
+        text = ""
+    if markup.count("<") > 2000:
+        # libxml2 stops at 2,048 levels even with huge_tree and drops the rest without a word: when the
+        # flat converter (html5ever through nh3, no depth limit) sees clearly more text, it wins.
+        from ..html import html_to_text
+
+        flat = html_to_text(markup)
+        if len(re.sub(r"\s", "", text)) < 0.9 * len(re.sub(r"\s", "", flat)):
+            text = flat
     lines = [ln.rstrip() for ln in text.splitlines()]
     out: list[str] = []
     for ln in lines:  # at most one empty line in a row
