@@ -14,12 +14,12 @@ import stat
 import time
 import unicodedata
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import nh3
 
-from .files import fsync_dir
+from . import safefs
+from .safefs import Tree
 
 _KEEP = {"\n", "\t"}
 _BLANKS = re.compile(r"\n{3,}")
@@ -56,20 +56,6 @@ def plain_text(value: str) -> str:
     # Cc = control, Cf = format (bidi overrides, zero-width), Co/Cs/Cn = private/surrogate/unassigned.
     value = "".join(c for c in value if c in _KEEP or unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co"))
     return _BLANKS.sub("\n\n", value).strip()
-
-
-def write_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
-    """Write under a dot-name, fsync, rename: clerks never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if fsync:
-        fsync_dir(path.parent)
 
 
 def _dumps(obj: Any) -> bytes:
@@ -109,10 +95,10 @@ def form_documents(meta: dict[str, Any], fields: list[tuple[str, str]],
     return _dumps(doc), text.encode("utf-8")
 
 
-def _holds(path: Path, data: bytes) -> bool:
-    """True when `path` is a regular file (not a link) with exactly `data`."""
+def _holds(dfd: int, name: str, data: bytes) -> bool:
+    """True when `name` is a regular file (not a link) with exactly `data`."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dfd)
     except OSError:
         return False
     with os.fdopen(fd, "rb") as f:
@@ -121,27 +107,54 @@ def _holds(path: Path, data: bytes) -> bool:
         return f.read(len(data) + 1) == data
 
 
-def put(path: Path, data: bytes, fsync: bool = True) -> bool:
-    """Make `path` hold `data` (atomic replace). True when something else was there before.
+def put(tree: Tree, dir_rel: str, name: str, data: bytes, fsync: bool = True) -> bool:
+    """Make `dir_rel/name` hold `data` (a temp name created with O_EXCL, fsync, renameat over the name).
+    True when something else was there before.
 
     Our bundle documents are rebuilt from the ledger, so whatever else sits under their names
-    (planted, or from an older run) is foreign and must not stand for the resident's data.
+    (planted, or from an older run) is foreign and must not stand for the resident's data. A link there
+    is replaced itself (its target is never opened) and reported; the folders on the way are reached
+    without following links (safefs.Refused otherwise).
     """
-    if _holds(path, data):
-        return False
-    foreign = os.path.lexists(path)
-    if foreign and path.is_dir() and not path.is_symlink():
-        # A rename cannot replace a directory; move it aside (kept for the operator) instead.
-        path.rename(path.with_name(f"{path.name}.foreign-{time.time_ns()}"))
-    write_atomic(path, data, fsync)
-    return foreign
+    with tree.dir(dir_rel, create=True, fsync=fsync) as dfd:
+        if _holds(dfd, name, data):
+            return False
+        st = safefs.lstat(dfd, name)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            # A rename cannot replace a directory; move it aside (kept for the operator) instead.
+            safefs.replace(dfd, name, f"{name}.foreign-{time.time_ns()}")
+        elif st is not None and stat.S_ISLNK(st.st_mode):
+            tree.note_link(dir_rel, name)
+        tmp = f".{name}.tmp-{os.getpid()}"
+        safefs.unlink(dfd, tmp)
+        safefs.write_new(dfd, tmp, data, fsync)
+        safefs.replace(dfd, tmp, name)
+        if fsync:
+            os.fsync(dfd)
+    return st is not None
 
 
-def write_form(bundle: Path, meta: dict[str, Any], fields: list[tuple[str, str]],
+def remove_foreign(tree: Tree, dir_rel: str, name: str) -> bool:
+    """Take away whatever sits under `name` (a folder is moved aside, a file or link removed itself)."""
+    with tree.dir(dir_rel, create=True) as dfd:
+        st = safefs.lstat(dfd, name)
+        if st is None:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            safefs.replace(dfd, name, f"{name}.foreign-{time.time_ns()}")
+        else:
+            if stat.S_ISLNK(st.st_mode):
+                tree.note_link(dir_rel, name)
+            safefs.unlink(dfd, name)
+    return True
+
+
+def write_form(tree: Tree, bundle: str, meta: dict[str, Any], fields: list[tuple[str, str]],
                files: list[dict[str, Any]], fsync: bool = True) -> list[str]:
-    """Write form.json and form.txt (idempotent); returns the names that held foreign content."""
+    """Write form.json and form.txt into the bundle folder `bundle` (relative to the data dir;
+    idempotent); returns the names that held foreign content."""
     doc, text = form_documents(meta, fields, files)
-    return [name for name, data in (("form.json", doc), ("form.txt", text)) if put(bundle / name, data, fsync)]
+    return [name for name, data in (("form.json", doc), ("form.txt", text)) if put(tree, bundle, name, data, fsync)]
 
 
 def manifest(meta: dict[str, Any], file_entries: list[dict[str, Any]], completed_at: float) -> dict[str, Any]:
@@ -161,6 +174,6 @@ def manifest(meta: dict[str, Any], file_entries: list[dict[str, Any]], completed
     }
 
 
-def write_manifest(bundle: Path, doc: dict[str, Any], fsync: bool = True) -> bool:
+def write_manifest(tree: Tree, bundle: str, doc: dict[str, Any], fsync: bool = True) -> bool:
     """Write manifest.json; True when something else was there (it is replaced)."""
-    return put(bundle / "manifest.json", _dumps(doc), fsync)
+    return put(tree, bundle, "manifest.json", _dumps(doc), fsync)

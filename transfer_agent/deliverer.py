@@ -32,6 +32,7 @@ from .config import Config
 from .crashpoints import crashpoint
 from .metrics import Metrics
 from .results import Key, KeyHolds, reuse_name
+from .safefs import Tree
 from .storage import JobStore, Row
 
 log = logging.getLogger("transfer_agent.service")  # the appliance's steps log as the service did
@@ -51,8 +52,10 @@ class Retry:
 
 class Deliverer:
     def __init__(self, cfg: Config, ledger: JobStore, metrics: Metrics, holds: KeyHolds, stop: threading.Event,
-                 kick: Callable[[], None], lock: threading.RLock, on_final: list[Callable[[int], None]]) -> None:
+                 kick: Callable[[], None], lock: threading.RLock, on_final: list[Callable[[int], None]],
+                 tree: Tree | None = None) -> None:
         self.cfg = cfg
+        self.tree = tree or Tree(cfg.data_dir)  # every inbox write goes through it (no link followed)
         self.ledger = ledger
         self.metrics = metrics
         self.holds = holds
@@ -255,17 +258,17 @@ class Deliverer:
             plan = json.loads(row["plan"])
             for _ in range(5):
                 try:
-                    names = delivery.execute(plan, self.cfg.data_dir, job_id, self.cfg.fsync, crashpoint)
+                    names = delivery.execute(plan, self.tree, job_id, self.cfg.fsync, crashpoint)
                     break
                 except delivery.Conflict as exc:
                     # A planned name was taken by someone else's file: plan again, keep theirs.
-                    delivery.remove_temps(plan, self.cfg.data_dir, job_id)
+                    delivery.remove_temps(plan, self.tree, job_id)
                     log.warning("name taken meanwhile, planning again",
-                                extra={"event": "deliver.conflict", "job_id": job_id, "name": str(exc)})
+                                extra={"event": "deliver.conflict", "job_id": job_id, "file": str(exc)})
                     plan = self._replan(row, plan)
                 except delivery.SourceMissing:
-                    delivery.remove_temps(plan, self.cfg.data_dir, job_id)
-                    delivery.unlink_delivered(plan, self.cfg.data_dir)
+                    delivery.remove_temps(plan, self.tree, job_id)
+                    delivery.unlink_delivered(plan, self.tree)
                     args = plan.get("args") or {}
                     self._requeue(job_id, self.cfg.data_dir / args["cache"] if args.get("cache") else None,
                                   "cached output missing or altered")

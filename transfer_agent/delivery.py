@@ -15,13 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .files import fit_name, fsync_dir, hash_file, link_no_replace, numbered, temp_name
+from cdr.names import windows_safe
+
+from . import safefs
+from .files import clean_name, fit_name, hash_file, numbered, temp_name
+from .safefs import Refused, Tree
 
 SIDECAR = ".cdr.json"
 TEXT = ".txt"
@@ -52,16 +57,24 @@ def now_iso() -> str:
     return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
-def choose_name(directory: Path, base: str, suffixes: list[str], job_id: int) -> str:
-    """The first of base, 'stem (2).ext', ... whose every companion name is free."""
-    base = fit_name(base, 255 - max(len(s.encode()) for s in suffixes) - 12)
-    for n in range(1, 100000):
-        cand = numbered(base, n)
-        names = [cand + s for s in suffixes]
-        if not any(os.path.lexists(directory / x) or os.path.lexists(directory / temp_name(x, job_id))
-                   for x in names):
-            return cand
-    raise Conflict(f"no free name for {base!r} in {directory}")
+def choose_name(tree: Tree, dir_rel: str, base: str, suffixes: list[str], job_id: int) -> str:
+    """The first of base, 'stem (2).ext', ... whose every companion name is free (a link there counts
+    as taken: it is never written through). A folder that is missing, or refused, has every name free:
+    carrying out the plan makes it, or fails and is retried."""
+    base = windows_safe(fit_name(clean_name(base), 255 - max(len(s.encode()) for s in suffixes) - 12))
+    try:
+        dfd = tree.open_dir(dir_rel)
+    except (FileNotFoundError, Refused):
+        return base
+    try:
+        for n in range(1, 100000):
+            cand = numbered(base, n)
+            names = [cand + s for s in suffixes]
+            if not any(safefs.exists(dfd, x) or safefs.exists(dfd, temp_name(x, job_id)) for x in names):
+                return cand
+    finally:
+        os.close(dfd)
+    raise Conflict(f"no free name for {base!r} in {dir_rel}")
 
 
 def _sha(data: bytes) -> str:
@@ -78,6 +91,8 @@ def build_plan(*, data_dir: Path, inbox_dir: Path, job: dict[str, Any], result: 
     """Decide names and contents. `out_name`/`text_name` are files inside `cache_dir`;
     the output is delivered as `deliver_as` (default `out_name`)."""
     job_id = int(job["id"])
+    tree = Tree(data_dir)
+    dir_rel = tree.rel(inbox_dir)
     delivered_at = now_iso()
     report: dict[str, Any] = {
         "schema": 1,
@@ -105,7 +120,7 @@ def build_plan(*, data_dir: Path, inbox_dir: Path, job: dict[str, Any], result: 
     }
     files: list[PlannedFile] = []
     if result.get("verdict") == "blocked" or not out_name:
-        name = choose_name(inbox_dir, job["name"], [NOTICE], job_id)
+        name = choose_name(tree, dir_rel, job["name"], [NOTICE], job_id)
         report.update({
             "delivered": False,
             "notice_ja": "このファイルは安全に無害化できなかったため、配送を停止しました。原本は隔離されています。",
@@ -113,12 +128,12 @@ def build_plan(*, data_dir: Path, inbox_dir: Path, job: dict[str, Any], result: 
         })
         body = _json(report)
         files.append(PlannedFile(name + NOTICE, "notice", _sha(body.encode()), content=body))
-        return {"dir": str(inbox_dir.relative_to(data_dir)), "files": [f.to_dict() for f in files],
+        return {"dir": dir_rel, "files": [f.to_dict() for f in files],
                 "main": name + NOTICE}
     assert cache_dir is not None
     separate_text = bool(text_name) and text_name != out_name
     suffixes = ["", SIDECAR] + ([TEXT] if separate_text else [])
-    name = choose_name(inbox_dir, deliver_as or out_name, suffixes, job_id)
+    name = choose_name(tree, dir_rel, deliver_as or out_name, suffixes, job_id)
     out_src = cache_dir / out_name
     report.update({"delivered": True, "delivered_name": name, "output_sha256": result.get("output_sha256")})
     if separate_text:
@@ -132,7 +147,7 @@ def build_plan(*, data_dir: Path, inbox_dir: Path, job: dict[str, Any], result: 
     files.append(PlannedFile(name + SIDECAR, "sidecar", _sha(body.encode()), content=body))
     # The delivered file comes last: when it appears, its report is already there.
     files.append(PlannedFile(name, "output", result["output_sha256"], src=str(out_src.relative_to(data_dir))))
-    return {"dir": str(inbox_dir.relative_to(data_dir)), "files": [f.to_dict() for f in files], "main": name}
+    return {"dir": dir_rel, "files": [f.to_dict() for f in files], "main": name}
 
 
 def _iso(ts: float | None) -> str | None:
@@ -148,15 +163,15 @@ def _file_sha(path: Path) -> str:
         raise SourceMissing(str(path)) from exc
 
 
-def _write_temp(tmp: Path, f: dict[str, Any], data_dir: Path, fsync: bool) -> None:
+def _write_temp(tree: Tree, dfd: int, dir_rel: str, tmp: str, f: dict[str, Any], fsync: bool) -> None:
     if "content" in f:
         data: bytes | Path = f["content"].encode("utf-8")
     else:
-        data = data_dir / f["src"]
+        data = tree.root / f["src"]
         if not data.is_file():
             raise SourceMissing(f["src"])
     try:
-        digest = _fill_temp(tmp, data, fsync)
+        digest = _fill_temp(tree, dfd, dir_rel, tmp, data, fsync)
     except OSError as exc:
         # An inbox that cannot be written (full, read-only, EIO) is not a reason to process the file
         # again: the error propagates and the caller retries the same plan. Only a source that is
@@ -165,138 +180,129 @@ def _write_temp(tmp: Path, f: dict[str, Any], data_dir: Path, fsync: bool) -> No
             raise SourceMissing(f"{f.get('src')}: {exc}") from exc
         raise
     if digest != f["sha256"]:
-        tmp.unlink(missing_ok=True)
+        safefs.unlink(dfd, tmp)
         raise SourceMissing(f"{f.get('src')}: content changed since it was produced")
 
 
-def _fill_temp(tmp: Path, data: bytes | Path, fsync: bool) -> str:
-    """Write bytes (or copy a file) to `tmp`, fsync, and return its sha256; no partial temp survives an error."""
-    h = hashlib.sha256()
+def _fill_temp(tree: Tree, dfd: int, dir_rel: str, tmp: str, data: bytes | Path, fsync: bool) -> str:
+    """Create the temp name afresh (O_EXCL) with `data`; one left by a crash, or a link planted under
+    it, is removed first (the name itself, never what a link points to)."""
+    if safefs.is_link(dfd, tmp):
+        tree.note_link(dir_rel, tmp)
+    safefs.unlink(dfd, tmp)
+    return safefs.write_new(dfd, tmp, data, fsync)
+
+
+def remove_temps(plan: dict[str, Any], tree: Tree, job_id: int) -> None:
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as out:
-            if isinstance(data, Path):
-                with open(data, "rb") as src:
-                    for chunk in iter(lambda: src.read(1 << 20), b""):
-                        out.write(chunk)
-                        h.update(chunk)
-            else:
-                out.write(data)
-                h.update(data)
-            out.flush()
-            if fsync:
-                os.fsync(out.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return h.hexdigest()
+        dfd = tree.open_dir(plan["dir"])
+    except (FileNotFoundError, Refused):
+        return  # never created (or not ours): no temp of ours can be there
+    try:
+        for f in plan["files"]:
+            safefs.unlink(dfd, temp_name(f["name"], job_id))
+    finally:
+        os.close(dfd)
 
 
-def remove_temps(plan: dict[str, Any], data_dir: Path, job_id: int) -> None:
-    d = data_dir / plan["dir"]
-    if not d.is_dir():
-        return  # never created (or replaced by a file): no temp of ours can be there
-    for f in plan["files"]:
-        (d / temp_name(f["name"], job_id)).unlink(missing_ok=True)
-
-
-def unlink_delivered(plan: dict[str, Any], data_dir: Path) -> None:
+def unlink_delivered(plan: dict[str, Any], tree: Tree) -> None:
     """Undo a partial delivery: remove final names that hold exactly what we wrote."""
-    d = data_dir / plan["dir"]
-    for f in plan["files"]:
-        p = d / f["name"]
-        try:
-            if p.is_file() and not p.is_symlink() and _file_sha(p) == f["sha256"]:
-                p.unlink()
-        except (OSError, SourceMissing):
-            pass
+    try:
+        dfd = tree.open_dir(plan["dir"])
+    except (FileNotFoundError, Refused):
+        return
+    try:
+        for f in plan["files"]:
+            if safefs.sha256_of(dfd, f["name"]) == f["sha256"]:
+                safefs.unlink(dfd, f["name"])
+    finally:
+        os.close(dfd)
 
 
-def execute(plan: dict[str, Any], data_dir: Path, job_id: int, fsync: bool = True,
+def execute(plan: dict[str, Any], tree: Tree, job_id: int, fsync: bool = True,
             crashpoint: Any = None) -> list[str]:
     """Carry out (or finish) a plan. Raises Conflict, SourceMissing, or OSError when the inbox cannot be
-    written (the plan stays valid: the caller retries it; files already in place are kept)."""
-    d = data_dir / plan["dir"]
-    _makedirs(d, data_dir, fsync)
-    done = []
-    for f in plan["files"]:
-        final = d / f["name"]
-        tmp = d / temp_name(f["name"], job_id)
-        if os.path.lexists(final):
-            if final.is_file() and not final.is_symlink() and _file_sha(final) == f["sha256"]:
-                tmp.unlink(missing_ok=True)  # delivered before a crash
-                done.append(f["name"])
-                continue
-            raise Conflict(f["name"])
-        _write_temp(tmp, f, data_dir, fsync)
-        if crashpoint:
-            crashpoint("deliver.temp_written")
-        try:
-            link_no_replace(tmp, final)
-        except FileExistsError:
-            tmp.unlink(missing_ok=True)
-            raise Conflict(f["name"]) from None
-        if crashpoint:
-            crashpoint("deliver.linked")
-        done.append(f["name"])
-    # One directory fsync for all the links (and temp removals) of this plan, also on a replay: the
-    # caller commits 'delivered' only after it; a power loss before leaves 'delivering', replayed at start.
-    if fsync:
-        fsync_dir(d)
+    written (the plan stays valid: the caller retries it; files already in place are kept); Refused
+    (an OSError) when a link stands where a folder of the plan should be."""
+    dfd = tree.open_dir(plan["dir"], create=True, fsync=fsync)
+    try:
+        done = []
+        for f in plan["files"]:
+            name, tmp = f["name"], temp_name(f["name"], job_id)
+            st = safefs.lstat(dfd, name)
+            if st is not None:
+                if safefs.sha256_of(dfd, name) == f["sha256"]:
+                    safefs.unlink(dfd, tmp)  # delivered before a crash
+                    done.append(name)
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    tree.note_link(plan["dir"], name)
+                raise Conflict(name)
+            _write_temp(tree, dfd, plan["dir"], tmp, f, fsync)
+            if crashpoint:
+                crashpoint("deliver.temp_written")
+            try:
+                safefs.link_no_replace(dfd, tmp, name)
+            except FileExistsError:
+                safefs.unlink(dfd, tmp)
+                if safefs.is_link(dfd, name):
+                    tree.note_link(plan["dir"], name)
+                raise Conflict(name) from None
+            if crashpoint:
+                crashpoint("deliver.linked")
+            done.append(name)
+        # One directory fsync for all the links (and temp removals) of this plan, also on a replay: the
+        # caller commits 'delivered' only after it; a power loss before leaves 'delivering', replayed at start.
+        if fsync:
+            os.fsync(dfd)
+    finally:
+        os.close(dfd)
     return done
-
-
-def _makedirs(d: Path, root: Path, fsync: bool) -> None:
-    missing = []
-    p = d
-    while not p.exists() and p != root:
-        missing.append(p)
-        p = p.parent
-    d.mkdir(parents=True, exist_ok=True)
-    if fsync:
-        for m in reversed(missing):
-            fsync_dir(m.parent)
 
 
 class HashMismatch(Exception):
     """The bytes written are not the bytes the ledger recorded."""
 
 
-def write_atomic(directory: Path, name: str, data: bytes | Path, fsync: bool = True, tag: str = "x",
+def write_atomic(tree: Tree, dir_rel: str, name: str, data: bytes | Path, fsync: bool = True, tag: str = "x",
                  expect_sha256: str | None = None, before_link: Callable[[str], None] | None = None) -> str:
-    """Write one extra file into the inbox (an approved original, ...): `data` is bytes or a file to copy.
+    """Write one extra file into the inbox folder `dir_rel` (an approved original, ...): `data` is bytes or
+    a file to copy.
 
-    Same guarantees as a plan (temp name, fsync, link, never overwrite: ' (2)' on collision),
-    but not tracked in the ledger: callers record what they wrote. With `expect_sha256`, the copy
-    is checked while it is written and HashMismatch raised (nothing left behind) when it differs.
-    `before_link(final_name)` runs once the copy is complete and verified, before it becomes visible
-    (an approval is committed there); if it raises, nothing appears.
-    Returns the final name. Hold `Service.delivery_lock` while calling.
+    Same guarantees as a plan (folders reached without following links, temp name created with O_EXCL,
+    fsync, link, never overwrite: ' (2)' on collision), but not tracked in the ledger: callers record
+    what they wrote. With `expect_sha256`, the copy is checked while it is written and HashMismatch
+    raised (nothing left behind) when it differs. `before_link(final_name)` runs once the copy is
+    complete and verified, before it becomes visible (an approval is committed there); if it raises,
+    nothing appears. Returns the final name. Hold `Service.delivery_lock` while calling.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 100000):
-        final = numbered(name, n)
-        if os.path.lexists(directory / final):
-            continue
-        tmp = directory / f".{fit_name(final, 200)}.tmp-{tag}"
-        digest = _fill_temp(tmp, data, fsync)
-        if expect_sha256 and digest != expect_sha256:
-            tmp.unlink(missing_ok=True)
-            raise HashMismatch(f"{data} does not match the recorded sha256")
-        if before_link is not None:
+    dfd = tree.open_dir(dir_rel, create=True, fsync=fsync)
+    try:
+        for n in range(1, 100000):
+            final = numbered(name, n)
+            if safefs.exists(dfd, final):
+                continue
+            tmp = f".{fit_name(final, 200)}.tmp-{tag}"
+            digest = _fill_temp(tree, dfd, dir_rel, tmp, data, fsync)
+            if expect_sha256 and digest != expect_sha256:
+                safefs.unlink(dfd, tmp)
+                raise HashMismatch(f"{data} does not match the recorded sha256")
+            if before_link is not None:
+                try:
+                    before_link(final)
+                except BaseException:
+                    safefs.unlink(dfd, tmp)
+                    raise
             try:
-                before_link(final)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-        try:
-            link_no_replace(tmp, directory / final)
-        except FileExistsError:
-            tmp.unlink(missing_ok=True)
-            if before_link is not None:  # already recorded under this name: do not pick another
-                raise Conflict(f"{final!r} appeared in {directory} while it was being written") from None
-            continue
-        if fsync:
-            fsync_dir(directory)
-        return final
-    raise Conflict(f"no free name for {name!r} in {directory}")
+                safefs.link_no_replace(dfd, tmp, final)
+            except FileExistsError:
+                safefs.unlink(dfd, tmp)
+                if before_link is not None:  # already recorded under this name: do not pick another
+                    raise Conflict(f"{final!r} appeared in {dir_rel} while it was being written") from None
+                continue
+            if fsync:
+                os.fsync(dfd)
+            return final
+    finally:
+        os.close(dfd)
+    raise Conflict(f"no free name for {name!r} in {dir_rel}")

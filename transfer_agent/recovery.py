@@ -27,7 +27,7 @@ import os
 import shutil
 from pathlib import Path
 
-from . import delivery
+from . import delivery, safefs
 from .config import Config
 from .deliverer import Deliverer
 from .dropbox import NotTaken, StillWriting, sig, stat_beneath, unlink_beneath
@@ -59,7 +59,7 @@ def recover(cfg: Config, ledger: JobStore, quarantine: Quarantine, intake: Intak
         log.info("completing interrupted delivery", extra={"event": "recover.deliver", "job_id": row["id"]})
         try:
             # Inside the try: an inbox that cannot be written must not keep the service from starting.
-            delivery.remove_temps(json.loads(row["plan"]), cfg.data_dir, row["id"])
+            delivery.remove_temps(json.loads(row["plan"]), deliverer.tree, row["id"])
             deliverer.deliver(row["id"])
         except Exception as exc:  # noqa: BLE001 - stays 'delivering'; the delivery thread retries it
             log.exception("cannot complete delivery", extra={"event": "recover.failed", "job_id": row["id"]})
@@ -69,8 +69,9 @@ def recover(cfg: Config, ledger: JobStore, quarantine: Quarantine, intake: Intak
     (cfg.work / "jobs").mkdir(parents=True, exist_ok=True)
     for part in (cfg.work / "intake").glob("*.copy"):
         part.unlink()  # a copy whose job row is gone or already re-taken
-    for part in cfg.inbox.rglob(".*.tmp-orig"):
-        part.unlink(missing_ok=True)  # an approved original whose copy was cut short
+    inbox = deliverer.tree.rel(cfg.inbox)
+    for dfd, name in safefs.fwalk_names(deliverer.tree, inbox, lambda n: n.startswith(".") and n.endswith(".tmp-orig")):
+        safefs.unlink(dfd, name)  # an approved original whose copy was cut short
     stray = [p.name for p in (cfg.work / "intake").iterdir()]
     if stray:
         log.error("files in work/intake without a job row (left in place)",

@@ -34,6 +34,7 @@ from .password_retry import queue_retry
 from .quarantine import Quarantine
 from .recovery import recover
 from .results import KeyHolds
+from .safefs import Refusals, Tree
 from .watcher import UNPROVEN_FACTOR, DropboxWatcher
 
 log = logging.getLogger("transfer_agent.service")
@@ -54,7 +55,7 @@ class Service:
         except BlockingIOError:
             os.close(self._lock_fd)
             raise AlreadyRunning(f"another transfer-agent is running on {cfg.data_dir}") from None
-        self.ledger = Ledger(cfg.ledger_path)
+        self.ledger = Ledger(cfg.ledger_path, anchor_fsync=cfg.fsync, anchor_syslog=cfg.audit_syslog)
         self.quarantine = Quarantine(cfg.quarantine, cfg.data_dir, cfg.fsync)
         self.results_root = cfg.state / "results"
         self.metrics = Metrics()
@@ -62,12 +63,16 @@ class Service:
         self.channel_policies = {ch: load_policy(p) for ch, p in cfg.channel_policies.items()}
         self._executor_factory = executor_factory or (lambda n: LocalExecutor(n, self.cfg.work / "sandbox"))
         self.delivery_lock = threading.RLock()  # anything that writes into the inbox takes it
+        # Every write beneath the data dir that a share user can reach goes through `tree`: a link
+        # planted there is refused (never followed), audited once and listed on /healthz.
+        self.refusals = Refusals(cfg.data_dir, self._audit_refusal, self._log_refusal)
+        self.tree = Tree(cfg.data_dir, on_refused=self.refusals)
         self.on_final: list[Callable[[int], None]] = []  # called with the job id once final
         self._stop = threading.Event()
         holds = KeyHolds()  # dedup keys between dispatch and delivery
         self.intake = Intake(cfg, self.ledger, self.quarantine, self.metrics, self.policy_for, self._kick)
         self.deliverer = Deliverer(cfg, self.ledger, self.metrics, holds, self._stop, self._kick,
-                                   self.delivery_lock, self.on_final)
+                                   self.delivery_lock, self.on_final, self.tree)
         self.dispatcher = Dispatcher(cfg, self.ledger, self.metrics, self.policy_for, holds,
                                      self.deliverer.hand_over, self._stop)
         self.maintenance = Maintenance(cfg, self.ledger, self.quarantine, self.metrics, self.dispatcher.live_dirs,
@@ -153,9 +158,22 @@ class Service:
     def health(self) -> dict[str, bool]:
         return {name: bool(fn()) for name, fn in self.components().items()}
 
+    def _audit_refusal(self, event: str, data: dict) -> None:
+        with self.ledger.tx() as t:
+            t.audit(event, data)
+
+    @staticmethod
+    def _log_refusal(rel: str, what: str) -> None:
+        log.error("a link in the inbox was refused, not followed", extra={"event": "inbox.link_refused",
+                                                                          "path": rel, "what": what})
+
     def health_notes(self) -> list[str]:
         """Conditions that do not stop the service but need an operator (/healthz reports 'degraded')."""
         notes = []
+        links = self.refusals.current()
+        if links:
+            notes.append(f"{len(links)} symbolic link(s) or foreign file(s) where the appliance writes, refused"
+                         f" (remove them; audit event inbox.link_refused): {', '.join(links[:10])}")
         waiting = len(self.deliverer.retries)
         if waiting:
             notes.append(f"{waiting} job(s) waiting for a delivery retry (inbox not writable? see log event"
@@ -169,14 +187,15 @@ class Service:
     # ------------------------------------------------------------------ intake, password retry, purge
 
     def accept(self, path: Path, *, source: str, channel: str, name: str, subdir: str = "",
-               submission_id: str | None = None, password: str | None = None) -> int | None:
+               submission_id: str | None = None, password: str | None = None,
+               received_at: float | None = None) -> int | None:
         """Take a complete file (same file system as the data dir) into quarantine; returns the job id.
 
         Used by the dropbox watcher and by other intake channels (REST uploads staged under
         work/). The file is gone from `path` afterwards. None if it vanished meanwhile.
         """
         arrival = Arrival(path, source=source, channel=channel, name=name, subdir=subdir,
-                          submission_id=submission_id, password=password)
+                          submission_id=submission_id, password=password, received_at=received_at)
         return self.accept_many([arrival], strict=True)[0]
 
     def accept_many(self, arrivals: list[Arrival], strict: bool = False) -> list[int | None]:

@@ -129,8 +129,9 @@ def _children(result: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 class Console:
     def __init__(self, ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None,
-                 retry: Callable[[int, str, str], int] | None = None) -> None:
+                 retry: Callable[[int, str, str], int] | None = None, tree: Any = None) -> None:
         self.ledger = ledger
+        self.tree = tree  # the appliance's safefs.Tree (links refused and reported); None: a plain one
         self.retry = retry  # the appliance's retry_with_password, when there is an appliance
         self.data_dir = Path(data_dir)
         self.fsync = fsync
@@ -328,12 +329,13 @@ def create_console_app(service: Any) -> FastAPI:
     """The console for an appliance `Service` (uses its ledger, data dir and delivery lock)."""
     return build_console(service.ledger, service.cfg.data_dir, fsync=service.cfg.fsync,
                          lock=getattr(service, "delivery_lock", None),
-                         retry=getattr(service, "retry_with_password", None))
+                         retry=getattr(service, "retry_with_password", None),
+                         tree=getattr(service, "tree", None))
 
 
 def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None,
-                  retry: Callable[[int, str, str], int] | None = None) -> FastAPI:
-    con = Console(ledger, data_dir, fsync, lock, retry)
+                  retry: Callable[[int, str, str], int] | None = None, tree: Any = None) -> FastAPI:
+    con = Console(ledger, data_dir, fsync, lock, retry, tree)
     app = FastAPI(title="transfer-agent console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = con
     app.mount("/static", StaticFiles(directory=str(PKG / "static")), name="static")
@@ -539,7 +541,8 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
             raise _Denied(400, "承認または却下を選んでください")
         try:
             out = await run_in_threadpool(originals.decide, con.ledger, con.data_dir, sess.user, rid,
-                                          decision == "approve", form.get("comment", ""), con.fsync, con.lock)
+                                          decision == "approve", form.get("comment", ""), con.fsync, con.lock,
+                                          con.tree)
         except originals.RequestError as exc:
             return RedirectResponse(_flash_url("/approvals", exc.code), status_code=303)
         return RedirectResponse(_flash_url("/approvals", "approved" if out["status"] == "approved" else "rejected"),

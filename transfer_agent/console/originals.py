@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..delivery import Conflict, HashMismatch, write_atomic
-from ..files import fit_name
+from ..files import clean_name, fit_name
 from ..ledger import FINAL, Ledger
+from ..safefs import Refused, Tree
 from ..users import User
 
 ORIGINALS_DIR = "originals"
@@ -31,6 +32,7 @@ MESSAGES = {
     "expired": "原本は保存期間を過ぎたため削除されています",
     "hash_mismatch": "隔離中の原本が記録と一致しないため取り出しを中止しました",
     "no_free_name": "取り出し先に空いている名前がありません",
+    "link_refused": "取り出し先のフォルダにシンボリックリンクなどがあるため書き込みを中止しました（管理者に連絡してください）",
     "comment_required": "却下する場合は理由（コメント）を入力してください",
     "not_found": "申請が見つかりません",
     "already_decided": "この申請はすでに処理されています",
@@ -66,7 +68,7 @@ def request_original(ledger: Ledger, user: User, job_id: int, reason: str) -> in
     return rid
 
 
-def _release(data_dir: Path, job: Any, fsync: bool, commit: Any) -> Path:
+def _release(data_dir: Path, job: Any, fsync: bool, commit: Any, tree: Tree | None = None) -> Path:
     """Copy the quarantined original into <inbox dir>/originals/ORIGINAL_<name>; returns the final path.
 
     `commit(relative path)` records the approval once the copy is complete and verified, before the
@@ -77,20 +79,23 @@ def _release(data_dir: Path, job: Any, fsync: bool, commit: Any) -> Path:
     src = data_dir / job["quarantine"]
     if not src.is_file():
         raise RequestError("expired")
-    target_dir = data_dir / (job["inbox_dir"] or f"inbox/{job['channel']}") / ORIGINALS_DIR
+    tree = tree or Tree(data_dir)
+    target = str(Path(job["inbox_dir"] or f"inbox/{job['channel']}") / ORIGINALS_DIR)
     try:
-        final = write_atomic(target_dir, fit_name(PREFIX + job["name"], 200), src, fsync, tag="orig",
+        final = write_atomic(tree, target, fit_name(clean_name(PREFIX + job["name"]), 200), src, fsync, tag="orig",
                              expect_sha256=job["sha256"] or None,
-                             before_link=lambda name: commit(str((target_dir / name).relative_to(data_dir))))
+                             before_link=lambda name: commit(f"{target}/{name}"))
     except HashMismatch:
         raise RequestError("hash_mismatch") from None
     except Conflict:
         raise RequestError("no_free_name") from None
-    return target_dir / final
+    except Refused:
+        raise RequestError("link_refused") from None
+    return data_dir / target / final
 
 
 def decide(ledger: Ledger, data_dir: Path, approver: User, request_id: int, approve: bool, comment: str,
-           fsync: bool = True, lock: Any = None) -> dict[str, Any]:
+           fsync: bool = True, lock: Any = None, tree: Tree | None = None) -> dict[str, Any]:
     comment = comment.strip()[:MAX_REASON]
     if not approve and not comment:
         raise RequestError("comment_required")
@@ -124,9 +129,9 @@ def decide(ledger: Ledger, data_dir: Path, approver: User, request_id: int, appr
     if approve:
         if lock is not None:
             with lock:
-                final = _release(data_dir, job, fsync, record)
+                final = _release(data_dir, job, fsync, record, tree)
         else:
-            final = _release(data_dir, job, fsync, record)
+            final = _release(data_dir, job, fsync, record, tree)
         released_rel = str(final.relative_to(data_dir))
     else:
         record(None)
