@@ -5,14 +5,22 @@ or reordering any row breaks the chain from that row on. Triggers refuse UPDATE 
 DELETE; someone with the file can drop them, which is exactly what `verify` catches.
 Rows are appended inside the caller's transaction (BEGIN IMMEDIATE holds the write
 lock), so the state change and its audit row commit together.
+
+Someone with the file could also delete the newest rows, or edit a row and recompute every later
+hash: the chain alone cannot see that. So the head (seq and hash) of each committed group is
+appended to `state/audit.anchor` outside the database (O_APPEND, fsynced; optionally to syslog
+too), and `verify_anchor` checks every anchored head against the chain.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import syslog
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 GENESIS = "0" * 64
@@ -80,3 +88,67 @@ def verify(conn: sqlite3.Connection) -> VerifyResult:
             return VerifyResult(False, n, prev, seq, f"content does not match its hash (event={event!r})")
         prev, expected, n = h, seq + 1, n + 1
     return VerifyResult(True, n, prev)
+
+
+# ---------------------------------------------------------------------------- the anchor
+
+ANCHOR_NAME = "audit.anchor"
+
+
+class Anchor:
+    """`state/audit.anchor`: one line "seq hash time" per commit group, appended and fsynced."""
+
+    def __init__(self, path: Path, fsync: bool = True, to_syslog: bool = False) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self.to_syslog = to_syslog
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def append(self, seq: int, h: str) -> None:
+        line = f"{seq} {h} {datetime.now(UTC).isoformat(timespec='seconds')}\n".encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, line)  # one write of a short line: whole even with two processes appending
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self.to_syslog:
+            syslog.syslog(syslog.LOG_INFO | syslog.LOG_AUTHPRIV, f"transfer-agent audit head seq={seq} hash={h}")
+
+    def heads(self) -> list[tuple[int, int, str]]:
+        """(line number, seq, hash) of every well-formed line; ValueError names a malformed one."""
+        out = []
+        with open(self.path, encoding="ascii", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                parts = line.split()
+                if len(parts) < 2 or not parts[0].isdigit() or len(parts[1]) != 64:
+                    raise ValueError(f"{self.path.name} line {n} is malformed: {line.strip()[:80]!r}")
+                out.append((n, int(parts[0]), parts[1]))
+        return out
+
+
+def verify_anchor(conn: sqlite3.Connection, anchor: Anchor) -> list[str]:
+    """Problems between the chain and its anchor (empty: every anchored head is in the chain as written)."""
+    last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    if not anchor.exists():
+        return [f"{anchor.path} is missing: the chain cannot be checked against its anchor"] if last else []
+    try:
+        heads = anchor.heads()
+    except (OSError, ValueError) as exc:
+        return [str(exc)]
+    problems = []
+    top = last[0] if last else 0
+    for n, seq, h in heads:
+        row = conn.execute("SELECT hash FROM audit WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            problems.append(f"anchor line {n}: row seq={seq} was committed but is missing from the database"
+                            f" (the newest row is seq={top}: rows deleted?)")
+        elif row[0] != h:
+            problems.append(f"anchor line {n}: row seq={seq} has hash {row[0][:16]}... but {h[:16]}... was"
+                            " committed (rows rewritten and their hashes recomputed?)")
+        if len(problems) >= 5:
+            break
+    return problems

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -186,10 +187,16 @@ class Tx:
 
 
 class Ledger:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, anchor_fsync: bool = True, anchor_syslog: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        secure_state_dir(self.path.parent)
+        for suffix in ("", "-wal", "-shm"):  # SQLite gives the -wal/-shm files the database's mode
+            p = self.path.with_name(self.path.name + suffix)
+            if suffix == "" or p.exists():
+                os.close(os.open(p, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+                os.chmod(p, 0o600)
         self._lock = threading.RLock()
+        self.anchor = audit.Anchor(self.path.parent / audit.ANCHOR_NAME, anchor_fsync, anchor_syslog)
         self._conn = self._connect()
         with self._lock:
             self._conn.executescript(SCHEMA + audit.SCHEMA)
@@ -197,6 +204,23 @@ class Ledger:
             # Added later: which engine (and policy content) made a job's result, for safe reuse.
             if "engine" not in {r[1] for r in self._conn.execute("PRAGMA table_info(jobs)")}:
                 self._conn.execute("ALTER TABLE jobs ADD COLUMN engine TEXT")
+            self._start_anchor()
+
+    def _start_anchor(self) -> None:
+        """A ledger from before the anchor (or a new one) starts its anchor at the current head. One whose
+        anchor was removed is not re-anchored silently: verify reports the missing file."""
+        if self.anchor.exists():
+            os.chmod(self.anchor.path, 0o600)
+            return
+        if self._conn.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone() is not None:
+            log.error("the audit anchor %s is missing; `audit verify` will fail until it is restored",
+                      self.anchor.path, extra={"event": "audit.anchor_missing"})
+            return
+        last = self._conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        os.close(os.open(self.anchor.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        if last is not None:
+            self.anchor.append(last[0], last[1])
+        self._conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('anchor', '1')")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -234,6 +258,13 @@ class Ledger:
                 if self._conn.in_transaction:
                     cur.execute("ROLLBACK")
                 raise
+            if t.audited:
+                # The group's head, outside the database, before anyone sees the commit as done.
+                seq, h = t.audited[-1][:2]
+                try:
+                    self.anchor.append(seq, h)
+                except OSError:  # committed all the same; the next group's head anchors this one too
+                    log.exception("cannot append to the audit anchor", extra={"event": "audit.anchor_failed"})
         for seq, h, event, job_id in t.audited:
             # The hash in the operator log anchors the chain outside the database.
             log.info("audit %s", event, extra={"event": "audit", "audit_event": event, "seq": seq,
@@ -272,7 +303,7 @@ class Ledger:
                     "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, drop_sig, size, submission_id,"
                     " password, received_at) VALUES ('received',?,?,?,?,?,?,?,?,?,?)",
                     (r["source"], r["channel"], r["name"], r["subdir"], r["drop_path"], r.get("drop_sig"),
-                     r.get("size"), r.get("submission_id"), r.get("password"), now))
+                     r.get("size"), r.get("submission_id"), r.get("password"), r.get("received_at") or now))
                 ids.append(int(cur.lastrowid))
         return ids
 
@@ -313,6 +344,12 @@ class Ledger:
     def verify_audit(self) -> audit.VerifyResult:
         with self._lock:
             return audit.verify(self._conn)
+
+
+def secure_state_dir(path: Path) -> None:
+    """state/ holds the ledger, the anchor, sessions and keys: 0700 (files in it are 0600)."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
 
 
 def loads(text: str | None) -> Any:

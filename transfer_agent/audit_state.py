@@ -1,0 +1,124 @@
+"""The final state of every job and original request, recomputed from the audit trail alone.
+
+The chain and its anchor prove the audit rows are as written; this proves the tables the console
+and the API read agree with them: someone who flips a blocked job to clean in the jobs table, or
+marks an original request approved, without a matching audit row, is named by `audit verify`.
+Events read: intake / job.password_retry (a job exists, its content), verdict, delivery (final
+state, names written); original.requested / approved / rejected / released.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+FINAL = ("delivered", "blocked")
+_JOB_EVENTS = ("intake", "job.password_retry", "verdict", "delivery")
+_REQ_EVENTS = ("original.requested", "original.approved", "original.rejected", "original.released")
+
+
+def _rows(conn: sqlite3.Connection, events: tuple[str, ...]) -> list[tuple[int, str, int | None, dict[str, Any]]]:
+    marks = ",".join("?" * len(events))
+    out = []
+    for seq, event, job_id, data in conn.execute(
+            f"SELECT seq, event, job_id, data FROM audit WHERE event IN ({marks}) ORDER BY seq", events):
+        try:
+            d = json.loads(data)
+        except ValueError:
+            d = {}
+        out.append((seq, event, job_id, d if isinstance(d, dict) else {}))
+    return out
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def job_differences(conn: sqlite3.Connection) -> list[str]:
+    expected: dict[int, dict[str, Any]] = {}
+    for seq, event, job_id, d in _rows(conn, _JOB_EVENTS):
+        if job_id is None:
+            continue
+        e = expected.setdefault(job_id, {"seq": seq})
+        if event in ("intake", "job.password_retry"):
+            e.update(name=d.get("name"), channel=d.get("channel"), status="queued")
+            if event == "intake":
+                e["sha256"] = d.get("sha256")
+        elif event == "verdict":
+            e.update(verdict=d.get("verdict"), status="delivering", seq=seq)
+        elif event == "delivery":
+            e.update(status="blocked" if d.get("verdict") == "blocked" else "delivered", verdict=d.get("verdict"),
+                     files=sorted(f.get("name") for f in d.get("files", [])), seq=seq)
+    problems: list[str] = []
+    seen: set[int] = set()
+    for row in conn.execute("SELECT id, status, verdict, sha256, name, channel, delivered FROM jobs ORDER BY id"):
+        jid, status, verdict, sha, name, channel, delivered = row
+        seen.add(jid)
+        e = expected.get(jid)
+        if status in FINAL:
+            if e is None or e.get("status") not in FINAL:
+                problems.append(f"job {jid} ({name}): the jobs table says {status} ({verdict}), but the audit trail"
+                                " has no delivery for it")
+                continue
+            said = f"{e['status']} ({e['verdict']}), audit seq {e['seq']}"
+            if (status, verdict) != (e["status"], e["verdict"]):
+                problems.append(f"job {jid} ({name}): the jobs table says {status} ({verdict}), the audit trail says"
+                                f" {said}")
+            names = sorted(json.loads(delivered)) if delivered else []
+            if names != e["files"]:
+                problems.append(f"job {jid} ({name}): delivered names {names} differ from the audit trail's"
+                                f" {e['files']}")
+        elif e is not None and e.get("status") in FINAL:
+            problems.append(f"job {jid} ({name}): the jobs table says {status}, the audit trail says"
+                            f" {e['status']} ({e['verdict']}), audit seq {e['seq']}")
+        if e is not None:
+            if e.get("sha256") and sha != e["sha256"]:
+                problems.append(f"job {jid} ({name}): sha256 {str(sha)[:16]}... differs from the audited"
+                                f" {e['sha256'][:16]}...")
+            if e.get("name") is not None and (name, channel) != (e["name"], e["channel"]):
+                problems.append(f"job {jid}: name/channel {name!r}/{channel!r} differ from the audited"
+                                f" {e['name']!r}/{e['channel']!r}")
+    for jid, e in sorted(expected.items()):
+        if jid not in seen and "name" in e:
+            problems.append(f"job {jid} ({e['name']}) is in the audit trail (seq {e['seq']}) but not in the jobs table")
+    return problems
+
+
+def request_differences(conn: sqlite3.Connection) -> list[str]:
+    if not _has_table(conn, "original_requests"):
+        return []
+    expected: dict[int, dict[str, Any]] = {}
+    for seq, event, job_id, d in _rows(conn, _REQ_EVENTS):
+        rid = d.get("request_id")
+        if not isinstance(rid, int):
+            continue
+        e = expected.setdefault(rid, {"status": "pending", "job_id": job_id, "released": None, "seq": seq})
+        if event == "original.approved":
+            e.update(status="approved", seq=seq)
+        elif event == "original.rejected":
+            e.update(status="rejected", seq=seq)
+        elif event == "original.released":
+            e.update(released=d.get("path"), seq=seq)
+    problems: list[str] = []
+    seen: set[int] = set()
+    for rid, job_id, status, released in conn.execute(
+            "SELECT id, job_id, status, released FROM original_requests ORDER BY id"):
+        seen.add(rid)
+        e = expected.get(rid)
+        if e is None:
+            problems.append(f"original request {rid} (job {job_id}, {status}) has no original.requested row in the"
+                            " audit trail")
+            continue
+        if (status, job_id, released) != (e["status"], e["job_id"], e["released"]):
+            problems.append(f"original request {rid}: the table says {status} for job {job_id}"
+                            f" (released {released!r}), the audit trail says {e['status']} for job {e['job_id']}"
+                            f" (released {e['released']!r}), audit seq {e['seq']}")
+    for rid, e in sorted(expected.items()):
+        if rid not in seen:
+            problems.append(f"original request {rid} is in the audit trail (seq {e['seq']}) but not in the table")
+    return problems
+
+
+def differences(conn: sqlite3.Connection, limit: int = 20) -> list[str]:
+    """Every difference between the tables and the audit trail (at most `limit`)."""
+    return (job_differences(conn) + request_differences(conn))[:limit]
