@@ -2,12 +2,14 @@
 this process with SIGKILL the N-th time the code passes the point NAME. Unset in production.
 
 Points: intake.row, intake.renamed, intake.copied, intake.hashed, intake.stored (intake.py),
-deliver.planned, deliver.done (deliverer.py), deliver.temp_written, deliver.linked (delivery.py).
+api.handover (api_submissions.py), deliver.planned, deliver.done (deliverer.py), deliver.temp_written, deliver.linked (delivery.py).
+Pause points (TRANSFER_AGENT_PAUSEPOINT): intake.copied.
 """
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 _CRASH = os.environ.get("TRANSFER_AGENT_CRASHPOINT", "")
 _CRASH_COUNTS: dict[str, int] = {}
@@ -22,3 +24,15 @@ def crashpoint(name: str) -> None:
     _CRASH_COUNTS[name] = _CRASH_COUNTS.get(name, 0) + 1
     if _CRASH_COUNTS[name] >= int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+_PAUSE = os.environ.get("TRANSFER_AGENT_PAUSEPOINT", "")
+
+
+def pausepoint(name: str) -> None:
+    """Test hook: TRANSFER_AGENT_PAUSEPOINT="NAME:SECONDS" sleeps there (to act inside a window)."""
+    if not _PAUSE:
+        return
+    point, _, seconds = _PAUSE.partition(":")
+    if point == name:
+        time.sleep(float(seconds or 1))

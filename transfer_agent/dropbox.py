@@ -148,18 +148,55 @@ def stat_beneath(root: Path, path: Path) -> os.stat_result:
         os.close(dfd)
 
 
+def _same(st: os.stat_result, was: os.stat_result) -> bool:
+    """The very file, unchanged: same inode, size, mtime and ctime (a write, truncate, utime or chmod
+    after the copy moves ctime even when mtime is set back)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == \
+        (was.st_dev, was.st_ino, was.st_size, was.st_mtime_ns, was.st_ctime_ns)
+
+
 def unlink_at(dir_fd: int, name: str, same_as: os.stat_result | None = None) -> bool:
     """Remove `name` from the folder `dir_fd`; with `same_as`, only if the name still holds that very
-    file (not one the sender put there meanwhile). False when it was not removed or is gone."""
+    file, unchanged since it was copied (not one the sender put there or wrote to meanwhile: that is a
+    new arrival, taken again). A read lease held while checking keeps any writer out until the name is
+    gone. False when it was not removed or is gone."""
+    if same_as is None:
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return False
+        return True
     try:
-        if same_as is not None:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    except OSError:  # a writer's lease (EAGAIN), a link planted under the name (ELOOP), ...
+        return False
+    try:
+        leased = False
+        if _LEASE:
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+                leased = True
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY):
+                    return False  # open for writing again: the sender is changing it
+        try:
+            if not _same(os.fstat(fd), same_as):
+                return False
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             if (st.st_dev, st.st_ino) != (same_as.st_dev, same_as.st_ino):
                 return False
-        os.unlink(name, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return False
-    return True
+            os.unlink(name, dir_fd=dir_fd)
+            return True
+        except FileNotFoundError:
+            return False
+        finally:
+            if leased:
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    finally:
+        os.close(fd)
 
 
 def unlink_beneath(root: Path, path: Path, same_as: os.stat_result | None = None) -> bool:

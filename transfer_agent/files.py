@@ -1,7 +1,10 @@
 """File-system helpers: durable renames and the names clerks see.
 
-Names from the internet side are kept as the sender wrote them (NFC normalised), minus
-control and bidi characters (a right-to-left override can make `exe.pdf` look like a PDF),
+`clean_name` is the one naming rule for everything the appliance writes into the inbox (file
+names, reused results, notices, channel and sender folders, released originals): names from the
+internet side are kept as the sender wrote them (NFC normalised), minus control and bidi characters
+(a right-to-left override can make `exe.pdf` look like a PDF), with what Windows refuses replaced
+(`<>:"|?*`, reserved names such as CON or LPT1, trailing dots and spaces: cdr.names.windows_safe),
 and cut to fit the 255-byte limit together with our suffixes.
 """
 from __future__ import annotations
@@ -14,7 +17,7 @@ import unicodedata
 from pathlib import Path
 
 from cdr.encoding import BIDI_CONTROLS
-from cdr.names import text_name
+from cdr.names import text_name, windows_safe
 
 NAME_MAX = 255
 # Longest thing we append to a delivered name: " (9999)" + ".blocked.json" and the temp decoration.
@@ -70,7 +73,8 @@ def clean_name(name: str, fallback: str = "file") -> str:
             name = f"_{rest}" if rest else ""
     if not name:
         name = fallback
-    return fit_name(name, NAME_MAX - _RESERVE)
+    # Windows' rule last (the share's clients are Windows): after fitting, which may leave a trailing dot.
+    return windows_safe(fit_name(name, NAME_MAX - _RESERVE))
 
 
 def fit_name(name: str, max_bytes: int) -> str:

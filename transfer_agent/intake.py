@@ -21,7 +21,7 @@ from pathlib import Path
 from cdr.policy import Policy
 
 from .config import Config
-from .crashpoints import crashpoint
+from .crashpoints import crashpoint, pausepoint
 from .dropbox import NotTaken, StillWriting, copy_out, open_dir_beneath, sig, stat_beneath, unlink_at
 from .files import clean_name, fsync_dir, hash_file
 from .metrics import Metrics
@@ -42,6 +42,9 @@ class Arrival:
     subdir: str = ""
     submission_id: str | None = None
     password: str | None = None
+    # When it was received, if before now: an e-application's files take their submission's time, so
+    # that they land in its dated bundle folder however late they are handed over (after midnight).
+    received_at: float | None = None
 
 
 # Folders the appliance itself creates in a delivery folder: a receipt's bundle (REST intake) and
@@ -124,7 +127,8 @@ class Intake:
                 continue
             rows.append((i, dict(source=a.source, channel=a.channel, name=a.name, subdir=a.subdir,
                                  drop_path=_db_path(a.path), size=st.st_size, drop_sig=sig(st),
-                                 submission_id=a.submission_id, password=a.password)))
+                                 submission_id=a.submission_id, password=a.password,
+                                 received_at=a.received_at)))
         if not rows:
             return ids
         for (i, _), jid in zip(rows, self.ledger.insert_received_many([r for _, r in rows]), strict=True):
@@ -231,6 +235,7 @@ class Intake:
             os.rename(part, intake)
             fsync_dir(intake.parent)
             crashpoint("intake.copied")
+            pausepoint("intake.copied")
             # Recovery removes it if we die before this; a file put under the name meanwhile stays.
             if not unlink_at(dfd, parts[-1], same_as=st) and os.path.lexists(src):
                 log.warning("the name holds another file now: left for the next walk",
