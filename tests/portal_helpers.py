@@ -64,7 +64,7 @@ class Appliance:
                 self.proc.wait(5)
 
 
-def start(data_dir: Path, *extra: str, config: str = CONFIG) -> Appliance:
+def start(data_dir: Path, *extra: str, config: str = CONFIG, verify: object = True) -> Appliance:
     data_dir.mkdir(parents=True, exist_ok=True)
     cfg = data_dir.parent / f"{data_dir.name}.toml"
     cfg.write_text(config, "utf-8")
@@ -85,7 +85,7 @@ def start(data_dir: Path, *extra: str, config: str = CONFIG) -> Appliance:
             if d and d.get("pid") == proc.pid:
                 app = Appliance(proc, data_dir, d["api_url"].rstrip("/"), d["console_url"].rstrip("/"))
                 try:
-                    if httpx.get(app.api + "/healthz", timeout=2).status_code == 200:
+                    if httpx.get(app.api + "/healthz", timeout=2, verify=verify).status_code == 200:
                         return app
                 except httpx.HTTPError:
                     pass

@@ -426,10 +426,10 @@ def test_planted_form_and_manifest_do_not_stand(app, key):
     r = c.post("/api/v1/submissions", data={"振込先口座": "正しい銀行 7654321"},
                files=[("files", ("口座.txt", "正しい口座".encode()))])
     assert r.status_code == 202 and r.json()["receipt"] == nxt, r.text
+    wait_done(c, r.json()["status_url"])  # the core writes the bundle (the internet side only records it)
     text = (bundle / "form.txt").read_text("utf-8")
     assert "正しい銀行 7654321" in text and "悪意銀行" not in text
     assert "悪意銀行" not in (bundle / "form.json").read_text("utf-8")
-    wait_done(c, r.json()["status_url"])
     man = json.loads((bundle / "manifest.json").read_text("utf-8"))
     assert man["receipt"] == nxt and [f["name"] for f in man["files"]] == ["口座.txt"]
     db = sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3")

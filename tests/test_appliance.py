@@ -511,7 +511,8 @@ def test_retention_purge_is_audited(agent: Agent) -> None:
 
 def test_healthz_metrics_status(agent: Agent) -> None:
     status, body = agent.get("/healthz")
-    assert status == 200 and json.loads(body)["components"] == {"watcher": True, "workers": True, "ledger": True}
+    assert status == 200 and json.loads(body)["components"] == {"watcher": True, "workers": True, "ledger": True,
+                                                                "internet": True}
     status, text = agent.get("/metrics")
     assert status == 200
     assert 'transfer_files_total{channel="kokuho",verdict="blocked"} 2.0' in text
@@ -692,7 +693,7 @@ def test_delivery_retried_while_running(tmp_path: Path) -> None:
     assert blocker.read_bytes() == b"not a folder"
     retries = _events(a, "deliver.retry")
     assert [r["failures"] for r in retries[:3]] == [1, 2, 3] and retries[0]["job_id"] == job["id"]
-    assert "NotADirectoryError" in retries[0]["error"] and retries[1]["retry_in"] > retries[0]["retry_in"]
+    assert "not a folder where a folder should be" in retries[0]["error"] and retries[1]["retry_in"] > retries[0]["retry_in"]
     status, text = a.get("/metrics")
     assert status == 200 and "transfer_delivery_retry_waiting 1.0" in text
     status, health = a.get("/healthz")
@@ -701,8 +702,8 @@ def test_delivery_retried_while_running(tmp_path: Path) -> None:
     drop(data / "dropbox" / "別の課.txt", b"other channel\n")
     _until(lambda: any(r["status"] == "delivered" for r in a.rows()), "other channel not delivered")
 
-    # The folder comes back, but the main file's temp name cannot be opened (a symlink is in the way,
-    # ELOOP): an inbox-side error, so the same plan is retried, not the file processed again.
+    # The folder comes back with a symlink at the main file's temp name: the link itself is removed
+    # (never followed, reported) and the same plan is carried out, not the file processed again.
     out = data / plan["dir"]
     stage = tmp_path / "stage"
     (stage / out.name).mkdir(parents=True)
@@ -710,7 +711,7 @@ def test_delivery_retried_while_running(tmp_path: Path) -> None:
     blocker.unlink()
     os.rename(stage, blocker)
     rows = a.wait_final(2)
-    assert any("ELOOP" in r["error"] or "symbolic links" in r["error"] for r in _events(a, "deliver.retry"))
+    assert any(r["path"].endswith(temp_name(plan["main"], job["id"])) for r in _events(a, "inbox.link_refused"))
     assert not _events(a, "requeue")
     job = rows[0]
     assert job["attempts"] == 1 and json.loads(job["plan"]) == plan

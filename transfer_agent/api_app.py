@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .api_submissions import ApiError
+from .httpguard import Limits, guarded_protocol
 from .metrics import CONTENT_TYPE
 
 log = logging.getLogger("transfer_agent.http")
@@ -84,10 +85,10 @@ def create_app(service: Any) -> FastAPI:
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        parts = service.health()
+        report = getattr(service, "health_report", None)  # the internet-side process asks the core once
+        parts, notes = report() if report is not None else (service.health(), service.health_notes())
         ok = all(parts.values())
         # Degraded (still 200): the service works but something waits for an operator, e.g. an unwritable inbox.
-        notes = service.health_notes()
         body: dict[str, Any] = {"status": ("degraded" if notes else "ok") if ok else "unhealthy", "components": parts}
         if notes:
             body["notes"] = notes
@@ -114,30 +115,45 @@ def create_app(service: Any) -> FastAPI:
     return app
 
 
-class HttpServer:
-    """uvicorn in a thread, on a socket bound here (bind errors surface at once; port 0 works)."""
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (bind errors surface at once; port 0 works)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
 
-    def __init__(self, app: FastAPI, host: str, port: int, name: str) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.sock.bind((host, port))
-        except OSError:
-            self.sock.close()
-            raise
-        self.sock.listen(128)
-        self.sock.set_inheritable(False)
-        self.host, self.port = host, self.sock.getsockname()[1]
-        # No proxy headers: the peer address is the one that connected (it decides who may read /metrics).
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", proxy_headers=False)
+
+class HttpServer:
+    """uvicorn in a thread, on a socket bound here or handed over, with deadlines for slow clients, a
+    per-address connection cap (httpguard.py), TLS when given a certificate, and proxy headers only
+    from the proxies listed in `trusted_proxies`."""
+
+    def __init__(self, app: FastAPI, host: str, port: int, name: str, *, sock: socket.socket | None = None,
+                 limits: Limits | None = None, tls_cert: str | None = None, tls_key: str | None = None,
+                 trusted_proxies: list[str] | None = None) -> None:
+        self.sock = sock if sock is not None else bind(host, port)
+        self.host, self.port = self.sock.getsockname()[:2]
+        self.tls = bool(tls_cert)
+        # Without trusted proxies, the peer address is the one that connected (it decides who may read
+        # /metrics and whom a login lockout counts); with them, only those may set X-Forwarded-*.
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                proxy_headers=bool(trusted_proxies), forwarded_allow_ips=trusted_proxies or [],
+                                http=guarded_protocol(limits or Limits(), name),
+                                ssl_certfile=tls_cert, ssl_keyfile=tls_key, timeout_keep_alive=5)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name=f"http-{name}", daemon=True)
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
 
     def _run(self) -> None:
         asyncio.run(self.server.serve(sockets=[self.sock]))

@@ -37,9 +37,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from . import apikeys, bundles
+from .crashpoints import crashpoint
 from .files import clean_name, numbered
 from .ledger import FINAL, Ledger, loads
 from .portal_db import ensure_schema
+from .safefs import Tree
 
 log = logging.getLogger("transfer_agent.api")
 
@@ -298,9 +300,16 @@ class SubmissionService:
 
     def __init__(self, ledger: Ledger, data_dir: Path, handover: Handover | None,
                  settings: ApiSettings | None = None, default_channel: str = "default",
-                 fsync: bool = True, channels: Iterable[str] = (), dropbox: Path | None = None) -> None:
+                 fsync: bool = True, channels: Iterable[str] = (), dropbox: Path | None = None,
+                 tree: Tree | None = None, wake: Callable[[], None] | None = None) -> None:
         self.ledger = ledger
+        # Internet-side process: no handover here; `wake` tells the core a submission is recorded.
+        self.wake = wake
+        self._wake_event = threading.Event()
+        self._handover_lock = threading.Lock()
+        self._retry_at: dict[str, float] = {}  # submission id -> when a failed handover is tried again
         self.data_dir = Path(data_dir)
+        self.tree = tree or Tree(self.data_dir)  # bundle files are written through it (no link followed)
         self.handover = handover
         self.settings = settings or ApiSettings()
         self.default_channel = default_channel
@@ -333,8 +342,16 @@ class SubmissionService:
     def alive(self) -> bool:
         return self._thread is None or (self._thread.is_alive() and time.monotonic() - self.last_tick < 60)
 
+    def poke(self) -> None:
+        """The internet-side process recorded a submission: hand it over now, not at the next look."""
+        self._wake_event.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(0.5):
+        while not self._stop.is_set():
+            self._wake_event.wait(0.5)
+            self._wake_event.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.finalize_ready()
             except sqlite3.ProgrammingError:
@@ -523,6 +540,11 @@ class SubmissionService:
                                        "fields": len(fields), "files": files_meta,
                                        "passwords_for": sorted(passwords)}, actor=f"api:{client.client}")
         row = self.ledger.one("SELECT * FROM submissions WHERE id = ?", (sub_id,))
+        if self.wake is not None:
+            self.wake()  # the core writes the bundle and takes the files (it also looks by itself)
+            log.info("submission recorded", extra={"event": "api.submission", "submission": sub_id,
+                                                   "receipt": receipt, "files": len(files_meta)})
+            return 202, self._accepted(sub_id, receipt)
         try:
             self._hand_over(row, loads(row["files"]), fields)
         except Exception:
@@ -542,22 +564,27 @@ class SubmissionService:
         return body
 
     def _hand_over(self, row: Any, files: list[dict[str, Any]], fields: list[tuple[str, str]] | None) -> None:
-        """Write the form documents, then give each staged file to the appliance (idempotent)."""
-        bundle = self.data_dir / row["bundle_dir"]
+        """Write the form documents, then give each staged file to the appliance (idempotent; one
+        handover at a time, and only of a submission still 'received')."""
+        with self._handover_lock:
+            fresh = self.ledger.one("SELECT * FROM submissions WHERE id = ?", (row["id"],))
+            if fresh is None or fresh["status"] != "received":
+                return
+            self._hand_over_locked(fresh, loads(fresh["files"]), fields)
+
+    def _hand_over_locked(self, row: Any, files: list[dict[str, Any]], fields: list[tuple[str, str]] | None
+                          ) -> None:
+        crashpoint("api.handover")
+        bundle = row["bundle_dir"]
         meta = {"receipt": row["receipt"], "submission_id": row["id"], "client": row["client"],
                 "channel": row["channel"], "received_at": row["created_at"]}
         if fields is None:
             fields = [tuple(x) for x in loads(row["fields"])]
         # The form is rebuilt from the ledger row every time, never trusted from the folder: a
         # form.txt/form.json that differs was not written by us (planted, say) and is replaced.
-        foreign = bundles.write_form(bundle, meta, fields, files, self.fsync)
-        manifest = bundle / "manifest.json"
-        if os.path.lexists(manifest):
-            # We write the manifest only when the submission is done, so this one is not ours.
-            if manifest.is_dir() and not manifest.is_symlink():
-                manifest.rename(manifest.with_name(f"manifest.json.foreign-{time.time_ns()}"))
-            else:
-                manifest.unlink()
+        foreign = bundles.write_form(self.tree, bundle, meta, fields, files, self.fsync)
+        # We write the manifest only when the submission is done, so one there now is not ours.
+        if bundles.remove_foreign(self.tree, bundle, "manifest.json"):
             foreign.append("manifest.json")
         if foreign:
             self._foreign(row, foreign)
@@ -569,7 +596,7 @@ class SubmissionService:
             if self.handover is None:
                 raise RuntimeError("no appliance to hand files to")
             self.handover(src, channel=row["channel"], name=f["name"], subdir=row["receipt"],
-                          submission_id=row["id"], password=f.get("password"))
+                          submission_id=row["id"], password=f.get("password"), received_at=row["created_at"])
         with self.ledger.tx() as t:
             # Passwords are not kept once the jobs (which hold them until final) exist.
             scrubbed = [{k: v for k, v in f.items() if k not in ("password", "stage")} for f in files]
@@ -594,7 +621,7 @@ class SubmissionService:
         row = self.ledger.one("SELECT * FROM submissions WHERE id = ? AND api_key_id = ?", (sub_id, client.id))
         if row is None:
             return None
-        if row["status"] != "done":
+        if row["status"] != "done" and self.wake is None:
             self.finalize(sub_id)
             row = self.ledger.one("SELECT * FROM submissions WHERE id = ?", (sub_id,))
         jobs = {j["name"]: j for j in self._jobs(sub_id)}
@@ -621,13 +648,19 @@ class SubmissionService:
     def finalize_ready(self) -> None:
         for row in self.ledger.query("SELECT id FROM submissions WHERE status = 'processing'"):
             self.finalize(row["id"])
-        # Handovers that failed (appliance busy or stopping) are retried after a while.
-        for row in self.ledger.query("SELECT * FROM submissions WHERE status = 'received' AND created_at < ?",
-                                     (time.time() - 30,)):
+        # Submissions recorded by the internet-side process, and handovers that failed (appliance busy
+        # or stopping, a link in the way): a failed one is tried again after 30 s.
+        now = time.monotonic()
+        for row in self.ledger.query("SELECT * FROM submissions WHERE status = 'received'"):
+            if self._retry_at.get(row["id"], 0.0) > now:
+                continue
             try:
                 self._hand_over(row, loads(row["files"]), None)
-            except Exception:  # noqa: BLE001 - next tick
-                log.warning("handover retry failed", extra={"event": "error", "submission": row["id"]})
+                self._retry_at.pop(row["id"], None)
+            except Exception:  # noqa: BLE001 - tried again later
+                self._retry_at[row["id"]] = now + 30
+                log.warning("handover failed, will retry", exc_info=True,
+                            extra={"event": "error", "submission": row["id"]})
 
     def finalize(self, sub_id: str) -> bool:
         """When every job is final: manifest.json into the bundle, status done (audited). Idempotent."""
@@ -639,7 +672,6 @@ class SubmissionService:
             jobs = {j["name"]: j for j in self._jobs(sub_id)}
             if any(f["name"] not in jobs or jobs[f["name"]]["status"] not in FINAL for f in files):
                 return False
-            bundle = self.data_dir / row["bundle_dir"]
             entries = []
             for f in files:
                 j = jobs[f["name"]]
@@ -661,7 +693,8 @@ class SubmissionService:
             now = time.time()
             meta = {"receipt": row["receipt"], "submission_id": row["id"], "client": row["client"],
                     "channel": row["channel"], "received_at": row["created_at"]}
-            if bundles.write_manifest(bundle, bundles.manifest(meta, entries, now), self.fsync):
+            if bundles.write_manifest(self.tree, row["bundle_dir"], bundles.manifest(meta, entries, now),
+                                      self.fsync):
                 # Planted after the handover, or left by a run interrupted right here.
                 self._foreign(row, ["manifest.json"])
             with self.ledger.tx() as t:
@@ -788,6 +821,16 @@ def make_router(service: SubmissionService) -> APIRouter:
     return router
 
 
+def _settings(cfg: Any) -> ApiSettings:
+    d = ApiSettings()
+    return ApiSettings(
+        max_upload_mb=float(getattr(cfg, "max_upload_mb", d.max_upload_mb)),
+        max_files=int(getattr(cfg, "api_max_files", d.max_files)),
+        rate_per_minute=float(getattr(cfg, "api_rate_per_minute", d.rate_per_minute)),
+        rate_burst=int(getattr(cfg, "api_rate_burst", d.rate_burst)),
+    )
+
+
 def attach(service: Any) -> SubmissionService:
     """Create (once) and start the submission service of a running appliance `Service`.
 
@@ -798,13 +841,15 @@ def attach(service: Any) -> SubmissionService:
     if isinstance(existing, SubmissionService):
         return existing
     cfg = service.cfg
-    d = ApiSettings()
-    settings = ApiSettings(
-        max_upload_mb=float(getattr(cfg, "max_upload_mb", d.max_upload_mb)),
-        max_files=int(getattr(cfg, "api_max_files", d.max_files)),
-        rate_per_minute=float(getattr(cfg, "api_rate_per_minute", d.rate_per_minute)),
-        rate_burst=int(getattr(cfg, "api_rate_burst", d.rate_burst)),
-    )
+    if getattr(service, "internet_side", False):
+        # The internet-side process (internet.py): records and stages, the core does the rest.
+        sub = SubmissionService(service.ledger, cfg.data_dir, None, _settings(cfg),
+                                default_channel=cfg.default_channel, fsync=cfg.fsync,
+                                channels=cfg.channel_policies.keys(), dropbox=cfg.dropbox, wake=service.wake)
+        sub.stage_root.mkdir(parents=True, exist_ok=True)
+        service.submissions = sub
+        return sub
+    settings = _settings(cfg)
 
     def handover(src: Path, **kw: Any) -> int:
         job_id = service.accept(src, source="api", **kw)
@@ -814,7 +859,8 @@ def attach(service: Any) -> SubmissionService:
 
     sub = SubmissionService(service.ledger, cfg.data_dir, handover, settings,
                             default_channel=cfg.default_channel, fsync=cfg.fsync,
-                            channels=getattr(cfg, "channel_policies", {}).keys(), dropbox=cfg.dropbox)
+                            channels=getattr(cfg, "channel_policies", {}).keys(), dropbox=cfg.dropbox,
+                            tree=getattr(service, "tree", None))
     service.submissions = sub
     hooks = getattr(service, "on_final", None)
     if isinstance(hooks, list):

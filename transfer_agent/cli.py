@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(s)
     s.add_argument("--config", help="configuration TOML (default: DATA_DIR/transfer_agent.toml if present)")
     s.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--api-host", help="address of the internet-side API listener (default: --host)")
+    s.add_argument("--console-host", help="address of the LGWAN-side console listener (default: --host)")
+    s.add_argument("--api-tls-cert", help="PEM certificate: serve the API over TLS (with --api-tls-key)")
+    s.add_argument("--api-tls-key", help="PEM private key of --api-tls-cert")
+    s.add_argument("--console-tls-cert", help="PEM certificate: serve the console over TLS (with --console-tls-key)")
+    s.add_argument("--console-tls-key", help="PEM private key of --console-tls-cert")
     s.add_argument("--api-port", type=int, help="internet-side API port (default 8080; 0 = any free port)")
     s.add_argument("--console-port", type=int, help="LGWAN-side console port (default 8081; 0 = any free port)")
     s.add_argument("--workers", type=int, help="worker processes (default: one per core)")
@@ -64,12 +70,18 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------------------- serve
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """The core (intake, workers, delivery, ledger, the LGWAN console, in this process) and the
+    internet-side process (internet.py: the API on a socket bound here), supervised from here."""
     from cdr import sandbox
     from cdr.errors import SandboxUnavailable
 
     from . import logutil
-    from .api_app import HttpServer, create_app
+    from .api_app import HttpServer, bind
+    from .api_submissions import attach
     from .console import create_console_app
+    from .corelink import SOCKET_NAME, CoreLink
+    from .httpguard import Limits
+    from .internet import Supervisor
     from .service import AlreadyRunning, Service
 
     if not sandbox.enabled() and os.geteuid() == 0:
@@ -83,10 +95,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except SandboxUnavailable as exc:
             print(f"transfer-agent: cannot start: {exc}", file=sys.stderr)
             return 1
+    overrides = dict(host=args.host, api_port=args.api_port, console_port=args.console_port, workers=args.workers,
+                     policy=args.policy, max_upload_mb=args.max_upload_mb, api_host=args.api_host,
+                     console_host=args.console_host, api_tls_cert=args.api_tls_cert, api_tls_key=args.api_tls_key,
+                     console_tls_cert=args.console_tls_cert, console_tls_key=args.console_tls_key)
     try:
-        cfg = load_config(args.config, args.data_dir, host=args.host, api_port=args.api_port,
-                          console_port=args.console_port, workers=args.workers, policy=args.policy,
-                          max_upload_mb=args.max_upload_mb)
+        cfg = load_config(args.config, args.data_dir, **overrides)
     except ConfigError as exc:
         print(f"transfer-agent: {exc}", file=sys.stderr)
         return 2
@@ -104,48 +118,87 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
-    servers: list[HttpServer] = []
-    port = cfg.api_port
+    limits = Limits(cfg.header_timeout_seconds, cfg.body_timeout_seconds, cfg.per_address_connections,
+                    cfg.body_min_bytes_per_second)
+    api_sock = console = None
+    where, flag = f"{cfg.api_bind}:{cfg.api_port}", "--api-port"
+    try:
+        api_sock = bind(cfg.api_bind, cfg.api_port)
+        where, flag = f"{cfg.console_bind}:{cfg.console_port}", "--console-port"
+        console = HttpServer(create_console_app(svc), cfg.console_bind, cfg.console_port, "console", limits=limits,
+                             tls_cert=cfg.console_tls_cert or None, tls_key=cfg.console_tls_key or None,
+                             trusted_proxies=cfg.console_trusted_proxies)
+    except OSError as exc:
+        print(f"transfer-agent: cannot listen on {where}: {exc.strerror or exc} (choose another port with {flag})",
+              file=sys.stderr)
+        if api_sock is not None:
+            api_sock.close()
+        svc.ledger.close()
+        return 1
     try:
         svc.start()
-        servers.append(HttpServer(create_app(svc), cfg.host, cfg.api_port, "api"))
-        port = cfg.console_port
-        servers.append(HttpServer(create_console_app(svc), cfg.host, cfg.console_port, "console"))
     except SandboxUnavailable as exc:
         print(f"transfer-agent: cannot start: {exc}", file=sys.stderr)
+        api_sock.close()
+        console.sock.close()
         svc.stop()
         return 1
-    except OSError as exc:
-        flag = "--console-port" if servers else "--api-port"
-        print(f"transfer-agent: cannot listen on {cfg.host}:{port}: {exc.strerror or exc}"
-              f" (choose another port with {flag})", file=sys.stderr)
-        for s in servers:
-            s.sock.close()
-        svc.stop()
-        return 1
-    for s in servers:
-        s.start()
-    api, console = servers
-    info = {"pid": os.getpid(), "data_dir": str(cfg.data_dir), "api_url": api.url, "console_url": console.url,
-            "dropbox": str(cfg.dropbox), "inbox": str(cfg.inbox), "policy": svc.default_policy.label}
-    agent_json = cfg.state / "agent.json"
-    tmp = agent_json.with_name(".agent.json.tmp")
-    tmp.write_text(json.dumps(info, ensure_ascii=False, indent=2), "utf-8")
-    os.replace(tmp, agent_json)
-    print(_banner(cfg, svc, api.url, console.url), flush=True)
+    submissions = attach(svc)  # bundles and handovers of what the internet side records
+    link = CoreLink(cfg.state / SOCKET_NAME, {
+        "wake": lambda: (submissions.poke(), b"ok")[1],
+        "health": lambda: json.dumps({"components": svc.health(), "notes": svc.health_notes()}).encode(),
+        "metrics": svc.metrics.render,
+    })
+    link.start()
 
-    while not stop.wait(1.0):
-        if not all(s.alive() for s in servers):
-            log.error("an HTTP server stopped; shutting down", extra={"event": "error"})
+    def audit(event: str, data: dict) -> None:
+        with svc.ledger.tx() as t:
+            t.audit(event, data)
+
+    api_sock.set_inheritable(True)
+    internet = Supervisor(api_sock, args.config, str(cfg.data_dir), overrides, on_event=audit)
+    internet.start()
+    console.start()
+    host, port = api_sock.getsockname()[:2]
+    host = f"[{host}]" if ":" in host else host
+    api_url = f"{'https' if cfg.api_tls_cert else 'http'}://{host}:{port}/"
+    info = {"pid": os.getpid(), "internet_pid": internet.pid, "data_dir": str(cfg.data_dir), "api_url": api_url,
+            "console_url": console.url, "dropbox": str(cfg.dropbox), "inbox": str(cfg.inbox),
+            "policy": svc.default_policy.label}
+    agent_json = cfg.state / "agent.json"
+    _write_private(agent_json, info)
+    print(_banner(cfg, svc, api_url, console.url), flush=True)
+
+    while not stop.wait(0.5):
+        if not console.alive():
+            log.error("the console server stopped; shutting down", extra={"event": "error"})
             break
-    for s in servers:
-        s.stop()
+        before = internet.pid
+        internet.check()
+        if internet.pid != before:
+            info["internet_pid"] = internet.pid
+            _write_private(agent_json, info)
+    internet.stop()
+    console.stop()
+    link.stop()
+    submissions.stop()
     svc.stop()
+    api_sock.close()
     agent_json.unlink(missing_ok=True)
     print("transfer-agent stopped", flush=True)
     sys.stderr.flush()
     # Worker threads of requeued jobs may still be blocked in a pipe read: do not wait for them.
     os._exit(0)
+
+
+def _write_private(path: Path, info: dict) -> None:
+    """agent.json: 0600 (state files are the service's alone), replaced atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(info, ensure_ascii=False, indent=2))
+    os.replace(tmp, path)
 
 
 def _banner(cfg, svc, api_url: str, console_url: str) -> str:  # noqa: ANN001
@@ -208,15 +261,27 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from .audit import verify
+    """The chain row by row, then every anchored head against it, then the jobs and original-requests
+    tables against the final states the audit rows give."""
+    from .audit import ANCHOR_NAME, Anchor, verify, verify_anchor
+    from .audit_state import differences
 
     conn = _open_ledger(args.data_dir)
     if conn is None:
         return 2
     with conn:
         res = verify(conn)
+        anchor = verify_anchor(conn, Anchor(Path(args.data_dir) / "state" / ANCHOR_NAME))
+        tables = differences(conn)
+    if res.ok and not anchor and not tables:
+        print(res.message() + "; matches state/audit.anchor; jobs and original requests agree with it")
+        return 0
     print(res.message(), file=sys.stdout if res.ok else sys.stderr)
-    return 0 if res.ok else 1
+    for p in anchor:
+        print(f"audit anchor MISMATCH: {p}", file=sys.stderr)
+    for p in tables:
+        print(f"tables differ from the audit trail: {p}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

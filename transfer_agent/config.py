@@ -54,11 +54,32 @@ class Config:
     api_rate_burst: int = 20
     # Who may read /metrics on the (internet-side) API port: channel names and volumes are internal.
     metrics_allow: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # The two listeners on separate networks: internet side (API) and LGWAN side (console); "" = host.
+    api_host: str = ""
+    console_host: str = ""
+    api_tls_cert: str = ""
+    api_tls_key: str = ""
+    console_tls_cert: str = ""
+    console_tls_key: str = ""
+    header_timeout_seconds: float = 10.0  # the whole request head, however slowly it comes
+    body_timeout_seconds: float = 30.0    # no byte of a request body for this long: closed
+    body_min_bytes_per_second: float = 1024.0  # average a body must keep after body_timeout_seconds
+    per_address_connections: int = 32     # open connections from one address, per listener
+    console_trusted_proxies: list[str] = field(default_factory=list)  # may set X-Forwarded-For/-Proto
+    audit_syslog: bool = False  # also send each audit head to syslog (LOG_AUTHPRIV): an anchor off this disk
     source: str = "<defaults>"
 
     def metrics_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """metrics_allow as networks ("10.0.0.0/8", "127.0.0.1"); ValueError names a bad entry."""
         return [ipaddress.ip_network(a, strict=False) for a in self.metrics_allow]
+
+    @property
+    def api_bind(self) -> str:
+        return self.api_host or self.host
+
+    @property
+    def console_bind(self) -> str:
+        return self.console_host or self.host
 
     # Layout under the data directory.
     @property
@@ -96,7 +117,15 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "data_dir": ("data_dir", str), "host": ("host", str), "api_port": ("api_port", int),
         "console_port": ("console_port", int), "workers": ("workers", int), "policy": ("policy", str),
         "shutdown_grace_seconds": ("shutdown_grace_seconds", float), "log_level": ("log_level", str),
+        "api_host": ("api_host", str), "console_host": ("console_host", str),
+        "api_tls_cert": ("api_tls_cert", str), "api_tls_key": ("api_tls_key", str),
+        "console_tls_cert": ("console_tls_cert", str), "console_tls_key": ("console_tls_key", str),
     },
+    "http": {"header_timeout_seconds": ("header_timeout_seconds", float),
+             "body_timeout_seconds": ("body_timeout_seconds", float),
+             "per_address_connections": ("per_address_connections", int),
+             "body_min_bytes_per_second": ("body_min_bytes_per_second", float),
+             "console_trusted_proxies": ("console_trusted_proxies", list)},
     "intake": {
         "default_channel": ("default_channel", str), "stable_seconds": ("stable_seconds", float),
         "close_settle_seconds": ("close_settle_seconds", float), "tick_seconds": ("tick_seconds", float),
@@ -106,6 +135,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
     "delivery": {"fsync": ("fsync", bool), "retry_seconds": ("delivery_retry_seconds", float),
                  "retry_max_seconds": ("delivery_retry_max_seconds", float)},
     "retention": {"purge_interval_seconds": ("purge_interval_seconds", float)},
+    "audit": {"syslog": ("audit_syslog", bool)},
     "api": {"max_upload_mb": ("max_upload_mb", float), "max_files": ("api_max_files", int),
             "rate_per_minute": ("api_rate_per_minute", float), "rate_burst": ("api_rate_burst", int),
             "metrics_allow": ("metrics_allow", list)},
@@ -171,6 +201,19 @@ def _validate(cfg: Config) -> None:
     for name in ("api_port", "console_port"):
         if not 0 <= getattr(cfg, name) <= 65535:
             raise ConfigError(f"{name} = {getattr(cfg, name)}: must be 0..65535")
+    for side in ("api", "console"):
+        cert, key = getattr(cfg, f"{side}_tls_cert"), getattr(cfg, f"{side}_tls_key")
+        if bool(cert) != bool(key):
+            raise ConfigError(f"{side}_tls_cert and {side}_tls_key go together (both or neither)")
+        for p in (cert, key):
+            if p and not Path(p).is_file():
+                raise ConfigError(f"{side} TLS: {p}: no such file")
+    if cfg.header_timeout_seconds <= 0 or cfg.body_timeout_seconds <= 0 or cfg.per_address_connections < 1:
+        raise ConfigError("http: timeouts must be > 0 and per_address_connections >= 1")
+    try:
+        [ipaddress.ip_network(a, strict=False) for a in cfg.console_trusted_proxies]
+    except ValueError as exc:
+        raise ConfigError(f"http.console_trusted_proxies: {exc}") from None
     if cfg.watcher not in ("native", "polling"):
         raise ConfigError(f"intake.watcher = {cfg.watcher!r}: must be \"native\" or \"polling\"")
     for name in ("stable_seconds", "close_settle_seconds", "tick_seconds", "rescan_seconds",
@@ -185,5 +228,11 @@ def _validate(cfg: Config) -> None:
         cfg.metrics_networks()
     except ValueError as exc:
         raise ConfigError(f"api.metrics_allow: {exc}") from None
-    if not cfg.default_channel or "/" in cfg.default_channel or cfg.default_channel.startswith("."):
-        raise ConfigError(f"intake.default_channel = {cfg.default_channel!r}: not a usable folder name")
+    from .files import clean_name  # the one naming rule of inbox folders
+
+    if not cfg.default_channel or clean_name(cfg.default_channel) != cfg.default_channel:
+        raise ConfigError(f"intake.default_channel = {cfg.default_channel!r}: not a usable folder name"
+                          f" (would be {clean_name(cfg.default_channel or '_')!r})")
+    for name in cfg.channel_policies:
+        if clean_name(name) != name:
+            raise ConfigError(f"channels.{name}: not a usable folder name (would be {clean_name(name)!r})")
