@@ -130,7 +130,7 @@ def test_writes_nothing_outside_its_job(outside, tmp_path):
             "other_out": f"ESCAPE write {other_out / 'planted.txt'}",
             "own_input": "ESCAPE overwrite -",
             "etc": "ESCAPE write /etc/cdr-planted",
-            "mount": "ESCAPE mount /tmp/work",
+            "mount": "ESCAPE mount /tmp/job/work",
         })
     for r, out in res.values():
         _contained(r, out)
@@ -230,6 +230,20 @@ def test_helper_tools_still_work_inside(corpus, tmp_path):
         if text:
             assert Path(r.text_output).read_text("utf-8").strip(), src.name
     assert results[2].output.endswith(".png") and results[3].output.endswith(".docx")
+
+
+def test_parent_takes_only_plain_closed_outputs(tmp_path):
+    """The parent moves the output out of the stage itself: a link, or a file the worker still
+    holds open for writing (it could change after its hash was taken), is refused."""
+    with WorkerPool(1, env=ENV) as pool:
+        res = _run(pool, tmp_path, {"symlink": "OUTPUT symlink /etc/passwd", "hardlink": "OUTPUT hardlink",
+                                    "keepopen": "OUTPUT keepopen"})
+        fine = _run(pool, tmp_path / "after", {"plain": "普通のテキスト\n"})["plain"][0]
+    for name, (r, out) in res.items():
+        assert r.verdict == "blocked" and r.threats[-1].id == "worker.protocol", (name, r.reason)
+        assert not any(out.iterdir()), name
+    assert "open for writing" in res["keepopen"][0].threats[-1].detail
+    assert fine.verdict == "clean"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="root drops workers to the cdr-worker user")

@@ -3,9 +3,9 @@
 Each long-lived worker process, before it reads a byte of a job:
 - runs as an unprivileged user: root drops to the `cdr-worker` user (CDR_WORKER_USER), with no
   supplementary groups; anyone else enters a user namespace of their own, keeping no capability;
-- has a mount namespace in which its private stage directory is its /tmp (the parent links each
-  job's input into /tmp/in, read-only, and takes outputs from /tmp/out), and an empty network
-  namespace;
+- has a mount namespace with a /tmp of its own, in which its private stage directory is /tmp/job
+  (the parent links each job's input into /tmp/job/in, read-only, and takes outputs from
+  /tmp/job/out), and an empty network namespace;
 - is confined by Landlock: it reads only the system's programs, libraries, fonts and a few named
   files of /etc, Python and our code; it writes only its stage; it executes only HELPER_TOOLS;
 - runs with no_new_privs and a seccomp filter (`syscalls.DENIED`, namespace flags, sockets other
@@ -49,7 +49,8 @@ SYSTEM_READ = (
     "/sys/devices/system/cpu",
 )
 
-VIEW = "/tmp"  # where a worker sees its stage directory's folders
+TMP = "/tmp"  # a worker's own (a tmpfs)
+VIEW = "/tmp/job"  # where a worker sees its stage directory
 STAGE_DIRS = ("in", "out", "work", "home")
 SWITCH = "CDR_WORKER_SANDBOX"
 DEFAULT_USER = "cdr-worker"
@@ -144,32 +145,31 @@ def _plugin_tops() -> list[str]:
 
 
 def enter(stage: str, ids: tuple[int, int] | None) -> Confinement:
-    """First half, before importing the handlers: namespaces, the stage as /tmp, the user."""
+    """First half, before importing the handlers: namespaces, a /tmp of its own with the stage, the user."""
     root = os.geteuid() == 0
     if root and ids is None:
         raise SandboxUnavailable("started as root without a worker user")
     conf = Confinement(stage, ids)
     needed = sorted(_python_dirs() | _package_paths(["cdr", *_plugin_tops()]))
-    view = Path(VIEW)
+    tmp, view = Path(TMP), Path(VIEW)
     hidden = namespaces.MS_NOSUID | namespaces.MS_NODEV | namespaces.MS_NOEXEC
-    parts: dict[str, int] = {}
+    fd = -1
     try:
         namespaces.unshare(root)
         # Opened in the new namespace (a mount is bound only from there) and before anything is
         # covered (the stage may lie under /tmp, or under a folder `expose` covers).
-        for d in STAGE_DIRS:
-            parts[d] = os.open(Path(stage, d), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(stage, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         if root:
             conf.covered = namespaces.expose(needed, *ids)
-        # /tmp: an empty tmpfs of the worker's own (LibreOffice's pipe goes there), holding the stage's
-        # folders and whatever of our code lies under the real /tmp.
+        # /tmp: an empty tmpfs of the worker's own (LibreOffice's pipe goes there), holding the stage
+        # (one mount: moving a file from work/ to out/ is a rename) and whatever of our code lies
+        # under the real /tmp.
         owner = f",uid={ids[0]},gid={ids[1]}" if root else ""
-        namespaces.cover(view, [p for p in needed if p.is_relative_to(view)],
+        namespaces.cover(tmp, [p for p in needed if p.is_relative_to(tmp)],
                          f"mode=0700,size=4m,nr_inodes=4096{owner}")
-        for d, fd in parts.items():
-            os.mkdir(view / d)
-            namespaces.bind(f"/proc/self/fd/{fd}", str(view / d),
-                            hidden | (namespaces.MS_RDONLY if d == "in" else 0))
+        os.mkdir(view)
+        namespaces.bind(f"/proc/self/fd/{fd}", VIEW, hidden)
+        namespaces.bind(f"{VIEW}/in", f"{VIEW}/in", hidden | namespaces.MS_RDONLY)
         os.chdir(VIEW)
         if root:
             namespaces.drop_to(*ids)
@@ -180,7 +180,7 @@ def enter(stage: str, ids: tuple[int, int] | None) -> Confinement:
         raise SandboxUnavailable(f"{exc.strerror or exc}" if isinstance(exc, namespaces.SetupError)
                                  else f"{type(exc).__name__}: {exc}") from None
     finally:
-        for fd in parts.values():
+        if fd >= 0:
             os.close(fd)
     if namespaces.capabilities() != 0:
         raise SandboxUnavailable("capabilities remain after dropping privileges")
@@ -254,7 +254,7 @@ def lock(conf: Confinement) -> str:
         rs.allow(f"{VIEW}/in", landlock.READ)
         for d in ("out", "work", "home"):
             rs.allow(f"{VIEW}/{d}", landlock.SCRATCH)
-        rs.allow(VIEW, landlock.MAKE_SOCK | landlock.REMOVE_FILE)  # LibreOffice's pipe: /tmp/OSL_PIPE_*
+        rs.allow(TMP, landlock.MAKE_SOCK | landlock.REMOVE_FILE)  # LibreOffice's pipe: /tmp/OSL_PIPE_*
         programs = helper_programs()
         interpreters: set[str] = set()
         for exe in programs:

@@ -1,8 +1,8 @@
 """Namespaces, mounts and identity of a worker, set up before it reads anything untrusted.
 
 Root drops to the sandbox user; anyone else enters a user namespace of their own. Either way the
-worker gets a private mount namespace (its stage directory becomes its /tmp, the input folder in it
-read-only) and an empty network namespace.
+worker gets a private mount namespace (a /tmp of its own holding its stage directory, the input
+folder read-only) and an empty network namespace.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Parent side of the sandbox: each worker's private stage directory, whose folders the worker sees
-in its /tmp (a tmpfs of its own).
+"""Parent side of the sandbox: each worker's private stage directory, which the worker sees as
+/tmp/job (in a /tmp of its own).
 
     in/    the job's input, hard-linked (or copied when a link is impossible) by the parent;
            read-only for the worker (a read-only bind mount, and Landlock)
@@ -73,7 +73,7 @@ class Stage:
         self.ids = ids
         self.path = Path(tempfile.mkdtemp(prefix="w", dir=root))
         self._n = 0
-        os.chmod(self.path, 0o700)
+        os.chmod(self.path, 0o711 if ids else 0o700)  # the worker's user passes through, lists nothing
         for d in STAGE_DIRS:
             p = self.path / d
             p.mkdir()
@@ -103,7 +103,7 @@ class Stage:
         return bool(st.st_mode & stat.S_IROTH)
 
     def put(self, job: Any) -> Any:
-        """The job as the worker sees it: its input in /tmp/in, its outputs to /tmp/out."""
+        """The job as the worker sees it: its input in /tmp/job/in, its outputs to /tmp/job/out."""
         self._n += 1
         m = _SUFFIX.search(job.src)
         name = f"{self._n}{m.group(0).lower() if m else ''}"
@@ -152,9 +152,15 @@ class Stage:
             out.update(output=None, text_output=None)  # whatever it wrote is emptied with out/
             return out
         dest_fd = _open_dir(job.out_dir)
+        moved: list[str] = []
         try:
             for name in dict.fromkeys(names.values()):
                 self._move(name, dest_fd)
+                moved.append(name)
+        except BaseException:
+            for name in moved:  # a blocked job leaves nothing in its folder
+                os.unlink(name, dir_fd=dest_fd)
+            raise
         finally:
             os.close(dest_fd)
         for key, name in names.items():

@@ -3,7 +3,8 @@
 A file reading `ESCAPE <what> <argument>` makes the handler attempt that and, when it works, deliver
 what it got as the "rebuilt" file. Nothing is caught here: inside the sandbox every attempt must fail
 with an error, which the pipeline turns into a `blocked` verdict. `SLEEP <seconds>` holds a worker
-busy; anything else is handled like ordinary text (copied).
+busy; `OUTPUT symlink PATH|hardlink|keepopen` leaves an output the parent must not take; anything
+else is handled like ordinary text (copied).
 
     read PATH       a file's bytes (hex)   list PATH       names in a folder
     write PATH      create a file          overwrite -     write over its own input
@@ -81,6 +82,26 @@ def attempt(what: str, arg: str, src: Path) -> bytes:
     raise ValueError(f"unknown attempt {what}")
 
 
+_KEPT: list = []  # files this worker keeps open after its job
+
+
+def _bad_output(how: str, arg: str, dst: Path) -> None:
+    if how == "symlink":  # the output is a link to a file the parent could read
+        dst.symlink_to(arg)
+    elif how == "hardlink":  # the output has a second name the worker keeps (HOME outlives the job)
+        dst.write_text("plain text\n")
+        second = Path(os.environ["HOME"], "second-name")
+        second.unlink(missing_ok=True)
+        os.link(dst, second)
+    elif how == "keepopen":  # the worker could change the output after the parent hashed it
+        f = open(dst, "w")  # noqa: SIM115 - kept open on purpose
+        f.write("plain text\n")
+        f.flush()
+        _KEPT.append(f)
+    else:
+        raise ValueError(how)
+
+
 @register
 class EscapingText(Handler):
     family = "text"
@@ -91,7 +112,9 @@ class EscapingText(Handler):
 
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
         words = src.read_bytes().decode("utf-8", "replace").split(maxsplit=2)
-        if words[:1] == ["ESCAPE"]:
+        if words[:1] == ["OUTPUT"]:  # an output the parent must refuse to take
+            _bad_output(words[1], words[2].strip() if len(words) > 2 else "", dst)
+        elif words[:1] == ["ESCAPE"]:
             dst.write_bytes(attempt(words[1], words[2].strip(), src))
         elif words[:1] == ["SLEEP"]:
             time.sleep(float(words[1]))
