@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import struct
 
+from ...numfmt import builtin, format_number
 from ..ooxml.const import in_document
 from .biff import (
     ARRAY,
@@ -822,12 +823,35 @@ def _rk(v: int) -> float:
     return n / 100 if v & 0x01 else n
 
 
-def _num_text(v: float) -> str:
-    return str(int(v)) if v == v and abs(v) < 1e15 and float(v).is_integer() else repr(v)
+_FORMAT, _XF, _DATEMODE = 0x041E, 0x00E0, 0x0022
 
 
-def _cells(r: Rec, sst: list[str], pending: list) -> list[tuple[int, int, str]]:
-    """(row, column, text) of a cell record; cached values for formulas."""
+class _Shown:
+    """Number formats of the workbook globals: what a cell with style `ixfe` shows for a number."""
+
+    def __init__(self) -> None:
+        self.codes: dict[int, str] = {}  # FORMAT records: ifmt -> code
+        self.xf: list[int] = []  # XF records in order: ifmt
+        self.date1904 = False
+
+    def read(self, r: Rec) -> None:
+        try:
+            if r.rt == _FORMAT:
+                self.codes[struct.unpack_from("<H", r.body, 0)[0]] = _xlstring(r.joined(), 2)[0]
+            elif r.rt == _XF and len(r.body) >= 4:
+                self.xf.append(struct.unpack_from("<H", r.body, 2)[0])
+            elif r.rt == _DATEMODE and len(r.body) >= 2:
+                self.date1904 = struct.unpack_from("<H", r.body, 0)[0] == 1
+        except (_Bad, struct.error):
+            pass
+
+    def __call__(self, v: float, ixfe: int) -> str:
+        ifmt = self.xf[ixfe] if ixfe < len(self.xf) else 0
+        return format_number(v, self.codes.get(ifmt) or builtin(ifmt), self.date1904)
+
+
+def _cells(r: Rec, sst: list[str], pending: list, shown: _Shown) -> list[tuple[int, int, str]]:
+    """(row, column, text) of a cell record, numbers as their format shows them; cached values for formulas."""
     rt, b = r.rt, r.body
     if rt == LABELSST:
         rw, col, _x, i = struct.unpack_from("<HHHI", b, 0)
@@ -836,23 +860,24 @@ def _cells(r: Rec, sst: list[str], pending: list) -> list[tuple[int, int, str]]:
         rw, col = struct.unpack_from("<HH", b, 0)
         return [(rw, col, _xlstring(r.joined(), 6)[0])]
     if rt == NUMBER:
-        rw, col, _x, v = struct.unpack_from("<HHHd", b, 0)
-        return [(rw, col, _num_text(v))]
+        rw, col, x, v = struct.unpack_from("<HHHd", b, 0)
+        return [(rw, col, shown(v, x))]
     if rt == RK:
-        rw, col, _x, v = struct.unpack_from("<HHHI", b, 0)
-        return [(rw, col, _num_text(_rk(v)))]
+        rw, col, x, v = struct.unpack_from("<HHHI", b, 0)
+        return [(rw, col, shown(_rk(v), x))]
     if rt == MULRK:
         rw, first = struct.unpack_from("<HH", b, 0)
         n = (len(b) - 6) // 6
-        return [(rw, first + k, _num_text(_rk(struct.unpack_from("<I", b, 4 + 6 * k + 2)[0]))) for k in range(n)]
+        return [(rw, first + k, shown(_rk(struct.unpack_from("<I", b, 4 + 6 * k + 2)[0]),
+                                      struct.unpack_from("<H", b, 4 + 6 * k)[0])) for k in range(n)]
     if rt == BOOLERR:
         rw, col, _x, val, err = struct.unpack_from("<HHHBB", b, 0)
         return [] if err else [(rw, col, "TRUE" if val else "FALSE")]
     if rt == FORMULA:
-        rw, col = struct.unpack_from("<HH", b, 0)
+        rw, col, x = struct.unpack_from("<HHH", b, 0)
         value = b[6:14]
         if value[6:8] != b"\xff\xff":
-            return [(rw, col, _num_text(struct.unpack("<d", value)[0]))]
+            return [(rw, col, shown(struct.unpack("<d", value)[0], x))]
         if value[0] == 0x00:
             pending.append((rw, col))  # the text is in the STRING record that follows
         elif value[0] == 0x01:
@@ -874,7 +899,9 @@ def workbook_text(data: bytes) -> str:
     subs = _substreams(data)
     sst: list[str] = []
     sheets: list[tuple[int, str]] = []
+    shown = _Shown()
     for r in subs[0].recs:
+        shown.read(r)
         if r.rt == SST:
             try:
                 sst = _walk_sst(r)[0]
@@ -903,7 +930,7 @@ def workbook_text(data: bytes) -> str:
             if depth != 1:
                 continue  # embedded charts hold cached series values, not cells
             try:
-                found = _cells(r, sst, pending)
+                found = _cells(r, sst, pending, shown)
             except (_Bad, struct.error):
                 continue
             for rw, col, value in found:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from ...numfmt import builtin, format_number
 from .const import A_NS, MACRO_MAIN, MAIN, MC_NS, OD, P_NS, R_NS, S_NS, W_NS, tags
 
 _MC_ALT = f"{{{MC_NS}}}AlternateContent"
@@ -131,7 +132,8 @@ def _docx(rb, main: str) -> str:
 
 # ---------------------------------------------------------------- Excel
 
-_S = {k: tags(S_NS, k) for k in ("sheet", "si", "t", "rPh", "row", "c", "v", "is")}
+_S = {k: tags(S_NS, k) for k in ("sheet", "si", "t", "rPh", "row", "c", "v", "is", "numFmts", "numFmt", "cellXfs",
+                                 "xf", "workbookPr")}
 _COL = re.compile(r"^([A-Za-z]{1,3})")
 
 
@@ -155,13 +157,37 @@ def _col(ref: str) -> int:
     return n - 1
 
 
+def _cell_formats(styles: etree._Element) -> list[str]:
+    """The number format code of each cell style (cellXfs index), custom codes over built-in ones."""
+    custom: dict[int, str] = {}
+    for nf in styles.iter(*_S["numFmt"]):
+        try:
+            custom[int(nf.get("numFmtId", ""))] = nf.get("formatCode") or "General"
+        except ValueError:
+            continue
+    out: list[str] = []
+    for xfs in styles.iterchildren(*_S["cellXfs"]):
+        for xf in xfs.iterchildren(*_S["xf"]):
+            try:
+                fid = int(xf.get("numFmtId", "0"))
+            except ValueError:
+                fid = 0
+            out.append(custom.get(fid) or builtin(fid))
+    return out
+
+
 def _xlsx(rb, main: str) -> str:
     wb = rb.parse(main)
     targets = {r.id: rb.resolve(main, r.target) for r in rb.rels(main) if not r.external}
     strings: list[str] = []
+    formats: list[str] = []
     for r in rb.rels(main):
         if r.ntype == OD + "sharedStrings" and targets.get(r.id):
             strings = [_s_string(si) for si in rb.parse(targets[r.id]).iterchildren(*_S["si"])]
+        elif r.ntype == OD + "styles" and targets.get(r.id):
+            formats = _cell_formats(rb.parse(targets[r.id]))
+    pr = next(wb.iterchildren(*_S["workbookPr"]), None)
+    date1904 = pr is not None and pr.get("date1904", "").lower() in ("1", "true")
     out: list[str] = []
     for sh in wb.iter(*_S["sheet"]):
         part = targets.get(_rid(sh) or "")
@@ -188,6 +214,13 @@ def _xlsx(rb, main: str) -> str:
                     text = _s_string(is_) if is_ is not None else ""
                 elif t == "b":
                     text = "TRUE" if text == "1" else "FALSE"
+                elif t in (None, "n") and text:
+                    # What the cell shows (its number format), not the stored float.
+                    try:
+                        code = formats[int(c.get("s", "0"))]
+                    except (ValueError, IndexError):
+                        code = "General"
+                    text = format_number(text, code, date1904)
                 if not text or i > 16384:
                     continue
                 while len(vals) < i:
