@@ -324,3 +324,20 @@ def test_a_choice_most_readers_cannot_draw_gives_way_to_its_picture(tmp_path, de
     doc = _read(out, "word/document.xml")
     assert "PICTURE" in doc and ">CHARTEX<" not in doc
     assert "ONLY-CHARTEX" in doc  # without a picture, the chart is kept for the readers that draw it
+
+
+def test_names_a_namespace_does_not_define_are_dropped(tmp_path, default_policy):
+    """Found by the fuzzer: <script> unprefixed in a sheet whose default namespace is SpreadsheetML is in
+    an allowed namespace, but SpreadsheetML defines no such element: dropped. Smart tags (Word 2007) stay."""
+    def sheet(x: str) -> str:
+        return x.replace("<sheetData>", "<script>alert(1)</script><sheetData>", 1)
+
+    src = patch(make_xlsx(tmp_path / "b.xlsx"), tmp_path / "s.xlsx", edit={"xl/worksheets/sheet1.xml": sheet})
+    assert "<script>" in _read(src, "xl/worksheets/sheet1.xml")
+    r, out = _verified(src, tmp_path, default_policy)
+    assert r.verdict == "sanitized" and "ooxml.unknown_markup" in {t.id for t in r.threats}
+    assert "script" not in _read(out, "xl/worksheets/sheet1.xml")
+    tag = ('<w:p><w:smartTag w:uri="urn:schemas-microsoft-com:office:smarttags" w:element="place"><w:r><w:t>東京'
+           '</w:t></w:r></w:smartTag></w:p>')
+    r, out = _verified(_doc(tmp_path, tag, name="tag.docx"), tmp_path, default_policy)
+    assert r.verdict == "clean" and "<w:smartTag" in _read(out, "word/document.xml")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from .._xml import attached, declarations, foreign_nodes, remove_keep_tail, unwrap, vocabulary_clean
+from .elements import element_names
 from .vocab import MC_NS, PICTURE_FALLBACK, XML_NS
 
 _MC = f"{{{MC_NS}}}"
@@ -44,13 +45,52 @@ class Foreign:
         self.tolerated.update(other.tolerated)
 
 
+_START_TAG = re.compile(rb"<([^\s/>!?]+)")
+
+
+def _undefined_names(data: bytes, decls: list[tuple[str, str]], allowed: frozenset[str]) -> set[str] | None:
+    """Clark names of the elements `data` uses that are in an allowed namespace whose list of element
+    names (elements.py) lacks them; None when the bytes cannot say."""
+    by_prefix: dict[str, set[str]] = {}
+    for p, u in decls:
+        by_prefix.setdefault(p, set()).add(u)
+    out: set[str] = set()
+    for raw in set(_START_TAG.findall(data)):
+        try:
+            qname = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        prefix, _, local = qname.rpartition(":")
+        for uri in by_prefix.get(prefix, ()):
+            names = element_names(uri) if uri in allowed else None
+            if names is not None and local not in names:
+                out.add(f"{{{uri}}}{local}")
+    return out
+
+
+def _undefined_elements(root: etree._Element, data: bytes | None, allowed: frozenset[str],
+                        decls: list[tuple[str, str]] | None) -> list[etree._Element]:
+    """Elements of an allowed namespace with a name it does not define (a <script> in SpreadsheetML)."""
+    names = _undefined_names(data, decls, allowed) if data is not None and decls is not None else None
+    if names is not None:
+        return list(root.iter(*sorted(names))) if names else []
+    out = []
+    for el in root.iter():
+        if isinstance(el.tag, str) and el.tag[0] == "{":
+            uri, _, local = el.tag[1:].partition("}")
+            names_ = element_names(uri) if uri in allowed else None
+            if names_ is not None and local not in names_:
+                out.append(el)
+    return out
+
+
 def quiet(data: bytes, allowed: frozenset[str], plain: frozenset[str] = frozenset()) -> bool:
     """Byte-level proof that `apply` would change nothing: every namespace used is allowed, and the
     only markup-compatibility construct is an mc:Ignorable naming namespaces that stay."""
     if not vocabulary_clean(data, allowed | {MC_NS}, plain):
         return False
     decls = declarations(data)
-    if decls is None:
+    if decls is None or _undefined_names(data, decls, allowed) != set():
         return False
     if not any(u == MC_NS for _p, u in decls):
         return True
@@ -76,9 +116,11 @@ def apply(root: etree._Element, data: bytes | None, allowed: frozenset[str],
     if has_mc:
         _resolve(root, allowed)
     elements, attrs = foreign_nodes(root, data, allowed | {MC_NS}, plain)
+    undefined = _undefined_elements(root, data, allowed, decls)
     mc_left = [el for el in root.iter(_MC + "*") if not _kept_mc(el)] if has_mc else []
     gone: list[etree._Element] = []
-    for el in sorted(mc_left + elements, key=_order(root)) if mc_left else elements:
+    together = mc_left + elements + undefined
+    for el in sorted(together, key=_order(root)) if len(together) > len(elements) else elements:
         if not attached(el, root):
             continue  # inside something removed already
         ns = etree.QName(el).namespace or ""

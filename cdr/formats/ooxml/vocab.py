@@ -18,8 +18,12 @@ XML_NS = "http://www.w3.org/XML/1998/namespace"
 MC_NS = _OX + "markup-compatibility/2006"
 
 
+STRICT: dict[str, str] = {}  # strict URI -> its transitional twin (they define the same names)
+
+
 def _ecma(*pairs: tuple[str, str]) -> frozenset[str]:
     """Transitional URI (after schemas.openxmlformats.org/) and its strict twin (after purl.oclc.org/ooxml/)."""
+    STRICT.update({_PURL + s: _OX + t for t, s in pairs})
     return frozenset(u for t, s in pairs for u in (_OX + t, _PURL + s))
 
 
