@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -305,7 +306,7 @@ def _ooxml_or_odf(path: Path, reasons: list[str]) -> str | None:
                 return "application/java-vm"
             if any(n.endswith(".one") or n == "appxmanifest.xml" for n in lower):
                 reasons.append("ZIP holding OneNote or app package content")
-    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, NotImplementedError, EOFError, zlib.error) as exc:
         reasons.append(f"ZIP signature but unreadable directory ({exc.__class__.__name__})")
     return "application/zip"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -381,7 +382,7 @@ class _Package:
         limit = int((ctx.limits.max_xml_part_mb if ctx else 64) * 1024 * 1024)
         try:
             self.zf = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError, EOFError) as exc:
             raise Malformed(f"not a readable ODF package ({exc})", "ODF パッケージとして読み取れません") from None
         infos = self.zf.infolist()
         names = [i.filename for i in infos]
@@ -402,18 +403,22 @@ class _Package:
                 raise LimitExceeded(f"{i.filename} is larger than the XML part limit",
                                     f"{i.filename} が XML パートのサイズ上限を超えています")
         self.infos = {i.filename: i for i in infos if not i.is_dir()}
-        self.mimetype = self.zf.read("mimetype").decode("ascii", "replace").strip() if "mimetype" in self.infos else ""
+        self.mimetype = self.read("mimetype").decode("ascii", "replace").strip() if "mimetype" in self.infos else ""
         self.manifest: dict[str, str] = {}
         self.encrypted = False
         if "META-INF/manifest.xml" in self.infos:
-            man = _parse(self.zf.read("META-INF/manifest.xml"), "META-INF/manifest.xml")
+            man = _parse(self.read("META-INF/manifest.xml"), "META-INF/manifest.xml")
             for fe in man.iter(_q("manifest", "file-entry")):
                 self.manifest[fe.get(_q("manifest", "full-path"), "")] = fe.get(_q("manifest", "media-type"), "")
                 if fe.find(_q("manifest", "encryption-data")) is not None:
                     self.encrypted = True
 
     def read(self, name: str) -> bytes:
-        return self.zf.read(name)
+        try:
+            return self.zf.read(name)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise Malformed(f"member {name} of the package is damaged ({type(exc).__name__})",
+                            f"パッケージの {name} が壊れています") from None
 
     def close(self) -> None:
         self.zf.close()

@@ -158,8 +158,9 @@ class ZipReader:
         try:
             self.zf = zipfile.ZipFile(path)
             self.infos = self.zf.infolist()
-        except (zipfile.BadZipFile, ValueError, struct.error, UnicodeDecodeError, EOFError) as exc:
-            raise Malformed(f"the ZIP archive is damaged ({exc})", "ZIPファイルが壊れています",
+        except (zipfile.BadZipFile, ValueError, struct.error, UnicodeDecodeError, EOFError, NotImplementedError,
+                OSError) as exc:
+            raise Malformed(f"the ZIP archive is damaged ({exc})"[:200], "ZIPファイルが壊れています",
                             threat_id="file.malformed") from None
         self._aes_zf = None
 
@@ -202,6 +203,9 @@ class ZipReader:
         spans = []
         with open(self.path, "rb") as f:
             for info in self.infos:
+                if info.header_offset < 0:  # a central directory pointing before the file
+                    raise Malformed(f"member {info.orig_filename!r} has no local header",
+                                    "ZIPファイルの構造が壊れています", threat_id="file.malformed")
                 f.seek(info.header_offset)
                 head = f.read(30)
                 if len(head) < 30 or head[:4] != b"PK\x03\x04":
