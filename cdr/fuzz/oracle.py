@@ -193,6 +193,16 @@ def scan_html(data: bytes, where: str) -> list[str]:
 
 # ---------------------------------------------------------------- Office (oletools) and packages
 
+def _web_hyperlink(field: str) -> bool:
+    """msodde lists HYPERLINK fields too: one to a web address, a bookmark (\\l) or nothing is not active."""
+    m = re.match(r"(?i)\s*HYPERLINK\b(.*)", field)
+    if m is None:
+        return False
+    args = [a or b for a, b in re.findall(r'"([^"]*)"|(\S+)', m.group(1))]
+    target = next((a for a in args if not re.fullmatch(r"\\[A-Za-z]", a)), "")  # \l, \o, \t are switches
+    return not target or "\\l" in args[:1] or bool(re.match(r"(?i)(https?://|mailto:|#)", target))
+
+
 def scan_office(data: bytes, name: str) -> list[str]:
     found: list[str] = []
     try:
@@ -218,8 +228,7 @@ def scan_office(data: bytes, name: str) -> list[str]:
             tmp.flush()
             links = msodde.process_file(tmp.name, msodde.FIELD_FILTER_BLACKLIST)
         for line in (links or "").splitlines():
-            # Web hyperlinks are listed too; a link to an address is not active content.
-            if line.strip() and not re.match(r'\s*HYPERLINK\s+"(https?://|mailto:)', line, re.I):
+            if line.strip() and not _web_hyperlink(line):
                 found.append(f"{name}: field (msodde) {line.strip()[:80]}")
     except Exception:
         pass
