@@ -80,3 +80,49 @@ def test_damaged_header_is_malformed(default_policy, tmp_path):
         count_entries(io.BytesIO(bytes(data)), len(data), 1000, 1 << 22)
     r = process(src, src.name, tmp_path / "o", default_policy)
     assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}
+
+
+def test_mutated_headers_raise_only_header_errors(tmp_path):
+    """Bytes flipped in the header (checksums made to match again): a HeaderError or TooMany, nothing else
+    (a 4 GiB dictionary claim is not allocated, bad LZMA properties are refused)."""
+    import random
+    import struct
+    import zlib
+
+    seeds = [many_entries_7z(50), _7z(tmp_path, 4).read_bytes()]
+    rnd = random.Random(18)
+    outcomes = set()
+    for _ in range(1500):
+        d = bytearray(rnd.choice(seeds))
+        for _ in range(rnd.randint(1, 3)):
+            d[rnd.randrange(32, len(d))] = rnd.randrange(256)
+        off, size = struct.unpack("<QQ", d[12:28])
+        if 32 + off + size <= len(d):
+            d[28:32] = struct.pack("<I", zlib.crc32(d[32 + off:32 + off + size]))
+        d[8:12] = struct.pack("<I", zlib.crc32(d[12:32]))
+        try:
+            count_entries(io.BytesIO(bytes(d)), len(d), 1000, 1 << 22)
+            outcomes.add("counted")
+        except (HeaderError, TooMany) as exc:
+            outcomes.add(type(exc).__name__)
+    assert "HeaderError" in outcomes and "counted" in outcomes
+
+
+def test_lzma_properties_of_the_packed_header(tmp_path):
+    import struct
+    import zlib
+
+    def patched(value: bytes) -> bytes:
+        d = bytearray(many_entries_7z(20))
+        at = d.rindex(b"\x23\x03\x01\x01\x05") + 5  # the LZMA coder's 5 property bytes
+        d[at:at + len(value)] = value
+        off, size = struct.unpack("<QQ", d[12:28])
+        d[28:32] = struct.pack("<I", zlib.crc32(d[32 + off:32 + off + size]))
+        d[8:12] = struct.pack("<I", zlib.crc32(d[12:32]))
+        return bytes(d)
+
+    d = patched(bytes([0x5D]) + b"\xff\xff\xff\xff")  # a 4 GiB dictionary claimed: not allocated, counted
+    assert count_entries(io.BytesIO(d), len(d), 1000, 1 << 22) == 20
+    d = patched(b"\xff")  # lc/lp/pb out of range
+    with pytest.raises(HeaderError):
+        count_entries(io.BytesIO(d), len(d), 1000, 1 << 22)

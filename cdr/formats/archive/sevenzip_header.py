@@ -6,7 +6,8 @@ count was checked. Here the header is read as a stream, decompressing (LZMA or L
 writes headers) only as far as needed: every count (pack streams, folders, streams per folder,
 files) is checked against the member limit as soon as it is read, before the lists it announces.
 A header we cannot read this way (encrypted with -mhe, another coder) is bounded by its unpacked
-size instead (`max_header`). Format: 7-Zip's DOC/7zFormat.txt.
+size instead (`max_header`), and no more than `max_header` bytes are ever read from one we can.
+Format: 7-Zip's DOC/7zFormat.txt.
 """
 from __future__ import annotations
 
@@ -35,10 +36,14 @@ class TooMany(Exception):
 class _Bytes:
     """A cursor over header bytes; `more` supplies the next piece of a packed header."""
 
-    def __init__(self, data: bytes, more=None) -> None:
+    def __init__(self, data: bytes, more=None, cap: int = 1 << 62) -> None:
         self.buf, self.pos, self.more = bytearray(data), 0, more
+        self.used, self.cap = 0, cap
 
     def take(self, n: int) -> bytes:
+        self.used += n
+        if self.used > self.cap:  # bounds every loop and every skip, whatever the header claims
+            raise TooMany("header bytes", self.used)
         while self.pos + n > len(self.buf):
             piece = self.more() if self.more else b""
             if not piece:
@@ -196,14 +201,18 @@ def _count_files(r: _Bytes, limit: int) -> int:
     raise HeaderError(f"unexpected header property 0x{nid:02X}")
 
 
-def _lzma_filters(cid: bytes, props: bytes) -> list[dict] | None:
+def _lzma_filters(cid: bytes, props: bytes, unpacked: int) -> list[dict] | None:
+    """liblzma options for the header's coder. The dictionary never needs to be larger than what it
+    unpacks to (no match reaches further back): a claimed 4 GiB one is not allocated."""
     if cid == _LZMA and len(props) == 5:
         d = props[0]
+        if d >= 9 * 5 * 5:
+            raise HeaderError("bad LZMA properties")
         lc, lp, pb = d % 9, (d // 9) % 5, d // 45
-        return [{"id": lzma.FILTER_LZMA1, "lc": lc, "lp": lp, "pb": pb,
-                 "dict_size": int.from_bytes(props[1:5], "little")}]
+        size = min(int.from_bytes(props[1:5], "little"), unpacked)
+        return [{"id": lzma.FILTER_LZMA1, "lc": lc, "lp": lp, "pb": pb, "dict_size": max(size, 4096)}]
     if cid == _LZMA2 and len(props) == 1:
-        return [{"id": lzma.FILTER_LZMA2, "dict_size": _lzma_dict2(props[0])}]
+        return [{"id": lzma.FILTER_LZMA2, "dict_size": max(min(_lzma_dict2(props[0]), unpacked), 4096)}]
     return None
 
 
@@ -233,7 +242,7 @@ def count_entries(fp, file_size: int, limit: int, max_header: int) -> int:
     raw = fp.read(size)
     if zlib.crc32(raw) != next_crc:
         raise HeaderError("bad header checksum")
-    r = _Bytes(raw)
+    r = _Bytes(raw, cap=max_header)
     kind = r.byte()
     if kind == _HEADER:
         return _count_files(r, limit)
@@ -243,7 +252,7 @@ def count_entries(fp, file_size: int, limit: int, max_header: int) -> int:
     if len(folders) != 1 or not sizes:
         raise HeaderError("a packed header in other than one folder")
     unpacked = max(sizes)
-    filters = _lzma_filters(*folders[0][0]) if len(folders[0]) == 1 else None
+    filters = _lzma_filters(*folders[0][0], unpacked) if len(folders[0]) == 1 else None
     if filters is None:  # encrypted header, or a coder we do not stream: bounded by its size only
         if unpacked > max_header:
             raise TooMany("header bytes", unpacked)
@@ -252,7 +261,10 @@ def count_entries(fp, file_size: int, limit: int, max_header: int) -> int:
         raise HeaderError("the packed header lies outside the file")
     fp.seek(32 + pack_pos)
     left = [pack_size]
-    dec = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
+    try:
+        dec = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)
+    except (lzma.LZMAError, ValueError, MemoryError) as exc:
+        raise HeaderError(f"packed header: {exc}") from None
 
     def more() -> bytes:
         while not dec.eof:
@@ -269,7 +281,7 @@ def count_entries(fp, file_size: int, limit: int, max_header: int) -> int:
         return b""
 
     try:
-        r = _Bytes(b"", more)
+        r = _Bytes(b"", more, max_header)
         if r.byte() != _HEADER:
             raise HeaderError("the packed header is not a header")
         return _count_files(r, limit)
