@@ -60,6 +60,8 @@ def measure_families(items: list[corpus.Item], rounds: int, work: Path) -> tuple
     lat: dict[tuple[str, str], list[float]] = {}
     rss: dict[tuple[str, str], float] = {}
     out_bytes: dict[tuple[str, str], list[int]] = {}
+    # CPU seconds per round (worker + parent for the engine): far less sensitive to other load than wall time.
+    cpu: dict[tuple[str, str], list[float]] = {}
     problems: list[str] = []
     out = work / "fam"
     out.mkdir()
@@ -72,17 +74,20 @@ def measure_families(items: list[corpus.Item], rounds: int, work: Path) -> tuple
             for f in order[r % len(order):] + order[:r % len(order)]:
                 ks = kinds[f]
                 for k in ks[r % len(ks):] + ks[:r % len(ks)]:
+                    c = cpu.setdefault((f, k), [])
                     if k == "copy":
-                        t = measure.time_each(measure.copy_floor, fams[f], out)
+                        t = measure.time_each(measure.copy_floor, fams[f], out, c)
                     elif k == "struct":
-                        t = measure.time_each(measure.STRUCTURAL[f][1], fams[f], out)
+                        t = measure.time_each(measure.STRUCTURAL[f][1], fams[f], out, c)
                     elif k == "contract":
-                        t = measure.time_each(measure.contract_floor, fams[f], out)
+                        t = measure.time_each(measure.contract_floor, fams[f], out, c)
                     else:
                         measure.reset_peak(pool)
                         sizes: list[int] = []
+                        c0, p0 = measure.cpu_seconds(pool), time.process_time()
                         t, verdicts = measure.engine_each(pool, fams[f], lossless if k == "lossless" else policy, out,
                                                           sizes)
+                        c.append(measure.cpu_seconds(pool) - c0 + time.process_time() - p0)
                         out_bytes[(f, k)] = sizes
                         peak = measure.peak_rss_mb(pool)
                         if peak is not None:
@@ -102,6 +107,13 @@ def measure_families(items: list[corpus.Item], rounds: int, work: Path) -> tuple
             floor = measure.median(times[(f, "copy")])
             row = report.row(f if k == "engine" else f"{f} lossless", len(paths), nbytes, sec, lat[(f, k)],
                              rss.get((f, k)), floor)
+            row["cpu_seconds"] = round(measure.median(cpu[(f, k)]), 6)
+            row["floor_cpu_seconds"] = round(measure.median(cpu[(f, "copy")]), 6)
+            row["cpu_ratio_to_floor"] = round(row["cpu_seconds"] / row["floor_cpu_seconds"], 2) \
+                if row["floor_cpu_seconds"] else None
+            ref = "struct" if k == "engine" else "contract"
+            if (f, ref) in cpu and measure.median(cpu[(f, ref)]):
+                row["cpu_ratio_to_structural"] = round(row["cpu_seconds"] / measure.median(cpu[(f, ref)]), 2)
             row["output_bytes"] = sum(out_bytes.get((f, k), []))
             row["size_ratio"] = round(row["output_bytes"] / nbytes, 3) if nbytes else None
             if k == "engine" and (f, "struct") in times:
@@ -119,6 +131,10 @@ def measure_families(items: list[corpus.Item], rounds: int, work: Path) -> tuple
     mix = report.row("mix (1 worker)", sum(r["files"] for r in eng), sum(r["bytes"] for r in eng),
                      sum(r["seconds"] for r in eng), all_lat, max((r["peak_rss_mb"] or 0) for r in eng) or None,
                      sum(r["floor_seconds"] for r in eng))
+    mix["cpu_seconds"] = round(sum(r["cpu_seconds"] for r in eng), 6)
+    mix["floor_cpu_seconds"] = round(sum(r["floor_cpu_seconds"] for r in eng), 6)
+    mix["cpu_ratio_to_floor"] = round(mix["cpu_seconds"] / mix["floor_cpu_seconds"], 2) if mix["floor_cpu_seconds"] \
+        else None
     small = [x for (f, k), v in lat.items() if k == "engine"
              for p, x in zip(fams[f] * rounds, v, strict=True) if p.stat().st_size <= 10 * 1024 * 1024]
     mix["p99_ms_files_le_10mb"] = round(measure.percentile(small, 99) * 1000, 1)

@@ -124,13 +124,16 @@ STRUCTURAL = {"pdf": ("pikepdf open+save", pikepdf_floor), "docx": ("re-zip", re
               "png": ("Pillow decode+encode", pillow_floor)}
 
 
-def time_each(fn, paths: list[Path], out_dir: Path) -> list[float]:
-    """Seconds per file for fn(path, out_dir)."""
+def time_each(fn, paths: list[Path], out_dir: Path, cpu: list[float] | None = None) -> list[float]:
+    """Seconds per file for fn(path, out_dir); `cpu` receives the CPU seconds of the whole list."""
     out = []
+    c = time.process_time()
     for p in paths:
         t = time.perf_counter()
         fn(p, out_dir)
         out.append(time.perf_counter() - t)
+    if cpu is not None:
+        cpu.append(time.process_time() - c)
     return out
 
 
@@ -218,17 +221,24 @@ def peak_rss_mb(pool) -> float | None:
 
 
 def cpu_seconds(pool) -> float:
-    """utime + stime of the pool's live workers, from /proc/<pid>/stat."""
+    """CPU seconds of the pool's live workers: /proc/<pid>/schedstat (nanoseconds), else utime + stime
+    from /proc/<pid>/stat (clock ticks)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = 0.0
     for pid in worker_pids(pool):
+        try:
+            with open(f"/proc/{pid}/schedstat") as f:
+                total += int(f.read().split()[0]) / 1e9
+            continue
+        except (OSError, IndexError, ValueError):
+            pass
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15)
         except (OSError, IndexError, ValueError):
             pass
-    return total / tick
+    return total
 
 
 def machine() -> dict:

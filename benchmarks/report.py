@@ -26,11 +26,17 @@ def _find(data: dict, name: str) -> dict | None:
     return next((r for r in data.get("results", []) if r["name"] == name), None)
 
 
-_PREV_ROW = ("files_per_s", "mb_per_s", "seconds", "p99_ms", "peak_rss_mb", "ratio_to_floor", "size_ratio")
+_PREV_ROW = ("files_per_s", "mb_per_s", "seconds", "p99_ms", "peak_rss_mb", "ratio_to_floor", "size_ratio",
+             "cpu_ratio_to_floor", "cpu_ratio_to_structural")
 
 
 def attach_baseline(data: dict, base: dict, source: str) -> None:
-    """Put the previous release's figures beside this run's: `baseline` in each row and at the top."""
+    """Put the previous release's figures beside this run's: `baseline` in each row and at the top.
+    Rows are compared only between runs of the same corpus (both full, or both --quick)."""
+    data["baseline"] = {"source": source, **(base.get("baseline_of") or {})}
+    if bool(base.get("quick")) != bool(data.get("quick")):
+        data["baseline"]["skipped"] = "the baseline is a " + ("quick" if base.get("quick") else "full") + " run"
+        return
     prev = {r["name"]: r for r in base.get("results", [])}
     for r in data.get("results", []):
         p = prev.get(r["name"])
@@ -49,7 +55,6 @@ def attach_baseline(data: dict, base: dict, source: str) -> None:
                         ("appliance", ("files_per_s",))):
         if isinstance(data.get(key), dict) and isinstance(base.get(key), dict):
             data[key]["baseline"] = {f: base[key].get(f) for f in fields}
-    data["baseline"] = {"source": source, **(base.get("baseline_of") or {})}
     data["targets"] = targets(data)
 
 
@@ -115,16 +120,21 @@ def _p(r: dict, key: str, spec: str = ".2f") -> str:
 def table(data: dict) -> str:
     base = data.get("baseline")
     lines = []
-    if base:
+    if base and base.get("skipped"):
+        lines.append(f"no baseline figures: {base['skipped']} ({base.get('source')})")
+    elif base:
         lines.append(f"in brackets: the baseline ({base.get('source')}, {base.get('commit')} of {base.get('date')} "
                      f"on {base.get('machine_name')})")
     lines.append(f"{'name':16} {'files':>5} {'MB':>6} {'files/s':>15} {'p50 ms':>7} {'p99 ms':>15} {'RSS MB':>6} "
-                 f"{'/copy':>15} {'/struct':>13} {'out/in':>6}  structural floor")
+                 f"{'/copy':>15} {'/struct':>13} {'cpu /copy':>15} {'cpu /struct':>13} {'out/in':>6}  "
+                 "structural floor")
     for r in data.get("results", []):
         lines.append(f"{r['name']:16} {r['files']:>5} {r['bytes'] / 1e6:>6.2f} {_p(r, 'files_per_s'):>15} "
                      f"{_f(r['p50_ms'], '.1f'):>7} {_p(r, 'p99_ms', '.1f'):>15} {_f(r['peak_rss_mb'], '.0f'):>6} "
                      f"{_p(r, 'ratio_to_floor'):>15} {_p(r, 'ratio_to_structural'):>13} "
+                     f"{_p(r, 'cpu_ratio_to_floor'):>15} {_p(r, 'cpu_ratio_to_structural'):>13} "
                      f"{_f(r.get('size_ratio')):>6}  {r.get('structural_floor', '')}")
+    lines.append("(/copy, /struct: wall time; cpu: CPU seconds of worker and parent, which other load disturbs less)")
     sc = data.get("scaling") or {}
     if sc:
         pb = sc.get("baseline") or {}

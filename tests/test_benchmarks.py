@@ -48,10 +48,13 @@ def test_benchmark_runs_on_tiny_corpus(tmp_path: Path) -> None:
     base = json.loads((Path(report.__file__).parent / "baseline.json").read_text("utf-8"))
     assert base["baseline_of"]["machine_name"] and base["results"]
     report.attach_baseline(data, base, "baseline.json")
+    assert data["baseline"]["skipped"]  # a quick run is not compared with a full baseline
+    report.attach_baseline(data, {**base, "quick": True}, "baseline.json")
     pdf = next(r for r in data["results"] if r["name"] == "pdf")
     assert pdf["baseline"]["ratio_to_floor"] > 0 and data["baseline"]["commit"]
     assert "(" in report.table(data).split("\n")[2]  # previous figures in brackets
     png = next(r for r in data["results"] if r["name"] == "png")
     assert 0 < png["size_ratio"] < 3
+    assert png["cpu_seconds"] > 0 and png["cpu_ratio_to_floor"] > 0 and mix["cpu_ratio_to_floor"] > 0
     report.plot(data, tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
