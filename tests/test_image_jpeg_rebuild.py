@@ -163,3 +163,31 @@ def test_resolution_from_exif_kept_in_jfif(default_policy, tmp_path):
     r = process(src, src.name, tmp_path / "o", default_policy)
     with Image.open(r.output) as im:
         assert tuple(round(v) for v in im.info["dpi"]) == (300, 300) and not im.getexif()
+
+
+def _patched_red(icc: bytes) -> bytes:
+    """The profile with its red colorant moved: no longer sRGB, though its description still says so."""
+    out = bytearray(icc)
+    for i in range(int.from_bytes(icc[128:132], "big")):
+        e = 132 + 12 * i
+        if icc[e:e + 4] == b"rXYZ":
+            off = int.from_bytes(icc[e + 4:e + 8], "big") + 8
+            out[off:off + 4] = (int.from_bytes(icc[off:off + 4], "big") + 6000).to_bytes(4, "big")
+    return bytes(out)
+
+
+def test_srgb_profile_dropped_without_touching_the_coefficients(default_policy, tmp_path):
+    """icc = "srgb": a profile that maps every probe colour onto itself is only dropped (same pixels);
+    any other one is converted from the pixels, whatever its description says."""
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for name, icc, same in (("srgb", srgb, True), ("not-srgb", _patched_red(srgb), False)):
+        src = tmp_path / f"{name}.jpg"
+        src.write_bytes(_jpeg(quality=90, icc_profile=icc))
+        r = process(src, src.name, tmp_path / name, default_policy)
+        assert r.verdict == "sanitized" and [(t.id, t.action) for t in r.threats] == [("image.icc", "converted")]
+        out = Path(r.output).read_bytes()
+        with Image.open(io.BytesIO(out)) as im:
+            assert not im.info.get("icc_profile")
+        assert np.array_equal(_pixels(out), _pixels(src.read_bytes())) == same, name

@@ -250,6 +250,35 @@ def _jfif_density(out: bytes, dpi: dict) -> bytes:
     return out[:13] + b"\x01" + struct.pack(">HH", x, y) + out[18:]
 
 
+def _jpeg_icc(data: bytes, segs: list[tuple[int, int, int]]) -> bytes | None:
+    """The ICC profile of the APP2 segments, in their sequence order; None without one."""
+    parts = sorted((data[s + 16], data[s + 18:e]) for m, s, e in segs
+                   if m == 0xE2 and data[s + 4:s + 16] == b"ICC_PROFILE\x00" and e - s > 18)
+    return b"".join(p for _n, p in parts) if parts else None
+
+
+# Levels 0, 64, 128, 192, 255 of each channel: 125 colours that a profile must leave where they are.
+_PROBE = bytes(v for r in (0, 64, 128, 192, 255) for g in (0, 64, 128, 192, 255) for b in (0, 64, 128, 192, 255)
+               for v in (r, g, b))
+
+
+def _icc_is_srgb(icc: bytes | None) -> bool:
+    """True when converting from this profile to sRGB moves no probe colour by more than 1 level (its
+    description is not trusted: the colours are)."""
+    if not _icc_ok(icc):
+        return False
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))  # type: ignore[arg-type]
+        if src.profile.xcolor_space.strip() != "RGB":
+            return False
+        t = ImageCms.buildTransform(src, ImageCms.createProfile("sRGB"), "RGB", "RGB",
+                                    ImageCms.Intent.RELATIVE_COLORIMETRIC)
+        out = ImageCms.applyTransform(Image.frombytes("RGB", (125, 1), _PROBE), t)
+    except Exception:
+        return False
+    return out is not None and max(abs(a - b) for a, b in zip(out.tobytes(), _PROBE, strict=True)) <= 1
+
+
 def _jpeg_rebuild(data: bytes, segs: list[tuple[int, int, int]], icc_policy: str, orientation: int,
                   info: dict) -> bytes:
     """The JPEG rebuilt on its coefficients (turbojpeg.transcode); raises TranscodeError.
@@ -260,10 +289,8 @@ def _jpeg_rebuild(data: bytes, segs: list[tuple[int, int, int]], icc_policy: str
     out = turbojpeg.transcode(data, orientation, progressive)
     out = _jfif_density(out, _dpi(info, orientation))
     if icc_policy == "keep":
-        parts = sorted((data[s + 16], data[s + 18:e]) for m, s, e in segs
-                       if m == 0xE2 and data[s + 4:s + 16] == b"ICC_PROFILE\x00" and e - s > 18)
-        icc = b"".join(p for _n, p in parts)
-        if parts and _icc_ok(icc):  # written anew, in chunks of our own, once LittleCMS has read it
+        icc = _jpeg_icc(data, segs)
+        if icc and _icc_ok(icc):  # written anew, in chunks of our own, once LittleCMS has read it
             chunks = [icc[i:i + _ICC_CHUNK] for i in range(0, len(icc), _ICC_CHUNK)]
             app2 = b"".join(b"\xff\xe2" + struct.pack(">H", len(c) + 16) + b"ICC_PROFILE\x00"
                             + bytes((n + 1, len(chunks))) + c for n, c in enumerate(chunks))
@@ -820,8 +847,13 @@ class ImageHandler(Handler):
                 orientation = _orientation(head)
         findings = _findings(data, mime, icc_policy, limit, walked)
         out: list[bytes | memoryview] | None = None
-        if mime == "image/jpeg" and mode in ("rebuild", "lossless") and turbojpeg.available() \
-                and not any(f.id == "image.icc" and icc_policy != "keep" for f in findings):
+        convert = icc_policy != "keep" and any(f.id == "image.icc" for f in findings)
+        if convert and mime == "image/jpeg" and mode in ("rebuild", "lossless") \
+                and _icc_is_srgb(_jpeg_icc(data, walked[0])):
+            convert = False  # an sRGB profile: dropping it is the conversion, and the coefficients can stay
+            findings = [_Finding(f.id, f.location, "an sRGB profile: dropped, colours unchanged")
+                        if f.id == "image.icc" else f for f in findings]
+        if mime == "image/jpeg" and mode in ("rebuild", "lossless") and turbojpeg.available() and not convert:
             try:
                 out = [_jpeg_rebuild(data, walked[0], icc_policy, orientation, head.info)]
             except turbojpeg.TranscodeError as exc:  # rebuilt from the pixels instead, as in "reencode"
