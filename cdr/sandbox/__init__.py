@@ -34,7 +34,8 @@ __all__ = ["HELPER_TOOLS", "SYSTEM_READ", "SandboxUnavailable", "enabled", "ente
 # The only programs a worker may execute, looked up on PATH when it starts. "soffice" stands for
 # LibreOffice's launcher and office binary (oosplash, soffice.bin), started directly: the soffice
 # shell script would need /bin/sh and coreutils. A tool that is a script is never made executable.
-HELPER_TOOLS = ("soffice", "pdftotext", "pdftoppm", "pdfinfo", "rsvg-convert", "jpegtran")
+# JPEGs are transcoded in process by libturbojpeg (cdr/formats/image/turbojpeg.py): no jpegtran here.
+HELPER_TOOLS = ("soffice", "pdftotext", "pdftoppm", "pdfinfo", "rsvg-convert")
 
 # Read-only for the worker besides Python and our code: programs and libraries, fonts, the files of
 # /etc that the C library, fontconfig, libmagic, OpenSSL and LibreOffice read, and a few of /proc.
