@@ -47,6 +47,25 @@ class Limits:
         return int(self.max_file_mb * 1024 * 1024)
 
 
+VERDICTS = ("clean", "sanitized", "blocked")
+
+
+@dataclass
+class Release:
+    """When a quarantined original may be given to a clerk (the appliance's 原本取り出し)."""
+
+    # Families never released, whatever an approver says; a member of an archive or a mail counts.
+    never: tuple[str, ...] = ("executable",)
+    # Verdicts whose approval needs the approver's comment (the original holds what was removed).
+    comment_required: tuple[str, ...] = ("sanitized", "blocked")
+    # How long the requester's download stays open after the approval.
+    download_hours: float = 24.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"never": list(self.never), "comment_required": list(self.comment_required),
+                "download_hours": self.download_hours}
+
+
 @dataclass
 class FamilyPolicy:
     action: str = "block"
@@ -62,6 +81,7 @@ class Policy:
     retention_days: int = 30
     limits: Limits = field(default_factory=Limits)
     families: dict[str, FamilyPolicy] = field(default_factory=dict)
+    release: Release = field(default_factory=Release)
     source: str = ""
 
     def family(self, name: str) -> FamilyPolicy:
@@ -86,6 +106,7 @@ class Policy:
             "retention_days": self.retention_days,
             "limits": asdict(self.limits),
             "families": {k: {"action": v.action, **v.options} for k, v in self.families.items()},
+            "release": self.release.to_dict(),
         }
 
     @classmethod
@@ -103,7 +124,8 @@ def _err(source: str, key: str, value: Any, msg: str) -> PolicyError:
 
 
 def _build(data: dict[str, Any], source: str) -> Policy:
-    known_top = {"name", "version", "description", "text_rendition", "retention_days", "limits", "families"}
+    known_top = {"name", "version", "description", "text_rendition", "retention_days", "limits", "families",
+                 "release"}
     for key in data:
         if key not in known_top:
             raise _err(source, key, data[key], f"unknown key (expected one of {sorted(known_top)})")
@@ -164,6 +186,8 @@ def _build(data: dict[str, Any], source: str) -> Policy:
             opts[opt] = value
         fams[fam] = FamilyPolicy(action, opts)
 
+    release = _release(data.get("release", {}), source, specs)
+
     return Policy(
         name=data["name"],
         version=data["version"],
@@ -172,8 +196,36 @@ def _build(data: dict[str, Any], source: str) -> Policy:
         retention_days=retention,
         limits=limits,
         families=fams,
+        release=release,
         source=source,
     )
+
+
+def _release(raw: Any, source: str, specs: dict[str, Any]) -> Release:
+    if not isinstance(raw, dict):
+        raise _err(source, "release", raw, "must be a table")
+    known = {"never", "comment_required", "download_hours"}
+    for key in raw:
+        if key not in known:
+            raise _err(source, f"release.{key}", raw[key], f"unknown key (expected one of {sorted(known)})")
+    rel = Release()
+    families = set(specs) | set(ALWAYS_BLOCKED)
+    for key, allowed in (("never", families), ("comment_required", set(VERDICTS))):
+        if key not in raw:
+            continue
+        value = raw[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _err(source, f"release.{key}", value, "must be a list of names")
+        bad = [v for v in value if v not in allowed]
+        if bad:
+            raise _err(source, f"release.{key}", value, f"unknown {bad} (expected some of {sorted(allowed)})")
+        setattr(rel, key, tuple(dict.fromkeys(value)))
+    if "download_hours" in raw:
+        hours = raw["download_hours"]
+        if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= 24 * 30:
+            raise _err(source, "release.download_hours", hours, "must be a number of hours, > 0 and <= 720")
+        rel.download_hours = float(hours)
+    return rel
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

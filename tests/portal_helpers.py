@@ -35,15 +35,22 @@ def ta(*args: str, data_dir: Path, stdin: str | None = None) -> subprocess.Compl
                           text=True, timeout=60, cwd=ROOT)
 
 
-def new_key(data_dir: Path, client: str) -> str:
-    r = ta("apikey", "create", "--client", client, data_dir=data_dir)
+def _scope(channels: str | None) -> list[str]:
+    """`--channels A,B`, or every channel when None (the tests written before bindings see all)."""
+    return ["--all-channels"] if channels is None else ["--channels", channels] if channels else []
+
+
+def new_key(data_dir: Path, client: str, channels: str | None = None) -> str:
+    r = ta("apikey", "create", "--client", client, *_scope(channels), data_dir=data_dir)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip().splitlines()[-1]
 
 
-def add_user(data_dir: Path, name: str, role: str, password: str, display: str = "") -> None:
+def add_user(data_dir: Path, name: str, role: str, password: str, display: str = "",
+             channels: str | None = None) -> None:
     extra = ["--display-name", display] if display else []
-    r = ta("user", "add", "--name", name, "--role", role, *extra, data_dir=data_dir, stdin=password + "\n")
+    r = ta("user", "add", "--name", name, "--role", role, *extra, *_scope(channels), data_dir=data_dir,
+           stdin=password + "\n")
     assert r.returncode == 0, r.stderr
 
 

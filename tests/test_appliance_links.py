@@ -132,13 +132,16 @@ def test_link_at_a_receipt_folder_is_refused(env) -> None:
     os.unlink(data / "inbox" / "default" / day / receipt)
 
 
-def test_link_at_originals_is_refused(env) -> None:
+def test_approved_original_is_never_written_to_the_inbox(env) -> None:
+    """An approval writes nothing into the delivery folder (the requester downloads the original from the
+    console), so a link planted at originals/ is never reached."""
     data, app = env["data"], env["app"]
-    drop(data / "dropbox" / "orig" / "tool.exe", b"MZ" + b"\x00" * 300)
-    _until(lambda: _status(data, "tool.exe") == "blocked", "not blocked")
+    unknown = bytes(range(256)) * 3  # an unknown type: blocked, but not a family the policy never releases
+    drop(data / "dropbox" / "orig" / "data.bin", unknown)
+    _until(lambda: _status(data, "data.bin") == "blocked", "not blocked")
     os.symlink(env["outside"], data / "inbox" / "orig" / env["today"] / "originals")
     conn = sqlite3.connect(data / "state" / "ledger.sqlite3")
-    jid = conn.execute("SELECT id FROM jobs WHERE name = 'tool.exe'").fetchone()[0]
+    jid = conn.execute("SELECT id FROM jobs WHERE name = 'data.bin'").fetchone()[0]
     conn.close()
     clerk, approver = _login(app, "yamada", "clerk-pass-1"), _login(app, "kacho", "approver-pass-1")
     try:
@@ -149,16 +152,16 @@ def test_link_at_originals_is_refused(env) -> None:
         rid = conn.execute("SELECT id FROM original_requests WHERE job_id = ?", (jid,)).fetchone()[0]
         conn.close()
         r = approver.post(f"/approvals/{rid}", data={"csrf": _csrf(approver, "/approvals"), "decision": "approve",
-                                                     "comment": "ok"})
-        assert r.status_code == 303 and "link_refused" in r.headers["location"], r.headers
+                                                     "comment": "確認済み"})
+        assert r.status_code == 303 and "msg=approved" in r.headers["location"], r.headers
+        got = clerk.get(f"/originals/{rid}")
+        assert got.status_code == 200 and got.content == unknown
     finally:
         clerk.close()
         approver.close()
-    assert any(a["path"] == f"inbox/orig/{env['today']}/originals" for a in _audit(data, "inbox.link_refused"))
+    assert (data / "inbox" / "orig" / env["today"] / "originals").is_symlink()
     assert _snapshot(env["outside"]) == env["before"]
-    status = sqlite3.connect(data / "state" / "ledger.sqlite3").execute(
-        "SELECT status FROM original_requests WHERE id = ?", (rid,)).fetchone()[0]
-    assert status == "pending"  # nothing released, nothing recorded as released
+    assert not [p for p in (data / "inbox").rglob("ORIGINAL_*")]
 
 
 def test_links_at_a_planned_name_and_its_temp_name(tmp_path: Path) -> None:

@@ -53,7 +53,8 @@ def stopped(tmp_path_factory) -> Path:
         for name in ("ledger.sqlite3", "ledger.sqlite3-wal", "audit.anchor", "agent.json"):
             assert _mode(state / name) == 0o600, name
         with sqlite3.connect(state / "ledger.sqlite3") as c:
-            jid = c.execute("SELECT id FROM jobs WHERE name = 'tool.exe'").fetchone()[0]
+            # (an executable's original may never be requested: [release] never)
+            jid = c.execute("SELECT id FROM jobs WHERE name = '申請書.txt'").fetchone()[0]
         clerk, approver = _login(app, "yamada", "clerk-pass-1"), _login(app, "kacho", "approver-pass-1")
         try:
             r = clerk.post(f"/deliveries/{jid}/request", data={"csrf": _csrf(clerk, f"/deliveries/{jid}"),

@@ -1,9 +1,11 @@
 """The staff console in Debian's chromium (Playwright): login, list, report, request, approve, download."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +18,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update"]
 CSV = "氏名,金額\n山田,=HYPERLINK(\"http://evil\")\n".encode()
+UNKNOWN = bytes(range(256)) * 4
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed")
 
@@ -38,6 +41,9 @@ def env(tmp_path_factory):
     # A dropbox file too: the list covers every channel, not just submissions.
     (a.data_dir / "dropbox" / "somu").mkdir(parents=True, exist_ok=True)
     (a.data_dir / "dropbox" / "somu" / "議事録.txt").write_text("会議の議事録です。\n", "utf-8")
+    # A file of an unknown type: blocked, but not of a family the policy never releases.
+    (a.data_dir / "dropbox" / "zeimu").mkdir(parents=True, exist_ok=True)
+    (a.data_dir / "dropbox" / "zeimu" / "台帳.dat").write_bytes(UNKNOWN)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield {"app": a, "receipt": receipt, "browser": browser}
@@ -136,17 +142,15 @@ def test_clerk_request_approver_approve_clerk_downloads(env, tmp_path):
     assert "承認待ちの申請はありません" in apage.inner_text("#pending")
     actx.close()
 
-    # The clerk sees the approval and downloads the original, which is also in the inbox.
+    # The clerk sees the approval and downloads the original from the console; it is not in the inbox.
     page.goto(app.console + "/requests")
     mine = page.inner_text("#my-requests")
-    assert "承認済み" in mine and "確認しました" in mine and "ORIGINAL_申請書.csv" in mine
+    assert "承認済み" in mine and "確認しました" in mine and "まで" in mine
     with page.expect_download() as dl:
         page.click("text=原本をダウンロード")
     assert Path(dl.value.path()).read_bytes() == CSV
     assert dl.value.suggested_filename == "ORIGINAL_申請書.csv"
-    released = list((app.data_dir / "inbox").rglob("originals/ORIGINAL_申請書.csv"))
-    assert len(released) == 1 and released[0].read_bytes() == CSV
-    assert released[0].parent.parent.name == receipt
+    assert not list((app.data_dir / "inbox").rglob("ORIGINAL_*"))
     page.goto(app.console + "/deliveries")
     assert "原本あり" in page.inner_text("#deliveries")
 
@@ -159,7 +163,7 @@ def test_clerk_request_approver_approve_clerk_downloads(env, tmp_path):
     db = sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3")
     events = [e for (e,) in db.execute("SELECT event FROM audit ORDER BY seq")]
     for ev in ("console.login_failed", "console.login", "console.download", "original.requested",
-               "original.approved", "original.released", "original.downloaded", "console.logout"):
+               "original.approved", "original.downloaded", "console.logout"):
         assert ev in events, ev
     assert ta("audit", "verify", data_dir=app.data_dir).returncode == 0
 
@@ -214,3 +218,80 @@ def test_lockout_after_repeated_failures(env):
     assert ta("user", "unlock", "victim", data_dir=app.data_dir).returncode == 0
     listing = ta("user", "list", data_dir=app.data_dir).stdout
     assert "victim" in listing and "locked" not in listing
+
+
+def _job(app, name: str) -> tuple[int, str]:
+    for _ in range(300):
+        row = sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3").execute(
+            "SELECT id, status FROM jobs WHERE name = ?", (name,)).fetchone()
+        if row and row[1] in ("delivered", "blocked"):
+            return row
+        time.sleep(0.1)
+    raise AssertionError(f"{name} not final")
+
+
+def test_approval_page_shows_why_needs_a_comment_and_never_releases_executables(env):
+    """[release]: an executable's original cannot be requested (the report says why, a forged POST is
+    refused); a blocked file's approval shows the blocking reason and needs a comment (in the browser and
+    on the server); the released original is downloaded by its requester only, never written to a folder."""
+    app, browser = env["app"], env["browser"]
+    exe_id, _ = _job(app, "setup.exe")
+    dat_id, status = _job(app, "台帳.dat")
+    assert status == "blocked"
+    ctx, page = _login(browser, app, "yamada", "clerk-pass-1")
+    page.wait_for_url("**/deliveries")
+    page.goto(app.console + f"/deliveries/{exe_id}")
+    assert "ポリシーにより原本を取り出せません" in page.inner_text("#never-release")
+    assert page.locator("form.request").count() == 0
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    r = ctx.request.post(app.console + f"/deliveries/{exe_id}/request", max_redirects=0,
+                         form={"csrf": csrf, "reason": "どうしても必要です"})
+    assert r.status == 303 and "never_release" in r.headers["location"]
+
+    page.goto(app.console + f"/deliveries/{dat_id}")
+    page.fill("textarea[name=reason]", "台帳の原本を確認する必要があるため")
+    page.click("form.request button[type=submit]")
+    assert "申請しました" in page.inner_text("#msg")
+
+    actx, apage = _login(browser, app, "kacho", "approver-pass-1")
+    apage.wait_for_url("**/approvals")
+    db = sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3")
+    rid = db.execute("SELECT id FROM original_requests WHERE job_id = ? AND status = 'pending'", (dat_id,)).fetchone()[0]
+    row = apage.locator(f"#request-{rid}")
+    why = row.inner_text()
+    assert "配送停止" in why and "判別できない" in row.locator(".blocked-reason").inner_text(), why
+    apage.screenshot(path="/tmp/approvals.png", full_page=False)
+    # The browser refuses an approval without a comment (required) ...
+    row.locator("button[value=approve]").click()
+    assert row.locator("input[name=comment]:invalid").count() == 1
+    assert apage.url.endswith("/approvals")
+    # ... and so does the server when the form is bypassed.
+    acsrf = row.locator("input[name=csrf]").get_attribute("value")
+    r = actx.request.post(app.console + f"/approvals/{rid}", max_redirects=0,
+                          form={"csrf": acsrf, "decision": "approve", "comment": " "})
+    assert r.status == 303 and "comment_required_danger" in r.headers["location"]
+    assert db.execute("SELECT status FROM original_requests WHERE id = ?", (rid,)).fetchone()[0] == "pending"
+    row.locator("input[name=comment]").fill("内容を確認し、取扱注意で承認")
+    row.locator("button[value=approve]").click()
+    assert "承認しました" in apage.inner_text("#msg")
+    # The approver cannot download the requester's original.
+    r = actx.request.get(app.console + f"/originals/{rid}")
+    assert r.status == 404
+    actx.close()
+
+    page.goto(app.console + "/requests")
+    with page.expect_download() as dl:
+        page.click(f"a[href='/originals/{rid}']")
+    assert Path(dl.value.path()).read_bytes() == UNKNOWN
+    assert not list((app.data_dir / "inbox").rglob("ORIGINAL_*"))
+    # Past its time the link is closed.
+    db.execute("UPDATE original_requests SET expires_at = ? WHERE id = ?", (1.0, rid))
+    db.commit()
+    page.goto(app.console + "/requests")
+    assert "期限切れ" in page.inner_text("#my-requests")
+    r = ctx.request.get(app.console + f"/originals/{rid}")
+    assert r.status == 410
+    ctx.close()
+    events = [json.loads(d) for (d,) in db.execute(
+        "SELECT data FROM audit WHERE event = 'original.downloaded' ORDER BY seq")]
+    assert any(e["request_id"] == rid for e in events)

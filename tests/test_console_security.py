@@ -259,8 +259,9 @@ def test_cli_lists_align_wide_names(env):
     assert len(cols) == 1 and any("鈴木" in line for line in users), users
     keys = ta("apikey", "list", data_dir=app.data_dir).stdout.splitlines()
     assert any("電子申請システム" in line for line in keys)
-    cols = {display_width(line[:line.index(word)]) for line in keys for word in ("created", "20")
-            if word in line}
+    # The date after the client name (a random key prefix may hold "20" too).
+    cols = {display_width(line[:line.index(word, line.index(after) + len(after))])
+            for line in keys for word, after in (("created", "client"), ("20", "電子申請システム")) if after in line}
     assert len(cols) == 1, keys
 
 

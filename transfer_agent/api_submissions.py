@@ -37,6 +37,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from . import apikeys, bundles
+from .api_errors import ApiError
+from .api_limits import ClientLimits, Upload
+from .channels import channel_name
 from .crashpoints import crashpoint
 from .files import clean_name, numbered
 from .ledger import FINAL, Ledger, loads
@@ -69,20 +72,12 @@ class ApiSettings:
     max_field_kb: int = 64
     rate_per_minute: float = 60.0
     rate_burst: int = 20
+    concurrent_per_key: int = 4
+    mb_per_hour: float = 2048.0
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, en: str, ja: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(en)
-        self.status, self.code, self.en, self.ja, self.headers = status, code, en, ja, headers or {}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"error": self.code, "message": self.en, "message_ja": self.ja},
-                            status_code=self.status, headers=self.headers)
 
 
 # --------------------------------------------------------------------------- rate limit
@@ -315,11 +310,13 @@ class SubmissionService:
         self.default_channel = default_channel
         # Channels a request may name: the default, the configured ones ([channels.NAME]) and the
         # channel folders that exist under the dropbox; names cleaned as the dropbox side does.
-        self.channels = {clean_name(c) for c in channels}
+        self.channels = {channel_name(c) for c in channels}
         self.dropbox = Path(dropbox) if dropbox is not None else None
         self.fsync = fsync
         self.stage_root = self.data_dir / "work" / "api-uploads"
         self.limiter = RateLimiter(self.settings.rate_per_minute, self.settings.rate_burst)
+        self.limits = ClientLimits(ledger, self.settings.concurrent_per_key,
+                                   int(self.settings.mb_per_hour * 1024 * 1024))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._final_lock = threading.Lock()
@@ -374,7 +371,10 @@ class SubmissionService:
                     shutil.rmtree(d, ignore_errors=True)
 
     # ---------------------------------------------------------------- intake
-    async def receive(self, request: Request, client: apikeys.ApiClient) -> tuple[int, dict[str, Any]]:
+    async def receive(self, request: Request, client: apikeys.ApiClient, up: Upload | None = None
+                      ) -> tuple[int, dict[str, Any]]:
+        """Stream the body into a staging folder and record the submission; `up` counts the bytes
+        against the client's hourly quota (api_limits.py)."""
         s = self.settings
         ctype = request.headers.get("content-type", "")
         kind, params = parse_options_header(ctype)
@@ -393,6 +393,7 @@ class SubmissionService:
         stage.mkdir(parents=True)
         col = _Collector(stage, s)
         total = 0
+        over_at: int | None = None
         try:
             try:
                 parser = MultipartParser(params[b"boundary"], col.callbacks())
@@ -401,6 +402,15 @@ class SubmissionService:
                                "マルチパートの境界指定が不正です") from None
             async for chunk in request.stream():
                 total += len(chunk)
+                if up is not None:
+                    up.add(len(chunk))
+                    if up.over is not None:
+                        # Over the hourly quota: read on (and drop) a little so the client gets our 429.
+                        col.close()
+                        over_at = total if over_at is None else over_at
+                        if total - over_at > _DRAIN_MAX:
+                            raise up.over
+                        continue
                 if total > s.max_upload_bytes:
                     # Read on (and drop) a little more so the client gets our 413 and not a reset.
                     if total > s.max_upload_bytes + _DRAIN_MAX:
@@ -412,6 +422,8 @@ class SubmissionService:
                 except MultipartParseError as exc:
                     raise ApiError(400, "malformed", f"malformed multipart body: {exc}",
                                    "マルチパートの本文が不正です") from None
+            if up is not None and up.over is not None:
+                raise up.over
             if total > s.max_upload_bytes:
                 raise self._too_large()
             try:
@@ -446,8 +458,10 @@ class SubmissionService:
         async for _ in request.stream():
             pass
 
-    def _channel(self, value: str) -> str:
-        """The channel a request names, if it is usable and known; else a 400."""
+    def _channel(self, value: str, client: apikeys.ApiClient) -> str:
+        """The channel a request names, if it is usable, known and within the key's binding; else a
+        400 (unusable or unknown name) or 403 (another department's channel). Names compare after NFKC
+        and case folding, as the dropbox's folder names do (channels.py)."""
         name = unicodedata.normalize("NFC", value)
         # clean_name is what the dropbox side does to folder names: anything it would change
         # (newline, control/bidi characters, '/', a leading dot, '..') is not a channel name.
@@ -455,25 +469,49 @@ class SubmissionService:
             raise ApiError(400, "bad_channel", "channel is not a usable channel name (1..64 characters,"
                            " no '/', control characters or leading dot)",
                            "channel の値が不正です（64文字以内で、「/」・制御文字・先頭のドットは使えません）")
-        if name == self.default_channel or name in self.channels:
-            return name
-        if self.dropbox is not None:
-            folder = self.dropbox / name
-            if folder.is_dir() and not folder.is_symlink():
-                return name
-        if name == "default":
-            return self.default_channel  # the documented name of whatever the default channel is
+        key = channel_name(name)
+        if key == "default" and key not in self.channels and key not in client.scope.names:
+            key = self.default_channel  # the documented name of whatever the default channel is
+        if not client.scope.allows(key):
+            raise ApiError(403, "channel_forbidden", "this API key may not submit to this channel",
+                           "この API キーでは、指定された channel に送信できません")
+        if key == self.default_channel or key in self.channels or key in client.scope.names:
+            return key
+        if self.dropbox is not None and self._dropbox_channel(key):
+            return key
         raise ApiError(400, "unknown_channel", "this channel is not configured on the appliance",
                        "指定された channel はこの装置に設定されていません。管理者に確認してください")
 
-    def _parse_special(self, fields: list[tuple[str, str]], files: list[StagedFile]
+    def _dropbox_channel(self, key: str) -> bool:
+        """A channel folder under the dropbox (not a link) whose name is this channel."""
+        assert self.dropbox is not None
+        try:
+            with os.scandir(self.dropbox) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False) and channel_name(e.name) == key:
+                        return True
+        except OSError:
+            pass
+        return False
+
+    def _default_channel(self, client: apikeys.ApiClient) -> str:
+        """No channel field: the default channel, or the key's only channel when it is bound to one."""
+        if not client.scope.all and len(client.scope.names) == 1:
+            return client.scope.names[0]
+        if not client.scope.allows(self.default_channel):
+            raise ApiError(403, "channel_forbidden", "this API key may not submit to the default channel;"
+                           " name one of its channels in the channel field",
+                           "この API キーでは既定のチャネルに送信できません。channel で送信先を指定してください")
+        return self.default_channel
+
+    def _parse_special(self, fields: list[tuple[str, str]], files: list[StagedFile], client: apikeys.ApiClient
                        ) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
-        channel = self.default_channel
+        channel: str | None = None
         passwords: dict[str, str] = {}
         rest: list[tuple[str, str]] = []
         for k, v in fields:
             if k == "channel":
-                channel = self._channel(v)
+                channel = self._channel(v, client)
             elif k == "passwords":
                 pw: Any = None
                 text = v.strip()
@@ -499,14 +537,14 @@ class SubmissionService:
         if unknown:
             raise ApiError(400, "bad_passwords", f"passwords given for files not in the submission: {unknown}",
                            "passwords に、送信されていないファイル名が含まれています")
-        return channel, passwords, rest
+        return channel if channel is not None else self._default_channel(client), passwords, rest
 
     def _create(self, sub_id: str, stage: Path, col: _Collector, client: apikeys.ApiClient,
                 idem: str | None) -> tuple[int, dict[str, Any]]:
         if idem is not None and not _IDEM.fullmatch(idem):
             raise ApiError(400, "bad_idempotency_key", "Idempotency-Key: 1..200 visible ASCII characters",
                            "Idempotency-Key は 200 文字以内の英数記号で指定してください")
-        channel, passwords, fields = self._parse_special(col.fields, col.files)
+        channel, passwords, fields = self._parse_special(col.fields, col.files, client)
         files_meta = [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in col.files]
         fingerprint = hashlib.sha256(json.dumps(
             [channel, fields, files_meta, sorted(passwords.items())], ensure_ascii=False).encode()).hexdigest()
@@ -596,7 +634,8 @@ class SubmissionService:
             if self.handover is None:
                 raise RuntimeError("no appliance to hand files to")
             self.handover(src, channel=row["channel"], name=f["name"], subdir=row["receipt"],
-                          submission_id=row["id"], password=f.get("password"), received_at=row["created_at"])
+                          submission_id=row["id"], password=f.get("password"), received_at=row["created_at"],
+                          source_key=f"api:{row['api_key_id']}")
         with self.ledger.tx() as t:
             # Passwords are not kept once the jobs (which hold them until final) exist.
             scrubbed = [{k: v for k, v in f.items() if k not in ("password", "stage")} for f in files]
@@ -619,8 +658,8 @@ class SubmissionService:
 
     def status(self, sub_id: str, client: apikeys.ApiClient) -> dict[str, Any] | None:
         row = self.ledger.one("SELECT * FROM submissions WHERE id = ? AND api_key_id = ?", (sub_id, client.id))
-        if row is None:
-            return None
+        if row is None or not client.scope.allows(row["channel"]):
+            return None  # another key's, or of a channel this key was unbound from since
         if row["status"] != "done" and self.wake is None:
             self.finalize(sub_id)
             row = self.ledger.one("SELECT * FROM submissions WHERE id = ?", (sub_id,))
@@ -791,7 +830,13 @@ def make_router(service: SubmissionService) -> APIRouter:
                 raise ApiError(429, "rate_limited", "too many requests for this client; retry later",
                                "リクエストが多すぎます。しばらくしてから再送してください",
                                {"Retry-After": str(max(1, math.ceil(wait)))})
-            status, body = await service.receive(request, client)
+            clen = request.headers.get("content-length")
+            declared = int(clen) if clen is not None and clen.isascii() and clen.isdigit() else None
+            up = await run_in_threadpool(service.limits.admit, client.id, declared)
+            try:
+                status, body = await service.receive(request, client, up)
+            finally:
+                await run_in_threadpool(service.limits.release, up)
         except ApiError as exc:
             return exc.response()
         except ClientDisconnect:
@@ -828,6 +873,8 @@ def _settings(cfg: Any) -> ApiSettings:
         max_files=int(getattr(cfg, "api_max_files", d.max_files)),
         rate_per_minute=float(getattr(cfg, "api_rate_per_minute", d.rate_per_minute)),
         rate_burst=int(getattr(cfg, "api_rate_burst", d.rate_burst)),
+        concurrent_per_key=int(getattr(cfg, "api_concurrent_per_key", d.concurrent_per_key)),
+        mb_per_hour=float(getattr(cfg, "api_mb_per_hour", d.mb_per_hour)),
     )
 
 

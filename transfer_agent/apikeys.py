@@ -10,8 +10,9 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .channels import Scope
 from .ledger import Ledger
 
 KEY_PREFIX = "tak"
@@ -22,6 +23,8 @@ class ApiClient:
     id: int
     client: str
     prefix: str
+    # The channels this key may submit to and read (an unbound key reaches none).
+    scope: Scope = field(default_factory=lambda: Scope(False))
 
 
 class KeyRevoked(Exception):
@@ -32,24 +35,43 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def create_key(ledger: Ledger, client: str, actor: str = "cli") -> tuple[ApiClient, str]:
-    """A new key for `client`. Returns the row and the key (the only time it is visible)."""
+def create_key(ledger: Ledger, client: str, actor: str = "cli", scope: Scope | None = None
+               ) -> tuple[ApiClient, str]:
+    """A new key for `client`, bound to `scope` (default: no channel). Returns the row and the key (the
+    only time it is visible)."""
     client = client.strip()
     if not client or len(client) > 100:
         raise ValueError("client name must be 1..100 characters")
+    scope = scope or Scope(False)
     prefix = secrets.token_hex(4)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(24)}"
     with ledger.tx() as t:
-        cur = t.execute("INSERT INTO api_keys(client, prefix, key_hash, created_at) VALUES (?,?,?,?)",
-                        (client, prefix, _hash(key), time.time()))
+        cur = t.execute("INSERT INTO api_keys(client, prefix, key_hash, created_at, channels, all_channels)"
+                        " VALUES (?,?,?,?,?,?)",
+                        (client, prefix, _hash(key), time.time(), scope.to_json(), int(scope.all)))
         kid = int(cur.lastrowid)
-        t.audit("apikey.created", {"key_id": kid, "client": client, "prefix": prefix}, actor=actor)
-    return ApiClient(kid, client, prefix), key
+        t.audit("apikey.created", {"key_id": kid, "client": client, "prefix": prefix,
+                                   "channels": list(scope.names), "all_channels": scope.all}, actor=actor)
+    return ApiClient(kid, client, prefix, scope), key
+
+
+def set_channels(ledger: Ledger, ident: str, scope: Scope, actor: str = "cli") -> int:
+    """Bind the key with this id or prefix to `scope`; returns the number of keys changed (0 or 1)."""
+    with ledger.tx() as t:
+        rows = t.execute("SELECT id, client, prefix FROM api_keys WHERE CAST(id AS TEXT) = ? OR prefix = ?",
+                         (ident, ident)).fetchall()
+        for kid, client, prefix in rows:
+            t.execute("UPDATE api_keys SET channels = ?, all_channels = ? WHERE id = ?",
+                      (scope.to_json(), int(scope.all), kid))
+            t.audit("apikey.channels", {"key_id": kid, "client": client, "prefix": prefix,
+                                        "channels": list(scope.names), "all_channels": scope.all}, actor=actor)
+    return len(rows)
 
 
 def list_keys(ledger: Ledger) -> list[dict]:
     return [dict(r) for r in ledger.query(
-        "SELECT id, client, prefix, created_at, revoked_at, last_used FROM api_keys ORDER BY id")]
+        "SELECT id, client, prefix, created_at, revoked_at, last_used, channels, all_channels FROM api_keys"
+        " ORDER BY id")]
 
 
 def revoke_key(ledger: Ledger, ident: str, actor: str = "cli") -> int:
@@ -68,10 +90,10 @@ def authenticate(ledger: Ledger, key: str) -> ApiClient | None:
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or len(key) > 200:
         return None
-    row = ledger.one("SELECT id, client, prefix, key_hash, revoked_at FROM api_keys WHERE prefix = ?",
-                     (parts[1],))
+    row = ledger.one("SELECT id, client, prefix, key_hash, revoked_at, channels, all_channels FROM api_keys"
+                     " WHERE prefix = ?", (parts[1],))
     if row is None or not hmac.compare_digest(row["key_hash"], _hash(key)):
         return None
     if row["revoked_at"] is not None:
         raise KeyRevoked(row["prefix"])
-    return ApiClient(row["id"], row["client"], row["prefix"])
+    return ApiClient(row["id"], row["client"], row["prefix"], Scope.from_row(row["all_channels"], row["channels"]))

@@ -1,11 +1,19 @@
 """`transfer-agent apikey ...` and `transfer-agent user ...`: accounts for the API and the console.
 
-  apikey create --data-dir DIR --client NAME   prints the new key as its last line (shown once)
+  apikey create --data-dir DIR --client NAME (--channels A,B | --all-channels)
+                prints the new key as its last line (shown once)
+  apikey channels --data-dir DIR KEY_ID_OR_PREFIX (--channels A,B | --all-channels | --none)
   apikey list   --data-dir DIR [--json]
   apikey revoke --data-dir DIR KEY_ID_OR_PREFIX
   user add      --data-dir DIR --name NAME --role clerk|approver|admin [--display-name TEXT]
-                (password from stdin: one line; asked twice on a terminal)
+                [--channels A,B | --all-channels]   (password from stdin: one line; asked twice on a terminal)
+  user channels NAME (--channels A,B | --all-channels | --none)
   user list | passwd NAME | disable NAME | enable NAME | unlock NAME
+  originals legacy --data-dir DIR [--remove] [--json]
+                originals that older versions copied into shared delivery folders (and removing them)
+
+Channels: a key or a clerk/approver reaches only the channels it is bound to; without --channels or
+--all-channels it reaches none (admins reach all). Names compare after NFKC and case folding.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import apikeys, users
+from .channels import Scope, parse_list
 from .ledger import Ledger
 from .portal_db import ensure_schema
 
@@ -56,7 +65,13 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     c = ks.add_parser("create", help="issue a key; the key is the last line printed")
     dd(c)
     c.add_argument("--client", required=True, help="name of the form system / client")
+    _scope_args(c)
     c.set_defaults(func=cmd_apikey_create)
+    kc = ks.add_parser("channels", help="bind a key to channels (what it may submit to and read)")
+    dd(kc)
+    kc.add_argument("key", help="key id or prefix (as in `apikey list`)")
+    _scope_args(kc, change=True)
+    kc.set_defaults(func=cmd_apikey_channels)
     ls = ks.add_parser("list", help="list keys (never the keys themselves)")
     dd(ls)
     ls.add_argument("--json", action="store_true")
@@ -73,7 +88,13 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--name", required=True)
     a.add_argument("--role", required=True, choices=users.ROLES)
     a.add_argument("--display-name", default="", help="name shown in the console (e.g. 山田 花子)")
+    _scope_args(a)
     a.set_defaults(func=cmd_user_add)
+    uc = us.add_parser("channels", help="bind an account to channels (what it may see and request)")
+    dd(uc)
+    uc.add_argument("name")
+    _scope_args(uc, change=True)
+    uc.set_defaults(func=cmd_user_channels)
     ul = us.add_parser("list", help="list accounts")
     dd(ul)
     ul.add_argument("--json", action="store_true")
@@ -87,6 +108,32 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("name")
         p.set_defaults(func=func)
 
+    o = sub.add_parser("originals", help="released originals")
+    os_ = o.add_subparsers(dest="originals_command", required=True)
+    lg = os_.add_parser("legacy", help="originals older versions copied into shared delivery folders")
+    dd(lg)
+    lg.add_argument("--remove", action="store_true", help="delete the copies still there (audited)")
+    lg.add_argument("--json", action="store_true")
+    lg.set_defaults(func=cmd_originals_legacy)
+
+
+def _scope_args(p: argparse.ArgumentParser, change: bool = False) -> None:
+    g = p.add_mutually_exclusive_group(required=change)
+    g.add_argument("--channels", metavar="A,B", help="the channels it may reach, e.g. 国保課,税務課 (NFKC and case"
+                   " folded: Kokuho and ＫＯＫＵＨＯ are kokuho)")
+    g.add_argument("--all-channels", action="store_true", help="every channel, present and future")
+    if change:
+        g.add_argument("--none", action="store_true", help="no channel at all")
+
+
+def _scope(args: argparse.Namespace) -> Scope:
+    if args.all_channels:
+        return Scope(True)
+    names = parse_list(args.channels or "")
+    if args.channels is not None and not names:
+        raise ValueError("--channels: give at least one channel name (or --none)")
+    return Scope(False, names)
+
 
 def _fail(msg: str) -> int:
     print(f"transfer-agent: {msg}", file=sys.stderr)
@@ -96,14 +143,32 @@ def _fail(msg: str) -> int:
 def cmd_apikey_create(args: argparse.Namespace) -> int:
     ledger = _open(args.data_dir)
     try:
-        row, key = apikeys.create_key(ledger, args.client)
+        row, key = apikeys.create_key(ledger, args.client, scope=_scope(args))
     except ValueError as exc:
         return _fail(str(exc))
     finally:
         ledger.close()
-    print(f"API key for {row.client!r} (id {row.id}, prefix {row.prefix}). Store it now; it is not shown again:",
-          file=sys.stderr)
+    print(f"API key for {row.client!r} (id {row.id}, prefix {row.prefix}, channels: {row.scope.describe()})."
+          " Store it now; it is not shown again:", file=sys.stderr)
+    if row.scope.none:
+        print("warning: this key is bound to no channel: every submission gets 403 until"
+              " `apikey channels` binds it", file=sys.stderr)
     print(key)
+    return 0
+
+
+def cmd_apikey_channels(args: argparse.Namespace) -> int:
+    ledger = _open(args.data_dir)
+    try:
+        scope = _scope(args)
+        n = apikeys.set_channels(ledger, args.key, scope)
+    except ValueError as exc:
+        return _fail(str(exc))
+    finally:
+        ledger.close()
+    if n == 0:
+        return _fail(f"no key {args.key!r}")
+    print(f"key {args.key}: {scope.describe()}")
     return 0
 
 
@@ -148,10 +213,13 @@ def cmd_apikey_list(args: argparse.Namespace) -> int:
 
     def cells(r: dict[str, Any]) -> tuple[Any, ...]:
         status = f"revoked {_ts(r['revoked_at'])}" if r["revoked_at"] else "active"
-        return r["id"], r["prefix"], r["client"], _ts(r["created_at"]), _ts(r["last_used"]), status
+        return (r["id"], r["prefix"], r["client"], _ts(r["created_at"]), _ts(r["last_used"]), status,
+                r["scope"])
 
-    return _print_list(args, rows, "{:>4}  {:<10} {:<24} {:<17} {:<17} {}",
-                       ("id", "prefix", "client", "created", "last used", "status"), cells)
+    for r in rows:
+        r["scope"] = Scope.from_row(r.pop("all_channels"), r.pop("channels")).describe()
+    return _print_list(args, rows, "{:>4}  {:<10} {:<24} {:<17} {:<17} {:<8} {}",
+                       ("id", "prefix", "client", "created", "last used", "status", "channels"), cells)
 
 
 def cmd_apikey_revoke(args: argparse.Namespace) -> int:
@@ -170,13 +238,21 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     ledger = _open(args.data_dir)
     try:
         pw = _read_password()
-        u = users.add_user(ledger, args.name, args.role, pw, args.display_name)
+        scope = _scope(args)
+        u = users.add_user(ledger, args.name, args.role, pw, args.display_name, scope=scope)
     except ValueError as exc:
         return _fail(str(exc))
     finally:
         ledger.close()
-    print(f"added {u.name} ({u.role})")
+    print(f"added {u.name} ({u.role}, channels: {u.scope.describe()})")
+    if u.scope.none:
+        print(f"warning: {u.name} is bound to no channel and sees nothing until `user channels {u.name}"
+              " --channels ...` (or --all-channels)", file=sys.stderr)
     return 0
+
+
+def cmd_user_channels(args: argparse.Namespace) -> int:
+    return _user_op(args, lambda lg: users.set_channels(lg, args.name, _scope(args)))
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
@@ -186,12 +262,15 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
     def cells(r: dict[str, Any]) -> tuple[Any, ...]:
         status = "disabled" if r["disabled"] else "active"
-        if r["locked_until"] and r["locked_until"] > datetime.now().timestamp():
-            status += ", locked"
-        return r["id"], r["name"], r["role"], _ts(r["last_login"]), status
+        if r["locked_addresses"]:
+            status += f", locked ({r['locked_addresses']} address{'es' if r['locked_addresses'] > 1 else ''})"
+        return r["id"], r["name"], r["role"], _ts(r["last_login"]), r["scope"], status
 
-    return _print_list(args, rows, "{:>4}  {:<20} {:<9} {:<17} {}",
-                       ("id", "name", "role", "last login", "status"), cells)
+    for r in rows:
+        r.pop("all_channels", None)
+        r.pop("channels", None)
+    return _print_list(args, rows, "{:>4}  {:<20} {:<9} {:<17} {:<24} {}",
+                       ("id", "name", "role", "last login", "channels", "status"), cells)
 
 
 def _user_op(args: argparse.Namespace, op) -> int:  # noqa: ANN001
@@ -220,3 +299,15 @@ def cmd_user_enable(args: argparse.Namespace) -> int:
 
 def cmd_user_unlock(args: argparse.Namespace) -> int:
     return _user_op(args, lambda lg: users.unlock(lg, args.name))
+
+
+def cmd_originals_legacy(args: argparse.Namespace) -> int:
+    from .console.originals import legacy_copies
+
+    ledger = _open(args.data_dir)
+    try:
+        rows = legacy_copies(ledger, Path(args.data_dir), remove=args.remove)
+    finally:
+        ledger.close()
+    return _print_list(args, rows, "{:>7}  {:>6}  {:<11} {}", ("request", "job", "state", "path"),
+                       lambda r: (r["request_id"], r["job_id"], r["state"], r["path"]))

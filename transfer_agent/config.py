@@ -13,6 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .channels import channel_name
+
 CONFIG_NAME = "transfer_agent.toml"
 
 
@@ -52,6 +54,11 @@ class Config:
     api_max_files: int = 50
     api_rate_per_minute: float = 60.0
     api_rate_burst: int = 20
+    api_concurrent_per_key: int = 4
+    api_mb_per_hour: float = 2048.0
+    max_workers_per_source: int = 0
+    reserve_workers: int = 1
+    small_file_mb: float = 1.0
     # Who may read /metrics on the (internet-side) API port: channel names and volumes are internal.
     metrics_allow: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
     # The two listeners on separate networks: internet side (API) and LGWAN side (console); "" = host.
@@ -138,7 +145,10 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
     "audit": {"syslog": ("audit_syslog", bool)},
     "api": {"max_upload_mb": ("max_upload_mb", float), "max_files": ("api_max_files", int),
             "rate_per_minute": ("api_rate_per_minute", float), "rate_burst": ("api_rate_burst", int),
-            "metrics_allow": ("metrics_allow", list)},
+            "metrics_allow": ("metrics_allow", list), "concurrent_per_key": ("api_concurrent_per_key", int),
+            "mb_per_hour": ("api_mb_per_hour", float)},
+    "dispatch": {"max_workers_per_source": ("max_workers_per_source", int),
+                 "reserve_workers": ("reserve_workers", int), "small_file_mb": ("small_file_mb", float)},
 }
 
 
@@ -150,7 +160,11 @@ def _apply(values: dict[str, Any], data: dict[str, Any], source: str) -> None:
             for name, ch in body.items():
                 if not isinstance(ch, dict) or set(ch) - {"policy"} or not isinstance(ch.get("policy"), str):
                     raise ConfigError(f"{source}: channels.{name}: only `policy = \"NAME_OR_FILE\"` is allowed")
-                values["channel_policies"][name] = ch["policy"]
+                key = channel_name(name)
+                if key in values["channel_policies"] and values["channel_policies"][key] != ch["policy"]:
+                    raise ConfigError(f"{source}: channels.{name}: the same channel as another entry once"
+                                      f" names are compared (NFKC, case folded): {key!r}")
+                values["channel_policies"][key] = ch["policy"]
             continue
         spec = _SCHEMA.get(section)
         if spec is None or not isinstance(body, dict):
@@ -194,6 +208,7 @@ def load_config(config_file: str | Path | None = None, data_dir: str | Path | No
             values[key] = value
     cfg = Config(data_dir=Path(values.pop("data_dir")).absolute(), source=source, **values)
     _validate(cfg)
+    cfg.default_channel = channel_name(cfg.default_channel)
     return cfg
 
 
@@ -222,6 +237,10 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{name} = {getattr(cfg, name)}: must be > 0")
     if cfg.delivery_retry_max_seconds < cfg.delivery_retry_seconds:
         raise ConfigError(f"delivery.retry_max_seconds = {cfg.delivery_retry_max_seconds}: must be >= retry_seconds")
+    if cfg.max_workers_per_source < 0 or cfg.reserve_workers < 0 or cfg.small_file_mb < 0:
+        raise ConfigError("dispatch: max_workers_per_source, reserve_workers and small_file_mb must be >= 0")
+    if cfg.api_concurrent_per_key < 0 or cfg.api_mb_per_hour < 0:
+        raise ConfigError("api: concurrent_per_key and mb_per_hour must be >= 0 (0 = no limit)")
     if cfg.workers < 0 or cfg.max_attempts < 1:
         raise ConfigError("workers must be >= 0 and max_attempts >= 1")
     try:

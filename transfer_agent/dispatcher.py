@@ -9,6 +9,7 @@ the worker already takes the next file). The executor is the seam to the CDR eng
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ class Inflight:
     key: Key
     out_dir: Path
     started: float
+    source: str | None = None  # the job's source_key (fair dispatch)
 
 
 class Dispatcher:
@@ -63,6 +65,9 @@ class Dispatcher:
         # Finished job ids, and None to wake the processor (new work queued, stop): it blocks on this.
         self._done: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._engine_ids: dict[str, str] = {}  # policy label -> engine_id
+        # Round-robin between sources: the turn at which each was last served (lowest goes first).
+        self._served: dict[str | None, int] = {}
+        self._turns = itertools.count(1)
 
     def kick(self) -> None:
         """Wake the processor now (a job was queued, or we stop) instead of at its next poll."""
@@ -133,60 +138,102 @@ class Dispatcher:
         log.warning("requeued unfinished jobs at shutdown", extra={"event": "shutdown.requeue", "job_ids": ids})
 
     def _dispatch(self) -> None:
+        """Start queued work on free workers, round-robin per source (api:<key>, dropbox:<channel>,
+        ...): each round gives every source with queued work one file, least recently served first, so
+        one sender's backlog never waits in front of another's. A source holds at most
+        `max_workers_per_source` workers, and the last `reserve_workers` free ones only for a source
+        with nothing running or for a small file: a file arriving from someone else during a flood of
+        large files finds a worker at once."""
         assert self.executor is not None
-        free = self.executor.capacity - len(self.inflight)
+        capacity = self.executor.capacity
+        free = capacity - len(self.inflight)
         if free <= 0:
             return
         # Identical content running or being delivered now: it waits and is answered from the cache.
         busy, held = self.holds.busy_and_held({inf.key for inf in self.inflight.values()})
-        for row in self._queued(free):
-            if free <= 0 or self._stop.is_set():
-                return
-            policy = self.policy_for(row["channel"])
-            ext = claimed_ext(row["name"])
-            key = (row["sha256"], policy.label, ext)
-            if key in busy and key not in held:
-                continue  # identical content running or being delivered now: wait and reuse its result
-            attempts = row["attempts"] + 1
-            with self.ledger.tx() as t:
-                t.claim(row["id"], attempts, policy.label, policy.retention_days, self.engine_id(policy))
-            # A password changes the outcome (PPAP), so such jobs are never answered from the cache.
-            # A key held by a delivery retry: reuse its committed result, or else process the file (its
-            # result then goes to a cache of its own, see _complete), rather than wait for that inbox.
-            if not row["password"] and self._try_reuse(row["id"], key, self.engine_id(policy),
-                                                       delivering=key in held):
-                continue
-            if attempts > self.cfg.max_attempts:
-                res = FileResult(source=row["name"], sha256=row["sha256"], size=row["size"] or 0)
-                res.threats.append(Threat("worker.interrupted", row["name"], "blocked",
-                                          f"interrupted {attempts - 1} times"))
-                res.block("処理が繰り返し中断されたため配送を停止しました",
-                          "processing was interrupted repeatedly; the file was not delivered")
-                self.hand_over(row["id"], None, res.to_dict(), None, None, None, None)
-                continue
-            out_dir = self.cfg.work / "jobs" / f"{row['id']}-{attempts}"
-            shutil.rmtree(out_dir, ignore_errors=True)
-            out_dir.mkdir(parents=True)
-            # The quarantine is content-addressed by this hash: the pool need not hash the original again.
-            job = Job(src=str(self.cfg.data_dir / row["quarantine"]), name=row["name"], out_dir=str(out_dir),
-                      policy=policy.to_dict(), password=row["password"], want_text=policy.text_rendition,
-                      sha256=row["sha256"])
-            try:
-                fut = self.executor.submit(job)
-            except Exception:
-                with self.ledger.tx() as t:
-                    t.requeue(row["id"])
-                raise
-            self.inflight[row["id"]] = Inflight(fut, key, out_dir, time.monotonic())
-            fut.add_done_callback(lambda _f, jid=row["id"]: self._done.put(jid))
-            busy.add(key)
-            free -= 1
+        running: dict[str | None, int] = {}
+        for inf in self.inflight.values():
+            running[inf.source] = running.get(inf.source, 0) + 1
+        cap = self.cfg.max_workers_per_source or capacity
+        reserve = min(self.cfg.reserve_workers, capacity - 1)
+        small = self.cfg.small_file_mb * 1024 * 1024
+        queued = self.ledger.queued_sources()
+        if len(self._served) > 4096:  # forget senders long gone (an unserved one simply goes first)
+            self._served = {src: self._served[src] for src, _ in queued if src in self._served}
+        sources = sorted(queued, key=lambda s: (self._served.get(s[0], 0), s[1]))
+        rows = {src: self._queued(src, free) for src, _ in sources}
+        while rows and free > 0:
+            for src in list(rows):
+                if free <= 0 or self._stop.is_set():
+                    return
+                n = running.get(src, 0)
+                started: bool | None = None
+                if n < cap:
+                    for row in rows[src]:
+                        if n > 0 and free <= reserve and (row["size"] or 0) > small:
+                            break  # the reserved workers stay free for the other senders
+                        started = self._start(row, busy, held)
+                        if started is not None:
+                            break  # one file per source per round
+                if started is None:
+                    del rows[src]  # nothing more this source can start now
+                    continue
+                self._served[src] = next(self._turns)
+                if started:
+                    running[src] = n + 1
+                    free -= 1
 
-    def _queued(self, free: int) -> Iterator[Row]:
-        """Queued jobs in order, a page at a time: many waiting on one busy key cannot hide the rest."""
+    def _start(self, row: Row, busy: set[Key], held: set[Key]) -> bool | None:
+        """Claim one queued job: True when it went to a worker, False when it was answered without one
+        (reused result, blocked after repeated interruptions), None when it must wait (identical
+        content running now)."""
+        assert self.executor is not None
+        policy = self.policy_for(row["channel"])
+        ext = claimed_ext(row["name"])
+        key = (row["sha256"], policy.label, ext)
+        if key in busy and key not in held:
+            return None  # identical content running or being delivered now: wait and reuse its result
+        attempts = row["attempts"] + 1
+        with self.ledger.tx() as t:
+            t.claim(row["id"], attempts, policy.label, policy.retention_days, self.engine_id(policy))
+        # A password changes the outcome (PPAP), so such jobs are never answered from the cache.
+        # A key held by a delivery retry: reuse its committed result, or else process the file (its
+        # result then goes to a cache of its own, see _complete), rather than wait for that inbox.
+        if not row["password"] and self._try_reuse(row["id"], key, self.engine_id(policy),
+                                                   delivering=key in held):
+            return False
+        if attempts > self.cfg.max_attempts:
+            res = FileResult(source=row["name"], sha256=row["sha256"], size=row["size"] or 0)
+            res.threats.append(Threat("worker.interrupted", row["name"], "blocked",
+                                      f"interrupted {attempts - 1} times"))
+            res.block("処理が繰り返し中断されたため配送を停止しました",
+                      "processing was interrupted repeatedly; the file was not delivered")
+            self.hand_over(row["id"], None, res.to_dict(), None, None, None, None)
+            return False
+        out_dir = self.cfg.work / "jobs" / f"{row['id']}-{attempts}"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        out_dir.mkdir(parents=True)
+        # The quarantine is content-addressed by this hash: the pool need not hash the original again.
+        job = Job(src=str(self.cfg.data_dir / row["quarantine"]), name=row["name"], out_dir=str(out_dir),
+                  policy=policy.to_dict(), password=row["password"], want_text=policy.text_rendition,
+                  sha256=row["sha256"])
+        try:
+            fut = self.executor.submit(job)
+        except Exception:
+            with self.ledger.tx() as t:
+                t.requeue(row["id"])
+            raise
+        self.inflight[row["id"]] = Inflight(fut, key, out_dir, time.monotonic(), row["source_key"])
+        fut.add_done_callback(lambda _f, jid=row["id"]: self._done.put(jid))
+        busy.add(key)
+        return True
+
+    def _queued(self, source: str | None, free: int) -> Iterator[Row]:
+        """A source's queued jobs in order, a page at a time: many waiting on one busy key cannot hide
+        the rest."""
         last = 0
         while True:
-            rows = self.ledger.queued_page(last, free + 64)
+            rows = self.ledger.queued_page(last, free + 64, source)
             if not rows:
                 return
             yield from rows

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cdr.policy import Policy
 
+from .channels import channel_name
 from .config import Config
 from .crashpoints import crashpoint, pausepoint
 from .dropbox import NotTaken, StillWriting, copy_out, open_dir_beneath, sig, stat_beneath, unlink_at
@@ -45,6 +46,14 @@ class Arrival:
     # When it was received, if before now: an e-application's files take their submission's time, so
     # that they land in its dated bundle folder however late they are handed over (after midnight).
     received_at: float | None = None
+    # Who sent it, for fair dispatch (api:<key id>, dropbox:<channel>, mail:<route>, upload:<link>);
+    # None: "<source>:<channel>".
+    source_key: str | None = None
+
+    def __post_init__(self) -> None:
+        # The channel's identity is fixed here, once: policy lookup, inbox folder and account
+        # bindings all see the same NFKC, case-folded name (channels.py).
+        self.channel = channel_name(self.channel)
 
 
 # Folders the appliance itself creates in a delivery folder: a receipt's bundle (REST intake) and
@@ -99,7 +108,7 @@ class Intake:
         arrivals = []
         for path in paths:
             parts = path.relative_to(self.cfg.dropbox).parts
-            channel = clean_name(parts[0]) if len(parts) > 1 else self.cfg.default_channel
+            channel = parts[0] if len(parts) > 1 else self.cfg.default_channel
             subdir = _drop_subdir(parts[1:-1])
             arrivals.append(Arrival(path, source="dropbox", channel=channel, name=clean_name(parts[-1]),
                                     subdir=subdir))
@@ -128,7 +137,8 @@ class Intake:
             rows.append((i, dict(source=a.source, channel=a.channel, name=a.name, subdir=a.subdir,
                                  drop_path=_db_path(a.path), size=st.st_size, drop_sig=sig(st),
                                  submission_id=a.submission_id, password=a.password,
-                                 received_at=a.received_at)))
+                                 received_at=a.received_at,
+                                 source_key=a.source_key or f"{a.source}:{a.channel}")))
         if not rows:
             return ids
         for (i, _), jid in zip(rows, self.ledger.insert_received_many([r for _, r in rows]), strict=True):
@@ -293,7 +303,8 @@ class Intake:
                 t.keep_original(sha, size, rel, now)
                 t.audit("intake", {"channel": row["channel"], "name": row["name"], "subdir": row["subdir"],
                                    "sha256": sha, "size": size, "source": row["source"],
-                                   "submission_id": row["submission_id"]}, job_id=job_id)
+                                   "submission_id": row["submission_id"], "source_key": row["source_key"]},
+                        job_id=job_id)
                 done.append(row)
         for row in done:
             self.metrics.intake.labels(row["channel"]).inc()

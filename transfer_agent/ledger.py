@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import audit
+from .channels import channel_name
 
 log = logging.getLogger("transfer_agent.ledger")
 
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at    REAL,
     processed_at  REAL,
     finished_at   REAL,
-    engine        TEXT                    -- engine fingerprint + policy content hash (reuse key)
+    engine        TEXT,                   -- engine fingerprint + policy content hash (reuse key)
+    source_key    TEXT                    -- who sent it, for fair dispatch: api:<key id>, dropbox:<channel>, ...
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
 CREATE INDEX IF NOT EXISTS jobs_sha ON jobs(sha256, policy);
@@ -180,9 +182,9 @@ class Tx:
         same retention); not tied to its submission."""
         cur = self.cur.execute(
             "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, size, sha256, quarantine,"
-            " password, received_at) VALUES ('queued','console',?,?,?,?,?,?,?,?,?)",
+            " password, received_at, source_key) VALUES ('queued','console',?,?,?,?,?,?,?,?,?,?)",
             (job["channel"], job["name"], job["subdir"], tag, job["size"], job["sha256"],
-             job["quarantine"], password, job["received_at"]))
+             job["quarantine"], password, job["received_at"], source_key(job)))
         return int(cur.lastrowid)
 
 
@@ -202,8 +204,13 @@ class Ledger:
             self._conn.executescript(SCHEMA + audit.SCHEMA)
             self._conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1')")
             # Added later: which engine (and policy content) made a job's result, for safe reuse.
-            if "engine" not in {r[1] for r in self._conn.execute("PRAGMA table_info(jobs)")}:
+            cols = {r[1] for r in self._conn.execute("PRAGMA table_info(jobs)")}
+            if "engine" not in cols:
                 self._conn.execute("ALTER TABLE jobs ADD COLUMN engine TEXT")
+            # Added later: who sent a job (fair dispatch); older rows fall back to source_key().
+            if "source_key" not in cols:
+                self._conn.execute("ALTER TABLE jobs ADD COLUMN source_key TEXT")
+            self._conn.execute("CREATE INDEX IF NOT EXISTS jobs_queued_source ON jobs(status, source_key, id)")
             self._start_anchor()
 
     def _start_anchor(self) -> None:
@@ -229,6 +236,8 @@ class Ledger:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA secure_delete=ON")  # a cleared PPAP password is overwritten, not left in free pages
+        # Channel identity in SQL (channels.Scope.sql): rows written before names were normalised match too.
+        conn.create_function("chkey", 1, _chkey, deterministic=True)
         return conn
 
     def forget_secrets(self) -> None:
@@ -301,15 +310,25 @@ class Ledger:
             for r in rows:
                 cur = t.execute(
                     "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, drop_sig, size, submission_id,"
-                    " password, received_at) VALUES ('received',?,?,?,?,?,?,?,?,?,?)",
+                    " password, received_at, source_key) VALUES ('received',?,?,?,?,?,?,?,?,?,?,?)",
                     (r["source"], r["channel"], r["name"], r["subdir"], r["drop_path"], r.get("drop_sig"),
-                     r.get("size"), r.get("submission_id"), r.get("password"), r.get("received_at") or now))
+                     r.get("size"), r.get("submission_id"), r.get("password"), r.get("received_at") or now,
+                     r.get("source_key") or f"{r['source']}:{r['channel']}"))
                 ids.append(int(cur.lastrowid))
         return ids
 
-    def queued_page(self, after: int, limit: int) -> list[sqlite3.Row]:
-        """Queued jobs with an id above `after`, oldest first."""
-        return self.query("SELECT * FROM jobs WHERE status = 'queued' AND id > ? ORDER BY id LIMIT ?", (after, limit))
+    def queued_page(self, after: int, limit: int, source: str | None = None) -> list[sqlite3.Row]:
+        """Queued jobs with an id above `after`, oldest first (only those of `source`, if given)."""
+        if source is None:
+            return self.query("SELECT * FROM jobs WHERE status = 'queued' AND id > ? ORDER BY id LIMIT ?",
+                              (after, limit))
+        return self.query("SELECT * FROM jobs WHERE status = 'queued' AND source_key IS ? AND id > ? ORDER BY id"
+                          " LIMIT ?", (source, after, limit))
+
+    def queued_sources(self) -> list[tuple[str | None, int]]:
+        """Each source with queued work and the id of its oldest queued job."""
+        return [(r[0], r[1]) for r in self.query(
+            "SELECT source_key, MIN(id) FROM jobs WHERE status = 'queued' GROUP BY source_key")]
 
     def reuse_candidates(self, sha256: str, policy: str, engine: str, exclude: int,
                          delivering: bool = False) -> list[sqlite3.Row]:
@@ -350,6 +369,19 @@ def secure_state_dir(path: Path) -> None:
     """state/ holds the ledger, the anchor, sessions and keys: 0700 (files in it are 0600)."""
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o700)
+
+
+def _chkey(name: Any) -> Any:
+    return channel_name(name) if isinstance(name, str) else name
+
+
+def source_key(job: Any) -> str:
+    """Who sent a job, for fair dispatch: its recorded source_key, else (older rows) source and channel."""
+    try:
+        key = job["source_key"]
+    except (IndexError, KeyError):
+        key = None
+    return key or f"{job['source']}:{job['channel']}"
 
 
 def loads(text: str | None) -> Any:

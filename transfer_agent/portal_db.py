@@ -73,6 +73,37 @@ CREATE TABLE IF NOT EXISTS original_requests (
 CREATE INDEX IF NOT EXISTS original_requests_status ON original_requests(status, id);
 """
 
+# Tables added after the first release (created after the columns above exist).
+_LATER_SCHEMA = """
+-- Bytes each API key sent, for its hourly quota (api_limits.py); rows older than two hours are pruned.
+CREATE TABLE IF NOT EXISTS api_usage (
+    api_key_id INTEGER NOT NULL,
+    ts         REAL NOT NULL,
+    bytes      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS api_usage_key ON api_usage(api_key_id, ts);
+-- Failed console logins per typed name and source address (users.py); names that do not exist too.
+CREATE TABLE IF NOT EXISTS login_failures (
+    name         TEXT NOT NULL,
+    client       TEXT NOT NULL,
+    failures     INTEGER NOT NULL DEFAULT 0,
+    locks        INTEGER NOT NULL DEFAULT 0,   -- locks so far: the next one lasts twice as long
+    locked_until REAL,
+    last_failure REAL NOT NULL,
+    PRIMARY KEY (name, client)
+);
+"""
+
+
+# Added later (columns of existing tables). Channel bindings: an account or key written before they
+# existed has none (channels NULL, all_channels 0) and reaches no channel until an admin binds it
+# (`user channels` / `apikey channels`, README "Access by department").
+_ADDED = {
+    "api_keys": (("channels", "TEXT"), ("all_channels", "INTEGER NOT NULL DEFAULT 0")),
+    "console_users": (("channels", "TEXT"), ("all_channels", "INTEGER NOT NULL DEFAULT 0")),
+    "original_requests": (("expires_at", "REAL"), ("downloads", "INTEGER NOT NULL DEFAULT 0")),
+}
+
 
 def ensure_schema(db_path: Path) -> None:
     """Create our tables (idempotent). The ledger creates its own and the audit table."""
@@ -81,5 +112,15 @@ def ensure_schema(db_path: Path) -> None:
     try:
         conn.execute("PRAGMA busy_timeout=30000")
         conn.executescript(PORTAL_SCHEMA)
+        for table, cols in _ADDED.items():
+            have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            for name, decl in cols:
+                if name not in have:
+                    try:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+                    except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                        if "duplicate column" not in str(exc):
+                            raise
+        conn.executescript(_LATER_SCHEMA)
     finally:
         conn.close()

@@ -21,6 +21,7 @@ from prometheus_client import Gauge
 
 from cdr.policy import Policy, load_policy
 
+from .channels import channel_name
 from .config import Config
 from .deliverer import Deliverer
 from .dispatcher import Dispatcher
@@ -94,7 +95,8 @@ class Service:
         return self.dispatcher.executor
 
     def policy_for(self, channel: str) -> Policy:
-        return self.channel_policies.get(channel, self.default_policy)
+        # Keys are channel names already (config.py); a job's channel too, unless written before that.
+        return self.channel_policies.get(channel_name(channel), self.default_policy)
 
     def start(self) -> None:
         with self.ledger.tx() as t:
@@ -188,14 +190,15 @@ class Service:
 
     def accept(self, path: Path, *, source: str, channel: str, name: str, subdir: str = "",
                submission_id: str | None = None, password: str | None = None,
-               received_at: float | None = None) -> int | None:
+               received_at: float | None = None, source_key: str | None = None) -> int | None:
         """Take a complete file (same file system as the data dir) into quarantine; returns the job id.
 
         Used by the dropbox watcher and by other intake channels (REST uploads staged under
         work/). The file is gone from `path` afterwards. None if it vanished meanwhile.
         """
         arrival = Arrival(path, source=source, channel=channel, name=name, subdir=subdir,
-                          submission_id=submission_id, password=password, received_at=received_at)
+                          submission_id=submission_id, password=password, received_at=received_at,
+                          source_key=source_key)
         return self.accept_many([arrival], strict=True)[0]
 
     def accept_many(self, arrivals: list[Arrival], strict: bool = False) -> list[int | None]:

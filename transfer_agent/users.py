@@ -1,24 +1,39 @@
-"""Local console accounts (argon2id), lockout after repeated failures, and sessions.
+"""Local console accounts (argon2id), channel bindings, login lockout and sessions.
 
 Session cookies carry a random token; only its sha256 is stored, so a copy of the database
 does not let anyone log in. Each session has its own CSRF token for the console's forms.
+
+Channels: a clerk or approver sees only the channels it is bound to (`channels`), or all of
+them when an admin said so (`all_channels`); an account bound to nothing sees nothing. Admins
+reach every channel (they set the bindings).
+
+Lockout is per account name *and* source address (table login_failures): MAX_FAILURES wrong
+passwords from one address lock that name for that address only, for LOCK_SECONDS, doubling
+with each further lock up to MAX_LOCK_SECONDS. So a guesser cannot lock an approver out from
+the approver's own desk, and names that do not exist lock exactly like those that do (the
+answers never tell which accounts exist; a disabled account says so only after the right
+password).
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from .channels import Scope
 from .ledger import Ledger
 
 ROLES = ("clerk", "approver", "admin")
 ROLE_JA = {"clerk": "担当者", "approver": "承認者", "admin": "管理者"}
 MAX_FAILURES = 5
-LOCK_SECONDS = 15 * 60
+LOCK_SECONDS = 5 * 60
+MAX_LOCK_SECONDS = 4 * 3600
+FORGET_SECONDS = 24 * 3600  # a name and address with no failure this long starts again at LOCK_SECONDS
 SESSION_SECONDS = 8 * 3600  # one working day
 IDLE_SECONDS = 60 * 60
 MIN_PASSWORD = 8
@@ -26,6 +41,7 @@ MIN_PASSWORD = 8
 _ph = PasswordHasher()  # argon2id, library defaults (RFC 9106 low-memory profile)
 # Verified against when the user does not exist, so timing does not reveal names.
 _DUMMY = _ph.hash("not-a-real-password")
+_WRONG = "ユーザー名またはパスワードが違います"
 
 
 @dataclass
@@ -34,6 +50,7 @@ class User:
     name: str
     role: str
     display_name: str = ""
+    scope: Scope = field(default_factory=lambda: Scope(False))
 
     @property
     def role_ja(self) -> str:
@@ -42,6 +59,10 @@ class User:
     @property
     def label(self) -> str:
         return self.display_name or self.name
+
+
+def _scope(role: str, all_channels: int | None, channels: str | None) -> Scope:
+    return Scope(True) if role == "admin" else Scope.from_row(all_channels, channels)
 
 
 @dataclass
@@ -63,28 +84,52 @@ def _valid_name(name: str) -> bool:
 
 
 def add_user(ledger: Ledger, name: str, role: str, password: str, display_name: str = "",
-             actor: str = "cli") -> User:
+             actor: str = "cli", scope: Scope | None = None) -> User:
+    """A new account. A clerk or approver reaches only the channels of `scope` (default: none)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if not _valid_name(name):
         raise ValueError("user name: 1..64 letters, digits or ._-@")
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"password must have at least {MIN_PASSWORD} characters")
+    scope = scope or Scope(False)
     pw_hash = _ph.hash(password)
     with ledger.tx() as t:
         if t.execute("SELECT 1 FROM console_users WHERE name = ?", (name,)).fetchone():
             raise ValueError(f"user {name!r} exists")
-        cur = t.execute("INSERT INTO console_users(name, display_name, role, pw_hash, created_at)"
-                        " VALUES (?,?,?,?,?)", (name, display_name, role, pw_hash, time.time()))
+        cur = t.execute("INSERT INTO console_users(name, display_name, role, pw_hash, created_at, channels,"
+                        " all_channels) VALUES (?,?,?,?,?,?,?)",
+                        (name, display_name, role, pw_hash, time.time(), scope.to_json(), int(scope.all)))
         uid = int(cur.lastrowid)
-        t.audit("user.added", {"user_id": uid, "name": name, "role": role}, actor=actor)
-    return User(uid, name, role, display_name)
+        t.audit("user.added", {"user_id": uid, "name": name, "role": role, "channels": list(scope.names),
+                               "all_channels": scope.all}, actor=actor)
+    return User(uid, name, role, display_name, _scope(role, int(scope.all), scope.to_json()))
+
+
+def set_channels(ledger: Ledger, name: str, scope: Scope, actor: str = "cli") -> None:
+    """Bind an account to `scope` (takes effect at its next page: sessions read the binding each time)."""
+    with ledger.tx() as t:
+        cur = t.execute("UPDATE console_users SET channels = ?, all_channels = ? WHERE name = ?",
+                        (scope.to_json(), int(scope.all), name))
+        if cur.rowcount != 1:
+            raise ValueError(f"no user {name!r}")
+        t.audit("user.channels", {"name": name, "channels": list(scope.names), "all_channels": scope.all},
+                actor=actor)
 
 
 def list_users(ledger: Ledger) -> list[dict]:
-    return [dict(r) for r in ledger.query(
-        "SELECT id, name, display_name, role, created_at, disabled, failed, locked_until, last_login"
-        " FROM console_users ORDER BY id")]
+    now = time.time()
+    locked: dict[str, int] = {}
+    for r in ledger.query("SELECT name, COUNT(*) FROM login_failures WHERE locked_until > ? GROUP BY name", (now,)):
+        locked[r[0]] = r[1]
+    out = []
+    for r in ledger.query("SELECT id, name, display_name, role, created_at, disabled, last_login, channels,"
+                          " all_channels FROM console_users ORDER BY id"):
+        d = dict(r)
+        d["locked_addresses"] = locked.get(d["name"], 0)
+        d["scope"] = _scope(d["role"], d["all_channels"], d["channels"]).describe()
+        out.append(d)
+    return out
 
 
 def set_password(ledger: Ledger, name: str, password: str, actor: str = "cli") -> None:
@@ -92,10 +137,10 @@ def set_password(ledger: Ledger, name: str, password: str, actor: str = "cli") -
         raise ValueError(f"password must have at least {MIN_PASSWORD} characters")
     pw_hash = _ph.hash(password)
     with ledger.tx() as t:
-        cur = t.execute("UPDATE console_users SET pw_hash = ?, failed = 0, locked_until = NULL WHERE name = ?",
-                        (pw_hash, name))
+        cur = t.execute("UPDATE console_users SET pw_hash = ? WHERE name = ?", (pw_hash, name))
         if cur.rowcount != 1:
             raise ValueError(f"no user {name!r}")
+        t.execute("DELETE FROM login_failures WHERE name = ?", (name,))
         t.execute("DELETE FROM console_sessions WHERE user_id = (SELECT id FROM console_users WHERE name = ?)",
                   (name,))
         t.audit("user.password_set", {"name": name}, actor=actor)
@@ -103,10 +148,10 @@ def set_password(ledger: Ledger, name: str, password: str, actor: str = "cli") -
 
 def set_disabled(ledger: Ledger, name: str, disabled: bool, actor: str = "cli") -> None:
     with ledger.tx() as t:
-        cur = t.execute("UPDATE console_users SET disabled = ?, failed = 0, locked_until = NULL WHERE name = ?",
-                        (int(disabled), name))
+        cur = t.execute("UPDATE console_users SET disabled = ? WHERE name = ?", (int(disabled), name))
         if cur.rowcount != 1:
             raise ValueError(f"no user {name!r}")
+        t.execute("DELETE FROM login_failures WHERE name = ?", (name,))
         if disabled:
             t.execute("DELETE FROM console_sessions WHERE user_id = (SELECT id FROM console_users"
                       " WHERE name = ?)", (name,))
@@ -114,10 +159,11 @@ def set_disabled(ledger: Ledger, name: str, disabled: bool, actor: str = "cli") 
 
 
 def unlock(ledger: Ledger, name: str, actor: str = "cli") -> None:
+    """Clear the lockouts of `name` from every address."""
     with ledger.tx() as t:
-        cur = t.execute("UPDATE console_users SET failed = 0, locked_until = NULL WHERE name = ?", (name,))
-        if cur.rowcount != 1:
+        if t.execute("SELECT 1 FROM console_users WHERE name = ?", (name,)).fetchone() is None:
             raise ValueError(f"no user {name!r}")
+        t.execute("DELETE FROM login_failures WHERE name = ?", (name,))
         t.audit("user.unlocked", {"name": name}, actor=actor)
 
 
@@ -126,94 +172,104 @@ def _token_hash(token: str) -> str:
 
 
 def _locked_msg(locked_until: float, now: float) -> str:
-    mins = int((locked_until - now) // 60) + 1
-    return f"ログイン失敗が続いたためロックされています（約{mins}分後に再試行できます）"
+    return f"ログイン失敗が続いたためロックされています（約{_minutes(locked_until - now)}分後に再試行できます）"
+
+
+def _minutes(seconds: float) -> int:
+    return max(1, math.ceil(seconds / 60))
+
+
+def _lock_seconds(locks: int) -> float:
+    """The length of the `locks`-th lock of a name from one address: doubling, capped."""
+    return float(min(MAX_LOCK_SECONDS, LOCK_SECONDS * 2 ** min(max(locks - 1, 0), 20)))
+
+
+def _lock(t, name: str, client: str, row, now: float) -> float:  # noqa: ANN001 - a ledger Tx and its row
+    """Lock `name` for `client` (the next step of its backoff); returns when it ends."""
+    locks = (row["locks"] if row is not None else 0) + 1
+    until = now + _lock_seconds(locks)
+    t.execute("UPDATE login_failures SET failures = 0, locks = ?, locked_until = ? WHERE name = ? AND client = ?",
+              (locks, until, name, client))
+    t.audit("user.locked", {"name": name, "client": client, "seconds": round(until - now), "lock": locks},
+            actor="system")
+    return until
 
 
 def login(ledger: Ledger, name: str, password: str, client: str = "") -> tuple[str, Session]:
     """Check the password; returns (cookie token, session). Raises LoginError (audited).
 
-    Lockout holds under parallel guesses: each check is reserved (counted in `failed`) in one
-    write transaction before the slow argon2 verify, so at most MAX_FAILURES checks run per lock
-    period; a success re-checks the lock before it creates the session."""
+    Failures count per name and source address (`client`), whether or not the name exists. Lockout
+    holds under parallel guesses: each check is reserved (counted) in one write transaction before
+    the slow argon2 verify, so at most MAX_FAILURES checks run per lock period and address; a success
+    re-checks the lock before it creates the session."""
     name = name[:64]
+    client = client[:64]
     now = time.time()
     with ledger.tx() as t:
-        row = t.execute("SELECT * FROM console_users WHERE name = ?", (name,)).fetchone()
-        refusal: LoginError | None = None
-        attempt = 0
-        if row is None:
-            pass
-        elif row["disabled"]:
-            t.audit("console.login_failed", {"name": name, "why": "disabled", "client": client}, actor=name)
-            refusal = LoginError("このアカウントは無効になっています。管理者に連絡してください")
+        t.execute("DELETE FROM login_failures WHERE last_failure < ? AND (locked_until IS NULL OR locked_until < ?)",
+                  (now - FORGET_SECONDS, now))
+        lf = t.execute("SELECT * FROM login_failures WHERE name = ? AND client = ?", (name, client)).fetchone()
+        locked_until = lf["locked_until"] if lf is not None and lf["locked_until"] else 0.0
+        if locked_until <= now and lf is not None and lf["failures"] >= MAX_FAILURES:
+            # The quota is used up by checks still running (or left by a crash): lock now rather
+            # than run one more check.
+            locked_until = _lock(t, name, client, lf, now)
+        if locked_until > now:
+            t.audit("console.login_failed", {"name": name, "why": "locked", "client": client}, actor=name or "?")
+            refusal: LoginError | None = LoginError(_locked_msg(locked_until, now), locked=True)
         else:
-            locked_until = row["locked_until"] or 0
-            if locked_until <= now and row["failed"] >= MAX_FAILURES:
-                # The quota is used up by checks still running (or left by a crash): lock now
-                # rather than run one more check.
-                locked_until = now + LOCK_SECONDS
-                t.execute("UPDATE console_users SET failed = 0, locked_until = ? WHERE id = ?",
-                          (locked_until, row["id"]))
-                t.audit("user.locked", {"name": name, "seconds": LOCK_SECONDS}, actor="system")
-            if locked_until > now:
-                t.audit("console.login_failed", {"name": name, "why": "locked", "client": client}, actor=name)
-                refusal = LoginError(_locked_msg(locked_until, now), locked=True)
-            else:
-                t.execute("UPDATE console_users SET failed = failed + 1 WHERE id = ?", (row["id"],))
-                attempt = row["failed"] + 1
+            refusal = None
+            t.execute("INSERT INTO login_failures(name, client, failures, locks, last_failure) VALUES (?,?,1,0,?)"
+                      " ON CONFLICT(name, client) DO UPDATE SET failures = failures + 1, last_failure = ?",
+                      (name, client, now, now))
+            attempt = (lf["failures"] if lf is not None else 0) + 1
+        row = t.execute("SELECT * FROM console_users WHERE name = ?", (name,)).fetchone()
     if refusal is not None:
         raise refusal
-    if row is None:
-        try:
-            _ph.verify(_DUMMY, password)  # same time as a real check: do not reveal names
-        except VerificationError:
-            pass
-        with ledger.tx() as t:
-            t.audit("console.login_failed", {"name": name, "why": "unknown user", "client": client},
-                    actor=name or "?")
-        raise LoginError("ユーザー名またはパスワードが違います")
     try:
-        ok = _ph.verify(row["pw_hash"], password)
+        ok = _ph.verify(row["pw_hash"] if row is not None else _DUMMY, password)  # same time either way
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
+    ok = ok and row is not None
     now = time.time()
     if not ok:
         with ledger.tx() as t:
             # The attempt was counted when reserved; lock once the count reaches the limit.
-            cur = t.execute("SELECT failed, locked_until FROM console_users WHERE id = ?", (row["id"],)).fetchone()
+            cur = t.execute("SELECT * FROM login_failures WHERE name = ? AND client = ?", (name, client)).fetchone()
             already = bool(cur and cur["locked_until"] and cur["locked_until"] > now)
-            lock_now = bool(cur) and not already and cur["failed"] >= MAX_FAILURES
-            if lock_now:
-                t.execute("UPDATE console_users SET failed = 0, locked_until = ? WHERE id = ?",
-                          (now + LOCK_SECONDS, row["id"]))
-            t.audit("console.login_failed", {"name": name, "why": "bad password", "failures": attempt,
-                                             "locked": lock_now or already, "client": client}, actor=name)
-            if lock_now:
-                t.audit("user.locked", {"name": name, "seconds": LOCK_SECONDS}, actor="system")
+            lock_now = bool(cur) and not already and cur["failures"] >= MAX_FAILURES
+            why = "unknown user" if row is None else "bad password"
+            t.audit("console.login_failed", {"name": name, "why": why, "failures": attempt,
+                                             "locked": lock_now or already, "client": client}, actor=name or "?")
+            until = _lock(t, name, client, cur, now) if lock_now else (cur["locked_until"] if already else 0.0)
         if lock_now:
-            raise LoginError("ログイン失敗が続いたためアカウントをロックしました（15分後に再試行できます）",
+            raise LoginError(f"ログイン失敗が続いたためロックしました（約{_minutes(until - now)}分後に再試行できます）",
                              locked=True)
         if already:
-            raise LoginError(_locked_msg(cur["locked_until"], now), locked=True)
-        raise LoginError("ユーザー名またはパスワードが違います")
+            raise LoginError(_locked_msg(until, now), locked=True)
+        raise LoginError(_WRONG)
     new_hash = _ph.hash(password) if _ph.check_needs_rehash(row["pw_hash"]) else None
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     th = _token_hash(token)
     with ledger.tx() as t:
         # A parallel guess may have locked (or an admin disabled) the account while we verified.
-        cur = t.execute("SELECT disabled, locked_until FROM console_users WHERE id = ?", (row["id"],)).fetchone()
-        if cur is None or cur["disabled"]:
+        cur = t.execute("SELECT disabled FROM console_users WHERE id = ?", (row["id"],)).fetchone()
+        lf = t.execute("SELECT locked_until FROM login_failures WHERE name = ? AND client = ?",
+                       (name, client)).fetchone()
+        if lf is not None and lf["locked_until"] and lf["locked_until"] > now:
+            t.audit("console.login_failed", {"name": name, "why": "locked", "client": client}, actor=name)
+            refusal = LoginError(_locked_msg(lf["locked_until"], now), locked=True)
+        elif cur is None or cur["disabled"]:
+            # Said only to someone who knows the password: it does not reveal the account to guessers.
+            t.execute("UPDATE login_failures SET failures = MAX(failures - 1, 0) WHERE name = ? AND client = ?",
+                      (name, client))
             t.audit("console.login_failed", {"name": name, "why": "disabled", "client": client}, actor=name)
             refusal = LoginError("このアカウントは無効になっています。管理者に連絡してください")
-        elif cur["locked_until"] and cur["locked_until"] > now:
-            t.audit("console.login_failed", {"name": name, "why": "locked", "client": client}, actor=name)
-            refusal = LoginError(_locked_msg(cur["locked_until"], now), locked=True)
         else:
-            t.execute("UPDATE console_users SET failed = 0, locked_until = NULL, last_login = ?"
-                      + (", pw_hash = ?" if new_hash else "") + " WHERE id = ?",
-                      (now, new_hash, row["id"]) if new_hash else (now, row["id"]))
+            t.execute("DELETE FROM login_failures WHERE name = ? AND client = ?", (name, client))
+            t.execute("UPDATE console_users SET last_login = ?" + (", pw_hash = ?" if new_hash else "")
+                      + " WHERE id = ?", (now, new_hash, row["id"]) if new_hash else (now, row["id"]))
             t.execute("DELETE FROM console_sessions WHERE expires_at < ? OR last_seen < ?",
                       (now, now - IDLE_SECONDS))
             t.execute("INSERT INTO console_sessions(token_hash, user_id, csrf, created_at, expires_at, last_seen)"
@@ -221,7 +277,8 @@ def login(ledger: Ledger, name: str, password: str, client: str = "") -> tuple[s
             t.audit("console.login", {"name": name, "role": row["role"], "client": client}, actor=name)
     if refusal is not None:
         raise refusal
-    user = User(row["id"], row["name"], row["role"], row["display_name"])
+    user = User(row["id"], row["name"], row["role"], row["display_name"],
+                _scope(row["role"], row["all_channels"], row["channels"]))
     return token, Session(user, csrf, th)
 
 
@@ -231,14 +288,16 @@ def session_for(ledger: Ledger, token: str | None) -> Session | None:
     now = time.time()
     th = _token_hash(token)
     row = ledger.one(
-        "SELECT s.csrf, s.expires_at, s.last_seen, u.id, u.name, u.role, u.display_name, u.disabled"
-        " FROM console_sessions s JOIN console_users u ON u.id = s.user_id WHERE s.token_hash = ?", (th,))
+        "SELECT s.csrf, s.expires_at, s.last_seen, u.id, u.name, u.role, u.display_name, u.disabled,"
+        " u.channels, u.all_channels FROM console_sessions s JOIN console_users u ON u.id = s.user_id WHERE s.token_hash = ?", (th,))
     if row is None or row["disabled"] or row["expires_at"] < now or row["last_seen"] < now - IDLE_SECONDS:
         return None
     if now - row["last_seen"] > 60:  # keep writes rare
         with ledger.tx() as t:
             t.execute("UPDATE console_sessions SET last_seen = ? WHERE token_hash = ?", (now, th))
-    return Session(User(row["id"], row["name"], row["role"], row["display_name"]), row["csrf"], th)
+    user = User(row["id"], row["name"], row["role"], row["display_name"],
+                _scope(row["role"], row["all_channels"], row["channels"]))
+    return Session(user, row["csrf"], th)
 
 
 def logout(ledger: Ledger, session: Session) -> None:

@@ -27,7 +27,11 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
+from cdr.policy import Policy, load_policy
+
 from .. import apikeys, threat_labels, users
+from ..channels import Scope, channel_name
+from ..files import clean_name, fit_name
 from ..ledger import FINAL, Ledger, loads
 from ..password_retry import RetryRefused, retry_tag
 from ..portal_db import ensure_schema
@@ -44,7 +48,7 @@ MAX_ID = 2**63 - 1  # SQLite INTEGER
 FLASH = {
     **originals.MESSAGES,
     "requested": "原本取り出しを申請しました。承認をお待ちください",
-    "approved": "承認し、原本を申請者の受信フォルダに置きました",
+    "approved": "承認しました。申請者は「原本取り出し申請」の画面から期限内にダウンロードできます",
     "rejected": "却下しました",
     "no_user": "ユーザーが見つかりません",
     "password_retry": "パスワードを指定して再処理を始めました。結果はこの画面に表示されます",
@@ -129,8 +133,14 @@ def _children(result: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 class Console:
     def __init__(self, ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None,
-                 retry: Callable[[int, str, str], int] | None = None, tree: Any = None) -> None:
+                 retry: Callable[[int, str, str], int] | None = None, tree: Any = None,
+                 policy_for: Callable[[str], Policy] | None = None) -> None:
         self.ledger = ledger
+        # The channel's policy (its [release] rules); without an appliance, the default policy.
+        if policy_for is None:
+            default = load_policy()
+            policy_for = lambda _channel: default  # noqa: E731
+        self.policy_for = policy_for
         self.tree = tree  # the appliance's safefs.Tree (links refused and reported); None: a plain one
         self.retry = retry  # the appliance's retry_with_password, when there is an appliance
         self.data_dir = Path(data_dir)
@@ -143,8 +153,10 @@ class Console:
     def render(self, request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         sess = getattr(request.state, "session", None)
         if sess is not None and sess.user.role in ("approver", "admin"):
+            cond, names = sess.user.scope.sql("j.channel")
             ctx.setdefault("pending_count", self.ledger.one(
-                "SELECT COUNT(*) FROM original_requests WHERE status = 'pending'")[0])
+                "SELECT COUNT(*) FROM original_requests r JOIN jobs j ON j.id = r.job_id WHERE r.status = 'pending'"
+                f" AND {cond}", names)[0])
         html = self.env.get_template(template).render(request=request, session=sess, **ctx)
         return HTMLResponse(html, status_code=status)
 
@@ -168,19 +180,21 @@ class Console:
             raise _Denied(403, "画面の有効期限が切れました。もう一度操作してください（CSRF）")
         return {k: str(v) for k, v in form.items()}
 
-    def job(self, job_id: int) -> Any:
+    def job(self, job_id: int, scope: Scope) -> Any:
+        """A job of a channel within `scope`; another channel's is answered exactly like a missing one."""
         row = self.ledger.one("SELECT j.*, s.receipt, s.client AS sub_client, s.bundle_dir FROM jobs j"
                               " LEFT JOIN submissions s ON s.id = j.submission_id WHERE j.id = ?", (job_id,))
-        if row is None:
+        if row is None or not scope.allows(row["channel"]):
             raise _Denied(404, "該当するファイルがありません")
         return row
 
     # ---------------------------------------------------------------- deliveries
-    def list_deliveries(self, f: dict[str, str], page: int) -> tuple[list[dict[str, Any]], int]:
-        where, params = [], []
+    def list_deliveries(self, f: dict[str, str], page: int, scope: Scope) -> tuple[list[dict[str, Any]], int]:
+        cond, names = scope.sql("j.channel")
+        where, params = [cond], list(names)
         if f.get("channel"):
-            where.append("j.channel = ?")
-            params.append(f["channel"])
+            where.append("chkey(j.channel) = ?")
+            params.append(channel_name(f["channel"]))
         if f.get("date"):
             try:
                 d0 = datetime.strptime(f["date"], "%Y-%m-%d").timestamp()
@@ -231,14 +245,15 @@ class Console:
                         "threat_count": len(threats)})
         return out, total
 
-    def form_only(self, f: dict[str, str]) -> list[Any]:
+    def form_only(self, f: dict[str, str], scope: Scope) -> list[Any]:
         """E-applications sent without attachments: no job row, so the file list cannot show them."""
         if f.get("verdict") or f.get("q"):
             return []
-        where, params = ["NOT EXISTS (SELECT 1 FROM jobs j WHERE j.submission_id = s.id)"], []
+        cond, names = scope.sql("s.channel")
+        where, params = ["NOT EXISTS (SELECT 1 FROM jobs j WHERE j.submission_id = s.id)", cond], list(names)
         if f.get("channel"):
-            where.append("s.channel = ?")
-            params.append(f["channel"])
+            where.append("chkey(s.channel) = ?")
+            params.append(channel_name(f["channel"]))
         if f.get("date"):
             where.append("s.day = ?")
             params.append(f["date"])
@@ -250,8 +265,36 @@ class Console:
                                  " WHERE " + " AND ".join(where) + " ORDER BY s.created_at DESC LIMIT 50",
                                  tuple(params))
 
-    def channels(self) -> list[str]:
-        return [r[0] for r in self.ledger.query("SELECT DISTINCT channel FROM jobs ORDER BY channel")]
+    def channels(self, scope: Scope) -> list[str]:
+        cond, names = scope.sql("channel")
+        return sorted({channel_name(r[0]) for r in self.ledger.query(
+            f"SELECT DISTINCT channel FROM jobs WHERE {cond}", names)})
+
+    def with_expiry(self, rows: list[Any]) -> list[dict[str, Any]]:
+        """Request rows with `until` (when an approved original's download closes) and `open`."""
+        now = time.time()
+        out = []
+        for r in rows:
+            d = dict(r)
+            if d["status"] == "approved":
+                d["until"] = originals.expiry(r, self.policy_for(d["channel"]))
+                d["open"] = d["until"] > now
+            out.append(d)
+        return out
+
+    def for_approval(self, r: Any) -> dict[str, Any]:
+        """A pending request with what the approver must see: why the file was blocked (or what was
+        removed), whether the policy forbids its release, and whether approving needs a comment."""
+        policy = self.policy_for(r["channel"])
+        result = loads(r["result"]) or {}
+        labels: list[str] = []
+        for t in _flatten(result):
+            lab = threat_labels.label(t["id"])
+            if lab not in labels:
+                labels.append(lab)
+        return {**dict(r), "blocked_reason": result.get("reason_ja") or result.get("reason"),
+                "threat_labels": labels, "never": originals.never_released(r, policy),
+                "needs_comment": originals.needs_comment(r, policy)}
 
     def delivered_file(self, job: Any, kind: str) -> tuple[Path, str]:
         plan = loads(job["plan"]) or {}
@@ -325,17 +368,33 @@ def _file_response(path: Path, name: str, text: bool = False) -> FileResponse:
     return resp
 
 
+def _warn_unbound(ledger: Ledger) -> None:
+    """Accounts and keys bound to no channel (e.g. created before bindings existed) reach nothing: say so
+    once at start, so that an upgrade does not leave clerks wondering where their files went."""
+    names = [r[0] for r in ledger.query("SELECT name FROM console_users WHERE role != 'admin' AND disabled = 0"
+                                        " AND all_channels = 0 AND (channels IS NULL OR channels = '[]')")]
+    keys = [r[0] for r in ledger.query("SELECT prefix FROM api_keys WHERE revoked_at IS NULL AND all_channels = 0"
+                                       " AND (channels IS NULL OR channels = '[]')")]
+    if names or keys:
+        log.warning("accounts or API keys bound to no channel reach nothing; bind them with `transfer-agent user"
+                    " channels NAME --channels ...` / `apikey channels ID --channels ...` (or --all-channels)",
+                    extra={"event": "access.unbound", "users": names[:50], "api_keys": keys[:50]})
+
+
 def create_console_app(service: Any) -> FastAPI:
     """The console for an appliance `Service` (uses its ledger, data dir and delivery lock)."""
+    ensure_schema(service.ledger.path)
+    _warn_unbound(service.ledger)
     return build_console(service.ledger, service.cfg.data_dir, fsync=service.cfg.fsync,
                          lock=getattr(service, "delivery_lock", None),
                          retry=getattr(service, "retry_with_password", None),
-                         tree=getattr(service, "tree", None))
+                         tree=getattr(service, "tree", None), policy_for=getattr(service, "policy_for", None))
 
 
 def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None,
-                  retry: Callable[[int, str, str], int] | None = None, tree: Any = None) -> FastAPI:
-    con = Console(ledger, data_dir, fsync, lock, retry, tree)
+                  retry: Callable[[int, str, str], int] | None = None, tree: Any = None,
+                  policy_for: Callable[[str], Policy] | None = None) -> FastAPI:
+    con = Console(ledger, data_dir, fsync, lock, retry, tree, policy_for)
     app = FastAPI(title="transfer-agent console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = con
     app.mount("/static", StaticFiles(directory=str(PKG / "static")), name="static")
@@ -416,26 +475,28 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
     @app.get("/deliveries", response_class=HTMLResponse)
     def deliveries(request: Request, channel: str = "", date: str = "", verdict: str = "", receipt: str = "",
                    q: str = "", page: str = "1") -> Response:
-        con.session(request)
+        sess = con.session(request)
+        scope = sess.user.scope
         f = {"channel": channel[:64], "date": date[:10], "verdict": verdict[:16], "receipt": receipt[:64],
              "q": q[:200]}
         page_no = _page(page)
-        rows, total = con.list_deliveries(f, page_no)
+        rows, total = con.list_deliveries(f, page_no, scope)
         qs = {k: v for k, v in f.items() if v}
         return con.render(request, "deliveries.html", rows=rows, total=total, page=page_no, pages=max(1, -(-total // PAGE)),
-                          f=f, channels=con.channels(), qs=urlencode(qs), forms=con.form_only(f))
+                          f=f, channels=con.channels(scope), qs=urlencode(qs), forms=con.form_only(f, scope),
+                          unbound=scope.none)
 
     @app.get("/deliveries/{job_id}", response_class=HTMLResponse)
     def report(request: Request, job_id: str) -> Response:
         sess = con.session(request)
-        job = con.job(_id(job_id))
+        job = con.job(_id(job_id), sess.user.scope)
         result = loads(job["result"]) or {}
         plan = loads(job["plan"]) or {}
         kinds = {pf["kind"]: pf["name"] for pf in plan.get("files", [])}
         reqs = con.ledger.query(
-            "SELECT r.*, u.name AS requester, u.display_name AS requester_dn, a.name AS approver FROM original_requests r"
-            " JOIN console_users u ON u.id = r.requester_id LEFT JOIN console_users a ON a.id = r.approver_id"
-            " WHERE r.job_id = ? ORDER BY r.id DESC", (job["id"],))
+            "SELECT r.*, j.channel, u.name AS requester, u.display_name AS requester_dn, a.name AS approver"
+            " FROM original_requests r JOIN jobs j ON j.id = r.job_id JOIN console_users u ON u.id = r.requester_id"
+            " LEFT JOIN console_users a ON a.id = r.approver_id WHERE r.job_id = ? ORDER BY r.id DESC", (job["id"],))
         pending_mine = any(r["status"] == "pending" and r["requester_id"] == sess.user.id for r in reqs)
         threats = _flatten(result)
         # PPAP: blocked for want of a password, which the clerk may have received another way.
@@ -445,7 +506,8 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         retries = con.ledger.query("SELECT id, verdict, status FROM jobs WHERE source = 'console' AND drop_path = ?"
                                    " AND id > ? ORDER BY id", (retry_tag(job), job["id"]))
         return con.render(request, "report.html", job=job, result=result, kinds=kinds, threats=threats,
-                          children=_children(result), reqs=reqs, pending_mine=pending_mine,
+                          children=_children(result), reqs=con.with_expiry(reqs), pending_mine=pending_mine,
+                          never=originals.never_released(job, con.policy_for(job["channel"])),
                           final=job["status"] in FINAL, msg=_flash(request, sess),
                           needs_password=needs_password, retries=retries)
 
@@ -454,7 +516,7 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         sess = con.session(request)
         if kind not in ("output", "text", "sidecar", "notice"):
             raise _Denied(404, "このファイルはありません")
-        job = con.job(_id(job_id))
+        job = con.job(_id(job_id), sess.user.scope)
         path, name = con.delivered_file(job, kind)
         with con.ledger.tx() as t:
             t.audit("console.download", {"kind": kind, "name": name}, job_id=job["id"], actor=sess.user.name)
@@ -465,8 +527,10 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         sess = con.session(request)
         jid = _id(job_id)
         form = await con.check_csrf(request, sess)
+        await run_in_threadpool(con.job, jid, sess.user.scope)  # another channel's: the same 404 as none
         try:
-            await run_in_threadpool(originals.request_original, con.ledger, sess.user, jid, form.get("reason", ""))
+            await run_in_threadpool(originals.request_original, con.ledger, sess.user, jid, form.get("reason", ""),
+                                    con.policy_for)
         except originals.RequestError as exc:
             return RedirectResponse(_flash_url(f"/deliveries/{jid}", exc.code), status_code=303)
         return RedirectResponse(_flash_url(f"/deliveries/{jid}", "requested"), status_code=303)
@@ -476,6 +540,7 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         sess = con.session(request)
         jid = _id(job_id)
         form = await con.check_csrf(request, sess)
+        await run_in_threadpool(con.job, jid, sess.user.scope)  # another channel's: the same 404 as none
         if con.retry is None:
             return RedirectResponse(_flash_url(f"/deliveries/{jid}", "no_retry"), status_code=303)
         try:
@@ -487,32 +552,31 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
     @app.get("/requests", response_class=HTMLResponse)
     def my_requests(request: Request) -> Response:
         sess = con.session(request)
+        cond, names = sess.user.scope.sql("j.channel")
         rows = con.ledger.query(
             "SELECT r.*, j.name, j.channel, a.name AS approver FROM original_requests r JOIN jobs j ON j.id = r.job_id"
-            " LEFT JOIN console_users a ON a.id = r.approver_id WHERE r.requester_id = ? ORDER BY r.id DESC LIMIT 200",
-            (sess.user.id,))
-        return con.render(request, "requests.html", rows=rows)
+            f" LEFT JOIN console_users a ON a.id = r.approver_id WHERE r.requester_id = ? AND {cond}"
+            " ORDER BY r.id DESC LIMIT 200", (sess.user.id, *names))
+        return con.render(request, "requests.html", rows=con.with_expiry(rows))
 
     @app.get("/originals/{request_id}")
     def original_download(request: Request, request_id: str) -> Response:
         sess = con.session(request)
-        r = con.ledger.one("SELECT * FROM original_requests WHERE id = ?", (_id(request_id),))
-        if r is None or r["status"] != "approved" or not r["released"]:
-            raise _Denied(404, "取り出された原本はありません")
-        if r["requester_id"] != sess.user.id and sess.user.role not in ("approver", "admin"):
-            raise _Denied(403, "この原本は申請者本人だけがダウンロードできます")
-        path = con.data_dir / r["released"]
-        if path.is_symlink() or not path.is_file():
-            raise _Denied(404, "原本ファイルが受信フォルダに見つかりません")
-        with con.ledger.tx() as t:
-            t.audit("original.downloaded", {"request_id": r["id"], "path": r["released"]},
-                    job_id=r["job_id"], actor=sess.user.name)
-        return _file_response(path, path.name)
+        client = request.client.host if request.client else ""
+        try:
+            path, name = originals.open_original(con.ledger, con.data_dir, sess.user, _id(request_id),
+                                                 con.policy_for, client)
+        except originals.Unavailable as exc:
+            raise _Denied(exc.status, exc.ja) from None
+        # Named apart from the sanitized file the clerk may have downloaded beside it.
+        return _file_response(path, fit_name(clean_name(originals.PREFIX + name), 200))
 
     @app.get("/submissions/{receipt}/form")
     def form_text(request: Request, receipt: str) -> Response:
         sess = con.session(request)
         s = con.ledger.one("SELECT * FROM submissions WHERE receipt = ?", (receipt[:64],))
+        if s is not None and not sess.user.scope.allows(s["channel"]):
+            s = None  # another channel's: the same 404 as none
         path = con.data_dir / s["bundle_dir"] / "form.txt" if s else None
         if path is None or path.is_symlink() or not path.is_file():
             raise _Denied(404, "申請内容が見つかりません")
@@ -527,8 +591,12 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         base = ("SELECT r.*, j.name, j.channel, j.verdict, u.name AS requester, u.display_name AS requester_dn,"
                 " a.name AS approver FROM original_requests r JOIN jobs j ON j.id = r.job_id JOIN console_users u"
                 " ON u.id = r.requester_id LEFT JOIN console_users a ON a.id = r.approver_id")
-        pending = con.ledger.query(base + " WHERE r.status = 'pending' ORDER BY r.id")
-        done = con.ledger.query(base + " WHERE r.status != 'pending' ORDER BY r.decided_at DESC LIMIT 30")
+        cond, names = sess.user.scope.sql("j.channel")
+        pending = [con.for_approval(r) for r in con.ledger.query(
+            base.replace("j.verdict,", "j.verdict, j.result,") + f" WHERE r.status = 'pending' AND {cond} ORDER BY r.id",
+            names)]
+        done = con.ledger.query(base + f" WHERE r.status != 'pending' AND {cond} ORDER BY r.decided_at DESC LIMIT 30",
+                                names)
         return con.render(request, "approvals.html", pending=pending, done=done, msg=_flash(request, sess))
 
     @app.post("/approvals/{request_id}")
@@ -541,8 +609,7 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
             raise _Denied(400, "承認または却下を選んでください")
         try:
             out = await run_in_threadpool(originals.decide, con.ledger, con.data_dir, sess.user, rid,
-                                          decision == "approve", form.get("comment", ""), con.fsync, con.lock,
-                                          con.tree)
+                                          decision == "approve", form.get("comment", ""), con.policy_for)
         except originals.RequestError as exc:
             return RedirectResponse(_flash_url("/approvals", exc.code), status_code=303)
         return RedirectResponse(_flash_url("/approvals", "approved" if out["status"] == "approved" else "rejected"),
