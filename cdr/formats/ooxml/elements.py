@@ -3,6 +3,8 @@ schema data lists them): an element of an allowed namespace but a name it does n
 Generated data; strict (purl.oclc.org) namespaces share their transitional twin's names (see vocab.py)."""
 from __future__ import annotations
 
+import functools
+
 _NAMES = {
     "http://schemas.microsoft.com/office/2006/coverPageProps": (
         "Abstract CompanyAddress CompanyEmail CompanyFax CompanyPhone CoverPageProperties PublishDate "
@@ -632,6 +634,7 @@ _NAMES.update({u: "" for u in (
 _TABLE: dict[str, frozenset[str]] = {u: frozenset(v.split()) for u, v in _NAMES.items()}
 
 
+@functools.cache  # called for every distinct tag of every part, twice per file: no import per call
 def element_names(uri: str) -> frozenset[str] | None:
     """The element names `uri` defines, or None when no list is known (then the namespace alone decides)."""
     from .vocab import STRICT
