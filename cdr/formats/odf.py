@@ -85,7 +85,7 @@ ODF_VOCAB = frozenset([_OASIS + n + ":1.0" for n in (
     "http://www.w3.org/XML/1998/namespace",
     "http://openoffice.org/2004/office", "http://openoffice.org/2004/writer", "http://openoffice.org/2004/calc",
     "http://openoffice.org/2009/office", "http://openoffice.org/2009/table", "http://openoffice.org/2010/draw",
-    "http://openoffice.org/2013/office", "http://www.w3.org/TR/css3-text/",
+    "http://openoffice.org/2013/office", "http://openoffice.org/2010/chart", "http://www.w3.org/TR/css3-text/",
     "urn:org:documentfoundation:names:experimental:calc:xmlns:calcext:1.0",
     "urn:org:documentfoundation:names:experimental:office:xmlns:loext:1.0",
     "urn:openoffice:names:experimental:ooo-ms-interop:xmlns:field:1.0",
