@@ -634,9 +634,21 @@ _NAMES.update({u: "" for u in (
 _TABLE: dict[str, frozenset[str]] = {u: frozenset(v.split()) for u, v in _NAMES.items()}
 
 
+# Legacy VML (urn:schemas-microsoft-com:...) has elements the data leaves out (pvml:recolorinfo in
+# PowerPoint 2007 templates): its namespaces are judged as wholes.
+for _u in [u for u in _TABLE if u.startswith("urn:schemas-microsoft-com:")]:
+    del _TABLE[_u]
+# Word saving as Strict writes the shapes, groups and canvases of Office 2010 (wps, wpg, wpc) in the
+# strict wordprocessingDrawing namespace.
+_W10 = "http://schemas.microsoft.com/office/word/2010/"
+_TABLE["http://purl.oclc.org/ooxml/drawingml/wordprocessingDrawing"] = frozenset().union(*(
+    _TABLE[u] for u in ("http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing",
+                        _W10 + "wordprocessingShape", _W10 + "wordprocessingGroup", _W10 + "wordprocessingCanvas")))
+
+
 @functools.cache  # called for every distinct tag of every part, twice per file: no import per call
 def element_names(uri: str) -> frozenset[str] | None:
     """The element names `uri` defines, or None when no list is known (then the namespace alone decides)."""
     from .vocab import STRICT
 
-    return _TABLE.get(STRICT.get(uri, uri))
+    return _TABLE.get(uri) or _TABLE.get(STRICT.get(uri, uri))
