@@ -264,6 +264,28 @@ def scan_zip(data: bytes, name: str, depth: int) -> list[str]:
     return found
 
 
+_MAIL_HEAD = re.compile(rb"(?im)^(mime-version|content-type|received|return-path|message-id)\s*:")
+
+
+def scan_mail(data: bytes, name: str, depth: int) -> list[str]:
+    """A delivered message: every part decoded and scanned as a file of its own (HTML bodies as HTML)."""
+    import email
+    from email import policy
+
+    found: list[str] = []
+    msg = email.message_from_bytes(data, policy=policy.compat32)
+    for i, part in enumerate(msg.walk()):
+        if part.is_multipart():
+            continue
+        body = part.get_payload(decode=True) or b""
+        where = f"{name}:part{i}:{part.get_filename() or part.get_content_type()}"
+        if part.get_content_type() == "text/html":
+            found += scan_html(body, where)
+        else:
+            found += scan_bytes(body, where, depth + 1)
+    return found
+
+
 def scan_bytes(data: bytes, name: str, depth: int = 0) -> list[str]:
     """Findings for one delivered file (or archive member)."""
     if depth > 4:
@@ -289,6 +311,8 @@ def scan_bytes(data: bytes, name: str, depth: int = 0) -> list[str]:
                 return out
         except Exception:
             return []
+    if _MAIL_HEAD.search(head[:1024]):
+        return scan_mail(data, name, depth)
     low = head.lower()
     if b"<svg" in low:
         return scan_xml(data, name) + scan_html(data, name)
