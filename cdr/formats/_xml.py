@@ -141,10 +141,12 @@ def _prefix_used(data: bytes, prefix: str) -> bool:
     return False
 
 
-def vocabulary_clean(data: bytes, allowed: frozenset[str], plain: frozenset[str] = frozenset()) -> bool:
+def vocabulary_clean(data: bytes, allowed: frozenset[str], plain: frozenset[str] = frozenset(),
+                     decls: list[tuple[str, str]] | None = None) -> bool:
     """Byte-level proof that `data` uses no namespace outside `allowed` (declared only, unused is fine)
-    and no element without one (unless `plain` may hold some: then never proven)."""
-    decls = declarations(data)
+    and no element without one (unless `plain` may hold some: then never proven). `decls`: the
+    declarations of `data` when the caller has them already."""
+    decls = declarations(data) if decls is None else decls
     if decls is None or plain:
         return False
     for p, u in decls:
@@ -154,14 +156,16 @@ def vocabulary_clean(data: bytes, allowed: frozenset[str], plain: frozenset[str]
 
 
 def foreign_nodes(root: etree._Element, data: bytes | None, allowed: frozenset[str],
-                  plain: frozenset[str] = frozenset()) -> tuple[list[etree._Element], list[tuple[etree._Element, str]]]:
+                  plain: frozenset[str] = frozenset(), decls: list[tuple[str, str]] | None = None,
+                  ) -> tuple[list[etree._Element], list[tuple[etree._Element, str]]]:
     """Elements whose namespace is not in `allowed` (an element without a namespace only when its name
     is not in `plain`), outermost first, and (element, attribute) pairs whose attribute namespace is not
     in `allowed` (attributes without a namespace belong to their element; xml:space, xml:lang stay).
 
     `data`, the bytes `root` was parsed from, lets byte searches and C-level filters look for exactly
     the foreign namespaces it declares; without it (or when its bytes cannot say) the whole tree is walked."""
-    decls = declarations(data) if data is not None else None
+    if decls is None:
+        decls = declarations(data) if data is not None else None
     if decls is None:
         elements, attrs = [], []
         for el in root.iter():

@@ -87,10 +87,9 @@ def _undefined_elements(root: etree._Element, data: bytes | None, allowed: froze
 def quiet(data: bytes, allowed: frozenset[str], plain: frozenset[str] = frozenset()) -> bool:
     """Byte-level proof that `apply` would change nothing: every namespace used is allowed, and the
     only markup-compatibility construct is an mc:Ignorable naming namespaces that stay."""
-    if not vocabulary_clean(data, allowed | {MC_NS}, plain):
-        return False
     decls = declarations(data)
-    if decls is None or _undefined_names(data, decls, allowed) != set():
+    if decls is None or not vocabulary_clean(data, allowed | {MC_NS}, plain, decls) \
+            or _undefined_names(data, decls, allowed) != set():
         return False
     if not any(u == MC_NS for _p, u in decls):
         return True
@@ -115,7 +114,7 @@ def apply(root: etree._Element, data: bytes | None, allowed: frozenset[str],
     has_mc = decls is None or any(u == MC_NS for _p, u in decls)
     if has_mc:
         _resolve(root, allowed)
-    elements, attrs = foreign_nodes(root, data, allowed | {MC_NS}, plain)
+    elements, attrs = foreign_nodes(root, data, allowed | {MC_NS}, plain, decls)
     undefined = _undefined_elements(root, data, allowed, decls)
     mc_left = [el for el in root.iter(_MC + "*") if not _kept_mc(el)] if has_mc else []
     gone: list[etree._Element] = []
