@@ -68,6 +68,9 @@ def _text(doc: MailDoc, raw: bytes | None, where: str) -> str | None:
     return t.value
 
 
+# Markup that the text family would take for HTML (detect.py): a body declared text/plain that holds it is
+# sanitised as the HTML body, since a reader that sniffs content would render it.
+_HTML_SNIFF = re.compile(r"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]|<script[\s>]|<iframe[\s>]")
 _MSGID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[\x21-\x3b\x3d\x3f-\x7e]{1,250}>")
 
 
@@ -269,6 +272,8 @@ def _collect(buf: bytes, root: Entity, doc: MailDoc, budget: MailBudget) -> None
             text = dec.text
             if mime == "text/plain":
                 text = _take_uuencoded(data, dec.text, e, doc)
+                if _HTML_SNIFF.search(text[:4096].lower()):
+                    mime = "text/html"  # markup a lenient reader would render: sanitised as the HTML body
             key = id(up) if in_alt and up is not None else id(e)
             piece = alt_piece.get(key)
             if piece is None:
