@@ -469,10 +469,15 @@ def _plan(pkg: _Package) -> tuple[list[str], list[Threat], set[str]]:
             if b"vnd.sun.star.script" in data or b"macro:" in data:
                 threats.append(Threat("odf.macro", name, "removed", "toolbar/menu bound to a macro"))
             continue
-        if name.startswith(_MEDIA_DIRS) and pkg.infos[name].file_size and \
-                pkg.read(name)[:8].startswith(BAD_MEDIA_MAGIC):
-            threats.append(Threat("odf.object", name, "removed", "media part holds a program or document"))
-            continue
+        if name.startswith(_MEDIA_DIRS) and pkg.infos[name].file_size:
+            head = pkg.read(name)[:512]
+            if head[:8].startswith(BAD_MEDIA_MAGIC):
+                threats.append(Threat("odf.object", name, "removed", "media part holds a program or document"))
+                continue
+            if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<" and not name.lower().endswith(".svg"):
+                # Markup where a picture belongs (document XML, HTML): not a picture, not carried over.
+                threats.append(Threat("odf.object", name, "removed", "media part holds markup"))
+                continue
         if name in _XML_PARTS or name == "manifest.rdf" or name.startswith(_MEDIA_DIRS):
             kept.append(name)
             continue
@@ -553,6 +558,13 @@ class OdfHandler(Handler):
                         root = _parse(data, name)
                         threats += sanitize_xml(root, name, members, keep_docs, data)
                         data = _serialize(root)
+                    elif name.lower().endswith(".svg"):
+                        # An SVG picture goes through the SVG family's sanitizer, as in OOXML.
+                        from .svg import sanitize_svg
+
+                        data, found = sanitize_svg(ctx, data, rebuild=True)
+                        threats += [Threat(t.id, name, t.action, t.detail) for t in found]
+                        data = data or b""
                     zi = zipfile.ZipInfo(name, date_time=pkg.infos[name].date_time)
                     zi.compress_type = zipfile.ZIP_DEFLATED
                     out.writestr(zi, data)

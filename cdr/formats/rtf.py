@@ -400,6 +400,12 @@ def disarm(root: Group) -> list[Threat]:
                     threats.append(Threat("rtf.remote_template", _plain(val).strip()[:200], "removed",
                                           "linked picture (shape property)"))
                     continue
+            if first == b"fldinst" and g.first_word() != b"field":
+                # An instruction outside any field (its \\field damaged or cut): it shows nothing and a
+                # lenient reader might still run it.
+                threats.append(Threat("rtf.field", _plain(c).strip()[:80] or "fldinst", "removed",
+                                      "field instruction outside a field"))
+                continue
             if first == b"field" or b"field" in words:
                 why = _field_verdict(c)
                 if why:

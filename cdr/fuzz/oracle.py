@@ -48,8 +48,24 @@ def scan_pdf(data: bytes) -> list[str]:
         return found + [f"pdf does not open: {type(exc).__name__}"]
     with pdf:
         for obj in pdf.objects:  # every object, those inside object streams included
-            _pdf_walk(obj, found, 0)
+            try:
+                _pdf_walk(obj, found, 0)
+            except (UnicodeDecodeError, ValueError, RuntimeError):  # an odd string: look at its bytes
+                _pdf_walk_bytes(obj, found)
     return sorted(set(found))
+
+
+def _raw_names(data: bytes) -> list[str]:
+    return [_pdf_name(m.group(1)) for m in _RAW_NAME.finditer(data)]
+
+
+def _pdf_walk_bytes(obj: object, found: list[str]) -> None:
+    """An object whose values pikepdf cannot turn into text: its unparsed form, scanned for names."""
+    try:
+        raw = obj.unparse() if hasattr(obj, "unparse") else b""
+    except Exception:
+        return
+    found += [f"pdf name {n}" for n in _raw_names(raw) if n in _PDF_BAD_KEYS | _PDF_BAD_ACTIONS]
 
 
 def _pdf_walk(obj: object, found: list[str], depth: int) -> None:
@@ -71,8 +87,10 @@ def _pdf_walk(obj: object, found: list[str], depth: int) -> None:
                 found.append(f"pdf action {value}")
             elif key == "/Subtype" and isinstance(value, pikepdf.Name) and str(value) in _PDF_BAD_SUBTYPES:
                 found.append(f"pdf annotation {value}")
-            elif key == "/URI" and isinstance(value, pikepdf.String) and not _WEB.match(str(value).strip()):
-                found.append(f"pdf URI {str(value)[:60]}")
+            elif key == "/URI" and isinstance(value, pikepdf.String):
+                uri = bytes(value).decode("latin-1").strip()
+                if not _WEB.match(uri):
+                    found.append(f"pdf URI {uri[:60]}")
             elif key == "/OpenAction" and isinstance(value, pikepdf.Dictionary) and value.get("/S") not in (
                     None, pikepdf.Name.GoTo):
                 found.append(f"pdf OpenAction {value.get('/S')}")
@@ -228,7 +246,8 @@ def scan_office(data: bytes, name: str) -> list[str]:
             tmp.flush()
             links = msodde.process_file(tmp.name, msodde.FIELD_FILTER_BLACKLIST)
         for line in (links or "").splitlines():
-            if line.strip() and not _web_hyperlink(line):
+            # Only a real keyword runs or fetches ("IdCLUDEPICTURE" is an error field to Word).
+            if _FIELD.match(line) or (re.match(r"(?i)\s*HYPERLINK\b", line) and not _web_hyperlink(line)):
                 found.append(f"{name}: field (msodde) {line.strip()[:80]}")
     except Exception:
         pass

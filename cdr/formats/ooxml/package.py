@@ -652,7 +652,8 @@ class Rebuild:
                 # Every relationship kept: no reference can have lost its target here.
                 complete = len(kept_rels.get(part, ())) == len(self.rels(part))
                 if self.write and kindp == "xml" and complete and not link_ids \
-                        and X.untouched(data, self._role(part, ctl)) and mce.quiet(data, vocab):
+                        and X.untouched(data, self._role(part, ctl)) and mce.quiet(data, vocab) \
+                        and not X.has_dangling(data, ids):
                     # Nothing to disarm and already in re-serialised form: proven well-formed without
                     # building a tree, then written as it is (deflated by us).
                     try:
@@ -762,7 +763,9 @@ class Rebuild:
         out = X.serialize(root)
         # Disarming only removes or copies elements: with every relationship kept it cannot leave a
         # reference without a target, and a reference that had none in the input still points nowhere.
-        if not complete and X.has_dangling(out, ids):
+        # A reference without a target, even one the input already had (a damaged .rels), is unhooked:
+        # an altChunk or OLE element left pointing nowhere is still markup no reader should meet.
+        if X.has_dangling(out, ids):
             X.fix_references(root, ids)
             out = X.serialize(root)
         return out
