@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cloud_services import ledger_target, pg_url  # noqa: F401 - PostgreSQL fixtures (security cloud)
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 

@@ -321,7 +321,7 @@ class SubmissionService:
         self._thread: threading.Thread | None = None
         self._final_lock = threading.Lock()
         self.last_tick = time.monotonic()
-        ensure_schema(ledger.path)
+        ensure_schema(ledger)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -351,7 +351,7 @@ class SubmissionService:
                 return
             try:
                 self.finalize_ready()
-            except sqlite3.ProgrammingError:
+            except sqlite3.ProgrammingError:  # also db.Closed (PostgreSQL)
                 return  # the ledger was closed: the appliance is stopping
             except Exception:  # noqa: BLE001 - retried on the next tick
                 log.exception("submission finalizer failed", extra={"event": "error"})
@@ -561,7 +561,7 @@ class SubmissionService:
                                        "この Idempotency-Key は別の内容の申請で使われています")
                     return 200, self._accepted(prev[0], prev[1], replay=True)
             n = t.execute("INSERT INTO receipt_seq(day, n) VALUES (?, 1) ON CONFLICT(day) DO UPDATE"
-                          " SET n = n + 1 RETURNING n", (day,)).fetchone()[0]
+                          " SET n = receipt_seq.n + 1 RETURNING n", (day,)).fetchone()[0]
             receipt = f"{day.replace('-', '')}-{n:04d}"
             bundle = Path("inbox") / channel / day / receipt
             t.execute("INSERT INTO submissions(id, receipt, api_key_id, client, channel, day, bundle_dir, fields,"

@@ -4,7 +4,9 @@ Each row's hash covers its own fields and the previous row's hash, so editing, d
 or reordering any row breaks the chain from that row on. Triggers refuse UPDATE and
 DELETE; someone with the file can drop them, which is exactly what `verify` catches.
 Rows are appended inside the caller's transaction (BEGIN IMMEDIATE holds the write
-lock), so the state change and its audit row commit together.
+lock; on PostgreSQL every node's write transaction first takes the same pg_advisory_xact_lock,
+so the chain head read here cannot move before commit), so the state change and its audit row
+commit together, with any number of writers.
 
 Someone with the file could also delete the newest rows, or edit a row and recompute every later
 hash: the chain alone cannot see that. So the head (seq and hash) of each committed group is
@@ -16,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import syslog
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from . import schema
 
 GENESIS = "0" * 64
 
@@ -41,6 +44,25 @@ BEGIN SELECT RAISE(ABORT, 'audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit trail is append-only'); END;
 """
+PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq     BIGINT PRIMARY KEY,
+    ts      TEXT NOT NULL,
+    event   TEXT NOT NULL,
+    job_id  BIGINT,
+    actor   TEXT NOT NULL,
+    data    TEXT NOT NULL,
+    prev    TEXT NOT NULL,
+    hash    TEXT NOT NULL
+);
+CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'audit trail is append-only'; END $$;
+CREATE OR REPLACE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+"""
+schema.register("audit", SCHEMA, postgresql=PG_SCHEMA)
 
 
 def row_hash(prev: str, seq: int, ts: str, event: str, job_id: int | None, actor: str, data: str) -> str:
@@ -48,7 +70,7 @@ def row_hash(prev: str, seq: int, ts: str, event: str, job_id: int | None, actor
     return hashlib.sha256(f"{prev}\n{body}".encode()).hexdigest()
 
 
-def append(cur: sqlite3.Cursor, event: str, data: dict[str, Any] | None = None, *,
+def append(cur: Any, event: str, data: dict[str, Any] | None = None, *,
            job_id: int | None = None, actor: str = "system") -> tuple[int, str]:
     """Append one row; call inside a write transaction. Returns (seq, hash)."""
     last = cur.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
@@ -75,7 +97,7 @@ class VerifyResult:
         return f"audit chain BROKEN at row seq={self.broken_seq}: {self.problem}"
 
 
-def verify(conn: sqlite3.Connection) -> VerifyResult:
+def verify(conn: Any) -> VerifyResult:
     """Walk the chain from the start; report the first row that does not fit."""
     prev, expected, n = GENESIS, 1, 0
     for seq, ts, event, job_id, actor, data, prev_col, h in conn.execute(
@@ -130,7 +152,7 @@ class Anchor:
         return out
 
 
-def verify_anchor(conn: sqlite3.Connection, anchor: Anchor) -> list[str]:
+def verify_anchor(conn: Any, anchor: Anchor) -> list[str]:
     """Problems between the chain and its anchor (empty: every anchored head is in the chain as written)."""
     last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     if not anchor.exists():

@@ -9,15 +9,16 @@ state, names written); original.requested / approved / rejected / released.
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
+
+from . import db
 
 FINAL = ("delivered", "blocked")
 _JOB_EVENTS = ("intake", "job.password_retry", "verdict", "delivery")
 _REQ_EVENTS = ("original.requested", "original.approved", "original.rejected", "original.released")
 
 
-def _rows(conn: sqlite3.Connection, events: tuple[str, ...]) -> list[tuple[int, str, int | None, dict[str, Any]]]:
+def _rows(conn: Any, events: tuple[str, ...]) -> list[tuple[int, str, int | None, dict[str, Any]]]:
     marks = ",".join("?" * len(events))
     out = []
     for seq, event, job_id, data in conn.execute(
@@ -30,11 +31,11 @@ def _rows(conn: sqlite3.Connection, events: tuple[str, ...]) -> list[tuple[int, 
     return out
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+def _has_table(conn: Any, name: str) -> bool:
+    return db.has_table(conn, name)
 
 
-def job_differences(conn: sqlite3.Connection) -> list[str]:
+def job_differences(conn: Any) -> list[str]:
     expected: dict[int, dict[str, Any]] = {}
     for seq, event, job_id, d in _rows(conn, _JOB_EVENTS):
         if job_id is None:
@@ -84,7 +85,7 @@ def job_differences(conn: sqlite3.Connection) -> list[str]:
     return problems
 
 
-def request_differences(conn: sqlite3.Connection) -> list[str]:
+def request_differences(conn: Any) -> list[str]:
     if not _has_table(conn, "original_requests"):
         return []
     expected: dict[int, dict[str, Any]] = {}
@@ -119,6 +120,6 @@ def request_differences(conn: sqlite3.Connection) -> list[str]:
     return problems
 
 
-def differences(conn: sqlite3.Connection, limit: int = 20) -> list[str]:
+def differences(conn: Any, limit: int = 20) -> list[str]:
     """Every difference between the tables and the audit trail (at most `limit`)."""
     return (job_differences(conn) + request_differences(conn))[:limit]

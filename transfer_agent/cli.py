@@ -14,7 +14,9 @@ import sqlite3
 import sys
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from .config import ConfigError, load_config
 
@@ -23,6 +25,11 @@ log = logging.getLogger("transfer_agent.cli")
 
 def _data_dir_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--data-dir", default=default, help="data directory (dropbox/, inbox/, quarantine/, state/)")
+
+
+def _database_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database", help="the shared ledger, postgresql://USER@HOST:PORT/DB (default: the SQLite"
+                                      " ledger in DATA_DIR/state; security cloud: README)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,17 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     s.add_argument("--policy", help="policy name in rules/ or a policy file (default: default)")
     s.add_argument("--max-upload-mb", type=float, help="largest REST submission in MB (default 100)")
+    _database_arg(s)
     s.set_defaults(func=cmd_serve)
 
     st = sub.add_parser("status", help="job counts from the ledger")
     _data_dir_arg(st, "./var")
     st.add_argument("--json", action="store_true", help="print JSON")
+    _database_arg(st)
     st.set_defaults(func=cmd_status)
 
     a = sub.add_parser("audit", help="audit trail tools")
     asub = a.add_subparsers(dest="audit_command", required=True)
     v = asub.add_parser("verify", help="check the hash chain; exit 1 naming the first broken row")
     _data_dir_arg(v, "./var")
+    _database_arg(v)
+    v.add_argument("--anchor", action="append", default=[], metavar="FILE",
+                   help="an anchor file to check the chain against (repeat for each node's state/audit.anchor;"
+                        " default: DATA_DIR/state/audit.anchor)")
     v.set_defaults(func=cmd_audit_verify)
 
     from .cli_admin import add_admin_commands
@@ -98,7 +111,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides = dict(host=args.host, api_port=args.api_port, console_port=args.console_port, workers=args.workers,
                      policy=args.policy, max_upload_mb=args.max_upload_mb, api_host=args.api_host,
                      console_host=args.console_host, api_tls_cert=args.api_tls_cert, api_tls_key=args.api_tls_key,
-                     console_tls_cert=args.console_tls_cert, console_tls_key=args.console_tls_key)
+                     console_tls_cert=args.console_tls_cert, console_tls_key=args.console_tls_key,
+                     database=args.database)
     try:
         cfg = load_config(args.config, args.data_dir, **overrides)
     except ConfigError as exc:
@@ -202,13 +216,15 @@ def _write_private(path: Path, info: dict) -> None:
 
 
 def _banner(cfg, svc, api_url: str, console_url: str) -> str:  # noqa: ANN001
+    from .db import describe
+
     ch = ", ".join(f"{c}={p.label}" for c, p in svc.channel_policies.items())
     lines = [
         f"transfer-agent is running (data: {cfg.data_dir})",
         f"  drop files here  : {cfg.dropbox}/   (a subfolder dropbox/<channel>/ is a channel)",
         f"  clean files in   : {cfg.inbox}/<channel>/<YYYY-MM-DD>/   (+ NAME.cdr.json, NAME.txt, *.blocked.json)",
         f"  originals        : {cfg.quarantine}/   (kept {svc.default_policy.retention_days} days)",
-        f"  ledger           : {cfg.ledger_path}",
+        f"  ledger           : {describe(cfg.ledger_target)}",
         f"  API              : {api_url}   (health {api_url}healthz, metrics {api_url}metrics)",
         f"  staff console    : {console_url}",
         f"  policy           : {svc.default_policy.label}" + (f"; channels: {ch}" if ch else ""),
@@ -225,7 +241,24 @@ def _banner(cfg, svc, api_url: str, console_url: str) -> str:  # noqa: ANN001
 
 # ---------------------------------------------------------------------------- status / audit
 
-def _open_ledger(data_dir: str) -> sqlite3.Connection | None:
+def _open_ledger(data_dir: str, database: str | None = None) -> Any:
+    """A connection to the ledger for reading: the SQLite file under DATA_DIR, or --database."""
+    from . import db
+
+    if database:
+        if not db.is_postgres(database):
+            print(f"transfer-agent: --database {database!r}: expected postgresql://USER@HOST:PORT/DB", file=sys.stderr)
+            return None
+        try:
+            conn = db.connect(database)
+        except db.Error as exc:
+            print(f"transfer-agent: cannot open {db.describe(database)}: {exc}", file=sys.stderr)
+            return None
+        if not db.has_table(conn, "audit"):
+            print(f"transfer-agent: no ledger in {db.describe(database)}", file=sys.stderr)
+            conn.close()
+            return None
+        return conn
     path = Path(data_dir) / "state" / "ledger.sqlite3"
     if not path.is_file():
         print(f"transfer-agent: no ledger at {path}", file=sys.stderr)
@@ -236,10 +269,10 @@ def _open_ledger(data_dir: str) -> sqlite3.Connection | None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    conn = _open_ledger(args.data_dir)
+    conn = _open_ledger(args.data_dir, args.database)
     if conn is None:
         return 2
-    with conn:
+    with closing(conn):
         jobs = dict(conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
         verdicts = dict(conn.execute("SELECT verdict, COUNT(*) FROM jobs WHERE status IN ('delivered','blocked')"
                                      " GROUP BY verdict").fetchall())
@@ -266,15 +299,17 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from .audit import ANCHOR_NAME, Anchor, verify, verify_anchor
     from .audit_state import differences
 
-    conn = _open_ledger(args.data_dir)
+    conn = _open_ledger(args.data_dir, args.database)
     if conn is None:
         return 2
-    with conn:
+    anchors = [Path(a) for a in args.anchor] or [Path(args.data_dir) / "state" / ANCHOR_NAME]
+    with closing(conn):
         res = verify(conn)
-        anchor = verify_anchor(conn, Anchor(Path(args.data_dir) / "state" / ANCHOR_NAME))
+        anchor = [p for a in anchors for p in verify_anchor(conn, Anchor(a))]
         tables = differences(conn)
     if res.ok and not anchor and not tables:
-        print(res.message() + "; matches state/audit.anchor; jobs and original requests agree with it")
+        names = ", ".join(str(a) for a in args.anchor) or "state/audit.anchor"
+        print(res.message() + f"; matches {names}; jobs and original requests agree with it")
         return 0
     print(res.message(), file=sys.stdout if res.ok else sys.stderr)
     for p in anchor:

@@ -31,14 +31,13 @@ from typing import Any
 from . import apikeys, users
 from .channels import Scope, parse_list
 from .ledger import Ledger
-from .portal_db import ensure_schema
 
 
-def _open(data_dir: str) -> Ledger:
-    path = Path(data_dir) / "state" / "ledger.sqlite3"
-    ledger = Ledger(path)
-    ensure_schema(path)
-    return ledger
+def _open(args: argparse.Namespace) -> Ledger:
+    """The SQLite ledger under --data-dir, or the shared one named by --database (the anchor stays in
+    DATA_DIR/state either way)."""
+    state = Path(args.data_dir) / "state"
+    return Ledger(args.database or state / "ledger.sqlite3", anchor_path=state / "audit.anchor")
 
 
 def _ts(ts: float | None) -> str:
@@ -59,6 +58,7 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     """Register `apikey` and `user` on the main parser's subparsers."""
     def dd(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data-dir", default="./var", help="data directory (default ./var)")
+        p.add_argument("--database", help="the shared ledger, postgresql://USER@HOST:PORT/DB (security cloud)")
 
     k = sub.add_parser("apikey", help="API keys for e-application systems")
     ks = k.add_subparsers(dest="apikey_command", required=True)
@@ -141,7 +141,7 @@ def _fail(msg: str) -> int:
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
-    ledger = _open(args.data_dir)
+    ledger = _open(args)
     try:
         row, key = apikeys.create_key(ledger, args.client, scope=_scope(args))
     except ValueError as exc:
@@ -207,7 +207,7 @@ def _print_list(args: argparse.Namespace, rows: list[dict[str, Any]], layout: st
 
 
 def cmd_apikey_list(args: argparse.Namespace) -> int:
-    ledger = _open(args.data_dir)
+    ledger = _open(args)
     rows = apikeys.list_keys(ledger)
     ledger.close()
 
@@ -223,7 +223,7 @@ def cmd_apikey_list(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_revoke(args: argparse.Namespace) -> int:
-    ledger = _open(args.data_dir)
+    ledger = _open(args)
     try:
         n = apikeys.revoke_key(ledger, args.key)
     finally:
@@ -235,7 +235,7 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    ledger = _open(args.data_dir)
+    ledger = _open(args)
     try:
         pw = _read_password()
         scope = _scope(args)
@@ -256,7 +256,7 @@ def cmd_user_channels(args: argparse.Namespace) -> int:
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
-    ledger = _open(args.data_dir)
+    ledger = _open(args)
     rows = users.list_users(ledger)
     ledger.close()
 
@@ -274,7 +274,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def _user_op(args: argparse.Namespace, op) -> int:  # noqa: ANN001
-    ledger = _open(args.data_dir)
+    ledger = _open(args)
     try:
         op(ledger)
     except ValueError as exc:

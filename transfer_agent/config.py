@@ -73,6 +73,7 @@ class Config:
     body_min_bytes_per_second: float = 1024.0  # average a body must keep after body_timeout_seconds
     per_address_connections: int = 32     # open connections from one address, per listener
     console_trusted_proxies: list[str] = field(default_factory=list)  # may set X-Forwarded-For/-Proto
+    database: str = ""  # "" = state/ledger.sqlite3; postgresql://USER@HOST:PORT/DB for the security cloud
     audit_syslog: bool = False  # also send each audit head to syslog (LOG_AUTHPRIV): an anchor off this disk
     source: str = "<defaults>"
 
@@ -114,6 +115,11 @@ class Config:
         return self.state / "ledger.sqlite3"
 
     @property
+    def ledger_target(self) -> Path | str:
+        """What `Ledger` opens: the SQLite file, or the PostgreSQL URL of `database`."""
+        return self.database or self.ledger_path
+
+    @property
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)
 
@@ -127,6 +133,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "api_host": ("api_host", str), "console_host": ("console_host", str),
         "api_tls_cert": ("api_tls_cert", str), "api_tls_key": ("api_tls_key", str),
         "console_tls_cert": ("console_tls_cert", str), "console_tls_key": ("console_tls_key", str),
+        "database": ("database", str),
     },
     "http": {"header_timeout_seconds": ("header_timeout_seconds", float),
              "body_timeout_seconds": ("body_timeout_seconds", float),
@@ -229,6 +236,11 @@ def _validate(cfg: Config) -> None:
         [ipaddress.ip_network(a, strict=False) for a in cfg.console_trusted_proxies]
     except ValueError as exc:
         raise ConfigError(f"http.console_trusted_proxies: {exc}") from None
+    from .db import is_postgres
+
+    if cfg.database and not is_postgres(cfg.database):
+        raise ConfigError(f"database = {cfg.database!r}: must be a postgresql://USER@HOST:PORT/DB URL (or empty"
+                          " for the embedded SQLite ledger)")
     if cfg.watcher not in ("native", "polling"):
         raise ConfigError(f"intake.watcher = {cfg.watcher!r}: must be \"native\" or \"polling\"")
     for name in ("stable_seconds", "close_settle_seconds", "tick_seconds", "rescan_seconds",

@@ -47,7 +47,8 @@ class InternetSide:
         from .ledger import Ledger
 
         self.cfg = cfg
-        self.ledger = Ledger(cfg.ledger_path, anchor_fsync=cfg.fsync, anchor_syslog=cfg.audit_syslog)
+        self.ledger = Ledger(cfg.ledger_target, anchor_fsync=cfg.fsync, anchor_syslog=cfg.audit_syslog,
+                             anchor_path=cfg.state / "audit.anchor")
         self.core_sock = cfg.state / "core.sock"
         self.metrics = CoreMetrics(self)
 

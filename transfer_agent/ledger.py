@@ -1,4 +1,5 @@
-"""The job ledger: SQLite in WAL mode, synchronous=FULL (a commit survives power loss).
+"""The job ledger: SQLite in WAL mode, synchronous=FULL (a commit survives power loss), or
+PostgreSQL for the security cloud (`Ledger("postgresql://...")`, see db.py and schema.py).
 
 Job states: received -> queued -> processing -> delivering -> delivered | blocked.
 - received:   row written before the original leaves the dropbox; sha256 filled in once hashed.
@@ -7,7 +8,7 @@ Job states: received -> queued -> processing -> delivering -> delivered | blocke
 - delivering: the verdict and the delivery plan (final names, hashes) are committed; the
               plan is replayed idempotently after a crash.
 - delivered / blocked: final. `blocked` jobs delivered a notice instead of the file.
-All writes go through `tx()` (BEGIN IMMEDIATE) so that a state change and its audit row
+All writes go through `tx()` (BEGIN IMMEDIATE; on PostgreSQL the write advisory lock) so that a state change and its audit row
 commit together. The appliance's steps change state only through the named methods of `Tx` and
 `Ledger` (the storage seam, see storage.py), never by SQL of their own.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import audit
+from . import audit, db, schema
 from .channels import channel_name
 
 log = logging.getLogger("transfer_agent.ledger")
@@ -79,6 +80,16 @@ CREATE TABLE IF NOT EXISTS quarantine (
     purged_at  REAL
 );
 """
+# Added later: `engine`, which engine (and policy content) made a job's result, for safe reuse;
+# `source_key`, who sent a job (fair dispatch; older rows fall back to source_key()).
+schema.register("ledger", SCHEMA, columns=[("jobs", "engine", "TEXT"), ("jobs", "source_key", "TEXT")])
+schema.register("ledger_later", "CREATE INDEX IF NOT EXISTS jobs_queued_source ON jobs(status, source_key, id);",
+                postgresql="""
+CREATE INDEX IF NOT EXISTS jobs_queued_source ON jobs(status, source_key, id);
+-- Channel identity in SQL (channels.Scope.sql). SQLite registers the Python function; a PostgreSQL
+-- ledger is always newer than channel normalisation, so its names are already in normal form.
+CREATE OR REPLACE FUNCTION chkey(text) RETURNS text IMMUTABLE LANGUAGE sql AS $$ SELECT $1 $$;
+""")
 
 _PURGEABLE = """
 SELECT q.sha256, q.size, q.path FROM quarantine q
@@ -92,11 +103,11 @@ WHERE q.purged_at IS NULL AND NOT EXISTS (
 class Tx:
     """A write transaction: SQL plus audit rows that commit with it."""
 
-    def __init__(self, cur: sqlite3.Cursor) -> None:
+    def __init__(self, cur: Any) -> None:
         self.cur = cur
         self.audited: list[tuple[int, str, str, int | None]] = []
 
-    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: tuple | dict = ()) -> Any:
         return self.cur.execute(sql, params)
 
     def audit(self, event: str, data: dict[str, Any] | None = None, *, job_id: int | None = None,
@@ -107,7 +118,7 @@ class Tx:
     # ------------------------------------------------------------------ the steps' state changes
     # (storage.JobTx: a PostgreSQL ledger implements the same methods)
 
-    def job(self, job_id: int) -> sqlite3.Row | None:
+    def job(self, job_id: int) -> Any | None:
         return self.cur.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
 
     def forget_received(self, job_id: int) -> None:
@@ -130,7 +141,7 @@ class Tx:
             " ON CONFLICT(sha256) DO UPDATE SET last_seen = excluded.last_seen, purged_at = NULL",
             (sha256, size, path, now, now))
 
-    def original(self, sha256: str) -> sqlite3.Row | None:
+    def original(self, sha256: str) -> Any | None:
         return self.cur.execute("SELECT purged_at FROM quarantine WHERE sha256 = ?", (sha256,)).fetchone()
 
     def mark_purged(self, sha256: str, now: float) -> None:
@@ -172,7 +183,7 @@ class Tx:
         self.cur.execute("UPDATE jobs SET status = ?, delivered = ?, finished_at = ?, password = NULL WHERE id = ?",
                          (status, json.dumps(delivered, ensure_ascii=False), time.time(), job_id))
 
-    def password_retries(self, tag: str) -> list[sqlite3.Row]:
+    def password_retries(self, tag: str) -> list[Any]:
         """Status and verdict of the password retries filed under `tag` (see password_retry.retry_tag)."""
         return self.cur.execute("SELECT status, verdict FROM jobs WHERE source = 'console' AND drop_path = ?",
                                 (tag,)).fetchall()
@@ -189,29 +200,36 @@ class Tx:
 
 
 class Ledger:
-    def __init__(self, path: Path, anchor_fsync: bool = True, anchor_syslog: bool = False) -> None:
-        self.path = Path(path)
-        secure_state_dir(self.path.parent)
-        for suffix in ("", "-wal", "-shm"):  # SQLite gives the -wal/-shm files the database's mode
-            p = self.path.with_name(self.path.name + suffix)
-            if suffix == "" or p.exists():
-                os.close(os.open(p, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-                os.chmod(p, 0o600)
+    """`target`: the SQLite file (one box) or a postgresql:// URL (the security cloud; the anchor
+    then lives at `anchor_path`, this node's state/audit.anchor)."""
+
+    def __init__(self, target: Path | str, anchor_fsync: bool = True, anchor_syslog: bool = False,
+                 anchor_path: Path | None = None) -> None:
+        self.postgres = db.is_postgres(target)
+        self.path: Path | str = str(target) if self.postgres else Path(target)
+        state = Path(anchor_path).parent if anchor_path is not None else Path(self.path).parent
+        secure_state_dir(state)
+        if not self.postgres:
+            for suffix in ("", "-wal", "-shm"):  # SQLite gives the -wal/-shm files the database's mode
+                p = self.path.with_name(self.path.name + suffix)
+                if suffix == "" or p.exists():
+                    os.close(os.open(p, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+                    os.chmod(p, 0o600)
         self._lock = threading.RLock()
-        self.anchor = audit.Anchor(self.path.parent / audit.ANCHOR_NAME, anchor_fsync, anchor_syslog)
-        self._conn = self._connect()
+        self.anchor = audit.Anchor(anchor_path or state / audit.ANCHOR_NAME, anchor_fsync, anchor_syslog)
+        self._conn = db.connect(self.path)
+        if not self.postgres:
+            # Channel identity in SQL (channels.Scope.sql): rows written before names were normalised match too.
+            self._conn.create_function("chkey", 1, _chkey, deterministic=True)
         with self._lock:
-            self._conn.executescript(SCHEMA + audit.SCHEMA)
+            schema.ensure(self._conn)
             self._conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1')")
-            # Added later: which engine (and policy content) made a job's result, for safe reuse.
-            cols = {r[1] for r in self._conn.execute("PRAGMA table_info(jobs)")}
-            if "engine" not in cols:
-                self._conn.execute("ALTER TABLE jobs ADD COLUMN engine TEXT")
-            # Added later: who sent a job (fair dispatch); older rows fall back to source_key().
-            if "source_key" not in cols:
-                self._conn.execute("ALTER TABLE jobs ADD COLUMN source_key TEXT")
-            self._conn.execute("CREATE INDEX IF NOT EXISTS jobs_queued_source ON jobs(status, source_key, id)")
             self._start_anchor()
+
+    @property
+    def conn(self) -> Any:
+        """The connection, for read-only tools (audit verify); hold no transaction on it."""
+        return self._conn
 
     def _start_anchor(self) -> None:
         """A ledger from before the anchor (or a new one) starts its anchor at the current head. One whose
@@ -219,7 +237,7 @@ class Ledger:
         if self.anchor.exists():
             os.chmod(self.anchor.path, 0o600)
             return
-        if self._conn.execute("SELECT value FROM meta WHERE key = 'anchor'").fetchone() is not None:
+        if self._conn.execute("SELECT value FROM meta WHERE key = ?", (self._anchor_key(),)).fetchone() is not None:
             log.error("the audit anchor %s is missing; `audit verify` will fail until it is restored",
                       self.anchor.path, extra={"event": "audit.anchor_missing"})
             return
@@ -227,22 +245,19 @@ class Ledger:
         os.close(os.open(self.anchor.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
         if last is not None:
             self.anchor.append(last[0], last[1])
-        self._conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('anchor', '1')")
+        self._conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, '1')", (self._anchor_key(),))
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA secure_delete=ON")  # a cleared PPAP password is overwritten, not left in free pages
-        # Channel identity in SQL (channels.Scope.sql): rows written before names were normalised match too.
-        conn.create_function("chkey", 1, _chkey, deterministic=True)
-        return conn
+    def _anchor_key(self) -> str:
+        """Each node of a shared PostgreSQL ledger keeps an anchor of its own (the heads it committed)."""
+        if not self.postgres:
+            return "anchor"
+        return f"anchor:{socket.gethostname()}:{self.anchor.path.resolve()}"
 
     def forget_secrets(self) -> None:
         """After a password was cleared: copy the WAL into the database and empty it, so the old
         page images that still hold the password are gone from the disk too."""
+        if self.postgres:
+            return  # no WAL of ours; PostgreSQL's own WAL and dead tuples are its administrator's (README)
         with self._lock:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -253,20 +268,15 @@ class Ledger:
     @contextmanager
     def tx(self) -> Iterator[Tx]:
         with self._lock:
+            db.begin_write(self._conn)
             cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
             t = Tx(cur)
             try:
                 yield t
             except BaseException:
-                cur.execute("ROLLBACK")
+                db.rollback(self._conn)
                 raise
-            try:
-                cur.execute("COMMIT")
-            except sqlite3.Error:
-                if self._conn.in_transaction:
-                    cur.execute("ROLLBACK")
-                raise
+            db.commit(self._conn)
             if t.audited:
                 # The group's head, outside the database, before anyone sees the commit as done.
                 seq, h = t.audited[-1][:2]
@@ -279,26 +289,26 @@ class Ledger:
             log.info("audit %s", event, extra={"event": "audit", "audit_event": event, "seq": seq,
                                                "job_id": job_id, "hash": h})
 
-    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: tuple | dict = ()) -> list[Any]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
-    def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+    def one(self, sql: str, params: tuple | dict = ()) -> Any | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
     def ping(self) -> bool:
         try:
             return self.one("SELECT 1") is not None
-        except sqlite3.Error:
+        except db.Error:
             return False
 
     # ------------------------------------------------------------------ jobs
 
-    def job(self, job_id: int) -> sqlite3.Row | None:
+    def job(self, job_id: int) -> Any | None:
         return self.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
 
-    def jobs(self, *statuses: str) -> list[sqlite3.Row]:
+    def jobs(self, *statuses: str) -> list[Any]:
         marks = ",".join("?" * len(statuses))
         return self.query(f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY id", statuses)
 
@@ -317,7 +327,7 @@ class Ledger:
                 ids.append(int(cur.lastrowid))
         return ids
 
-    def queued_page(self, after: int, limit: int, source: str | None = None) -> list[sqlite3.Row]:
+    def queued_page(self, after: int, limit: int, source: str | None = None) -> list[Any]:
         """Queued jobs with an id above `after`, oldest first (only those of `source`, if given)."""
         if source is None:
             return self.query("SELECT * FROM jobs WHERE status = 'queued' AND id > ? ORDER BY id LIMIT ?",
@@ -331,7 +341,7 @@ class Ledger:
             "SELECT source_key, MIN(id) FROM jobs WHERE status = 'queued' GROUP BY source_key")]
 
     def reuse_candidates(self, sha256: str, policy: str, engine: str, exclude: int,
-                         delivering: bool = False) -> list[sqlite3.Row]:
+                         delivering: bool = False) -> list[Any]:
         """Newest jobs with a result for this content, policy and engine (final ones; with `delivering`
         also those whose committed plan waits for a delivery retry)."""
         states = "('delivered','blocked','delivering')" if delivering else "('delivered','blocked')"
@@ -339,7 +349,7 @@ class Ledger:
             f"SELECT * FROM jobs WHERE sha256 = ? AND policy = ? AND engine = ? AND status IN {states}"
             " AND result IS NOT NULL AND id != ? ORDER BY id DESC LIMIT 20", (sha256, policy, engine, exclude))
 
-    def purgeable(self, now: float, sha256: str | None = None) -> list[sqlite3.Row]:
+    def purgeable(self, now: float, sha256: str | None = None) -> list[Any]:
         """Originals whose every job is final and past its retention (or only `sha256`, if so)."""
         if sha256 is None:
             return self.query(_PURGEABLE, {"now": now})

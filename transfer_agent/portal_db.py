@@ -1,13 +1,15 @@
 """Tables of the REST intake and the staff console, kept in the ledger database.
 
 They live next to the job ledger so that a state change (a key revoked, a request approved)
-and its audit row commit in one transaction through `Ledger.tx()`. The schema is created
-with a separate short connection so that we never touch the ledger's own connection.
+and its audit row commit in one transaction through `Ledger.tx()`. The tables are registered
+with schema.py: `Ledger` creates them on SQLite and PostgreSQL alike when it opens.
 """
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
+from typing import Any
+
+from . import db, schema
 
 PORTAL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -105,22 +107,20 @@ _ADDED = {
 }
 
 
-def ensure_schema(db_path: Path) -> None:
-    """Create our tables (idempotent). The ledger creates its own and the audit table."""
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(db_path, timeout=30)
+schema.register("portal", PORTAL_SCHEMA,
+                columns=[(table, name, decl) for table, cols in _ADDED.items() for name, decl in cols])
+schema.register("portal_later", _LATER_SCHEMA)
+
+
+def ensure_schema(target: Path | str | Any) -> None:
+    """Create our tables (idempotent): for a SQLite path, a postgresql:// URL or an open Ledger
+    (which created every registered table when it opened)."""
+    if hasattr(target, "tx"):
+        return
+    if not db.is_postgres(target):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    conn = db.connect(target)
     try:
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.executescript(PORTAL_SCHEMA)
-        for table, cols in _ADDED.items():
-            have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-            for name, decl in cols:
-                if name not in have:
-                    try:
-                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
-                    except sqlite3.OperationalError as exc:  # another process added it meanwhile
-                        if "duplicate column" not in str(exc):
-                            raise
-        conn.executescript(_LATER_SCHEMA)
+        schema.ensure(conn)
     finally:
         conn.close()

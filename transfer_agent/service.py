@@ -56,7 +56,8 @@ class Service:
         except BlockingIOError:
             os.close(self._lock_fd)
             raise AlreadyRunning(f"another transfer-agent is running on {cfg.data_dir}") from None
-        self.ledger = Ledger(cfg.ledger_path, anchor_fsync=cfg.fsync, anchor_syslog=cfg.audit_syslog)
+        self.ledger = Ledger(cfg.ledger_target, anchor_fsync=cfg.fsync, anchor_syslog=cfg.audit_syslog,
+                             anchor_path=cfg.state / "audit.anchor")
         self.quarantine = Quarantine(cfg.quarantine, cfg.data_dir, cfg.fsync)
         self.results_root = cfg.state / "results"
         self.metrics = Metrics()

@@ -147,7 +147,7 @@ class Console:
         self.fsync = fsync
         self.lock = lock
         self.env = _env()
-        ensure_schema(ledger.path)
+        ensure_schema(ledger)
 
     # ---------------------------------------------------------------- helpers
     def render(self, request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
