@@ -26,6 +26,8 @@ def test_translate_placeholders_literals_and_ids() -> None:
     assert db.translate("SELECT * FROM t WHERE a = ? AND b = '?' AND c LIKE '%x' AND d = :now")[0] == \
         "SELECT * FROM t WHERE a = %s AND b = '?' AND c LIKE '%%x' AND d = %(now)s"
     assert db.translate("SELECT x::text FROM t")[0] == "SELECT x::text FROM t"
+    assert db.translate("SELECT 1 FROM jobs WHERE source_key IS ? AND a IS NOT ? AND b IS NULL")[0] == \
+        "SELECT 1 FROM jobs WHERE source_key IS NOT DISTINCT FROM %s AND a IS DISTINCT FROM %s AND b IS NULL"
     assert db.translate("INSERT OR IGNORE INTO meta(key, value) VALUES ('a', ?)") == \
         ("INSERT INTO meta(key, value) VALUES ('a', %s) ON CONFLICT DO NOTHING", False)
     assert db.translate("INSERT INTO things(a) VALUES (?)") == ("INSERT INTO things(a) VALUES (%s) RETURNING id", True)

@@ -158,7 +158,7 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_channels(args: argparse.Namespace) -> int:
-    ledger = _open(args.data_dir)
+    ledger = _open(args)
     try:
         scope = _scope(args)
         n = apikeys.set_channels(ledger, args.key, scope)
@@ -304,7 +304,7 @@ def cmd_user_unlock(args: argparse.Namespace) -> int:
 def cmd_originals_legacy(args: argparse.Namespace) -> int:
     from .console.originals import legacy_copies
 
-    ledger = _open(args.data_dir)
+    ledger = _open(args)
     try:
         rows = legacy_copies(ledger, Path(args.data_dir), remove=args.remove)
     finally:

@@ -383,7 +383,7 @@ def _warn_unbound(ledger: Ledger) -> None:
 
 def create_console_app(service: Any) -> FastAPI:
     """The console for an appliance `Service` (uses its ledger, data dir and delivery lock)."""
-    ensure_schema(service.ledger.path)
+    ensure_schema(service.ledger)
     _warn_unbound(service.ledger)
     return build_console(service.ledger, service.cfg.data_dir, fsync=service.cfg.fsync,
                          lock=getattr(service, "delivery_lock", None),
