@@ -14,10 +14,10 @@ from transfer_agent.ledger import Ledger
 
 def test_appliance_on_postgresql(pg_url: str, tmp_path) -> None:
     data = tmp_path / "data"
-    r = ta("apikey", "create", "--client", "電子申請", "--database", pg_url, data_dir=data)
+    r = ta("apikey", "create", "--client", "電子申請", "--all-channels", "--database", pg_url, data_dir=data)
     assert r.returncode == 0, r.stderr
     key = r.stdout.strip().splitlines()[-1]
-    r = ta("user", "add", "--name", "clerk1", "--role", "clerk", "--database", pg_url, data_dir=data,
+    r = ta("user", "add", "--name", "clerk1", "--role", "clerk", "--all-channels", "--database", pg_url, data_dir=data,
            stdin="clerk-pass-1\n")
     assert r.returncode == 0, r.stderr
     app = start(data, "--database", pg_url)

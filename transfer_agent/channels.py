@@ -75,9 +75,9 @@ class Scope:
         """A WHERE condition limiting `column` to this scope (chkey() is registered by the ledger, so
         rows written before names were normalised compare the same way)."""
         if self.all:
-            return "1", ()
+            return "1 = 1", ()  # portable: PostgreSQL wants a boolean, not 1
         if not self.names:
-            return "0", ()
+            return "1 = 0", ()
         return f"chkey({column}) IN ({','.join('?' * len(self.names))})", self.names
 
     def to_json(self) -> str:

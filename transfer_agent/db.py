@@ -195,6 +195,12 @@ def translate(sql: str) -> tuple[str, bool]:
     returns_id = False
     m = _INSERT.match(out)
     if m:
+        up = re.search(r"\bDO\s+UPDATE\s+SET\b", out, re.I)
+        if up:
+            # `SET n = n + 1`: a bare column is ambiguous on PostgreSQL; it means the existing row's.
+            head, tail = out[:up.end()], out[up.end():]
+            tail = re.sub(r"(^\s*|,\s*)(\w+)(\s*=\s*)\2\b(?!\s*\()", rf"\1\2\3{m.group(2)}.\2", tail)
+            out = head + tail
         if m.group(1):
             out = out[:m.start(1)] + out[m.end(1):]
             if not re.search(r"\bON\s+CONFLICT\b", out, re.I):

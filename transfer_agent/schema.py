@@ -23,8 +23,8 @@ and `ensure(conn)` does the same for a bare connection. Columns are added with
 `ALTER TABLE ... ADD COLUMN`, never changed or dropped: an older node keeps working beside a newer.
 SQL in the modules then runs unchanged on both (db.py rewrites placeholders and `INSERT OR IGNORE`).
 Avoid SQLite-only functions (GROUP_CONCAT, strftime, julianday, IFNULL, scalar MAX(a, b)) and
-integer columns used as booleans in WHERE (write `disabled = 1`, not `WHERE disabled`); in
-`ON CONFLICT ... DO UPDATE SET n = t.n + 1` name the table (a bare `n` is ambiguous on PostgreSQL).
+integer columns used as booleans in WHERE (write `disabled = 1`, not `WHERE disabled`). db.py
+qualifies `DO UPDATE SET n = n + 1` for PostgreSQL; elsewhere in an upsert name the table.
 """
 from __future__ import annotations
 
