@@ -52,7 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", help="policy name in rules/ or a policy file (default: default)")
     s.add_argument("--max-upload-mb", type=float, help="largest REST submission in MB (default 100)")
     _database_arg(s)
+    s.add_argument("--broker", help="amqp://USER:PASS@HOST:PORT// : files are processed by worker nodes"
+                                    " (`transfer-agent worker`) over Celery instead of local workers")
+    s.add_argument("--shared-dir", help="the directory shared with the worker nodes (NFS or similar; README"
+                                        " Security cloud); it is the data directory of this serve node")
     s.set_defaults(func=cmd_serve)
+
+    w = sub.add_parser("worker", help="a worker node of the security cloud (Celery consumer)")
+    w.add_argument("--data-dir", default="./var-worker", help="this node's own folder (state/, logs)")
+    w.add_argument("--config", help="configuration TOML (for [service] broker_prefix, log_level)")
+    _database_arg(w)
+    w.add_argument("--broker", required=False, help="amqp://USER:PASS@HOST:PORT//")
+    w.add_argument("--shared-dir", required=True, help="the directory shared with the serve nodes")
+    w.add_argument("--concurrency", type=int, default=0, help="sandboxed workers on this node (default: one per core)")
+    w.set_defaults(func=cmd_worker)
 
     st = sub.add_parser("status", help="job counts from the ledger")
     _data_dir_arg(st, "./var")
@@ -112,15 +125,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
                      policy=args.policy, max_upload_mb=args.max_upload_mb, api_host=args.api_host,
                      console_host=args.console_host, api_tls_cert=args.api_tls_cert, api_tls_key=args.api_tls_key,
                      console_tls_cert=args.console_tls_cert, console_tls_key=args.console_tls_key,
-                     database=args.database)
+                     database=args.database, broker=args.broker)
     try:
-        cfg = load_config(args.config, args.data_dir, **overrides)
+        cfg = load_config(args.config, args.shared_dir or args.data_dir, **overrides)
     except ConfigError as exc:
         print(f"transfer-agent: {exc}", file=sys.stderr)
         return 2
     logutil.setup(cfg.log_level)
+    factory = None
+    if cfg.broker:
+        def factory(n: int):  # noqa: ANN202 - the executor seam (executor.py)
+            from .cloud_executor import CeleryExecutor
+            return CeleryExecutor(svc.ledger, cfg.data_dir, cfg.broker, capacity=n, prefix=cfg.broker_prefix)
     try:
-        svc = Service(cfg)
+        svc = Service(cfg, executor_factory=factory)
     except AlreadyRunning as exc:
         print(f"transfer-agent: {exc}", file=sys.stderr)
         return 1
@@ -237,6 +255,34 @@ def _banner(cfg, svc, api_url: str, console_url: str) -> str:  # noqa: ANN001
         "  stop with Ctrl-C (or SIGTERM)",
     ]
     return "\n".join(lines)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A worker node: the sandboxed worker pool consuming Celery tasks (cloud_worker.py)."""
+    from cdr import sandbox
+    from cdr.errors import SandboxUnavailable
+
+    from . import logutil
+    from .cloud_worker import run
+
+    try:
+        cfg = load_config(args.config, args.data_dir, database=args.database, broker=args.broker)
+    except ConfigError as exc:
+        print(f"transfer-agent: {exc}", file=sys.stderr)
+        return 2
+    if not (cfg.database and cfg.broker):
+        print("transfer-agent worker: needs --database postgresql://... and --broker amqp://...", file=sys.stderr)
+        return 2
+    if not sandbox.enabled() and os.geteuid() == 0:
+        print("transfer-agent: refusing to start: CDR_WORKER_SANDBOX=0 as root (see serve)", file=sys.stderr)
+        return 2
+    logutil.setup(cfg.log_level)
+    try:
+        return run(cfg.database, cfg.broker, Path(args.shared_dir), args.concurrency or cfg.worker_count,
+                   cfg.data_dir, prefix=cfg.broker_prefix)
+    except SandboxUnavailable as exc:
+        print(f"transfer-agent: cannot start: {exc}", file=sys.stderr)
+        return 1
 
 
 # ---------------------------------------------------------------------------- status / audit

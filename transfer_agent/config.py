@@ -74,6 +74,8 @@ class Config:
     per_address_connections: int = 32     # open connections from one address, per listener
     console_trusted_proxies: list[str] = field(default_factory=list)  # may set X-Forwarded-For/-Proto
     database: str = ""  # "" = state/ledger.sqlite3; postgresql://USER@HOST:PORT/DB for the security cloud
+    broker: str = ""  # "" = local worker pool; amqp://... = worker nodes over Celery (security cloud)
+    broker_prefix: str = ""  # queue and exchange name prefix: several appliances on one RabbitMQ
     audit_syslog: bool = False  # also send each audit head to syslog (LOG_AUTHPRIV): an anchor off this disk
     source: str = "<defaults>"
 
@@ -133,7 +135,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "api_host": ("api_host", str), "console_host": ("console_host", str),
         "api_tls_cert": ("api_tls_cert", str), "api_tls_key": ("api_tls_key", str),
         "console_tls_cert": ("console_tls_cert", str), "console_tls_key": ("console_tls_key", str),
-        "database": ("database", str),
+        "database": ("database", str), "broker": ("broker", str), "broker_prefix": ("broker_prefix", str),
     },
     "http": {"header_timeout_seconds": ("header_timeout_seconds", float),
              "body_timeout_seconds": ("body_timeout_seconds", float),
@@ -241,6 +243,8 @@ def _validate(cfg: Config) -> None:
     if cfg.database and not is_postgres(cfg.database):
         raise ConfigError(f"database = {cfg.database!r}: must be a postgresql://USER@HOST:PORT/DB URL (or empty"
                           " for the embedded SQLite ledger)")
+    if cfg.broker and not cfg.database:
+        raise ConfigError("broker (worker nodes) needs database = \"postgresql://...\": the nodes share the ledger")
     if cfg.watcher not in ("native", "polling"):
         raise ConfigError(f"intake.watcher = {cfg.watcher!r}: must be \"native\" or \"polling\"")
     for name in ("stable_seconds", "close_settle_seconds", "tick_seconds", "rescan_seconds",

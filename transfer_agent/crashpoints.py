@@ -26,6 +26,16 @@ def crashpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+_POISON = os.environ.get("TRANSFER_AGENT_POISON", "")
+
+
+def poisonpoint(name: str) -> None:
+    """Test hook: TRANSFER_AGENT_POISON="PREFIX" kills this process (a worker node) whenever it takes a
+    file whose name starts with PREFIX: a poisoned file that crashes every worker."""
+    if _POISON and name.startswith(_POISON):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 _PAUSE = os.environ.get("TRANSFER_AGENT_PAUSEPOINT", "")
 
 
