@@ -110,7 +110,10 @@ def create_app(service: Any) -> FastAPI:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     from .api_submissions import attach, make_router
-    app.include_router(make_router(attach(service)))
+    from .upload_page import make_page_router
+    submissions = attach(service)
+    app.include_router(make_router(submissions))
+    app.include_router(make_page_router(submissions, service.cfg))  # the upload pages (/u/..., /s/...)
 
     return app
 

@@ -20,7 +20,8 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from . import apikeys, bundles
+from . import forms as forms_mod
 from .api_errors import ApiError
 from .api_limits import ClientLimits, Upload
 from .channels import channel_name
@@ -78,6 +80,24 @@ class ApiSettings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+
+class FormRejected(ApiError):
+    """The channel's form does not accept the submission: 422 with each field's errors (Japanese, English)."""
+
+    def __init__(self, errors: list[Any]) -> None:
+        super().__init__(422, "invalid_form", "the submission does not match the channel's form",
+                         "入力内容に誤りがあります（各項目のメッセージを確認してください）")
+        self.errors = errors
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": self.code, "message": self.en, "message_ja": self.ja,
+                             "fields": [e.to_dict() for e in self.errors]}, status_code=422)
+
+
+class ExchangeClosed(Exception):
+    """An upload request that took no more submissions by the time one was recorded (revoked, expired,
+    used up)."""
 
 
 # --------------------------------------------------------------------------- rate limit
@@ -157,13 +177,16 @@ class StagedFile:
     path: Path
     size: int = 0
     sha256: str = ""
+    unnamed: bool = False  # the part had no file name
 
 
 class _Collector:
     """Callbacks for python-multipart's streaming parser: files to disk, fields bounded in memory."""
 
-    def __init__(self, stage: Path, s: ApiSettings) -> None:
+    def __init__(self, stage: Path, s: ApiSettings, browser: bool = False) -> None:
         self.stage, self.s = stage, s
+        # A browser's form sends a file part with no name and no bytes when nothing was chosen: dropped.
+        self.browser = browser
         self.files: list[StagedFile] = []
         self.fields: list[tuple[str, str]] = []
         self.ended = False
@@ -216,7 +239,8 @@ class _Collector:
                 raise ApiError(413, "too_many_files", f"at most {self.s.max_files} files per submission",
                                f"1回の申請で送れるファイルは{self.s.max_files}件までです")
             # filename* wins (RFC 6266 section 4.3); a plain name may be percent-encoded UTF-8.
-            sent = ext or _percent_decoded(_decode_header_text(opts.get(b"filename", b""))) or "file"
+            given = ext or _percent_decoded(_decode_header_text(opts.get(b"filename", b"")))
+            sent = given or "file"
             # Windows clients may send a full path; keep the last component only.
             sent = sent.replace("\\", "/").rsplit("/", 1)[-1] or "file"
             clean = clean_name(sent)
@@ -225,7 +249,7 @@ class _Collector:
                 n += 1
             clean = numbered(clean, n)
             self._taken.add(clean.lower())
-            f = StagedFile(clean, sent, self.stage / f"{len(self.files):04d}")
+            f = StagedFile(clean, sent, self.stage / f"{len(self.files):04d}", unnamed=not given)
             self.files.append(f)
             self._cur_file = f
             self._fh = open(f.path, "xb")  # noqa: SIM115 - closed in part_end / close()
@@ -253,6 +277,10 @@ class _Collector:
             self._fh.close()
             self._fh = None
             self._cur_file.sha256 = self._hash.hexdigest()
+            if self.browser and self._cur_file.unnamed and self._cur_file.size == 0:
+                self._cur_file.path.unlink()
+                self.files.pop()
+                self._taken.discard(self._cur_file.name.lower())
             self._cur_file = None
         else:
             try:
@@ -296,8 +324,10 @@ class SubmissionService:
     def __init__(self, ledger: Ledger, data_dir: Path, handover: Handover | None,
                  settings: ApiSettings | None = None, default_channel: str = "default",
                  fsync: bool = True, channels: Iterable[str] = (), dropbox: Path | None = None,
-                 tree: Tree | None = None, wake: Callable[[], None] | None = None) -> None:
+                 tree: Tree | None = None, wake: Callable[[], None] | None = None, forms: Any = None) -> None:
         self.ledger = ledger
+        self.forms = forms  # forms.FormBook: the channels' forms (None: no form checks)
+        self.on_done: list[Callable[[str], None]] = []  # called with the id once a submission is done
         # Internet-side process: no handover here; `wake` tells the core a submission is recorded.
         self.wake = wake
         self._wake_event = threading.Event()
@@ -373,9 +403,22 @@ class SubmissionService:
     # ---------------------------------------------------------------- intake
     async def receive(self, request: Request, client: apikeys.ApiClient, up: Upload | None = None
                       ) -> tuple[int, dict[str, Any]]:
-        """Stream the body into a staging folder and record the submission; `up` counts the bytes
-        against the client's hourly quota (api_limits.py)."""
+        """The REST intake: the body staged (`staged`), checked and recorded (`record`); `up` counts the
+        bytes against the client's hourly quota (api_limits.py)."""
+        sub_id = secrets.token_hex(12)
+        async with self.staged(request, sub_id, up=up) as col:
+            return await run_in_threadpool(self._create, sub_id, col.stage, col, client,
+                                           request.headers.get("idempotency-key"))
+
+    @asynccontextmanager
+    async def staged(self, request: Request, sub_id: str, max_bytes: int | None = None, browser: bool = False,
+                     up: Upload | None = None) -> AsyncIterator[_Collector]:
+        """Stream a multipart body into work/api-uploads/<sub_id>/ (bounded: `max_bytes`, else the API's
+        upload limit; file and field counts and sizes) and yield the collector once the body is complete.
+        The same for the REST API and the upload page. The staged files are removed on the way out unless
+        a submission row still needs them (handover pending)."""
         s = self.settings
+        limit = min(max_bytes or s.max_upload_bytes, s.max_upload_bytes)
         ctype = request.headers.get("content-type", "")
         kind, params = parse_options_header(ctype)
         if kind != b"multipart/form-data" or not params.get(b"boundary"):
@@ -385,13 +428,12 @@ class SubmissionService:
         if clen is not None:
             if not (clen.isascii() and clen.isdigit()):
                 raise ApiError(400, "malformed", "bad Content-Length", "Content-Length が不正です")
-            if int(clen) > s.max_upload_bytes:
-                await self._drain(request, int(clen) - s.max_upload_bytes)
-                raise self._too_large()
-        sub_id = secrets.token_hex(12)
+            if int(clen) > limit:
+                await self._drain(request, int(clen) - limit)
+                raise self._too_large(limit)
         stage = self.stage_root / sub_id
         stage.mkdir(parents=True)
-        col = _Collector(stage, s)
+        col = _Collector(stage, s, browser)
         total = 0
         over_at: int | None = None
         try:
@@ -411,10 +453,10 @@ class SubmissionService:
                         if total - over_at > _DRAIN_MAX:
                             raise up.over
                         continue
-                if total > s.max_upload_bytes:
+                if total > limit:
                     # Read on (and drop) a little more so the client gets our 413 and not a reset.
-                    if total > s.max_upload_bytes + _DRAIN_MAX:
-                        raise self._too_large()
+                    if total > limit + _DRAIN_MAX:
+                        raise self._too_large(limit)
                     col.close()
                     continue
                 try:
@@ -424,8 +466,8 @@ class SubmissionService:
                                    "マルチパートの本文が不正です") from None
             if up is not None and up.over is not None:
                 raise up.over
-            if total > s.max_upload_bytes:
-                raise self._too_large()
+            if total > limit:
+                raise self._too_large(limit)
             try:
                 parser.finalize()
             except MultipartParseError as exc:
@@ -435,9 +477,7 @@ class SubmissionService:
                 raise ApiError(400, "malformed", "multipart body is incomplete (no closing boundary)",
                                "マルチパートの本文が途中で終わっています")
             col.close()
-            status, body = await run_in_threadpool(self._create, sub_id, stage, col, client,
-                                                   request.headers.get("idempotency-key"))
-            return status, body
+            yield col
         finally:
             col.close()
             # Keep the staged files only while a submission row still needs them (handover retried).
@@ -445,8 +485,8 @@ class SubmissionService:
             if row is None or row["status"] != "received":
                 shutil.rmtree(stage, ignore_errors=True)
 
-    def _too_large(self) -> ApiError:
-        mb = self.settings.max_upload_mb
+    def _too_large(self, limit: int | None = None) -> ApiError:
+        mb = (limit or self.settings.max_upload_bytes) / (1024 * 1024)
         return ApiError(413, "too_large", f"the upload is larger than {mb:g} MB",
                         f"送信データが上限（{mb:g} MB）を超えています")
 
@@ -545,7 +585,30 @@ class SubmissionService:
             raise ApiError(400, "bad_idempotency_key", "Idempotency-Key: 1..200 visible ASCII characters",
                            "Idempotency-Key は 200 文字以内の英数記号で指定してください")
         channel, passwords, fields = self._parse_special(col.fields, col.files, client)
-        files_meta = [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in col.files]
+        form = None
+        if self.forms is not None and self.forms.names_form(channel):
+            # The channel names its form: the same rules as its upload page (forms.py).
+            form = self.forms.form(channel)
+            fields, errors = form.validate(fields, [{"name": f.name, "size": f.size} for f in col.files])
+            if errors:
+                raise FormRejected(errors)
+        sub_id, receipt, replayed = self.record(
+            sub_id, col.files, channel=channel, fields=fields, passwords=passwords, client=client.client,
+            api_key_id=client.id, actor=f"api:{client.client}", audit_extra={"key_prefix": client.prefix},
+            idem=idem, form=form)
+        return (200 if replayed else 202), self._accepted(sub_id, receipt, replay=replayed)
+
+    def record(self, sub_id: str, files: list[StagedFile], *, channel: str, fields: list[tuple[str, str]],
+               client: str, api_key_id: int, actor: str, passwords: dict[str, str] | None = None,
+               idem: str | None = None, form: Any = None, source: str = "api", request: Any = None,
+               receipt_to: list[str] | None = None, status_hash: str | None = None,
+               audit_extra: dict[str, Any] | None = None) -> tuple[str, str, bool]:
+        """Record a checked submission and its staged files: receipt number, ledger row, audit row
+        'api.submission', then the handover (here) or a wake of the core (internet side). The one path of
+        the REST API and the upload page. Returns (id, receipt, replayed). With `request`, the upload
+        request's use is counted in the same transaction; ExchangeClosed if it no longer takes any."""
+        passwords = passwords or {}
+        files_meta = [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files]
         fingerprint = hashlib.sha256(json.dumps(
             [channel, fields, files_meta, sorted(passwords.items())], ensure_ascii=False).encode()).hexdigest()
         now = time.time()
@@ -553,36 +616,52 @@ class SubmissionService:
         with self.ledger.tx() as t:
             if idem is not None:
                 prev = t.execute("SELECT id, receipt, idem_hash FROM submissions WHERE api_key_id = ? AND"
-                                 " idem_key = ?", (client.id, idem)).fetchone()
+                                 " idem_key = ?", (api_key_id, idem)).fetchone()
                 if prev is not None:
                     if prev[2] != fingerprint:
                         raise ApiError(409, "idempotency_conflict",
                                        "this Idempotency-Key was used for a different submission",
                                        "この Idempotency-Key は別の内容の申請で使われています")
-                    return 200, self._accepted(prev[0], prev[1], replay=True)
+                    return prev[0], prev[1], True
+            if request is not None:
+                # Counted with the submission, so max_uses holds however many senders post at once.
+                cur = t.execute("UPDATE upload_requests SET uses = uses + 1 WHERE id = ? AND revoked_at IS NULL"
+                                " AND expires_at > ? AND (max_uses IS NULL OR uses < max_uses)", (request.id, now))
+                if not cur.rowcount:
+                    raise ExchangeClosed(request.id)
             n = t.execute("INSERT INTO receipt_seq(day, n) VALUES (?, 1) ON CONFLICT(day) DO UPDATE"
                           " SET n = receipt_seq.n + 1 RETURNING n", (day,)).fetchone()[0]
             receipt = f"{day.replace('-', '')}-{n:04d}"
             bundle = Path("inbox") / channel / day / receipt
             t.execute("INSERT INTO submissions(id, receipt, api_key_id, client, channel, day, bundle_dir, fields,"
-                      " files, status, idem_key, idem_hash, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                      (sub_id, receipt, client.id, client.client, channel, day, str(bundle),
+                      " files, status, idem_key, idem_hash, created_at, source, request_id, form, status_hash,"
+                      " receipt_to) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      (sub_id, receipt, api_key_id, client, channel, day, str(bundle),
                        json.dumps(fields, ensure_ascii=False),
                        json.dumps([dict(m, stage=str(f.path.relative_to(self.data_dir)),
                                         password=passwords.get(f.name, passwords.get(f.sent_name)))
-                                   for m, f in zip(files_meta, col.files, strict=True)], ensure_ascii=False),
-                       "received", idem, fingerprint if idem else None, now))
-            t.execute("UPDATE api_keys SET last_used = ? WHERE id = ?", (now, client.id))
-            t.audit("api.submission", {"submission_id": sub_id, "receipt": receipt, "client": client.client,
-                                       "key_prefix": client.prefix, "channel": channel,
-                                       "fields": len(fields), "files": files_meta,
-                                       "passwords_for": sorted(passwords)}, actor=f"api:{client.client}")
+                                   for m, f in zip(files_meta, files, strict=True)], ensure_ascii=False),
+                       "received", idem, fingerprint if idem else None, now, source,
+                       request.id if request is not None else None, form.name if form is not None else None,
+                       status_hash, json.dumps(receipt_to, ensure_ascii=False) if receipt_to else None))
+            if source == "api":
+                t.execute("UPDATE api_keys SET last_used = ? WHERE id = ?", (now, api_key_id))
+            data = {"submission_id": sub_id, "receipt": receipt, "client": client, "channel": channel,
+                    "fields": len(fields), "files": files_meta, "passwords_for": sorted(passwords),
+                    **(audit_extra or {})}
+            if source != "api":
+                data["source"] = source
+            if form is not None:
+                data["form"] = form.name
+            if request is not None:
+                data["request_id"] = request.id
+            t.audit("api.submission", data, actor=actor)
         row = self.ledger.one("SELECT * FROM submissions WHERE id = ?", (sub_id,))
         if self.wake is not None:
             self.wake()  # the core writes the bundle and takes the files (it also looks by itself)
             log.info("submission recorded", extra={"event": "api.submission", "submission": sub_id,
-                                                   "receipt": receipt, "files": len(files_meta)})
-            return 202, self._accepted(sub_id, receipt)
+                                                   "receipt": receipt, "files": len(files_meta), "source": source})
+            return sub_id, receipt, False
         try:
             self._hand_over(row, loads(row["files"]), fields)
         except Exception:
@@ -591,8 +670,8 @@ class SubmissionService:
             raise ApiError(503, "unavailable", "received but not yet queued; it will be retried",
                            "受け付けましたが処理待ちに入れられませんでした。自動で再試行します") from None
         log.info("submission received", extra={"event": "api.submission", "submission": sub_id,
-                                                "receipt": receipt, "files": len(files_meta)})
-        return 202, self._accepted(sub_id, receipt)
+                                                "receipt": receipt, "files": len(files_meta), "source": source})
+        return sub_id, receipt, False
 
     @staticmethod
     def _accepted(sub_id: str, receipt: str, replay: bool = False) -> dict[str, Any]:
@@ -635,7 +714,8 @@ class SubmissionService:
                 raise RuntimeError("no appliance to hand files to")
             self.handover(src, channel=row["channel"], name=f["name"], subdir=row["receipt"],
                           submission_id=row["id"], password=f.get("password"), received_at=row["created_at"],
-                          source_key=f"api:{row['api_key_id']}")
+                          source_key=(f"link:{row['request_id']}" if row["request_id"]  # each upload link
+                                      else f"api:{row['api_key_id']}"))
         with self.ledger.tx() as t:
             # Passwords are not kept once the jobs (which hold them until final) exist.
             scrubbed = [{k: v for k, v in f.items() if k not in ("password", "stage")} for f in files]
@@ -657,13 +737,18 @@ class SubmissionService:
                                  " FROM jobs WHERE submission_id = ? ORDER BY id", (sub_id,))
 
     def status(self, sub_id: str, client: apikeys.ApiClient) -> dict[str, Any] | None:
-        row = self.ledger.one("SELECT * FROM submissions WHERE id = ? AND api_key_id = ?", (sub_id, client.id))
+        row = self.ledger.one("SELECT * FROM submissions WHERE id = ? AND api_key_id = ? AND source = 'api'",
+                              (sub_id, client.id))
         if row is None or not client.scope.allows(row["channel"]):
             return None  # another key's, or of a channel this key was unbound from since
+        return self.status_of(row)
+
+    def status_of(self, row: Any) -> dict[str, Any]:
+        """Verdicts only (what the sender may know): the REST status and the upload page's status page."""
         if row["status"] != "done" and self.wake is None:
-            self.finalize(sub_id)
-            row = self.ledger.one("SELECT * FROM submissions WHERE id = ?", (sub_id,))
-        jobs = {j["name"]: j for j in self._jobs(sub_id)}
+            self.finalize(row["id"])
+            row = self.ledger.one("SELECT * FROM submissions WHERE id = ?", (row["id"],))
+        jobs = {j["name"]: j for j in self._jobs(row["id"])}
         out = []
         for f in loads(row["files"]):
             j = jobs.get(f["name"])
@@ -702,7 +787,8 @@ class SubmissionService:
                             extra={"event": "error", "submission": row["id"]})
 
     def finalize(self, sub_id: str) -> bool:
-        """When every job is final: manifest.json into the bundle, status done (audited). Idempotent."""
+        """When every job is final: manifest.json into the bundle (with the form's 要確認 flags), status
+        done (audited), then the `on_done` hooks (receipt mail). Idempotent."""
         with self._final_lock:
             row = self.ledger.one("SELECT * FROM submissions WHERE id = ?", (sub_id,))
             if row is None or row["status"] != "processing":
@@ -732,16 +818,64 @@ class SubmissionService:
             now = time.time()
             meta = {"receipt": row["receipt"], "submission_id": row["id"], "client": row["client"],
                     "channel": row["channel"], "received_at": row["created_at"]}
-            if bundles.write_manifest(self.tree, row["bundle_dir"], bundles.manifest(meta, entries, now),
-                                      self.fsync):
+            flags = self._checks(row, entries, jobs)
+            doc = bundles.manifest(meta, entries, now)
+            if flags is not None:
+                doc["checks"] = flags  # 要確認: the form's declared judgments that did not pass
+            if bundles.write_manifest(self.tree, row["bundle_dir"], doc, self.fsync):
                 # Planted after the handover, or left by a run interrupted right here.
                 self._foreign(row, ["manifest.json"])
             with self.ledger.tx() as t:
-                t.execute("UPDATE submissions SET status = 'done', done_at = ? WHERE id = ?", (now, sub_id))
-                t.audit("api.submission_done", {"submission_id": sub_id, "receipt": row["receipt"],
-                                                "verdicts": {e["name"]: e["verdict"] for e in entries}},
-                        actor="system")
+                t.execute("UPDATE submissions SET status = 'done', done_at = ?, flags = ? WHERE id = ?",
+                          (now, json.dumps(flags, ensure_ascii=False) if flags is not None else None, sub_id))
+                data: dict[str, Any] = {"submission_id": sub_id, "receipt": row["receipt"],
+                                        "verdicts": {e["name"]: e["verdict"] for e in entries}}
+                if flags:
+                    data["flags"] = [f["id"] for f in flags]
+                t.audit("api.submission_done", data, actor="system")
+            for hook in self.on_done:
+                try:
+                    hook(sub_id)
+                except Exception:  # noqa: BLE001 - the hooks have sweeps of their own
+                    log.exception("submission hook failed", extra={"event": "error", "submission": sub_id})
             return True
+
+    def _checks(self, row: Any, entries: list[dict[str, Any]], jobs: dict[str, Any]) -> list[dict[str, str]] | None:
+        """The 要確認 flags of the submission's form (None when it has no form or no checks)."""
+        if self.forms is None or not row["form"] or row["form"] not in self.forms.cfg.forms:
+            return None
+        form = self.forms.cfg.forms[row["form"]]
+        if form.checks.empty:
+            return None
+        from cdr.detect import KINDS
+
+        files = []
+        for e in entries:
+            res = loads(jobs[e["name"]]["result"]) or {}
+            kind = KINDS.get(res.get("detected_type") or "")
+            files.append({"name": e["name"], "sha256": e["sha256"], "verdict": e["verdict"],
+                          "family": kind.family if kind else None})
+        fields = [tuple(x) for x in loads(row["fields"])]
+        since = row["created_at"] - form.checks.duplicate_days * 86400
+
+        def earlier(kind: str, key: list[str]) -> str | None:
+            if kind == "files":
+                marks = ",".join("?" * len(key))
+                hit = self.ledger.one(
+                    "SELECT s.receipt FROM jobs j JOIN submissions s ON s.id = j.submission_id WHERE j.sha256 IN"
+                    f" ({marks}) AND s.channel = ? AND s.id != ? AND s.created_at <= ? AND s.created_at >= ?"
+                    " ORDER BY s.created_at DESC LIMIT 1", (*key, row["channel"], row["id"], row["created_at"], since))
+                return hit["receipt"] if hit else None
+            for prev in self.ledger.query(
+                    "SELECT receipt, fields FROM submissions WHERE channel = ? AND form = ? AND id != ?"
+                    " AND created_at <= ? AND created_at >= ? ORDER BY created_at DESC",
+                    (row["channel"], row["form"], row["id"], row["created_at"], since)):
+                values = dict(tuple(x) for x in loads(prev["fields"]))
+                if [forms_mod.dup_key(values.get(n, "")) for n in form.checks.duplicate_fields] == key:
+                    return prev["receipt"]
+            return None
+
+        return forms_mod.evaluate_checks(form, fields, files, row["created_at"], earlier)
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -779,7 +913,20 @@ class ErrorOut(BaseModel):
     message_ja: str
 
 
-_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 429, 503)}
+class FieldErrorOut(BaseModel):
+    field: str
+    message: str
+    message_ja: str
+
+
+class FormErrorOut(ErrorOut):
+    fields: list[FieldErrorOut]
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 415, 429, 503)}
+_SUBMIT_ERRORS = {**_ERRORS, 422: {"model": FormErrorOut, "description": "the channel's form does not accept it:"
+                                                                         " an error per field (Japanese, English)"}}
 
 _UPLOAD_SCHEMA = {
     "requestBody": {
@@ -820,7 +967,7 @@ def make_router(service: SubmissionService) -> APIRouter:
         return client
 
     @router.post("/submissions", status_code=202, response_model=Accepted, openapi_extra=_UPLOAD_SCHEMA,
-                 responses={200: {"model": Accepted, "description": "idempotent replay"}, **_ERRORS},
+                 responses={200: {"model": Accepted, "description": "idempotent replay"}, **_SUBMIT_ERRORS},
                  summary="電子申請の受付 (submit an e-application)")
     async def submit(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)):
         try:
@@ -878,6 +1025,12 @@ def _settings(cfg: Any) -> ApiSettings:
     )
 
 
+def _channels(cfg: Any) -> set[str]:
+    """The configured channels: [channels.NAME] with a policy, a form, a display name or a digest."""
+    return {*getattr(cfg, "channel_policies", {}), *getattr(cfg, "channel_forms", {}),
+            *getattr(cfg, "channel_labels", {})}
+
+
 def attach(service: Any) -> SubmissionService:
     """Create (once) and start the submission service of a running appliance `Service`.
 
@@ -892,7 +1045,8 @@ def attach(service: Any) -> SubmissionService:
         # The internet-side process (internet.py): records and stages, the core does the rest.
         sub = SubmissionService(service.ledger, cfg.data_dir, None, _settings(cfg),
                                 default_channel=cfg.default_channel, fsync=cfg.fsync,
-                                channels=cfg.channel_policies.keys(), dropbox=cfg.dropbox, wake=service.wake)
+                                channels=_channels(cfg), dropbox=cfg.dropbox, wake=service.wake,
+                                forms=forms_mod.FormBook(cfg))
         sub.stage_root.mkdir(parents=True, exist_ok=True)
         service.submissions = sub
         return sub
@@ -906,8 +1060,8 @@ def attach(service: Any) -> SubmissionService:
 
     sub = SubmissionService(service.ledger, cfg.data_dir, handover, settings,
                             default_channel=cfg.default_channel, fsync=cfg.fsync,
-                            channels=getattr(cfg, "channel_policies", {}).keys(), dropbox=cfg.dropbox,
-                            tree=getattr(service, "tree", None))
+                            channels=_channels(cfg), dropbox=cfg.dropbox,
+                            tree=getattr(service, "tree", None), forms=forms_mod.FormBook(cfg))
     service.submissions = sub
     hooks = getattr(service, "on_final", None)
     if isinstance(hooks, list):

@@ -4,7 +4,8 @@ The chain and its anchor prove the audit rows are as written; this proves the ta
 and the API read agree with them: someone who flips a blocked job to clean in the jobs table, or
 marks an original request approved, without a matching audit row, is named by `audit verify`.
 Events read: intake / job.password_retry (a job exists, its content), verdict, delivery (final
-state, names written); original.requested / approved / rejected / released.
+state, names written); original.requested / approved / rejected / released; exchange.created /
+exchange.revoked and the api.submission rows of an upload request (its state and uses).
 """
 from __future__ import annotations
 
@@ -120,6 +121,46 @@ def request_differences(conn: Any) -> list[str]:
     return problems
 
 
+def upload_request_differences(conn: Any) -> list[str]:
+    """Upload requests (exchange.py): each exists, is revoked or not, and has taken as many submissions as
+    the audit trail says (exchange.created / exchange.revoked / api.submission with its request id)."""
+    if not _has_table(conn, "upload_requests"):
+        return []
+    expected: dict[str, dict[str, Any]] = {}
+    for seq, event, _job, d in _rows(conn, ("exchange.created", "exchange.revoked", "api.submission")):
+        rid = d.get("request_id")
+        if not isinstance(rid, str):
+            continue
+        if event == "exchange.created":
+            expected[rid] = {"channel": d.get("channel"), "form": d.get("form"), "expires_at": d.get("expires_at"),
+                             "max_uses": d.get("max_uses"), "revoked": False, "uses": 0, "seq": seq}
+        elif rid in expected:
+            if event == "exchange.revoked":
+                expected[rid].update(revoked=True, seq=seq)
+            else:
+                expected[rid]["uses"] += 1
+    problems: list[str] = []
+    seen: set[str] = set()
+    for rid, channel, form, expires_at, max_uses, uses, revoked_at in conn.execute(
+            "SELECT id, channel, form, expires_at, max_uses, uses, revoked_at FROM upload_requests ORDER BY created_at"):
+        seen.add(rid)
+        e = expected.get(rid)
+        if e is None:
+            problems.append(f"upload request {rid} ({channel}) has no exchange.created row in the audit trail")
+            continue
+        table = (channel, form, expires_at, max_uses, uses, revoked_at is not None)
+        audited = (e["channel"], e["form"], e["expires_at"], e["max_uses"], e["uses"], e["revoked"])
+        if table != audited:
+            problems.append(f"upload request {rid}: the table says channel {channel!r}, form {form!r}, expires"
+                            f" {expires_at}, max_uses {max_uses}, {uses} use(s), revoked {revoked_at is not None};"
+                            f" the audit trail says {e['channel']!r}, {e['form']!r}, {e['expires_at']},"
+                            f" {e['max_uses']}, {e['uses']}, {e['revoked']} (seq {e['seq']})")
+    for rid, e in expected.items():
+        if rid not in seen:
+            problems.append(f"upload request {rid} is in the audit trail (seq {e['seq']}) but not in the table")
+    return problems
+
+
 def differences(conn: Any, limit: int = 20) -> list[str]:
     """Every difference between the tables and the audit trail (at most `limit`)."""
-    return (job_differences(conn) + request_differences(conn))[:limit]
+    return (job_differences(conn) + request_differences(conn) + upload_request_differences(conn))[:limit]

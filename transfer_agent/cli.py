@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_admin import add_admin_commands
     add_admin_commands(sub)
+    from .cli_exchange import add_exchange_commands
+    add_exchange_commands(sub)
     return parser
 
 

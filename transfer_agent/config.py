@@ -77,7 +77,34 @@ class Config:
     broker: str = ""  # "" = local worker pool; amqp://... = worker nodes over Celery (security cloud)
     broker_prefix: str = ""  # queue and exchange name prefix: several appliances on one RabbitMQ
     audit_syslog: bool = False  # also send each audit head to syslog (LOG_AUTHPRIV): an anchor off this disk
+    # Channels: form, name shown to senders, digest recipients ([channels.NAME]); forms ([forms.NAME], forms/*.toml).
+    channel_forms: dict[str, str] = field(default_factory=dict)
+    channel_labels: dict[str, str] = field(default_factory=dict)
+    channel_digest: dict[str, list[str]] = field(default_factory=dict)
+    forms: dict[str, Any] = field(default_factory=dict)
+    # Upload pages (internet side) and the mails of the appliance ([exchange], [notify]).
+    exchange_public_url: str = ""
+    exchange_allowed_hosts: list[str] = field(default_factory=list)
+    exchange_link_per_hour: float = 60.0
+    exchange_address_per_hour: float = 20.0
+    exchange_burst: int = 5
+    exchange_status_days: int = 90
+    notify_smtp: str = ""
+    notify_from: str = ""
+    notify_templates: str = ""
+    notify_retry_seconds: float = 30.0
+    notify_retry_max_seconds: float = 3600.0
+    notify_digest_hour: int = -1
+    notify_digest_to: list[str] = field(default_factory=list)
     source: str = "<defaults>"
+
+    def form_for(self, channel: str) -> Any:
+        """The form of a channel: the one it names, else the built-in `default`."""
+        return self.forms[self.channel_forms.get(channel, "default")]
+
+    def channel_label(self, channel: str) -> str:
+        """The channel's name for people (display_name), else its folder name."""
+        return self.channel_labels.get(channel) or channel
 
     def metrics_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """metrics_allow as networks ("10.0.0.0/8", "127.0.0.1"); ValueError names a bad entry."""
@@ -158,7 +185,16 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
             "mb_per_hour": ("api_mb_per_hour", float)},
     "dispatch": {"max_workers_per_source": ("max_workers_per_source", int),
                  "reserve_workers": ("reserve_workers", int), "small_file_mb": ("small_file_mb", float)},
+    "exchange": {"public_url": ("exchange_public_url", str), "allowed_hosts": ("exchange_allowed_hosts", list),
+                 "link_per_hour": ("exchange_link_per_hour", float),
+                 "address_per_hour": ("exchange_address_per_hour", float), "burst": ("exchange_burst", int),
+                 "status_days": ("exchange_status_days", int)},
+    "notify": {"smtp": ("notify_smtp", str), "from": ("notify_from", str), "templates": ("notify_templates", str),
+               "retry_seconds": ("notify_retry_seconds", float),
+               "retry_max_seconds": ("notify_retry_max_seconds", float),
+               "digest_hour": ("notify_digest_hour", int), "digest_to": ("notify_digest_to", list)},
 }
+_CHANNEL_KEYS = {"policy": str, "form": str, "display_name": str, "digest": list}
 
 
 def _apply(values: dict[str, Any], data: dict[str, Any], source: str) -> None:
@@ -167,13 +203,29 @@ def _apply(values: dict[str, Any], data: dict[str, Any], source: str) -> None:
             if not isinstance(body, dict):
                 raise ConfigError(f"{source}: [channels] must be a table")
             for name, ch in body.items():
-                if not isinstance(ch, dict) or set(ch) - {"policy"} or not isinstance(ch.get("policy"), str):
-                    raise ConfigError(f"{source}: channels.{name}: only `policy = \"NAME_OR_FILE\"` is allowed")
+                if not isinstance(ch, dict) or set(ch) - set(_CHANNEL_KEYS) or not all(
+                        isinstance(v, _CHANNEL_KEYS[k]) for k, v in ch.items()):
+                    raise ConfigError(f"{source}: channels.{name}: allowed keys are policy = \"NAME_OR_FILE\","
+                                      " form = \"NAME\", display_name = \"...\", digest = [\"address\", ...]")
                 key = channel_name(name)
-                if key in values["channel_policies"] and values["channel_policies"][key] != ch["policy"]:
-                    raise ConfigError(f"{source}: channels.{name}: the same channel as another entry once"
-                                      f" names are compared (NFKC, case folded): {key!r}")
-                values["channel_policies"][key] = ch["policy"]
+                for k, table in (("policy", "channel_policies"), ("form", "channel_forms"),
+                                 ("display_name", "channel_labels")):
+                    if k not in ch:
+                        continue
+                    v = ch[k].strip() if k == "display_name" else ch[k]
+                    if key in values[table] and values[table][key] != v:
+                        raise ConfigError(f"{source}: channels.{name}: the same channel as another entry once"
+                                          f" names are compared (NFKC, case folded): {key!r}")
+                    values[table][key] = v
+                if "digest" in ch:
+                    if not all(isinstance(a, str) for a in ch["digest"]):
+                        raise ConfigError(f"{source}: channels.{name}.digest: a list of mail addresses")
+                    values["channel_digest"][key] = list(ch["digest"])
+            continue
+        if section == "forms":
+            if not isinstance(body, dict):
+                raise ConfigError(f"{source}: [forms] must be a table of forms ([forms.NAME])")
+            values["form_decls"].update({name: (fb, source) for name, fb in body.items()})
             continue
         spec = _SCHEMA.get(section)
         if spec is None or not isinstance(body, dict):
@@ -195,7 +247,8 @@ def _apply(values: dict[str, Any], data: dict[str, Any], source: str) -> None:
 def load_config(config_file: str | Path | None = None, data_dir: str | Path | None = None,
                 **overrides: Any) -> Config:
     """Build the configuration. `overrides` are command-line values (None = not given)."""
-    values: dict[str, Any] = {"channel_policies": {}}
+    values: dict[str, Any] = {"channel_policies": {}, "channel_forms": {}, "channel_labels": {},
+                              "channel_digest": {}, "form_decls": {}}
     _apply(values, _defaults(), "<embedded defaults>")
     source = "<defaults>"
     path: Path | None = Path(config_file) if config_file else None
@@ -215,10 +268,37 @@ def load_config(config_file: str | Path | None = None, data_dir: str | Path | No
     for key, value in overrides.items():
         if value is not None:
             values[key] = value
+    decls = values.pop("form_decls")
     cfg = Config(data_dir=Path(values.pop("data_dir")).absolute(), source=source, **values)
+    _load_forms(cfg, decls, path)
     _validate(cfg)
     cfg.default_channel = channel_name(cfg.default_channel)
     return cfg
+
+
+def _load_forms(cfg: Config, decls: dict[str, tuple[Any, str]], path: Path | None) -> None:
+    """Forms of the configuration and of forms/*.toml (data dir, then beside the config file); a channel's
+    form must exist, and the policy a form names becomes the channel's unless the channel names one."""
+    from .forms import FormError, load_forms
+
+    folders = [cfg.data_dir / "forms"]
+    if path is not None and (path.parent / "forms").resolve() != folders[0].resolve():
+        folders.append(path.parent / "forms")
+    try:
+        forms = load_forms(decls, folders)
+    except FormError as exc:
+        raise ConfigError(str(exc)) from None
+    cfg.forms = forms
+    for ch, name in cfg.channel_forms.items():
+        if name not in forms:
+            raise ConfigError(f"channels.{ch}.form = {name!r}: no such form (declare [forms.{name}] or"
+                              f" forms/{name}.toml; known: {sorted(forms)})")
+        fp = forms[name].policy
+        if fp and cfg.channel_policies.get(ch, fp) != fp:
+            raise ConfigError(f"channels.{ch}: policy {cfg.channel_policies[ch]!r} differs from the policy"
+                              f" {fp!r} of its form {name!r}; name one of them")
+        if fp:
+            cfg.channel_policies[ch] = fp
 
 
 def _validate(cfg: Config) -> None:
@@ -268,6 +348,18 @@ def _validate(cfg: Config) -> None:
     if not cfg.default_channel or clean_name(cfg.default_channel) != cfg.default_channel:
         raise ConfigError(f"intake.default_channel = {cfg.default_channel!r}: not a usable folder name"
                           f" (would be {clean_name(cfg.default_channel or '_')!r})")
-    for name in cfg.channel_policies:
+    if cfg.notify_smtp:
+        host, sep, port = cfg.notify_smtp.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"notify.smtp = {cfg.notify_smtp!r}: must be \"host:port\"")
+    if not -1 <= cfg.notify_digest_hour <= 23:
+        raise ConfigError("notify.digest_hour: 0..23, or -1 for no daily digest")
+    if cfg.notify_retry_seconds <= 0 or cfg.notify_retry_max_seconds < cfg.notify_retry_seconds:
+        raise ConfigError("notify: retry_seconds > 0 and retry_max_seconds >= retry_seconds")
+    if cfg.exchange_public_url and not cfg.exchange_public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"exchange.public_url = {cfg.exchange_public_url!r}: must start with https:// (or http://)")
+    if cfg.exchange_link_per_hour < 0 or cfg.exchange_address_per_hour < 0 or cfg.exchange_burst < 1:
+        raise ConfigError("exchange: link_per_hour and address_per_hour >= 0 (0 = no limit), burst >= 1")
+    for name in {*cfg.channel_policies, *cfg.channel_forms, *cfg.channel_labels, *cfg.channel_digest}:
         if clean_name(name) != name:
             raise ConfigError(f"channels.{name}: not a usable folder name (would be {clean_name(name)!r})")

@@ -50,7 +50,7 @@ class Dispatcher:
     """Runs the processor thread (`run`); `hand_over(job_id, key, result, cache, out_name, text_name,
     reused_from, first_name=...)` passes each verdict on to delivery."""
 
-    def __init__(self, cfg: Config, ledger: JobStore, metrics: Metrics, policy_for: Callable[[str], Policy],
+    def __init__(self, cfg: Config, ledger: JobStore, metrics: Metrics, policy_for: Callable[..., Policy],
                  holds: KeyHolds, hand_over: Callable[..., None], stop: threading.Event) -> None:
         self.cfg = cfg
         self.ledger = ledger
@@ -188,7 +188,7 @@ class Dispatcher:
         (reused result, blocked after repeated interruptions), None when it must wait (identical
         content running now)."""
         assert self.executor is not None
-        policy = self.policy_for(row["channel"])
+        policy = self.policy_for(row["channel"], row["submission_id"])
         ext = claimed_ext(row["name"])
         key = (row["sha256"], policy.label, ext)
         if key in busy and key not in held:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import db, schema
+from . import db, exchange, schema  # noqa: F401 - exchange registers upload_requests
 
 PORTAL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -104,12 +104,22 @@ _ADDED = {
     "api_keys": (("channels", "TEXT"), ("all_channels", "INTEGER NOT NULL DEFAULT 0")),
     "console_users": (("channels", "TEXT"), ("all_channels", "INTEGER NOT NULL DEFAULT 0")),
     "original_requests": (("expires_at", "REAL"), ("downloads", "INTEGER NOT NULL DEFAULT 0")),
+    # Submissions from upload pages (exchange.py): where they came from, their form, the 要確認 flags of its
+    # checks, the hash of the sender's status-page token, who gets the receipt mail and its outbox queue id.
+    "submissions": (("source", "TEXT NOT NULL DEFAULT 'api'"), ("request_id", "TEXT"), ("form", "TEXT"),
+                    ("flags", "TEXT"), ("status_hash", "TEXT"), ("receipt_to", "TEXT"), ("receipt_mail", "TEXT")),
 }
 
 
 schema.register("portal", PORTAL_SCHEMA,
                 columns=[(table, name, decl) for table, cols in _ADDED.items() for name, decl in cols])
 schema.register("portal_later", _LATER_SCHEMA)
+# Upload pages (exchange.py): submissions found by upload request, status-page token and channel.
+schema.register("portal_exchange", """
+CREATE INDEX IF NOT EXISTS submissions_request ON submissions(request_id);
+CREATE INDEX IF NOT EXISTS submissions_status_hash ON submissions(status_hash);
+CREATE INDEX IF NOT EXISTS submissions_channel ON submissions(channel, created_at);
+""")
 
 
 def ensure_schema(target: Path | str | Any) -> None:

@@ -27,6 +27,7 @@ from .deliverer import Deliverer
 from .dispatcher import Dispatcher
 from .dropbox import leases_for_others
 from .executor import Executor, LocalExecutor
+from .forms import FormBook, restrict_policy
 from .intake import Arrival, Intake
 from .ledger import Ledger
 from .maintenance import Maintenance
@@ -63,6 +64,13 @@ class Service:
         self.metrics = Metrics()
         self.default_policy = load_policy(cfg.policy)
         self.channel_policies = {ch: load_policy(p) for ch, p in cfg.channel_policies.items()}
+        # Forms (forms.py): a submission is sanitized with its form's policy, limited to the families the
+        # form accepts (content of another family is blocked, whatever its name said).
+        self.form_book = FormBook(cfg)
+        self._form_policies: dict[tuple[str, str], Policy] = {}
+        self._submission_forms: dict[str, str | None] = {}
+        for ch, form in cfg.channel_forms.items():
+            self.channel_policies[ch] = restrict_policy(self.form_book.policy(ch, form), cfg.forms[form])
         self._executor_factory = executor_factory or (lambda n: LocalExecutor(n, self.cfg.work / "sandbox"))
         self.delivery_lock = threading.RLock()  # anything that writes into the inbox takes it
         # Every write beneath the data dir that a share user can reach goes through `tree`: a link
@@ -95,9 +103,27 @@ class Service:
     def executor(self) -> Executor | None:
         return self.dispatcher.executor
 
-    def policy_for(self, channel: str) -> Policy:
+    def policy_for(self, channel: str, submission_id: str | None = None) -> Policy:
+        """The channel's policy; for a submission whose form (an upload request's) is not the channel's
+        own, that form's policy and families."""
+        if submission_id:
+            form = self._submission_form(submission_id)
+            if form and form in self.cfg.forms and form != self.cfg.channel_forms.get(channel, "default"):
+                key = (channel, form)
+                if key not in self._form_policies:
+                    self._form_policies[key] = restrict_policy(self.form_book.policy(channel, form),
+                                                               self.cfg.forms[form])
+                return self._form_policies[key]
         # Keys are channel names already (config.py); a job's channel too, unless written before that.
         return self.channel_policies.get(channel_name(channel), self.default_policy)
+
+    def _submission_form(self, submission_id: str) -> str | None:
+        if submission_id not in self._submission_forms:
+            if len(self._submission_forms) > 10_000:
+                self._submission_forms.clear()
+            row = self.ledger.one("SELECT form FROM submissions WHERE id = ?", (submission_id,))
+            self._submission_forms[submission_id] = row["form"] if row is not None else None
+        return self._submission_forms[submission_id]
 
     def start(self) -> None:
         with self.ledger.tx() as t:
