@@ -310,7 +310,7 @@ def family_benches(quick: bool) -> list[dict]:
     import importlib
 
     rows = []
-    for name in ("bench_pdf", "bench_ooxml", "bench_images", "bench_mail", "bench_legacy"):
+    for name in ("bench_pdf", "bench_ooxml", "bench_images", "bench_mail", "bench_legacy", "bench_fairness"):
         if not (Path(__file__).parent / f"{name}.py").exists():
             continue
         _log(f"{name}.run(quick={quick})")
