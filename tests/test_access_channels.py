@@ -9,6 +9,7 @@ clerks), and a clerk bound to `ｚｅｉｍｕ` is zeimu's clerk.
 """
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -124,8 +125,12 @@ def env(tmp_path_factory):
     for c in (mover, zclerk, zappr):
         c.close()
     assert ta("user", "channels", "mover", "--channels", "国保課", data_dir=d).returncode == 0
+    r = ta("exchange", "create", "--config", str(d.parent / f"{d.name}.toml"), "--channel", "国保課", "--expires",
+           "1d", data_dir=d)
+    assert r.returncode == 0, r.stderr
+    klink = r.stdout.strip().splitlines()[-1]
     yield {"app": a, "kkey": kkey, "zkey": zkey, "free_key": free_key, "zform": zform, "zsub": zsub,
-           "zjob": zjob, "zzip": zzip, "moved": moved, "pending": pending, "rows": rows}
+           "zjob": zjob, "zzip": zzip, "moved": moved, "pending": pending, "rows": rows, "klink": klink}
     a.stop()
 
 
@@ -360,11 +365,50 @@ def _a_docs(s):
     return out
 
 
+def _u_page(s):
+    # A link is its channel's: 国保課's page shows 国保課 only.
+    r = httpx.get(s["env"]["klink"], timeout=30)
+    assert r.status_code == 200 and "国保課" in r.text
+    forged = httpx.get(s["app"].api + "/u/" + "A" * 43, timeout=30)
+    assert forged.status_code in (404, 410) and "国保課" not in forged.text
+    return [r, forged]
+
+
+def _u_post(s):
+    """The page's form cannot redirect the files to another channel: a `channel` field is refused."""
+    with httpx.Client(timeout=30) as c:
+        page = c.get(s["env"]["klink"])
+        action = html.unescape(re.search(r'<form method="post" action="([^"]+)"', page.text).group(1))
+        fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
+        r = c.post(s["app"].api + action, headers={"Origin": s["app"].api},
+                   data={**fields, "氏名": "山田", "channel": "zeimu"}, files=[("files", ("a.txt", b"x"))])
+    assert r.status_code == 422 and "このフォームにない項目" in html.unescape(r.text), r.text[:500]
+    with _db(s["app"]) as db:
+        assert db.execute("SELECT COUNT(*) FROM submissions WHERE request_id IS NOT NULL").fetchone()[0] == 0
+    return [r]
+
+
+def _s_status(s):
+    # The status page answers its own token only: neither a guess nor another submission's API id opens it.
+    out = [httpx.get(s["app"].api + "/s/" + "B" * 43, timeout=30),
+           httpx.get(s["app"].api + "/s/" + s["env"]["zsub"]["id"], timeout=30)]
+    assert all(r.status_code == 404 for r in out)
+    return out
+
+
+def _u_css(s):
+    r = httpx.get(s["app"].api + "/assets/upload.css", timeout=30)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/css")
+    return [r]
+
+
 API_ATTACKS = {
     ("POST", "/api/v1/submissions"): _a_submit, ("GET", "/api/v1/submissions/{submission_id}"): _a_status,
     ("GET", "/healthz"): _a_healthz, ("GET", "/metrics"): _a_metrics,
     ("GET", "/docs"): _a_docs, ("GET", "/docs/oauth2-redirect"): _a_docs, ("GET", "/redoc"): _a_docs,
     ("GET", "/openapi.json"): _a_docs,
+    ("GET", "/u/{token}"): _u_page, ("POST", "/u/{token}"): _u_post, ("GET", "/s/{token}"): _s_status,
+    ("GET", "/assets/upload.css"): _u_css,
 }
 
 

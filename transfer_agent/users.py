@@ -65,6 +65,11 @@ def _scope(role: str, all_channels: int | None, channels: str | None) -> Scope:
     return Scope(True) if role == "admin" else Scope.from_row(all_channels, channels)
 
 
+def user_scope(row: dict) -> Scope:
+    """The channels of an account row (as `list_users` gives it)."""
+    return _scope(row["role"], row["all_channels"], row["channels"])
+
+
 @dataclass
 class Session:
     user: User

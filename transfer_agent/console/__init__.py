@@ -620,7 +620,10 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
     def admin(request: Request) -> Response:
         sess = con.session(request, ("admin",))
         now = time.time()
-        return con.render(request, "admin.html", users=users.list_users(con.ledger), keys=apikeys.list_keys(con.ledger),
+        accounts = [{**u, "scope_ja": users.user_scope(u).describe_ja()} for u in users.list_users(con.ledger)]
+        keys = [{**k, "scope_ja": Scope.from_row(k["all_channels"], k["channels"]).describe_ja()}
+                for k in apikeys.list_keys(con.ledger)]
+        return con.render(request, "admin.html", users=accounts, keys=keys,
                           now=now, roles=users.ROLE_JA, msg=_flash(request, sess),
                           audit=con.ledger.query("SELECT seq, ts, event, actor, job_id, data FROM audit"
                                                  " ORDER BY seq DESC LIMIT 30"))
