@@ -277,8 +277,8 @@ class _Rebuild:
                 refused = FileResult(source=loc, size=len(att.data))
                 refused.threats.append(Threat("file.executable", _display(c), "blocked", "second name of the part"))
                 self._blocked_att(loc, refused.block(
-                    f"the part also calls itself {_display(c)}, a name Windows would run",
-                    f"別名（{_display(c)}）が実行ファイルの名前になっています"))
+                    f"別名（{_display(c)}）が実行ファイルの名前になっています",
+                    f"the part also calls itself {_display(c)}, a name Windows would run"))
                 return
         if ctx.process_child is None:
             raise Blocked("attachments cannot be processed here", "添付ファイルを処理できません")
