@@ -6,7 +6,8 @@
   cdr extract PATH          text rendition on stdout
   cdr policy check FILE...  validate policy files
 
-Exit codes: 0 every input got a verdict (blocked included); 2 usage error; 1 the tool itself failed.
+Exit codes: 0 every input got a verdict (blocked included, `extract` too); 2 usage error; 1 the tool
+itself failed.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import SandboxUnavailable
-from .names import text_name
+from .names import text_name, text_rendition_name
 
 
 class UsageError(Exception):
@@ -147,13 +148,17 @@ def cmd_sanitize(args: argparse.Namespace) -> int:
                 parent = Path(rel).parent
                 if res.verdict != BLOCKED and res.output:
                     produced = Path(res.output)
-                    dest = _unique(out / parent / produced.name, taken)
+                    shown = produced.name
+                    if res.text_output == res.output and shown.endswith(".txt") and any(
+                            t.id == "policy.text_only" for t in res.threats):
+                        shown = text_rendition_name(shown[:-4])  # 申請書.docx.txt would look like 申請書.docx
+                    dest = _unique(out / parent / shown, taken)
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(produced, dest)
                     res.output = str(dest)
                     if res.text_output and Path(res.text_output) != produced:
                         if text_dir is not None:
-                            tdest = text_dir / parent / (dest.name + ".txt")
+                            tdest = _unique(text_dir / parent / text_rendition_name(dest.name), taken)
                             tdest.parent.mkdir(parents=True, exist_ok=True)
                             shutil.move(res.text_output, tdest)
                             res.text_output = str(tdest)
@@ -255,8 +260,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
         pool.check()
         res = pool.run(Job(str(src.resolve()), text_name(src.name), tmp, policy.to_dict(), password=args.password))
         if res.verdict == "blocked" or not res.output:
+            # A verdict, not a failure of the tool: exit 0 as for `sanitize` (nothing on stdout).
             print(f"blocked: {res.reason}", file=sys.stderr)
-            return 1
+            return 0
         data = Path(res.output).read_bytes()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
@@ -277,42 +283,63 @@ def cmd_policy(args: argparse.Namespace) -> int:
     return 2 if bad else 0
 
 
+_EXIT = "exit codes: 0 every input got a verdict (blocked included), 2 usage error, 1 the tool itself failed"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="cdr", description="Content disarm and reconstruction (無害化) engine")
+    raw = argparse.RawDescriptionHelpFormatter
+    ap = argparse.ArgumentParser(prog="cdr", description="Content disarm and reconstruction (無害化) engine",
+                                 epilog=_EXIT)
     ap.add_argument("--version", action="version", version=f"cdr {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    s = sub.add_parser("sanitize", help="rebuild files without active content")
+    s = sub.add_parser(
+        "sanitize", help="rebuild files without active content", formatter_class=raw,
+        description="Rebuild each file (folders are recursed) without macros, scripts, embedded objects, external"
+                    " links and metadata, check the result again, and write it under OUTDIR with the same relative"
+                    " path. Blocked files are not written; --report says why (Japanese and English).",
+        epilog="examples:\n  .venv/bin/cdr sanitize 受信/ -o 無害化済み/ --report report.json\n"
+               "  .venv/bin/cdr sanitize 申請書.docx -o out/ --text text/   # also text/申請書_テキスト.txt\n"
+               "  .venv/bin/cdr sanitize 資料.zip -o out/ --password 'pass'   # PPAP\n" + _EXIT)
     s.add_argument("paths", nargs="+", metavar="PATH")
     s.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     s.add_argument("--policy", metavar="FILE", help="policy TOML file or name in rules/ (default: default)")
     s.add_argument("--report", metavar="FILE.json")
-    s.add_argument("--text", metavar="DIR", help="write text renditions to DIR/<output name>.txt")
+    s.add_argument("--text", metavar="DIR", help="also write text renditions: DIR/<folder>/<output stem>_テキスト.txt"
+                   " (申請書.docx -> 申請書_テキスト.txt)")
     s.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: cores)")
     s.add_argument("--password", help="password for encrypted inputs (PPAP), supplied out of band")
     s.set_defaults(fn=cmd_sanitize)
 
-    d = sub.add_parser("detect", help="show the true type of files")
+    d = sub.add_parser("detect", help="show the true type of files",
+                       description="Print each file's true type (by content), what its name claims and why.")
     d.add_argument("paths", nargs="+", metavar="PATH")
     d.add_argument("--json", action="store_true")
     d.set_defaults(fn=cmd_detect)
 
-    i = sub.add_parser("inspect", help="list findings without writing anything")
+    i = sub.add_parser("inspect", help="list findings without writing anything",
+                       description="List what would be removed or blocked (the same threat ids as the report);"
+                                   " nothing is written.")
     i.add_argument("paths", nargs="+", metavar="PATH")
     i.add_argument("--policy", metavar="FILE")
     i.add_argument("--password")
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_inspect)
 
-    e = sub.add_parser("extract", help="print the text rendition (UTF-8)")
+    e = sub.add_parser("extract", help="print the text rendition (UTF-8)",
+                       description="Print the text of one file (read from its rebuilt form) on stdout, in UTF-8;"
+                                   " spreadsheet cells as Excel shows them. A blocked file prints nothing and its"
+                                   " reason on stderr.", epilog=_EXIT)
     e.add_argument("path", metavar="PATH")
     e.add_argument("--policy", metavar="FILE")
     e.add_argument("--password")
     e.set_defaults(fn=cmd_extract)
 
-    p = sub.add_parser("policy", help="policy tools")
+    p = sub.add_parser("policy", help="policy tools", description="Policy files (rules/*.toml).")
     psub = p.add_subparsers(dest="pcmd", required=True)
-    pc = psub.add_parser("check", help="validate policy files")
+    pc = psub.add_parser("check", help="validate policy files",
+                         description="Load each policy file and report errors by file, key and value; exit 2 on"
+                                     " any error.")
     pc.add_argument("files", nargs="+")
     pc.set_defaults(fn=cmd_policy)
     return ap

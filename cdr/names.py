@@ -55,3 +55,21 @@ def safe_basename(name: str) -> str:
     room = MAX_PART_BYTES - len((dot + ext).encode("utf-8"))
     stem = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(" .") or "_"
     return stem + dot + ext
+
+
+# A text rendition is named after the delivered file's stem, never `申請書.docx.txt`: with Windows hiding
+# extensions that shows as `申請書.docx`, a Word document that is not one.
+TEXT_SUFFIX = "_テキスト.txt"
+
+
+def text_rendition_name(name: str) -> str:
+    """`申請書.docx` -> `申請書_テキスト.txt` (the same rule for `cdr sanitize --text` and the appliance)."""
+    i = name.rfind(".")
+    stem = name[:i] if i > 0 else name
+    return stem + TEXT_SUFFIX
+
+
+def shown_name(name: str) -> str:
+    """What Windows Explorer shows with extensions hidden, compared without case: `申請書.docx` -> `申請書`."""
+    i = name.rfind(".")
+    return (name[:i] if i > 0 else name).casefold()

@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+from cdr.names import text_rendition_name
 from tests.conftest import all_threat_ids, run_cli, sanitize_report
 
 REPORT_KEYS = {"source", "sha256", "size", "detected_type", "verdict", "output", "output_sha256", "threats",
@@ -29,7 +30,9 @@ def test_sanitize_corpus_matches_expectations(corpus, tmp_path):
             assert outp.is_file() and outp.is_relative_to(out)
             # Outputs mirror the relative path of the input.
             assert outp.parent.relative_to(out).as_posix() == Path(rel).parent.as_posix()
-            assert Path(f["text_output"]) == text / Path(rel).parent / (outp.name + ".txt")
+            # Named so that Windows hiding extensions cannot make it look like the document itself.
+            assert Path(f["text_output"]) == text / Path(rel).parent / text_rendition_name(outp.name)
+            assert Path(f["text_output"]).name.endswith("_テキスト.txt")
     # Blocked files are not written at all, not even a placeholder.
     blocked_dir = out / "detect" / "blocked"
     assert not blocked_dir.exists() or not any(blocked_dir.iterdir())
@@ -80,7 +83,16 @@ def test_detect_inspect_extract(corpus, tmp_path):
     assert e.returncode == 0
     assert "住民票の写しの交付申請書" in e.stdout.decode("utf-8") and "表示・申請・ソ・能・十" in e.stdout.decode()
     blocked = run_cli("extract", str(base / "detect" / "blocked" / "tool.exe"))
-    assert blocked.returncode == 1 and "blocked" in blocked.stderr.decode()
+    # A blocked file is a verdict, not a failure: exit 0 (the README's rule), reason on stderr, nothing on stdout.
+    assert blocked.returncode == 0 and "blocked" in blocked.stderr.decode() and blocked.stdout == b""
+    assert run_cli("extract", str(tmp_path / "missing.txt")).returncode == 2
+
+
+def test_subcommand_help_says_what_it_does():
+    for cmd, words in (("sanitize", ("Rebuild", "examples", "exit codes")), ("extract", ("stdout", "exit codes")),
+                       ("inspect", ("nothing is written",)), ("detect", ("true type",))):
+        out = run_cli(cmd, "--help").stdout.decode()
+        assert all(w in out for w in words), (cmd, out)
 
 
 def test_policy_check(tmp_path):
@@ -97,7 +109,7 @@ def test_text_only_policy_delivers_text(corpus, tmp_path):
     report = sanitize_report([base / "text" / "hostile" / "script.html"], out, "--policy", "text-only")
     f = report["files"][0]
     assert f["verdict"] == "sanitized"
-    assert f["output"].endswith("script.html.txt")
+    assert Path(f["output"]).name == "script_テキスト.txt"
     body = Path(f["output"]).read_text("utf-8")
     assert "本文" in body and "<script" not in body and "alert" not in body
 

@@ -233,7 +233,7 @@ class CsvHandler(Handler):
         scan = self._cells(_Scan(data, enc, None, "replace", text=text or ""))
         ascii_view = data.decode("latin-1")  # CP932 reading: same delimiter, quote and trigger bytes
         for d in _delimiters(ascii_view):
-            scan.cells += [(p, f"row {r}, column {c} (as Shift_JIS)", _preview(ascii_view, p))
+            scan.cells += [(p, f"row {r}, column {c} (as Shift_JIS)", _preview(ascii_view, p, d))
                            for p, r, c in _formula_cells(ascii_view, d)]
         return scan
 
@@ -268,7 +268,7 @@ class CsvHandler(Handler):
         for d in delims:
             how = f" (split on {_DELIM_NAMES.get(d, repr(d))})" if d != "," else ""
             for p, r, c in _formula_cells(scan.text, d):
-                found.setdefault(p, (f"row {r}, column {c}{how}", _preview(scan.text, p)))
+                found.setdefault(p, (f"row {r}, column {c}{how}", _preview(scan.text, p, d)))
         scan.cells = [(p, *found[p]) for p in sorted(found)]
         return scan
 
@@ -339,8 +339,20 @@ def _byte_offsets(text: str, positions: list[int], codec: str, errors: str) -> l
     return offsets
 
 
-def _preview(text: str, pos: int) -> str:
-    return re.split(r"[\r\n]", text[pos:pos + 40], maxsplit=1)[0].encode("utf-8", "replace").decode("utf-8")
+_QUOTED = re.compile(r'(?:[^"]|"")*')
+
+
+def _preview(text: str, pos: int, d: str = ",") -> str:
+    """The cell's value (its first 40 characters): up to its delimiter, or its closing quote when quoted."""
+    window = text[pos:pos + 400]
+    if pos > 0 and text[pos - 1] == '"' and (pos == 1 or text[pos - 2] in (d, "\n", "\r")):
+        cell = _QUOTED.match(window).group(0).replace('""', '"')
+    else:
+        cell = re.split("[\r\n" + re.escape(d) + "]", window, maxsplit=1)[0]
+    cell = " ".join(cell.split("\n")).replace("\r", " ")
+    if len(cell) > 40:
+        cell = cell[:40] + "…"
+    return cell.encode("utf-8", "replace").decode("utf-8")
 
 
 @lru_cache(maxsize=64)
