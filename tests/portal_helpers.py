@@ -71,14 +71,15 @@ class Appliance:
                 self.proc.wait(5)
 
 
-def start(data_dir: Path, *extra: str, config: str = CONFIG, verify: object = True) -> Appliance:
+def start(data_dir: Path, *extra: str, config: str = CONFIG, verify: object = True,
+          env: dict[str, str] | None = None) -> Appliance:
     data_dir.mkdir(parents=True, exist_ok=True)
     cfg = data_dir.parent / f"{data_dir.name}.toml"
     cfg.write_text(config, "utf-8")
     log = open(data_dir.parent / f"{data_dir.name}.log", "wb")  # noqa: SIM115 - child keeps it
     proc = subprocess.Popen([str(BIN), "serve", "--data-dir", str(data_dir), "--config", str(cfg),
                              "--api-port", "0", "--console-port", "0", *extra],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ))
+                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})})
     info = data_dir / "state" / "agent.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -13,7 +13,6 @@ import json
 import os
 import sqlite3
 import time
-from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -22,6 +21,7 @@ import pytest
 from tests.portal_helpers import add_user, new_key, start
 from tests.test_appliance import Agent, drop
 from tests.test_console_security import _csrf, _login
+from transfer_agent import clock
 
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -77,7 +77,7 @@ def env(tmp_path_factory):
     base = tmp_path_factory.mktemp("links")
     outside = _outside(base)
     data = base / "data"
-    today = datetime.now().strftime("%Y-%m-%d")
+    today = clock.day()
     # Planted before the appliance starts: a channel folder and a date folder that are links.
     (data / "inbox" / "linked_date").mkdir(parents=True)
     os.symlink(outside, data / "inbox" / "linked_channel")

@@ -11,13 +11,14 @@ import json
 import re
 import sqlite3
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
 from tests.portal_helpers import new_key, start, wait_done
 from tests.test_appliance import EXE, Agent, drop
+from transfer_agent import clock
 
 _WIN_BAD = re.compile(r'[<>:"|?*\x00-\x1f]')
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
@@ -121,7 +122,7 @@ def test_bundle_keeps_its_date_folder_when_handed_over_after_midnight(tmp_path: 
         if proc.poll() is None:
             proc.kill()
     # Make it yesterday's 23:59:59 submission, as if midnight passed before the handover.
-    yesterday = datetime.now() - timedelta(days=1)
+    yesterday = clock.local() - timedelta(days=1)  # in the appliance's zone
     late = yesterday.replace(hour=23, minute=59, second=59).timestamp()
     day = yesterday.strftime("%Y-%m-%d")
     conn = sqlite3.connect(data / "state" / "ledger.sqlite3")
@@ -138,6 +139,6 @@ def test_bundle_keeps_its_date_folder_when_handed_over_after_midnight(tmp_path: 
             wait_done(c, f"/api/v1/submissions/{sid}")
         files = sorted(p.name for p in (data / bundle).iterdir())
         assert "申請書.txt" in files and "form.txt" in files and "manifest.json" in files, files
-        assert not (data / "inbox" / "default" / datetime.now().strftime("%Y-%m-%d")).exists()
+        assert not (data / "inbox" / "default" / clock.day()).exists()
     finally:
         app.stop()

@@ -9,15 +9,16 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import sqlite3
 import sys
 import threading
-import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from . import clock
 from .config import ConfigError, load_config
 
 log = logging.getLogger("transfer_agent.cli")
@@ -36,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="transfer-agent", description="LGWAN transfer appliance (無害化転送)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="run the appliance")
+    s = sub.add_parser("serve", help="run the appliance", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Run the appliance: watch DATA_DIR/dropbox/, sanitize in worker processes, deliver"
+                                   " into DATA_DIR/inbox/<channel>/<date>/ (with a Japanese report beside each file),"
+                                   " serve the REST intake (API port) and the staff console (console port).",
+                       epilog="example:\n  .venv/bin/transfer-agent serve --data-dir var   # = make run\n"
+                              "configuration: DATA_DIR/transfer_agent.toml or --config FILE (flags win); the"
+                              " embedded defaults are transfer_agent/transfer_agent.toml")
     _data_dir_arg(s)
     s.add_argument("--config", help="configuration TOML (default: DATA_DIR/transfer_agent.toml if present)")
     s.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -67,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--concurrency", type=int, default=0, help="sandboxed workers on this node (default: one per core)")
     w.set_defaults(func=cmd_worker)
 
-    st = sub.add_parser("status", help="job counts from the ledger")
+    st = sub.add_parser("status", help="job counts from the ledger",
+                        description="Print job counts by status, verdict and channel, and the size of the"
+                                    " quarantine, from the ledger (the service may be running).")
     _data_dir_arg(st, "./var")
     st.add_argument("--json", action="store_true", help="print JSON")
     _database_arg(st)
@@ -75,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("audit", help="audit trail tools")
     asub = a.add_subparsers(dest="audit_command", required=True)
-    v = asub.add_parser("verify", help="check the hash chain; exit 1 naming the first broken row")
+    v = asub.add_parser("verify", help="check the hash chain; exit 1 naming the first broken row",
+                        description="Check the hash-chained audit trail and its anchor; exit 0 when intact, 1"
+                                    " naming the first broken row.")
     _data_dir_arg(v, "./var")
     _database_arg(v)
     v.add_argument("--anchor", action="append", default=[], metavar="FILE",
@@ -235,25 +246,39 @@ def _write_private(path: Path, info: dict) -> None:
     os.replace(tmp, path)
 
 
+def _program() -> str:
+    """How to call transfer-agent from here: .venv/bin/transfer-agent when started from the checkout."""
+    exe = Path(sys.executable).parent / "transfer-agent"
+    if not exe.exists():
+        return "transfer-agent"
+    try:
+        return shlex.quote(str(exe.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(exe))
+
+
 def _banner(cfg, svc, api_url: str, console_url: str) -> str:  # noqa: ANN001
     from .db import describe
 
     ch = ", ".join(f"{c}={p.label}" for c, p in svc.channel_policies.items())
+    prog = _program()
+    now = clock.local()
     lines = [
         f"transfer-agent is running (data: {cfg.data_dir})",
         f"  drop files here  : {cfg.dropbox}/   (a subfolder dropbox/<channel>/ is a channel)",
-        f"  clean files in   : {cfg.inbox}/<channel>/<YYYY-MM-DD>/   (+ NAME.cdr.json, NAME.txt, *.blocked.json)",
+        f"  clean files in   : {cfg.inbox}/<channel>/<YYYY-MM-DD>/   (+ NAME.報告.txt, NAME.cdr.json,"
+        " STEM_テキスト.txt, NAME.blocked.json)",
         f"  originals        : {cfg.quarantine}/   (kept {svc.default_policy.retention_days} days)",
         f"  ledger           : {describe(cfg.ledger_target)}",
         f"  API              : {api_url}   (health {api_url}healthz, metrics {api_url}metrics)",
         f"  staff console    : {console_url}",
         f"  policy           : {svc.default_policy.label}" + (f"; channels: {ch}" if ch else ""),
         f"  workers          : {cfg.worker_count}",
-        f"  time zone        : {time.strftime('%Z (UTC%z)')}   (inbox dates and receipts; set TZ=Asia/Tokyo if"
-        " the server runs in UTC)",
-        f"  console account  : transfer-agent user add --data-dir {cfg.data_dir} --name NAME --role clerk"
-        " (password on stdin)",
-        f"  API key          : transfer-agent apikey create --data-dir {cfg.data_dir} --client NAME",
+        f"  time zone        : {cfg.timezone} ({now.strftime('%Z, UTC%z')}; now {now.strftime('%Y-%m-%d %H:%M %Z')})"
+        "   (inbox dates, receipts, times shown; [service] timezone)",
+        f"  console account  : echo PASSWORD | {prog} user add --data-dir {shlex.quote(str(cfg.data_dir))}"
+        " --name NAME --role clerk",
+        f"  API key          : {prog} apikey create --data-dir {shlex.quote(str(cfg.data_dir))} --client NAME",
         "  stop with Ctrl-C (or SIGTERM)",
     ]
     return "\n".join(lines)

@@ -7,8 +7,9 @@
   apikey revoke --data-dir DIR KEY_ID_OR_PREFIX
   user add      --data-dir DIR --name NAME --role clerk|approver|admin [--display-name TEXT]
                 [--channels A,B | --all-channels]   (password from stdin: one line; asked twice on a terminal)
-  user channels NAME (--channels A,B | --all-channels | --none)
-  user list | passwd NAME | disable NAME | enable NAME | unlock NAME
+  user channels --name NAME (--channels A,B | --all-channels | --none)
+  user list | passwd --name NAME | disable --name NAME | enable --name NAME | unlock --name NAME
+                (the positional NAME of earlier versions still works, with a note)
   originals legacy --data-dir DIR [--remove] [--json]
                 originals that older versions copied into shared delivery folders (and removing them)
 
@@ -24,11 +25,10 @@ import string
 import sys
 import unicodedata
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import apikeys, users
+from . import apikeys, clock, users
 from .channels import Scope, parse_list
 from .ledger import Ledger
 
@@ -41,7 +41,7 @@ def _open(args: argparse.Namespace) -> Ledger:
 
 
 def _ts(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+    return clock.shown(ts) if ts else "-"
 
 
 def _read_password(confirm: bool = True) -> str:
@@ -60,9 +60,16 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--data-dir", default="./var", help="data directory (default ./var)")
         p.add_argument("--database", help="the shared ledger, postgresql://USER@HOST:PORT/DB (security cloud)")
 
-    k = sub.add_parser("apikey", help="API keys for e-application systems")
+    raw = argparse.RawDescriptionHelpFormatter
+    k = sub.add_parser("apikey", help="API keys for e-application systems", formatter_class=raw,
+                       description="API keys for the e-application systems that POST to /api/v1/submissions.",
+                       epilog="examples:\n  .venv/bin/transfer-agent apikey create --data-dir var --client 電子申請システム\n"
+                              "  .venv/bin/transfer-agent apikey list --data-dir var\n"
+                              "  .venv/bin/transfer-agent apikey revoke --data-dir var PREFIX")
     ks = k.add_subparsers(dest="apikey_command", required=True)
-    c = ks.add_parser("create", help="issue a key; the key is the last line printed")
+    c = ks.add_parser("create", help="issue a key; the key is the last line printed",
+                      description="Issue a key for a client. The key is printed once, as the last line of"
+                                  " stdout; only its hash is kept.")
     dd(c)
     c.add_argument("--client", required=True, help="name of the form system / client")
     _scope_args(c)
@@ -81,20 +88,27 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("key", help="key id or prefix (as in `apikey list`)")
     r.set_defaults(func=cmd_apikey_revoke)
 
-    u = sub.add_parser("user", help="console accounts")
+    u = sub.add_parser("user", help="console accounts", formatter_class=raw,
+                       description="Accounts of the staff console: clerk (担当者), approver (上長), admin (管理者).",
+                       epilog="examples:\n  echo 'a long password' | .venv/bin/transfer-agent user add --data-dir var"
+                              " --name yamada --role clerk --display-name '山田 花子'\n"
+                              "  .venv/bin/transfer-agent user unlock --data-dir var --name yamada")
     us = u.add_subparsers(dest="user_command", required=True)
-    a = us.add_parser("add", help="add an account; password from stdin")
+    a = us.add_parser("add", help="add an account; password from stdin",
+                      description="Add a console account. The password is read from stdin (one line), or asked"
+                                  " twice on a terminal; at least 10 characters.")
     dd(a)
-    a.add_argument("--name", required=True)
+    a.add_argument("--name", required=True, help="login name")
     a.add_argument("--role", required=True, choices=users.ROLES)
     a.add_argument("--display-name", default="", help="name shown in the console (e.g. 山田 花子)")
     _scope_args(a)
     a.set_defaults(func=cmd_user_add)
     uc = us.add_parser("channels", help="bind an account to channels (what it may see and request)")
     dd(uc)
-    uc.add_argument("name")
+    uc.add_argument("--name", help="login name (as in `user add --name`)")
+    uc.add_argument("old_name", nargs="?", metavar="NAME", help=argparse.SUPPRESS)  # before --name existed
     _scope_args(uc, change=True)
-    uc.set_defaults(func=cmd_user_channels)
+    uc.set_defaults(func=_named(cmd_user_channels, "channels"))
     ul = us.add_parser("list", help="list accounts")
     dd(ul)
     ul.add_argument("--json", action="store_true")
@@ -103,10 +117,11 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
                                  ("disable", "disable an account and end its sessions", cmd_user_disable),
                                  ("enable", "enable an account", cmd_user_enable),
                                  ("unlock", "clear a lockout", cmd_user_unlock)):
-        p = us.add_parser(name, help=helptext)
+        p = us.add_parser(name, help=helptext, description=f"{helptext[0].upper()}{helptext[1:]}.")
         dd(p)
-        p.add_argument("name")
-        p.set_defaults(func=func)
+        p.add_argument("--name", help="login name (as in `user add --name`)")
+        p.add_argument("old_name", nargs="?", metavar="NAME", help=argparse.SUPPRESS)  # before --name existed
+        p.set_defaults(func=_named(func, name))
 
     o = sub.add_parser("originals", help="released originals")
     os_ = o.add_subparsers(dest="originals_command", required=True)
@@ -115,6 +130,21 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     lg.add_argument("--remove", action="store_true", help="delete the copies still there (audited)")
     lg.add_argument("--json", action="store_true")
     lg.set_defaults(func=cmd_originals_legacy)
+
+
+def _named(func: Callable[[argparse.Namespace], int], command: str) -> Callable[[argparse.Namespace], int]:
+    """`user unlock --name NAME`, as `user add --name`; the positional form of earlier versions still works."""
+    def run(args: argparse.Namespace) -> int:
+        if args.old_name and args.name and args.old_name != args.name:
+            return _fail(f"user {command}: give the name once (--name {args.name})")
+        if args.old_name and not args.name:
+            print(f"transfer-agent: note: `user {command} NAME` is deprecated; use `user {command} --name NAME`",
+                  file=sys.stderr)
+        args.name = args.name or args.old_name
+        if not args.name:
+            return _fail(f"user {command}: --name NAME is required")
+        return func(args)
+    return run
 
 
 def _scope_args(p: argparse.ArgumentParser, change: bool = False) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -37,6 +38,7 @@ class Config:
     policy: str = "default"
     shutdown_grace_seconds: float = 30.0
     log_level: str = "info"
+    timezone: str = "Asia/Tokyo"  # folder dates, receipts and every time shown, whatever the server's zone
     default_channel: str = "default"
     stable_seconds: float = 5.0
     close_settle_seconds: float = 1.0
@@ -159,6 +161,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "data_dir": ("data_dir", str), "host": ("host", str), "api_port": ("api_port", int),
         "console_port": ("console_port", int), "workers": ("workers", int), "policy": ("policy", str),
         "shutdown_grace_seconds": ("shutdown_grace_seconds", float), "log_level": ("log_level", str),
+        "timezone": ("timezone", str),
         "api_host": ("api_host", str), "console_host": ("console_host", str),
         "api_tls_cert": ("api_tls_cert", str), "api_tls_key": ("api_tls_key", str),
         "console_tls_cert": ("console_tls_cert", str), "console_tls_key": ("console_tls_key", str),
@@ -259,8 +262,10 @@ def load_config(config_file: str | Path | None = None, data_dir: str | Path | No
             data = tomllib.loads(path.read_text("utf-8"))
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(toml_error(path, exc)) from None
         _apply(values, data, str(path))
         source = str(path)
     if data_dir is not None:
@@ -273,6 +278,9 @@ def load_config(config_file: str | Path | None = None, data_dir: str | Path | No
     _load_forms(cfg, decls, path)
     _validate(cfg)
     cfg.default_channel = channel_name(cfg.default_channel)
+    from . import clock
+
+    clock.set_zone(cfg.timezone)  # every process of the appliance loads its configuration first
     return cfg
 
 
@@ -301,7 +309,59 @@ def _load_forms(cfg: Config, decls: dict[str, tuple[Any, str]], path: Path | Non
             cfg.channel_policies[ch] = fp
 
 
+_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _quote_keys(dotted: str) -> str:
+    """`channels.国保課` -> `channels."国保課"`: a bare key may hold only ASCII letters, digits, _ and -."""
+    parts = [p.strip() for p in dotted.split(".")]
+    return ".".join(p if _BARE.fullmatch(p) or p.startswith(('"', "'")) else f'"{p}"' for p in parts)
+
+
+def toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> str:
+    """The TOML error with its line, the line itself and, for the usual mistakes, the line as it should be."""
+    msg = _AT.sub("", str(exc)).strip()
+    m = _AT.search(str(exc))
+    if not m:
+        return f"{path}: not valid TOML: {msg}"
+    n = int(m.group(1))
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    text = lines[n - 1] if 0 < n <= len(lines) else ""
+    out = [f"{path}: line {n}: not valid TOML: {msg}", f"  {n} | {text}"]
+    fix, why = None, "names other than ASCII letters, digits, _ and - go in quotes"
+    head = re.fullmatch(r"\s*(\[\[?)([^\]]*)(\]\]?)(.*)", text)
+    if head:
+        fixed = _quote_keys(head.group(2))
+        if fixed != head.group(2).strip():
+            fix = f"{head.group(1)}{fixed}{head.group(3)}{head.group(4)}"
+    else:
+        kv = re.fullmatch(r"(\s*)([^=\"']+?)\s*=\s*(.*)", text)
+        if kv:
+            key, value = _quote_keys(kv.group(2)), kv.group(3)
+            bare = value.strip()
+            if bare and not re.fullmatch(r"""(".*"|'.*'|\[.*|\{.*|true|false|[-+0-9_.eE:TZ ]+|inf|nan)(\s*#.*)?""",
+                                         bare):
+                value = '"' + bare.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            if (key, value) != (kv.group(2), kv.group(3)):
+                fix = f"{kv.group(1)}{key} = {value}"
+                if key == kv.group(2):
+                    why = "text values go in quotes"
+    if fix is not None:
+        out.append(f"  fix: {fix}   ({why})")
+    return "\n".join(out)
+
+
 def _validate(cfg: Config) -> None:
+    from . import clock
+
+    try:
+        clock.load(cfg.timezone)
+    except ValueError as exc:
+        raise ConfigError(f"service.timezone: {exc}") from None
     for name in ("api_port", "console_port"):
         if not 0 <= getattr(cfg, name) <= 65535:
             raise ConfigError(f"{name} = {getattr(cfg, name)}: must be 0..65535")
