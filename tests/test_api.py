@@ -16,6 +16,7 @@ import pytest
 import pyzipper
 
 from tests.portal_helpers import CONFIG, new_key, start, ta, wait_done
+from transfer_agent import clock
 
 # Requests may name only configured (or existing dropbox) channels.
 API_CONFIG = CONFIG + '[channels.kokuho]\npolicy = "default"\n[channels."国保課"]\npolicy = "default"\n'
@@ -72,7 +73,7 @@ def test_auth_missing_wrong_revoked(app, key):
 
 def test_submission_bundle_japanese_fields_and_status(app, key):
     c = client(app, key)
-    fields = {"氏名": "<b>山田</b> 太郎<script>alert(1)</script>", "住所": "東京都千代田区霞が関１－２",
+    fields = {"氏名": "山田 花子 <hanako@example.jp>", "住所": "東京都千代田区霞が関１－２",
               "備考": "右から左\u202eexe.pdf\x07 と ｶﾀｶﾅ", "channel": "kokuho"}
     files = [("files", ("申請書.csv", "氏名,金額\n山田,=1+2\n".encode())),
              ("files", ("メモ.txt", "連絡事項：よろしくお願いします。\n".encode()))]
@@ -93,24 +94,29 @@ def test_submission_bundle_japanese_fields_and_status(app, key):
     # Verdicts only: no contents, no paths.
     assert "山田,=1+2" not in r.text + json.dumps(st) and "inbox" not in json.dumps(st)
 
-    day = time.strftime("%Y-%m-%d")
+    day = clock.day()
     bundle = app.data_dir / "inbox" / "kokuho" / day / body["receipt"]
     names = sorted(p.name for p in bundle.iterdir())
-    assert {"form.json", "form.txt", "manifest.json", "申請書.csv", "申請書.csv.cdr.json", "メモ.txt",
-            "メモ.txt.cdr.json"} <= set(names), names
+    assert {"form.json", "form.txt", "manifest.json", "申請書.csv", "申請書.csv.cdr.json", "申請書.csv.報告.txt",
+            "メモ.txt", "メモ.txt.cdr.json"} <= set(names), names
     assert not [n for n in names if n.startswith(".")]
-    text = (bundle / "form.txt").read_text("utf-8")
-    assert "【氏名】\n山田 太郎\n" in text and "<b>" not in text and "alert" not in text
+    raw = (bundle / "form.txt").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw  # Notepad: UTF-8 with BOM, CRLF
+    text = raw.decode("utf-8-sig").replace("\r\n", "\n")
+    # Exactly as typed: what looks like markup is text (a mail address), never stripped.
+    assert "【氏名】\n山田 花子 <hanako@example.jp>\n" in text
     assert "東京都千代田区霞が関１－２" in text and "ｶﾀｶﾅ" in text
     assert "\u202e" not in text and "\x07" not in text and "右から左exe.pdf と" in text
     assert body["receipt"] in text
     form = json.loads((bundle / "form.json").read_text("utf-8"))
     assert form["receipt"] == body["receipt"] and form["channel"] == "kokuho"
     assert {f["name"] for f in form["fields"]} == {"氏名", "住所", "備考"}
+    assert {f["name"]: f["value"] for f in form["fields"]}["氏名"] == "山田 花子 <hanako@example.jp>"
     man = json.loads((bundle / "manifest.json").read_text("utf-8"))
     assert man["summary"] == {"sanitized": 1, "clean": 1}
     m = {f["name"]: f for f in man["files"]}
     assert m["申請書.csv"]["delivered"] == "申請書.csv" and (bundle / m["申請書.csv"]["report"]).is_file()
+    assert m["申請書.csv"]["report_ja"] == "申請書.csv.報告.txt"
     assert "'=1+2" in (bundle / "申請書.csv").read_text("utf-8")
 
     # Another client cannot see it; unknown ids are 404 JSON.
@@ -284,7 +290,7 @@ def _multipart(*parts: tuple[bytes, bytes], boundary: bytes = b"XYZ") -> bytes:
 
 
 def _bundle(app, channel: str, receipt: str) -> Path:
-    return app.data_dir / "inbox" / channel / time.strftime("%Y-%m-%d") / receipt
+    return app.data_dir / "inbox" / channel / clock.day() / receipt
 
 
 def test_passwords_nested_or_huge_is_400_json(app, key):
@@ -359,24 +365,45 @@ def test_channels_configured_existing_or_unknown(app, key):
     assert (_bundle(app, "住民課", r.json()["receipt"]) / "form.txt").is_file()
 
 
-def test_escaped_markup_never_becomes_live(app, key):
+def test_field_values_and_names_are_kept_exactly(app, key):
+    """Field values are stored and delivered as typed (only control and format characters go): what looks
+    like markup is text. form.txt is plain text; the console escapes what it shows (test_console_*)."""
     c = client(app, key)
     fields = {"備考": "&lt;script&gt;alert(1)&lt;/script&gt;前後",
-              "二重": "&amp;lt;img src=x onerror=alert(2)&amp;gt;",
-              "深い": "&amp;amp;amp;amp;amp;amp;amp;amp;amp;amp;amp;lt;b&gt;x",
-              "比較": "A < B かつ C > D、AT&T と x &lt; y"}
-    r = c.post("/api/v1/submissions", data=fields, files=[("files", ("m.txt", b"m"))])
+              "比較": "A < B かつ C > D、AT&T と x &lt; y",
+              "連絡先": "山田 花子 <hanako@example.jp>\r\n2行目\tタブ\x00\u200b"}
+    r = c.post("/api/v1/submissions", data=fields,
+               files=[("files", ("<img src=x onerror=alert(1)>.txt", b"m"))])
     assert r.status_code == 202, r.text
-    wait_done(c, r.json()["status_url"])
+    st = wait_done(c, r.json()["status_url"])
     bundle = _bundle(app, "default", r.json()["receipt"])
-    text = (bundle / "form.txt").read_text("utf-8")
+    text = (bundle / "form.txt").read_text("utf-8-sig")
     values = {f["name"]: f["value"] for f in json.loads((bundle / "form.json").read_text("utf-8"))["fields"]}
-    for out in (text, json.dumps(values, ensure_ascii=False)):
-        assert not re.search(r"<[A-Za-z!/?]", out), out
-        assert "alert" not in out
-    assert values["備考"] == "前後"
-    assert values["比較"] == "A < B かつ C > D、AT&T と x < y"
-    assert "<" not in values["深い"] and ">" not in values["深い"]
+    assert values["備考"] == fields["備考"] and values["比較"] == fields["比較"]
+    assert values["連絡先"] == "山田 花子 <hanako@example.jp>\n2行目\tタブ"
+    for v in values.values():
+        assert v in text.replace("\r\n", "\n")
+    # The attachment's name as sent, and where it went (Windows cannot hold < > in a name).
+    assert "- <img src=x onerror=alert(1)>.txt (1 バイト)" in text
+    [f] = st["files"]
+    assert (bundle / f["name"]).read_bytes() == b"m" and "<" not in f["name"]
+
+
+def test_file_part_without_a_filename_is_refused(app, key):
+    """`-F files=` (an empty field) or a file part without a name is a 400 naming the part, not a 0-byte file."""
+    c = client(app, key)
+    mp = {"Content-Type": "multipart/form-data; boundary=XYZ"}
+    r = c.post("/api/v1/submissions", headers=mp, content=_multipart(
+        ('form-data; name="氏名"'.encode(), "山田".encode()), (b'form-data; name="files"', b"")))
+    e = error_json(r, 400, "missing_filename")
+    assert "part 2" in e["message"] and "files" in e["message"] and "ファイル名" in e["message_ja"]
+    r = c.post("/api/v1/submissions", content=_multipart((b'form-data; name="files"', b"contents without a name")),
+               headers=mp)
+    e = error_json(r, 400, "missing_filename")
+    assert "part 1" in e["message"]
+    r = c.post("/api/v1/submissions", content=_multipart((b'form-data; name="files"; filename=""', b"x")),
+               headers=mp)
+    error_json(r, 400, "missing_filename")
 
 
 def test_dot_and_undecodable_names_are_not_hidden(app, key):

@@ -22,6 +22,7 @@ import pytest
 import pyzipper
 
 import cdr
+from transfer_agent import clock
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -211,7 +212,11 @@ def check_consistency(data: Path) -> list[dict]:
         assert sorted(names) == sorted(f["name"] for f in plan["files"])
         expected |= {data / j["inbox_dir"] / n for n in names}
         if j["status"] == "blocked":
-            assert [f["kind"] for f in plan["files"]] == ["notice"]
+            assert [f["kind"] for f in plan["files"]] == ["report", "notice"]
+        else:
+            assert [f["kind"] for f in plan["files"]][-3:] == ["report", "sidecar", "output"]
+        if j["source"] == "too_large":
+            continue  # never taken: the file stayed in the dropbox, only its notice was delivered
         q = data / j["quarantine"]
         purged = sqlite3.connect(data / "state" / "ledger.sqlite3").execute(
             "SELECT purged_at FROM quarantine WHERE sha256 = ?", (j["sha256"],)).fetchone()[0]
@@ -287,10 +292,14 @@ def test_japanese_names_verdicts_and_layout(agent: Agent) -> None:
     rows = agent.wait_final(n0 + len(files) + 1)
     assert rows[-1]["name"] == "download.txt"
 
-    day = time.strftime("%Y-%m-%d")
+    day = clock.day()
     out = agent.data / "inbox" / "kokuho" / day
     assert (out / "申請書.txt").read_bytes() == files["kokuho/申請書.txt"]
-    assert (out / "申請書.txt.txt").read_text("utf-8").startswith("国民健康保険")
+    assert (out / "申請書_テキスト.txt").read_text("utf-8").startswith("国民健康保険")
+    # The clerk's report: Japanese, opens in Notepad (UTF-8 with BOM, CRLF).
+    ja = (out / "申請書.txt.報告.txt").read_bytes()
+    assert ja.startswith(b"\xef\xbb\xbf") and b"\r\n" in ja and b"\n" not in ja.replace(b"\r\n", b"")
+    assert "判定：問題なし" in ja.decode("utf-8-sig") and "申請書_テキスト.txt" in ja.decode("utf-8-sig")
     side = json.loads((out / "申請書.txt.cdr.json").read_text("utf-8"))
     assert side["verdict"] == "clean" and side["policy"] == "default@2026.11.1"
     assert side["original_sha256"] == sha(files["kokuho/申請書.txt"])
@@ -304,6 +313,7 @@ def test_japanese_names_verdicts_and_layout(agent: Agent) -> None:
         assert not (out / blocked).exists()
         notice = json.loads((out / f"{blocked}.blocked.json").read_text("utf-8"))
         assert notice["verdict"] == "blocked" and notice["reason_ja"] and notice["reason_en"]
+        assert "判定：配送停止" in (out / f"{blocked}.報告.txt").read_text("utf-8-sig")
         assert threat in {t["id"] for t in notice["threats"]}
     assert (out / "追加資料" / "添付.txt").read_bytes() == b"nested\n"
     # NFC on the way out; the name is otherwise unchanged.
@@ -324,9 +334,9 @@ def test_collision_and_dedup(agent: Agent) -> None:
     agent.wait_final(n0 + 1)
     drop(dropbox / "コピー.txt", body)
     rows = agent.wait_final(n0 + 2)
-    out = agent.data / "inbox" / "kokuho" / time.strftime("%Y-%m-%d")
+    out = agent.data / "inbox" / "kokuho" / clock.day()
     assert (out / "申請書 (2).txt").read_text("utf-8") == "別の内容\n"
-    assert (out / "申請書 (2).txt.cdr.json").is_file() and (out / "申請書 (2).txt.txt").is_file()
+    assert (out / "申請書 (2).txt.cdr.json").is_file() and (out / "申請書 (2)_テキスト.txt").is_file()
     assert (out / "申請書.txt").read_bytes() == body  # never overwritten
     first = [r for r in rows if r["name"] == "申請書.txt" and r["sha256"] == sha(body)][0]
     reused = rows[-1]
@@ -359,7 +369,7 @@ def test_slow_writer_not_taken_early(agent: Agent) -> None:
     rows = agent.wait_final(n0 + 1)
     full = b"".join(chunks)
     assert rows[-1]["size"] == len(full) and rows[-1]["sha256"] == sha(full)
-    out = agent.data / "inbox" / "kokuho" / time.strftime("%Y-%m-%d") / "ゆっくり.txt"
+    out = agent.data / "inbox" / "kokuho" / clock.day() / "ゆっくり.txt"
     assert out.read_bytes() == full
 
 
@@ -367,7 +377,7 @@ def test_stalled_writer_and_hard_link_never_reach_quarantine(agent: Agent, tmp_p
     """A writer that stalls longer than stable_seconds keeps its file in the dropbox until it closes it;
     a hard-linked drop is copied: the sender's inode is never quarantined (or chmodded), so writing
     through the other name later cannot change the original or the bytes that were processed."""
-    day = time.strftime("%Y-%m-%d")
+    day = clock.day()
     path = agent.data / "dropbox" / "kokuho" / "止まる.txt"
     first, rest = "前半\n".encode() * 50, "後半\n".encode() * 50
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -394,7 +404,7 @@ def test_stalled_writer_and_hard_link_never_reach_quarantine(agent: Agent, tmp_p
 def test_cp932_name_in_dropbox_is_delivered(agent: Agent) -> None:
     """A name in CP932 bytes (an old Windows client, unzip without -O) is read as CP932; it neither
     fails intake forever nor holds up a file dropped with it."""
-    day = time.strftime("%Y-%m-%d")
+    day = clock.day()
     box = agent.data / "dropbox" / "zeimu"
     box.mkdir(parents=True, exist_ok=True)
     with open(os.path.join(os.fsencode(box), "課税証明.txt".encode("cp932")), "wb") as f:
@@ -412,8 +422,8 @@ def test_sender_folders_cannot_fake_bundles_or_originals_or_overflow(agent: Agen
     """A drop folder named like a receipt bundle or like `originals` gets its own name, so a sender cannot
     plant files (a forged form.txt) in a resident's e-application bundle or fake an approved original;
     a folder tree deeper than the inbox can hold is cut, so the file still gets delivered."""
-    day = time.strftime("%Y-%m-%d")
-    receipt = time.strftime("%Y%m%d") + "-0042"
+    day = clock.day()
+    receipt = clock.compact_day() + "-0042"
     box = agent.data / "dropbox" / "somu"
     deep = box.joinpath(*[f"階層{i:02d}" + "x" * 40 for i in range(12)])
     drop(box / receipt / "form.txt", "偽の申請内容\n".encode())
@@ -441,7 +451,7 @@ def test_folder_swapped_for_a_symlink_takes_nothing_from_elsewhere(agent: Agent,
     (box / "swap").symlink_to(outside, target_is_directory=True)
     time.sleep(3.0)  # stable_seconds 1.0: long enough to have been taken
     assert (outside / "台帳.txt").read_text("utf-8") == "他部署の台帳\n"
-    day = time.strftime("%Y-%m-%d")
+    day = clock.day()
     assert not (agent.data / "inbox" / "kokuho" / day / "swap").exists()
     assert not agent.rows("SELECT id FROM jobs WHERE subdir = 'swap'")
     assert any('"intake.skip"' in ln and "swap" in ln for ln in agent.stderr().splitlines())  # it was tried
@@ -449,23 +459,60 @@ def test_folder_swapped_for_a_symlink_takes_nothing_from_elsewhere(agent: Agent,
     shutil.rmtree(box / ".swap-hidden")
 
 
-def test_file_over_the_size_limit_is_left_in_the_dropbox(agent: Agent) -> None:
-    """A sparse file of 200 MB (over max_file_mb = 100) is not copied: it stays where it is, is audited
-    once and shows on /healthz until it is removed."""
+def test_file_over_the_size_limit_gets_a_notice(agent: Agent) -> None:
+    """A sparse file of 200 MB (over max_file_mb = 100) is not copied: it stays where it is; a notice and
+    the clerk's report go into the inbox and the console lists it (a job without an original); it is
+    audited once and shows on /healthz until it is removed."""
     big = agent.data / "dropbox" / "kokuho" / "巨大.pdf"
     with open(big, "wb") as f:
         f.truncate(200 * 1024 * 1024)  # no blocks on disk for the sender
-    end = time.monotonic() + 20
-    note = ""
-    while time.monotonic() < end and "over the size limit" not in note:
-        time.sleep(0.2)
-        note = agent.get("/healthz")[1]
+    job = agent.final_named("巨大.pdf", timeout=30)
+    assert job["source"] == "too_large" and job["verdict"] == "blocked" and job["quarantine"] is None
+    out = agent.data / job["inbox_dir"]
+    notice = json.loads((out / "巨大.pdf.blocked.json").read_text("utf-8"))
+    assert [t["id"] for t in notice["threats"]] == ["file.limit"] and "200.0 MB" in notice["reason_ja"]
+    report = (out / "巨大.pdf.報告.txt").read_text("utf-8-sig")
+    assert "判定：配送停止" in report and "上限" in report and "送信側のフォルダに残っています" in report
+    note = agent.get("/healthz")[1]
     assert "over the size limit" in note and big.exists()
-    assert not agent.rows("SELECT id FROM jobs WHERE name = ?", (big.name,))
     assert len(agent.rows("SELECT seq FROM audit WHERE event = 'intake.too_large'")) == 1
     assert not any(p.stat().st_size > 1 << 20 for p in (agent.data / "work" / "intake").iterdir())
+    time.sleep(1.5)  # more walks of the dropbox: still one job, one audit row
+    assert len(agent.rows("SELECT id FROM jobs WHERE name = ?", (big.name,))) == 1
+    assert len(agent.rows("SELECT seq FROM audit WHERE event = 'intake.too_large'")) == 1
     big.unlink()
     assert "over the size limit" not in agent.get("/healthz")[1]
+
+
+def test_too_large_notice_and_empty_folders_across_a_restart(tmp_path: Path) -> None:
+    """A file over the limit is audited and noticed once, not again at the next start; a sender's folder
+    whose files were taken is removed once empty and quiet (the channel folder stays)."""
+    data = tmp_path / "var"
+    a = Agent(data, extra='[channels.small]\npolicy = "%s"\n' % (tmp_path / "small.toml"))
+    (tmp_path / "small.toml").write_text(SHORT_POLICY.replace("retention_days = 0", "retention_days = 30")
+                                         .replace("max_file_mb = 100", "max_file_mb = 1"), "utf-8")
+    a.start()
+    try:
+        big = data / "dropbox" / "small" / "大きい.pdf"
+        big.parent.mkdir(parents=True)
+        with open(big, "wb") as f:
+            f.truncate(3 * 1024 * 1024)
+        drop(data / "dropbox" / "small" / "山田さん" / "中" / "申請.txt", "申請です\n".encode())
+        a.final_named("大きい.pdf")
+        a.final_named("申請.txt")
+        end = time.monotonic() + 20
+        while (data / "dropbox" / "small" / "山田さん").exists() and time.monotonic() < end:
+            time.sleep(0.2)
+        assert not (data / "dropbox" / "small" / "山田さん").exists() and (data / "dropbox" / "small").is_dir()
+        assert a.term() == 0
+        a.start()
+        time.sleep(2.0)  # several walks of the dropbox after the start
+        assert len(a.rows("SELECT id FROM jobs WHERE name = '大きい.pdf'")) == 1
+        assert len(a.rows("SELECT seq FROM audit WHERE event = 'intake.too_large'")) == 1
+        assert big.exists() and "over the size limit" in a.get("/healthz")[1]
+    finally:
+        if a.proc.poll() is None:
+            a.kill()
 
 
 def test_results_of_another_engine_are_not_reused(agent: Agent) -> None:
@@ -716,7 +763,7 @@ def test_delivery_retried_while_running(tmp_path: Path) -> None:
     job = rows[0]
     assert job["attempts"] == 1 and json.loads(job["plan"]) == plan
     assert (out / "再送.txt").read_bytes() == body
-    assert sorted(os.listdir(out)) == ["再送.txt", "再送.txt.cdr.json", "再送.txt.txt"]
+    assert sorted(os.listdir(out)) == ["再送.txt", "再送.txt.cdr.json", "再送.txt.報告.txt", "再送_テキスト.txt"]
     assert json.loads(job["delivered"]) == [f["name"] for f in plan["files"]]
     n = len(_events(a, "deliver.retry"))
     events = _audit_events(a, job["id"])

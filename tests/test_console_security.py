@@ -3,6 +3,7 @@ ids, banners only from message codes, width-insensitive search, and the CLI list
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from tests.portal_helpers import add_user, new_key, start, ta, wait_done
+from transfer_agent import clock
 from transfer_agent.cli_admin import display_width
 from transfer_agent.users import MAX_FAILURES
 
@@ -111,7 +113,7 @@ def test_parallel_logins_cannot_beat_lockout(env):
         r = c.post("/login", data={"name": "racer", "password": "racer-pass-1", "pre": _pre(c), "next": "/"})
         assert r.status_code == 401 and "ロック" in r.text
     assert "locked" in ta("user", "list", data_dir=app.data_dir).stdout
-    assert ta("user", "unlock", "racer", data_dir=app.data_dir).returncode == 0
+    assert ta("user", "unlock", "--name", "racer", data_dir=app.data_dir).returncode == 0  # as `user add --name`
     _login(app, "racer", "racer-pass-1").close()
 
 
@@ -132,7 +134,9 @@ def test_sequential_lockout_still_counts_each_failure(env):
         r = attempt("nope-nope")
         assert r.status_code == 401 and "ロックしました" in r.text
         assert attempt("racer-pass-1").status_code == 401
-    assert ta("user", "unlock", "racer", data_dir=app.data_dir).returncode == 0
+    old = ta("user", "unlock", "racer", data_dir=app.data_dir)  # the positional form of earlier versions
+    assert old.returncode == 0 and "deprecated" in old.stderr and "--name" in old.stderr
+    assert ta("user", "unlock", data_dir=app.data_dir).returncode == 2
 
 
 BAD_IDS = ["9" * 25, str(2**63), "0", "-1", "abc", "１"]
@@ -310,8 +314,14 @@ def test_ppap_dropped_without_password_is_processed_with_the_one_a_clerk_enters(
     # Once delivered, the file is not processed again (no second copy in the inbox).
     r = c.post(f"/deliveries/{jid}/password", data={"csrf": _csrf(c, f"/deliveries/{jid}"), "password": "x"})
     assert _notice(c.get(r.headers["location"]).text) == "このファイルはすでにパスワードを指定して配送済みです"
-    out = app.data_dir / "inbox" / "ppap" / time.strftime("%Y-%m-%d") / "資料.zip"
-    assert out.is_file() and (app.data_dir / "inbox" / "ppap" / time.strftime("%Y-%m-%d") / "資料.zip.blocked.json").is_file()
+    out = app.data_dir / "inbox" / "ppap" / clock.day() / "資料.zip"
+    # The delivered file supersedes its notices: the first one is gone, the failed retry left none.
+    names = sorted(os.listdir(out.parent))
+    assert out.is_file() and not [n for n in names if n.endswith(".blocked.json") or "(2)" in n], names
+    report = (out.parent / "資料.zip.報告.txt").read_text("utf-8-sig")
+    assert "判定：無害化済み" in report and "パスワードで開いて" in report and "送信者" not in report
+    page = c.get(f"/deliveries/{jid}").text
+    assert 'id="superseded"' in page and 'id="password-retry"' not in page
     import zipfile
 
     with zipfile.ZipFile(out) as z:

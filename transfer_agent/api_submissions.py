@@ -23,7 +23,6 @@ import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -31,13 +30,13 @@ from urllib.parse import unquote_to_bytes
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from . import apikeys, bundles
+from . import apikeys, bundles, clock
 from . import forms as forms_mod
 from .api_errors import ApiError
 from .api_limits import ClientLimits, Upload
@@ -200,6 +199,7 @@ class _Collector:
         self._field = bytearray()
         # The appliance's own bundle files: an upload never takes their names.
         self._taken: set[str] = {"form.json", "form.txt", "manifest.json"}
+        self._parts = 0
 
     def callbacks(self) -> dict[str, Any]:
         return {"on_part_begin": self.part_begin, "on_header_field": self.header_field,
@@ -228,6 +228,7 @@ class _Collector:
         self._hname, self._hval = bytearray(), bytearray()
 
     def headers_finished(self) -> None:
+        self._parts += 1
         disp, opts = parse_options_header(self._disp)
         if disp != b"form-data" or b"name" not in opts:
             raise ApiError(400, "malformed", "each part needs Content-Disposition: form-data; name=...",
@@ -243,6 +244,13 @@ class _Collector:
             sent = given or "file"
             # Windows clients may send a full path; keep the last component only.
             sent = sent.replace("\\", "/").rsplit("/", 1)[-1] or "file"
+            if not self.browser and not given.replace("\\", "/").rsplit("/", 1)[-1].strip():
+                # `-F files=` (an empty field) or a file part without a name: nothing a clerk could open.
+                raise ApiError(400, "missing_filename",
+                               f"part {self._parts} ({name!r}) has no filename: send files as"
+                               f" name=\"files\"; filename=\"NAME\"",
+                               f"{self._parts}番目のパート（{name}）にファイル名がありません。"
+                               "ファイルは filename を付けて送ってください")
             clean = clean_name(sent)
             n = 1
             while numbered(clean, n).lower() in self._taken:
@@ -608,11 +616,12 @@ class SubmissionService:
         the REST API and the upload page. Returns (id, receipt, replayed). With `request`, the upload
         request's use is counted in the same transaction; ExchangeClosed if it no longer takes any."""
         passwords = passwords or {}
-        files_meta = [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files]
+        files_meta = [{"name": f.name, "sent_name": f.sent_name, "size": f.size, "sha256": f.sha256} for f in files]
+        same = [{k: m[k] for k in ("name", "size", "sha256")} for m in files_meta]  # as before sent_name was kept
         fingerprint = hashlib.sha256(json.dumps(
-            [channel, fields, files_meta, sorted(passwords.items())], ensure_ascii=False).encode()).hexdigest()
+            [channel, fields, same, sorted(passwords.items())], ensure_ascii=False).encode()).hexdigest()
         now = time.time()
-        day = datetime.fromtimestamp(now).strftime("%Y-%m-%d")
+        day = clock.day(now)  # the appliance's zone (JST by default), whatever the server's
         with self.ledger.tx() as t:
             if idem is not None:
                 prev = t.execute("SELECT id, receipt, idem_hash FROM submissions WHERE api_key_id = ? AND"
@@ -756,7 +765,9 @@ class SubmissionService:
             out.append({
                 "name": f["name"],
                 "verdict": j["verdict"] if res is not None else None,
-                "reason": (res.get("reason_ja") or res.get("reason")) if res else None,
+                # The same fields as the report sidecar: `reason` is "ja / en".
+                "reason": res.get("reason") if res else None,
+                "reason_ja": res.get("reason_ja") if res else None,
                 "reason_en": res.get("reason_en") if res else None,
                 "threats": [{"id": t["id"], "action": t["action"]} for t in _all_threats(res)],
             })
@@ -812,6 +823,7 @@ class SubmissionService:
                     "threats": _all_threats(res),
                     "delivered": rel + names["output"] if "output" in names else None,
                     "report": rel + names["sidecar"] if "sidecar" in names else None,
+                    "report_ja": rel + names["report"] if "report" in names else None,
                     "text": rel + names["text"] if "text" in names else None,
                     "notice": rel + names["notice"] if "notice" in names else None,
                 })
@@ -894,7 +906,8 @@ class ThreatOut(BaseModel):
 class FileStatus(BaseModel):
     name: str
     verdict: str | None
-    reason: str | None
+    reason: str | None = Field(None, description="why it was blocked: \"Japanese / English\" (as in the report)")
+    reason_ja: str | None = None
     reason_en: str | None = None
     threats: list[ThreatOut]
 

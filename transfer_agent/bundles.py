@@ -1,61 +1,37 @@
 """The e-application bundle: inbox/<channel>/<date>/<receipt>/ with form.json, form.txt, manifest.json.
 
-The delivered files, sidecars, text renditions and blocked notices are written into the same
-folder by the appliance's delivery. Field values reach clerks as plain text: markup removed
-(script/style bodies too), control and bidi characters removed, Japanese kept as written.
+The delivered files, sidecars, reports, text renditions and blocked notices are written into the same
+folder by the appliance's delivery. Field values reach clerks exactly as typed (`山田 花子
+<hanako@example.jp>` stays whole): only control and format characters (bidi overrides, zero-width) are
+taken out, and line ends become CRLF in form.txt. Nothing here is markup: form.txt is plain text, and
+the console escapes whatever it shows.
 """
 from __future__ import annotations
 
-import html
 import json
 import os
-import re
 import stat
 import time
 import unicodedata
-from datetime import datetime
 from typing import Any
 
-import nh3
-
-from . import safefs
+from . import clock, safefs
 from .safefs import Tree
 
 _KEEP = {"\n", "\t"}
-_BLANKS = re.compile(r"\n{3,}")
-_MAX_ROUNDS = 8
-# '<' that starts a tag, comment, doctype or processing instruction in an HTML viewer.
-_TAGLIKE = re.compile(r"<[A-Za-z!/?]")
+BOM = "\ufeff"  # Notepad on every Windows version reads UTF-8 with a BOM correctly
 
 
-def _strip_markup(value: str) -> str:
-    """nh3 drops every tag and the bodies of script/style; unescape gives the text back.
-
-    Repeated until stable: otherwise `&lt;script&gt;` would come back as a live `<script>`.
-    If it does not settle (deeply nested escapes) or something still looks like a tag, the
-    brackets become full-width: readable for clerks, never markup for an HTML viewer.
-    """
-    for _ in range(_MAX_ROUNDS):
-        out = html.unescape(nh3.clean(value, tags=set(), attributes={}, strip_comments=True))
-        if out == value:
-            break
-        value = out
-    else:
-        return value.replace("<", "＜").replace(">", "＞").replace("&", "＆")
-    if _TAGLIKE.search(value):
-        value = value.replace("<", "＜").replace(">", "＞")
-    return value
-
-
-def plain_text(value: str) -> str:
-    """A field value as safe plain text."""
+def field_text(value: str) -> str:
+    """A field value as typed, minus control and format characters (CR LF and CR become LF; tab kept)."""
     value = value.replace("\r\n", "\n").replace("\r", "\n")
-    if "<" in value or "&" in value:
-        value = _strip_markup(value)
-    value = unicodedata.normalize("NFC", value)
-    # Cc = control, Cf = format (bidi overrides, zero-width), Co/Cs/Cn = private/surrogate/unassigned.
-    value = "".join(c for c in value if c in _KEEP or unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co"))
-    return _BLANKS.sub("\n\n", value).strip()
+    # Cc = control, Cf = format (bidi overrides, zero-width), Cs = lone surrogates.
+    return "".join(c for c in value if c in _KEEP or unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+
+
+def crlf_text(lines: list[str]) -> bytes:
+    """Lines as a text file a clerk opens by double-click: UTF-8 with a BOM, CRLF line ends."""
+    return (BOM + "\r\n".join(line.replace("\n", "\r\n") for line in lines) + "\r\n").encode("utf-8")
 
 
 def _dumps(obj: Any) -> bytes:
@@ -65,34 +41,35 @@ def _dumps(obj: Any) -> bytes:
 def form_documents(meta: dict[str, Any], fields: list[tuple[str, str]],
                    files: list[dict[str, Any]]) -> tuple[bytes, bytes]:
     """(form.json, form.txt) contents. `meta` has receipt, submission_id, client, channel, received_at."""
-    received = datetime.fromtimestamp(meta["received_at"]).astimezone()
     doc = {
         "receipt": meta["receipt"],
         "submission_id": meta["submission_id"],
         "client": meta["client"],
         "channel": meta["channel"],
-        "received_at": received.isoformat(timespec="seconds"),
-        # Same cleaning as form.txt: no markup, control or bidi characters reach the LGWAN side.
-        "fields": [{"name": plain_text(k), "value": plain_text(v)} for k, v in fields],
-        "files": [{"name": f["name"], "size": f["size"], "sha256": f["sha256"]} for f in files],
+        "received_at": clock.iso(meta["received_at"]),
+        "fields": [{"name": field_text(k), "value": field_text(v)} for k, v in fields],
+        "files": [{"name": f["name"], "sent_name": field_text(f.get("sent_name") or f["name"]), "size": f["size"],
+                   "sha256": f["sha256"]} for f in files],
     }
     lines = [
         "電子申請 受付内容",
         f"受付番号: {meta['receipt']}",
-        f"受付日時: {received.strftime('%Y-%m-%d %H:%M:%S')}",
-        f"送信元: {plain_text(meta['client'])}",
+        f"受付日時: {clock.shown(meta['received_at'], seconds=True)}",
+        f"送信元: {field_text(meta['client'])}",
         f"チャネル: {meta['channel']}",
         "",
     ]
     for k, v in fields:
-        lines.append(f"【{plain_text(k) or '（無題）'}】")
-        lines.append(plain_text(v) or "（空欄）")
+        lines.append(f"【{field_text(k) or '（無題）'}】")
+        lines.append(field_text(v) or "（空欄）")
         lines.append("")
     lines.append(f"添付ファイル（{len(files)}件）:")
     for f in files:
-        lines.append(f"- {plain_text(f['name'])} ({f['size']:,} バイト)")
-    text = "\n".join(lines) + "\n"
-    return _dumps(doc), text.encode("utf-8")
+        sent = field_text(f.get("sent_name") or f["name"])
+        lines.append(f"- {sent} ({f['size']:,} バイト)")
+        if f["name"] != sent:
+            lines.append(f"  （受信フォルダでは {f['name']} という名前になります）")
+    return _dumps(doc), crlf_text(lines)
 
 
 def _holds(dfd: int, name: str, data: bytes) -> bool:
@@ -166,8 +143,8 @@ def manifest(meta: dict[str, Any], file_entries: list[dict[str, Any]], completed
         "submission_id": meta["submission_id"],
         "client": meta["client"],
         "channel": meta["channel"],
-        "received_at": datetime.fromtimestamp(meta["received_at"]).astimezone().isoformat(timespec="seconds"),
-        "completed_at": datetime.fromtimestamp(completed_at).astimezone().isoformat(timespec="seconds"),
+        "received_at": clock.iso(meta["received_at"]),
+        "completed_at": clock.iso(completed_at),
         "form": ["form.json", "form.txt"],
         "summary": counts,
         "files": file_entries,

@@ -21,13 +21,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cdr.model import BLOCKED
 
-from . import delivery
+from . import clock, delivery
 from .config import Config
 from .crashpoints import crashpoint
 from .metrics import Metrics
@@ -218,22 +217,24 @@ class Deliverer:
         """Commit the verdict and the delivery plan, then deliver."""
         with self.lock:
             row = dict(self.ledger.job(job_id))
-            received = datetime.fromtimestamp(row["received_at"]).strftime("%Y-%m-%d")
+            received = clock.day(row["received_at"])  # the appliance's zone, as receipts and bundles
             inbox_dir = self.cfg.inbox / row["channel"] / received
             if row["subdir"]:
                 inbox_dir = inbox_dir.joinpath(*row["subdir"].split("/"))
             deliver_as = out_name
             if out_name and first_name:
                 deliver_as = reuse_name(row["name"], first_name, out_name)
+            extra = {"receipt": self.ledger.receipt_of(row.get("submission_id")),
+                     **self._retry_context(row, result, str(inbox_dir.relative_to(self.cfg.data_dir)))}
             try:
                 plan = delivery.build_plan(data_dir=self.cfg.data_dir, inbox_dir=inbox_dir, job=row, result=result,
                                            cache_dir=cache, out_name=out_name, text_name=text_name,
-                                           deliver_as=deliver_as, reused_from=reused_from)
+                                           deliver_as=deliver_as, reused_from=reused_from, **extra)
             except delivery.SourceMissing:
                 self._requeue(job_id, cache, "cached output missing")
                 return
             plan["args"] = {"cache": str(cache.relative_to(self.cfg.data_dir)) if cache else None,
-                            "out_name": out_name, "text_name": text_name, "deliver_as": deliver_as}
+                            "out_name": out_name, "text_name": text_name, "deliver_as": deliver_as, **extra}
             threats = sorted({t["id"] for t in result.get("threats", [])})
             with self.ledger.tx() as t:
                 t.commit_verdict(job_id, result, plan, reused_from, str(inbox_dir.relative_to(self.cfg.data_dir)))
@@ -242,6 +243,26 @@ class Deliverer:
                                     "reused_from": reused_from}, job_id=job_id)
             crashpoint("deliver.planned")
             self.deliver(job_id)
+
+    def _retry_context(self, row: dict[str, Any], result: dict[str, Any], dir_rel: str) -> dict[str, Any]:
+        """A password retry: one that failed delivers nothing (the first notice stands, the console shows
+        the attempt); one that worked supersedes the notices of its file (removed, names reused)."""
+        tag = row.get("drop_path")
+        if row.get("source") != "console" or not isinstance(tag, str) or not tag.startswith("retry of job "):
+            return {}
+        if result.get("verdict") == BLOCKED:
+            return {"quiet": True}
+        try:
+            first = int(tag.rsplit(" ", 1)[1])
+        except ValueError:
+            return {}
+        old = []
+        for other in self.ledger.retry_chain(first, tag):
+            plan = json.loads(other["plan"]) if other["id"] != row["id"] and other["plan"] else {}
+            if plan.get("dir") == dir_rel:
+                old += [{"name": f["name"], "sha256": f["sha256"]} for f in plan.get("files", [])
+                        if f["kind"] in ("notice", "report")]
+        return {"supersede": old}
 
     def _requeue(self, job_id: int, cache: Path | None, why: str) -> None:
         if cache is not None:
@@ -281,7 +302,10 @@ class Deliverer:
             files = [{"name": f["name"], "kind": f["kind"], "sha256": f["sha256"]} for f in plan["files"]]
             with self.ledger.tx() as t:
                 t.finish(job_id, final, names)
-                t.audit("delivery", {"dir": plan["dir"], "files": files, "verdict": row["verdict"]}, job_id=job_id)
+                audit = {"dir": plan["dir"], "files": files, "verdict": row["verdict"]}
+                if plan.get("remove"):
+                    audit["superseded"] = [f["name"] for f in plan["remove"]]  # notices of a retried file
+                t.audit("delivery", audit, job_id=job_id)
                 if retry is not None:
                     t.audit("delivery.resumed", {"failures": retry.failures, "first_error": retry.error,
                                                  "waited_seconds": round(time.time() - retry.first_failed, 1)},
@@ -312,7 +336,9 @@ class Deliverer:
         plan = delivery.build_plan(data_dir=self.cfg.data_dir, inbox_dir=self.cfg.data_dir / old["dir"],
                                    job=dict(row), result=json.loads(row["result"]), cache_dir=cache,
                                    out_name=args.get("out_name"), text_name=args.get("text_name"),
-                                   deliver_as=args.get("deliver_as"), reused_from=row["reused_from"])
+                                   deliver_as=args.get("deliver_as"), reused_from=row["reused_from"],
+                                   receipt=args.get("receipt"), supersede=args.get("supersede"),
+                                   quiet=bool(args.get("quiet")))
         plan["args"] = args
         with self.ledger.tx() as t:
             t.set_plan(row["id"], plan)

@@ -16,21 +16,26 @@ import hashlib
 import json
 import os
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cdr.names import windows_safe
+from cdr.names import TEXT_SUFFIX, shown_name, text_rendition_name, windows_safe
 
-from . import safefs
+from . import clock, safefs
+from . import threat_labels as tl
 from .files import clean_name, fit_name, hash_file, numbered, temp_name
+from .report_text import render as render_report
 from .safefs import Refused, Tree
 
-SIDECAR = ".cdr.json"
-TEXT = ".txt"
+SIDECAR = ".cdr.json"   # the report for systems (JSON)
+REPORT = ".報告.txt"     # the report for the clerk (Japanese, opens by double-click)
 NOTICE = ".blocked.json"
+# A sender's name that ends like one of our companions gets a "_" before its extension, so that
+# `申請書.docx.報告.txt` from outside never passes for our report of `申請書.docx`.
+_OURS = (SIDECAR, REPORT, NOTICE, TEXT_SUFFIX)
 
 
 class Conflict(Exception):
@@ -44,7 +49,7 @@ class SourceMissing(Exception):
 @dataclass
 class PlannedFile:
     name: str
-    kind: str  # output | text | sidecar | notice
+    kind: str  # output | text | sidecar | report | notice
     sha256: str
     src: str | None = None  # relative to the data dir
     content: str | None = None
@@ -54,23 +59,42 @@ class PlannedFile:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+    return clock.iso(time.time()) or ""
 
 
-def choose_name(tree: Tree, dir_rel: str, base: str, suffixes: list[str], job_id: int) -> str:
-    """The first of base, 'stem (2).ext', ... whose every companion name is free (a link there counts
-    as taken: it is never written through). A folder that is missing, or refused, has every name free:
-    carrying out the plan makes it, or fails and is retried."""
-    base = windows_safe(fit_name(clean_name(base), 255 - max(len(s.encode()) for s in suffixes) - 12))
+def _defuse(name: str) -> str:
+    low = name.casefold()
+    for ours in _OURS:
+        if low.endswith(ours.casefold()) and len(name) > len(ours):
+            i = name.rfind(".")
+            return name[:i] + "_" + name[i:]
+    return name
+
+
+def choose_name(tree: Tree, dir_rel: str, base: str, companions: Callable[[str], list[str]], job_id: int,
+                free: frozenset[str] = frozenset(), ours: bool = False) -> str:
+    """The first of base, 'stem (2).ext', ... whose every companion name is free and looks like nothing
+    already in the folder to a Windows user with extensions hidden (`申請書.pdf` beside `申請書.docx`
+    becomes `申請書 (2).pdf`; names are compared without case, as the share does). A link there counts
+    as taken: it is never written through. `free`: names this plan removes first (superseded notices).
+    A folder that is missing, or refused, has every name free: carrying out the plan makes it, or fails
+    and is retried. `ours`: a name the appliance made (a text-only rendition), not the sender's."""
+    base = windows_safe(fit_name(clean_name(base), 255 - 40))
+    if not ours:
+        base = _defuse(base)
     try:
         dfd = tree.open_dir(dir_rel)
     except (FileNotFoundError, Refused):
         return base
     try:
+        present = [n for n in os.listdir(dfd) if n not in free]
+        taken = {n.casefold() for n in present}
+        shown = {shown_name(n) for n in present if not n.startswith(".")}
         for n in range(1, 100000):
             cand = numbered(base, n)
-            names = [cand + s for s in suffixes]
-            if not any(safefs.exists(dfd, x) or safefs.exists(dfd, temp_name(x, job_id)) for x in names):
+            names = companions(cand)
+            if not any(x.casefold() in taken or shown_name(x) in shown or safefs.exists(dfd, temp_name(x, job_id))
+                       for x in names):
                 return cand
     finally:
         os.close(dfd)
@@ -85,15 +109,28 @@ def _json(obj: dict[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
 
 
+def _delivered(cand: str, separate_text: bool) -> list[str]:
+    return [cand, cand + SIDECAR, cand + REPORT] + ([text_rendition_name(cand)] if separate_text else [])
+
+
+def _blocked(cand: str) -> list[str]:
+    return [cand + NOTICE, cand + REPORT]
+
+
 def build_plan(*, data_dir: Path, inbox_dir: Path, job: dict[str, Any], result: dict[str, Any],
                cache_dir: Path | None, out_name: str | None, text_name: str | None,
-               reused_from: int | None, deliver_as: str | None = None) -> dict[str, Any]:
+               reused_from: int | None, deliver_as: str | None = None, receipt: str | None = None,
+               supersede: list[dict[str, str]] | None = None, quiet: bool = False) -> dict[str, Any]:
     """Decide names and contents. `out_name`/`text_name` are files inside `cache_dir`;
-    the output is delivered as `deliver_as` (default `out_name`)."""
+    the output is delivered as `deliver_as` (default `out_name`). `supersede`: notices ({name, sha256})
+    that this delivery replaces (a password retry that worked): removed first, their names free.
+    `quiet`: nothing goes into the inbox (a password retry that failed: the first notice stands)."""
     job_id = int(job["id"])
     tree = Tree(data_dir)
     dir_rel = tree.rel(inbox_dir)
     delivered_at = now_iso()
+    remove = [{"name": f["name"], "sha256": f["sha256"]} for f in supersede or []]
+    free = frozenset(f["name"] for f in remove)
     report: dict[str, Any] = {
         "schema": 1,
         "job_id": job_id,
@@ -119,41 +156,51 @@ def build_plan(*, data_dir: Path, inbox_dir: Path, job: dict[str, Any], result: 
         "submission_id": job.get("submission_id"),
     }
     files: list[PlannedFile] = []
+    if quiet:
+        return {"dir": dir_rel, "files": [], "main": None, "remove": remove}
     if result.get("verdict") == "blocked" or not out_name:
-        name = choose_name(tree, dir_rel, job["name"], [NOTICE], job_id)
+        name = choose_name(tree, dir_rel, job["name"], _blocked, job_id, free)
         report.update({
             "delivered": False,
-            "notice_ja": "このファイルは安全に無害化できなかったため、配送を停止しました。原本は隔離されています。",
-            "notice_en": "This file could not be made safe and was not delivered. The original is quarantined.",
+            "notice_ja": "このファイルは配送していません。" + tl.verdict_sentence(result),
+            "notice_en": "This file was not delivered. " + tl.verdict_sentence(result, "en"),
+            "report_name": name + REPORT,
         })
         body = _json(report)
+        ja = render_report(job=job, result=result, delivered_name=None, text_name=None, receipt=receipt)
+        files.append(PlannedFile(name + REPORT, "report", _sha(ja), content=ja.decode("utf-8")))
         files.append(PlannedFile(name + NOTICE, "notice", _sha(body.encode()), content=body))
-        return {"dir": dir_rel, "files": [f.to_dict() for f in files],
-                "main": name + NOTICE}
+        return {"dir": dir_rel, "files": [f.to_dict() for f in files], "main": name + NOTICE, "remove": remove}
     assert cache_dir is not None
     separate_text = bool(text_name) and text_name != out_name
-    suffixes = ["", SIDECAR] + ([TEXT] if separate_text else [])
-    name = choose_name(tree, dir_rel, deliver_as or out_name, suffixes, job_id)
+    base, ours = deliver_as or out_name, False
+    if not separate_text and text_name and tl.is_text_only(result) and base.lower().endswith(".txt"):
+        # Text only (テキスト化): 申請書.docx.txt would show as 申請書.docx; it is 申請書_テキスト.txt.
+        base, ours = text_rendition_name(base[:-4]), True
+    name = choose_name(tree, dir_rel, base, lambda c: _delivered(c, separate_text), job_id, free, ours)
     out_src = cache_dir / out_name
-    report.update({"delivered": True, "delivered_name": name, "output_sha256": result.get("output_sha256")})
+    report.update({"delivered": True, "delivered_name": name, "output_sha256": result.get("output_sha256"),
+                   "report_name": name + REPORT})
+    shown_text = None
     if separate_text:
         tsrc = cache_dir / text_name
         tsha = _file_sha(tsrc)
-        files.append(PlannedFile(name + TEXT, "text", tsha, src=str(tsrc.relative_to(data_dir))))
-        report.update({"text_name": name + TEXT, "text_sha256": tsha})
+        shown_text = text_rendition_name(name)
+        files.append(PlannedFile(shown_text, "text", tsha, src=str(tsrc.relative_to(data_dir))))
+        report.update({"text_name": shown_text, "text_sha256": tsha})
     elif text_name:
         report.update({"text_name": name, "text_sha256": result.get("output_sha256")})
     body = _json(report)
+    ja = render_report(job=job, result=result, delivered_name=name, text_name=shown_text, receipt=receipt)
+    files.append(PlannedFile(name + REPORT, "report", _sha(ja), content=ja.decode("utf-8")))
     files.append(PlannedFile(name + SIDECAR, "sidecar", _sha(body.encode()), content=body))
-    # The delivered file comes last: when it appears, its report is already there.
+    # The delivered file comes last: when it appears, its reports are already there.
     files.append(PlannedFile(name, "output", result["output_sha256"], src=str(out_src.relative_to(data_dir))))
-    return {"dir": dir_rel, "files": [f.to_dict() for f in files], "main": name}
+    return {"dir": dir_rel, "files": [f.to_dict() for f in files], "main": name, "remove": remove}
 
 
 def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).astimezone().isoformat(timespec="seconds")
+    return clock.iso(ts)
 
 
 def _file_sha(path: Path) -> str:
@@ -227,6 +274,10 @@ def execute(plan: dict[str, Any], tree: Tree, job_id: int, fsync: bool = True,
     dfd = tree.open_dir(plan["dir"], create=True, fsync=fsync)
     try:
         done = []
+        for old in plan.get("remove") or []:
+            # Superseded notices go first (theirs are the names this plan may reuse); only our own bytes.
+            if safefs.sha256_of(dfd, old["name"]) == old["sha256"]:
+                safefs.unlink(dfd, old["name"])
         for f in plan["files"]:
             name, tmp = f["name"], temp_name(f["name"], job_id)
             st = safefs.lstat(dfd, name)

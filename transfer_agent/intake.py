@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cdr.model import FileResult, Threat
 from cdr.policy import Policy
 
 from .channels import channel_name
@@ -79,6 +80,21 @@ def _drop_subdir(parts: tuple[str, ...]) -> str:
     return "/".join(kept)
 
 
+def _mb(n: float) -> str:
+    return f"{n / (1 << 20):,.1f} MB"
+
+
+def too_large_result(name: str, size: int, limit: int) -> dict:
+    """The blocked result of a file over the size limit (never copied, never processed)."""
+    res = FileResult(source=name, size=size)
+    res.threats.append(Threat("file.limit", name, "blocked", f"{size} bytes, limit {limit}"))
+    res.block(f"ファイルの大きさ（{_mb(size)}）が上限（{_mb(limit)}）を超えているため、受け取っていません"
+              "（ファイルは送信側のフォルダに残っています）",
+              f"the file ({_mb(size)}) is larger than the limit of {_mb(limit)} and was not taken (it is still"
+              " in the dropbox)")
+    return res.to_dict()
+
+
 def _db_path(path: Path) -> str | bytes:
     """A path as SQLite can store it: the raw bytes (a BLOB) when the name is not valid UTF-8
     (a CP932 name written by an old client); os.fsdecode turns either back into the path."""
@@ -102,6 +118,8 @@ class Intake:
         self.policy_for = policy_for
         self.kick = kick
         self._oversize: dict[str, str] = {}  # dropbox path -> signature, over the size limit
+        # The deliverer's hand_over for a too-large file's notice (job id, blocked result); set by the service.
+        self.on_too_large: Callable[[int, dict], None] | None = None
 
     def on_dropped(self, paths: list[Path]) -> None:
         """The dropbox watcher's files: channel and folder from the path below the dropbox."""
@@ -196,18 +214,30 @@ class Intake:
 
     def _too_large(self, a: Arrival, st: os.stat_result) -> bool:
         """Over the channel policy's size limit: left in the dropbox, never copied (a sparse file of
-        terabytes would fill the disk), reported once per file and on /healthz until it is gone."""
-        limit = self.policy_for(a.channel).limits.max_file_bytes
+        terabytes would fill the disk). Nothing disappears silently: a blocked notice and the clerk's
+        report go into the inbox and the console lists it (a job without an original), audited once
+        per file, across restarts too; /healthz counts it until it is gone."""
+        policy = self.policy_for(a.channel)
+        limit = policy.limits.max_file_bytes
         if st.st_size <= limit:
             return False
         key, s = str(a.path), sig(st)
         if self._oversize.get(key) != s:
             self._oversize[key] = s
-            log.warning("over the size limit, left in the dropbox", extra={
-                "event": "intake.too_large", "path": key, "size": st.st_size, "limit": limit})
+            path = _db_path(a.path)
+            result = too_large_result(a.name, st.st_size, limit)
             with self.ledger.tx() as t:
-                t.audit("intake.too_large", {"channel": a.channel, "name": a.name, "subdir": a.subdir,
-                                             "size": st.st_size, "limit": limit})
+                jid = None
+                if not t.too_large_known(path, s):  # already noticed (before a restart, say)
+                    jid = t.add_too_large(dict(channel=a.channel, name=a.name, subdir=a.subdir, drop_path=path,
+                                               drop_sig=s, size=st.st_size, policy=policy.label), result)
+                    t.audit("intake.too_large", {"channel": a.channel, "name": a.name, "subdir": a.subdir,
+                                                 "size": st.st_size, "limit": limit}, job_id=jid)
+            if jid is not None:
+                log.warning("over the size limit, left in the dropbox; notice delivered", extra={
+                    "event": "intake.too_large", "path": key, "size": st.st_size, "limit": limit, "job_id": jid})
+                if self.on_too_large is not None:
+                    self.on_too_large(jid, result)
         return True
 
     def oversized(self) -> int:

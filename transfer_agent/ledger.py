@@ -160,7 +160,22 @@ class Tx:
         self.cur.execute("UPDATE jobs SET status = 'queued' WHERE id = ? AND status = 'processing'", (job_id,))
 
     def requeue_all_processing(self) -> None:
-        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE status = 'processing'")
+        # A too-large notice has no original to process: recovery delivers its notice instead.
+        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE status = 'processing' AND source != 'too_large'")
+
+    def add_too_large(self, r: dict[str, Any], result: dict[str, Any]) -> int:
+        """A file left in the dropbox for its size: a job with its blocked result, for the notice alone."""
+        cur = self.cur.execute(
+            "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, drop_sig, size, policy, result,"
+            " verdict, received_at) VALUES ('processing','too_large',?,?,?,?,?,?,?,?,'blocked',?)",
+            (r["channel"], r["name"], r["subdir"], r["drop_path"], r["drop_sig"], r["size"], r["policy"],
+             json.dumps(result, ensure_ascii=False), time.time()))
+        return int(cur.lastrowid)
+
+    def too_large_known(self, drop_path: str | bytes, drop_sig: str) -> bool:
+        """Whether this very file (path and signature) already has its too-large notice."""
+        return self.cur.execute("SELECT 1 FROM jobs WHERE source = 'too_large' AND drop_path = ? AND drop_sig = ?",
+                                (drop_path, drop_sig)).fetchone() is not None
 
     def requeue_without_verdict(self, job_id: int) -> None:
         """Back to the queue with the verdict and plan forgotten (its cached output went missing)."""
@@ -296,6 +311,21 @@ class Ledger:
     def one(self, sql: str, params: tuple | dict = ()) -> Any | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
+
+    def retry_chain(self, first_id: int, tag: str) -> list[sqlite3.Row]:
+        """The first job of a file and its password retries (filed under `tag`), in order."""
+        return self.query("SELECT * FROM jobs WHERE id = ? OR (source = 'console' AND drop_path = ?) ORDER BY id",
+                          (first_id, tag))
+
+    def receipt_of(self, submission_id: str | None) -> str | None:
+        """The receipt number of an e-application, for the clerk's report (None without one)."""
+        if not submission_id:
+            return None
+        try:
+            row = self.one("SELECT receipt FROM submissions WHERE id = ?", (submission_id,))
+        except sqlite3.OperationalError:  # no submissions table: no REST intake ever ran here
+            return None
+        return row[0] if row else None
 
     def ping(self) -> bool:
         try:

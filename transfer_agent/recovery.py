@@ -50,6 +50,12 @@ def recover(cfg: Config, ledger: JobStore, quarantine: Quarantine, intake: Intak
         except Exception:  # noqa: BLE001 - logged with the job id, retried at the next start
             log.exception("cannot recover intake", extra={"event": "recover.failed", "job_id": row["id"]})
     rows = ledger.jobs("processing")
+    for row in [r for r in rows if r["source"] == "too_large"]:
+        try:  # a too-large notice whose delivery never started: deliver it now
+            deliverer.finish(row["id"], json.loads(row["result"]), None, None, None, None)
+        except Exception:  # noqa: BLE001 - stays 'processing'; tried again at the next start
+            log.exception("cannot deliver a too-large notice", extra={"event": "recover.failed", "job_id": row["id"]})
+    rows = [r for r in rows if r["source"] != "too_large"]
     if rows:
         with ledger.tx() as t:
             t.requeue_all_processing()

@@ -83,6 +83,7 @@ class Service:
         self.intake = Intake(cfg, self.ledger, self.quarantine, self.metrics, self.policy_for, self._kick)
         self.deliverer = Deliverer(cfg, self.ledger, self.metrics, holds, self._stop, self._kick,
                                    self.delivery_lock, self.on_final, self.tree)
+        self.intake.on_too_large = lambda jid, res: self.deliverer.hand_over(jid, None, res, None, None, None, None)
         self.dispatcher = Dispatcher(cfg, self.ledger, self.metrics, self.policy_for, holds,
                                      self.deliverer.hand_over, self._stop)
         self.maintenance = Maintenance(cfg, self.ledger, self.quarantine, self.metrics, self.dispatcher.live_dirs,

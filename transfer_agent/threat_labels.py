@@ -596,3 +596,33 @@ def verdict_sentence(result: dict[str, Any], lang: str = "ja") -> str:
     if verdict == "sanitized" and is_text_only(result):
         return VERDICT_SENTENCES["text_only"][_lang(lang)]
     return VERDICT_SENTENCES.get(verdict or "", ("", ""))[_lang(lang)]
+
+
+_CELL = re.compile(r"row (\d+), column (\d+)(.*)")
+_CELL_HOW = {" (as Shift_JIS)": "、Shift_JISとして読んだ場合", " (split on tab)": "、タブ区切りとして",
+             " (split on semicolon)": "、セミコロン区切りとして"}
+
+
+def _column(n: int) -> str:
+    out = ""
+    while n > 0:
+        n, r = divmod(n - 1, 26)
+        out = chr(65 + r) + out
+    return out
+
+
+def place(threat: dict[str, Any]) -> str:
+    """Where a finding is, in words a clerk reads: a CSV cell as Excel names it (B2) with its value and
+    what it became; "" when the location is only technical (a part name such as word/vbaProject.bin)."""
+    loc, detail = str(threat.get("location") or ""), str(threat.get("detail") or "")
+    m = _CELL.fullmatch(loc)
+    if not m:
+        more = re.fullmatch(r"(\d+) more cells", loc)
+        return f"ほか {more.group(1)} セル" if more else ""
+    row, col, how = int(m.group(1)), int(m.group(2)), m.group(3)
+    where = f"{_column(col)}{row}（{row}行目・{col}列目{_CELL_HOW.get(how, how)}）"
+    if threat.get("id") == "csv.formula" and detail:
+        if threat.get("action") == "neutralized":
+            return f"{where}：{detail} → '{detail}"  # the apostrophe it gained
+        return f"{where}：{detail}"
+    return where

@@ -129,12 +129,35 @@ class DropboxWatcher:
     def _scan(self, top: Path) -> None:
         if top != self.root and (top.is_symlink() or not os.path.realpath(top).startswith(self._real_root)):
             return  # os.walk would list a linked top folder: taking would refuse it anyway
+        empty: list[str] = []
         for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            if not dirnames and not filenames:
+                empty.append(dirpath)
             for f in filenames:
                 p = os.path.join(dirpath, f)
                 if p not in self._cands and not self.ignored(Path(p)):
                     self._cands[p] = _Candidate()
+        if top == self.root:
+            self._remove_empty(empty)
+
+    def _remove_empty(self, dirs: list[str]) -> None:
+        """A sender's folders (below a channel folder) go once empty and quiet: their files were taken
+        and nothing changed in them for twice `stable_seconds`. Channel folders stay (they name
+        channels); rmdir fails on a folder that is no longer empty, and never follows a link."""
+        quiet = time.time() - 2 * self.cfg.stable_seconds
+        for d in sorted(dirs, key=lambda x: -x.count(os.sep)):
+            parts = Path(d).relative_to(self.root).parts
+            if len(parts) < 2:
+                continue
+            try:
+                st = os.lstat(d)
+                if not stat.S_ISDIR(st.st_mode) or st.st_mtime > quiet:
+                    continue
+                os.rmdir(d)
+            except OSError:
+                continue  # not empty any more, or gone: the next walk looks again
+            log.info("empty sender folder removed", extra={"event": "intake.folder_removed", "path": d})
 
     def _run(self) -> None:
         while not self._stop.is_set():

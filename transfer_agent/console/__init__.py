@@ -16,7 +16,6 @@ import secrets
 import time
 import unicodedata
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -29,7 +28,8 @@ from starlette.concurrency import run_in_threadpool
 
 from cdr.policy import Policy, load_policy
 
-from .. import apikeys, threat_labels, users
+from .. import apikeys, clock, threat_labels, users
+from ..bundles import field_text
 from ..channels import Scope, channel_name
 from ..files import clean_name, fit_name
 from ..ledger import FINAL, Ledger, loads
@@ -77,7 +77,7 @@ class _Denied(Exception):
 
 
 def _fmt_ts(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "—"
+    return clock.shown(ts)  # in the appliance's zone, with it: 2026-12-07 15:30 JST
 
 
 def _fmt_size(n: int | None) -> str:
@@ -99,6 +99,8 @@ def _env() -> Environment:
     env.filters["action_ja"] = threat_labels.action_ja
     env.filters["threat_label"] = threat_labels.label
     env.filters["threat_explain"] = threat_labels.explain
+    env.filters["type_label"] = threat_labels.type_label
+    env.filters["place"] = threat_labels.place
     return env
 
 
@@ -108,7 +110,8 @@ def _flatten(result: dict[str, Any] | None) -> list[dict[str, str]]:
     def walk(r: dict[str, Any], where: str) -> None:
         for t in r.get("threats") or []:
             out.append({"id": t.get("id", ""), "action": t.get("action", ""), "where": where,
-                        "location": t.get("location", "")})
+                        "location": t.get("location", ""), "detail": t.get("detail", ""),
+                        "place": threat_labels.place(t)})
         for c in r.get("children") or []:
             walk(c, (where + " › " if where else "") + str(c.get("source", "")))
 
@@ -117,13 +120,20 @@ def _flatten(result: dict[str, Any] | None) -> list[dict[str, str]]:
     return out
 
 
+def delivered_name(job: Any) -> str | None:
+    """The name the file has on the share (申請書.docx for a 申請書.docm sent), None when not delivered."""
+    plan = loads(job["plan"]) or {}
+    return next((pf["name"] for pf in plan.get("files", []) if pf.get("kind") == "output"), None)
+
+
 def _children(result: dict[str, Any] | None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
     def walk(r: dict[str, Any], depth: int) -> None:
         for c in r.get("children") or []:
             rows.append({"name": c.get("source"), "verdict": c.get("verdict"), "depth": depth,
-                         "reason": c.get("reason_ja") or c.get("reason"), "threats": len(c.get("threats") or [])})
+                         "reason": c.get("reason_ja") or c.get("reason"), "threats": len(c.get("threats") or []),
+                         "type": c.get("detected_type")})
             walk(c, depth + 1)
 
     if result:
@@ -197,9 +207,9 @@ class Console:
             params.append(channel_name(f["channel"]))
         if f.get("date"):
             try:
-                d0 = datetime.strptime(f["date"], "%Y-%m-%d").timestamp()
+                d0, d1 = clock.day_bounds(f["date"])  # the day in the appliance's zone, as the folders
                 where.append("j.received_at >= ? AND j.received_at < ?")
-                params += [d0, d0 + 86400]
+                params += [d0, d1]
             except ValueError:
                 pass
         v = f.get("verdict")
@@ -217,7 +227,7 @@ class Console:
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         base = " FROM jobs j LEFT JOIN submissions s ON s.id = j.submission_id" + cond
         cols = ("SELECT j.id, j.status, j.channel, j.name, j.verdict, j.received_at, j.finished_at, j.size,"
-                " j.result, s.receipt, (SELECT COUNT(*) FROM original_requests r WHERE r.job_id = j.id"
+                " j.result, j.plan, j.source, s.receipt, (SELECT COUNT(*) FROM original_requests r WHERE r.job_id = j.id"
                 " AND r.status = 'approved') AS originals")
         if q:
             # SQL LIKE cannot compare width-normalised text: filter the (id, name) pairs here,
@@ -242,7 +252,7 @@ class Console:
                 if lab not in labels:
                     labels.append(lab)
             out.append({**dict(r), "final": r["status"] in FINAL, "threat_labels": labels,
-                        "threat_count": len(threats)})
+                        "threat_count": len(threats), "shown_name": delivered_name(r)})
         return out, total
 
     def form_only(self, f: dict[str, str], scope: Scope) -> list[Any]:
@@ -505,22 +515,33 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
             for t in result.get("threats", []))
         retries = con.ledger.query("SELECT id, verdict, status FROM jobs WHERE source = 'console' AND drop_path = ?"
                                    " AND id > ? ORDER BY id", (retry_tag(job), job["id"]))
+        # A password retry delivered the file: this notice was replaced in the inbox.
+        superseded = next((r for r in retries if r["status"] == "delivered"), None)
+        if superseded is not None:
+            needs_password = False
+            kinds = {k: v for k, v in kinds.items() if k not in ("notice", "report")}
+        fields = []
+        if job["submission_id"]:
+            sub = con.ledger.one("SELECT fields FROM submissions WHERE id = ?", (job["submission_id"],))
+            fields = [(field_text(str(k)), field_text(str(v))) for k, v in (loads(sub["fields"]) or [])] if sub else []
         return con.render(request, "report.html", job=job, result=result, kinds=kinds, threats=threats,
                           children=_children(result), reqs=con.with_expiry(reqs), pending_mine=pending_mine,
                           never=originals.never_released(job, con.policy_for(job["channel"])),
                           final=job["status"] in FINAL, msg=_flash(request, sess),
-                          needs_password=needs_password, retries=retries)
+                          needs_password=needs_password, retries=retries, superseded=superseded,
+                          delivered=delivered_name(job), fields=fields,
+                          sentence=threat_labels.verdict_sentence(result) if job["status"] in FINAL else "")
 
     @app.get("/deliveries/{job_id}/files/{kind}")
     def download(request: Request, job_id: str, kind: str) -> Response:
         sess = con.session(request)
-        if kind not in ("output", "text", "sidecar", "notice"):
+        if kind not in ("output", "text", "sidecar", "report", "notice"):
             raise _Denied(404, "このファイルはありません")
         job = con.job(_id(job_id), sess.user.scope)
         path, name = con.delivered_file(job, kind)
         with con.ledger.tx() as t:
             t.audit("console.download", {"kind": kind, "name": name}, job_id=job["id"], actor=sess.user.name)
-        return _file_response(path, name, text=kind == "text")
+        return _file_response(path, name, text=kind in ("text", "report"))
 
     @app.post("/deliveries/{job_id}/request")
     async def request_original(request: Request, job_id: str) -> Response:

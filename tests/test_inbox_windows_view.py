@@ -1,0 +1,95 @@
+"""The inbox as a clerk sees it on the Windows share, with extensions hidden (Explorer's default): no two
+entries look alike, a text rendition never passes for the document, and each file has a Japanese report
+that Notepad opens (UTF-8 with a BOM, CRLF)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from cdr.names import shown_name, text_rendition_name
+from tests.test_appliance import EXE, Agent, drop
+from transfer_agent import clock
+
+# What Explorer shows as the type of a name (the icon and the 種類 column), by its last extension.
+_TYPES = {".docx": "Word", ".docm": "Word", ".pdf": "PDF", ".txt": "テキスト", ".json": "JSON", ".csv": "CSV",
+          ".xlsx": "Excel", ".exe": "アプリケーション", ".zip": "圧縮"}
+_DOCUMENT = tuple(k for k in _TYPES if k not in (".txt", ".json"))
+
+
+def _explorer(folder: Path) -> list[tuple[str, str]]:
+    """(name shown, type) of every entry Explorer lists: dot-names are hidden on the share (Samba)."""
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        ext = p.suffix.lower() if p.is_file() else ""
+        out.append((shown_name(p.name) if p.is_file() else p.name.casefold(), _TYPES.get(ext, "ファイル")))
+    return out
+
+
+def test_inbox_entries_never_look_alike(tmp_path, corpus):
+    base, ooxml = corpus("ooxml")
+    docm = base / next(rel for rel in ooxml if rel.endswith("hostile/vba.docm"))
+    text_only = tmp_path / "text-only.toml"
+    shutil.copy(Path(__file__).resolve().parent.parent / "rules" / "text-only.toml", text_only)
+    data = tmp_path / "var"
+    a = Agent(data, extra=f'[channels."テキスト課"]\npolicy = "{text_only}"\n').start()
+    try:
+        box = data / "dropbox" / "kokuho"
+        # A sender's names that would collide with ours, and one document in three formats.
+        drop(box / "申請書.docm", docm.read_bytes())
+        drop(box / "申請書.txt", "本文です。\n".encode())
+        drop(box / "申請書.csv", "氏名,金額\n山田,=1+1\n".encode())
+        drop(box / "申請書_テキスト.txt", "送信者が付けた名前です。\n".encode())
+        drop(box / "申請書.docx.報告.txt", "偽の報告です。\n".encode())
+        drop(box / "REPORT.txt", b"upper\n")
+        drop(box / "report.txt", b"lower\n")
+        drop(box / "請求書.exe", EXE)
+        drop(data / "dropbox" / "テキスト課" / "通知.docm", docm.read_bytes())
+        a.wait_final(9)
+        folders = [data / "inbox" / "kokuho" / clock.day(), data / "inbox" / "テキスト課" / clock.day()]
+        for folder in folders:
+            view = _explorer(folder)
+            names = [n for n, _t in view]
+            assert len(names) == len(set(names)), f"entries that look alike in {folder}: {view}"
+            # Nothing of ours shows as a document it is not: a text rendition is 申請書_テキスト, never 申請書.docx.
+            for p in folder.iterdir():
+                if p.suffix == ".txt":
+                    assert not shown_name(p.name).endswith(_DOCUMENT), p.name
+        kokuho = folders[0]
+        listing = sorted(p.name for p in kokuho.iterdir())
+        # The .docm arrives as a Word document without macros; its reports and text rendition beside it.
+        [docx] = [n for n in listing if n.endswith(".docx")]
+        assert docx.startswith("申請書")
+        assert {docx + ".cdr.json", docx + ".報告.txt", text_rendition_name(docx)} <= set(listing), listing
+        # The sender's fake report keeps its text but cannot pass for ours.
+        assert "申請書.docx.報告.txt" not in [n for n in listing if (kokuho / n).read_bytes() == "偽の報告です。\n".encode()]
+        assert not (kokuho / "請求書.exe").exists() and (kokuho / "請求書.exe.報告.txt").is_file()
+        # Every report opens in Notepad: UTF-8 with a BOM and CRLF only.
+        reports = [p for p in kokuho.iterdir() if p.name.endswith(".報告.txt")]
+        assert len(reports) >= 8
+        for p in reports:
+            raw = p.read_bytes()
+            assert raw.startswith(b"\xef\xbb\xbf") and b"\n" not in raw.replace(b"\r\n", b""), p.name
+            raw.decode("utf-8")
+        # Text only: the delivered file itself is named as a text rendition.
+        assert sorted(p.name for p in folders[1].iterdir() if not p.name.endswith((".json", ".報告.txt"))) == \
+            ["通知_テキスト.txt"]
+        print("\n" + "\n".join(f"  {n}  [{t}]" for n, t in _explorer(kokuho)), file=sys.stderr)
+    finally:
+        if a.proc.poll() is None:
+            a.kill()
+
+
+def test_cli_text_renditions_are_named_the_same_way(tmp_path):
+    src = tmp_path / "in"
+    drop(src / "申請書.txt", "本文です。\n".encode())
+    drop(src / "sub" / "議事録.csv", b"a,b\n1,2\n")
+    out, text = tmp_path / "out", tmp_path / "text"
+    r = subprocess.run([str(Path(sys.executable).parent / "cdr"), "sanitize", str(src), "-o", str(out), "--text",
+                        str(text)], capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    assert sorted(p.relative_to(text).as_posix() for p in text.rglob("*.txt")) == \
+        ["sub/議事録_テキスト.txt", "申請書_テキスト.txt"]

@@ -1,0 +1,104 @@
+"""The Japanese report beside each delivered file (NAME.報告.txt), for the clerk who opens the share.
+
+A plain text file, because it opens by double-click on every LGWAN PC (Notepad) and can hold nothing
+active: UTF-8 with a BOM (Notepad of every Windows version reads it as UTF-8, not Shift_JIS) and CRLF
+line ends. What it says comes from the message catalogue (threat_labels): the verdict in one sentence
+that matches what happened, what was removed in plain words, where the text rendition is, and how to
+ask for the original. The JSON sidecar (NAME.cdr.json) stays for systems.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import clock
+from . import threat_labels as tl
+from .bundles import crlf_text
+
+MAX_FINDINGS = 40  # one line each: a clerk reads a summary, the sidecar has all
+MAX_MEMBERS = 60
+
+
+def _findings(result: dict[str, Any]) -> list[tuple[str, str, str, list[str]]]:
+    """(label, action, explanation, places) once per (id, action), in the order found, members' included;
+    places: CSV cells and the like, as a clerk names them (B2: =1+1 → '=1+1), the first few."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+
+    def walk(r: dict[str, Any]) -> None:
+        for t in r.get("threats") or []:
+            key = (str(t.get("id", "")), str(t.get("action", "")))
+            g = groups.setdefault(key, [0, []])
+            g[0] += 1
+            where = tl.place(t)
+            if where and len(g[1]) < 5:
+                g[1].append(where)
+        for c in r.get("children") or []:
+            walk(c)
+
+    walk(result)
+    return [(tl.label(tid) + (f"（{n}件）" if n > 1 else ""), act, tl.explain(tid, act), places)
+            for (tid, act), (n, places) in groups.items()]
+
+
+def _members(result: dict[str, Any]) -> list[str]:
+    rows: list[str] = []
+
+    def walk(r: dict[str, Any], depth: int) -> None:
+        for c in r.get("children") or []:
+            if len(rows) >= MAX_MEMBERS:
+                return
+            reason = c.get("reason_ja") or ""
+            rows.append("  " * (depth + 1) + f"・{c.get('source', '')}：{tl.verdict_label(c.get('verdict'))}"
+                        + (f"（{reason}）" if reason and c.get("verdict") == "blocked" else ""))
+            walk(c, depth + 1)
+
+    walk(result, 0)
+    return rows
+
+
+def render(*, job: dict[str, Any], result: dict[str, Any], delivered_name: str | None, text_name: str | None,
+           receipt: str | None = None) -> bytes:
+    """The report's bytes (UTF-8 with BOM, CRLF)."""
+    verdict = result.get("verdict") or "blocked"
+    sent = str(job.get("name") or "")
+    lines = ["無害化の処理結果（自動作成）", "=" * 30]
+    if delivered_name:
+        lines.append(f"ファイル名：{delivered_name}")
+        if delivered_name != sent:
+            lines.append(f"送られてきたときの名前：{sent}")
+    else:
+        lines.append(f"ファイル名：{sent}（配送していません）")
+    lines.append(f"判定：{tl.verdict_label(verdict)}")
+    lines.append(f"ファイルの種類：{tl.type_label(result.get('detected_type'))}")
+    lines.append(f"受信日時：{clock.shown(job.get('received_at'))}")
+    lines.append(f"チャネル：{job.get('channel', '')}" + (f"　受付番号：{receipt}" if receipt else ""))
+    lines += ["", tl.verdict_sentence(result)]
+    if verdict == "blocked":
+        reason = result.get("reason_ja") or result.get("reason")
+        if reason:
+            lines.append(f"理由：{reason}")
+        lines.append("元のファイル（原本）は隔離して保管しています。")
+    findings = _findings(result)
+    if findings:
+        lines += ["", "■ 取り除いたもの・見つかったもの"]
+        for lab, act, why, places in findings[:MAX_FINDINGS]:
+            lines.append(f"・{lab}［{tl.action_label(act)}］")
+            lines.append(f"　　{why}")
+            lines += [f"　　場所：{p}" for p in places]
+        if len(findings) > MAX_FINDINGS:
+            lines.append(f"・ほか {len(findings) - MAX_FINDINGS} 種類（詳細は {delivered_name or sent}.cdr.json）")
+    members = _members(result)
+    if members:
+        lines += ["", "■ 中身（圧縮ファイル・メールの添付）"] + members
+    if text_name and text_name != delivered_name:
+        lines += ["", "■ 文字だけを取り出したファイル（テキスト版）", f"　{text_name}"]
+    lines += ["", "■ 元のファイル（原本）が必要なとき",
+              "　無害化で必要な情報が失われた場合は、職員コンソールの受信一覧でこのファイルを開き、",
+              "　「原本の取り出しを申請する」から申請してください。上長が承認すると、このフォルダの",
+              "　originals フォルダに原本が置かれます。原本には危険な要素が残っている可能性があります。"]
+    if verdict == "blocked" and tl.block_kind(result) == "password":
+        lines += ["", "■ パスワードを受け取ったら",
+                  "　職員コンソールでこのファイルの報告を開き、パスワードを入力してください。",
+                  "　無害化したファイルがこのフォルダに届き、この報告は新しい報告に置き換わります。"]
+    lines += ["", f"処理番号：{job.get('id')}　ポリシー：{job.get('policy') or '—'}",
+              "（このファイルは無害化転送装置が自動で作成しました。機械で読む記録は .cdr.json / .blocked.json です）"]
+    return crlf_text(lines)
