@@ -76,7 +76,8 @@ def render(*, job: dict[str, Any], result: dict[str, Any], delivered_name: str |
         reason = result.get("reason_ja") or result.get("reason")
         if reason:
             lines.append(f"理由：{reason}")
-        lines.append("元のファイル（原本）は隔離して保管しています。")
+        if job.get("source") != "too_large":
+            lines.append("元のファイル（原本）は隔離して保管しています。")
     findings = _findings(result)
     if findings:
         lines += ["", "■ 取り除いたもの・見つかったもの"]
@@ -91,10 +92,14 @@ def render(*, job: dict[str, Any], result: dict[str, Any], delivered_name: str |
         lines += ["", "■ 中身（圧縮ファイル・メールの添付）"] + members
     if text_name and text_name != delivered_name:
         lines += ["", "■ 文字だけを取り出したファイル（テキスト版）", f"　{text_name}"]
-    lines += ["", "■ 元のファイル（原本）が必要なとき",
-              "　無害化で必要な情報が失われた場合は、職員コンソールの受信一覧でこのファイルを開き、",
-              "　「原本の取り出しを申請する」から申請してください。上長が承認すると、このフォルダの",
-              "　originals フォルダに原本が置かれます。原本には危険な要素が残っている可能性があります。"]
+    if job.get("source") == "too_large":
+        lines += ["", "■ このファイルについて", "　大きさの上限を超えたため受け取っていません。送信側のフォルダに残っています。",
+                  "　分割するなどして送り直してもらうか、管理者に相談してください。"]
+    else:
+        lines += ["", "■ 元のファイル（原本）が必要なとき",
+                  "　無害化で必要な情報が失われた場合は、職員コンソールの受信一覧でこのファイルを開き、",
+                  "　「原本の取り出しを申請する」から申請してください。上長が承認すると、申請した職員が",
+                  "　職員コンソールから原本をダウンロードできます。原本には危険な要素が残っている可能性があります。"]
     if verdict == "blocked" and tl.block_kind(result) == "password":
         lines += ["", "■ パスワードを受け取ったら",
                   "　職員コンソールでこのファイルの報告を開き、パスワードを入力してください。",
