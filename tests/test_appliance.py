@@ -562,7 +562,8 @@ def test_healthz_metrics_status(agent: Agent) -> None:
                                                                 "internet": True}
     status, text = agent.get("/metrics")
     assert status == 200
-    assert 'transfer_files_total{channel="kokuho",verdict="blocked"} 2.0' in text
+    # 請求書.exe, 謎.bin and the notice of 巨大.pdf (over the size limit)
+    assert 'transfer_files_total{channel="kokuho",verdict="blocked"} 3.0' in text
     assert 'transfer_files_total{channel="kokuho",verdict="sanitized"} 2.0' in text
     assert "transfer_latency_seconds_count" in text and "transfer_queue_depth 0.0" in text
     qbytes = float(next(line.split()[1] for line in text.splitlines()
@@ -574,7 +575,7 @@ def test_healthz_metrics_status(agent: Agent) -> None:
     assert st.returncode == 0
     counts = json.loads(st.stdout)
     # Reused: コピー, 申請, 戸籍 (test_collision_and_dedup) and 二 (test_results_of_another_engine_are_not_reused).
-    assert counts["verdicts"]["blocked"] == 2 and counts["reused"] == 4
+    assert counts["verdicts"]["blocked"] == 3 and counts["reused"] == 4  # with the too-large notice
 
 
 def test_sigterm_then_consistent(agent: Agent) -> None:
