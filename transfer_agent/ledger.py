@@ -312,7 +312,7 @@ class Ledger:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
-    def retry_chain(self, first_id: int, tag: str) -> list[sqlite3.Row]:
+    def retry_chain(self, first_id: int, tag: str) -> list[Any]:
         """The first job of a file and its password retries (filed under `tag`), in order."""
         return self.query("SELECT * FROM jobs WHERE id = ? OR (source = 'console' AND drop_path = ?) ORDER BY id",
                           (first_id, tag))
@@ -323,7 +323,7 @@ class Ledger:
             return None
         try:
             row = self.one("SELECT receipt FROM submissions WHERE id = ?", (submission_id,))
-        except sqlite3.OperationalError:  # no submissions table: no REST intake ever ran here
+        except db.Error:  # no submissions table: no REST intake ever ran here
             return None
         return row[0] if row else None
 
