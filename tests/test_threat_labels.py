@@ -39,8 +39,13 @@ def _scan() -> dict[str, set[str]]:
     """What the code emits: threat ids by the calls that name them, their families, actions, blocking ids."""
     fams, blocking, actions, literals = set(), set(), set(), set()
     for _p, tree in _trees():
+        # Log event names ({"event": "worker.start"}) and crash points are dotted too, but are no threat ids.
+        skip = {id(v) for n in ast.walk(tree) if isinstance(n, ast.Dict)
+                for k, v in zip(n.keys, n.values, strict=True) if _str(k) == "event"}
+        skip |= {id(a) for n in ast.walk(tree) if isinstance(n, ast.Call) and _name(n) == "crashpoint" for a in n.args}
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _ID.match(node.value):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _ID.match(node.value) \
+                    and id(node) not in skip:
                 literals.add(node.value)
             if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "threat_id" for t in node.targets):
                 if _str(node.value):
