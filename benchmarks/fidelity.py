@@ -21,7 +21,7 @@ from pathlib import Path
 
 # What LibreOffice renders (others are skipped by the folder run).
 RENDERABLE = {".doc", ".dot", ".xls", ".xlt", ".ppt", ".pot", ".docx", ".xlsx", ".pptx", ".docm", ".xlsm", ".pptm",
-              ".odt", ".ods", ".odp", ".rtf"}
+              ".odt", ".ods", ".odp", ".rtf", ".pdf"}
 DPI = 60
 _TOLERANCE = 48  # grey levels: anti-aliasing differences are not differences
 _INK = 250
@@ -47,14 +47,17 @@ def soffice() -> str | None:
 
 
 def to_pdf(files: list[Path], out_dir: Path, profile: Path, timeout: float = 600) -> dict[Path, Path]:
-    """Convert `files` (distinct stems) to PDF in one LibreOffice call; the PDFs that came out."""
+    """Convert `files` (distinct stems) to PDF in one LibreOffice call; the PDFs that came out. A PDF is
+    its own rendering (poppler reads it directly)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    done = {f: f for f in files if f.suffix.lower() == ".pdf"}
+    files = [f for f in files if f not in done]
     if files:
         subprocess.run([soffice() or "soffice", "--headless", "--norestore", "--nologo",
                         f"-env:UserInstallation={profile.resolve().as_uri()}", "--convert-to", "pdf",
                         "--outdir", str(out_dir), *map(str, files)],
                        capture_output=True, timeout=timeout, check=False)
-    return {f: out_dir / f"{f.stem}.pdf" for f in files if (out_dir / f"{f.stem}.pdf").exists()}
+    return done | {f: out_dir / f"{f.stem}.pdf" for f in files if (out_dir / f"{f.stem}.pdf").exists()}
 
 
 def pdf_text(pdf: Path) -> str:

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from cdr.detect import detect
 from cdr.formats._deflate import deflate_raw
@@ -284,7 +285,10 @@ def test_policy_options_metadata_drop_and_hyperlinks_drop(ooxml_corpus, default_
     ids = {t.id for t in r.threats}
     assert {"ooxml.metadata", "ooxml.hyperlink"} <= ids
     with _zip(r.output) as z:
-        assert "docProps/core.xml" not in z.namelist() and "docProps/app.xml" not in z.namelist()
+        assert "docProps/core.xml" not in z.namelist()
+        # app.xml keeps only what changes how the file is read (the application's name and version).
+        app = etree.fromstring(z.read("docProps/app.xml"))
+        assert {etree.QName(el).localname for el in app} <= {"Application", "AppVersion"}
         assert "https://" not in z.read("word/_rels/document.xml.rels").decode()
 
 
@@ -878,3 +882,27 @@ def test_picture_placed_in_a_cell_is_kept(tmp_path, default_policy):
     assert r.verdict == "clean", r.threats
     with _zip(r.output) as z:
         assert z.read("xl/media/image1.png") == png.getvalue() and "xl/richData/richValueRel.xml" in z.namelist()
+
+
+def test_very_hidden_sheet_becomes_hidden(default_policy, tmp_path):
+    """A veryHidden sheet (not listed by Excel's 再表示) comes out hidden and is reported; a hidden one
+    stays hidden and is named in the report."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "申請"
+    wb.create_sheet("設定").sheet_state = "veryHidden"
+    wb.create_sheet("控え").sheet_state = "hidden"
+    src = tmp_path / "hidden.xlsx"
+    wb.save(src)
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "sanitized"
+    found = {(t.id, t.location.rsplit(": ", 1)[-1], t.action) for t in r.threats if t.id == "ooxml.hidden_sheet"}
+    assert found == {("ooxml.hidden_sheet", "設定", "converted"), ("ooxml.hidden_sheet", "控え", "reported")}
+    out = openpyxl.load_workbook(r.output)
+    assert [(ws.title, ws.sheet_state) for ws in out.worksheets] == [("申請", "visible"), ("設定", "hidden"),
+                                                                     ("控え", "hidden")]
+    assert not [t for t in inspect_ooxml(_ctx(tmp_path), Path(r.output)) if t.id == "ooxml.hidden_sheet"]
+    # The original, inspected: the very hidden sheet is a finding.
+    assert [t.location for t in inspect_ooxml(_ctx(tmp_path), src) if t.id == "ooxml.hidden_sheet"] == [
+        "xl/workbook.xml: 設定"]

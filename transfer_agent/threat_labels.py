@@ -90,8 +90,11 @@ THREATS: dict[str, tuple[str, ...]] = {
         "embedded font", "Fonts embedded in the document were removed; the computer's fonts are used instead."),
     "ooxml.signature": ("デジタル署名", "再構築により署名は無効になるため、署名データを削除しました。",
         "digital signature", "Rebuilding invalidates a signature, so the signature data was removed."),
-    "ooxml.metadata": ("文書のプロパティ", "作成者などの文書情報をポリシーにより削除しました。",
-        "document properties", "Author and other document information were not carried over, by policy."),
+    "ooxml.metadata": ("文書のプロパティ", "作成者などの文書情報をポリシーにより削除しました。表示や計算に関わる作成アプリケーション名とバージョンは残しています。",
+        "document properties", "Author and other document information were not carried over, by policy; the "
+        "application's name and version, which change how the file is shown and calculated, were kept."),
+    "ooxml.hidden_sheet": ("非表示のシート", "「再表示」でも出てこない隠しシート（veryHidden）を通常の非表示シートに変えました。Excel の「再表示」で確認できます。",
+        "hidden sheet", "A sheet hidden from Unhide (veryHidden) was made an ordinary hidden sheet; Excel's Unhide shows it."),
     "ooxml.unknown_part": ("不明な構成部品", "用途を確認できない部品を文書から取り除きました。",
         "unknown part", "A part whose purpose could not be established was left out."),
     "ooxml.unknown_markup": ("規格外の記述", "文書の形式で定義されていない要素や属性を取り除きました。表示される内容は変わりません。",
@@ -164,6 +167,9 @@ THREATS: dict[str, tuple[str, ...]] = {
         "encrypted document", "Password protection prevents checking the content."),
     "odf.unknown_markup": ("規格外の記述", "文書の形式で定義されていない要素や属性を取り除きました。",
         "markup outside the standard", "Elements or attributes the format does not define were removed."),
+    "odf.metadata": ("文書のプロパティ", "作成者などの文書情報をポリシーにより削除しました。表示に関わる作成アプリケーション名は残しています。",
+        "document properties", "Author and other document information were not carried over, by policy; the name "
+        "of the application that wrote the file, which changes how it is laid out, was kept."),
     "ichitaro.macro": ("一太郎のマクロ", "文書に組み込まれたプログラムが含まれていました。",
         "Ichitaro macro", "The document contained a built-in program."),
     # Images
@@ -345,6 +351,9 @@ BY_ACTION: dict[tuple[str, str], tuple[str, str]] = {
     ("csv.formula", "found"): ("Excelで開くと命令として実行される恐れのある値があります。",
                                "Values that Excel would run as commands were found."),
     ("archive.duplicate_name", "found"): ("同じ名前のファイルがあります。", "Files with the same name were found."),
+    **{(f"{fam}.hidden_sheet", "reported"): ("非表示のシートがあります（そのまま非表示です）。Excel の「再表示」で確認できます。",
+                                              "A hidden sheet is in the workbook (still hidden); Excel's Unhide shows it.")
+       for fam in ("ooxml", "ole")},
 }
 
 _FAMILY: dict[str, tuple[str, str]] = {

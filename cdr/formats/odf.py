@@ -17,7 +17,7 @@ from pathlib import Path
 from lxml import etree
 
 from ..errors import Encrypted, LimitExceeded, Malformed
-from ..handler import Context, Handler, Rebuilt, register
+from ..handler import Context, Handler, Option, Rebuilt, register
 from ..model import Detection, Threat
 from ._xml import (
     BAD_MEDIA_MAGIC,
@@ -371,6 +371,33 @@ def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_object
     return threats
 
 
+_META = NS["office"].replace(":office:", ":meta:")
+_GENERATOR = re.compile(r"[^\x00-\x1f]{1,256}")
+
+
+def minimal_meta(root: etree._Element) -> bool:
+    """metadata = "drop": meta.xml keeps only meta:generator, which LibreOffice reads to lay out documents of
+    older OpenOffice.org versions as they did (isGeneratorVersionOlderThan); True when anything went."""
+    removed = False
+    for meta in root.iter(_q("office", "meta")):
+        kept = False
+        for el in list(meta):
+            text = (el.text or "").strip() if isinstance(el.tag, str) else ""
+            if (el.tag == f"{{{_META}}}generator" and not kept and not len(el)
+                    and _GENERATOR.fullmatch(text)):
+                kept = True
+                el.attrib.clear()
+                el.text = text
+                continue
+            removed = removed or isinstance(el.tag, str)
+            meta.remove(el)
+    return removed
+
+
+def _meta_threat(name: str) -> Threat:
+    return Threat("odf.metadata", name, "reported", "document properties other than the generator dropped by policy")
+
+
 def _serialize(root: etree._Element) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
@@ -492,10 +519,14 @@ def findings(ctx: Context | None, path: Path) -> list[Threat]:
             return [Threat("odf.encrypted", "META-INF/manifest.xml", "found", "password protected")]
         kept, threats, keep_docs = _plan(pkg)
         members = set(kept)
+        drop_meta = ctx is not None and ctx.options.get("metadata", "keep") == "drop"
         for name in kept:
             if name.rsplit("/", 1)[-1] in _XML_PARTS or name == "manifest.rdf":
                 data = pkg.read(name)
-                threats += sanitize_xml(_parse(data, name), name, members, keep_docs, data)
+                root = _parse(data, name)
+                threats += sanitize_xml(root, name, members, keep_docs, data)
+                if drop_meta and name.rsplit("/", 1)[-1] == "meta.xml" and minimal_meta(root):
+                    threats.append(_meta_threat(name))
     finally:
         pkg.close()
     return [Threat(t.id, t.location, "found", t.detail) for t in threats]
@@ -527,7 +558,11 @@ def _manifest(pkg: _Package, kept: list[str], mimetype: str) -> bytes:
 class OdfHandler(Handler):
     family = "odf"
     mime_types = MIMES
-    options = {}
+    options = {
+        "metadata": Option("keep", ("keep", "drop"),
+                           help="document properties (author, dates, statistics): keep, or drop all but the "
+                                "generator (the application that wrote the file)"),
+    }
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
         return findings(ctx, path)
@@ -540,6 +575,7 @@ class OdfHandler(Handler):
                                 "パスワードで保護された文書です。送信者にパスワードなしの文書を依頼してください",
                                 threat_id="odf.encrypted")
             mimetype = pkg.mimetype if pkg.mimetype in MIMES else detection.mime
+            drop_meta = ctx.options.get("metadata", "keep") == "drop"
             kept, threats, keep_docs = _plan(pkg)
             members = set(kept)
             dropped = sorted(n for n in pkg.infos if n not in members and n not in ("mimetype", "META-INF/manifest.xml")
@@ -557,6 +593,8 @@ class OdfHandler(Handler):
                     if name.rsplit("/", 1)[-1] in _XML_PARTS or name == "manifest.rdf":
                         root = _parse(data, name)
                         threats += sanitize_xml(root, name, members, keep_docs, data)
+                        if drop_meta and name.rsplit("/", 1)[-1] == "meta.xml" and minimal_meta(root):
+                            threats.append(_meta_threat(name))
                         data = _serialize(root)
                     elif name.lower().endswith(".svg"):
                         # An SVG picture goes through the SVG family's sanitizer, as in OOXML.

@@ -218,6 +218,7 @@ class Rebuild:
         self._read_total = 0
         self._vocabs: dict[str, frozenset[str]] = {}  # part -> namespaces it may use (vocab.py)
         self.foreign = mce.Foreign()  # markup dropped for being outside its part's vocabulary
+        self._app_minimal: set[str] = set()  # app.xml parts reduced to Application and AppVersion
         self._main = ""
 
     # ------------------------------------------------------------------ findings
@@ -451,9 +452,14 @@ class Rebuild:
         ct = self.ct_of(target)
         ctl = ct.lower()
         if t in META_RELS and self.opts["metadata"] == "drop":
-            # Not active content: recorded as "reported" (as the PDF handler does) so it alone keeps "clean".
-            self.report("ooxml.metadata", target, "document properties dropped by policy", action="reported")
-            return None
+            if t == OD + "extended-properties":
+                # Kept with only the application's name and version: LibreOffice reads them to decide
+                # whether to trust cached formula results, snap row heights and how to default chart labels.
+                self._app_minimal.add(target)
+            else:
+                # Not active content: recorded as "reported" (as the PDF handler does) so it alone keeps "clean".
+                self.report("ooxml.metadata", target, "document properties dropped by policy", action="reported")
+                return None
         if t in SILENT_RELS:
             return None
         if t in REMOVE_RELS:
@@ -645,7 +651,8 @@ class Rebuild:
                 # Kept external relationships are web links: only hyperlink elements may use them.
                 link_ids = {r.id for r in kept_rels.get(part, []) if r.external}
                 vocab, plain = self._vocabs.get(part, frozenset()), V.VML_PLAIN if kindp == "vml" else frozenset()
-                if self.prescan and not link_ids and X.quiet(data, self._role(part, ctl)) \
+                if self.prescan and not link_ids and part not in self._app_minimal \
+                        and X.quiet(data, self._role(part, ctl)) \
                         and mce.quiet(data, vocab, plain):
                     self.skipped.append(self.prefix + part)
                     continue
@@ -733,6 +740,13 @@ class Rebuild:
                 X.disarm_word_settings(root, rep)
             elif role == "workbook":
                 X.disarm_workbook(root, ids, self.opts, rep)
+                made, hidden = X.unhide_sheets(root)
+                for name in made:
+                    self.report("ooxml.hidden_sheet", f"{part}: {name}", "very hidden sheet made hidden",
+                                action="converted")
+                for name in hidden if self.write else ():  # a note for the clerk, not a finding to verify
+                    self.report("ooxml.hidden_sheet", f"{part}: {name}", "hidden sheet (still hidden)",
+                                action="reported")
             elif role == "sheet":
                 if not literal or X.has_formula(data):
                     X.disarm_sheet(root, self.opts, rep)
@@ -748,6 +762,9 @@ class Rebuild:
                 X.disarm_presentation(root)
             elif role == "app":
                 X.disarm_app_props(root, self.opts, rep)
+                if part in self._app_minimal and X.minimal_app_props(root):
+                    self.report("ooxml.metadata", part, "document properties other than the application's name "
+                                "and version dropped by policy", action="reported")
         except ValueError as exc:
             raise Blocked(f"{part}: {exc}", f"{part} を安全に再構築できません（{exc}）",
                           threat_id="ooxml.xlm_macrosheet") from None

@@ -666,6 +666,20 @@ _S_DEFNAME = tags(S_NS, "definedName")
 _S_VIEW = tags(S_NS, "workbookView")
 
 
+def unhide_sheets(root: etree._Element) -> tuple[list[str], list[str]]:
+    """A veryHidden sheet (which Excel's 再表示 does not list) becomes hidden, so that a clerk can find it;
+    (names made hidden, names still hidden)."""
+    made, hidden = [], []
+    for sh in root.iter(*_S_SHEET):
+        state = sh.get("state")
+        if state == "veryHidden":
+            sh.set("state", "hidden")
+            made.append(sh.get("name") or "")
+        elif state == "hidden":
+            hidden.append(sh.get("name") or "")
+    return made, hidden
+
+
 def disarm_workbook(root: etree._Element, kept: set[str], opts: dict, report: Report) -> None:
     """Drop sheets whose part was removed, renumber local names, remove macro and dangerous names."""
     hyperlinks = opts.get("hyperlinks", "web")
@@ -801,6 +815,30 @@ _C_AUTOUPDATE = tags(C_NS, "autoUpdate")
 def disarm_chart(root: etree._Element) -> None:
     for el in list(root.iter(*_C_AUTOUPDATE)):
         remove_keep_tail(el)
+
+
+# What of docProps/app.xml changes how a file is read: LibreOffice trusts cached formula results, snaps row
+# heights to Excel's 0.75 pt grid and defaults chart label flags as Office 2007 did by these two values.
+_APP_KEEP = {"Application": re.compile(r"[^\x00-\x1f]{1,128}"),
+             "AppVersion": re.compile(r"\d{1,3}(\.\d{1,6})?")}
+
+
+def minimal_app_props(root: etree._Element) -> bool:
+    """Keep only Application and AppVersion (with plausible values); True when anything else went."""
+    removed = False
+    seen: set[str] = set()
+    for el in list(root):
+        q = etree.QName(el) if isinstance(el.tag, str) else None
+        pattern = _APP_KEEP.get(q.localname) if q is not None and q.namespace in EP_NS else None
+        text = (el.text or "").strip()
+        if pattern is None or len(el) or q.localname in seen or not pattern.fullmatch(text):
+            removed = removed or isinstance(el.tag, str)
+            root.remove(el)
+            continue
+        seen.add(q.localname)
+        el.text = text
+        el.attrib.clear()
+    return removed
 
 
 def disarm_app_props(root: etree._Element, opts: dict, report: Report) -> None:
