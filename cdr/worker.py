@@ -51,10 +51,11 @@ class Job:
     policy: dict  # Policy.to_dict()
     password: str | None = None
     want_text: bool = False
-    op: str = "process"  # process | inspect | detect
+    op: str = "process"  # process | inspect | detect | mail_part
     # SHA-256 of `src` when the caller already knows it (the pool fills it in before dispatch):
     # the worker then does not hash the source again, and the parent keeps its own value.
     sha256: str | None = None
+    part: int | None = None  # op mail_part: which attachment (the mail report's children index)
 
     def to_json(self) -> bytes:
         # surrogatepass: a path whose name is not UTF-8 still reaches the worker (json.loads undoes it).
@@ -183,6 +184,10 @@ def worker_main() -> None:
                 payload = {"inspect": inspect(req["src"], req["name"], policy, password=req.get("password"))}
             elif op == "detect":
                 payload = {"detect": detect_only(req["src"], req["name"])}
+            elif op == "mail_part":
+                from .formats.mail.parts import original_attachment
+
+                payload = {"part": original_attachment(req["src"], int(req.get("part") or 0), policy)}
             else:
                 # The parent hashes the source before and the output after (recheck): no second pass here.
                 res = process(req["src"], req["name"], req["out_dir"], policy, password=req.get("password"),
@@ -493,7 +498,7 @@ class WorkerPool:
         return recheck(job, res)
 
     def call(self, job: Job) -> dict:
-        """Run an inspect/detect job (job.op); failures come back as {"error": reason}."""
+        """Run an inspect/detect/mail_part job (job.op); failures come back as {"error": reason}."""
         reply = self._exchange(job)
         if isinstance(reply, FileResult):
             return {"error": reply.reason}

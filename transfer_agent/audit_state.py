@@ -5,7 +5,9 @@ and the API read agree with them: someone who flips a blocked job to clean in th
 marks an original request approved, without a matching audit row, is named by `audit verify`.
 Events read: intake / job.password_retry (a job exists, its content), verdict, delivery (final
 state, names written); original.requested / approved / rejected / released; exchange.created /
-exchange.revoked and the api.submission rows of an upload request (its state and uses).
+exchange.revoked and the api.submission rows of an upload request (its state and uses);
+mail.received / abandoned / taken (a mail of the SMTP intake: its state and the job of each of
+its channels).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from . import db
 FINAL = ("delivered", "blocked")
 _JOB_EVENTS = ("intake", "job.password_retry", "verdict", "delivery")
 _REQ_EVENTS = ("original.requested", "original.approved", "original.rejected", "original.released")
+_MAIL_EVENTS = ("mail.received", "mail.abandoned", "mail.taken")
 
 
 def _rows(conn: Any, events: tuple[str, ...]) -> list[tuple[int, str, int | None, dict[str, Any]]]:
@@ -94,7 +97,8 @@ def request_differences(conn: Any) -> list[str]:
         rid = d.get("request_id")
         if not isinstance(rid, int):
             continue
-        e = expected.setdefault(rid, {"status": "pending", "job_id": job_id, "released": None, "seq": seq})
+        e = expected.setdefault(rid, {"status": "pending", "job_id": job_id, "released": None, "seq": seq,
+                                      "part": d.get("part") if event == "original.requested" else None})
         if event == "original.approved":
             e.update(status="approved", seq=seq)
         elif event == "original.rejected":
@@ -103,14 +107,19 @@ def request_differences(conn: Any) -> list[str]:
             e.update(released=d.get("path"), seq=seq)
     problems: list[str] = []
     seen: set[int] = set()
-    for rid, job_id, status, released in conn.execute(
-            "SELECT id, job_id, status, released FROM original_requests ORDER BY id"):
+    has_part = "part" in db.table_columns(conn, "original_requests")
+    for rid, job_id, status, released, part in conn.execute(
+            "SELECT id, job_id, status, released, " + ("part" if has_part else "NULL") +
+            " FROM original_requests ORDER BY id"):
         seen.add(rid)
         e = expected.get(rid)
         if e is None:
             problems.append(f"original request {rid} (job {job_id}, {status}) has no original.requested row in the"
                             " audit trail")
             continue
+        if part != e["part"]:
+            problems.append(f"original request {rid}: asks for attachment {part!r}, the audit trail says"
+                            f" {e['part']!r} (audit seq {e['seq']})")
         if (status, job_id, released) != (e["status"], e["job_id"], e["released"]):
             problems.append(f"original request {rid}: the table says {status} for job {job_id}"
                             f" (released {released!r}), the audit trail says {e['status']} for job {e['job_id']}"
@@ -161,6 +170,50 @@ def upload_request_differences(conn: Any) -> list[str]:
     return problems
 
 
+def mail_differences(conn: Any) -> list[str]:
+    """Each mail's state ('taking' is 'received' claimed, not audited) and which job took each channel."""
+    if not _has_table(conn, "mails"):
+        return []
+    expected: dict[str, dict[str, Any]] = {}
+    for seq, event, _job, d in _rows(conn, _MAIL_EVENTS):
+        mid = d.get("mail_id")
+        if not isinstance(mid, str):
+            continue
+        if event == "mail.received":
+            expected[mid] = {"status": "received", "seq": seq, "sha256": d.get("sha256"),
+                             "rcpts": d.get("rcpts"), "jobs": {}}
+        elif mid in expected:
+            e = expected[mid]
+            e.update(status="abandoned" if event == "mail.abandoned" else "queued", seq=seq)
+            if event == "mail.taken":
+                e["jobs"] = {str(c): j for c, j in (d.get("jobs") or {}).items()}
+    problems: list[str] = []
+    seen: set[str] = set()
+    for mid, status, sha in conn.execute("SELECT id, status, sha256 FROM mails ORDER BY received_at"):
+        seen.add(mid)
+        e = expected.get(mid)
+        if e is None:
+            problems.append(f"mail {mid} ({status}) has no mail.received row in the audit trail")
+            continue
+        said = "received" if status == "taking" else status
+        if said != e["status"] or sha != e["sha256"]:
+            problems.append(f"mail {mid}: the table says {status} (sha256 {str(sha)[:16]}...), the audit trail says"
+                            f" {e['status']} ({str(e['sha256'])[:16]}...), audit seq {e['seq']}")
+        rcpts = [r[0] for r in conn.execute("SELECT address FROM mail_rcpts WHERE mail_id = ? ORDER BY n", (mid,))]
+        if rcpts != e["rcpts"]:
+            problems.append(f"mail {mid}: recipients {rcpts} differ from the audited {e['rcpts']}")
+        if e["status"] == "queued":
+            jobs = {str(c): j for c, j in conn.execute(
+                "SELECT channel, id FROM jobs WHERE mail_id = ? AND source = 'smtp'", (mid,))}
+            if jobs != e["jobs"]:
+                problems.append(f"mail {mid}: jobs {jobs} differ from the audited {e['jobs']}")
+    for mid, e in expected.items():
+        if mid not in seen:
+            problems.append(f"mail {mid} is in the audit trail (seq {e['seq']}) but not in the table")
+    return problems
+
+
 def differences(conn: Any, limit: int = 20) -> list[str]:
     """Every difference between the tables and the audit trail (at most `limit`)."""
-    return (job_differences(conn) + request_differences(conn) + upload_request_differences(conn))[:limit]
+    return (job_differences(conn) + request_differences(conn) + upload_request_differences(conn)
+            + mail_differences(conn))[:limit]

@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     " (`transfer-agent worker`) over Celery instead of local workers")
     s.add_argument("--shared-dir", help="the directory shared with the worker nodes (NFS or similar; README"
                                         " Security cloud); it is the data directory of this serve node")
+    s.add_argument("--smtp-port", type=int, help="SMTP intake port on the internet side (default 0 = off; 25 for"
+                                                 " an MX; needs [mail.routes])")
+    s.add_argument("--smtp-host", help="address of the SMTP listener (default: --api-host, else --host)")
+    s.add_argument("--smtp-tls-cert", help="PEM certificate: offer STARTTLS on the SMTP port (with --smtp-tls-key)")
+    s.add_argument("--smtp-tls-key", help="PEM private key of --smtp-tls-cert")
     s.set_defaults(func=cmd_serve)
 
     w = sub.add_parser("worker", help="a worker node of the security cloud (Celery consumer)")
@@ -138,7 +143,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                      policy=args.policy, max_upload_mb=args.max_upload_mb, api_host=args.api_host,
                      console_host=args.console_host, api_tls_cert=args.api_tls_cert, api_tls_key=args.api_tls_key,
                      console_tls_cert=args.console_tls_cert, console_tls_key=args.console_tls_key,
-                     database=args.database, broker=args.broker)
+                     database=args.database, broker=args.broker,
+                     smtp_port=args.smtp_port, smtp_host=args.smtp_host, smtp_tls_cert=args.smtp_tls_cert,
+                     smtp_tls_key=args.smtp_tls_key)
     try:
         cfg = load_config(args.config, args.shared_dir or args.data_dir, **overrides)
     except ConfigError as exc:
@@ -165,10 +172,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     limits = Limits(cfg.header_timeout_seconds, cfg.body_timeout_seconds, cfg.per_address_connections,
                     cfg.body_min_bytes_per_second)
-    api_sock = console = None
+    api_sock = console = smtp_sock = None
     where, flag = f"{cfg.api_bind}:{cfg.api_port}", "--api-port"
     try:
         api_sock = bind(cfg.api_bind, cfg.api_port)
+        if cfg.smtp_port:
+            where, flag = f"{cfg.smtp_bind}:{cfg.smtp_port}", "--smtp-port"
+            smtp_sock = bind(cfg.smtp_bind, cfg.smtp_port)
         where, flag = f"{cfg.console_bind}:{cfg.console_port}", "--console-port"
         console = HttpServer(create_console_app(svc), cfg.console_bind, cfg.console_port, "console", limits=limits,
                              tls_cert=cfg.console_tls_cert or None, tls_key=cfg.console_tls_key or None,
@@ -176,8 +186,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"transfer-agent: cannot listen on {where}: {exc.strerror or exc} (choose another port with {flag})",
               file=sys.stderr)
-        if api_sock is not None:
-            api_sock.close()
+        for sock in (api_sock, smtp_sock):
+            if sock is not None:
+                sock.close()
         svc.ledger.close()
         return 1
     try:
@@ -185,6 +196,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SandboxUnavailable as exc:
         print(f"transfer-agent: cannot start: {exc}", file=sys.stderr)
         api_sock.close()
+        if smtp_sock is not None:
+            smtp_sock.close()
         console.sock.close()
         svc.stop()
         return 1
@@ -193,6 +206,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "wake": lambda: (submissions.poke(), b"ok")[1],
         "health": lambda: json.dumps({"components": svc.health(), "notes": svc.health_notes()}).encode(),
         "metrics": svc.metrics.render,
+        "mail": svc.mail_intake.wake,  # the SMTP intake recorded a mail: quarantine it, then answer
     })
     link.start()
 
@@ -201,7 +215,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             t.audit(event, data)
 
     api_sock.set_inheritable(True)
-    internet = Supervisor(api_sock, args.config, str(cfg.data_dir), overrides, on_event=audit)
+    if smtp_sock is not None:
+        smtp_sock.set_inheritable(True)
+    internet = Supervisor(api_sock, args.config, str(cfg.data_dir), overrides, on_event=audit, smtp_sock=smtp_sock)
     internet.start()
     console.start()
     host, port = api_sock.getsockname()[:2]
@@ -210,9 +226,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     info = {"pid": os.getpid(), "internet_pid": internet.pid, "data_dir": str(cfg.data_dir), "api_url": api_url,
             "console_url": console.url, "dropbox": str(cfg.dropbox), "inbox": str(cfg.inbox),
             "policy": svc.default_policy.label}
+    if smtp_sock is not None:
+        shost, sport = smtp_sock.getsockname()[:2]
+        info["smtp"] = f"[{shost}]:{sport}" if ":" in shost else f"{shost}:{sport}"
     agent_json = cfg.state / "agent.json"
     _write_private(agent_json, info)
-    print(_banner(cfg, svc, api_url, console.url), flush=True)
+    print(_banner(cfg, svc, api_url, console.url, info.get("smtp")), flush=True)
 
     while not stop.wait(0.5):
         if not console.alive():
@@ -229,6 +248,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     submissions.stop()
     svc.stop()
     api_sock.close()
+    if smtp_sock is not None:
+        smtp_sock.close()
     agent_json.unlink(missing_ok=True)
     print("transfer-agent stopped", flush=True)
     sys.stderr.flush()
@@ -257,7 +278,7 @@ def _program() -> str:
         return shlex.quote(str(exe))
 
 
-def _banner(cfg, svc, api_url: str, console_url: str) -> str:  # noqa: ANN001
+def _banner(cfg, svc, api_url: str, console_url: str, smtp: str | None = None) -> str:  # noqa: ANN001
     from .db import describe
 
     ch = ", ".join(f"{c}={p.label}" for c, p in svc.channel_policies.items())
@@ -272,6 +293,8 @@ def _banner(cfg, svc, api_url: str, console_url: str) -> str:  # noqa: ANN001
         f"  ledger           : {describe(cfg.ledger_target)}",
         f"  API              : {api_url}   (health {api_url}healthz, metrics {api_url}metrics)",
         f"  staff console    : {console_url}",
+        *([f"  SMTP intake      : {smtp}   (mail delivered {'into ' + str(cfg.inbox) + '/mail/<address>/ (Maildir)' if cfg.mail_deliver == 'maildir' else 'to ' + cfg.mail_relay})"]
+          if smtp else []),
         f"  policy           : {svc.default_policy.label}" + (f"; channels: {ch}" if ch else ""),
         f"  workers          : {cfg.worker_count}",
         f"  time zone        : {cfg.timezone} ({now.strftime('%Z, UTC%z')}; now {now.strftime('%Y-%m-%d %H:%M %Z')})"
@@ -342,6 +365,8 @@ def _open_ledger(data_dir: str, database: str | None = None) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .db import has_table
+
     conn = _open_ledger(args.data_dir, args.database)
     if conn is None:
         return 2
@@ -353,8 +378,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         qn, qb = conn.execute("SELECT COUNT(*), COALESCE(SUM(size),0) FROM quarantine WHERE purged_at IS NULL"
                               ).fetchone()
         channels = dict(conn.execute("SELECT channel, COUNT(*) FROM jobs GROUP BY channel").fetchall())
+        mails = dict(conn.execute("SELECT status, COUNT(*) FROM mails GROUP BY status").fetchall()) \
+            if has_table(conn, "mails") else {}
     out = {"jobs": jobs, "verdicts": verdicts, "reused": reused, "channels": channels,
-           "quarantine_files": qn, "quarantine_bytes": qb}
+           "quarantine_files": qn, "quarantine_bytes": qb, "mails": mails}
     if args.json:
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
@@ -363,6 +390,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"reused results: {reused}")
     print("channels: " + ("  ".join(f"{k}={v}" for k, v in sorted(channels.items())) or "-"))
     print(f"quarantine: {qn} originals, {qb} bytes")
+    if mails:
+        print("mails (SMTP intake): " + "  ".join(f"{k}={v}" for k, v in sorted(mails.items())))
     return 0
 
 
@@ -382,7 +411,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         tables = differences(conn)
     if res.ok and not anchor and not tables:
         names = ", ".join(str(a) for a in args.anchor) or "state/audit.anchor"
-        print(res.message() + f"; matches {names}; jobs and original requests agree with it")
+        print(res.message() + f"; matches {names}; jobs, original requests and mails agree with it")
         return 0
     print(res.message(), file=sys.stdout if res.ok else sys.stderr)
     for p in anchor:

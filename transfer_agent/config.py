@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -98,6 +99,31 @@ class Config:
     notify_retry_max_seconds: float = 3600.0
     notify_digest_hour: int = -1
     notify_digest_to: list[str] = field(default_factory=list)
+    # SMTP intake (internet side, 0 = off) and the delivery of rebuilt mail to the LGWAN side ([mail]).
+    smtp_port: int = 0
+    smtp_host: str = ""
+    smtp_tls_cert: str = ""  # STARTTLS is offered when both are given
+    smtp_tls_key: str = ""
+    mail_deliver: str = "maildir"  # maildir: inbox/mail/<address>/ | smtp: relay to the LGWAN mail server
+    mail_relay: str = ""  # host:port of the LGWAN mail server (deliver = "smtp")
+    mail_routes: dict[str, str] = field(default_factory=dict)  # recipient address or domain -> channel
+    mail_hostname: str = ""  # our name in the greeting, Received and Maildir names ("" = the host's)
+    mail_authserv_id: str = ""  # the name in our Authentication-Results ("" = mail_hostname)
+    mail_max_size_mb: float = 25.0
+    mail_max_recipients: int = 100
+    mail_max_line_length: int = 1000  # octets with CRLF (RFC 5321 4.5.3.1.6)
+    mail_per_address_connections: int = 16
+    mail_command_timeout_seconds: float = 60.0
+    mail_data_timeout_seconds: float = 30.0
+    mail_data_min_bytes_per_second: float = 1024.0
+    mail_handover_seconds: float = 30.0  # wait for the core to quarantine a message before the 250
+    mail_dedup_hours: float = 120.0  # a sender's retry of a transaction we recorded is not taken twice
+    mail_dns: bool = True  # SPF lookups at intake ("none" without DNS)
+    mail_dns_servers: list[str] = field(default_factory=list)  # "" = the system's resolver; "ip" or "ip:port"
+    mail_relay_timeout_seconds: float = 30.0
+    mail_relay_starttls: bool = False  # use STARTTLS to the relay when it offers it
+    mail_notice_from: str = ""  # From of notice mails ("" = postmaster@mail_hostname)
+    mail_console_url: str = ""  # named in notice mails: where clerks ask for originals
     source: str = "<defaults>"
 
     def form_for(self, channel: str) -> Any:
@@ -119,6 +145,15 @@ class Config:
     @property
     def console_bind(self) -> str:
         return self.console_host or self.host
+
+    @property
+    def smtp_bind(self) -> str:
+        return self.smtp_host or self.api_host or self.host
+
+    @property
+    def mail_name(self) -> str:
+        """Our host name for the greeting, Received, Maildir names and notices."""
+        return self.mail_hostname or socket.getfqdn() or "localhost"
 
     # Layout under the data directory.
     @property
@@ -166,6 +201,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "api_tls_cert": ("api_tls_cert", str), "api_tls_key": ("api_tls_key", str),
         "console_tls_cert": ("console_tls_cert", str), "console_tls_key": ("console_tls_key", str),
         "database": ("database", str), "broker": ("broker", str), "broker_prefix": ("broker_prefix", str),
+        "smtp_port": ("smtp_port", int), "smtp_host": ("smtp_host", str),
+        "smtp_tls_cert": ("smtp_tls_cert", str), "smtp_tls_key": ("smtp_tls_key", str),
     },
     "http": {"header_timeout_seconds": ("header_timeout_seconds", float),
              "body_timeout_seconds": ("body_timeout_seconds", float),
@@ -196,6 +233,18 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
                "retry_seconds": ("notify_retry_seconds", float),
                "retry_max_seconds": ("notify_retry_max_seconds", float),
                "digest_hour": ("notify_digest_hour", int), "digest_to": ("notify_digest_to", list)},
+    "mail": {"deliver": ("mail_deliver", str), "relay": ("mail_relay", str), "hostname": ("mail_hostname", str),
+             "authserv_id": ("mail_authserv_id", str), "max_size_mb": ("mail_max_size_mb", float),
+             "max_recipients": ("mail_max_recipients", int), "max_line_length": ("mail_max_line_length", int),
+             "per_address_connections": ("mail_per_address_connections", int),
+             "command_timeout_seconds": ("mail_command_timeout_seconds", float),
+             "data_timeout_seconds": ("mail_data_timeout_seconds", float),
+             "data_min_bytes_per_second": ("mail_data_min_bytes_per_second", float),
+             "handover_seconds": ("mail_handover_seconds", float), "dedup_hours": ("mail_dedup_hours", float),
+             "dns": ("mail_dns", bool), "dns_servers": ("mail_dns_servers", list),
+             "relay_timeout_seconds": ("mail_relay_timeout_seconds", float),
+             "relay_starttls": ("mail_relay_starttls", bool), "notice_from": ("mail_notice_from", str),
+             "console_url": ("mail_console_url", str)},
 }
 _CHANNEL_KEYS = {"policy": str, "form": str, "display_name": str, "digest": list}
 
@@ -230,6 +279,14 @@ def _apply(values: dict[str, Any], data: dict[str, Any], source: str) -> None:
                 raise ConfigError(f"{source}: [forms] must be a table of forms ([forms.NAME])")
             values["form_decls"].update({name: (fb, source) for name, fb in body.items()})
             continue
+        if section == "mail" and isinstance(body, dict) and "routes" in body:
+            body = dict(body)
+            routes = body.pop("routes")
+            if not isinstance(routes, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                       for k, v in routes.items()):
+                raise ConfigError(f"{source}: [mail.routes] must map recipient addresses or domains to channel"
+                                  " names (\"kokuho@city.example.lg.jp\" = \"国保課\")")
+            values["mail_routes"].update(routes)
         spec = _SCHEMA.get(section)
         if spec is None or not isinstance(body, dict):
             raise ConfigError(f"{source}: unknown section [{section}] (expected {sorted(_SCHEMA) + ['channels']})")
@@ -251,7 +308,7 @@ def load_config(config_file: str | Path | None = None, data_dir: str | Path | No
                 **overrides: Any) -> Config:
     """Build the configuration. `overrides` are command-line values (None = not given)."""
     values: dict[str, Any] = {"channel_policies": {}, "channel_forms": {}, "channel_labels": {},
-                              "channel_digest": {}, "form_decls": {}}
+                              "channel_digest": {}, "form_decls": {}, "mail_routes": {}}
     _apply(values, _defaults(), "<embedded defaults>")
     source = "<defaults>"
     path: Path | None = Path(config_file) if config_file else None
@@ -362,10 +419,10 @@ def _validate(cfg: Config) -> None:
         clock.load(cfg.timezone)
     except ValueError as exc:
         raise ConfigError(f"service.timezone: {exc}") from None
-    for name in ("api_port", "console_port"):
+    for name in ("api_port", "console_port", "smtp_port"):
         if not 0 <= getattr(cfg, name) <= 65535:
             raise ConfigError(f"{name} = {getattr(cfg, name)}: must be 0..65535")
-    for side in ("api", "console"):
+    for side in ("api", "console", "smtp"):
         cert, key = getattr(cfg, f"{side}_tls_cert"), getattr(cfg, f"{side}_tls_key")
         if bool(cert) != bool(key):
             raise ConfigError(f"{side}_tls_cert and {side}_tls_key go together (both or neither)")
@@ -423,3 +480,42 @@ def _validate(cfg: Config) -> None:
     for name in {*cfg.channel_policies, *cfg.channel_forms, *cfg.channel_labels, *cfg.channel_digest}:
         if clean_name(name) != name:
             raise ConfigError(f"channels.{name}: not a usable folder name (would be {clean_name(name)!r})")
+    _validate_mail(cfg)
+
+
+def _validate_mail(cfg: Config) -> None:
+    from .mailroutes import RouteError, Routes
+
+    if cfg.mail_deliver not in ("maildir", "smtp"):
+        raise ConfigError(f"mail.deliver = {cfg.mail_deliver!r}: must be \"maildir\" or \"smtp\"")
+    if cfg.mail_deliver == "smtp" or cfg.mail_relay:
+        try:
+            from .smtp_relay import parse_hostport
+
+            parse_hostport(cfg.mail_relay)
+        except ValueError as exc:
+            raise ConfigError(f"mail.relay = {cfg.mail_relay!r}: {exc} (deliver = \"smtp\" needs"
+                              " \"host:port\" of the LGWAN mail server)") from None
+    try:
+        Routes(cfg.mail_routes, cfg.default_channel)
+    except RouteError as exc:
+        raise ConfigError(f"mail.routes: {exc}") from None
+    for ch in cfg.mail_routes.values():
+        if "/" in ch or "\\" in ch or ch.strip(". ") != ch.strip() or not ch.strip():
+            raise ConfigError(f"mail.routes: channel {ch!r} is not a usable folder name")
+    if cfg.smtp_port and not cfg.mail_routes:
+        raise ConfigError("smtp_port is set but [mail.routes] is empty: every recipient would be refused"
+                          " (map recipient domains or addresses to channels)")
+    if cfg.mail_max_size_mb <= 0 or cfg.mail_max_recipients < 1 or not 78 <= cfg.mail_max_line_length <= 1 << 20:
+        raise ConfigError("mail: max_size_mb must be > 0, max_recipients >= 1, max_line_length 78..1048576")
+    if cfg.mail_per_address_connections < 1 or min(cfg.mail_command_timeout_seconds, cfg.mail_data_timeout_seconds,
+                                                   cfg.mail_handover_seconds, cfg.mail_relay_timeout_seconds) <= 0:
+        raise ConfigError("mail: timeouts must be > 0 and per_address_connections >= 1")
+    for server in cfg.mail_dns_servers:
+        host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
+        try:
+            ipaddress.ip_address(host or server)
+            if port and not 0 < int(port) < 65536:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"mail.dns_servers: {server!r} is not an IP address (optionally :port)") from None

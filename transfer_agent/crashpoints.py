@@ -1,8 +1,12 @@
 """Test hook (like SQLite's fault injection): TRANSFER_AGENT_CRASHPOINT="NAME" or "NAME:N" kills
-this process with SIGKILL the N-th time the code passes the point NAME. Unset in production.
+this process with SIGKILL the N-th time the code passes the point NAME ("A:1,B:2": several points,
+e.g. one in the core and one in the internet-side process; an internet-side process restarted by the
+core runs without them). Unset in production.
 
 Points: intake.row, intake.renamed, intake.copied, intake.hashed, intake.stored (intake.py),
-api.handover (api_submissions.py), deliver.planned, deliver.done (deliverer.py), deliver.temp_written, deliver.linked (delivery.py).
+api.handover (api_submissions.py), deliver.planned, deliver.done (deliverer.py), deliver.temp_written, deliver.linked (delivery.py),
+smtp.spooled, smtp.recorded (mail_spool.py: before the 250), smtp.replied (smtp_server.py: after it),
+mail.dropped, mail.relay_sent, mail.relayed (mail_delivery.py).
 Pause points (TRANSFER_AGENT_PAUSEPOINT): intake.copied.
 """
 from __future__ import annotations
@@ -11,18 +15,16 @@ import os
 import signal
 import time
 
-_CRASH = os.environ.get("TRANSFER_AGENT_CRASHPOINT", "")
+_CRASH = {p.partition(":")[0]: int(p.partition(":")[2] or 1)
+          for p in os.environ.get("TRANSFER_AGENT_CRASHPOINT", "").split(",") if p}
 _CRASH_COUNTS: dict[str, int] = {}
 
 
 def crashpoint(name: str) -> None:
-    if not _CRASH:
-        return
-    point, _, nth = _CRASH.partition(":")
-    if point != name:
+    if not _CRASH or name not in _CRASH:
         return
     _CRASH_COUNTS[name] = _CRASH_COUNTS.get(name, 0) + 1
-    if _CRASH_COUNTS[name] >= int(nth or 1):
+    if _CRASH_COUNTS[name] >= _CRASH[name]:
         os.kill(os.getpid(), signal.SIGKILL)
 
 

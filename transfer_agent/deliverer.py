@@ -29,6 +29,7 @@ from cdr.model import BLOCKED
 from . import clock, delivery
 from .config import Config
 from .crashpoints import crashpoint
+from .mail_delivery import MailDelivery
 from .metrics import Metrics
 from .results import Key, KeyHolds, reuse_name
 from .safefs import Tree
@@ -66,6 +67,7 @@ class Deliverer:
         self._queue: queue.SimpleQueue[tuple[int, Key | None, tuple, dict] | None] = queue.SimpleQueue()
         # Jobs waiting for a delivery retry; only the delivery thread (and recovery before it) changes it.
         self.retries: dict[int, Retry] = {}
+        self.mail = MailDelivery(cfg, ledger, self.tree)  # mail jobs: Maildir drops or the LGWAN relay
 
     def hand_over(self, job_id: int, key: Key | None, *args: Any, **kw: Any) -> None:
         """Queue a verdict for the delivery thread (arguments of `finish`). Until it is delivered the job
@@ -227,9 +229,12 @@ class Deliverer:
             extra = {"receipt": self.ledger.receipt_of(row.get("submission_id")),
                      **self._retry_context(row, result, str(inbox_dir.relative_to(self.cfg.data_dir)))}
             try:
-                plan = delivery.build_plan(data_dir=self.cfg.data_dir, inbox_dir=inbox_dir, job=row, result=result,
-                                           cache_dir=cache, out_name=out_name, text_name=text_name,
-                                           deliver_as=deliver_as, reused_from=reused_from, **extra)
+                if row["mail_id"]:
+                    plan = self.mail.plan(row, result, cache, out_name, str(inbox_dir.relative_to(self.cfg.data_dir)))
+                else:
+                    plan = delivery.build_plan(data_dir=self.cfg.data_dir, inbox_dir=inbox_dir, job=row, result=result,
+                                               cache_dir=cache, out_name=out_name, text_name=text_name,
+                                               deliver_as=deliver_as, reused_from=reused_from, **extra)
             except delivery.SourceMissing:
                 self._requeue(job_id, cache, "cached output missing")
                 return
@@ -242,7 +247,7 @@ class Deliverer:
                                     "reason_en": result.get("reason_en"), "sha256": row["sha256"],
                                     "reused_from": reused_from}, job_id=job_id)
             crashpoint("deliver.planned")
-            self.deliver(job_id)
+            self.deliver(job_id, first=True)
 
     def _retry_context(self, row: dict[str, Any], result: dict[str, Any], dir_rel: str) -> dict[str, Any]:
         """A password retry: one that failed delivers nothing (the first notice stands, the console shows
@@ -272,12 +277,23 @@ class Deliverer:
         log.warning("job requeued", extra={"event": "requeue", "job_id": job_id, "why": why})
         self._kick()
 
-    def deliver(self, job_id: int, retry: Retry | None = None) -> None:
-        """Carry out the committed plan; `retry` when earlier attempts failed (audited on success)."""
+    def deliver(self, job_id: int, retry: Retry | None = None, first: bool = False) -> None:
+        """Carry out the committed plan; `retry` when earlier attempts failed (audited on success); `first`:
+        right after the plan was committed (nothing of it can be in place yet)."""
         with self.lock:
             row = self.ledger.job(job_id)
             plan = json.loads(row["plan"])
             for _ in range(5):
+                if plan.get("kind") == "mail":
+                    try:
+                        names = self.mail.execute(job_id, plan, replay=not first)
+                    except delivery.SourceMissing:
+                        args = plan.get("args") or {}
+                        self._requeue(job_id, self.cfg.data_dir / args["cache"] if args.get("cache") else None,
+                                      "cached output missing or altered")
+                        return
+                    plan = json.loads(self.ledger.job(job_id)["plan"])  # the relay marks its progress there
+                    break
                 try:
                     names = delivery.execute(plan, self.tree, job_id, self.cfg.fsync, crashpoint)
                     break
@@ -314,6 +330,8 @@ class Deliverer:
             self.ledger.forget_secrets()
         row = self.ledger.job(job_id)
         self.metrics.files.labels(row["verdict"], row["channel"]).inc()
+        if row["mail_id"]:
+            self.metrics.mails.labels(row["verdict"], row["channel"], plan.get("deliver", "")).inc()
         self.metrics.latency.observe(max(0.0, row["finished_at"] - row["received_at"]))
         if row["reused_from"]:
             self.metrics.reused.inc()

@@ -37,6 +37,18 @@ from .storage import JobStore, Row
 log = logging.getLogger("transfer_agent.service")  # the appliance's steps log as the service did
 
 
+def trust_intake(policy: dict[str, Any], authserv_id: str) -> dict[str, Any]:
+    """The policy for a mail of our SMTP intake: our Authentication-Results (the SPF result computed at
+    intake, the topmost field of the message) is taken over by the engine. Only for these jobs: a
+    mail dropped as a file could carry a forged field under our name."""
+    fam = dict(policy.get("families", {}).get("mail") or {})
+    if not fam:
+        return policy
+    trusted = [t for t in fam.get("trusted_authserv_ids", []) if isinstance(t, str)]
+    fam["trusted_authserv_ids"] = [*trusted, authserv_id] if authserv_id not in trusted else trusted
+    return {**policy, "families": {**policy["families"], "mail": fam}}
+
+
 @dataclass
 class Inflight:
     future: Future
@@ -214,8 +226,11 @@ class Dispatcher:
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True)
         # The quarantine is content-addressed by this hash: the pool need not hash the original again.
+        pdict = policy.to_dict()
+        if row["mail_id"]:
+            pdict = trust_intake(pdict, self.cfg.mail_authserv_id or self.cfg.mail_name)
         job = Job(src=str(self.cfg.data_dir / row["quarantine"]), name=row["name"], out_dir=str(out_dir),
-                  policy=policy.to_dict(), password=row["password"], want_text=policy.text_rendition,
+                  policy=pdict, password=row["password"], want_text=policy.text_rendition,
                   sha256=row["sha256"])
         try:
             fut = self.executor.submit(job)

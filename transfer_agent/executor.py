@@ -49,6 +49,10 @@ class LocalExecutor:
     def submit(self, job: Job) -> Future:
         return self._pool.submit(job)
 
+    def call(self, job: Job) -> dict:
+        """A job that reads without rebuilding (`op` inspect / detect / mail_part), on an idle worker."""
+        return self._pool.call(job)
+
     def healthy(self) -> bool:
         # Dead workers are replaced on the next job; the pool is healthy unless closed.
         return not self._closed

@@ -47,9 +47,10 @@ class Arrival:
     # When it was received, if before now: an e-application's files take their submission's time, so
     # that they land in its dated bundle folder however late they are handed over (after midnight).
     received_at: float | None = None
-    # Who sent it, for fair dispatch (api:<key id>, dropbox:<channel>, mail:<route>, upload:<link>);
+    # Who sent it, for fair dispatch (api:<key id>, dropbox:<channel>, mail:<client address>, upload:<link>);
     # None: "<source>:<channel>".
     source_key: str | None = None
+    mail_id: str | None = None  # a mail from the SMTP intake: delivered to its recipients as mail
 
     def __post_init__(self) -> None:
         # The channel's identity is fixed here, once: policy lookup, inbox folder and account
@@ -155,7 +156,7 @@ class Intake:
             rows.append((i, dict(source=a.source, channel=a.channel, name=a.name, subdir=a.subdir,
                                  drop_path=_db_path(a.path), size=st.st_size, drop_sig=sig(st),
                                  submission_id=a.submission_id, password=a.password,
-                                 received_at=a.received_at,
+                                 received_at=a.received_at, mail_id=a.mail_id,
                                  source_key=a.source_key or f"{a.source}:{a.channel}")))
         if not rows:
             return ids

@@ -6,7 +6,9 @@ stages uploads under work/api-uploads/, records each submission in the ledger (S
 shared by both processes) and wakes the core over `state/core.sock` (corelink.py), which writes the
 bundle and hands the files over. /healthz and /metrics ask the core the same way. So a flood of
 slow or hostile clients can exhaust this process, never intake, delivery or the console; and this
-process never writes into the inbox. Later internet-side intakes (upload page, SMTP) belong here too.
+process never writes into the inbox. The SMTP intake (smtp_server.py, with `--smtp-port`) runs here
+too, on a second socket the core bound: it spools each mail, records it and has the core quarantine
+it (`mail` over core.sock) before it answers 250. Later internet-side intakes (upload page) belong here.
 """
 from __future__ import annotations
 
@@ -30,12 +32,21 @@ ENV = "TRANSFER_AGENT_INTERNET"
 
 
 class CoreMetrics:
+    """/metrics: the core's, followed by this process's own (SMTP sessions)."""
+
     def __init__(self, side: InternetSide) -> None:
+        from prometheus_client import CollectorRegistry, Counter
+
         self.side = side
+        self.registry = CollectorRegistry()
+        self.smtp = Counter("transfer_smtp_transactions_total", "SMTP intake: transactions and refusals, by outcome",
+                            ["outcome"], registry=self.registry)
 
     def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
         from . import corelink
-        return corelink.ask(self.side.core_sock, "metrics")
+        return corelink.ask(self.side.core_sock, "metrics") + generate_latest(self.registry)
 
 
 class InternetSide:
@@ -96,15 +107,43 @@ def main() -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    smtp = None
+    if spec.get("smtp_fd") is not None:
+        smtp = smtp_intake(cfg, side, socket.socket(fileno=spec["smtp_fd"]))
     server.start()
-    log.info("internet side started", extra={"event": "internet.start", "pid": os.getpid()})
+    if smtp is not None:
+        smtp.start()
+    log.info("internet side started", extra={"event": "internet.start", "pid": os.getpid(),
+                                             "smtp": smtp is not None})
     parent = spec["parent"]
     while not stop.wait(0.5):
-        if os.getppid() != parent or not server.alive():
+        if os.getppid() != parent or not server.alive() or (smtp is not None and not smtp.alive()):
             break  # the core is gone (or our server died): the core's supervisor starts a new one
+    if smtp is not None:
+        smtp.stop(5)
     server.stop(5)
     side.ledger.close()
     os._exit(0)
+
+
+def smtp_intake(cfg: Config, side: InternetSide, sock: socket.socket) -> Any:
+    """The SMTP server of this process (smtp_server.py) on the socket the core bound."""
+    from . import corelink
+    from .mail_spool import MailSpool
+    from .mailroutes import Routes
+    from .smtp_server import Handler, Limits, SmtpServer, spf_checker, tls_context
+
+    sock.set_inheritable(False)
+    spool = MailSpool(side.ledger, cfg.data_dir, cfg.mail_name, cfg.mail_authserv_id or cfg.mail_name, cfg.fsync,
+                      ask_core=lambda timeout: corelink.ask(side.core_sock, "mail", timeout=timeout),
+                      handover_seconds=cfg.mail_handover_seconds, dedup_hours=cfg.mail_dedup_hours)
+    spool.clean()
+    limits = Limits(cfg)
+    handler = Handler(Routes(cfg.mail_routes, cfg.default_channel), spool, limits,
+                      spf_checker(cfg.mail_dns, cfg.mail_dns_servers),
+                      on_event=lambda outcome: side.metrics.smtp.labels(outcome).inc())
+    tls = tls_context(cfg.smtp_tls_cert, cfg.smtp_tls_key) if cfg.smtp_tls_cert else None
+    return SmtpServer(sock, handler, limits, cfg.mail_name, tls)
 
 
 class Supervisor:
@@ -112,10 +151,11 @@ class Supervisor:
     (1 s, doubling up to 30 s while it keeps dying at once)."""
 
     def __init__(self, sock: socket.socket, config: str | None, data_dir: str, overrides: dict[str, Any],
-                 on_event: Any = None) -> None:
+                 on_event: Any = None, smtp_sock: socket.socket | None = None) -> None:
         self.sock = sock
+        self.smtp_sock = smtp_sock
         self.spec = {"config": config, "data_dir": data_dir, "overrides": overrides, "fd": sock.fileno(),
-                     "parent": os.getpid()}
+                     "smtp_fd": smtp_sock.fileno() if smtp_sock is not None else None, "parent": os.getpid()}
         self.proc: subprocess.Popen | None = None
         self.on_event = on_event  # (event, data): audited by the caller
         self.restarts = 0
@@ -126,8 +166,11 @@ class Supervisor:
 
     def start(self) -> None:
         env = dict(os.environ, **{ENV: json.dumps(self.spec)})
+        if self.restarts:
+            env.pop("TRANSFER_AGENT_CRASHPOINT", None)  # test hook: a crash point fires in the first child only
+        fds = (self.sock.fileno(),) + ((self.smtp_sock.fileno(),) if self.smtp_sock is not None else ())
         self.proc = subprocess.Popen([sys.executable, "-m", "transfer_agent.internet"], env=env,
-                                     pass_fds=(self.sock.fileno(),), cwd=str(Path.cwd()))
+                                     pass_fds=fds, cwd=str(Path.cwd()))
         self._started = time.monotonic()
 
     @property

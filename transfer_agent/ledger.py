@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import audit, db, schema
+from . import audit, db, mail_db, schema  # noqa: F401 - mail_db registers the SMTP intake's tables
 from .channels import channel_name
 
 log = logging.getLogger("transfer_agent.ledger")
@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     processed_at  REAL,
     finished_at   REAL,
     engine        TEXT,                   -- engine fingerprint + policy content hash (reuse key)
-    source_key    TEXT                    -- who sent it, for fair dispatch: api:<key id>, dropbox:<channel>, ...
+    source_key    TEXT,                   -- who sent it, for fair dispatch: api:<key id>, dropbox:<channel>, ...
+    mail_id       TEXT                    -- a mail from the SMTP intake (mail_db.py): delivered as mail
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
 CREATE INDEX IF NOT EXISTS jobs_sha ON jobs(sha256, policy);
@@ -82,10 +83,13 @@ CREATE TABLE IF NOT EXISTS quarantine (
 """
 # Added later: `engine`, which engine (and policy content) made a job's result, for safe reuse;
 # `source_key`, who sent a job (fair dispatch; older rows fall back to source_key()).
-schema.register("ledger", SCHEMA, columns=[("jobs", "engine", "TEXT"), ("jobs", "source_key", "TEXT")])
-schema.register("ledger_later", "CREATE INDEX IF NOT EXISTS jobs_queued_source ON jobs(status, source_key, id);",
+schema.register("ledger", SCHEMA, columns=[("jobs", "engine", "TEXT"), ("jobs", "source_key", "TEXT"),
+                                           ("jobs", "mail_id", "TEXT")])
+schema.register("ledger_later", "CREATE INDEX IF NOT EXISTS jobs_queued_source ON jobs(status, source_key, id);"
+                "CREATE INDEX IF NOT EXISTS jobs_mail ON jobs(mail_id);",
                 postgresql="""
 CREATE INDEX IF NOT EXISTS jobs_queued_source ON jobs(status, source_key, id);
+CREATE INDEX IF NOT EXISTS jobs_mail ON jobs(mail_id);
 -- Channel identity in SQL (channels.Scope.sql). SQLite registers the Python function; a PostgreSQL
 -- ledger is always newer than channel normalisation, so its names are already in normal form.
 CREATE OR REPLACE FUNCTION chkey(text) RETURNS text IMMUTABLE LANGUAGE sql AS $$ SELECT $1 $$;
@@ -199,8 +203,8 @@ class Tx:
                          (status, json.dumps(delivered, ensure_ascii=False), time.time(), job_id))
 
     def password_retries(self, tag: str) -> list[Any]:
-        """Status and verdict of the password retries filed under `tag` (see password_retry.retry_tag)."""
-        return self.cur.execute("SELECT status, verdict FROM jobs WHERE source = 'console' AND drop_path = ?",
+        """Status, verdict and result of the password retries filed under `tag` (see password_retry.retry_tag)."""
+        return self.cur.execute("SELECT status, verdict, result FROM jobs WHERE source = 'console' AND drop_path = ?",
                                 (tag,)).fetchall()
 
     def add_password_retry(self, job: Any, tag: str, password: str) -> int:
@@ -208,9 +212,9 @@ class Tx:
         same retention); not tied to its submission."""
         cur = self.cur.execute(
             "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, size, sha256, quarantine,"
-            " password, received_at, source_key) VALUES ('queued','console',?,?,?,?,?,?,?,?,?,?)",
+            " password, received_at, source_key, mail_id) VALUES ('queued','console',?,?,?,?,?,?,?,?,?,?,?)",
             (job["channel"], job["name"], job["subdir"], tag, job["size"], job["sha256"],
-             job["quarantine"], password, job["received_at"], source_key(job)))
+             job["quarantine"], password, job["received_at"], source_key(job), job["mail_id"]))
         return int(cur.lastrowid)
 
 
@@ -350,12 +354,20 @@ class Ledger:
             for r in rows:
                 cur = t.execute(
                     "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, drop_sig, size, submission_id,"
-                    " password, received_at, source_key) VALUES ('received',?,?,?,?,?,?,?,?,?,?,?)",
+                    " password, received_at, source_key, mail_id) VALUES ('received',?,?,?,?,?,?,?,?,?,?,?,?)",
                     (r["source"], r["channel"], r["name"], r["subdir"], r["drop_path"], r.get("drop_sig"),
                      r.get("size"), r.get("submission_id"), r.get("password"), r.get("received_at") or now,
-                     r.get("source_key") or f"{r['source']}:{r['channel']}"))
+                     r.get("source_key") or f"{r['source']}:{r['channel']}", r.get("mail_id")))
                 ids.append(int(cur.lastrowid))
         return ids
+
+    def mail_recipients(self, mail_id: str, channel: str) -> list[str]:
+        """The envelope recipients of a mail that belong to `channel`, in envelope order."""
+        return [r[0] for r in self.query("SELECT address FROM mail_rcpts WHERE mail_id = ? AND channel = ?"
+                                         " ORDER BY n", (mail_id, channel))]
+
+    def mail(self, mail_id: str) -> Any | None:
+        return self.one("SELECT * FROM mails WHERE id = ?", (mail_id,))
 
     def queued_page(self, after: int, limit: int, source: str | None = None) -> list[Any]:
         """Queued jobs with an id above `after`, oldest first (only those of `source`, if given)."""

@@ -17,6 +17,9 @@ class Metrics:
                              ["verdict", "channel"], registry=r)
         self.intake = Counter("transfer_intake_total", "Files taken into quarantine, by channel",
                               ["channel"], registry=r)
+        self.mails = Counter("transfer_mails_total", "Mails from the SMTP intake delivered (one per mail and"
+                             " channel), by verdict, channel and delivery (maildir, smtp)",
+                             ["verdict", "channel", "delivery"], registry=r)
         self.reused = Counter("transfer_dedup_reused_total", "Results reused for identical content", registry=r)
         self.purged = Counter("transfer_purged_total", "Originals purged after retention", registry=r)
         self.errors = Counter("transfer_errors_total", "Internal errors, by stage", ["stage"], registry=r)

@@ -21,6 +21,18 @@ def retry_tag(job: Any) -> str:
     return f"retry of job {job['id']}"
 
 
+def wants_password(status: str, result: dict[str, Any] | None, mail: bool = False) -> bool:
+    """Whether a final job's result is waiting for a password: a file blocked as encrypted, or a mail
+    (delivered with notices in place of its PPAP attachments) whose report lists `needs_password`:
+    the whole mail is then run again with the password, which the engine hands to every attachment."""
+    result = result or {}
+    if mail:
+        return status in ("delivered", "blocked") and bool((result.get("mail") or {}).get("needs_password"))
+    return status == "blocked" and any(
+        th.get("action") == "blocked" and str(th.get("id", "")).endswith(".encrypted")
+        for th in result.get("threats", []))
+
+
 class RetryRefused(Exception):
     """A password retry that cannot be done; `code` names why (for the console's message)."""
 
@@ -39,17 +51,18 @@ def queue_retry(ledger: JobStore, quarantine: Quarantine, job_id: int, password:
         if row is None:
             raise RetryRefused("not_found")
         result = json.loads(row["result"]) if row["result"] else {}
-        wants = row["status"] == "blocked" and any(
-            th.get("action") == "blocked" and str(th.get("id", "")).endswith(".encrypted")
-            for th in result.get("threats", []))
-        if not wants:
+        mail = bool(row["mail_id"])
+        if not wants_password(row["status"], result, mail):
             raise RetryRefused("not_encrypted")
-        # A chain of retries is judged as one: one at a time, and none once the file is delivered.
+        # A chain of retries is judged as one: one at a time, and none once the file is delivered
+        # (a mail: once a retry opened every attachment).
         tag = retry_tag(row)
         for other in t.password_retries(tag):
             if other["status"] not in ("delivered", "blocked"):
                 raise RetryRefused("retry_running")
-            if other["verdict"] != "blocked":
+            done = (not wants_password(other["status"], json.loads(other["result"]) if other["result"] else {}, True)
+                    if mail else other["verdict"] != "blocked")
+            if done:
                 raise RetryRefused("retry_done")
         q = t.original(row["sha256"])
         if q is None or q["purged_at"] is not None or not quarantine.path_for(row["sha256"]).is_file():
@@ -58,8 +71,10 @@ def queue_retry(ledger: JobStore, quarantine: Quarantine, job_id: int, password:
         # received_at is the original's: the result lands in the same dated folder as the notice,
         # and the retry does not extend how long the original is kept.
         new_id = t.add_password_retry(row, tag, password)
-        t.audit("job.password_retry", {"from_job": job_id, "name": row["name"], "channel": row["channel"]},
-                job_id=new_id, actor=actor)
+        data = {"from_job": job_id, "name": row["name"], "channel": row["channel"]}
+        if mail:
+            data["mail_id"] = row["mail_id"]
+        t.audit("job.password_retry", data, job_id=new_id, actor=actor)
     log.info("processing again with a password", extra={"event": "job.password_retry", "job_id": new_id,
                                                          "from_job": job_id, "actor": actor})
     return new_id

@@ -103,7 +103,9 @@ CREATE TABLE IF NOT EXISTS login_failures (
 _ADDED = {
     "api_keys": (("channels", "TEXT"), ("all_channels", "INTEGER NOT NULL DEFAULT 0")),
     "console_users": (("channels", "TEXT"), ("all_channels", "INTEGER NOT NULL DEFAULT 0")),
-    "original_requests": (("expires_at", "REAL"), ("downloads", "INTEGER NOT NULL DEFAULT 0")),
+    # part: one attachment of a mail (its index among the report's children) instead of the whole original
+    "original_requests": (("expires_at", "REAL"), ("downloads", "INTEGER NOT NULL DEFAULT 0"), ("part", "INTEGER"),
+                          ("part_name", "TEXT")),
     # Submissions from upload pages (exchange.py): where they came from, their form, the 要確認 flags of its
     # checks, the hash of the sender's status-page token, who gets the receipt mail and its outbox queue id.
     "submissions": (("source", "TEXT NOT NULL DEFAULT 'api'"), ("request_id", "TEXT"), ("form", "TEXT"),

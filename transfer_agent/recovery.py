@@ -15,9 +15,14 @@ deliver  plan (names, hashes) + verdict + audit 'verdict' committed as 'deliveri
          If the inbox cannot be written meanwhile, the job stays 'delivering' and the delivery
          thread replays the same plan with backoff (audit 'delivery.failed' once, 'delivery.resumed').
          (deliverer.py, delivery.py)
+mail     (SMTP intake) spooled + row 'received' by the internet side -> claimed 'taking' -> one job
+         per channel, as for intake above (jobs.mail_id) -> 'queued' + audit 'mail.taken'
+         (mail_spool.py, mail_intake.py); delivered by a mail plan (Maildir drops or the relay,
+         mail_delivery.py) through the same 'delivering' state and retries
 Recovery: a 'received' job is taken or finished from wherever its file is (or forgotten if the
 file is gone or was left in the dropbox); 'processing' goes back to 'queued'; 'delivering'
-replays its committed plan. Tests kill the service at each named step (crashpoints.py).
+replays its committed plan; recorded or half-taken mails are taken (Service.recover, then every
+second). Tests kill the service at each named step (crashpoints.py).
 """
 from __future__ import annotations
 
@@ -65,7 +70,9 @@ def recover(cfg: Config, ledger: JobStore, quarantine: Quarantine, intake: Intak
         log.info("completing interrupted delivery", extra={"event": "recover.deliver", "job_id": row["id"]})
         try:
             # Inside the try: an inbox that cannot be written must not keep the service from starting.
-            delivery.remove_temps(json.loads(row["plan"]), deliverer.tree, row["id"])
+            plan = json.loads(row["plan"])
+            if plan.get("kind") != "mail":  # a mail's Maildir drop cleans its own tmp/ name
+                delivery.remove_temps(plan, deliverer.tree, row["id"])
             deliverer.deliver(row["id"])
         except Exception as exc:  # noqa: BLE001 - stays 'delivering'; the delivery thread retries it
             log.exception("cannot complete delivery", extra={"event": "recover.failed", "job_id": row["id"]})

@@ -10,16 +10,20 @@ executor seam (executor.py).
 """
 from __future__ import annotations
 
+import base64
 import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import Gauge
 
 from cdr.policy import Policy, load_policy
+from cdr.worker import Job
 
 from .channels import channel_name
 from .config import Config
@@ -30,6 +34,7 @@ from .executor import Executor, LocalExecutor
 from .forms import FormBook, restrict_policy
 from .intake import Arrival, Intake
 from .ledger import Ledger
+from .mail_intake import MailIntake
 from .maintenance import Maintenance
 from .metrics import Metrics
 from .password_retry import queue_retry
@@ -89,6 +94,7 @@ class Service:
         self.maintenance = Maintenance(cfg, self.ledger, self.quarantine, self.metrics, self.dispatcher.live_dirs,
                                        self._stop)
         self.watcher = DropboxWatcher(cfg, self.intake.on_dropped)
+        self.mail_intake = MailIntake(cfg, self.ledger, self.intake)  # mails the SMTP intake recorded
         # Delivery runs in its own thread so that a freed worker gets its next file at once.
         self._processor = threading.Thread(target=self.dispatcher.run, name="processor", daemon=True)
         self._deliverer = threading.Thread(target=self.deliverer.run, name="delivery", daemon=True)
@@ -136,6 +142,7 @@ class Service:
         self._processor.start()
         self._maint.start()
         self.watcher.start()
+        self.mail_intake.start()
         log.info("service started", extra={"event": "service.start", "data_dir": str(self.cfg.data_dir),
                                            "policy": self.default_policy.label, "workers": self.cfg.worker_count})
         if not leases_for_others():
@@ -146,6 +153,10 @@ class Service:
     def recover(self) -> None:
         """Bring every unfinished job back to a consistent state (runs before any thread starts)."""
         recover(self.cfg, self.ledger, self.quarantine, self.intake, self.deliverer)
+        try:
+            self.mail_intake.take_pending()  # mails recorded (or half taken) while the core was away
+        except Exception:  # noqa: BLE001 - its thread tries again every second
+            log.exception("cannot take recorded mails", extra={"event": "recover.failed"})
 
     def stop(self) -> None:
         """Stop intake, let in-flight files finish (up to the grace time), requeue the rest."""
@@ -153,6 +164,7 @@ class Service:
         self._stop.set()
         self._kick()
         self.watcher.stop()
+        self.mail_intake.stop()
         if self._processor.is_alive():
             self._processor.join(self.cfg.shutdown_grace_seconds + 30)
         # The processor has handed over its last result: deliver what is queued, then stop.
@@ -208,6 +220,11 @@ class Service:
         if waiting:
             notes.append(f"{waiting} job(s) waiting for a delivery retry (inbox not writable? see log event"
                          " deliver.retry)")
+        stuck = self.ledger.one("SELECT COUNT(*) FROM mails WHERE status IN ('received', 'taking')"
+                                " AND received_at < ?", (time.time() - 60,))[0]
+        if stuck:
+            notes.append(f"{stuck} mail(s) from the SMTP intake recorded over a minute ago and not yet in"
+                         " quarantine (see log event mail.take_partial)")
         oversized = self.intake.oversized()
         if oversized:
             notes.append(f"{oversized} file(s) in the dropbox are over the size limit and were not"
@@ -243,3 +260,18 @@ class Service:
 
     def purge(self) -> list[str]:
         return self.maintenance.purge()
+
+    def mail_part(self, job: Any, index: int) -> tuple[str, bytes]:
+        """One original attachment of a quarantined mail (an approved request), read by a worker:
+        (the name the sender gave it, its bytes). Raises RuntimeError when it cannot be read."""
+        ex = self.executor
+        if ex is None or not hasattr(ex, "call"):
+            raise RuntimeError("no worker to read the mail")
+        policy = self.policy_for(job["channel"])
+        reply = ex.call(Job(src=str(self.cfg.data_dir / job["quarantine"]), name=job["name"],
+                            out_dir=str(self.cfg.work / "jobs" / "part"), policy=policy.to_dict(), op="mail_part",
+                            part=index))
+        part = reply.get("part") or {"error": reply.get("error", "no answer")}
+        if "error" in part:
+            raise RuntimeError(f"cannot read attachment {index} of job {job['id']}: {part['error']}")
+        return str(part["name"]), base64.b64decode(part["data"])

@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -33,7 +33,7 @@ from ..bundles import field_text
 from ..channels import Scope, channel_name
 from ..files import clean_name, fit_name
 from ..ledger import FINAL, Ledger, loads
-from ..password_retry import RetryRefused, retry_tag
+from ..password_retry import RetryRefused, retry_tag, wants_password
 from ..portal_db import ensure_schema
 from . import originals
 
@@ -144,8 +144,9 @@ def _children(result: dict[str, Any] | None) -> list[dict[str, Any]]:
 class Console:
     def __init__(self, ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None,
                  retry: Callable[[int, str, str], int] | None = None, tree: Any = None,
-                 policy_for: Callable[[str], Policy] | None = None) -> None:
+                 policy_for: Callable[[str], Policy] | None = None, extract: Any = None) -> None:
         self.ledger = ledger
+        self.extract = extract  # the appliance's mail_part: one attachment of a quarantined mail
         # The channel's policy (its [release] rules); without an appliance, the default policy.
         if policy_for is None:
             default = load_policy()
@@ -227,13 +228,16 @@ class Console:
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         base = " FROM jobs j LEFT JOIN submissions s ON s.id = j.submission_id" + cond
         cols = ("SELECT j.id, j.status, j.channel, j.name, j.verdict, j.received_at, j.finished_at, j.size,"
-                " j.result, j.plan, j.source, s.receipt, (SELECT COUNT(*) FROM original_requests r WHERE r.job_id = j.id"
+                " j.result, j.plan, j.source, j.mail_id, s.receipt, (SELECT COUNT(*) FROM original_requests r WHERE r.job_id = j.id"
                 " AND r.status = 'approved') AS originals")
         if q:
             # SQL LIKE cannot compare width-normalised text: filter the (id, name) pairs here,
-            # then load only the page's rows.
-            ids = [r[0] for r in self.ledger.query("SELECT j.id, j.name" + base + " ORDER BY j.id DESC",
-                                                   tuple(params)) if q in _norm_name(r[1] or "")]
+            # then load only the page's rows. A mail is found by its subject and sender too.
+            ids = [r[0] for r in self.ledger.query(
+                "SELECT j.id, j.name || CASE WHEN j.mail_id IS NULL THEN '' ELSE ' ' ||"
+                " ifnull(json_extract(j.result, '$.mail.subject'), '') || ' ' ||"
+                " ifnull(json_extract(j.result, '$.mail.from'), '') END" + base + " ORDER BY j.id DESC",
+                tuple(params)) if q in _norm_name(r[1] or "")]
             total = len(ids)
             ids = ids[(page - 1) * PAGE:page * PAGE]
             rows = self.ledger.query(
@@ -253,7 +257,56 @@ class Console:
                     labels.append(lab)
             out.append({**dict(r), "final": r["status"] in FINAL, "threat_labels": labels,
                         "threat_count": len(threats), "shown_name": delivered_name(r)})
+        self._mail_rows(out)
         return out, total
+
+    def _mail_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Mails are listed like files, with their subject, sender and recipients."""
+        mail_ids = sorted({r["mail_id"] for r in rows if r.get("mail_id")})
+        if not mail_ids:
+            return
+        rcpts: dict[tuple[str, str], list[str]] = {}
+        for m, ch, addr in self.ledger.query("SELECT mail_id, channel, address FROM mail_rcpts WHERE mail_id IN ("
+                                             + ",".join("?" * len(mail_ids)) + ") ORDER BY n", tuple(mail_ids)):
+            rcpts.setdefault((m, ch), []).append(addr)
+        senders = {m: f for m, f in self.ledger.query("SELECT id, mail_from FROM mails WHERE id IN ("
+                                                      + ",".join("?" * len(mail_ids)) + ")", tuple(mail_ids))}
+        for r in rows:
+            if r.get("mail_id"):
+                res = loads(r["result"]) or {}
+                info = res.get("mail") or {}
+                r["mail"] = {"subject": info.get("subject") or "", "from": ", ".join(info.get("from") or [])
+                             or senders.get(r["mail_id"]) or "", "rcpts": rcpts.get((r["mail_id"], r["channel"]), []),
+                             "attachments": len(res.get("children") or [])}
+
+    def mail_view(self, job: Any, result: dict[str, Any]) -> dict[str, Any] | None:
+        """The mail panel of a report: header, envelope, authentication, attachments with their verdicts."""
+        if not job["mail_id"]:
+            return None
+        m = self.ledger.one("SELECT * FROM mails WHERE id = ?", (job["mail_id"],))
+        info = result.get("mail") or {}
+        auth = info.get("authentication") or {}
+        spf = auth.get("spf") or (loads(m["spf"]) if m is not None else None) or {}
+        policy = self.policy_for(job["channel"])
+        atts = []
+        for i, c in enumerate(result.get("children") or []):
+            atts.append({"index": i, "name": c.get("source"), "verdict": c.get("verdict"),
+                         "delivered_as": c.get("output") if c.get("verdict") != "blocked" else None,
+                         "reason": c.get("reason_ja") or c.get("reason"),
+                         "requestable": bool(c.get("sha256")) and not originals.never_released(job, policy, i)})
+        return {
+            "id": job["mail_id"], "subject": info.get("subject"), "from": ", ".join(info.get("from") or []),
+            "to": ", ".join((info.get("to") or []) + (info.get("cc") or [])), "date": info.get("date"),
+            "message_id": info.get("message_id"),
+            "rcpts": self.ledger.mail_recipients(job["mail_id"], job["channel"]),
+            "envelope_from": m["mail_from"] if m is not None else None,
+            "client_ip": m["client_ip"] if m is not None else None, "helo": m["helo"] if m is not None else None,
+            "tls": bool(m["tls"]) if m is not None else False,
+            "spf": spf.get("result"), "dkim": ", ".join(d.get("result", "") for d in auth.get("dkim") or []),
+            "dmarc": (auth.get("dmarc") or {}).get("result"), "attachments": atts,
+            "needs_password": info.get("needs_password") or [],
+            "deceptive_links": info.get("deceptive_links") or [],
+        }
 
     def form_only(self, f: dict[str, str], scope: Scope) -> list[Any]:
         """E-applications sent without attachments: no job row, so the file list cannot show them."""
@@ -303,13 +356,21 @@ class Console:
             if lab not in labels:
                 labels.append(lab)
         return {**dict(r), "blocked_reason": result.get("reason_ja") or result.get("reason"),
-                "threat_labels": labels, "never": originals.never_released(r, policy),
+                "threat_labels": labels, "never": originals.never_released(r, policy, r["part"]),
                 "needs_comment": originals.needs_comment(r, policy)}
 
     def delivered_file(self, job: Any, kind: str) -> tuple[Path, str]:
         plan = loads(job["plan"]) or {}
         if job["status"] not in FINAL:
             raise _Denied(404, "まだ配送されていません")
+        if plan.get("kind") == "mail":
+            # The rebuilt mail as delivered (kept with the result until the original is purged).
+            args = plan.get("args") or {}
+            path = self.data_dir / args["cache"] / args["out_name"] if kind == "output" and args.get("cache") \
+                and args.get("out_name") else None
+            if path is None or path.is_symlink() or not path.is_file():
+                raise _Denied(404, "このファイルはありません")
+            return path, job["name"]
         for pf in plan.get("files", []):
             if pf["kind"] == kind:
                 path = (self.data_dir / plan["dir"] / pf["name"])
@@ -398,13 +459,14 @@ def create_console_app(service: Any) -> FastAPI:
     return build_console(service.ledger, service.cfg.data_dir, fsync=service.cfg.fsync,
                          lock=getattr(service, "delivery_lock", None),
                          retry=getattr(service, "retry_with_password", None),
-                         tree=getattr(service, "tree", None), policy_for=getattr(service, "policy_for", None))
+                         tree=getattr(service, "tree", None), policy_for=getattr(service, "policy_for", None),
+                         extract=getattr(service, "mail_part", None))
 
 
 def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None,
                   retry: Callable[[int, str, str], int] | None = None, tree: Any = None,
-                  policy_for: Callable[[str], Policy] | None = None) -> FastAPI:
-    con = Console(ledger, data_dir, fsync, lock, retry, tree, policy_for)
+                  policy_for: Callable[[str], Policy] | None = None, extract: Any = None) -> FastAPI:
+    con = Console(ledger, data_dir, fsync, lock, retry, tree, policy_for, extract)
     app = FastAPI(title="transfer-agent console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = con
     app.mount("/static", StaticFiles(directory=str(PKG / "static")), name="static")
@@ -509,10 +571,9 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
             " LEFT JOIN console_users a ON a.id = r.approver_id WHERE r.job_id = ? ORDER BY r.id DESC", (job["id"],))
         pending_mine = any(r["status"] == "pending" and r["requester_id"] == sess.user.id for r in reqs)
         threats = _flatten(result)
-        # PPAP: blocked for want of a password, which the clerk may have received another way.
-        needs_password = con.retry is not None and job["status"] == "blocked" and any(
-            t.get("action") == "blocked" and str(t.get("id", "")).endswith(".encrypted")
-            for t in result.get("threats", []))
+        # PPAP: blocked for want of a password, which the clerk may have received another way (a mail:
+        # delivered with a notice in place of its password-protected attachment).
+        needs_password = con.retry is not None and wants_password(job["status"], result, bool(job["mail_id"]))
         retries = con.ledger.query("SELECT id, verdict, status FROM jobs WHERE source = 'console' AND drop_path = ?"
                                    " AND id > ? ORDER BY id", (retry_tag(job), job["id"]))
         # A password retry delivered the file: this notice was replaced in the inbox.
@@ -529,7 +590,7 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
                           never=originals.never_released(job, con.policy_for(job["channel"])),
                           final=job["status"] in FINAL, msg=_flash(request, sess),
                           needs_password=needs_password, retries=retries, superseded=superseded,
-                          delivered=delivered_name(job), fields=fields,
+                          delivered=delivered_name(job), fields=fields, mail=con.mail_view(job, result),
                           sentence=threat_labels.verdict_sentence(result) if job["status"] in FINAL else "")
 
     @app.get("/deliveries/{job_id}/files/{kind}")
@@ -549,9 +610,13 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         jid = _id(job_id)
         form = await con.check_csrf(request, sess)
         await run_in_threadpool(con.job, jid, sess.user.scope)  # another channel's: the same 404 as none
+        raw = str(form.get("part", "")).strip()
+        part = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 6 else None
+        if raw and part is None:
+            return RedirectResponse(_flash_url(f"/deliveries/{jid}", "bad_part"), status_code=303)
         try:
             await run_in_threadpool(originals.request_original, con.ledger, sess.user, jid, form.get("reason", ""),
-                                    con.policy_for)
+                                    con.policy_for, part)
         except originals.RequestError as exc:
             return RedirectResponse(_flash_url(f"/deliveries/{jid}", exc.code), status_code=303)
         return RedirectResponse(_flash_url(f"/deliveries/{jid}", "requested"), status_code=303)
@@ -586,11 +651,17 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         client = request.client.host if request.client else ""
         try:
             path, name = originals.open_original(con.ledger, con.data_dir, sess.user, _id(request_id),
-                                                 con.policy_for, client)
+                                                 con.policy_for, client, con.extract)
         except originals.Unavailable as exc:
             raise _Denied(exc.status, exc.ja) from None
         # Named apart from the sanitized file the clerk may have downloaded beside it.
-        return _file_response(path, fit_name(clean_name(originals.PREFIX + name), 200))
+        name = fit_name(clean_name(originals.PREFIX + name), 200)
+        if isinstance(path, bytes):  # one attachment of a mail, read out of the quarantined mail
+            resp = Response(path, media_type="application/octet-stream", headers={
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+                "X-Content-Type-Options": "nosniff"})
+            return resp
+        return _file_response(path, name)
 
     @app.get("/submissions/{receipt}/form")
     def form_text(request: Request, receipt: str) -> Response:

@@ -10,6 +10,11 @@ records them.
 Before this, an approval copied the original into the channel's delivery folder as
 `originals/ORIGINAL_<name>`, where everyone with access to the share could take it;
 `transfer-agent originals legacy [--remove]` lists (and removes, audited) those copies.
+
+For a mail, a request may name one attachment (`part`: its index among the report's children) instead
+of the whole original mail: the policy's `never` then looks at that attachment only, and at download
+a worker reads it out of the quarantined mail (`extract`, cdr op mail_part); its bytes are checked
+against the sha256 the report recorded for that attachment before the requester gets them.
 """
 from __future__ import annotations
 
@@ -48,6 +53,8 @@ MESSAGES = {
     "not_found": "申請が見つかりません",
     "already_decided": "この申請はすでに処理されています",
     "own_request": "自分の申請を承認・却下することはできません（別の承認者が必要です）",
+    "bad_part": "指定された添付ファイルはこのメールにありません",
+    "part_failed": "添付ファイルの原本を取り出せませんでした（管理者に連絡してください）",
 }
 
 
@@ -77,16 +84,34 @@ def families(result: dict[str, Any] | None) -> set[str]:
     return out
 
 
-def never_released(job: Any, policy: Policy) -> list[str]:
-    """The families of this job that the policy never releases (empty: it may be released)."""
-    return sorted(families(loads(job["result"])) & set(policy.release.never))
+def never_released(job: Any, policy: Policy, part: int | None = None) -> list[str]:
+    """The families of this job (of its attachment `part`, for one attachment of a mail) that the policy
+    never releases (empty: it may be released)."""
+    result = loads(job["result"])
+    if part is not None:
+        children = (result or {}).get("children") or []
+        result = children[part] if 0 <= part < len(children) else None
+    return sorted(families(result) & set(policy.release.never))
+
+
+def mail_part(job: Any, part: int | None) -> tuple[str, str] | None:
+    """(name, sha256) of attachment `part` of a mail job's report, None for the whole original; RequestError
+    when the job is no mail or has no such attachment."""
+    if part is None:
+        return None
+    children = (loads(job["result"]) or {}).get("children") or []
+    if not job["mail_id"] or not 0 <= part < len(children) or not children[part].get("sha256"):
+        raise RequestError("bad_part")
+    return str(children[part].get("source") or f"attachment{part + 1}"), str(children[part]["sha256"])
 
 
 def needs_comment(job: Any, policy: Policy) -> bool:
     return (job["verdict"] or "blocked") in policy.release.comment_required
 
 
-def request_original(ledger: Ledger, user: User, job_id: int, reason: str, policy_for: PolicyFor | None = None) -> int:
+def request_original(ledger: Ledger, user: User, job_id: int, reason: str, policy_for: PolicyFor | None = None,
+                     part: int | None = None) -> int:
+    """A request for the original of `job_id` (of its attachment `part`, for a mail)."""
     reason = reason.strip()
     if len(reason) < 4:
         raise RequestError("reason_short")
@@ -96,16 +121,21 @@ def request_original(ledger: Ledger, user: User, job_id: int, reason: str, polic
         job = t.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if job is None or job["status"] not in FINAL or not user.scope.allows(job["channel"]):
             raise RequestError("not_final")
-        if policy_for is not None and never_released(job, policy_for(job["channel"])):
+        which = mail_part(job, part)
+        if policy_for is not None and never_released(job, policy_for(job["channel"]), part):
             raise RequestError("never_release")
         if t.execute("SELECT 1 FROM original_requests WHERE job_id = ? AND requester_id = ? AND status = 'pending'",
                      (job_id, user.id)).fetchone():
             raise RequestError("pending_exists")
-        cur = t.execute("INSERT INTO original_requests(job_id, requester_id, reason, status, created_at)"
-                        " VALUES (?,?,?,?,?)", (job_id, user.id, reason, "pending", time.time()))
+        cur = t.execute("INSERT INTO original_requests(job_id, requester_id, reason, status, created_at, part,"
+                        " part_name) VALUES (?,?,?,?,?,?,?)", (job_id, user.id, reason, "pending", time.time(), part,
+                                                              which[0] if which else None))
         rid = int(cur.lastrowid)
-        t.audit("original.requested", {"request_id": rid, "name": job["name"], "sha256": job["sha256"],
-                                       "reason": reason, "requester": user.name}, job_id=job_id, actor=user.name)
+        data = {"request_id": rid, "name": job["name"], "sha256": job["sha256"], "reason": reason,
+                "requester": user.name}
+        if which is not None:
+            data.update(part=part, part_name=which[0], part_sha256=which[1])
+        t.audit("original.requested", data, job_id=job_id, actor=user.name)
     return rid
 
 
@@ -129,7 +159,7 @@ def decide(ledger: Ledger, data_dir: Path, approver: User, request_id: int, appr
     expires = None
     now = time.time()
     if approve:
-        if never_released(job, policy):
+        if never_released(job, policy, req["part"]):
             raise RequestError("never_release")
         if needs_comment(job, policy) and not comment:
             raise RequestError("comment_required_danger")
@@ -169,18 +199,20 @@ def expiry(req: Any, policy: Policy) -> float:
 
 
 def open_original(ledger: Ledger, data_dir: Path, user: User, request_id: int, policy_for: PolicyFor,
-                  client: str = "") -> tuple[Path, str]:
+                  client: str = "", extract: Callable[[Any, int], tuple[str, bytes]] | None = None
+                  ) -> tuple[Path | bytes, str]:
     """The quarantined original of an approved request, for its requester only, within its time and
-    only if the policy still allows it and the file still has the recorded hash. Audited."""
-    r = ledger.one("SELECT r.*, j.channel, j.name, j.sha256, j.quarantine, j.result, j.verdict FROM original_requests r"
-                   " JOIN jobs j ON j.id = r.job_id WHERE r.id = ?", (request_id,))
+    only if the policy still allows it and the file still has the recorded hash. Audited. For one
+    attachment of a mail: its bytes, read out by `extract(job, part)` in a worker and checked."""
+    r = ledger.one("SELECT r.*, j.channel, j.name, j.sha256, j.quarantine, j.result, j.verdict, j.mail_id"
+                   " FROM original_requests r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?", (request_id,))
     # Someone else's request, another channel's or none at all: the same answer.
     if r is None or r["requester_id"] != user.id or not user.scope.allows(r["channel"]) or r["status"] != "approved":
         raise Unavailable(404, "取り出しが承認された原本はありません")
     policy = policy_for(r["channel"])
     if time.time() > expiry(r, policy):
         raise Unavailable(410, "ダウンロードの期限が過ぎました。必要な場合はもう一度申請してください")
-    if never_released(r, policy):
+    if never_released(r, policy, r["part"]):
         raise Unavailable(403, MESSAGES["never_release"])
     path = data_dir / (r["quarantine"] or "")
     if not r["quarantine"] or path.is_symlink() or not path.is_file():
@@ -191,11 +223,28 @@ def open_original(ledger: Ledger, data_dir: Path, user: User, request_id: int, p
             h.update(chunk)
     if h.hexdigest() != r["sha256"]:
         raise Unavailable(409, MESSAGES["hash_mismatch"])
+    out: Path | bytes = path
+    name, sha = r["name"], r["sha256"]
+    if r["part"] is not None:
+        try:
+            name, sha = mail_part(r, int(r["part"]))
+        except RequestError:
+            raise Unavailable(404, MESSAGES["bad_part"]) from None
+        try:
+            sent_name, out = extract(r, int(r["part"])) if extract is not None else ("", b"")
+        except Exception:  # noqa: BLE001 - a worker error: nothing handed out
+            raise Unavailable(503, MESSAGES["part_failed"]) from None
+        if hashlib.sha256(out).hexdigest() != sha:
+            raise Unavailable(409 if extract is not None else 503,
+                              MESSAGES["hash_mismatch" if extract is not None else "part_failed"])
+        name = sent_name or name
     with ledger.tx() as t:
         t.execute("UPDATE original_requests SET downloads = downloads + 1 WHERE id = ?", (request_id,))
-        t.audit("original.downloaded", {"request_id": request_id, "sha256": r["sha256"], "name": r["name"],
-                                        "client": client}, job_id=r["job_id"], actor=user.name)
-    return path, r["name"]
+        data = {"request_id": request_id, "sha256": sha, "name": name, "client": client}
+        if r["part"] is not None:
+            data["part"] = r["part"]
+        t.audit("original.downloaded", data, job_id=r["job_id"], actor=user.name)
+    return out, name
 
 
 def legacy_copies(ledger: Ledger, data_dir: Path, remove: bool = False, actor: str = "cli") -> list[dict[str, Any]]:

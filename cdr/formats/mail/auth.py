@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -148,8 +149,12 @@ def check_dkim(message: bytes, fields: list[Field], most: int = 5) -> list[Resul
 
 # ------------------------------------------------------------------ SPF
 
+_SPF_LOCK = threading.Lock()  # pyspf's lookup function is a module global: one check at a time
+
+
 def check_spf(ip: str, mail_from: str, helo: str) -> Result:
-    """SPF of an envelope (RFC 7208) with pyspf, through our resolver. For the SMTP intake."""
+    """SPF of an envelope (RFC 7208) with pyspf, through our resolver. For the SMTP intake (thread-safe:
+    checks from several sessions run one after the other)."""
     try:
         import spf
     except ImportError:  # pragma: no cover
@@ -169,14 +174,15 @@ def check_spf(ip: str, mail_from: str, helo: str) -> Result:
                 out.append(((name, qtype), a))
         return out
 
-    saved = spf.DNSLookup
-    spf.DNSLookup = lookup
-    try:
-        res, expl = spf.check2(i=ip, s=mail_from or "", h=helo or "")
-    except Exception as exc:  # pyspf raises on odd input
-        return Result("spf", "permerror", props, type(exc).__name__)
-    finally:
-        spf.DNSLookup = saved
+    with _SPF_LOCK:
+        saved = spf.DNSLookup
+        spf.DNSLookup = lookup
+        try:
+            res, expl = spf.check2(i=ip, s=mail_from or "", h=helo or "")
+        except Exception as exc:  # pyspf raises on odd input
+            return Result("spf", "permerror", props, type(exc).__name__)
+        finally:
+            spf.DNSLookup = saved
     if res == "temperror" and "unavailable" in str(expl):
         return Result("spf", "none", props, "DNS unavailable")
     return Result("spf", res, props)
