@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import schema
+
 log = logging.getLogger("transfer_agent.smtp_relay")
 
 QUEUE_HEADER = "X-CDR-Queue-ID"
@@ -165,7 +167,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     created_at REAL NOT NULL,
     done_at    REAL
-)"""
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(status, next_at);
+"""
+schema.register("outbox", OUTBOX_SCHEMA)
 
 
 class Outbox:
@@ -184,8 +189,6 @@ class Outbox:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sending = threading.Lock()
-        with ledger.tx() as t:
-            t.execute(OUTBOX_SCHEMA)
 
     def enqueue(self, mail_from: str, rcpts: list[str], message: bytes, purpose: str,
                 queue_id: str | None = None) -> str:

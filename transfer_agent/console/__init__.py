@@ -234,10 +234,8 @@ class Console:
             # SQL LIKE cannot compare width-normalised text: filter the (id, name) pairs here,
             # then load only the page's rows. A mail is found by its subject and sender too.
             ids = [r[0] for r in self.ledger.query(
-                "SELECT j.id, j.name || CASE WHEN j.mail_id IS NULL THEN '' ELSE ' ' ||"
-                " ifnull(json_extract(j.result, '$.mail.subject'), '') || ' ' ||"
-                " ifnull(json_extract(j.result, '$.mail.from'), '') END" + base + " ORDER BY j.id DESC",
-                tuple(params)) if q in _norm_name(r[1] or "")]
+                "SELECT j.id, j.name, CASE WHEN j.mail_id IS NULL THEN NULL ELSE j.result END" + base
+                + " ORDER BY j.id DESC", tuple(params)) if q in _norm_name(r[1] or "") or q in _mail_words(r[2])]
             total = len(ids)
             ids = ids[(page - 1) * PAGE:page * PAGE]
             rows = self.ledger.query(
@@ -426,6 +424,14 @@ def _norm(s: str) -> str:
 @functools.lru_cache(maxsize=65536)
 def _norm_name(name: str) -> str:  # the same job names are compared on every search
     return _norm(name)
+
+
+def _mail_words(result: str | None) -> str:
+    """A mail's subject and sender, as the name search compares them."""
+    if not result:
+        return ""
+    info = (loads(result) or {}).get("mail") or {}
+    return _norm(" ".join([str(info.get("subject") or ""), *[str(x) for x in info.get("from") or []]]))
 
 
 def _like(s: str) -> str:
