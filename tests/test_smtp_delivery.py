@@ -80,7 +80,7 @@ def test_kill9_around_the_250_and_in_the_maildir_drop(tmp_path: Path) -> None:
     assert attempts >= 2
     wait_final(data, mid2)
     assert len([m for m in maildir(data, "kokuho@city.example.lg.jp") if m["Subject"] == "二通目"]) == 1
-    assert [e["mail_id"] for e in _events(data, "mail.duplicate")] == [mid2]
+    assert [e["mail_id"] for e in _events(data, "smtp.duplicate")] == [mid2]
     assert not list((data / "work" / "smtp").iterdir())
     app.stop()
     _verify(data)
@@ -120,7 +120,7 @@ def test_relay_down_then_up_delivers_exactly_once(relay_app) -> None:
             assert body.startswith(f"X-CDR-Queue-ID: {mid}.".encode())
             assert b"Subject: =?UTF-8?" in body and b"smime" not in body
         assert len(_events(data, "delivery.resumed")) == 2
-        rejected = _events(data, "mail.relay_rejected")
+        rejected = _events(data, "smtp.relay_rejected")
         assert list(rejected[0]["rcpts"]) == ["nosuchuser@city.example.lg.jp"]
         assert all(j["status"] == "delivered" for j in jobs)
         plan = json.loads([j for j in jobs if j["channel"] == "default"][0]["plan"])
@@ -152,7 +152,7 @@ def test_relay_crash_window_resends_the_same_bytes_and_ids(tmp_path: Path) -> No
         assert len(sink.received) == 2
         first, second = (body for _f, _r, body in sink.received)
         assert first == second and first.startswith(f"X-CDR-Queue-ID: {mid}.".encode())
-        assert [e["rcpts"] for e in _events(data, "mail.relayed")] == [["kokuho@city.example.lg.jp"]]
+        assert [e["rcpts"] for e in _events(data, "smtp.relayed")] == [["kokuho@city.example.lg.jp"]]
         app.stop()
     finally:
         sink.stop()

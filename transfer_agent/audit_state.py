@@ -6,7 +6,7 @@ marks an original request approved, without a matching audit row, is named by `a
 Events read: intake / job.password_retry (a job exists, its content), verdict, delivery (final
 state, names written); original.requested / approved / rejected / released; exchange.created /
 exchange.revoked and the api.submission rows of an upload request (its state and uses);
-mail.received / abandoned / taken (a mail of the SMTP intake: its state and the job of each of
+smtp.received / abandoned / taken (a mail of the SMTP intake: its state and the job of each of
 its channels).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from . import db
 FINAL = ("delivered", "blocked")
 _JOB_EVENTS = ("intake", "job.password_retry", "verdict", "delivery")
 _REQ_EVENTS = ("original.requested", "original.approved", "original.rejected", "original.released")
-_MAIL_EVENTS = ("mail.received", "mail.abandoned", "mail.taken")
+_MAIL_EVENTS = ("smtp.received", "smtp.abandoned", "smtp.taken")
 
 
 def _rows(conn: Any, events: tuple[str, ...]) -> list[tuple[int, str, int | None, dict[str, Any]]]:
@@ -179,13 +179,13 @@ def mail_differences(conn: Any) -> list[str]:
         mid = d.get("mail_id")
         if not isinstance(mid, str):
             continue
-        if event == "mail.received":
+        if event == "smtp.received":
             expected[mid] = {"status": "received", "seq": seq, "sha256": d.get("sha256"),
                              "rcpts": d.get("rcpts"), "jobs": {}}
         elif mid in expected:
             e = expected[mid]
-            e.update(status="abandoned" if event == "mail.abandoned" else "queued", seq=seq)
-            if event == "mail.taken":
+            e.update(status="abandoned" if event == "smtp.abandoned" else "queued", seq=seq)
+            if event == "smtp.taken":
                 e["jobs"] = {str(c): j for c, j in (d.get("jobs") or {}).items()}
     problems: list[str] = []
     seen: set[str] = set()
@@ -193,7 +193,7 @@ def mail_differences(conn: Any) -> list[str]:
         seen.add(mid)
         e = expected.get(mid)
         if e is None:
-            problems.append(f"mail {mid} ({status}) has no mail.received row in the audit trail")
+            problems.append(f"mail {mid} ({status}) has no smtp.received row in the audit trail")
             continue
         said = "received" if status == "taking" else status
         if said != e["status"] or sha != e["sha256"]:

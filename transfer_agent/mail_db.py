@@ -1,9 +1,9 @@
 """Tables of the SMTP intake, kept in the ledger database (like portal_db.py).
 
 `mails`: one row per SMTP transaction we accepted, written by the internet-side process (status
-'received', with its audit row 'mail.received') before it answers 250; the core claims it
+'received', with its audit row 'smtp.received') before it answers 250; the core claims it
 ('taking'), takes it into quarantine as one job per channel its recipients belong to (jobs.mail_id)
-and marks it 'queued' (audit 'mail.taken'). 'abandoned': the core did not take it in time, the
+and marks it 'queued' (audit 'smtp.taken'). 'abandoned': the core did not take it in time, the
 sender got a 4xx and sends it again. `mail_rcpts`: the envelope recipients and their channels.
 """
 from __future__ import annotations

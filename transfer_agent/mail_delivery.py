@@ -8,8 +8,8 @@ sent, carried out by the delivery thread and replayed after a crash or a failure
   message with `Return-Path`, `Delivered-To` and `X-CDR-Queue-ID` on top. A replay finds what it
   already dropped and skips it: exactly once.
 - `smtp`: one transaction to the LGWAN mail server (`relay`), for the recipients still pending.
-  After the relay's 250 the recipients are marked sent in the plan (audit 'mail.relayed'); a
-  recipient refused for good (5xx to RCPT) is marked so (audit 'mail.relay_rejected'); a relay
+  After the relay's 250 the recipients are marked sent in the plan (audit 'smtp.relayed'); a
+  recipient refused for good (5xx to RCPT) is marked so (audit 'smtp.relay_rejected'); a relay
   that is down or answers 4xx leaves the plan as it is, and the deliverer retries it with backoff.
   The one crash window (after the relay's 250, before our commit) sends the same bytes again, with
   the same Message-ID and X-CDR-Queue-ID: see smtp_relay.py for why we chose that over a loss.
@@ -166,10 +166,10 @@ class MailDelivery:
                 with self.ledger.tx() as t:
                     t.set_plan(job_id, plan)
                     if out.sent:
-                        t.audit("mail.relayed", {"queue_id": f["name"], "rcpts": sorted(out.sent), "reply": out.reply,
+                        t.audit("smtp.relayed", {"queue_id": f["name"], "rcpts": sorted(out.sent), "reply": out.reply,
                                                  "relay": self.relay.target, "kind": f["kind"]}, job_id=job_id)
                     if out.rejected:
-                        t.audit("mail.relay_rejected", {"queue_id": f["name"], "rcpts": out.rejected,
+                        t.audit("smtp.relay_rejected", {"queue_id": f["name"], "rcpts": out.rejected,
                                                         "relay": self.relay.target}, job_id=job_id)
                 crashpoint("mail.relayed")
             if out.deferred:

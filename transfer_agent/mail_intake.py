@@ -4,7 +4,7 @@ Steps (each durable before the next; `take_pending` also finishes what a crash i
 claim the row ('received' -> 'taking', so the internet side can no longer withdraw it) -> one hard
 link of the spool file per extra channel (work/smtp/<id>.<n>.eml) -> Intake.accept_many (the job
 rows carry mail_id; each file is renamed into work/intake, hashed and stored in quarantine: the
-same content once) -> row 'queued' + audit 'mail.taken' with the job of each channel.
+same content once) -> row 'queued' + audit 'smtp.taken' with the job of each channel.
 
 The recipients of one channel share one job: the mail is sanitized once and delivered to each of
 them. Recipients on channels with the same policy get identical content, which the dispatcher
@@ -89,7 +89,7 @@ class MailIntake:
                     continue
                 with self.ledger.tx() as t:
                     t.execute("UPDATE mails SET status = 'queued', taken_at = ? WHERE id = ?", (time.time(), row["id"]))
-                    t.audit("mail.taken", {"mail_id": row["id"], "jobs": {c: jobs[c] for c in sorted(jobs)}})
+                    t.audit("smtp.taken", {"mail_id": row["id"], "jobs": {c: jobs[c] for c in sorted(jobs)}})
                 self._unlink_spool(row)
                 done += 1
             return done

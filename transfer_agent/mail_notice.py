@@ -12,8 +12,10 @@ import unicodedata
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, localtime
+from email.utils import format_datetime
 from typing import Any
+
+from . import clock, threat_labels
 
 TEXT = {
     "subject": "【配送停止】{subject}",
@@ -21,7 +23,8 @@ TEXT = {
     "unknown": "（読み取れませんでした）",
     "intro": ("このメールは、無害化（サニタイズ）の処理で安全に配送できないと判定されたため、配送を停止しました。"
               "元のメールは隔離して保管しています（保管期間 {days} 日）。"),
-    "from": "差出人", "to": "宛先", "subject_label": "件名", "date": "日付", "reason": "理由", "ids": "受付番号",
+    "from": "差出人", "to": "宛先", "subject_label": "件名", "date": "日付", "reason": "理由", "found": "検出内容",
+    "ids": "受付番号",
     "how": ("元のメールが必要な場合は、職員用コンソール{console}の受信一覧でこのメール（受付番号 {mail_id}、処理番号 {job_id}）を開き、"
             "「原本取り出し申請」から申請してください。上長の承認後に受け取れます。元のメールには危険な内容が含まれている"
             "可能性があります。差出人に確認のうえ、安全な形式（PDF など）での再送を依頼することもできます。"),
@@ -49,6 +52,9 @@ def build(*, result: dict[str, Any], envelope_from: str, mail_id: str, job_id: i
     reason_ja = _clean(result.get("reason_ja") or result.get("reason"), 500) or TEXT["unknown"]
     reason_en = _clean(result.get("reason_en"), 300) or "blocked"
     days = retention_days if retention_days is not None else "—"
+    # What blocked it, in the words of the console's catalogue.
+    found = "、".join(dict.fromkeys(threat_labels.label(str(t.get("id", ""))) for t in result.get("threats") or []
+                                   if t.get("action") == "blocked"))
     console = f"（{console_url}）" if console_url else ""
     body = "\n".join([
         TEXT["intro"].format(days=days), "",
@@ -57,6 +63,7 @@ def build(*, result: dict[str, Any], envelope_from: str, mail_id: str, job_id: i
         f"  {TEXT['subject_label']}: {subject or TEXT['no_subject']}",
         f"  {TEXT['date']}: {date}",
         f"  {TEXT['reason']}: {reason_ja}",
+        *([f"  {TEXT['found']}: {found}"] if found else []),
         f"  {TEXT['ids']}: {mail_id}（処理番号 {job_id}）", "",
         TEXT["how"].format(console=console, mail_id=mail_id, job_id=job_id), "",
         "----",
@@ -68,7 +75,7 @@ def build(*, result: dict[str, Any], envelope_from: str, mail_id: str, job_id: i
     msg["From"] = Address(TEXT["display_name"], local or "postmaster", domain or hostname)
     msg["To"] = "undisclosed-recipients:;"
     msg["Subject"] = TEXT["subject"].format(subject=subject or TEXT["no_subject"])
-    msg["Date"] = format_datetime(localtime())
+    msg["Date"] = format_datetime(clock.local())
     msg["Message-ID"] = f"<notice.{queue_id}@{hostname}>"
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-CDR-Notice"] = "blocked"

@@ -4,12 +4,12 @@
 
 1. the message, with our `Received:` and `Authentication-Results:` (SPF) fields on top, is written
    to work/smtp/<queue id>.eml and fsynced (file and folder);
-2. one transaction records it (`mails`, `mail_rcpts`, audit 'mail.received'), unless the same
+2. one transaction records it (`mails`, `mail_rcpts`, audit 'smtp.received'), unless the same
    sender already sent this very transaction (same envelope and bytes, within `dedup_hours`): then
    that earlier queue id is the answer, so a retry after a lost 250 is not taken twice;
 3. the core is asked over state/core.sock (`mail`) to take it into quarantine now and answers when
    it has; then 250. If the core does not answer in `handover_seconds`, the row is withdrawn
-   (audit 'mail.abandoned') and the sender gets 451 and sends it again later; if the core claimed
+   (audit 'smtp.abandoned') and the sender gets 451 and sends it again later; if the core claimed
    it meanwhile, it is the core's (durable in the spool and the ledger) and the answer is 250.
 
 A kill -9 before the transaction leaves a spool file without a row (removed when this process
@@ -25,10 +25,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import formatdate
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+from . import clock
 from .crashpoints import crashpoint
 from .files import fsync_dir
 from .mail_db import SPOOL
@@ -96,7 +97,7 @@ class MailSpool:
         proto = "ESMTPS" if tls else "ESMTP"
         rcpt = f"\r\n\tfor <{rcpts[0]}>" if len(rcpts) == 1 else ""
         received = (f"Received: from {_token(helo)} ([{client_ip}])\r\n\tby {self.hostname} with {proto} id {mail_id}"
-                    f"{rcpt};\r\n\t{formatdate(localtime=True)}\r\n")
+                    f"{rcpt};\r\n\t{format_datetime(clock.local())}\r\n")
         return (received + f"Authentication-Results: {self.authserv_id}; {spf.resinfo()}\r\n").encode("ascii", "replace")
 
     def accept(self, *, mail_from: str, rcpts: list[tuple[str, str]], data: bytes, helo: str, client_ip: str,
@@ -135,14 +136,14 @@ class MailSpool:
                 for n, (addr, channel) in enumerate(rcpts):
                     t.execute("INSERT INTO mail_rcpts(mail_id, n, address, channel) VALUES (?,?,?,?)",
                               (mail_id, n, addr, channel))
-                t.audit("mail.received", {"mail_id": mail_id, "from": mail_from, "rcpts": addrs,
+                t.audit("smtp.received", {"mail_id": mail_id, "from": mail_from, "rcpts": addrs,
                                           "channels": sorted({c for _, c in rcpts}), "client_ip": client_ip,
                                           "helo": _token(helo), "tls": tls, "spf": spf.result,
                                           "size": len(head) + len(data), "sha256": sha.hexdigest()}, actor="smtp")
         if prev is not None:
             path.unlink(missing_ok=True)
             with self.ledger.tx() as t:
-                t.audit("mail.duplicate", {"mail_id": prev[0], "from": mail_from, "rcpts": addrs,
+                t.audit("smtp.duplicate", {"mail_id": prev[0], "from": mail_from, "rcpts": addrs,
                                            "client_ip": client_ip}, actor="smtp")
             log.info("a sender's retry of a mail already recorded", extra={"event": "smtp.duplicate",
                                                                           "mail_id": prev[0]})
@@ -164,7 +165,7 @@ class MailSpool:
                 cur = t.execute("UPDATE mails SET status = 'abandoned' WHERE id = ? AND status = 'received'",
                                 (mail_id,))
                 if cur.rowcount:
-                    t.audit("mail.abandoned", {"mail_id": mail_id, "why": "the core did not take it in time"},
+                    t.audit("smtp.abandoned", {"mail_id": mail_id, "why": "the core did not take it in time"},
                             actor="smtp")
             if cur.rowcount:
                 (self.root / f"{mail_id}.eml").unlink(missing_ok=True)

@@ -16,7 +16,7 @@ deliver  plan (names, hashes) + verdict + audit 'verdict' committed as 'deliveri
          thread replays the same plan with backoff (audit 'delivery.failed' once, 'delivery.resumed').
          (deliverer.py, delivery.py)
 mail     (SMTP intake) spooled + row 'received' by the internet side -> claimed 'taking' -> one job
-         per channel, as for intake above (jobs.mail_id) -> 'queued' + audit 'mail.taken'
+         per channel, as for intake above (jobs.mail_id) -> 'queued' + audit 'smtp.taken'
          (mail_spool.py, mail_intake.py); delivered by a mail plan (Maildir drops or the relay,
          mail_delivery.py) through the same 'delivering' state and retries
 Recovery: a 'received' job is taken or finished from wherever its file is (or forgotten if the

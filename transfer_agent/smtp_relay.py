@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import schema
+from . import clock, schema
 
 log = logging.getLogger("transfer_agent.smtp_relay")
 
@@ -143,7 +143,7 @@ class Relay:
 
 
 def new_queue_id() -> str:
-    return f"{time.strftime('%Y%m%d')}-{secrets.token_hex(6)}"
+    return f"{clock.compact_day()}-{secrets.token_hex(6)}"
 
 
 def with_queue_id(data: bytes, queue_id: str) -> bytes:

@@ -28,12 +28,13 @@ from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import log as _aiosmtpd_log
 
 from .mail_spool import Answer, MailSpool
 from .mailroutes import Routes
 
 log = logging.getLogger("transfer_agent.smtp")
-logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
+_aiosmtpd_log.setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
 
 SPF_SECONDS = 20.0
 

@@ -24,7 +24,7 @@ def original_attachment(src: str | Path, index: int, policy: Policy) -> dict:
     from . import EML, MSG, TNEF, MailHandler
 
     path = Path(src)
-    det = detect(path, "mail.eml")
+    det = detect(path, "original.eml")
     if det.mime not in (EML, MSG, TNEF):
         return {"error": f"not a mail ({det.mime})"}
     data = path.read_bytes()
