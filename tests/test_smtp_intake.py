@@ -58,7 +58,13 @@ data_min_bytes_per_second = 512.0
 dns_servers = ["127.0.0.1:{dns.port}"]
 console_url = "https://console.city.example.lg.jp/"
 """ + ROUTES
-    app = start(tmp_path_factory.mktemp("smtp") / "data", "--smtp-port", str(port), config=cfg)
+    from tests.test_appliance_listeners import _self_signed
+
+    base = tmp_path_factory.mktemp("smtp")
+    cert, key = _self_signed(base)
+    app = start(base / "data", "--smtp-port", str(port), "--smtp-tls-cert", str(cert), "--smtp-tls-key", str(key),
+                config=cfg)
+    app.cert = cert
     add_user(app.data_dir, "yamada", "clerk", "clerk-pass-1", "山田")
     add_user(app.data_dir, "sato", "approver", "approver-pass-1", "佐藤")
     app.smtp = port
@@ -107,6 +113,26 @@ def test_multi_recipient_mail_is_sanitized_once_and_dropped_in_each_maildir(mta)
     assert result["mail"]["authentication"]["spf"]["result"] == "pass"
     r = subprocess.run([str(BIN), "audit", "verify", "--data-dir", str(mta.data_dir)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_starttls_is_offered_and_used(mta) -> None:
+    import ssl
+
+    with smtplib.SMTP("127.0.0.1", mta.smtp, timeout=60) as s:
+        s.ehlo("mx.example.jp")
+        assert s.has_extn("starttls")
+        s.starttls(context=ssl.create_default_context(cafile=str(mta.cert)))
+        s.ehlo("mx.example.jp")
+        s.mail("taro@example.jp")
+        assert s.rcpt("kokuho@city.example.lg.jp")[0] == 250
+        code, msg = s.data(head(ew("暗号化された経路")).encode() + text_part())
+    assert code == 250
+    mid = queue_id(msg)
+    wait_final(mta.data_dir, mid)
+    with ledger(mta.data_dir) as c:
+        assert c.execute("SELECT tls FROM mails WHERE id = ?", (mid,)).fetchone()[0] == 1
+    [m] = [m for m in maildir(mta.data_dir, "kokuho@city.example.lg.jp") if m["X-CDR-Queue-ID"].startswith(mid)]
+    assert m["Subject"] == "暗号化された経路"
 
 
 def test_spf_fail_is_recorded_and_the_mail_still_delivered(mta) -> None:
