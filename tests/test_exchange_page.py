@@ -426,16 +426,23 @@ def test_report_cli_csv(app, tmp_path):
     assert bad.returncode == 2
 
 
-def test_audit_verify_catches_edited_uses(tmp_path):
+def test_expired_link_and_audit_verify_catches_edits(tmp_path):
     a = start(tmp_path / "data")
     try:
-        link(a)
+        url = link(a)
+        with httpx.Client(timeout=30) as c:
+            page = c.get(url).text
+            conn = sqlite3.connect(a.data_dir / "state" / "ledger.sqlite3")
+            conn.execute("UPDATE upload_requests SET expires_at = ?", (time.time() - 1,))  # as if a day went by
+            conn.commit()
+            r = c.get(url)
+            assert r.status_code == 410 and "受付期限を過ぎています" in r.text
+            r = c.post(a.api + form_action(page), headers={"Origin": a.api}, data={"氏名": "x"},
+                       files=[("files", ("a.txt", b"x"))])
+            assert r.status_code == 410
     finally:
         a.stop()
-    conn = sqlite3.connect(a.data_dir / "state" / "ledger.sqlite3")
-    conn.execute("UPDATE upload_requests SET uses = 0, max_uses = 1000")
-    conn.commit()
-    r = ta("audit", "verify", data_dir=a.data_dir)
+    r = ta("audit", "verify", data_dir=a.data_dir)  # the edited expiry is named
     assert r.returncode == 1 and "upload request" in r.stderr
 
 

@@ -600,10 +600,12 @@ class SubmissionService:
             fields, errors = form.validate(fields, [{"name": f.name, "size": f.size} for f in col.files])
             if errors:
                 raise FormRejected(errors)
+        receipt_to = ([v for k, v in fields if (f := form.field(k)) is not None and f.receipt]
+                      if form is not None else [])
         sub_id, receipt, replayed = self.record(
             sub_id, col.files, channel=channel, fields=fields, passwords=passwords, client=client.client,
             api_key_id=client.id, actor=f"api:{client.client}", audit_extra={"key_prefix": client.prefix},
-            idem=idem, form=form)
+            idem=idem, form=form, receipt_to=list(dict.fromkeys(receipt_to)) or None)
         return (200 if replayed else 202), self._accepted(sub_id, receipt, replay=replayed)
 
     def record(self, sub_id: str, files: list[StagedFile], *, channel: str, fields: list[tuple[str, str]],

@@ -213,7 +213,51 @@ def mail_differences(conn: Any) -> list[str]:
     return problems
 
 
+def outbox_differences(conn: Any) -> list[str]:
+    """Mails of the appliance (smtp_relay.Outbox: receipt mails, digests): each queued message has its
+    outbox.queued row, each recipient the table marks sent or refused has exactly one outbox.sent /
+    outbox.rejected row, and none was sent twice."""
+    if not _has_table(conn, "outbox"):
+        return []
+    expected: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for seq, event, _job, d in _rows(conn, ("outbox.queued", "outbox.sent", "outbox.rejected")):
+        qid = d.get("queue_id")
+        if not isinstance(qid, str):
+            continue
+        if event == "outbox.queued":
+            expected[qid] = {"rcpts": {r: "pending" for r in d.get("rcpts") or []}, "seq": seq}
+            continue
+        e = expected.get(qid)
+        if e is None:
+            problems.append(f"outbox {qid}: {event} (seq {seq}) for a message never queued")
+            continue
+        state = "sent" if event == "outbox.sent" else "rejected"
+        for r in (d.get("rcpts") or []) if state == "sent" else list(d.get("rcpts") or {}):
+            if e["rcpts"].get(r) != "pending":
+                problems.append(f"outbox {qid}: {r} {state} again at seq {seq} (was {e['rcpts'].get(r)})")
+            e["rcpts"][r] = state
+            e["seq"] = seq
+    seen: set[str] = set()
+    for qid, rcpts in conn.execute("SELECT queue_id, rcpts FROM outbox ORDER BY id"):
+        seen.add(qid)
+        e = expected.get(qid)
+        if e is None:
+            problems.append(f"outbox {qid} has no outbox.queued row in the audit trail")
+            continue
+        try:
+            table = json.loads(rcpts)
+        except ValueError:
+            table = None
+        if table != e["rcpts"]:
+            problems.append(f"outbox {qid}: the table says {table}, the audit trail says {e['rcpts']} (seq {e['seq']})")
+    for qid, e in expected.items():
+        if qid not in seen:
+            problems.append(f"outbox {qid} is in the audit trail (seq {e['seq']}) but not in the table")
+    return problems
+
+
 def differences(conn: Any, limit: int = 20) -> list[str]:
     """Every difference between the tables and the audit trail (at most `limit`)."""
     return (job_differences(conn) + request_differences(conn) + upload_request_differences(conn)
-            + mail_differences(conn))[:limit]
+            + mail_differences(conn) + outbox_differences(conn))[:limit]

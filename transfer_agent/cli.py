@@ -202,6 +202,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         svc.stop()
         return 1
     submissions = attach(svc)  # bundles and handovers of what the internet side records
+    from . import notify
+    notifier = notify.attach(svc, submissions)  # receipt mails and digests ([notify] smtp)
     link = CoreLink(cfg.state / SOCKET_NAME, {
         "wake": lambda: (submissions.poke(), b"ok")[1],
         "health": lambda: json.dumps({"components": svc.health(), "notes": svc.health_notes()}).encode(),
@@ -246,6 +248,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     console.stop()
     link.stop()
     submissions.stop()
+    if notifier is not None:
+        notifier.stop()
     svc.stop()
     api_sock.close()
     if smtp_sock is not None:

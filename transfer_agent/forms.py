@@ -49,6 +49,14 @@ FAMILY_JA = {
 }
 
 
+_COMMON_EXT = {
+    "pdf": (".pdf",), "ooxml": (".docx", ".xlsx", ".pptx"), "legacy_office": (".doc", ".xls", ".ppt"),
+    "rtf": (".rtf",), "odf": (".odt", ".ods", ".odp"), "image": (".jpg", ".png", ".gif", ".bmp", ".tif", ".webp"),
+    "svg": (".svg",), "archive": (".zip", ".7z"), "text": (".txt",), "csv": (".csv",), "html": (".html",),
+    "mail": (".eml", ".msg"), "ichitaro": (".jtd",), "docuworks": (".xdw",),
+}
+
+
 class FormError(ValueError):
     """A form declaration that cannot be used; the message names the form and key."""
 
@@ -90,7 +98,8 @@ class Field:
             value = value.strip()
         if not value.strip():
             if self.required:
-                return "", FieldError(self.name, f"「{self.label}」を入力してください", f"{self.name}: required")
+                verb = "選んで" if self.type == "choice" else "入力して"
+                return "", FieldError(self.name, f"「{self.label}」を{verb}ください", f"{self.name}: required")
             return "", None
         canon, err = _CANON[self.type](self, value)
         if err is not None:
@@ -288,6 +297,12 @@ class Form:
         fams = set(self.families)
         return sorted(e for e, fs in _EXT_FAMILIES.items() if fs & fams and e.count(".") == 1)
 
+    def shown_extensions(self) -> list[str]:
+        """The extensions a sender recognises, for the page (the `accept` attribute has them all)."""
+        if self.extensions:
+            return list(self.extensions)
+        return [e for f in self.families for e in _COMMON_EXT.get(f, ())]
+
     def families_ja(self) -> list[str]:
         return [FAMILY_JA.get(f, f) for f in self.families]
 
@@ -354,7 +369,7 @@ def builtin_default() -> Form:
         name="default", title="ファイルの提出", builtin=True,
         fields=[Field("氏名", "氏名", "text", required=True, max_length=100, hint="例: 山田 太郎"),
                 Field("メールアドレス", "メールアドレス", "email", receipt=True,
-                      hint="受付確認メールを送ります（任意）"),
+                      hint="受付確認メールの送り先です（任意）"),
                 Field("連絡事項", "連絡事項", "multiline", max_length=2000)],
         min_files=1, max_files=10)
 

@@ -171,25 +171,25 @@ def to_csv(t: Tally) -> bytes:
 def svg(t: Tally, title: bool = True) -> str:
     """Two bar charts as one SVG (files by verdict, submissions per day), drawn here: no script."""
     colors = {"clean": "#17703a", "sanitized": "#b86e00", "blocked": "#b3261e", "pending": "#8c94a5"}
-    w, row_h = 640, 26
+    w, row_h = 460, 28
     parts: list[str] = []
     y = 24
     if title:
-        parts.append(f'<text x="0" y="16" font-size="15" font-weight="bold">{escape(t.label)} '
+        parts.append(f'<text x="0" y="16" font-size="16" font-weight="bold">{escape(t.label)} '
                      f'{t.start.isoformat()}～{t.end.isoformat()}</text>')
         y = 40
-    parts.append(f'<text x="0" y="{y + 12}" font-size="13" font-weight="bold">ファイルの判定（{t.files}件）</text>')
+    parts.append(f'<text x="0" y="{y + 12}" font-size="15" font-weight="bold">ファイルの判定（{t.files}件）</text>')
     y += 22
     top = max([*t.by_verdict.values(), 1])
     for k in VERDICT_ORDER:
         n = t.by_verdict.get(k, 0)
-        bw = int(380 * n / top)
-        parts.append(f'<text x="0" y="{y + 16}" font-size="13">{VERDICT_LABEL[k]}</text>'
-                     f'<rect x="150" y="{y + 3}" width="{bw}" height="{row_h - 8}" fill="{colors[k]}"/>'
-                     f'<text x="{156 + bw}" y="{y + 16}" font-size="13">{n}</text>')
+        bw = int(230 * n / top)
+        parts.append(f'<text x="0" y="{y + 17}" font-size="14">{VERDICT_LABEL[k]}</text>'
+                     f'<rect x="170" y="{y + 4}" width="{bw}" height="{row_h - 10}" fill="{colors[k]}"/>'
+                     f'<text x="{176 + bw}" y="{y + 17}" font-size="14">{n}</text>')
         y += row_h
     y += 14
-    parts.append(f'<text x="0" y="{y + 12}" font-size="13" font-weight="bold">日別の受付件数（{t.submissions}件）</text>')
+    parts.append(f'<text x="0" y="{y + 12}" font-size="15" font-weight="bold">日別の受付件数（{t.submissions}件）</text>')
     y += 24
     days = sorted(t.by_day.items())
     peak = max([n for _, n in days] + [1])
@@ -201,9 +201,9 @@ def svg(t: Tally, title: bool = True) -> str:
         parts.append(f'<rect x="{x}" y="{y + ch - h}" width="{bw}" height="{h}" fill="#1f5fa8">'
                      f'<title>{day}: {n}件</title></rect>')
     parts.append(f'<line x1="28" y1="{y + ch}" x2="{w}" y2="{y + ch}" stroke="#555d6e"/>'
-                 f'<text x="0" y="{y + 10}" font-size="11">{peak}</text>'
-                 f'<text x="30" y="{y + ch + 14}" font-size="11">{days[0][0] if days else ""}</text>'
-                 f'<text x="{w}" y="{y + ch + 14}" font-size="11" text-anchor="end">{days[-1][0] if days else ""}</text>')
+                 f'<text x="0" y="{y + 12}" font-size="13">{peak}</text>'
+                 f'<text x="30" y="{y + ch + 16}" font-size="13">{days[0][0] if days else ""}</text>'
+                 f'<text x="{w}" y="{y + ch + 16}" font-size="13" text-anchor="end">{days[-1][0] if days else ""}</text>')
     y += ch + 24
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w + 20}" height="{y}" viewBox="0 0 {w + 20} {y}" '
             f'role="img" aria-label="{escape(t.label)}の集計グラフ" font-family="sans-serif">'

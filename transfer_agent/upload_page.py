@@ -187,7 +187,8 @@ class UploadPages:
         return self.message(410, title, text, req=req)
 
     def form_page(self, request: Request, req: exchange.UploadRequest, status: int = 200,
-                  values: dict[str, str] | None = None, errors: list[Any] | None = None) -> HTMLResponse:
+                  values: dict[str, str] | None = None, errors: list[Any] | None = None,
+                  had_files: bool = False) -> HTMLResponse:
         form = self.sub.forms.form(req.channel, req.form)
         nonce = request.cookies.get(COOKIE) or secrets.token_urlsafe(18)
         by_field: dict[str, list[str]] = {}
@@ -195,6 +196,7 @@ class UploadPages:
             by_field.setdefault(e.field, []).append(e.ja)
         resp = self.page("form.html", status, req=req, form=form, channel=self.cfg.channel_label(req.channel),
                          csrf=self.csrf(req, nonce), values=values or {}, errors=errors or [], by_field=by_field,
+                         had_files=had_files,
                          token=req.token, ids={f.name: f"f-{i}" for i, f in enumerate(form.fields)})
         resp.set_cookie(COOKIE, nonce, httponly=True, samesite="strict", secure=self._secure(request),
                         path="/u/", max_age=TOKEN_SECONDS)
@@ -258,7 +260,7 @@ class UploadPages:
             errors.append(FieldError(specials[0], "このフォームにない項目が送られました", f"{specials[0]}: not a field"))
         if errors:
             shown = {k: v for k, v in fields if form.field(k) is not None}
-            return self.form_page(request, req, 422, shown, errors)
+            return self.form_page(request, req, 422, shown, errors, had_files=bool(staged))
         receipt_to = [v for k, v in values if (f := form.field(k)) is not None and f.receipt]
         if req.notify:
             receipt_to.append(req.notify)
@@ -302,7 +304,8 @@ class UploadPages:
         done = row["status"] == "done"
         req = exchange.get(self.ledger, row["request_id"]) if row["request_id"] else None
         receipt_to = json.loads(row["receipt_to"]) if row["receipt_to"] else []
-        return self.page("status.html", row=row, files=files, done=done, req=req, mail=bool(receipt_to),
+        return self.page("status.html", row=row, files=files, done=done, req=req,
+                         mail=bool(receipt_to) and bool(self.cfg.notify_smtp),
                          channel=self.cfg.channel_label(row["channel"]),
                          headers=None if done else {"Refresh": "5"})
 

@@ -466,15 +466,19 @@ def create_console_app(service: Any) -> FastAPI:
                          lock=getattr(service, "delivery_lock", None),
                          retry=getattr(service, "retry_with_password", None),
                          tree=getattr(service, "tree", None), policy_for=getattr(service, "policy_for", None),
-                         extract=getattr(service, "mail_part", None))
+                         extract=getattr(service, "mail_part", None), cfg=service.cfg)
 
 
 def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any = None,
                   retry: Callable[[int, str, str], int] | None = None, tree: Any = None,
-                  policy_for: Callable[[str], Policy] | None = None, extract: Any = None) -> FastAPI:
+                  policy_for: Callable[[str], Policy] | None = None, extract: Any = None,
+                  cfg: Any = None) -> FastAPI:
+    """The console app; with the appliance's configuration `cfg` also its upload requests, submissions
+    and tallies (exchange_pages.py)."""
     con = Console(ledger, data_dir, fsync, lock, retry, tree, policy_for, extract)
     app = FastAPI(title="transfer-agent console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = con
+    app.state.has_exchange = False
     app.mount("/static", StaticFiles(directory=str(PKG / "static")), name="static")
 
     @app.middleware("http")
@@ -736,6 +740,11 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
             return RedirectResponse(_flash_url("/admin", "no_user"), status_code=303)
         return RedirectResponse(_flash_url("/admin", "unlocked", sess, name[:64]), status_code=303)
 
+    if cfg is not None:
+        from . import exchange_pages
+
+        exchange_pages.register(app, con, cfg)
+        app.state.has_exchange = True
     return app
 
 
