@@ -209,7 +209,8 @@ def test_default_form_end_to_end(app):
     assert {"form.json", "form.txt", "manifest.json", "申請書.pdf", "script.pdf", "setup.pdf.blocked.json"} <= {
         p.name for p in bundle.iterdir()}
     form = json.loads((bundle / "form.json").read_text("utf-8"))
-    assert form["fields"][0]["name"] == "氏名" and form["fields"][0]["value"].startswith("山田 花子")
+    assert {"name": "氏名", "value": name, "label": "氏名"} in form["fields"] and form["form"] == "default"
+    assert f"【氏名】\r\n{name}\r\n" in (bundle / "form.txt").read_bytes().decode("utf-8-sig")
     manifest = json.loads((bundle / "manifest.json").read_text("utf-8"))
     assert {f["name"]: f["verdict"] for f in manifest["files"]} == {
         "申請書.pdf": "clean", "script.pdf": "sanitized", "setup.pdf": "blocked"}
@@ -276,6 +277,8 @@ def test_typed_values_stored_canonical_and_checks_flag(app):
     assert first["receipt"] in flags2["duplicate"]
     manifest = json.loads((app.data_dir / second["bundle_dir"] / "manifest.json").read_text("utf-8"))
     assert {c["id"] for c in manifest["checks"]} == {"duplicate", "duplicate_file"}
+    text = (app.data_dir / second["bundle_dir"] / "form.txt").read_bytes().decode("utf-8-sig")
+    assert "【郵便番号】\r\n100-0001" in text and "【連絡事項】\r\n<script>" in text and "フォーム: kokuho" in text
 
 
 def test_rest_api_validates_against_the_channel_form(app):

@@ -706,6 +706,10 @@ class SubmissionService:
         bundle = row["bundle_dir"]
         meta = {"receipt": row["receipt"], "submission_id": row["id"], "client": row["client"],
                 "channel": row["channel"], "received_at": row["created_at"]}
+        form = self.forms.cfg.forms.get(row["form"]) if self.forms is not None and row["form"] else None
+        if form is not None:
+            # The form's labels beside the field names, so clerks read 【氏名】 rather than 【name】.
+            meta.update(form=form.name, labels={f.name: f.label for f in form.fields})
         if fields is None:
             fields = [tuple(x) for x in loads(row["fields"])]
         # The form is rebuilt from the ledger row every time, never trusted from the folder: a

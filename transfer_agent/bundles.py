@@ -40,14 +40,17 @@ def _dumps(obj: Any) -> bytes:
 
 def form_documents(meta: dict[str, Any], fields: list[tuple[str, str]],
                    files: list[dict[str, Any]]) -> tuple[bytes, bytes]:
-    """(form.json, form.txt) contents. `meta` has receipt, submission_id, client, channel, received_at."""
+    """(form.json, form.txt) contents. `meta` has receipt, submission_id, client, channel, received_at; and
+    with a form (forms.py), its name and the labels of its fields."""
+    labels: dict[str, str] = meta.get("labels") or {}
     doc = {
         "receipt": meta["receipt"],
         "submission_id": meta["submission_id"],
         "client": meta["client"],
         "channel": meta["channel"],
         "received_at": clock.iso(meta["received_at"]),
-        "fields": [{"name": field_text(k), "value": field_text(v)} for k, v in fields],
+        "fields": [{"name": field_text(k), "value": field_text(v), **({"label": labels[k]} if k in labels else {})}
+                   for k, v in fields],
         "files": [{"name": f["name"], "sent_name": field_text(f.get("sent_name") or f["name"]), "size": f["size"],
                    "sha256": f["sha256"]} for f in files],
     }
@@ -57,10 +60,13 @@ def form_documents(meta: dict[str, Any], fields: list[tuple[str, str]],
         f"受付日時: {clock.shown(meta['received_at'], seconds=True)}",
         f"送信元: {field_text(meta['client'])}",
         f"チャネル: {meta['channel']}",
+        *([f"フォーム: {meta['form']}"] if meta.get("form") else []),
         "",
     ]
+    if meta.get("form"):
+        doc["form"] = meta["form"]
     for k, v in fields:
-        lines.append(f"【{field_text(k) or '（無題）'}】")
+        lines.append(f"【{field_text(labels.get(k, k)) or '（無題）'}】")
         lines.append(field_text(v) or "（空欄）")
         lines.append("")
     lines.append(f"添付ファイル（{len(files)}件）:")
