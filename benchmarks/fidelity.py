@@ -121,24 +121,28 @@ def compare(pairs: list[tuple[str, Path, Path]], work: Path | None = None, dpi: 
         pdf_b = to_pdf([b for _n, _a, b in staged], work / "pdf-b", work / "profile")
         results = []
         for name, a, b in staged:
-            r = Pair(name)
             if a not in pdf_a or b not in pdf_b:
-                r.error = "LibreOffice did not render " + ("the original" if a not in pdf_a else "the rebuilt file")
-                results.append(r)
+                results.append(Pair(name, error="LibreOffice did not render "
+                                    + ("the original" if a not in pdf_a else "the rebuilt file")))
                 continue
-            r.text = text_similarity(pdf_text(pdf_a[a]), pdf_text(pdf_b[b]))
-            img = work / "img"
-            img.mkdir(exist_ok=True)
-            pa = pdf_pages(pdf_a[a], img, dpi)
-            pb = pdf_pages(pdf_b[b], img, dpi)
-            r.pages_original, r.pages_rebuilt = len(pa), len(pb)
-            r.visual_pages = [round(page_similarity(x, y), 4) for x, y in zip(pa, pb, strict=False)]
-            r.visual = min(r.visual_pages) if r.same_pages else 0.0
-            results.append(r)
+            results.append(compare_pdfs(name, pdf_a[a], pdf_b[b], work / "img", dpi))
         return results
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def compare_pdfs(name: str, pdf_a: Path, pdf_b: Path, work: Path, dpi: int = DPI) -> Pair:
+    """Pages, text and pixels of two renderings."""
+    r = Pair(name)
+    r.text = text_similarity(pdf_text(pdf_a), pdf_text(pdf_b))
+    work.mkdir(parents=True, exist_ok=True)
+    pa = pdf_pages(pdf_a, work, dpi)
+    pb = pdf_pages(pdf_b, work, dpi)
+    r.pages_original, r.pages_rebuilt = len(pa), len(pb)
+    r.visual_pages = [round(page_similarity(x, y), 4) for x, y in zip(pa, pb, strict=False)]
+    r.visual = min(r.visual_pages) if r.same_pages else 0.0
+    return r
 
 
 def table(results: list[Pair]) -> str:

@@ -143,3 +143,112 @@ def old_outline_odp(path: Path, generator: str | None = OOO_24) -> Path:
                            ("META-INF/manifest.xml", manifest)):
             z.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
     return path
+
+
+# ---------------------------------------------------------------- legacy files made by LibreOffice
+
+SPACING_PARAGRAPHS = 12
+
+
+def spacing_docx(path: Path) -> Path:
+    """Paragraphs with space before and after under Word's "do not use HTML paragraph auto spacing"
+    compatibility option: the spacings add up (two pages) instead of the larger one winning (one)."""
+    import docx
+    from docx.shared import Pt
+
+    d = docx.Document()
+    for i in range(SPACING_PARAGRAPHS):
+        p = d.add_paragraph(f"段落{i + 1} 申請書の記載例です。")
+        p.paragraph_format.space_before = Pt(18)
+        p.paragraph_format.space_after = Pt(24)
+    d.save(path)
+    flag = "<w:doNotUseHTMLParagraphAutoSpacing/>"
+    return patch(path, path, edit={"word/settings.xml": lambda s: s.replace("<w:compat>", "<w:compat>" + flag)
+                                   if "<w:compat>" in s else s.replace("</w:settings>",
+                                                                       f"<w:compat>{flag}</w:compat></w:settings>")})
+
+
+FORM_ROWS = 150
+FORM_COLUMNS = 12
+CHECKBOXES = (("同意する", True), ("郵送を希望", False))
+HEADERS = ("&C表紙ヘッダー", "&C表紙フッター", "&L偶数ページ &P", "&R偶数フッター")  # first h/f, even h/f
+
+
+def form_ods(path: Path) -> Path:
+    """A three-page form (narrow columns, fixed row heights, two check boxes, one checked), a hidden
+    sheet and a sheet to be made very hidden."""
+    from .legacy_samples import _ODF_NS, ODS
+
+    boxes = "".join(f'<form:checkbox form:name="chk{i}" form:id="c{i}" form:label="{label}"'
+                    + (' form:current-state="checked" form:state="checked"' if on else "") + "/>"
+                    for i, (label, on) in enumerate(CHECKBOXES))
+    controls = "".join(f'<draw:control draw:control="c{i}" svg:width="3cm" svg:height="0.6cm" svg:x="1cm" '
+                       f'svg:y="{1 + 1.2 * i}cm"/>' for i in range(len(CHECKBOXES)))
+    rows = "".join(f'<table:table-row table:style-name="ro1"><table:table-cell office:value-type="string"><text:p>'
+                   f"設問{r}</text:p></table:table-cell><table:table-cell table:number-columns-repeated="
+                   f'"{FORM_COLUMNS - 2}"/><table:table-cell office:value-type="float" office:value="{r}">'
+                   f"<text:p>{r}</text:p></table:table-cell></table:table-row>" for r in range(1, FORM_ROWS + 1))
+    other = ('<table:table-column/><table:table-row><table:table-cell office:value-type="string"><text:p>{}'
+             "</text:p></table:table-cell></table:table-row>")
+    content = (f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document-content {_ODF_NS}><office:automatic-styles>'
+               '<style:style style:name="co1" style:family="table-column"><style:table-column-properties '
+               'style:column-width="0.67cm"/></style:style><style:style style:name="ro1" style:family="table-row">'
+               '<style:table-row-properties style:row-height="0.5cm" style:use-optimal-row-height="false"/>'
+               '</style:style><style:style style:name="ta2" style:family="table"><style:table-properties '
+               'table:display="false"/></style:style></office:automatic-styles><office:body><office:spreadsheet>'
+               f'<table:table table:name="申請"><office:forms><form:form form:name="F">{boxes}</form:form>'
+               f"</office:forms><table:shapes>{controls}</table:shapes>"
+               f'<table:table-column table:style-name="co1" table:number-columns-repeated="{FORM_COLUMNS}"/>{rows}'
+               f'</table:table><table:table table:name="控え" table:style-name="ta2">{other.format("控えの内容")}'
+               f'</table:table><table:table table:name="設定" table:style-name="ta2">{other.format("設定値")}'
+               "</table:table></office:spreadsheet></office:body></office:document-content>")
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?>\n<manifest:manifest xmlns:manifest="urn:oasis:names:tc:'
+                f'opendocument:xmlns:manifest:1.0" manifest:version="1.3"><manifest:file-entry manifest:full-path="/" '
+                f'manifest:media-type="{ODS}"/><manifest:file-entry manifest:full-path="content.xml" '
+                'manifest:media-type="text/xml"/></manifest:manifest>')
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), ODS)
+        z.writestr("content.xml", content, compress_type=zipfile.ZIP_DEFLATED)
+        z.writestr("META-INF/manifest.xml", manifest, compress_type=zipfile.ZIP_DEFLATED)
+    return path
+
+
+def _header_footer_record(first_h: str, first_f: str, even_h: str, even_f: str) -> bytes:
+    """[MS-XLS] 2.4.137 HeaderFooter for the sheet itself: different first page and odd/even pages."""
+    import struct
+
+    def xlstr(t: str) -> bytes:
+        return struct.pack("<HB", len(t), 1) + t.encode("utf-16-le")
+
+    body = struct.pack("<HH8s", 0x89C, 0, b"\0" * 8) + b"\0" * 16
+    body += struct.pack("<HHHHH", 0x3, len(even_h), len(even_f), len(first_h), len(first_f))
+    return body + b"".join(xlstr(t) for t in (even_h, even_f, first_h, first_f) if t)
+
+
+def form_xls(ods_xls: Path, dst: Path) -> Path:
+    """LibreOffice's .xls of form_ods() with what LibreOffice does not write: the first sheet's first-page
+    and even-page headers and footers, the hidden sheet as the active tab, and the 設定 sheet very hidden."""
+    import struct
+    import uuid
+
+    import olefile
+
+    from . import xls_samples as xs
+    from .legacy_samples import ole_streams, write_cfb
+
+    streams, storages = ole_streams(ods_xls)
+    recs = xs.records(xs.very_hidden(streams["Workbook"], "設定"))
+    out, added = [], False
+    for r in recs:
+        if r[0] == 0x3D:  # WINDOW1: itabCur = 1 (控え, hidden)
+            body = bytearray(r[1])
+            struct.pack_into("<H", body, 10, 1)
+            r[1] = bytes(body)
+        out.append(r)
+        if r[0] == 0xA1 and not added:  # SETUP of the first sheet
+            out.append([0x89C, _header_footer_record(*HEADERS)])
+            added = True
+    with olefile.OleFileIO(str(ods_xls)) as ole:
+        clsid = {"": uuid.UUID(ole.root.clsid).bytes_le} if ole.root.clsid else {}
+    dst.write_bytes(write_cfb({**streams, "Workbook": xs.serialize(out)}, storages, clsid))
+    return dst

@@ -1,7 +1,8 @@
 """mode = "convert": LibreOffice converts the file to OOXML, then the OOXML rebuild runs on it.
 
-LibreOffice runs offline with macros off and links never refreshed (see _libreoffice); whatever
-active content survives the conversion is removed by the OOXML rebuild.
+LibreOffice runs offline with macros off and links never refreshed (see _libreoffice); what its export
+loses is carried over from the original (carry.py); whatever active content survives the conversion is
+removed by the OOXML rebuild.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ...errors import ToolMissing
 from ...handler import Context, Rebuilt, family_options
 from ...model import Threat
 from .. import _libreoffice
+from .carry import carry_over
 from .crypto import SOURCE_EXT
 
 _W = "application/vnd.openxmlformats-officedocument"
@@ -57,10 +59,14 @@ def convert(ctx: Context, plain: Path, dst: Path, mime: str, label: str, threats
     ctx.check_time()
     converted = _lo_convert(ctx, plain, mime)
     ctx.check_time()
+    carried = carry_over(ctx, plain, converted, mime)
     inner = ooxml.rebuild_ooxml(_ooxml_context(ctx), converted, dst)
     _target, ext, out_mime = TARGETS[mime]
-    threats = [*threats, Threat("ole.converted", ctx.name, "reported", f"converted from {label} to {ext} with LibreOffice")]
-    threats.extend(inner.threats)
+    threats = [*threats, *carried,
+               Threat("ole.converted", ctx.name, "reported", f"converted from {label} to {ext} with LibreOffice")]
+    unhidden = {t.location.removeprefix("sheet ") for t in carried if t.id == "ole.hidden_sheet"}
+    threats.extend(t for t in inner.threats
+                   if not (t.id == "ooxml.hidden_sheet" and t.location.rsplit(": ", 1)[-1] in unhidden))
     return Rebuilt(threats=threats, extension=inner.extension or ext, mime=inner.mime or out_mime,
                    children=list(inner.children))
 
