@@ -1,7 +1,9 @@
 """The Japanese report beside each delivered file (NAME.報告.txt), for the clerk who opens the share.
 
-A plain text file, because it opens by double-click on every LGWAN PC (Notepad) and can hold nothing
-active: UTF-8 with a BOM (Notepad of every Windows version reads it as UTF-8, not Shift_JIS) and CRLF
+Tried both ways (an HTML page in chromium, this text as Notepad shows it): a plain text file, because it
+opens by double-click on every LGWAN PC (Notepad), holds nothing active (an HTML file in a CDR inbox is
+what clerks are taught not to open, and every sender-given name in it would need escaping), and reads
+the same as form.txt: UTF-8 with a BOM (Notepad of every Windows version reads it as UTF-8, not Shift_JIS) and CRLF
 line ends. What it says comes from the message catalogue (threat_labels): the verdict in one sentence
 that matches what happened, what was removed in plain words, where the text rendition is, and how to
 ask for the original. The JSON sidecar (NAME.cdr.json) stays for systems.
@@ -14,6 +16,7 @@ from . import clock
 from . import threat_labels as tl
 from .bundles import crlf_text
 
+WIDTH = 40  # full-width characters a line: Notepad of Windows 10 does not wrap by default
 MAX_FINDINGS = 40  # one line each: a clerk reads a summary, the sidecar has all
 MAX_MEMBERS = 60
 
@@ -37,6 +40,17 @@ def _findings(result: dict[str, Any]) -> list[tuple[str, str, str, list[str]]]:
     walk(result)
     return [(tl.label(tid) + (f"（{n}件）" if n > 1 else ""), act, tl.explain(tid, act), places)
             for (tid, act), (n, places) in groups.items()]
+
+
+def _wrap(text: str, indent: str = "") -> list[str]:
+    """A long sentence as lines of about WIDTH characters, broken after 。 or 、 where possible."""
+    out: list[str] = []
+    while len(text) > WIDTH:
+        cut = max(text.rfind("。", 0, WIDTH), text.rfind("、", 0, WIDTH))
+        cut = cut + 1 if cut >= WIDTH // 2 else WIDTH
+        out.append(indent + text[:cut])
+        text = text[cut:]
+    return out + ([indent + text] if text else [])
 
 
 def _members(result: dict[str, Any]) -> list[str]:
@@ -71,11 +85,11 @@ def render(*, job: dict[str, Any], result: dict[str, Any], delivered_name: str |
     lines.append(f"ファイルの種類：{tl.type_label(result.get('detected_type'))}")
     lines.append(f"受信日時：{clock.shown(job.get('received_at'))}")
     lines.append(f"チャネル：{job.get('channel', '')}" + (f"　受付番号：{receipt}" if receipt else ""))
-    lines += ["", tl.verdict_sentence(result)]
+    lines += [""] + _wrap(tl.verdict_sentence(result))
     if verdict == "blocked":
         reason = result.get("reason_ja") or result.get("reason")
         if reason:
-            lines.append(f"理由：{reason}")
+            lines += _wrap(f"理由：{reason}")
         if job.get("source") != "too_large":
             lines.append("元のファイル（原本）は隔離して保管しています。")
     findings = _findings(result)
@@ -83,7 +97,7 @@ def render(*, job: dict[str, Any], result: dict[str, Any], delivered_name: str |
         lines += ["", "■ 取り除いたもの・見つかったもの"]
         for lab, act, why, places in findings[:MAX_FINDINGS]:
             lines.append(f"・{lab}［{tl.action_label(act)}］")
-            lines.append(f"　　{why}")
+            lines += _wrap(why, "　　")
             lines += [f"　　場所：{p}" for p in places]
         if len(findings) > MAX_FINDINGS:
             lines.append(f"・ほか {len(findings) - MAX_FINDINGS} 種類（詳細は {delivered_name or sent}.cdr.json）")

@@ -90,7 +90,7 @@ THREATS: dict[str, tuple[str, ...]] = {
         "embedded font", "Fonts embedded in the document were removed; the computer's fonts are used instead."),
     "ooxml.signature": ("デジタル署名", "再構築により署名は無効になるため、署名データを削除しました。",
         "digital signature", "Rebuilding invalidates a signature, so the signature data was removed."),
-    "ooxml.metadata": ("文書のプロパティ", "作成者などの文書情報をポリシーにより削除しました。表示や計算に関わる作成アプリケーション名とバージョンは残しています。",
+    "ooxml.metadata": ("文書のプロパティ", "作成者などの文書情報は、ポリシーにより引き継いでいません。表示や計算に関わる作成アプリケーション名とバージョンは残しています。",
         "document properties", "Author and other document information were not carried over, by policy; the "
         "application's name and version, which change how the file is shown and calculated, were kept."),
     "ooxml.hidden_sheet": ("非表示のシート", "「再表示」でも出てこない隠しシート（veryHidden）を通常の非表示シートに変えました。Excel の「再表示」で確認できます。",
@@ -132,7 +132,7 @@ THREATS: dict[str, tuple[str, ...]] = {
         "dangerous function", "Functions that fetch outside data or run programs were removed; the value shown is kept."),
     "ole.formula": ("読み取れない数式", "安全に確認できない数式を、表示されていた値に置き換えました。",
         "unreadable formula", "A formula that could not be checked safely was replaced by the value it showed."),
-    "ole.metadata": ("文書のプロパティ", "作成者などの文書情報をポリシーにより削除しました。表示に必要な情報（文字コードなど）は残しています。",
+    "ole.metadata": ("文書のプロパティ", "作成者などの文書情報は、ポリシーにより引き継いでいません。表示に必要な情報（文字コードなど）は残しています。",
         "document properties", "Author and other document information were not carried over, by policy; what display needs (code page) is kept."),
     "ole.field": ("危険なフィールド命令", "外部のファイルやサーバーからの読み込み、マクロの実行に使われるフィールドを無効化しました。表示されていた結果は残しています。",
         "dangerous field", "Fields that load outside files or servers or run macros were disabled; their displayed result stays."),

@@ -104,20 +104,41 @@ def _env() -> Environment:
     return env
 
 
-def _flatten(result: dict[str, Any] | None) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
+_SHOWN_PLACES = 8  # places listed per row; the sidecar has all
+
+
+def _flatten(result: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per kind of finding (id, action) and member: 12 CSV cells are one row listing the cells.
+    What was removed first, notes ("reported") last."""
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
 
     def walk(r: dict[str, Any], where: str) -> None:
         for t in r.get("threats") or []:
-            out.append({"id": t.get("id", ""), "action": t.get("action", ""), "where": where,
-                        "location": t.get("location", ""), "detail": t.get("detail", ""),
-                        "place": threat_labels.place(t)})
+            key = (str(t.get("id", "")), str(t.get("action", "")), where)
+            row = rows.setdefault(key, {"id": key[0], "action": key[1], "where": where, "count": 0,
+                                        "places": [], "tech": []})
+            row["count"] += 1
+            place = threat_labels.place(t)
+            if place and len(row["places"]) < _SHOWN_PLACES:
+                row["places"].append(place)
+            if len(row["tech"]) < _SHOWN_PLACES:
+                row["tech"].append(" ".join(x for x in (str(t.get("location") or ""),
+                                                         "" if place else str(t.get("detail") or "")) if x))
         for c in r.get("children") or []:
             walk(c, (where + " › " if where else "") + str(c.get("source", "")))
 
     if result:
         walk(result, "")
-    return out
+    return sorted(rows.values(), key=lambda r: (r["action"] == "reported", r["where"] != ""))
+
+
+def sent_name(job: Any) -> str:
+    """The name as the sender gave it: an e-application's attachment may have been renamed for Windows
+    (`<img ...>.txt` is delivered as `_img ..._.txt`)."""
+    for f in loads(job["sub_files"]) or []:
+        if f.get("name") == job["name"] and f.get("sent_name"):
+            return str(f["sent_name"])
+    return str(job["name"])
 
 
 def delivered_name(job: Any) -> str | None:
@@ -193,7 +214,8 @@ class Console:
 
     def job(self, job_id: int, scope: Scope) -> Any:
         """A job of a channel within `scope`; another channel's is answered exactly like a missing one."""
-        row = self.ledger.one("SELECT j.*, s.receipt, s.client AS sub_client, s.bundle_dir FROM jobs j"
+        row = self.ledger.one("SELECT j.*, s.receipt, s.client AS sub_client, s.bundle_dir, s.files AS sub_files"
+                              " FROM jobs j"
                               " LEFT JOIN submissions s ON s.id = j.submission_id WHERE j.id = ?", (job_id,))
         if row is None or not scope.allows(row["channel"]):
             raise _Denied(404, "該当するファイルがありません")
@@ -228,7 +250,8 @@ class Console:
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         base = " FROM jobs j LEFT JOIN submissions s ON s.id = j.submission_id" + cond
         cols = ("SELECT j.id, j.status, j.channel, j.name, j.verdict, j.received_at, j.finished_at, j.size,"
-                " j.result, j.plan, j.source, j.mail_id, s.receipt, (SELECT COUNT(*) FROM original_requests r WHERE r.job_id = j.id"
+                " j.result, j.plan, j.source, j.mail_id, s.receipt, s.files AS sub_files,"
+                " (SELECT COUNT(*) FROM original_requests r WHERE r.job_id = j.id"
                 " AND r.status = 'approved') AS originals")
         if q:
             # SQL LIKE cannot compare width-normalised text: filter the (id, name) pairs here,
@@ -250,11 +273,13 @@ class Console:
             threats = _flatten(loads(r["result"]))
             labels = []
             for t in threats:
+                if t["action"] == "reported" and len(threats) > 1:
+                    continue  # a note (properties not carried over) is not what the list should say first
                 lab = threat_labels.label(t["id"])
                 if lab not in labels:
                     labels.append(lab)
             out.append({**dict(r), "final": r["status"] in FINAL, "threat_labels": labels,
-                        "threat_count": len(threats), "shown_name": delivered_name(r)})
+                        "threat_count": len(threats), "shown_name": delivered_name(r), "sent_name": sent_name(r)})
         self._mail_rows(out)
         return out, total
 
@@ -600,7 +625,8 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
                           never=originals.never_released(job, con.policy_for(job["channel"])),
                           final=job["status"] in FINAL, msg=_flash(request, sess),
                           needs_password=needs_password, retries=retries, superseded=superseded,
-                          delivered=delivered_name(job), fields=fields, mail=con.mail_view(job, result),
+                          delivered=delivered_name(job), sent_name=sent_name(job), fields=fields,
+                          mail=con.mail_view(job, result),
                           sentence=threat_labels.verdict_sentence(result) if job["status"] in FINAL else "")
 
     @app.get("/deliveries/{job_id}/files/{kind}")
