@@ -351,6 +351,35 @@ def test_closed_links_show_a_clear_page(app):
     assert ta("audit", "verify", data_dir=app.data_dir).returncode == 0
 
 
+def test_many_uploads_at_once_on_one_link_keep_max_uses(app):
+    """Eight senders post at the same moment on a link good for three: three receipts, five clear pages."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = link(app, "default", "--max-uses", "3")
+    clients = [httpx.Client(timeout=60) for _ in range(8)]
+    try:
+        actions = [form_action(c.get(url).text) for c in clients]
+
+        def send(i: int) -> int:
+            return clients[i].post(app.api + actions[i], headers={"Origin": app.api}, data={"氏名": f"同時{i}"},
+                                   files=[("files", (f"f{i}.txt", b"x" * 20000))]).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = sorted(pool.map(send, range(8)))
+    finally:
+        for c in clients:
+            c.close()
+    assert codes == [303] * 3 + [410] * 5
+    rid = db(app).execute("SELECT id, uses FROM upload_requests WHERE token = ?", (url.rsplit("/", 1)[1],)).fetchone()
+    assert rid["uses"] == 3
+    assert db(app).execute("SELECT COUNT(*) FROM submissions WHERE request_id = ?", (rid["id"],)).fetchone()[0] == 3
+    for _ in range(100):  # the refused ones left nothing; the accepted ones go once the core has taken them
+        if not any((app.data_dir / "work" / "api-uploads").iterdir()):
+            break
+        time.sleep(0.1)
+    assert not any((app.data_dir / "work" / "api-uploads").iterdir())
+
+
 def test_csrf_host_and_origin(app):
     url = link(app)
     files = [("files", ("a.txt", b"x"))]

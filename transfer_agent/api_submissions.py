@@ -932,6 +932,39 @@ class ErrorOut(BaseModel):
     message_ja: str
 
 
+class FormFieldOut(BaseModel):
+    name: str
+    label: str
+    type: str
+    required: bool
+    max_length: int
+    pattern: str | None = None
+    choices: list[str] | None = None
+    receipt: bool = False
+    hint: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+class FormFilesOut(BaseModel):
+    families: list[str]
+    extensions: list[str]
+    max_file_mb: float
+    max_total_mb: float
+    min_files: int
+    max_files: int
+
+
+class FormOut(BaseModel):
+    channel: str
+    display_name: str
+    form: str
+    title: str
+    enforced: bool  # true: POST /submissions to this channel is checked against this form (else free fields)
+    fields: list[FormFieldOut]
+    files: FormFilesOut
+
+
 class FieldErrorOut(BaseModel):
     field: str
     message: str
@@ -1029,7 +1062,35 @@ def make_router(service: SubmissionService) -> APIRouter:
             return exc.response()
         return JSONResponse(body)
 
+    @router.get("/channels/{channel}/form", response_model=FormOut, responses=_ERRORS,
+                summary="チャネルの受付フォーム (what a channel accepts: fields and files)")
+    async def channel_form(channel: str, creds: HTTPAuthorizationCredentials | None = Depends(bearer)):
+        try:
+            client = await run_in_threadpool(authenticate, creds)
+            if service.forms is None:
+                raise ApiError(404, "not_found", "no forms on this appliance", "フォームは設定されていません")
+            name = await run_in_threadpool(service._channel, channel, client)
+            body = form_description(service.forms, name)
+        except ApiError as exc:
+            return exc.response()
+        return JSONResponse(body)
+
     return router
+
+
+def form_description(book: Any, channel: str) -> dict[str, Any]:
+    """A channel's form as JSON: the fields and the files it accepts (what the upload page shows)."""
+    form = book.form(channel)
+    return {
+        "channel": channel, "display_name": book.label(channel), "form": form.name, "title": form.title,
+        "enforced": book.names_form(channel),
+        "fields": [{"name": f.name, "label": f.label, "type": f.type, "required": f.required, "max_length": f.limit,
+                    "pattern": f.pattern or None, "choices": f.choices or None, "receipt": f.receipt,
+                    "hint": f.hint or None, "min": f.min, "max": f.max} for f in form.fields],
+        "files": {"families": form.families, "extensions": form.accepted_extensions(),
+                  "max_file_mb": form.max_file_mb, "max_total_mb": form.max_total_mb, "min_files": form.min_files,
+                  "max_files": form.max_files},
+    }
 
 
 def _settings(cfg: Any) -> ApiSettings:

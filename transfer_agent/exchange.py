@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import schema
+from . import clock, schema
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS upload_requests (
@@ -93,25 +93,17 @@ STATE_JA = {"open": "受付中", "revoked": "取り消し済み", "expired": "�
 
 
 def zone() -> Any:
-    """The appliance's time zone (clock.py's, Asia/Tokyo by default)."""
-    try:
-        from . import clock  # type: ignore[attr-defined]
-        return clock.zone()
-    except ImportError:
-        from zoneinfo import ZoneInfo
-        return ZoneInfo("Asia/Tokyo")
+    """The appliance's time zone (clock.py: Asia/Tokyo unless configured)."""
+    return clock.zone()
 
 
 def local(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, zone())
+    return clock.local(ts)
 
 
 def shown(ts: float | None) -> str:
     """A time for a person: 2026-12-07 15:30 JST."""
-    if not ts:
-        return "—"
-    d = local(ts)
-    return d.strftime("%Y-%m-%d %H:%M") + f" {d.tzname()}"
+    return clock.shown(ts)
 
 
 def token_hash(token: str) -> str:
