@@ -6,7 +6,7 @@ normalised) and per-page pixel similarity. Pixel similarity is strict: the share
 cannot make two different pages look alike. LibreOffice converts a whole batch in one call (it
 costs about a second per call to start).
 
-Used by tests/test_legacy_fidelity.py and by `python -m benchmarks --fidelity DIR`.
+Used by tests/test_fidelity.py, tests/test_legacy_carry.py and by `python -m benchmarks --fidelity DIR`.
 """
 from __future__ import annotations
 

@@ -900,6 +900,16 @@ def odf_samples(out: Path) -> list[Sample]:
                     for a, b in (("住民票", 12), ("印鑑証明", 5)))
     _odf(base / "benign" / "集計.ods", ODS, f'<table:table table:name="集計">{cells}</table:table>')
     samples.append(Sample("odf/benign/集計.ods", "clean", []))
+    items = "".join(f"<text:list-item><text:p>{t}</text:p></text:list-item>"
+                    for t in ("窓口で申請書を受け取る", "必要事項を記入する", "本人確認書類と一緒に提出する"))
+    deck = ('<draw:page draw:name="p1"><draw:frame presentation:class="title" svg:x="1cm" svg:y="1cm" '
+            f'svg:width="24cm" svg:height="3cm"><draw:text-box><text:p>{JA_TITLE}</text:p></draw:text-box>'
+            '</draw:frame><draw:frame presentation:class="outline" svg:x="1cm" svg:y="5cm" svg:width="16cm" '
+            f'svg:height="8cm"><draw:text-box><text:list>{items}</text:list></draw:text-box></draw:frame>'
+            '<draw:frame svg:x="18cm" svg:y="5cm" svg:width="4cm" svg:height="2.6cm"><draw:image '
+            'xlink:href="Pictures/seal.png" xlink:type="simple"/></draw:frame></draw:page>')
+    _odf(base / "benign" / "説明資料.odp", ODP, deck, dict(pics))
+    samples.append(Sample("odf/benign/説明資料.odp", "clean", [], note="slide with a list and a picture"))
 
     basic = {"Basic/script-lc.xml": b'<?xml version="1.0"?><library:libraries '
                                     b'xmlns:library="http://openoffice.org/2000/library"/>',
