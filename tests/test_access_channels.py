@@ -129,8 +129,14 @@ def env(tmp_path_factory):
            "1d", data_dir=d)
     assert r.returncode == 0, r.stderr
     klink = r.stdout.strip().splitlines()[-1]
+    r = ta("exchange", "create", "--config", str(d.parent / f"{d.name}.toml"), "--channel", "zeimu", "--expires",
+           "1d", "--title", f"{SECRET}の依頼", data_dir=d)
+    assert r.returncode == 0, r.stderr
+    with _db(a) as db:
+        zrid = db.execute("SELECT id FROM upload_requests WHERE channel = 'zeimu'").fetchone()[0]
     yield {"app": a, "kkey": kkey, "zkey": zkey, "free_key": free_key, "zform": zform, "zsub": zsub,
-           "zjob": zjob, "zzip": zzip, "moved": moved, "pending": pending, "rows": rows, "klink": klink}
+           "zjob": zjob, "zzip": zzip, "moved": moved, "pending": pending, "rows": rows, "klink": klink,
+           "zrid": zrid}
     a.stop()
 
 
@@ -291,6 +297,67 @@ def _c_static(s):
     return [r]
 
 
+def _c_exchange_list(s):
+    r = s["k"].get("/exchange")
+    assert r.status_code == 200 and "国保課" in r.text  # its own channel is offered, zeimu's request is not listed
+    return [r]
+
+
+def _c_exchange_create(s):
+    k = s["k"]
+    out = []
+    for channel in ("zeimu", "ＺＥＩＭＵ"):
+        r = k.post("/exchange", data={"csrf": _csrf(k), "channel": channel, "title": "他課への依頼", "expires": "1d"})
+        assert r.status_code == 422
+        out.append(r)
+    with _db(s["app"]) as db:
+        assert db.execute("SELECT COUNT(*) FROM upload_requests WHERE created_by = 'kclerk'").fetchone()[0] == 0
+    return out
+
+
+def _c_exchange_detail(s):
+    r = s["k"].get(f"/exchange/{s['env']['zrid']}")
+    assert r.status_code == 404
+    return [r]
+
+
+def _c_exchange_revoke(s):
+    k = s["k"]
+    r = k.post(f"/exchange/{s['env']['zrid']}/revoke", data={"csrf": _csrf(k)})
+    assert r.status_code == 404
+    with _db(s["app"]) as db:
+        assert db.execute("SELECT revoked_at FROM upload_requests WHERE id = ?", (s["env"]["zrid"],)).fetchone()[0] is None
+    return [r]
+
+
+def _c_submissions(s):
+    env, k = s["env"], s["k"]
+    out = []
+    for params in ({}, {"channel": "zeimu"}, {"channel": "ＺＥＩＭＵ"}, {"receipt": env["zsub"]["receipt"]},
+                   {"flagged": "1"}):
+        r = k.get("/submissions", params=params)
+        assert r.status_code == 200
+        out.append(r)
+    return out
+
+
+def _c_submission(s):
+    env = s["env"]
+    out = [s["k"].get(f"/submissions/{env['zform']['receipt']}"), s["k"].get(f"/submissions/{env['zsub']['receipt']}")]
+    assert all(r.status_code == 404 for r in out)
+    return out
+
+
+def _c_tally(s):
+    out = []
+    for path in ("/tally", "/tally.csv", "/tally.svg"):
+        for channel in ("zeimu", "ＺＥＩＭＵ"):
+            r = s["k"].get(path, params={"channel": channel})
+            assert r.status_code == 404, (path, channel)
+            out.append(r)
+    return out
+
+
 CONSOLE_ATTACKS = {
     ("GET", "/"): _c_home, ("GET", "/login"): _c_login_form, ("POST", "/login"): _c_login,
     ("POST", "/logout"): _c_logout, ("GET", "/deliveries"): _c_deliveries, ("GET", "/deliveries/{job_id}"): _c_report,
@@ -300,6 +367,10 @@ CONSOLE_ATTACKS = {
     ("GET", "/approvals"): _c_approvals, ("POST", "/approvals/{request_id}"): _c_decide,
     ("GET", "/admin"): _c_admin, ("POST", "/admin/users/{name}/unlock"): _c_unlock,
     ("GET", "/static/{path}"): _c_static,
+    ("GET", "/exchange"): _c_exchange_list, ("POST", "/exchange"): _c_exchange_create,
+    ("GET", "/exchange/{rid}"): _c_exchange_detail, ("POST", "/exchange/{rid}/revoke"): _c_exchange_revoke,
+    ("GET", "/submissions"): _c_submissions, ("GET", "/submissions/{receipt}"): _c_submission,
+    ("GET", "/tally"): _c_tally, ("GET", "/tally.csv"): _c_tally, ("GET", "/tally.svg"): _c_tally,
 }
 
 
@@ -396,6 +467,17 @@ def _s_status(s):
     return out
 
 
+def _a_channel_form(s):
+    out = []
+    with _api(s) as c:
+        for channel in ("zeimu", "ＺＥＩＭＵ"):
+            r = c.get(f"/api/v1/channels/{channel}/form")
+            assert r.status_code == 403 and r.json()["error"] == "channel_forbidden", r.text
+            out.append(r)
+        assert c.get("/api/v1/channels/国保課/form").json()["channel"] == "国保課"  # its own
+    return out
+
+
 def _u_css(s):
     r = httpx.get(s["app"].api + "/assets/upload.css", timeout=30)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/css")
@@ -408,7 +490,7 @@ API_ATTACKS = {
     ("GET", "/docs"): _a_docs, ("GET", "/docs/oauth2-redirect"): _a_docs, ("GET", "/redoc"): _a_docs,
     ("GET", "/openapi.json"): _a_docs,
     ("GET", "/u/{token}"): _u_page, ("POST", "/u/{token}"): _u_post, ("GET", "/s/{token}"): _s_status,
-    ("GET", "/assets/upload.css"): _u_css,
+    ("GET", "/assets/upload.css"): _u_css, ("GET", "/api/v1/channels/{channel}/form"): _a_channel_form,
 }
 
 
@@ -449,8 +531,8 @@ def test_every_route_is_attacked(tmp_path):
     finally:
         side.ledger.close()
     ledger = Ledger(tmp_path / "console.sqlite3")
-    try:
-        assert _app_routes(build_console(ledger, tmp_path)) == set(CONSOLE_ATTACKS)
+    try:  # with the configuration: the upload requests, submissions and tallies too
+        assert _app_routes(build_console(ledger, tmp_path, cfg=cfg)) == set(CONSOLE_ATTACKS)
     finally:
         ledger.close()
 
@@ -485,7 +567,7 @@ def test_unbound_clerk_sees_nothing(env):
     finally:
         c.close()
     listing = ta("user", "list", data_dir=app.data_dir).stdout
-    assert re.search(r"nobody\s+clerk\s+\S+ \S+\s+\(none\)", listing), listing
+    assert re.search(r"nobody\s+clerk\s+\S+ \S+( JST)?\s+\(none\)", listing), listing  # last login shows its zone
 
 
 def test_api_key_of_another_channel_gets_nothing_on_any_route(env):

@@ -19,7 +19,7 @@ import re
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -597,7 +597,9 @@ def evaluate_checks(form: Form, fields: list[tuple[str, str]], files: list[dict[
     c = form.checks
     flags: list[dict[str, str]] = []
     values = dict(fields)
-    today = datetime.fromtimestamp(received_at).date()
+    from . import clock
+
+    today = clock.local(received_at).date()  # the appliance's day (JST), not the server's
     for fam in c.require_families:
         if not any(f.get("family") == fam and f.get("verdict") in ("clean", "sanitized") for f in files):
             flags.append({"id": "required_type", "ja": f"{FAMILY_JA.get(fam, fam)}の添付がありません（受理されたもの）",

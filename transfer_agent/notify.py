@@ -97,9 +97,11 @@ class Notifier:
         self.queue_receipt(sub_id)
 
     def sweep(self) -> None:
-        """Receipts due but not queued (the core stopped between the verdicts and the queueing)."""
+        """Receipts due but not queued (the core stopped between the verdicts and the queueing). Only of the
+        last two days: turning mail on later does not send weeks-old receipts."""
         for row in self.ledger.query("SELECT id FROM submissions WHERE status = 'done' AND receipt_to IS NOT NULL"
-                                     " AND receipt_mail IS NULL ORDER BY done_at LIMIT 500"):
+                                     " AND receipt_mail IS NULL AND done_at > ? ORDER BY done_at LIMIT 500",
+                                     (time.time() - 2 * 86400,)):
             self.queue_receipt(row["id"])
 
     def queue_receipt(self, sub_id: str) -> str | None:

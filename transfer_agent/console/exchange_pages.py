@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from .. import exchange, tally
-from ..channels import Scope
+from ..channels import Scope, channel_name
 from ..ledger import FINAL, loads
 from . import FLASH, Console, _Denied, _flash, _flash_url
 
@@ -103,7 +103,7 @@ def register(app: FastAPI, con: Console, cfg: Any) -> None:
         form = await con.check_csrf(request, sess)
         values = {k: form.get(k, "") for k in ("channel", "form", "title", "instructions", "expires", "until",
                                                "notify", "max_uses")}
-        channel = values["channel"]
+        channel = channel_name(values["channel"]) if values["channel"].strip() else ""
         if not channel or not sess.user.scope.allows(channel) or channel not in _channels(con, cfg, sess.user.scope):
             return new_form(request, sess, 422, "提出先のチャネルを選んでください", values)
         name = values["form"] or cfg.channel_forms.get(channel, "default")
@@ -158,9 +158,9 @@ def register(app: FastAPI, con: Console, cfg: Any) -> None:
         lo, hi = tally._bounds(a, b)
         cond, names = scope.sql("channel")
         where, params = [cond, "created_at >= ?", "created_at < ?"], [*names, lo, hi]
-        if channel:
+        if channel.strip():
             where.append("channel = ?")
-            params.append(channel[:64])
+            params.append(channel_name(channel[:64]))
         if flagged:
             where.append("flags IS NOT NULL AND flags != '[]'")
         if receipt.strip():
@@ -203,8 +203,9 @@ def register(app: FastAPI, con: Console, cfg: Any) -> None:
         sess = con.session(request)
         scope = sess.user.scope
         channels = _channels(con, cfg, scope)
-        if not channel:
+        if not channel.strip():
             return sess, None, None
+        channel = channel_name(channel)
         if channel not in channels:
             raise _Denied(404, "該当するチャネルがありません")
         try:
