@@ -87,10 +87,12 @@ class Dispatcher:
 
     def engine_id(self, policy: Policy) -> str:
         """Who made a result: the engine's fingerprint and the policy's content (a policy edited
-        without a new version still gets fresh results)."""
+        without a new version still gets fresh results). [release] is left out: it says who may have
+        an original, not what a file becomes."""
         known = self._engine_ids.get(policy.label)
         if known is None:
-            body = json.dumps(policy.to_dict(), sort_keys=True, ensure_ascii=False).encode()
+            judged = {k: v for k, v in policy.to_dict().items() if k != "release"}
+            body = json.dumps(judged, sort_keys=True, ensure_ascii=False).encode()
             known = self._engine_ids[policy.label] = \
                 f"{engine_fingerprint()}/{hashlib.sha256(body).hexdigest()[:12]}"
         return known
