@@ -1,8 +1,9 @@
 """No client starves the others (issue 15, guarantee 4), attacked from outside and watched from inside.
 
-- A real `transfer-agent serve`: one API key floods the queue with images; a small file dropped in a
-  channel folder afterwards is delivered while most of the flood still waits (first come, first served
-  would deliver it last). The same key then hits its hourly byte quota and its cap on uploads at once
+- A real `transfer-agent serve`: one API key floods the queue with images that take a second each
+  (a site plugin slows the PNG handler for their names, so the flood outlasts intake on any machine);
+  a small file dropped in a channel folder afterwards is delivered while most of the flood still waits
+  (first come, first served would deliver it last). The same key then hits its hourly byte quota and its cap on uploads at once
   (429 with Retry-After, JSON in Japanese and English); another key is not affected.
 - The appliance in-process: while one sender's large files run, the dispatcher never gives that sender
   the reserved worker, nor more workers than max_workers_per_source, sampled throughout the run.
@@ -21,7 +22,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.bench_fairness import _png as big_png
 from tests.portal_helpers import CONFIG, new_key, start
 
 FLOOD_FILES = 12
@@ -33,6 +33,21 @@ mb_per_hour = {QUOTA_MB}
 [dispatch]
 small_file_mb = 0.1
 """
+
+
+# The flood's cost must not depend on how fast the engine has become: its files take a second each.
+SLOW_PNG_PLUGIN = '''
+import time
+from cdr import handler as H
+_base = H._BY_MIME.get("image/png")
+if _base is not None:
+    @H.register
+    class SlowPng(type(_base)):
+        def rebuild(self, ctx, src, dst, det):
+            if "遅延" in ctx.name:
+                time.sleep(1.0)
+            return super().rebuild(ctx, src, dst, det)
+'''
 
 
 def _png(seed: int, side: int = 400) -> bytes:
@@ -60,7 +75,10 @@ def _until(cond, what: str, timeout: float = 120) -> None:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    a = start(tmp_path_factory.mktemp("fair") / "data", config=FAIR_CONFIG)
+    root = tmp_path_factory.mktemp("fair")
+    (root / "plug").mkdir()
+    (root / "plug" / "slowpng.py").write_text(SLOW_PNG_PLUGIN, "utf-8")
+    a = start(root / "data", config=FAIR_CONFIG, env={"CDR_PLUGINS": "slowpng", "PYTHONPATH": str(root / "plug")})
     (a.data_dir / "dropbox" / "somu").mkdir(parents=True, exist_ok=True)
     yield a
     a.stop()
@@ -69,11 +87,11 @@ def app(tmp_path_factory):
 def test_flood_from_one_key_does_not_hold_a_dropbox_file(app):
     data = app.data_dir
     key = new_key(data, "大量送信システム")
-    pngs = [big_png(i, side=2000) for i in range(FLOOD_FILES)]  # cheap to take in, costly to rebuild
+    pngs = [_png(i, side=200) for i in range(FLOOD_FILES)]  # a second each to rebuild (the plugin)
     half = FLOOD_FILES // 2
     with httpx.Client(base_url=app.api, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
         for part in (pngs[:half], pngs[half:]):
-            r = c.post("/api/v1/submissions", files=[("files", (f"図面{i}.png", b)) for i, b in enumerate(part)])
+            r = c.post("/api/v1/submissions", files=[("files", (f"遅延図面{i}.png", b)) for i, b in enumerate(part)])
             assert r.status_code == 202, r.text
     _until(lambda: sum(1 for j in _jobs(data) if j["source_key"] and j["source_key"].startswith("api:")
                        and j["status"] != "received") == FLOOD_FILES, "flood not queued")
