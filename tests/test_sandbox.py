@@ -246,6 +246,26 @@ def test_parent_takes_only_plain_closed_outputs(tmp_path):
     assert fine.verdict == "clean"
 
 
+def test_staged_input_is_readable_whatever_the_umask(tmp_path):
+    """An original the worker's user may not read (quarantine keeps them 0440) is copied into the
+    stage readable for it, even while the parent's umask is 077 (a service unit's UMask, or another
+    thread narrowing it): the worker must not fail on its own input (CI saw PermissionError)."""
+    src = tmp_path / "in" / "原本.txt"
+    src.parent.mkdir()
+    src.write_text("受付した原本です。\n", "utf-8")
+    os.chmod(src, 0o440)
+    out = tmp_path / "out"
+    out.mkdir()
+    with WorkerPool(1) as pool:
+        old = os.umask(0o077)
+        try:
+            res = pool.submit(Job(str(src), src.name, str(out), POLICY)).result(timeout=120)
+        finally:
+            os.umask(old)
+    assert res.verdict == "clean", (res.reason, [t.detail for t in res.threats])
+    assert Path(res.output).read_text("utf-8") == "受付した原本です。\n"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="root drops workers to the cdr-worker user")
 def test_worker_that_cannot_be_sandboxed_refuses(tmp_path):
     """Fail closed: a handler module the worker user may not read stops the worker, not the check."""

@@ -54,11 +54,10 @@ class CoreLink:
             os.unlink(self.path)  # left by a killed core: the data-dir lock says no other core runs
         except FileNotFoundError:
             pass
-        old = os.umask(0o077)
-        try:
-            self.server = _Server(str(self.path), _Handler)
-        finally:
-            os.umask(old)
+        # No umask games: the umask is per process, and a worker's stage file created by another
+        # thread meanwhile would become unreadable to the worker. state/ is 0700 already.
+        self.server = _Server(str(self.path), _Handler)
+        os.chmod(self.path, 0o600)
         self.server.commands = commands  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.server.serve_forever, name="corelink", daemon=True)
 

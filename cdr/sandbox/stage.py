@@ -126,6 +126,7 @@ class Stage:
                 dfd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
                               0o644 if self.ids else 0o600, dir_fd=self._in)
                 try:
+                    os.fchmod(dfd, 0o644 if self.ids else 0o600)  # whatever the process umask is now
                     _copy_fd(sfd, dfd)
                 finally:
                     os.close(dfd)
