@@ -1,5 +1,6 @@
 """`python -m benchmarks [--quick] [--json FILE] [--plot FILE.png]`: throughput of the engine
-(`python -m benchmarks --fidelity DIR [--json FILE]`: rendering fidelity of sanitized documents instead).
+(`python -m benchmarks --fidelity DIR [--json FILE]`: rendering fidelity of sanitized documents instead;
+`python -m benchmarks --cluster [--quick] [--rounds N] [--json FILE]`: the security cloud, benchmarks/cluster.py).
 
 Every figure is printed beside the same figure of the previous release, read from
 `benchmarks/baseline.json` (`--baseline FILE`); `--write-baseline "MACHINE"` makes a run the new
@@ -395,7 +396,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fidelity", metavar="DIR", help="instead: sanitize the documents in DIR and compare each "
                     "with its original as LibreOffice renders them (pages, text, pixels; --json for the figures)")
     ap.add_argument("--policy", help="policy for --fidelity (name or file)")
+    ap.add_argument("--cluster", action="store_true", help="instead: the mix through the security cloud (serve +"
+                    " 1 and 2 pinned worker nodes on the real PostgreSQL and RabbitMQ) against the one-box appliance:"
+                    " files/s, efficiency, coordination CPU per file (docs/performance.md)")
+    ap.add_argument("--tiny", action="store_true", help="with --cluster: one small file per family (smoke test)")
     args = ap.parse_args(argv)
+    if args.cluster:
+        from . import cluster
+
+        cdata = cluster.run(quick=args.quick, tiny=args.tiny, rounds=args.rounds or (1 if args.tiny else 3))
+        print(cluster.table(cdata))
+        if args.json:
+            Path(args.json).write_text(json.dumps(cdata, ensure_ascii=False, indent=2), "utf-8")
+        return 0
     if args.fidelity:
         from . import fidelity
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from concurrent.futures import Future
@@ -22,6 +21,7 @@ from typing import Any
 from cdr.model import FileResult
 from cdr.worker import Job
 
+from .blobstore import LocalBlobStore
 from .cloud_tasks import TASK, make_app
 from .storage import JobStore
 
@@ -37,6 +37,7 @@ class CeleryExecutor:
                  poll_seconds: float = 0.1) -> None:
         self.ledger = ledger
         self.shared = Path(shared_dir).absolute()
+        self.blobs = LocalBlobStore(self.shared)  # the task names files by their keys in it
         self.capacity = capacity
         self.prefix = prefix
         self.app = make_app(broker, prefix)
@@ -62,8 +63,8 @@ class CeleryExecutor:
         fut.set_running_or_notify_cancel()
         with self._lock:
             self._pending[(job_id, attempt)] = (fut, job)
-        kwargs = {"job_id": job_id, "attempt": attempt, "src": os.path.relpath(job.src, self.shared),
-                  "name": job.name, "out": os.path.relpath(out, self.shared), "policy": job.policy,
+        kwargs = {"job_id": job_id, "attempt": attempt, "src": self.blobs.key(job.src),
+                  "name": job.name, "out": self.blobs.key(out), "policy": job.policy,
                   "want_text": job.want_text, "sha256": job.sha256}
         try:
             # Publisher confirms: returns once RabbitMQ has it (the password stays in the ledger).

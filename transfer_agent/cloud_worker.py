@@ -8,14 +8,13 @@ small JSON crosses the broker.
 Fencing: the serve node claims a job with an attempt number (jobs.attempts). A task runs only if the
 job is still `processing` at that attempt, before and after the work; the outputs are made in a
 private folder and renamed onto the attempt's (empty) folder, which only one copy can do (rename
-over a non-empty folder fails); then the result row is inserted under the ledger's write lock, again
+over a non-empty folder fails: `BlobStore.publish`); then the result row is inserted under the ledger's write lock, again
 only for the current attempt. So a worker whose attempt was taken over (re-dispatched after a serve
 node failed over, a duplicate redelivery, a node cut off from the network that comes back) cannot
 deliver or commit anything.
 """
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -29,23 +28,18 @@ from typing import Any
 
 from cdr.worker import Job, WorkerPool
 
+from .blobstore import LocalBlobStore
 from .ledger import Ledger
 
 log = logging.getLogger("transfer_agent.worker")
 
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class WorkerNode:
     def __init__(self, database: str, shared_dir: Path, concurrency: int, node_dir: Path) -> None:
         self.shared = Path(shared_dir).absolute()
+        # Keys in a task are resolved inside the shared directory only (a forged one is refused).
+        self.blobs = LocalBlobStore(self.shared, fsync=True)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.ledger = Ledger(database, anchor_path=Path(node_dir) / "state" / "audit.anchor")
         stage = self.shared / "work" / "stage" / f"{socket.gethostname()}-{os.getpid()}"
@@ -72,11 +66,11 @@ class WorkerNode:
                                                              "attempt": attempt})
             return "fenced"
         row = self.ledger.one("SELECT password FROM jobs WHERE id = ?", (job_id,))
-        final = self.shared / out
+        src_path, final = self.blobs.path(src), self.blobs.path(out)
         tmp = final.with_name(f"{final.name}.{uuid.uuid4().hex[:12]}.tmp")
         tmp.mkdir(parents=True)
         try:
-            res = self.pool.run(Job(src=str(self.shared / src), name=name, out_dir=str(tmp), policy=policy,
+            res = self.pool.run(Job(src=str(src_path), name=name, out_dir=str(tmp), policy=policy,
                                     password=row["password"] if row else None, want_text=want_text, sha256=sha256))
             d = res.to_dict()
             for k in ("output", "text_output"):
@@ -84,13 +78,8 @@ class WorkerNode:
                     d[k] = os.path.relpath(d[k], tmp)
             if not self.current(job_id, attempt):
                 return "fenced"
-            try:
-                os.rename(tmp, final)  # onto the attempt's empty folder: one copy wins
-            except OSError as exc:
-                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                    return "duplicate"
-                raise
-            _fsync_dir(final.parent)
+            if not self.blobs.publish(tmp, out):  # onto the attempt's empty folder: one copy wins
+                return "duplicate"
             with self.ledger.tx() as t:
                 cur = t.execute("SELECT status, attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 if cur is None or cur["status"] != "processing" or cur["attempts"] != attempt:

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .blobstore import LocalBlobStore
 from .channels import channel_name
 
 CONFIG_NAME = "transfer_agent.toml"
@@ -175,6 +176,11 @@ class Config:
     @property
     def work(self) -> Path:
         return self.data_dir / "work"
+
+    def blob_store(self) -> LocalBlobStore:
+        """Originals, results and job outputs (blobstore.py): the data directory, which is the shared
+        directory on a serve node of the security cloud."""
+        return LocalBlobStore(self.data_dir, self.fsync)
 
     @property
     def ledger_path(self) -> Path:

@@ -31,7 +31,7 @@ from cdr.worker import Job
 from .config import Config
 from .executor import Executor, LocalExecutor
 from .metrics import Metrics
-from .results import Key, KeyHolds, cache_dir, claimed_ext, content_result
+from .results import Key, KeyHolds, claimed_ext, content_result
 from .storage import JobStore, Row
 
 log = logging.getLogger("transfer_agent.service")  # the appliance's steps log as the service did
@@ -72,6 +72,7 @@ class Dispatcher:
         self.hand_over = hand_over
         self._stop = stop
         self.results_root = cfg.state / "results"
+        self.blobs = cfg.blob_store()  # originals, cached results, job outputs (blobstore.py)
         self.executor: Executor | None = None  # set by the service at start
         self.inflight: dict[int, Inflight] = {}
         # Finished job ids, and None to wake the processor (new work queued, stop): it blocks on this.
@@ -98,7 +99,7 @@ class Dispatcher:
         return known
 
     def cache_dir(self, sha: str, policy: str, ext: str) -> Path:
-        return cache_dir(self.results_root, sha, policy, ext)
+        return self.blobs.path(self.blobs.results_key(sha, policy, ext))
 
     def live_dirs(self) -> set[str]:
         """Names of the job directories in work/jobs that workers are using now."""
@@ -224,14 +225,14 @@ class Dispatcher:
                       "processing was interrupted repeatedly; the file was not delivered")
             self.hand_over(row["id"], None, res.to_dict(), None, None, None, None)
             return False
-        out_dir = self.cfg.work / "jobs" / f"{row['id']}-{attempts}"
+        out_dir = self.blobs.path(self.blobs.job_key(row["id"], attempts))
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True)
         # The quarantine is content-addressed by this hash: the pool need not hash the original again.
         pdict = policy.to_dict()
         if row["mail_id"]:
             pdict = trust_intake(pdict, self.cfg.mail_authserv_id or self.cfg.mail_name)
-        job = Job(src=str(self.cfg.data_dir / row["quarantine"]), name=row["name"], out_dir=str(out_dir),
+        job = Job(src=str(self.blobs.path(row["quarantine"])), name=row["name"], out_dir=str(out_dir),
                   policy=pdict, password=row["password"], want_text=policy.text_rendition,
                   sha256=row["sha256"])
         try:
