@@ -210,7 +210,19 @@ def test_password_retry_supersedes_the_notice(walk):
     _shot(page, "09_ppap_delivered")
     page.goto(first)
     assert page.locator("#superseded").is_visible() and not page.locator("#password-retry").count()
+    # One row per kind of finding: the ZIP and its member are one 'password-protected' row naming the member.
+    rows = page.locator("#threats tbody tr")
+    assert rows.count() == 1 and "申請書.txt" in rows.first.inner_text(), page.inner_text("#threats")
     _shot(page, "10_ppap_superseded")
+    # The list shows one live verdict for the file: the notice and the failed retry say they were replaced.
+    page.goto(walk["app"].console + "/deliveries?q=資料")
+    listed = page.locator("#deliveries tbody tr")
+    assert listed.count() == 3
+    texts = [listed.nth(i).inner_text() for i in range(3)]
+    assert "無害化済み" in texts[0] and "パスワードを指定した再処理" in texts[0] and "置き換え済み" not in texts[0]
+    assert "パスワードを指定した再処理" in texts[1] and "置き換え済み" in texts[1]
+    assert "パスワードを指定した再処理" not in texts[2] and "置き換え済み" in texts[2]
+    _shot(page, "12_ppap_list")
     folder = walk["app"].data_dir / "inbox" / "kokuho"
     names = [p.name for p in folder.rglob("*") if p.name.startswith("資料")]
     assert "資料.zip" in names and not [n for n in names if n.endswith(".blocked.json") or "(2)" in n], names

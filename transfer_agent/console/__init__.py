@@ -108,19 +108,25 @@ _SHOWN_PLACES = 8  # places listed per row; the sidecar has all
 
 
 def _flatten(result: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """One row per kind of finding (id, action) and member: 12 CSV cells are one row listing the cells.
+    """One row per kind of finding (id, action), members' included: 12 CSV cells are one row listing the
+    cells, a password-protected ZIP of 30 files one row naming them (the member before its place).
     What was removed first, notes ("reported") last."""
-    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
 
     def walk(r: dict[str, Any], where: str) -> None:
         for t in r.get("threats") or []:
-            key = (str(t.get("id", "")), str(t.get("action", "")), where)
-            row = rows.setdefault(key, {"id": key[0], "action": key[1], "where": where, "count": 0,
-                                        "places": [], "tech": []})
+            key = (str(t.get("id", "")), str(t.get("action", "")))
+            row = rows.setdefault(key, {"id": key[0], "action": key[1], "where": "", "count": 0,
+                                        "places": [], "hidden": 0, "tech": [], "members": False})
             row["count"] += 1
             place = threat_labels.place(t)
-            if place and len(row["places"]) < _SHOWN_PLACES:
-                row["places"].append(place)
+            shown = "：".join(x for x in (where, place) if x)
+            row["members"] = row["members"] or bool(where)
+            if shown and shown not in row["places"]:
+                if len(row["places"]) < _SHOWN_PLACES:
+                    row["places"].append(shown)
+                else:
+                    row["hidden"] += 1  # "ほか N 件": places not listed (the sidecar has all)
             if len(row["tech"]) < _SHOWN_PLACES:
                 row["tech"].append(" ".join(x for x in (str(t.get("location") or ""),
                                                          "" if place else str(t.get("detail") or "")) if x))
@@ -129,7 +135,7 @@ def _flatten(result: dict[str, Any] | None) -> list[dict[str, Any]]:
 
     if result:
         walk(result, "")
-    return sorted(rows.values(), key=lambda r: (r["action"] == "reported", r["where"] != ""))
+    return sorted(rows.values(), key=lambda r: (r["action"] == "reported", r["members"]))
 
 
 def sent_name(job: Any) -> str:
@@ -250,7 +256,7 @@ class Console:
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         base = " FROM jobs j LEFT JOIN submissions s ON s.id = j.submission_id" + cond
         cols = ("SELECT j.id, j.status, j.channel, j.name, j.verdict, j.received_at, j.finished_at, j.size,"
-                " j.result, j.plan, j.source, j.mail_id, s.receipt, s.files AS sub_files,"
+                " j.result, j.plan, j.source, j.drop_path, j.mail_id, s.receipt, s.files AS sub_files,"
                 " (SELECT COUNT(*) FROM original_requests r WHERE r.job_id = j.id"
                 " AND r.status = 'approved') AS originals")
         if q:
@@ -281,7 +287,23 @@ class Console:
             out.append({**dict(r), "final": r["status"] in FINAL, "threat_labels": labels,
                         "threat_count": len(threats), "shown_name": delivered_name(r), "sent_name": sent_name(r)})
         self._mail_rows(out)
+        self._retry_marks(out)
         return out, total
+
+    def _retry_marks(self, rows: list[dict[str, Any]]) -> None:
+        """Mark the rows of a password chain (PPAP): a retry says so, and a blocked notice that a later
+        retry replaced in the inbox says 置き換え済み, so the list shows one live verdict per file."""
+        tags = {retry_tag(r) for r in rows}
+        if not tags:
+            return
+        delivered: dict[str, list[int]] = {}
+        for r in self.ledger.query("SELECT id, drop_path FROM jobs WHERE source = 'console' AND status = 'delivered'"
+                                   " AND drop_path IN (" + ",".join("?" * len(tags)) + ")", tuple(tags)):
+            delivered.setdefault(r["drop_path"], []).append(int(r["id"]))
+        for r in rows:
+            r["is_retry"] = r["source"] == "console" and str(r["drop_path"] or "").startswith("retry of job ")
+            r["superseded_by"] = next((i for i in delivered.get(retry_tag(r), []) if i > r["id"]), None) \
+                if r["status"] == "blocked" else None
 
     def _mail_rows(self, rows: list[dict[str, Any]]) -> None:
         """Mails are listed like files, with their subject, sender and recipients."""
