@@ -83,6 +83,7 @@ def run(quick: bool = False) -> list[dict]:
         kinds = ("floor", "pool", "process")
         times: dict[str, list[float]] = {k: [] for k in kinds}
         lat: dict[str, list[float]] = {k: [] for k in kinds}
+        (base / "warm").mkdir()  # the worker writes into an existing folder (a missing one is a crash)
         with WorkerPool(1) as pool:
             _pool(pool, paths[:3], d, base / "warm")  # imports happen once per worker
             _in_process(paths[:3], policy, base / "warm")

@@ -46,6 +46,11 @@ def test_openapi_no_server_errors(app, tmp_path):
 
 
 FORM_CONFIG = """
+[exchange]
+link_per_hour = 36000.0
+address_per_hour = 36000.0
+burst = 1000
+
 [channels.default]
 form = "todoke"
 
@@ -123,6 +128,79 @@ def test_openapi_channel_forms_and_form_errors(form_app, tmp_path):
 
     conn = sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3")
     for (fields,) in conn.execute("SELECT fields FROM submissions"):
+        values = dict(json.loads(fields))
+        assert set(values) <= {"name", "zip", "count", "kind", "mail"} and 1 <= len(values["name"]) <= 20
+    assert httpx.get(app.api + "/healthz").status_code == 200
+
+
+def _page_spec(open_token: str, closed_token: str, csrf: str, status_token: str) -> dict:
+    """An OpenAPI description of the public upload pages (HTML, so not in /openapi.json): the token of an
+    open and of a revoked link, the page's CSRF token (its cookie goes in a header), and a multipart body
+    of any fields and files, so that generated data gets past the CSRF check into the form's own checks."""
+    html = {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "a page"}
+    token = {"name": "token", "in": "path", "required": True,
+             "schema": {"type": "string", "enum": [open_token, closed_token, "A" * 43]}}
+    body = {"type": "object", "additionalProperties": {"type": "string"},
+            "properties": {"name": {"type": "string"}, "zip": {"type": "string"}, "count": {"type": "string"},
+                           "kind": {"type": "string"}, "mail": {"type": "string"},
+                           "files": {"type": "array", "maxItems": 4, "items": {"type": "string", "format": "binary"}}}}
+    return {
+        "openapi": "3.0.3", "info": {"title": "upload pages", "version": "1"},
+        "paths": {
+            "/u/{token}": {
+                "get": {"parameters": [token], "responses": {"default": html}},
+                "post": {"parameters": [token,
+                                        {"name": "t", "in": "query", "required": True,
+                                         "schema": {"type": "string", "enum": [csrf]}}],
+                         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": body}}},
+                         "responses": {"default": html}}},
+            "/s/{token}": {"get": {"parameters": [{"name": "token", "in": "path", "required": True,
+                                                   "schema": {"type": "string",
+                                                              "enum": [status_token, "A" * 32, "x"]}}],
+                                   "responses": {"default": html}}},
+        },
+    }
+
+
+def test_schemathesis_over_the_public_upload_pages(form_app, tmp_path):
+    """The upload page's routes (no login, the internet side) under generated requests: every answer a
+    page with a status below 500, and nothing the form does not accept reaches the ledger."""
+    import json
+    import sqlite3
+
+    from tests.portal_helpers import ta
+
+    app = form_app
+    cfg = str(app.data_dir.parent / f"{app.data_dir.name}.toml")
+    urls = []
+    for _ in range(2):
+        r = ta("exchange", "create", "--config", cfg, "--channel", "default", "--expires", "1d", data_dir=app.data_dir)
+        assert r.returncode == 0, r.stderr
+        urls.append(r.stdout.strip().splitlines()[-1])
+    closed = sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3").execute(
+        "SELECT id FROM upload_requests WHERE token = ?", (urls[1].rsplit("/", 1)[1],)).fetchone()
+    assert closed is not None and ta("exchange", "revoke", closed[0], data_dir=app.data_dir).returncode == 0
+    with httpx.Client(timeout=30) as c:
+        page = c.get(urls[0])
+        nonce = page.cookies["ta_up"]
+        csrf = re.search(r'action="/u/[^"?]+\?t=([^"]+)"', page.text).group(1)
+        sent = c.post(urls[0], params={"t": csrf}, data={"name": "佐藤"}, files=[("files", ("a.txt", b"x"))])
+        assert sent.status_code == 303, sent.text
+        status = sent.headers["location"].rsplit("/", 1)[1]
+    spec = tmp_path / "pages.json"
+    spec.write_text(json.dumps(_page_spec(urls[0].rsplit("/", 1)[1], urls[1].rsplit("/", 1)[1], csrf, status)))
+    cmd = [str(ST), "run", str(spec), "--url", app.api, "--checks", "not_a_server_error", "-H", f"Cookie: ta_up={nonce}",
+           "-n", "30", "--seed", "13", "--generation-deterministic", "--request-timeout", "20",
+           "--suppress-health-check", "all"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    m = re.search(r"(\d+) generated, (\d+) passed", out)
+    assert m and int(m.group(1)) >= 60 and m.group(1) == m.group(2), out[-2000:]
+    conn = sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3")
+    pages = conn.execute("SELECT fields FROM submissions WHERE source = 'page'").fetchall()
+    assert len(pages) >= 2  # the one sent above, and generated ones that got through the form's checks
+    for (fields,) in pages:
         values = dict(json.loads(fields))
         assert set(values) <= {"name", "zip", "count", "kind", "mail"} and 1 <= len(values["name"]) <= 20
     assert httpx.get(app.api + "/healthz").status_code == 200

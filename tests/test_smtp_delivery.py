@@ -86,6 +86,67 @@ def test_kill9_around_the_250_and_in_the_maildir_drop(tmp_path: Path) -> None:
     _verify(data)
 
 
+def _send_once(port: int, rcpts: list[str], data: bytes) -> str | None:
+    """One SMTP transaction; the queue id of a 250, None when the connection broke or it was refused."""
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+            s.ehlo("mx.example.jp")
+            s.mail("taro@example.jp")
+            for r in rcpts:
+                assert s.rcpt(r)[0] == 250
+            code, msg = s.data(data)
+        return queue_id(msg) if code == 250 else None
+    except (smtplib.SMTPServerDisconnected, ConnectionError, OSError):
+        return None
+
+
+def _start_crashing(data: Path, port: int, point: str):  # noqa: ANN202 - the Appliance, or None if it died starting
+    try:
+        return start(data, "--smtp-port", str(port), config=_config(), env={"TRANSFER_AGENT_CRASHPOINT": point})
+    except RuntimeError:
+        return None
+
+
+def test_kill9_of_the_core_while_taking_the_mail_and_between_tmp_and_new(tmp_path: Path) -> None:
+    """The core dies while it takes a two-channel mail into quarantine (one channel's file renamed into
+    intake, the other's still a spool link), then again with the first message whole in tmp/ but not
+    yet linked into new/. After the restarts each recipient has the mail once, tmp/ is empty, and the
+    sender's retry of the same transaction is answered with the same queue id (accepted once)."""
+    data, port = tmp_path / "data", free_port()
+    rcpts = ["kokuho@city.example.lg.jp", "a@city.example.lg.jp"]
+    mail = head(ew("三通目"), mid="<third@example.jp>").encode() + text_part()
+    app = start(data, "--smtp-port", str(port), config=_config(), env={"TRANSFER_AGENT_CRASHPOINT": "intake.renamed:1"})
+    first = _send_once(port, rcpts, mail)  # 250 (the core claimed it before dying) or a broken connection
+    app.proc.wait(60)
+    time.sleep(1.5)  # the internet side sees its parent gone and leaves
+    with ledger(data) as c:
+        [row] = c.execute("SELECT id, status FROM mails").fetchall()
+        assert row["status"] == "taking"  # claimed, durable in the spool and the ledger: the core's now
+        assert len(c.execute("SELECT id FROM jobs WHERE mail_id = ?", (row["id"],)).fetchall()) == 2
+    mid = row["id"]
+    assert first in (None, mid)
+    app = _start_crashing(data, port, "mail.tmp_written:1")
+    if app is not None:
+        app.proc.wait(60)
+    time.sleep(1.5)
+    boxes = [data / "inbox" / "mail" / r for r in rcpts]
+    assert len([p for b in boxes if (b / "tmp").is_dir() for p in (b / "tmp").iterdir()]) == 1  # whole, in tmp/
+    assert not [p for b in boxes if (b / "new").is_dir() for p in (b / "new").iterdir()]  # nothing half visible
+    app = start(data, "--smtp-port", str(port), config=_config())
+    try:
+        assert _send_once(port, rcpts, mail) == mid  # the sender's retry: the same queue id, not a second mail
+        wait_final(data, mid, 2)
+        for r, b in zip(rcpts, boxes, strict=True):
+            assert [m["Subject"] for m in maildir(data, r)] == ["三通目"], r
+            assert not list((b / "tmp").iterdir())
+        assert [e["mail_id"] for e in _events(data, "smtp.duplicate")] == [mid]
+        assert len(_events(data, "smtp.taken")) == 1
+        assert not list((data / "work" / "smtp").iterdir())
+    finally:
+        app.stop()
+    _verify(data)
+
+
 @pytest.fixture
 def relay_app(tmp_path: Path):
     relay = free_port()

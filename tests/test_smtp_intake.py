@@ -259,6 +259,7 @@ def test_blocked_mail_delivers_a_japanese_notice_instead(mta) -> None:
     [msg] = [m for m in maildir(mta.data_dir, "kokuho@city.example.lg.jp") if m["X-CDR-Queue-ID"].startswith(mid)]
     assert msg["Subject"] == "【配送停止】暗号化された見積書"
     assert msg["Auto-Submitted"] == "auto-generated" and msg["Return-Path"] == "<>"
+    assert msg["To"] == "kokuho@city.example.lg.jp"  # addressed to its recipient, not undisclosed-recipients
     text = msg.get_content()
     for want in ("配送を停止しました", "山田 太郎 <taro@example.jp>", "暗号化された見積書", "理由", "原本取り出し申請",
                  mid, "https://console.city.example.lg.jp/", "Mon, 1 Apr 2024"):

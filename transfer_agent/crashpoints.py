@@ -6,7 +6,7 @@ core runs without them). Unset in production.
 Points: intake.row, intake.renamed, intake.copied, intake.hashed, intake.stored (intake.py),
 api.handover (api_submissions.py), deliver.planned, deliver.done (deliverer.py), deliver.temp_written, deliver.linked (delivery.py),
 smtp.spooled, smtp.recorded (mail_spool.py: before the 250), smtp.replied (smtp_server.py: after it),
-mail.dropped, mail.relay_sent, mail.relayed (mail_delivery.py).
+mail.dropped, mail.relay_sent, mail.relayed (mail_delivery.py), mail.tmp_written (maildir.py).
 Pause points (TRANSFER_AGENT_PAUSEPOINT): intake.copied.
 """
 from __future__ import annotations

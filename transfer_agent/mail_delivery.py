@@ -76,7 +76,8 @@ class MailDelivery:
             body = mail_notice.build(result=result, envelope_from=mail["mail_from"] if mail else "", mail_id=mail_id,
                                      job_id=job_id, queue_id=queue_id, hostname=self.cfg.mail_name,
                                      notice_from=self.cfg.mail_notice_from or f"postmaster@{self.cfg.mail_name}",
-                                     retention_days=job.get("retention_days"), console_url=self.cfg.mail_console_url)
+                                     retention_days=job.get("retention_days"), console_url=self.cfg.mail_console_url,
+                                     rcpts=rcpts)
             content = body.decode("ascii")
             kind = "notice_mail"
         else:

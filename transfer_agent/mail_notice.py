@@ -42,8 +42,10 @@ def _clean(value: Any, most: int = 300) -> str:
 
 
 def build(*, result: dict[str, Any], envelope_from: str, mail_id: str, job_id: int, queue_id: str, hostname: str,
-          notice_from: str, retention_days: int | None, console_url: str = "") -> bytes:
-    """The notice as CRLF bytes (ASCII: base64 body, RFC 2047 words)."""
+          notice_from: str, retention_days: int | None, console_url: str = "", rcpts: list[str] | None = None
+          ) -> bytes:
+    """The notice as CRLF bytes (ASCII: base64 body, RFC 2047 words), addressed `To:` the recipients of the
+    blocked mail (canonical ASCII addresses from the envelope), so mail clients and rules see it as theirs."""
     info = result.get("mail") or {}
     sender = ", ".join(_clean(x) for x in info.get("from") or []) or _clean(envelope_from) or TEXT["unknown"]
     to = ", ".join(_clean(x) for x in (info.get("to") or []) + (info.get("cc") or []))[:500] or TEXT["unknown"]
@@ -73,7 +75,7 @@ def build(*, result: dict[str, Any], envelope_from: str, mail_id: str, job_id: i
     msg = EmailMessage(policy=SMTP)
     local, _, domain = notice_from.rpartition("@")
     msg["From"] = Address(TEXT["display_name"], local or "postmaster", domain or hostname)
-    msg["To"] = "undisclosed-recipients:;"
+    msg["To"] = ", ".join(rcpts) if rcpts else "undisclosed-recipients:;"
     msg["Subject"] = TEXT["subject"].format(subject=subject or TEXT["no_subject"])
     msg["Date"] = format_datetime(clock.local())
     msg["Message-ID"] = f"<notice.{queue_id}@{hostname}>"

@@ -14,6 +14,7 @@ import os
 import stat
 
 from . import safefs
+from .crashpoints import crashpoint
 from .safefs import Tree
 
 SUBDIRS = ("tmp", "new", "cur")
@@ -56,6 +57,7 @@ def deliver(tree: Tree, folder: str, name: str, data: bytes, fsync: bool = True,
                 tree.note_link(f"{folder}/tmp", name)
             safefs.unlink(tfd, name)  # left by a crash
             safefs.write_new(tfd, name, data, fsync)
+            crashpoint("mail.tmp_written")  # whole in tmp/, not yet in new/: a reader sees nothing
             try:
                 os.link(name, name, src_dir_fd=tfd, dst_dir_fd=nfd, follow_symlinks=False)
             except FileExistsError:
