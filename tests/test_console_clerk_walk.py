@@ -207,6 +207,7 @@ def test_password_retry_supersedes_the_notice(walk):
         assert page.inner_text("#verdict") == want
     text = page.content()
     assert "指定されたパスワードで開いて中身を検査しました" in text and "送信者にパスワードを確認" not in text
+    assert "パスワードのかからないファイルにして配送しました" in page.inner_text("#sentence")
     _shot(page, "09_ppap_delivered")
     page.goto(first)
     assert page.locator("#superseded").is_visible() and not page.locator("#password-retry").count()

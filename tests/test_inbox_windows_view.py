@@ -3,6 +3,8 @@ entries look alike, a text rendition never passes for the document, and each fil
 that Notepad opens (UTF-8 with a BOM, CRLF)."""
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 from cdr.names import shown_name, text_rendition_name
 from tests.test_appliance import EXE, Agent, drop
 from transfer_agent import clock
+from transfer_agent.report_text import WIDTH, _cols
 
 # What Explorer shows as the type of a name (the icon and the 種類 column), by its last extension.
 _TYPES = {".docx": "Word", ".docm": "Word", ".pdf": "PDF", ".txt": "テキスト", ".json": "JSON", ".csv": "CSV",
@@ -32,6 +35,8 @@ def _explorer(folder: Path) -> list[tuple[str, str]]:
 def test_inbox_entries_never_look_alike(tmp_path, corpus):
     base, ooxml = corpus("ooxml")
     docm = base / next(rel for rel in ooxml if rel.endswith("hostile/vba.docm"))
+    ibase, images = corpus("image")
+    cut_png = ibase / next(rel for rel in images if rel.endswith("hostile/idat_cut.png"))
     text_only = tmp_path / "text-only.toml"
     shutil.copy(Path(__file__).resolve().parent.parent / "rules" / "text-only.toml", text_only)
     data = tmp_path / "var"
@@ -47,8 +52,10 @@ def test_inbox_entries_never_look_alike(tmp_path, corpus):
         drop(box / "REPORT.txt", b"upper\n")
         drop(box / "report.txt", b"lower\n")
         drop(box / "請求書.exe", EXE)
+        drop(box / "写真.png", cut_png.read_bytes())  # blocked with a long reason holding English words
+        drop(box / "資料.rar", b"Rar!\x1a\x07\x00" + b"\0" * 64)
         drop(data / "dropbox" / "テキスト課" / "通知.docm", docm.read_bytes())
-        a.wait_final(9)
+        a.wait_final(11)
         folders = [data / "inbox" / "kokuho" / clock.day(), data / "inbox" / "テキスト課" / clock.day()]
         for folder in folders:
             view = _explorer(folder)
@@ -73,7 +80,23 @@ def test_inbox_entries_never_look_alike(tmp_path, corpus):
         for p in reports:
             raw = p.read_bytes()
             assert raw.startswith(b"\xef\xbb\xbf") and b"\n" not in raw.replace(b"\r\n", b""), p.name
-            raw.decode("utf-8")
+            lines = raw.decode("utf-8-sig").split("\r\n")
+            # Notepad without word wrap: lines of about 40 full-width characters, never one that begins
+            # with 。、） (kinsoku), and English words of a reason never split across lines.
+            for line in lines:
+                assert _cols(line) <= 2 * WIDTH + 2 or p.stem in line, (p.name, line)
+                first = line.lstrip("　 ")[:1]
+                assert not first or first not in "。、，．）」』】！？：", (p.name, line)
+            notice = p.with_name(p.name.replace(".報告.txt", ".blocked.json"))
+            if notice.exists():
+                reason = json.loads(notice.read_text("utf-8")).get("reason_ja") or ""
+                for word in re.findall(r"[!-~]+", reason):
+                    assert any(word in line for line in lines), (p.name, word, lines)
+        assert any(re.search(r"[A-Za-z]{4,} [a-z]{4,}", json.loads(n.read_text("utf-8")).get("reason_ja") or "")
+                   for n in kokuho.glob("写真*.blocked.json")), "the PNG's reason should hold English words"
+        # Text only: the findings are said to be the original's, the delivered file being text alone.
+        [text_report] = [p for p in folders[1].iterdir() if p.name.endswith(".報告.txt")]
+        assert "配送したのは文字だけのファイル" in text_report.read_text("utf-8-sig")
         # Text only: the delivered file itself is named as a text rendition.
         assert sorted(p.name for p in folders[1].iterdir() if not p.name.endswith((".json", ".報告.txt"))) == \
             ["通知_テキスト.txt"]

@@ -166,6 +166,13 @@ def test_wording_follows_what_happened():
     assert tl.action_label("reported") == "お知らせ"
     text_only = {"verdict": "sanitized", "threats": [{"id": "policy.text_only", "action": "converted"}]}
     assert "画像" in tl.verdict_sentence(text_only) and "含まれません" in tl.verdict_sentence(text_only)
+    # A ZIP opened with the clerk's password: nothing was removed, so the sentence does not say so...
+    opened = {"verdict": "sanitized", "threats": [{"id": "archive.encrypted", "action": "converted"}],
+              "children": [{"verdict": "clean", "threats": [{"id": "archive.encrypted", "action": "converted"}]}]}
+    assert "パスワードのかからないファイル" in tl.verdict_sentence(opened) and "取り除いて" not in tl.verdict_sentence(opened)
+    # ...unless a member lost its macro.
+    opened["children"][0]["threats"].append({"id": "ooxml.vba", "action": "removed"})
+    assert "取り除いて" in tl.verdict_sentence(opened)
 
 
 def test_unknown_id_falls_back_to_its_family():

@@ -10,6 +10,8 @@ ask for the original. The JSON sidecar (NAME.cdr.json) stays for systems.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 from . import clock
@@ -42,14 +44,38 @@ def _findings(result: dict[str, Any]) -> list[tuple[str, str, str, list[str]]]:
             for (tid, act), (n, places) in groups.items()]
 
 
+# Kinsoku: what never begins a line (closing brackets and punctuation), and ASCII runs never split.
+_NO_START = set("。、，．）」』】〕〉》！？ー・：；,.)!?:;")
+_WORD = re.compile(r"[!-~]+")
+
+
+def _cols(text: str) -> int:
+    """Display width as Notepad shows it: full-width characters take two columns."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def _wrap(text: str, indent: str = "") -> list[str]:
-    """A long sentence as lines of about WIDTH characters, broken after 。 or 、 where possible."""
+    """A long sentence as lines of about WIDTH full-width characters, broken after 。 or 、 where possible,
+    never inside an ASCII word (a file name, an error text) and never before 。、」 and the like."""
+    limit = 2 * WIDTH - _cols(indent)
     out: list[str] = []
-    while len(text) > WIDTH:
-        cut = max(text.rfind("。", 0, WIDTH), text.rfind("、", 0, WIDTH))
-        cut = cut + 1 if cut >= WIDTH // 2 else WIDTH
-        out.append(indent + text[:cut])
-        text = text[cut:]
+    while _cols(text) > limit:
+        # The positions a line may end at: between two characters, not inside an ASCII word.
+        words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+        inside = {i for a, b in words for i in range(a + 1, b)}
+        fit, cols = 0, 0
+        for i, c in enumerate(text):
+            cols += _cols(c)
+            if cols > limit:
+                break
+            fit = i + 1
+        cuts = [i for i in range(1, fit + 1) if i not in inside or text[i - 1] == " "]
+        cut = max((i for i in cuts if text[i - 1] in "。、" and i >= fit // 2), default=0) or \
+            max(cuts, default=0) or fit
+        while cut < len(text) and text[cut] in _NO_START:
+            cut += 1  # a 。 or ） goes with its line, even one column over
+        out.append(indent + text[:cut].rstrip(" "))
+        text = text[cut:].lstrip(" ")
     return out + ([indent + text] if text else [])
 
 
@@ -95,10 +121,14 @@ def render(*, job: dict[str, Any], result: dict[str, Any], delivered_name: str |
     findings = _findings(result)
     if findings:
         lines += ["", "■ 取り除いたもの・見つかったもの"]
+        if tl.is_text_only(result):
+            lines += _wrap("（元のファイルにあったものです。配送したのは文字だけのファイルで、書式・画像・"
+                           "マクロなどは含まれません）", "　")
         for lab, act, why, places in findings[:MAX_FINDINGS]:
             lines.append(f"・{lab}［{tl.action_label(act)}］")
             lines += _wrap(why, "　　")
-            lines += [f"　　場所：{p}" for p in places]
+            for p in places:
+                lines += _wrap(f"場所：{p}", "　　")
         if len(findings) > MAX_FINDINGS:
             lines.append(f"・ほか {len(findings) - MAX_FINDINGS} 種類（詳細は {delivered_name or sent}.cdr.json）")
     members = _members(result)
@@ -107,17 +137,18 @@ def render(*, job: dict[str, Any], result: dict[str, Any], delivered_name: str |
     if text_name and text_name != delivered_name:
         lines += ["", "■ 文字だけを取り出したファイル（テキスト版）", f"　{text_name}"]
     if job.get("source") == "too_large":
-        lines += ["", "■ このファイルについて", "　大きさの上限を超えたため受け取っていません。送信側のフォルダに残っています。",
-                  "　分割するなどして送り直してもらうか、管理者に相談してください。"]
+        lines += ["", "■ このファイルについて"]
+        lines += _wrap("大きさの上限を超えたため受け取っていません。送信側のフォルダに残っています。"
+                       "分割するなどして送り直してもらうか、管理者に相談してください。", "　")
     else:
-        lines += ["", "■ 元のファイル（原本）が必要なとき",
-                  "　無害化で必要な情報が失われた場合は、職員コンソールの受信一覧でこのファイルを開き、",
-                  "　「原本の取り出しを申請する」から申請してください。上長が承認すると、申請した職員が",
-                  "　職員コンソールから原本をダウンロードできます。原本には危険な要素が残っている可能性があります。"]
+        lines += ["", "■ 元のファイル（原本）が必要なとき"]
+        lines += _wrap("無害化で必要な情報が失われた場合は、職員コンソールの受信一覧でこのファイルを開き、"
+                       "「原本の取り出しを申請する」から申請してください。上長が承認すると、申請した職員が"
+                       "職員コンソールから原本をダウンロードできます。原本には危険な要素が残っている可能性があります。", "　")
     if verdict == "blocked" and tl.block_kind(result) == "password":
-        lines += ["", "■ パスワードを受け取ったら",
-                  "　職員コンソールでこのファイルの報告を開き、パスワードを入力してください。",
-                  "　無害化したファイルがこのフォルダに届き、この報告は新しい報告に置き換わります。"]
-    lines += ["", f"処理番号：{job.get('id')}　ポリシー：{job.get('policy') or '—'}",
-              "（このファイルは無害化転送装置が自動で作成しました。機械で読む記録は .cdr.json / .blocked.json です）"]
+        lines += ["", "■ パスワードを受け取ったら"]
+        lines += _wrap("職員コンソールでこのファイルの報告を開き、パスワードを入力してください。"
+                       "無害化したファイルがこのフォルダに届き、この報告は新しい報告に置き換わります。", "　")
+    lines += ["", f"処理番号：{job.get('id')}　ポリシー：{job.get('policy') or '—'}"]
+    lines += _wrap("（このファイルは無害化転送装置が自動で作成しました。機械で読む記録は .cdr.json / .blocked.json です）")
     return crlf_text(lines)

@@ -391,6 +391,11 @@ VERDICT_SENTENCES: dict[str, tuple[str, str]] = {
                   "取り除いたものは下記のとおりです。",
                   "Active content was removed and the rebuilt file delivered. Text, tables and pictures are kept. "
                   "What was removed is listed below."),
+    # A password-protected file opened with the password a clerk entered, and nothing else found in it.
+    "opened": ("指定されたパスワードで開いて中身を検査し、パスワードのかからないファイルにして配送しました。"
+               "中身に危険な要素は見つかりませんでした。",
+               "Opened with the password supplied and checked; it was delivered without a password. Nothing active "
+               "was found in it."),
     "text_only": ("ポリシーにより、文字（テキスト）だけを取り出したファイルを配送しました。表の罫線・画像・書式は含まれません。"
                   "元の形式のファイルが必要な場合は、原本の取り出しを申請してください。",
                   "By policy only the text was taken out and delivered: no table lines, pictures or formatting. If "
@@ -597,6 +602,21 @@ def is_text_only(result: dict[str, Any]) -> bool:
     return any(t.get("id") == "policy.text_only" for t in result.get("threats") or [])
 
 
+def _only_opened(result: dict[str, Any]) -> bool:
+    """Sanitized only in that a password was taken off (PPAP opened with the clerk's password): every finding,
+    members' included, is an *.encrypted one that was opened, or a note."""
+    seen: list[tuple[str, str]] = []
+
+    def walk(r: dict[str, Any]) -> None:
+        seen.extend((str(t.get("id", "")), str(t.get("action", ""))) for t in r.get("threats") or [])
+        for c in r.get("children") or []:
+            walk(c)
+
+    walk(result)
+    return any(i.endswith(".encrypted") for i, _a in seen) and all(
+        a == "reported" or (i.endswith(".encrypted") and a == "converted") for i, a in seen)
+
+
 def verdict_sentence(result: dict[str, Any], lang: str = "ja") -> str:
     """The report's first sentence: what the clerk received, and for a blocked file why and what to do."""
     verdict = result.get("verdict")
@@ -604,6 +624,8 @@ def verdict_sentence(result: dict[str, Any], lang: str = "ja") -> str:
         return BLOCK_KINDS[block_kind(result)][_lang(lang)]
     if verdict == "sanitized" and is_text_only(result):
         return VERDICT_SENTENCES["text_only"][_lang(lang)]
+    if verdict == "sanitized" and _only_opened(result):
+        return VERDICT_SENTENCES["opened"][_lang(lang)]
     return VERDICT_SENTENCES.get(verdict or "", ("", ""))[_lang(lang)]
 
 
