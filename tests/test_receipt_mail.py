@@ -63,14 +63,24 @@ def sink_on(port: int) -> tuple[Controller, Sink]:
     return ctl, sink
 
 
-def config(port: int) -> str:
+def config(port: int, extra: str = "") -> str:
     return CONFIG + f"""
 [notify]
 smtp = "127.0.0.1:{port}"
 from = "noreply@city.example.lg.jp"
 retry_seconds = 0.3
 retry_max_seconds = 0.6
-""" + FORM
+{extra}""" + FORM
+
+
+# An operator's own receipt template (in DATA_DIR/mail-templates, named relative to the data dir).
+OPERATOR_RECEIPT = """【受付のお知らせ】{{ channel }}（{{ receipt }}）
+
+{{ channel }}の窓口です。{{ received }}に{{ count }}件のファイルを受け付けました。
+{% for f in files %}
+- {{ f.name }}: {{ f.result }}
+{% endfor %}
+"""
 
 
 def hostile_pdf() -> bytes:
@@ -183,9 +193,21 @@ def test_receipt_mail_once_when_killed_right_after_queueing(tmp_path, monkeypatc
     port = free_port()
     ctl, sink = sink_on(port)
     data = tmp_path / "data"
+    templates = data / "mail-templates"
+    templates.mkdir(parents=True)
+    # A typo in the operator's template stops the start with file and line, instead of mails never sent.
+    (templates / "receipt.txt").write_text("【受付】{{ channel }\n\n{% for f in files %}", "utf-8")
+    cfg_file = tmp_path / "bad.toml"
+    cfg_file.write_text(config(port, 'templates = "mail-templates"'), "utf-8")
+    r = ta("exchange", "list", "--config", str(cfg_file), data_dir=data)
+    assert r.returncode == 2 and "receipt.txt, line 1" in r.stderr, r.stderr
+    (templates / "receipt.txt").write_text("【受付】{{ channel }}\n{{ no_such_variable }}\n", "utf-8")
+    r = ta("exchange", "list", "--config", str(cfg_file), data_dir=data)
+    assert r.returncode == 2 and "no_such_variable" in r.stderr, r.stderr
+    (templates / "receipt.txt").write_text(OPERATOR_RECEIPT, "utf-8")
     try:
         monkeypatch.setenv("TRANSFER_AGENT_CRASHPOINT", "notify.queued")
-        app = start(data, config=config(port))
+        app = start(data, config=config(port, 'templates = "mail-templates"'))
         monkeypatch.delenv("TRANSFER_AGENT_CRASHPOINT")
         try:
             key = new_key(data, "電子申請")
@@ -197,7 +219,7 @@ def test_receipt_mail_once_when_killed_right_after_queueing(tmp_path, monkeypatc
             time.sleep(1.5)
         finally:
             app.stop()
-        app = start(data, config=config(port))
+        app = start(data, config=config(port, 'templates = "mail-templates"'))
         try:
             wait_for(lambda: len(sink.mails) >= 1)
             time.sleep(2.0)
@@ -208,8 +230,9 @@ def test_receipt_mail_once_when_killed_right_after_queueing(tmp_path, monkeypatc
             app.stop()
         msg = email.message_from_bytes(sink.mails[0][2], policy=email.policy.default)
         assert sink.mails[0][1] == ["sato@example.jp"]
-        assert "国民健康保険課" in header(msg, "Subject") and msg["From"].addresses[0].display_name == "国民健康保険課"
-        assert "届出.pdf" in msg.get_content()
+        assert header(msg, "Subject").startswith("【受付のお知らせ】国民健康保険課（")  # the operator's template
+        assert msg["From"].addresses[0].display_name == "国民健康保険課"
+        assert "国民健康保険課の窓口です。" in msg.get_content() and "- 届出.pdf: 受理" in msg.get_content()
         events = [e for (e,) in sqlite3.connect(data / "state" / "ledger.sqlite3").execute("SELECT event FROM audit")]
         assert events.count("outbox.queued") == 1 and events.count("outbox.sent") == 1
         assert ta("audit", "verify", data_dir=data).returncode == 0

@@ -475,6 +475,13 @@ def _validate(cfg: Config) -> None:
         host, sep, port = cfg.notify_smtp.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"notify.smtp = {cfg.notify_smtp!r}: must be \"host:port\"")
+    if cfg.notify_templates:
+        from .notify import check_templates
+
+        try:
+            cfg.notify_templates = str(check_templates(cfg.notify_templates, cfg.data_dir))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if not -1 <= cfg.notify_digest_hour <= 23:
         raise ConfigError("notify.digest_hour: 0..23, or -1 for no daily digest")
     if cfg.notify_retry_seconds <= 0 or cfg.notify_retry_max_seconds < cfg.notify_retry_seconds:

@@ -49,6 +49,45 @@ def _env(folder: str) -> Environment:
     return env
 
 
+def check_templates(folder: str, base: Path) -> Path:
+    """The operator's `[notify] templates` folder (relative: to the data dir), each template in it rendered
+    once with sample values, so that a typo stops the start with file and line instead of leaving every
+    receipt mail unsent (ValueError). A missing folder is an error too: the defaults would be used silently."""
+    from datetime import date
+
+    from jinja2 import TemplateError, TemplateSyntaxError
+
+    path = Path(folder).expanduser()
+    if not path.is_absolute():
+        path = Path(base) / path
+    if not path.is_dir():
+        raise ValueError(f"notify.templates = {folder!r}: no such folder ({path})")
+    env = _env(str(path))
+    files = [{"name": "申請書.pdf", "verdict": "sanitized", "result": RESULT_JA["sanitized"], "reason": ""},
+             {"name": "setup.exe", "verdict": "blocked", "result": RESULT_JA["blocked"], "reason": "実行ファイル"}]
+    t = tally.Tally(channel="kokuho", label="国民健康保険課", start=date(2026, 4, 1), end=date(2026, 4, 1))
+    samples = {
+        "receipt.txt": dict(receipt="20260401-0001", channel="国民健康保険課", received="2026-04-01 09:30 JST",
+                            title="転入の書類", files=files, count=len(files)),
+        "digest.txt": dict(channel="国民健康保険課", day="2026-04-01", t=t, console="",
+                           items=[{"receipt": "20260401-0001", "time": "09:30", "source": "アップロードページ",
+                                   "flags": ["PDFの添付がありません"], "status": "done"}],
+                           verdicts=[(tally.VERDICT_LABEL[k], 0) for k in tally.VERDICT_ORDER]),
+    }
+    for name, ctx in samples.items():
+        if not (path / name).is_file():
+            continue  # the built-in one is used
+        try:
+            text = env.get_template(name).render(**ctx)
+        except TemplateSyntaxError as exc:
+            raise ValueError(f"{path / name}, line {exc.lineno}: {exc.message}") from None
+        except TemplateError as exc:  # an unknown variable (StrictUndefined), a bad filter
+            raise ValueError(f"{path / name}: {exc} (variables: {', '.join(sorted(ctx))})") from None
+        if not text.partition("\n")[0].strip():
+            raise ValueError(f"{path / name}, line 1: the first line is the subject and must not be empty")
+    return path
+
+
 def _one_line(text: str, limit: int = _NAME_MAX) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
