@@ -14,7 +14,7 @@ run: bootstrap
 
 test: bootstrap
 	$(BIN)/ruff check cdr transfer_agent samples benchmarks tests
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=25
 
 lint: bootstrap
 	$(BIN)/ruff check cdr transfer_agent samples benchmarks tests
