@@ -767,6 +767,100 @@ def _rtf_pict() -> str:
     return "{\\pict\\pngblip\\picw24\\pich16\\picwgoal360\\pichgoal240 " + _png().hex() + "}"
 
 
+def _rtf_word_style() -> bytes:
+    """An RTF the way Word writes one, with the tables a reader needs: fonts (panose, alternative name),
+    colours, defaults, styles (paragraph, character, table), a bullet list, revision ids, the generator,
+    document information, page setup, a header and footer with a PAGE field, a table with borders and
+    shading, a footnote, a bookmark and a shape picture."""
+    j = _rtf_sjis
+    cell = "\\clvertalt\\clbrdrt\\brdrs\\brdrw10 \\clbrdrl\\brdrs\\brdrw10 \\clbrdrb\\brdrs\\brdrw10 " \
+           "\\clbrdrr\\brdrs\\brdrw10 \\cltxlrtb\\clftsWidth3\\clwWidth2835"
+    row = ("\\trowd \\irow{i}\\irowband{i}\\ltrrow\\ts11\\trgaph108\\trleft-108\\trbrdrt\\brdrs\\brdrw10 "
+           "\\trbrdrl\\brdrs\\brdrw10 \\trbrdrb\\brdrs\\brdrw10 \\trbrdrr\\brdrs\\brdrw10 "
+           "\\trftsWidth1\\trpaddl108\\trpaddr108\\trpaddfl3\\trpaddfr3\\tblind0\\tblindtype3 "
+           + cell + "{shade}\\cellx2727" + cell + "\\cellx5562" + cell + "\\cellx8397\n")
+    cells = "\\pard\\plain \\ltrpar\\ql \\li0\\ri0\\widctlpar\\intbl\\wrapdefault\\aspalpha\\aspnum\\faauto" \
+            "\\adjustright\\rin0\\lin0 \\rtlch\\fcs1 \\af0\\afs21 \\ltrch\\fcs0 \\fs21\\lang1033\\langfe1041" \
+            "\\loch\\af11\\hich\\af11\\dbch\\af11\\f11\\cgrid\\langnp1033\\langfenp1041 "
+    table = ""
+    for i, (a, b, c) in enumerate([("項目", "内容", "備考"), ("氏名", "山田太郎", "自署"),
+                                   ("住所", "東京都千代田区霞が関", "")]):
+        r = row.format(i=i, shade="\\clcbpat5" if i == 0 else "")
+        table += (r + cells + "{" + ("\\b " if i == 0 else "") + j(a) + "\\cell " + j(b) + "\\cell " + j(c)
+                  + "\\cell }\\pard\\plain \\ltrpar\\widctlpar\\intbl{" + r + "\\row }\n")
+    pict = ("{\\*\\shppict{\\pict{\\*\\picprop\\shplid1025{\\sp{\\sn shapeType}{\\sv 75}}{\\sp{\\sn fFlipH}{\\sv 0}}"
+            "{\\sp{\\sn fLayoutInCell}{\\sv 1}}}\\picscalex100\\picscaley100\\piccropl0\\piccropr0\\piccropt0"
+            "\\piccropb0\\picw635\\pich423\\picwgoal360\\pichgoal240\\pngblip\\bliptag-1146239000"
+            "{\\*\\blipuid bbad7ee8f1c4d9a1f0e1d2c3b4a59687}" + _png(24, 16, (30, 90, 200)).hex() + "}}")
+    doc = (
+        "{\\rtf1\\adeflang1025\\ansi\\ansicpg932\\uc2\\adeff0\\deff11\\stshfdbch11\\stshfloch0\\stshfhich0"
+        "\\stshfbi0\\deflang1033\\deflangfe1041\\themelang1033\\themelangfe1041\\themelangcs0"
+        "{\\fonttbl{\\f0\\fbidi \\froman\\fcharset0\\fprq2{\\*\\panose 02020603050405020304}Times New Roman;}"
+        "{\\f1\\fbidi \\fswiss\\fcharset0\\fprq2{\\*\\panose 020b0604020202020204}Arial;}"
+        "{\\f11\\fbidi \\fmodern\\fcharset128\\fprq1{\\*\\panose 02020609040205080304}" + j("ＭＳ 明朝")
+        + "{\\*\\falt MS Mincho};}}"
+        "{\\colortbl;\\red0\\green0\\blue0;\\red0\\green0\\blue255;\\red192\\green0\\blue0;"
+        "\\red0\\green128\\blue0;\\red255\\green255\\blue0;\\ctextone\\ctint255\\cshade255\\red0\\green0\\blue0;}"
+        "{\\*\\defchp \\fs21\\kerning2\\loch\\af1\\hich\\af1\\dbch\\af11 }{\\*\\defpap \\ql \\li0\\ri0"
+        "\\widctlpar\\wrapdefault\\aspalpha\\aspnum\\faauto\\adjustright\\rin0\\lin0\\itap0 }"
+        "{\\stylesheet{\\qj \\li0\\ri0\\nowidctlpar\\wrapdefault\\faauto\\rin0\\lin0\\itap0 \\rtlch\\fcs1 "
+        "\\af0\\afs22\\alang1025 \\ltrch\\fcs0 \\kerning2\\fs21\\lang1033\\langfe1041\\loch\\f1\\hich\\af1"
+        "\\dbch\\af11\\cgrid\\langnp1033\\langfenp1041 \\snext0 \\sqformat \\spriority0 Normal;}"
+        "{\\s1\\ql \\li0\\ri0\\keepn\\nowidctlpar\\wrapdefault\\faauto\\outlinelevel0\\rin0\\lin0\\itap0 "
+        "\\b\\fs28\\cf2\\kerning2\\loch\\af11\\hich\\af11\\dbch\\af11\\f11 \\sbasedon0 \\snext0 \\slink15 "
+        "\\sqformat \\spriority9 heading 1;}{\\*\\cs10 \\additive \\ssemihidden \\sunhideused \\spriority1 "
+        "Default Paragraph Font;}{\\*\\ts11\\tsrowd\\trftsWidthB3\\trpaddl108\\trpaddr108\\trpaddfl3\\trpaddft3"
+        "\\trpaddfb3\\trpaddfr3\\tblind0\\tblindtype3\\tsvertalt\\tsbrdrt\\tsbrdrl\\tsbrdrb\\tsbrdrr\\tsbrdrdgl"
+        "\\tsbrdrdgr\\tsbrdrh\\tsbrdrv \\qj \\li0\\ri0\\widctlpar\\wrapdefault\\aspalpha\\aspnum\\faauto"
+        "\\adjustright\\rin0\\lin0\\itap0 \\fs21\\kerning2 \\snext11 \\ssemihidden \\sunhideused Normal Table;}"
+        "{\\*\\cs15 \\additive \\b\\fs28\\cf2 \\slink1 \\slocked \\spriority9 Heading 1 Char;}}"
+        "{\\*\\listtable{\\list\\listtemplateid-1\\listhybrid{\\listlevel\\levelnfc23\\levelnfcn23\\leveljc0"
+        "\\leveljcn0\\levelfollow0\\levelstartat1\\levelspace0\\levelindent0{\\leveltext\\leveltemplateid1"
+        "\\uc1\\'01\\u12539 ?;}{\\levelnumbers;}\\f11\\fbias0 \\fi-420\\li420\\lin420 }{\\listname ;}\\listid7}}"
+        "{\\*\\listoverridetable{\\listoverride\\listid7\\listoverridecount0\\ls1}}"
+        "{\\*\\rsidtbl \\rsid2758183\\rsid7037355}{\\*\\mmathPr\\mmathFont34\\mbrkBin0}"
+        "{\\*\\xmlnstbl {\\xmlns1 http://schemas.microsoft.com/office/word/2003/wordml}}"
+        "{\\*\\generator Microsoft Word 16.0;}{\\info{\\title " + j("交付申請") + "}{\\author " + j("山田")
+        + "}{\\creatim\\yr2026\\mo4\\dy1\\hr9\\min30}{\\version2}{\\edmins1}{\\nofpages1}}"
+        "\\paperw11906\\paperh16838\\margl1701\\margr1701\\margt1985\\margb1701\\gutter0\\ltrsect \\deftab840"
+        "\\ftnbj\\aenddoc\\trackmoves0\\trackformatting1\\donotembedsysfont0\\relyonvml0\\donotembedlingdata1"
+        "\\grfdocevents0\\validatexml0\\showplaceholdtext0\\ignoremixedcontent0\\saveinvalidxml0\\showxmlerrors0"
+        "\\horzdoc\\dghspace180\\dgvspace180\\dghorigin1701\\dgvorigin1984\\dghshow0\\dgvshow2\\jcompress"
+        "\\lnongrid\\viewkind1\\viewscale100\\splytwnine\\ftnlytwnine\\htmautsp\\useltbaln\\alntblind"
+        "\\lytcalctblwd\\lyttblrtgr\\lnbrkrule\\nobrkwrptbl\\snaptogridincell\\allowfieldendsel\\wrppunct"
+        "\\asianbrkrule\\rsidroot2758183\\newtblstyruls\\nogrowautofit\\usenormstyforlist\\noindnmbrts"
+        "\\felnbrelev\\nocxsptable\\indrlsweleven\\noafcnsttbl\\afelev\\utinl\\hwelev\\spltpgpar\\notcvasp"
+        "\\notbrkcnstfrctbl\\notvatxbx\\krnprsnet\\cachedcolbal \\nouicompat \\fet0{\\*\\wgrffmtfilter 2450}"
+        "\\nofeaturethrottle1\\ilfomacatclnup0\\ltrpar \\sectd \\ltrsect\\linex0\\headery851\\footery992"
+        "\\colsx425\\endnhere\\sectlinegrid360\\sectspecifyl\\sectrsid2758183\\sftnbj "
+        "{\\header \\ltrpar \\pard\\plain \\ltrpar\\qc \\li0\\ri0\\widctlpar\\wrapdefault\\faauto\\rin0"
+        "\\lin0\\itap0 \\fs18\\cf3 " + j("千代田区役所　住民課") + "\\par }"
+        "{\\footer \\ltrpar \\pard\\plain \\ltrpar\\qc \\li0\\ri0\\widctlpar\\wrapdefault\\faauto\\rin0\\lin0"
+        "\\itap0 {\\field{\\*\\fldinst {\\rtlch\\fcs1 \\af0 \\ltrch\\fcs0 \\insrsid2758183  PAGE   "
+        "\\\\* MERGEFORMAT }}{\\fldrslt {\\rtlch\\fcs1 \\af0 \\ltrch\\fcs0 \\lang1024\\langfe1024"
+        "\\noproof\\insrsid2758183 1}}}\\par }\n"
+        "\\pard\\plain \\ltrpar\\s1\\ql \\li0\\ri0\\keepn\\nowidctlpar\\wrapdefault\\faauto\\outlinelevel0"
+        "\\rin0\\lin0\\itap0\\pararsid2758183 \\b\\fs28\\cf2\\kerning2\\loch\\af11\\hich\\af11\\dbch\\af11\\f11 "
+        "{\\*\\bkmkstart _Toc1}" + j(JA_TITLE) + "{\\*\\bkmkend _Toc1}\\par\n"
+        "\\pard\\plain \\ltrpar\\qj \\li0\\ri0\\nowidctlpar\\wrapdefault\\faauto\\rin0\\lin0\\itap0 "
+        "\\fs21\\kerning2\\loch\\af11\\hich\\af11\\dbch\\af11\\f11 " + j(JA_BODY)
+        + "{\\cs16\\super\\chftn}{\\footnote \\ltrpar \\pard\\plain \\ltrpar\\qj \\fs18 {\\cs16\\super"
+        "\\chftn} " + j("平日の窓口で受け付けます。") + "}\\par\n"
+        "\\pard \\ltrpar\\qj \\li0\\ri0\\nowidctlpar\\wrapdefault\\faauto\\rin0\\lin0\\itap0 {\\cf3\\b "
+        + j("赤い注意書き：") + "}{\\highlight5 " + j("本人確認書類") + "}" + j("をお持ちください。")
+        + "\\uc1\\u20013?\\u25991?\\uc2 \\par\n"
+        "{\\listtext\\pard\\plain \\ltrpar \\f11 \\loch\\af11\\hich\\af11\\dbch\\af11 \\'81\\'45\\tab}"
+        "\\pard\\plain \\ltrpar\\qj \\fi-420\\li420\\ri0\\nowidctlpar\\wrapdefault\\faauto\\ls1\\rin0"
+        "\\lin420\\itap0 " + j("運転免許証") + "\\par\n"
+        "{\\listtext\\pard\\plain \\ltrpar \\f11 \\loch\\af11\\hich\\af11\\dbch\\af11 \\'81\\'45\\tab}"
+        + j("マイナンバーカード") + "\\par\n"
+        "\\pard \\ltrpar\\qj \\li0\\ri0\\nowidctlpar\\wrapdefault\\faauto\\rin0\\lin0\\itap0 \\par\n"
+        + table
+        + "\\pard \\ltrpar\\qc \\li0\\ri0\\nowidctlpar\\wrapdefault\\faauto\\rin0\\lin0\\itap0 " + pict
+        + "\\par\n}")
+    return doc.encode("ascii")
+
+
 @generator("rtf")
 def rtf_samples(out: Path) -> list[Sample]:
     base = out / "rtf"
@@ -784,6 +878,9 @@ def rtf_samples(out: Path) -> list[Sample]:
                                         "{\\field{\\*\\fldinst HYPERLINK \"https://www.city.example.lg.jp/\"}"
                                         "{\\fldrslt 市のホームページ}}\\par"), "clean", [],
         note="cp932 \\'xx text, \\uN text, PNG picture, https hyperlink")
+    put("rtf/benign/表と一覧.rtf", _rtf_word_style(), "clean", [],
+        note="Word-style: style sheet, colours, list, table with shading, header/footer PAGE field, footnote, "
+             "bookmark, \\uN and cp932 text, shape picture; \\*\\xmlnstbl left out (reported)")
     objdata = _ole1_package(b"WScript.Echo 1").hex()
     put("rtf/hostile/object_package.rtf",
         _rtf_doc(para + "{\\object\\objemb\\objupdate{\\*\\objclass Package}\\objw100\\objh100"

@@ -126,3 +126,56 @@ def test_reader_text_skips_destinations_and_unicode_fallback():
     inst = root.children[1]
     assert rtf._reader_text(inst) == "ABCDEFG"
     assert rtf._plain(inst) == "AzByCD??EFG"
+
+
+@pytest.mark.parametrize("body", [
+    # the fuzzer's case: \* damaged into text; a reader still switches the group to \fldinst
+    rb'{\field{^*\fldinst INCLUDEPICTURE "http://203.0.113.5/t.png" \\d}{\fldrslt x}}',
+    rb'{\field{\x*\fldinst INCLUDEPICTURE "http://203.0.113.5/t.png" \\d}{\fldrslt x}}',
+    # the instruction word after formatting, and a second \*\fldinst inside the first one
+    rb'{\field{\b \fldinst DDEAUTO c:\\windows\\system32\\cmd.exe "/c calc"}{\fldrslt x}}',
+    rb'{\field{\*\fldinst PAGE \*\fldinst DDEAUTO c:\\windows\\system32\\cmd.exe}{\fldrslt x}}',
+    # keywords outside the allow-list, and one spelt in full-width letters
+    rb"{\field{\*\fldinst EMBED Package}{\fldrslt x}}",
+    rb'{\field{\*\fldinst PRINT "\\\\203.0.113.5\\p"}{\fldrslt x}}',
+    rb"{\field{\*\fldinst \uc0\u65321\u65326\u65315\u65324\u65333\u65316\u65317\u65328\u65321\u65315\u65332\u65333"
+    rb'\u65330\u65317  "http://203.0.113.5/t.png"}{\fldrslt x}}',
+])
+def test_damaged_or_unlisted_field_instructions_become_their_result(default_policy, tmp_path, body):
+    from cdr.fuzz import oracle
+
+    r, out = _sanitize(tmp_path, default_policy, body)
+    assert r.verdict == "sanitized", (r.reason, r.threats)
+    assert "rtf.field" in [t.id for t in r.threats]
+    assert b"fldinst" not in out and b"203.0.113.5" not in out and b"cmd.exe" not in out, out
+    assert b"{x}" in out and oracle.scan_bytes(out, "f.rtf") == []
+    _assert_clean_after(r, default_policy)
+
+
+def test_object_data_after_the_start_of_a_group_is_an_object(default_policy, tmp_path):
+    r, out = _sanitize(tmp_path, default_policy, rb"{\b keep\*\objdata 01050000020000000b000000}")
+    assert [t.id for t in r.threats] == ["rtf.object"] and out == _doc(rb"{\b keep}")
+
+
+def test_words_outside_the_allow_list_are_dropped_and_counted_once(default_policy, tmp_path):
+    body = (rb"{\*\foo hidden}\zzz \fs20\qq4 0 {\*\themedata 504b0304}{\xmlnstbl{\xmlns1 http://x.example/}}"
+            rb"\bin3 abc{\zzz shown}{\*\zzz gone}\^ end")
+    r, out = _sanitize(tmp_path, default_policy, body)
+    assert r.verdict == "clean", (r.reason, r.threats)  # nothing a reader would act on: reported only
+    assert [(t.id, t.action) for t in r.threats] == [("rtf.unknown_control", "reported")]
+    detail = r.threats[0].detail
+    assert detail.startswith("9 control words") and "\\*\\foo (1)" in detail and "\\zzz (2)" in detail, detail
+    # the text a reader shows is kept (\bin data is not text); a space keeps 0 from joining \fs20
+    assert out == _doc(rb"\fs20 0 {shown} end")
+    assert "0 shown end" in rtf.rtf_text(out)
+    _assert_clean_after(r, default_policy)
+
+
+def test_canonicalize_leaves_written_files_alone_and_splits_switched_groups():
+    doc = _doc(rb"{\field{\*\fldinst PAGE}{\fldrslt 1}}{\*\cs15 x}")
+    root, _ = rtf.parse(doc)
+    rtf.canonicalize(root)
+    assert rtf.serialize(root) == doc
+    root, _ = rtf.parse(rb"{\rtf1{A\fldinst B\*\zzz C}}")
+    rtf.canonicalize(root)
+    assert rtf.serialize(root) == rb"{\rtf1{A{\fldinst B}{\*\zzz C}}}"

@@ -152,6 +152,8 @@ THREATS: dict[str, tuple[str, ...]] = {
         "remote template", "An instruction to fetch data from outside when opened was removed."),
     "rtf.field": ("RTFのフィールド命令", "外部の読み込みなどに使われるフィールドを無効化しました。",
         "RTF field", "Fields used to load outside content were disabled."),
+    "rtf.unknown_control": ("規格外・対象外のRTF命令", "文書の形式で定義されていない、または許可していない制御語を取り除きました。表示される内容は変わりません。",
+        "unknown RTF control words", "Control words outside the format or the allow-list were left out; what is shown does not change."),
     # OpenDocument (odt/ods/odp) and 一太郎
     "odf.macro": ("マクロ（Basic・スクリプト）", "文書に組み込まれたプログラムです。削除しました。",
         "macros (Basic, scripts)", "Programs built into the document; removed."),

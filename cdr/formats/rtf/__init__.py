@@ -1,18 +1,26 @@
-"""RTF: a group-aware token rewriter that drops objects, remote templates and fetching fields.
+"""RTF: rebuilt from an allow-list of control words and destinations, fields and objects disarmed.
 
-The file is tokenised once into a tree of groups; kept tokens are written back byte for byte,
-so text, formatting and pictures (\\pict) survive unchanged. oletools' rtfobj cross-checks the
-result for object data our tokenizer might not have seen (it mimics Word's lenient parser).
+The file is tokenised once into a tree of groups (iteratively, nesting bounded). A destination word
+or a \\* in the middle of a group switches the rest of that group for a reader, so the rest is given
+a group of its own first (canonicalize); then objects, remote templates and fetching fields are
+removed with their own threat ids (disarm), and finally only control words, destinations and symbols
+of the allow-list (vocab.py) are kept (restrict); dropped ones are reported once per file, counted.
+Kept tokens are written back byte for byte, so text, formatting and pictures (\\pict) survive
+unchanged. oletools' rtfobj cross-checks the result for object data our tokenizer might not have seen
+(it mimics Word's lenient parser).
 """
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import Malformed, ToolMissing
-from ..handler import Context, Handler, Rebuilt, register
-from ..model import Detection, Threat
+from ...errors import Malformed, ToolMissing
+from ...handler import Context, Handler, Rebuilt, register
+from ...model import Detection, Threat
+from .vocab import ALLOWED_DEST, ALLOWED_SYMBOLS, DESTINATIONS, DROPPED_DEST, STARRED_WORDS, word_allowed
 
 MAX_DEPTH = 1000
 
@@ -25,6 +33,18 @@ _OBJECT_WORDS = {b"objdata", b"objupdate", b"objlink", b"objautlink", b"objemb",
 # source, RD pulls another file into indexes/TOCs.
 _FETCHING_FIELDS = {"DDE", "DDEAUTO", "INCLUDETEXT", "INCLUDEPICTURE", "INCLUDE", "IMPORT", "LINK",
                     "MACROBUTTON", "DATABASE", "RD"}
+# Field keywords kept (the allow-list): page and document numbers, dates, document properties, references,
+# indexes and tables of contents, numbering, form fields, mail-merge names and formulas; HYPERLINK only to
+# web, mail and in-document addresses. Any other keyword Word might know (EMBED, PRINT, PRIVATE, a damaged
+# name...) becomes its result text. A keyword that is not ASCII (a local name, read as a bookmark) stays.
+_SAFE_FIELDS = frozenset("""
+    PAGE NUMPAGES SECTIONPAGES SECTION DATE TIME CREATEDATE SAVEDATE PRINTDATE EDITTIME AUTHOR TITLE SUBJECT
+    KEYWORDS COMMENTS LASTSAVEDBY REVNUM NUMWORDS NUMCHARS FILENAME FILESIZE TEMPLATE DOCPROPERTY DOCVARIABLE
+    INFO USERNAME USERINITIALS USERADDRESS HYPERLINK TOC TOA TA TC XE INDEX PAGEREF REF NOTEREF SEQ STYLEREF
+    FORMTEXT FORMCHECKBOX FORMDROPDOWN SYMBOL EQ ADVANCE LISTNUM AUTONUM AUTONUMLGL AUTONUMOUT MERGEFIELD
+    MERGEREC MERGESEQ NEXT NEXTIF SKIPIF IF COMPARE QUOTE SET ASK FILLIN GOTOBUTTON BIDIOUTLINE SHAPE CITATION
+    BIBLIOGRAPHY ADDRESSBLOCK GREETINGLINE BARCODE DISPLAYBARCODE MERGEBARCODE AUTOTEXT AUTOTEXTLIST GLOSSARY
+""".split())
 # Character-formatting words Word and LibreOffice put around field instructions. A subgroup of an
 # instruction made only of these (plus text) is "plain"; anything else could hide or split the keyword.
 _CHAR_FMT = {b"plain", b"b", b"i", b"ul", b"ulnone", b"uld", b"uldb", b"ulw", b"ulwave", b"uldash", b"ulc",
@@ -144,16 +164,28 @@ def parse(data: bytes) -> tuple[Group, bool]:
     return root, repaired
 
 
+# Text that would run into a control word written just before it (more letters, more digits, a sign
+# and digits, or the space a reader takes as its delimiter).
+_GLUES = re.compile(rb"[a-zA-Z0-9 ]|-[0-9]")
+
+
 def serialize(root: Group) -> bytes:
+    """The tree as bytes. Tokens keep their bytes; where something between a control word and text was
+    dropped, a space keeps the text from joining the word, so the output reads back as this tree."""
     out: list[bytes] = []
+    open_word = False  # the last thing written is a control word without its delimiting space
     # Iterative walk so deep (but allowed) nesting cannot exhaust the Python stack.
     work: list = [root]
     while work:
         item = work.pop()
         if isinstance(item, bytes):
             out.append(item)
+            open_word = False
         elif isinstance(item, Tok):
+            if open_word and item.kind == "t" and _GLUES.match(item.raw):
+                out.append(b" ")
             out.append(item.raw)
+            open_word = item.kind == "w" and not item.raw.endswith(b" ")
         else:
             work.append(b"}")
             work.extend(reversed(item.children))
@@ -319,8 +351,11 @@ def _field_verdict(fld: Group) -> str | None:
     for text in (_reader_text(inst), _plain(inst)):
         words = re.findall(r'"[^"]*"|\S+', text)
         kw = re.match(r'[\s"\\]*([^\s"\\]*)', text).group(1).upper()  # quotes never hide the keyword
+        kw = unicodedata.normalize("NFKC", kw).upper()  # full-width letters spell the same keyword
         if kw in _FETCHING_FIELDS:
             return f"{kw} field"
+        if kw.isascii() and kw and not kw.startswith("=") and kw not in _SAFE_FIELDS:
+            return f"{kw[:40]} field (not in the allow-list)"
         if kw == "HYPERLINK":
             target = _link_target(words[1:])
             if target and not _SAFE_LINK.match(target):
@@ -353,6 +388,112 @@ def _result_group(g: Group, word: bytes) -> Group | None:
 def _is_remote(target: str) -> bool:
     t = target.strip().strip('"').lower()
     return "://" in t or t.startswith(("\\\\", "//", "file:", "http", "ftp"))
+
+
+def _is_star(t: object) -> bool:
+    return isinstance(t, Tok) and t.kind == "s" and t.raw == b"\\*"
+
+
+def _blank(t: object) -> bool:
+    return isinstance(t, Tok) and t.kind == "t" and not t.raw.strip()
+
+
+def canonicalize(root: Group) -> None:
+    """Give every destination a group of its own, as a reader sees it. A destination word (or a \\*)
+    after the start of a group switches the rest of that group ({\\b x\\fldinst y} reads y as a field
+    instruction; {^*\\fldinst y} too), so from there on the tokens move into a new subgroup, one per
+    such word. Files written by Word or LibreOffice have none and come through unchanged."""
+    stack = [root]
+    while stack:
+        g = stack.pop()
+        ch = g.children
+        n, i = len(ch), 0
+        while i < n and _blank(ch[i]):
+            i += 1
+        if i < n and _is_star(ch[i]):
+            i += 1
+            while i < n and _blank(ch[i]):
+                i += 1
+        if i < n and isinstance(ch[i], Tok) and ch[i].kind == "w":
+            i += 1
+        cuts: list[int] = []
+        starred = False  # a \\* cut just before: its destination word belongs to the same new group
+        for j in range(i, n):
+            t = ch[j]
+            if _is_star(t):
+                cuts.append(j)
+                starred = True
+            elif isinstance(t, Tok) and t.kind == "w":
+                if t.word in DESTINATIONS and not starred:
+                    cuts.append(j)
+                starred = False
+            elif not _blank(t):
+                starred = False
+        if cuts:
+            bounds = cuts + [n]
+            g.children = ch[:cuts[0]] + [Group(ch[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+        stack.extend(c for c in g.children if isinstance(c, Group))
+
+
+def restrict(root: Group) -> Counter:
+    """Keep only what the allow-list names (vocab.py); return what was dropped, by name. A destination
+    outside it goes with its whole group; an unknown word alone (a reader ignores it and keeps reading
+    the group's text); \\bin data only inside a picture."""
+    dropped: Counter = Counter()
+    stack: list[tuple[Group, bool]] = [(root, False)]
+    while stack:
+        g, pict = stack.pop()
+        lead, starred = g.first_word(), g.starred()
+        pict = pict or lead == b"pict"
+        is_dest = starred or lead in DESTINATIONS or g is root
+        new: list = []
+        at_lead, keep_bin = True, False
+        for c in g.children:
+            if isinstance(c, Group):
+                w, st = c.first_word(), c.starred()
+                if st and w not in ALLOWED_DEST and w not in STARRED_WORDS:
+                    dropped["\\*\\" + w.decode() if w else "\\*"] += 1
+                elif not st and w in DROPPED_DEST:
+                    dropped["\\" + w.decode()] += 1
+                else:
+                    new.append(c)
+                    stack.append((c, pict))
+                continue
+            if c.kind == "t" and at_lead and not c.raw.strip():
+                new.append(c)
+                continue
+            lead_tok, at_lead = at_lead, at_lead and _is_star(c)
+            if c.kind == "b":
+                if keep_bin:
+                    new.append(c)
+                continue
+            if c.kind == "w":
+                if c.word == b"bin":
+                    keep_bin = pict
+                    if not pict:
+                        dropped["\\bin"] += 1
+                        continue
+                elif lead_tok and is_dest and c.word == lead:
+                    pass  # the group's own destination: its parent already judged it
+                elif not word_allowed(c.word):
+                    dropped["\\" + c.word.decode()] += 1
+                    continue
+                new.append(c)
+            elif c.kind == "s":
+                if c.raw in ALLOWED_SYMBOLS or (lead_tok and _is_star(c) and starred):
+                    new.append(c)
+                else:
+                    dropped[c.raw.decode("latin-1")] += 1
+            else:  # text and \\'xx bytes
+                new.append(c)
+        g.children = new
+    return dropped
+
+
+def _dropped_threat(dropped: Counter, action: str) -> Threat:
+    top = ", ".join(f"{k} ({v})" for k, v in dropped.most_common(6))
+    return Threat("rtf.unknown_control", "document", action,
+                  f"{sum(dropped.values())} control words or destinations outside the allow-list: {top}"[:300])
 
 
 def disarm(root: Group) -> list[Threat]:
@@ -435,9 +576,22 @@ def _rtfobj_findings(data: bytes) -> list[Threat]:
     return [Threat("rtf.object", f"offset {o.start}", "found", "object data (rtfobj)") for o in p.objects]
 
 
+def rebuild_tree(data: bytes) -> tuple[Group, list[Threat], bool]:
+    """Parse, canonicalize, disarm and restrict: the tree to write, what was removed, whether braces were
+    repaired. Words outside the allow-list are "reported": every reader ignores them (an unknown word) or
+    shows nothing of them (a destination we leave out), so dropping them alone does not sanitize a file."""
+    root, repaired = parse(data)
+    canonicalize(root)
+    threats = disarm(root)
+    dropped = restrict(root)
+    if dropped:
+        threats.append(_dropped_threat(dropped, "reported"))
+    return root, threats, repaired
+
+
 def findings(data: bytes) -> list[Threat]:
-    root, _ = parse(data)
-    found = [Threat(t.id, t.location, "found", t.detail) for t in disarm(root)]
+    _, removed, _ = rebuild_tree(data)
+    found = [t if t.action == "reported" else Threat(t.id, t.location, "found", t.detail) for t in removed]
     if not any(t.id == "rtf.object" for t in found):
         found += _rtfobj_findings(data)
     return found
@@ -597,9 +751,7 @@ class RtfHandler(Handler):
         return findings(path.read_bytes())
 
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
-        data = src.read_bytes()
-        root, repaired = parse(data)
-        threats = disarm(root)
+        root, threats, repaired = rebuild_tree(src.read_bytes())
         out = serialize(root)
         if repaired:
             threats.append(Threat("file.malformed", ctx.name, "repaired", "unbalanced braces or trailing data"))

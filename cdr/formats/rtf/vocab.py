@@ -1,0 +1,164 @@
+"""What the RTF rebuild may write: control words, destinations and control symbols (RTF 1.9.1 names).
+
+Kept: text, characters, paragraphs, sections, tables, lists, footnotes, headers and footers, bookmarks,
+comments, the font, colour, style, list and revision tables, document information, pictures, shapes
+and fields (whose instructions the field rules judge). Everything else a reader would act on or that
+carries opaque data (objects, embedded fonts, theme and data-store blobs, XML and HTML tags, macros of
+form fields, math, document variables, hyperlink bases) is left out, as is every word we do not know.
+"""
+from __future__ import annotations
+
+import re
+
+
+def _words(text: str) -> frozenset[bytes]:
+    return frozenset(w.encode() for w in text.split())
+
+
+# Destinations kept (the first control word of a group, after an optional \*).
+ALLOWED_DEST = _words("""
+    rtf fonttbl falt panose fname colortbl stylesheet keycode latentstyles lsdlockedexcept defchp defpap
+    listtable list listlevel leveltext levelnumbers listname liststylename listpicture listoverridetable
+    listoverride lfolevel listtext pntext pn pntxta pntxtb pnseclvl revtbl rsidtbl generator pgptbl pgp
+    info title subject author manager company operator category keywords comment doccomm creatim revtim printim
+    buptim userprops propname staticval linkval
+    header headerl headerr headerf footer footerl footerr footerf footnote ftnsep ftnsepc ftncn aftnsep
+    aftnsepc aftncn
+    field fldinst fldrslt datafield formfield ffname ffdeftext ffhelptext ffstattext ffl
+    bkmkstart bkmkend annotation atnid atnauthor atndate atnref atnparent atntime atrfstart atrfend
+    xe txe rxe tc tcn
+    pict picprop blipuid shppict nonshppict shp shpinst shprslt shptxt shpgrp sp sn sv
+    upr ud nesttableprops nonesttables oldcprops oldpprops oldsprops oldtprops
+    wgrffmtfilter pgdsctbl pgdsc fchars lchars
+""")
+
+# Style sheet entries written as {\*\cs10 ...}, {\*\ts11 ...}, {\*\ds12 ...}: starred, yet ordinary
+# words elsewhere (\cs10 applies the character style), so they never start a destination of their own.
+STARRED_WORDS = _words("cs ts ds")
+
+# Destinations we know and leave out, with their whole group. (Objects, \*\datastore and \*\template are
+# removed earlier, with their own threat ids.)
+DROPPED_DEST = _words("""
+    object objdata objclass objname objalias objsect objtime result oleclsid datastore template
+    themedata colorschememapping xmlnstbl xmlns xmlopen xmlclose xmlname xmlattrname xmlattrvalue
+    htmltag mhtmltag hlinkbase hl hlfr hlsrc hlloc docvar fontemb fontfile file filetbl nextfile
+    ffentrymcr ffexitmcr fldtype protusertbl password passwordhash writereservation writereservhash
+    factoidname mmath mmathPr mmathPict ebcstart ebcend do dptxbxtext private windowcaption mvfmf mvfml
+    mvtof mvtol bkmkpub xform svb
+""")
+
+# Every word that starts a destination: a reader switches the rest of its group to it wherever it sits.
+DESTINATIONS = ALLOWED_DEST | DROPPED_DEST
+
+_CHARACTER = """
+    plain b i ul ulnone uld uldb uldash uldashd uldashdd ulhair ulhwave ulldash ulth ulthd ulthdash
+    ulthdashd ulthdashdd ulthldash ululdbwave ulw ulwave ulc strike striked caps scaps outl shad embo impr
+    v webhidden f fs cf cb cs highlight chcbpat chcfpat chshdng chbrdr up dn sub super nosupersub expnd
+    expndtw kerning charscalex lang langfe langnp langfenp noproof rtlch ltrch fcs hich dbch loch insrsid
+    charrsid delrsid af afs ab ai acf acaps adn aexpnd aoutl ascaps ashad astrike aul auld auldb aulnone aulw
+    aup alang accnone accdot acccomma acccircle accunderdot g cgrid gcw horzvert twoinone fittext
+    deleted revised revauth revdttm revauthdel revdttmdel crauth crdate animtext cchs
+    ansi mac pc pca u uc
+"""
+_SPECIAL = """
+    par line tab page sect column cell row nestcell nestrow lbr chdate chdpl chdpa chtime chpgn sectnum chftn
+    chatn chftnsep chftnsepc emdash endash emspace enspace qmspace bullet lquote rquote ldblquote rdblquote
+    zwj zwnj zwbo zwnbo ltrmark rtlmark softpage softcol softline softlbr
+"""
+_PARAGRAPH = """
+    pard s ql qr qj qc qd qk qt fi li ri lin rin cufi culi curi sb sa sl slmult sbauto saauto lisa lisb keep
+    keepn widctlpar nowidctlpar hyphpar nooverflow noline outlinelevel intbl itap pagebb level contextualspace
+    adjustright aspalpha aspnum faauto fahang facenter faroman favar fafixed nosnaplinegrid nocwrap nowwrap
+    ltrpar rtlpar yts spv tx tb tqr tqc tqdec tldot tlhyph tlul tlth tleq tlmdot ls ilvl box brsp shading
+    cfpat cbpat prauth prdate pararsid absw absh abslock phmrg phpg phcol pvmrg pvpg pvpara posx posy posxc
+    posxi posxo posxr posxl posyb posyc posyil posyin posyout posyt posnegx posnegy dxfrtext dfrmtxtx dfrmtxty
+    nowrap dropcapli dropcapt absnoovrlp frmtxlrtb frmtxtbrl frmtxbtlr frmtxlrtbv frmtxtbrlv wrapdefault
+    wraparound wraptight wrapthrough overlay collapsed indmirror ipgp jclisttab lvltentative nosectexpand
+"""
+_TABLE = """
+    trowd irow irowband ts tsrowd trgaph trleft trqc trql trqr trrh trhdr trkeep trkeepfollow trautofit
+    trwWidth trftsWidth trwWidthB trftsWidthB trwWidthA trftsWidthA trcbpat trcfpat trpat trshdng taprtl
+    trauth trdate tdfrmtxtBottom tdfrmtxtLeft tdfrmtxtRight tdfrmtxtTop tphcol tphmrg tphpg tposnegx tposnegy
+    tposx tposxc tposxi tposxl tposxo tposxr tposy tposyb tposyc tposyil tposyin tposyout tposyt tpvmrg
+    tpvpara tpvpg tabsnoovrlp lastrow ltrrow rtlrow cellx clmgf clmrg clvmgf clvmrg clvertalt clvertalc
+    clvertalb cltxlrtb cltxtbrl cltxbtlr cltxlrtbv cltxtbrlv cldglu cldgll clcbpat clcfpat clcbpatraw
+    clcfpatraw clshdng clshdngraw clshdrawnil clwWidth clftsWidth clNoWrap clFitText clhidemark clins
+    clinsauth clinsdttm cldel cldelauth cldeldttm clmrgd clmrgdauth clmrgddttm clsplit clsplitr tblind
+    tblindtype tblrsid tscellwidth tscellwidthfts tsvertalt tsvertalc tsvertalb tsnowrap tscellcfpat
+    tscellcbpat tscellpct tscbandsh tscbandsv tscfirstrow tsclastrow tscfirstcol tsclastcol tscnwcell
+    tscnecell tscswcell tscsecell tsbgbdiag tsbgcross tsbgdcross tsbgdkbdiag tsbgdkcross tsbgdkdcross
+    tsbgdkfdiag tsbgdkhor tsbgdkvert tsbgfdiag tsbghoriz tsbgvert
+"""
+_SECTION = """
+    sectd endnhere binfsxn binsxn linemod linex linestarts linerestart lineppage linecont pgwsxn pghsxn
+    marglsxn margrsxn margtsxn margbsxn guttersxn margmirsxn lndscpsxn titlepg headery footery vertalt
+    vertalb vertalc vertalj sbknone sbkcol sbkpage sbkeven sbkodd cols colsx colno colsr colw linebetcol
+    sectunlocked sectdefaultcl sectexpand sectlinegrid sectspecifycl sectspecifyl sectspecifygen ltrsect
+    rtlsect stextflow horzsect vertsect srauth srdate sectrsid pgbrdrhead pgbrdrfoot pgbrdrt pgbrdrb pgbrdrl
+    pgbrdrr pgbrdropt pgbrdrsnap
+"""
+_DOCUMENT = """
+    rtf ansicpg deff adeff deflang deflangfe adeflang themelang themelangfe themelangcs stshfdbch stshfloch stshfhich stshfbi fbidis
+    fnil froman fswiss fmodern fscript fdecor ftech fbidi fcharset fprq cpg fbias ftnil fttruetype
+    fdbmajor fhimajor flomajor fbimajor fdbminor fhiminor flominor fbiminor
+    red green blue ctint cshade cmaindarkone cmainlightone cmaindarktwo cmainlighttwo caccentone
+    caccenttwo caccentthree caccentfour caccentfive caccentsix chyperlink cfollowedhyperlink
+    cbackgroundone ctextone cbackgroundtwo ctexttwo
+    additive sbasedon snext sautoupd shidden slink slocked spersonal scompose sreply styrsid ssemihidden
+    sqformat spriority sunhideused alt shift ctrl fn
+    yr mo dy hr min sec version vern edmins nofpages nofwords nofchars nofcharsws id proptype
+    paperw paperh psz margl margr margt margb facingp gutter ogutter rtlgutter gutterprl margmirror landscape
+    pgnstart widowctrl twoonone htmautsp deftab hyphhotz hyphconsec hyphcaps hyphauto linestart fracwidth
+    makebackup defformat psover doctemp doctype viewkind viewscale viewzk viewbksp viewnobound rsidroot
+    formshade formprot formdisp revprop revisions revprot revbar annotprot readprot lytexcttp
+    lytprtmet lytcalctblwd lyttblrtgr ltrdoc rtldoc
+    enddoc endnotes fet ftnalt aenddoc aendnotes aftnbj aftntj
+    expshrtn noextrasprl prcolbl cvmme sprsspbf sprstsp sprslnsp sprsbsp sprstsm wraptrsp nocolbal
+    notabind nouicompat nolnhtadjtbl nojkernpunct jcompress jexpand lnongrid dntblnsbdb transmf
+    truncex truncatefontheight subfontbysize swpbdr splytwnine ftnlytwnine useltbaln alntblind lnbrkrule
+    nobrkwrptbl snaptogridincell allowfieldendsel wrppunct asianbrkrule newtblstyruls nogrowautofit
+    usenormstyforlist noindnmbrts felnbrelev nocxsptable indrlsweleven noafcnsttbl afelev utinl hwelev
+    spltpgpar notcvasp notbrkcnstfrctbl notvatxbx krnprsnet cachedcolbal nofeaturethrottle ilfomacatclnup
+    trackmoves trackformatting donotembedsysfont relyonvml donotembedlingdata grfdocevents validatexml
+    showplaceholdtext ignoremixedcontent saveinvalidxml showxmlerrors horzdoc vertdoc
+    donotshowmarkup donotshowcomments donotshowinsdel donotshowprops dghspace dgvspace dghorigin dgvorigin
+    dghshow dgvshow dgsnap dgmargin bdbfhdr bdrrlswsix oldas oldlinewrap otblrul pgbrdrsnap rempersonalinfo
+    brkfrm htmautsp lytcalctblwd msmcap noxlattoyen noultrlspc nospaceforul nolead nobrkwrptbl
+    lnbrkrule linkstyles hyphcaps sprsbsp emfblip gutterprl ksulang allprot annotprot protlevel
+    stylelock stylelockenforced stylelockqfset stylesortmethod stylelockbackcomp stylelocktheme
+    autofmtoverride ApplyBrkRules rsltbmp rslthtml rsltmerge rsltpict rsltrtf rslttxt
+    fromtext horzvert pgdscno pgdscuse pgdscnxt rsid
+"""
+_PICTURE = """
+    picw pich picwgoal pichgoal picscalex picscaley picscaled piccropt piccropb piccropl piccropr picbmp
+    picbpp bliptag blipupi bin emfblip pngblip jpegblip macpict pmmetafile wmetafile dibitmap wbitmap
+    wbmbitspixel wbmplanes wbmwidthbytes defshp picprop shplid shpleft shptop shpright shpbottom shpfhdr
+    shpbxpage shpbxmargin shpbxcolumn shpbxignore shpbypage shpbymargin shpbypara shpbyignore shpwr shpwrk
+    shpfblwtxt shpz shplockanchor shptxt
+"""
+_FIELD_AND_MISC = """
+    fldedit fldlock flddirty fldpriv fftype ffownhelp ffownstat ffprot ffsize fftypetxt ffrecalc
+    ffhaslistbox ffmaxlen ffhps ffdefres ffres ffhpsz
+    bkmkcolf bkmkcoll xef tcf tcl atnicn
+"""
+
+# Ordinary words, written wherever they occur. Value-less words and words with a number alike.
+ALLOWED_WORDS = _words(" ".join((_CHARACTER, _SPECIAL, _PARAGRAPH, _TABLE, _SECTION, _DOCUMENT, _PICTURE,
+                                  _FIELD_AND_MISC))) - DESTINATIONS | STARRED_WORDS
+
+# Families of words the specification names systematically: borders, shading patterns, footnote and page
+# numbering formats, the old paragraph numbering (\pn...), list levels, latent styles, table cell and row
+# paddings, spacings and borders. None of them starts a destination or carries data.
+ALLOWED_WORD_PATTERN = re.compile(
+    rb"(?:brdr[a-z]*|(?:ch|cl|ts)?bg[a-z]+|s?a?ftn[a-z]*|pgn[a-z]*|pn[a-z]*|level[a-z]*|list[a-z]*"
+    rb"|lsd[a-z]*|(?:cl|ts)(?:pad|sp)[a-z]*|tscell[a-z]*|(?:cl|ts|tr)brdr[a-z]*|trpadd[a-z]*|trspd[a-z]*|tbllk[a-z]*"
+    rb"|(?:ins|del|char|para|sect|tbl|style|row|style)rsid|brdrart)\Z")
+
+
+def word_allowed(word: bytes) -> bool:
+    return word in ALLOWED_WORDS or (word not in DESTINATIONS and ALLOWED_WORD_PATTERN.match(word) is not None)
+
+
+# Control symbols a reader turns into text or layout; \* only where it starts a kept destination.
+ALLOWED_SYMBOLS = frozenset((b"\\\\", b"\\{", b"\\}", b"\\~", b"\\-", b"\\_", b"\\:", b"\\|", b"\\\n", b"\\\r",
+                             b"\\\t"))
