@@ -183,6 +183,7 @@ def test_default_form_end_to_end(app):
                       "1ファイル", "合計"):
             assert label in h, label
         assert "&lt;b&gt;本人確認書類&lt;/b&gt;" in h and "<b>本人確認書類" not in h
+        assert "連絡先（任意）" in h and "受付確認メール" not in h  # no [notify] smtp: no receipt promised
         cookie = page.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
         r = c.post(app.api + form_action(h), headers={"Origin": app.api},
@@ -488,6 +489,8 @@ def test_forms_in_files_and_bad_declarations(tmp_path):
     r = ta("exchange", "create", "--channel", "default", "--form", "jimu", "--expires", "1d", data_dir=d)
     assert r.returncode == 0, r.stderr
     assert "/u/" in r.stdout.splitlines()[-1]
+    r = ta("exchange", "create", "--channel", "default", "--expires", "1d", "--notify", "kokuho@example.jp", data_dir=d)
+    assert r.returncode == 0 and "no receipt mail" in r.stderr and "kokuho@example.jp" in r.stderr
     r = ta("exchange", "create", "--channel", "nosuch", "--expires", "1d", data_dir=d)
     assert r.returncode == 2 and "unknown channel" in r.stderr
     r = ta("exchange", "create", "--channel", "default", "--expires", "999d", data_dir=d)

@@ -97,6 +97,7 @@ def submit_page(app, *link_args: str, files: list) -> str:
     url = r.stdout.strip().splitlines()[-1]
     with httpx.Client(timeout=30) as c:
         page = c.get(url).text
+        assert "受付確認メールの送り先" in page  # receipt mails are on: the built-in form says where they go
         action = re.search(r'<form method="post" action="([^"]+)"', page).group(1).replace("&amp;", "&")
         r = c.post(app.api + action, headers={"Origin": app.api}, files=files,
                    data={"氏名": "山田 花子", "メールアドレス": "hanako@example.jp", "連絡事項": "宛先は http://spam.example"})

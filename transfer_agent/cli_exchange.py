@@ -84,6 +84,9 @@ def cmd_create(args: argparse.Namespace) -> int:
         return _fail(f"{exc.en} / {exc.ja}")
     finally:
         ledger.close()
+    if not cfg.notify_smtp and (args.notify or any(f.receipt for f in cfg.forms[form].fields)):
+        print("transfer-agent: note: [notify] smtp is not set, so no receipt mail (受付確認メール) is sent"
+              + (f" to {args.notify}" if args.notify else "") + " until it is", file=sys.stderr)
     print(f"upload request {req.id}: channel {req.channel}, form {req.form}, until {exchange.shown(req.expires_at)}"
           + (f", at most {req.max_uses} submission(s)" if req.max_uses else ""))
     print(exchange.url(exchange.public_base(cfg), token))

@@ -14,6 +14,7 @@ SameSite=Strict cookie. Rate limits per link and per address (token buckets, `[e
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -190,6 +191,10 @@ class UploadPages:
                   values: dict[str, str] | None = None, errors: list[Any] | None = None,
                   had_files: bool = False) -> HTMLResponse:
         form = self.sub.forms.form(req.channel, req.form)
+        if form.builtin and not self.cfg.notify_smtp:
+            # No receipt mails configured: the built-in form must not promise one.
+            form = dataclasses.replace(form, fields=[dataclasses.replace(f, hint="連絡先（任意）") if f.receipt else f
+                                                     for f in form.fields])
         nonce = request.cookies.get(COOKIE) or secrets.token_urlsafe(18)
         by_field: dict[str, list[str]] = {}
         for e in errors or []:
