@@ -3,8 +3,11 @@ receipt numbers and every time shown to a person, which carries its zone (JST)."
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -51,6 +54,28 @@ def test_config_error_names_the_line_and_shows_the_fix(tmp_path):
     assert "line 4" in msg and "[channels.国保課]" in msg and 'fix: [channels."国保課"]' in msg
     (tmp_path / "transfer_agent.toml").write_text('[channels."国保課"]\npolicy = "text-only"\n', "utf-8")
     assert load_config(None, tmp_path).channel_policies == {"国保課": "text-only"}
+
+
+@pytest.mark.parametrize("text, where, fix", [
+    ('[service]\nworkers = "two"\n', "line 2", "fix: workers = 0"),
+    ('[service]\nworkers = 1\n[intake]\nstable_secnds = 2.0\n', "line 4", "fix: stable_seconds = 2.0"),
+    ('[servce]\nworkers = 2\n', "line 1", "fix: [service]"),
+    ('[service]\nworkers = 1\nfsync = true\n', "line 3", "fix: [delivery]"),
+    ('[service]\nworkers = 1\n\n[channels."国保課"]\npolicy = "text-only"\ncolour = 1\n', "line 4", ""),
+])
+def test_serve_names_the_line_of_a_bad_key_or_value(tmp_path, text, where, fix):
+    """What an operator sees from `serve`: the file and line, the line as written and how it should read."""
+    cfg = tmp_path / "transfer_agent.toml"
+    cfg.write_text(text, "utf-8")
+    r = subprocess.run([str(Path(sys.executable).parent / "transfer-agent"), "serve", "--data-dir", str(tmp_path / "d"),
+                        "--config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith(f"transfer-agent: {cfg}: {where}: "), r.stderr
+    n = int(where.split()[1])
+    assert f"  {n} | {text.splitlines()[n - 1]}" in r.stderr or not fix, r.stderr
+    assert fix in r.stderr
+    assert not (tmp_path / "d" / "state").exists()  # nothing started
 
 
 def test_appliance_in_utc_shows_japan_time(tmp_path):

@@ -255,15 +255,19 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
 _CHANNEL_KEYS = {"policy": str, "form": str, "display_name": str, "digest": list}
 
 
-def _apply(values: dict[str, Any], data: dict[str, Any], source: str) -> None:
+def _apply(values: dict[str, Any], data: dict[str, Any], source: str, text: str = "") -> None:
+    def at(section: str, key: str | None = None) -> str:
+        n = _line_of(text, section, key)
+        return f"{source}: line {n}" if n else source
+
     for section, body in data.items():
         if section == "channels":
             if not isinstance(body, dict):
-                raise ConfigError(f"{source}: [channels] must be a table")
+                raise ConfigError(f"{at('channels')}: [channels] must be a table")
             for name, ch in body.items():
                 if not isinstance(ch, dict) or set(ch) - set(_CHANNEL_KEYS) or not all(
                         isinstance(v, _CHANNEL_KEYS[k]) for k, v in ch.items()):
-                    raise ConfigError(f"{source}: channels.{name}: allowed keys are policy = \"NAME_OR_FILE\","
+                    raise ConfigError(f"{at('channels', name)}: channels.{name}: allowed keys are policy = \"NAME_OR_FILE\","
                                       " form = \"NAME\", display_name = \"...\", digest = [\"address\", ...]")
                 key = channel_name(name)
                 for k, table in (("policy", "channel_policies"), ("form", "channel_forms"),
@@ -272,17 +276,17 @@ def _apply(values: dict[str, Any], data: dict[str, Any], source: str) -> None:
                         continue
                     v = ch[k].strip() if k == "display_name" else ch[k]
                     if key in values[table] and values[table][key] != v:
-                        raise ConfigError(f"{source}: channels.{name}: the same channel as another entry once"
+                        raise ConfigError(f"{at('channels', name)}: channels.{name}: the same channel as another entry once"
                                           f" names are compared (NFKC, case folded): {key!r}")
                     values[table][key] = v
                 if "digest" in ch:
                     if not all(isinstance(a, str) for a in ch["digest"]):
-                        raise ConfigError(f"{source}: channels.{name}.digest: a list of mail addresses")
+                        raise ConfigError(f"{at('channels', name)}: channels.{name}.digest: a list of mail addresses")
                     values["channel_digest"][key] = list(ch["digest"])
             continue
         if section == "forms":
             if not isinstance(body, dict):
-                raise ConfigError(f"{source}: [forms] must be a table of forms ([forms.NAME])")
+                raise ConfigError(f"{at('forms')}: [forms] must be a table of forms ([forms.NAME])")
             values["form_decls"].update({name: (fb, source) for name, fb in body.items()})
             continue
         if section == "mail" and isinstance(body, dict) and "routes" in body:
@@ -290,15 +294,22 @@ def _apply(values: dict[str, Any], data: dict[str, Any], source: str) -> None:
             routes = body.pop("routes")
             if not isinstance(routes, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                        for k, v in routes.items()):
-                raise ConfigError(f"{source}: [mail.routes] must map recipient addresses or domains to channel"
+                raise ConfigError(f"{at('mail', 'routes')}: [mail.routes] must map recipient addresses or domains to channel"
                                   " names (\"kokuho@city.example.lg.jp\" = \"国保課\")")
             values["mail_routes"].update(routes)
         spec = _SCHEMA.get(section)
         if spec is None or not isinstance(body, dict):
-            raise ConfigError(f"{source}: unknown section [{section}] (expected {sorted(_SCHEMA) + ['channels']})")
+            known = sorted(_SCHEMA) + ["channels", "forms"]
+            raise ConfigError(f"{at(section)}: unknown section [{section}] (expected one of {known})"
+                              + _shown(text, at(section), _close(section, known, "[{}]")))
         for key, value in body.items():
             if key not in spec:
-                raise ConfigError(f"{source}: {section}.{key}: unknown key (expected one of {sorted(spec)})")
+                fix = _close(key, sorted(spec), "{} = " + _toml_value(value))
+                home = [sec for sec, sp in _SCHEMA.items() if key in sp]
+                if fix is None and home:  # a key of another section: say where it goes
+                    fix = f"[{home[0]}]\n       {key} = {_toml_value(value)}   (a key of [{home[0]}])"
+                raise ConfigError(f"{at(section, key)}: {section}.{key}: unknown key (expected one of {sorted(spec)})"
+                                  + _shown(text, at(section, key), fix))
             attr, typ = spec[key]
             ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
             if typ is float and isinstance(value, int) and not isinstance(value, bool):
@@ -306,8 +317,64 @@ def _apply(values: dict[str, Any], data: dict[str, Any], source: str) -> None:
             if typ is list:
                 ok = ok and all(isinstance(v, str) for v in value)
             if not ok:
-                raise ConfigError(f"{source}: {section}.{key} = {value!r}: must be a {typ.__name__}")
+                default = _defaults().get(section, {}).get(key)
+                fix = f"{key} = {_toml_value(default)}   (the default)" if default is not None else None
+                raise ConfigError(f"{at(section, key)}: {section}.{key} = {value!r}: must be {_TYPE_WORDS[typ]}"
+                                  + _shown(text, at(section, key), fix))
             values[attr] = value
+
+
+_TYPE_WORDS = {int: "a whole number (no quotes)", float: "a number (no quotes)", bool: "true or false",
+               str: 'text in quotes ("...")', list: 'a list of texts (["a", "b"])'}
+_HEADER = re.compile(r"\s*\[\[?\s*([^\]]*?)\s*\]\]?\s*(#.*)?")
+
+
+def _key_parts(dotted: str) -> list[str]:
+    return [p.strip().strip('"').strip("'") for p in re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', dotted)]
+
+
+def _line_of(text: str, section: str, key: str | None = None) -> int | None:
+    """The line of `[section]` (or of `key` in it: `key = ...` under [section], or the [section.key] table)."""
+    current: list[str] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        m = _HEADER.fullmatch(line)
+        if m:
+            current = _key_parts(m.group(1))
+            if current[:1] == [section] and (key is None or current[1:2] == [key]):
+                return n
+            continue
+        if key is not None and current == [section]:
+            kv = re.match(r"\s*([^=]+?)\s*=", line)
+            if kv and _key_parts(kv.group(1))[:1] == [key]:
+                return n
+    return None
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _close(word: str, known: list[str], form: str) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return form.format(match[0]) if match else None
+
+
+def _shown(text: str, where: str, fix: str | None) -> str:
+    """The offending line as the file has it and, when we can tell, the line as it should be."""
+    m = re.search(r": line (\d+)$", where)
+    out = ""
+    if m and text:
+        n = int(m.group(1))
+        out += f"\n  {n} | {text.splitlines()[n - 1]}"
+    return out + (f"\n  fix: {fix}" if fix else "")
 
 
 def load_config(config_file: str | Path | None = None, data_dir: str | Path | None = None,
@@ -321,15 +388,17 @@ def load_config(config_file: str | Path | None = None, data_dir: str | Path | No
     if path is None and data_dir is not None and (Path(data_dir) / CONFIG_NAME).is_file():
         path = Path(data_dir) / CONFIG_NAME
     if path is not None:
+        text = ""
         try:
-            data = tomllib.loads(path.read_text("utf-8"))
+            text = path.read_text("utf-8")
+            data = tomllib.loads(text)
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(toml_error(path, exc)) from None
-        _apply(values, data, str(path))
+        _apply(values, data, str(path), text)
         source = str(path)
     if data_dir is not None:
         values["data_dir"] = str(data_dir)

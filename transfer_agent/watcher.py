@@ -144,20 +144,29 @@ class DropboxWatcher:
     def _remove_empty(self, dirs: list[str]) -> None:
         """A sender's folders (below a channel folder) go once empty and quiet: their files were taken
         and nothing changed in them for twice `stable_seconds`. Channel folders stay (they name
-        channels); rmdir fails on a folder that is no longer empty, and never follows a link."""
+        channels); rmdir fails on a folder that is no longer empty, and never follows a link. A parent
+        left empty by our own rmdir goes in the same walk if it was quiet before it (山田さん/中/ at once,
+        not one level per walk)."""
         quiet = time.time() - 2 * self.cfg.stable_seconds
         for d in sorted(dirs, key=lambda x: -x.count(os.sep)):
-            parts = Path(d).relative_to(self.root).parts
-            if len(parts) < 2:
-                continue
-            try:
-                st = os.lstat(d)
-                if not stat.S_ISDIR(st.st_mode) or st.st_mtime > quiet:
-                    continue
-                os.rmdir(d)
-            except OSError:
-                continue  # not empty any more, or gone: the next walk looks again
-            log.info("empty sender folder removed", extra={"event": "intake.folder_removed", "path": d})
+            checked = False  # d's quiet was judged before our rmdir below it changed its mtime
+            while len(Path(d).relative_to(self.root).parts) >= 2:
+                parent = os.path.dirname(d)
+                try:
+                    st = os.lstat(d)
+                    if not stat.S_ISDIR(st.st_mode) or (not checked and st.st_mtime > quiet):
+                        break
+                    parent_quiet = os.lstat(parent).st_mtime <= quiet
+                    os.rmdir(d)
+                except OSError:
+                    break  # not empty any more, or gone: the next walk looks again
+                log.info("empty sender folder removed", extra={"event": "intake.folder_removed", "path": d})
+                try:
+                    if not parent_quiet or os.listdir(parent):
+                        break
+                except OSError:
+                    break
+                d, checked = parent, True
 
     def _run(self) -> None:
         while not self._stop.is_set():
