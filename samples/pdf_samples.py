@@ -260,6 +260,10 @@ def pdf_files(out: Path) -> list[Sample]:
                                     EF=Dictionary(F=pdf.make_stream(b"FWS\x0a" + b"\x00" * 40)))]))),
            RichMediaSettings=Dictionary())
     put(h / "richmedia.pdf", _save(pdf), "sanitized", ["pdf.rich_media"], "Flash RichMedia annotation")
+    put(h / "richmedia_damaged_subtype.pdf", _richmedia_damaged(), "sanitized", ["pdf.other_annotation"],
+        "RichMedia annotation whose /Subtype bytes are damaged (/RichMedja), Flash content and poster kept in it")
+    put(h / "launch_damaged_dict.pdf", _launch_damaged(), "sanitized", ["pdf.unknown_key", "file.malformed"],
+        "Launch action whose << was damaged: after repair /Launch and /Win << /F (cmd.exe) ... >> are annotation keys")
     pdf = _base()
     _annot(pdf, Subtype=Name.Movie, Movie=Dictionary(F=String("movie.avi")))
     _annot(pdf, Subtype=Name.Sound, Sound=pdf.make_stream(b"\x00" * 64, Type=Name.Sound, R=8000))
@@ -318,6 +322,35 @@ def pdf_files(out: Path) -> list[Sample]:
     put(h / "too_many_pages.pdf", _save(pdf, object_stream_mode=pikepdf.ObjectStreamMode.generate), "blocked",
         ["file.limit"], "2001 pages, default limit 2000")
     return s
+
+
+def _richmedia_damaged() -> bytes:
+    """Issue 20's first example: a RichMedia annotation with a poster appearance (a grey box with a play
+    triangle) whose /Subtype name was damaged, so that no subtype rule knows it; its content stays inside."""
+    pdf = _base()
+    poster = pdf.make_stream(b"0.6 g 0 0 200 100 re f 1 g 80 25 m 80 75 l 130 50 l f", Type=Name.XObject,
+                             Subtype=Name.Form, BBox=[0, 0, 200, 100])
+    _annot(pdf, Subtype=Name.RichMedia, Rect=[60, 300, 260, 400], AP=Dictionary(N=poster),
+           RichMediaContent=Dictionary(Assets=Dictionary(Names=Array([String("a.swf"), Dictionary(
+               Type=Name.Filespec, F=String("a.swf"), EF=Dictionary(F=pdf.make_stream(b"FWS\x0a" + b"\x00" * 40))
+           )]))), RichMediaSettings=Dictionary(Activation=Dictionary(Condition=Name.PO)))
+    data = _save(pdf)
+    assert data.count(b"/Subtype /RichMedia\n") + data.count(b"/Subtype /RichMedia ") == 1
+    return re.sub(rb"/Subtype /RichMedia(?=[\s/>])", b"/Subtype /RichMedja", data)
+
+
+def _launch_damaged() -> bytes:
+    """Issue 20's second example: '/A << /S /Launch' damaged into '/A <ce> /Launch': qpdf's repair leaves the
+    action's keys, /Win << /F (cmd.exe) /P (...) >> included, in the link annotation itself."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 5 0 R"
+            b" /Resources << /Font << /F1 6 0 R >> >> /Annots [4 0 R] >>",
+            b"<< /Type /Annot /Subtype /Link /Rect [50 500 250 530] /Border [0 0 0]"
+            b" /A <ce>  /Launch /F (cmd.exe) /Win << /F (cmd.exe) /P (/c calc.exe) >> >> >>",
+            b"<< /Length 44 >>\nstream\nBT /F1 24 Tf 60 510 Td (Click here) Tj ET    \nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    return _raw_pdf(objs)
 
 
 def _images_pdf() -> bytes:

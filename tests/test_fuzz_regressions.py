@@ -63,16 +63,11 @@ def test_oracle_sees_what_it_must(tmp_path):
 @pytest.mark.slow
 def test_bounded_fuzz_run(tmp_path):
     """About two minutes of mutants (fixed seed) through the real worker pool: no crash, no leftover, no
-    residual. PDF residuals belong to the PDF allow-list work (issue 20): reported, not failed, while open."""
+    residual."""
     seconds = float(os.environ.get("CDR_FUZZ_SECONDS", "100"))
     seeds = runner.load_seeds(tmp_path / "seeds")
     stats = runner.run(seeds, seconds=seconds, seed=20, workers=2, file_seconds=20)
     print(stats.table())
     assert sum(stats.inputs.values()) > 50
-    bad = [f for f in stats.findings if f.kind in ("crash", "leftover")
-           or (f.kind == "residual" and f.family != "pdf")]
+    bad = [f for f in stats.findings if f.kind in ("crash", "leftover", "residual")]
     assert bad == [], [(f.kind, f.seed, f.case_seed, f.detail[:200], f.steps) for f in bad]
-    pdf = [f for f in stats.findings if f.kind == "residual"]
-    if pdf:
-        pytest.xfail(f"{len(pdf)} PDF residuals (issue 20, PDF allow-list): "
-                     + "; ".join(f"{f.seed} case {f.case_seed}" for f in pdf[:5]))

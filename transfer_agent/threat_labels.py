@@ -53,6 +53,14 @@ THREATS: dict[str, tuple[str, ...]] = {
         "PDF with huge data", "Data that expands enormously; processing was stopped."),
     "pdf.rendered": ("PDFの画像化", "ポリシーにより、各ページを画像にしたPDFとして配送しました。文字の選択や検索はできません。",
         "PDF converted to images", "By policy each page was delivered as an image; text cannot be selected or searched."),
+    "pdf.unknown_key": ("PDFの規格外の項目", "PDFの規格にない項目や型の違う値は引き継いでいません。表示される内容は残っています。",
+        "entries outside the PDF specification", "Entries the PDF specification does not define (or with a value of "
+        "the wrong type) were not carried over; the content as displayed is kept."),
+    "pdf.other_annotation": ("許可されていない種類の注釈", "許可された種類以外の注釈（壊れたものを含む）を削除しました。見た目はページの一部として残しています。",
+        "annotation of a type not allowed", "An annotation of a type not on the allow-list (or damaged) was removed; "
+        "where it was visible, its appearance was kept as part of the page."),
+    "pdf.other_action": ("許可されていない動作指示", "ページ移動とWebリンク以外の動作指示（壊れたものを含む）を削除しました。",
+        "action not allowed", "An action other than a page move or a web link (or a damaged one) was removed."),
     # Office (OOXML: docx/xlsx/pptx)
     "ooxml.vba": ("マクロ（VBA）", "文書に組み込まれたプログラムです。ウイルスに悪用されるため削除しました。",
         "macros (VBA)", "Programs built into the document, used by viruses; removed."),

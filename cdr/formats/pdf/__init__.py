@@ -21,7 +21,7 @@ from pikepdf import Name, ObjectStreamMode, StreamDecodeLevel
 from ...errors import Encrypted, LimitExceeded, Malformed
 from ...handler import Context, Handler, Option, Rebuilt, register
 from ...model import BLOCKED, SANITIZED, Detection, FileResult, Threat
-from . import render
+from . import allowlist, render
 from .walk import Walker, action_threat, scan
 
 # Catalog entries carried into the rebuilt document as they are (their content is walked).
@@ -274,6 +274,9 @@ class PdfHandler(Handler):
                     if kept and found:
                         found[0].detail += f"; conformance identification kept ({', '.join(kept)})"
                     out.threats.extend(found)
+                # Only what the specification defines for each dictionary, and the policy allows, stays.
+                out.threats.extend(allowlist.apply(new, links=o["links"], embedded=o["embedded_files"],
+                                                   labels=_labels(new), tick=ctx.check_time))
                 form = pdf.Root.get("/AcroForm")
                 if isinstance(form, pikepdf.Dictionary) and "/SigFlags" in form:
                     ctx.warn("digital signatures no longer validate after rebuilding")

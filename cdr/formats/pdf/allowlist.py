@@ -1,0 +1,538 @@
+"""The rebuilt PDF by allow-list: only what ISO 32000-2 defines (and the policy keeps) is written.
+
+Every dictionary the rebuild copies is typed by where it is reached from (the catalog's /Pages is a
+page tree node, a page's /Annots holds annotations, an annotation's /A is an action, ...) and then
+keeps only the keys its type defines, with values of the defined kind (name, string, number,
+boolean, array, dictionary, stream). Annotation subtypes and action types are allow-listed as well:
+any other annotation is dropped (its visible normal appearance kept as page content), any other
+action is dropped. Key tables follow the PDF 2.0 specification (and the Arlington PDF model) for
+the types named in issue 20; the dictionaries below them that hold no actions of their own (colour
+spaces, graphics states, structure elements, ...) are walked generically and lose only the keys and
+names that belong to active content.
+
+Names are compared as pikepdf gives them, i.e. after #xx decoding.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pikepdf
+from pikepdf import Name, ObjectType
+
+from ...model import Threat
+from .walk import (
+    ACTION_THREATS,
+    RICH_SUBTYPES,
+    STANDARD_NAMED,
+    Walker,
+    _outside_keys,
+    action_threat,
+    web_uri_ok,
+)
+
+Spec = tuple[str, str | None]  # (value kinds, child type)
+_KIND = {ObjectType.name_: "n", ObjectType.string: "s", ObjectType.array: "a", ObjectType.dictionary: "d",
+         ObjectType.stream: "S"}
+
+
+def _t(spec: str, *more: dict[str, Spec]) -> dict[str, Spec]:
+    """'Key:kinds>Child ...' -> {"/Key": (kinds, child)}. Kinds: n name, s string, i number, b boolean,
+    a array, d dictionary, S stream. Child: the type of a dictionary or stream value (or of the
+    dictionaries in an array value); "*" walks it generically, no child keeps it as it is."""
+    out: dict[str, Spec] = {}
+    for m in more:
+        out.update(m)
+    for item in spec.split():
+        key, _, rest = item.partition(":")
+        kinds, _, child = rest.partition(">")
+        out["/" + key] = (kinds, child or None)
+    return out
+
+
+# ---- the tables ---------------------------------------------------------------------------------
+_STREAM = _t("Length:i Filter:na DecodeParms:da DL:i")  # /F /FFilter /FDecodeParms: outside files
+
+CATALOG = _t("Type:n Version:n Pages:d>Pages PageLabels:d>NumTree:PageLabel Names:d>Names Dests:d>Map:Dest "
+             "ViewerPreferences:d>* PageLayout:n PageMode:n Outlines:d>Outline OpenAction:ad>OpenAction "
+             "AcroForm:d>AcroForm Metadata:S>* StructTreeRoot:d>* MarkInfo:d>* Lang:s OutputIntents:a>* "
+             "OCProperties:d>*")
+PAGES = _t("Type:n Parent:d>Pages Kids:a>PageNode Count:i Resources:d>Resources MediaBox:a CropBox:a Rotate:i")
+PAGE = _t("Type:n Parent:d>Pages LastModified:s Resources:d>Resources MediaBox:a CropBox:a BleedBox:a TrimBox:a "
+          "ArtBox:a BoxColorInfo:d>* Contents:aS>Stream Rotate:i Group:d>* Thumb:S>Image B:a>* Dur:i Trans:d>* "
+          "Annots:a Metadata:S>* PieceInfo:d>* StructParents:i ID:s PZ:i SeparationInfo:d>* Tabs:n UserUnit:i "
+          "VP:a>* AF:ad>* OutputIntents:a>*")
+RESOURCES = _t("ExtGState:d>* ColorSpace:d>* Pattern:d>* Shading:d>* XObject:d>Map:XObject Font:d>Map:Font "
+               "ProcSet:a Properties:d>* Encoding:d>*")
+CONTENT = _t("", _STREAM)
+IMAGE = _t("Type:n Subtype:n Width:i Height:i ColorSpace:na>* BitsPerComponent:i Intent:n ImageMask:b "
+           "Mask:Sa>Image Decode:a Interpolate:b Alternates:a>* SMask:S>Image SMaskInData:i Name:n "
+           "StructParent:i ID:s OPI:d>* Metadata:S>* OC:d>* AF:ad>* Measure:d>* PtData:d>*", _STREAM)
+FORM = _t("Type:n Subtype:n FormType:i BBox:a Matrix:a Resources:d>Resources Group:d>* Metadata:S>* "
+          "PieceInfo:d>* LastModified:s StructParent:i StructParents:i OPI:d>* OC:d>* Name:n AF:ad>* "
+          "Measure:d>* PtData:d>*", _STREAM)
+XOBJECT_SUBTYPES = {"/Image": IMAGE, "/Form": FORM}
+
+_SIMPLE_FONT = ("Type:n Subtype:n Name:n BaseFont:n FirstChar:i LastChar:i Widths:a "
+                "FontDescriptor:d>FontDescriptor Encoding:nd>* ToUnicode:nS>*")
+FONTS = {
+    "/Type1": _t(_SIMPLE_FONT), "/MMType1": _t(_SIMPLE_FONT), "/TrueType": _t(_SIMPLE_FONT),
+    "/Type3": _t(_SIMPLE_FONT + " FontBBox:a FontMatrix:a CharProcs:d>* Resources:d>Resources"),
+    "/Type0": _t("Type:n Subtype:n Name:n BaseFont:n Encoding:nS>* DescendantFonts:a>Font ToUnicode:nS>*"),
+    "/CIDFontType0": _t("Type:n Subtype:n Name:n BaseFont:n CIDSystemInfo:d>* FontDescriptor:d>FontDescriptor DW:i W:a "
+                        "DW2:a W2:a CIDToGIDMap:nS>*"),
+}
+FONTS["/CIDFontType2"] = FONTS["/CIDFontType0"]
+FONT_ANY = _t("", *FONTS.values())  # a damaged /Subtype: any font key (it renders nothing anyway)
+FONT_DESCRIPTOR = _t("Type:n FontName:n FontFamily:s FontStretch:n FontWeight:i Flags:i FontBBox:a ItalicAngle:i "
+                     "Ascent:i Descent:i Leading:i CapHeight:i XHeight:i StemV:i StemH:i AvgWidth:i MaxWidth:i "
+                     "MissingWidth:i FontFile:S>* FontFile2:S>* FontFile3:S>* CharSet:s Style:d>* Lang:n FD:d>* "
+                     "CIDSet:S>*")
+
+# Annotations: the keys of every annotation, of markup annotations, and of each allowed subtype.
+ANNOT = _t("Type:n Subtype:n Rect:a Contents:s P:d>Page NM:s M:s F:i AP:d>AP AS:n Border:a C:a StructParent:i "
+           "OC:d>* AF:ad>* ca:i CA:i BM:n Lang:s")
+MARKUP = _t("T:s Popup:d>Annot RC:sS CreationDate:s IRT:d>Annot Subj:s RT:n IT:n ExData:d>*", ANNOT)
+FIELD = _t("FT:n Parent:d>Field Kids:a>Field T:s TU:s TM:s Ff:i V:nsad>* DV:nsad>* DA:s Q:i DS:s RV:sS Opt:a "
+           "TI:i I:a MaxLen:i Lock:d>* SV:d>*")
+_BORDER = "BS:d>* BE:d>* IC:a RD:a"
+ANNOTS = {
+    "/Link": _t("A:d>Action Dest:nsa>Dest H:n PA:d>Action QuadPoints:a BS:d>*", ANNOT),
+    "/Text": _t("Open:b Name:n State:s StateModel:s", MARKUP),
+    "/FreeText": _t("DA:s Q:i DS:s CL:a LE:n " + _BORDER, MARKUP),
+    "/Line": _t("L:a LE:a LL:i LLE:i Cap:b LLO:i CP:n Measure:d>* CO:a " + _BORDER, MARKUP),
+    "/Square": _t(_BORDER, MARKUP), "/Circle": _t(_BORDER, MARKUP),
+    "/Polygon": _t("Vertices:a LE:a Measure:d>* Path:a " + _BORDER, MARKUP),
+    "/Caret": _t("RD:a Sy:n", MARKUP),
+    "/Ink": _t("InkList:a Path:a BS:d>*", MARKUP),
+    "/Stamp": _t("Name:n", MARKUP),
+    "/Popup": _t("Parent:d>Annot Open:b", ANNOT),
+    "/FileAttachment": _t("FS:sd>Filespec Name:n", MARKUP),
+    "/Widget": _t("H:n MK:d>MK A:d>Action BS:d>* Parent:d>Field", ANNOT, FIELD),
+}
+ANNOTS["/PolyLine"] = ANNOTS["/Polygon"]
+for _sub in ("/Highlight", "/Underline", "/Squiggly", "/StrikeOut"):
+    ANNOTS[_sub] = _t("QuadPoints:a", MARKUP)
+MK = _t("R:i BC:a BG:a CA:s RC:s AC:s I:S>Form RI:S>Form IX:S>Form IF:d>* TP:i")
+AP = _t("N:Sd>APState R:Sd>APState D:Sd>APState")
+
+# Actions: the allowed types and their keys.
+_ACTION = "Type:n S:n Next:da>Action "
+ACTION_BASE = _t(_ACTION)
+ACTIONS = {
+    "/GoTo": _t(_ACTION + "D:nsa>Dest SD:a"),
+    "/URI": _t(_ACTION + "URI:s IsMap:b"),
+    "/Named": _t(_ACTION + "N:n"),
+}
+
+OUTLINE = _t("Type:n Title:s Parent:d>Outline Prev:d>Outline Next:d>Outline First:d>Outline Last:d>Outline "
+             "Count:i Dest:nsa>Dest A:d>Action SE:d>* C:a F:i")
+NAMES = _t("Dests:d>NameTree:Dest EmbeddedFiles:d>NameTree:Filespec")
+DEST_DICT = _t("D:a>Dest SD:a")
+PAGE_LABEL = _t("Type:n S:n P:s St:i")
+FILESPEC = _t("Type:n FS:n F:s UF:s ID:a V:b EF:d>* Desc:s CI:d>* Thumb:S>Image AFRelationship:n")
+ACROFORM = _t("Fields:a>Field NeedAppearances:b CO:a>Field DR:d>Resources DA:s Q:i")
+TABLES: dict[str, dict[str, Spec]] = {
+    "Catalog": CATALOG, "Pages": PAGES, "Page": PAGE, "Resources": RESOURCES, "Stream": CONTENT, "Image": IMAGE,
+    "Form": FORM, "FontDescriptor": FONT_DESCRIPTOR, "MK": MK, "AP": AP, "Outline": OUTLINE, "Names": NAMES,
+    "PageLabel": PAGE_LABEL, "Filespec": FILESPEC, "AcroForm": ACROFORM, "DestDict": DEST_DICT,
+}
+
+# Generic walk (dictionaries below the typed ones): keys and name values that only active content has.
+DENY_KEYS = {"/JS", "/JavaScript", "/AA", "/OpenAction", "/URI", "/Win", "/Mac", "/Unix", "/DOS", "/Launch",
+             "/RichMediaContent", "/RichMediaSettings", "/XFA", "/RF", "/Movie", "/Sound", "/3DD", "/ImportData",
+             "/SubmitForm", "/Renditions", "/AlternatePresentations"}
+DENY_NAMES = set(ACTION_THREATS) | RICH_SUBTYPES | {"/RichMediaContent", "/RichMediaSettings", "/Win", "/Mac",
+                                                    "/Unix"}
+# Dropped keys that stand for active content make the unknown-key finding a removal, not a note.
+ACTIVE_KEYS = DENY_KEYS | {"/A", "/PA", "/Dest", "/EF", "/EmbeddedFiles", "/FS"}
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "b"
+    if isinstance(v, (int, Decimal, float)):
+        return "i"
+    return _KIND.get(getattr(v, "_type_code", None), "")
+
+
+def _norm(rect: Any) -> tuple[float, float, float, float] | None:
+    try:
+        x0, y0, x1, y1 = (float(x) for x in rect)
+    except (TypeError, ValueError):
+        return None
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+
+class AllowList:
+    """One pass over a rebuilt document: drop what its type does not define; report what went."""
+
+    def __init__(self, pdf: pikepdf.Pdf, *, links: str = "web", embedded: str = "drop",
+                 labels: dict[tuple[int, int], str] | None = None, tick: Callable[[], None] | None = None) -> None:
+        self.pdf, self.links, self.embedded = pdf, links, embedded
+        self.labels = labels or {}
+        self.tick = tick
+        self.threats: list[Threat] = []
+        self.unknown: Counter[str] = Counter()
+        self.active_unknown = False
+        self._seen: set[tuple[str, str]] = set()
+        self._visited: set[tuple[int, int]] = set()
+        self._stack: list[tuple[Any, str, str]] = []
+        self._classifier = Walker(pdf, links=links, embedded=embedded, fix=False)
+        self._flat = 0
+        self._wrapped: set[tuple[int, int]] = set()
+
+    # -- reporting --
+    def _add(self, tid: str, where: str, detail: str, action: str = "removed") -> None:
+        if (tid, where) not in self._seen:
+            self._seen.add((tid, where))
+            self.threats.append(Threat(tid, where, action, detail))
+
+    def _where(self, obj: Any, fallback: str) -> str:
+        og = obj.objgen if isinstance(obj, pikepdf.Object) and obj.is_indirect else None
+        return self.labels.get(og) or fallback if og else fallback
+
+    def _drop(self, d: Any, key: str, v: Any, typ: str, where: str) -> None:
+        """Remove d[key], reporting it by what it is when that is known, else counting it."""
+        hit = self._why(d, key, v) if v is not None else None
+        del d[key]
+        if v is None:
+            return  # a null value is the same as no entry
+        if hit:
+            self._add(hit[0], f"{where} {key}", hit[1])
+            return
+        self.unknown[f"{typ} {key}"] += 1
+        if key in ACTIVE_KEYS:
+            self.active_unknown = True
+
+    def _why(self, d: Any, key: str, v: Any) -> tuple[str, str] | None:
+        if key in ("/AA", "/JS", "/JavaScript", "/XFA", "/RF", "/Renditions", "/AlternatePresentations"):
+            return {"/AA": ("pdf.additional_actions", "additional actions"), "/JS": ("pdf.javascript", "JavaScript code"),
+                    "/JavaScript": ("pdf.javascript", "document JavaScript"),
+                    "/XFA": ("pdf.xfa", "XFA form (fields kept as AcroForm)"),
+                    "/RF": ("pdf.embedded_file", "related files")}.get(key, ("pdf.rich_media", key[1:]))
+        if key in ("/EF", "/EmbeddedFiles") and self.embedded == "drop":
+            return "pdf.embedded_file", "embedded file"
+        outside = _outside_keys(d) if d._type_code == ObjectType.stream else {}
+        if key in outside:
+            return "pdf.external_ref", outside[key]
+        if _kind(v) in ("d", "S"):
+            return self._classifier.classify(v, key)
+        return None
+
+    # -- the walk --
+    def run(self) -> list[Threat]:
+        self._push(self.pdf.Root, "Catalog", "document catalog")
+        n = 0
+        while self._stack:
+            obj, typ, where = self._stack.pop()
+            n += 1
+            if self.tick and n % 2000 == 0:
+                self.tick()
+            self._visit(obj, typ, where)
+        if self.unknown:
+            total = sum(self.unknown.values())
+            shown = ", ".join(k for k, _ in self.unknown.most_common(6))
+            self.threats.append(Threat(
+                "pdf.unknown_key", "document", "removed" if self.active_unknown else "reported",
+                f"{total} key(s) the PDF specification does not define for their dictionary (or with a value "
+                f"of the wrong type) not carried over: {shown}" + (", ..." if len(self.unknown) > 6 else "")))
+        return self.threats
+
+    def _push(self, obj: Any, typ: str, where: str) -> None:
+        if obj.is_indirect:
+            og = obj.objgen
+            if og in self._visited:
+                return
+            self._visited.add(og)
+            where = self.labels.get(og, where)
+        self._stack.append((obj, typ, where))
+
+    def _table(self, d: Any, typ: str) -> dict[str, Spec] | None:
+        if typ in TABLES:
+            return TABLES[typ]
+        if typ == "PageNode":
+            return PAGES if d.get("/Type") == Name.Pages else PAGE
+        if typ == "Annot":
+            return ANNOTS.get(str(d.get("/Subtype")), ANNOT)
+        if typ == "Field":
+            return ANNOTS["/Widget"] if d.get("/Subtype") == Name.Widget else FIELD
+        if typ == "Font":
+            return FONTS.get(str(d.get("/Subtype")), FONT_ANY)
+        if typ == "XObject":
+            return XOBJECT_SUBTYPES.get(str(d.get("/Subtype")), FORM)
+        if typ == "Action":
+            return ACTIONS.get(str(d.get("/S")), ACTION_BASE)
+        return None  # generic
+
+    def _visit(self, obj: Any, typ: str, where: str) -> None:
+        tc = obj._type_code
+        if tc == ObjectType.array:
+            self._generic_array(obj, typ, where)
+            return
+        if typ.startswith("Map:"):
+            self._map(obj, typ[4:], where)
+            return
+        if typ.startswith(("NameTree:", "NumTree:")):
+            self._tree(obj, typ, where)
+            return
+        if typ == "APState":
+            if tc == ObjectType.stream:
+                self._push(obj, "Form", where)
+            else:
+                self._map(obj, "Form", where)
+            return
+        table = self._table(obj, typ)
+        if table is None:
+            self._generic(obj, where)
+            return
+        if typ in ("PageNode", "XObject"):  # as reported: the type the table is for
+            typ = "Pages" if table is PAGES else "Page" if table is PAGE else "Image" if table is IMAGE else "Form"
+        for key in list(obj.keys()):
+            v = obj.get(key)
+            k = _kind(v)
+            if key == "/Annots" and table is PAGE and k == "a":
+                self._annots(obj, v, where)
+                continue
+            spec = table.get(key)
+            if spec is None or not k or k not in spec[0]:
+                self._drop(obj, key, v, typ, where)
+                continue
+            if k == "n":
+                if str(v) in DENY_NAMES and key not in ("/Subtype", "/S"):
+                    self._drop(obj, key, v, typ, where)
+                continue
+            child = spec[1]
+            if child is None or k in "sib":
+                continue
+            w = f"{where} {key}"
+            if child in ("Dest", "OpenAction") and k == "a":
+                self._dest(v, w)
+            elif k == "a":
+                self._array(key, v, child, w)
+            elif child in ("Action", "OpenAction"):
+                if self._action_ok(v):
+                    self._push(v, "Action", w)
+                else:
+                    self._drop_action(v, w)
+                    del obj[key]
+            else:
+                self._push(v, "DestDict" if child == "Dest" else child, w)
+
+    def _action_ok(self, a: Any) -> bool:
+        if a._type_code != ObjectType.dictionary:
+            return False
+        s = a.get("/S")
+        if s == Name.GoTo:
+            return "/D" in a or "/SD" in a
+        if s == Name.URI:
+            uri = a.get("/URI")
+            return self.links != "drop" and _kind(uri) == "s" and web_uri_ok(uri)
+        if s == Name.Named:
+            return str(a.get("/N")) in STANDARD_NAMED
+        return False
+
+    def _drop_action(self, a: Any, where: str) -> None:
+        hit = action_threat(a, self.links) if a._type_code == ObjectType.dictionary else None
+        if hit:
+            self._add(hit[0], where, hit[1])
+        else:
+            s = a.get("/S") if a._type_code == ObjectType.dictionary else None
+            self._add("pdf.other_action", where,
+                      f"{str(s)[1:]} action (not on the allow-list)" if isinstance(s, Name)
+                      else "action of no known type")
+
+    def _array(self, key: str, arr: Any, child: str, where: str) -> None:
+        drop: list[int] = []
+        for i, v in enumerate(arr):
+            k = _kind(v)
+            if k in ("d", "S"):
+                if child == "Action":
+                    if not self._action_ok(v):
+                        self._drop_action(v, f"{where}[{i}]")
+                        drop.append(i)
+                        continue
+                self._push(v, child, f"{where}[{i}]")
+            elif k == "a":
+                self._push(v, "*", f"{where}[{i}]")
+            elif k == "n" and str(v) in DENY_NAMES:
+                drop.append(i)
+                self.unknown[f"{key} name {v}"] += 1
+        for i in reversed(drop):
+            del arr[i]
+
+    def _dest(self, arr: Any, where: str) -> None:
+        """An explicit destination: [page /XYZ left top zoom] and the like. The page goes through as a page."""
+        for i, v in enumerate(arr):
+            k = _kind(v)
+            if i == 0 and k == "d":
+                self._push(v, "Page", where)
+            elif k in ("d", "S", "a"):
+                self._push(v, "*", f"{where}[{i}]")
+
+    def _map(self, d: Any, child: str, where: str) -> None:
+        """Font and XObject resources, destinations by name: any key, values of one type."""
+        for key in list(d.keys()):
+            v = d.get(key)
+            k = _kind(v)
+            if child == "XObject" and (k != "S" or str(v.get("/Subtype")) not in XOBJECT_SUBTYPES):
+                self._drop(d, key, v, "XObject", where)
+            elif child in ("Font", "Form") and k not in ("d", "S"):
+                self._drop(d, key, v, child, where)
+            elif child == "Dest":
+                if k == "a":
+                    self._dest(v, f"{where} {key}")
+                elif k == "d":
+                    self._push(v, "DestDict", f"{where} {key}")
+                else:
+                    self._drop(d, key, v, "Dest", where)
+            else:
+                self._push(v, child, f"{where} {key}")
+
+    def _tree(self, node: Any, typ: str, where: str) -> None:
+        """A name or number tree node: /Kids, /Limits and the /Names or /Nums pairs; values typed."""
+        numbers = typ.startswith("NumTree:")
+        child = typ.split(":", 1)[1]
+        pairs = "/Nums" if numbers else "/Names"
+        for key in list(node.keys()):
+            v = node.get(key)
+            if key not in ("/Kids", "/Limits", pairs) or _kind(v) != "a":
+                self._drop(node, key, v, "NameTree", where)
+                continue
+            if key == "/Kids":
+                for i, kid in enumerate(v):
+                    if _kind(kid) == "d":
+                        self._push(kid, typ, f"{where}[{i}]")
+            elif key == pairs:
+                for i in range(1, len(v), 2):
+                    val = v[i]
+                    k = _kind(val)
+                    if child == "Dest" and k == "a":
+                        self._dest(val, f"{where} {v[i - 1]}")
+                    elif k in ("d", "S"):
+                        self._push(val, "DestDict" if child == "Dest" else child, f"{where}[{i}]")
+
+    def _generic(self, d: Any, where: str) -> None:
+        for key in list(d.keys()):
+            v = d.get(key)
+            k = _kind(v)
+            if key in DENY_KEYS or (k == "n" and str(v) in DENY_NAMES):
+                self._drop(d, key, v, "dictionary", where)
+            elif k in ("d", "S", "a"):
+                if key in ("/A", "/PA", "/Next") and k == "d" and "/S" in v and not self._action_ok(v):
+                    self._drop_action(v, f"{where} {key}")
+                    del d[key]
+                    continue
+                self._push(v, "*", f"{where} {key}")
+
+    def _generic_array(self, a: Any, typ: str, where: str) -> None:
+        drop = []
+        for i, v in enumerate(a):
+            k = _kind(v)
+            if k in ("d", "S", "a"):
+                self._push(v, "*", f"{where}[{i}]")
+            elif k == "n" and str(v) in DENY_NAMES:
+                drop.append(i)
+                self.unknown[f"array name {v}"] += 1
+        for i in reversed(drop):
+            del a[i]
+
+    # -- annotations --
+    def _annot_ok(self, a: Any) -> bool:
+        sub = str(a.get("/Subtype"))
+        if sub == "/FileAttachment":
+            return self.embedded == "sanitize"
+        return sub in ANNOTS
+
+    def _annots(self, page: Any, arr: Any, where: str) -> None:
+        drop: list[int] = []
+        for i, a in enumerate(arr):
+            if _kind(a) != "d":
+                drop.append(i)
+                if a is not None:
+                    self.unknown["Annots non-dictionary"] += 1
+                continue
+            if self._annot_ok(a):
+                self._push(a, "Annot", f"{where} annotation {i + 1}")
+                continue
+            drop.append(i)
+            self._drop_annot(page, a, self._where(a, f"{where} annotation {i + 1}"))
+        for i in reversed(drop):
+            del arr[i]
+
+    def _drop_annot(self, page: Any, a: Any, where: str) -> None:
+        sub = a.get("/Subtype")
+        shown = f"{str(sub)[1:]} annotation" if isinstance(sub, Name) else "annotation of a damaged or missing type"
+        flat = self._flatten(page, a)
+        kept = " (its appearance kept as page content)" if flat else ""
+        if str(sub) in RICH_SUBTYPES:
+            self._add("pdf.rich_media", where, shown + kept)
+        elif sub == Name.FileAttachment:
+            self._add("pdf.embedded_file", where, "file attachment annotation")
+        else:
+            self._add("pdf.other_annotation", where, shown + " not on the allow-list" + kept)
+        if a.is_indirect:  # other references (structure tree, popups) must not carry it on
+            for key in list(a.keys()):
+                del a[key]
+
+    def _flatten(self, page: Any, a: Any) -> bool:
+        """Draw the annotation's visible normal appearance into the page, as a reader would show it."""
+        if str(a.get("/Subtype")) in ("/FileAttachment", "/Popup"):
+            return False
+        flags = a.get("/F", 0)
+        if isinstance(flags, int) and flags & (2 | 32):  # Hidden, NoView
+            return False
+        ap = a.get("/AP")
+        n = ap.get("/N") if _kind(ap) == "d" else None
+        if _kind(n) == "d":
+            state = a.get("/AS")
+            n = n.get(state) if isinstance(state, Name) and state in n else None
+        if _kind(n) != "S":
+            return False
+        rect, bbox = _norm(a.get("/Rect")), _norm(n.get("/BBox"))
+        if rect is None or bbox is None:
+            return False
+        m = n.get("/Matrix")
+        try:
+            ma, mb, mc, md, me, mf = (float(x) for x in m) if _kind(m) == "a" else (1, 0, 0, 1, 0, 0)
+        except (TypeError, ValueError):
+            return False
+        xs, ys = [], []
+        for x, y in ((bbox[0], bbox[1]), (bbox[2], bbox[1]), (bbox[0], bbox[3]), (bbox[2], bbox[3])):
+            xs.append(ma * x + mc * y + me)
+            ys.append(mb * x + md * y + mf)
+        w, h = max(xs) - min(xs), max(ys) - min(ys)
+        if w <= 0 or h <= 0 or rect[2] <= rect[0] or rect[3] <= rect[1]:
+            return False
+        sx, sy = (rect[2] - rect[0]) / w, (rect[3] - rect[1]) / h
+        tx, ty = rect[0] - sx * min(xs), rect[1] - sy * min(ys)
+        res = page.get("/Resources")
+        if _kind(res) != "d":
+            res = page.Resources = pikepdf.Dictionary()
+        xo = res.get("/XObject")
+        if _kind(xo) != "d":
+            xo = res.XObject = pikepdf.Dictionary()
+        self._flat += 1
+        name = f"/CdrAnnot{self._flat}"
+        stream = n if n.is_indirect else self.pdf.make_indirect(n)
+        stream.Type, stream.Subtype = Name.XObject, Name.Form
+        xo[name] = stream
+        pg = pikepdf.Page(page)
+        if page.objgen not in self._wrapped:  # the page's own graphics state may be left unbalanced
+            self._wrapped.add(page.objgen)
+            pg.contents_add(self.pdf.make_stream(b"q\n"), prepend=True)
+            pg.contents_add(self.pdf.make_stream(b"\nQ\n"))
+        pg.contents_add(self.pdf.make_stream(
+            f"q {sx:.6f} 0 0 {sy:.6f} {tx:.4f} {ty:.4f} cm {name} Do Q\n".encode()))
+        self._push(stream, "Form", f"flattened {name}")
+        return True
+
+
+def apply(pdf: pikepdf.Pdf, *, links: str, embedded: str, labels: dict[tuple[int, int], str],
+          tick: Callable[[], None] | None = None) -> list[Threat]:
+    """Cut the rebuilt document down to its allow-list; returns what was removed or noted."""
+    return AllowList(pdf, links=links, embedded=embedded, labels=labels, tick=tick).run()

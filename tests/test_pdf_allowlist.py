@@ -1,0 +1,268 @@
+"""PDF rebuild by allow-list (issue 20): annotation subtypes, action types and the keys of every copied
+dictionary are what the specification defines and the policy keeps; anything else goes, and is reported.
+The two PDF examples of the issue come from samples/ (richmedia_damaged_subtype, launch_damaged_dict)."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pikepdf
+import pytest
+from pikepdf import Array, Dictionary, Name, String
+
+from cdr.formats.pdf import allowlist
+from cdr.fuzz import oracle
+from cdr.pipeline import process
+from samples.pdf_samples import _annot, _base, _js, _raw_pdf, _save
+from tests.test_pdf import _deep_walk, _inspect, _policy
+
+
+@pytest.fixture(scope="module")
+def pdfs(corpus):
+    base, samples = corpus("pdf")
+    return base, {Path(p).stem: s for p, s in samples.items()}
+
+
+def _run(tmp: Path, pdf: pikepdf.Pdf, name: str = "t.pdf", **opts):
+    src = tmp / name
+    src.write_bytes(_save(pdf))
+    res = process(src, name, tmp / "out", _policy(**opts))
+    assert res.output, (res.reason, res.threats)
+    return res, Path(res.output)
+
+
+def _clean_output(out: Path, tmp: Path) -> None:
+    """No residual by the independent oracle, the engine's inspect or the full rule walk."""
+    assert oracle.scan_file(out) == []
+    assert _inspect(out, tmp) == []
+    assert _deep_walk(out) == []
+
+
+def _gray_at(path: Path, tmp: Path, x: float, y: float) -> int:
+    """Grey level at PDF point (x, y) of page 1, rendered at 72 dpi."""
+    from PIL import Image
+
+    subprocess.run(["pdftoppm", "-r", "72", "-png", "-f", "1", "-l", "1", str(path), str(tmp / path.stem)],
+                   check=True, capture_output=True, timeout=60)
+    (png,) = tmp.glob(f"{path.stem}-*.png")
+    with Image.open(png) as im:
+        return im.convert("L").getpixel((int(x), im.height - int(y)))
+
+
+# ---- the issue's examples ------------------------------------------------------------------------
+def test_damaged_richmedia_subtype_goes_and_its_poster_stays(pdfs, tmp_path):
+    base, samples = pdfs
+    src = base / samples["richmedia_damaged_subtype"].path
+    res = process(src, src.name, tmp_path / "out", _policy())
+    assert res.verdict == "sanitized", res.reason
+    hit = [t for t in res.threats if t.id == "pdf.other_annotation"]
+    assert len(hit) == 1 and "RichMedja" in hit[0].detail and "page content" in hit[0].detail
+    out = Path(res.output)
+    raw = out.read_bytes()
+    assert b"RichMedia" not in raw and b"RichMedja" not in raw and b"FWS" not in raw
+    with pikepdf.open(out) as pdf:
+        assert "/Annots" not in pdf.pages[0].obj or len(pdf.pages[0].Annots) == 0
+    _clean_output(out, tmp_path)
+    # The poster (a grey box) is drawn where the annotation was; outside it the page is unchanged.
+    assert 140 <= _gray_at(out, tmp_path, 70, 310) <= 170
+    assert _gray_at(out, tmp_path, 300, 200) == 255
+
+
+def test_launch_keys_left_in_the_annotation_by_repair_go(pdfs, tmp_path):
+    base, samples = pdfs
+    src = base / samples["launch_damaged_dict"].path
+    with pikepdf.open(src) as pdf:  # what qpdf's repair makes of it: the action's keys in the annotation
+        assert {"/Launch", "/Win"} <= set(pdf.pages[0].Annots[0].keys())
+    res = process(src, src.name, tmp_path / "out", _policy())
+    assert res.verdict == "sanitized", res.reason
+    (unknown,) = [t for t in res.threats if t.id == "pdf.unknown_key"]
+    assert unknown.action == "removed" and unknown.detail.startswith("4 key(s)")
+    assert "Annot /Win" in unknown.detail and "Annot /Launch" in unknown.detail
+    out = Path(res.output)
+    raw = out.read_bytes()
+    assert b"cmd.exe" not in raw and b"calc" not in raw and b"/Win" not in raw
+    with pikepdf.open(out) as pdf:
+        (link,) = pdf.pages[0].Annots
+        assert set(link.keys()) == {"/Type", "/Subtype", "/Rect", "/Border"}
+    _clean_output(out, tmp_path)
+
+
+# ---- actions --------------------------------------------------------------------------------------
+DROPPED_ACTIONS = {
+    "GoToR": Dictionary(S=Name.GoToR, F=String("x.pdf"), D=Array([0, Name.Fit])),
+    "Launch": Dictionary(S=Name.Launch, F=String("cmd.exe")),
+    "JavaScript": Dictionary(S=Name.JavaScript, JS=String("app.alert(1)")),
+    "ImportData": Dictionary(S=Name.ImportData, F=String("a.fdf")),
+    "Movie": Dictionary(S=Name.Movie, T=String("m")),
+    "Sound": Dictionary(S=Name.Sound),
+    "RichMediaExecute": Dictionary(S=Name.RichMediaExecute),
+    "SubmitForm": Dictionary(S=Name.SubmitForm, F=String("http://203.0.113.9/")),
+    "ResetForm": Dictionary(S=Name.ResetForm),
+    "Hide": Dictionary(S=Name.Hide, T=String("f")),
+    "GoToE": Dictionary(S=Name.GoToE, D=Array([0, Name.Fit])),
+    "SetOCGState": Dictionary(S=Name.SetOCGState, State=Array([Name.OFF])),
+    "Rendition": Dictionary(S=Name.Rendition, OP=0),
+    "Trans": Dictionary(S=Name.Trans),
+    "GoTo3DView": Dictionary(S=Name.GoTo3DView),
+    "Named Print": Dictionary(S=Name.Named, N=Name.Print),
+    "damaged type": Dictionary(S=Name("/G#6Fto"), D=Array([0, Name.Fit])),
+    "no type": Dictionary(D=Array([0, Name.Fit])),
+    "file: URI": Dictionary(S=Name.URI, URI=String("file:///C:/Windows/System32/calc.exe")),
+    "UNC URI": Dictionary(S=Name.URI, URI=String("\\\\attacker.example\\share\\a.pdf")),
+    "javascript: URI": Dictionary(S=Name.URI, URI=String("javascript:app.alert(1)")),
+    "data: URI": Dictionary(S=Name.URI, URI=String("data:text/html,<script>alert(1)</script>")),
+    "smb: URI": Dictionary(S=Name.URI, URI=String("smb://attacker.example/s")),
+    "URI as a name": Dictionary(S=Name.URI, URI=Name("/http:")),
+}
+KEPT_ACTIONS = {
+    "https": ("/URI", String("https://www.example.lg.jp/")),
+    "http": ("/URI", String("http://www.example.lg.jp/a?b=1")),
+    "mailto": ("/URI", String("mailto:info@example.lg.jp")),
+    "NextPage": ("/N", Name.NextPage), "PrevPage": ("/N", Name.PrevPage),
+    "FirstPage": ("/N", Name.FirstPage), "LastPage": ("/N", Name.LastPage),
+}
+
+
+def test_only_goto_web_uri_and_navigation_actions_stay(tmp_path):
+    pdf = _base()
+    for i, act in enumerate(DROPPED_ACTIONS.values()):
+        _annot(pdf, Subtype=Name.Link, Rect=[10, 10 + 20 * i, 30, 25 + 20 * i], A=pdf.make_indirect(act))
+    for key, value in KEPT_ACTIONS.values():
+        s = Name.URI if key == "/URI" else Name.Named
+        _annot(pdf, Subtype=Name.Link, Rect=[100, 10, 120, 30], A=Dictionary({"/S": s, key: value}))
+    _annot(pdf, Subtype=Name.Link, Rect=[100, 40, 120, 60],
+           A=Dictionary(S=Name.GoTo, D=Array([pdf.pages[0].obj, Name.XYZ, 0, 800, 0]),
+                        Next=Array([Dictionary(S=Name.Named, N=Name.NextPage), _js(pdf)])))
+    res, out = _run(tmp_path, pdf)
+    assert res.verdict == "sanitized"
+    with pikepdf.open(out) as new:
+        annots = list(new.pages[0].Annots)
+        assert len(annots) == len(DROPPED_ACTIONS) + len(KEPT_ACTIONS) + 1  # links stay, without their action
+        acts = [a.A for a in annots if "/A" in a]
+        kept = sorted(str(a.get("/URI", a.get("/N"))) for a in acts if a.S != Name.GoTo)
+        assert kept == sorted(str(v) for _, v in KEPT_ACTIONS.values())
+        (goto,) = [a for a in acts if a.S == Name.GoTo]
+        assert [x.N for x in goto.Next] == [Name.NextPage]  # the JavaScript in the chain is gone
+    ids = {t.id for t in res.threats}
+    assert {"pdf.remote_goto", "pdf.launch", "pdf.javascript", "pdf.import_data", "pdf.rich_media", "pdf.submit_form",
+            "pdf.other_action", "pdf.named_action", "pdf.uri"} <= ids
+    assert sum(t.id == "pdf.other_action" for t in res.threats) >= 6  # ResetForm Hide SetOCGState Trans, damaged
+    _clean_output(out, tmp_path)
+
+
+def test_links_drop_policy_drops_every_uri_but_keeps_navigation(tmp_path):
+    pdf = _base()
+    _annot(pdf, Subtype=Name.Link, A=Dictionary(S=Name.URI, URI=String("https://www.example.lg.jp/")))
+    _annot(pdf, Subtype=Name.Link, A=Dictionary(S=Name.Named, N=Name.NextPage))
+    res, out = _run(tmp_path, pdf, links="drop")
+    with pikepdf.open(out) as new:
+        assert [str(a.A.S) for a in new.pages[0].Annots if "/A" in a] == ["/Named"]
+    assert "pdf.uri" in {t.id for t in res.threats}
+
+
+# ---- annotations -------------------------------------------------------------------------------------
+def _appearance(pdf: pikepdf.Pdf, gray: float = 0.5) -> pikepdf.Stream:
+    return pdf.make_stream(f"{gray} g 0 0 10 10 re f".encode(), BBox=[0, 0, 10, 10], Subtype=Name.Form)
+
+
+def test_annotation_subtypes_outside_the_list_go_visible_ones_flattened(tmp_path):
+    pdf = _base()
+    keep = ["/Text", "/Link", "/FreeText", "/Line", "/Square", "/Circle", "/Polygon", "/PolyLine", "/Highlight",
+            "/Underline", "/Squiggly", "/StrikeOut", "/Caret", "/Ink", "/Stamp", "/Popup", "/Widget"]
+    for i, sub in enumerate(keep):
+        a = _annot(pdf, Subtype=Name(sub), Rect=[10 + 20 * i, 10, 25 + 20 * i, 25])
+        if sub == "/Widget":
+            a.FT, a.T = Name.Tx, String("field")
+            pdf.Root.AcroForm = Dictionary(Fields=Array([a]))
+    _annot(pdf, Subtype=Name.Watermark, Rect=[100, 400, 200, 500], AP=Dictionary(N=_appearance(pdf)))
+    _annot(pdf, Subtype=Name.Screen, Rect=[300, 400, 400, 500])  # nothing to show
+    _annot(pdf, Subtype=Name("/Foo"), Rect=[300, 300, 400, 350], F=2, AP=Dictionary(N=_appearance(pdf)))  # hidden
+    _annot(pdf, Subtype=Name.PrinterMark, Rect=[100, 200, 200, 300], AS=Name.On,
+           AP=Dictionary(N=Dictionary(On=_appearance(pdf, 0.2), Off=_appearance(pdf, 1))))
+    res, out = _run(tmp_path, pdf)
+    with pikepdf.open(out) as new:
+        assert [str(a.Subtype) for a in new.pages[0].Annots] == keep
+    other = {t.detail for t in res.threats if t.id == "pdf.other_annotation"}
+    assert other == {"Watermark annotation not on the allow-list (its appearance kept as page content)",
+                     "Foo annotation not on the allow-list",
+                     "PrinterMark annotation not on the allow-list (its appearance kept as page content)"}
+    assert any(t.id == "pdf.rich_media" and "Screen" in t.detail for t in res.threats)
+    assert 120 <= _gray_at(out, tmp_path, 150, 450) <= 135  # 0.5 g, scaled from 10x10 to the 100x100 rect
+    assert 45 <= _gray_at(out, tmp_path, 150, 250) <= 55  # the /On state
+    assert _gray_at(out, tmp_path, 350, 320) == 255  # hidden: not drawn
+    _clean_output(out, tmp_path)
+
+
+def test_file_attachment_annotation_follows_the_embedded_files_policy(tmp_path):
+    pdf = _base()
+    spec = pikepdf.AttachedFileSpec(pdf, _save(_base()), filename="inner.pdf")  # a family _policy() accepts
+    _annot(pdf, Subtype=Name.FileAttachment, FS=spec.obj, Contents=String("inner.pdf"))
+    res, out = _run(tmp_path, pdf)
+    with pikepdf.open(out) as new:
+        assert "/Annots" not in new.pages[0].obj or len(new.pages[0].Annots) == 0
+    assert "pdf.embedded_file" in {t.id for t in res.threats}
+    (tmp_path / "s").mkdir()
+    res, out = _run(tmp_path / "s", pdf, embedded_files="sanitize")
+    assert [c.verdict for c in res.children] == ["clean"]
+    with pikepdf.open(out) as new:
+        assert [str(a.Subtype) for a in new.pages[0].Annots] == ["/FileAttachment"]
+        assert new.pages[0].Annots[0].FS.EF.F.read_bytes().startswith(b"%PDF-")
+
+
+# ---- keys and value types -----------------------------------------------------------------------------
+def test_unknown_keys_dropped_and_counted_once(tmp_path):
+    pdf = _base()
+    page = pdf.pages[0].obj
+    page["/PrivateThing"] = Dictionary(X=1)
+    page["/Rotate"] = String("90")  # a number in the specification
+    font = next(iter(page.Resources.Font.values()))
+    font["/Launch"] = Name.F
+    font["/FontDescriptor"] = String("oops") if "/FontDescriptor" in font else String("x")
+    _annot(pdf, Subtype=Name.Text, Contents=String("メモ"), Custom=Name.X, Open=True)
+    res, out = _run(tmp_path, pdf)
+    (unknown,) = [t for t in res.threats if t.id == "pdf.unknown_key"]
+    assert unknown.location == "document" and unknown.detail.startswith("5 key(s)"), unknown.detail
+    assert unknown.action == "removed"  # /Launch is one of them
+    with pikepdf.open(out) as new:
+        p = new.pages[0].obj
+        assert "/PrivateThing" not in p and "/Rotate" not in p
+        f = next(iter(p.Resources.Font.values()))
+        assert "/Launch" not in f and "/FontDescriptor" not in f
+        (text,) = p.Annots
+        assert set(text.keys()) == {"/Type", "/Subtype", "/Rect", "/Contents", "/Open"}
+    _clean_output(out, tmp_path)
+
+
+def test_names_are_compared_after_hex_decoding(tmp_path):
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Annots [4 0 R 5 0 R] >>",
+            b"<< /Type /Annot /Subtype /L#69nk /Rect [0 0 9 9] /A << /S /G#6FTo /D [3 0 R /Fit] >> >>",
+            b"<< /Type /Annot /Subtype /Link /Rect [0 0 9 9] /A << /S /L#61unch /F (cmd.exe) >> /W#69n 1 >>"]
+    src = tmp_path / "hex.pdf"
+    src.write_bytes(_raw_pdf(objs))
+    res = process(src, src.name, tmp_path / "out", _policy())
+    assert "pdf.launch" in {t.id for t in res.threats}
+    with pikepdf.open(res.output) as new:
+        a, b = new.pages[0].Annots
+        assert a.Subtype == Name.Link and a.A.S == Name.GoTo
+        assert set(b.keys()) == {"/Type", "/Subtype", "/Rect"}
+
+
+def test_benign_private_keys_are_a_note_not_a_removal(tmp_path):
+    pdf = _base()
+    pdf.pages[0].obj["/PTEX.PageNumber"] = 1
+    res, out = _run(tmp_path, pdf)
+    assert res.verdict == "clean"
+    (unknown,) = [t for t in res.threats if t.id == "pdf.unknown_key"]
+    assert unknown.action == "reported" and "Page /PTEX.PageNumber" in unknown.detail
+
+
+def test_tables_are_well_formed():
+    kinds = set("nsibadS")
+    for table in [*allowlist.TABLES.values(), *allowlist.ANNOTS.values(), *allowlist.ACTIONS.values(),
+                  *allowlist.FONTS.values()]:
+        for key, (k, child) in table.items():
+            assert key.startswith("/") and k and set(k) <= kinds, key
+            assert child is None or child == "*" or child.split(":")[-1] in (
+                *allowlist.TABLES, "Pages", "PageNode", "Page", "Annot", "Field", "Font", "XObject", "Action",
+                "OpenAction", "Dest", "APState", "Form"), (key, child)
