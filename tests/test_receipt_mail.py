@@ -238,29 +238,44 @@ def test_receipt_mail_once_when_killed_right_after_queueing(tmp_path, monkeypatc
         assert events.count("outbox.queued") == 1 and events.count("outbox.sent") == 1
         assert ta("audit", "verify", data_dir=data).returncode == 0
 
-        # The staff digest of that day, from the same ledger (the service is stopped).
+        # The staff digest. Its hour, on the stopped service's ledger: nothing before digest_hour.
+        from datetime import datetime, timedelta
+
         from transfer_agent.config import load_config
+        from transfer_agent.exchange import local
         from transfer_agent.ledger import Ledger
         from transfer_agent.notify import Notifier
 
         cfg = load_config(str(data.parent / "data.toml"), data)
-        cfg.notify_digest_hour = 0
+        cfg.notify_digest_hour = 23
+        tomorrow_22h = datetime.combine(local(time.time()).date() + timedelta(days=1), datetime.min.time(),
+                                        local(time.time()).tzinfo).replace(hour=22).timestamp()
         ledger = Ledger(cfg.ledger_target, anchor_path=cfg.state / "audit.anchor")
         try:
-            n = Notifier(cfg, ledger)
-            assert n.digests(now=time.time()) == []  # today's submissions wait for tomorrow's digest
-            qids = n.digests(now=time.time() + 86400)
-            from transfer_agent.exchange import local
-            assert qids == [f"digest-kokuho-{local(time.time()).date().isoformat()}"]
-            assert n.digests(now=time.time() + 86400) == []  # once
-            n.outbox.send_due()
+            assert Notifier(cfg, ledger).digests(now=tomorrow_22h) == []
         finally:
             ledger.close()
-        assert len(sink.mails) == 2
+        # As if the submission came two days ago and the appliance was off at yesterday's digest hour: the
+        # running service sends the missed digest when it starts, once (not again after a restart).
+        conn = sqlite3.connect(data / "state" / "ledger.sqlite3")
+        conn.execute("UPDATE submissions SET created_at = created_at - 2 * 86400")
+        conn.commit()
+        day = local(conn.execute("SELECT created_at FROM submissions").fetchone()[0]).date().isoformat()
+        conn.close()
+        for _ in range(2):
+            app = start(data, config=config(port, 'templates = "mail-templates"\ndigest_hour = 0'))
+            try:
+                wait_for(lambda: len(sink.mails) >= 2)
+                time.sleep(1.5)
+            finally:
+                app.stop()
+            assert len(sink.mails) == 2
         digest = email.message_from_bytes(sink.mails[1][2], policy=email.policy.default)
         assert sink.mails[1][1] == ["kokuho-staff@city.example.lg.jp"]
-        assert header(digest, "Subject").startswith("【受付の日報】国民健康保険課")
-        assert "1 件" in digest.get_content() or "1件" in digest.get_content()
+        assert digest["X-CDR-Queue-ID"] == f"digest-kokuho-{day}"
+        assert header(digest, "Subject") == f"【受付の日報】国民健康保険課 {day}（1件）"
+        body = digest.get_content()
+        assert "1 件" in body and "受理: 1件" in body and "アップロードページ" not in body  # a REST submission
     finally:
         ctl.stop()
     assert os.environ.get("TRANSFER_AGENT_CRASHPOINT") is None

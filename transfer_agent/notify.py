@@ -19,7 +19,7 @@ import logging
 import socket
 import threading
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -37,6 +37,7 @@ log = logging.getLogger("transfer_agent.notify")
 
 PKG = Path(__file__).resolve().parent
 RESULT_JA = {"clean": "受理", "sanitized": "無害化して受理", "blocked": "受理できませんでした"}
+CATCH_UP_DAYS = 3  # a digest missed while the appliance was off is sent late, at most this many days back
 _NAME_MAX = 120  # a file name in a mail: long enough for real names, too short for a letter
 
 
@@ -53,7 +54,6 @@ def check_templates(folder: str, base: Path) -> Path:
     """The operator's `[notify] templates` folder (relative: to the data dir), each template in it rendered
     once with sample values, so that a typo stops the start with file and line instead of leaving every
     receipt mail unsent (ValueError). A missing folder is an error too: the defaults would be used silently."""
-    from datetime import date
 
     from jinja2 import TemplateError, TemplateSyntaxError
 
@@ -112,6 +112,10 @@ class Notifier:
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
         self.sweep()
+        try:
+            self.digests()  # a digest due while the appliance was down goes out now, not 30 s later
+        except Exception:  # noqa: BLE001 - tried again on the next round
+            log.exception("digest pass failed", extra={"event": "error"})
         self.outbox.start()
         self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
         self._thread.start()
@@ -201,14 +205,20 @@ class Notifier:
 
     # ---------------------------------------------------------------- digest
     def digests(self, now: float | None = None) -> list[str]:
-        """Queue yesterday's digests once the day's digest hour has come (idempotent per channel and day)."""
+        """Queue yesterday's digests once the day's digest hour has come (idempotent per channel and day).
+        Days missed while the appliance was off (a weekend's maintenance) follow, up to CATCH_UP_DAYS back."""
         hour = self.cfg.notify_digest_hour
         if hour < 0:
             return []
         local = exchange.local(time.time() if now is None else now)
         if local.hour < hour:
             return []
-        day = (local.date() - timedelta(days=1))
+        queued = []
+        for back in range(CATCH_UP_DAYS, 0, -1):
+            queued += self._digests_of(local.date() - timedelta(days=back))
+        return queued
+
+    def _digests_of(self, day: date) -> list[str]:
         lo, hi = tally._bounds(day, day)
         queued = []
         channels = [r[0] for r in self.ledger.query(
