@@ -103,7 +103,55 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin_commands(sub)
     from .cli_exchange import add_exchange_commands
     add_exchange_commands(sub)
+    _describe(parser)
     return parser
+
+
+_P = ".venv/bin/transfer-agent"
+# Examples for `COMMAND --help` of the commands that do not write their own.
+_EXAMPLES = {
+    "worker": f"{_P} worker --database postgresql://cdr@db:5432/cdr --broker amqp://cdr:PASS@mq:5672// \\\n"
+              "      --shared-dir /srv/cdr-shared --data-dir /var/lib/cdr-worker",
+    "status": f"{_P} status --data-dir var",
+    "audit": f"{_P} audit verify --data-dir var",
+    "audit verify": f"{_P} audit verify --data-dir var",
+    "apikey create": f"{_P} apikey create --data-dir var --client 電子申請システム --channels 国保課,税務課",
+    "apikey channels": f"{_P} apikey channels --data-dir var 3f2a --channels 国保課   # id or prefix from `apikey list`",
+    "apikey list": f"{_P} apikey list --data-dir var",
+    "apikey revoke": f"{_P} apikey revoke --data-dir var 3f2a",
+    "user add": f"echo 'a long password' | {_P} user add --data-dir var --name yamada --role clerk --channels 国保課",
+    "user channels": f"{_P} user channels --data-dir var --name yamada --channels 国保課,税務課",
+    "user list": f"{_P} user list --data-dir var",
+    "user passwd": f"echo 'a new long password' | {_P} user passwd --data-dir var --name yamada",
+    "user disable": f"{_P} user disable --data-dir var --name yamada",
+    "user enable": f"{_P} user enable --data-dir var --name yamada",
+    "user unlock": f"{_P} user unlock --data-dir var --name yamada",
+    "originals": f"{_P} originals legacy --data-dir var [--remove]",
+    "originals legacy": f"{_P} originals legacy --data-dir var            # list, then --remove",
+    "exchange": f"{_P} exchange create --data-dir var --channel 国保課 --expires 7d --title 転入の書類",
+    "exchange create": f"{_P} exchange create --data-dir var --channel 国保課 --expires 7d --title 転入の書類",
+    "exchange list": f"{_P} exchange list --data-dir var",
+    "exchange revoke": f"{_P} exchange revoke --data-dir var ID",
+    "report": f"{_P} report --data-dir var --channel 国保課 --from 2026-12-01 --to 2026-12-31 --csv 集計.csv",
+}
+
+
+def _describe(parser: argparse.ArgumentParser, path: str = "") -> None:
+    """Every subcommand's --help says what it does (its one-line help as the description, when it has no
+    longer one) and shows an example."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {a.dest: a.help for a in action._choices_actions}
+        for name, sp in action.choices.items():
+            full = f"{path} {name}".strip()
+            if not sp.description and helps.get(name):
+                h = str(helps[name])
+                sp.description = h[0].upper() + h[1:] + ("" if h.endswith(".") else ".")
+            if not sp.epilog and full in _EXAMPLES:
+                sp.epilog = "example:\n  " + _EXAMPLES[full]
+                sp.formatter_class = argparse.RawDescriptionHelpFormatter
+            _describe(sp, full)
 
 
 def main(argv: list[str] | None = None) -> int:
