@@ -88,6 +88,18 @@ def test_detect_inspect_extract(corpus, tmp_path):
     assert run_cli("extract", str(tmp_path / "missing.txt")).returncode == 2
 
 
+def test_csv_findings_name_the_cell_as_excel_reads_it(tmp_path):
+    """A finding's detail is the cell, not the rest of its line; a quoted cell with a stray quote inside reads
+    on to its delimiter, as Excel reads it; a doubled quote is one quote."""
+    f = tmp_path / "名簿.csv"
+    f.write_text('氏名,式,備考\n山田,"=HYPERLINK(""http://x"",""x"")",至急\n田中,"=HYPERLINK("http://y","y")",表示\n'
+                 '佐藤,=1+2,メモ\n', "utf-8")
+    r = run_cli("inspect", "--json", str(f))
+    details = {t["location"]: t["detail"] for t in json.loads(r.stdout)["threats"]}
+    assert details == {"row 2, column 2": '=HYPERLINK("http://x","x")', "row 3, column 2": '=HYPERLINK(http://y"',
+                       "row 4, column 2": "=1+2"}, details
+
+
 def test_subcommand_help_says_what_it_does():
     for cmd, words in (("sanitize", ("Rebuild", "examples", "exit codes")), ("extract", ("stdout", "exit codes")),
                        ("inspect", ("nothing is written",)), ("detect", ("true type",))):

@@ -346,7 +346,13 @@ def _preview(text: str, pos: int, d: str = ",") -> str:
     """The cell's value (its first 40 characters): up to its delimiter, or its closing quote when quoted."""
     window = text[pos:pos + 400]
     if pos > 0 and text[pos - 1] == '"' and (pos == 1 or text[pos - 2] in (d, "\n", "\r")):
-        cell = _QUOTED.match(window).group(0).replace('""', '"')
+        quoted = _QUOTED.match(window).group(0)
+        cell = quoted.replace('""', '"')
+        # After a closing quote that does not end the cell (a stray " inside), Excel keeps reading up to
+        # the delimiter: "=HYPERLINK("http://x",...) is the cell =HYPERLINK(http://x" as Excel shows it.
+        rest = window[len(quoted) + 1:]
+        if rest and rest[0] not in (d, "\r", "\n"):
+            cell += re.split("[\r\n" + re.escape(d) + "]", rest, maxsplit=1)[0]
     else:
         cell = re.split("[\r\n" + re.escape(d) + "]", window, maxsplit=1)[0]
     cell = " ".join(cell.split("\n")).replace("\r", " ")
