@@ -57,6 +57,12 @@ data_timeout_seconds = 2.0
 data_min_bytes_per_second = 512.0
 dns_servers = ["127.0.0.1:{dns.port}"]
 console_url = "https://console.city.example.lg.jp/"
+
+# 国保課 takes PDFs only on its upload pages and REST submissions; its mail and dropbox are not forms.
+[channels."国保課"]
+form = "pdf_only"
+[forms.pdf_only]
+families = ["pdf"]
 """ + ROUTES
     from tests.test_appliance_listeners import _self_signed
 
@@ -113,6 +119,43 @@ def test_multi_recipient_mail_is_sanitized_once_and_dropped_in_each_maildir(mta)
     assert result["mail"]["authentication"]["spf"]["result"] == "pass"
     r = subprocess.run([str(BIN), "audit", "verify", "--data-dir", str(mta.data_dir)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_channel_form_binds_its_submissions_not_its_mail_or_dropbox(mta) -> None:
+    """国保課 names a PDF-only form: a workbook mailed to kokuho@ still arrives (rebuilt), a text file in
+    its dropbox folder too, while a REST submission of a .txt is refused and a Word file renamed .pdf
+    is blocked by the form's families."""
+    from samples.legacy_samples import _make_docx
+    from tests.portal_helpers import new_key
+
+    mail = mixed(head(ew("様式の送付")), [text_part(), attachment(macro_xlsm(), simple_name("様式.xlsm"), XLSM)])
+    mid = send(mta.smtp, "taro@example.jp", ["kokuho@city.example.lg.jp"], mail)
+    [job] = wait_final(mta.data_dir, mid)
+    assert job["verdict"] == "sanitized" and "+form." not in job["policy"]
+    [msg] = [m for m in maildir(mta.data_dir, "kokuho@city.example.lg.jp") if m["X-CDR-Queue-ID"].startswith(mid)]
+    assert list(attachments(msg)) == ["様式.xlsx"]
+    drop = mta.data_dir / "dropbox" / "国保課"
+    drop.mkdir(parents=True, exist_ok=True)
+    (drop / "連絡.txt").write_text("窓口からの連絡です。\n", "utf-8")
+    key = new_key(mta.data_dir, "電子申請", "国保課")
+    docx = mta.data_dir.parent / "w.docx"
+    _make_docx(docx)
+    with httpx.Client(base_url=mta.api, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
+        r = c.post("/api/v1/submissions", data={"channel": "国保課"}, files=[("files", ("memo.txt", b"x"))])
+        assert r.status_code == 422 and r.json()["error"] == "invalid_form"
+        r = c.post("/api/v1/submissions", data={"channel": "国保課"},
+                   files=[("files", ("申請書.pdf", docx.read_bytes()))])
+        assert r.status_code == 202, r.text
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        with ledger(mta.data_dir) as c:
+            rows = {r["name"]: r for r in c.execute("SELECT name, status, verdict, policy FROM jobs WHERE name IN"
+                                                    " ('連絡.txt', '申請書.pdf')")}
+        if len(rows) == 2 and all(r["status"] in ("delivered", "blocked") for r in rows.values()):
+            break
+        time.sleep(0.2)
+    assert rows["連絡.txt"]["verdict"] == "clean" and "+form." not in rows["連絡.txt"]["policy"]
+    assert rows["申請書.pdf"]["verdict"] == "blocked" and "+form.pdf_only" in rows["申請書.pdf"]["policy"]
 
 
 def test_starttls_is_offered_and_used(mta) -> None:

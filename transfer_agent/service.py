@@ -69,13 +69,12 @@ class Service:
         self.metrics = Metrics()
         self.default_policy = load_policy(cfg.policy)
         self.channel_policies = {ch: load_policy(p) for ch, p in cfg.channel_policies.items()}
-        # Forms (forms.py): a submission is sanitized with its form's policy, limited to the families the
-        # form accepts (content of another family is blocked, whatever its name said).
+        # Forms (forms.py): a submission (upload page, REST) is sanitized with its form's policy, limited to
+        # the families the form accepts (content of another family is blocked, whatever its name said).
+        # The channel's mail and dropbox files are not submissions of a form: the channel's policy alone.
         self.form_book = FormBook(cfg)
         self._form_policies: dict[tuple[str, str], Policy] = {}
         self._submission_forms: dict[str, str | None] = {}
-        for ch, form in cfg.channel_forms.items():
-            self.channel_policies[ch] = restrict_policy(self.form_book.policy(ch, form), cfg.forms[form])
         self._executor_factory = executor_factory or (lambda n: LocalExecutor(n, self.cfg.work / "sandbox"))
         self.delivery_lock = threading.RLock()  # anything that writes into the inbox takes it
         # Every write beneath the data dir that a share user can reach goes through `tree`: a link
@@ -111,11 +110,10 @@ class Service:
         return self.dispatcher.executor
 
     def policy_for(self, channel: str, submission_id: str | None = None) -> Policy:
-        """The channel's policy; for a submission whose form (an upload request's) is not the channel's
-        own, that form's policy and families."""
+        """The channel's policy; for a submission (upload page or REST), its form's policy and families."""
         if submission_id:
             form = self._submission_form(submission_id)
-            if form and form in self.cfg.forms and form != self.cfg.channel_forms.get(channel, "default"):
+            if form and form in self.cfg.forms:
                 key = (channel, form)
                 if key not in self._form_policies:
                     self._form_policies[key] = restrict_policy(self.form_book.policy(channel, form),
