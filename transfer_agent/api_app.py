@@ -21,9 +21,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import apikeys, tenants
 from .api_submissions import ApiError
+from .channels import Scope as ChannelScope
 from .httpguard import Limits, guarded_protocol
-from .metrics import CONTENT_TYPE
+from .metrics import CONTENT_TYPE, per_tenant
 
 log = logging.getLogger("transfer_agent.http")
 
@@ -97,7 +99,7 @@ def create_app(service: Any) -> FastAPI:
     allowed = service.cfg.metrics_networks()
 
     @app.get("/metrics")
-    def metrics(request: Request) -> Response:
+    def metrics(request: Request, tenant: str = "") -> Response:
         try:
             ip = ipaddress.ip_address(request.client.host if request.client else "")
         except ValueError:
@@ -107,7 +109,24 @@ def create_app(service: Any) -> FastAPI:
         if ip is None or not any(ip in net for net in allowed):
             # Channel names and volumes are internal: only the monitoring hosts of [api] metrics_allow.
             return _error(404, "not_found", "not found", "見つかりません")
-        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+        # Per tenant: every channel's series carries its tenant; a tenant's API key (or ?tenant=NAME)
+        # reads only its own channels' series. A key that is not valid reads nothing.
+        allows = None
+        auth = request.headers.get("authorization", "")
+        if auth:
+            scheme, _, key = auth.partition(" ")
+            try:
+                client = apikeys.authenticate(service.ledger, key.strip()) if scheme.lower() == "bearer" else None
+            except apikeys.KeyRevoked:
+                client = None
+            if client is None:
+                return _error(404, "not_found", "not found", "見つかりません")
+            allows = client.scope.allows
+        elif tenant:
+            allows = ChannelScope(True, domain=tenants.domain(service.ledger, tenant[:64])).allows
+        owned = tenants.owners(service.ledger)
+        return Response(per_tenant(service.metrics.render(), lambda ch: owned.get(ch, tenants.DEFAULT), allows),
+                        media_type=CONTENT_TYPE)
 
     from .api_submissions import attach, make_router
     from .upload_page import make_page_router

@@ -520,6 +520,10 @@ class SubmissionService:
         key = channel_name(name)
         if key == "default" and key not in self.channels and key not in client.scope.names:
             key = self.default_channel  # the documented name of whatever the default channel is
+        if client.scope.domain is not None and not client.scope.domain.contains(key):
+            # Another tenant's channel answers exactly as one that does not exist: nothing leaks.
+            raise ApiError(400, "unknown_channel", "this channel is not configured on the appliance",
+                           "指定された channel はこの装置に設定されていません。管理者に確認してください")
         if not client.scope.allows(key):
             raise ApiError(403, "channel_forbidden", "this API key may not submit to this channel",
                            "この API キーでは、指定された channel に送信できません")
@@ -544,8 +548,8 @@ class SubmissionService:
 
     def _default_channel(self, client: apikeys.ApiClient) -> str:
         """No channel field: the default channel, or the key's only channel when it is bound to one."""
-        if not client.scope.all and len(client.scope.names) == 1:
-            return client.scope.names[0]
+        if client.scope.only is not None:  # one channel (a binding, or a tenant owning one)
+            return client.scope.only
         if not client.scope.allows(self.default_channel):
             raise ApiError(403, "channel_forbidden", "this API key may not submit to the default channel;"
                            " name one of its channels in the channel field",

@@ -3,6 +3,9 @@
 A key is `tak_<prefix>_<secret>`: the prefix finds the row, the whole key is compared by
 its sha256 (a 190-bit random key needs no slow hash; argon2 per request would only make the
 API a CPU target). Only the hash is stored; the key is shown once, at creation.
+
+A key belongs to a tenant (tenants.py; NULL: the default tenant) and reaches only its channels,
+whatever its binding says; a disabled tenant's keys are refused like revoked ones.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
+from . import tenants
 from .channels import Scope
 from .ledger import Ledger
 
@@ -25,6 +29,7 @@ class ApiClient:
     prefix: str
     # The channels this key may submit to and read (an unbound key reaches none).
     scope: Scope = field(default_factory=lambda: Scope(False))
+    tenant: str = tenants.DEFAULT
 
 
 class KeyRevoked(Exception):
@@ -35,32 +40,37 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def create_key(ledger: Ledger, client: str, actor: str = "cli", scope: Scope | None = None
-               ) -> tuple[ApiClient, str]:
-    """A new key for `client`, bound to `scope` (default: no channel). Returns the row and the key (the
-    only time it is visible)."""
+def create_key(ledger: Ledger, client: str, actor: str = "cli", scope: Scope | None = None,
+               tenant: str | None = None) -> tuple[ApiClient, str]:
+    """A new key of `tenant` (None: the default tenant) for `client`, bound to `scope` (default: no
+    channel; only the tenant's own). Returns the row and the key (the only time it is visible)."""
     client = client.strip()
     if not client or len(client) > 100:
         raise ValueError("client name must be 1..100 characters")
     scope = scope or Scope(False)
     prefix = secrets.token_hex(4)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(24)}"
+    tname = tenants.tenant_name(tenant)
     with ledger.tx() as t:
-        cur = t.execute("INSERT INTO api_keys(client, prefix, key_hash, created_at, channels, all_channels)"
-                        " VALUES (?,?,?,?,?,?)",
-                        (client, prefix, _hash(key), time.time(), scope.to_json(), int(scope.all)))
+        d = tenants.check_binding(t, tname, scope.names)
+        cur = t.execute("INSERT INTO api_keys(client, prefix, key_hash, created_at, channels, all_channels, tenant)"
+                        " VALUES (?,?,?,?,?,?,?)",
+                        (client, prefix, _hash(key), time.time(), scope.to_json(), int(scope.all),
+                         None if tname == tenants.DEFAULT else tname))
         kid = int(cur.lastrowid)
         t.audit("apikey.created", {"key_id": kid, "client": client, "prefix": prefix,
-                                   "channels": list(scope.names), "all_channels": scope.all}, actor=actor)
-    return ApiClient(kid, client, prefix, scope), key
+                                   "channels": list(scope.names), "all_channels": scope.all, "tenant": tname},
+                actor=actor)
+    return ApiClient(kid, client, prefix, Scope(scope.all, scope.names, d), tname), key
 
 
 def set_channels(ledger: Ledger, ident: str, scope: Scope, actor: str = "cli") -> int:
     """Bind the key with this id or prefix to `scope`; returns the number of keys changed (0 or 1)."""
     with ledger.tx() as t:
-        rows = t.execute("SELECT id, client, prefix FROM api_keys WHERE CAST(id AS TEXT) = ? OR prefix = ?",
+        rows = t.execute("SELECT id, client, prefix, tenant FROM api_keys WHERE CAST(id AS TEXT) = ? OR prefix = ?",
                          (ident, ident)).fetchall()
-        for kid, client, prefix in rows:
+        for kid, client, prefix, tenant in rows:
+            tenants.check_binding(t, tenant, scope.names)
             t.execute("UPDATE api_keys SET channels = ?, all_channels = ? WHERE id = ?",
                       (scope.to_json(), int(scope.all), kid))
             t.audit("apikey.channels", {"key_id": kid, "client": client, "prefix": prefix,
@@ -70,8 +80,13 @@ def set_channels(ledger: Ledger, ident: str, scope: Scope, actor: str = "cli") -
 
 def list_keys(ledger: Ledger) -> list[dict]:
     return [dict(r) for r in ledger.query(
-        "SELECT id, client, prefix, created_at, revoked_at, last_used, channels, all_channels FROM api_keys"
+        "SELECT id, client, prefix, created_at, revoked_at, last_used, channels, all_channels, tenant FROM api_keys"
         " ORDER BY id")]
+
+
+def key_scope(ledger: Ledger, row: dict) -> Scope:
+    """The channels of a key row (as `list_keys` gives it), within its tenant."""
+    return Scope.from_row(row["all_channels"], row["channels"], tenants.domain(ledger, row["tenant"]))
 
 
 def revoke_key(ledger: Ledger, ident: str, actor: str = "cli") -> int:
@@ -90,10 +105,14 @@ def authenticate(ledger: Ledger, key: str) -> ApiClient | None:
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or len(key) > 200:
         return None
-    row = ledger.one("SELECT id, client, prefix, key_hash, revoked_at, channels, all_channels FROM api_keys"
+    row = ledger.one("SELECT id, client, prefix, key_hash, revoked_at, channels, all_channels, tenant FROM api_keys"
                      " WHERE prefix = ?", (parts[1],))
     if row is None or not hmac.compare_digest(row["key_hash"], _hash(key)):
         return None
     if row["revoked_at"] is not None:
         raise KeyRevoked(row["prefix"])
-    return ApiClient(row["id"], row["client"], row["prefix"], Scope.from_row(row["all_channels"], row["channels"]))
+    d = tenants.domain(ledger, row["tenant"])
+    if d.disabled:
+        raise KeyRevoked(row["prefix"])  # its tenant is disabled: refused as a revoked key is
+    return ApiClient(row["id"], row["client"], row["prefix"], Scope.from_row(row["all_channels"], row["channels"], d),
+                     d.tenant)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Iterable
+from typing import Any
 
 from .files import clean_name
 
@@ -43,16 +44,21 @@ def parse_list(text: str) -> list[str]:
 
 
 class Scope:
-    """What an account may reach: every channel, or only those listed (possibly none)."""
+    """What an account may reach: every channel, or only those listed (possibly none), and never
+    anything outside its tenant's domain (tenants.Domain; None: no tenant limit, a prefecture admin)."""
 
-    __slots__ = ("all", "names")
+    __slots__ = ("all", "names", "domain")
 
-    def __init__(self, all_channels: bool, names: Iterable[str] = ()) -> None:
+    def __init__(self, all_channels: bool, names: Iterable[str] = (), domain: Any = None) -> None:
         self.all = bool(all_channels)
-        self.names = tuple(sorted({channel_name(n) for n in names}))
+        self.domain = domain
+        keys = {channel_name(n) for n in names}
+        if domain is not None:
+            keys = {k for k in keys if domain.contains(k)}  # a binding never reaches past its tenant
+        self.names = tuple(sorted(keys))
 
     @classmethod
-    def from_row(cls, all_channels: int | None, channels: str | None) -> Scope:
+    def from_row(cls, all_channels: int | None, channels: str | None, domain: Any = None) -> Scope:
         """From the columns `all_channels` and `channels` (a JSON list) of an account row."""
         try:
             names = json.loads(channels) if channels else []
@@ -60,37 +66,65 @@ class Scope:
             names = []  # unreadable binding: nothing (fail closed)
         if not isinstance(names, list):
             names = []
-        return cls(bool(all_channels), [n for n in names if isinstance(n, str)])
+        return cls(bool(all_channels), [n for n in names if isinstance(n, str)], domain)
+
+    def finite(self) -> tuple[str, ...] | None:
+        """The channels reachable when they are a closed list; None when open-ended (all channels, or
+        all of the default tenant's: every channel but the other tenants')."""
+        if not self.all:
+            return self.names
+        if self.domain is not None and self.domain.own is not None:
+            return self.domain.own
+        return None
 
     def allows(self, channel: str | None) -> bool:
+        if channel is None:
+            return self.all and (self.domain is None or self.domain.own is None)
+        if self.domain is not None and not self.domain.contains(channel):
+            return False
         if self.all:
             return True
-        return channel is not None and channel_name(channel) in self.names
+        return channel_name(channel) in self.names
 
     @property
     def none(self) -> bool:
-        return not self.all and not self.names
+        return self.finite() == ()
+
+    @property
+    def only(self) -> str | None:
+        """The one channel reachable, when there is exactly one (where a request naming none goes)."""
+        f = self.finite()
+        return f[0] if f is not None and len(f) == 1 else None
 
     def sql(self, column: str) -> tuple[str, tuple[str, ...]]:
         """A WHERE condition limiting `column` to this scope (chkey() is registered by the ledger, so
         rows written before names were normalised compare the same way)."""
-        if self.all:
-            return "1 = 1", ()  # portable: PostgreSQL wants a boolean, not 1
-        if not self.names:
+        f = self.finite()
+        if f is None:
+            others = self.domain.others if self.domain is not None else ()
+            if not others:
+                return "1 = 1", ()  # portable: PostgreSQL wants a boolean, not 1
+            return f"chkey({column}) NOT IN ({','.join('?' * len(others))})", tuple(others)
+        if not f:
             return "1 = 0", ()
-        return f"chkey({column}) IN ({','.join('?' * len(self.names))})", self.names
+        return f"chkey({column}) IN ({','.join('?' * len(f))})", f
 
     def to_json(self) -> str:
         return json.dumps(list(self.names), ensure_ascii=False)
 
+    def _tenant(self) -> str:
+        d = self.domain
+        return f" of tenant {d.tenant}" if d is not None and not d.unrestricted else ""
+
     def describe(self) -> str:
         if self.all:
-            return "all channels"
+            return "all channels" + self._tenant()
         return ",".join(self.names) if self.names else "(none)"
 
     def describe_ja(self) -> str:
         if self.all:
-            return "すべてのチャネル"
+            d = self.domain
+            return "すべてのチャネル" + (f"（{d.tenant}）" if d is not None and not d.unrestricted else "")
         return "、".join(self.names) if self.names else "（未割り当て）"
 
     def __repr__(self) -> str:

@@ -10,6 +10,10 @@
   user channels --name NAME (--channels A,B | --all-channels | --none)
   user list | passwd --name NAME | disable --name NAME | enable --name NAME | unlock --name NAME
                 (the positional NAME of earlier versions still works, with a note)
+  tenant create NAME --channels A,B [--display-name TEXT]   (security cloud: a municipality owning channels)
+  tenant list [--json] | disable NAME | enable NAME | channels NAME --channels A,B
+  (every command takes --database postgresql://... for the shared ledger; user add and apikey create
+   take --tenant NAME: the account or key belongs to that municipality and reaches only its channels)
   originals legacy --data-dir DIR [--remove] [--json]
                 originals that older versions copied into shared delivery folders (and removing them)
 
@@ -28,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import apikeys, clock, users
+from . import apikeys, clock, tenants, users
 from .channels import Scope, parse_list
 from .ledger import Ledger
 
@@ -72,6 +76,7 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
                                   " stdout; only its hash is kept.")
     dd(c)
     c.add_argument("--client", required=True, help="name of the form system / client")
+    _tenant_arg(c)
     _scope_args(c)
     c.set_defaults(func=cmd_apikey_create)
     kc = ks.add_parser("channels", help="bind a key to channels (what it may submit to and read)")
@@ -101,6 +106,7 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--name", required=True, help="login name")
     a.add_argument("--role", required=True, choices=users.ROLES)
     a.add_argument("--display-name", default="", help="name shown in the console (e.g. 山田 花子)")
+    _tenant_arg(a)
     _scope_args(a)
     a.set_defaults(func=cmd_user_add)
     uc = us.add_parser("channels", help="bind an account to channels (what it may see and request)")
@@ -122,6 +128,38 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--name", help="login name (as in `user add --name`)")
         p.add_argument("old_name", nargs="?", metavar="NAME", help=argparse.SUPPRESS)  # before --name existed
         p.set_defaults(func=_named(func, name))
+
+    t = sub.add_parser("tenant", help="municipalities of a security cloud (tenants owning channels)",
+                       formatter_class=raw,
+                       description="Tenants: a municipality owning channels. Its accounts and API keys (user add /"
+                                   " apikey create --tenant NAME) reach only its channels. Channels no tenant owns,"
+                                   " and accounts and keys without --tenant, are the default tenant's.",
+                       epilog="examples:\n  .venv/bin/transfer-agent tenant create naha --channels naha-kokuho,naha-zeimu"
+                              " --display-name 那覇市 --database postgresql://cdr@db:5432/cdr\n"
+                              "  .venv/bin/transfer-agent tenant list --database postgresql://cdr@db:5432/cdr\n"
+                              "  .venv/bin/transfer-agent tenant disable naha --database postgresql://cdr@db:5432/cdr")
+    ts = t.add_subparsers(dest="tenant_command", required=True)
+    tc = ts.add_parser("create", help="a new tenant owning channels")
+    dd(tc)
+    tc.add_argument("name", metavar="NAME", help="short name, e.g. naha (letters, digits, ._-)")
+    tc.add_argument("--channels", required=True, metavar="A,B", help="the channels it owns (no other tenant's)")
+    tc.add_argument("--display-name", default="", help="e.g. 那覇市")
+    tc.set_defaults(func=cmd_tenant_create)
+    tl = ts.add_parser("list", help="list tenants with their channels, accounts and keys")
+    dd(tl)
+    tl.add_argument("--json", action="store_true")
+    tl.set_defaults(func=cmd_tenant_list)
+    for name, helptext in (("disable", "disable a tenant: its sessions end; logins, keys and upload links refused"),
+                           ("enable", "enable a disabled tenant")):
+        p = ts.add_parser(name, help=helptext)
+        dd(p)
+        p.add_argument("name", metavar="NAME")
+        p.set_defaults(func=cmd_tenant_disable if name == "disable" else cmd_tenant_enable)
+    tch = ts.add_parser("channels", help="set the channels a tenant owns (those left return to the default tenant)")
+    dd(tch)
+    tch.add_argument("name", metavar="NAME")
+    tch.add_argument("--channels", required=True, metavar="A,B")
+    tch.set_defaults(func=cmd_tenant_channels)
 
     o = sub.add_parser("originals", help="released originals")
     os_ = o.add_subparsers(dest="originals_command", required=True)
@@ -156,6 +194,11 @@ def _scope_args(p: argparse.ArgumentParser, change: bool = False) -> None:
         g.add_argument("--none", action="store_true", help="no channel at all")
 
 
+def _tenant_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tenant", metavar="NAME", help="the municipality (tenant) it belongs to; default: the"
+                   " default tenant (a prefecture administrator belongs to none)")
+
+
 def _scope(args: argparse.Namespace) -> Scope:
     if args.all_channels:
         return Scope(True)
@@ -173,7 +216,7 @@ def _fail(msg: str) -> int:
 def cmd_apikey_create(args: argparse.Namespace) -> int:
     ledger = _open(args)
     try:
-        row, key = apikeys.create_key(ledger, args.client, scope=_scope(args))
+        row, key = apikeys.create_key(ledger, args.client, scope=_scope(args), tenant=args.tenant)
     except ValueError as exc:
         return _fail(str(exc))
     finally:
@@ -237,19 +280,24 @@ def _print_list(args: argparse.Namespace, rows: list[dict[str, Any]], layout: st
 
 
 def cmd_apikey_list(args: argparse.Namespace) -> int:
-    ledger = _open(args)
-    rows = apikeys.list_keys(ledger)
-    ledger.close()
 
     def cells(r: dict[str, Any]) -> tuple[Any, ...]:
         status = f"revoked {_ts(r['revoked_at'])}" if r["revoked_at"] else "active"
         return (r["id"], r["prefix"], r["client"], _ts(r["created_at"]), _ts(r["last_used"]), status,
-                r["scope"])
+                r["tenant"], r["scope"])
 
-    for r in rows:
-        r["scope"] = Scope.from_row(r.pop("all_channels"), r.pop("channels")).describe()
-    return _print_list(args, rows, "{:>4}  {:<10} {:<24} {:<17} {:<17} {:<8} {}",
-                       ("id", "prefix", "client", "created", "last used", "status", "channels"), cells)
+    ledger = _open(args)
+    try:
+        rows = apikeys.list_keys(ledger)
+        for r in rows:
+            r["scope"] = apikeys.key_scope(ledger, r).describe()
+            r["tenant"] = tenants.tenant_name(r["tenant"])
+            r.pop("all_channels")
+            r.pop("channels")
+    finally:
+        ledger.close()
+    return _print_list(args, rows, "{:>4}  {:<10} {:<24} {:<17} {:<17} {:<8} {:<12} {}",
+                       ("id", "prefix", "client", "created", "last used", "status", "tenant", "channels"), cells)
 
 
 def cmd_apikey_revoke(args: argparse.Namespace) -> int:
@@ -269,7 +317,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     try:
         pw = _read_password()
         scope = _scope(args)
-        u = users.add_user(ledger, args.name, args.role, pw, args.display_name, scope=scope)
+        u = users.add_user(ledger, args.name, args.role, pw, args.display_name, scope=scope, tenant=args.tenant)
     except ValueError as exc:
         return _fail(str(exc))
     finally:
@@ -294,13 +342,13 @@ def cmd_user_list(args: argparse.Namespace) -> int:
         status = "disabled" if r["disabled"] else "active"
         if r["locked_addresses"]:
             status += f", locked ({r['locked_addresses']} address{'es' if r['locked_addresses'] > 1 else ''})"
-        return r["id"], r["name"], r["role"], _ts(r["last_login"]), r["scope"], status
+        return r["id"], r["name"], r["role"], _ts(r["last_login"]), r["scope"], status, r["tenant"] or "-"
 
     for r in rows:
         r.pop("all_channels", None)
         r.pop("channels", None)
-    return _print_list(args, rows, "{:>4}  {:<20} {:<9} {:<17} {:<24} {}",
-                       ("id", "name", "role", "last login", "channels", "status"), cells)
+    return _print_list(args, rows, "{:>4}  {:<20} {:<10} {:<17} {:<24} {:<15} {}",
+                       ("id", "name", "role", "last login", "channels", "status", "tenant"), cells)
 
 
 def _user_op(args: argparse.Namespace, op) -> int:  # noqa: ANN001
@@ -341,3 +389,64 @@ def cmd_originals_legacy(args: argparse.Namespace) -> int:
         ledger.close()
     return _print_list(args, rows, "{:>7}  {:>6}  {:<11} {}", ("request", "job", "state", "path"),
                        lambda r: (r["request_id"], r["job_id"], r["state"], r["path"]))
+
+
+def cmd_tenant_create(args: argparse.Namespace) -> int:
+    names = parse_list(args.channels)
+    if not names:
+        return _fail("--channels: give at least one channel name")
+    ledger = _open(args)
+    try:
+        name = tenants.create(ledger, args.name, names, args.display_name)
+    except ValueError as exc:
+        return _fail(str(exc))
+    finally:
+        ledger.close()
+    print(f"tenant {name} created (channels: {','.join(names)}); add its accounts and keys with"
+          f" `user add --tenant {name}` and `apikey create --tenant {name}`")
+    return 0
+
+
+def cmd_tenant_list(args: argparse.Namespace) -> int:
+    ledger = _open(args)
+    try:
+        rows = tenants.list_tenants(ledger)
+    finally:
+        ledger.close()
+
+    def cells(r: dict[str, Any]) -> tuple[Any, ...]:
+        chans = "(every channel no other tenant owns)" if r["channels"] is None else ",".join(r["channels"]) or "(none)"
+        status = f"disabled {_ts(r['disabled_at'])}" if r["disabled_at"] else "active"
+        return r["name"], r["display_name"] or "-", status, r["users"], r["api_keys"], chans
+
+    return _print_list(args, rows, "{:<16} {:<16} {:<24} {:>5} {:>5}  {}",
+                       ("tenant", "display name", "status", "users", "keys", "channels"), cells)
+
+
+def _tenant_op(args: argparse.Namespace, op: Callable[[Ledger], Any], done: str) -> int:
+    ledger = _open(args)
+    try:
+        op(ledger)
+    except ValueError as exc:
+        return _fail(str(exc))
+    finally:
+        ledger.close()
+    print(done)
+    return 0
+
+
+def cmd_tenant_disable(args: argparse.Namespace) -> int:
+    return _tenant_op(args, lambda lg: tenants.set_disabled(lg, args.name, True),
+                      f"tenant {tenants.tenant_name(args.name)} disabled: its sessions ended; its logins, API keys"
+                      " and upload links are refused")
+
+
+def cmd_tenant_enable(args: argparse.Namespace) -> int:
+    return _tenant_op(args, lambda lg: tenants.set_disabled(lg, args.name, False),
+                      f"tenant {tenants.tenant_name(args.name)} enabled")
+
+
+def cmd_tenant_channels(args: argparse.Namespace) -> int:
+    names = parse_list(args.channels)
+    return _tenant_op(args, lambda lg: tenants.set_channels(lg, args.name, names),
+                      f"tenant {tenants.tenant_name(args.name)}: {','.join(names) or '(none)'}")

@@ -183,7 +183,13 @@ def by_token(ledger: Any, token: str) -> UploadRequest | None:
     if not valid_token(token):
         return None
     row = ledger.one("SELECT * FROM upload_requests WHERE token_hash = ?", (token_hash(token),))
-    return UploadRequest.from_row(row) if row is not None else None
+    if row is None:
+        return None
+    from . import tenants
+
+    if tenants.domain(ledger, tenants.owner(ledger, row["channel"])).disabled:
+        return None  # its town's tenant is disabled: the link answers as one that does not exist
+    return UploadRequest.from_row(row)
 
 
 def revoke(ledger: Any, rid: str, actor: str) -> bool:

@@ -1,6 +1,7 @@
 """Prometheus metrics, in a registry of their own (one per service instance)."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 - re-exported
@@ -43,3 +44,43 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_KEEP_UNSCOPED = ("transfer_component_up",)  # health only: no volumes, no names
+
+
+def _unescape(v: str) -> str:
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), v)
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def per_tenant(text: bytes, owner: Callable[[str], str], allows: Callable[[str], bool] | None = None) -> bytes:
+    """The exposition text with a `tenant` label on every series that has a `channel` label (so that
+    `sum by (tenant)` gives each municipality's figures). With `allows` (one tenant's or one key's view),
+    only the series of channels it allows are kept, plus component health: appliance-wide volumes
+    (queue depth, quarantine bytes, latency of everyone's files) are the prefecture's."""
+    out = []
+    for line in text.decode("utf-8").splitlines():
+        if not line or line.startswith("#"):
+            out.append(line)
+            continue
+        name, brace, rest = line.partition("{")
+        if not brace:
+            if allows is None or name.split(" ")[0] in _KEEP_UNSCOPED:
+                out.append(line)
+            continue
+        labels, _, value = rest.rpartition("}")
+        found = dict((k, _unescape(v)) for k, v in _LABEL.findall(labels))
+        if "channel" not in found:
+            if allows is None or name in _KEEP_UNSCOPED:
+                out.append(line)
+            continue
+        channel = found["channel"]
+        if allows is not None and not allows(channel):
+            continue
+        out.append(f'{name}{{{labels},tenant="{_escape(owner(channel))}"}}{value}')
+    return ("\n".join(out) + "\n").encode("utf-8")

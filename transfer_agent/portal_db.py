@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import db, exchange, schema  # noqa: F401 - exchange registers upload_requests
+from . import db, exchange, schema, tenants  # noqa: F401 - exchange, tenants register their tables
 
 PORTAL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS console_users (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     name         TEXT NOT NULL UNIQUE,
     display_name TEXT NOT NULL DEFAULT '',
-    role         TEXT NOT NULL,           -- clerk | approver | admin
+    role         TEXT NOT NULL,           -- clerk | approver | admin | prefecture
     pw_hash      TEXT NOT NULL,           -- argon2id
     created_at   REAL NOT NULL,
     disabled     INTEGER NOT NULL DEFAULT 0,
@@ -101,8 +101,10 @@ CREATE TABLE IF NOT EXISTS login_failures (
 # existed has none (channels NULL, all_channels 0) and reaches no channel until an admin binds it
 # (`user channels` / `apikey channels`, README "Access by department").
 _ADDED = {
-    "api_keys": (("channels", "TEXT"), ("all_channels", "INTEGER NOT NULL DEFAULT 0")),
-    "console_users": (("channels", "TEXT"), ("all_channels", "INTEGER NOT NULL DEFAULT 0")),
+    # tenant: the municipality (tenants.py) a key or account belongs to; NULL is the default tenant, so
+    # everything written before tenants existed stays where it was.
+    "api_keys": (("channels", "TEXT"), ("all_channels", "INTEGER NOT NULL DEFAULT 0"), ("tenant", "TEXT")),
+    "console_users": (("channels", "TEXT"), ("all_channels", "INTEGER NOT NULL DEFAULT 0"), ("tenant", "TEXT")),
     # part: one attachment of a mail (its index among the report's children) instead of the whole original
     "original_requests": (("expires_at", "REAL"), ("downloads", "INTEGER NOT NULL DEFAULT 0"), ("part", "INTEGER"),
                           ("part_name", "TEXT")),

@@ -112,6 +112,9 @@ def ensure(conn: Any) -> None:
         conn.begin()
         try:
             conn.execute("SELECT pg_advisory_xact_lock(?)", (conn.lock_key("schema"),))
+            # And the write lock every write transaction takes first: DDL (ALTER TABLE, triggers) would
+            # otherwise take table locks in an order of its own and deadlock with a node writing meanwhile.
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (conn.write_lock_key,))
             for b in _BLOCKS.values():
                 for stmt in _statements(b.postgresql):
                     conn.execute(stmt)
@@ -135,4 +138,4 @@ def ensure(conn: Any) -> None:
 
 def _load_all() -> None:
     """The modules that own tables register them on import."""
-    from . import audit, cloud_tasks, ledger, mail_db, portal_db, smtp_relay  # noqa: F401
+    from . import audit, cloud_tasks, ledger, mail_db, portal_db, smtp_relay, tenants  # noqa: F401

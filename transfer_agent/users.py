@@ -5,7 +5,12 @@ does not let anyone log in. Each session has its own CSRF token for the console'
 
 Channels: a clerk or approver sees only the channels it is bound to (`channels`), or all of
 them when an admin said so (`all_channels`); an account bound to nothing sees nothing. Admins
-reach every channel (they set the bindings).
+reach every channel of their tenant (they set the bindings).
+
+Tenants (tenants.py): every account but a prefecture administrator belongs to one municipality
+(`tenant`, NULL for the default tenant) and never reaches a channel of another, whatever its
+binding. A prefecture administrator (role `prefecture`) reaches every tenant's channels and
+manages tenants. A disabled tenant's sessions end and its accounts cannot log in.
 
 Lockout is per account name *and* source address (table login_failures): MAX_FAILURES wrong
 passwords from one address lock that name for that address only, for LOCK_SECONDS, doubling
@@ -21,15 +26,17 @@ import math
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from . import tenants
 from .channels import Scope
 from .ledger import Ledger
 
-ROLES = ("clerk", "approver", "admin")
-ROLE_JA = {"clerk": "担当者", "approver": "承認者", "admin": "管理者"}
+ROLES = ("clerk", "approver", "admin", "prefecture")
+ROLE_JA = {"clerk": "担当者", "approver": "承認者", "admin": "管理者", "prefecture": "県管理者"}
 MAX_FAILURES = 5
 LOCK_SECONDS = 5 * 60
 MAX_LOCK_SECONDS = 4 * 3600
@@ -51,6 +58,12 @@ class User:
     role: str
     display_name: str = ""
     scope: Scope = field(default_factory=lambda: Scope(False))
+    tenant: str = tenants.DEFAULT  # a prefecture administrator's is "" (it belongs to none)
+
+    def has_role(self, roles: tuple[str, ...]) -> bool:
+        """Whether the account may use a page for `roles`: a prefecture administrator may use an admin's
+        (and an approver's) pages, over every tenant."""
+        return self.role in roles or (self.role == "prefecture" and ("admin" in roles or "approver" in roles))
 
     @property
     def role_ja(self) -> str:
@@ -61,13 +74,29 @@ class User:
         return self.display_name or self.name
 
 
-def _scope(role: str, all_channels: int | None, channels: str | None) -> Scope:
-    return Scope(True) if role == "admin" else Scope.from_row(all_channels, channels)
+def _scope(role: str, all_channels: int | None, channels: str | None, domain: tenants.Domain | None = None
+           ) -> Scope:
+    if role == "prefecture":
+        return Scope(True)  # every tenant's channels
+    if role == "admin":
+        return Scope(True, domain=domain)
+    return Scope.from_row(all_channels, channels, domain)
 
 
-def user_scope(row: dict) -> Scope:
-    """The channels of an account row (as `list_users` gives it)."""
-    return _scope(row["role"], row["all_channels"], row["channels"])
+def user_scope(row: dict, domain: tenants.Domain | None = None) -> Scope:
+    """The channels of an account row (as `list_users` gives it), within its tenant's `domain`."""
+    return _scope(row["role"], row["all_channels"], row["channels"], domain)
+
+
+def _user(ledger: Ledger, row: Any) -> User | None:
+    """The account of a row with its scope; None when its tenant is disabled (or unknown)."""
+    if row["role"] == "prefecture":
+        return User(row["id"], row["name"], row["role"], row["display_name"], Scope(True), "")
+    d = tenants.domain(ledger, row["tenant"])
+    if d.disabled:
+        return None
+    return User(row["id"], row["name"], row["role"], row["display_name"],
+                _scope(row["role"], row["all_channels"], row["channels"], d), d.tenant)
 
 
 @dataclass
@@ -89,8 +118,9 @@ def _valid_name(name: str) -> bool:
 
 
 def add_user(ledger: Ledger, name: str, role: str, password: str, display_name: str = "",
-             actor: str = "cli", scope: Scope | None = None) -> User:
-    """A new account. A clerk or approver reaches only the channels of `scope` (default: none)."""
+             actor: str = "cli", scope: Scope | None = None, tenant: str | None = None) -> User:
+    """A new account of `tenant` (None: the default tenant). A clerk or approver reaches only the channels
+    of `scope` (default: none), which must be the tenant's own."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if not _valid_name(name):
@@ -98,26 +128,34 @@ def add_user(ledger: Ledger, name: str, role: str, password: str, display_name: 
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"password must have at least {MIN_PASSWORD} characters")
     scope = scope or Scope(False)
+    if role == "prefecture" and tenant:
+        raise ValueError("a prefecture administrator belongs to no tenant (leave out --tenant)")
+    key = None if role == "prefecture" or tenants.tenant_name(tenant) == tenants.DEFAULT else tenants.tenant_name(tenant)
     pw_hash = _ph.hash(password)
     with ledger.tx() as t:
+        d = tenants.check_binding(t, key, scope.names) if role != "prefecture" else None
         if t.execute("SELECT 1 FROM console_users WHERE name = ?", (name,)).fetchone():
             raise ValueError(f"user {name!r} exists")
         cur = t.execute("INSERT INTO console_users(name, display_name, role, pw_hash, created_at, channels,"
-                        " all_channels) VALUES (?,?,?,?,?,?,?)",
-                        (name, display_name, role, pw_hash, time.time(), scope.to_json(), int(scope.all)))
+                        " all_channels, tenant) VALUES (?,?,?,?,?,?,?,?)",
+                        (name, display_name, role, pw_hash, time.time(), scope.to_json(), int(scope.all), key))
         uid = int(cur.lastrowid)
         t.audit("user.added", {"user_id": uid, "name": name, "role": role, "channels": list(scope.names),
-                               "all_channels": scope.all}, actor=actor)
-    return User(uid, name, role, display_name, _scope(role, int(scope.all), scope.to_json()))
+                               "all_channels": scope.all, "tenant": key or tenants.DEFAULT}, actor=actor)
+    return User(uid, name, role, display_name, _scope(role, int(scope.all), scope.to_json(), d),
+                "" if role == "prefecture" else (key or tenants.DEFAULT))
 
 
 def set_channels(ledger: Ledger, name: str, scope: Scope, actor: str = "cli") -> None:
     """Bind an account to `scope` (takes effect at its next page: sessions read the binding each time)."""
     with ledger.tx() as t:
-        cur = t.execute("UPDATE console_users SET channels = ?, all_channels = ? WHERE name = ?",
-                        (scope.to_json(), int(scope.all), name))
-        if cur.rowcount != 1:
+        row = t.execute("SELECT tenant, role FROM console_users WHERE name = ?", (name,)).fetchone()
+        if row is None:
             raise ValueError(f"no user {name!r}")
+        if row["role"] != "prefecture":
+            tenants.check_binding(t, row["tenant"], scope.names)
+        t.execute("UPDATE console_users SET channels = ?, all_channels = ? WHERE name = ?",
+                  (scope.to_json(), int(scope.all), name))
         t.audit("user.channels", {"name": name, "channels": list(scope.names), "all_channels": scope.all},
                 actor=actor)
 
@@ -128,11 +166,14 @@ def list_users(ledger: Ledger) -> list[dict]:
     for r in ledger.query("SELECT name, COUNT(*) FROM login_failures WHERE locked_until > ? GROUP BY name", (now,)):
         locked[r[0]] = r[1]
     out = []
+    domains: dict[str, tenants.Domain] = {}
     for r in ledger.query("SELECT id, name, display_name, role, created_at, disabled, last_login, channels,"
-                          " all_channels FROM console_users ORDER BY id"):
+                          " all_channels, tenant FROM console_users ORDER BY id"):
         d = dict(r)
+        d["tenant"] = "" if d["role"] == "prefecture" else tenants.tenant_name(d["tenant"])
         d["locked_addresses"] = locked.get(d["name"], 0)
-        d["scope"] = _scope(d["role"], d["all_channels"], d["channels"]).describe()
+        dom = domains.setdefault(d["tenant"], tenants.domain(ledger, d["tenant"])) if d["tenant"] else None
+        d["scope"] = _scope(d["role"], d["all_channels"], d["channels"], dom).describe()
         out.append(d)
     return out
 
@@ -259,15 +300,17 @@ def login(ledger: Ledger, name: str, password: str, client: str = "") -> tuple[s
     th = _token_hash(token)
     with ledger.tx() as t:
         # A parallel guess may have locked (or an admin disabled) the account while we verified.
-        cur = t.execute("SELECT disabled FROM console_users WHERE id = ?", (row["id"],)).fetchone()
+        cur = t.execute("SELECT disabled, role, tenant FROM console_users WHERE id = ?", (row["id"],)).fetchone()
         lf = t.execute("SELECT locked_until FROM login_failures WHERE name = ? AND client = ?",
                        (name, client)).fetchone()
         if lf is not None and lf["locked_until"] and lf["locked_until"] > now:
             t.audit("console.login_failed", {"name": name, "why": "locked", "client": client}, actor=name)
             refusal = LoginError(_locked_msg(lf["locked_until"], now), locked=True)
-        elif cur is None or cur["disabled"]:
+        elif cur is None or cur["disabled"] or (cur["role"] != "prefecture"
+                                                and tenants.domain(t, cur["tenant"]).disabled):
             # Said only to someone who knows the password: it does not reveal the account to guessers.
-            t.execute("UPDATE login_failures SET failures = MAX(failures - 1, 0) WHERE name = ? AND client = ?",
+            t.execute("UPDATE login_failures SET failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END"
+                      " WHERE name = ? AND client = ?",
                       (name, client))
             t.audit("console.login_failed", {"name": name, "why": "disabled", "client": client}, actor=name)
             refusal = LoginError("このアカウントは無効になっています。管理者に連絡してください")
@@ -282,8 +325,10 @@ def login(ledger: Ledger, name: str, password: str, client: str = "") -> tuple[s
             t.audit("console.login", {"name": name, "role": row["role"], "client": client}, actor=name)
     if refusal is not None:
         raise refusal
-    user = User(row["id"], row["name"], row["role"], row["display_name"],
-                _scope(row["role"], row["all_channels"], row["channels"]))
+    user = _user(ledger, row)
+    if user is None:  # its tenant was disabled meanwhile
+        logout(ledger, Session(User(row["id"], row["name"], row["role"]), csrf, th))
+        raise LoginError("このアカウントは無効になっています。管理者に連絡してください")
     return token, Session(user, csrf, th)
 
 
@@ -294,14 +339,16 @@ def session_for(ledger: Ledger, token: str | None) -> Session | None:
     th = _token_hash(token)
     row = ledger.one(
         "SELECT s.csrf, s.expires_at, s.last_seen, u.id, u.name, u.role, u.display_name, u.disabled,"
-        " u.channels, u.all_channels FROM console_sessions s JOIN console_users u ON u.id = s.user_id WHERE s.token_hash = ?", (th,))
+        " u.channels, u.all_channels, u.tenant FROM console_sessions s JOIN console_users u ON u.id = s.user_id"
+        " WHERE s.token_hash = ?", (th,))
     if row is None or row["disabled"] or row["expires_at"] < now or row["last_seen"] < now - IDLE_SECONDS:
         return None
     if now - row["last_seen"] > 60:  # keep writes rare
         with ledger.tx() as t:
             t.execute("UPDATE console_sessions SET last_seen = ? WHERE token_hash = ?", (now, th))
-    user = User(row["id"], row["name"], row["role"], row["display_name"],
-                _scope(row["role"], row["all_channels"], row["channels"]))
+    user = _user(ledger, row)  # the tenant's channels as they are now; None once it is disabled
+    if user is None:
+        return None
     return Session(user, row["csrf"], th)
 
 

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cdr.policy import Policy, load_policy
 
-from .. import apikeys, clock, threat_labels, users
+from .. import apikeys, clock, tenants, threat_labels, users
 from ..bundles import field_text
 from ..channels import Scope, channel_name
 from ..files import clean_name, fit_name
@@ -190,7 +190,7 @@ class Console:
     # ---------------------------------------------------------------- helpers
     def render(self, request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         sess = getattr(request.state, "session", None)
-        if sess is not None and sess.user.role in ("approver", "admin"):
+        if sess is not None and sess.user.has_role(("approver", "admin")):
             cond, names = sess.user.scope.sql("j.channel")
             ctx.setdefault("pending_count", self.ledger.one(
                 "SELECT COUNT(*) FROM original_requests r JOIN jobs j ON j.id = r.job_id WHERE r.status = 'pending'"
@@ -204,7 +204,7 @@ class Console:
             nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise _Redirect("/login?" + urlencode({"next": nxt}))
         request.state.session = sess
-        if sess.user.role not in roles:
+        if not sess.user.has_role(roles):
             raise _Denied(403, "この画面を表示する権限がありません")
         return sess
 
@@ -217,6 +217,23 @@ class Console:
         if not hmac.compare_digest(token.encode(), sess.csrf.encode()):
             raise _Denied(403, "画面の有効期限が切れました。もう一度操作してください（CSRF）")
         return {k: str(v) for k, v in form.items()}
+
+    def manages(self, admin: users.User, tenant: str) -> bool:
+        """Whether `admin` administers accounts and keys of `tenant` ("" for a prefecture administrator)."""
+        return admin.role == "prefecture" or (tenant != "" and tenant == admin.tenant)
+
+    def audit_rows(self, admin: users.User, limit: int = 30) -> list[Any]:
+        """The newest audit rows an admin may read: all of them on a single-tenant appliance or for the
+        prefecture; for a municipality's admin, those its own accounts made or about its own channels' jobs."""
+        scope = admin.scope
+        base = "SELECT seq, ts, event, actor, job_id, data FROM audit"
+        if admin.role == "prefecture" or scope.domain is None or scope.domain.unrestricted:
+            return self.ledger.query(base + " ORDER BY seq DESC LIMIT ?", (limit,))
+        names = [u["name"] for u in users.list_users(self.ledger) if u["tenant"] == admin.tenant]
+        cond, chans = scope.sql("j.channel")
+        by_actor = f"actor IN ({','.join('?' * len(names))}) OR " if names else ""
+        return self.ledger.query(base + f" WHERE {by_actor}job_id IN (SELECT j.id FROM jobs j WHERE {cond})"
+                                 " ORDER BY seq DESC LIMIT ?", (*names, *chans, limit))
 
     def job(self, job_id: int, scope: Scope) -> Any:
         """A job of a channel within `scope`; another channel's is answered exactly like a missing one."""
@@ -597,7 +614,7 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
     @app.get("/")
     def home(request: Request) -> Response:
         sess = con.session(request)
-        target = {"approver": "/approvals", "admin": "/admin"}.get(sess.user.role, "/deliveries")
+        target = {"approver": "/approvals", "admin": "/admin", "prefecture": "/admin"}.get(sess.user.role, "/deliveries")
         return RedirectResponse(target, status_code=303)
 
     # ------------------------------------------------------------ clerk views
@@ -770,18 +787,26 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
     def admin(request: Request) -> Response:
         sess = con.session(request, ("admin",))
         now = time.time()
-        accounts = [{**u, "scope_ja": users.user_scope(u).describe_ja()} for u in users.list_users(con.ledger)]
-        keys = [{**k, "scope_ja": Scope.from_row(k["all_channels"], k["channels"]).describe_ja()}
-                for k in apikeys.list_keys(con.ledger)]
-        return con.render(request, "admin.html", users=accounts, keys=keys,
-                          now=now, roles=users.ROLE_JA, msg=_flash(request, sess),
-                          audit=con.ledger.query("SELECT seq, ts, event, actor, job_id, data FROM audit"
-                                                 " ORDER BY seq DESC LIMIT 30"))
+        # A municipality's admin sees its own tenant's accounts, keys and audit rows; the prefecture's all.
+        accounts = [{**u, "scope_ja": users.user_scope(u, tenants.domain(con.ledger, u["tenant"]) if u["tenant"]
+                                                       else None).describe_ja()}
+                    for u in users.list_users(con.ledger) if con.manages(sess.user, u["tenant"])]
+        keys = [{**k, "tenant": tenants.tenant_name(k["tenant"]),
+                 "scope_ja": apikeys.key_scope(con.ledger, k).describe_ja()}
+                for k in apikeys.list_keys(con.ledger) if con.manages(sess.user, tenants.tenant_name(k["tenant"]))]
+        prefecture = sess.user.role == "prefecture"
+        return con.render(request, "admin.html", users=accounts, keys=keys, prefecture=prefecture,
+                          tenants=tenants.list_tenants(con.ledger) if prefecture else [],
+                          now=now, roles=users.ROLE_JA, msg=_flash(request, sess), audit=con.audit_rows(sess.user))
 
     @app.post("/admin/users/{name}/unlock")
     async def admin_unlock(request: Request, name: str) -> Response:
         sess = con.session(request, ("admin",))
         await con.check_csrf(request, sess)
+        row = con.ledger.one("SELECT role, tenant FROM console_users WHERE name = ?", (name[:64],))
+        if row is None or not con.manages(sess.user, "" if row["role"] == "prefecture"
+                                          else tenants.tenant_name(row["tenant"])):
+            return RedirectResponse(_flash_url("/admin", "no_user"), status_code=303)  # another tenant's: as none
         try:
             await run_in_threadpool(users.unlock, con.ledger, name, sess.user.name)
         except ValueError:

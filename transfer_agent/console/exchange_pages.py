@@ -84,7 +84,7 @@ def register(app: FastAPI, con: Console, cfg: Any) -> None:
     def new_form(request: Request, sess: Any, status: int = 200, error: str | None = None,
                  values: dict[str, str] | None = None) -> HTMLResponse:
         scope = sess.user.scope
-        rows = exchange.list_requests(con.ledger, *(("1 = 1", ()) if scope.all else scope.sql("channel")))
+        rows = exchange.list_requests(con.ledger, *scope.sql("channel"))  # within the tenant, too
         return con.render(request, "exchange.html", status=status, error=error, values=values or {},
                           channels=[(c, cfg.channel_label(c)) for c in _channels(con, cfg, scope)],
                           forms=sorted(cfg.forms.values(), key=lambda f: (not f.builtin, f.name)),
