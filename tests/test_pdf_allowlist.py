@@ -266,3 +266,20 @@ def test_tables_are_well_formed():
             assert child is None or child == "*" or child.split(":")[-1] in (
                 *allowlist.TABLES, "Pages", "PageNode", "Page", "Annot", "Field", "Font", "XObject", "Action",
                 "OpenAction", "Dest", "APState", "Form"), (key, child)
+
+
+def test_damaged_names_neither_block_nor_stay(tmp_path):
+    """Keys and names that are not UTF-8 (pikepdf cannot hand them over) go without blocking the file, and a
+    name a lenient tokenizer ends early (/Win!nsiEncoding read as /Win) is judged by that head too."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [] /DA null >> >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /F#e9x 1 /Tabs /A#94"
+            b" /Resources << /Font << /F1 4 0 R >> >> >>",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /Win!nsiEncoding >>"]
+    src = tmp_path / "names.pdf"
+    src.write_bytes(_raw_pdf(objs))
+    res = process(src, src.name, tmp_path / "out", _policy())
+    assert res.verdict == "sanitized", (res.reason, res.threats)
+    (unknown,) = [t for t in res.threats if t.id == "pdf.unknown_key"]
+    assert "undecodable key or name" in unknown.detail and "Font /Encoding" in unknown.detail
+    assert oracle.scan_file(Path(res.output)) == []

@@ -101,8 +101,8 @@ def _filters(s: Any) -> list[str]:
     if f is None:
         return []
     if isinstance(f, pikepdf.Array):
-        return [str(x) for x in f]
-    return [str(f)]
+        return [allowlist.name_str(x) for x in f]
+    return [allowlist.name_str(f)]
 
 
 def _inflate_layers(raw: bytes, layers: int, limit: int) -> int:
@@ -339,8 +339,8 @@ def _labels(pdf: pikepdf.Pdf) -> dict[tuple[int, int], str]:
         if isinstance(annots, pikepdf.Array):
             for j, a in enumerate(annots, 1):
                 if isinstance(a, pikepdf.Dictionary) and a.is_indirect:
-                    sub = a.get("/Subtype")
-                    labels[a.objgen] = f"page {i} annotation {j}" + (f" ({str(sub)[1:]})" if sub else "")
+                    sub = allowlist.name_str(a.get("/Subtype")) if isinstance(a.get("/Subtype"), Name) else ""
+                    labels[a.objgen] = f"page {i} annotation {j}" + (f" ({sub[1:]})" if sub else "")
     return labels
 
 
@@ -470,7 +470,7 @@ def _copy_catalog(pdf: pikepdf.Pdf, new: pikepdf.Pdf, o: dict[str, Any], att: _A
             if key == "/XFA":
                 threats.append(Threat("pdf.xfa", "document catalog /AcroForm /XFA", "removed",
                                       "XFA form (fields and values kept as AcroForm)"))
-            elif key != "/SigFlags":
+            elif key != "/SigFlags" and value is not None:  # a null entry is no entry
                 acro[key] = _foreign(new, value)
         new.Root.AcroForm = acro
     return threats

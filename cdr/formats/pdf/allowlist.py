@@ -14,6 +14,7 @@ Names are compared as pikepdf gives them, i.e. after #xx decoding.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -145,9 +146,44 @@ DENY_KEYS = {"/JS", "/JavaScript", "/AA", "/OpenAction", "/URI", "/Win", "/Mac",
              "/RichMediaContent", "/RichMediaSettings", "/XFA", "/RF", "/Movie", "/Sound", "/3DD", "/ImportData",
              "/SubmitForm", "/Renditions", "/AlternatePresentations"}
 DENY_NAMES = set(ACTION_THREATS) | RICH_SUBTYPES | {"/RichMediaContent", "/RichMediaSettings", "/Win", "/Mac",
-                                                    "/Unix"}
+                                                    "/Unix", "/JS", "/AA", "/XFA"}
+_FILE_NAMES = {"/EmbeddedFile", "/EmbeddedFiles"}  # names of attachments, where the policy drops them
 # Dropped keys that stand for active content make the unknown-key finding a removal, not a note.
 ACTIVE_KEYS = DENY_KEYS | {"/A", "/PA", "/Dest", "/EF", "/EmbeddedFiles", "/FS"}
+
+
+_BAD = object()
+
+
+def _get(d: Any, key: str) -> Any:
+    """d[key], or _BAD for a key or name value whose bytes are not UTF-8 (pikepdf cannot hand them over)."""
+    try:
+        return d.get(key)
+    except (TypeError, ValueError, UnicodeError):
+        return _BAD
+
+
+def name_str(v: Any) -> str:
+    """A name as text; "" for one that is not UTF-8 (it is none of the names the tables know)."""
+    try:
+        return str(v)
+    except (UnicodeError, ValueError):
+        return ""
+
+
+_IRREGULAR = re.compile(r"[^A-Za-z0-9#._+\-]")
+
+
+def _denied(name: str, deny: set[str]) -> bool:
+    """Whether a name is, or starts as, one of `deny`: a lenient tokenizer ends a name at the first character
+    outside the usual ones (/Win!nsiEncoding read as /Win), so the part before it counts too."""
+    if name in deny:
+        return True
+    m = _IRREGULAR.search(name, 1)
+    if m is None:
+        return False
+    head = re.sub(r"#([0-9A-Fa-f]{2})", lambda x: chr(int(x.group(1), 16)), name[:m.start()])
+    return head in deny
 
 
 def _kind(v: Any) -> str:
@@ -184,6 +220,7 @@ class AllowList:
         self._stack: list[tuple[Any, str, str]] = []
         self._classifier = Walker(pdf, links=links, embedded=embedded, fix=False)
         self._flat = 0
+        self.deny = DENY_NAMES | _FILE_NAMES if embedded == "drop" else DENY_NAMES
         self._wrapped: set[tuple[int, int]] = set()
 
     # -- reporting --
@@ -208,6 +245,11 @@ class AllowList:
         self.unknown[f"{typ} {key}"] += 1
         if key in ACTIVE_KEYS:
             self.active_unknown = True
+
+    def _undecodable(self, d: Any, key: str) -> None:
+        del d[key]
+        self.unknown["undecodable key or name"] += 1
+        self.active_unknown = True
 
     def _why(self, d: Any, key: str, v: Any) -> tuple[str, str] | None:
         if key in ("/AA", "/JS", "/JavaScript", "/XFA", "/RF", "/Renditions", "/AlternatePresentations"):
@@ -258,15 +300,15 @@ class AllowList:
         if typ == "PageNode":
             return PAGES if d.get("/Type") == Name.Pages else PAGE
         if typ == "Annot":
-            return ANNOTS.get(str(d.get("/Subtype")), ANNOT)
+            return ANNOTS.get(name_str(d.get("/Subtype")), ANNOT)
         if typ == "Field":
             return ANNOTS["/Widget"] if d.get("/Subtype") == Name.Widget else FIELD
         if typ == "Font":
-            return FONTS.get(str(d.get("/Subtype")), FONT_ANY)
+            return FONTS.get(name_str(d.get("/Subtype")), FONT_ANY)
         if typ == "XObject":
-            return XOBJECT_SUBTYPES.get(str(d.get("/Subtype")), FORM)
+            return XOBJECT_SUBTYPES.get(name_str(d.get("/Subtype")), FORM)
         if typ == "Action":
-            return ACTIONS.get(str(d.get("/S")), ACTION_BASE)
+            return ACTIONS.get(name_str(d.get("/S")), ACTION_BASE)
         return None  # generic
 
     def _visit(self, obj: Any, typ: str, where: str) -> None:
@@ -293,7 +335,10 @@ class AllowList:
         if typ in ("PageNode", "XObject"):  # as reported: the type the table is for
             typ = "Pages" if table is PAGES else "Page" if table is PAGE else "Image" if table is IMAGE else "Form"
         for key in list(obj.keys()):
-            v = obj.get(key)
+            v = _get(obj, key)
+            if v is _BAD:
+                self._undecodable(obj, key)
+                continue
             k = _kind(v)
             if key == "/Annots" and table is PAGE and k == "a":
                 self._annots(obj, v, where)
@@ -303,7 +348,7 @@ class AllowList:
                 self._drop(obj, key, v, typ, where)
                 continue
             if k == "n":
-                if str(v) in DENY_NAMES and key not in ("/Subtype", "/S"):
+                if _denied(name_str(v), self.deny):
                     self._drop(obj, key, v, typ, where)
                 continue
             child = spec[1]
@@ -333,7 +378,7 @@ class AllowList:
             uri = a.get("/URI")
             return self.links != "drop" and _kind(uri) == "s" and web_uri_ok(uri)
         if s == Name.Named:
-            return str(a.get("/N")) in STANDARD_NAMED
+            return name_str(a.get("/N")) in STANDARD_NAMED
         return False
 
     def _drop_action(self, a: Any, where: str) -> None:
@@ -343,7 +388,7 @@ class AllowList:
         else:
             s = a.get("/S") if a._type_code == ObjectType.dictionary else None
             self._add("pdf.other_action", where,
-                      f"{str(s)[1:]} action (not on the allow-list)" if isinstance(s, Name)
+                      f"{name_str(s)[1:]} action (not on the allow-list)" if isinstance(s, Name)
                       else "action of no known type")
 
     def _array(self, key: str, arr: Any, child: str, where: str) -> None:
@@ -359,9 +404,9 @@ class AllowList:
                 self._push(v, child, f"{where}[{i}]")
             elif k == "a":
                 self._push(v, "*", f"{where}[{i}]")
-            elif k == "n" and str(v) in DENY_NAMES:
+            elif k == "n" and _denied(name_str(v), self.deny):
                 drop.append(i)
-                self.unknown[f"{key} name {v}"] += 1
+                self.unknown[f"{key} name {name_str(v)}"] += 1
         for i in reversed(drop):
             del arr[i]
 
@@ -377,9 +422,12 @@ class AllowList:
     def _map(self, d: Any, child: str, where: str) -> None:
         """Font and XObject resources, destinations by name: any key, values of one type."""
         for key in list(d.keys()):
-            v = d.get(key)
+            v = _get(d, key)
+            if v is _BAD:
+                self._undecodable(d, key)
+                continue
             k = _kind(v)
-            if child == "XObject" and (k != "S" or str(v.get("/Subtype")) not in XOBJECT_SUBTYPES):
+            if child == "XObject" and (k != "S" or name_str(v.get("/Subtype")) not in XOBJECT_SUBTYPES):
                 self._drop(d, key, v, "XObject", where)
             elif child in ("Font", "Form") and k not in ("d", "S"):
                 self._drop(d, key, v, child, where)
@@ -399,7 +447,10 @@ class AllowList:
         child = typ.split(":", 1)[1]
         pairs = "/Nums" if numbers else "/Names"
         for key in list(node.keys()):
-            v = node.get(key)
+            v = _get(node, key)
+            if v is _BAD:
+                self._undecodable(node, key)
+                continue
             if key not in ("/Kids", "/Limits", pairs) or _kind(v) != "a":
                 self._drop(node, key, v, "NameTree", where)
                 continue
@@ -418,9 +469,12 @@ class AllowList:
 
     def _generic(self, d: Any, where: str) -> None:
         for key in list(d.keys()):
-            v = d.get(key)
+            v = _get(d, key)
+            if v is _BAD:
+                self._undecodable(d, key)
+                continue
             k = _kind(v)
-            if key in DENY_KEYS or (k == "n" and str(v) in DENY_NAMES):
+            if _denied(key, DENY_KEYS) or (k == "n" and _denied(name_str(v), self.deny)):
                 self._drop(d, key, v, "dictionary", where)
             elif k in ("d", "S", "a"):
                 if key in ("/A", "/PA", "/Next") and k == "d" and "/S" in v and not self._action_ok(v):
@@ -435,15 +489,15 @@ class AllowList:
             k = _kind(v)
             if k in ("d", "S", "a"):
                 self._push(v, "*", f"{where}[{i}]")
-            elif k == "n" and str(v) in DENY_NAMES:
+            elif k == "n" and _denied(name_str(v), self.deny):
                 drop.append(i)
-                self.unknown[f"array name {v}"] += 1
+                self.unknown[f"array name {name_str(v)}"] += 1
         for i in reversed(drop):
             del a[i]
 
     # -- annotations --
     def _annot_ok(self, a: Any) -> bool:
-        sub = str(a.get("/Subtype"))
+        sub = name_str(a.get("/Subtype"))
         if sub == "/FileAttachment":
             return self.embedded == "sanitize"
         return sub in ANNOTS
@@ -466,10 +520,10 @@ class AllowList:
 
     def _drop_annot(self, page: Any, a: Any, where: str) -> None:
         sub = a.get("/Subtype")
-        shown = f"{str(sub)[1:]} annotation" if isinstance(sub, Name) else "annotation of a damaged or missing type"
+        shown = f"{name_str(sub)[1:]} annotation" if isinstance(sub, Name) and name_str(sub) else "annotation of a damaged or missing type"
         flat = self._flatten(page, a)
         kept = " (its appearance kept as page content)" if flat else ""
-        if str(sub) in RICH_SUBTYPES:
+        if name_str(sub) in RICH_SUBTYPES:
             self._add("pdf.rich_media", where, shown + kept)
         elif sub == Name.FileAttachment:
             self._add("pdf.embedded_file", where, "file attachment annotation")
@@ -481,7 +535,7 @@ class AllowList:
 
     def _flatten(self, page: Any, a: Any) -> bool:
         """Draw the annotation's visible normal appearance into the page, as a reader would show it."""
-        if str(a.get("/Subtype")) in ("/FileAttachment", "/Popup"):
+        if name_str(a.get("/Subtype")) in ("/FileAttachment", "/Popup"):
             return False
         flags = a.get("/F", 0)
         if isinstance(flags, int) and flags & (2 | 32):  # Hidden, NoView

@@ -143,8 +143,11 @@ def web_uri_ok(uri: Any) -> bool:
 
 
 def _name(obj: Any, key: str) -> str | None:
-    v = obj.get(key)
-    return str(v) if isinstance(v, Name) else None
+    try:
+        v = obj.get(key)
+        return str(v) if isinstance(v, Name) else None
+    except (UnicodeError, ValueError, TypeError):  # a name that is not UTF-8 is none of the names we know
+        return "/?"
 
 
 def action_threat(obj: Any, links: str) -> tuple[str, str] | None:
