@@ -338,7 +338,10 @@ def test_console_lists_mails_and_releases_one_original_attachment(mta) -> None:
     assert "kokuho@city.example.lg.jp" in listing and "添付 2 件" in listing
     page, csrf = _csrf(clerk, f"/deliveries/{job['id']}")
     assert 'id="mail-attachments"' in page and "申請書.xlsm" in page and "申請書.xlsx" in page
+    assert re.search(r'<h1[^>]*id="name">✉ 令和6年度 補助金申請書類</h1>', page)  # the subject, as in the list
     assert "SPF pass" in page
+    # Where it went: the recipient's mailbox, not the channel's inbox folder (a mail never lands there).
+    assert "inbox/mail/kokuho@city.example.lg.jp/（メールボックス）" in page and "受信フォルダ:" not in page
     assert clerk.get(f"/deliveries/{job['id']}/files/output").content.startswith(b"Authentication-Results:")
     # The clerk asks for the original workbook (attachment 0), the approver releases it.
     r = clerk.post(f"/deliveries/{job['id']}/request", data={"csrf": csrf, "reason": "マクロの内容を確認したい",

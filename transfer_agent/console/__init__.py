@@ -368,7 +368,18 @@ class Console:
             "dmarc": (auth.get("dmarc") or {}).get("result"), "attachments": atts,
             "needs_password": info.get("needs_password") or [],
             "deceptive_links": info.get("deceptive_links") or [],
+            "where": self._mail_where(job),
         }
+
+    @staticmethod
+    def _mail_where(job: Any) -> str:
+        """Where the mail went, for the clerk: the recipients' mailboxes or the LGWAN mail server (not the
+        channel's inbox folder, where a mail never lands)."""
+        plan = loads(job["plan"]) or {}
+        if plan.get("deliver") == "smtp":
+            return f"LGWAN側のメールサーバー（{plan.get('relay_target') or '—'}）へ転送"
+        folders = list(dict.fromkeys(f["folder"] for f in plan.get("files") or [] if f.get("folder")))
+        return "、".join(f"{d}/（メールボックス）" for d in folders) if folders else ""
 
     def form_only(self, f: dict[str, str], scope: Scope) -> list[Any]:
         """E-applications sent without attachments: no job row, so the file list cannot show them."""
