@@ -108,23 +108,23 @@ class ScratchDatabase:
             _log(f"could not drop the scratch database {self.name}: {exc}")
 
 
-def _queue_consumers(queue: str) -> int:
+def _queue_consumers(url: str, queue: str) -> int:
     from kombu import Connection
 
     try:
-        with Connection(AMQP_URL, connect_timeout=5) as conn:
+        with Connection(url, connect_timeout=5) as conn:
             return int(conn.default_channel.queue_declare(queue=queue, passive=True).consumer_count)
     except Exception:  # noqa: BLE001 - not declared yet
         return -1
 
 
-def _delete_queues(prefix: str) -> None:
+def _delete_queues(url: str, prefix: str) -> None:
     from kombu import Connection
 
     from transfer_agent.cloud_tasks import DEAD_EXCHANGE, DEAD_QUEUE, QUEUE
 
     try:
-        with Connection(AMQP_URL, connect_timeout=5) as conn:
+        with Connection(url, connect_timeout=5) as conn:
             ch = conn.default_channel
             for q in (QUEUE, DEAD_QUEUE):
                 ch.queue_delete(prefix + q)
@@ -176,11 +176,11 @@ class CpuSampler:
 
     Groups: serve (the serve node and its descendants but `cdr.worker`), work (`cdr.worker`
     processes under a serve or worker node), worker_node (a worker node and its other descendants),
-    postgres (backends of `database`, except `exclude` pids), rabbitmq (beam.smp)."""
+    postgres (backends of `database`, except `exclude` pids), rabbitmq (`broker_pids`)."""
 
     def __init__(self, serve_pid: int, worker_pids: list[int], database: str | None, exclude: set[int],
-                 every: float = 0.2) -> None:
-        self.serve_pid, self.worker_pids = serve_pid, worker_pids
+                 broker_pids: list[int], every: float = 0.2) -> None:
+        self.serve_pid, self.worker_pids, self.broker_pids = serve_pid, worker_pids, set(broker_pids)
         self.database, self.exclude, self.every = database, exclude, every
         self.first: dict[int, float] = {}
         self.last: dict[int, float] = {}
@@ -225,7 +225,7 @@ class CpuSampler:
             # "postgres: [CLUSTER: ]USER DATABASE HOST(PORT) STATE" (the scratch database's name is unique)
             if self.database and c.startswith("postgres:") and self.database in c.split():
                 out[pid] = ("postgres", cpu)
-            elif self.database and "beam.smp" in c and "rabbit" in c:
+            elif pid in self.broker_pids:
                 out[pid] = ("rabbitmq", cpu)
         return out
 
@@ -256,13 +256,92 @@ class CpuSampler:
         return totals
 
 
-def beam_rate(seconds: float = 2.0) -> float:
-    """RabbitMQ's CPU seconds per second now (what other users of the shared broker cost)."""
-    pids = rabbitmq_pids()
+def beam_rate(pids: list[int], seconds: float = 2.0) -> float:
+    """RabbitMQ's CPU seconds per second now, at rest (what other users of a shared broker cost)."""
     a = sum((_proc(p) or (0, 0.0))[1] for p in pids)
     time.sleep(seconds)
     b = sum((_proc(p) or (0, 0.0))[1] for p in pids)
     return (b - a) / seconds
+
+
+# --------------------------------------------------------------------------- a broker of our own
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OwnBroker:
+    """A RabbitMQ node of our own on a free loopback port (the machine's rabbitmq-server, run with a
+    private node name, data directory and cookie), so that the broker's CPU is this benchmark's alone;
+    the machine's own broker on 5672 is not touched."""
+
+    def __init__(self, work: Path, timeout: float = 90.0) -> None:
+        d = work / "rabbitmq"
+        d.mkdir(parents=True)
+        port, dist = _free_port(), _free_port()
+        (d / "enabled_plugins").write_text("[].\n")
+        (d / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{port}\n")
+        env = {**os.environ, "HOME": str(d), "RABBITMQ_NODENAME": f"cdrbench{os.getpid()}@localhost",
+               "RABBITMQ_NODE_PORT": str(port), "RABBITMQ_DIST_PORT": str(dist),
+               "RABBITMQ_MNESIA_BASE": str(d / "mnesia"), "RABBITMQ_LOG_BASE": str(d / "log"),
+               "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
+               "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"), "RABBITMQ_PID_FILE": str(d / "pid")}
+        self.log = d / "server.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([RABBITMQ_SERVER], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=d, start_new_session=True)
+        self.url = f"amqp://guest:guest@127.0.0.1:{port}//"
+        from kombu import Connection
+
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                with Connection(self.url, connect_timeout=2) as conn:
+                    conn.connect()
+                break
+            except Exception:  # noqa: BLE001 - still starting
+                if self.proc.poll() is not None or time.monotonic() > end:
+                    self.close()
+                    raise RuntimeError("own RabbitMQ did not start: "
+                                       + self.log.read_bytes()[-600:].decode(errors="replace")) from None
+                time.sleep(0.5)
+
+    def pids(self) -> list[int]:
+        """The Erlang VM(s) of our node: beam.smp in our session."""
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{d}/comm") as f:
+                    comm = f.read().strip()
+            except (OSError, IndexError):
+                continue
+            if int(fields[3]) == self.proc.pid and comm == "beam.smp":  # session id
+                out.append(int(d))
+        return out
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # our own session only
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def own_broker_possible() -> bool:
+    return os.access(RABBITMQ_SERVER, os.X_OK)
 
 
 # --------------------------------------------------------------------------- one run
@@ -284,7 +363,9 @@ def _stop_proc(p: subprocess.Popen, grace: float = 30.0) -> None:
 class Run:
     """One appliance (one-box, or the cloud with `nodes` worker nodes) in a fresh folder."""
 
-    def __init__(self, work: Path, mode: str, nodes: int, db: ScratchDatabase | None, tag: str) -> None:
+    def __init__(self, work: Path, mode: str, nodes: int, db: ScratchDatabase | None, tag: str,
+                 broker: str = AMQP_URL) -> None:
+        self.broker = broker
         self.work = work / tag
         self.work.mkdir(parents=True)
         self.mode, self.nodes = mode, nodes
@@ -317,7 +398,7 @@ class Run:
     def start(self, timeout: float = 90.0) -> None:
         args = [_exe(), "serve", "--config", str(self.cfg), "--api-port", "0", "--console-port", "0"]
         if self.mode == "cluster":
-            args += ["--shared-dir", str(self.data), "--database", self.db_url, "--broker", AMQP_URL]
+            args += ["--shared-dir", str(self.data), "--database", self.db_url, "--broker", self.broker]
         else:
             args += ["--data-dir", str(self.data)]
         self.serve = self._spawn(args, "serve")
@@ -338,10 +419,10 @@ class Run:
         for k in range(self.nodes):
             self.workers.append(self._spawn(
                 ["taskset", "-c", str(k % ncpu), _exe(), "worker", "--data-dir", str(self.work / f"node{k}"),
-                 "--config", str(self.cfg), "--database", self.db_url, "--broker", AMQP_URL,
+                 "--config", str(self.cfg), "--database", self.db_url, "--broker", self.broker,
                  "--shared-dir", str(self.data), "--concurrency", "1"], f"worker{k}"))
         queue = self.prefix + "cdr"
-        while _queue_consumers(queue) < self.nodes:
+        while _queue_consumers(self.broker, queue) < self.nodes:
             for k, w in enumerate(self.workers):
                 if w.poll() is not None:
                     raise RuntimeError(f"worker node {k} exited {w.returncode}: {self.tail(f'worker{k}')}")
@@ -407,12 +488,14 @@ class Run:
         if self.serve is not None:
             _stop_proc(self.serve)
         if self.mode == "cluster":
-            _delete_queues(self.prefix)
+            _delete_queues(self.broker, self.prefix)
 
 
 def one_run(work: Path, mode: str, nodes: int, db: ScratchDatabase | None, warm: list[corpus.Item],
-            items: list[corpus.Item], timeout: float, tag: str) -> dict:
-    run = Run(work, mode, nodes, db, tag)
+            items: list[corpus.Item], timeout: float, tag: str, broker: str = AMQP_URL,
+            broker_pids: list[int] | None = None) -> dict:
+    run = Run(work, mode, nodes, db, tag, broker)
+    beam = broker_pids if broker_pids is not None else rabbitmq_pids()
     try:
         run.start()
         if warm:
@@ -421,8 +504,9 @@ def one_run(work: Path, mode: str, nodes: int, db: ScratchDatabase | None, warm:
             if got[1] < len(warm):
                 raise RuntimeError(f"warm-up: {got[1]}/{len(warm)} files finished in {timeout:g} s")
         after = run.max_id()
-        idle_beam = beam_rate(2.0) if mode == "cluster" else None
-        sampler = CpuSampler(run.serve.pid, [w.pid for w in run.workers], run.dbname, run.own_backend())
+        idle_beam = beam_rate(beam, 2.0) if mode == "cluster" else None
+        sampler = CpuSampler(run.serve.pid, [w.pid for w in run.workers], run.dbname, run.own_backend(),
+                             beam if mode == "cluster" else [])
         sampler.start()
         t_drop = time.time()
         run.drop(items, "m")
@@ -433,10 +517,13 @@ def one_run(work: Path, mode: str, nodes: int, db: ScratchDatabase | None, warm:
         wall = (t1 or time.time()) - (t0 or t_drop)
         files = len(items)
         out = {"mode": mode, "nodes": nodes, "files": files, "blocked": blocked,
+               "queue_prefix": run.prefix if mode == "cluster" else None,
                "seconds": round(wall, 3), "files_per_s": round(files / wall, 3),
                "drop_to_done_seconds": round((t1 or time.time()) - t_drop, 3),
                "cpu_seconds": {k: round(v, 3) for k, v in sorted(cpu.items())},
                "cpu_ms_per_file": {k: round(1000 * v / files, 2) for k, v in sorted(cpu.items())},
+               # How much CPU the CDR work got per wall second: on a shared box, other load takes the rest.
+               "work_cpu_per_wall": round(cpu.get("work", 0.0) / wall, 3),
                "load_avg": round(os.getloadavg()[0], 2)}
         coord = sum(cpu.get(k, 0.0) for k in ("serve", "postgres", "rabbitmq"))
         out["coordination_cpu_ms_per_file"] = round(1000 * coord / files, 2)
@@ -462,6 +549,7 @@ def _summary(runs: list[dict]) -> dict:
            "coordination_cpu_ms_per_file": med("coordination_cpu_ms_per_file"),
            "cpu_ms_per_file": {g: med("cpu_ms_per_file", g) for g in
                                sorted({g for r in runs for g in r["cpu_ms_per_file"]})},
+           "work_cpu_per_wall": med("work_cpu_per_wall"),
            "files_per_s_all": [r["files_per_s"] for r in runs]}
     if any("coordination_net_cpu_ms_per_file" in r for r in runs):
         out["coordination_net_cpu_ms_per_file"] = med("coordination_net_cpu_ms_per_file")
@@ -470,24 +558,39 @@ def _summary(runs: list[dict]) -> dict:
 
 
 def run(quick: bool = False, tiny: bool = False, rounds: int = 3, nodes: tuple[int, ...] = (1, 2),
-        single_box: bool = True, timeout: float = 300.0) -> dict:
-    """Measure; returns the JSON-able result (`skipped` says why when PostgreSQL/RabbitMQ are down)."""
+        single_box: bool = True, timeout: float = 300.0, own_broker: bool = True) -> dict:
+    """Measure; returns the JSON-able result (`skipped` says why when PostgreSQL/RabbitMQ are down).
+    `own_broker`: a RabbitMQ node of our own for the run (its CPU is then ours alone), when the
+    machine has rabbitmq-server; else the shared one at BENCH_AMQP_URL."""
     why = services_down()
     if why:
         return {"skipped": why}
     if not shutil.which("taskset"):
         return {"skipped": "taskset (util-linux) is not installed"}
     t_start = time.perf_counter()
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (and SIGINT, ignored in a background job) end the run through the clean-up below:
+        # processes stopped, queues, scratch database and the broker of our own removed.
+        def _end(*_: object) -> None:
+            raise KeyboardInterrupt
+
+        old = signal.signal(signal.SIGTERM, _end), signal.signal(signal.SIGINT, _end)
     work = Path(tempfile.mkdtemp(prefix="cdr-cluster-"))
     db = ScratchDatabase()
+    broker: OwnBroker | None = None
     try:
+        if own_broker and own_broker_possible():
+            _log("starting a RabbitMQ node of our own")
+            broker = OwnBroker(work)
+        broker_url = broker.url if broker else AMQP_URL
         _log(f"generating corpus; scratch database {db.name}")
         items = corpus.build(work / "corpus", quick=quick, tiny=tiny)
         shas = {hashlib.sha256(it.path.read_bytes()).hexdigest() for it in items}
         # Warm-up: the tiny mix of another seed, minus any file that is also in the measured mix
-        # (its result would be reused instead of computed).
-        warm = [it for it in corpus.build(work / "warm", tiny=True, seed=corpus.SEED + 1)
-                if hashlib.sha256(it.path.read_bytes()).hexdigest() not in shas]
+        # (its result would be reused instead of computed). None for the tiny mix (the smoke test).
+        warm = [] if tiny else [it for it in corpus.build(work / "warm", tiny=True, seed=corpus.SEED + 1)
+                                if hashlib.sha256(it.path.read_bytes()).hexdigest() not in shas]
         plan = [(m, n) for n in nodes for m in (("single", "cluster") if single_box else ("cluster",))]
         runs: list[dict] = []
         for r in range(rounds):
@@ -495,12 +598,15 @@ def run(quick: bool = False, tiny: bool = False, rounds: int = 3, nodes: tuple[i
             for mode, n in order:
                 _log(f"round {r + 1}/{rounds}: {mode}, {n} {'worker node(s)' if mode == 'cluster' else 'worker(s)'}")
                 res = one_run(work, mode, n, db if mode == "cluster" else None, warm, items, timeout,
-                              f"{mode}{n}_{r}")
+                              f"{mode}{n}_{r}", broker_url, broker.pids() if broker else None)
                 _log(f"  {res['files_per_s']} files/s; coordination {res['coordination_cpu_ms_per_file']} "
                      f"CPU-ms/file {res['cpu_ms_per_file']}")
                 runs.append(res)
         data: dict = {"machine": measure.machine(), "quick": quick, "tiny": tiny, "rounds": rounds,
-                      "corpus": corpus.describe(items), "files": len(items), "runs": runs}
+                      "corpus": corpus.describe(items), "files": len(items), "runs": runs,
+                      "scratch_database": db.name,
+                      "broker": "own RabbitMQ node (its CPU is ours alone)" if broker else
+                      "the shared RabbitMQ (its CPU includes other users')"}
         for mode in ("single", "cluster"):
             for n in nodes:
                 rs = [x for x in runs if x["mode"] == mode and x["nodes"] == n]
@@ -510,6 +616,11 @@ def run(quick: bool = False, tiny: bool = False, rounds: int = 3, nodes: tuple[i
             a, b = data.get(f"{mode}_1"), data.get(f"{mode}_2")
             if a and b and a["files_per_s"]:
                 data[f"{mode}_efficiency"] = round(b["files_per_s"] / (2 * a["files_per_s"]), 3)
+                # On a shared box the nodes get what other load leaves: the speed-up per CPU the CDR work
+                # actually received (1.0: throughput follows the CPU; coordination serialises nothing).
+                if a["work_cpu_per_wall"] and b["work_cpu_per_wall"]:
+                    data[f"{mode}_speedup_per_cpu"] = round((b["files_per_s"] / a["files_per_s"])
+                                                            / (b["work_cpu_per_wall"] / a["work_cpu_per_wall"]), 3)
         for n in nodes:
             c, s = data.get(f"cluster_{n}"), data.get(f"single_{n}")
             if c and s and s["files_per_s"]:
@@ -518,8 +629,13 @@ def run(quick: bool = False, tiny: bool = False, rounds: int = 3, nodes: tuple[i
         data["elapsed_s"] = round(time.perf_counter() - t_start, 1)
         return data
     finally:
+        if broker is not None:
+            broker.close()
         db.close()
         shutil.rmtree(work, ignore_errors=True)
+        if old is not None:
+            signal.signal(signal.SIGTERM, old[0])
+            signal.signal(signal.SIGINT, old[1])
 
 
 def table(data: dict) -> str:
@@ -528,7 +644,7 @@ def table(data: dict) -> str:
     lines = [f"{data['files']} files ({'tiny' if data.get('tiny') else 'quick' if data.get('quick') else 'full'} mix),"
              f" medians of {data['rounds']} rounds",
              f"{'mode':22} {'files/s':>8} {'coord ms/file':>13} {'serve':>7} {'postgres':>8} {'rabbitmq':>8} "
-             f"{'node':>7} {'work':>8}   runs (files/s)"]
+             f"{'node':>7} {'work':>8} {'work CPU/s':>10}   runs (files/s)"]
     for key, label in (("single_1", "one box, 1 worker"), ("single_2", "one box, 2 workers"),
                        ("cluster_1", "cloud, 1 worker node"), ("cluster_2", "cloud, 2 worker nodes")):
         s = data.get(key)
@@ -537,16 +653,19 @@ def table(data: dict) -> str:
         c = s["cpu_ms_per_file"]
         lines.append(f"{label:22} {s['files_per_s']:>8.2f} {s['coordination_cpu_ms_per_file']:>13.1f} "
                      f"{c.get('serve', 0):>7.1f} {c.get('postgres', 0) or 0:>8.1f} {c.get('rabbitmq', 0) or 0:>8.1f} "
-                     f"{c.get('worker_node', 0) or 0:>7.1f} {c.get('work', 0):>8.1f}   {s['files_per_s_all']}")
+                     f"{c.get('worker_node', 0) or 0:>7.1f} {c.get('work', 0):>8.1f} {s['work_cpu_per_wall'] or 0:>10.2f}"
+                     f"   {s['files_per_s_all']}")
+    lines.append(f"broker: {data.get('broker')}")
     lines.append("(CPU-ms per file; coord = serve + postgres + rabbitmq; node = a worker node's own process;"
-                 " work = the sandboxed cdr.worker processes)")
+                 " work = the sandboxed cdr.worker processes; work CPU/s = CPU seconds they got per wall second)")
     for mode in ("cluster", "single"):
         if f"{mode}_efficiency" in data:
-            lines.append(f"{mode}: efficiency X(2)/(2*X(1)) = {data[f'{mode}_efficiency']}")
+            lines.append(f"{mode}: efficiency X(2)/(2*X(1)) = {data[f'{mode}_efficiency']}; speed-up per CPU the"
+                         f" work received {data.get(f'{mode}_speedup_per_cpu')}")
     c2 = data.get("cluster_2") or data.get("cluster_1") or {}
     if "coordination_net_cpu_ms_per_file" in c2:
-        lines.append(f"RabbitMQ idle (other users of the shared broker): {c2['rabbitmq_idle_cpu_ms_per_s']} CPU-ms/s;"
-                     f" coordination net of it: {c2['coordination_net_cpu_ms_per_file']} CPU-ms/file")
+        lines.append(f"RabbitMQ at rest before each drop: {c2['rabbitmq_idle_cpu_ms_per_s']} CPU-ms/s;"
+                     f" coordination net of that: {c2['coordination_net_cpu_ms_per_file']} CPU-ms/file")
     m = data.get("machine", {})
     lines.append(f"machine: {m.get('cpus')} cpus {m.get('cpu', '')}, load {m.get('load_avg_start')} -> "
                  f"{m.get('load_avg_end')}; {data.get('elapsed_s')} s")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmarks import corpus, report
 from benchmarks.__main__ import run
 
@@ -58,3 +60,36 @@ def test_benchmark_runs_on_tiny_corpus(tmp_path: Path) -> None:
     assert png["cpu_seconds"] > 0 and png["cpu_ratio_to_floor"] > 0 and mix["cpu_ratio_to_floor"] > 0
     report.plot(data, tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cluster_benchmark_runs_on_tiny_mix() -> None:
+    """`--cluster` end to end on one small file per family: a serve node with 1, then 2 pinned worker
+    nodes on the real PostgreSQL and RabbitMQ; every file finished, CPU read for each group, the
+    scratch database and the queues removed afterwards."""
+    from benchmarks import cluster
+
+    why = cluster.services_down()
+    if why:
+        pytest.skip(f"the cluster benchmark needs PostgreSQL and RabbitMQ: {why}")
+    data = cluster.run(tiny=True, rounds=1, nodes=(1, 2), single_box=False, timeout=120, own_broker=False)
+    assert "skipped" not in data, data.get("skipped")
+    assert [(r["mode"], r["nodes"]) for r in data["runs"]] == [("cluster", 1), ("cluster", 2)]
+    for r in data["runs"]:
+        assert r["files"] == data["files"] == 8 and r["blocked"] == 0
+        assert r["files_per_s"] > 0 and r["seconds"] > 0
+        # CPU came from /proc of the serve node, the sandboxed workers, the worker nodes, the broker
+        # and the database backends of the scratch database.
+        assert {"serve", "work", "worker_node", "rabbitmq", "postgres"} <= set(r["cpu_seconds"]), r["cpu_seconds"]
+        assert r["cpu_seconds"]["work"] > 0 and r["coordination_cpu_ms_per_file"] > 0
+    assert data["cluster_efficiency"] > 0 and data["cluster_2"]["files_per_s"] > 0
+    assert "efficiency" in cluster.table(data)
+    import psycopg
+    from kombu import Connection
+
+    with psycopg.connect(cluster.PG_URL, connect_timeout=5) as c:
+        assert c.execute("SELECT COUNT(*) FROM pg_database WHERE datname = %s",
+                         (data["scratch_database"],)).fetchone()[0] == 0
+    with Connection(cluster.AMQP_URL, connect_timeout=5) as conn:
+        for r in data["runs"]:
+            with pytest.raises(Exception, match="NOT_FOUND|404"):
+                conn.channel().queue_declare(queue=r["queue_prefix"] + "cdr", passive=True)
