@@ -491,6 +491,7 @@ def test_forms_in_files_and_bad_declarations(tmp_path):
     assert "/u/" in r.stdout.splitlines()[-1]
     r = ta("exchange", "create", "--channel", "default", "--expires", "1d", "--notify", "kokuho@example.jp", data_dir=d)
     assert r.returncode == 0 and "no receipt mail" in r.stderr and "kokuho@example.jp" in r.stderr
+    assert "has no display_name" in r.stderr  # senders would read 'default': the operator is told how to name it
     r = ta("exchange", "create", "--channel", "nosuch", "--expires", "1d", data_dir=d)
     assert r.returncode == 2 and "unknown channel" in r.stderr
     r = ta("exchange", "create", "--channel", "default", "--expires", "999d", data_dir=d)

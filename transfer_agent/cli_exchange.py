@@ -84,6 +84,11 @@ def cmd_create(args: argparse.Namespace) -> int:
         return _fail(f"{exc.en} / {exc.ja}")
     finally:
         ledger.close()
+    if not cfg.channel_labels.get(req.channel):
+        key = req.channel if req.channel.isascii() and req.channel.replace("-", "").replace("_", "").isalnum() \
+            else f'"{req.channel}"'
+        print(f"transfer-agent: note: channel {req.channel!r} has no display_name, so senders see {req.channel!r} on"
+              f" the page and in receipt mails (set [channels.{key}] display_name = \"...\")", file=sys.stderr)
     if not cfg.notify_smtp and (args.notify or any(f.receipt for f in cfg.forms[form].fields)):
         print("transfer-agent: note: [notify] smtp is not set, so no receipt mail (受付確認メール) is sent"
               + (f" to {args.notify}" if args.notify else "") + " until it is", file=sys.stderr)
