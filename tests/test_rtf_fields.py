@@ -135,6 +135,9 @@ def test_reader_text_skips_destinations_and_unicode_fallback():
     # the instruction word after formatting, and a second \*\fldinst inside the first one
     rb'{\field{\b \fldinst DDEAUTO c:\\windows\\system32\\cmd.exe "/c calc"}{\fldrslt x}}',
     rb'{\field{\*\fldinst PAGE \*\fldinst DDEAUTO c:\\windows\\system32\\cmd.exe}{\fldrslt x}}',
+    # a web address cut short (truncated file) or split by a control character: no reader agrees on its end
+    rb'{\field{\*\fldinst HYPERLINK "https://www.city.example.lg.jp/203.0.113.5}{\fldrslt x}}',
+    rb'{\field{\*\fldinst HYPERLINK "https://w\'1dw.203.0.113.5/"}{\fldrslt x}}',
     # keywords outside the allow-list, and one spelt in full-width letters
     rb"{\field{\*\fldinst EMBED Package}{\fldrslt x}}",
     rb'{\field{\*\fldinst PRINT "\\\\203.0.113.5\\p"}{\fldrslt x}}',

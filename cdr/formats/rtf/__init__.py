@@ -357,6 +357,9 @@ def _field_verdict(fld: Group) -> str | None:
         if kw.isascii() and kw and not kw.startswith("=") and kw not in _SAFE_FIELDS:
             return f"{kw[:40]} field (not in the allow-list)"
         if kw == "HYPERLINK":
+            # Where an unterminated or control-character-split address ends is the reader's guess, not ours.
+            if text.count('"') % 2 or re.search(r"[\x00-\x1f\x7f]", text):
+                return "HYPERLINK with an unterminated or broken address"
             target = _link_target(words[1:])
             if target and not _SAFE_LINK.match(target):
                 return f"HYPERLINK to {target[:80]}"
