@@ -3,6 +3,7 @@ what it does and shows an example, and account commands take the name the same w
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,11 @@ def test_account_commands_take_the_name_like_user_add(tmp_path):
     assert r.returncode == 0, r.stderr
     listed = _run("user", "list", "--data-dir", data).stdout
     assert "yamada" in listed and "国保課" in listed, listed
+    header, row = listed.splitlines()[:2]
+    assert row[header.index("channels"):].startswith("国保課"), listed
+    # Times carry their zone, and the columns stay aligned with it.
+    assert _run("apikey", "create", "--data-dir", data, "--client", "egov", "--channels", "kokuho").returncode == 0
+    keys = _run("apikey", "list", "--data-dir", data).stdout
+    header, row = keys.splitlines()[:2]
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d JST -", row), keys
+    assert row[header.index("status"):].startswith("active") and row[header.index("channels"):].startswith("kokuho"), keys

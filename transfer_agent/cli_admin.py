@@ -296,7 +296,7 @@ def cmd_apikey_list(args: argparse.Namespace) -> int:
             r.pop("channels")
     finally:
         ledger.close()
-    return _print_list(args, rows, "{:>4}  {:<10} {:<24} {:<17} {:<17} {:<8} {:<12} {}",
+    return _print_list(args, rows, "{:>4}  {:<10} {:<24} {:<20} {:<20} {:<8} {:<12} {}",
                        ("id", "prefix", "client", "created", "last used", "status", "tenant", "channels"), cells)
 
 
@@ -347,7 +347,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     for r in rows:
         r.pop("all_channels", None)
         r.pop("channels", None)
-    return _print_list(args, rows, "{:>4}  {:<20} {:<10} {:<17} {:<24} {:<15} {}",
+    return _print_list(args, rows, "{:>4}  {:<20} {:<10} {:<20} {:<24} {:<15} {}",
                        ("id", "name", "role", "last login", "channels", "status", "tenant"), cells)
 
 
