@@ -132,6 +132,12 @@ _EXAMPLES = {
     "exchange create": f"{_P} exchange create --data-dir var --channel 国保課 --expires 7d --title 転入の書類",
     "exchange list": f"{_P} exchange list --data-dir var",
     "exchange revoke": f"{_P} exchange revoke --data-dir var ID",
+    "tenant": f"{_P} tenant create --data-dir var naha --channels 国保課,税務課 --display-name 那覇市",
+    "tenant create": f"{_P} tenant create --data-dir var naha --channels 国保課,税務課 --display-name 那覇市",
+    "tenant list": f"{_P} tenant list --data-dir var",
+    "tenant disable": f"{_P} tenant disable --data-dir var naha",
+    "tenant enable": f"{_P} tenant enable --data-dir var naha",
+    "tenant channels": f"{_P} tenant channels --data-dir var naha --channels 国保課,税務課,福祉課",
     "report": f"{_P} report --data-dir var --channel 国保課 --from 2026-12-01 --to 2026-12-31 --csv 集計.csv",
 }
 
