@@ -276,7 +276,7 @@ class PdfHandler(Handler):
                     out.threats.extend(found)
                 # Only what the specification defines for each dictionary, and the policy allows, stays.
                 out.threats.extend(allowlist.apply(new, links=o["links"], embedded=o["embedded_files"],
-                                                   labels=_labels(new), tick=ctx.check_time))
+                                                   labels=lambda: _labels(new), tick=ctx.check_time))
                 form = pdf.Root.get("/AcroForm")
                 if isinstance(form, pikepdf.Dictionary) and "/SigFlags" in form:
                     ctx.warn("digital signatures no longer validate after rebuilding")

@@ -35,8 +35,9 @@ from .walk import (
 )
 
 Spec = tuple[str, str | None]  # (value kinds, child type)
-_KIND = {ObjectType.name_: "n", ObjectType.string: "s", ObjectType.array: "a", ObjectType.dictionary: "d",
-         ObjectType.stream: "S"}
+# By the identity of pikepdf's type code (hashing the enum member costs more than the lookup is worth).
+_KIND = {id(ObjectType.name_): "n", id(ObjectType.string): "s", id(ObjectType.array): "a",
+         id(ObjectType.dictionary): "d", id(ObjectType.stream): "S"}
 
 
 def _t(spec: str, *more: dict[str, Spec]) -> dict[str, Spec]:
@@ -187,13 +188,32 @@ def _denied(name: str, deny: set[str]) -> bool:
 
 
 def _kind(v: Any) -> str:
+    t = type(v)
+    if t is int or t is Decimal:
+        return "i"
+    if t is bool:
+        return "b"
     if v is None:
         return ""
-    if isinstance(v, bool):
-        return "b"
-    if isinstance(v, (int, Decimal, float)):
-        return "i"
-    return _KIND.get(getattr(v, "_type_code", None), "")
+    tc = getattr(v, "_type_code", None)
+    return _KIND.get(id(tc), "") if tc is not None else "i" if isinstance(v, (int, float)) else ""
+
+
+def _entries(d: Any) -> list[tuple[str, Any]]:
+    """The key/value pairs of d; a value is _BAD where the key or a name is not UTF-8."""
+    try:
+        items = list(d.items())
+    except (TypeError, ValueError, UnicodeError):
+        items = [(k, _get(d, k)) for k in list(d.keys())]
+    return [(k, v) if k.isascii() or _utf8(k) else (k, _BAD) for k, v in items]
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeError:
+        return False
 
 
 def _norm(rect: Any) -> tuple[float, float, float, float] | None:
@@ -208,9 +228,11 @@ class AllowList:
     """One pass over a rebuilt document: drop what its type does not define; report what went."""
 
     def __init__(self, pdf: pikepdf.Pdf, *, links: str = "web", embedded: str = "drop",
-                 labels: dict[tuple[int, int], str] | None = None, tick: Callable[[], None] | None = None) -> None:
+                 labels: Callable[[], dict[tuple[int, int], str]] | None = None,
+                 tick: Callable[[], None] | None = None) -> None:
         self.pdf, self.links, self.embedded = pdf, links, embedded
-        self.labels = labels or {}
+        self._labels_of = labels
+        self._labels: dict[tuple[int, int], str] | None = None
         self.tick = tick
         self.threats: list[Threat] = []
         self.unknown: Counter[str] = Counter()
@@ -222,6 +244,7 @@ class AllowList:
         self._flat = 0
         self.deny = DENY_NAMES | _FILE_NAMES if embedded == "drop" else DENY_NAMES
         self._wrapped: set[tuple[int, int]] = set()
+        self._pages = {p.objgen: f"page {i}" for i, p in enumerate(pdf.pages, 1)}
 
     # -- reporting --
     def _add(self, tid: str, where: str, detail: str, action: str = "removed") -> None:
@@ -230,8 +253,14 @@ class AllowList:
             self.threats.append(Threat(tid, where, action, detail))
 
     def _where(self, obj: Any, fallback: str) -> str:
-        og = obj.objgen if isinstance(obj, pikepdf.Object) and obj.is_indirect else None
-        return self.labels.get(og) or fallback if og else fallback
+        """A readable location: the object's label (page and annotation) where it has one. Labels are made
+        on the first report only, since most files have nothing to report."""
+        og = obj.objgen
+        if og == (0, 0):
+            return fallback
+        if self._labels is None:
+            self._labels = self._labels_of() if self._labels_of else {}
+        return self._labels.get(og, fallback)
 
     def _drop(self, d: Any, key: str, v: Any, typ: str, where: str) -> None:
         """Remove d[key], reporting it by what it is when that is known, else counting it."""
@@ -240,7 +269,7 @@ class AllowList:
         if v is None:
             return  # a null value is the same as no entry
         if hit:
-            self._add(hit[0], f"{where} {key}", hit[1])
+            self._add(hit[0], f"{self._where(d, where)} {key}", hit[1])
             return
         self.unknown[f"{typ} {key}"] += 1
         if key in ACTIVE_KEYS:
@@ -286,12 +315,11 @@ class AllowList:
         return self.threats
 
     def _push(self, obj: Any, typ: str, where: str) -> None:
-        if obj.is_indirect:
-            og = obj.objgen
+        og = obj.objgen
+        if og != (0, 0):
             if og in self._visited:
                 return
             self._visited.add(og)
-            where = self.labels.get(og, where)
         self._stack.append((obj, typ, where))
 
     def _table(self, d: Any, typ: str) -> dict[str, Spec] | None:
@@ -324,7 +352,7 @@ class AllowList:
             return
         if typ == "APState":
             if tc == ObjectType.stream:
-                self._push(obj, "Form", where)
+                self._visit(obj, "Form", where)
             else:
                 self._map(obj, "Form", where)
             return
@@ -332,10 +360,11 @@ class AllowList:
         if table is None:
             self._generic(obj, where)
             return
+        if table is PAGE:
+            where = self._pages.get(obj.objgen, where)
         if typ in ("PageNode", "XObject"):  # as reported: the type the table is for
             typ = "Pages" if table is PAGES else "Page" if table is PAGE else "Image" if table is IMAGE else "Form"
-        for key in list(obj.keys()):
-            v = _get(obj, key)
+        for key, v in _entries(obj):
             if v is _BAD:
                 self._undecodable(obj, key)
                 continue
@@ -348,7 +377,10 @@ class AllowList:
                 self._drop(obj, key, v, typ, where)
                 continue
             if k == "n":
-                if _denied(name_str(v), self.deny):
+                n = name_str(v)
+                if not n:
+                    self._undecodable(obj, key)
+                elif _denied(n, self.deny):
                     self._drop(obj, key, v, typ, where)
                 continue
             child = spec[1]
@@ -363,7 +395,7 @@ class AllowList:
                 if self._action_ok(v):
                     self._push(v, "Action", w)
                 else:
-                    self._drop_action(v, w)
+                    self._drop_action(v, f"{self._where(obj, where)} {key}")
                     del obj[key]
             else:
                 self._push(v, "DestDict" if child == "Dest" else child, w)
@@ -421,8 +453,7 @@ class AllowList:
 
     def _map(self, d: Any, child: str, where: str) -> None:
         """Font and XObject resources, destinations by name: any key, values of one type."""
-        for key in list(d.keys()):
-            v = _get(d, key)
+        for key, v in _entries(d):
             if v is _BAD:
                 self._undecodable(d, key)
                 continue
@@ -446,8 +477,7 @@ class AllowList:
         numbers = typ.startswith("NumTree:")
         child = typ.split(":", 1)[1]
         pairs = "/Nums" if numbers else "/Names"
-        for key in list(node.keys()):
-            v = _get(node, key)
+        for key, v in _entries(node):
             if v is _BAD:
                 self._undecodable(node, key)
                 continue
@@ -468,8 +498,7 @@ class AllowList:
                         self._push(val, "DestDict" if child == "Dest" else child, f"{where}[{i}]")
 
     def _generic(self, d: Any, where: str) -> None:
-        for key in list(d.keys()):
-            v = _get(d, key)
+        for key, v in _entries(d):
             if v is _BAD:
                 self._undecodable(d, key)
                 continue
@@ -586,7 +615,8 @@ class AllowList:
         return True
 
 
-def apply(pdf: pikepdf.Pdf, *, links: str, embedded: str, labels: dict[tuple[int, int], str],
+def apply(pdf: pikepdf.Pdf, *, links: str, embedded: str, labels: Callable[[], dict[tuple[int, int], str]],
           tick: Callable[[], None] | None = None) -> list[Threat]:
-    """Cut the rebuilt document down to its allow-list; returns what was removed or noted."""
+    """Cut the rebuilt document down to its allow-list; returns what was removed or noted. `labels` makes
+    the readable locations of pages and annotations, called once there is something to report."""
     return AllowList(pdf, links=links, embedded=embedded, labels=labels, tick=tick).run()
