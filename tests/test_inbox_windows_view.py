@@ -37,6 +37,8 @@ def test_inbox_entries_never_look_alike(tmp_path, corpus):
     docm = base / next(rel for rel in ooxml if rel.endswith("hostile/vba.docm"))
     ibase, images = corpus("image")
     cut_png = ibase / next(rel for rel in images if rel.endswith("hostile/idat_cut.png"))
+    abase, archives = corpus("archive")
+    exe_zip = abase / next(rel for rel in archives if rel.endswith("hostile/exe_member.zip"))
     text_only = tmp_path / "text-only.toml"
     shutil.copy(Path(__file__).resolve().parent.parent / "rules" / "text-only.toml", text_only)
     data = tmp_path / "var"
@@ -55,7 +57,8 @@ def test_inbox_entries_never_look_alike(tmp_path, corpus):
         drop(box / "写真.png", cut_png.read_bytes())  # blocked with a long reason holding English words
         drop(box / "資料.rar", b"Rar!\x1a\x07\x00" + b"\0" * 64)
         drop(data / "dropbox" / "テキスト課" / "通知.docm", docm.read_bytes())
-        a.wait_final(11)
+        drop(box / "添付一式.zip", exe_zip.read_bytes())  # members listed in the report, one blocked
+        a.wait_final(12)
         folders = [data / "inbox" / "kokuho" / clock.day(), data / "inbox" / "テキスト課" / clock.day()]
         for folder in folders:
             view = _explorer(folder)
@@ -92,6 +95,7 @@ def test_inbox_entries_never_look_alike(tmp_path, corpus):
                 reason = json.loads(notice.read_text("utf-8")).get("reason_ja") or ""
                 for word in re.findall(r"[!-~]+", reason):
                     assert any(word in line for line in lines), (p.name, word, lines)
+        assert "■ 中身" in (kokuho / "添付一式.zip.報告.txt").read_text("utf-8-sig")
         assert any(re.search(r"[A-Za-z]{4,} [a-z]{4,}", json.loads(n.read_text("utf-8")).get("reason_ja") or "")
                    for n in kokuho.glob("写真*.blocked.json")), "the PNG's reason should hold English words"
         # Text only: the findings are said to be the original's, the delivered file being text alone.

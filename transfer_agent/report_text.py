@@ -87,8 +87,10 @@ def _members(result: dict[str, Any]) -> list[str]:
             if len(rows) >= MAX_MEMBERS:
                 return
             reason = c.get("reason_ja") or ""
-            rows.append("  " * (depth + 1) + f"・{c.get('source', '')}：{tl.verdict_label(c.get('verdict'))}"
-                        + (f"（{reason}）" if reason and c.get("verdict") == "blocked" else ""))
+            line = f"・{c.get('source', '')}：{tl.verdict_label(c.get('verdict'))}" + (
+                f"（{reason}）" if reason and c.get("verdict") == "blocked" else "")
+            wrapped = _wrap(line, "  " * (depth + 2))  # continuation lines under the name
+            rows.extend([wrapped[0][2:]] + wrapped[1:])
             walk(c, depth + 1)
 
     walk(result, 0)
