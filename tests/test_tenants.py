@@ -384,6 +384,10 @@ def _c_submission(s, c):
 
 def _c_tally(s, c):
     out = [c.get("/tally")]  # the channel choice offers its own tenant's channels only
+    # "All my channels" counts none of naha's two submissions (only nago's one, or none).
+    r = c.get("/tally", params={"channel": "*"})
+    assert r.status_code == 200 and int(re.search(r'合計</td><td class="num">(\d+)', r.text).group(1)) <= 1
+    out.append(r)
     for path in ("/tally", "/tally.csv", "/tally.svg"):
         for channel in (*NAHA, "ＮＡＨＡ-ＫＯＫＵＨＯ"):
             r = c.get(path, params={"channel": channel})
@@ -569,6 +573,7 @@ def test_another_tenants_staff_get_nothing_on_any_console_page(env):
         assert "nbclerk" in admin and "名護システム" in admin and "dadmin" not in admin and "既定システム" not in admin
         na = _login(env, "naclerk")
         assert SECRET in na.get("/deliveries").text and na.get(f"/deliveries/{env['najob']}").status_code == 200
+        assert re.search(r'合計</td><td class="num">2<', na.get("/tally", params={"channel": "*"}).text)
         assert "名護" not in na.get("/deliveries").text
         na.close()
         pref = _login(env, "pref")
@@ -608,6 +613,9 @@ def test_tenant_list_and_disable(env):
     assert re.search(r"naha\s+那覇市\s+active\s+2\s+1\s+naha-kokuho,naha-zeimu", r.stdout), r.stdout
     assert re.search(r"nago\s+名護市\s+active\s+2\s+1\s+nago-kokuho", r.stdout), r.stdout
     assert re.search(r"default\s+-\s+active\s+1\s+1\s+\(every channel", r.stdout), r.stdout
+    today = exchange.local(time.time()).date().isoformat()  # the prefecture's tally of one municipality
+    r = ta("report", "--tenant", "naha", "--from", today, "--to", today, *dbargs, data_dir=data)
+    assert r.returncode == 0 and "受付件数\t合計\t2" in r.stdout, r.stdout + r.stderr
     nb = _login(env, "nbclerk")
     r = ta("tenant", "disable", "nago", *dbargs, data_dir=data)
     assert r.returncode == 0, r.stderr

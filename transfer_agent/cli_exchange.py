@@ -4,7 +4,8 @@
                   [--notify ADDRESS] [--max-uses N]      prints the public URL on its last line
   exchange list   --data-dir DIR [--channel CH] [--json]
   exchange revoke --data-dir DIR ID
-  report          --data-dir DIR --channel CH --from DATE --to DATE [--csv FILE] [--svg FILE]
+  report          --data-dir DIR (--channel CH | --tenant NAME) --from DATE --to DATE [--csv FILE] [--svg FILE]
+  (each takes --database postgresql://... for the shared ledger of a security cloud)
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import exchange, tally
+from . import exchange, tally, tenants
 from .config import ConfigError, load_config
 
 
@@ -21,6 +22,7 @@ def add_exchange_commands(sub: argparse._SubParsersAction) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data-dir", default="./var", help="data directory (default ./var)")
         p.add_argument("--config", help="configuration TOML (default: DATA_DIR/transfer_agent.toml if present)")
+        p.add_argument("--database", help="the shared ledger, postgresql://USER@HOST:PORT/DB (security cloud)")
 
     e = sub.add_parser("exchange", help="upload requests (アップロード依頼): links for senders")
     es = e.add_subparsers(dest="exchange_command", required=True)
@@ -44,9 +46,11 @@ def add_exchange_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("id", help="request id (as in `exchange list`)")
     r.set_defaults(func=cmd_revoke)
 
-    rp = sub.add_parser("report", help="tallies of a channel's submissions over a period (集計)")
+    rp = sub.add_parser("report", help="tallies of a channel's (or a tenant's) submissions over a period (集計)")
     common(rp)
-    rp.add_argument("--channel", required=True)
+    which = rp.add_mutually_exclusive_group(required=True)
+    which.add_argument("--channel")
+    which.add_argument("--tenant", help="every channel of this municipality together (security cloud)")
     rp.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
     rp.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD (included)")
     rp.add_argument("--csv", help="write the tallies as CSV (UTF-8 with BOM, for Excel)")
@@ -57,7 +61,7 @@ def add_exchange_commands(sub: argparse._SubParsersAction) -> None:
 def _setup(args: argparse.Namespace):  # noqa: ANN202
     from .ledger import Ledger
 
-    cfg = load_config(args.config, args.data_dir)
+    cfg = load_config(args.config, args.data_dir, database=args.database)
     return cfg, Ledger(cfg.ledger_target, anchor_path=cfg.state / "audit.anchor")
 
 
@@ -141,8 +145,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         start, end = tally.period(args.start, args.end)
-        channel = exchange.channel_for(cfg, args.channel)
-        t = tally.compute(ledger, cfg, channel, start, end)
+        if args.tenant:
+            if not tenants.exists(ledger, args.tenant):
+                return _fail(f"no tenant {tenants.tenant_name(args.tenant)!r}")
+            d = tenants.domain(ledger, args.tenant)
+            seen = set(exchange.known_channels(cfg)) | {r[0] for r in ledger.query(
+                "SELECT DISTINCT channel FROM submissions")}
+            t = tally.compute(ledger, cfg, d.tenant, start, end, channels=sorted(c for c in seen if d.contains(c)))
+        else:
+            channel = exchange.channel_for(cfg, args.channel)
+            t = tally.compute(ledger, cfg, channel, start, end)
     except tally.PeriodError as exc:
         return _fail(str(exc))
     except exchange.RequestError as exc:

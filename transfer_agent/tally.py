@@ -91,17 +91,24 @@ FLAG_LABEL = {"required_type": "必要な種類の添付なし", "date_range": "
               "duplicate": "以前の受付と同じ入力", "duplicate_file": "以前の受付と同じファイル"}
 
 
-def compute(ledger: Any, cfg: Any, channel: str, start: date, end: date) -> Tally:
+def compute(ledger: Any, cfg: Any, channel: str, start: date, end: date, channels: list[str] | None = None,
+            label: str | None = None) -> Tally:
+    """The tallies of `channel`; with `channels`, of all those together (a municipality's whole, named
+    `channel` and shown as `label`)."""
     from cdr.detect import KINDS, label_ja
 
-    t = Tally(channel, cfg.channel_label(channel), start, end)
+    t = Tally(channel, label or cfg.channel_label(channel), start, end)
+    names = list(channels) if channels is not None else [channel]
+    if not names:
+        names = [""]  # no channel: nothing counted (a portable empty IN)
     lo, hi = _bounds(start, end)
     d = start
     while d <= end:
         t.by_day[d.isoformat()] = 0
         d += timedelta(days=1)
-    subs = ledger.query("SELECT id, source, form, fields, flags, created_at FROM submissions WHERE channel = ?"
-                        " AND created_at >= ? AND created_at < ? ORDER BY created_at", (channel, lo, hi))
+    subs = ledger.query("SELECT id, source, form, fields, flags, created_at FROM submissions WHERE channel IN ("
+                        + ",".join("?" * len(names)) + ") AND created_at >= ? AND created_at < ? ORDER BY created_at",
+                        (*names, lo, hi))
     for s in subs:
         t.submissions += 1
         t.by_source[s["source"] or "api"] = t.by_source.get(s["source"] or "api", 0) + 1

@@ -27,6 +27,7 @@ FLASH.update({
 })
 EXPIRY_CHOICES = [("1d", "1日"), ("3d", "3日"), ("7d", "7日（1週間）"), ("14d", "14日"), ("30d", "30日"), ("90d", "90日")]
 SOURCE_JA = {"page": "アップロードページ", "api": "電子申請（REST）"}
+ALL, ALL_LABEL = "*", "担当のすべてのチャネル"  # the tally of every channel the account reaches (a tenant's whole)
 
 
 def _channels(con: Console, cfg: Any, scope: Scope) -> list[str]:
@@ -205,13 +206,16 @@ def register(app: FastAPI, con: Console, cfg: Any) -> None:
         channels = _channels(con, cfg, scope)
         if not channel.strip():
             return sess, None, None
-        channel = channel_name(channel)
-        if channel not in channels:
+        whole = channel.strip() == ALL
+        channel = ALL if whole else channel_name(channel)
+        if channel not in channels and not (whole and channels):
             raise _Denied(404, "該当するチャネルがありません")
         try:
             a, b = _period(start[:10], end[:10])
         except tally.PeriodError as exc:
             return sess, None, str(exc)
+        if whole:  # every channel the account reaches: its municipality's whole (or its department's)
+            return sess, tally.compute(con.ledger, cfg, ALL, a, b, channels=channels, label=ALL_LABEL), None
         return sess, tally.compute(con.ledger, cfg, channel, a, b), None
 
     @app.get("/tally", response_class=HTMLResponse)
@@ -226,7 +230,7 @@ def register(app: FastAPI, con: Console, cfg: Any) -> None:
                 sections.setdefault(section, []).append((item, n))
         return con.render(request, "tally.html", t=t, error=error, sections=sections, qs=qs,
                           chart=tally.svg(t, title=False) if t else None,
-                          channels=[(c, cfg.channel_label(c)) for c in channels],
+                          channels=[(ALL, ALL_LABEL)] * bool(channels) + [(c, cfg.channel_label(c)) for c in channels],
                           f={"channel": channel[:64], "start": a.isoformat(), "end": b.isoformat()},
                           status=400 if error else 200)
 
