@@ -153,6 +153,12 @@ def test_ppap_password(app, key):
     assert by["同じ書類.zip"]["verdict"] == "blocked"
     assert "パスワード" in by["同じ書類.zip"]["reason"]
     assert "archive.encrypted" in [t["id"] for t in by["同じ書類.zip"]["threats"]]
+    # The same reason fields as the notice in the inbox: bilingual "ja / en", and each language alone.
+    [notice] = (app.data_dir / "inbox").rglob("同じ書類.zip.blocked.json")
+    side = json.loads(notice.read_text("utf-8"))
+    for f in ("reason", "reason_ja", "reason_en"):
+        assert by["同じ書類.zip"][f] == side[f], (f, by["同じ書類.zip"][f], side[f])
+    assert by["同じ書類.zip"]["reason"] == f"{side['reason_ja']} / {side['reason_en']}"
     # The password is not kept once the jobs are final.
     db = sqlite3.connect(app.data_dir / "state" / "ledger.sqlite3")
     assert db.execute("SELECT COUNT(*) FROM jobs WHERE password IS NOT NULL AND status IN"
