@@ -410,6 +410,11 @@ def test_oversized_and_many_uploads_are_answered_with_pages(app):
         # Per-file limit (0.5 MB) inside the total: the form's own message next to the file field.
         r = post(c, app, url, {"name": "大きい", "kind": "加入"}, [("files", ("b.pdf", b"%PDF" + b"0" * 700_000))])
         assert r.status_code == 422 and "1ファイル512 KBまで" in r.text
+        # Far more files than the form takes, or a field far too long: a page saying which, not "too large".
+        r = post(c, app, url, {"name": "多数", "kind": "加入"}, [("files", (f"{i}.pdf", b"%PDF")) for i in range(60)])
+        assert r.status_code == 413 and "ファイルが多すぎます" in r.text and "3件まで" in r.text
+        r = post(c, app, url, {"name": "あ" * 40_000, "kind": "加入"}, [("files", ("a.pdf", b"%PDF"))])
+        assert r.status_code == 413 and "入力内容が多すぎます" in r.text and "ファイルが大きすぎます" not in r.text
         # A body that is not multipart at all.
         page = c.get(url).text
         r = c.post(app.api + form_action(page), content=b"x" * 1000, headers={"Origin": app.api,

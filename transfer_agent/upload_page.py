@@ -244,6 +244,13 @@ class UploadPages:
             return self.message(400, "送信が中断されました", "通信が途中で切れました。もう一度送信してください。", req=req)
 
     def _refusal(self, exc: ApiError, req: exchange.UploadRequest, form: Any) -> HTMLResponse:
+        if exc.code == "too_many_files":
+            return self.message(413, "ファイルが多すぎます",
+                                f"1回に送れるファイルは{form.max_files}件までです。ファイルを選び直すか、"
+                                "まとめて（ZIP などで）送ってください。", req=req, back=True)
+        if exc.code in ("too_many_fields", "field_too_large"):
+            return self.message(413, "入力内容が多すぎます", f"{exc.ja}。入力内容を短くして、もう一度送信してください。",
+                                req=req, back=True)
         if exc.status == 413:
             text = (f"送信されたデータが大きすぎます。ファイルは合計{form.max_total_mb:g} MBまで、"
                     f"1ファイル{form.max_file_mb:g} MBまでです。ファイルを分けるか小さくしてから、もう一度送信してください。")
