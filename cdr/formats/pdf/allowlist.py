@@ -175,7 +175,7 @@ def name_str(v: Any) -> str:
 _IRREGULAR = re.compile(r"[^A-Za-z0-9#._+\-]")
 
 
-def _denied(name: str, deny: set[str]) -> bool:
+def _denied(name: str, deny: set[str] | frozenset[str]) -> bool:
     """Whether a name is, or starts as, one of `deny`: a lenient tokenizer ends a name at the first character
     outside the usual ones (/Win!nsiEncoding read as /Win), so the part before it counts too."""
     if name in deny:
@@ -239,7 +239,7 @@ class AllowList:
         self.active_unknown = False
         self._seen: set[tuple[str, str]] = set()
         self._visited: set[tuple[int, int]] = set()
-        self._stack: list[tuple[Any, str, str]] = []
+        self._stack: list[tuple[Any, str, str, dict[str, Spec] | None]] = []
         self._classifier = Walker(pdf, links=links, embedded=embedded, fix=False)
         self._flat = 0
         self.deny = DENY_NAMES | _FILE_NAMES if embedded == "drop" else DENY_NAMES
@@ -300,11 +300,11 @@ class AllowList:
         self._push(self.pdf.Root, "Catalog", "document catalog")
         n = 0
         while self._stack:
-            obj, typ, where = self._stack.pop()
+            obj, typ, where, table = self._stack.pop()
             n += 1
             if self.tick and n % 2000 == 0:
                 self.tick()
-            self._visit(obj, typ, where)
+            self._visit(obj, typ, where, table)
         if self.unknown:
             total = sum(self.unknown.values())
             shown = ", ".join(k for k, _ in self.unknown.most_common(6))
@@ -314,13 +314,13 @@ class AllowList:
                 f"of the wrong type) not carried over: {shown}" + (", ..." if len(self.unknown) > 6 else "")))
         return self.threats
 
-    def _push(self, obj: Any, typ: str, where: str) -> None:
+    def _push(self, obj: Any, typ: str, where: str, table: dict[str, Spec] | None = None) -> None:
         og = obj.objgen
         if og != (0, 0):
             if og in self._visited:
                 return
             self._visited.add(og)
-        self._stack.append((obj, typ, where))
+        self._stack.append((obj, typ, where, table))
 
     def _table(self, d: Any, typ: str) -> dict[str, Spec] | None:
         if typ in TABLES:
@@ -339,7 +339,10 @@ class AllowList:
             return ACTIONS.get(name_str(d.get("/S")), ACTION_BASE)
         return None  # generic
 
-    def _visit(self, obj: Any, typ: str, where: str) -> None:
+    def _visit(self, obj: Any, typ: str, where: str, table: dict[str, Spec] | None = None) -> None:
+        if table is not None:  # resolved by the caller (annotations)
+            self._keys(obj, typ, where, table)
+            return
         tc = obj._type_code
         if tc == ObjectType.array:
             self._generic_array(obj, typ, where)
@@ -364,6 +367,10 @@ class AllowList:
             where = self._pages.get(obj.objgen, where)
         if typ in ("PageNode", "XObject"):  # as reported: the type the table is for
             typ = "Pages" if table is PAGES else "Page" if table is PAGE else "Image" if table is IMAGE else "Form"
+        self._keys(obj, typ, where, table)
+
+    def _keys(self, obj: Any, typ: str, where: str, table: dict[str, Spec]) -> None:
+        """Keep the keys `table` defines, with values of the kinds it names; queue the values to check."""
         for key, v in _entries(obj):
             if v is _BAD:
                 self._undecodable(obj, key)
@@ -525,12 +532,6 @@ class AllowList:
             del a[i]
 
     # -- annotations --
-    def _annot_ok(self, a: Any) -> bool:
-        sub = name_str(a.get("/Subtype"))
-        if sub == "/FileAttachment":
-            return self.embedded == "sanitize"
-        return sub in ANNOTS
-
     def _annots(self, page: Any, arr: Any, where: str) -> None:
         drop: list[int] = []
         for i, a in enumerate(arr):
@@ -539,8 +540,9 @@ class AllowList:
                 if a is not None:
                     self.unknown["Annots non-dictionary"] += 1
                 continue
-            if self._annot_ok(a):
-                self._push(a, "Annot", f"{where} annotation {i + 1}")
+            sub = name_str(a.get("/Subtype"))
+            if sub in ANNOTS and (sub != "/FileAttachment" or self.embedded == "sanitize"):
+                self._push(a, "Annot", where, ANNOTS[sub])
                 continue
             drop.append(i)
             self._drop_annot(page, a, self._where(a, f"{where} annotation {i + 1}"))
@@ -549,7 +551,8 @@ class AllowList:
 
     def _drop_annot(self, page: Any, a: Any, where: str) -> None:
         sub = a.get("/Subtype")
-        shown = f"{name_str(sub)[1:]} annotation" if isinstance(sub, Name) and name_str(sub) else "annotation of a damaged or missing type"
+        shown = f"{name_str(sub)[1:]} annotation" if isinstance(sub, Name) and name_str(sub) \
+            else "annotation of a damaged or missing type"
         flat = self._flatten(page, a)
         kept = " (its appearance kept as page content)" if flat else ""
         if name_str(sub) in RICH_SUBTYPES:
