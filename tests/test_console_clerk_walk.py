@@ -56,7 +56,9 @@ def walk(tmp_path_factory, corpus):
     add_user(a.data_dir, "yamada", "clerk", "clerk-pass-1", "山田 花子")
     odir, ooxml = corpus("ooxml")
     docm = (odir / next(rel for rel in ooxml if rel.endswith("hostile/vba.docm"))).read_bytes()
+    notice = (odir / next(rel for rel in ooxml if rel.endswith("benign/notice.docx"))).read_bytes()
     box = a.data_dir / "dropbox"
+    _drop(box / "kokuho" / "通知文.docx", notice)
     _drop(box / "議事録.txt", "会議の議事録です。\n".encode())
     _drop(box / "kokuho" / "申請書.docm", docm)
     _drop(box / "kokuho" / "名簿.csv", CSV)
@@ -115,6 +117,9 @@ def test_list_shows_names_verdicts_and_japan_time(walk):
                  "通知_テキスト.txt", "大きな図面.pdf", "問題なし", "無害化済み", "配送停止", walk["receipt"]):
         assert text in table, text
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d JST", table)
+    # A clean document whose properties were not carried over: a note, not a finding beside 問題なし.
+    row = page.locator("#deliveries tbody tr", has_text="通知文.docx").inner_text()
+    assert "問題なし" in row and "お知らせ：文書のプロパティ" in row, row
     assert "application/" not in table and "word/" not in table  # no MIME types or part names in the list
     assert page.evaluate("document.documentElement.scrollWidth") <= 1366
     _shot(page, "01_list")

@@ -294,13 +294,17 @@ class Console:
         out = []
         for r in rows:
             threats = _flatten(loads(r["result"]))
-            labels = []
+            labels: list[str] = []
+            notes: list[str] = []
             for t in threats:
-                if t["action"] == "reported" and len(threats) > 1:
-                    continue  # a note (properties not carried over) is not what the list should say first
+                # A note (properties not carried over) is not what the list should say first, and beside
+                # 問題なし it must not read as a finding: "お知らせ：文書のプロパティ".
+                into = notes if t["action"] == "reported" else labels
                 lab = threat_labels.label(t["id"])
-                if lab not in labels:
-                    labels.append(lab)
+                if lab not in into:
+                    into.append(lab)
+            if not labels and notes:
+                labels = ["お知らせ：" + "、".join(notes)]
             out.append({**dict(r), "final": r["status"] in FINAL, "threat_labels": labels,
                         "threat_count": len(threats), "shown_name": delivered_name(r), "sent_name": sent_name(r)})
         self._mail_rows(out)
