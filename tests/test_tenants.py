@@ -662,5 +662,17 @@ def test_existing_database_goes_to_the_default_tenant(ledger_target, tmp_path):
         assert not sess.user.scope.allows("naha-kokuho") and sess.user.scope.allows("kokuho")
         assert not apikeys.authenticate(led, key).scope.allows("naha-kokuho")
         assert [t["name"] for t in tenants.list_tenants(led)] == ["default", "naha"]
+        # The town joins the cloud: its account and key move into its tenant (the CLI for one; the binding
+        # keeps only the tenant's channels, and the account's sessions end).
+        dbargs = ["--database", str(ledger_target)] if "://" in str(ledger_target) else []
+        r = ta("user", "tenant", "--name", "old", "--tenant", "naha", *dbargs, data_dir=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert users.session_for(led, token) is None
+        _token, sess = users.login(led, "old", "old-pass-123")
+        assert sess.user.tenant == "naha" and sess.user.scope.allows("naha-kokuho")
+        assert not sess.user.scope.allows("kokuho")
+        assert apikeys.set_tenant(led, key.split("_")[1], "naha") == 1
+        moved = apikeys.authenticate(led, key)
+        assert moved.tenant == "naha" and moved.scope.names == ("naha-kokuho",) and not moved.scope.allows("kokuho")
     finally:
         led.close()

@@ -78,6 +78,25 @@ def set_channels(ledger: Ledger, ident: str, scope: Scope, actor: str = "cli") -
     return len(rows)
 
 
+def set_tenant(ledger: Ledger, ident: str, tenant: str | None, actor: str = "cli") -> int:
+    """Move the key with this id or prefix to `tenant` (None: the default tenant); its binding keeps only
+    the new tenant's channels. Returns the number of keys moved (0 or 1)."""
+    key = tenants.tenant_name(tenant)
+    with ledger.tx() as t:
+        d = tenants.check_binding(t, key, ())
+        rows = t.execute("SELECT id, client, prefix, channels, all_channels FROM api_keys"
+                         " WHERE CAST(id AS TEXT) = ? OR prefix = ?", (ident, ident)).fetchall()
+        for r in rows:
+            bound = Scope.from_row(r["all_channels"], r["channels"])
+            kept = Scope(bound.all, bound.names, d)
+            t.execute("UPDATE api_keys SET tenant = ?, channels = ? WHERE id = ?",
+                      (None if key == tenants.DEFAULT else key, kept.to_json(), r["id"]))
+            t.audit("apikey.tenant", {"key_id": r["id"], "client": r["client"], "prefix": r["prefix"], "tenant": key,
+                                      "channels": list(kept.names),
+                                      "dropped": sorted(set(bound.names) - set(kept.names))}, actor=actor)
+    return len(rows)
+
+
 def list_keys(ledger: Ledger) -> list[dict]:
     return [dict(r) for r in ledger.query(
         "SELECT id, client, prefix, created_at, revoked_at, last_used, channels, all_channels, tenant FROM api_keys"

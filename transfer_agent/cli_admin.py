@@ -12,6 +12,7 @@
                 (the positional NAME of earlier versions still works, with a note)
   tenant create NAME --channels A,B [--display-name TEXT]   (security cloud: a municipality owning channels)
   tenant list [--json] | disable NAME | enable NAME | channels NAME --channels A,B
+  user tenant --name NAME --tenant T | apikey tenant KEY --tenant T   (move one into a tenant)
   (every command takes --database postgresql://... for the shared ledger; user add and apikey create
    take --tenant NAME: the account or key belongs to that municipality and reaches only its channels)
   originals legacy --data-dir DIR [--remove] [--json]
@@ -84,6 +85,11 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     kc.add_argument("key", help="key id or prefix (as in `apikey list`)")
     _scope_args(kc, change=True)
     kc.set_defaults(func=cmd_apikey_channels)
+    kt = ks.add_parser("tenant", help="move a key to a tenant (its binding must be within it)")
+    dd(kt)
+    kt.add_argument("key", help="key id or prefix (as in `apikey list`)")
+    kt.add_argument("--tenant", required=True, metavar="NAME", help="the tenant (default: the default tenant)")
+    kt.set_defaults(func=cmd_apikey_tenant)
     ls = ks.add_parser("list", help="list keys (never the keys themselves)")
     dd(ls)
     ls.add_argument("--json", action="store_true")
@@ -115,6 +121,11 @@ def add_admin_commands(sub: argparse._SubParsersAction) -> None:
     uc.add_argument("old_name", nargs="?", metavar="NAME", help=argparse.SUPPRESS)  # before --name existed
     _scope_args(uc, change=True)
     uc.set_defaults(func=_named(cmd_user_channels, "channels"))
+    ut = us.add_parser("tenant", help="move an account to a tenant (its binding must be within it)")
+    dd(ut)
+    ut.add_argument("--name", required=True, help="login name")
+    ut.add_argument("--tenant", required=True, metavar="NAME", help="the tenant (default: the default tenant)")
+    ut.set_defaults(func=lambda args: _user_op(args, lambda lg: users.set_tenant(lg, args.name, args.tenant)))
     ul = us.add_parser("list", help="list accounts")
     dd(ul)
     ul.add_argument("--json", action="store_true")
@@ -276,6 +287,20 @@ def _print_list(args: argparse.Namespace, rows: list[dict[str, Any]], layout: st
         return 0
     for line in (header, *map(cells, rows)):
         print(format_columns(layout, line))
+    return 0
+
+
+def cmd_apikey_tenant(args: argparse.Namespace) -> int:
+    ledger = _open(args)
+    try:
+        n = apikeys.set_tenant(ledger, args.key, args.tenant)
+    except ValueError as exc:
+        return _fail(str(exc))
+    finally:
+        ledger.close()
+    if n == 0:
+        return _fail(f"no key {args.key!r}")
+    print(f"key {args.key}: tenant {tenants.tenant_name(args.tenant)}")
     return 0
 
 

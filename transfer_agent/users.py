@@ -160,6 +160,28 @@ def set_channels(ledger: Ledger, name: str, scope: Scope, actor: str = "cli") ->
                 actor=actor)
 
 
+def set_tenant(ledger: Ledger, name: str, tenant: str | None, actor: str = "cli") -> Scope:
+    """Move an account to `tenant` (None: the default tenant), e.g. a single box's accounts when the town
+    joins a security cloud. Its binding keeps only the new tenant's channels (it never reaches more);
+    its sessions end. Returns the binding it keeps."""
+    key = tenants.tenant_name(tenant)
+    with ledger.tx() as t:
+        row = t.execute("SELECT id, role, channels, all_channels FROM console_users WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise ValueError(f"no user {name!r}")
+        if row["role"] == "prefecture":
+            raise ValueError("a prefecture administrator belongs to no tenant")
+        d = tenants.check_binding(t, key, ())
+        bound = Scope.from_row(row["all_channels"], row["channels"])
+        kept = Scope(bound.all, bound.names, d)
+        t.execute("UPDATE console_users SET tenant = ?, channels = ? WHERE id = ?",
+                  (None if key == tenants.DEFAULT else key, kept.to_json(), row["id"]))
+        t.execute("DELETE FROM console_sessions WHERE user_id = ?", (row["id"],))
+        t.audit("user.tenant", {"name": name, "tenant": key, "channels": list(kept.names),
+                                "dropped": sorted(set(bound.names) - set(kept.names))}, actor=actor)
+    return kept
+
+
 def list_users(ledger: Ledger) -> list[dict]:
     now = time.time()
     locked: dict[str, int] = {}

@@ -527,7 +527,8 @@ def _file_response(path: Path, name: str, text: bool = False) -> FileResponse:
 def _warn_unbound(ledger: Ledger) -> None:
     """Accounts and keys bound to no channel (e.g. created before bindings existed) reach nothing: say so
     once at start, so that an upgrade does not leave clerks wondering where their files went."""
-    names = [r[0] for r in ledger.query("SELECT name FROM console_users WHERE role != 'admin' AND disabled = 0"
+    names = [r[0] for r in ledger.query("SELECT name FROM console_users WHERE role NOT IN ('admin', 'prefecture')"
+                                        " AND disabled = 0"
                                         " AND all_channels = 0 AND (channels IS NULL OR channels = '[]')")]
     keys = [r[0] for r in ledger.query("SELECT prefix FROM api_keys WHERE revoked_at IS NULL AND all_channels = 0"
                                        " AND (channels IS NULL OR channels = '[]')")]
