@@ -144,6 +144,9 @@ def worker_main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    # Test hook (unset in production): CDR_TEST_PAUSE="PREFIX:SECONDS" holds a file whose name starts
+    # with PREFIX that long before processing it, so a test can kill this worker mid-file.
+    pause_prefix, _, pause_s = os.environ.get("CDR_TEST_PAUSE", "").partition(":")
     conf = None
     try:
         if sandbox.enabled():
@@ -189,6 +192,8 @@ def worker_main() -> None:
 
                 payload = {"part": original_attachment(req["src"], int(req.get("part") or 0), policy)}
             else:
+                if pause_prefix and str(req.get("name", "")).startswith(pause_prefix):
+                    time.sleep(float(pause_s or 5))
                 # The parent hashes the source before and the output after (recheck): no second pass here.
                 res = process(req["src"], req["name"], req["out_dir"], policy, password=req.get("password"),
                               want_text=bool(req.get("want_text")), sha256=req.get("sha256"), hash_output=False)

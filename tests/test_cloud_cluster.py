@@ -23,6 +23,7 @@ CONFIG = """
 workers = 2
 broker_prefix = "{prefix}"
 shutdown_grace_seconds = 5.0
+node_lease_seconds = {lease}
 [intake]
 stable_seconds = 0.5
 close_settle_seconds = 0.3
@@ -34,29 +35,42 @@ fsync = false
 
 
 class Cluster:
-    def __init__(self, tmp: Path, pg_url: str) -> None:
+    """Serve and worker nodes as real processes on one database and shared dir. `serve(node)` starts a
+    serve node with a folder of its own (--data-dir) and the shared LGWAN inbox (--inbox)."""
+
+    def __init__(self, tmp: Path, pg_url: str, broker: str = AMQP_URL, lease: float = 3.0) -> None:
         self.tmp = tmp
         self.db = pg_url
+        self.broker = broker
         self.prefix = f"t{uuid.uuid4().hex[:8]}."
         self.shared = tmp / "shared"
+        self.inbox = self.shared / "inbox"
         self.cfg = tmp / "cloud.toml"
-        self.cfg.write_text(CONFIG.format(prefix=self.prefix), "utf-8")
+        self.cfg.write_text(CONFIG.format(prefix=self.prefix, lease=lease), "utf-8")
         self.procs: list[subprocess.Popen] = []
+        self.anchors: list[Path] = []  # each serve node's
         self.n = 0
 
-    def _spawn(self, args: list[str], env: dict | None = None) -> subprocess.Popen:
+    def _spawn(self, args: list[str], env: dict | None = None, wrap: list[str] | None = None) -> subprocess.Popen:
         self.n += 1
         log = open(self.tmp / f"proc{self.n}.log", "wb")  # noqa: SIM115 - the child keeps it
-        p = subprocess.Popen([AGENT, *args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        p = subprocess.Popen([*(wrap or []), AGENT, *args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                              env={**os.environ, **(env or {})})
         p.log = self.tmp / f"proc{self.n}.log"  # type: ignore[attr-defined]
         self.procs.append(p)
         return p
 
-    def serve(self) -> subprocess.Popen:
-        p = self._spawn(["serve", "--shared-dir", str(self.shared), "--config", str(self.cfg), "--api-port", "0",
-                         "--console-port", "0", "--database", self.db, "--broker", AMQP_URL])
-        info = self.shared / "state" / "agent.json"
+    def serve(self, node: str | None = None, env: dict | None = None) -> subprocess.Popen:
+        args = ["serve", "--shared-dir", str(self.shared), "--config", str(self.cfg), "--api-port", "0",
+                "--console-port", "0", "--database", self.db, "--broker", self.broker]
+        if node:
+            self.inbox = self.tmp / "lgwan-inbox"
+            args += ["--data-dir", str(self.tmp / node), "--inbox", str(self.inbox)]
+        p = self._spawn(args, env)
+        state = (self.tmp / node if node else self.shared) / "state"
+        if state / "audit.anchor" not in self.anchors:
+            self.anchors.append(state / "audit.anchor")
+        info = state / "agent.json"
         end = time.monotonic() + 60
         while time.monotonic() < end:
             assert p.poll() is None, p.log.read_text()[-3000:]
@@ -65,13 +79,13 @@ class Cluster:
             time.sleep(0.1)
         raise AssertionError("serve node did not start")
 
-    def worker(self, env: dict | None = None) -> subprocess.Popen:
+    def worker(self, env: dict | None = None, wrap: list[str] | None = None) -> subprocess.Popen:
         return self._spawn(["worker", "--data-dir", str(self.tmp / f"node{self.n + 1}"), "--config", str(self.cfg),
-                            "--database", self.db, "--broker", AMQP_URL, "--shared-dir", str(self.shared),
-                            "--concurrency", "1"], env)
+                            "--database", self.db, "--broker", self.broker, "--shared-dir", str(self.shared),
+                            "--concurrency", "1"], env, wrap)
 
-    def drop(self, name: str, body: bytes) -> None:
-        d = self.shared / "dropbox"
+    def drop(self, name: str, body: bytes, node: str | None = None) -> None:
+        d = (self.tmp / node if node else self.shared) / "dropbox"
         d.mkdir(parents=True, exist_ok=True)
         (d / f".{name}.part").write_bytes(body)
         os.rename(d / f".{name}.part", d / name)
@@ -99,7 +113,7 @@ class Cluster:
 
     def check(self, rows: list[dict]) -> None:
         """One outcome per job, nothing twice, no temporary file, the audit chain and tables intact."""
-        files = [p for p in (self.shared / "inbox").rglob("*") if p.is_file()]
+        files = [p for p in self.inbox.rglob("*") if p.is_file()]
         assert not [p for p in files if p.name.startswith(".")], files
         for r in rows:
             if r["status"] == "blocked":
@@ -108,13 +122,15 @@ class Cluster:
                 hits = [p for p in files if p.name == r["name"]]
             assert len(hits) == 1, (r, sorted(p.name for p in files))
         assert not [p for p in files if " (2)" in p.name], files
-        v = subprocess.run([AGENT, "audit", "verify", "--data-dir", str(self.shared), "--database", self.db],
+        anchors = [x for a in self.anchors for x in ("--anchor", str(a))]
+        v = subprocess.run([AGENT, "audit", "verify", "--data-dir", str(self.shared), "--database", self.db, *anchors],
                            capture_output=True, text=True, timeout=120)
         assert v.returncode == 0, v.stdout + v.stderr
 
     def close(self) -> None:
         for p in self.procs:
             if p.poll() is None:
+                p.send_signal(signal.SIGCONT)  # a node a test froze
                 p.send_signal(signal.SIGTERM)
         for p in self.procs:
             try:
@@ -122,13 +138,17 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 p.kill()
         from transfer_agent.cloud_tasks import make_app
-        app = make_app(AMQP_URL, self.prefix)
-        with app.connection_for_write() as conn:
-            for q in (*app.conf.task_queues, app.conf.cloud_dead_queue):
-                try:
-                    q.bind(conn.default_channel).delete()
-                except Exception:  # noqa: BLE001 - best effort
-                    pass
+        app = make_app(self.broker, self.prefix)
+        try:
+            with app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1)
+                for q in (*app.conf.task_queues, app.conf.cloud_dead_queue):
+                    try:
+                        q.bind(conn.default_channel).delete()
+                    except Exception:  # noqa: BLE001 - best effort
+                        pass
+        except Exception:  # noqa: BLE001 - a private broker already gone
+            pass
 
 
 @pytest.fixture

@@ -352,6 +352,7 @@ class SubmissionService:
         self.dropbox = Path(dropbox) if dropbox is not None else None
         self.fsync = fsync
         self.stage_root = self.data_dir / "work" / "api-uploads"
+        self.node: Any = None  # cluster.Node of the serve node (the core), if any
         self.limiter = RateLimiter(self.settings.rate_per_minute, self.settings.rate_burst)
         self.limits = ClientLimits(ledger, self.settings.concurrent_per_key,
                                    int(self.settings.mb_per_hour * 1024 * 1024))
@@ -396,16 +397,19 @@ class SubmissionService:
             self.last_tick = time.monotonic()
 
     def recover(self) -> None:
-        for row in self.ledger.query("SELECT * FROM submissions WHERE status = 'received'"):
+        held = self.node is None or self.node.lease("submissions", 120.0)
+        for row in self.ledger.query("SELECT * FROM submissions WHERE status = 'received'") if held else []:
             try:
                 self._hand_over(row, loads(row["files"]), None)
             except Exception:  # noqa: BLE001 - leave it for the next start
                 log.exception("submission recovery failed", extra={"event": "error", "submission": row["id"]})
         # Staging folders of submissions that never got a row (crash while uploading).
         if self.stage_root.is_dir():
+            # Another serve node's internet side may be receiving one right now: only old ones go then.
+            old = time.time() - (3600 if self.node is not None else -1)
             for d in self.stage_root.iterdir():
                 if self.ledger.one("SELECT 1 FROM submissions WHERE id = ? AND status = 'received'",
-                                   (d.name,)) is None:
+                                   (d.name,)) is None and d.stat().st_mtime < old:
                     shutil.rmtree(d, ignore_errors=True)
 
     # ---------------------------------------------------------------- intake
@@ -791,6 +795,9 @@ class SubmissionService:
             self.finalize(row["submission_id"])
 
     def finalize_ready(self) -> None:
+        node = self.node  # several serve nodes: one hands over and finalizes at a time (cluster.py)
+        if node is not None and not node.lease("submissions", 120.0):
+            return
         for row in self.ledger.query("SELECT id FROM submissions WHERE status = 'processing'"):
             self.finalize(row["id"])
         # Submissions recorded by the internet-side process, and handovers that failed (appliance busy
@@ -810,6 +817,8 @@ class SubmissionService:
     def finalize(self, sub_id: str) -> bool:
         """When every job is final: manifest.json into the bundle (with the form's 要確認 flags), status
         done (audited), then the `on_done` hooks (receipt mail). Idempotent."""
+        if self.node is not None and not self.node.lease("submissions", 120.0):
+            return False  # the serve node holding the lease finalizes it on its next tick
         with self._final_lock:
             row = self.ledger.one("SELECT * FROM submissions WHERE id = ?", (sub_id,))
             if row is None or row["status"] != "processing":
@@ -848,8 +857,11 @@ class SubmissionService:
                 # Planted after the handover, or left by a run interrupted right here.
                 self._foreign(row, ["manifest.json"])
             with self.ledger.tx() as t:
-                t.execute("UPDATE submissions SET status = 'done', done_at = ?, flags = ? WHERE id = ?",
-                          (now, json.dumps(flags, ensure_ascii=False) if flags is not None else None, sub_id))
+                cur = t.execute("UPDATE submissions SET status = 'done', done_at = ?, flags = ? WHERE id = ?"
+                                " AND status = 'processing'",
+                                (now, json.dumps(flags, ensure_ascii=False) if flags is not None else None, sub_id))
+                if not cur.rowcount:
+                    return True  # finalized by another serve node meanwhile
                 data: dict[str, Any] = {"submission_id": sub_id, "receipt": row["receipt"],
                                         "verdicts": {e["name"]: e["verdict"] for e in entries}}
                 if flags:
@@ -1146,6 +1158,7 @@ def attach(service: Any) -> SubmissionService:
                             default_channel=cfg.default_channel, fsync=cfg.fsync,
                             channels=_channels(cfg), dropbox=cfg.dropbox,
                             tree=getattr(service, "tree", None), forms=forms_mod.FormBook(cfg))
+    sub.node = getattr(service, "node", None)
     service.submissions = sub
     hooks = getattr(service, "on_final", None)
     if isinstance(hooks, list):

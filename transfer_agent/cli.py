@@ -61,8 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     _database_arg(s)
     s.add_argument("--broker", help="amqp://USER:PASS@HOST:PORT// : files are processed by worker nodes"
                                     " (`transfer-agent worker`) over Celery instead of local workers")
-    s.add_argument("--shared-dir", help="the directory shared with the worker nodes (NFS or similar; README"
-                                        " Security cloud); it is the data directory of this serve node")
+    s.add_argument("--shared-dir", help="the directory shared with the worker nodes and the other serve nodes"
+                                        " (NFS or similar; README Security cloud): originals, results, work; with"
+                                        " it, --data-dir is this node's own folder (drop folders, state, logs)")
+    s.add_argument("--inbox", help="the LGWAN-side inbox, when it is not DATA_DIR/inbox (security cloud: a share"
+                                   " every serve node writes to)")
     s.add_argument("--smtp-port", type=int, help="SMTP intake port on the internet side (default 0 = off; 25 for"
                                                  " an MX; needs [mail.routes])")
     s.add_argument("--smtp-host", help="address of the SMTP listener (default: --api-host, else --host)")
@@ -198,6 +201,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                      console_host=args.console_host, api_tls_cert=args.api_tls_cert, api_tls_key=args.api_tls_key,
                      console_tls_cert=args.console_tls_cert, console_tls_key=args.console_tls_key,
                      database=args.database, broker=args.broker,
+                     node_dir=args.data_dir if args.shared_dir and args.data_dir else None, inbox_dir=args.inbox,
                      smtp_port=args.smtp_port, smtp_host=args.smtp_host, smtp_tls_cert=args.smtp_tls_cert,
                      smtp_tls_key=args.smtp_tls_key)
     try:

@@ -80,6 +80,12 @@ class Config:
     database: str = ""  # "" = state/ledger.sqlite3; postgresql://USER@HOST:PORT/DB for the security cloud
     broker: str = ""  # "" = local worker pool; amqp://... = worker nodes over Celery (security cloud)
     broker_prefix: str = ""  # queue and exchange name prefix: several appliances on one RabbitMQ
+    # Security cloud, several serve nodes on one shared dir: this node's own folder (drop folders, state/
+    # with its lock, anchor and sockets, logs) when it is not the data dir ("" = the data dir), and the
+    # LGWAN-side inbox when it is not DATA_DIR/inbox (a share of its own).
+    node_dir: str = ""
+    inbox_dir: str = ""
+    node_lease_seconds: float = 15.0  # a serve node silent this long loses its jobs to another (cluster.py)
     audit_syslog: bool = False  # also send each audit head to syslog (LOG_AUTHPRIV): an anchor off this disk
     # Channels: form, name shown to senders, digest recipients ([channels.NAME]); forms ([forms.NAME], forms/*.toml).
     channel_forms: dict[str, str] = field(default_factory=dict)
@@ -158,12 +164,17 @@ class Config:
 
     # Layout under the data directory.
     @property
+    def node(self) -> Path:
+        """This node's own folder: the data dir, unless --data-dir names one beside --shared-dir."""
+        return Path(self.node_dir).absolute() if self.node_dir else self.data_dir
+
+    @property
     def dropbox(self) -> Path:
-        return self.data_dir / "dropbox"
+        return self.node / "dropbox"
 
     @property
     def inbox(self) -> Path:
-        return self.data_dir / "inbox"
+        return Path(self.inbox_dir).absolute() if self.inbox_dir else self.data_dir / "inbox"
 
     @property
     def quarantine(self) -> Path:
@@ -171,7 +182,13 @@ class Config:
 
     @property
     def state(self) -> Path:
-        return self.data_dir / "state"
+        """This node's state (lock, anchor, agent.json, sockets; the SQLite ledger of a one-box)."""
+        return self.node / "state"
+
+    @property
+    def results_root(self) -> Path:
+        """The result cache, shared by every serve node (under the data dir)."""
+        return self.data_dir / "state" / "results"
 
     @property
     def work(self) -> Path:
@@ -184,7 +201,7 @@ class Config:
 
     @property
     def ledger_path(self) -> Path:
-        return self.state / "ledger.sqlite3"
+        return self.data_dir / "state" / "ledger.sqlite3"
 
     @property
     def ledger_target(self) -> Path | str:
@@ -207,6 +224,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "api_tls_cert": ("api_tls_cert", str), "api_tls_key": ("api_tls_key", str),
         "console_tls_cert": ("console_tls_cert", str), "console_tls_key": ("console_tls_key", str),
         "database": ("database", str), "broker": ("broker", str), "broker_prefix": ("broker_prefix", str),
+        "inbox": ("inbox_dir", str), "node_lease_seconds": ("node_lease_seconds", float),
         "smtp_port": ("smtp_port", int), "smtp_host": ("smtp_host", str),
         "smtp_tls_cert": ("smtp_tls_cert", str), "smtp_tls_key": ("smtp_tls_key", str),
     },

@@ -8,6 +8,8 @@ api.handover (api_submissions.py), deliver.planned, deliver.done (deliverer.py),
 smtp.spooled, smtp.recorded (mail_spool.py: before the 250), smtp.replied (smtp_server.py: after it),
 mail.dropped, mail.relay_sent, mail.relayed (mail_delivery.py), mail.tmp_written (maildir.py).
 Pause points (TRANSFER_AGENT_PAUSEPOINT): intake.copied.
+TRANSFER_AGENT_STOPPOINT="NAME[:N]" stops this process with SIGSTOP there instead (a node frozen in
+the middle of a step, for another serve node to take over; SIGCONT lets it go on).
 """
 from __future__ import annotations
 
@@ -20,7 +22,15 @@ _CRASH = {p.partition(":")[0]: int(p.partition(":")[2] or 1)
 _CRASH_COUNTS: dict[str, int] = {}
 
 
+_STOP = {p.partition(":")[0]: int(p.partition(":")[2] or 1)
+         for p in os.environ.get("TRANSFER_AGENT_STOPPOINT", "").split(",") if p}
+
+
 def crashpoint(name: str) -> None:
+    if _STOP and name in _STOP:
+        _CRASH_COUNTS["stop:" + name] = _CRASH_COUNTS.get("stop:" + name, 0) + 1
+        if _CRASH_COUNTS["stop:" + name] == _STOP[name]:
+            os.kill(os.getpid(), signal.SIGSTOP)
     if not _CRASH or name not in _CRASH:
         return
     _CRASH_COUNTS[name] = _CRASH_COUNTS.get(name, 0) + 1

@@ -27,6 +27,7 @@ from typing import Any
 from cdr.model import BLOCKED
 
 from . import clock, delivery
+from .cluster import Fenced
 from .config import Config
 from .crashpoints import crashpoint
 from .mail_delivery import MailDelivery
@@ -68,6 +69,7 @@ class Deliverer:
         # Jobs waiting for a delivery retry; only the delivery thread (and recovery before it) changes it.
         self.retries: dict[int, Retry] = {}
         self.mail = MailDelivery(cfg, ledger, self.tree)  # mail jobs: Maildir drops or the LGWAN relay
+        self.node: Any = None  # cluster.Node: no inbox write once its lease ran out
 
     def hand_over(self, job_id: int, key: Key | None, *args: Any, **kw: Any) -> None:
         """Queue a verdict for the delivery thread (arguments of `finish`). Until it is delivered the job
@@ -75,6 +77,11 @@ class Deliverer:
         to reuse it."""
         self.holds.pending_add(key)
         self._queue.put((job_id, key, args, kw))
+
+    def adopt(self, job_id: int, key: Key | None) -> None:
+        """A committed plan taken over from another serve node: replayed by the delivery thread."""
+        self.holds.pending_add(key)
+        self._queue.put((job_id, key, (), {"adopted": True}))
 
     def close(self) -> None:
         """Deliver what is queued, then stop `run` (the dispatcher has handed over its last result)."""
@@ -92,7 +99,10 @@ class Deliverer:
                 self._drop_retries()
                 return
             job_id, key, args, kw = item
-            self._attempt(job_id, key, functools.partial(self.finish, job_id, *args, **kw), None)
+            if kw.get("adopted"):
+                self._attempt(job_id, key, functools.partial(self._replay, job_id), None)
+            else:
+                self._attempt(job_id, key, functools.partial(self.finish, job_id, *args, **kw), None)
             self._retry_due()  # a steady stream of new files must not starve the retries
 
     # ------------------------------------------------------------------ attempts and retries
@@ -103,6 +113,14 @@ class Deliverer:
         ok = True
         try:
             fn()
+        except Fenced as exc:
+            # Another serve node owns the job now (or this node's lease ran out): it finishes the job.
+            log.warning("job no longer this node's; left to its owner", extra={"event": "deliver.fenced",
+                                                                            "job_id": job_id, "why": str(exc)})
+            if self.node is not None and not self.node.valid() and self.status(job_id) == "delivering":
+                self.schedule_retry(job_id, key, exc, retry)  # ours again once the lease is renewed
+                return
+            ok = False
         except Exception as exc:  # noqa: BLE001 - the ledger keeps the state
             if self.status(job_id) in ("delivering", None):
                 self.schedule_retry(job_id, key, exc, retry)
@@ -192,6 +210,15 @@ class Deliverer:
             self._requeue_if_processing(job_id)
         # Any other state: done or requeued meanwhile; _attempt drops the retry.
 
+    def _replay(self, job_id: int) -> None:
+        row = self.ledger.job(job_id)
+        if row is None or row["status"] != "delivering":
+            return
+        plan = json.loads(row["plan"])
+        if plan.get("kind") != "mail":  # a mail's Maildir drop cleans its own tmp/ name
+            delivery.remove_temps(plan, self.tree, job_id)
+        self.deliver(job_id)
+
     def _drop_retries(self) -> None:
         if self.retries:
             log.warning("stopping with deliveries still failing; they are replayed at the next start",
@@ -227,12 +254,13 @@ class Deliverer:
             if out_name and first_name:
                 deliver_as = reuse_name(row["name"], first_name, out_name)
             extra = {"receipt": self.ledger.receipt_of(row.get("submission_id")),
-                     **self._retry_context(row, result, str(inbox_dir.relative_to(self.cfg.data_dir)))}
+                     **self._retry_context(row, result, self.tree.rel(inbox_dir))}
             try:
                 if row["mail_id"]:
-                    plan = self.mail.plan(row, result, cache, out_name, str(inbox_dir.relative_to(self.cfg.data_dir)))
+                    plan = self.mail.plan(row, result, cache, out_name, self.tree.rel(inbox_dir))
                 else:
                     plan = delivery.build_plan(data_dir=self.cfg.data_dir, inbox_dir=inbox_dir, job=row, result=result,
+                                               tree=self.tree,
                                                cache_dir=cache, out_name=out_name, text_name=text_name,
                                                deliver_as=deliver_as, reused_from=reused_from, **extra)
             except delivery.SourceMissing:
@@ -242,7 +270,7 @@ class Deliverer:
                             "out_name": out_name, "text_name": text_name, "deliver_as": deliver_as, **extra}
             threats = sorted({t["id"] for t in result.get("threats", [])})
             with self.ledger.tx() as t:
-                t.commit_verdict(job_id, result, plan, reused_from, str(inbox_dir.relative_to(self.cfg.data_dir)))
+                t.commit_verdict(job_id, result, plan, reused_from, self.tree.rel(inbox_dir))
                 t.audit("verdict", {"verdict": result["verdict"], "policy": row["policy"], "threats": threats,
                                     "reason_en": result.get("reason_en"), "sha256": row["sha256"],
                                     "reused_from": reused_from}, job_id=job_id)
@@ -294,6 +322,8 @@ class Deliverer:
                         return
                     plan = json.loads(self.ledger.job(job_id)["plan"])  # the relay marks its progress there
                     break
+                if self.node is not None:
+                    self.node.check()  # no inbox write once another node may have taken the job over
                 try:
                     names = delivery.execute(plan, self.tree, job_id, self.cfg.fsync, crashpoint)
                     break
@@ -351,7 +381,7 @@ class Deliverer:
     def _replan(self, row: Row, old: dict[str, Any]) -> dict[str, Any]:
         args = old.get("args") or {}
         cache = self.cfg.data_dir / args["cache"] if args.get("cache") else None
-        plan = delivery.build_plan(data_dir=self.cfg.data_dir, inbox_dir=self.cfg.data_dir / old["dir"],
+        plan = delivery.build_plan(data_dir=self.cfg.data_dir, inbox_dir=self.tree.path(old["dir"]), tree=self.tree,
                                    job=dict(row), result=json.loads(row["result"]), cache_dir=cache,
                                    out_name=args.get("out_name"), text_name=args.get("text_name"),
                                    deliver_as=args.get("deliver_as"), reused_from=row["reused_from"],

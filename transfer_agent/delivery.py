@@ -120,13 +120,14 @@ def _blocked(cand: str) -> list[str]:
 def build_plan(*, data_dir: Path, inbox_dir: Path, job: dict[str, Any], result: dict[str, Any],
                cache_dir: Path | None, out_name: str | None, text_name: str | None,
                reused_from: int | None, deliver_as: str | None = None, receipt: str | None = None,
-               supersede: list[dict[str, str]] | None = None, quiet: bool = False) -> dict[str, Any]:
+               supersede: list[dict[str, str]] | None = None, quiet: bool = False,
+               tree: Tree | None = None) -> dict[str, Any]:
     """Decide names and contents. `out_name`/`text_name` are files inside `cache_dir`;
     the output is delivered as `deliver_as` (default `out_name`). `supersede`: notices ({name, sha256})
     that this delivery replaces (a password retry that worked): removed first, their names free.
     `quiet`: nothing goes into the inbox (a password retry that failed: the first notice stands)."""
     job_id = int(job["id"])
-    tree = Tree(data_dir)
+    tree = tree or Tree(data_dir)
     dir_rel = tree.rel(inbox_dir)
     delivered_at = now_iso()
     remove = [{"name": f["name"], "sha256": f["sha256"]} for f in supersede or []]
@@ -296,6 +297,9 @@ def execute(plan: dict[str, Any], tree: Tree, job_id: int, fsync: bool = True,
                 safefs.link_no_replace(dfd, tmp, name)
             except FileExistsError:
                 safefs.unlink(dfd, tmp)
+                if safefs.sha256_of(dfd, name) == f["sha256"]:
+                    done.append(name)  # the same plan replayed at the same time (a node taking over)
+                    continue
                 if safefs.is_link(dfd, name):
                     tree.note_link(plan["dir"], name)
                 raise Conflict(name) from None

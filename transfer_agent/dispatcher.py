@@ -56,6 +56,7 @@ class Inflight:
     out_dir: Path
     started: float
     source: str | None = None  # the job's source_key (fair dispatch)
+    attempt: int = 0  # the attempt this node claimed (a result for another is not ours)
 
 
 class Dispatcher:
@@ -71,7 +72,7 @@ class Dispatcher:
         self.holds = holds
         self.hand_over = hand_over
         self._stop = stop
-        self.results_root = cfg.state / "results"
+        self.results_root = cfg.results_root
         self.blobs = cfg.blob_store()  # originals, cached results, job outputs (blobstore.py)
         self.executor: Executor | None = None  # set by the service at start
         self.inflight: dict[int, Inflight] = {}
@@ -210,7 +211,8 @@ class Dispatcher:
             return None  # identical content running or being delivered now: wait and reuse its result
         attempts = row["attempts"] + 1
         with self.ledger.tx() as t:
-            t.claim(row["id"], attempts, policy.label, policy.retention_days, self.engine_id(policy))
+            if not t.claim(row["id"], attempts, policy.label, policy.retention_days, self.engine_id(policy)):
+                return None  # another serve node claimed it since it was read
         # A password changes the outcome (PPAP), so such jobs are never answered from the cache.
         # A key held by a delivery retry: reuse its committed result, or else process the file (its
         # result then goes to a cache of its own, see _complete), rather than wait for that inbox.
@@ -241,7 +243,7 @@ class Dispatcher:
             with self.ledger.tx() as t:
                 t.requeue(row["id"])
             raise
-        self.inflight[row["id"]] = Inflight(fut, key, out_dir, time.monotonic(), row["source_key"])
+        self.inflight[row["id"]] = Inflight(fut, key, out_dir, time.monotonic(), row["source_key"], attempts)
         fut.add_done_callback(lambda _f, jid=row["id"]: self._done.put(jid))
         busy.add(key)
         return True
@@ -296,14 +298,17 @@ class Dispatcher:
             res.block("処理中にエラーが発生しました", "an internal error occurred while processing")
         self.metrics.process.observe(time.monotonic() - inf.started)
         row = self.ledger.job(job_id)
-        if row is None or row["status"] != "processing":
-            shutil.rmtree(inf.out_dir, ignore_errors=True)
+        if row is None or row["status"] != "processing" or row["attempts"] != inf.attempt or \
+                (self.ledger.owner is not None and row["owner"] != self.ledger.owner):
+            shutil.rmtree(inf.out_dir, ignore_errors=True)  # requeued or taken over meanwhile: not ours
             return
         result: dict[str, Any] = res.to_dict()
         cache = out_name = text_name = None
         if res.verdict != BLOCKED and res.output:
             cache = self.cache_dir(*inf.key)
-            if self.holds.is_pending(inf.key):
+            if self.holds.is_pending(inf.key) or self.cfg.database:
+                # Several serve nodes share the cache: each job's output has a folder of its own, so
+                # that one node never replaces a cache another node's delivery reads.
                 # A delivery still reads the shared cache (e.g. one waiting for a retry): keep it.
                 cache = cache.with_name(f"{cache.name}.job{job_id}")
             out_name = os.path.relpath(res.output, inf.out_dir)

@@ -83,8 +83,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
 """
 # Added later: `engine`, which engine (and policy content) made a job's result, for safe reuse;
 # `source_key`, who sent a job (fair dispatch; older rows fall back to source_key()).
+# `owner`: the serve node working on an unfinished job (cluster.py; every node, the one-box too).
 schema.register("ledger", SCHEMA, columns=[("jobs", "engine", "TEXT"), ("jobs", "source_key", "TEXT"),
-                                           ("jobs", "mail_id", "TEXT")])
+                                           ("jobs", "mail_id", "TEXT"), ("jobs", "owner", "TEXT")])
 schema.register("ledger_later", "CREATE INDEX IF NOT EXISTS jobs_queued_source ON jobs(status, source_key, id);"
                 "CREATE INDEX IF NOT EXISTS jobs_mail ON jobs(mail_id);",
                 postgresql="""
@@ -103,13 +104,29 @@ WHERE q.purged_at IS NULL AND NOT EXISTS (
         OR j.received_at + COALESCE(j.retention_days, 0) * 86400.0 > :now))
 """
 
+PURGEABLE_ONE = _PURGEABLE + " AND q.sha256 = :sha"  # the same question for one original
+
 
 class Tx:
-    """A write transaction: SQL plus audit rows that commit with it."""
+    """A write transaction: SQL plus audit rows that commit with it.
 
-    def __init__(self, cur: Any) -> None:
+    `owner`: this serve node's id (cluster.py). The steps' state changes of a job then apply only while
+    the job is this node's, and raise cluster.Fenced (rolling back the transaction) when it is not.
+    """
+
+    def __init__(self, cur: Any, owner: str | None = None) -> None:
         self.cur = cur
+        self.owner = owner
         self.audited: list[tuple[int, str, str, int | None]] = []
+
+    def _mine(self) -> tuple[str, tuple]:
+        """SQL and parameters that limit an UPDATE of jobs to this node's."""
+        return (" AND owner = ?", (self.owner,)) if self.owner is not None else ("", ())
+
+    def _fenced(self, cur: Any, job_id: int, what: str) -> None:
+        if cur.rowcount == 0 and self.owner is not None:
+            from .cluster import Fenced
+            raise Fenced(f"job {job_id}: {what}: no longer this node's job")
 
     def execute(self, sql: str, params: tuple | dict = ()) -> Any:
         return self.cur.execute(sql, params)
@@ -151,29 +168,38 @@ class Tx:
     def mark_purged(self, sha256: str, now: float) -> None:
         self.cur.execute("UPDATE quarantine SET purged_at = ? WHERE sha256 = ?", (now, sha256))
 
-    def claim(self, job_id: int, attempts: int, policy: str, retention_days: int, engine: str) -> None:
-        """A worker takes the job: 'processing', with the policy and engine that will judge it."""
-        self.cur.execute("UPDATE jobs SET status = 'processing', attempts = ?, policy = ?, retention_days = ?,"
-                         " started_at = ?, engine = ? WHERE id = ?",
-                         (attempts, policy, retention_days, time.time(), engine, job_id))
+    def claim(self, job_id: int, attempts: int, policy: str, retention_days: int, engine: str) -> bool:
+        """A worker takes the job: 'processing', with the policy and engine that will judge it. False when
+        it is no longer queued at the attempt before (another serve node claimed it first)."""
+        cur = self.cur.execute(
+            "UPDATE jobs SET status = 'processing', attempts = ?, policy = ?, retention_days = ?, started_at = ?,"
+            " engine = ?, owner = ? WHERE id = ? AND status = 'queued' AND attempts = ?",
+            (attempts, policy, retention_days, time.time(), engine, self.owner, job_id, attempts - 1))
+        return cur.rowcount == 1
 
     def requeue(self, job_id: int) -> None:
-        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", (job_id,))
+        mine, args = self._mine()
+        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE id = ? AND status = 'processing'" + mine,
+                         (job_id, *args))
 
     def requeue_if_processing(self, job_id: int) -> None:
-        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE id = ? AND status = 'processing'", (job_id,))
+        mine, args = self._mine()
+        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE id = ? AND status = 'processing'" + mine,
+                         (job_id, *args))
 
     def requeue_all_processing(self) -> None:
         # A too-large notice has no original to process: recovery delivers its notice instead.
-        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE status = 'processing' AND source != 'too_large'")
+        mine, args = self._mine()
+        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE status = 'processing' AND source != 'too_large'"
+                         + mine, args)
 
     def add_too_large(self, r: dict[str, Any], result: dict[str, Any]) -> int:
         """A file left in the dropbox for its size: a job with its blocked result, for the notice alone."""
         cur = self.cur.execute(
             "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, drop_sig, size, policy, result,"
-            " verdict, received_at) VALUES ('processing','too_large',?,?,?,?,?,?,?,?,'blocked',?)",
+            " verdict, received_at, owner) VALUES ('processing','too_large',?,?,?,?,?,?,?,?,'blocked',?,?)",
             (r["channel"], r["name"], r["subdir"], r["drop_path"], r["drop_sig"], r["size"], r["policy"],
-             json.dumps(result, ensure_ascii=False), time.time()))
+             json.dumps(result, ensure_ascii=False), time.time(), self.owner))
         return int(cur.lastrowid)
 
     def too_large_known(self, drop_path: str | bytes, drop_sig: str) -> bool:
@@ -183,24 +209,35 @@ class Tx:
 
     def requeue_without_verdict(self, job_id: int) -> None:
         """Back to the queue with the verdict and plan forgotten (its cached output went missing)."""
+        mine, args = self._mine()
         self.cur.execute("UPDATE jobs SET status = 'queued', verdict = NULL, result = NULL, plan = NULL,"
-                         " reused_from = NULL WHERE id = ?", (job_id,))
+                         " reused_from = NULL WHERE id = ?" + mine, (job_id, *args))
 
     def commit_verdict(self, job_id: int, result: dict[str, Any], plan: dict[str, Any], reused_from: int | None,
                        inbox_dir: str) -> None:
         """Verdict and delivery plan, committed before any byte reaches the inbox: 'delivering'."""
-        self.cur.execute("UPDATE jobs SET status = 'delivering', verdict = ?, result = ?, plan = ?, reused_from = ?,"
-                         " inbox_dir = ?, processed_at = ? WHERE id = ?",
-                         (result["verdict"], json.dumps(result, ensure_ascii=False),
-                          json.dumps(plan, ensure_ascii=False), reused_from, inbox_dir, time.time(), job_id))
+        mine, args = self._mine()
+        cur = self.cur.execute(
+            "UPDATE jobs SET status = 'delivering', verdict = ?, result = ?, plan = ?, reused_from = ?, inbox_dir = ?,"
+            " processed_at = ? WHERE id = ? AND status = 'processing'" + mine,
+            (result["verdict"], json.dumps(result, ensure_ascii=False), json.dumps(plan, ensure_ascii=False),
+             reused_from, inbox_dir, time.time(), job_id, *args))
+        self._fenced(cur, job_id, "verdict")
 
     def set_plan(self, job_id: int, plan: dict[str, Any]) -> None:
-        self.cur.execute("UPDATE jobs SET plan = ? WHERE id = ?", (json.dumps(plan, ensure_ascii=False), job_id))
+        mine, args = self._mine()
+        cur = self.cur.execute("UPDATE jobs SET plan = ? WHERE id = ? AND status = 'delivering'" + mine,
+                               (json.dumps(plan, ensure_ascii=False), job_id, *args))
+        self._fenced(cur, job_id, "plan")
 
     def finish(self, job_id: int, status: str, delivered: list[str]) -> None:
         """Final: 'delivered' or 'blocked', with the names written; a PPAP password is forgotten."""
-        self.cur.execute("UPDATE jobs SET status = ?, delivered = ?, finished_at = ?, password = NULL WHERE id = ?",
-                         (status, json.dumps(delivered, ensure_ascii=False), time.time(), job_id))
+        mine, args = self._mine()
+        cur = self.cur.execute(
+            "UPDATE jobs SET status = ?, delivered = ?, finished_at = ?, password = NULL WHERE id = ?"
+            " AND status = 'delivering'" + mine,
+            (status, json.dumps(delivered, ensure_ascii=False), time.time(), job_id, *args))
+        self._fenced(cur, job_id, "delivery")
 
     def password_retries(self, tag: str) -> list[Any]:
         """Status, verdict and result of the password retries filed under `tag` (see password_retry.retry_tag)."""
@@ -236,6 +273,7 @@ class Ledger:
                     os.chmod(p, 0o600)
         self._lock = threading.RLock()
         self.anchor = audit.Anchor(anchor_path or state / audit.ANCHOR_NAME, anchor_fsync, anchor_syslog)
+        self.owner: str | None = None  # this serve node's id once registered (cluster.Node)
         self._conn = db.connect(self.path)
         if not self.postgres:
             # Channel identity in SQL (channels.Scope.sql): rows written before names were normalised match too.
@@ -289,7 +327,7 @@ class Ledger:
         with self._lock:
             db.begin_write(self._conn)
             cur = self._conn.cursor()
-            t = Tx(cur)
+            t = Tx(cur, self.owner)
             try:
                 yield t
             except BaseException:
@@ -354,10 +392,10 @@ class Ledger:
             for r in rows:
                 cur = t.execute(
                     "INSERT INTO jobs(status, source, channel, name, subdir, drop_path, drop_sig, size, submission_id,"
-                    " password, received_at, source_key, mail_id) VALUES ('received',?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " password, received_at, source_key, mail_id, owner) VALUES ('received',?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (r["source"], r["channel"], r["name"], r["subdir"], r["drop_path"], r.get("drop_sig"),
                      r.get("size"), r.get("submission_id"), r.get("password"), r.get("received_at") or now,
-                     r.get("source_key") or f"{r['source']}:{r['channel']}", r.get("mail_id")))
+                     r.get("source_key") or f"{r['source']}:{r['channel']}", r.get("mail_id"), self.owner))
                 ids.append(int(cur.lastrowid))
         return ids
 

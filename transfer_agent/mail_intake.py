@@ -48,6 +48,9 @@ class MailIntake:
 
     def take_pending(self) -> int:
         """Take every recorded mail not yet taken (also ones a crash interrupted); returns how many."""
+        node = getattr(self, "node", None)  # several serve nodes: one takes mails at a time (cluster.py)
+        if node is not None and not node.lease("mail-intake", 120.0):
+            return 0
         with self._lock:
             rows = self.ledger.query("SELECT * FROM mails WHERE status IN ('received', 'taking') ORDER BY received_at")
             if not rows:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from .blobstore import BlobStore, LocalBlobStore
+from .ledger import PURGEABLE_ONE as _STILL_PURGEABLE
 from .storage import JobStore
 
 log = logging.getLogger("transfer_agent.quarantine")
@@ -51,15 +52,15 @@ class Quarantine:
         purged: list[str] = []
         for row in ledger.purgeable(now):
             sha = row["sha256"]
-            with self.lock:
-                # Re-check under the lock: an intake of the same content may have arrived meanwhile.
-                if not ledger.purgeable(now, sha):
+            with self.lock, ledger.tx() as t:
+                # Re-check under the lock and the ledger's write lock: an intake of the same content (on
+                # this node or another, which records the hash before storing the file) may have arrived.
+                if not t.execute(_STILL_PURGEABLE, {"now": now, "sha": sha}).fetchall():
                     continue
                 existed = self.blobs.delete_original(sha)
                 self.blobs.delete_results(sha)
-                with ledger.tx() as t:
-                    t.mark_purged(sha, now)
-                    t.audit("purge", {"sha256": sha, "size": row["size"], "file_existed": existed})
+                t.mark_purged(sha, now)
+                t.audit("purge", {"sha256": sha, "size": row["size"], "file_existed": existed})
             purged.append(sha)
             log.info("purged original", extra={"event": "purge", "sha256": sha, "size": row["size"]})
         return purged

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 from . import delivery, safefs
@@ -45,16 +46,24 @@ from .storage import JobStore, Row
 log = logging.getLogger("transfer_agent.service")  # the appliance's steps log as the service did
 
 
+def _mine(ledger: JobStore, *statuses: str) -> list[Row]:
+    """Unfinished jobs of this serve node (cluster.Node.takeover gave it those of dead nodes)."""
+    rows = ledger.jobs(*statuses)
+    owner = getattr(ledger, "owner", None)
+    return rows if owner is None else [r for r in rows if r["owner"] == owner]
+
+
 def recover(cfg: Config, ledger: JobStore, quarantine: Quarantine, intake: Intake, deliverer: Deliverer) -> None:
-    """Bring every unfinished job back to a consistent state (runs before any thread starts)."""
-    for row in ledger.jobs("received"):
+    """Bring every unfinished job of this node back to a consistent state (runs before any thread
+    starts; with several serve nodes, on the jobs this node owns: its own and those it took over)."""
+    for row in _mine(ledger, "received"):
         # One job that cannot be recovered now must not keep the service from starting: it stays
         # as it is (nothing delivered) and is tried again at the next start.
         try:
             _recover_intake(cfg, ledger, quarantine, intake, row)
         except Exception:  # noqa: BLE001 - logged with the job id, retried at the next start
             log.exception("cannot recover intake", extra={"event": "recover.failed", "job_id": row["id"]})
-    rows = ledger.jobs("processing")
+    rows = _mine(ledger, "processing")
     for row in [r for r in rows if r["source"] == "too_large"]:
         try:  # a too-large notice whose delivery never started: deliver it now
             deliverer.finish(row["id"], json.loads(row["result"]), None, None, None, None)
@@ -66,7 +75,7 @@ def recover(cfg: Config, ledger: JobStore, quarantine: Quarantine, intake: Intak
             t.requeue_all_processing()
         log.info("requeued interrupted jobs", extra={"event": "recover.requeue",
                                                      "job_ids": [r["id"] for r in rows]})
-    for row in ledger.jobs("delivering"):
+    for row in _mine(ledger, "delivering"):
         log.info("completing interrupted delivery", extra={"event": "recover.deliver", "job_id": row["id"]})
         try:
             # Inside the try: an inbox that cannot be written must not keep the service from starting.
@@ -78,17 +87,76 @@ def recover(cfg: Config, ledger: JobStore, quarantine: Quarantine, intake: Intak
             log.exception("cannot complete delivery", extra={"event": "recover.failed", "job_id": row["id"]})
             if deliverer.status(row["id"]) == "delivering":
                 deliverer.resume_later(row["id"], (row["sha256"], row["policy"], claimed_ext(row["name"])), exc)
-    shutil.rmtree(cfg.work / "jobs", ignore_errors=True)
+    if getattr(ledger, "owner", None) is None or not cfg.database:
+        shutil.rmtree(cfg.work / "jobs", ignore_errors=True)
+    else:
+        clean_job_dirs(cfg, ledger, 0.0)  # the work folder is shared: other nodes' jobs stay
     (cfg.work / "jobs").mkdir(parents=True, exist_ok=True)
     for part in (cfg.work / "intake").glob("*.copy"):
-        part.unlink()  # a copy whose job row is gone or already re-taken
+        if _not_others(ledger, part.name.split(".")[0]):
+            part.unlink()  # a copy whose job row is gone or already re-taken
     inbox = deliverer.tree.rel(cfg.inbox)
+    old = time.time() - (3600 if cfg.database else -1)  # another node may be copying one right now
     for dfd, name in safefs.fwalk_names(deliverer.tree, inbox, lambda n: n.startswith(".") and n.endswith(".tmp-orig")):
-        safefs.unlink(dfd, name)  # an approved original whose copy was cut short
-    stray = [p.name for p in (cfg.work / "intake").iterdir()]
+        st = safefs.lstat(dfd, name)
+        if st is not None and st.st_mtime < old:
+            safefs.unlink(dfd, name)  # an approved original whose copy was cut short
+    stray = [p.name for p in (cfg.work / "intake").iterdir() if _not_others(ledger, p.name.split(".")[0])]
     if stray:
         log.error("files in work/intake without a job row (left in place)",
                   extra={"event": "recover.stray", "files": stray})
+
+
+def _not_others(ledger: JobStore, name: str) -> bool:
+    """Whether work/intake/<name> is not another live node's intake in progress."""
+    owner = getattr(ledger, "owner", None)
+    if owner is None or not name.isdigit():
+        return True
+    row = ledger.job(int(name))
+    return row is None or row["status"] != "received" or row["owner"] in (None, owner)
+
+
+def clean_job_dirs(cfg: Config, ledger: JobStore, min_age: float, live: set[str] | None = None) -> None:
+    """Remove folders in work/jobs that no worker will write or read again: not of a job 'processing' at
+    that attempt (another serve node's included), older than `min_age` seconds."""
+    now = time.time()
+    for d in (cfg.work / "jobs").iterdir():
+        if live is not None and d.name in live:
+            continue
+        try:
+            if now - d.stat().st_mtime < min_age:
+                continue
+            head = d.name.split(".")[0].split("-")
+            if len(head) >= 2 and head[0].isdigit() and head[1].isdigit():
+                row = ledger.job(int(head[0]))
+                if row is not None and row["status"] == "processing" and row["attempts"] == int(head[1]):
+                    continue
+        except (OSError, ValueError):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def adopt(cfg: Config, ledger: JobStore, quarantine: Quarantine, intake: Intake, deliverer: Deliverer,
+          rows: list[Row]) -> None:
+    """Finish the jobs taken over from a serve node that stopped or fell silent (cluster.Node.takeover),
+    while this node runs: the same steps as `recover`, the deliveries on the delivery thread."""
+    for row in rows:
+        if row is None:
+            continue
+        jid = row["id"]
+        try:
+            if row["status"] == "received":
+                _recover_intake(cfg, ledger, quarantine, intake, row)
+            elif row["status"] == "processing" and row["source"] == "too_large":
+                deliverer.hand_over(jid, None, json.loads(row["result"]), None, None, None, None)
+            elif row["status"] == "processing":
+                with ledger.tx() as t:
+                    t.requeue_if_processing(jid)
+                deliverer._kick()
+            elif row["status"] == "delivering":
+                deliverer.adopt(jid, (row["sha256"], row["policy"], claimed_ext(row["name"])))
+        except Exception:  # noqa: BLE001 - the job stays this node's; the next start recovers it
+            log.exception("cannot finish a job taken over", extra={"event": "recover.failed", "job_id": jid})
 
 
 def _recover_intake(cfg: Config, ledger: JobStore, quarantine: Quarantine, intake: Intake, row: Row) -> None:

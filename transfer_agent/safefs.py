@@ -44,11 +44,25 @@ def _parts(rel: str | PurePath) -> tuple[str, ...]:
 
 
 class Tree:
-    """The data directory as a descriptor root. `on_refused(rel, what)` hears of every link met."""
+    """The data directory as a descriptor root. `on_refused(rel, what)` hears of every link met.
 
-    def __init__(self, root: Path, on_refused: Callable[[str, str], None] | None = None) -> None:
+    `mounts` maps a first path component to a folder elsewhere (the security cloud's `--inbox DIR`:
+    "inbox/..." opens below DIR), so the paths kept in the ledger stay "inbox/<channel>/<date>" wherever
+    the inbox is. The mount point itself is the operator's choice and is opened as given, like the root.
+    """
+
+    def __init__(self, root: Path, on_refused: Callable[[str, str], None] | None = None,
+                 mounts: dict[str, Path] | None = None) -> None:
         self.root = Path(root)
         self.on_refused = on_refused
+        self.mounts = {k: Path(v) for k, v in (mounts or {}).items() if Path(v) != self.root / k}
+
+    def path(self, rel: str | PurePath) -> Path:
+        """The absolute path of root/rel, through a mount (for reads that need a path)."""
+        parts = PurePath(rel).parts
+        if parts and parts[0] in self.mounts:
+            return self.mounts[parts[0]].joinpath(*parts[1:])
+        return self.root / rel
 
     def refused(self, rel: str, what: str) -> Refused:
         if self.on_refused is not None:
@@ -59,7 +73,10 @@ class Tree:
         return Refused(rel, what)
 
     def rel(self, path: Path) -> str:
-        """`path` (absolute, below the root) as a relative path string."""
+        """`path` (absolute, below the root or a mount) as a relative path string."""
+        for name, where in self.mounts.items():
+            if Path(path) == where or Path(path).is_relative_to(where):
+                return str(PurePath(name) / Path(path).relative_to(where))
         return str(Path(path).relative_to(self.root))
 
     def open_dir(self, rel: str | PurePath, create: bool = False, fsync: bool = False) -> int:
@@ -67,7 +84,14 @@ class Tree:
         made with `create` (mkdirat: a name taken meanwhile is opened no-follow like any other), their
         parents fsynced with `fsync`. FileNotFoundError without `create`; Refused on a link."""
         parts = _parts(rel)
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        if parts and parts[0] in self.mounts:
+            mount = self.mounts[parts[0]]
+            if create:
+                mount.mkdir(parents=True, exist_ok=True)
+            fd = os.open(mount, os.O_RDONLY | os.O_DIRECTORY)
+            parts = parts[1:]
+        else:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             for i, part in enumerate(parts):
                 try:

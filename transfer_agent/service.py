@@ -26,6 +26,7 @@ from cdr.policy import Policy, load_policy
 from cdr.worker import Job
 
 from .channels import channel_name
+from .cluster import Node
 from .config import Config
 from .deliverer import Deliverer
 from .dispatcher import Dispatcher
@@ -39,7 +40,7 @@ from .maintenance import Maintenance
 from .metrics import Metrics
 from .password_retry import queue_retry
 from .quarantine import Quarantine
-from .recovery import recover
+from .recovery import adopt, recover
 from .results import KeyHolds
 from .safefs import Refusals, Tree
 from .watcher import UNPROVEN_FACTOR, DropboxWatcher
@@ -65,7 +66,7 @@ class Service:
         self.ledger = Ledger(cfg.ledger_target, anchor_fsync=cfg.fsync, anchor_syslog=cfg.audit_syslog,
                              anchor_path=cfg.state / "audit.anchor")
         self.quarantine = Quarantine(cfg.quarantine, cfg.data_dir, cfg.fsync)
-        self.results_root = cfg.state / "results"
+        self.results_root = cfg.results_root
         self.metrics = Metrics()
         self.default_policy = load_policy(cfg.policy)
         self.channel_policies = {ch: load_policy(p) for ch, p in cfg.channel_policies.items()}
@@ -80,7 +81,7 @@ class Service:
         # Every write beneath the data dir that a share user can reach goes through `tree`: a link
         # planted there is refused (never followed), audited once and listed on /healthz.
         self.refusals = Refusals(cfg.data_dir, self._audit_refusal, self._log_refusal)
-        self.tree = Tree(cfg.data_dir, on_refused=self.refusals)
+        self.tree = Tree(cfg.data_dir, on_refused=self.refusals, mounts={"inbox": cfg.inbox})
         self.on_final: list[Callable[[int], None]] = []  # called with the job id once final
         self._stop = threading.Event()
         holds = KeyHolds()  # dedup keys between dispatch and delivery
@@ -92,8 +93,14 @@ class Service:
                                      self.deliverer.hand_over, self._stop)
         self.maintenance = Maintenance(cfg, self.ledger, self.quarantine, self.metrics, self.dispatcher.live_dirs,
                                        self._stop)
+        # This node in the ledger (cluster.py): a lease, and the owner of the jobs it works on.
+        self.node = Node(self.ledger, Node.default_name(cfg.node), cfg.node_lease_seconds)
+        self.deliverer.node = self.maintenance.node = self.node
+        self.maintenance.on_adopt = lambda rows: adopt(cfg, self.ledger, self.quarantine, self.intake,
+                                                       self.deliverer, rows)
         self.watcher = DropboxWatcher(cfg, self.intake.on_dropped)
         self.mail_intake = MailIntake(cfg, self.ledger, self.intake)  # mails the SMTP intake recorded
+        self.mail_intake.node = self.node
         # Delivery runs in its own thread so that a freed worker gets its next file at once.
         self._processor = threading.Thread(target=self.dispatcher.run, name="processor", daemon=True)
         self._deliverer = threading.Thread(target=self.deliverer.run, name="delivery", daemon=True)
@@ -134,6 +141,9 @@ class Service:
         with self.ledger.tx() as t:
             t.audit("service.start", {"policy": self.default_policy.label, "workers": self.cfg.worker_count,
                                       "channels": {c: p.label for c, p in self.channel_policies.items()}})
+        self.node.register()
+        self.node.takeover()  # this node's earlier incarnation, and nodes that fell silent
+        self.node.start()
         self.recover()
         self.dispatcher.executor = self._executor_factory(self.cfg.worker_count)
         self._deliverer.start()
@@ -178,6 +188,8 @@ class Service:
         counts = self.ledger.counts()
         with self.ledger.tx() as t:
             t.audit("service.stop", {"jobs": counts["jobs"]})
+        if self.node.valid():
+            self.node.stop()  # the jobs still unfinished may be taken over at once
         log.info("service stopped", extra={"event": "service.stop", **counts})
         self.ledger.close()
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)

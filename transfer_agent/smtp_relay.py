@@ -213,8 +213,18 @@ class Outbox:
             now = time.time()
             for row in self.ledger.query("SELECT * FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY id",
                                          (now,)):
-                self._attempt(row)
+                if self._claim(row):
+                    self._attempt(row)
             return self.ledger.one("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")[0]
+
+    def _claim(self, row: Any) -> bool:
+        """Take the row for one attempt: its next_at moves past the attempt, so no other sender (another
+        serve node) sees it due meanwhile; a sender that dies mid-attempt leaves it due again later."""
+        hold = time.time() + max(120.0, 4 * getattr(self.relay, "timeout", 60.0))
+        with self.ledger.tx() as t:
+            cur = t.execute("UPDATE outbox SET next_at = ? WHERE id = ? AND status = 'pending' AND attempts = ?"
+                            " AND next_at = ?", (hold, row["id"], row["attempts"], row["next_at"]))
+            return cur.rowcount == 1
 
     def _attempt(self, row: Any) -> None:
         states: dict[str, str] = json.loads(row["rcpts"])

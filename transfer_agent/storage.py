@@ -34,7 +34,7 @@ class JobTx(Protocol):
     def keep_original(self, sha256: str, size: int, path: str, now: float) -> None: ...
 
     # dispatch
-    def claim(self, job_id: int, attempts: int, policy: str, retention_days: int, engine: str) -> None: ...
+    def claim(self, job_id: int, attempts: int, policy: str, retention_days: int, engine: str) -> bool: ...
 
     def requeue(self, job_id: int) -> None: ...
 
@@ -68,6 +68,8 @@ class JobTx(Protocol):
 
 class JobStore(Protocol):
     """The ledger as the steps and the service use it (ledger.Ledger)."""
+
+    owner: str | None  # this serve node's id (cluster.py): state changes apply only to its own jobs
 
     def tx(self) -> AbstractContextManager[JobTx]: ...
 

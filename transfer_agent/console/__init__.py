@@ -450,8 +450,9 @@ class Console:
             return path, job["name"]
         for pf in plan.get("files", []):
             if pf["kind"] == kind:
-                path = (self.data_dir / plan["dir"] / pf["name"])
-                inbox = (self.data_dir / "inbox").resolve()
+                where = self.tree.path if self.tree is not None else self.data_dir.joinpath  # --inbox elsewhere
+                path = where(plan["dir"]) / pf["name"]
+                inbox = where("inbox").resolve()
                 if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(inbox):
                     raise _Denied(404, "ファイルが受信フォルダに見つかりません（移動または削除された可能性があります）")
                 return path, pf["name"]
@@ -760,7 +761,8 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
         s = con.ledger.one("SELECT * FROM submissions WHERE receipt = ?", (receipt[:64],))
         if s is not None and not sess.user.scope.allows(s["channel"]):
             s = None  # another channel's: the same 404 as none
-        path = con.data_dir / s["bundle_dir"] / "form.txt" if s else None
+        path = (con.tree.path(s["bundle_dir"]) if con.tree is not None else con.data_dir / s["bundle_dir"]) \
+            / "form.txt" if s else None
         if path is None or path.is_symlink() or not path.is_file():
             raise _Denied(404, "申請内容が見つかりません")
         with con.ledger.tx() as t:

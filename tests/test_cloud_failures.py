@@ -1,0 +1,202 @@
+"""Failures of the security cloud beyond a dying worker node (test_cloud_cluster.py): two serve nodes
+racing for the same deliveries, the sandbox child of a worker killed, PostgreSQL and RabbitMQ crashed
+and restarted (private instances on other ports: the machine's own are never restarted), and a worker
+node cut off from the network in a network namespace. Each ends with: every accepted job has exactly
+one outcome, nothing twice in the inbox, `audit verify` intact (Cluster.check)."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.cloud_services import (
+    AMQP_URL,
+    NEED_AMQP,
+    PG_URL,
+    PrivatePostgres,
+    PrivateRabbit,
+    _descendants,
+    amqp_up,
+)
+from tests.netns_relay import Switch
+from tests.test_cloud_cluster import Cluster
+
+HERE = Path(__file__).resolve().parent
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] == "T"
+
+
+def _wait(pred, timeout: float, what: str) -> None:  # noqa: ANN001
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _status(cluster: Cluster, name: str) -> str | None:
+    return next((r["status"] for r in cluster.jobs() if r["name"] == name), None)
+
+
+def _audit_events(cluster: Cluster, event: str) -> list[str]:
+    from transfer_agent import db
+    conn = db.connect(cluster.db)
+    try:
+        return [r[0] for r in conn.execute("SELECT data FROM audit WHERE event = ? ORDER BY seq", (event,))]
+    finally:
+        conn.close()
+
+
+def test_two_serve_nodes_race_for_the_same_deliveries(cluster: Cluster) -> None:
+    """Serve node A freezes (SIGSTOP) right after linking a delivered file into the shared inbox, before
+    committing it. Serve node B, on the same database, shared dir and inbox, takes over A's jobs once
+    A's lease runs out and replays the same delivery. A, let go, finds its jobs gone: it commits nothing,
+    writes nothing more and stops (75, for systemd to restart it); restarted with its folder, it works
+    again, and both nodes then claim from the one queue at once."""
+    cluster.worker()
+    a = cluster.serve("nodeA", {"TRANSFER_AGENT_STOPPOINT": "deliver.linked"})
+    cluster.drop("A-住民票.txt", "住民票の写し\n".encode(), node="nodeA")
+    cluster.drop("A-evil.exe", b"MZ\x90\x00" + b"\x00" * 100, node="nodeA")
+    _wait(lambda: _stopped(a.pid), 90, "serve node A to freeze in its first delivery")
+    b = cluster.serve("nodeB")
+    cluster.drop("B-届出.txt", "届出\n".encode(), node="nodeB")
+    rows = cluster.wait_final(3)  # B finished A's delivery and everything else
+    taken = _audit_events(cluster, "node.takeover")
+    assert any('"fenced"' in t and "nodeA" in t for t in taken), taken
+    os.kill(a.pid, signal.SIGCONT)
+    assert a.wait(60) == 75, a.log.read_text()[-3000:]  # fenced: it stops instead of acting on stale state
+    cluster.check(rows)
+    # A again (a new incarnation with the same folder), racing B for the next files.
+    cluster.serve("nodeA")
+    for i in range(3):
+        cluster.drop(f"A-申請{i}.txt", f"申請 {i}\n".encode(), node="nodeA")
+        cluster.drop(f"B-申請{i}.txt", f"申請 B{i}\n".encode(), node="nodeB")
+    rows = cluster.wait_final(9)
+    assert sorted(r["status"] for r in rows) == ["blocked"] + ["delivered"] * 8
+    assert b.poll() is None
+    cluster.check(rows)
+
+
+def test_sandbox_child_killed_mid_file(cluster: Cluster) -> None:
+    """kill -9 of the worker node's sandboxed cdr.worker child while it holds a file: that file is
+    blocked (fail closed, one notice), the node starts a new child and goes on with the next files."""
+    cluster.serve()
+    node = cluster.worker({"CDR_TEST_PAUSE": "slow-:60"})
+    cluster.drop("slow-1.txt", "時間のかかるファイル\n".encode())
+    stage = cluster.shared / "work" / "stage"
+    _wait(lambda: _status(cluster, "slow-1.txt") == "processing" and stage.is_dir()
+          and any(p.is_file() for p in stage.rglob("*")), 90, "the file to reach the sandboxed worker")
+    children = [pid for pid in _descendants(node.pid)
+                if b"cdr.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert children, "no cdr.worker child found"
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    cluster.drop("fine-1.txt", "普通のファイル\n".encode())
+    rows = cluster.wait_final(2)
+    by = {r["name"]: r for r in rows}
+    assert by["slow-1.txt"]["status"] == "blocked" and by["fine-1.txt"]["status"] == "delivered", rows
+    assert node.poll() is None  # the worker node itself lives on
+    cluster.check(rows)
+
+
+def test_database_and_broker_crash_and_restart(tmp_path: Path) -> None:
+    """PostgreSQL and then RabbitMQ killed (-9) and started again while files are in flight (one held
+    in a worker at each crash): the nodes reconnect and every file is delivered once."""
+    pg = PrivatePostgres()
+    try:
+        rmq = PrivateRabbit()
+    except BaseException:
+        pg.close()
+        raise
+    c = Cluster(tmp_path, f"{pg.url}?schema=cloud", broker=rmq.url)
+    try:
+        c.serve()
+        c.worker({"CDR_TEST_PAUSE": "slow-:3"})
+        c.drop("前.txt", "再起動の前\n".encode())
+        c.wait_final(1)
+        c.drop("slow-db.txt", "データベース再起動中\n".encode())
+        _wait(lambda: _status(c, "slow-db.txt") == "processing", 60, "a file in flight")
+        pg.kill()
+        c.drop("db-down.txt", "停止中に届いた\n".encode())
+        time.sleep(1)  # the nodes notice the database gone (what is measured is that they recover)
+        pg.start()
+        c.wait_final(3)
+        c.drop("slow-mq.txt", "ブローカー再起動中\n".encode())
+        _wait(lambda: _status(c, "slow-mq.txt") == "processing", 60, "a file in flight")
+        rmq.kill()
+        c.drop("mq-down.txt", "停止中に届いた\n".encode())
+        rmq.start()
+        rows = c.wait_final(5, timeout=180)
+        assert [r["status"] for r in rows] == ["delivered"] * 5, rows
+        assert all(p.poll() is None for p in c.procs), "a node died"
+        c.check(rows)
+    finally:
+        c.close()
+        rmq.close()
+        pg.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
+                    reason="a network namespace needs root, unshare and ip")
+def test_worker_cut_off_from_the_network(cluster: Cluster, tmp_path: Path) -> None:
+    """A worker node in a network namespace of its own reaches RabbitMQ and PostgreSQL only through
+    relays. Cut off while it holds a file: RabbitMQ gives the file to another worker node, which
+    delivers it; the cut-off node, reconnected, neither delivers it again nor loses the next files."""
+    if not PG_URL.startswith("postgresql://root@127.0.0.1:5432/") or AMQP_URL != "amqp://guest:guest@127.0.0.1:5672//":
+        pytest.skip("the relays assume the default local PostgreSQL and RabbitMQ")
+    socks = Path(f"/tmp/cdr-ns-{uuid.uuid4().hex[:8]}")
+    socks.mkdir()
+    mq, pg = Switch(socks / "amqp.sock", 5672), Switch(socks / "pg.sock", 5432)
+    try:
+        cluster.serve()
+        wrap = ["unshare", "-n", "--", sys.executable, str(HERE / "netns_relay.py"),
+                f"5672={mq.path}", f"5432={pg.path}", "--"]
+        cut_off = cluster.worker({"CDR_TEST_PAUSE": "slow-:6", "PYTHONPATH": str(HERE.parent)}, wrap=wrap)
+        cluster.drop("slow-cut.txt", "ネットワーク断\n".encode())
+        stage = cluster.shared / "work" / "stage"
+        _wait(lambda: _status(cluster, "slow-cut.txt") == "processing" and stage.is_dir()
+              and any(p.is_file() for p in stage.rglob("*")), 90, "the cut-off node to hold the file")
+        mq.cut()
+        pg.cut()
+        other = cluster.worker()
+        rows = cluster.wait_final(1)
+        assert rows[0]["status"] == "delivered" and rows[0]["attempts"] == 1, rows  # the broker's redelivery
+        time.sleep(7)  # the cut-off node has finished its copy meanwhile (held by its partition)
+        mq.restore()
+        pg.restore()
+        assert cut_off.poll() is None
+        other.send_signal(signal.SIGTERM)
+        assert other.wait(60) == 0
+        for i in range(3):  # the reconnected node alone now: it takes the next files again
+            cluster.drop(f"after-{i}.txt", f"再接続後 {i}\n".encode())
+        rows = cluster.wait_final(4, timeout=180)
+        assert [r["status"] for r in rows] == ["delivered"] * 4, rows
+        assert cut_off.poll() is None
+        cluster.check(rows)
+    finally:
+        mq.close()
+        pg.close()
+        shutil.rmtree(socks, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(pg_url, tmp_path):
+    if not amqp_up():
+        pytest.skip(NEED_AMQP)
+    c = Cluster(tmp_path, pg_url)
+    yield c
+    c.close()
+
