@@ -119,9 +119,12 @@ class Tx:
         self.owner = owner
         self.audited: list[tuple[int, str, str, int | None]] = []
 
-    def _mine(self) -> tuple[str, tuple]:
-        """SQL and parameters that limit an UPDATE of jobs to this node's."""
-        return (" AND owner = ?", (self.owner,)) if self.owner is not None else ("", ())
+    def _mine(self, status: str | None = None) -> tuple[str, tuple]:
+        """SQL and parameters that limit an UPDATE of jobs to this node's, in `status` (a ledger opened
+        without a node, by tools and tests, changes any row, as before)."""
+        if self.owner is None:
+            return "", ()
+        return (f" AND status = '{status}'" if status else "") + " AND owner = ?", (self.owner,)
 
     def _fenced(self, cur: Any, job_id: int, what: str) -> None:
         if cur.rowcount == 0 and self.owner is not None:
@@ -178,9 +181,8 @@ class Tx:
         return cur.rowcount == 1
 
     def requeue(self, job_id: int) -> None:
-        mine, args = self._mine()
-        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE id = ? AND status = 'processing'" + mine,
-                         (job_id, *args))
+        mine, args = self._mine("processing")
+        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE id = ?" + mine, (job_id, *args))
 
     def requeue_if_processing(self, job_id: int) -> None:
         mine, args = self._mine()
@@ -216,26 +218,25 @@ class Tx:
     def commit_verdict(self, job_id: int, result: dict[str, Any], plan: dict[str, Any], reused_from: int | None,
                        inbox_dir: str) -> None:
         """Verdict and delivery plan, committed before any byte reaches the inbox: 'delivering'."""
-        mine, args = self._mine()
+        mine, args = self._mine("processing")
         cur = self.cur.execute(
             "UPDATE jobs SET status = 'delivering', verdict = ?, result = ?, plan = ?, reused_from = ?, inbox_dir = ?,"
-            " processed_at = ? WHERE id = ? AND status = 'processing'" + mine,
+            " processed_at = ? WHERE id = ?" + mine,
             (result["verdict"], json.dumps(result, ensure_ascii=False), json.dumps(plan, ensure_ascii=False),
              reused_from, inbox_dir, time.time(), job_id, *args))
         self._fenced(cur, job_id, "verdict")
 
     def set_plan(self, job_id: int, plan: dict[str, Any]) -> None:
-        mine, args = self._mine()
-        cur = self.cur.execute("UPDATE jobs SET plan = ? WHERE id = ? AND status = 'delivering'" + mine,
+        mine, args = self._mine("delivering")
+        cur = self.cur.execute("UPDATE jobs SET plan = ? WHERE id = ?" + mine,
                                (json.dumps(plan, ensure_ascii=False), job_id, *args))
         self._fenced(cur, job_id, "plan")
 
     def finish(self, job_id: int, status: str, delivered: list[str]) -> None:
         """Final: 'delivered' or 'blocked', with the names written; a PPAP password is forgotten."""
-        mine, args = self._mine()
+        mine, args = self._mine("delivering")
         cur = self.cur.execute(
-            "UPDATE jobs SET status = ?, delivered = ?, finished_at = ?, password = NULL WHERE id = ?"
-            " AND status = 'delivering'" + mine,
+            "UPDATE jobs SET status = ?, delivered = ?, finished_at = ?, password = NULL WHERE id = ?" + mine,
             (status, json.dumps(delivered, ensure_ascii=False), time.time(), job_id, *args))
         self._fenced(cur, job_id, "delivery")
 
