@@ -195,15 +195,14 @@ class PrivatePostgres:
         self.start()
 
     def start(self) -> None:
-        lock = self.dir / "data" / "postmaster.pid"
-        if lock.exists():  # left by the crash; its postmaster may linger as a zombie nobody reaps
-            pid = lock.read_text().split("\n", 1)[0].strip()
+        # Lock files left by the crash; the postmaster they name may linger as a zombie nobody reaps
+        # (PostgreSQL only asks whether that pid exists).
+        for lock in (self.dir / "data" / "postmaster.pid", self.dir / f".s.PGSQL.{self.port}.lock"):
             try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                dead = stat[stat.rindex(")") + 2] == "Z"
+                pid = int(lock.read_text().split("\n", 1)[0].strip())
             except (OSError, ValueError):
-                dead = True
-            if dead:
+                continue
+            if not _alive(pid):
                 lock.unlink()
         log = open(self.dir / "postgres.log", "ab")  # noqa: SIM115 - the server keeps it
         self.proc = subprocess.Popen(
