@@ -244,6 +244,7 @@ class AllowList:
         self._flat = 0
         self.deny = DENY_NAMES | _FILE_NAMES if embedded == "drop" else DENY_NAMES
         self._wrapped: set[tuple[int, int]] = set()
+        self._denied: dict[str, bool] = {}  # name -> _denied(name), per pass
         self._pages = {p.objgen: f"page {i}" for i, p in enumerate(pdf.pages, 1)}
 
     # -- reporting --
@@ -371,11 +372,18 @@ class AllowList:
 
     def _keys(self, obj: Any, typ: str, where: str, table: dict[str, Spec]) -> None:
         """Keep the keys `table` defines, with values of the kinds it names; queue the values to check."""
+        denied = self._denied
         for key, v in _entries(obj):
-            if v is _BAD:
+            t = type(v)  # _kind, inlined: this loop is most of the pass
+            if t is int or t is Decimal:
+                k = "i"
+            elif t is bool:
+                k = "b"
+            elif v is _BAD:
                 self._undecodable(obj, key)
                 continue
-            k = _kind(v)
+            else:
+                k = _kind(v)
             if key == "/Annots" and table is PAGE and k == "a":
                 self._annots(obj, v, where)
                 continue
@@ -387,8 +395,12 @@ class AllowList:
                 n = name_str(v)
                 if not n:
                     self._undecodable(obj, key)
-                elif _denied(n, self.deny):
-                    self._drop(obj, key, v, typ, where)
+                else:
+                    bad = denied.get(n)
+                    if bad is None:
+                        bad = denied[n] = _denied(n, self.deny)
+                    if bad:
+                        self._drop(obj, key, v, typ, where)
                 continue
             child = spec[1]
             if child is None or k in "sib":
