@@ -580,6 +580,12 @@ def test_another_tenants_staff_get_nothing_on_any_console_page(env):
         page = pref.get("/admin").text
         assert 'id="tenants"' in page and "那覇市" in page and "名護市" in page and "naclerk" in page
         assert SECRET in pref.get("/deliveries").text and "名護の書類.txt" in pref.get("/deliveries").text
+        # It sees a town's pending request but does not decide it (the town's approvers do).
+        assert f'/approvals/{env["pending"]}' in pref.get("/approvals").text
+        r = pref.post(f"/approvals/{env['pending']}", data={"csrf": _csrf(pref), "decision": "approve",
+                                                             "comment": "県が承認"})
+        assert r.status_code == 403
+        assert env["led"].one("SELECT status FROM original_requests WHERE id = ?", (env["pending"],))[0] == "pending"
         pref.close()
     finally:
         for c in (*attackers.values(), s["anon"]):

@@ -787,6 +787,10 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
     @app.post("/approvals/{request_id}")
     async def decide(request: Request, request_id: str) -> Response:
         sess = con.session(request, ("approver", "admin"))
+        if sess.user.role == "prefecture":
+            # Releasing a resident's original is the municipality's decision (its approvers'), not the
+            # prefecture's that runs the cloud: it sees the requests, it does not decide them.
+            raise _Denied(403, "原本取り出しの承認は各団体の承認者・管理者が行います")
         rid = _id(request_id)
         form = await con.check_csrf(request, sess)
         decision = form.get("decision")
