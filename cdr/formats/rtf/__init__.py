@@ -20,7 +20,15 @@ from pathlib import Path
 from ...errors import Malformed, ToolMissing
 from ...handler import Context, Handler, Rebuilt, register
 from ...model import Detection, Threat
-from .vocab import ALLOWED_DEST, ALLOWED_SYMBOLS, DESTINATIONS, DROPPED_DEST, STARRED_WORDS, word_allowed
+from .vocab import (
+    ALLOWED_DEST,
+    ALLOWED_SYMBOLS,
+    ALLOWED_WORDS,
+    DESTINATIONS,
+    DROPPED_DEST,
+    STARRED_WORDS,
+    word_allowed,
+)
 
 MAX_DEPTH = 1000
 
@@ -421,16 +429,18 @@ def canonicalize(root: Group) -> None:
             i += 1
         cuts: list[int] = []
         starred = False  # a \\* cut just before: its destination word belongs to the same new group
-        for j in range(i, n):
+        for j in range(i, n):  # the hottest loop of the rebuild: no helper calls
             t = ch[j]
-            if _is_star(t):
-                cuts.append(j)
-                starred = True
-            elif isinstance(t, Tok) and t.kind == "w":
-                if t.word in DESTINATIONS and not starred:
+            if t.__class__ is not Tok:
+                starred = False
+            elif t.kind == "w":
+                if not starred and t.word in DESTINATIONS:
                     cuts.append(j)
                 starred = False
-            elif not _blank(t):
+            elif t.kind == "s" and t.raw == b"\\*":
+                cuts.append(j)
+                starred = True
+            elif t.kind != "t" or t.raw.strip():
                 starred = False
         if cuts:
             bounds = cuts + [n]
@@ -478,7 +488,7 @@ def restrict(root: Group) -> Counter:
                         continue
                 elif lead_tok and is_dest and c.word == lead:
                     pass  # the group's own destination: its parent already judged it
-                elif not word_allowed(c.word):
+                elif c.word not in ALLOWED_WORDS and not word_allowed(c.word):
                     dropped["\\" + c.word.decode()] += 1
                     continue
                 new.append(c)
