@@ -114,7 +114,7 @@ class Scope:
 
     def _tenant(self) -> str:
         d = self.domain
-        return f" of tenant {d.tenant}" if d is not None and not d.unrestricted else ""
+        return f" ({d.tenant})" if d is not None and not d.unrestricted else ""
 
     def describe(self) -> str:
         if self.all:
