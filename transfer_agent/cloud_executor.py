@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from cdr.model import FileResult
+from cdr.model import FileResult, Threat
 from cdr.worker import Job
 
 from .blobstore import LocalBlobStore
@@ -116,6 +116,26 @@ class CeleryExecutor:
                 except Exception:  # noqa: BLE001 - a leftover row is harmless (attempts move on)
                     log.warning("cannot clear a worker result", exc_info=True)
 
+    def _dead_for_another_node(self, job_id: int, attempt: int, task_id: str) -> None:
+        """Several serve nodes read the one dead-letter queue: a task another node (or this node's earlier
+        incarnation) submitted becomes a blocked result row for that attempt, which its owner's poll
+        completes like a worker's (only while the job is still processing at that attempt)."""
+        row = self.ledger.one("SELECT name, sha256, size, status, attempts FROM jobs WHERE id = ?", (job_id,))
+        if row is None or row["status"] != "processing" or row["attempts"] != attempt:
+            return
+        res = FileResult(source=row["name"], sha256=row["sha256"] or "", size=row["size"] or 0)
+        res.threats.append(Threat("worker.error", row["name"], "blocked", "WorkerKilledRepeatedly"))
+        res.block("処理中にエラーが発生しました", "an internal error occurred while processing")
+        with self.ledger.tx() as t:
+            cur = t.execute("SELECT status, attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if cur is None or cur["status"] != "processing" or cur["attempts"] != attempt:
+                return
+            t.execute("INSERT OR IGNORE INTO cloud_results(job_id, attempt, result, worker, created_at)"
+                      " VALUES (?,?,?,?,?)", (job_id, attempt, json.dumps(res.to_dict(), ensure_ascii=False),
+                                              f"dead-letter:{task_id}", time.time()))
+        log.error("a file killed every worker node that took it; blocked (for the serve node that owns it)",
+                  extra={"event": "cloud.dead_letter", "job_id": job_id, "attempt": attempt})
+
     def _watch_dead_letters(self) -> None:
         """Tasks dead-lettered after the delivery limit: fail their futures (the file is blocked)."""
         dead = self.app.conf.cloud_dead_queue
@@ -133,6 +153,8 @@ class CeleryExecutor:
                 log.error("a file killed every worker node that took it; blocked",
                           extra={"event": "cloud.dead_letter", "job_id": key[0], "attempt": key[1]})
                 entry[0].set_exception(WorkerKilledRepeatedly(f"task {task_id} dead-lettered"))
+            elif len(key) == 2:
+                self._dead_for_another_node(key[0], key[1], task_id)  # type: ignore[misc]
             message.ack()
 
         while not self._stop.is_set():

@@ -538,7 +538,7 @@ def _validate(cfg: Config) -> None:
     if cfg.watcher not in ("native", "polling"):
         raise ConfigError(f"intake.watcher = {cfg.watcher!r}: must be \"native\" or \"polling\"")
     for name in ("stable_seconds", "close_settle_seconds", "tick_seconds", "rescan_seconds",
-                 "purge_interval_seconds", "delivery_retry_seconds"):
+                 "purge_interval_seconds", "delivery_retry_seconds", "node_lease_seconds"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name} = {getattr(cfg, name)}: must be > 0")
     if cfg.delivery_retry_max_seconds < cfg.delivery_retry_seconds:
