@@ -174,10 +174,13 @@ class Tx:
     def claim(self, job_id: int, attempts: int, policy: str, retention_days: int, engine: str) -> bool:
         """A worker takes the job: 'processing', with the policy and engine that will judge it. False when
         it is no longer queued at the attempt before (another serve node claimed it first)."""
+        # A fenced node (its jobs taken over while it was frozen) claims nothing more.
+        alive, args = (" AND EXISTS (SELECT 1 FROM nodes WHERE id = ? AND state = 'alive')", (self.owner,)) \
+            if self.owner is not None else ("", ())
         cur = self.cur.execute(
             "UPDATE jobs SET status = 'processing', attempts = ?, policy = ?, retention_days = ?, started_at = ?,"
-            " engine = ?, owner = ? WHERE id = ? AND status = 'queued' AND attempts = ?",
-            (attempts, policy, retention_days, time.time(), engine, self.owner, job_id, attempts - 1))
+            " engine = ?, owner = ? WHERE id = ? AND status = 'queued' AND attempts = ?" + alive,
+            (attempts, policy, retention_days, time.time(), engine, self.owner, job_id, attempts - 1, *args))
         return cur.rowcount == 1
 
     def requeue(self, job_id: int) -> None:

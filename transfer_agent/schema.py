@@ -138,4 +138,4 @@ def ensure(conn: Any) -> None:
 
 def _load_all() -> None:
     """The modules that own tables register them on import."""
-    from . import audit, cloud_tasks, ledger, mail_db, portal_db, smtp_relay, tenants  # noqa: F401
+    from . import audit, cloud_tasks, cluster, ledger, mail_db, portal_db, smtp_relay, tenants  # noqa: F401
