@@ -242,6 +242,7 @@ def test_approval_page_shows_why_needs_a_comment_and_never_releases_executables(
     page.wait_for_url("**/deliveries")
     page.goto(app.console + f"/deliveries/{exe_id}")
     assert "ポリシーにより原本を取り出せません" in page.inner_text("#never-release")
+    assert "実行ファイル" in page.inner_text("#never-release") and "executable" not in page.inner_text("#never-release")
     assert page.locator("form.request").count() == 0
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")
     r = ctx.request.post(app.console + f"/deliveries/{exe_id}/request", max_redirects=0,

@@ -77,6 +77,10 @@ def test_inbox_entries_never_look_alike(tmp_path, corpus):
         # The sender's fake report keeps its text but cannot pass for ours.
         assert "申請書.docx.報告.txt" not in [n for n in listing if (kokuho / n).read_bytes() == "偽の報告です。\n".encode()]
         assert not (kokuho / "請求書.exe").exists() and (kokuho / "請求書.exe.報告.txt").is_file()
+        # A program's original is never released ([release] never): its report does not invite a request.
+        exe_report = (kokuho / "請求書.exe.報告.txt").read_text("utf-8-sig")
+        assert "原本を取り出せません" in exe_report and "原本の取り出しを申請" not in exe_report, exe_report
+        assert "原本の取り出しを申請" in (kokuho / (docx + ".報告.txt")).read_text("utf-8-sig")
         # Every report opens in Notepad: UTF-8 with a BOM and CRLF only.
         reports = [p for p in kokuho.iterdir() if p.name.endswith(".報告.txt")]
         assert len(reports) >= 8

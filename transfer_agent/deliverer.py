@@ -70,6 +70,8 @@ class Deliverer:
         self.retries: dict[int, Retry] = {}
         self.mail = MailDelivery(cfg, ledger, self.tree)  # mail jobs: Maildir drops or the LGWAN relay
         self.node: Any = None  # cluster.Node: no inbox write once its lease ran out
+        # (job row, result) -> the families the channel's policy never releases (set by the service).
+        self.never_for: Callable[[dict[str, Any], dict[str, Any]], list[str]] | None = None
 
     def hand_over(self, job_id: int, key: Key | None, *args: Any, **kw: Any) -> None:
         """Queue a verdict for the delivery thread (arguments of `finish`). Until it is delivered the job
@@ -255,6 +257,9 @@ class Deliverer:
                 deliver_as = reuse_name(row["name"], first_name, out_name)
             extra = {"receipt": self.ledger.receipt_of(row.get("submission_id")),
                      **self._retry_context(row, result, self.tree.rel(inbox_dir))}
+            never = self.never_for(row, result) if self.never_for and not row["mail_id"] else []
+            if never:
+                extra["never"] = never
             try:
                 if row["mail_id"]:
                     plan = self.mail.plan(row, result, cache, out_name, self.tree.rel(inbox_dir))
@@ -386,7 +391,7 @@ class Deliverer:
                                    out_name=args.get("out_name"), text_name=args.get("text_name"),
                                    deliver_as=args.get("deliver_as"), reused_from=row["reused_from"],
                                    receipt=args.get("receipt"), supersede=args.get("supersede"),
-                                   quiet=bool(args.get("quiet")))
+                                   quiet=bool(args.get("quiet")), never=args.get("never"))
         plan["args"] = args
         with self.ledger.tx() as t:
             t.set_plan(row["id"], plan)

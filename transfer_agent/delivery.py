@@ -121,11 +121,12 @@ def build_plan(*, data_dir: Path, inbox_dir: Path, job: dict[str, Any], result: 
                cache_dir: Path | None, out_name: str | None, text_name: str | None,
                reused_from: int | None, deliver_as: str | None = None, receipt: str | None = None,
                supersede: list[dict[str, str]] | None = None, quiet: bool = False,
-               tree: Tree | None = None) -> dict[str, Any]:
+               tree: Tree | None = None, never: list[str] | None = None) -> dict[str, Any]:
     """Decide names and contents. `out_name`/`text_name` are files inside `cache_dir`;
     the output is delivered as `deliver_as` (default `out_name`). `supersede`: notices ({name, sha256})
     that this delivery replaces (a password retry that worked): removed first, their names free.
-    `quiet`: nothing goes into the inbox (a password retry that failed: the first notice stands)."""
+    `quiet`: nothing goes into the inbox (a password retry that failed: the first notice stands).
+    `never`: the file's families the policy never releases (said in the clerk's report)."""
     job_id = int(job["id"])
     tree = tree or Tree(data_dir)
     dir_rel = tree.rel(inbox_dir)
@@ -168,7 +169,8 @@ def build_plan(*, data_dir: Path, inbox_dir: Path, job: dict[str, Any], result: 
             "report_name": name + REPORT,
         })
         body = _json(report)
-        ja = render_report(job=job, result=result, delivered_name=None, text_name=None, receipt=receipt)
+        ja = render_report(job=job, result=result, delivered_name=None, text_name=None, receipt=receipt,
+                           never=never)
         files.append(PlannedFile(name + REPORT, "report", _sha(ja), content=ja.decode("utf-8")))
         files.append(PlannedFile(name + NOTICE, "notice", _sha(body.encode()), content=body))
         return {"dir": dir_rel, "files": [f.to_dict() for f in files], "main": name + NOTICE, "remove": remove}
@@ -192,7 +194,8 @@ def build_plan(*, data_dir: Path, inbox_dir: Path, job: dict[str, Any], result: 
     elif text_name:
         report.update({"text_name": name, "text_sha256": result.get("output_sha256")})
     body = _json(report)
-    ja = render_report(job=job, result=result, delivered_name=name, text_name=shown_text, receipt=receipt)
+    ja = render_report(job=job, result=result, delivered_name=name, text_name=shown_text, receipt=receipt,
+                       never=never)
     files.append(PlannedFile(name + REPORT, "report", _sha(ja), content=ja.decode("utf-8")))
     files.append(PlannedFile(name + SIDECAR, "sidecar", _sha(body.encode()), content=body))
     # The delivered file comes last: when it appears, its reports are already there.

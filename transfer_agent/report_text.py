@@ -98,8 +98,9 @@ def _members(result: dict[str, Any]) -> list[str]:
 
 
 def render(*, job: dict[str, Any], result: dict[str, Any], delivered_name: str | None, text_name: str | None,
-           receipt: str | None = None) -> bytes:
-    """The report's bytes (UTF-8 with BOM, CRLF)."""
+           receipt: str | None = None, never: list[str] | None = None) -> bytes:
+    """The report's bytes (UTF-8 with BOM, CRLF). `never`: the families of this file that the policy never
+    releases ([release] never): the report then does not invite a request for the original."""
     verdict = result.get("verdict") or "blocked"
     sent = str(job.get("name") or "")
     lines = ["無害化の処理結果（自動作成）", "=" * 30]
@@ -142,6 +143,11 @@ def render(*, job: dict[str, Any], result: dict[str, Any], delivered_name: str |
         lines += ["", "■ このファイルについて"]
         lines += _wrap("大きさの上限を超えたため受け取っていません。送信側のフォルダに残っています。"
                        "分割するなどして送り直してもらうか、管理者に相談してください。", "　")
+    elif never:
+        lines += ["", "■ 元のファイル（原本）について"]
+        lines += _wrap(f"このファイル（{'、'.join(tl.family_label(f) for f in never)}を含む）は、ポリシーにより"
+                       "原本を取り出せません。必要な場合は、受け付けている形式で送り直すよう送信者に依頼してください。",
+                       "　")
     else:
         lines += ["", "■ 元のファイル（原本）が必要なとき"]
         lines += _wrap("無害化で必要な情報が失われた場合は、職員コンソールの受信一覧でこのファイルを開き、"

@@ -88,6 +88,7 @@ class Service:
         self.intake = Intake(cfg, self.ledger, self.quarantine, self.metrics, self.policy_for, self._kick)
         self.deliverer = Deliverer(cfg, self.ledger, self.metrics, holds, self._stop, self._kick,
                                    self.delivery_lock, self.on_final, self.tree)
+        self.deliverer.never_for = self._never_released
         self.intake.on_too_large = lambda jid, res: self.deliverer.hand_over(jid, None, res, None, None, None, None)
         self.dispatcher = Dispatcher(cfg, self.ledger, self.metrics, self.policy_for, holds,
                                      self.deliverer.hand_over, self._stop)
@@ -115,6 +116,12 @@ class Service:
     @property
     def executor(self) -> Executor | None:
         return self.dispatcher.executor
+
+    def _never_released(self, row: dict[str, Any], result: dict[str, Any]) -> list[str]:
+        """The families of a result that its channel's policy never releases (the clerk's report says so)."""
+        from .console.originals import families
+
+        return sorted(families(result) & set(self.policy_for(row["channel"], row.get("submission_id")).release.never))
 
     def policy_for(self, channel: str, submission_id: str | None = None) -> Policy:
         """The channel's policy; for a submission (upload page or REST), its form's policy and families."""

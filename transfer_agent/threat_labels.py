@@ -378,6 +378,22 @@ _FAMILY: dict[str, tuple[str, str]] = {
     "worker": ("処理エラー", "processing error"), "mail": ("メールの問題", "mail problem"),
 }
 
+# Policy families as a clerk names them (the [release] never list, said in the report and the console).
+FAMILIES: dict[str, tuple[str, str]] = {
+    "executable": ("実行ファイル（プログラム）", "executables (programs)"), "unknown": ("種類の分からないファイル", "unknown types"),
+    "pdf": ("PDF", "PDF"), "ooxml": ("Word・Excel・PowerPoint文書", "Word, Excel and PowerPoint documents"),
+    "legacy_office": ("旧形式のOffice文書（.doc .xls .ppt）", "old Office documents (.doc .xls .ppt)"),
+    "rtf": ("RTF文書", "RTF documents"), "odf": ("OpenDocument文書", "OpenDocument files"), "image": ("画像", "pictures"),
+    "svg": ("SVG画像", "SVG pictures"), "archive": ("圧縮ファイル", "archives"), "text": ("テキスト", "text files"),
+    "csv": ("CSV", "CSV files"), "html": ("HTML", "HTML files"), "mail": ("メール", "mails"),
+    "ichitaro": ("一太郎文書", "Ichitaro documents"), "docuworks": ("DocuWorks文書", "DocuWorks documents"),
+}
+
+
+def family_label(family: str, lang: str = "ja") -> str:
+    return FAMILIES.get(family, (family, family))[_lang(lang)]
+
+
 ACTIONS: dict[str, tuple[str, str]] = {
     "removed": ("削除", "removed"), "neutralized": ("無効化", "neutralized"), "converted": ("変換", "converted"),
     "repaired": ("修復", "repaired"), "blocked": ("配送停止", "blocked"), "renamed": ("名前変更", "renamed"),

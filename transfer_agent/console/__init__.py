@@ -101,6 +101,7 @@ def _env() -> Environment:
     env.filters["threat_explain"] = threat_labels.explain
     env.filters["type_label"] = threat_labels.type_label
     env.filters["place"] = threat_labels.place
+    env.filters["family_label"] = threat_labels.family_label
     return env
 
 
