@@ -24,7 +24,7 @@ ALLOWED_DEST = _words("""
     buptim userprops propname staticval linkval
     header headerl headerr headerf footer footerl footerr footerf footnote ftnsep ftnsepc ftncn aftnsep
     aftnsepc aftncn
-    field fldinst fldrslt datafield formfield ffname ffdeftext ffhelptext ffstattext ffl
+    field fldinst fldrslt datafield formfield ffname ffdeftext ffhelptext ffstattext ffl ffformat flymaincnt
     bkmkstart bkmkend annotation atnid atnauthor atndate atnref atnparent atntime atrfstart atrfend
     xe txe rxe tc tcn
     pict picprop blipuid shppict nonshppict shp shpinst shprslt shptxt shpgrp sp sn sv
@@ -139,7 +139,13 @@ _PICTURE = """
 _FIELD_AND_MISC = """
     fldedit fldlock flddirty fldpriv fftype ffownhelp ffownstat ffprot ffsize fftypetxt ffrecalc
     ffhaslistbox ffmaxlen ffhps ffdefres ffres ffhpsz
-    bkmkcolf bkmkcoll xef tcf tcl atnicn
+    bkmkcolf bkmkcoll xef tcf tcl atnicn bxe ixe yxe fldalt
+    bookfold bookfoldrev bookfoldsheets chhres clmrgdr dfrauth dfrdate dfrstart dfrstop dfrxst disabled
+    enforceprot readonlyrecommended fjgothic fjminchou forceupgrade gridtbl jsksu mvauth mvdate mvf mvt
+    nocompatoptions noqfpromote pichGoal picwGoal pindtabqc pindtabql pindtabqr pmartabqc pmartabql pmartabqr
+    ptabldot ptablmdot ptablminus ptablnone ptabluscore remdttm saveprevpict sbys sectspecifygenN softlheight
+    tcelld toplinepunct txbxtwalways txbxtwfirst txbxtwfirstlast txbxtwlast txbxtwno vertal wbmwidthbyte
+    wpeqn wpjst wpsp flyvert flyhorz flyanchor
 """
 
 # Ordinary words, written wherever they occur. Value-less words and words with a number alike.
@@ -150,7 +156,7 @@ ALLOWED_WORDS = _words(" ".join((_CHARACTER, _SPECIAL, _PARAGRAPH, _TABLE, _SECT
 # numbering formats, the old paragraph numbering (\pn...), list levels, latent styles, table cell and row
 # paddings, spacings and borders. None of them starts a destination or carries data.
 ALLOWED_WORD_PATTERN = re.compile(
-    rb"(?:brdr[a-z]*|(?:ch|cl|ts)?bg[a-z]+|s?a?ftn[a-z]*|pgn[a-z]*|pn[a-z]*|level[a-z]*|list[a-z]*"
+    rb"(?:brdr[a-z]*|(?:ch|cl|ts|tr|rawcl)?bg[a-z]+|tscband[a-z]+|tr(?:pado|spo)[a-z]*|s?a?ftn[a-z]*|pgn[a-z]*|pn[a-z]*|level[a-z]*|list[a-z]*"
     rb"|lsd[a-z]*|(?:cl|ts)(?:pad|sp)[a-z]*|tscell[a-z]*|(?:cl|ts|tr)brdr[a-z]*|trpadd[a-z]*|trspd[a-z]*|tbllk[a-z]*"
     rb"|(?:ins|del|char|para|sect|tbl|style|row|style)rsid|brdrart)\Z")
 
