@@ -60,8 +60,12 @@ class Cluster:
         self.procs.append(p)
         return p
 
-    def serve(self, node: str | None = None, env: dict | None = None) -> subprocess.Popen:
-        args = ["serve", "--shared-dir", str(self.shared), "--config", str(self.cfg), "--api-port", "0",
+    def serve(self, node: str | None = None, env: dict | None = None, lease: float | None = None) -> subprocess.Popen:
+        cfg = self.cfg
+        if lease is not None:  # this node's own lease length
+            cfg = self.tmp / f"cloud-lease{lease:g}.toml"
+            cfg.write_text(CONFIG.format(prefix=self.prefix, lease=lease), "utf-8")
+        args = ["serve", "--shared-dir", str(self.shared), "--config", str(cfg), "--api-port", "0",
                 "--console-port", "0", "--database", self.db, "--broker", self.broker]
         if node:
             self.inbox = self.tmp / "lgwan-inbox"

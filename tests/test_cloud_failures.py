@@ -5,6 +5,7 @@ node cut off from the network in a network namespace. Each ends with: every acce
 one outcome, nothing twice in the inbox, `audit verify` intact (Cluster.check)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.cloud_services import (
@@ -25,6 +27,7 @@ from tests.cloud_services import (
     amqp_up,
 )
 from tests.netns_relay import Switch
+from tests.portal_helpers import ta, wait_done
 from tests.test_cloud_cluster import Cluster
 
 HERE = Path(__file__).resolve().parent
@@ -62,12 +65,13 @@ def _audit_events(cluster: Cluster, event: str) -> list[str]:
 
 def test_two_serve_nodes_race_for_the_same_deliveries(cluster: Cluster) -> None:
     """Serve node A freezes (SIGSTOP) right after linking a delivered file into the shared inbox, before
-    committing it. Serve node B, on the same database, shared dir and inbox, takes over A's jobs once
-    A's lease runs out and replays the same delivery. A, let go, finds its jobs gone: it commits nothing,
-    writes nothing more and stops (75, for systemd to restart it); restarted with its folder, it works
-    again, and both nodes then claim from the one queue at once."""
+    committing it. Serve node B, on the same database, shared dir and inbox, started while A's lease
+    still holds, takes over A's jobs once it runs out (B's maintenance thread, while B runs) and replays
+    the same delivery. A, let go, finds its jobs gone: it commits nothing, writes nothing more and stops
+    (75, for systemd to restart it); restarted with its folder, it works again, and both nodes then
+    claim from the one queue at once."""
     cluster.worker()
-    a = cluster.serve("nodeA", {"TRANSFER_AGENT_STOPPOINT": "deliver.linked"})
+    a = cluster.serve("nodeA", {"TRANSFER_AGENT_STOPPOINT": "deliver.linked"}, lease=8.0)
     cluster.drop("A-住民票.txt", "住民票の写し\n".encode(), node="nodeA")
     cluster.drop("A-evil.exe", b"MZ\x90\x00" + b"\x00" * 100, node="nodeA")
     _wait(lambda: _stopped(a.pid), 90, "serve node A to freeze in its first delivery")
@@ -87,6 +91,35 @@ def test_two_serve_nodes_race_for_the_same_deliveries(cluster: Cluster) -> None:
     rows = cluster.wait_final(9)
     assert sorted(r["status"] for r in rows) == ["blocked"] + ["delivered"] * 8
     assert b.poll() is None
+    cluster.check(rows)
+
+
+def test_submissions_through_two_serve_nodes(cluster: Cluster) -> None:
+    """REST submissions to both serve nodes' APIs: whichever node holds the `submissions` lease hands the
+    staged files (shared dir) to intake and finalizes each submission once (one manifest, one
+    api.submission_done); either node's status URL answers."""
+    r = ta("apikey", "create", "--client", "電子申請", "--all-channels", "--database", cluster.db,
+           data_dir=cluster.shared)
+    assert r.returncode == 0, r.stderr
+    key = r.stdout.strip().splitlines()[-1]
+    cluster.worker()
+    apis = []
+    for node in ("nodeA", "nodeB"):
+        cluster.serve(node)
+        apis.append(json.loads((cluster.tmp / node / "state" / "agent.json").read_text())["api_url"])
+    subs = []
+    for i in range(4):
+        c = httpx.Client(base_url=apis[i % 2], headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        resp = c.post("/api/v1/submissions", data={"氏名": f"山田{i}"},
+                      files=[("files", (f"申請書{i}.txt", f"申請 {i}\n".encode()))])
+        assert resp.status_code == 202, resp.text
+        subs.append((c, resp.json()))
+    for c, s in subs:
+        assert [f["verdict"] for f in wait_done(c, s["status_url"])["files"]] == ["clean"]
+    rows = cluster.wait_final(4)
+    done = _audit_events(cluster, "api.submission_done")
+    assert sorted(json.loads(d)["receipt"] for d in done) == sorted(s["receipt"] for _, s in subs), done
+    assert len(list(cluster.inbox.rglob("manifest.json"))) == 4
     cluster.check(rows)
 
 
