@@ -149,6 +149,17 @@ def test_every_reason_the_engine_gives_is_bilingual():
         assert _JA.search(cls.default_ja) and cls.default_en.isascii() and cls.threat_id in tl.BLOCK_KIND, name
 
 
+def test_every_policy_family_has_a_name_in_both_languages():
+    """Families appear in [release] never, which the report and the console name to a clerk."""
+    from cdr.handler import family_options
+    from cdr.policy import ALWAYS_BLOCKED
+
+    for fam in set(family_options()) | set(ALWAYS_BLOCKED):
+        assert _JA.search(tl.family_label(fam)) or fam in ("pdf", "csv", "html"), fam
+        assert tl.family_label(fam, "en").isascii() and tl.family_label(fam, "en") != "", fam
+    assert tl.family_label("executable") == "実行ファイル（プログラム）"
+
+
 def test_every_detected_type_has_a_japanese_name():
     for mime in KINDS:
         assert mime in tl.TYPES, mime
