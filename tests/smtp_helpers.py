@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import mailbox
+import re
 import socket
 import sqlite3
 import threading
@@ -11,6 +12,8 @@ import time
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+
+import httpx
 
 ROUTES = """
 [mail.routes]
@@ -130,3 +133,13 @@ class Sink:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+def console_login(console: str, name: str, password: str) -> httpx.Client:
+    """A logged-in console client (the login form's `pre` token, then the password)."""
+    c = httpx.Client(base_url=console, timeout=60, follow_redirects=False)
+    page = c.get("/login")
+    pre = re.search(r'name="pre" value="([^"]+)"', page.text).group(1)
+    r = c.post("/login", data={"name": name, "password": password, "pre": pre, "next": "/"})
+    assert r.status_code == 303, r.text[:300]
+    return c

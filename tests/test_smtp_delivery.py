@@ -190,6 +190,16 @@ def test_relay_down_then_up_delivers_exactly_once(relay_app) -> None:
         assert all(j["status"] == "delivered" for j in jobs)
         plan = json.loads([j for j in jobs if j["channel"] == "default"][0]["plan"])
         assert plan["relay"] == {"a@city.example.lg.jp": "sent", "nosuchuser@city.example.lg.jp": "rejected"}
+        # The clerk sees which recipient the LGWAN mail server refused, on the mail's report.
+        from tests.portal_helpers import add_user
+        from tests.smtp_helpers import console_login
+
+        add_user(data, "yamada", "clerk", "clerk-pass-1", "山田")
+        job = [j for j in jobs if j["channel"] == "default"][0]
+        page = console_login(app.console, "yamada", "clerk-pass-1").get(f"/deliveries/{job['id']}").text
+        assert "a@city.example.lg.jp（転送済み）" in page
+        assert "nosuchuser@city.example.lg.jp（LGWAN側のメールサーバーが受け取りを拒否" in page
+        assert f"LGWAN側のメールサーバー（127.0.0.1:{app.relay}）へ転送" in page
     finally:
         sink.stop()
     _verify(data)

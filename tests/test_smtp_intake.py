@@ -31,7 +31,17 @@ from samples.mail_samples import (
     tiny_pdf,
 )
 from tests.portal_helpers import BIN, CONFIG, add_user, start
-from tests.smtp_helpers import ROUTES, DnsStub, attachments, free_port, ledger, maildir, queue_id, wait_final
+from tests.smtp_helpers import (
+    ROUTES,
+    DnsStub,
+    attachments,
+    free_port,
+    ledger,
+    maildir,
+    queue_id,
+    wait_final,
+)
+from tests.smtp_helpers import console_login as _login
 
 XLSM = "application/vnd.ms-excel.sheet.macroEnabled.12"
 
@@ -309,15 +319,6 @@ def test_blocked_mail_delivers_a_japanese_notice_instead(mta) -> None:
         assert want in text, want
     assert "smime.p7m" not in msg.as_string()  # nothing of the blocked mail itself
     assert not list(msg.iter_attachments())
-
-
-def _login(console: str, name: str, password: str) -> httpx.Client:
-    c = httpx.Client(base_url=console, timeout=60, follow_redirects=False)
-    page = c.get("/login")
-    pre = re.search(r'name="pre" value="([^"]+)"', page.text).group(1)
-    r = c.post("/login", data={"name": name, "password": password, "pre": pre, "next": "/"})
-    assert r.status_code == 303, r.text[:300]
-    return c
 
 
 def _csrf(c: httpx.Client, path: str) -> tuple[str, str]:

@@ -365,7 +365,7 @@ class Console:
             "id": job["mail_id"], "subject": info.get("subject"), "from": ", ".join(info.get("from") or []),
             "to": ", ".join((info.get("to") or []) + (info.get("cc") or [])), "date": info.get("date"),
             "message_id": info.get("message_id"),
-            "rcpts": self.ledger.mail_recipients(job["mail_id"], job["channel"]),
+            "rcpts": self._mail_rcpts(job),
             "envelope_from": m["mail_from"] if m is not None else None,
             "client_ip": m["client_ip"] if m is not None else None, "helo": m["helo"] if m is not None else None,
             "tls": bool(m["tls"]) if m is not None else False,
@@ -375,6 +375,16 @@ class Console:
             "deceptive_links": info.get("deceptive_links") or [],
             "where": self._mail_where(job),
         }
+
+    _RELAY_STATE = {"sent": "転送済み", "pending": "転送待ち（再試行中）",
+                    "rejected": "LGWAN側のメールサーバーが受け取りを拒否（配送されていません）"}
+
+    def _mail_rcpts(self, job: Any) -> list[str]:
+        """The job's recipients; relayed ones with what the LGWAN mail server did with each (a recipient it
+        refused for good got nothing, and the clerk should see that here, not only in the audit trail)."""
+        rcpts = self.ledger.mail_recipients(job["mail_id"], job["channel"])
+        state = (loads(job["plan"]) or {}).get("relay") or {}
+        return [f"{r}（{self._RELAY_STATE[state[r]]}）" if state.get(r) in self._RELAY_STATE else r for r in rcpts]
 
     @staticmethod
     def _mail_where(job: Any) -> str:
