@@ -83,6 +83,9 @@ def test_two_serve_nodes_race_for_the_same_deliveries(cluster: Cluster) -> None:
     os.kill(a.pid, signal.SIGCONT)
     assert a.wait(60) == 75, a.log.read_text()[-3000:]  # fenced: it stops instead of acting on stale state
     cluster.check(rows)
+    st = ta("status", "--database", cluster.db, data_dir=cluster.shared)
+    assert "nodeA#" in st.stdout and ": fenced, " in st.stdout and "taken over by" in st.stdout, st.stdout
+    assert ": alive, lease " in st.stdout, st.stdout
     # A again (a new incarnation with the same folder), racing B for the next files.
     cluster.serve("nodeA")
     for i in range(3):

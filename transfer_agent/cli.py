@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import sys
 import threading
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -442,8 +443,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         channels = dict(conn.execute("SELECT channel, COUNT(*) FROM jobs GROUP BY channel").fetchall())
         mails = dict(conn.execute("SELECT status, COUNT(*) FROM mails GROUP BY status").fetchall()) \
             if has_table(conn, "mails") else {}
+        # Serve nodes (cluster.py): the live ones, and those stopped or fenced in the last day.
+        cols = ("id", "state", "pid", "started_at", "seen_at", "lease_until", "fenced_by")
+        nodes = [dict(zip(cols, tuple(r), strict=True)) for r in conn.execute(
+            f"SELECT {', '.join(cols)} FROM nodes WHERE state = 'alive' OR seen_at > ? ORDER BY started_at",
+            (time.time() - 86400,)).fetchall()] if has_table(conn, "nodes") else []
+        for n in nodes:
+            n["jobs"] = conn.execute("SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN"
+                                     " ('received','processing','delivering')", (n["id"],)).fetchone()[0]
     out = {"jobs": jobs, "verdicts": verdicts, "reused": reused, "channels": channels,
-           "quarantine_files": qn, "quarantine_bytes": qb, "mails": mails}
+           "quarantine_files": qn, "quarantine_bytes": qb, "mails": mails, "nodes": nodes}
     if args.json:
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
@@ -454,6 +463,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"quarantine: {qn} originals, {qb} bytes")
     if mails:
         print("mails (SMTP intake): " + "  ".join(f"{k}={v}" for k, v in sorted(mails.items())))
+    for n in nodes:
+        lease = n["lease_until"] - time.time()
+        when = f"lease {lease:+.0f} s" if n["state"] == "alive" else f"last seen {clock.shown(n['seen_at'])}" \
+            + (f", taken over by {n['fenced_by']}" if n["fenced_by"] else "")
+        print(f"serve node {n['id']} (pid {n['pid']}): {n['state']}, {when}, {n['jobs']} unfinished job(s)")
     return 0
 
 
