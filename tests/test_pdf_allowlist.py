@@ -283,3 +283,21 @@ def test_damaged_names_neither_block_nor_stay(tmp_path):
     (unknown,) = [t for t in res.threats if t.id == "pdf.unknown_key"]
     assert "undecodable key or name" in unknown.detail and "Font /Encoding" in unknown.detail
     assert oracle.scan_file(Path(res.output)) == []
+
+
+def test_names_of_active_content_after_compressed_stream_data_go(tmp_path):
+    """A JavaScript action's text after the end of a content stream's Flate data (readers stop at the end):
+    cut off, the drawing kept."""
+    import zlib
+
+    pdf = _base()
+    content = pdf.pages[0].Contents.read_bytes() if "/Contents" in pdf.pages[0].obj else b""
+    pdf.pages[0].obj.Contents = pdf.make_stream(b"")
+    pdf.pages[0].obj.Contents.write(zlib.compress(content) + b"\n<< /S /JavaScript /JS (app.alert(1)) >>",
+                                    filter=Name.FlateDecode)
+    res, out = _run(tmp_path, pdf)
+    assert any(t.id == "pdf.hidden_data" and "bytes after the end" in t.detail for t in res.threats), res.threats
+    assert b"JavaScript" not in out.read_bytes()
+    with pikepdf.open(out) as new:
+        assert new.pages[0].Contents.read_bytes() == content
+    _clean_output(out, tmp_path)

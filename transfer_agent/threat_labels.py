@@ -59,6 +59,9 @@ THREATS: dict[str, tuple[str, ...]] = {
     "pdf.other_annotation": ("許可されていない種類の注釈", "許可された種類以外の注釈（壊れたものを含む）を削除しました。見た目はページの一部として残しています。",
         "annotation of a type not allowed", "An annotation of a type not on the allow-list (or damaged) was removed; "
         "where it was visible, its appearance was kept as part of the page."),
+    "pdf.hidden_data": ("PDF内に隠れたデータ", "圧縮データの終わりの後ろや壊れた圧縮データに紛れていた、危険な指示を含むデータを取り除きました。",
+        "data hidden in a PDF stream", "Data holding dangerous instructions after the end of compressed data, or "
+        "in damaged compressed data, was removed."),
     "pdf.other_action": ("許可されていない動作指示", "ページ移動とWebリンク以外の動作指示（壊れたものを含む）を削除しました。",
         "action not allowed", "An action other than a page move or a web link (or a damaged one) was removed."),
     # Office (OOXML: docx/xlsx/pptx)

@@ -296,6 +296,7 @@ class PdfHandler(Handler):
                     w = Walker(new, links=o["links"], embedded=o["embedded_files"], fix=True,
                                labels=_labels(new), on_attachment=att, tick=ctx.check_time)
                     out.threats.extend(w.run())
+                    out.threats.extend(allowlist.trim_streams(new))
                     _save(new, dst, save)
             problems = pdf.get_warnings()
         if problems:
@@ -471,7 +472,10 @@ def _copy_catalog(pdf: pikepdf.Pdf, new: pikepdf.Pdf, o: dict[str, Any], att: _A
                 threats.append(Threat("pdf.xfa", "document catalog /AcroForm /XFA", "removed",
                                       "XFA form (fields and values kept as AcroForm)"))
             elif key != "/SigFlags" and value is not None:  # a null entry is no entry
-                acro[key] = _foreign(new, value)
+                try:
+                    acro[key] = _foreign(new, value)
+                except RuntimeError:  # an object qpdf's repair could not make whole (std::bad_cast)
+                    continue
         new.Root.AcroForm = acro
     return threats
 

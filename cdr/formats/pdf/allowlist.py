@@ -15,6 +15,7 @@ Names are compared as pikepdf gives them, i.e. after #xx decoding.
 from __future__ import annotations
 
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -208,6 +209,14 @@ def _entries(d: Any) -> list[tuple[str, Any]]:
     return [(k, v) if k.isascii() or _utf8(k) else (k, _BAD) for k, v in items]
 
 
+def _del(d: Any, key: str) -> None:
+    """del d[key]; a key whose value is null is absent to qpdf although pikepdf lists it."""
+    try:
+        del d[key]
+    except KeyError:
+        pass
+
+
 def _utf8(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -266,7 +275,7 @@ class AllowList:
     def _drop(self, d: Any, key: str, v: Any, typ: str, where: str) -> None:
         """Remove d[key], reporting it by what it is when that is known, else counting it."""
         hit = self._why(d, key, v) if v is not None else None
-        del d[key]
+        _del(d, key)
         if v is None:
             return  # a null value is the same as no entry
         if hit:
@@ -277,7 +286,7 @@ class AllowList:
             self.active_unknown = True
 
     def _undecodable(self, d: Any, key: str) -> None:
-        del d[key]
+        _del(d, key)
         self.unknown["undecodable key or name"] += 1
         self.active_unknown = True
 
@@ -415,7 +424,7 @@ class AllowList:
                     self._push(v, "Action", w)
                 else:
                     self._drop_action(v, f"{self._where(obj, where)} {key}")
-                    del obj[key]
+                    _del(obj, key)
             else:
                 self._push(v, "DestDict" if child == "Dest" else child, w)
 
@@ -527,7 +536,7 @@ class AllowList:
             elif k in ("d", "S", "a"):
                 if key in ("/A", "/PA", "/Next") and k == "d" and "/S" in v and not self._action_ok(v):
                     self._drop_action(v, f"{where} {key}")
-                    del d[key]
+                    _del(d, key)
                     continue
                 self._push(v, "*", f"{where} {key}")
 
@@ -575,7 +584,7 @@ class AllowList:
             self._add("pdf.other_annotation", where, shown + " not on the allow-list" + kept)
         if a.is_indirect:  # other references (structure tree, popups) must not carry it on
             for key in list(a.keys()):
-                del a[key]
+                _del(a, key)
 
     def _flatten(self, page: Any, a: Any) -> bool:
         """Draw the annotation's visible normal appearance into the page, as a reader would show it."""
@@ -635,3 +644,64 @@ def apply(pdf: pikepdf.Pdf, *, links: str, embedded: str, labels: Callable[[], d
     """Cut the rebuilt document down to its allow-list; returns what was removed or noted. `labels` makes
     the readable locations of pages and annotations, called once there is something to report."""
     return AllowList(pdf, links=links, embedded=embedded, labels=labels, tick=tick).run()
+
+
+# ---- stream data ----------------------------------------------------------------------------------------
+_RAW_NAME = re.compile(rb"/([A-Za-z0-9#._+\-]{2,40})")
+_RAW_DENY = {n[1:].encode() for n in DENY_NAMES | DENY_KEYS | _FILE_NAMES}
+
+
+def _raw_denied(raw: bytes) -> bool:
+    for m in _RAW_NAME.finditer(raw):
+        name = m.group(1)
+        if b"#" in name:
+            name = re.sub(rb"#([0-9A-Fa-f]{2})", lambda x: bytes([int(x.group(1), 16)]), name)
+        if name in _RAW_DENY:
+            return True
+    return False
+
+
+def _inflate(raw: bytes, limit: int = 64 << 20) -> tuple[bytes, int | None]:
+    """What the zlib data at the start of `raw` decodes to, as a reader gets it (up to damage), and where
+    that data ends (None: damaged, unfinished or over `limit`)."""
+    d = zlib.decompressobj()
+    out: list[bytes] = []
+    size, buf = 0, raw
+    try:
+        while buf and not d.eof and size <= limit:
+            chunk = d.decompress(buf, 1 << 16)
+            out.append(chunk)
+            size += len(chunk)
+            buf = d.unconsumed_tail
+    except zlib.error:
+        return b"".join(out), None
+    return b"".join(out), (len(raw) - len(d.unused_data) if d.eof else None)
+
+
+def trim_streams(pdf: pikepdf.Pdf) -> list[Threat]:
+    """Flate stream data holding names of active content past the end of its compressed data (no part of
+    its content: readers stop there), or in data that does not decode to its end, such as a JavaScript
+    action's text pasted into it: cut at the end, or replaced by what decodes, as a reader shows it.
+    Called only when the byte scan of the output saw such names."""
+    threats = []
+    for obj in pdf.objects:
+        if not isinstance(obj, pikepdf.Object) or obj._type_code != ObjectType.stream:
+            continue
+        filt = obj.get("/Filter")
+        first = filt[0] if isinstance(filt, pikepdf.Array) and len(filt) == 1 else filt
+        if first not in (Name.FlateDecode, Name("/Fl")):
+            continue
+        raw = obj.read_raw_bytes()
+        if not _raw_denied(raw):
+            continue
+        data, end = _inflate(raw)
+        if end is not None:
+            if not raw[end:].strip(b"\x00\t\n\f\r "):
+                continue
+            obj.write(raw[:end], filter=filt, decode_parms=obj.get("/DecodeParms"))
+            detail = f"{len(raw) - end} bytes after the end of a stream's compressed data"
+        else:
+            obj.write(zlib.compress(data), filter=filt, decode_parms=obj.get("/DecodeParms"))
+            detail = "damaged compressed stream data, kept as far as it decodes"
+        threats.append(Threat("pdf.hidden_data", f"object {obj.objgen[0]}", "removed", detail))
+    return threats
