@@ -7,10 +7,11 @@ seam by a *key*, a relative path with `/` separators that the ledger and the Cel
   state/results/<sha>/<policy>/<ext>/         a cached result (rebuilt file, text rendition)
   work/jobs/<job id>-<attempt>/               a job's outputs while it is processed
 
-`LocalBlobStore(root)` is the one implementation today (S3-compatible storage is not built, see
-docs/cloud.md): the data directory of a one-box appliance, or the directory shared by the serve
-and worker nodes of the security cloud (`--shared-dir`, NFS or similar). It relies on these
-semantics of the file system, which a local file system has and a shared one must give too:
+`LocalBlobStore(root)` is the data directory of a one-box appliance, or the directory shared by the
+serve and worker nodes of the security cloud (`--shared-dir`, NFS or similar). `S3Objects` (below)
+carries originals and outputs between serve and worker nodes through S3-compatible storage instead,
+so that worker nodes need no shared directory. The local store relies on these semantics of the
+file system, which a local file system has and a shared one must give too:
 
 1. **rename(2) in one file system is atomic**, for a file (an original moved into quarantine, an
    output renamed from its temporary name) and for a directory; renaming a directory onto a
@@ -39,8 +40,10 @@ import errno
 import os
 import re
 import shutil
+import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from .files import fsync_dir
 
@@ -81,6 +84,16 @@ class BlobStore(Protocol):
     def publish(self, tmp: Path, key: str) -> bool: ...
 
 
+def key_parts(key: str) -> list[str]:
+    """The parts of a plain relative key; BlobKeyError for an absolute one or one that climbs out."""
+    if not key or "\x00" in key or key.startswith(("/", "\\")) or "\\" in key:
+        raise BlobKeyError(f"not a relative key: {key!r}")
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise BlobKeyError(f"not a plain key: {key!r}")
+    return parts
+
+
 class LocalBlobStore:
     """A local or shared (NFS) directory; see the module docstring for what it requires of NFS."""
 
@@ -91,12 +104,7 @@ class LocalBlobStore:
     # ------------------------------------------------------------------ keys
     def path(self, key: str) -> Path:
         """The local path of a key; refuses a key that is absolute or climbs out of the root."""
-        if not key or "\x00" in key or key.startswith(("/", "\\")) or "\\" in key:
-            raise BlobKeyError(f"not a relative key: {key!r}")
-        parts = key.split("/")
-        if any(p in ("", ".", "..") for p in parts):
-            raise BlobKeyError(f"not a plain key: {key!r}")
-        return self.root.joinpath(*parts)
+        return self.root.joinpath(*key_parts(key))
 
     def key(self, path: str | os.PathLike[str]) -> str:
         """The key of a path inside the root (ValueError for a path outside it)."""
@@ -171,3 +179,96 @@ class LocalBlobStore:
         if self.fsync:
             fsync_dir(final.parent)
         return True
+
+
+class S3Objects:
+    """Originals and job outputs between serve and worker nodes through S3-compatible storage.
+
+    `s3://BUCKET/PREFIX`; the endpoint is `endpoint` or AWS_ENDPOINT_URL, the credentials boto3's usual
+    ones (environment, ~/.aws, instance role). The serve node keeps its quarantine, result cache and
+    inbox in its own data directory as always; S3 only carries the bytes a worker node needs:
+
+    - `ensure(key, path)`: the serve node uploads an original before publishing its task (once: an
+      object already there is not sent again);
+    - a worker node downloads it to its own scratch folder (`download`), runs the sandboxed pool, and
+      `publish_dir`s the outputs: each copy uploads under a prefix of its own, then creates
+      `<key>/.published` naming it with a conditional put (If-None-Match: *), which only one copy can
+      do: the S3 counterpart of the rename onto an empty folder, so a duplicate task publishes nothing;
+    - the serve node `fetch_dir`s the published copy into the attempt's local folder and deletes the
+      prefix. Originals stay in the bucket: give it a lifecycle rule that expires objects after a day
+      (a job dispatched again uploads its original again).
+    The storage must support conditional writes (AWS S3 since 2024, MinIO, Ceph RGW, moto)."""
+
+    MARK = ".published"
+
+    def __init__(self, url: str, endpoint: str | None = None) -> None:
+        u = urlsplit(url)
+        if u.scheme != "s3" or not u.netloc:
+            raise ValueError(f"not an s3://BUCKET/PREFIX URL: {url!r}")
+        self.bucket = u.netloc
+        self.prefix = "/".join(key_parts(u.path.strip("/"))) + "/" if u.path.strip("/") else ""
+        import boto3  # only the S3 mode needs it
+
+        self.s3: Any = boto3.client("s3", endpoint_url=endpoint or os.environ.get("AWS_ENDPOINT_URL") or None)
+
+    def _k(self, key: str) -> str:
+        return self.prefix + "/".join(key_parts(key))
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=self._k(key))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def ensure(self, key: str, path: str | os.PathLike[str]) -> None:
+        if not self.exists(key):
+            self.s3.upload_file(str(path), self.bucket, self._k(key))
+
+    def download(self, key: str, path: str | os.PathLike[str]) -> None:
+        self.s3.download_file(self.bucket, self._k(key), str(path))
+
+    def _list(self, prefix: str) -> list[str]:
+        out: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            out.extend(o["Key"] for o in page.get("Contents", []))
+        return out
+
+    def publish_dir(self, local: Path, key: str) -> bool:
+        """Upload the files under `local` as the one copy of `key`; False when another copy got there first."""
+        from botocore.exceptions import ClientError
+
+        run = uuid.uuid4().hex
+        base = f"{self._k(key)}/{run}/"
+        for f in sorted(p for p in Path(local).rglob("*") if p.is_file()):
+            self.s3.upload_file(str(f), self.bucket, base + "/".join(f.relative_to(local).parts))
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=f"{self._k(key)}/{self.MARK}", Body=run.encode(),
+                               IfNoneMatch="*")
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412",
+                                                                 "ConditionalRequestConflict"):
+                raise
+            self._delete(self._list(base))
+            return False
+
+    def fetch_dir(self, key: str, local: Path) -> None:
+        """Download the published copy of `key` into the folder `local` (names checked like keys)."""
+        run = self.s3.get_object(Bucket=self.bucket, Key=f"{self._k(key)}/{self.MARK}")["Body"].read().decode()
+        base = f"{self._k(key)}/{key_parts(run)[0]}/"
+        for name in self._list(base):
+            dst = Path(local).joinpath(*key_parts(name[len(base):]))
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            self.s3.download_file(self.bucket, name, str(dst))
+
+    def delete_prefix(self, key: str) -> None:
+        self._delete(self._list(self._k(key) + "/"))
+
+    def _delete(self, names: list[str]) -> None:
+        for i in range(0, len(names), 1000):
+            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": n} for n in names[i:i + 1000]]})

@@ -34,6 +34,12 @@ def _database_arg(p: argparse.ArgumentParser) -> None:
                                       " ledger in DATA_DIR/state; security cloud: README)")
 
 
+def _object_store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--object-store", metavar="s3://BUCKET/PREFIX", help="originals and outputs go between serve"
+                   " and worker nodes through S3-compatible storage, not a shared directory (docs/cloud.md)")
+    p.add_argument("--s3-endpoint", metavar="URL", help="the S3-compatible endpoint (default: AWS_ENDPOINT_URL)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="transfer-agent", description="LGWAN transfer appliance (無害化転送)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shared-dir", help="the directory shared with the worker nodes and the other serve nodes"
                                         " (NFS or similar; README Security cloud): originals, results, work; with"
                                         " it, --data-dir is this node's own folder (drop folders, state, logs)")
+    _object_store_args(s)
     s.add_argument("--inbox", help="the LGWAN-side inbox, when it is not DATA_DIR/inbox (security cloud: a share"
                                    " every serve node writes to)")
     s.add_argument("--smtp-port", type=int, help="SMTP intake port on the internet side (default 0 = off; 25 for"
@@ -79,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--config", help="configuration TOML (for [service] broker_prefix, log_level)")
     _database_arg(w)
     w.add_argument("--broker", required=False, help="amqp://USER:PASS@HOST:PORT//")
-    w.add_argument("--shared-dir", required=True, help="the directory shared with the serve nodes")
+    w.add_argument("--shared-dir", required=True, help="the directory shared with the serve nodes (with"
+                                                      " --object-store: this node's own scratch folder)")
+    _object_store_args(w)
     w.add_argument("--concurrency", type=int, default=0, help="sandboxed workers on this node (default: one per core)")
     w.set_defaults(func=cmd_worker)
 
@@ -201,7 +210,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                      policy=args.policy, max_upload_mb=args.max_upload_mb, api_host=args.api_host,
                      console_host=args.console_host, api_tls_cert=args.api_tls_cert, api_tls_key=args.api_tls_key,
                      console_tls_cert=args.console_tls_cert, console_tls_key=args.console_tls_key,
-                     database=args.database, broker=args.broker,
+                     database=args.database, broker=args.broker, object_store=args.object_store,
+                     s3_endpoint=args.s3_endpoint,
                      node_dir=args.data_dir if args.shared_dir and args.data_dir else None, inbox_dir=args.inbox,
                      smtp_port=args.smtp_port, smtp_host=args.smtp_host, smtp_tls_cert=args.smtp_tls_cert,
                      smtp_tls_key=args.smtp_tls_key)
@@ -215,7 +225,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if cfg.broker:
         def factory(n: int):  # noqa: ANN202 - the executor seam (executor.py)
             from .cloud_executor import CeleryExecutor
-            return CeleryExecutor(svc.ledger, cfg.data_dir, cfg.broker, capacity=n, prefix=cfg.broker_prefix)
+            objects = None
+            if cfg.object_store:
+                from .blobstore import S3Objects
+                objects = S3Objects(cfg.object_store, cfg.s3_endpoint or None)
+            return CeleryExecutor(svc.ledger, cfg.data_dir, cfg.broker, capacity=n, prefix=cfg.broker_prefix,
+                                  objects=objects)
     try:
         svc = Service(cfg, executor_factory=factory)
     except AlreadyRunning as exc:
@@ -379,7 +394,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .cloud_worker import run
 
     try:
-        cfg = load_config(args.config, args.data_dir, database=args.database, broker=args.broker)
+        cfg = load_config(args.config, args.data_dir, database=args.database, broker=args.broker,
+                          object_store=args.object_store, s3_endpoint=args.s3_endpoint)
     except ConfigError as exc:
         print(f"transfer-agent: {exc}", file=sys.stderr)
         return 2
@@ -391,8 +407,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     logutil.setup(cfg.log_level)
     try:
+        objects = None
+        if cfg.object_store:
+            from .blobstore import S3Objects
+            objects = S3Objects(cfg.object_store, cfg.s3_endpoint or None)
         return run(cfg.database, cfg.broker, Path(args.shared_dir), args.concurrency or cfg.worker_count,
-                   cfg.data_dir, prefix=cfg.broker_prefix)
+                   cfg.data_dir, prefix=cfg.broker_prefix, objects=objects)
     except SandboxUnavailable as exc:
         print(f"transfer-agent: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -21,7 +21,7 @@ from typing import Any
 from cdr.model import FileResult, Threat
 from cdr.worker import Job
 
-from .blobstore import LocalBlobStore
+from .blobstore import LocalBlobStore, S3Objects
 from .cloud_tasks import TASK, make_app
 from .storage import JobStore
 
@@ -34,10 +34,13 @@ class WorkerKilledRepeatedly(RuntimeError):
 
 class CeleryExecutor:
     def __init__(self, ledger: JobStore, shared_dir: Path, broker: str, capacity: int, prefix: str = "",
+                 objects: S3Objects | None = None,
                  poll_seconds: float = 0.1) -> None:
         self.ledger = ledger
         self.shared = Path(shared_dir).absolute()
         self.blobs = LocalBlobStore(self.shared)  # the task names files by their keys in it
+        # With S3 (--object-store), originals go up before the task and outputs come down after it.
+        self.objects = objects
         self.capacity = capacity
         self.prefix = prefix
         self.app = make_app(broker, prefix)
@@ -67,6 +70,8 @@ class CeleryExecutor:
                   "name": job.name, "out": self.blobs.key(out), "policy": job.policy,
                   "want_text": job.want_text, "sha256": job.sha256}
         try:
+            if self.objects is not None:
+                self.objects.ensure(kwargs["src"], job.src)
             # Publisher confirms: returns once RabbitMQ has it (the password stays in the ledger).
             self.app.send_task(TASK, kwargs=kwargs, task_id=f"{self.prefix}{job_id}-{attempt}")
         except Exception:
@@ -105,6 +110,8 @@ class CeleryExecutor:
                 if entry is None:
                     continue
                 fut, job = entry
+                if self.objects is not None and not self._fetch(job, fut):
+                    continue
                 d = json.loads(r["result"])
                 for k in ("output", "text_output"):
                     if d.get(k):
@@ -115,6 +122,20 @@ class CeleryExecutor:
                         t.execute("DELETE FROM cloud_results WHERE job_id = ? AND attempt = ?", key)
                 except Exception:  # noqa: BLE001 - a leftover row is harmless (attempts move on)
                     log.warning("cannot clear a worker result", exc_info=True)
+
+    def _fetch(self, job: Job, fut: Future) -> bool:
+        """Bring a worker's published outputs from S3 into the attempt's folder; on failure the future
+        fails, which blocks the file (fail closed)."""
+        key = self.blobs.key(job.out_dir)
+        try:
+            self.objects.fetch_dir(key, Path(job.out_dir))
+            self.objects.delete_prefix(key)
+            return True
+        except Exception as exc:  # noqa: BLE001 - storage unreachable: the file is blocked, not lost
+            log.error("cannot fetch a worker's outputs from the object store", exc_info=True,
+                      extra={"event": "cloud.fetch_failed", "key": key})
+            fut.set_exception(exc)
+            return False
 
     def _dead_for_another_node(self, job_id: int, attempt: int, task_id: str) -> None:
         """Several serve nodes read the one dead-letter queue: a task another node (or this node's earlier

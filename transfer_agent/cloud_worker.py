@@ -28,7 +28,7 @@ from typing import Any
 
 from cdr.worker import Job, WorkerPool
 
-from .blobstore import LocalBlobStore
+from .blobstore import LocalBlobStore, S3Objects
 from .ledger import Ledger
 
 log = logging.getLogger("transfer_agent.worker")
@@ -36,10 +36,14 @@ log = logging.getLogger("transfer_agent.worker")
 
 
 class WorkerNode:
-    def __init__(self, database: str, shared_dir: Path, concurrency: int, node_dir: Path) -> None:
+    def __init__(self, database: str, shared_dir: Path, concurrency: int, node_dir: Path,
+                 objects: S3Objects | None = None) -> None:
         self.shared = Path(shared_dir).absolute()
         # Keys in a task are resolved inside the shared directory only (a forged one is refused).
         self.blobs = LocalBlobStore(self.shared, fsync=True)
+        # With S3 (--object-store) the shared dir is this node's own scratch folder: the original is
+        # downloaded into it and the outputs published to the bucket (one copy wins there).
+        self.objects = objects
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.ledger = Ledger(database, anchor_path=Path(node_dir) / "state" / "audit.anchor")
         stage = self.shared / "work" / "stage" / f"{socket.gethostname()}-{os.getpid()}"
@@ -69,7 +73,11 @@ class WorkerNode:
         src_path, final = self.blobs.path(src), self.blobs.path(out)
         tmp = final.with_name(f"{final.name}.{uuid.uuid4().hex[:12]}.tmp")
         tmp.mkdir(parents=True)
+        if self.objects is not None:
+            src_path = tmp.with_name(f"{tmp.name}.src")
         try:
+            if self.objects is not None:
+                self.objects.download(src, src_path)
             res = self.pool.run(Job(src=str(src_path), name=name, out_dir=str(tmp), policy=policy,
                                     password=row["password"] if row else None, want_text=want_text, sha256=sha256))
             d = res.to_dict()
@@ -78,7 +86,10 @@ class WorkerNode:
                     d[k] = os.path.relpath(d[k], tmp)
             if not self.current(job_id, attempt):
                 return "fenced"
-            if not self.blobs.publish(tmp, out):  # onto the attempt's empty folder: one copy wins
+            if self.objects is not None:
+                if not self.objects.publish_dir(tmp, out):  # a conditional put: one copy wins
+                    return "duplicate"
+            elif not self.blobs.publish(tmp, out):  # onto the attempt's empty folder: one copy wins
                 return "duplicate"
             with self.ledger.tx() as t:
                 cur = t.execute("SELECT status, attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -92,14 +103,17 @@ class WorkerNode:
             return "done"
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            if self.objects is not None:
+                src_path.unlink(missing_ok=True)
 
 
-def run(database: str, broker: str, shared_dir: Path, concurrency: int, node_dir: Path, prefix: str = "") -> int:
+def run(database: str, broker: str, shared_dir: Path, concurrency: int, node_dir: Path, prefix: str = "",
+        objects: S3Objects | None = None) -> int:
     """Serve Celery tasks until SIGTERM (warm shutdown: running tasks finish, the rest stay queued)."""
     from .cloud_tasks import TASK, make_app
     from .crashpoints import crashpoint, poisonpoint
 
-    node = WorkerNode(database, shared_dir, concurrency, node_dir)
+    node = WorkerNode(database, shared_dir, concurrency, node_dir, objects)
     app = make_app(broker, prefix)
 
     @app.task(name=TASK, bind=True)

@@ -80,6 +80,8 @@ class Config:
     database: str = ""  # "" = state/ledger.sqlite3; postgresql://USER@HOST:PORT/DB for the security cloud
     broker: str = ""  # "" = local worker pool; amqp://... = worker nodes over Celery (security cloud)
     broker_prefix: str = ""  # queue and exchange name prefix: several appliances on one RabbitMQ
+    object_store: str = ""  # s3://BUCKET/PREFIX: originals and outputs to worker nodes through S3 (blobstore.py)
+    s3_endpoint: str = ""  # the S3-compatible endpoint ("" = AWS_ENDPOINT_URL or AWS)
     # Security cloud, several serve nodes on one shared dir: this node's own folder (drop folders, state/
     # with its lock, anchor and sockets, logs) when it is not the data dir ("" = the data dir), and the
     # LGWAN-side inbox when it is not DATA_DIR/inbox (a share of its own).
@@ -224,6 +226,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
         "api_tls_cert": ("api_tls_cert", str), "api_tls_key": ("api_tls_key", str),
         "console_tls_cert": ("console_tls_cert", str), "console_tls_key": ("console_tls_key", str),
         "database": ("database", str), "broker": ("broker", str), "broker_prefix": ("broker_prefix", str),
+        "object_store": ("object_store", str), "s3_endpoint": ("s3_endpoint", str),
         "inbox": ("inbox_dir", str), "node_lease_seconds": ("node_lease_seconds", float),
         "smtp_port": ("smtp_port", int), "smtp_host": ("smtp_host", str),
         "smtp_tls_cert": ("smtp_tls_cert", str), "smtp_tls_key": ("smtp_tls_key", str),
