@@ -54,6 +54,10 @@ def _cols(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
+def _kana(c: str) -> bool:
+    return "\u3041" <= c <= "\u309f"
+
+
 def _wrap(text: str, indent: str = "") -> list[str]:
     """A long sentence as lines of about WIDTH full-width characters, broken after 。 or 、 where possible,
     never inside an ASCII word (a file name, an error text) and never before 。、」 and the like."""
@@ -70,8 +74,11 @@ def _wrap(text: str, indent: str = "") -> list[str]:
                 break
             fit = i + 1
         cuts = [i for i in range(1, fit + 1) if i not in inside or text[i - 1] == " "]
-        cut = max((i for i in cuts if text[i - 1] in "。、" and i >= fit // 2), default=0) or \
-            max(cuts, default=0) or fit
+        late = [i for i in cuts if i >= fit // 2]
+        # After 。 or 、; else where kana meets a word (…ファイルを|開き), not inside 開|き; else anywhere.
+        cut = max((i for i in late if text[i - 1] in "。、"), default=0) or \
+            max((i for i in late if i < len(text) and _kana(text[i - 1]) and not _kana(text[i])
+                 and text[i] not in _NO_START), default=0) or max(cuts, default=0) or fit
         while cut < len(text) and text[cut] in _NO_START:
             cut += 1  # a 。 or ） goes with its line, even one column over
         out.append(indent + text[:cut].rstrip(" "))
@@ -145,14 +152,16 @@ def render(*, job: dict[str, Any], result: dict[str, Any], delivered_name: str |
                        "分割するなどして送り直してもらうか、管理者に相談してください。", "　")
     elif never:
         lines += ["", "■ 元のファイル（原本）について"]
-        lines += _wrap(f"このファイル（{'、'.join(tl.family_label(f) for f in never)}を含む）は、ポリシーにより"
-                       "原本を取り出せません。必要な場合は、受け付けている形式で送り直すよう送信者に依頼してください。",
-                       "　")
+        lines += _wrap(f"このファイルには{'・'.join(tl.family_label(f) for f in never)}が含まれるため、"
+                       "ポリシーにより原本を取り出せません。", "　")
+        lines += _wrap("必要な場合は、受け付けている形式で送り直すよう送信者に依頼してください。", "　")
     else:
         lines += ["", "■ 元のファイル（原本）が必要なとき"]
-        lines += _wrap("無害化で必要な情報が失われた場合は、職員コンソールの受信一覧でこのファイルを開き、"
-                       "「原本の取り出しを申請する」から申請してください。上長が承認すると、申請した職員が"
-                       "職員コンソールから原本をダウンロードできます。原本には危険な要素が残っている可能性があります。", "　")
+        for sentence in ("無害化で必要な情報が失われた場合は、職員コンソールの受信一覧でこのファイルを開き、"
+                         "「原本の取り出しを申請する」から申請してください。",
+                         "上長が承認すると、申請した職員が職員コンソールから原本をダウンロードできます。",
+                         "原本には危険な要素が残っている可能性があります。"):
+            lines += _wrap(sentence, "　")
     if verdict == "blocked" and tl.block_kind(result) == "password":
         lines += ["", "■ パスワードを受け取ったら"]
         lines += _wrap("職員コンソールでこのファイルの報告を開き、パスワードを入力してください。"
