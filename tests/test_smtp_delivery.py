@@ -155,12 +155,16 @@ def test_kill9_of_the_core_while_taking_the_mail_and_between_tmp_and_new(tmp_pat
 def relay_app(tmp_path: Path):
     relay = free_port()
     port = free_port()
-    cfg = _config(f'deliver = "smtp"\nrelay = "127.0.0.1:{relay}"\nrelay_timeout_seconds = 5.0\n')
+    outbound = Sink(free_port())  # the city's outbound relay to the internet ([notify] smtp): DSNs go there
+    cfg = _config(f'deliver = "smtp"\nrelay = "127.0.0.1:{relay}"\nrelay_timeout_seconds = 5.0\n'
+                  f'[notify]\nsmtp = "127.0.0.1:{outbound.controller.port}"\nretry_seconds = 0.2\n'
+                  'retry_max_seconds = 1.0\n')
     data = tmp_path / "data"
     app = start(data, "--smtp-port", str(port), config=cfg)
-    app.smtp, app.relay = port, relay
+    app.smtp, app.relay, app.outbound = port, relay, outbound
     yield app
     app.stop()
+    outbound.stop()
 
 
 def test_relay_down_then_up_delivers_exactly_once(relay_app) -> None:
@@ -190,6 +194,27 @@ def test_relay_down_then_up_delivers_exactly_once(relay_app) -> None:
         assert all(j["status"] == "delivered" for j in jobs)
         plan = json.loads([j for j in jobs if j["channel"] == "default"][0]["plan"])
         assert plan["relay"] == {"a@city.example.lg.jp": "sent", "nosuchuser@city.example.lg.jp": "rejected"}
+        # The sender is told, once (RFC 5321 6.1): a delivery status notification from the null sender.
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not app.outbound.received:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        [(dsn_from, dsn_to, raw)] = app.outbound.received
+        assert dsn_from in ("", "<>") and dsn_to == ["taro@example.jp"]
+        import email
+        import email.policy
+
+        dsn = email.message_from_bytes(raw, policy=email.policy.default)
+        assert dsn.get_content_type() == "multipart/report" and dsn.get_param("report-type") == "delivery-status"
+        assert dsn["Auto-Submitted"] == "auto-replied" and str(dsn["Subject"]).startswith("配送できませんでした")
+        text, status, headers = dsn.get_payload()
+        assert "nosuchuser@city.example.lg.jp: 550 5.1.1" in text.get_content() and "a@city" not in text.get_content()
+        fields = status.as_string()
+        assert "Final-Recipient: rfc822; nosuchuser@city.example.lg.jp" in fields and "Status: 5.1.1" in fields
+        assert headers.get_content_type() == "text/rfc822-headers"
+        block = headers.get_content().strip().replace("\r\n", "\n")
+        assert "\nSubject: =?" in block and "\n\n" not in block  # the header block we wrote, no content
+        assert [e["purpose"] for e in _events(data, "outbox.queued")] == ["dsn"]
         # The clerk sees which recipient the LGWAN mail server refused, on the mail's report.
         from tests.portal_helpers import add_user
         from tests.smtp_helpers import console_login

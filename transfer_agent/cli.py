@@ -278,6 +278,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     submissions = attach(svc)  # bundles and handovers of what the internet side records
     from . import notify
     notifier = notify.attach(svc, submissions)  # receipt mails and digests ([notify] smtp)
+    if notifier is not None:  # delivery status notifications of relayed mail go out through its outbox
+        svc.deliverer.mail.on_outbox = notifier.outbox.wake
     link = CoreLink(cfg.state / SOCKET_NAME, {
         "wake": lambda: (submissions.poke(), b"ok")[1],
         "health": lambda: json.dumps({"components": svc.health(), "notes": svc.health_notes()}).encode(),

@@ -24,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from .crashpoints import crashpoint
 from .delivery import SourceMissing
 from .files import clean_name
 from .safefs import Tree
-from .smtp_relay import QUEUE_HEADER, Relay, RelayError
+from .smtp_relay import QUEUE_HEADER, Relay, RelayError, queue_in
 
 log = logging.getLogger("transfer_agent.service")
 
@@ -51,6 +53,7 @@ class MailDelivery:
         self.ledger = ledger
         self.tree = tree
         self._relay: Relay | None = None
+        self.on_outbox: Callable[[], None] | None = None  # wakes the outbox's sender (notify.py) after a DSN
 
     @property
     def relay(self) -> Relay:
@@ -134,6 +137,22 @@ class MailDelivery:
 
     # ------------------------------------------------------------ carry out
 
+    def _dsn(self, f: dict[str, Any], rejected: dict[str, str], data: bytes, job_id: int) -> tuple[str, bytes] | None:
+        """(queue id, message) of the delivery status notification the sender is owed for recipients the
+        LGWAN server refused for good; None for a notice mail, a null sender, or without [notify] smtp
+        (the only way out to the internet; the audit trail and the console still say it)."""
+        if f["kind"] != "mail" or not f.get("mail_from") or not self.cfg.notify_smtp:
+            if f["kind"] == "mail" and f.get("mail_from"):
+                log.warning("no delivery status notification for refused recipients: [notify] smtp is not set",
+                            extra={"event": "mail.no_dsn", "job_id": job_id, "rcpts": sorted(rejected)})
+            return None
+        mail = self.ledger.mail(f["name"].split(".", 1)[0])
+        qid = "dsn-" + f["name"] + "-" + hashlib.sha256(json.dumps(sorted(rejected)).encode()).hexdigest()[:8]
+        body = mail_notice.dsn(rejected=rejected, envelope_from=f["mail_from"], headers=data, queue_id=f["name"],
+                               hostname=self.cfg.mail_name, arrival=mail["received_at"] if mail else time.time(),
+                               notice_from=self.cfg.mail_notice_from or f"postmaster@{self.cfg.mail_name}")
+        return qid, body
+
     def execute(self, job_id: int, plan: dict[str, Any], replay: bool) -> list[str]:
         """Carry out (or finish) the plan; returns the names delivered. OSError / RelayError: retried."""
         cache: dict[str, bytes] = {}
@@ -172,7 +191,12 @@ class MailDelivery:
                     if out.rejected:
                         t.audit("smtp.relay_rejected", {"queue_id": f["name"], "rcpts": out.rejected,
                                                         "relay": self.relay.target}, job_id=job_id)
+                        dsn = self._dsn(f, out.rejected, data, job_id)
+                        if dsn is not None:  # in this transaction: owed exactly when the rejection is recorded
+                            queue_in(t, "", [f["mail_from"]], dsn[1], "dsn", dsn[0])
                 crashpoint("mail.relayed")
+                if out.rejected and self.on_outbox is not None:
+                    self.on_outbox()
             if out.deferred:
                 raise RelayError(f"recipients deferred by {self.relay.target}: {json.dumps(out.deferred)[:300]}")
         return [f["name"]]

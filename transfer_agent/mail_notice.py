@@ -8,7 +8,10 @@ to it.
 """
 from __future__ import annotations
 
+import base64
+import secrets
 import unicodedata
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -83,3 +86,74 @@ def build(*, result: dict[str, Any], envelope_from: str, mail_id: str, job_id: i
     msg["X-CDR-Notice"] = "blocked"
     msg.set_content(body, charset="utf-8", cte="base64")
     return msg.as_bytes()
+
+
+DSN_TEXT = {
+    "subject": "配送できませんでした（Undelivered Mail Returned to Sender）",
+    "ja": ("このメールは、{host} で受け付けた後、宛先の組織内のメールサーバーで受け取りを拒否されたため、"
+           "次の宛先には配送できませんでした（ほかの宛先には配送しています）。"),
+    "en": ("Your message was accepted by {host} but the organisation's internal mail server refused it for the"
+           " recipients below, so it was not delivered to them (other recipients got it)."),
+}
+
+
+def _status(reply: str) -> str:
+    """The enhanced status code of an SMTP reply ('550 5.1.1 ...' -> '5.1.1'), else 5.0.0."""
+    parts = reply.split()
+    if len(parts) > 1 and len(parts[1].split(".")) == 3 and all(p.isdigit() for p in parts[1].split(".")):
+        return parts[1] if parts[1].startswith("5") else "5.0.0"
+    return "5.0.0"
+
+
+def dsn(*, rejected: dict[str, str], envelope_from: str, headers: bytes, queue_id: str, hostname: str,
+        notice_from: str, arrival: float) -> bytes:
+    """A delivery status notification (RFC 3464) to the sender of a mail the LGWAN mail server refused for
+    good for some recipients (RFC 5321 6.1: after our 250 we owe the sender one). Null envelope sender is
+    the caller's. Every byte is ours: the text in base64, the status fields ASCII, and of the mail only the
+    header block we wrote when we rebuilt it (text/rfc822-headers), never its content."""
+    rcpts = {r: "".join(c if 32 <= ord(c) < 127 else "?" for c in " ".join(reply.split()))[:300]
+             for r, reply in rejected.items() if r.isascii() and r.isprintable()}
+    text = "\n".join([
+        DSN_TEXT["ja"].format(host=hostname), "",
+        *[f"  {r}: {reply}" for r, reply in rcpts.items()], "",
+        f"  受付番号 / queue id: {queue_id}", "",
+        "----", DSN_TEXT["en"].format(host=hostname), "",
+    ])
+    boundary = f"=_dsn_{secrets.token_hex(12)}"
+    local, _, domain = notice_from.rpartition("@")
+    sender = f"{Header(TEXT['display_name'], 'utf-8').encode()} <{local or 'postmaster'}@{domain or hostname}>"
+    status = [f"Reporting-MTA: dns; {hostname}", f"X-CDR-Queue-ID: {queue_id}",
+              f"Arrival-Date: {format_datetime(clock.local(arrival))}", ""]
+    for r, reply in rcpts.items():
+        status += [f"Final-Recipient: rfc822; {r}", "Action: failed", f"Status: {_status(reply)}",
+                   f"Remote-MTA: dns; {hostname}", f"Diagnostic-Code: smtp; {reply}", ""]
+    head = headers.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace").replace("\ufffd", "?")
+    lines = [
+        f"From: {sender}",
+        f"To: <{envelope_from}>",
+        f"Subject: {Header(DSN_TEXT['subject'], 'utf-8').encode()}",
+        f"Date: {format_datetime(clock.local())}",
+        f"Message-ID: <dsn.{queue_id}@{hostname}>",
+        "Auto-Submitted: auto-replied",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"',
+        "",
+        f"--{boundary}",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: base64",
+        "",
+        *[base64.b64encode(text.encode("utf-8")).decode("ascii")[i:i + 76]
+          for i in range(0, len(base64.b64encode(text.encode("utf-8"))), 76)],
+        f"--{boundary}",
+        "Content-Type: message/delivery-status",
+        "",
+        *status,
+        f"--{boundary}",
+        "Content-Type: text/rfc822-headers",
+        "",
+        head,
+        "",
+        f"--{boundary}--",
+        "",
+    ]
+    return "\r\n".join(lines).encode("ascii")

@@ -173,6 +173,21 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(status, next_at);
 schema.register("outbox", OUTBOX_SCHEMA)
 
 
+def queue_in(t: Any, mail_from: str, rcpts: list[str], message: bytes, purpose: str, queue_id: str,
+             actor: str = "system", **audit: Any) -> bool:
+    """Queue a message inside the caller's transaction `t` (so it is queued exactly when the caller's own
+    change commits); False when `queue_id` was queued before. The sender thread of an Outbox sends it."""
+    data = with_queue_id(message, queue_id)
+    cur = t.execute("INSERT OR IGNORE INTO outbox(queue_id, purpose, mail_from, rcpts, data, status, next_at,"
+                    " created_at) VALUES (?,?,?,?,?,'pending',?,?)",
+                    (queue_id, purpose, mail_from, json.dumps({r: "pending" for r in rcpts}), data,
+                     time.time(), time.time()))
+    if cur.rowcount:
+        t.audit("outbox.queued", {"queue_id": queue_id, "purpose": purpose, "from": mail_from, "rcpts": rcpts,
+                                  "size": len(data)}, actor=actor, **audit)
+    return bool(cur.rowcount)
+
+
 class Outbox:
     """Mail of our own (receipts, ...) relayed with retries: `enqueue` commits it, the thread of `start`
     (or `send_due`) sends it. Any process with the ledger may use it; one sender thread per purpose
@@ -195,17 +210,14 @@ class Outbox:
         """Commit a message for sending (audited 'outbox.queued'); returns its queue id. With the same
         `queue_id` again nothing new is queued (a caller retrying after a crash)."""
         qid = queue_id or new_queue_id()
-        data = with_queue_id(message, qid)
         with self.ledger.tx() as t:
-            cur = t.execute("INSERT OR IGNORE INTO outbox(queue_id, purpose, mail_from, rcpts, data, status, next_at,"
-                            " created_at) VALUES (?,?,?,?,?,'pending',?,?)",
-                            (qid, purpose, mail_from, json.dumps({r: "pending" for r in rcpts}), data,
-                             time.time(), time.time()))
-            if cur.rowcount:
-                t.audit("outbox.queued", {"queue_id": qid, "purpose": purpose, "from": mail_from, "rcpts": rcpts,
-                                          "size": len(data)}, actor=self.actor)
+            queue_in(t, mail_from, rcpts, message, purpose, qid, self.actor)
         self._wake.set()
         return qid
+
+    def wake(self) -> None:
+        """Look at the queue now (a row was queued by someone else in this process, see queue_in)."""
+        self._wake.set()
 
     def send_due(self) -> int:
         """Try every message whose time has come, once; returns how many are still pending."""
