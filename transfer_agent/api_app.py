@@ -125,6 +125,8 @@ def create_app(service: Any) -> FastAPI:
         elif tenant:
             allows = ChannelScope(True, domain=tenants.domain(service.ledger, tenant[:64])).allows
         owned = tenants.owners(service.ledger)
+        if not owned and allows is None:
+            return Response(service.metrics.render(), media_type=CONTENT_TYPE)  # a single box: as before tenants
         return Response(per_tenant(service.metrics.render(), lambda ch: owned.get(ch, tenants.DEFAULT), allows),
                         media_type=CONTENT_TYPE)
 
