@@ -182,3 +182,36 @@ def test_canonicalize_leaves_written_files_alone_and_splits_switched_groups():
     root, _ = rtf.parse(rb"{\rtf1{A\fldinst B\*\zzz C}}")
     rtf.canonicalize(root)
     assert rtf.serialize(root) == rb"{\rtf1{A{\fldinst B}{\*\zzz C}}}"
+
+
+def test_rebuild_is_a_fixpoint_on_damaged_samples(corpus):
+    """What the rebuild writes rebuilds to itself with nothing found (else VERIFY would block it): 400
+    mutants of the RTF samples (the fuzzer's mutators, fixed seed)."""
+    import random
+
+    from cdr.errors import CdrError
+    from cdr.fuzz import mutators
+
+    base, samples = corpus("rtf")
+    seeds = [(base / rel).read_bytes() for rel in sorted(samples)]
+    rng, checked = random.Random(7), 0
+    for _ in range(400):
+        data, steps = mutators.mutate(rng.choice(seeds), rng)
+        try:
+            root, _, _ = rtf.rebuild_tree(data)
+        except CdrError:
+            continue  # not RTF any more: blocked
+        out = rtf.serialize(root)
+        again, found, _ = rtf.rebuild_tree(out)
+        assert rtf.serialize(again) == out and found == [], (steps, found)
+        checked += 1
+    assert checked > 350
+
+
+def test_a_field_does_not_borrow_the_instruction_of_a_field_inside_it(default_policy, tmp_path):
+    # \fldinst damaged into \fldins5: the group holds a whole (harmless) field; the outer field has no
+    # instruction of its own, whatever text it carries
+    body = rb"{\field{\*\fldins5 {\field{\*\fldinst PAGE}{\fldrslt 1}}} DDEAUTO c:\\x.exe {\fldrslt x}}"
+    r, out = _sanitize(tmp_path, default_policy, body)
+    assert [t.id for t in r.threats] == ["rtf.field"] and out == _doc(b"{x}"), (r.threats, out)
+    _assert_clean_after(r, default_policy)

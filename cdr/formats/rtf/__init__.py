@@ -329,6 +329,20 @@ def _contains_field(g: Group) -> bool:
     return False
 
 
+def _own_instruction(fld: Group) -> Group | None:
+    """The field's instruction group wherever it sits, but not one of a field nested in it (its result or a
+    damaged group may hold whole fields: their instruction is not this field's)."""
+    stack = [c for c in reversed(fld.children) if isinstance(c, Group)]
+    while stack:
+        c = stack.pop()
+        if c.first_word() in (b"fldrslt", b"field"):
+            continue
+        if b"fldinst" in c.words():
+            return c
+        stack.extend(x for x in reversed(c.children) if isinstance(x, Group))
+    return None
+
+
 def _find_group(g: Group, word: bytes) -> Group | None:
     """The first group below `g` (at any depth) that carries the control word `word`."""
     stack = [c for c in reversed(g.children) if isinstance(c, Group)]
@@ -346,7 +360,7 @@ def _field_verdict(fld: Group) -> str | None:
     if inst is None:
         # An instruction that is not the usual direct child (formatting first, wrapped in another
         # group): readers still find it, so we judge it the same way, or neutralise when there is none.
-        inst = _find_group(fld, b"fldinst")
+        inst = _own_instruction(fld)
         if inst is None:
             return "field without a recognisable instruction"
     if _contains_field(inst):
@@ -597,6 +611,9 @@ def rebuild_tree(data: bytes) -> tuple[Group, list[Threat], bool]:
     canonicalize(root)
     threats = disarm(root)
     dropped = restrict(root)
+    # What restrict left out can change a field: {\\field{\\*\\zzz{\\*\\fldinst PAGE}}} loses its instruction.
+    # A second look judges the tree as it will be written, so the output inspects clean.
+    threats += disarm(root)
     if dropped:
         threats.append(_dropped_threat(dropped, "reported"))
     return root, threats, repaired
