@@ -287,3 +287,43 @@ def test_outbox_retries_until_the_relay_is_back_and_sends_once(tmp_path: Path) -
     finally:
         sink.stop()
         led.close()
+
+
+def test_relay_down_past_the_give_up_time_tells_the_sender_once(tmp_path: Path) -> None:
+    """The LGWAN mail server stays unreachable past `relay_give_up_hours` (here 2 s): the mail is not
+    retried for ever in silence; its sender gets one delivery status notification, the recipient is
+    marked expired, and a relay that comes back later receives nothing."""
+    data, port, relay = tmp_path / "data", free_port(), free_port()
+    outbound = Sink(free_port())
+    cfg = _config(f'deliver = "smtp"\nrelay = "127.0.0.1:{relay}"\nrelay_timeout_seconds = 2.0\n'
+                  f'relay_give_up_hours = {2 / 3600}\n'
+                  f'[notify]\nsmtp = "127.0.0.1:{outbound.controller.port}"\nretry_seconds = 0.2\n'
+                  'retry_max_seconds = 1.0\n')
+    app = start(data, "--smtp-port", str(port), config=cfg)
+    try:
+        mid, _ = _send_until_accepted(port, ["kokuho@city.example.lg.jp"], head(ew("届かない")).encode() + text_part())
+        [job] = wait_final(data, mid, timeout=60)
+        assert json.loads(job["plan"])["relay"] == {"kokuho@city.example.lg.jp": "expired"}
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not outbound.received:
+            time.sleep(0.1)
+        sink = Sink(relay)
+        try:
+            time.sleep(1.5)  # would a retry still go to the relay now it is back? (it must not)
+            assert sink.received == []
+        finally:
+            sink.stop()
+        [(_f, to, raw)] = outbound.received
+        assert to == ["taro@example.jp"]
+        import email
+        import email.policy
+
+        text, status, _headers = email.message_from_bytes(raw, policy=email.policy.default).get_payload()
+        assert "配送をあきらめました" in text.get_content() and "kokuho@city.example.lg.jp: 554 5.4.7" in text.get_content()
+        assert "Status: 5.4.7" in status.as_string() and "Action: failed" in status.as_string()
+        [ev] = _events(data, "smtp.relay_expired")
+        assert list(ev["rcpts"]) == ["kokuho@city.example.lg.jp"]
+    finally:
+        app.stop()
+        outbound.stop()
+    _verify(data)

@@ -131,6 +131,7 @@ class Config:
     mail_dns_servers: list[str] = field(default_factory=list)  # "" = the system's resolver; "ip" or "ip:port"
     mail_relay_timeout_seconds: float = 30.0
     mail_relay_starttls: bool = False  # use STARTTLS to the relay when it offers it
+    mail_relay_give_up_hours: float = 0.0  # > 0: then the sender gets a DSN (Postfix: 120); 0 = never lost, retried
     mail_notice_from: str = ""  # From of notice mails ("" = postmaster@mail_hostname)
     mail_console_url: str = ""  # named in notice mails: where clerks ask for originals
     source: str = "<defaults>"
@@ -270,7 +271,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, type]]] = {
              "handover_seconds": ("mail_handover_seconds", float), "dedup_hours": ("mail_dedup_hours", float),
              "dns": ("mail_dns", bool), "dns_servers": ("mail_dns_servers", list),
              "relay_timeout_seconds": ("mail_relay_timeout_seconds", float),
-             "relay_starttls": ("mail_relay_starttls", bool), "notice_from": ("mail_notice_from", str),
+             "relay_starttls": ("mail_relay_starttls", bool),
+             "relay_give_up_hours": ("mail_relay_give_up_hours", float), "notice_from": ("mail_notice_from", str),
              "console_url": ("mail_console_url", str)},
 }
 _CHANNEL_KEYS = {"policy": str, "form": str, "display_name": str, "digest": list}
@@ -611,6 +613,8 @@ def _validate_mail(cfg: Config) -> None:
                           " (map recipient domains or addresses to channels)")
     if cfg.mail_max_size_mb <= 0 or cfg.mail_max_recipients < 1 or not 78 <= cfg.mail_max_line_length <= 1 << 20:
         raise ConfigError("mail: max_size_mb must be > 0, max_recipients >= 1, max_line_length 78..1048576")
+    if cfg.mail_relay_give_up_hours < 0:
+        raise ConfigError("mail.relay_give_up_hours: hours >= 0 (0 = never give up)")
     if cfg.mail_per_address_connections < 1 or min(cfg.mail_command_timeout_seconds, cfg.mail_data_timeout_seconds,
                                                    cfg.mail_handover_seconds, cfg.mail_relay_timeout_seconds) <= 0:
         raise ConfigError("mail: timeouts must be > 0 and per_address_connections >= 1")

@@ -35,7 +35,7 @@ from .crashpoints import crashpoint
 from .delivery import SourceMissing
 from .files import clean_name
 from .safefs import Tree
-from .smtp_relay import QUEUE_HEADER, Relay, RelayError, queue_in
+from .smtp_relay import QUEUE_HEADER, Outcome, Relay, RelayError, queue_in
 
 log = logging.getLogger("transfer_agent.service")
 
@@ -137,7 +137,16 @@ class MailDelivery:
 
     # ------------------------------------------------------------ carry out
 
-    def _dsn(self, f: dict[str, Any], rejected: dict[str, str], data: bytes, job_id: int) -> tuple[str, bytes] | None:
+    def _expired(self, plan: dict[str, Any]) -> bool:
+        """Whether the mail has waited for the relay longer than `[mail] relay_give_up_hours` (0: never)."""
+        hours = self.cfg.mail_relay_give_up_hours
+        if hours <= 0:
+            return False
+        mail = self.ledger.mail(plan.get("mail_id") or "")
+        return mail is not None and time.time() - float(mail["received_at"]) > hours * 3600
+
+    def _dsn(self, f: dict[str, Any], rejected: dict[str, str], data: bytes, job_id: int,
+             expired: bool = False) -> tuple[str, bytes] | None:
         """(queue id, message) of the delivery status notification the sender is owed for recipients the
         LGWAN server refused for good; None for a notice mail, a null sender, or without [notify] smtp
         (the only way out to the internet; the audit trail and the console still say it)."""
@@ -149,6 +158,7 @@ class MailDelivery:
         mail = self.ledger.mail(f["name"].split(".", 1)[0])
         qid = "dsn-" + f["name"] + "-" + hashlib.sha256(json.dumps(sorted(rejected)).encode()).hexdigest()[:8]
         body = mail_notice.dsn(rejected=rejected, envelope_from=f["mail_from"], headers=data, queue_id=f["name"],
+                               expired_hours=self.cfg.mail_relay_give_up_hours if expired else None,
                                hostname=self.cfg.mail_name, arrival=mail["received_at"] if mail else time.time(),
                                notice_from=self.cfg.mail_notice_from or f"postmaster@{self.cfg.mail_name}")
         return qid, body
@@ -169,20 +179,33 @@ class MailDelivery:
         pending = [r for r, s in state.items() if s == "pending"]
         if pending:
             data = self._bytes(f, cache)
+            expired = self._expired(plan)
             try:
                 out = self.relay.send(f["mail_from"], pending, data)
             except RelayError as exc:
-                (log.error if exc.permanent else log.warning)(
-                    "the LGWAN mail server did not take the mail; will retry",
-                    extra={"event": "mail.relay_failed", "job_id": job_id, "relay": self.relay.target,
-                           "error": str(exc)})
-                raise
+                if not expired:
+                    (log.error if exc.permanent else log.warning)(
+                        "the LGWAN mail server did not take the mail; will retry",
+                        extra={"event": "mail.relay_failed", "job_id": job_id, "relay": self.relay.target,
+                               "error": str(exc)})
+                    raise
+                out = Outcome(deferred={r: str(exc) for r in pending})
             crashpoint("mail.relay_sent")  # the window of smtp_relay.py's doc: sent, not yet recorded
+            gave_up: dict[str, str] = {}
+            if expired and out.deferred:
+                # Past [mail] relay_give_up_hours (Postfix's maximal_queue_lifetime): the sender is told
+                # rather than left believing it arrived. Only what is still pending; nothing sent twice.
+                hours = self.cfg.mail_relay_give_up_hours
+                gave_up = {r: f"554 5.4.7 not delivered within {hours:g} hours; last: {why}"[:300]
+                           for r, why in out.deferred.items()}
+                out.deferred = {}
             for r in out.sent:
                 state[r] = "sent"
             for r in out.rejected:
                 state[r] = "rejected"
-            if out.sent or out.rejected:
+            for r in gave_up:
+                state[r] = "expired"
+            if out.sent or out.rejected or gave_up:
                 with self.ledger.tx() as t:
                     t.set_plan(job_id, plan)
                     if out.sent:
@@ -191,11 +214,15 @@ class MailDelivery:
                     if out.rejected:
                         t.audit("smtp.relay_rejected", {"queue_id": f["name"], "rcpts": out.rejected,
                                                         "relay": self.relay.target}, job_id=job_id)
-                        dsn = self._dsn(f, out.rejected, data, job_id)
-                        if dsn is not None:  # in this transaction: owed exactly when the rejection is recorded
-                            queue_in(t, "", [f["mail_from"]], dsn[1], "dsn", dsn[0])
+                    if gave_up:
+                        t.audit("smtp.relay_expired", {"queue_id": f["name"], "rcpts": gave_up,
+                                                       "relay": self.relay.target}, job_id=job_id)
+                    failed = {**out.rejected, **gave_up}
+                    dsn = self._dsn(f, failed, data, job_id, expired=bool(gave_up)) if failed else None
+                    if dsn is not None:  # in this transaction: owed exactly when the failure is recorded
+                        queue_in(t, "", [f["mail_from"]], dsn[1], "dsn", dsn[0])
                 crashpoint("mail.relayed")
-                if out.rejected and self.on_outbox is not None:
+                if (out.rejected or gave_up) and self.on_outbox is not None:
                     self.on_outbox()
             if out.deferred:
                 raise RelayError(f"recipients deferred by {self.relay.target}: {json.dumps(out.deferred)[:300]}")

@@ -94,6 +94,10 @@ DSN_TEXT = {
            "次の宛先には配送できませんでした（ほかの宛先には配送しています）。"),
     "en": ("Your message was accepted by {host} but the organisation's internal mail server refused it for the"
            " recipients below, so it was not delivered to them (other recipients got it)."),
+    "ja_expired": ("このメールは、{host} で受け付けた後、宛先の組織内のメールサーバーに {hours} 時間"
+                   "配送を試みましたが届けられなかったため、次の宛先への配送をあきらめました。"),
+    "en_expired": ("Your message was accepted by {host}, but the organisation's internal mail server could not be"
+                   " reached for {hours} hours, so delivery to the recipients below was given up."),
 }
 
 
@@ -106,18 +110,19 @@ def _status(reply: str) -> str:
 
 
 def dsn(*, rejected: dict[str, str], envelope_from: str, headers: bytes, queue_id: str, hostname: str,
-        notice_from: str, arrival: float) -> bytes:
+        notice_from: str, arrival: float, expired_hours: float | None = None) -> bytes:
     """A delivery status notification (RFC 3464) to the sender of a mail the LGWAN mail server refused for
     good for some recipients (RFC 5321 6.1: after our 250 we owe the sender one). Null envelope sender is
     the caller's. Every byte is ours: the text in base64, the status fields ASCII, and of the mail only the
     header block we wrote when we rebuilt it (text/rfc822-headers), never its content."""
     rcpts = {r: "".join(c if 32 <= ord(c) < 127 else "?" for c in " ".join(reply.split()))[:300]
              for r, reply in rejected.items() if r.isascii() and r.isprintable()}
+    ja, en = (DSN_TEXT["ja"], DSN_TEXT["en"]) if expired_hours is None else (DSN_TEXT["ja_expired"], DSN_TEXT["en_expired"])
     text = "\n".join([
-        DSN_TEXT["ja"].format(host=hostname), "",
+        ja.format(host=hostname, hours=f"{expired_hours or 0:g}"), "",
         *[f"  {r}: {reply}" for r, reply in rcpts.items()], "",
         f"  受付番号 / queue id: {queue_id}", "",
-        "----", DSN_TEXT["en"].format(host=hostname), "",
+        "----", en.format(host=hostname, hours=f"{expired_hours or 0:g}"), "",
     ])
     boundary = f"=_dsn_{secrets.token_hex(12)}"
     local, _, domain = notice_from.rpartition("@")

@@ -377,7 +377,8 @@ class Console:
         }
 
     _RELAY_STATE = {"sent": "転送済み", "pending": "転送待ち（再試行中）",
-                    "rejected": "LGWAN側のメールサーバーが受け取りを拒否（配送されていません）"}
+                    "rejected": "LGWAN側のメールサーバーが受け取りを拒否（配送されていません）",
+                    "expired": "期限までに転送できず、配送をあきらめました（差出人に通知）"}
 
     def _mail_rcpts(self, job: Any) -> list[str]:
         """The job's recipients; relayed ones with what the LGWAN mail server did with each (a recipient it
