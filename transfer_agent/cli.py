@@ -152,6 +152,8 @@ _EXAMPLES = {
     "tenant enable": f"{_P} tenant enable --data-dir var naha",
     "tenant channels": f"{_P} tenant channels --data-dir var naha --channels 国保課,税務課,福祉課",
     "report": f"{_P} report --data-dir var --channel 国保課 --from 2026-12-01 --to 2026-12-31 --csv 集計.csv",
+    "user tenant": f"{_P} user tenant --data-dir var --name yamada --tenant naha   # a town joining the cloud",
+    "apikey tenant": f"{_P} apikey tenant --data-dir var 3f2a --tenant naha",
 }
 
 
