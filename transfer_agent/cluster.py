@@ -96,7 +96,15 @@ class Node:
 
     @staticmethod
     def default_name(node_dir: Any) -> str:
-        return f"{socket.gethostname()}:{os.path.abspath(str(node_dir))}"
+        """host:folder, and the machine id when there is one: a node of that name that is not this
+        process is an earlier incarnation (this process holds the folder's lock), so two machines must
+        not share it (cloned VMs with the same host name keep distinct machine ids)."""
+        try:
+            with open("/etc/machine-id", encoding="ascii") as f:
+                mid = f.read().strip()[:8]
+        except OSError:
+            mid = ""
+        return f"{socket.gethostname()}{'/' + mid if mid else ''}:{os.path.abspath(str(node_dir))}"
 
     # ------------------------------------------------------------------ lease
 
