@@ -172,6 +172,7 @@ def test_text_only(walk):
     sentence = page.inner_text("#sentence")
     assert "文字（テキスト）だけ" in sentence and "画像" in sentence and "含まれません" in sentence
     assert "内容（文章・表・画像）はそのまま" not in page.content()
+    assert "配送したのは文字だけのファイル" in page.inner_text("#text-only-note")  # the findings were the original's
     _shot(page, "05_text_only")
 
 

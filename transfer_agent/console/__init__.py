@@ -694,7 +694,7 @@ def build_console(ledger: Ledger, data_dir: Path, fsync: bool = True, lock: Any 
                           final=job["status"] in FINAL, msg=_flash(request, sess),
                           needs_password=needs_password, retries=retries, superseded=superseded,
                           delivered=delivered_name(job), sent_name=sent_name(job), fields=fields,
-                          mail=con.mail_view(job, result),
+                          mail=con.mail_view(job, result), text_only=threat_labels.is_text_only(result),
                           sentence=threat_labels.verdict_sentence(result) if job["status"] in FINAL else "")
 
     @app.get("/deliveries/{job_id}/files/{kind}")
