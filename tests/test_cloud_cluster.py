@@ -60,13 +60,14 @@ class Cluster:
         self.procs.append(p)
         return p
 
-    def serve(self, node: str | None = None, env: dict | None = None, lease: float | None = None) -> subprocess.Popen:
+    def serve(self, node: str | None = None, env: dict | None = None, lease: float | None = None,
+              extra: tuple[str, ...] = ()) -> subprocess.Popen:
         cfg = self.cfg
         if lease is not None:  # this node's own lease length
             cfg = self.tmp / f"cloud-lease{lease:g}.toml"
             cfg.write_text(CONFIG.format(prefix=self.prefix, lease=lease), "utf-8")
         args = ["serve", "--shared-dir", str(self.shared), "--config", str(cfg), "--api-port", "0",
-                "--console-port", "0", "--database", self.db, "--broker", self.broker]
+                "--console-port", "0", "--database", self.db, "--broker", self.broker, *extra]
         if node:
             self.inbox = self.tmp / "lgwan-inbox"
             args += ["--data-dir", str(self.tmp / node), "--inbox", str(self.inbox)]

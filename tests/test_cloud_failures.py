@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import signal
+import smtplib
+import subprocess
 import sys
 import time
 import uuid
@@ -28,7 +30,8 @@ from tests.cloud_services import (
 )
 from tests.netns_relay import Switch
 from tests.portal_helpers import ta, wait_done
-from tests.test_cloud_cluster import Cluster
+from tests.smtp_helpers import ROUTES, free_port
+from tests.test_cloud_cluster import AGENT, Cluster
 
 HERE = Path(__file__).resolve().parent
 
@@ -124,6 +127,37 @@ def test_submissions_through_two_serve_nodes(cluster: Cluster) -> None:
     assert sorted(json.loads(d)["receipt"] for d in done) == sorted(s["receipt"] for _, s in subs), done
     assert len(list(cluster.inbox.rglob("manifest.json"))) == 4
     cluster.check(rows)
+
+
+def test_smtp_intake_on_two_serve_nodes(cluster: Cluster) -> None:
+    """Mail to both serve nodes' SMTP intakes: whichever node holds the `mail-intake` lease quarantines
+    it, the other node's intake waits for that and answers 250 on the first try (no 451 for want of
+    its own core); each recipient's Maildir gets each mail once."""
+    cluster.cfg.write_text(cluster.cfg.read_text("utf-8") + "\n[mail]\ndns = false\n" + ROUTES, "utf-8")
+    cluster.worker()
+    ports = [free_port(), free_port()]
+    cluster.serve("nodeA", extra=("--smtp-port", str(ports[0])))
+    cluster.serve("nodeB", extra=("--smtp-port", str(ports[1])))
+    ids = []
+    for i in range(4):
+        msg = (f"From: taro@example.jp\r\nTo: kokuho@city.example.lg.jp\r\nSubject: mail {i}\r\n"
+               f"Message-ID: <m{i}@example.jp>\r\n\r\n本文 {i}\r\n").encode()
+        with smtplib.SMTP("127.0.0.1", ports[i % 2], timeout=60) as s:
+            s.ehlo("mx.example.jp")
+            s.mail("taro@example.jp")
+            assert s.rcpt("kokuho@city.example.lg.jp")[0] == 250
+            code, reply = s.data(msg)
+        assert code == 250, reply  # at once, on either node
+        ids.append(reply.decode().rsplit(" ", 1)[-1])
+    rows = cluster.wait_final(4)
+    assert [r["status"] for r in rows] == ["delivered"] * 4, rows
+    box = cluster.inbox / "mail" / "kokuho@city.example.lg.jp"
+    got = [p.read_bytes() for p in box.rglob("*") if p.is_file() and p.parent.name in ("new", "cur")]
+    assert sorted(next(q for q in ids if q.encode() in m) for m in got) == sorted(ids), got
+    anchors = [x for a in cluster.anchors for x in ("--anchor", str(a))]
+    v = subprocess.run([AGENT, "audit", "verify", "--data-dir", str(cluster.shared), "--database", cluster.db,
+                        *anchors], capture_output=True, text=True, timeout=120)
+    assert v.returncode == 0, v.stdout + v.stderr
 
 
 def test_sandbox_child_killed_mid_file(cluster: Cluster) -> None:

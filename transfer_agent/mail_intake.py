@@ -43,13 +43,16 @@ class MailIntake:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_tick = time.monotonic()
+        self.node: Any = None  # cluster.Node: one serve node takes recorded mails at a time
+        self.lease_elsewhere = False  # another serve node held the lease at the last pass
 
     # ------------------------------------------------------------ taking
 
     def take_pending(self) -> int:
         """Take every recorded mail not yet taken (also ones a crash interrupted); returns how many."""
-        node = getattr(self, "node", None)  # several serve nodes: one takes mails at a time (cluster.py)
-        if node is not None and not node.lease("mail-intake", 120.0):
+        node = self.node  # several serve nodes: one takes mails at a time (cluster.py)
+        self.lease_elsewhere = node is not None and not node.lease("mail-intake", 120.0)
+        if self.lease_elsewhere:
             return 0
         with self._lock:
             rows = self.ledger.query("SELECT * FROM mails WHERE status IN ('received', 'taking') ORDER BY received_at")
@@ -124,9 +127,18 @@ class MailIntake:
     # ------------------------------------------------------------ the thread (the core looks by itself too)
 
     def wake(self) -> bytes:
-        """corelink `mail`: take what the internet side recorded, now; answer when it is in quarantine."""
-        self.take_pending()
-        return b"ok"
+        """corelink `mail`: take what the internet side recorded, now; answer when it is in quarantine.
+        While another serve node holds the `mail-intake` lease, answer once that node has claimed what
+        is recorded (it looks every second), so that this node's internet side does not withdraw the
+        mail (451) for want of an answer."""
+        end = time.monotonic() + max(1.0, self.cfg.mail_handover_seconds - 5.0)
+        while True:
+            self.take_pending()
+            if not self.lease_elsewhere or time.monotonic() > end:
+                return b"ok"
+            if self.ledger.one("SELECT 1 FROM mails WHERE status = 'received'") is None:
+                return b"ok"  # claimed ('taking') by the node holding the lease
+            time.sleep(0.1)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mail-intake", daemon=True)
