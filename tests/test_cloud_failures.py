@@ -270,3 +270,48 @@ def cluster(pg_url, tmp_path):
     yield c
     c.close()
 
+
+
+def test_dead_letter_of_another_serve_node(pg_url: str, tmp_path: Path) -> None:
+    """Serve nodes share the dead-letter queue: a task that node A submitted and that was dead-lettered
+    may reach node B. B turns it into a blocked result row for that attempt, which A's poll completes
+    like a worker's; a dead letter for an attempt no longer current changes nothing."""
+    if not amqp_up():
+        pytest.skip(NEED_AMQP)
+    from kombu import Producer
+
+    from transfer_agent.cloud_executor import CeleryExecutor
+    from transfer_agent.ledger import Ledger
+
+    led = Ledger(pg_url, anchor_path=tmp_path / "b" / "state" / "audit.anchor")
+    [jid, old] = led.insert_received_many([{"source": "api", "channel": "c", "name": n, "subdir": "",
+                                            "drop_path": f"/{n}", "size": 1} for n in ("poison.doc", "old.doc")])
+    with led.tx() as t:
+        for j in (jid, old):
+            t.set_hash(j, "0" * 64, 1)
+            t.mark_queued(j, "quarantine/00/x")
+            assert t.claim(j, 1, "p@1", 7, "e")  # node A's claims (a ledger without a node: no owner)
+        t.requeue_if_processing(old)  # requeued since: attempt 1 is stale
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    ex = CeleryExecutor(led, tmp_path / "shared", AMQP_URL, capacity=1, prefix=prefix)  # node B's
+    try:
+        dead = ex.app.conf.cloud_dead_queue
+        with ex.app.connection_for_write() as conn:
+            producer = Producer(conn.default_channel)
+            for j in (old, jid):
+                producer.publish({}, exchange=dead.exchange, routing_key=dead.routing_key, declare=[dead],
+                                 headers={"id": f"{prefix}{j}-1"})
+        _wait(lambda: led.one("SELECT 1 FROM cloud_results WHERE job_id = ?", (jid,)) is not None, 30,
+              "the dead letter to become a result row")
+        row = led.one("SELECT result, worker FROM cloud_results WHERE job_id = ? AND attempt = 1", (jid,))
+        assert "WorkerKilledRepeatedly" in row["result"] and '"blocked"' in row["result"], row
+        assert led.one("SELECT 1 FROM cloud_results WHERE job_id = ?", (old,)) is None
+    finally:
+        ex.close()
+        with ex.app.connection_for_write() as conn:
+            for q in (*ex.app.conf.task_queues, ex.app.conf.cloud_dead_queue):
+                try:
+                    q.bind(conn.default_channel).delete()
+                except Exception:  # noqa: BLE001 - best effort
+                    pass
+        led.close()
