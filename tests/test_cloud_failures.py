@@ -129,15 +129,26 @@ def test_submissions_through_two_serve_nodes(cluster: Cluster) -> None:
     cluster.check(rows)
 
 
+def _serve_smtp(cluster: Cluster, node: str) -> int:
+    """A serve node with an SMTP port (another free one if the first was taken meanwhile)."""
+    for _ in range(3):
+        port = free_port()
+        try:
+            cluster.serve(node, extra=("--smtp-port", str(port)))
+            return port
+        except AssertionError as exc:
+            if "Address already in use" not in str(exc):
+                raise
+    raise AssertionError("no free port for the SMTP intake")
+
+
 def test_smtp_intake_on_two_serve_nodes(cluster: Cluster) -> None:
     """Mail to both serve nodes' SMTP intakes: whichever node holds the `mail-intake` lease quarantines
     it, the other node's intake waits for that and answers 250 on the first try (no 451 for want of
     its own core); each recipient's Maildir gets each mail once."""
     cluster.cfg.write_text(cluster.cfg.read_text("utf-8") + "\n[mail]\ndns = false\n" + ROUTES, "utf-8")
     cluster.worker()
-    ports = [free_port(), free_port()]
-    cluster.serve("nodeA", extra=("--smtp-port", str(ports[0])))
-    cluster.serve("nodeB", extra=("--smtp-port", str(ports[1])))
+    ports = [_serve_smtp(cluster, "nodeA"), _serve_smtp(cluster, "nodeB")]
     ids = []
     for i in range(4):
         msg = (f"From: taro@example.jp\r\nTo: kokuho@city.example.lg.jp\r\nSubject: mail {i}\r\n"

@@ -41,6 +41,7 @@ def test_two_nodes_one_claim_and_takeover_fences_the_silent_one(ledger_target, t
         # B cannot commit a verdict for A's job.
         with pytest.raises(Fenced), lb.tx() as t:
             t.commit_verdict(jid, {"verdict": "clean"}, {"dir": "inbox/c", "files": []}, None, "inbox/c")
+        a.renew()
         assert b.takeover() == []  # A is alive: nothing to take
         time.sleep(1.5)  # A falls silent past its lease (B renews)
         b.renew()
@@ -56,6 +57,7 @@ def test_two_nodes_one_claim_and_takeover_fences_the_silent_one(ledger_target, t
             t.finish(jid, "delivered", [])
         assert lb.job(jid)["status"] == "delivered"
         # A named lease: one holder; the other gets it once it ran out, or once released.
+        b.renew()  # (B's own lease is short in this test: keep it fresh on a loaded machine)
         assert b.lease("purge", 30.0) and b.lease("purge", 30.0)
         c = Node(la, "host:/c", lease_seconds=5.0)
         c.register()
@@ -63,6 +65,7 @@ def test_two_nodes_one_claim_and_takeover_fences_the_silent_one(ledger_target, t
         b.release("purge")
         assert c.lease("purge", 0.2) and not b.lease("purge", 30.0)
         time.sleep(0.4)
+        b.renew()
         assert b.lease("purge", 30.0)
         # A restarted with the same folder takes over its earlier incarnation at once.
         a2 = Node(la, "host:/a", lease_seconds=30.0)
