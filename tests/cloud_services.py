@@ -195,6 +195,14 @@ class PrivatePostgres:
         self.start()
 
     def start(self) -> None:
+        for _ in range(3):  # a crashed server's leftovers (lock files, shared memory) may need a moment
+            if self._start_once():
+                return
+            time.sleep(1)
+        raise AssertionError("private PostgreSQL did not start: "
+                             + (self.dir / "postgres.log").read_text(errors="replace")[-2000:])
+
+    def _start_once(self) -> bool:
         # Lock files left by the crash; the postmaster they name may linger as a zombie nobody reaps
         # (PostgreSQL only asks whether that pid exists).
         for lock in (self.dir / "data" / "postmaster.pid", self.dir / f".s.PGSQL.{self.port}.lock"):
@@ -210,9 +218,19 @@ class PrivatePostgres:
              "-p", str(self.port), "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
              "-c", "fsync=off", "-c", "max_connections=60"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        if not _wait_port(self.port, 60, self.proc):
-            raise AssertionError("private PostgreSQL did not start: "
-                                 + (self.dir / "postgres.log").read_text(errors="replace")[-2000:])
+        if _wait_port(self.port, 60, self.proc):
+            import psycopg
+
+            end = time.monotonic() + 60
+            while time.monotonic() < end and self.proc.poll() is None:
+                try:  # the port opens before crash recovery ends ("the database system is starting up")
+                    with psycopg.connect(self.url, connect_timeout=5) as c:
+                        c.execute("SELECT 1")
+                    return True
+                except psycopg.OperationalError:
+                    time.sleep(0.2)
+        _kill_group(self.proc)
+        return False
 
     def kill(self) -> None:
         """A crash: SIGKILL of the postmaster and its children (every connection drops)."""

@@ -110,7 +110,11 @@ class Cluster:
         while time.monotonic() < end:
             if tick:
                 tick()
-            rows = self.jobs()
+            try:
+                rows = self.jobs()
+            except Exception:  # noqa: BLE001 - a database the test restarts is still starting up
+                time.sleep(0.3)
+                continue
             if len(rows) >= n and all(r["status"] in ("delivered", "blocked") for r in rows):
                 return rows
             time.sleep(0.3)
