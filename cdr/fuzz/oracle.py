@@ -196,11 +196,15 @@ def scan_xml(data: bytes, where: str) -> list[str]:
     return found
 
 
+# Inside a tag, outside its quoted values: escaped text (&lt;meta http-equiv=...&gt;) is not markup.
+_IN_TAG = r"<[A-Za-z][^<>\"']*(?:(?:\"[^\"]*\"|'[^']*')[^<>\"']*)*?"
 _HTML_BAD = (
     (r"<\s*script\b", "script"), (r"<\s*(iframe|frame|object|embed|applet|form|base)\b", "element"),
-    (r"<[^>]+\son[a-z]+\s*=", "event attribute"), (r"http-equiv\s*=\s*['\"]?\s*refresh", "meta refresh"),
+    (r"<[^>]+\son[a-z]+\s*=", "event attribute"),
+    (_IN_TAG + r"\bhttp-equiv\s*=\s*['\"]?\s*refresh", "meta refresh"),
     # Pictures inside the file (data:image/png;base64,...) are what an SVG may keep; other data: URLs run.
-    (r"(href|src|action)\s*=\s*['\"]?\s*(javascript:|vbscript:|data:(?!image/(png|jpe?g|gif|webp);base64,))", "URL"),
+    (_IN_TAG + r"\b(href|src|action)\s*=\s*['\"]?\s*(javascript:|vbscript:|data:(?!image/(png|jpe?g|gif|webp);base64,))",
+     "URL"),
 )
 
 
