@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Hashable
 from typing import Any
 
 from .api_errors import ApiError
@@ -20,6 +21,32 @@ from .api_errors import ApiError
 log = logging.getLogger("transfer_agent.api")
 
 HOUR = 3600.0
+
+
+class RateLimiter:
+    """Token buckets per key: `burst` at once, refilled at `per_second`; 0 per second means no limit."""
+
+    def __init__(self, per_second: float, burst: int) -> None:
+        self.rate = per_second
+        self.burst = max(1, burst)
+        self._b: dict[Hashable, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: Hashable) -> float:
+        """0 when allowed (a token taken), else the seconds until one is there."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            if len(self._b) > 100_000:  # many addresses: forget the full buckets
+                self._b = {k: v for k, v in self._b.items() if v[0] < self.burst - 0.5}
+            tokens, last = self._b.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._b[key] = (tokens - 1.0, now)
+                return 0.0
+            self._b[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
 
 
 def _mb(n: float) -> str:

@@ -39,7 +39,7 @@ from starlette.requests import ClientDisconnect
 from . import apikeys, bundles, clock
 from . import forms as forms_mod
 from .api_errors import ApiError
-from .api_limits import ClientLimits, Upload
+from .api_limits import ClientLimits, RateLimiter, Upload
 from .channels import channel_name
 from .crashpoints import crashpoint
 from .files import clean_name, numbered
@@ -99,30 +99,6 @@ class ExchangeClosed(Exception):
     used up)."""
 
 
-# --------------------------------------------------------------------------- rate limit
-
-class RateLimiter:
-    """Token bucket per client key: `burst` at once, refilled at `per_minute`."""
-
-    def __init__(self, per_minute: float, burst: int) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = max(1, burst)
-        self._b: dict[int, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: int) -> float:
-        """0 when allowed, else seconds to wait."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._b.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._b[key] = (tokens - 1.0, now)
-                return 0.0
-            self._b[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
 
 
 # --------------------------------------------------------------------------- multipart streaming
@@ -353,7 +329,7 @@ class SubmissionService:
         self.fsync = fsync
         self.stage_root = self.data_dir / "work" / "api-uploads"
         self.node: Any = None  # cluster.Node of the serve node (the core), if any
-        self.limiter = RateLimiter(self.settings.rate_per_minute, self.settings.rate_burst)
+        self.limiter = RateLimiter(self.settings.rate_per_minute / 60.0, self.settings.rate_burst)
         self.limits = ClientLimits(ledger, self.settings.concurrent_per_key,
                                    int(self.settings.mb_per_hour * 1024 * 1024))
         self._stop = threading.Event()

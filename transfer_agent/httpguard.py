@@ -31,24 +31,49 @@ class Limits:
     body_min_rate: float = 1024.0
 
 
-class _Counts:
-    def __init__(self) -> None:
+class AddressCounts:
+    """Open connections per client address for one listener (HTTP or SMTP), and its rate-limited log."""
+
+    def __init__(self, listener: str, protocol: str = "http") -> None:
+        self.listener, self.protocol = listener, protocol
         self.open: dict[str, int] = {}
         self.lock = threading.Lock()
         self.logged: dict[tuple[str, str], float] = {}
 
-    def note(self, ip: str, event: str, name: str) -> None:
+    def acquire(self, ip: str, per_address: int) -> bool:
+        """Count one more connection from `ip`; False (nothing counted, logged) when it has its cap."""
+        with self.lock:
+            n = self.open.get(ip, 0)
+            if n >= per_address:
+                refused = True
+            else:
+                self.open[ip] = n + 1
+                refused = False
+        if refused:
+            self.note(ip, "too_many")
+        return not refused
+
+    def release(self, ip: str) -> None:
+        with self.lock:
+            n = self.open.get(ip, 1) - 1
+            if n > 0:
+                self.open[ip] = n
+            else:
+                self.open.pop(ip, None)
+
+    def note(self, ip: str, what: str) -> None:
+        """Log `too_many` or `slow_client` (event `<protocol>.<what>`), once a minute per address."""
+        event = f"{self.protocol}.{what}"
         now = time.monotonic()
         if now - self.logged.get((ip, event), -1e9) >= 60:
             self.logged[(ip, event)] = now
-            log.warning("connection closed: " + ("too many from one address" if event == "http.too_many"
-                                                 else "too slow"),
-                        extra={"event": event, "client": ip, "listener": name})
+            log.warning("connection closed: " + ("too many from one address" if what == "too_many" else "too slow"),
+                        extra={"event": event, "client": ip, "listener": self.listener})
 
 
 def guarded_protocol(limits: Limits, name: str) -> type[H11Protocol]:
     """An H11Protocol class enforcing `limits` (one class, and one count table, per listener)."""
-    counts = _Counts()
+    counts = AddressCounts(name)
 
     class Guarded(H11Protocol):
         _ip: str | None = None
@@ -60,25 +85,16 @@ def guarded_protocol(limits: Limits, name: str) -> type[H11Protocol]:
         def connection_made(self, transport: Any) -> None:  # noqa: ANN401
             super().connection_made(transport)
             ip = self.client[0] if self.client else "?"
-            with counts.lock:
-                n = counts.open.get(ip, 0)
-                if n >= limits.per_address:
-                    counts.note(ip, "http.too_many", name)
-                    transport.abort()
-                    return
-                counts.open[ip] = n + 1
+            if not counts.acquire(ip, limits.per_address):
+                transport.abort()
+                return
             self._ip = ip
             self._arm(limits.header_timeout, "headers")
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._cancel()
             if self._ip is not None:
-                with counts.lock:
-                    n = counts.open.get(self._ip, 1) - 1
-                    if n > 0:
-                        counts.open[self._ip] = n
-                    else:
-                        counts.open.pop(self._ip, None)
+                counts.release(self._ip)
                 self._ip = None
             super().connection_lost(exc)
 
@@ -93,7 +109,7 @@ def guarded_protocol(limits: Limits, name: str) -> type[H11Protocol]:
                 took = now - self._body_start
                 if took > limits.body_timeout and self._body_bytes / took < limits.body_min_rate \
                         and self.transport is not None and not self.transport.is_closing():
-                    counts.note(self._ip or "?", "http.slow_client", name)
+                    counts.note(self._ip or "?", "slow_client")
                     self.transport.abort()
                     return
             if self.conn.their_state is not h11.SEND_BODY:
@@ -137,7 +153,7 @@ def guarded_protocol(limits: Limits, name: str) -> type[H11Protocol]:
                 return
             if self._deadline_kind == "headers" and self.conn.their_state is not h11.IDLE:
                 return
-            counts.note(self._ip or "?", "http.slow_client", name)
+            counts.note(self._ip or "?", "slow_client")
             self.transport.abort()
 
     return Guarded

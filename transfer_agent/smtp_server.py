@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import ipaddress
 import logging
 import socket
@@ -30,6 +31,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from aiosmtpd.smtp import log as _aiosmtpd_log
 
+from .httpguard import AddressCounts
 from .mail_spool import Answer, MailSpool
 from .mailroutes import Routes
 
@@ -37,20 +39,6 @@ log = logging.getLogger("transfer_agent.smtp")
 _aiosmtpd_log.setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
 
 SPF_SECONDS = 20.0
-
-
-class _Counts:
-    def __init__(self) -> None:
-        self.open: dict[str, int] = {}
-        self.lock = threading.Lock()
-        self.logged: dict[tuple[str, str], float] = {}
-
-    def note(self, ip: str, event: str) -> None:
-        now = time.monotonic()
-        if now - self.logged.get((ip, event), -1e9) >= 60:
-            self.logged[(ip, event)] = now
-            log.warning("SMTP connection closed: " + ("too many from one address" if event == "smtp.too_many"
-                                                      else "too slow"), extra={"event": event, "client": ip})
 
 
 class Limits:
@@ -64,7 +52,7 @@ class Limits:
         self.data_min_rate = cfg.mail_data_min_bytes_per_second
 
 
-def guarded_smtp(limits: Limits, counts: _Counts) -> type[SMTP]:
+def guarded_smtp(limits: Limits, counts: AddressCounts) -> type[SMTP]:
     """An aiosmtpd SMTP class enforcing `limits` (one class, and one count table, per listener)."""
 
     class Guarded(SMTP):
@@ -85,23 +73,14 @@ def guarded_smtp(limits: Limits, counts: _Counts) -> type[SMTP]:
                 return  # the same connection after STARTTLS
             peer = transport.get_extra_info("peername")
             ip = str(peer[0]) if peer else "?"
-            with counts.lock:
-                n = counts.open.get(ip, 0)
-                if n >= limits.per_address:
-                    self._refused = True
-                    counts.note(ip, "smtp.too_many")
-                else:
-                    counts.open[ip] = n + 1
-                    self._ip = ip
+            if counts.acquire(ip, limits.per_address):
+                self._ip = ip
+            else:
+                self._refused = True
 
         def connection_lost(self, error: Exception | None) -> None:
             if self._ip is not None:
-                with counts.lock:
-                    n = counts.open.get(self._ip, 1) - 1
-                    if n > 0:
-                        counts.open[self._ip] = n
-                    else:
-                        counts.open.pop(self._ip, None)
+                counts.release(self._ip)
                 self._ip = None
             super().connection_lost(error)
 
@@ -146,7 +125,7 @@ def guarded_smtp(limits: Limits, counts: _Counts) -> type[SMTP]:
                                                    or self._data_bytes / took >= limits.data_min_rate):
                     self._reset_timeout(max(0.2, min(limits.data_timeout - idle, limits.data_timeout)))
                     return
-            counts.note(self._ip or "?", "smtp.slow_client")
+            counts.note(self._ip or "?", "slow_client")
             try:
                 self.transport.write(b"421 4.4.2 Timeout; closing connection\r\n")
             except Exception:  # noqa: BLE001 - closing anyway
@@ -255,7 +234,6 @@ def spf_checker(dns: bool, servers: list[str], timeout: float = 3.0) -> Callable
         return lambda ip, mail_from, helo: auth.Result("spf", "none", {"smtp.mailfrom": mail_from or f"postmaster@{helo}"},
                                                        "DNS lookups off")
     if servers:
-        import dns.exception
         import dns.resolver
 
         res = dns.resolver.Resolver(configure=False)
@@ -265,25 +243,7 @@ def spf_checker(dns: bool, servers: list[str], timeout: float = 3.0) -> Callable
             res.port = ports.pop()
         res.lifetime = timeout
 
-        def lookup(name: str, rdtype: str) -> list:
-            try:
-                answer = res.resolve(name, rdtype, lifetime=timeout)
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-                return []
-            except (dns.resolver.NoNameservers, dns.exception.Timeout, OSError) as exc:
-                raise auth.DnsUnavailable(str(exc)[:200]) from exc
-            out: list = []
-            for r in answer:
-                if rdtype == "TXT":
-                    out.append(b"".join(r.strings).decode("utf-8", "replace"))
-                elif rdtype == "MX":
-                    out.append((r.preference, r.exchange.to_text(True)))
-                elif rdtype == "PTR":
-                    out.append(r.target.to_text(True))
-                else:
-                    out.append(r.address)
-            return out
-
+        lookup = functools.partial(auth.dnspython_resolver, resolver=res, lifetime=timeout)
         auth._RESOLVER.insert(0, lookup)  # for the life of this process (auth.use_resolver without the block)
     return auth.check_spf
 
@@ -312,7 +272,7 @@ class SmtpServer:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self._counts = _Counts()
+        self._counts = AddressCounts("smtp", "smtp")
         cls = guarded_smtp(self.limits, self._counts)
 
         def make() -> SMTP:

@@ -21,9 +21,7 @@ import json
 import logging
 import math
 import secrets
-import threading
 import time
-from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from . import exchange
+from .api_limits import RateLimiter
 from .api_submissions import ApiError, ExchangeClosed, SubmissionService
 
 log = logging.getLogger("transfer_agent.upload_page")
@@ -46,32 +45,6 @@ _FIELDS_ALLOWANCE = 1024 * 1024  # the form's text on top of its files' total
 _CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'")
 VERDICT_JA = {"clean": "受理", "sanitized": "無害化して受理", "blocked": "受理できませんでした"}
-
-
-class Buckets:
-    """Token buckets per key: `burst` at once, refilled at `per_hour`; 0 per hour means no limit."""
-
-    def __init__(self, per_hour: float, burst: int) -> None:
-        self.rate = per_hour / 3600.0
-        self.burst = max(1, burst)
-        self._b: dict[Hashable, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: Hashable) -> float:
-        """0 when allowed (a token taken), else the seconds until one is there."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        with self._lock:
-            if len(self._b) > 100_000:  # many addresses: forget the full buckets
-                self._b = {k: v for k, v in self._b.items() if v[0] < self.burst - 0.5}
-            tokens, last = self._b.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._b[key] = (tokens - 1.0, now)
-                return 0.0
-            self._b[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
 
 
 def _env() -> Environment:
@@ -102,8 +75,8 @@ class UploadPages:
         self.ledger = service.ledger
         self.env = _env()
         self.key = _secret(self.ledger)
-        self.per_link = Buckets(cfg.exchange_link_per_hour, cfg.exchange_burst)
-        self.per_address = Buckets(cfg.exchange_address_per_hour, cfg.exchange_burst)
+        self.per_link = RateLimiter(cfg.exchange_link_per_hour / 3600.0, cfg.exchange_burst)
+        self.per_address = RateLimiter(cfg.exchange_address_per_hour / 3600.0, cfg.exchange_burst)
         pub = urlsplit(cfg.exchange_public_url) if cfg.exchange_public_url else None
         self.public_origin = f"{pub.scheme}://{pub.netloc}".lower() if pub else None
         self.hosts = {h.lower() for h in cfg.exchange_allowed_hosts}

@@ -14,6 +14,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .headers import Field, decode_words, parse_addresses
 from .links import registrable
@@ -30,15 +31,17 @@ class DnsUnavailable(Exception):
 Resolver = Callable[[str, str], list]
 
 
-def dnspython_resolver(name: str, rdtype: str) -> list:
+def dnspython_resolver(name: str, rdtype: str, resolver: Any = None, lifetime: float = 3.0) -> list:
+    """Look `name` up with dnspython: the system's resolver, or `resolver` (a configured
+    dns.resolver.Resolver, e.g. the appliance's own servers). DnsUnavailable when nobody answers."""
     try:
         import dns.exception
         import dns.resolver
     except ImportError as exc:  # pragma: no cover - a hard dependency
         raise DnsUnavailable("dnspython missing") from exc
     try:
-        res = dns.resolver.Resolver()
-        answer = res.resolve(name, rdtype, lifetime=3.0)
+        res = resolver if resolver is not None else dns.resolver.Resolver()
+        answer = res.resolve(name, rdtype, lifetime=lifetime)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return []
     except (dns.resolver.NoNameservers, dns.resolver.NoResolverConfiguration, dns.exception.Timeout,
