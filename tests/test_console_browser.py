@@ -11,16 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser_helpers import chromium, login, needs_chromium
 from tests.portal_helpers import add_user, new_key, start, ta, wait_done
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update"]
 CSV = "氏名,金額\n山田,=HYPERLINK(\"http://evil\")\n".encode()
 UNKNOWN = bytes(range(256)) * 4
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +41,13 @@ def env(tmp_path_factory):
     # A file of an unknown type: blocked, but not of a family the policy never releases.
     (a.data_dir / "dropbox" / "zeimu").mkdir(parents=True, exist_ok=True)
     (a.data_dir / "dropbox" / "zeimu" / "台帳.dat").write_bytes(UNKNOWN)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with chromium() as browser:
         yield {"app": a, "receipt": receipt, "browser": browser}
-        browser.close()
     a.stop()
 
 
 def _login(browser, app, name: str, password: str):
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True, locale="ja-JP")
-    page = ctx.new_page()
-    page.goto(app.console + "/")
-    assert "/login" in page.url
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    return ctx, page
+    return login(browser, app.console, name, password, height=768, wait=False)
 
 
 def test_clerk_request_approver_approve_clerk_downloads(env, tmp_path):

@@ -13,17 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser_helpers import chromium, login, needs_chromium
 from tests.portal_helpers import CONFIG, ROOT, add_user, new_key, start, wait_done
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update"]
 ARTEFACTS = Path(os.environ.get("CDR_TEST_ARTEFACTS", ROOT / "test-artefacts")) / "console"
 CSV = "氏名,金額,備考\n山田,=HYPERLINK(\"http://evil\"),至急\n佐藤,1200,@SUM(A1)\n".encode()
 PPAP_PASSWORD = "とどいた合言葉"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed")
+pytestmark = needs_chromium
 
 
 def _ppap() -> bytes:
@@ -77,17 +74,10 @@ def walk(tmp_path_factory, corpus):
         receipt = r.json()["receipt"]
         wait_done(c, r.json()["status_url"])
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        ctx = browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True, locale="ja-JP")
-        page = ctx.new_page()
-        page.goto(a.console + "/login")
-        page.fill("input[name=name]", "yamada")
-        page.fill("input[name=password]", "clerk-pass-1")
-        page.click("button[type=submit]")
+    with chromium() as browser:
+        _ctx, page = login(browser, a.console, "yamada", "clerk-pass-1")
         page.wait_for_url("**/deliveries")
         yield {"app": a, "page": page, "receipt": receipt}
-        browser.close()
     a.stop()
 
 

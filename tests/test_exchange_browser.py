@@ -15,15 +15,12 @@ from pathlib import Path
 import pytest
 
 from samples.pdf_samples import _base, _js, _save
+from tests.browser_helpers import chromium, login, needs_chromium
 from tests.portal_helpers import CONFIG, add_user, start
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update"]
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", "/tmp/test-artifacts")) / "exchange"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed")
+pytestmark = needs_chromium
 
 FORMS = """
 [channels.kokuho]
@@ -94,22 +91,9 @@ def env(tmp_path_factory):
     pdf.Root.OpenAction = _js(pdf)
     (files / "保険証の写し.pdf").write_bytes(_save(pdf))
     (files / "メモ.txt").write_text("引っ越しの予定です。\n", "utf-8")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with chromium() as browser:
         yield {"app": a, "browser": browser, "files": files}
-        browser.close()
     a.stop()
-
-
-def login(browser, app, name: str, password: str):
-    ctx = browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True, locale="ja-JP")
-    page = ctx.new_page()
-    page.goto(app.console + "/login")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/(deliveries|approvals|admin)"))
-    return ctx, page
 
 
 def resident(browser):
@@ -122,7 +106,7 @@ def resident(browser):
 def test_request_upload_receipt_tally(env):
     app, browser, files = env["app"], env["browser"], env["files"]
     # The clerk creates a request for the one channel bound to the account.
-    cctx, cpage = login(browser, app, "suzuki", "clerk-pass-1")
+    cctx, cpage = login(browser, app.console, "suzuki", "clerk-pass-1")
     cpage.click("nav >> text=アップロード依頼")
     options = cpage.locator("#x-channel option").all_inner_texts()
     assert any("国民健康保険課" in o for o in options) and not any("税務課" in o for o in options)
@@ -244,14 +228,14 @@ def test_request_upload_receipt_tally(env):
 
 def test_channel_binding(env):
     app, browser = env["app"], env["browser"]
-    cctx, cpage = login(browser, app, "suzuki", "clerk-pass-1")
+    cctx, cpage = login(browser, app.console, "suzuki", "clerk-pass-1")
     cpage.goto(app.console + "/exchange")
     rid = cpage.locator("#requests a").first.get_attribute("href").rsplit("/", 1)[1]
     cpage.goto(app.console + "/submissions")
     receipt = cpage.locator("#submissions td.nowrap a").first.inner_text()
     cctx.close()
 
-    tctx, tpage = login(browser, app, "tanaka", "clerk-pass-2")
+    tctx, tpage = login(browser, app.console, "tanaka", "clerk-pass-2")
     tpage.goto(app.console + "/exchange")
     assert "国民健康保険" not in tpage.inner_text("#requests")
     assert [o for o in tpage.locator("#x-channel option").all_inner_texts() if o != "選んでください"] == ["税務課（zeimu）"]
