@@ -3,6 +3,7 @@ hypothesis run plus a bounded mutation fuzz over real samples: no exception esca
 is a verdict."""
 from __future__ import annotations
 
+import base64
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cdr.detect import detect_bytes
 from cdr.errors import LimitExceeded
 from cdr.formats.mail import auth
 from cdr.formats.mail.limits import MailBudget, MailLimits
@@ -77,6 +79,20 @@ def test_sniff_needs_mail_fields_not_any_colon_text():
     assert not sniff(b"Name: value\r\nOther: thing\r\n\r\nx")
     assert not sniff(b"<!DOCTYPE html><html>From: x</html>")
     assert not sniff("氏名,住所\r\n山田,東京\r\n".encode("cp932"))
+
+
+def test_a_header_block_that_encodes_its_body_is_a_mail_even_when_other_fields_are_lost(tmp_path):
+    """Damaged mails from the fuzzer: a mail program still decodes a body under From + Content-Transfer-Encoding
+    (or a lone MIME header), so such text is rebuilt as mail, never delivered as text with its base64 HTML in."""
+    html = base64.b64encode(b"<html><body onload='x()'><script>steal()</script></body></html>")
+    damaged = b"From: =?ISO-2022-JP?B?GyRCOzNFRBs\r\nContent-Transfer-Encoding: base64\r\n\r\n" + html + b"\r\n"
+    assert sniff(damaged)
+    assert sniff(b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n")
+    assert sniff(b"Content-Transfer-Encoding: base64\r\n\r\nPGh0bWw+\r\n")
+    assert detect_bytes(damaged, "memo.txt").family == "mail"
+    # A colon list that merely names a field is still text.
+    assert not sniff("Content-Type: 見積書の種類\r\n担当: 山田\r\n\r\n".encode("cp932"))
+    assert detect_bytes("件名: 会議\r\n日時: 4月1日\r\n".encode(), "memo.txt").family == "text"
 
 
 def test_decoding_is_metered_against_the_mail_size(default_policy, tmp_path):

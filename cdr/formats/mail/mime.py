@@ -338,7 +338,18 @@ def sniff(head: bytes) -> str | None:
     strong = known & _STRONG
     if len(strong) >= 2 or (strong and len(known) >= 3):
         return "RFC 5322 header fields: " + ", ".join(sorted(n.decode() for n in known)[:6])
+    # A header block that says how its body is encoded is a MIME entity: a mail program decodes it (a
+    # damaged mail whose other fields were lost still opens as one), so it is rebuilt as a mail, never
+    # delivered as text with its encoded HTML or archive inside.
+    if known & _MIME_FIELDS and (strong or _MIME_VALUE.search(re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0])):
+        return "MIME entity header fields: " + ", ".join(sorted(n.decode() for n in known)[:6])
     return None
+
+
+_MIME_FIELDS = {b"content-type", b"content-transfer-encoding", b"mime-version"}
+_MIME_VALUE = re.compile(rb"(?im)^(?:content-transfer-encoding[ \t]*:[ \t]*"
+                         rb"(?:base64|quoted-printable|7bit|8bit|binary)|content-type[ \t]*:[ \t]*(?:text|multipart|message|application|image|audio|video)/"
+                         rb"|mime-version[ \t]*:[ \t]*1\.0)")
 
 
 _NAME_RE = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]*:")
