@@ -4,6 +4,7 @@ The two PDF examples of the issue come from samples/ (richmedia_damaged_subtype,
 from __future__ import annotations
 
 import subprocess
+import warnings
 from pathlib import Path
 
 import pikepdf
@@ -301,3 +302,99 @@ def test_names_of_active_content_after_compressed_stream_data_go(tmp_path):
     with pikepdf.open(out) as new:
         assert new.pages[0].Contents.read_bytes() == content
     _clean_output(out, tmp_path)
+
+
+# ---- every object written was reached and typed (fuzz case pdf/640799781343 and its class) ------------------
+def test_arrays_of_values_and_untyped_values_keep_no_active_content(tmp_path):
+    """What the tables take as values (a box, widths, a dash pattern, a stream's /DecodeParms, an /RC stream,
+    a destination, a name tree's keys) is checked too: the fuzzer's duplicated span put a RichMedia
+    annotation's keys and dictionaries inside a CIDFont's /W array, and the rebuild copied them unread."""
+    pdf = _base()
+    page = pdf.pages[0].obj
+    rich = Dictionary(Assets=Dictionary(Names=Array([String("a.swf"), Dictionary(
+        Type=Name.Filespec, F=String("a.swf"), EF=Dictionary(F=pdf.make_stream(b"FWS\x09")))])))
+    font = next(iter(page.Resources.Font.values()))
+    font.Widths = Array([500, Array([250, Name.RichMediaSettings, Dictionary(JS=String("app.alert(1)"))])])
+    page.Contents.DecodeParms = Dictionary(Predictor=1, AA=Dictionary(O=_js(pdf)))
+    note = _annot(pdf, Subtype=Name.Text, Contents=String("メモ"), C=Array([1, 0, 0, Name.RichMediaContent, rich]))
+    note.RC = pdf.make_stream(b"<body>x</body>", AA=Dictionary(O=_js(pdf)))
+    _annot(pdf, Subtype=Name.Link, Rect=[10, 10, 40, 40], Dest=Array([page, Name.Launch, Name.XYZ, 0, 0, 0]))
+    pdf.Root.Names = Dictionary(Dests=Dictionary(Names=Array([
+        String("ok"), Array([page, Name.Fit]), Name.JavaScript, Array([page, Name.Fit])])))
+    res, out = _run(tmp_path, pdf)
+    assert res.verdict == "sanitized", res.reason
+    (unknown,) = [t for t in res.threats if t.id == "pdf.unknown_key"]
+    assert unknown.action == "removed", unknown.detail
+    raw = out.read_bytes()
+    for gone in (b"RichMedia", b"FWS", b"app.alert", b"/AA", b"/Launch", b"/JavaScript"):
+        assert gone not in raw, gone
+    with pikepdf.open(out) as new:
+        p = new.pages[0].obj
+        assert list(p.Annots[0].C) == [1, 0, 0] and "/RC" in p.Annots[0]
+        assert list(next(iter(p.Resources.Font.values())).Widths) == [500, [250]]
+        assert list(new.Root.Names.Dests.Names)[0] == "ok"
+    _clean_output(out, tmp_path)
+
+
+def test_tagged_pages_and_annotations_get_their_tables(tmp_path):
+    """The structure tree (walked generically) reaches pages through /Pg and annotations through /Obj;
+    they are still typed as pages and annotations, whichever the walk meets first."""
+    pdf = _base()
+    page = pdf.pages[0].obj
+    page.PrivatePageThing = Dictionary(X=String("x"))
+    link = _annot(pdf, Subtype=Name.Link, Rect=[10, 10, 50, 50], PrivateAnnotThing=String("y"))
+    elem = pdf.make_indirect(Dictionary(Type=Name.StructElem, S=Name.Link, Pg=page,
+                                        K=Array([Dictionary(Type=Name.OBJR, Obj=link, Pg=page)])))
+    pdf.Root.StructTreeRoot = pdf.make_indirect(Dictionary(Type=Name.StructTreeRoot, K=Array([elem])))
+    res, out = _run(tmp_path, pdf)
+    (unknown,) = [t for t in res.threats if t.id == "pdf.unknown_key"]
+    assert "Page /PrivatePageThing" in unknown.detail and "Annot /PrivateAnnotThing" in unknown.detail
+    with pikepdf.open(out) as new:
+        assert "/PrivatePageThing" not in new.pages[0].obj
+        assert set(new.pages[0].Annots[0].keys()) == {"/Type", "/Subtype", "/Rect"}
+        assert new.Root.StructTreeRoot.K[0].K[0].Obj.objgen == new.pages[0].Annots[0].objgen
+
+
+def _reachable(pdf: pikepdf.Pdf) -> set[tuple[int, int]]:
+    """The indirect objects a writer would write: those reached from the trailer."""
+    seen: set[tuple[int, int]] = set()
+    stack = [pdf.trailer]
+    while stack:
+        o = stack.pop()
+        if o.is_indirect:
+            if o.objgen in seen:
+                continue
+            seen.add(o.objgen)
+        try:
+            values = list(o) if isinstance(o, pikepdf.Array) else [o.get(k) for k in o.keys()]
+        except (TypeError, ValueError, UnicodeError):
+            continue
+        stack.extend(v for v in values if isinstance(v, (pikepdf.Array, pikepdf.Dictionary, pikepdf.Stream)))
+    return seen
+
+
+def test_the_walk_reaches_every_object_written(pdfs):
+    """The sweep empties indirect objects the walk never reached; none of them is one the output still
+    references (that would be a gap in the walk), for every PDF sample and every PDF fuzz case."""
+    from cdr.formats.pdf import _copy_catalog
+
+    base, samples = pdfs
+    files = [(base / s.path, s.password) for s in samples.values()]
+    files += [(p, None) for p in sorted((Path(__file__).parent / "fuzz_regressions" / "pdf").glob("*.bin"))]
+    checked = 0
+    for path, password in files:
+        try:
+            src = pikepdf.open(path, password=password or "")
+        except (pikepdf.PdfError, pikepdf.PasswordError):
+            continue
+        with src, pikepdf.new() as new, warnings.catch_warnings():
+            warnings.simplefilter("ignore", pikepdf.PageCopyWarning)
+            if len(src.pages) == 0 or len(src.pages) > 50:
+                continue
+            new.pages.extend(src.pages)
+            _copy_catalog(src, new, {"links": "web", "embedded_files": "drop"}, None)
+            walk = allowlist.AllowList(new, labels=dict)
+            walk.run()
+            assert not set(walk.unreached) & _reachable(new), path.name
+            checked += 1
+    assert checked > 40

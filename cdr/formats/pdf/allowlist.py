@@ -39,12 +39,14 @@ Spec = tuple[str, str | None]  # (value kinds, child type)
 # By the identity of pikepdf's type code (hashing the enum member costs more than the lookup is worth).
 _KIND = {id(ObjectType.name_): "n", id(ObjectType.string): "s", id(ObjectType.array): "a",
          id(ObjectType.dictionary): "d", id(ObjectType.stream): "S"}
+_CONTAINERS = {id(ObjectType.array), id(ObjectType.dictionary), id(ObjectType.stream)}
 
 
 def _t(spec: str, *more: dict[str, Spec]) -> dict[str, Spec]:
     """'Key:kinds>Child ...' -> {"/Key": (kinds, child)}. Kinds: n name, s string, i number, b boolean,
     a array, d dictionary, S stream. Child: the type of a dictionary or stream value (or of the
-    dictionaries in an array value); "*" walks it generically, no child keeps it as it is."""
+    dictionaries in an array value); "*" walks it generically. No child: an array holds values only
+    (numbers, strings, names, arrays of them), a dictionary or stream is walked generically."""
     out: dict[str, Spec] = {}
     for m in more:
         out.update(m)
@@ -56,7 +58,7 @@ def _t(spec: str, *more: dict[str, Spec]) -> dict[str, Spec]:
 
 
 # ---- the tables ---------------------------------------------------------------------------------
-_STREAM = _t("Length:i Filter:na DecodeParms:da DL:i")  # /F /FFilter /FDecodeParms: outside files
+_STREAM = _t("Length:i Filter:na DecodeParms:da>* DL:i")  # /F /FFilter /FDecodeParms: outside files
 
 CATALOG = _t("Type:n Version:n Pages:d>Pages PageLabels:d>NumTree:PageLabel Names:d>Names Dests:d>Map:Dest "
              "ViewerPreferences:d>* PageLayout:n PageMode:n Outlines:d>Outline OpenAction:ad>OpenAction "
@@ -125,7 +127,7 @@ AP = _t("N:Sd>APState R:Sd>APState D:Sd>APState")
 _ACTION = "Type:n S:n Next:da>Action "
 ACTION_BASE = _t(_ACTION)
 ACTIONS = {
-    "/GoTo": _t(_ACTION + "D:nsa>Dest SD:a"),
+    "/GoTo": _t(_ACTION + "D:nsa>Dest SD:a>*"),
     "/URI": _t(_ACTION + "URI:s IsMap:b"),
     "/Named": _t(_ACTION + "N:n"),
 }
@@ -133,12 +135,12 @@ ACTIONS = {
 OUTLINE = _t("Type:n Title:s Parent:d>Outline Prev:d>Outline Next:d>Outline First:d>Outline Last:d>Outline "
              "Count:i Dest:nsa>Dest A:d>Action SE:d>* C:a F:i")
 NAMES = _t("Dests:d>NameTree:Dest EmbeddedFiles:d>NameTree:Filespec")
-DEST_DICT = _t("D:a>Dest SD:a")
+DEST_DICT = _t("D:a>Dest SD:a>*")
 PAGE_LABEL = _t("Type:n S:n P:s St:i")
 FILESPEC = _t("Type:n FS:n F:s UF:s ID:a V:b EF:d>* Desc:s CI:d>* Thumb:S>Image AFRelationship:n")
 ACROFORM = _t("Fields:a>Field NeedAppearances:b CO:a>Field DR:d>Resources DA:s Q:i")
 TABLES: dict[str, dict[str, Spec]] = {
-    "Catalog": CATALOG, "Pages": PAGES, "Page": PAGE, "Resources": RESOURCES, "Stream": CONTENT, "Image": IMAGE,
+    "Catalog": CATALOG, "Pages": PAGES, "Resources": RESOURCES, "Stream": CONTENT, "Image": IMAGE,
     "Form": FORM, "FontDescriptor": FONT_DESCRIPTOR, "MK": MK, "AP": AP, "Outline": OUTLINE, "Names": NAMES,
     "PageLabel": PAGE_LABEL, "Filespec": FILESPEC, "AcroForm": ACROFORM, "DestDict": DEST_DICT,
 }
@@ -249,6 +251,11 @@ class AllowList:
         self._seen: set[tuple[str, str]] = set()
         self._visited: set[tuple[int, int]] = set()
         self._stack: list[tuple[Any, str, str, dict[str, Spec] | None]] = []
+        # Generic ("*") visits wait until the typed walk is done, so that an object the generic walk reaches
+        # first (a page under the structure tree's /Pg, an annotation under /Obj) still gets its table.
+        self._later: list[tuple[Any, str, str, dict[str, Spec] | None]] = []
+        self._queued: set[tuple[int, int]] = set()
+        self.unreached: list[tuple[int, int]] = []  # indirect objects the walk never reached (emptied)
         self._classifier = Walker(pdf, links=links, embedded=embedded, fix=False)
         self._flat = 0
         self.deny = DENY_NAMES | _FILE_NAMES if embedded == "drop" else DENY_NAMES
@@ -308,13 +315,26 @@ class AllowList:
     # -- the walk --
     def run(self) -> list[Threat]:
         self._push(self.pdf.Root, "Catalog", "document catalog")
+        info = self.pdf.trailer.get("/Info")
+        if _kind(info) == "d":  # metadata = keep: strings only (_copy_metadata)
+            self._push(info, "*", "document information")
         n = 0
-        while self._stack:
-            obj, typ, where, table = self._stack.pop()
+        stack, later, visited = self._stack, self._later, self._visited
+        while stack or later:
+            if stack:
+                obj, typ, where, table = stack.pop()
+            else:
+                obj, typ, where, table = later.pop()
+                og = obj.objgen
+                if og != (0, 0):
+                    if og in visited:  # typed meanwhile
+                        continue
+                    visited.add(og)
             n += 1
             if self.tick and n % 2000 == 0:
                 self.tick()
             self._visit(obj, typ, where, table)
+        self._sweep()
         if self.unknown:
             total = sum(self.unknown.values())
             shown = ", ".join(k for k, _ in self.unknown.most_common(6))
@@ -326,16 +346,41 @@ class AllowList:
 
     def _push(self, obj: Any, typ: str, where: str, table: dict[str, Spec] | None = None) -> None:
         og = obj.objgen
+        if typ == "*":
+            if og != (0, 0):
+                if og in self._visited or og in self._queued:
+                    return
+                self._queued.add(og)
+            self._later.append((obj, typ, where, table))
+            return
         if og != (0, 0):
             if og in self._visited:
                 return
             self._visited.add(og)
         self._stack.append((obj, typ, where, table))
 
+    def _sweep(self) -> None:
+        """Every dictionary, array and stream written was reached and typed by this walk, or goes: an indirect
+        one no kept entry led to is emptied. Unreferenced ones are not written anyway; one still referenced
+        would be a gap in the walk (tests/test_pdf_allowlist.py checks the samples and fuzz cases for it)."""
+        visited = self._visited
+        for obj in self.pdf.objects:
+            if not isinstance(obj, pikepdf.Object) or id(obj._type_code) not in _CONTAINERS \
+                    or obj.objgen in visited:
+                continue
+            self.unreached.append(obj.objgen)
+            if obj._type_code == ObjectType.array:
+                del obj[:]
+                continue
+            for key in list(obj.keys()):
+                _del(obj, key)
+            if obj._type_code == ObjectType.stream:
+                obj.write(b"")
+
     def _table(self, d: Any, typ: str) -> dict[str, Spec] | None:
         if typ in TABLES:
             return TABLES[typ]
-        if typ == "PageNode":
+        if typ in ("PageNode", "Page"):  # a page reached from a destination or /P may be a tree node
             return PAGES if d.get("/Type") == Name.Pages else PAGE
         if typ == "Annot":
             return ANNOTS.get(name_str(d.get("/Subtype")), ANNOT)
@@ -355,7 +400,10 @@ class AllowList:
             return
         tc = obj._type_code
         if tc == ObjectType.array:
-            self._generic_array(obj, typ, where)
+            if typ == "Data":
+                self._data(obj, where)
+            else:
+                self._generic_array(obj, typ, where)
             return
         if typ.startswith("Map:"):
             self._map(obj, typ[4:], where)
@@ -375,7 +423,7 @@ class AllowList:
             return
         if table is PAGE:
             where = self._pages.get(obj.objgen, where)
-        if typ in ("PageNode", "XObject"):  # as reported: the type the table is for
+        if typ in ("PageNode", "Page", "XObject"):  # as reported: the type the table is for
             typ = "Pages" if table is PAGES else "Page" if table is PAGE else "Image" if table is IMAGE else "Form"
         self._keys(obj, typ, where, table)
 
@@ -411,11 +459,18 @@ class AllowList:
                     if bad:
                         self._drop(obj, key, v, typ, where)
                 continue
-            child = spec[1]
-            if child is None or k in "sib":
+            if k in "sib":
                 continue
+            child = spec[1]
             w = f"{where} {key}"
-            if child in ("Dest", "OpenAction") and k == "a":
+            if child is None:  # values only (a box, widths, a colour): nothing else is kept in them
+                if k != "a":
+                    self._push(v, "*", w)
+                elif v.is_indirect:
+                    self._push(v, "Data", w)
+                else:
+                    self._data(v, w)
+            elif child in ("Dest", "OpenAction") and k == "a":
                 self._dest(v, w)
             elif k == "a":
                 self._array(key, v, child, w)
@@ -464,20 +519,62 @@ class AllowList:
                 self._push(v, child, f"{where}[{i}]")
             elif k == "a":
                 self._push(v, "*", f"{where}[{i}]")
-            elif k == "n" and _denied(name_str(v), self.deny):
+            elif k == "n" and self._name_denied(v):
                 drop.append(i)
-                self.unknown[f"{key} name {name_str(v)}"] += 1
         for i in reversed(drop):
             del arr[i]
 
     def _dest(self, arr: Any, where: str) -> None:
-        """An explicit destination: [page /XYZ left top zoom] and the like. The page goes through as a page."""
+        """An explicit destination: [page /XYZ left top zoom] and the like. The page goes through as a page;
+        the rest are values."""
+        drop: list[int] = []
         for i, v in enumerate(arr):
             k = _kind(v)
             if i == 0 and k == "d":
                 self._push(v, "Page", where)
             elif k in ("d", "S", "a"):
-                self._push(v, "*", f"{where}[{i}]")
+                drop.append(i)
+                self.unknown["destination non-value"] += 1
+            elif k == "n" and self._name_denied(v):
+                drop.append(i)
+        for i in reversed(drop):
+            del arr[i]
+
+    def _name_denied(self, v: Any) -> bool:
+        """A name value of active content (counted as a removed unknown entry), or one that is not UTF-8."""
+        n = name_str(v)
+        bad = self._denied.get(n) if n else True
+        if bad is None:
+            bad = self._denied[n] = _denied(n, self.deny)
+        if bad:
+            self.unknown[f"array name {n}" if n else "undecodable key or name"] += 1
+            self.active_unknown = True
+        return bad
+
+    def _data(self, arr: Any, where: str) -> None:
+        """An array of values (numbers, strings, names, booleans, arrays of them), as the specification
+        defines /MediaBox, /W, /Opt, /QuadPoints and the like: a dictionary or stream in it goes."""
+        drop: list[int] = []
+        for i, v in enumerate(arr):
+            t = type(v)
+            if t is int or t is Decimal or t is bool or v is None:
+                continue
+            k = _kind(v)
+            if k == "a":
+                self._push(v, "Data", f"{where}[{i}]")
+            elif k in ("d", "S"):
+                drop.append(i)
+                hit = self._classifier.classify(v, None)
+                if hit:
+                    self._add(hit[0], f"{where}[{i}]", hit[1])
+                else:
+                    self.unknown["dictionary in an array of values"] += 1
+            elif k == "n" and self._name_denied(v):
+                drop.append(i)
+            elif not k and not isinstance(v, (int, float)):  # an operator or a reserved word qpdf let through
+                drop.append(i)
+        for i in reversed(drop):
+            del arr[i]
 
     def _map(self, d: Any, child: str, where: str) -> None:
         """Font and XObject resources, destinations by name: any key, values of one type."""
@@ -513,17 +610,38 @@ class AllowList:
                 self._drop(node, key, v, "NameTree", where)
                 continue
             if key == "/Kids":
+                drop = []
                 for i, kid in enumerate(v):
                     if _kind(kid) == "d":
                         self._push(kid, typ, f"{where}[{i}]")
-            elif key == pairs:
-                for i in range(1, len(v), 2):
-                    val = v[i]
-                    k = _kind(val)
-                    if child == "Dest" and k == "a":
-                        self._dest(val, f"{where} {v[i - 1]}")
-                    elif k in ("d", "S"):
-                        self._push(val, "DestDict" if child == "Dest" else child, f"{where}[{i}]")
+                    else:
+                        drop.append(i)
+                        self.unknown["NameTree /Kids non-dictionary"] += 1
+                for i in reversed(drop):
+                    del v[i]
+            elif key == "/Limits":
+                self._push(v, "Data", f"{where} /Limits")
+            else:
+                self._pairs(v, child, numbers, where)
+
+    def _pairs(self, arr: Any, child: str, numbers: bool, where: str) -> None:
+        """/Names or /Nums: (string or integer key, value of the tree's type) pairs; any other pair goes."""
+        keyed = "i" if numbers else "s"
+        drop: list[int] = []
+        items = list(arr)
+        for i in range(0, len(items), 2):
+            k0 = _kind(items[i])
+            val = items[i + 1] if i + 1 < len(items) else None
+            k = _kind(val)
+            if k0 == keyed and child == "Dest" and k == "a":
+                self._dest(val, f"{where} {items[i]}")
+            elif k0 == keyed and k in ("d", "S"):
+                self._push(val, "DestDict" if child == "Dest" else child, f"{where}[{i + 1}]")
+            else:
+                drop.extend((i, i + 1) if i + 1 < len(items) else (i,))
+                self.unknown["NameTree entry of another type"] += 1
+        for i in reversed(drop):
+            del arr[i]
 
     def _generic(self, d: Any, where: str) -> None:
         for key, v in _entries(d):
@@ -546,9 +664,8 @@ class AllowList:
             k = _kind(v)
             if k in ("d", "S", "a"):
                 self._push(v, "*", f"{where}[{i}]")
-            elif k == "n" and _denied(name_str(v), self.deny):
+            elif k == "n" and self._name_denied(v):
                 drop.append(i)
-                self.unknown[f"array name {name_str(v)}"] += 1
         for i in reversed(drop):
             del a[i]
 
@@ -631,12 +748,17 @@ class AllowList:
         pg = pikepdf.Page(page)
         if page.objgen not in self._wrapped:  # the page's own graphics state may be left unbalanced
             self._wrapped.add(page.objgen)
-            pg.contents_add(self.pdf.make_stream(b"q\n"), prepend=True)
-            pg.contents_add(self.pdf.make_stream(b"\nQ\n"))
-        pg.contents_add(self.pdf.make_stream(
-            f"q {sx:.6f} 0 0 {sy:.6f} {tx:.4f} {ty:.4f} cm {name} Do Q\n".encode()))
+            pg.contents_add(self._own(b"q\n"), prepend=True)
+            pg.contents_add(self._own(b"\nQ\n"))
+        pg.contents_add(self._own(f"q {sx:.6f} 0 0 {sy:.6f} {tx:.4f} {ty:.4f} cm {name} Do Q\n".encode()))
         self._push(stream, "Form", f"flattened {name}")
         return True
+
+    def _own(self, data: bytes) -> Any:
+        """A content stream the walk writes itself (reached, nothing to check)."""
+        s = self.pdf.make_stream(data)
+        self._visited.add(s.objgen)
+        return s
 
 
 def apply(pdf: pikepdf.Pdf, *, links: str, embedded: str, labels: Callable[[], dict[tuple[int, int], str]],
