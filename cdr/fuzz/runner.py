@@ -52,6 +52,8 @@ class Stats:
     timeouts: Counter = field(default_factory=Counter)
     exceptions: Counter = field(default_factory=Counter)  # handler exceptions the pipeline turned into "blocked"
     exception_kinds: Counter = field(default_factory=Counter)  # "family: ExceptionType"
+    # The first case of each kind, to replay it: {"family: Type": {detail, seed, case_seed, steps}}
+    exception_examples: dict = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -73,6 +75,7 @@ class Stats:
                 "verdicts": {k: dict(v) for k, v in self.verdicts.items()}, "crashes": dict(self.crashes),
                 "residuals": dict(self.residuals), "timeouts": dict(self.timeouts),
                 "exceptions": dict(self.exceptions), "exception_kinds": dict(self.exception_kinds),
+                "exception_examples": self.exception_examples,
                 "findings": [{k: v for k, v in f.__dict__.items() if k != "data"} for f in self.findings]}
 
 
@@ -180,7 +183,10 @@ def _judge(stats: Stats, fut: Future, s: Seed, case_seed: int, steps: list[str],
         if (res.reason_en or "").startswith("the file could not be parsed ("):
             stats.exceptions[fam] += 1
             detail = next((t.detail for t in res.threats if t.id == "file.malformed"), "")
-            stats.exception_kinds[f"{fam}: {detail.split(':', 1)[0]}"] += 1
+            kind = f"{fam}: {detail.split(':', 1)[0]}"
+            stats.exception_kinds[kind] += 1
+            stats.exception_examples.setdefault(kind, {"detail": detail[:300], "seed": s.name,
+                                                       "case_seed": case_seed, "steps": steps})
         if res.output or any((case_dir / "out").iterdir()):
             stats.crashes[fam] += 1
             finding("leftover", "a blocked file left output behind")
