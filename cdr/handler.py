@@ -98,6 +98,11 @@ class Handler(ABC):
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
         """Findings in the file at `path`, without changing anything."""
 
+    def inspect_rebuild(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
+        """For the inspect command: what the rebuild would drop beyond `inspect`'s findings (an allow-list's
+        removals). Not part of the verify step, which runs `inspect` alone."""
+        return []
+
     @abstractmethod
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
         """Write a disarmed rebuild of `src` to `dst`; raise a CdrError to block."""

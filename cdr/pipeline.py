@@ -244,6 +244,7 @@ def inspect(src: str | Path, name: str, policy: Policy, *, password: str | None 
                           deadline=time.monotonic() + policy.limits.seconds_per_file, password=password,
                           policy=policy)
             threats.extend(handler.inspect(ctx, src, det))
+            threats.extend(handler.inspect_rebuild(ctx, src, det))
         out["threats"] = [t.to_dict() for t in threats]
     except CdrError as exc:
         out["error"] = f"{exc.ja} / {exc.en}"

@@ -398,3 +398,46 @@ def test_the_walk_reaches_every_object_written(pdfs):
             assert not set(walk.unreached) & _reachable(new), path.name
             checked += 1
     assert checked > 40
+
+
+def test_rules_of_the_rule_walk_apply_in_dictionaries_walked_generically(tmp_path):
+    """The rebuild no longer runs the rule walk after the allow-list: under dictionaries no table is kept for
+    (a page's /PieceInfo, /Group), an action by any key, associated files outside the document, a stream's
+    outside file and attachments go by its rules, and the verify step (that walk) finds nothing."""
+    pdf = _base()
+    page = pdf.pages[0].obj
+    page.Group = Dictionary(S=Name.Transparency, Odd=Dictionary(S=Name.URI, URI=String("file:///etc/passwd")))
+    exe = pdf.make_stream(b"MZ" + bytes(64), Type=Name.EmbeddedFile)
+    page.PieceInfo = Dictionary(App=Dictionary(
+        Private=Dictionary(S=Name.Named, N=Name.Print),
+        Remote=pdf.make_stream(b"x", F=String("\\\\203.0.113.9\\share\\x.bin")),
+        Spec=Dictionary(Type=Name.Filespec, F=String("a.exe"), EF=Dictionary(F=exe)),
+        Loose=exe))
+    page.AF = Array([Dictionary(Type=Name.Filespec, F=String("outside.docx"))])
+    res, out = _run(tmp_path, pdf)
+    assert res.verdict == "sanitized", (res.reason, res.threats)
+    assert {"pdf.uri", "pdf.named_action", "pdf.external_ref", "pdf.embedded_file"} <= {t.id for t in res.threats}
+    assert b"MZ" + bytes(64) not in out.read_bytes() and b"203.0.113.9" not in out.read_bytes()
+    _clean_output(out, tmp_path)
+    (tmp_path / "s").mkdir()
+    res, out = _run(tmp_path / "s", pdf, embedded_files="sanitize")
+    assert res.verdict == "sanitized", (res.reason, res.threats)
+    assert [c.verdict for c in res.children] == ["blocked"]  # the .exe, reached through its specification
+    assert b"MZ" + bytes(64) not in out.read_bytes()
+    assert _inspect(out, tmp_path, _policy(embedded_files="sanitize")) == []
+
+
+def test_inspect_reports_what_the_allow_list_would_drop(pdfs, tmp_path):
+    """`cdr inspect` (pipeline.inspect) lists the allow-list's own findings besides the rule walk's: the
+    damaged Launch dictionary's keys as unknown keys, the damaged RichMedia subtype as another annotation."""
+    from cdr.pipeline import inspect
+
+    base, samples = pdfs
+    got = {}
+    for name in ("launch_damaged_dict", "richmedia_damaged_subtype", "japanese_1page"):
+        src = base / samples[name].path
+        got[name] = {t["id"]: t for t in inspect(src, src.name, _policy())["threats"]}
+    unknown = got["launch_damaged_dict"]["pdf.unknown_key"]
+    assert unknown["action"] == "found" and unknown["detail"].startswith("4 key(s)"), unknown
+    assert got["richmedia_damaged_subtype"]["pdf.other_annotation"]["action"] == "found"
+    assert not {"pdf.unknown_key", "pdf.other_annotation", "pdf.other_action"} & set(got["japanese_1page"])

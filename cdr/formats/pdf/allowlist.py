@@ -40,6 +40,7 @@ Spec = tuple[str, str | None]  # (value kinds, child type)
 _KIND = {id(ObjectType.name_): "n", id(ObjectType.string): "s", id(ObjectType.array): "a",
          id(ObjectType.dictionary): "d", id(ObjectType.stream): "S"}
 _CONTAINERS = {id(ObjectType.array), id(ObjectType.dictionary), id(ObjectType.stream)}
+_NUMBERS = re.compile(rb"[\[\]0-9.+\- \n]*")  # an array of numbers (and arrays of them), as qpdf writes it
 
 
 def _t(spec: str, *more: dict[str, Spec]) -> dict[str, Spec]:
@@ -154,6 +155,10 @@ DENY_NAMES = set(ACTION_THREATS) | RICH_SUBTYPES | {"/RichMediaContent", "/RichM
 _FILE_NAMES = {"/EmbeddedFile", "/EmbeddedFiles"}  # names of attachments, where the policy drops them
 # Dropped keys that stand for active content make the unknown-key finding a removal, not a note.
 ACTIVE_KEYS = DENY_KEYS | {"/A", "/PA", "/Dest", "/EF", "/EmbeddedFiles", "/FS"}
+# Keys with a rule of their own in every dictionary (the rule walk's, in walk.py, which no longer runs on
+# the rebuilt document: what it would remove goes here).
+_RULED = {"/AF", "/EF", "/EmbeddedFiles"}
+PAGE_LABEL_STYLES = {"/D", "/R", "/r", "/A", "/a"}
 
 
 _BAD = object()
@@ -240,8 +245,10 @@ class AllowList:
 
     def __init__(self, pdf: pikepdf.Pdf, *, links: str = "web", embedded: str = "drop",
                  labels: Callable[[], dict[tuple[int, int], str]] | None = None,
-                 tick: Callable[[], None] | None = None) -> None:
+                 tick: Callable[[], None] | None = None,
+                 on_attachment: Callable[[Any, Any, str], list[Threat]] | None = None) -> None:
         self.pdf, self.links, self.embedded = pdf, links, embedded
+        self.on_attachment = on_attachment
         self._labels_of = labels
         self._labels: dict[tuple[int, int], str] | None = None
         self.tick = tick
@@ -258,9 +265,13 @@ class AllowList:
         self.unreached: list[tuple[int, int]] = []  # indirect objects the walk never reached (emptied)
         self._classifier = Walker(pdf, links=links, embedded=embedded, fix=False)
         self._flat = 0
-        self.deny = DENY_NAMES | _FILE_NAMES if embedded == "drop" else DENY_NAMES
+        self.deny = DENY_NAMES | _FILE_NAMES | {"/FileAttachment"} if embedded == "drop" else DENY_NAMES
+        # Embedded files live under a file specification's /EF (walked generically): no typed table has one.
+        self.typed_deny = self.deny | _FILE_NAMES
+        self.generic_keys = DENY_KEYS | {"/EF", "/EmbeddedFiles"} if embedded == "drop" else DENY_KEYS
         self._wrapped: set[tuple[int, int]] = set()
-        self._denied: dict[str, bool] = {}  # name -> _denied(name), per pass
+        self._denied: dict[str, bool] = {}  # name -> _denied(name, typed_deny), per pass
+        self._denied_generic: dict[str, bool] = {}  # name -> _denied(name, deny)
         self._pages = {p.objgen: f"page {i}" for i, p in enumerate(pdf.pages, 1)}
 
     # -- reporting --
@@ -444,6 +455,9 @@ class AllowList:
             if key == "/Annots" and table is PAGE and k == "a":
                 self._annots(obj, v, where)
                 continue
+            if key in _RULED:
+                self._ruled(obj, key, v, k, typ, where)
+                continue
             spec = table.get(key)
             if spec is None or not k or k not in spec[0]:
                 self._drop(obj, key, v, typ, where)
@@ -455,8 +469,8 @@ class AllowList:
                 else:
                     bad = denied.get(n)
                     if bad is None:
-                        bad = denied[n] = _denied(n, self.deny)
-                    if bad:
+                        bad = denied[n] = _denied(n, self.typed_deny)
+                    if bad or (key == "/S" and table is PAGE_LABEL and n not in PAGE_LABEL_STYLES):
                         self._drop(obj, key, v, typ, where)
                 continue
             if k in "sib":
@@ -475,7 +489,7 @@ class AllowList:
             elif k == "a":
                 self._array(key, v, child, w)
             elif child in ("Action", "OpenAction"):
-                if self._action_ok(v):
+                if self._action_ok(v) and (child == "Action" or v.get("/S") == Name.GoTo):
                     self._push(v, "Action", w)
                 else:
                     self._drop_action(v, f"{self._where(obj, where)} {key}")
@@ -543,9 +557,9 @@ class AllowList:
     def _name_denied(self, v: Any) -> bool:
         """A name value of active content (counted as a removed unknown entry), or one that is not UTF-8."""
         n = name_str(v)
-        bad = self._denied.get(n) if n else True
+        bad = self._denied_generic.get(n) if n else True
         if bad is None:
-            bad = self._denied[n] = _denied(n, self.deny)
+            bad = self._denied_generic[n] = _denied(n, self.deny)
         if bad:
             self.unknown[f"array name {n}" if n else "undecodable key or name"] += 1
             self.active_unknown = True
@@ -554,6 +568,8 @@ class AllowList:
     def _data(self, arr: Any, where: str) -> None:
         """An array of values (numbers, strings, names, booleans, arrays of them), as the specification
         defines /MediaBox, /W, /Opt, /QuadPoints and the like: a dictionary or stream in it goes."""
+        if _NUMBERS.fullmatch(arr.unparse(resolved=True)):  # the usual case, without a Python object per number
+            return
         drop: list[int] = []
         for i, v in enumerate(arr):
             t = type(v)
@@ -644,24 +660,85 @@ class AllowList:
             del arr[i]
 
     def _generic(self, d: Any, where: str) -> None:
+        """A dictionary no table is kept for: the rule walk's rules (walk.py), key by key."""
+        s = _get(d, "/S")
+        if isinstance(s, Name) and name_str(s) in ("/URI", "/Named", "/Thread"):  # an action, whatever holds it
+            hit = action_threat(d, self.links)
+            if hit:
+                self._add(hit[0], where, hit[1])
+                for key in list(d.keys()):
+                    _del(d, key)
+                return
+        outside = _outside_keys(d) if d._type_code == ObjectType.stream else {}
         for key, v in _entries(d):
             if v is _BAD:
                 self._undecodable(d, key)
                 continue
             k = _kind(v)
-            if _denied(key, DENY_KEYS) or (k == "n" and _denied(name_str(v), self.deny)):
+            if key in _RULED:
+                self._ruled(d, key, v, k, "dictionary", where)
+            elif key == "/URI" and k == "s" and s == Name.URI and self.links != "drop" and web_uri_ok(v):
+                continue  # a web link's address (the action was judged above)
+            elif key in outside or _denied(key, self.generic_keys) or (k == "n" and self._generic_name(v)):
                 self._drop(d, key, v, "dictionary", where)
             elif k in ("d", "S", "a"):
                 if key in ("/A", "/PA", "/Next") and k == "d" and "/S" in v and not self._action_ok(v):
                     self._drop_action(v, f"{where} {key}")
                     _del(d, key)
                     continue
+                hit = self._classifier.classify(v, key) if k == "S" else None
+                if hit:  # sound, media or an embedded file outside a file specification
+                    self._add(hit[0], f"{where} {key}", hit[1])
+                    _del(d, key)
+                    continue
                 self._push(v, "*", f"{where} {key}")
+
+    def _generic_name(self, v: Any) -> bool:
+        n = name_str(v)
+        bad = self._denied_generic.get(n)
+        if bad is None:
+            bad = self._denied_generic[n] = _denied(n, self.deny)
+        return bad
+
+    def _ruled(self, d: Any, key: str, v: Any, k: str, typ: str, where: str) -> None:
+        """/AF, /EF and /EmbeddedFiles, in any dictionary: attachments per the policy, no outside file."""
+        if key == "/AF":
+            items = list(v) if k == "a" else [v]
+            if k in ("a", "d") and all(_kind(fs) == "d" and "/EF" in fs for fs in items):
+                if self.embedded == "sanitize":
+                    self._push(v, "*", f"{where} /AF")
+                else:
+                    _del(d, key)
+                    self._add("pdf.embedded_file", f"{self._where(d, where)} /AF", "associated files")
+            else:
+                _del(d, key)
+                if v is not None:
+                    self._add("pdf.external_ref", f"{self._where(d, where)} /AF",
+                              "associated file outside the document")
+            return
+        if self.embedded == "drop" or k != "d" or (key == "/EmbeddedFiles" and typ != "Names"):
+            self._drop(d, key, v, typ, where)
+            return
+        if key == "/EF" and self.on_attachment is not None:
+            self.threats.extend(self.on_attachment(d, v, self._where(d, where)))
+            v = d.get("/EF")
+            if _kind(v) != "d":
+                return
+        if key == "/EF":
+            self._push(v, "*", f"{where} /EF")
+        else:
+            self._push(v, "NameTree:Filespec", f"{where} /EmbeddedFiles")
 
     def _generic_array(self, a: Any, typ: str, where: str) -> None:
         drop = []
         for i, v in enumerate(a):
             k = _kind(v)
+            if k == "S":
+                hit = self._classifier.classify(v, "")
+                if hit:
+                    self._add(hit[0], f"{where}[{i}]", hit[1])
+                    drop.append(i)
+                    continue
             if k in ("d", "S", "a"):
                 self._push(v, "*", f"{where}[{i}]")
             elif k == "n" and self._name_denied(v):
@@ -762,10 +839,11 @@ class AllowList:
 
 
 def apply(pdf: pikepdf.Pdf, *, links: str, embedded: str, labels: Callable[[], dict[tuple[int, int], str]],
-          tick: Callable[[], None] | None = None) -> list[Threat]:
+          tick: Callable[[], None] | None = None,
+          on_attachment: Callable[[Any, Any, str], list[Threat]] | None = None) -> list[Threat]:
     """Cut the rebuilt document down to its allow-list; returns what was removed or noted. `labels` makes
     the readable locations of pages and annotations, called once there is something to report."""
-    return AllowList(pdf, links=links, embedded=embedded, labels=labels, tick=tick).run()
+    return AllowList(pdf, links=links, embedded=embedded, labels=labels, tick=tick, on_attachment=on_attachment).run()
 
 
 # ---- stream data ----------------------------------------------------------------------------------------
