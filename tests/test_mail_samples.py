@@ -225,3 +225,19 @@ def test_cli_sanitize_writes_eml_for_msg_and_reports_children(mail, tmp_path):
     proc = run_cli("inspect", str(base / "mail/hostile/html_script.eml"))
     assert proc.returncode == 0 and b"mail.script" in proc.stdout
     json.dumps(report)  # serialisable as it is
+
+
+def test_a_link_with_control_characters_is_shown_without_them(default_policy, tmp_path):
+    """Fuzzer find: bytes inserted into an href made the text conversion raise (a text node cannot hold
+    them) and the whole mail was blocked; the link is shown without them."""
+    from samples.mail_samples import alternative, head, html_part
+
+    mail = head("リンク").encode() + alternative(None, html_part(
+        '<p>申請は<a href="https://www.city.example.lg.jp/\x08\x1b\x7f/form">こちら</a>から</p>'))
+    src = tmp_path / "link.eml"
+    src.write_bytes(mail)
+    (tmp_path / "out").mkdir()
+    r = process(src, src.name, tmp_path / "out", default_policy)
+    assert r.verdict == "sanitized", r.reason_en
+    text = body_text(parsed(r.output))
+    assert "申請はこちら <https://www.city.example.lg.jp//form>から" in text

@@ -18,6 +18,7 @@ _FORMS = {"form", "input", "button", "select", "textarea"}
 _FETCH_ATTRS = ("src", "srcset", "background", "poster", "lowsrc", "dynsrc", "data", "href", "xlink:href")
 _CSS_URL = re.compile(r"""(?i)url\s*\(\s*['"]?\s*([^'")\s]*)|@import\s+['"]?([^'";\s]*)""")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*>", re.I)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 @dataclass
@@ -147,6 +148,8 @@ def _rewrite_links(tree, mode: str, deceptive: list[Deceptive], for_text: bool) 
         a.attrib.pop("href", None)
         if mode != "keep":
             changed += 1
+        # libxml2's HTML parser keeps control characters in an attribute that a text node cannot hold
+        shown = _NOT_XML.sub("", shown)
         if shown and shown != text and not (for_text and mode == "keep" and text == href):
             a.tail = f" <{shown}>" + (a.tail or "")
     return changed
