@@ -146,3 +146,14 @@ def test_css_escapes_cannot_close_the_style_element(default_policy, tmp_path):
     assert "td { color: red }" in out and "onerror" not in out and "<img" not in out
     assert scan_active(out) == []
     assert [t.location for t in scan_active("<style>td{color:red}</style x><img src=x onerror=alert(1)>")]
+
+
+def test_damaged_marked_section_is_blocked_with_a_readable_reason(default_policy, tmp_path):
+    """Fuzzer find: Python's HTML parser asserts on "<![l..."; the clerk read "could not be parsed
+    (AssertionError)"."""
+    src = tmp_path / "page.html"
+    src.write_text("<html><body><p>お知らせ</p><![lx[ x ]]></body></html>", "utf-8")
+    (tmp_path / "out").mkdir()
+    r = process(src, src.name, tmp_path / "out", default_policy)
+    assert r.verdict == "blocked" and r.output is None
+    assert "AssertionError" not in r.reason_en and "HTML" in r.reason_ja, (r.reason_en, r.reason_ja)

@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ..encoding import decode_text
+from ..errors import Malformed
 from ..handler import Context, Handler, Option, Rebuilt, register
 from ..model import Detection, Threat
 
@@ -197,8 +198,12 @@ def scan_active(markup: str, links: str = "web") -> list[Threat]:
     found: list[Threat] = []
     code = " ".join(_TAG.findall(markup) + _STYLE_BODY.findall(markup))
     urls = _UrlScan(links)
-    urls.feed(markup)
-    urls.close()
+    try:
+        urls.feed(markup)
+        urls.close()
+    except AssertionError as exc:  # Python 3.11's parser asserts on a damaged "<![" section
+        raise Malformed(f"HTML markup the parser cannot read ({exc})",
+                        "HTMLの記述が壊れていて読み取れないため配送を停止しました") from None
     for body in _STYLE_BODY.findall(markup):
         urls._css(htmllib.unescape(body), "<style>")
         if "<" in body:
