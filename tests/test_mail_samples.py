@@ -241,3 +241,21 @@ def test_a_link_with_control_characters_is_shown_without_them(default_policy, tm
     assert r.verdict == "sanitized", r.reason_en
     text = body_text(parsed(r.output))
     assert "申請はこちら <https://www.city.example.lg.jp//form>から" in text
+
+
+def test_msg_whose_property_is_a_storage_is_blocked_as_damaged(default_policy, tmp_path):
+    """Fuzzer find: a damaged directory entry made a property a storage; olefile raised TypeError and the
+    clerk read "could not be parsed (TypeError)"."""
+    from samples.legacy_samples import write_cfb
+    from samples.mail_samples import msg_streams
+
+    streams = msg_streams("", subject="件名", body="本文", sender=("山田", "taro@example.jp"),
+                          to=[("国保課", "kokuho@city.example.lg.jp")])
+    del streams["__substg1.0_0037001F"]
+    streams["__substg1.0_0037001F/inner"] = b"x"
+    src = tmp_path / "damaged.msg"
+    src.write_bytes(write_cfb(streams))
+    (tmp_path / "out").mkdir()
+    r = process(src, src.name, tmp_path / "out", default_policy)
+    assert r.verdict == BLOCKED and r.output is None
+    assert "TypeError" not in r.reason_en and "壊れて" in r.reason_ja, (r.reason_en, r.reason_ja)

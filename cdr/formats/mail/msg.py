@@ -9,6 +9,8 @@ import email.utils
 import struct
 from datetime import UTC, datetime
 
+import olefile
+
 from ...errors import Encrypted, Malformed
 from ...model import Threat
 from . import mapi
@@ -34,6 +36,9 @@ class _Msg:
         full = self.prefix + path
         if not self.ole.exists("/".join(full)):
             return None
+        if self.ole.get_type("/".join(full)) != olefile.STGTY_STREAM:  # a damaged directory entry
+            raise Malformed(f"the Outlook message's {full[-1]} is not a stream",
+                            "Outlookメッセージ（.msg）の構造が壊れているため読み取れません")
         size = self.ole.get_size("/".join(full))
         self.budget.add_decoded(size, "/".join(full))
         with self.ole.openstream(full) as s:
@@ -73,8 +78,6 @@ class _Msg:
 
 
 def from_msg(data: bytes, budget: MailBudget) -> MailDoc:
-    import olefile
-
     try:
         ole = olefile.OleFileIO(data)
     except Exception as exc:  # olefile raises plain exceptions on damaged files
