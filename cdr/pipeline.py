@@ -10,6 +10,7 @@ import errno
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import replace
@@ -22,6 +23,8 @@ from .model import BLOCKED, CLEAN, SANITIZED, Detection, FileResult, Threat
 from .names import safe_basename
 from .policy import Policy
 
+# The scratch folder of a file's members, inside the file's own (a name no handler uses).
+_CHILD_SCRATCH = ".cdr-child"
 # What a clerk reads when a whole family is refused by policy.
 _POLICY_BLOCK = ("ポリシーにより「{label}」は受け付けていません", "the policy does not accept {label}")
 
@@ -47,19 +50,52 @@ def output_name(name: str, detection: Detection, extension: str | None) -> str:
     return stem + (extension or "")
 
 
+def _is_empty_dir(path: Path) -> bool:
+    """A real directory (not a link to one) with nothing in it."""
+    try:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            return False
+        with os.scandir(path) as it:
+            return next(it, None) is None
+    except OSError:
+        return False
+
+
+def _empty_dir(path: Path) -> None:
+    """Remove what is inside `path`, not `path` itself."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                shutil.rmtree(e.path, ignore_errors=True)
+            else:
+                os.unlink(e.path)
+        except OSError:
+            pass
+
+
 def process(src: str | Path, name: str, out_dir: str | Path, policy: Policy, *,
             password: str | None = None, want_text: bool = False, depth: int = 0,
-            deadline: float | None = None, sha256: str | None = None, hash_output: bool = True) -> FileResult:
+            deadline: float | None = None, sha256: str | None = None, hash_output: bool = True,
+            scratch: str | Path | None = None) -> FileResult:
     """Sanitize one file. Outputs (file and text rendition) are written into `out_dir`.
 
     `sha256`: the source's hash when the caller already has it. `hash_output=False` leaves
-    `output_sha256` to a caller that recomputes it anyway (the worker pool's parent)."""
+    `output_sha256` to a caller that recomputes it anyway (the worker pool's parent).
+    `scratch`: an empty directory of the caller's to work in (a worker's stage work/), emptied but
+    kept at the end, instead of a new temporary directory: on ext4 mounted with `discard` creating
+    and removing a directory costs 2.5 ms, half the time of a small CSV. One that is not empty is
+    not used (a fresh directory instead), so that nothing of an earlier job can be read."""
     src, out_dir = Path(src), Path(out_dir)
     start = time.monotonic()
     if deadline is None:
         deadline = start + policy.limits.seconds_per_file
     result = FileResult(source=name)
-    work = Path(tempfile.mkdtemp(prefix="cdr-job-"))
+    reuse = scratch is not None and _is_empty_dir(Path(scratch))
+    work = Path(scratch) if reuse else Path(tempfile.mkdtemp(prefix="cdr-job-"))
     written: list[Path] = []  # outputs placed in out_dir so far, removed if the file ends up blocked
     try:
         _run(src, name, out_dir, policy, password, want_text, depth, deadline, result, work, sha256, hash_output,
@@ -77,7 +113,10 @@ def process(src: str | Path, name: str, out_dir: str | Path, policy: Policy, *,
         result.block("ファイルの解析中にエラーが発生したため配送を停止しました",
                      f"the file could not be parsed ({type(exc).__name__})")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if reuse:
+            _empty_dir(work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
         result.elapsed_ms = (time.monotonic() - start) * 1000
     if result.verdict == BLOCKED:
         for produced in written:
@@ -127,8 +166,17 @@ def _run(src: Path, name: str, out_dir: Path, policy: Policy, password: str | No
                        "file.unsupported")
 
     def child(child_name: str, child_src: Path, child_out: Path) -> FileResult:
+        # Members are processed one after another: each gets the same scratch folder, emptied by the
+        # member before it (not a directory made and removed per member).
+        child_scratch: Path | None = work / _CHILD_SCRATCH
+        try:
+            os.mkdir(child_scratch)
+        except FileExistsError:
+            pass  # the last member's, emptied (process() checks that it is an empty folder)
+        except OSError:
+            child_scratch = None
         return process(child_src, child_name, child_out, policy, password=password, want_text=False,
-                       depth=depth + 1, deadline=deadline)
+                       depth=depth + 1, deadline=deadline, scratch=child_scratch)
 
     ctx = Context(name=name, options=dict(rule.options), limits=policy.limits, workdir=work,
                   deadline=deadline, password=password, depth=depth, process_child=child, policy=policy)

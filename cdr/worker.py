@@ -148,11 +148,13 @@ def worker_main() -> None:
     # with PREFIX that long before processing it, so a test can kill this worker mid-file.
     pause_prefix, _, pause_s = os.environ.get("CDR_TEST_PAUSE", "").partition(":")
     conf = None
+    scratch = None  # the stage's work/, which the parent empties after every job
     try:
         if sandbox.enabled():
             ids = os.environ.get("CDR_WORKER_IDS", "")
             uid_gid = tuple(int(x) for x in ids.split(":")) if ids else None
             conf = sandbox.enter(os.environ.get("CDR_WORKER_STAGE", ""), uid_gid)
+            scratch = f"{sandbox.VIEW}/work"
             isolation = ""
         else:
             isolation = _isolate_network_only()
@@ -169,6 +171,7 @@ def worker_main() -> None:
         _write_frame(proto_out, json.dumps({"ready": False, "sandbox": exc.what}).encode("utf-8"))
         sys.exit(3)
     _write_frame(proto_out, json.dumps({"ready": True, "isolation": isolation}).encode("utf-8"))
+    cached: tuple[dict, Policy] | None = None
     while True:
         hdr = _read_exact(proto_in, _HDR.size)
         if hdr is None:
@@ -180,8 +183,13 @@ def worker_main() -> None:
         req = json.loads(raw)
         recycle = False
         try:
-            policy = Policy.from_dict(req["policy"], source=req["policy"].get("name", "policy"))
-            _set_memory_limit(policy.limits.worker_memory_mb)
+            # The parent sends the same policy with every job: parse it (and set the limit) when it changes.
+            if cached is None or cached[0] != req["policy"]:
+                cached = None
+                policy = Policy.from_dict(req["policy"], source=req["policy"].get("name", "policy"))
+                _set_memory_limit(policy.limits.worker_memory_mb)
+                cached = (req["policy"], policy)
+            policy = cached[1]
             op = req.get("op", "process")
             if op == "inspect":
                 payload = {"inspect": inspect(req["src"], req["name"], policy, password=req.get("password"))}
@@ -196,7 +204,8 @@ def worker_main() -> None:
                     time.sleep(float(pause_s or 5))
                 # The parent hashes the source before and the output after (recheck): no second pass here.
                 res = process(req["src"], req["name"], req["out_dir"], policy, password=req.get("password"),
-                              want_text=bool(req.get("want_text")), sha256=req.get("sha256"), hash_output=False)
+                              want_text=bool(req.get("want_text")), sha256=req.get("sha256"), hash_output=False,
+                              scratch=scratch)
                 recycle = any(t.detail == "memory limit" for t in res.threats)
                 payload = {"result": res.to_dict(), "recycle": recycle}
         except MemoryError:

@@ -158,6 +158,31 @@ def test_depth_limit_drops_only_the_too_deep_archive(arch, default_policy, tmp_p
         assert z3.namelist() == ["level3.txt"]  # level4.zip dropped, the rest delivered
 
 
+def test_scratch_folder_is_used_emptied_and_kept(arch, default_policy, tmp_path):
+    """A worker passes its stage's work/ as the scratch folder (members share one inside it): the
+    result is the same as with a fresh temporary folder, and the folder is left empty, not removed."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    fresh = run(arch, "hostile/nested_depth4.zip", tmp_path / "a", default_policy)
+    reused = run(arch, "hostile/nested_depth4.zip", tmp_path / "b", default_policy, scratch=scratch)
+    assert reused.verdict == fresh.verdict == SANITIZED
+    assert ids(reused) == ids(fresh)
+    with zipfile.ZipFile(fresh.output) as a, zipfile.ZipFile(reused.output) as b:
+        assert a.namelist() == b.namelist()
+    assert scratch.is_dir() and not any(scratch.iterdir())
+
+
+def test_scratch_folder_that_is_not_empty_is_not_used(arch, default_policy, tmp_path):
+    """Fail safe: a scratch folder holding anything (an earlier job's file) is left alone; the file
+    gets a fresh folder of its own."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "left.txt").write_text("an earlier job's file")
+    r = run(arch, "hostile/exe_member.zip", tmp_path, default_policy, scratch=scratch)
+    assert r.verdict == SANITIZED
+    assert [p.name for p in scratch.iterdir()] == ["left.txt"]
+
+
 # ------------------------------------------------------------------ bombs and limits
 
 def test_zip_bomb_blocked_fast(arch, default_policy, tmp_path):

@@ -246,6 +246,21 @@ def test_parent_takes_only_plain_closed_outputs(tmp_path):
     assert fine.verdict == "clean"
 
 
+def test_nothing_a_job_leaves_in_its_scratch_reaches_the_next(tmp_path):
+    """Jobs work directly in the stage's work/ (no folder made and removed per file): what one job
+    leaves there is gone before the next job of the same worker starts."""
+    stage_root = tmp_path / "stages"
+    with WorkerPool(1, env=ENV, stage_root=stage_root) as pool:
+        (first, _o), = _run(pool, tmp_path / "1", {"plant": "ESCAPE write /tmp/job/work/planted.txt"}).values()
+        assert not list(stage_root.glob("*/work/*")), "the parent empties work/ after each job"
+        (second, out), = _run(pool, tmp_path / "2", {"look": "ESCAPE read /tmp/job/work/planted.txt"}).values()
+        fine = _run(pool, tmp_path / "3", {"plain": "普通のテキスト\n"})["plain"][0]
+    assert first.verdict == "clean", (first.reason, [t.detail for t in first.threats])
+    assert second.verdict == "blocked" and not any(out.iterdir())
+    assert "No such file" in " ".join(t.detail for t in second.threats)
+    assert fine.verdict == "clean" and Path(fine.output).read_text("utf-8") == "普通のテキスト\n"
+
+
 def test_staged_input_is_readable_whatever_the_umask(tmp_path):
     """An original the worker's user may not read (quarantine keeps them 0440) is copied into the
     stage readable for it, even while the parent's umask is 077 (a service unit's UMask, or another
