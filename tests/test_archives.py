@@ -172,6 +172,20 @@ def test_scratch_folder_is_used_emptied_and_kept(arch, default_policy, tmp_path)
     assert scratch.is_dir() and not any(scratch.iterdir())
 
 
+def test_members_with_the_same_name_in_different_folders_keep_their_own_bytes(default_policy, tmp_path):
+    """Members' outputs share one scratch folder and are moved out one by one: same-named members of
+    different folders, and a blocked one between them, each deliver their own content."""
+    src = tmp_path / "same.zip"
+    src.write_bytes(zip_of([("a/お知らせ.txt", "一つ目\n".encode()), ("b/お知らせ.txt", b"MZ" + b"\0" * 200),
+                            ("c/お知らせ.txt", "三つ目\n".encode())]))
+    r = process(src, src.name, tmp_path / "out", default_policy)
+    assert r.verdict == SANITIZED, r.reason
+    assert [c.verdict for c in r.children] == [CLEAN, BLOCKED, CLEAN]
+    with zipfile.ZipFile(r.output) as zf:
+        assert zf.namelist() == ["a/お知らせ.txt", "c/お知らせ.txt"]
+        assert zf.read("a/お知らせ.txt").decode() == "一つ目\n" and zf.read("c/お知らせ.txt").decode() == "三つ目\n"
+
+
 def test_scratch_folder_that_is_not_empty_is_not_used(arch, default_policy, tmp_path):
     """Fail safe: a scratch folder holding anything (an earlier job's file) is left alone; the file
     gets a fresh folder of its own."""

@@ -21,6 +21,7 @@ Decisions:
 """
 from __future__ import annotations
 
+import os
 import unicodedata
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -231,7 +232,9 @@ class ArchiveHandler(Handler):
             if entry.encrypted:
                 threats.append(Threat("archive.encrypted", loc, "converted",
                                       "decrypted with the supplied password; delivered without encryption"))
-            out_dir = ctx.workdir / f"o{entry.index:06d}"
+            # One output folder for every member (a folder made and removed per member costs 2.5 ms on
+            # ext4 with discard); each delivered output is moved out of it under its index at once.
+            out_dir = ctx.workdir / "members-out"
             child = ctx.process_child(chk.name, tmp, out_dir)
             tmp.unlink(missing_ok=True)
             budget.reraise()  # a bomb found in a nested archive blocks this one too
@@ -245,11 +248,13 @@ class ArchiveHandler(Handler):
                 threats.append(Threat("archive.member_sanitized", chk.name, "neutralized", ", ".join(ids)))
             folder = chk.name.rpartition("/")[0]
             out_name = Path(child.output).name
+            kept = ctx.workdir / f"member-{entry.index:06d}"
+            os.replace(child.output, kept)
             arc = f"{folder}/{out_name}" if folder else out_name
             final = unique(arc, taken)
             if final != arc:
                 threats.append(Threat("archive.duplicate_name", arc, "renamed", f"delivered as {final}"))
-            plan.append(("file", final, Path(child.output), entry.mtime, child))
+            plan.append(("file", final, kept, entry.mtime, child))
             # The scratch path dies with the job: report where the member lives in the delivered archive.
             child.output = final
             child.text_output = None
