@@ -441,3 +441,24 @@ def test_inspect_reports_what_the_allow_list_would_drop(pdfs, tmp_path):
     assert unknown["action"] == "found" and unknown["detail"].startswith("4 key(s)"), unknown
     assert got["richmedia_damaged_subtype"]["pdf.other_annotation"]["action"] == "found"
     assert not {"pdf.unknown_key", "pdf.other_annotation", "pdf.other_action"} & set(got["japanese_1page"])
+
+
+def test_strings_holding_the_text_of_active_content_go(tmp_path):
+    """Fuzz case pdf/0139a6879654: damage ran a font's /Registry string on into the text of an incremental
+    update ("... /OpenAction 9 0 R >> ... << /S /JavaScript /JS (app.alert ...) >>"). No reader runs a string, but
+    a lenient parser or a byte scanner downstream reads those names: such a string goes, wherever it is."""
+    pdf = _base()
+    text = String("x) >>\nendobj\n9 0 obj\n<< /S /JavaScript /JS (app.alert(1)")
+    _annot(pdf, Subtype=Name.Text, Contents=text, T=String("山田"))
+    page = pdf.pages[0].obj
+    page.PieceInfo = Dictionary(App=Dictionary(Private=text, List=Array([String("ok"), text])))
+    pdf.Root.Names = Dictionary(Dests=Dictionary(Names=Array([text, Array([page, Name.Fit])])))
+    res, out = _run(tmp_path, pdf)
+    assert res.verdict == "sanitized", res.reason
+    assert "pdf.hidden_data" in {t.id for t in res.threats}
+    assert b"JavaScript" not in out.read_bytes() and b"app.alert" not in out.read_bytes()
+    with pikepdf.open(out) as new:
+        (note,) = new.pages[0].Annots
+        assert "/Contents" not in note and str(note.T) == "山田"
+        assert list(new.pages[0].obj.PieceInfo.App.List) == ["ok"]
+    _clean_output(out, tmp_path)

@@ -474,6 +474,8 @@ class AllowList:
                         self._drop(obj, key, v, typ, where)
                 continue
             if k in "sib":
+                if k == "s" and key != "/URI" and _hidden(v):
+                    self._hidden_string(obj, key, where)
                 continue
             child = spec[1]
             w = f"{where} {key}"
@@ -535,6 +537,9 @@ class AllowList:
                 self._push(v, "*", f"{where}[{i}]")
             elif k == "n" and self._name_denied(v):
                 drop.append(i)
+            elif k == "s" and _hidden(v):
+                drop.append(i)
+                self._add("pdf.hidden_data", f"{where}[{i}]", _HIDDEN)
         for i in reversed(drop):
             del arr[i]
 
@@ -551,6 +556,9 @@ class AllowList:
                 self.unknown["destination non-value"] += 1
             elif k == "n" and self._name_denied(v):
                 drop.append(i)
+            elif k == "s" and _hidden(v):
+                drop.append(i)
+                self._add("pdf.hidden_data", f"{where}[{i}]", _HIDDEN)
         for i in reversed(drop):
             del arr[i]
 
@@ -587,6 +595,9 @@ class AllowList:
                     self.unknown["dictionary in an array of values"] += 1
             elif k == "n" and self._name_denied(v):
                 drop.append(i)
+            elif k == "s" and _hidden(v):
+                drop.append(i)
+                self._add("pdf.hidden_data", f"{where}[{i}]", _HIDDEN)
             elif not k and not isinstance(v, (int, float)):  # an operator or a reserved word qpdf let through
                 drop.append(i)
         for i in reversed(drop):
@@ -649,7 +660,10 @@ class AllowList:
             k0 = _kind(items[i])
             val = items[i + 1] if i + 1 < len(items) else None
             k = _kind(val)
-            if k0 == keyed and child == "Dest" and k == "a":
+            if k0 == "s" and _hidden(items[i]):
+                drop.extend((i, i + 1) if i + 1 < len(items) else (i,))
+                self._add("pdf.hidden_data", f"{where}[{i}]", _HIDDEN)
+            elif k0 == keyed and child == "Dest" and k == "a":
                 self._dest(val, f"{where} {items[i]}")
             elif k0 == keyed and k in ("d", "S"):
                 self._push(val, "DestDict" if child == "Dest" else child, f"{where}[{i + 1}]")
@@ -679,6 +693,8 @@ class AllowList:
                 self._ruled(d, key, v, k, "dictionary", where)
             elif key == "/URI" and k == "s" and s == Name.URI and self.links != "drop" and web_uri_ok(v):
                 continue  # a web link's address (the action was judged above)
+            elif k == "s" and _hidden(v):
+                self._hidden_string(d, key, where)
             elif key in outside or _denied(key, self.generic_keys) or (k == "n" and self._generic_name(v)):
                 self._drop(d, key, v, "dictionary", where)
             elif k in ("d", "S", "a"):
@@ -692,6 +708,11 @@ class AllowList:
                     _del(d, key)
                     continue
                 self._push(v, "*", f"{where} {key}")
+
+    def _hidden_string(self, d: Any, key: str, where: str) -> None:
+        """A string holding names of active content (the text of an object a damaged file ran into it)."""
+        _del(d, key)
+        self._add("pdf.hidden_data", f"{self._where(d, where)} {key}", _HIDDEN)
 
     def _generic_name(self, v: Any) -> bool:
         n = name_str(v)
@@ -743,6 +764,9 @@ class AllowList:
                 self._push(v, "*", f"{where}[{i}]")
             elif k == "n" and self._name_denied(v):
                 drop.append(i)
+            elif k == "s" and _hidden(v):
+                drop.append(i)
+                self._add("pdf.hidden_data", f"{where}[{i}]", _HIDDEN)
         for i in reversed(drop):
             del a[i]
 
@@ -849,6 +873,16 @@ def apply(pdf: pikepdf.Pdf, *, links: str, embedded: str, labels: Callable[[], d
 # ---- stream data ----------------------------------------------------------------------------------------
 _RAW_NAME = re.compile(rb"/([A-Za-z0-9#._+\-]{2,40})")
 _RAW_DENY = {n[1:].encode() for n in DENY_NAMES | DENY_KEYS | _FILE_NAMES}
+
+
+_HIDDEN = "a string holding names of active content (the text of another object, run into it by damage)"
+
+
+def _hidden(v: Any) -> bool:
+    """Whether a string value's bytes hold a name of active content (/JavaScript, /JS, /Launch, ...): text no
+    reader runs, but which a lenient parser or a byte scanner downstream reads as such."""
+    raw = bytes(v)
+    return b"/" in raw and _raw_denied(raw)
 
 
 def _raw_denied(raw: bytes) -> bool:
