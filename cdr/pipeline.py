@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from .detect import KINDS, detect, label_ja
 from .errors import CdrError
+from .formats._memo import forget_all
 from .handler import Context, handler_for
 from .model import BLOCKED, CLEAN, SANITIZED, Detection, FileResult, Threat
 from .names import safe_basename
@@ -94,6 +95,8 @@ def process(src: str | Path, name: str, out_dir: str | Path, policy: Policy, *,
     if deadline is None:
         deadline = start + policy.limits.seconds_per_file
     result = FileResult(source=name)
+    if depth == 0:
+        forget_all()
     reuse = scratch is not None and _is_empty_dir(Path(scratch))
     work = Path(scratch) if reuse else Path(tempfile.mkdtemp(prefix="cdr-job-"))
     written: list[Path] = []  # outputs placed in out_dir so far, removed if the file ends up blocked
@@ -113,6 +116,8 @@ def process(src: str | Path, name: str, out_dir: str | Path, policy: Policy, *,
         result.block("ファイルの解析中にエラーが発生したため配送を停止しました",
                      f"the file could not be parsed ({type(exc).__name__})")
     finally:
+        if depth == 0:
+            forget_all()
         if reuse:
             _empty_dir(work)
         else:

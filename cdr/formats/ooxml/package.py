@@ -530,8 +530,9 @@ class Rebuild:
         parser = etree.XMLPullParser(events=("start",), **_PEEK_OPTIONS)
         try:
             with self.zf.open(self.lookup[name.lower()]) as fh:
-                for _ in range(64):  # up to 1 MiB of prolog and start tag
-                    chunk = fh.read(16384)
+                for i in range(65):  # up to 1 MiB of prolog and start tag
+                    # A small first chunk: the parser reads all it is fed, and the root is near the top.
+                    chunk = fh.read(16384 if i else 1024)
                     if not chunk:
                         break
                     parser.feed(chunk)

@@ -1,0 +1,56 @@
+"""Results of pure byte checks, remembered for the rest of one top-level file.
+
+The verify step re-inspects the rebuilt file with the same checks the rebuild ran, and most parts of
+an Office package are written as they were read: the same bytes are proven again. A check that is a
+pure function of its arguments can answer from memory when called again with EQUAL bytes (compared in
+full, not by a digest), so the re-inspection still judges exactly what was written; bytes the rebuild
+changed are new keys and are checked afresh. `pipeline.process` forgets everything at the start and end
+of each top-level file, so nothing of one sender's file stays in a worker for the next job.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_MIN_BYTES = 1024  # below this a check costs less than remembering it
+_MAX_BYTES = 64 << 20  # total size of the bytes held, per worker process
+
+_memos: list[ContentMemo] = []
+
+
+class ContentMemo:
+    """An LRU of `fn(data, *args)` for large `data`, bounded by the bytes it holds."""
+
+    def __init__(self, fn: Callable[..., T]) -> None:
+        self.fn = fn
+        self.entries: OrderedDict[tuple[bytes, tuple[Hashable, ...]], T] = OrderedDict()
+        self.held = 0
+        _memos.append(self)
+
+    def __call__(self, data: bytes, *args: Hashable) -> T:
+        if len(data) < _MIN_BYTES:
+            return self.fn(data, *args)
+        key = (data, args)
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key]
+        value = self.fn(data, *args)
+        self.entries[key] = value
+        self.held += len(data)
+        while self.held > _MAX_BYTES and self.entries:
+            (old, _), _ = self.entries.popitem(last=False)
+            self.held -= len(old)
+        return value
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.held = 0
+
+
+def forget_all() -> None:
+    """Drop every remembered result (the start and end of each top-level file)."""
+    for m in _memos:
+        m.clear()
