@@ -178,14 +178,23 @@ def _signature(head: bytes, table: tuple, reasons: list[str]) -> str | None:
             reasons.append(why)
             return mime
     return None
+
+
+# (literals, pattern, reason): every match of a pattern holds one of its literals (lower-cased), so a probe
+# holding none is not searched. The case-insensitive patterns without a literal prefix scan 8 KB in about a
+# millisecond; the `in` tests take microseconds. Tried in order: the first pattern that matches names the reason.
 _SCRIPT_PATTERNS = [
-    (re.compile(rb"(?i)<\s*hta:application"), "HTML application markup (<hta:application>)"),
-    (re.compile(rb"(?i)<\s*job[\s>][\s\S]{0,400}<\s*script\s+language"), "Windows Script File (<job><script>)"),
-    (re.compile(rb"(?i)\bwscript\.(shell|createobject|echo|sleep)|createobject\s*\(\s*\"(wscript|scripting|"
+    ((b"hta:application",), re.compile(rb"(?i)<\s*hta:application"),
+     "HTML application markup (<hta:application>)"),
+    ((b"job",), re.compile(rb"(?i)<\s*job[\s>][\s\S]{0,400}<\s*script\s+language"),
+     "Windows Script File (<job><script>)"),
+    ((b"wscript.", b"createobject"),
+     re.compile(rb"(?i)\bwscript\.(shell|createobject|echo|sleep)|createobject\s*\(\s*\"(wscript|scripting|"
                 rb"msxml2|adodb|shell\.application)"), "Windows Script Host calls"),
-    (re.compile(rb"(?i)(invoke-expression|\biex\s*\(|-encodedcommand|new-object\s+net\.webclient|"
+    ((b"invoke-expression", b"iex", b"-encodedcommand", b"new-object", b"downloadstring", b"start-process"),
+     re.compile(rb"(?i)(invoke-expression|\biex\s*\(|-encodedcommand|new-object\s+net\.webclient|"
                 rb"downloadstring\s*\(|start-process\s)"), "PowerShell commands"),
-    (re.compile(rb"(?i)^\s*@?echo\s+off\b"), "batch file (@echo off)"),
+    ((b"echo",), re.compile(rb"(?i)^\s*@?echo\s+off\b"), "batch file (@echo off)"),
 ]
 _OOXML_MAIN = {
     f"{W}.document.main+xml": f"{W}.document",
@@ -369,14 +378,24 @@ def _is_disk_image(f, size: int, reasons: list[str]) -> str | None:
     return None
 
 
+# Control bytes that make a sample binary: below 32 except tab, LF, VT, FF, CR, 26 (DOS end of file) and ESC.
+# translate() deletes every other byte, so what is left is counted in C instead of a loop over 8 KB in Python.
+_NOT_BAD_CONTROL = bytes(b for b in range(256) if not (b < 32 and b not in (9, 10, 11, 12, 13, 26, 27)))
+
+
 def _looks_text(head: bytes) -> bool:
     if not head:
         return True
     if b"\x00" in head[:8192]:
         return head.startswith((b"\xff\xfe", b"\xfe\xff"))
     sample = head[:8192]
-    ctrl = sum(1 for b in sample if b < 32 and b not in (9, 10, 11, 12, 13, 26, 27))  # 26: DOS end of file
+    ctrl = len(sample.translate(None, _NOT_BAD_CONTROL))
     return ctrl <= len(sample) * 0.01
+
+
+_SVG_TAG = re.compile(rb"<svg[\s>]")
+_HTML_TAG = re.compile(rb"<html[\s>]")
+_HTML_MARKUP = re.compile(rb"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]|<script[\s>]|<iframe[\s>]")
 
 
 def _text_kind(head: bytes, claimed: str, reasons: list[str]) -> str:
@@ -390,19 +409,20 @@ def _text_kind(head: bytes, claimed: str, reasons: list[str]) -> str:
     if stripped.startswith(b"#!"):
         reasons.append("script interpreter line (#!)")
         return "text/x-script"
-    for pattern, why in _SCRIPT_PATTERNS:
-        if pattern.search(probe):
+    lowered = probe.lower()
+    for literals, pattern, why in _SCRIPT_PATTERNS:
+        if any(lit in lowered for lit in literals) and pattern.search(probe):
             reasons.append(f"script content: {why}")
             return "application/hta" if "hta" in why.lower() else "text/x-script"
     if low.startswith(b"[internetshortcut]") or b"\n[internetshortcut]" in low[:200]:
         reasons.append("Internet shortcut section [InternetShortcut]")
         return "application/x-mswinurl"
-    if re.search(rb"<svg[\s>]", low[:2048]) and (low.startswith(b"<?xml") or low.startswith(b"<svg")
-                                                  or low.startswith(b"<!doctype svg") or b"<svg" in low[:512]):
-        if not re.search(rb"<html[\s>]", low[:2048]):
+    if _SVG_TAG.search(low[:2048]) and (low.startswith(b"<?xml") or low.startswith(b"<svg")
+                                        or low.startswith(b"<!doctype svg") or b"<svg" in low[:512]):
+        if not _HTML_TAG.search(low[:2048]):
             reasons.append("XML document with an <svg> root")
             return "image/svg+xml"
-    if re.search(rb"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]|<script[\s>]|<iframe[\s>]", low):
+    if _HTML_MARKUP.search(low):
         reasons.append("HTML markup in text")
         return "text/html"
     if claimed in (".csv", ".tsv"):
@@ -446,7 +466,8 @@ def detect(path: str | Path, name: str | None = None) -> Detection:
                 mime = _signature(head, _MEDIA, reasons)
         if mime is None:
             mime = _is_disk_image(f, size, reasons)
-    if mime is None and _looks_text(head):
+    text = mime is None and _looks_text(head)  # asked twice below; the answer is the same
+    if text:
         from .formats.mail.mime import sniff
 
         why = sniff(head)
@@ -463,7 +484,7 @@ def detect(path: str | Path, name: str | None = None) -> Detection:
             lm = "application/octet-stream"
         lm = _MAGIC_MAP.get(lm, lm)
         if lm.startswith("text/") or lm in ("application/octet-stream", "inode/x-empty", "application/x-empty"):
-            if _looks_text(head):
+            if text:
                 lm = _text_kind(head, claimed, reasons)
             elif lm.startswith("text/"):
                 lm = "application/octet-stream"

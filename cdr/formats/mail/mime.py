@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ...errors import Malformed
@@ -313,6 +314,19 @@ _MAIL_FIELDS = {b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"mim
 _STRONG = {b"from", b"date", b"message-id", b"received", b"mime-version", b"return-path", b"subject"}
 
 
+def _lines(data: bytes) -> Iterator[bytes]:
+    """The pieces of re.split(rb"\\r?\\n", data), one at a time: most texts fail sniff() on their first
+    line, and splitting all 64 KB of a CSV first cost a millisecond."""
+    pos = 0
+    while True:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            yield data[pos:]
+            return
+        yield data[pos:nl - 1] if nl > pos and data[nl - 1] == 13 else data[pos:nl]
+        pos = nl + 1
+
+
 def sniff(head: bytes) -> str | None:
     """Why `head` is an RFC 5322 message, or None: a header block of fields, at least two of them fields
     that only mail has (From, Date, Message-ID, Received, MIME-Version, ...)."""
@@ -320,7 +334,7 @@ def sniff(head: bytes) -> str | None:
     if data.startswith(b"From ") and b"\n" in data[:1000]:
         data = data[data.index(b"\n") + 1:]
     names: list[bytes] = []
-    for line in re.split(rb"\r?\n", data):
+    for line in _lines(data):
         if line == b"":
             break
         if line[:1] in (b" ", b"\t") and names:
