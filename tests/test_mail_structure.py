@@ -95,6 +95,16 @@ def test_a_header_block_that_encodes_its_body_is_a_mail_even_when_other_fields_a
     assert detect_bytes("件名: 会議\r\n日時: 4月1日\r\n".encode(), "memo.txt").family == "text"
 
 
+def test_a_damaged_header_separator_still_ends_the_header_as_in_mail_readers():
+    """Fuzzer find: the blank line after the header damaged ("\r\xcd\xf1\n"); Python's email parser and
+    mail programs end the header at the first line that is not a field and read the rest as the body,
+    so the file is a mail (it was delivered as text with a PDF attachment inside)."""
+    mail = head("見積").encode() + b"Content-Type: multipart/mixed; boundary=b\r\n\r\xcd\xf1\nThis is MIME.\r\n--b\r\n"
+    assert sniff(mail)
+    assert detect_bytes(mail, "x.eml").family == "mail"
+    assert not sniff(b"Note: first line\r\n\xe6\x9c\xac\xe6\x96\x87\r\n")  # one ordinary field, then text
+
+
 def test_decoding_is_metered_against_the_mail_size(default_policy, tmp_path):
     mail = mixed(head("big"), [text_part("x\r\n", "UTF-8"), attachment(b"\x00" * 3_000_000, ' name="a.bin"')])
     src = tmp_path / "big.eml"

@@ -329,11 +329,13 @@ def _lines(data: bytes) -> Iterator[bytes]:
 
 def sniff(head: bytes) -> str | None:
     """Why `head` is an RFC 5322 message, or None: a header block of fields, at least two of them fields
-    that only mail has (From, Date, Message-ID, Received, MIME-Version, ...)."""
+    that only mail has (From, Date, Message-ID, Received, MIME-Version, ...), or fields that say how the
+    body is encoded. The block ends at the first line that is not a field, as in mail readers."""
     data = head[:65536]
     if data.startswith(b"From ") and b"\n" in data[:1000]:
         data = data[data.index(b"\n") + 1:]
     names: list[bytes] = []
+    fields: list[bytes] = []
     for line in _lines(data):
         if line == b"":
             break
@@ -341,8 +343,11 @@ def sniff(head: bytes) -> str | None:
             continue
         m = _NAME_RE.match(line)
         if not m:
+            if names:
+                break  # a damaged separator: mail readers end the header here and read the rest as body
             return None
         names.append(m.group(1).lower())
+        fields.append(line)
     else:
         if len(data) >= 65536 and len(names) >= 4:
             pass  # a long header running past the probe
@@ -355,7 +360,7 @@ def sniff(head: bytes) -> str | None:
     # A header block that says how its body is encoded is a MIME entity: a mail program decodes it (a
     # damaged mail whose other fields were lost still opens as one), so it is rebuilt as a mail, never
     # delivered as text with its encoded HTML or archive inside.
-    if known & _MIME_FIELDS and (strong or _MIME_VALUE.search(re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0])):
+    if known & _MIME_FIELDS and (strong or any(_MIME_VALUE.match(f) for f in fields)):
         return "MIME entity header fields: " + ", ".join(sorted(n.decode() for n in known)[:6])
     return None
 
