@@ -139,8 +139,12 @@ def run(seeds: list[Seed], *, seconds: float, seed: int = 0, workers: int = 2, m
                 finished, _ = wait(list(pending), timeout=5, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     s, case_seed, steps, data, case_dir = pending.pop(fut)
+                    known = len(stats.findings)
                     _judge(stats, fut, s, case_seed, steps, data, case_dir, limit_ms)
                     shutil.rmtree(case_dir, ignore_errors=True)
+                    if save_dir is not None:  # at once: a long run's findings are there to work on before it ends
+                        for f in stats.findings[known:]:
+                            save_case(save_dir, f)
                 now = time.monotonic()
                 if progress and now - last >= progress_every:
                     last = now
@@ -149,9 +153,6 @@ def run(seeds: list[Seed], *, seconds: float, seed: int = 0, workers: int = 2, m
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     stats.seconds = time.monotonic() - start
-    if save_dir is not None:
-        for f in stats.findings:
-            save_case(save_dir, f)
     return stats
 
 
