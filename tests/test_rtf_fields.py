@@ -1,9 +1,11 @@
 """RTF field and linked-picture bypasses: split keywords, missing active fields, pibName links."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from cdr.formats import rtf
 from cdr.pipeline import inspect as inspect_file
@@ -75,9 +77,16 @@ def test_active_fields_added(default_policy, tmp_path, inst, kw):
     _assert_clean_after(r, default_policy)
 
 
+def _png_hex() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), (30, 90, 200)).save(buf, "PNG")
+    return buf.getvalue().hex().encode()
+
+
+# A real PNG: picture data that is not the image its type names is dropped (tests/test_rtf_allowlist.py).
 SHAPE = (rb"{\shp{\*\shpinst\shpleft0\shptop0\shpright2000\shpbottom1000\shpwr3"
          rb"{\sp{\sn shapeType}{\sv 75}}%s{\sp{\sn pibFlags}{\sv 10}}"
-         rb"{\sp{\sn pib}{\sv {\pict\pngblip\picw1\pich1 89504e47}}}}}")
+         rb"{\sp{\sn pib}{\sv {\pict\pngblip\picw1\pich1 " + _png_hex() + rb"}}}}}")
 
 
 @pytest.mark.parametrize("link", [rb"http://203.0.113.5/x.png", rb"\\\\203.0.113.5\\pics\\x.png",
@@ -109,7 +118,7 @@ BENIGN = [
     rb"{\field{\*\fldinst \u25991?\u20214? NUMPAGES}{\fldrslt 3}}",  # a local field name
     rb'{\field{\*\fldinst HYPERLINK "#b" }{\fldrslt b}}',  # LibreOffice's in-document link
     rb"{\shp{\*\shpinst{\sp{\sn pibName}{\sv image1.png}}{\sp{\sn shapeType}{\sv 75}}}}",
-    rb"{\pict\pngblip\picw1\pich1 89504e47}",
+    rb"{\pict\pngblip\picw1\pich1 " + _png_hex() + b"}",
 ]
 
 

@@ -165,6 +165,10 @@ THREATS: dict[str, tuple[str, ...]] = {
         "RTF field", "Fields used to load outside content were disabled."),
     "rtf.unknown_control": ("規格外・対象外のRTF命令", "文書の形式で定義されていない、または許可していない制御語を取り除きました。表示される内容は変わりません。",
         "unknown RTF control words", "Control words outside the format or the allow-list were left out; what is shown does not change."),
+    "rtf.picture": ("RTF内の不正な画像データ", "画像の形式と中身が一致しない、または画像として読めないデータを削除しました。",
+        "invalid picture data in RTF", "Picture data that was not an image of the type it named was removed."),
+    "rtf.hidden_data": ("画像に隠されたデータ", "画像の終わりの後ろに付け足されたデータを切り取りました。画像はそのまま残しています。",
+        "data hidden in a picture", "Data appended after the end of a picture was cut off; the picture stays."),
     # OpenDocument (odt/ods/odp) and 一太郎
     "odf.macro": ("マクロ（Basic・スクリプト）", "文書に組み込まれたプログラムです。削除しました。",
         "macros (Basic, scripts)", "Programs built into the document; removed."),

@@ -4,10 +4,11 @@ The file is tokenised once into a tree of groups (iteratively, nesting bounded).
 or a \\* in the middle of a group switches the rest of that group for a reader, so the rest is given
 a group of its own first (canonicalize); then objects, remote templates and fetching fields are
 removed with their own threat ids (disarm), and finally only control words, destinations and symbols
-of the allow-list (vocab.py) are kept (restrict); dropped ones are reported once per file, counted.
-Kept tokens are written back byte for byte, so text, formatting and pictures (\\pict) survive
-unchanged. oletools' rtfobj cross-checks the result for object data our tokenizer might not have seen
-(it mimics Word's lenient parser).
+of the allow-list (vocab.py), shape properties of its list included, are kept (restrict); dropped ones
+are reported once per file, counted. Pictures are kept only when their data is an image of the type
+they name, cut at that image's end (check_pictures, pictures.py). Kept tokens are written back byte for
+byte, so text, formatting and pictures (\\pict) survive unchanged. oletools' rtfobj cross-checks the
+result for object data our tokenizer might not have seen (it mimics Word's lenient parser).
 """
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ from pathlib import Path
 from ...errors import Malformed, ToolMissing
 from ...handler import Context, Handler, Rebuilt, register
 from ...model import Detection, Threat
+from .pictures import Rejected, hex_digits, hex_ok, image_end, picture_kind
 from .vocab import (
     ALLOWED_DEST,
     ALLOWED_SYMBOLS,
     ALLOWED_WORDS,
     DESTINATIONS,
     DROPPED_DEST,
+    PICTURE_TYPES,
+    SHAPE_PROPS,
     STARRED_WORDS,
     word_allowed,
 )
@@ -465,13 +469,13 @@ def canonicalize(root: Group) -> None:
 def restrict(root: Group) -> Counter:
     """Keep only what the allow-list names (vocab.py); return what was dropped, by name. A destination
     outside it goes with its whole group; an unknown word alone (a reader ignores it and keeps reading
-    the group's text); \\bin data only inside a picture."""
+    the group's text); \\bin data only directly inside a picture; shape properties by name (SHAPE_PROPS)."""
     dropped: Counter = Counter()
     stack: list[tuple[Group, bool]] = [(root, False)]
     while stack:
         g, pict = stack.pop()
         lead, starred = g.first_word(), g.starred()
-        pict = pict or lead == b"pict"
+        pict = lead == b"pict"  # \\bin data belongs to the picture group itself, not to groups within it
         is_dest = starred or lead in DESTINATIONS or g is root
         new: list = []
         at_lead, keep_bin = True, False
@@ -482,6 +486,9 @@ def restrict(root: Group) -> Counter:
                     dropped["\\*\\" + w.decode() if w else "\\*"] += 1
                 elif not st and w in DROPPED_DEST:
                     dropped["\\" + w.decode()] += 1
+                elif not st and w == b"sp" and (name := _shape_prop(c)) not in SHAPE_PROPS:
+                    # Shape properties by allow-list too: Word ignores a name it does not know.
+                    dropped["\\sp " + (name[:40] if name else "(no name)")] += 1
                 else:
                     new.append(c)
                     stack.append((c, pict))
@@ -515,6 +522,115 @@ def restrict(root: Group) -> Counter:
                 new.append(c)
         g.children = new
     return dropped
+
+
+def _shape_prop(sp: Group) -> str:
+    """The NAME of {\\sp{\\sn NAME}{\\sv VALUE}}, as written (Word compares it exactly)."""
+    return next((_plain(x).strip() for x in sp.children if isinstance(x, Group) and x.first_word() == b"sn"), "")
+
+
+def _picture_verdict(pict: Group) -> tuple[Threat | None, bool]:
+    """Judge one \\pict group: (threat, keep). Its data must be hex (or one \\binN of N bytes) and be an
+    image of the one type it names; bytes after that image's end are cut (the group is rewritten)."""
+    types: list[bytes] = []
+    words: dict[bytes, int | None] = {}
+    bins: list[tuple[int, Tok]] = []  # (index of the \\bin word, its data token)
+    hexparts: list[bytes] = []
+    ch = pict.children
+    try:
+        for i, c in enumerate(ch):
+            if isinstance(c, Group):
+                first = c.first_word()
+                if not (c.starred() and first in (b"picprop", b"blipuid")):
+                    raise Rejected("picture with an unexpected group in its data")
+                if first == b"blipuid" and not all(isinstance(x, Tok) and (x.kind in ("w", "s") or (
+                        x.kind == "t" and hex_ok(x.raw))) for x in c.children):
+                    raise Rejected("picture whose identifier is not hex")
+            elif c.kind == "w":
+                words[c.word] = c.param
+                if c.word in PICTURE_TYPES:
+                    types.append(c.word)
+                elif c.word == b"bin":
+                    if i + 1 >= len(ch) or not (isinstance(ch[i + 1], Tok) and ch[i + 1].kind == "b"):
+                        raise Rejected("picture whose \\bin data is missing")
+                    bins.append((i, ch[i + 1]))
+            elif c.kind == "b":
+                continue
+            elif c.kind == "t":
+                if not hex_ok(c.raw):
+                    raise Rejected("picture data that is not hex")
+                hexparts.append(hex_digits(c.raw))
+            else:  # \\'xx bytes or control symbols amid the data
+                raise Rejected("picture data that is not hex")
+        kind = picture_kind(types)
+        digits = b"".join(hexparts)
+        if bins:
+            if len(bins) > 1 or digits:
+                raise Rejected("picture with more than one block of data")
+            i, tok = bins[0]
+            if len(tok.raw) != ch[i].param:
+                raise Rejected("picture whose \\bin data is shorter than announced")
+            data = tok.raw
+        else:
+            if len(digits) % 2:
+                raise Rejected("picture data with an odd number of hex digits")
+            data = bytes.fromhex(digits.decode("ascii"))
+        end = image_end(kind, data, words)
+    except Rejected as why:
+        return Threat("rtf.picture", "picture", "removed", str(why)), False
+    if end >= len(data):
+        return None, True
+    extra = len(data) - end
+    if bins:
+        i, tok = bins[0]
+        ch[i] = Tok("w", b"\\bin%d " % end, b"bin", end)
+        ch[i + 1] = Tok("b", tok.raw[:end])
+    else:
+        _cut_hex(pict, 2 * end)
+    return Threat("rtf.hidden_data", "picture", "removed",
+                  f"{extra} bytes after the end of a {kind.upper()} picture cut"), True
+
+
+def _cut_hex(pict: Group, keep: int) -> None:
+    """Keep the first `keep` hex digits of the picture's data, the text as it was written up to there."""
+    new: list = []
+    for c in pict.children:
+        if isinstance(c, Tok) and c.kind == "t":
+            if keep <= 0:
+                continue
+            # Runs of digits between line breaks: a few thousand even for a large picture.
+            for run in _HEX_RUN.finditer(c.raw):
+                if run.end() - run.start() >= keep:
+                    c = Tok("t", c.raw[:run.start() + keep])
+                    keep = 0
+                    break
+                keep -= run.end() - run.start()
+        new.append(c)
+    pict.children = new
+
+
+_HEX_RUN = re.compile(rb"[0-9a-fA-F]+")
+
+
+def check_pictures(root: Group) -> list[Threat]:
+    """Every \\pict group judged by _picture_verdict; rejected ones leave the tree."""
+    threats: list[Threat] = []
+    stack = [root]
+    while stack:
+        g = stack.pop()
+        new: list = []
+        for c in g.children:
+            if isinstance(c, Group):
+                if c.first_word() == b"pict":
+                    threat, keep = _picture_verdict(c)
+                    if threat is not None:
+                        threats.append(threat)
+                    if not keep:
+                        continue
+                stack.append(c)  # a picture's \\*\\picprop holds shape properties, judged like any other
+            new.append(c)
+        g.children = new
+    return threats
 
 
 def _dropped_threat(dropped: Counter, action: str) -> Threat:
@@ -611,6 +727,7 @@ def rebuild_tree(data: bytes) -> tuple[Group, list[Threat], bool]:
     canonicalize(root)
     threats = disarm(root)
     dropped = restrict(root)
+    threats += check_pictures(root)
     if dropped:
         # What restrict left out can change a field (a dropped group held its instruction): a second look
         # judges the tree as it will be written, so the output inspects clean. Nothing dropped, nothing changed.

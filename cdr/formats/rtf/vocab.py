@@ -168,3 +168,91 @@ def word_allowed(word: bytes) -> bool:
 # Control symbols a reader turns into text or layout; \* only where it starts a kept destination.
 ALLOWED_SYMBOLS = frozenset((b"\\\\", b"\\{", b"\\}", b"\\~", b"\\-", b"\\_", b"\\:", b"\\|", b"\\\n", b"\\\r",
                              b"\\\t"))
+
+
+# Shape property names (the NAME of {\sp{\sn NAME}{\sv VALUE}}), after the "Shape properties" tables of the
+# Word RTF specification 1.9.1 (drawing object properties: position, object type, lock, text box, geometric
+# text, picture, geometry, fill, line, shadow, perspective, 3-D, connector, callout, group, horizontal rule,
+# wrapping), cross-checked with the table of the Ted word processor's RTF reader (docRtfShapeTab.c).
+# Compared exactly, as Word and LibreOffice's reader do (case matters). Left out: hyperlinks on shapes
+# (pihlShape), opaque blobs (metroBlob, ink and signature data, diagram layouts), print-time picture links
+# (pibPrint...). pibName, fillBlipName and lineFillBlipName stay listed: a remote one is removed before (as
+# rtf.remote_template), a local one only names the file the picture was inserted from.
+_SHAPE_PROP_NAMES = """
+    shapeType ShapeType rotation fFlipH fFlipV fRelFlipH fRelFlipV wzName wzDescription
+    posh posrelh posv posrelv fUseShapeAnchor fLayoutInCell fAllowOverlap fChangePage fPseudoInline
+    dhgt sizerelh sizerelv pctHoriz pctVert pctHorizPos pctVertPos
+    fBehindDocument fIsButton fHidden fReallyHidden fArrowheadsOK fBackground fDeleteAttachedObject
+    fEditedWrap fHitTestFill fHitTestLine fInitiator fNoFillHitTest fNoHitTestPicture fNoLineDrawDash
+    fOleIcon fOnDblClickNotify fOneD fPreferRelativeResize fPreferRelativeSize fPrint fIsBullet
+    fScriptAnchor fFakeMaster fCameFromImgDummy fUserDrawn fRecolorFillAsPicture
+    hspMaster hspNext xLimo yLimo bWMode bWModePureBW bWModeBW
+    dxWrapDistLeft dyWrapDistTop dxWrapDistRight dyWrapDistBottom pWrapPolygonVertices
+    fLockRotation fLockAspectRatio fLockAgainstSelect fLockCropping fLockVerticies fLockText
+    fLockAdjustHandles fLockAgainstGrouping fLockShapeType fLockPosition fLockAgainstUngrouping
+    dxTextLeft dyTextTop dxTextRight dyTextBottom scaleText lTxid WrapText anchorText txflTextFlow cdirFont
+    fAutoTextMargin fRotateText fSelectText fFitShapeToText fFitTextToShape idLinkedNext
+    gtextUNICODE gtextRTF gtextAlign gtextSize gtextSpacing gtextFont gtextFReverseRows fGtext
+    gtextFVertical gtextFKern gtextFTight gtextFStretch gtextFShrinkFit gtextFBestFit gtextFNormalize
+    gtextFDxMeasure gtextFBold gtextFItalic gtextFUnderline gtextFShadow gtextFSmallcaps
+    gtextFStrikethrough
+    pib pibName pibFlags cropFromTop cropFromBottom cropFromLeft cropFromRight pictureTransparent
+    pictureContrast pictureBrightness pictureGamma pictureId pictureDblCrMod pictureFillCrMod
+    pictureLineCrMod pictureGray pictureBiLevel pictureActive
+    geoLeft geoTop geoRight geoBottom shapePath pVerticies pSegmentInfo pAdjustHandles pGuides pInscribe
+    pConnectionSites pConnectionSitesDir pRectangles adjustValue adjust2Value adjust3Value adjust4Value
+    adjust5Value adjust6Value adjust7Value adjust8Value adjust9Value adjust10Value
+    fShadowOK f3DOK fLineOK fGtextOK fFillShadeShapeOK fFillOK
+    fillType fillColor fillOpacity fillBackColor fillBackOpacity fillCrMod fillBlip fillBlipName
+    fillBlipFlags fillblipflags fillWidth fillHeight fillAngle fillFocus fillToLeft fillToTop fillToRight
+    fillToBottom fillRectLeft fillRectTop fillRectRight fillRectBottom fillDztype fillShadePreset
+    fillShadeColors fillOriginX fillOriginY fillShapeOriginX fillShapeOriginY fillShadeType fFilled
+    fillShape fillUseRect fillColorExt fillColorExtCMY fillColorExtK fillColorExtMod
+    fillBackColorExt fillBackColorExtCMY fillBackColorExtK fillBackColorExtMod
+    lineColor lineOpacity lineBackColor lineCrMod lineType lineFillBlip lineFillBlipName
+    lineFillBlipFlags lineblipflags lineFillWidth lineFillHeight lineFillDztype lineWidth lineMiterLimit
+    lineStyle lineDashing lineDashStyle lineStartArrowhead lineEndArrowhead lineStartArrowWidth
+    lineStartArrowLength lineEndArrowWidth lineEndArrowLength lineJoinStyle lineEndCapStyle fLine fline
+    lineFillShape fLineUseShapeAnchor fColumnLineOK fColumnLine fLeftLine fTopLine fRightLine fBottomLine
+    fColumnHitTestLine fLeftHitTestLine fTopHitTestLine fRightHitTestLine fBottomHitTestLine fInsetPen
+    fLeftInsetPen fTopInsetPen fRightInsetPen fBottomInsetPen fInsetPenOK
+    lineColorExt lineColorExtCMY lineColorExtK lineColorExtMod
+    lineBackColorExt lineBackColorExtCMY lineBackColorExtK lineBackColorExtMod
+    shadowType shadowColor shadowHighlight shadowCrMod shadowOpacity shadowOffsetX shadowOffsetY
+    shadowSecondOffsetX shadowSecondOffsetY shadowScaleXToX shadowScaleYToX shadowScaleXToY
+    shadowScaleYToY shadowPerspectiveX shadowPerspectiveY shadowWeight shadowOriginX shadowOriginY
+    fShadow fshadowObscured shadowColorExt shadowColorExtCMY shadowColorExtK shadowColorExtMod
+    shadowHighlightExt shadowHighlightExtCMY shadowHighlightExtK shadowHighlightExtMod
+    perspectiveType perspectiveOffsetX perspectiveOffsetY perspectiveScaleXToX perspectiveScaleYToX
+    perspectiveScaleXToY perspectiveScaleYToY perspectivePerspectiveX perspectivePerspectiveY
+    perspectiveWeight perspectiveOriginX perspectiveOriginY fPerspective
+    c3DSpecularAmt c3DDiffuseAmt c3DShininess c3DEdgeThickness c3DExtrudeForward c3DExtrudeBackward
+    c3DExtrudePlane c3DExtrusionColor c3DCrMod f3D fc3DMetallic fc3DUseExtrusionColor fc3DLightFace
+    c3DYRotationAngle c3DXRotationAngle c3DRotationAxisX c3DRotationAxisY c3DRotationAxisZ
+    c3DRotationAngle c3DRotationCenterX c3DRotationCenterY c3DRotationCenterZ c3DRenderMode c3DTolerance
+    c3DXViewpoint c3DYViewpoint c3DZViewpoint c3DOriginX c3DOriginY c3DSkewAngle c3DSkewAmount
+    c3DAmbientIntensity c3DKeyX c3DKeyY c3DKeyZ c3DKeyIntensity c3DFillX c3DFillY c3DFillZ
+    c3DFillIntensity fc3DConstrainRotation fc3DRotationCenterAuto fc3DParallel fc3DKeyHarsh
+    fc3DFillHarsh fC3DRotationCenterAut c3DExtrusionColorExt c3DExtrusionColorExtCMY
+    c3DExtrusionColorExtK c3DExtrusionColorExtMod
+    cxk cxstyle spcot dxyCalloutGap spcoa spcod dxyCalloutDropSpecified dxyCalloutLengthSpecified
+    fCallout fCalloutAccentBar fCalloutTextBorder fCalloutMinusX fCalloutMinusY fCalloutDropAuto
+    fCalloutLengthSpecified
+    groupLeft groupTop groupRight groupBottom relLeft relTop relRight relBottom relRotation
+    fRelChangePage lidRegroup
+    alignHR dxHeightHR dxWidthHR fHorizRule fStandardHR fNoshadeHR pctHR
+    dgmt ccol dzColMargin
+"""
+# The per-side border lines of a text frame repeat the line properties with a side in their name.
+_SIDED_LINE_PROPS = """
+    BackColor BackColorExt BackColorExtCMY BackColorExtK BackColorExtMod Color ColorExt ColorExtCMY ColorExtK
+    ColorExtMod CrMod Dashing EndArrowLength EndArrowWidth EndArrowhead EndCapStyle FillBlipFlags FillDztype
+    FillHeight FillWidth MiterLimit Opacity StartArrowLength StartArrowWidth StartArrowhead Style Type Width
+    FillShape
+"""
+SHAPE_PROPS = frozenset(_SHAPE_PROP_NAMES.split()) | frozenset(
+    f"line{side}{p}" for side in ("Bottom", "Column", "Left", "Right", "Top") for p in _SIDED_LINE_PROPS.split())
+
+# Picture types a \pict may name (the blip types of the specification) and the signature checked.
+PICTURE_TYPES = {b"pngblip": "png", b"jpegblip": "jpeg", b"emfblip": "emf", b"wmetafile": "wmf",
+                 b"dibitmap": "dib", b"wbitmap": "ddb", b"macpict": "pict", b"pmmetafile": "os2"}
