@@ -535,13 +535,19 @@ class AllowList:
                 self._push(v, child, f"{where}[{i}]")
             elif k == "a":
                 self._push(v, "*", f"{where}[{i}]")
-            elif k == "n" and self._name_denied(v):
+            elif self._bad_value(v, k, f"{where}[{i}]"):
                 drop.append(i)
-            elif k == "s" and _hidden(v):
-                drop.append(i)
-                self._add("pdf.hidden_data", f"{where}[{i}]", _HIDDEN)
         for i in reversed(drop):
             del arr[i]
+
+    def _bad_value(self, v: Any, k: str, where: str) -> bool:
+        """A name of active content (or not UTF-8), or a string hiding such names (reported): not kept."""
+        if k == "n":
+            return self._name_denied(v)
+        if k == "s" and _hidden(v):
+            self._add("pdf.hidden_data", where, _HIDDEN)
+            return True
+        return False
 
     def _dest(self, arr: Any, where: str) -> None:
         """An explicit destination: [page /XYZ left top zoom] and the like. The page goes through as a page;
@@ -554,11 +560,8 @@ class AllowList:
             elif k in ("d", "S", "a"):
                 drop.append(i)
                 self.unknown["destination non-value"] += 1
-            elif k == "n" and self._name_denied(v):
+            elif self._bad_value(v, k, f"{where}[{i}]"):
                 drop.append(i)
-            elif k == "s" and _hidden(v):
-                drop.append(i)
-                self._add("pdf.hidden_data", f"{where}[{i}]", _HIDDEN)
         for i in reversed(drop):
             del arr[i]
 
