@@ -580,3 +580,21 @@ def test_folder_entry_carrying_data_is_reported(tmp_path, default_policy):
     assert r.verdict == SANITIZED and hidden and "folder entry carries 125 bytes" in hidden[0].detail
     with zipfile.ZipFile(r.output) as z:
         assert all(i.file_size == 0 for i in z.infolist() if i.is_dir())
+
+
+def test_cut_compressed_tar_is_blocked_as_damaged_with_a_readable_reason(default_policy, tmp_path):
+    """Fuzzer find: a .tar.gz cut short inside a member's data raised EOFError from the extraction, and the
+    clerk read "could not be parsed (EOFError)"."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as t:
+        body = bytes(range(256)) * 400
+        info = tarfile.TarInfo("資料/a.bin")
+        info.size = len(body)
+        t.addfile(info, io.BytesIO(body))
+    gz = gzip.compress(raw.getvalue())
+    src = tmp_path / "cut.tar.gz"
+    src.write_bytes(gz[: len(gz) // 2])
+    (tmp_path / "out").mkdir()
+    r = process(src, src.name, tmp_path / "out", default_policy)
+    assert r.verdict == BLOCKED and r.output is None
+    assert "EOFError" not in r.reason_en and "damaged" in (r.threats[-1].detail + r.reason_en), (r.reason_en, r.threats)

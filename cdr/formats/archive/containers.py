@@ -363,8 +363,16 @@ class TarReader:
         src = self.tf.extractfile(self._current)  # type: ignore[arg-type]
         if src is None:
             raise MemberError("file.malformed", "member has no data", "メンバーを読み取れません")
-        with src, open(dst, "wb") as out:
-            meter.copy(src, out, entry.name, count=False)  # already metered by the CountingReader
+        try:
+            with src, open(dst, "wb") as out:
+                meter.copy(src, out, entry.name, count=False)  # already metered by the CountingReader
+        except LimitExceeded:
+            raise
+        except _STREAM_ERRORS as exc:  # a cut or damaged compressed stream: no later member can be read either
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise  # the machine's error (a full disk), not the archive's
+            raise Malformed(f"the tar archive is damaged ({exc})", "tarファイルが壊れています",
+                            threat_id="file.malformed") from None
 
     def close(self) -> None:
         self.tf.close()
