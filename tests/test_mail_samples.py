@@ -259,3 +259,22 @@ def test_msg_whose_property_is_a_storage_is_blocked_as_damaged(default_policy, t
     r = process(src, src.name, tmp_path / "out", default_policy)
     assert r.verdict == BLOCKED and r.output is None
     assert "TypeError" not in r.reason_en and "壊れて" in r.reason_ja, (r.reason_en, r.reason_ja)
+
+
+def test_control_characters_anywhere_in_the_html_do_not_block_the_mail(default_policy, tmp_path):
+    """Fuzzer find (one-hour run, seed newsletter.eml, case 1210968229): flipped bytes put control characters
+    into a newsletter's markup; the tree could not take them and the whole mail was blocked. They are dropped
+    before parsing."""
+    import random
+
+    from cdr.fuzz import mutators
+    from samples import generate
+
+    generate(tmp_path / "s", ["mail"])
+    data, _ = mutators.mutate((tmp_path / "s" / "mail" / "benign" / "newsletter.eml").read_bytes(),
+                              random.Random(1210968229))
+    src = tmp_path / "news.eml"
+    src.write_bytes(data)
+    (tmp_path / "out").mkdir()
+    r = process(src, src.name, tmp_path / "out", default_policy)
+    assert r.verdict == "sanitized", r.reason_en

@@ -53,7 +53,9 @@ def _tree(markup: str):
     import lxml.html
     from lxml.etree import ParserError
 
-    markup = _XML_DECL.sub("", markup.replace("\x00", ""), count=1)
+    # Characters an XML tree cannot hold go before parsing: libxml2's HTML parser keeps them in attributes
+    # and text, and any later edit of the tree (a link shown after its text) would raise on them.
+    markup = _XML_DECL.sub("", _NOT_XML.sub("", markup), count=1)
     if not markup.strip():
         return None
     # huge_tree: without it libxml2 silently drops whatever is nested deeper than 256 elements, and a
@@ -148,8 +150,6 @@ def _rewrite_links(tree, mode: str, deceptive: list[Deceptive], for_text: bool) 
         a.attrib.pop("href", None)
         if mode != "keep":
             changed += 1
-        # libxml2's HTML parser keeps control characters in an attribute that a text node cannot hold
-        shown = _NOT_XML.sub("", shown)
         if shown and shown != text and not (for_text and mode == "keep" and text == href):
             a.tail = f" <{shown}>" + (a.tail or "")
     return changed
