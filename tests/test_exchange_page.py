@@ -17,6 +17,7 @@ import pytest
 
 from samples.pdf_samples import _base, _js, _save, japanese_pdf
 from tests.portal_helpers import CONFIG, new_key, start, ta
+from transfer_agent import clock
 
 FORMS = """
 [exchange]
@@ -446,9 +447,10 @@ def test_rate_limit_per_link_and_address(tmp_path):
 
 
 def test_report_cli_csv(app, tmp_path):
-    today = time.strftime("%Y-%m-%d")
+    # Days in the appliance's zone (JST), whatever the server's; from yesterday in case the module crossed midnight.
+    today, yesterday = clock.day(), clock.day(time.time() - 86400)
     out = tmp_path / "kokuho.csv"
-    r = ta("report", "--config", cfg(app), "--channel", "kokuho", "--from", today, "--to", today, "--csv", str(out),
+    r = ta("report", "--config", cfg(app), "--channel", "kokuho", "--from", yesterday, "--to", today, "--csv", str(out),
            "--svg", str(tmp_path / "k.svg"), data_dir=app.data_dir)
     assert r.returncode == 0, r.stderr
     raw = out.read_bytes()
