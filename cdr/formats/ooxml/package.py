@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import io
 import posixpath
+import re
 import struct
 import zipfile
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -60,6 +62,66 @@ from .const import (
 MAX_PARTS = 20000
 # Reading only far enough to name the root element: lenient, as the full parse that follows is strict.
 _PEEK_OPTIONS = dict(SAFE_OPTIONS, recover=True)
+# A part up to this size is read whole to name its root, and its bytes are kept for the disarm step
+# (decompressed once, not twice); at most _KEEP_TOTAL bytes are held at a time. Bigger parts, and any
+# beyond the bound, are peeked at through a stream as before.
+_KEEP_PART = 256 << 10
+_KEEP_TOTAL = 16 << 20
+_PEEK_CHUNKS = 65  # up to 1 MiB of prolog and start tag: a first chunk of 1 KiB, then 16 KiB ones
+_PEEK_SPAN = 1024 + (_PEEK_CHUNKS - 1) * 16384
+# The common shape of a part's beginning, read without a parser: an XML declaration of UTF-8 XML 1.0
+# (or none), then the root start tag with ASCII names and plain double- or single-quoted ASCII values
+# (no entity or character reference, no "<"). Anything else (a BOM, another encoding, a comment, a
+# DOCTYPE, a processing instruction) does not match and goes to the parser.
+_S = rb"[ \t\r\n]"
+_NAME = rb"[A-Za-z_][A-Za-z0-9._-]{0,199}(?::[A-Za-z_][A-Za-z0-9._-]{0,199})?"
+_VALUE = rb"\"[\x20\x21\x23-\x25\x27-\x3b\x3d-\x7e]{0,2000}\"|'[\x20-\x25\x28-\x3b\x3d-\x7e]{0,2000}'"
+_DECL_QUICK = re.compile(
+    rb"<\?xml" + _S + rb"+version" + _S + rb"*=" + _S + rb"*(?:\"1\.0\"|'1\.0')"
+    rb"(?:" + _S + rb"+encoding" + _S + rb"*=" + _S + rb"*(?:\"(?:UTF|utf)-8\"|'(?:UTF|utf)-8'))?"
+    rb"(?:" + _S + rb"+standalone" + _S + rb"*=" + _S + rb"*(?:\"(?:yes|no)\"|'(?:yes|no)'))?"
+    + _S + rb"*\?>" + _S + rb"*")
+_TAG_QUICK = re.compile(rb"<(" + _NAME + rb")((?:" + _S + rb"+" + _NAME + _S + rb"*=" + _S + rb"*(?:" + _VALUE
+                        + rb"))*)" + _S + rb"*/?>")
+_ATTR_QUICK = re.compile(rb"(" + _NAME + rb")" + _S + rb"*=" + _S + rb"*(?:\"([^\"]*)\"|'([^']*)')")
+
+
+def root_name_quick(data: bytes) -> tuple[str, str] | None:
+    """(namespace, local name) of the root element when `data` begins in the plain shape above and its
+    start tag binds the element's prefix itself; None for anything else (the parser then decides). Where
+    it answers, it answers what the lenient peek parser would: only documents it reads without error."""
+    m = _DECL_QUICK.match(data)
+    pos = m.end() if m is not None else 0
+    t = _TAG_QUICK.match(data, pos)
+    if t is None:
+        return None
+    prefix, _, local = t.group(1).decode("ascii").rpartition(":")
+    if prefix in ("xml", "xmlns") or local == "xmlns" and not prefix:
+        return None
+    decl: dict[str, str] = {}
+    attrs: list[tuple[str, str]] = []
+    for a in _ATTR_QUICK.finditer(t.group(2)):
+        ap, _, al = a.group(1).decode("ascii").rpartition(":")
+        if ap == "xmlns" or (not ap and al == "xmlns"):
+            key = al if ap else ""
+            value = (a.group(2) if a.group(2) is not None else a.group(3)).decode("ascii")
+            if key in decl or key in ("xml", "xmlns") or (ap and not value):
+                return None  # redeclared, reserved or unbound (xmlns:p=""): the parser decides
+            decl[key] = value
+        else:
+            attrs.append((ap, al))
+    if len({al for _ap, al in attrs}) != len(attrs):
+        return None  # perhaps one attribute twice (two prefixes bound to one namespace)
+    if any(ap and ap != "xml" and ap not in decl for ap, _al in attrs):
+        return None  # a prefix bound further out or nowhere
+    if prefix:
+        uri = decl.get(prefix)
+        if uri is None:
+            return None  # bound further out, or not at all: the parser says
+        return uri, local
+    return decl.get("", ""), local
+
+
 _MALLOC_TUNED = False
 
 
@@ -220,6 +282,9 @@ class Rebuild:
         self.foreign = mce.Foreign()  # markup dropped for being outside its part's vocabulary
         self._app_minimal: set[str] = set()  # app.xml parts reduced to Application and AppVersion
         self._main = ""
+        # Parts read whole by the root-name peek, kept until the disarm step reads them (_KEEP_PART).
+        self._kept_reads: dict[str, tuple[bytes, tuple[int, bytes] | None]] = {}
+        self._held = 0
 
     # ------------------------------------------------------------------ findings
     def report(self, tid: str, location: str, detail: str = "", action: str = "removed") -> None:
@@ -264,13 +329,28 @@ class Rebuild:
     def _read(self, name: str, xml: bool) -> tuple[bytes, tuple[int, bytes] | None]:
         """The member's bytes, size- and CRC-checked, and, when its stored form is a clean copy of
         them (stored, or one complete deflate stream with nothing after it), (method, stored bytes)."""
+        got = self._kept_reads.pop(name.lower(), None) if xml else None
+        if got is not None:
+            self._held -= len(got[0])
+            data, clean = got
+        else:
+            data, clean = self._inflate(name, xml, self._stored(self.lookup[name.lower()]))
+        lim = self.ctx.limits
+        self._read_total += len(data)
+        if self._read_total > lim.archive_total_mb * 1024 * 1024:
+            raise LimitExceeded("the Office package expands beyond the size limit",
+                                "Office ファイルの展開後サイズが上限を超えています", threat_id="archive.bomb")
+        return data, clean
+
+    def _inflate(self, name: str, xml: bool, stored: tuple[int, bytes] | None,
+                 exact: bool = False) -> tuple[bytes, tuple[int, bytes] | None]:
+        """_read without the running total. `exact`: inflate with zlib itself, as zipfile does."""
         info = self.lookup[name.lower()]
         lim = self.ctx.limits
         cap = int((lim.max_xml_part_mb if xml else lim.max_stream_mb) * 1024 * 1024)
         if info.file_size > cap:
             raise LimitExceeded(f"part {name} is larger than the limit", f"部品 {name} が上限を超えています",
                                 threat_id="file.limit")
-        stored = self._stored(info)
         clean: tuple[int, bytes] | None = None
         if stored is None:  # anything unusual: zipfile's own checks and errors
             try:
@@ -285,7 +365,8 @@ class Rebuild:
             if method == zipfile.ZIP_DEFLATED:
                 # Media keeps these very bytes: zlib-ng, which refuses what zlib refuses. XML is
                 # deflated again, so the faster inflater for its ratio may read it.
-                d = decompressobj(-15, info.file_size / max(1, len(packed)) if xml else None)
+                d = zlib.decompressobj(-15) if exact else \
+                    decompressobj(-15, info.file_size / max(1, len(packed)) if xml else None)
                 try:
                     data = d.decompress(packed, cap + 1)
                 except INFLATE_ERRORS:
@@ -301,15 +382,12 @@ class Rebuild:
         if len(data) > cap:
             raise LimitExceeded(f"part {name} is larger than the limit", f"部品 {name} が上限を超えています",
                                 threat_id="file.limit")
-        self._read_total += len(data)
-        if self._read_total > lim.archive_total_mb * 1024 * 1024:
-            raise LimitExceeded("the Office package expands beyond the size limit",
-                                "Office ファイルの展開後サイズが上限を超えています", threat_id="archive.bomb")
         return data, clean
 
-    def _stored(self, info: zipfile.ZipInfo) -> tuple[int, bytes] | None:
+    def _stored(self, info: zipfile.ZipInfo, strict: bool = False) -> tuple[int, bytes] | None:
         """(method, bytes as stored) for a stored or deflated member whose local header agrees with the
-        central directory; None leaves the member to zipfile."""
+        central directory; None leaves the member to zipfile. `strict`: only when zipfile would open the
+        member too (its name in the local header decodes without error, as zipfile decodes it)."""
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x61:
             return None
         if info.compress_size > info.file_size + (info.file_size >> 6) + 1024:
@@ -326,7 +404,11 @@ class Rebuild:
         if method != info.compress_type or flags & 0x61:
             return None
         fname = fp.read(nlen)
-        if fname.decode("utf-8" if flags & 0x800 else "cp437", "replace") != info.orig_filename:
+        try:
+            if fname.decode("utf-8" if flags & 0x800 else "cp437", "strict" if strict else "replace") \
+                    != info.orig_filename:
+                return None
+        except UnicodeDecodeError:
             return None
         fp.seek(elen, 1)
         data = fp.read(info.compress_size)
@@ -527,20 +609,44 @@ class Rebuild:
 
     def _root_name(self, name: str) -> tuple[str, str]:
         """(namespace, local name) of a part's root element, from the first bytes that hold it."""
-        parser = etree.XMLPullParser(events=("start",), **_PEEK_OPTIONS)
+        key = name.lower()
+        got = self._kept_reads.get(key)
+        info = self.lookup[key]
+        if got is None and info.file_size <= _KEEP_PART and self._held + info.file_size <= _KEEP_TOTAL:
+            # Read whole once, with zlib as zipfile would: where that succeeds, the stream below would
+            # have yielded these very bytes, and the disarm step takes them instead of reading again.
+            # Where it fails, the stream finds what it finds, and the disarm step's read fails as before.
+            stored = self._stored(info, strict=True)
+            if stored is not None:
+                with contextlib.suppress(Malformed, LimitExceeded):
+                    got = self._inflate(name, True, stored, exact=True)
+                    self._kept_reads[key] = got
+                    self._held += len(got[0])
+        if got is not None:
+            data = got[0]
+            quick = root_name_quick(data[:_PEEK_SPAN])
+            if quick is not None:
+                return quick
+            return self._peek(name, io.BytesIO(data).read)  # the same chunks as the stream
         try:
-            with self.zf.open(self.lookup[name.lower()]) as fh:
-                for i in range(65):  # up to 1 MiB of prolog and start tag
-                    # A small first chunk: the parser reads all it is fed, and the root is near the top.
-                    chunk = fh.read(16384 if i else 1024)
-                    if not chunk:
-                        break
-                    parser.feed(chunk)
-                    for _ev, el in parser.read_events():
-                        q = etree.QName(el)
-                        return q.namespace or "", q.localname
+            with self.zf.open(info) as fh:
+                return self._peek(name, fh.read)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
             raise _err_zip(f"unreadable part {name} ({type(exc).__name__})") from None
+
+    @staticmethod
+    def _peek(name: str, read: Callable[[int], bytes]) -> tuple[str, str]:
+        parser = etree.XMLPullParser(events=("start",), **_PEEK_OPTIONS)
+        try:
+            for i in range(_PEEK_CHUNKS):
+                # A small first chunk: the parser reads all it is fed, and the root is near the top.
+                chunk = read(16384 if i else 1024)
+                if not chunk:
+                    break
+                parser.feed(chunk)
+                for _ev, el in parser.read_events():
+                    q = etree.QName(el)
+                    return q.namespace or "", q.localname
         except etree.XMLSyntaxError as exc:
             raise _err_zip(f"part {name} is not well-formed XML ({str(exc)[:80]})") from None
         return "", ""
