@@ -11,14 +11,21 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+class _Clearable(Protocol):
+    def clear(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Clearable)
 
 _MIN_BYTES = 1024  # below this a check costs less than remembering it
 _MAX_BYTES = 64 << 20  # total size of the bytes held, per worker process
 
-_memos: list[ContentMemo] = []
+_memos: list[_Clearable] = []
 
 
 class ContentMemo:
@@ -48,6 +55,12 @@ class ContentMemo:
     def clear(self) -> None:
         self.entries.clear()
         self.held = 0
+
+
+def per_file(cache: C) -> C:
+    """Register another cache (anything with clear()) to be forgotten with the memos."""
+    _memos.append(cache)
+    return cache
 
 
 def forget_all() -> None:

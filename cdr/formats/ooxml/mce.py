@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from .._memo import ContentMemo
+from .._memo import ContentMemo, per_file
 from .._xml import attached, declarations, foreign_nodes, remove_keep_tail, unwrap, vocabulary_clean
 from .elements import element_names
 from .vocab import MC_NS, PICTURE_FALLBACK, XML_NS
@@ -70,23 +70,49 @@ def _tag_names(data: bytes) -> set[bytes]:
     return seen
 
 
+# Per binding of prefixes to namespaces with a list of names: the tag names (as written) already known
+# to be defined or outside those namespaces, and those known not to be, with their Clark names. The
+# parts of one file share a few hundred names; forgotten with the file (_memo.forget_all).
+_Bindings = tuple[tuple[str, str], ...]
+_KNOWN: dict[_Bindings, tuple[set[bytes], dict[bytes, str]]] = per_file({})
+_KNOWN_MAX = 4096
+
+
 def _undefined_names(data: bytes, decls: list[tuple[str, str]], allowed: frozenset[str]) -> set[str] | None:
     """Clark names of the elements `data` uses that are in an allowed namespace whose list of element
     names (elements.py) lacks them; None when the bytes cannot say."""
-    by_prefix: dict[str, set[str]] = {}
-    for p, u in decls:
-        by_prefix.setdefault(p, set()).add(u)
+    bindings = tuple(sorted({(p, u) for p, u in decls if u in allowed and element_names(u) is not None}))
+    known = _KNOWN.get(bindings)
+    if known is None:
+        if len(_KNOWN) >= 64:
+            _KNOWN.clear()
+        known = _KNOWN[bindings] = (set(), {})
+    ok, bad = known
+    tags = _tag_names(data)
+    rest = tags - ok
+    if not rest:
+        return set()
+    by_prefix: dict[str, list[str]] = {}
+    for p, u in bindings:
+        by_prefix.setdefault(p, []).append(u)
     out: set[str] = set()
-    for raw in _tag_names(data):
+    for raw in rest:
+        clark = bad.get(raw)
+        if clark is not None:
+            out.add(clark)
+            continue
         try:
             qname = raw.decode("utf-8")
         except UnicodeDecodeError:
             return None
         prefix, _, local = qname.rpartition(":")
-        for uri in by_prefix.get(prefix, ()):
-            names = element_names(uri) if uri in allowed else None
-            if names is not None and local not in names:
-                out.add(f"{{{uri}}}{local}")
+        found = [f"{{{uri}}}{local}" for uri in by_prefix.get(prefix, ()) if local not in element_names(uri)]
+        out.update(found)
+        if len(raw) <= 64 and len(ok) + len(bad) < _KNOWN_MAX and len(found) <= 1:
+            if found:
+                bad[raw] = found[0]
+            else:
+                ok.add(raw)
     return out
 
 
