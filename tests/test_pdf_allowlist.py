@@ -3,6 +3,8 @@ dictionary are what the specification defines and the policy keeps; anything els
 The two PDF examples of the issue come from samples/ (richmedia_damaged_subtype, launch_damaged_dict)."""
 from __future__ import annotations
 
+import io
+import itertools
 import subprocess
 import warnings
 from pathlib import Path
@@ -462,3 +464,69 @@ def test_strings_holding_the_text_of_active_content_go(tmp_path):
         assert "/Contents" not in note and str(note.T) == "山田"
         assert list(new.pages[0].obj.PieceInfo.App.List) == ["ok"]
     _clean_output(out, tmp_path)
+
+
+# Entries set in the dictionaries the allow-list reads from their text (_to_check): names plain, #xx-escaped
+# and of active content, strings with and without "/" (literal and hex, UTF-16), numbers, booleans, arrays of
+# numbers and of anything else, references, dictionaries (nested once and twice), keys the table has not,
+# null, and values of the wrong kind.
+_CRAFTED = [b"/S /JavaScript", b"/Foo (a/JS b)", b"/Contents (x/Launch y)", b"/Contents <2f4a53>", b"/Contents <0102f0>", b"/Contents <012f4a53>",
+            b"/Contents <feff002f004a0053>", b"/T (a\\) /JS)", b"/NM (\\057JS)", b"/Subj (ok)", b"/Rect [ 1 [ 2 ] ]",
+            b"/Rect [ 1 /JS ]", b"/Rect [ 1 (x) ]", b"/Rect [ ]", b"/F true", b"/Open null", b"/N /a#20b", b"/Name /J#53",
+            b"/Name /JavaScript", b"/Name /Note", b"/AA", b"/Annots [ 1 2 ]", b"/S /Q", b"/S /D", b"/M .5",
+            b"/CA -.0", b"/Subtype /Link", b"/Type /Page", b"/Border [ 0 0 1 ]", b"/Lang <e9>", b"/Rotate /R",
+            b"/Count (1)", b"/AS /Off", b"/URI (http://x/JavaScript)", b"/Kids", b"/AF [ ]", b"/EF << >>",
+            b"/FontName /Launch", b"/Flags 1.5", b"/StemV true", b"/St 3", b"/P (x/JS)", b"/CA (/JS)", b"/R 90",
+            b"/TP /x", b"/Win /x", b"/Popup", b"/V (v/JS)", b"/DA (/Helv 0 Tf)", b"/x#2Fy 1", b"/Key /", b"/ 1",
+            b"/BS << /W 1 /S /D >>", b"/BS << /W 1 /S /JavaScript >>", b"/MK << /CA (a >> /JS) /BG [ 1 ] >>",
+            b"/A << /S /JavaScript /JS (app.alert(1)) >>", b"/A << /S /URI /URI (https://example.jp/) >>",
+            b"/AP << /N << >> >>", b"/AP << /D [ 1 (x) ] >>", b"/IRT << /Type /Annot >>",
+            b"/Rect [ 1 [ 2 ] /JS [ 3 ] ]", b"/Border [ 0 0 1 [ 3 2 ] ]", b"/QuadPoints [ [ [ 1 ] ] ]",
+            b"/Rect [ 1 0 /Launch 1 ]", b"/C [ 1 true ]", b"/CA 1" + b"0" * 400 + b".5",
+            b"/MK"]  # many references, and a dictionary nested twice (once tried in 2**n ways before giving up)
+
+
+def _fast_and_slow(data: bytes, monkeypatch) -> list[tuple[bytes, list]]:
+    """The allow-list's output and report with the dictionaries read from their text, and entry by entry."""
+    outs = []
+    for by_text in (True, False):
+        with monkeypatch.context() as m:
+            if not by_text:
+                m.setattr(allowlist, "_BY_TEXT", set())
+            with pikepdf.open(io.BytesIO(data)) as pdf:
+                threats = allowlist.apply(pdf, links="web", embedded="drop", labels=dict)
+                buf = io.BytesIO()
+                pdf.save(buf, static_id=True)
+        outs.append((buf.getvalue(), [(t.id, t.location, t.action, t.detail) for t in threats]))
+    return outs
+
+
+def test_dictionaries_read_from_their_text_are_judged_as_entry_by_entry(monkeypatch):
+    """The annotations, fields, font descriptors, page labels and appearance characteristics are read from
+    their text (one call into qpdf) and only the entries that need it are fetched: the output and the report
+    are those of the entry-by-entry walk, whatever entry the dictionary holds."""
+    from samples.pdf_samples import _bookmarks_pdf, _comments_pdf, _form_pdf
+
+    seeds = [_comments_pdf(), _form_pdf(), _bookmarks_pdf()]
+    checked = 0
+    for entry, seed in itertools.product(_CRAFTED, seeds):
+        with pikepdf.open(io.BytesIO(seed)) as pdf:
+            targets = [a for a in pdf.pages[0].obj.get("/Annots", [])]
+            targets += [a.MK for a in targets if "/MK" in a]
+            labels = pdf.Root.get("/PageLabels")
+            targets += [x for x in labels.Nums if isinstance(x, Dictionary)] if labels is not None else []
+            page = pdf.pages[0].obj
+            refs = {b"/AA": Dictionary(O=_js(pdf)), b"/Kids": Array([page]), b"/Popup": page,
+                    b"/MK": Dictionary({**{f"/K{i}": page for i in range(40)}, "/Z": Dictionary()})}
+            for t in targets:
+                if entry in refs:  # a reference: parsing needs a document
+                    t[entry.decode()] = refs[entry]
+                    continue
+                for key, v in pikepdf.Object.parse(b"<< " + entry + b" >>").items():
+                    if v is not None:
+                        t[key] = v
+            data = _save(pdf)
+        fast, slow = _fast_and_slow(data, monkeypatch)
+        assert fast == slow, entry
+        checked += 1
+    assert checked == len(_CRAFTED) * len(seeds)

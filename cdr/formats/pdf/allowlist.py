@@ -159,9 +159,37 @@ ACTIVE_KEYS = DENY_KEYS | {"/A", "/PA", "/Dest", "/EF", "/EmbeddedFiles", "/FS"}
 # the rebuilt document: what it would remove goes here).
 _RULED = {"/AF", "/EF", "/EmbeddedFiles"}
 PAGE_LABEL_STYLES = {"/D", "/R", "/r", "/A", "/a"}
+# Tables whose dictionaries are mostly names, numbers and strings, where reading the text pays (_to_check):
+# annotations (thousands in a commented file), font descriptors, page labels, appearance characteristics.
+_BY_TEXT = {id(t) for t in (*ANNOTS.values(), ANNOT, FIELD, FONT_DESCRIPTOR, PAGE_LABEL, MK)}
 
 
 _BAD = object()
+
+# One "/Key value " entry of a dictionary as qpdf writes it (unparse): names with #xx escapes only where
+# a byte needs one, so a name of the plain characters below is its own decoded text; null entries left out.
+_PLAIN = rb"/[A-Za-z0-9_.+\-]*"
+_NUMBER = rb"[+\-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"  # one way to match a run of digits (no backtracking blow-up)
+_OTHER = rb"/[^\s/\[\]()<>{}%]*|\((?:[^()\\]|\\[nrtbf()\\]|\\[0-7]{3})*\)|<[0-9a-f]*>|\[[^\[\]()<>{}]*\]"
+_ENTRY = re.compile(
+    rb"(" + _PLAIN + rb") (?:"
+    rb"(" + _PLAIN + rb")"  # 2: a name
+    rb"|([0-9]+ [0-9]+ R)"  # 3: a reference (before the numbers, which would take its first part)
+    rb"|(" + _NUMBER + rb")"  # 4: a number
+    rb"|(true|false)"  # 5: a boolean
+    # 6: a string without "/" in its bytes (so not _hidden): qpdf writes "/" as itself in a literal string
+    # (only bytes that are not printable are escaped, in octal); in a hex string it is 2f at an even offset.
+    rb"|(\((?:[^()\\/]|\\[nrtbf()\\]|\\(?!057)[0-7]{3})*\)|<(?:(?!2f)[0-9a-f]{2})*>)"
+    # 7: an array of numbers, and of arrays of numbers (_NUMBERS matches its text): bracket by bracket, so that
+    # it ends where the array does ("[ 1 [ 2 ] /JS [ 3 ] ]" is not "[ 1 [ 2 ]", "/JS" and "[ 3 ] ]")
+    rb"|(\[(?: (?:" + _NUMBER + rb"|\[(?: " + _NUMBER + rb")* \]))* \])"
+    # 8: any other name, string, array of names, numbers and references, or dictionary of such values (whose
+    # tokens are matched one way only: with two ways, such as a reference or three words, a dictionary that
+    # fails to match would be tried in 2**n ways)
+    rb"|(" + _OTHER + rb"|<<(?: (?:" + _OTHER + rb"|[^\s/\[\]()<>{}%]+))* >>)"
+    rb") (?=/|>>)")
+_E_NAME, _E_REF, _E_NUMBER, _E_BOOL, _E_STRING, _E_NUMBERS, _E_OTHER = 2, 3, 4, 5, 6, 7, 8
+_E_KIND = {_E_NAME: "n", _E_NUMBER: "i", _E_BOOL: "b", _E_STRING: "s", _E_NUMBERS: "a"}
 
 
 def _get(d: Any, key: str) -> Any:
@@ -272,6 +300,7 @@ class AllowList:
         self._wrapped: set[tuple[int, int]] = set()
         self._denied: dict[str, bool] = {}  # name -> _denied(name, typed_deny), per pass
         self._denied_generic: dict[str, bool] = {}  # name -> _denied(name, deny)
+        self._keep: dict[tuple[int, bytes, bytes | int], bool] = {}  # (table, key, name or kind) -> _kept_as_is
         self._pages = {p.objgen: f"page {i}" for i, p in enumerate(pdf.pages, 1)}
 
     # -- reporting --
@@ -375,7 +404,12 @@ class AllowList:
         one no kept entry led to is emptied. Unreferenced ones are not written anyway; one still referenced
         would be a gap in the walk (tests/test_pdf_allowlist.py checks the samples and fuzz cases for it)."""
         visited = self._visited
-        for obj in self.pdf.objects:
+        objects = self.pdf.objects
+        # Every objgen in `visited` is that of an indirect object of this document, and pdf.objects lists each
+        # of those once (non-containers too): as many as visited means every one was reached.
+        if len(objects) == len(visited):
+            return
+        for obj in objects:
             if not isinstance(obj, pikepdf.Object) or id(obj._type_code) not in _CONTAINERS \
                     or obj.objgen in visited:
                 continue
@@ -441,7 +475,9 @@ class AllowList:
     def _keys(self, obj: Any, typ: str, where: str, table: dict[str, Spec]) -> None:
         """Keep the keys `table` defines, with values of the kinds it names; queue the values to check."""
         denied = self._denied
-        for key, v in _entries(obj):
+        entries = self._to_check(obj, table) if id(table) in _BY_TEXT and obj._type_code == ObjectType.dictionary \
+            else None
+        for key, v in _entries(obj) if entries is None else entries:
             t = type(v)  # _kind, inlined: this loop is most of the pass
             if t is int or t is Decimal:
                 k = "i"
@@ -498,6 +534,57 @@ class AllowList:
                     _del(obj, key)
             else:
                 self._push(v, "DestDict" if child == "Dest" else child, w)
+
+    def _to_check(self, d: Any, table: dict[str, Spec]) -> list[tuple[str, Any]] | None:
+        """The entries of `d` the loop in _keys has anything to do with, read from the dictionary's text (one
+        call into qpdf instead of a Python object per key and value): a name, number, boolean, string or
+        array of numbers the table keeps as it is (an entry the loop would pass over without a trace) is
+        left out; the others are fetched as _entries gives them. None (the caller reads every entry) where
+        most entries need reading anyway, or the text is not in the form expected (dictionaries nested twice)."""
+        text = d.unparse(resolved=True)
+        end = len(text) - 2
+        if not text.startswith(b"<< ") or text[end:] != b">>":
+            return None
+        keep, match, tid = self._keep, _ENTRY.match, id(table)
+        pos, check, n = 3, [], 0
+        while pos < end:
+            n += 1
+            m = match(text, pos)
+            if m is None:
+                return None
+            pos = m.end()
+            kind = m.lastindex
+            key, value = m.group(1, kind)
+            tag = (tid, key, value if kind == _E_NAME else kind)  # only a name's decision is its own
+            known = keep.get(tag)
+            if known is None:
+                known = keep[tag] = self._kept_as_is(table, key, value, kind)
+            if not known:
+                check.append(key.decode())
+        if pos != end or 3 * len(check) > n:  # one get per entry costs more than items() for all
+            return None
+        return [(key, _get(d, key)) for key in check]
+
+    def _kept_as_is(self, table: dict[str, Spec], key: bytes, value: bytes, kind: int) -> bool:
+        """Whether an entry read from the text goes through _keys untouched."""
+        k = _E_KIND.get(kind)
+        if k is None:  # a reference or anything else: read it
+            return False
+        name = key.decode()
+        if name in _RULED or (name == "/Annots" and table is PAGE and k == "a"):
+            return False
+        spec = table.get(name)
+        if spec is None or k not in spec[0]:
+            return False
+        if k == "n":
+            n = value.decode()
+            bad = self._denied.get(n)
+            if bad is None:
+                bad = self._denied[n] = _denied(n, self.typed_deny)
+            return not bad and not (name == "/S" and table is PAGE_LABEL and n not in PAGE_LABEL_STYLES)
+        if k == "a":
+            return spec[1] is None  # _data: an array of numbers (as _NUMBERS matches it) is left as it is
+        return True
 
     def _action_ok(self, a: Any) -> bool:
         if a._type_code != ObjectType.dictionary:
