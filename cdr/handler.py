@@ -2,8 +2,10 @@
 
 A handler inspects, rebuilds and extracts text. It never reads policy files,
 never decides a verdict and never writes outside the paths it is given.
-Handlers are discovered by importing every module in `cdr.formats` (the way
-mat2 collects its parsers): decorating a class with `@register` is enough.
+Handlers are discovered by importing modules of `cdr.formats` (the way mat2
+collects its parsers): decorating a class with `@register` is enough. A family's
+module is imported when a file of that family first arrives (`cdr.formats._catalog`
+says which module that is); `load_handlers` imports them all.
 """
 from __future__ import annotations
 
@@ -126,8 +128,13 @@ def register(cls: type[Handler]) -> type[Handler]:
     return cls
 
 
+def plugin_modules() -> list[str]:
+    """Site-specific handler modules named in CDR_PLUGINS (the test suite's misbehaving ones too)."""
+    return [n.strip() for n in os.environ.get("CDR_PLUGINS", "").split(",") if n.strip()]
+
+
 def load_handlers() -> None:
-    """Import every module under cdr.formats once so that they register."""
+    """Import every module under cdr.formats, then the plugins, once, so that they all register."""
     global _LOADED
     if _LOADED:
         return
@@ -137,21 +144,37 @@ def load_handlers() -> None:
         if not mod.name.startswith("_"):
             importlib.import_module(f"{formats.__name__}.{mod.name}")
     # Site-specific handlers (and the test suite's misbehaving ones) load after ours and may override.
-    for name in filter(None, (n.strip() for n in os.environ.get("CDR_PLUGINS", "").split(","))):
+    for name in plugin_modules():
         importlib.import_module(name)
     _LOADED = True
 
 
 def handler_for(mime: str) -> Handler | None:
-    load_handlers()
+    """The handler of a MIME type. Without plugins only the module of its family is imported (on
+    first use; see cdr.formats._catalog); with plugins every handler is, so that theirs win."""
+    if not _LOADED:
+        if plugin_modules():
+            load_handlers()
+        elif mime not in _BY_MIME:
+            from .detect import KINDS
+            from .formats._catalog import MODULES
+
+            kind = KINDS.get(mime)
+            module = MODULES.get(kind.family) if kind is not None else None
+            if module is not None:  # no built-in module handles any other type
+                importlib.import_module(module)
     return _BY_MIME.get(mime)
 
 
 def family_options() -> dict[str, dict[str, Option]]:
-    load_handlers()
-    return {fam: dict(cls.options) for fam, cls in _BY_FAMILY.items()}
+    """Every family's policy options, without importing a handler unless plugins are configured."""
+    if plugin_modules():
+        load_handlers()
+        return {fam: dict(cls.options) for fam, cls in _BY_FAMILY.items()}
+    from .formats._catalog import OPTIONS
+
+    return {fam: dict(opts) for fam, opts in OPTIONS.items()}
 
 
 def families() -> list[str]:
-    load_handlers()
-    return sorted(_BY_FAMILY)
+    return sorted(family_options())

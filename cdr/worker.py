@@ -159,11 +159,16 @@ def worker_main() -> None:
         else:
             isolation = _isolate_network_only()
         _tune_malloc()
-        from .handler import load_handlers
+        from .handler import load_handlers, plugin_modules
         from .pipeline import detect_only, inspect, process
         from .policy import Policy
 
-        load_handlers()
+        # A family's handler is imported when its first file arrives (a third of a second for all of
+        # them): inside the sandbox, which lets the worker read Python and its packages. Plugins are
+        # imported now, with every handler they may override: Landlock grants reading only the code
+        # imported before it closes, wherever it lies (a plugin outside site-packages).
+        if plugin_modules():
+            load_handlers()
         if conf is not None:
             _warm_up()
             isolation = sandbox.lock(conf)

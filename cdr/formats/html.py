@@ -12,8 +12,9 @@ from pathlib import Path
 
 from ..encoding import decode_text
 from ..errors import Malformed
-from ..handler import Context, Handler, Option, Rebuilt, register
+from ..handler import Context, Handler, Rebuilt, register
 from ..model import Detection, Threat
+from ._catalog import OPTIONS
 
 _TAGS = {
     "a", "abbr", "address", "article", "aside", "b", "bdi", "blockquote", "br", "caption", "cite", "code",
@@ -323,11 +324,7 @@ def html_to_text(markup: str) -> str:
 class HtmlHandler(Handler):
     family = "html"
     mime_types = ("text/html",)
-    options = {
-        "title": Option(True, help="keep the document title"),
-        "links": Option("web", ("web", "drop"),
-                        "web: keep http/https/mailto and relative links; drop: keep only links within the page"),
-    }
+    options = OPTIONS["html"]
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
         return scan_active(decode_text(path.read_bytes())[0], ctx.options.get("links", "web"))

@@ -17,8 +17,9 @@ from pathlib import Path
 from lxml import etree
 
 from ..errors import Encrypted, LimitExceeded, Malformed
-from ..handler import Context, Handler, Option, Rebuilt, register
+from ..handler import Context, Handler, Rebuilt, register
 from ..model import Detection, Threat
+from ._catalog import OPTIONS
 from ._xml import (
     BAD_MEDIA_MAGIC,
     SAFE_OPTIONS,
@@ -558,11 +559,7 @@ def _manifest(pkg: _Package, kept: list[str], mimetype: str) -> bytes:
 class OdfHandler(Handler):
     family = "odf"
     mime_types = MIMES
-    options = {
-        "metadata": Option("keep", ("keep", "drop"),
-                           help="document properties (author, dates, statistics): keep, or drop all but the "
-                                "generator (the application that wrote the file)"),
-    }
+    options = OPTIONS["odf"]
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
         return findings(ctx, path)

@@ -21,8 +21,9 @@ from pathlib import Path
 from lxml import etree
 
 from ..errors import LimitExceeded, Malformed, ToolMissing
-from ..handler import Context, Handler, Option, Rebuilt, register
+from ..handler import Context, Handler, Rebuilt, register
 from ..model import Detection, Threat
+from ._catalog import OPTIONS
 from ._tools import memory_cap, run_tool, tool_env
 from ._xml import SAFE_OPTIONS, logged_error, remove_keep_tail
 
@@ -547,12 +548,7 @@ class SvgHandler(Handler):
     family = "svg"
     mime_types = ("image/svg+xml",)
     has_text = True
-    options = {
-        "mode": Option("sanitize", ("sanitize", "rasterize"),
-                       "sanitize: deliver cleaned SVG; rasterize: deliver a PNG rendering of it"),
-        "keep_hyperlinks": Option(False, help="keep http(s)/mailto links on <a> elements"),
-        "raster_scale": Option(1.0, help="pixels per CSS pixel when rasterising"),
-    }
+    options = OPTIONS["svg"]
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
         return sanitize_svg(ctx, path.read_bytes(), rebuild=False)[1]

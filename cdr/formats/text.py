@@ -15,8 +15,9 @@ from pathlib import Path
 
 from ..encoding import decode_text, decode_whole
 from ..errors import Blocked, Malformed
-from ..handler import Context, Handler, Option, Rebuilt, register
+from ..handler import Context, Handler, Rebuilt, register
 from ..model import Detection, Threat
+from ._catalog import OPTIONS
 
 # Control characters no text file needs (TAB, LF, VT, FF, CR, the DOS end-of-file mark and ESC stay).
 # Detection looks at the head only; a ZIP or an EXE appended to text is full of them.
@@ -204,10 +205,7 @@ class _Scan:
 class CsvHandler(Handler):
     family = "csv"
     mime_types = ("text/csv",)
-    options = {
-        "formulas": Option("neutralize", ("neutralize", "block"),
-                           "cells that a spreadsheet would evaluate: prefix an apostrophe, or block the file"),
-    }
+    options = OPTIONS["csv"]
 
     def _scan(self, data: bytes) -> tuple[_Scan, Threat | None]:
         text, enc, found = decode_checked(data)

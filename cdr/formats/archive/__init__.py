@@ -29,8 +29,9 @@ from pathlib import Path, PurePosixPath
 from ...detect import detect
 from ...encoding import BIDI_CONTROLS
 from ...errors import Blocked, Encrypted, LimitExceeded, Unsupported
-from ...handler import Context, Handler, Option, Rebuilt, handler_for, register
+from ...handler import Context, Handler, Rebuilt, handler_for, register
 from ...model import BLOCKED, SANITIZED, Detection, FileResult, Threat
+from .._catalog import OPTIONS
 from .containers import (
     BZIP2,
     COMPRESSED,
@@ -114,11 +115,7 @@ class ArchiveHandler(Handler):
     family = "archive"
     mime_types = (ZIP, "application/x-tar", "application/gzip", "application/x-bzip2", "application/x-xz",
                   SEVENZ, RAR)
-    options = {
-        "ratio_floor_mb": Option(1.0, help="the expansion-ratio limit applies once this many MB are expanded "
-                                           "(a small, very repetitive text file is not a bomb)"),
-        "member_text": Option(True, help="the text rendition includes each member's text, not only the list"),
-    }
+    options = OPTIONS["archive"]
 
     # ------------------------------------------------------------ readers
 

@@ -28,8 +28,9 @@ from pathlib import Path
 from PIL import Image, ImageCms, JpegImagePlugin
 
 from ...errors import LimitExceeded, Malformed
-from ...handler import Context, Handler, Option, Rebuilt, register
+from ...handler import Context, Handler, Rebuilt, register
 from ...model import Detection, Threat
+from .._catalog import OPTIONS
 from .._deflate import INFLATE_ERRORS, decompressobj
 from .._deflate import crc32 as _crc32
 from . import png_write, turbojpeg
@@ -812,13 +813,7 @@ class ImageHandler(Handler):
     family = "image"
     mime_types = tuple(_PIL_FORMAT)
     has_text = False
-    options = {
-        "mode": Option("rebuild", ("rebuild", "reencode", "lossless"),
-                       "rebuild: JPEG on its DCT coefficients, others from pixels; reencode: everything from "
-                       "decoded pixels; lossless: JPEG on its coefficients, PNG chunk-level rewrite"),
-        "icc": Option("srgb", ("srgb", "keep"),
-                      "srgb: convert colour-managed images to sRGB; keep: keep a profile that parses"),
-    }
+    options = OPTIONS["image"]
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
         data = path.read_bytes()

@@ -42,8 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import Blocked, CdrError, Malformed
-from ...handler import Context, Handler, Option, Rebuilt, register
+from ...handler import Context, Handler, Rebuilt, register
 from ...model import Detection, Threat
+from .._catalog import OPTIONS
 from . import cfb, convert, props
 from .crypto import decrypt_if_needed, is_encrypted
 from .findings import findings, read_ole
@@ -193,19 +194,7 @@ def _rebuild_native(ctx: Context, plain: Path, dst: Path, module, threats: list[
 class LegacyOfficeHandler(Handler):
     family = "legacy_office"
     mime_types = tuple(convert.TARGETS)
-    options = {
-        "mode": Option("rebuild", ("rebuild", "convert"),
-                       help="rebuild: a new file of the same format from the records understood; "
-                            "convert: LibreOffice to OOXML, then the OOXML rebuild"),
-        "convert": Option("ooxml", ("ooxml", "block"),
-                          help="when a file is converted (mode = convert, or too damaged to rebuild): "
-                               "ooxml: convert with LibreOffice; block: refuse it"),
-        "metadata": Option("drop", ("drop", "keep"),
-                           help="drop: keep only the properties that change display (code page, application); "
-                                "keep: also title, author, company, dates"),
-        "hyperlinks": Option("web", ("web", "drop"),
-                             help="web: keep http/https/mailto links, drop the rest; drop: remove all links"),
-    }
+    options = OPTIONS["legacy_office"]
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
         if is_encrypted(path):

@@ -25,9 +25,10 @@ from pathlib import Path, PurePosixPath
 
 from ...detect import DANGEROUS_EXTENSIONS, detect
 from ...errors import Blocked, CdrError, LimitExceeded
-from ...handler import Context, Handler, Option, Rebuilt, handler_for, register
+from ...handler import Context, Handler, Rebuilt, handler_for, register
 from ...model import BLOCKED, SANITIZED, Detection, FileResult, Threat
 from ...names import safe_basename
+from .._catalog import MAIL_ORIGINAL_REQUEST, OPTIONS
 from . import builder, htmlbody, links
 from .auth import POLICY_DMARC, Authentication, authenticate
 from .headers import address_field, rule_name, unstructured
@@ -42,7 +43,7 @@ MSG = "application/vnd.ms-outlook"
 TNEF = "application/vnd.ms-tnef"
 _NOTICE = ("この添付ファイルは安全に配送できないため削除しました。", "This attachment was removed because it could not be "
            "delivered safely.")
-_DEFAULT_REQUEST = "原本が必要な場合は、職員用コンソールから原本取り出しを申請してください（上長の承認が必要です）。"
+_DEFAULT_REQUEST = MAIL_ORIGINAL_REQUEST
 
 
 def _ext(name: str) -> str:
@@ -64,20 +65,7 @@ class _Read:
 class MailHandler(Handler):
     family = "mail"
     mime_types = (EML, MSG, TNEF)
-    options = {
-        "html": Option("text", ("text", "sanitize"),
-                       "text: HTML bodies become readable text (tables, lists kept); sanitize: cleaned HTML kept "
-                       "next to the text, with its own pictures only"),
-        "links": Option("defang", ("keep", "defang", "drop"),
-                        "keep: links as sent; defang: hxxps://example[.]jp/... as text; drop: link removed"),
-        "dns": Option(True, help="look up DKIM keys and DMARC records (results are 'none' without DNS)"),
-        "authserv_id": Option("lgwan-cdr", help="the name in our Authentication-Results header"),
-        "trusted_authserv_ids": Option([], help="receivers whose Authentication-Results (SPF) we take over"),
-        "dmarc_fail": Option("report", ("report", "block"),
-                             "block: a mail failing DMARC whose domain says reject or quarantine is blocked"),
-        "original_request": Option(_DEFAULT_REQUEST, help="the banner's sentence on how to ask for the original"),
-        "ratio_floor_mb": Option(1.0, help="mail_ratio applies once this many MB have been decoded"),
-    }
+    options = OPTIONS["mail"]
 
     # ------------------------------------------------------------ reading
 
