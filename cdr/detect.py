@@ -257,7 +257,7 @@ _MAGIC_MAP = {
     "text/x-asm": "text/plain",
     "text/x-msdos-batch": "text/x-script",
     "application/x-bat": "text/x-script",
-    "message/rfc822": "text/plain",  # our own header check (mail.mime.sniff) decides what is a mail
+    "message/rfc822": "text/plain",  # our own header check (formats._mailsniff) decides what is a mail
     "message/news": "text/plain",
 }
 
@@ -468,7 +468,7 @@ def detect(path: str | Path, name: str | None = None) -> Detection:
             mime = _is_disk_image(f, size, reasons)
     text = mime is None and _looks_text(head)  # asked twice below; the answer is the same
     if text:
-        from .formats.mail.mime import sniff
+        from .formats._mailsniff import sniff
 
         why = sniff(head)
         if why:

@@ -36,3 +36,7 @@ if [ ! -f .venv/.installed ] || [ setup.cfg -nt .venv/.installed ] || [ pyprojec
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch .venv/.installed
 fi
+
+# Workers write no bytecode (PYTHONDONTWRITEBYTECODE, a read-only sandbox) and import a handler when
+# its first file arrives: compile ours here, or every worker compiles the modules it imports again.
+.venv/bin/python -m compileall -q cdr
