@@ -53,11 +53,23 @@ def _binding():
 
 
 def available() -> str | None:
-    """None when a filter can be built here, else what is missing."""
+    """None when a binding and libseccomp are installed, else what is missing: the parent's preflight.
+
+    It looks for them without importing the binding (pyseccomp runs ldconfig twice as it loads, 10 ms
+    before the first worker can start); each worker imports it before Landlock closes and refuses to
+    start without it, so a binding that is present but broken still stops every job."""
+    import ctypes
+    import importlib.util
+
     try:
-        _binding()
-    except SeccompUnavailable as exc:
-        return str(exc)
+        if importlib.util.find_spec("seccomp") is not None:
+            return None
+        if importlib.util.find_spec("pyseccomp") is None:
+            raise ModuleNotFoundError("No module named 'pyseccomp'")
+        ctypes.CDLL("libseccomp.so.2")  # what pyseccomp loads (the name ldconfig gives it)
+    except (ImportError, OSError, ValueError) as exc:
+        return (f"no seccomp binding ({type(exc).__name__}: {exc}); install libseccomp2 and the pyseccomp "
+                "package")
     return None
 
 
