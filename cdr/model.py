@@ -5,13 +5,25 @@ process boundary without pickle.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 CLEAN = "clean"
 SANITIZED = "sanitized"
 BLOCKED = "blocked"
 VERDICTS = (CLEAN, SANITIZED, BLOCKED)
+
+
+def sha256_file(path: Path) -> str:
+    """A file's SHA-256 (hex), read in 1 MiB pieces. Here rather than in the pipeline: the parent
+    hashes every source and output, and should not import the pipeline (detection...) for that."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 @dataclass

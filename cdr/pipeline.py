@@ -7,7 +7,6 @@ result with a reason.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import shutil
 import stat
@@ -20,7 +19,7 @@ from .detect import KINDS, detect, label_ja
 from .errors import CdrError
 from .formats._memo import forget_all
 from .handler import Context, handler_for
-from .model import BLOCKED, CLEAN, SANITIZED, Detection, FileResult, Threat
+from .model import BLOCKED, CLEAN, SANITIZED, Detection, FileResult, Threat, sha256_file
 from .names import safe_basename
 from .policy import Policy
 
@@ -28,14 +27,6 @@ from .policy import Policy
 _CHILD_SCRATCH = ".cdr-child"
 # What a clerk reads when a whole family is refused by policy.
 _POLICY_BLOCK = ("ポリシーにより「{label}」は受け付けていません", "the policy does not accept {label}")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def output_name(name: str, detection: Detection, extension: str | None) -> str:

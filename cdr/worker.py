@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import sandbox
-from .model import BLOCKED, FileResult, Threat
+from .model import BLOCKED, FileResult, Threat, sha256_file
 from .sandbox.stage import Stage, StageError
 
 _HDR = struct.Struct(">I")
@@ -349,8 +349,6 @@ class _Worker:
 def _blocked(job: Job, threat: str, detail: str, ja: str, en: str) -> FileResult:
     r = FileResult(source=job.name)
     try:
-        from .pipeline import sha256_file
-
         r.size = os.path.getsize(job.src)
         r.sha256 = job.sha256 or sha256_file(Path(job.src))
     except OSError:
@@ -370,8 +368,6 @@ def _inside(path: str | None, root: Path) -> bool:
 
 def recheck(job: Job, res: FileResult) -> FileResult:
     """Do not take the worker's word: outputs must exist inside out_dir; hashes recomputed."""
-    from .pipeline import sha256_file
-
     root = Path(job.out_dir).resolve()
     paths = [res.output, res.text_output]
     if not all(_inside(p, root) for p in paths):
@@ -518,8 +514,6 @@ class WorkerPool:
     def run(self, job: Job) -> FileResult:
         """Sanitize one file on an idle worker, blocking. Never raises for a bad file."""
         if not job.sha256:
-            from .pipeline import sha256_file
-
             try:
                 job = replace(job, sha256=sha256_file(Path(job.src)))
             except OSError:
