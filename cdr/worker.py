@@ -14,6 +14,7 @@ the parent stages each job's input into the worker's private directory and moves
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -110,16 +112,52 @@ def _isolate_network_only() -> str:
     return f"sandbox off, network isolation unavailable (errno {ctypes.get_errno()})"
 
 
+# The libraries the worker loads before its sandbox closes, by the names the dynamic loader knows them by.
+_SONAMES = {"c": "libc.so.6", "seccomp": "libseccomp.so.2", "magic": "libmagic.so.1"}
+
+
+@contextlib.contextmanager
+def _known_sonames() -> Iterator[None]:
+    """ctypes.util.find_library starts `ldconfig -p` for every name it is asked (5 ms each, four times
+    while pyseccomp and libmagic load): answer with the soname of those libraries when the dynamic
+    loader opens it (as turbojpeg.py does), and ask ldconfig only for others."""
+    import ctypes
+    import ctypes.util
+
+    real = ctypes.util.find_library
+
+    def find_library(name: str) -> str | None:
+        soname = _SONAMES.get(name)
+        if soname is not None:
+            try:
+                ctypes.CDLL(soname)
+                return soname
+            except OSError:
+                pass
+        return real(name)
+
+    ctypes.util.find_library = find_library
+    try:
+        yield
+    finally:
+        ctypes.util.find_library = real
+
+
 def _warm_up() -> None:
     """What must happen before the sandbox closes: lookups that start a program (ctypes'
     find_library runs ldconfig) or read files the sandbox does not open (mimetypes' tables)."""
     import mimetypes
 
     mimetypes.init()
-    try:
-        import magic  # noqa: F401 - libmagic is found through ldconfig
-    except ImportError:
-        pass
+    with _known_sonames():
+        try:
+            import magic  # noqa: F401 - libmagic is found through find_library
+        except ImportError:
+            pass
+        try:
+            sandbox.syscalls.binding()  # pyseccomp finds libc and libseccomp the same way; lock() uses it
+        except sandbox.syscalls.SeccompUnavailable:
+            pass  # lock() says so, and the worker refuses to start
 
 
 def _tune_malloc() -> None:
