@@ -111,8 +111,20 @@ class Confinement:
     covered: list[str] = field(default_factory=list)
 
 
-def _real(p: str | os.PathLike) -> Path:
-    return Path(os.path.realpath(p))
+def _real(p: str | os.PathLike, folders: dict[str, str] | None = None) -> Path:
+    """os.path.realpath. With `folders` (a cache of the real paths of folders), a path whose last part
+    is a plain name and not a link is its folder's real path plus that name: the same answer, with a
+    folder resolved once rather than once per module in it (a hundred modules, 15 ms before a worker
+    is ready)."""
+    s = os.fspath(p)
+    if folders is not None:
+        head, tail = os.path.split(s)
+        if os.path.isabs(s) and tail not in ("", ".", "..") and not os.path.islink(s):
+            real = folders.get(head)
+            if real is None:
+                real = folders[head] = os.path.realpath(head)
+            return Path(real, tail)
+    return Path(os.path.realpath(s))
 
 
 def _python_dirs() -> set[Path]:
@@ -124,7 +136,7 @@ def _python_dirs() -> set[Path]:
     return dirs
 
 
-def _package_paths(names: list[str]) -> set[Path]:
+def _package_paths(names: list[str], folders: dict[str, str] | None = None) -> set[Path]:
     """Where top-level packages live: only these, not the folder above them (a checkout, a home)."""
     out: set[Path] = set()
     for name in names:
@@ -135,9 +147,9 @@ def _package_paths(names: list[str]) -> set[Path]:
         if spec is None:
             continue
         if spec.submodule_search_locations:
-            out.update(_real(p) for p in spec.submodule_search_locations)
+            out.update(_real(p, folders) for p in spec.submodule_search_locations)
         elif spec.origin and os.path.isfile(spec.origin):
-            out.add(_real(spec.origin))
+            out.add(_real(spec.origin, folders))
     return out
 
 
@@ -232,7 +244,7 @@ def _imported_paths(known: set[Path]) -> set[Path]:
     """Top-level packages imported so far from outside the interpreter's own folders (our code, plugins)."""
     tops = {name.split(".")[0] for name, mod in list(sys.modules.items()) if getattr(mod, "__file__", None)}
     out: set[Path] = set()
-    for p in _package_paths(sorted(tops)):
+    for p in _package_paths(sorted(tops), folders={}):
         if not any(p.is_relative_to(k) for k in known):
             out.add(p)
     return out
