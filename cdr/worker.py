@@ -17,25 +17,28 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import resource
 import select
 import shutil
 import signal
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import sandbox
 from .model import BLOCKED, FileResult, Threat, sha256_file
 from .sandbox.stage import Stage, StageError
+
+# subprocess, queue and concurrent.futures serve the parent only and are imported where it uses them:
+# every worker runs this module (`python -m cdr.worker`), and importing them cost it 10 ms of its start.
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 _HDR = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
@@ -269,6 +272,8 @@ class WorkerDied(Exception):
 
 class _Worker:
     def __init__(self, env: dict | None = None, stage: Stage | None = None) -> None:
+        import subprocess
+
         e = dict(os.environ)
         e.update(env or {})
         e.setdefault("PYTHONDONTWRITEBYTECODE", "1")
@@ -350,6 +355,8 @@ class _Worker:
         self.proc.wait(timeout=timeout)
 
     def kill(self) -> None:
+        import subprocess
+
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -372,6 +379,8 @@ class _Worker:
             pass
 
     def close(self) -> None:
+        import subprocess
+
         self.end_input()
         try:
             self._wait(5)
@@ -455,6 +464,9 @@ class WorkerPool:
             else:
                 self._stage_root = Path(stage_root)
                 self._stage_root.mkdir(parents=True, exist_ok=True)
+        import queue
+        from concurrent.futures import ThreadPoolExecutor
+
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
