@@ -31,8 +31,8 @@ MODULES: dict[str, str] = {
 
 MAIL_ORIGINAL_REQUEST = "原本が必要な場合は、職員用コンソールから原本取り出しを申請してください（上長の承認が必要です）。"
 
-# Each family's policy options (Handler.options). The pdf and ooxml handlers still spell theirs out
-# in their own modules; the test checks that they are equal to these.
+# Each family's policy options (Handler.options): every handler takes its own from here, so that a
+# policy is checked without importing one (tests/test_catalog.py checks the modules agree).
 OPTIONS: dict[str, dict[str, Option]] = {
     "pdf": {
         "embedded_files": Option("drop", ("drop", "sanitize"),

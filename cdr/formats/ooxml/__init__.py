@@ -12,8 +12,9 @@ import tempfile
 from pathlib import Path
 
 from ...errors import Blocked, Encrypted, Malformed
-from ...handler import Context, Handler, Option, Rebuilt, register
+from ...handler import Context, Handler, Rebuilt, register
 from ...model import Detection, Threat
+from .._catalog import OPTIONS
 from .package import Rebuild
 from .text import package_text
 
@@ -135,12 +136,7 @@ class OoxmlHandler(Handler):
         "application/vnd.ms-powerpoint.slideshow.macroEnabled.12",
         ENCRYPTED_MIME,
     )
-    options = {
-        "metadata": Option("keep", ("keep", "drop"),
-                           help="document properties (author, company, custom properties): keep or drop"),
-        "hyperlinks": Option("web", ("web", "drop"),
-                             help="web: keep http/https/mailto links, drop the rest; drop: remove all links"),
-    }
+    options = OPTIONS["ooxml"]
 
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
         return inspect_ooxml(ctx, path)

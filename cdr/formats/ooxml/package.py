@@ -141,16 +141,17 @@ def _tune_malloc() -> None:
     _MALLOC_TUNED = True
     try:
         import ctypes
-        import ctypes.util
 
-        name = ctypes.util.find_library("c")
-        if name and "libc.so" in name:
-            libc = ctypes.CDLL(name)
-            libc.mallopt(1, 0)  # M_MXFAST = 1
-            libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD = -1
-            libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD = -3 (the largest glibc accepts on 64-bit)
-    except (OSError, AttributeError, ValueError):
+        # By soname: find_library would start ldconfig and gcc, which the sandbox refuses (the tuning
+        # was never applied in a worker, and its first Office file paid three failed process starts).
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(1, 0)  # M_MXFAST = 1
+        libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD = -1
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD = -3 (the largest glibc accepts on 64-bit)
+    except (OSError, AttributeError, ValueError):  # not glibc
         pass
+
+
 _SLIDE_CT = frozenset(f"{P}.{k}+xml" for k in ("slide", "slidelayout", "slidemaster", "notesslide",
                                                  "notesmaster", "handoutmaster"))
 _PRES_CT = frozenset(f"{P}.{k}.main+xml" for k in ("presentation", "template", "slideshow"))

@@ -20,8 +20,9 @@ import pikepdf
 from pikepdf import Name, ObjectStreamMode, StreamDecodeLevel
 
 from ...errors import Encrypted, LimitExceeded, Malformed
-from ...handler import Context, Handler, Option, Rebuilt, register
+from ...handler import Context, Handler, Rebuilt, register
 from ...model import BLOCKED, SANITIZED, Detection, FileResult, Threat
+from .._catalog import OPTIONS
 from . import allowlist, render
 from .walk import Walker, action_threat, scan
 
@@ -198,15 +199,7 @@ def _check_streams(ctx: Context, pdf: pikepdf.Pdf) -> None:
 class PdfHandler(Handler):
     family = "pdf"
     mime_types = ("application/pdf",)
-    options = {
-        "embedded_files": Option("drop", ("drop", "sanitize"),
-                                 "attachments: drop them, or sanitize each through the pipeline and re-attach"),
-        "metadata": Option("drop", ("drop", "keep"), "document Info and XMP metadata"),
-        "links": Option("web", ("web", "drop"), "web: keep http/https/mailto links; drop: remove every URI"),
-        "malformed": Option("deliver", ("deliver", "block"), "a damaged file repaired by the parser"),
-        "render": Option("none", ("none", "images"), "images: render pages to images (画像化)"),
-        "dpi": Option(150, None, "resolution for render = images"),
-    }
+    options = OPTIONS["pdf"]
 
     # -- inspect --
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
