@@ -16,7 +16,7 @@ import pytest
 
 from cdr import detect as det
 from cdr.detect import detect
-from cdr.formats.mail.mime import _lines
+from cdr.formats._mailsniff import _lines
 from cdr.fuzz.mutators import mutate
 
 # ------------------------------------------------------------------ the code before issue 18, as it was
