@@ -10,6 +10,7 @@ the allow-list in `allowlist` (which applies the rules of `walk` to what it keep
 from __future__ import annotations
 
 import mmap
+import os
 import re
 import warnings
 import zlib
@@ -23,6 +24,7 @@ from ...errors import Encrypted, LimitExceeded, Malformed
 from ...handler import Context, Handler, Rebuilt, register
 from ...model import BLOCKED, SANITIZED, Detection, FileResult, Threat
 from .._catalog import OPTIONS
+from .._memo import per_file
 from . import allowlist, render
 from .walk import Walker, action_threat, scan
 
@@ -73,6 +75,43 @@ def _envelope_threats(env: dict[str, int], action: str) -> list[Threat]:
     if env["trail"]:
         out.append(Threat("pdf.trailing_data", "end of file", action, f"{env['trail']} bytes after the last %%EOF"))
     return out
+
+
+# --- the byte-level pre-scan, once per content --------------------------------------------------
+class _LastScan:
+    """The last file's bytes scanned and the answer: rebuild scans its output, and the verify step's
+    inspect scans the same bytes again. Compared in full (not by a digest), so a changed byte is a new scan;
+    forgotten with the other per-file memos (`_memo`)."""
+
+    def __init__(self) -> None:
+        self.key: tuple[bytes, str, bool] | None = None
+        self.value = (True, True)
+
+    def clear(self) -> None:
+        self.key = None
+
+
+_last_scan = per_file(_LastScan())
+_SCAN_MEMO_MAX = 64 << 20  # bigger files are scanned through a mapping and not remembered
+
+
+def _scan_file(path: Path, links: str, want_meta: bool, remember: bool = False) -> tuple[bool, bool]:
+    """`scan` of the file at `path` (an empty file is not a PDF); `remember`: rebuild's own output."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise Malformed("the PDF is empty", "PDFが空です")
+        if size > _SCAN_MEMO_MAX:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                return scan(mm, links, want_meta=want_meta)
+        data = f.read()
+    memo = _last_scan
+    if memo.key is not None and memo.key[1:] == (links, want_meta) and memo.key[0] == data:
+        return memo.value
+    value = scan(data, links, want_meta=want_meta)
+    if remember:
+        memo.key, memo.value = (data, links, want_meta), value
+    return value
 
 
 # --- opening -------------------------------------------------------------------------------------
@@ -205,13 +244,7 @@ class PdfHandler(Handler):
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
         o = _opts(ctx)
         threats = _envelope_threats(_envelope(path), "found")
-        with open(path, "rb") as f:
-            try:
-                data: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            except ValueError:
-                raise Malformed("the PDF is empty", "PDFが空です") from None
-        with data:
-            walk, meta = scan(data, o["links"], want_meta=o["metadata"] == "drop")
+        walk, meta = _scan_file(path, o["links"], o["metadata"] == "drop")
         if not (walk or meta):
             return threats
         pdf = _open(ctx, path)
@@ -307,8 +340,8 @@ class PdfHandler(Handler):
                 # The allow-list applies the rule walk's rules to what it keeps (the verify step re-inspects
                 # the output with that walk, blocking on any residual); names of active content left in
                 # stream data, past the end of its compressed data, are cut here.
-                with open(dst, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                    walk, _ = scan(mm, o["links"])
+                # With inspect's arguments: the verify step's inspect of these same bytes answers from memory.
+                walk = _scan_file(dst, o["links"], o["metadata"] == "drop", remember=True)[0]
                 trimmed = allowlist.trim_streams(new) if walk else []
                 if trimmed:
                     out.threats.extend(trimmed)
