@@ -530,3 +530,31 @@ def test_output_intent_loses_outside_profile_and_actions(tmp_path):
         oi = out.Root.OutputIntents[0]
         assert set(oi.keys()) == {"/Type", "/S", "/OutputConditionIdentifier"}
     assert _deep_walk(Path(r.output)) == []
+
+
+def test_verify_rescans_output_changed_after_rebuild(tmp_path: Path) -> None:
+    """Rebuild remembers its scan of the output for the verify step; an output changed afterwards (here a
+    JavaScript open action written into it, and one byte flipped inside a name) is scanned afresh."""
+    from cdr.formats._memo import forget_all
+
+    src = tmp_path / "in.pdf"
+    src.write_bytes(japanese_pdf(2, 5))
+    dst = tmp_path / "out.pdf"
+    h = handler_for("application/pdf")
+    forget_all()
+    try:
+        h.rebuild(_ctx(tmp_path), src, dst, detect(src))
+        assert _inspect(dst, tmp_path) == []
+        with pikepdf.open(dst, allow_overwriting_input=True) as pdf:
+            pdf.Root.OpenAction = _js(pdf)
+            pdf.save(dst)
+        ids = {t.id for t in _inspect(dst, tmp_path)}
+        assert {"pdf.javascript", "pdf.open_action"} <= ids, ids
+        # Same length as what rebuild scanned, one name changed: still scanned again.
+        h.rebuild(_ctx(tmp_path), src, dst, detect(src))
+        data = dst.read_bytes()
+        assert b"/Font" in data
+        dst.write_bytes(data.replace(b"/Font", b"/AA  ", 1))
+        assert "pdf.additional_actions" in {t.id for t in _inspect(dst, tmp_path)}
+    finally:
+        forget_all()

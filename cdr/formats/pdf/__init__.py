@@ -48,8 +48,9 @@ def _opts(ctx: Context) -> dict[str, Any]:
 
 
 # --- the bytes around the PDF --------------------------------------------------------------------
-def _envelope(path: Path) -> dict[str, int]:
-    """Leading junk, trailing data after the last %%EOF, and how many revisions the file has."""
+def _envelope(path: Path, revisions: bool = True) -> dict[str, int]:
+    """Leading junk, trailing data after the last %%EOF, and how many revisions the file has (counted
+    only when `revisions`: inspect reports the first two alone)."""
     with open(path, "rb") as f:
         try:
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -62,7 +63,7 @@ def _envelope(path: Path) -> dict[str, int]:
             if eof >= 0:
                 rest = mm[eof + 5:]
                 trail = len(rest.strip(_WS)) and len(rest)
-            eofs = len(re.findall(rb"%%EOF", mm)) if eof >= 0 else 0
+            eofs = len(re.findall(rb"%%EOF", mm)) if eof >= 0 and revisions else 0
             if eofs > 1 and b"/Linearized" in mm[:2048]:
                 eofs -= 1
     return {"lead": lead, "trail": trail, "eofs": eofs}
@@ -243,7 +244,7 @@ class PdfHandler(Handler):
     # -- inspect --
     def inspect(self, ctx: Context, path: Path, detection: Detection) -> list[Threat]:
         o = _opts(ctx)
-        threats = _envelope_threats(_envelope(path), "found")
+        threats = _envelope_threats(_envelope(path, revisions=False), "found")
         walk, meta = _scan_file(path, o["links"], o["metadata"] == "drop")
         if not (walk or meta):
             return threats
