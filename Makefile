@@ -12,9 +12,13 @@ bootstrap:
 run: bootstrap
 	$(BIN)/transfer-agent serve --data-dir var
 
+# pytest-xdist: TEST_WORKERS processes, each taking a whole test file at a time (module fixtures start
+# their servers once). Most tests wait on real servers and subprocesses, so two workers overlap that
+# waiting on a 2-core box (three were slower there). TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 test: bootstrap
 	$(BIN)/ruff check cdr transfer_agent samples benchmarks tests
-	$(BIN)/python -m pytest -q -ra --durations=25
+	$(BIN)/python -m pytest -q -ra --durations=25 -n $(TEST_WORKERS) --dist loadfile
 
 lint: bootstrap
 	$(BIN)/ruff check cdr transfer_agent samples benchmarks tests
