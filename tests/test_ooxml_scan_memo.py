@@ -10,6 +10,7 @@ from cdr.formats.ooxml import mce
 from cdr.fuzz import mutators
 from cdr.pipeline import process
 from samples.office_samples import make_docx, make_xlsx
+from samples.pdf_samples import japanese_pdf
 
 
 def test_memo_answers_equal_bytes_only_and_is_bounded(monkeypatch):
@@ -38,11 +39,16 @@ def test_memo_answers_equal_bytes_only_and_is_bounded(monkeypatch):
 
 
 def test_nothing_of_a_file_is_remembered_after_it(default_policy, tmp_path):
-    src = make_xlsx(tmp_path / "表.xlsx", rows=3000)
+    import cdr.formats.pdf  # noqa: F401 - registers its per-file cache too, as in a worker that met a PDF
+
     (tmp_path / "out").mkdir()
-    r = process(src, src.name, tmp_path / "out", default_policy)
-    assert r.verdict in ("clean", "sanitized")
-    assert all(not getattr(m, "entries", m) for m in _memo._memos)  # memos and per-file caches (dicts)
+    pdf = tmp_path / "通知.pdf"
+    pdf.write_bytes(japanese_pdf())
+    for src in (make_xlsx(tmp_path / "表.xlsx", rows=3000), pdf):
+        r = process(src, src.name, tmp_path / "out", default_policy)
+        assert r.verdict in ("clean", "sanitized")
+        # Every memo and per-file cache, whatever its kind, holds nothing of the file once it is done.
+        assert all(len(getattr(m, "entries", m)) == 0 for m in _memo._memos), _memo._memos
 
 
 def test_verify_still_judges_what_was_written(default_policy, tmp_path):

@@ -91,6 +91,9 @@ class _LastScan:
     def clear(self) -> None:
         self.key = None
 
+    def __len__(self) -> int:  # what it holds: 0 once forgotten (tests check every per-file cache is empty)
+        return 0 if self.key is None else 1
+
 
 _last_scan = per_file(_LastScan())
 _SCAN_MEMO_MAX = 64 << 20  # bigger files are scanned through a mapping and not remembered
