@@ -105,6 +105,30 @@ def test_a_damaged_header_separator_still_ends_the_header_as_in_mail_readers():
     assert not sniff(b"Note: first line\r\n\xe6\x9c\xac\xe6\x96\x87\r\n")  # one ordinary field, then text
 
 
+def test_a_text_part_whose_body_is_a_mime_message_is_not_delivered_either_way(default_policy, tmp_path):
+    """Fuzzer find (mail/d86f6fef5c90): a forwarded mail whose own header lost all but a damaged From, so its
+    body (a whole mail with a base64 .xlsm) was a text part and delivered as text. A lenient reader takes that
+    body for the message: the file is a mail, and the part is dropped with a notice, not delivered as text."""
+    xlsm = base64.b64encode(b"PK\x03\x04" + b"\x00" * 60).decode()
+    inner = (head("予算") + "Content-Type: multipart/mixed; boundary=ib\r\n\r\n--ib\r\n"
+             "Content-Type: application/vnd.ms-excel.sheet.macroEnabled.12; name=y.xlsm\r\n"
+             f"Content-Transfer-Encoding: base64\r\n\r\n{xlsm}\r\n--ib--\r\n").encode()
+    lost = b"From: =?ISO-20sition: attachment\r\n\r\n" + inner
+    assert sniff(lost) and detect_bytes(lost, "forward.txt").family == "mail"
+    src = tmp_path / "fwd.eml"
+    src.write_bytes(lost)
+    (tmp_path / "out").mkdir()
+    r = process(src, src.name, tmp_path / "out", default_policy)
+    assert r.verdict == BLOCKED and b"UEsDB" not in b"".join(p.read_bytes() for p in (tmp_path / "out").iterdir())
+    # A forward quoted inline (its fields only, no MIME header) stays an ordinary text body.
+    quoted = b"From: a@example.jp\r\n\r\nFrom: b@example.jp\r\nDate: Mon, 1 Apr 2024\r\nSubject: x\r\n\r\nhello\r\n"
+    assert not sniff(quoted)
+    plain = (head("転送") + "\r\n").encode() + quoted.split(b"\r\n\r\n", 1)[1]
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "plain.eml").write_bytes(plain)
+    assert process(tmp_path / "plain.eml", "plain.eml", tmp_path / "out2", default_policy).verdict != BLOCKED
+
+
 def test_decoding_is_metered_against_the_mail_size(default_policy, tmp_path):
     mail = mixed(head("big"), [text_part("x\r\n", "UTF-8"), attachment(b"\x00" * 3_000_000, ' name="a.bin"')])
     src = tmp_path / "big.eml"

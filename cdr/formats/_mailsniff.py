@@ -29,17 +29,21 @@ def _lines(data: bytes) -> Iterator[bytes]:
         pos = nl + 1
 
 
-def sniff(head: bytes) -> str | None:
+def sniff(head: bytes, _outer: bool = True) -> str | None:
     """Why `head` is an RFC 5322 message, or None: a header block of fields, at least two of them fields
     that only mail has (From, Date, Message-ID, Received, MIME-Version, ...), or fields that say how the
-    body is encoded. The block ends at the first line that is not a field, as in mail readers."""
+    body is encoded. The block ends at the first line that is not a field, as in mail readers. A header
+    of mail fields too few to decide whose body begins with a MIME header is a message too (a forwarded
+    mail whose own header lost its fields: a lenient reader reads the body as the mail)."""
     data = head[:65536]
     if data.startswith(b"From ") and b"\n" in data[:1000]:
         data = data[data.index(b"\n") + 1:]
     names: list[bytes] = []
     fields: list[bytes] = []
+    blank = False
     for line in _lines(data):
         if line == b"":
+            blank = True
             break
         if line[:1] in (b" ", b"\t") and names:
             continue
@@ -64,9 +68,30 @@ def sniff(head: bytes) -> str | None:
     # delivered as text with its encoded HTML or archive inside.
     if known & _MIME_FIELDS and (strong or any(_MIME_VALUE.match(f) for f in fields)):
         return "MIME entity header fields: " + ", ".join(sorted(n.decode() for n in known)[:6])
+    if _outer and strong and blank:
+        end = _BLANK_LINE.search(data)  # the first empty line, where the loop above stopped
+        if end is not None and mime_header_at(data[end.end():]):
+            return "a MIME message after a header of mail fields: " + ", ".join(sorted(n.decode() for n in known)[:6])
     return None
 
 
+def mime_header_at(body: bytes) -> bool:
+    """Whether `body` (after empty lines) begins with the header of a mail or MIME entity that says how
+    its own body is encoded (Content-Type or Content-Transfer-Encoding): a text that a lenient reader
+    would take for the message itself. A forward quoted inline (From/Date/Subject only) is not one."""
+    head = body[:65536].lstrip(b"\r\n")
+    if sniff(head, _outer=False) is None:
+        return False
+    for line in _lines(head):
+        if line == b"":
+            return False
+        m = _NAME_RE.match(line)
+        if m and m.group(1).lower() in (b"content-type", b"content-transfer-encoding"):
+            return True
+    return False
+
+
+_BLANK_LINE = re.compile(rb"(?:^|\n)\r?\n")
 _MIME_FIELDS = {b"content-type", b"content-transfer-encoding", b"mime-version"}
 _MIME_VALUE = re.compile(rb"(?im)^(?:content-transfer-encoding[ \t]*:[ \t]*"
                          rb"(?:base64|quoted-printable|7bit|8bit|binary)|content-type[ \t]*:[ \t]*(?:text|multipart|message|application|image|audio|video)/"

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from ...errors import Malformed
-from .._mailsniff import sniff  # noqa: F401 - detection's header check, known here by its old name
+from .._mailsniff import mime_header_at, sniff  # noqa: F401 - sniff: detection's header check, by its old name
 from .headers import Field, HeaderError, Params, parse_params, split_fields
 from .limits import MailBudget
 
@@ -132,6 +132,13 @@ def parse(buf: bytes, budget: MailBudget, descend_messages: bool = False) -> Ent
             ent.dropped = True
             continue
         _read_type(ent)
+        if ent.first("content-type") is None and not ent.dropped \
+                and mime_header_at(buf[ent.body_start:min(ent.end, ent.body_start + 65536)]):
+            # Text by default, yet its body begins with a MIME header: a lenient reader reads that as the
+            # message (with its attachments), a strict one as text. Neither reading is delivered.
+            ent.problems.append(Problem(ent.location, "a part without a Content-Type whose body is itself "
+                                        "a MIME message", "種類の指定がないのに本文が別のメールの形をしている部分です"))
+            ent.dropped = True
         if ent.dropped:
             continue
         if ent.is_multipart:
