@@ -29,7 +29,7 @@ def _lines(data: bytes) -> Iterator[bytes]:
         pos = nl + 1
 
 
-def sniff(head: bytes, _outer: bool = True) -> str | None:
+def sniff(head: bytes) -> str | None:
     """Why `head` is an RFC 5322 message, or None: a header block of fields, at least two of them fields
     that only mail has (From, Date, Message-ID, Received, MIME-Version, ...), or fields that say how the
     body is encoded. The block ends at the first line that is not a field, as in mail readers. A header
@@ -38,13 +38,38 @@ def sniff(head: bytes, _outer: bool = True) -> str | None:
     data = head[:65536]
     if data.startswith(b"From ") and b"\n" in data[:1000]:
         data = data[data.index(b"\n") + 1:]
+    block = _header(data)
+    if block is None:
+        return None
+    names, fields, blank = block
+    known = {n for n in names if n in _MAIL_FIELDS}
+    why = _why(known, fields)
+    if why is None and known & _STRONG and blank:
+        end = _BLANK_LINE.search(data)  # the first empty line, where the header block ended
+        if end is not None and mime_header_at(data[end.end():]):
+            why = "a MIME message after a header of mail fields: " + ", ".join(sorted(n.decode() for n in known)[:6])
+    return why
+
+
+def mime_header_at(body: bytes) -> bool:
+    """Whether `body` (after empty lines) begins with the header of a mail or MIME entity that says how
+    its own body is encoded (Content-Type or Content-Transfer-Encoding): a text that a lenient reader
+    would take for the message itself. A forward quoted inline (From/Date/Subject only) is not one."""
+    block = _header(body[:65536].lstrip(b"\r\n"))
+    if block is None:
+        return False
+    known = {n for n in block[0] if n in _MAIL_FIELDS}
+    return bool(known & _ENCODING_FIELDS) and _why(known, block[1]) is not None
+
+
+def _header(data: bytes) -> tuple[list[bytes], list[bytes], bool] | None:
+    """The header block at the start of `data`: field names (lower case), the field lines, and whether an
+    empty line ended it; None where it is not one."""
     names: list[bytes] = []
     fields: list[bytes] = []
-    blank = False
     for line in _lines(data):
         if line == b"":
-            blank = True
-            break
+            return names, fields, True
         if line[:1] in (b" ", b"\t") and names:
             continue
         m = _NAME_RE.match(line)
@@ -54,12 +79,11 @@ def sniff(head: bytes, _outer: bool = True) -> str | None:
             return None
         names.append(m.group(1).lower())
         fields.append(line)
-    else:
-        if len(data) >= 65536 and len(names) >= 4:
-            pass  # a long header running past the probe
-        elif not names:
-            return None
-    known = {n for n in names if n in _MAIL_FIELDS}
+    return (names, fields, False) if names else None  # ended by a line not a field, or by the probe's end
+
+
+def _why(known: set[bytes], fields: list[bytes]) -> str | None:
+    """The rules on the known mail fields of one header block (see sniff)."""
     strong = known & _STRONG
     if len(strong) >= 2 or (strong and len(known) >= 3):
         return "RFC 5322 header fields: " + ", ".join(sorted(n.decode() for n in known)[:6])
@@ -68,31 +92,12 @@ def sniff(head: bytes, _outer: bool = True) -> str | None:
     # delivered as text with its encoded HTML or archive inside.
     if known & _MIME_FIELDS and (strong or any(_MIME_VALUE.match(f) for f in fields)):
         return "MIME entity header fields: " + ", ".join(sorted(n.decode() for n in known)[:6])
-    if _outer and strong and blank:
-        end = _BLANK_LINE.search(data)  # the first empty line, where the loop above stopped
-        if end is not None and mime_header_at(data[end.end():]):
-            return "a MIME message after a header of mail fields: " + ", ".join(sorted(n.decode() for n in known)[:6])
     return None
-
-
-def mime_header_at(body: bytes) -> bool:
-    """Whether `body` (after empty lines) begins with the header of a mail or MIME entity that says how
-    its own body is encoded (Content-Type or Content-Transfer-Encoding): a text that a lenient reader
-    would take for the message itself. A forward quoted inline (From/Date/Subject only) is not one."""
-    head = body[:65536].lstrip(b"\r\n")
-    if sniff(head, _outer=False) is None:
-        return False
-    for line in _lines(head):
-        if line == b"":
-            return False
-        m = _NAME_RE.match(line)
-        if m and m.group(1).lower() in (b"content-type", b"content-transfer-encoding"):
-            return True
-    return False
 
 
 _BLANK_LINE = re.compile(rb"(?:^|\n)\r?\n")
 _MIME_FIELDS = {b"content-type", b"content-transfer-encoding", b"mime-version"}
+_ENCODING_FIELDS = {b"content-type", b"content-transfer-encoding"}
 _MIME_VALUE = re.compile(rb"(?im)^(?:content-transfer-encoding[ \t]*:[ \t]*"
                          rb"(?:base64|quoted-printable|7bit|8bit|binary)|content-type[ \t]*:[ \t]*(?:text|multipart|message|application|image|audio|video)/"
                          rb"|mime-version[ \t]*:[ \t]*1\.0)")
