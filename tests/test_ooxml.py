@@ -906,3 +906,73 @@ def test_very_hidden_sheet_becomes_hidden(default_policy, tmp_path):
     # The original, inspected: the very hidden sheet is a finding.
     assert [t.location for t in inspect_ooxml(_ctx(tmp_path), src) if t.id == "ooxml.hidden_sheet"] == [
         "xl/workbook.xml: 設定"]
+
+
+@pytest.mark.parametrize("attr", ['src ="http://evil.example/a.png"', 'src\n= "file://evil.example/share/a.png"',
+                                  "o:src\t=\t'http://evil.example/a.png'"])
+def test_vml_picture_by_address_with_blanks_around_the_equals_sign_is_removed(tmp_path, default_policy, attr):
+    """XML allows blanks around "=": the byte check for VML pictures by address looked for `src=` only, so
+    `src ="http://..."` in a story was proven link-free and written as read (Word fetches it on open)."""
+    from samples.office_samples import body_insert
+
+    pict = ('<w:p><w:r><w:pict xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:'
+            f'office:office"><v:shape id="s1" style="width:9pt;height:9pt"><v:imagedata {attr}/></v:shape>'
+            '</w:pict></w:r></w:p>')
+    base = make_docx(tmp_path / "base.docx", pictures=0)
+    src = patch(base, tmp_path / "vml.docx", edit={"word/document.xml": lambda s: body_insert(s, pict)})
+    assert X.may_link(_zip(src).read("word/document.xml"))
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "sanitized" and "ooxml.external_relationship" in {t.id for t in r.threats}, r.threats
+    doc = _read(r.output, "word/document.xml")
+    assert "evil.example" not in doc and "v:imagedata" in doc
+
+
+def test_byte_triggers_of_links_and_of_roles_written_as_read():
+    """may_link finds what disarm_links acts on, not a theme's a:hlink colour; untouched() keeps a slide,
+    chart or presentation part only without what its disarm function would change."""
+    a = "http://schemas.openxmlformats.org/drawingml/2006/main"
+    theme = f'<a:theme xmlns:a="{a}"><a:clrScheme name="x"><a:hlink><a:srgbClr val="0563C1"/></a:hlink>' \
+            '<a:folHlink><a:srgbClr val="954F72"/></a:folHlink></a:clrScheme></a:theme>'
+    assert not X.may_link(theme.encode()) and X.untouched(theme.encode(), "")
+    for link in ('<a:hlinkClick r:id="" action="ppaction://program"/>', '<a:hlinkHover r:id=""/>',
+                 '<a:hlinkMouseOver r:id=""/>', '<v:fill o:althref="x"/>', '<v:shape href="x"/>',
+                 '<v:imagedata src="x"/>', "<v:imagedata src  =  'x'/>"):
+        assert X.may_link(theme.replace("<a:clrScheme", link + "<a:clrScheme").encode()), link
+    p, c = _P, "http://schemas.openxmlformats.org/drawingml/2006/chart"
+    slide = f'<p:sld xmlns:p="{p}"><p:cSld><p:spTree/></p:cSld></p:sld>'
+    assert X.untouched(slide.encode(), "slide")
+    changed = {
+        "slide": (slide.replace("<p:spTree/>", '<p:spTree><p:graphicFrame><p:oleObj progId="x"/>'
+                                '<p:pic/></p:graphicFrame></p:spTree>'), lambda r: X.disarm_slide(r, set(), _no)),
+        "chart": (f'<c:chartSpace xmlns:c="{c}"><c:externalData><c:autoUpdate val="1"/></c:externalData>'
+                  '</c:chartSpace>', X.disarm_chart),
+        "pres": (f'<p:presentation xmlns:p="{p}"><p:embeddedFontLst><p:embeddedFont/></p:embeddedFontLst>'
+                 '</p:presentation>', X.disarm_presentation),
+    }
+    for role, (xml, disarm) in changed.items():
+        root = X.parse(xml.encode())
+        disarm(root)
+        assert X.serialize(root) != X.serialize(X.parse(xml.encode())), role  # a real trigger
+        assert not X.untouched(xml.encode(), role), role
+    verb = slide.replace("</p:sld>", '<p:timing><p:tnLst><p:par><p:cmd type="verb" cmd="0"/></p:par></p:tnLst>'
+                         "</p:timing></p:sld>")
+    assert not X.untouched(verb.encode(), "slide")
+    for role in ("app", "vml", "word_settings", "workbook", "drawing", "ctrlprop"):
+        assert not X.untouched(slide.encode(), role), role  # always parsed
+
+
+def _no(*_a: object) -> None:
+    return None
+
+
+def test_slides_without_ole_or_verbs_keep_their_bytes(tmp_path, default_policy):
+    from samples.office_samples import make_pptx
+
+    src = make_pptx(tmp_path / "deck.pptx", slides=3)
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "clean", r.threats
+    with _zip(src) as a, _zip(r.output) as b:
+        slides = [n for n in a.namelist() if re.fullmatch(r"ppt/(slides|slideLayouts|slideMasters)/[^/]+\.xml", n)]
+        assert len(slides) >= 3
+        for name in slides + ["ppt/theme/theme1.xml"]:
+            assert a.read(name) == b.read(name), name

@@ -341,3 +341,35 @@ def test_names_a_namespace_does_not_define_are_dropped(tmp_path, default_policy)
            '</w:t></w:r></w:smartTag></w:p>')
     r, out = _verified(_doc(tmp_path, tag, name="tag.docx"), tmp_path, default_policy)
     assert r.verdict == "clean" and "<w:smartTag" in _read(out, "word/document.xml")
+
+
+def test_markup_compatibility_proof_reads_names_by_their_bound_prefix(tmp_path):
+    """The byte proof that a part needs no markup-compatibility processing looks at every name written
+    with a prefix bound to the MCE namespace (not at a fixed list of words): only mc:Ignorable passes."""
+    from cdr.formats import _xml
+
+    mc = V.MC_NS
+    src = make_docx(tmp_path / "plain.docx")
+    with zipfile.ZipFile(src) as z:
+        styles = z.read("word/styles.xml")
+    assert mce.quiet(styles, V.WORD)
+    at = b"<w:docDefaults>"
+    for extra in (b'<mc:AlternateContent><mc:Choice Requires="w14"/></mc:AlternateContent>',
+                  f'<m2:AlternateContent xmlns:m2="{mc}"><m2:Fallback/></m2:AlternateContent>'.encode(),
+                  f'<AlternateContent xmlns="{mc}"><Fallback/></AlternateContent>'.encode(),
+                  b'<w:docDefaults mc:MustUnderstand="w14">', b'<w:docDefaults\n\tmc:ProcessContent="w14:x">',
+                  b'<w:docDefaults mc:PreserveElements="w14:x" >', b'<w:docDefaults mc:IgnorableX="w14">'):
+        data = styles.replace(at, extra + (b"" if extra.startswith(at[:-1]) else at), 1)
+        assert data != styles and not mce.quiet(data, V.WORD), extra
+    # The words themselves in text, or in another namespace, are not markup compatibility.
+    for extra in (b"<w:pPr/>", b'<w:name w:val="mc:AlternateContent Fallback"/>'):
+        data = styles.replace(at, at + extra, 1)
+        assert mce.quiet(data, V.WORD) or b"w:name" in extra, extra
+    # The root's default namespace is read from its own attributes, one by one.
+    e = EVIL
+    assert _xml._root_default_ns(f'<?xml version="1.0"?><r xmlns="{e}" a="1"/>'.encode()) == e.encode()
+    assert _xml._root_default_ns(f"<r a=\" xmlns='{e}'\"><x/></r>".encode()) is None
+    assert _xml._root_default_ns(f'<r a=">" xmlns="{e}"/>'.encode()) == e.encode()  # ">" may be in a value
+    assert _xml._root_default_ns(f'<!-- <r xmlns="{e}"> --><r/>'.encode()) is None
+    assert _xml._root_default_ns(f'<?pi <r xmlns="{e}">?><r/>'.encode()) is None
+    assert not _xml.vocabulary_clean(f"<r a=\" xmlns='{e}'\"><x/></r>".encode(), frozenset([e]))

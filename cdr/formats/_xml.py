@@ -104,30 +104,44 @@ def declarations(data: bytes) -> list[tuple[str, str]] | None:
     return out
 
 
-_ROOT_TAG = re.compile(rb"<(?![?!])([^\s/>]+)([^>]*)>")
+_ROOT_NAME = re.compile(rb"<(?![?!])([^\s/>]+)")
+_ATTR = re.compile(rb"\s+([^\s=/>]+)\s*=\s*(?:\"([^\"<]*)\"|'([^'<]*)')")
+_TAG_END = re.compile(rb"\s*/?>")
 _UNPREFIXED_TAG = re.compile(rb"<[^\s/?!:>]+[\s/>]")
 
 
 def _root_default_ns(data: bytes) -> bytes | None:
     """The default namespace the root start tag declares (b"" for xmlns=""), read from the bytes: only
-    when nothing but the XML declaration comes before it (no comment or DOCTYPE could hide a tag)."""
-    if b"<!" in data or data.count(b"<?") > (1 if data.lstrip(b"\xef\xbb\xbf").startswith(b"<?xml") else 0):
-        return None
-    m = _ROOT_TAG.search(data)
+    when nothing but the XML declaration comes before it (no comment or DOCTYPE could hide a tag), and
+    only from the tag's own attributes, read one by one (a value may hold " xmlns=" or ">")."""
+    m = _ROOT_NAME.search(data)
     if m is None or b":" in m.group(1):
         return None
-    d = re.search(rb"\sxmlns\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", m.group(2))
-    return None if d is None else (d.group(1) if d.group(1) is not None else d.group(2))
+    head = data[:m.start()]
+    if b"<!" in head or head.count(b"<?") > (1 if head.lstrip(b"\xef\xbb\xbf").startswith(b"<?xml") else 0):
+        return None
+    pos, found = m.end(), None
+    while (a := _ATTR.match(data, pos)) is not None:
+        if a.group(1) == b"xmlns":
+            found = a.group(2) if a.group(2) is not None else a.group(3)
+        pos = a.end()
+    return found if _TAG_END.match(data, pos) else None
 
 
-def _no_plain_elements(data: bytes, decls: list[tuple[str, str]], root: etree._Element | None = None) -> bool:
+def _no_plain_elements(data: bytes, decls: list[tuple[str, str]], root: etree._Element | None = None,
+                       tags: set[bytes] | None = None) -> bool:
     """True when every element has a namespace: the root declares a default one that nothing undeclares
-    (xmlns=""), or no start tag lacks a prefix. With `root`, the parsed tree says what the root declares."""
+    (xmlns=""), or no start tag lacks a prefix. With `root`, the parsed tree says what the root declares;
+    `tags`, the start-tag names of `data` when the caller has them (a name holding "<" is doubt)."""
     if any(not p and not u for p, u in decls):
         return False  # xmlns="" somewhere
     if root is not None:
         return root.nsmap.get(None) is not None or _UNPREFIXED_TAG.search(data) is None
-    return bool(_root_default_ns(data)) or _UNPREFIXED_TAG.search(data) is None
+    if _root_default_ns(data):
+        return True
+    if tags is not None:
+        return all(b":" in t and b"<" not in t for t in tags)
+    return _UNPREFIXED_TAG.search(data) is None
 
 
 def _prefix_used(data: bytes, prefix: str) -> bool:
@@ -142,17 +156,17 @@ def _prefix_used(data: bytes, prefix: str) -> bool:
 
 
 def vocabulary_clean(data: bytes, allowed: frozenset[str], plain: frozenset[str] = frozenset(),
-                     decls: list[tuple[str, str]] | None = None) -> bool:
+                     decls: list[tuple[str, str]] | None = None, tags: set[bytes] | None = None) -> bool:
     """Byte-level proof that `data` uses no namespace outside `allowed` (declared only, unused is fine)
     and no element without one (unless `plain` may hold some: then never proven). `decls`: the
-    declarations of `data` when the caller has them already."""
+    declarations of `data` when the caller has them already; `tags`, its start-tag names."""
     decls = declarations(data) if decls is None else decls
     if decls is None or plain:
         return False
     for p, u in decls:
         if u not in allowed and u != XML_NS and (not p or _prefix_used(data, p)):
             return False
-    return _no_plain_elements(data, decls)
+    return _no_plain_elements(data, decls, tags=tags)
 
 
 def foreign_nodes(root: etree._Element, data: bytes | None, allowed: frozenset[str],

@@ -26,9 +26,6 @@ from .vocab import MC_NS, PICTURE_FALLBACK, XML_NS
 _MC = f"{{{MC_NS}}}"
 _AC, _CHOICE, _FALLBACK = _MC + "AlternateContent", _MC + "Choice", _MC + "Fallback"
 _IGNORABLE, _PROCESS = _MC + "Ignorable", _MC + "ProcessContent"
-# Names of MCE constructs other than mc:Ignorable: their presence sends a part down the tree path.
-_MCE_TOKENS = (b"AlternateContent", b"Choice", b"Fallback", b"ProcessContent", b"MustUnderstand",
-               b"PreserveElements", b"PreserveAttributes")
 _IGNORABLE_ATTR = re.compile(rb":Ignorable\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 
 
@@ -78,9 +75,10 @@ _KNOWN: dict[_Bindings, tuple[set[bytes], dict[bytes, str]]] = per_file({})
 _KNOWN_MAX = 4096
 
 
-def _undefined_names(data: bytes, decls: list[tuple[str, str]], allowed: frozenset[str]) -> set[str] | None:
+def _undefined_names(data: bytes, decls: list[tuple[str, str]], allowed: frozenset[str],
+                     tags: set[bytes] | None = None) -> set[str] | None:
     """Clark names of the elements `data` uses that are in an allowed namespace whose list of element
-    names (elements.py) lacks them; None when the bytes cannot say."""
+    names (elements.py) lacks them; None when the bytes cannot say. `tags`: _tag_names(data), if known."""
     bindings = tuple(sorted({(p, u) for p, u in decls if u in allowed and element_names(u) is not None}))
     known = _KNOWN.get(bindings)
     if known is None:
@@ -88,7 +86,7 @@ def _undefined_names(data: bytes, decls: list[tuple[str, str]], allowed: frozens
             _KNOWN.clear()
         known = _KNOWN[bindings] = (set(), {})
     ok, bad = known
-    tags = _tag_names(data)
+    tags = _tag_names(data) if tags is None else tags
     rest = tags - ok
     if not rest:
         return set()
@@ -141,12 +139,15 @@ def quiet(data: bytes, allowed: frozenset[str], plain: frozenset[str] = frozense
 
 def _quiet(data: bytes, allowed: frozenset[str], plain: frozenset[str]) -> bool:
     decls = declarations(data)
-    if decls is None or not vocabulary_clean(data, allowed | {MC_NS}, plain, decls) \
-            or _undefined_names(data, decls, allowed) != set():
+    if decls is None:
+        return False
+    tags = _tag_names(data)
+    if not vocabulary_clean(data, allowed | {MC_NS}, plain, decls, tags) \
+            or _undefined_names(data, decls, allowed, tags) != set():
         return False
     if not any(u == MC_NS for _p, u in decls):
         return True
-    if any(t in data for t in _MCE_TOKENS):
+    if not _only_ignorable(data, decls):
         return False
     known = {p for p, u in decls if p and u in allowed}
     for m in _IGNORABLE_ATTR.finditer(data):
@@ -154,6 +155,28 @@ def _quiet(data: bytes, allowed: frozenset[str], plain: frozenset[str]) -> bool:
         if not set(value.decode("utf-8", "replace").split()) <= known:
             return False
     return True
+
+
+def _only_ignorable(data: bytes, decls: list[tuple[str, str]]) -> bool:
+    """True when every name written with a prefix bound to the MCE namespace is mc:Ignorable: no
+    AlternateContent, ProcessContent, MustUnderstand, ... (names cannot be escaped, and an element or
+    attribute name follows "<", "</" or a blank; the same prefix bound elsewhere to another namespace
+    only makes this say False). MCE as the default namespace is never proven."""
+    for p in {p for p, u in decls if u == MC_NS}:
+        if not p:
+            return False
+        needle = p.encode("utf-8") + b":"
+        pos = data.find(needle)
+        while pos >= 0:
+            end = pos + len(needle)
+            if pos > 0 and data[pos - 1] in b"< \t\r\n/" and not (
+                    data.startswith(b"Ignorable", end) and data[end + 9:end + 10] in _AFTER_NAME):
+                return False
+            pos = data.find(needle, end)
+    return True
+
+
+_AFTER_NAME = (b"=", b" ", b"\t", b"\r", b"\n")
 
 
 _quiet_memo = ContentMemo(_quiet)

@@ -91,14 +91,12 @@ def canonical(data: bytes) -> bool:
 
 def untouched(data: bytes, role: str) -> bool:
     """Rebuild: True when byte scans prove that no disarm function would change this part (a role without
-    one, a story without fields, a sheet without formulas; no link either) and its bytes are canonical."""
-    if role == "word_story":
-        if any_token(data, TRIGGERS["word_story"]):
-            return False
-    elif role == "sheet":
+    one, a story without fields, a sheet without formulas, a slide without OLE frames or verbs; no link
+    either) and its bytes are canonical."""
+    if role == "sheet":
         if has_formula(data):
             return False
-    elif role != "":
+    elif role not in _UNTOUCHED or any_token(data, _UNTOUCHED[role]):
         return False
     # libxml2 caps a text node at 10 MB only while building a tree: bigger parts take the tree path.
     return len(data) <= _TREE_TEXT_CAP and not may_link(data) and canonical(data)
@@ -235,9 +233,19 @@ TRIGGERS: dict[str, tuple[bytes, ...]] = {
     "pres": (),
     "": (),
 }
-# disarm_links, for every part. One literal first letter keeps the regex engine's fast search: the
-# VML "src=" gets its own byte search (an alternation here made the scan 10x slower).
-_LINK_TRIGGER = re.compile(rb"h(?:link|ref)")
+# Rebuild: byte tokens without which a role's disarm function changes nothing (reported or not): an OLE
+# frame or a verb command on a slide, a chart's autoUpdate, embedded fonts. Roles absent here (app, VML,
+# settings, the workbook, ...) are always parsed.
+_UNTOUCHED: dict[str, tuple[bytes, ...]] = {
+    "": (), "word_story": TRIGGERS["word_story"], "slide": (b"oleObj", b"cmd"), "chart": (b"autoUpdate",),
+    "pres": (b"embeddedFontLst",),
+}
+# disarm_links, for every part: DrawingML click/hover actions and VML href/althref (a theme's a:hlink
+# colour is neither). One literal first letter keeps the regex engine's fast search; the VML src
+# attribute gets its own pattern (an alternation here made the scan 10x slower). XML allows blanks
+# around "=": a plain b"src=" search let `src ="http://..."` through as written.
+_LINK_TRIGGER = re.compile(rb"h(?:link(?:Click|Hover|MouseOver)|ref)")
+_SRC_ATTR = re.compile(rb"src\s*=")
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 
 
@@ -260,7 +268,7 @@ def quiet(data: bytes, role: str) -> bool:
 
 def may_link(data: bytes) -> bool:
     """Byte-level, literal names only: may disarm_links find anything (hlink*, VML href)?"""
-    return _LINK_TRIGGER.search(data) is not None or b"src=" in data
+    return _LINK_TRIGGER.search(data) is not None or _SRC_ATTR.search(data) is not None
 
 
 def _plain_prolog(data: bytes) -> bool:
