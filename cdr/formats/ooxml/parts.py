@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
+from .._memo import ContentMemo
 from .._xml import SAFE_OPTIONS, bytes_literal, logged_error, remove_keep_tail, unwrap
 from .const import (
     A_NS,
@@ -174,8 +175,16 @@ _XML_WS = b" \t\r\n"
 
 
 def has_formula(data: bytes) -> bool:
-    """Byte-level: may `data` hold a formula element (f, formula, formula1, formula2, any prefix)?"""
+    """Byte-level: may `data` hold a formula element (f, formula, formula1, formula2, any prefix)?
+    Remembered for the file: the verify step asks again about the sheets written as they were read."""
+    return _has_formula_memo(data)
+
+
+def _has_formula(data: bytes) -> bool:
     return _MAYBE_FORMULA.search(data) is not None and HAS_FORMULA.search(data) is not None
+
+
+_has_formula_memo = ContentMemo(_has_formula)
 
 
 def _ref_pattern(prefix: bytes, relid_only: bool) -> re.Pattern[bytes]:
@@ -267,8 +276,16 @@ def quiet(data: bytes, role: str) -> bool:
 
 
 def may_link(data: bytes) -> bool:
-    """Byte-level, literal names only: may disarm_links find anything (hlink*, VML href)?"""
+    """Byte-level, literal names only: may disarm_links find anything (hlink*, VML href)? Remembered for
+    the file, as has_formula."""
+    return _may_link_memo(data)
+
+
+def _may_link(data: bytes) -> bool:
     return _LINK_TRIGGER.search(data) is not None or _SRC_ATTR.search(data) is not None
+
+
+_may_link_memo = ContentMemo(_may_link)
 
 
 def _plain_prolog(data: bytes) -> bool:
