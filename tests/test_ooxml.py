@@ -976,3 +976,30 @@ def test_slides_without_ole_or_verbs_keep_their_bytes(tmp_path, default_policy):
         assert len(slides) >= 3
         for name in slides + ["ppt/theme/theme1.xml"]:
             assert a.read(name) == b.read(name), name
+
+
+def test_reference_only_elements_without_a_relationship_id_are_removed(tmp_path, default_policy):
+    """An OLE object or template element whose r:id is gone (damaged, or its prefix bound elsewhere so
+    that the vocabulary removed the attribute) points nowhere, yet a reader may still offer it: removed,
+    whether the part takes the tree path or would have been written as read."""
+    from samples.office_samples import body_insert, make_xlsx
+
+    ole = ('<w:p><w:r><w:object><v:shape xmlns:v="urn:schemas-microsoft-com:vml" id="s9" style="width:9pt;'
+           'height:9pt"/><o:OLEObject xmlns:o="urn:schemas-microsoft-com:office:office" Type="Embed" '
+           'ProgID="Package" ShapeID="s9" ObjectID="_1"/></w:object></w:r></w:p>')
+    base = make_docx(tmp_path / "base.docx", pictures=0)
+    src = patch(base, tmp_path / "ole.docx", edit={"word/document.xml": lambda s: body_insert(s, ole)})
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "sanitized" and "ooxml.ole_object" in {t.id for t in r.threats}, r.threats
+    doc = _read(r.output, "word/document.xml")
+    assert "OLEObject" not in doc and "v:shape" in doc
+    assert not X.untouched(body_insert(_read(base, "word/document.xml"), ole).encode(), "word_story")
+
+    book = make_xlsx(tmp_path / "book.xlsx", rows=3)
+    with _zip(book) as z:
+        sheet = next(n for n in z.namelist() if n.startswith("xl/worksheets/sheet"))
+    x = patch(book, tmp_path / "ole.xlsx", edit={sheet: lambda s: s.replace(
+        "</worksheet>", '<oleObjects><oleObject progId="Package" shapeId="1025"/></oleObjects></worksheet>', 1)})
+    r = process(x, x.name, tmp_path / "ox", default_policy)
+    assert r.verdict == "sanitized" and "ooxml.ole_object" in {t.id for t in r.threats}, r.threats
+    assert "oleObject" not in _read(r.output, sheet)

@@ -886,6 +886,7 @@ class Rebuild:
             X.misused_links(root, link_ids, rep)
         if not self.write:
             return b""  # inspect: findings only; references are unhooked silently, nothing to report
+        X.drop_unreferenced(root, lambda tid, detail: self.report(tid, part, detail))
         if len(self.threats) > before or foreign:
             X.tidy(root)
         out = X.serialize(root)

@@ -95,7 +95,7 @@ def untouched(data: bytes, role: str) -> bool:
     one, a story without fields, a sheet without formulas, a slide without OLE frames or verbs; no link
     either) and its bytes are canonical."""
     if role == "sheet":
-        if has_formula(data):
+        if has_formula(data) or b"oleObject" in data:
             return False
     elif role not in _UNTOUCHED or any_token(data, _UNTOUCHED[role]):
         return False
@@ -242,12 +242,15 @@ TRIGGERS: dict[str, tuple[bytes, ...]] = {
     "pres": (),
     "": (),
 }
+# Rebuild: reference-only elements (drop_unreferenced) send a story to the tree path (oleObj also finds
+# oleObject, for sheets).
+REFERENCE_ONLY_TOKENS = (b"OLEObject", b"oleObj", b"attachedTemplate", b"altChunk", b"subDoc")
 # Rebuild: byte tokens without which a role's disarm function changes nothing (reported or not): an OLE
 # frame or a verb command on a slide, a chart's autoUpdate, embedded fonts. Roles absent here (app, VML,
 # settings, the workbook, ...) are always parsed.
 _UNTOUCHED: dict[str, tuple[bytes, ...]] = {
-    "": (), "word_story": TRIGGERS["word_story"], "slide": (b"oleObj", b"cmd"), "chart": (b"autoUpdate",),
-    "pres": (b"embeddedFontLst",),
+    "": (), "word_story": TRIGGERS["word_story"] + REFERENCE_ONLY_TOKENS, "slide": (b"oleObj", b"cmd"),
+    "chart": (b"autoUpdate",), "pres": (b"embeddedFontLst",),
 }
 # disarm_links, for every part: DrawingML click/hover actions and VML href/althref (a theme's a:hlink
 # colour is neither). One literal first letter keeps the regex engine's fast search; the VML src
@@ -345,6 +348,31 @@ def misused_links(root: etree._Element, link_ids: set[str], report: Report) -> N
             el.attrib.pop(attr.attrname, None)
     for el in drop:
         remove_keep_tail(el)
+
+
+# Elements that are nothing but a reference to another part: an OLE object, a template, an imported
+# chunk, a subdocument (add-ins live in parts of their own, never kept). Without a relationship id (a damaged file, or an r: prefix bound to
+# another namespace, whose attribute the vocabulary removes) they point nowhere, yet a reader may still
+# offer them (an object frame to activate): removed. Threat ids as for their relationships.
+_REFERENCE_ONLY = {
+    **{t: "ooxml.ole_object" for t in tags(O_NS, "OLEObject") | tags(S_NS, "oleObject") | tags(P_NS, "oleObj")},
+    **{t: "ooxml.remote_template" for t in tags(W_NS, "attachedTemplate")},
+    **{t: "ooxml.alt_chunk" for t in tags(W_NS, "altChunk")},
+    **{t: "ooxml.external_relationship" for t in tags(W_NS, "subDoc")},
+}
+
+
+def drop_unreferenced(root: etree._Element, report: Report) -> bool:
+    """Remove reference-only elements that carry no relationship id; True when any went."""
+    gone = [el for el in root.iter(*_REFERENCE_ONLY)
+            if not any(v.strip() for k, v in el.attrib.items() if k.startswith(_R_CLARK))]
+    for el in gone:
+        report(_REFERENCE_ONLY[el.tag], f"{_local(el)} without a relationship id")
+        remove_keep_tail(el)
+    return bool(gone)
+
+
+_R_CLARK = tuple(f"{{{ns}}}" for ns in R_NS)
 
 
 def tidy(root: etree._Element) -> None:
