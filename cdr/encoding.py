@@ -28,52 +28,76 @@ def _score(text: str) -> float:
     return (ja - 2 * half - 5 * odd) / len(text)
 
 
+# A failed strict decoding copies its whole input into the error: Shift_JIS fails as UTF-8 at its first
+# Japanese character, so a prefix is tried first.
+_PROBE = 16384
+
+
 def detect_encoding(data: bytes) -> str:
     """Return a Python codec name for `data` (text). Never raises."""
+    return _detect(data)[0]
+
+
+def _detect(data: bytes) -> tuple[str, str | None]:
+    """(codec, text): `text` is all of `data` decoded strictly in that codec when detection has already
+    done so (a file no larger than the sample), so that decode_whole need not decode it again; else None."""
     if data.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
+        return "utf-8-sig", None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "utf-16"
+        return "utf-16", None
     sample = data[:1 << 20]
+    whole = len(sample) == len(data)
     # ISO-2022-JP is 7-bit and would pass as UTF-8: look for its escape sequences first.
-    if b"\x1b$B" in sample or b"\x1b$@" in sample or b"\x1b(J" in sample:
+    # (ESC itself first: one memchr instead of three substring searches through a clean file.)
+    if b"\x1b" in sample and (b"\x1b$B" in sample or b"\x1b$@" in sample or b"\x1b(J" in sample):
         if all(b < 0x80 for b in sample):
-            return "iso2022_jp"
+            return "iso2022_jp", None
     try:
-        sample.decode("utf-8")
-        return "utf-8"
+        if len(sample) > _PROBE:
+            try:
+                sample[:_PROBE].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if exc.start < _PROBE - 3:  # not a character cut by the probe: the sample fails there too
+                    raise
+        text = sample.decode("utf-8")
+        return "utf-8", text if whole else None
     except UnicodeDecodeError as exc:
         # A multi-byte character cut at the sample boundary is still UTF-8.
         if len(sample) < len(data) and exc.start >= len(sample) - 3:
-            return "utf-8"
-    candidates: list[tuple[float, str]] = []
+            return "utf-8", None
+    candidates: list[tuple[str, str | None, str]] = []  # (codec, strict whole text, text to score)
     for enc in ("cp932", "euc_jp"):
         try:
             text = sample.decode(enc)
+            strict = True
         except UnicodeDecodeError as exc:
             if len(sample) < len(data) and exc.start >= len(sample) - 2:
                 text = sample[: exc.start].decode(enc, "replace")
+                strict = False
             else:
                 continue
-        candidates.append((_score(text), enc))
+        candidates.append((enc, text if strict and whole else None, text))
     if candidates:
-        candidates.sort(reverse=True)
-        return candidates[0][1]
+        # Scoring only ranks: one candidate (the usual Shift_JIS file fails as EUC-JP) needs none.
+        if len(candidates) == 1:
+            return candidates[0][0], candidates[0][1]
+        best = max(candidates, key=lambda c: (_score(c[2]), c[0]))
+        return best[0], best[1]
     try:
         from charset_normalizer import from_bytes
 
-        best = from_bytes(sample).best()
-        if best is not None:
-            return best.encoding
+        found = from_bytes(sample).best()
+        if found is not None:
+            return found.encoding, None
     except Exception:
         pass
-    return "latin-1"
+    return "latin-1", None
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
     """Decode to str with the detected encoding; undecodable bytes are replaced."""
-    enc = detect_encoding(data)
-    return data.decode(enc, "replace"), enc
+    enc, text = _detect(data)
+    return (data.decode(enc, "replace") if text is None else text), enc
 
 
 # Encodings a Japanese text file is tried in when the one detected from its head fails further on.
@@ -86,7 +110,9 @@ def decode_whole(data: bytes) -> tuple[str, str] | None:
     The encoding is detected from the first megabyte; when the rest does not decode in it (an ASCII head
     before Shift_JIS rows), the other Japanese encodings are tried on the whole file. A BOM is binding:
     UTF-16 cut to an odd length or holding an unpaired surrogate does not decode, nor does invalid UTF-8."""
-    enc = detect_encoding(data)
+    enc, text = _detect(data)
+    if text is not None:
+        return text, enc
     try:
         return data.decode(enc), enc
     except (UnicodeDecodeError, LookupError):
