@@ -57,6 +57,28 @@ class ContentMemo:
         self.held = 0
 
 
+class ProvenClean:
+    """The bytes a rebuild proved to have no findings and wrote unchanged, under the handler's tag: the
+    verify step's inspect of EQUAL bytes (compared in full) answers "nothing found" without scanning
+    again. One entry; only rebuild sets it, so an inspect-only job leaves nothing behind."""
+
+    def __init__(self) -> None:
+        self.key: tuple[str, bytes] | None = None
+        _memos.append(self)
+
+    def remember(self, tag: str, data: bytes) -> None:
+        self.key = (tag, data)
+
+    def holds(self, tag: str, data: bytes) -> bool:
+        return self.key is not None and self.key[0] == tag and self.key[1] == data
+
+    def clear(self) -> None:
+        self.key = None
+
+    def __len__(self) -> int:  # 0 once forgotten (tests check every per-file cache is empty)
+        return 0 if self.key is None else 1
+
+
 def per_file(cache: C) -> C:
     """Register another cache (anything with clear()) to be forgotten with the memos."""
     _memos.append(cache)
