@@ -277,6 +277,7 @@ def inspect(src: str | Path, name: str, policy: Policy, *, password: str | None 
     src = Path(src)
     out: dict = {"source": name, "detection": None, "threats": [], "error": None}
     work = Path(tempfile.mkdtemp(prefix="cdr-inspect-"))
+    forget_all()  # as process(): nothing of this file may stay in the worker for the next job
     try:
         det = detect(src, name)
         out["detection"] = det.to_dict()
@@ -297,6 +298,7 @@ def inspect(src: str | Path, name: str, policy: Policy, *, password: str | None 
         out["error"] = f"ファイルの解析中にエラーが発生しました / could not parse ({type(exc).__name__}: {exc})"[:400]
         out["threats"].append(Threat("file.malformed", name, "found", type(exc).__name__).to_dict())
     finally:
+        forget_all()
         shutil.rmtree(work, ignore_errors=True)
     return out
 

@@ -8,7 +8,7 @@ import zipfile
 from cdr.formats import _memo
 from cdr.formats.ooxml import mce
 from cdr.fuzz import mutators
-from cdr.pipeline import process
+from cdr.pipeline import inspect, process
 from samples.office_samples import make_docx, make_xlsx
 from samples.pdf_samples import japanese_pdf
 
@@ -48,6 +48,10 @@ def test_nothing_of_a_file_is_remembered_after_it(default_policy, tmp_path):
         r = process(src, src.name, tmp_path / "out", default_policy)
         assert r.verdict in ("clean", "sanitized")
         # Every memo and per-file cache, whatever its kind, holds nothing of the file once it is done.
+        assert all(len(getattr(m, "entries", m)) == 0 for m in _memo._memos), _memo._memos
+        # Nor after an inspection only (`cdr inspect`, the worker's inspect jobs).
+        found = inspect(src, src.name, default_policy)
+        assert found["error"] is None
         assert all(len(getattr(m, "entries", m)) == 0 for m in _memo._memos), _memo._memos
 
 
