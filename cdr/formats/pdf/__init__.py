@@ -197,12 +197,12 @@ def _decoded_size(obj: Any, raw: bytes, filters: list[str]) -> int:
 def _check_streams(ctx: Context, pdf: pikepdf.Pdf) -> None:
     max_bytes = int(float(ctx.limits.max_stream_mb) * 1024 * 1024)
     max_pixels = int(ctx.limits.max_pixels)
-    stream = pikepdf.ObjectType.stream
     for n, obj in enumerate(pdf.objects):
         if n % 1000 == 0:
             ctx.check_time()
-        # pikepdf hands indirect numbers (LibreOffice writes "/Length 12 0 R") as plain ints.
-        if not isinstance(obj, pikepdf.Object) or obj._type_code != stream:
+        # pikepdf hands indirect numbers (LibreOffice writes "/Length 12 0 R") as plain ints. A pikepdf object
+        # whose type code is stream is what isinstance(obj, pikepdf.Stream) checks (in C++, without the enum).
+        if not isinstance(obj, pikepdf.Stream):
             continue
         if obj.get("/Subtype") == Name.Image:
             w, h = obj.get("/Width", 0), obj.get("/Height", 0)

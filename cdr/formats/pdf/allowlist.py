@@ -40,6 +40,7 @@ Spec = tuple[str, str | None]  # (value kinds, child type)
 _KIND = {id(ObjectType.name_): "n", id(ObjectType.string): "s", id(ObjectType.array): "a",
          id(ObjectType.dictionary): "d", id(ObjectType.stream): "S"}
 _CONTAINERS = {id(ObjectType.array), id(ObjectType.dictionary), id(ObjectType.stream)}
+_ID_DICT = id(ObjectType.dictionary)
 _NUMBERS = re.compile(rb"[\[\]0-9.+\- \n]*")  # an array of numbers (and arrays of them), as qpdf writes it
 
 
@@ -170,6 +171,8 @@ _BAD = object()
 # a byte needs one, so a name of the plain characters below is its own decoded text; null entries left out.
 _PLAIN = rb"/[A-Za-z0-9_.+\-]*"
 _NUMBER = rb"[+\-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"  # one way to match a run of digits (no backtracking blow-up)
+_SLASHLESS = rb"\((?:[^()\\/]|\\[nrtbf()\\]|\\(?!057)[0-7]{3})*\)|<(?:(?!2f)[0-9a-f]{2})*>"
+_NUMBER_ARRAY = rb"\[(?: (?:" + _NUMBER + rb"|\[(?: " + _NUMBER + rb")* \]))* \]"
 _OTHER = rb"/[^\s/\[\]()<>{}%]*|\((?:[^()\\]|\\[nrtbf()\\]|\\[0-7]{3})*\)|<[0-9a-f]*>|\[[^\[\]()<>{}]*\]"
 _ENTRY = re.compile(
     rb"(" + _PLAIN + rb") (?:"
@@ -179,10 +182,10 @@ _ENTRY = re.compile(
     rb"|(true|false)"  # 5: a boolean
     # 6: a string without "/" in its bytes (so not _hidden): qpdf writes "/" as itself in a literal string
     # (only bytes that are not printable are escaped, in octal); in a hex string it is 2f at an even offset.
-    rb"|(\((?:[^()\\/]|\\[nrtbf()\\]|\\(?!057)[0-7]{3})*\)|<(?:(?!2f)[0-9a-f]{2})*>)"
+    rb"|(" + _SLASHLESS + rb")"
     # 7: an array of numbers, and of arrays of numbers (_NUMBERS matches its text): bracket by bracket, so that
     # it ends where the array does ("[ 1 [ 2 ] /JS [ 3 ] ]" is not "[ 1 [ 2 ]", "/JS" and "[ 3 ] ]")
-    rb"|(\[(?: (?:" + _NUMBER + rb"|\[(?: " + _NUMBER + rb")* \]))* \])"
+    rb"|(" + _NUMBER_ARRAY + rb")"
     # 8: any other name, string, array of names, numbers and references, or dictionary of such values (whose
     # tokens are matched one way only: with two ways, such as a reference or three words, a dictionary that
     # fails to match would be tried in 2**n ways)
@@ -190,6 +193,50 @@ _ENTRY = re.compile(
     rb") (?=/|>>)")
 _E_NAME, _E_REF, _E_NUMBER, _E_BOOL, _E_STRING, _E_NUMBERS, _E_OTHER = 2, 3, 4, 5, 6, 7, 8
 _E_KIND = {_E_NAME: "n", _E_NUMBER: "i", _E_BOOL: "b", _E_STRING: "s", _E_NUMBERS: "a"}
+_E_VALUE = {"n": _PLAIN, "i": _NUMBER, "b": rb"true|false", "s": _SLASHLESS, "a": _NUMBER_ARRAY}
+_UNSET = object()
+_PLAIN_VALUES: dict[frozenset[str], re.Pattern[bytes]] = {}
+
+
+def _plain_name_re(deny: frozenset[str]) -> bytes:
+    """A plain name (_PLAIN) that is not one of `deny`: for such a name, what _denied says."""
+    names = sorted((re.escape(n[1:].encode()) for n in deny if n), key=len, reverse=True)
+    return (rb"/(?!(?:" + b"|".join(names) + rb") )" if names else b"/") + _PLAIN[1:]
+
+
+def _plain_values_re(deny: frozenset[str]) -> re.Pattern[bytes]:
+    """The text of an array _data leaves as it is element by element: numbers, booleans, nulls and plain
+    names not in `deny` (what _name_denied passes), and nothing else."""
+    pattern = _PLAIN_VALUES.get(deny)
+    if pattern is None:
+        pattern = _PLAIN_VALUES[deny] = re.compile(
+            rb"\[(?: (?:" + _NUMBER + rb"|" + _plain_name_re(deny) + rb"|true|false|null))* \]")
+    return pattern
+_ALL_KEPT: dict[tuple[int, frozenset[str]], re.Pattern[bytes] | None] = {}
+
+
+def _all_kept_re(table: dict[str, Spec], deny: frozenset[str]) -> re.Pattern[bytes] | None:
+    """The text of a dictionary each entry of which _kept_as_is keeps (so _to_check has nothing to fetch): the
+    entries of _ENTRY's kinds 2 and 4-7 (their patterns, so the same spans) for the keys and kinds `table`
+    keeps as they are, a name value unless in `deny` (for a plain name that is what _denied says). One match
+    instead of one per entry; None for page labels, whose /S names are judged one by one."""
+    cached = _ALL_KEPT.get((id(table), deny), _UNSET)
+    if cached is not _UNSET:
+        return cached  # type: ignore[return-value]
+    by_kind: dict[str, list[bytes]] = {k: [] for k in _E_VALUE}
+    for key, (kinds, child) in table.items():
+        raw = key.encode()
+        if key in _RULED or (key == "/Annots" and table is PAGE) or not re.fullmatch(_PLAIN, raw):
+            continue
+        for k in kinds:
+            if k in by_kind and (k != "a" or child is None):
+                by_kind[k].append(re.escape(raw))
+    values = {**_E_VALUE, "n": _plain_name_re(deny)}
+    alts = [rb"(?:" + b"|".join(sorted(keys, key=len, reverse=True)) + rb") (?:" + values[k] + rb") "
+            for k, keys in by_kind.items() if keys]
+    pattern = None if table is PAGE_LABEL or not alts else re.compile(rb"<< (?:" + b"|".join(alts) + rb")*>>")
+    _ALL_KEPT[(id(table), deny)] = pattern
+    return pattern
 
 
 def _get(d: Any, key: str) -> Any:
@@ -301,6 +348,9 @@ class AllowList:
         self._denied: dict[str, bool] = {}  # name -> _denied(name, typed_deny), per pass
         self._denied_generic: dict[str, bool] = {}  # name -> _denied(name, deny)
         self._keep: dict[tuple[int, bytes, bytes | int], bool] = {}  # (table, key, name or kind) -> _kept_as_is
+        self._deny_key = frozenset(self.typed_deny)
+        self._plain_values = _plain_values_re(frozenset(self.deny))
+        self._all_kept: dict[int, Any] = {}  # id(table) -> _all_kept_re(table, typed_deny)
         self._pages = {p.objgen: f"page {i}" for i, p in enumerate(pdf.pages, 1)}
 
     # -- reporting --
@@ -373,7 +423,10 @@ class AllowList:
             n += 1
             if self.tick and n % 2000 == 0:
                 self.tick()
-            self._visit(obj, typ, where, table)
+            if table is not None:  # resolved by the caller (annotations): _visit would go straight to _keys
+                self._keys(obj, typ, where, table)
+            else:
+                self._visit(obj, typ, where)
         self._sweep()
         if self.unknown:
             total = sum(self.unknown.values())
@@ -475,8 +528,7 @@ class AllowList:
     def _keys(self, obj: Any, typ: str, where: str, table: dict[str, Spec]) -> None:
         """Keep the keys `table` defines, with values of the kinds it names; queue the values to check."""
         denied = self._denied
-        entries = self._to_check(obj, table) if id(table) in _BY_TEXT and obj._type_code == ObjectType.dictionary \
-            else None
+        entries = self._to_check(obj, table) if id(table) in _BY_TEXT and id(obj._type_code) == _ID_DICT else None
         for key, v in _entries(obj) if entries is None else entries:
             t = type(v)  # _kind, inlined: this loop is most of the pass
             if t is int or t is Decimal:
@@ -542,10 +594,16 @@ class AllowList:
         left out; the others are fetched as _entries gives them. None (the caller reads every entry) where
         most entries need reading anyway, or the text is not in the form expected (dictionaries nested twice)."""
         text = d.unparse(resolved=True)
+        tid = id(table)
+        whole = self._all_kept.get(tid, _UNSET)
+        if whole is _UNSET:
+            whole = self._all_kept[tid] = _all_kept_re(table, self._deny_key)
+        if whole is not None and whole.fullmatch(text):  # type: ignore[union-attr]
+            return []
         end = len(text) - 2
         if not text.startswith(b"<< ") or text[end:] != b">>":
             return None
-        keep, match, tid = self._keep, _ENTRY.match, id(table)
+        keep, match = self._keep, _ENTRY.match
         pos, check, n = 3, [], 0
         while pos < end:
             n += 1
@@ -666,7 +724,10 @@ class AllowList:
     def _data(self, arr: Any, where: str) -> None:
         """An array of values (numbers, strings, names, booleans, arrays of them), as the specification
         defines /MediaBox, /W, /Opt, /QuadPoints and the like: a dictionary or stream in it goes."""
-        if _NUMBERS.fullmatch(arr.unparse(resolved=True)):  # the usual case, without a Python object per number
+        text = arr.unparse(resolved=True)
+        if _NUMBERS.fullmatch(text):  # the usual case, without a Python object per number
+            return
+        if self._plain_values.fullmatch(text):  # numbers and names the loop below keeps (a /ProcSet, a /Filter)
             return
         drop: list[int] = []
         for i, v in enumerate(arr):
@@ -863,15 +924,18 @@ class AllowList:
     # -- annotations --
     def _annots(self, page: Any, arr: Any, where: str) -> None:
         drop: list[int] = []
+        push, sanitize = self._push, self.embedded == "sanitize"
         for i, a in enumerate(arr):
-            if _kind(a) != "d":
+            # _kind(a) != "d", inlined: only a pikepdf object has a type code
+            if id(getattr(a, "_type_code", None)) != _ID_DICT:
                 drop.append(i)
                 if a is not None:
                     self.unknown["Annots non-dictionary"] += 1
                 continue
             sub = name_str(a.get("/Subtype"))
-            if sub in ANNOTS and (sub != "/FileAttachment" or self.embedded == "sanitize"):
-                self._push(a, "Annot", where, ANNOTS[sub])
+            table = ANNOTS.get(sub)
+            if table is not None and (sub != "/FileAttachment" or sanitize):
+                push(a, "Annot", where, table)
                 continue
             drop.append(i)
             self._drop_annot(page, a, self._where(a, f"{where} annotation {i + 1}"))
