@@ -90,6 +90,10 @@ _SCAN_RE = re.compile(rb"/(?:(" + b"|".join(sorted(_TOKEN_SET | {b"OpenAction", 
                       + rb"|(?<=[\x00\t\n\f\r <>\]]/)(?:F(?=" + _WS + rb"(?:[(<]|[0-9]+" + _WS + rb"[0-9]+" + _WS + rb"R))|AF(?=" + _WS + rb"[\[<0-9])"
                       + rb"|Ref(?=" + _WS + rb"[<0-9])))")
 _WS_RE = re.compile(rb"[\x00\t\n\f\r ]*")
+# Every name an escaped name can count as; a byte outside these (and the hex digits of an escape) stays in the
+# decoded name, which then is none of them: such a name needs no decoding (binary image data has many).
+_ESCAPED_MATTERS = _TOKEN_SET | {b"OpenAction", b"URI", b"Metadata", b"Info"}
+_NOT_IN_NAMES = bytes(sorted(set(range(256)) - set(b"".join(_ESCAPED_MATTERS)) - set(b"#0123456789abcdefABCDEF")))
 _URI_WEB_RE = re.compile(rb"[\x00\t\n\f\r ]*\((?:https?://|mailto:)[\x21-\x27\x2a-\x5b\x5d-\x7e]*\)", re.I)
 
 
@@ -109,7 +113,10 @@ def scan(data: bytes | memoryview, links: str, want_meta: bool = False) -> tuple
                 break
             continue
         if escaped:
-            name = _unescape(m.group(2))
+            raw = m.group(2)
+            if len(raw.translate(None, _NOT_IN_NAMES)) != len(raw):
+                continue
+            name = _unescape(raw)
         if name in (b"Metadata", b"Info"):
             meta = want_meta
         elif name in _TOKEN_SET or escaped and name in (b"OpenAction", b"URI"):
