@@ -493,6 +493,8 @@ def _fast_and_slow(data: bytes, monkeypatch) -> list[tuple[bytes, list]]:
         with monkeypatch.context() as m:
             if not by_text:
                 m.setattr(allowlist, "_BY_TEXT", set())
+            else:  # with the one-match patterns (made after _COMPILE_AFTER uses otherwise)
+                m.setattr(allowlist, "_COMPILE_AFTER", 1)
             with pikepdf.open(io.BytesIO(data)) as pdf:
                 threats = allowlist.apply(pdf, links="web", embedded="drop", labels=dict)
                 buf = io.BytesIO()
@@ -530,3 +532,32 @@ def test_dictionaries_read_from_their_text_are_judged_as_entry_by_entry(monkeypa
         assert fast == slow, entry
         checked += 1
     assert checked == len(_CRAFTED) * len(seeds)
+
+
+def test_one_match_of_a_dictionary_finds_the_keys_entry_by_entry_does(monkeypatch):
+    """_check_keys reads most dictionaries with one match of a pattern made for their table (entries kept as
+    they are, and references); the keys it gives to fetch are those the entry-by-entry reading gives (or
+    both read every entry), for any mix of the crafted entries and of references."""
+    import random
+
+    entries = [e for e in _CRAFTED if b" " in e] + [b"/Popup 5 0 R", b"/P 3 0 R", b"/AP 9 0 R", b"/X 1 0 R",
+                                                    b"/ 2 0 R", b"/Contents (a 1 0 R b)", b"/K /", b"/Name /Note"]
+    rng = random.Random(1)
+    texts = {b"<< >>"}
+    for _ in range(3000):
+        picked = {e.split(b" ", 1)[0]: e for e in rng.sample(entries, rng.randrange(1, 8))}  # one value per key
+        texts.add(b"<< " + b"".join(picked[k] + b" " for k in sorted(picked)) + b">>")
+    tables = list({id(t): t for t in (*allowlist.ANNOTS.values(), allowlist.ANNOT, allowlist.FIELD,
+                                      allowlist.FONT_DESCRIPTOR, allowlist.PAGE_LABEL, allowlist.MK)}.values())
+    monkeypatch.setattr(allowlist, "_COMPILE_AFTER", 1)  # the patterns made at once, not after 200 uses
+    by_match = with_refs = 0
+    with pikepdf.new() as pdf:
+        for embedded in ("drop", "sanitize"):
+            walk = allowlist.AllowList(pdf, embedded=embedded)
+            for table, text in itertools.product(tables, sorted(texts)):
+                assert walk._check_keys(text, table) == walk._check_entries(text, table), (text, embedded)
+                pattern = walk._tiled[id(table)]
+                matched = pattern is not None and pattern.fullmatch(text) is not None
+                by_match += matched
+                with_refs += matched and b" R " in text
+    assert by_match > 1000 and with_refs > 300  # the one match decided many of them, references included

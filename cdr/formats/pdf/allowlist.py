@@ -195,6 +195,10 @@ _E_NAME, _E_REF, _E_NUMBER, _E_BOOL, _E_STRING, _E_NUMBERS, _E_OTHER = 2, 3, 4, 
 _E_KIND = {_E_NAME: "n", _E_NUMBER: "i", _E_BOOL: "b", _E_STRING: "s", _E_NUMBERS: "a"}
 _E_VALUE = {"n": _PLAIN, "i": _NUMBER, "b": rb"true|false", "s": _SLASHLESS, "a": _NUMBER_ARRAY}
 _UNSET = object()
+# The patterns below cost about a millisecond each to compile: one is made once the process has read this many
+# texts it would serve (before that, and for a process that reads a few, the entry-by-entry reading does).
+_COMPILE_AFTER = 200
+_USES: Counter[tuple[int, frozenset[str]]] = Counter()
 _PLAIN_VALUES: dict[frozenset[str], re.Pattern[bytes]] = {}
 
 
@@ -204,25 +208,39 @@ def _plain_name_re(deny: frozenset[str]) -> bytes:
     return (rb"/(?!(?:" + b"|".join(names) + rb") )" if names else b"/") + _PLAIN[1:]
 
 
-def _plain_values_re(deny: frozenset[str]) -> re.Pattern[bytes]:
+def _plain_values_re(deny: frozenset[str]) -> re.Pattern[bytes] | None:
     """The text of an array _data leaves as it is element by element: numbers, booleans, nulls and plain
-    names not in `deny` (what _name_denied passes), and nothing else."""
+    names not in `deny` (what _name_denied passes), and nothing else. None until _COMPILE_AFTER uses."""
     pattern = _PLAIN_VALUES.get(deny)
     if pattern is None:
+        _USES[(0, deny)] += 1
+        if _USES[(0, deny)] < _COMPILE_AFTER:
+            return None
         pattern = _PLAIN_VALUES[deny] = re.compile(
             rb"\[(?: (?:" + _NUMBER + rb"|" + _plain_name_re(deny) + rb"|true|false|null))* \]")
     return pattern
-_ALL_KEPT: dict[tuple[int, frozenset[str]], re.Pattern[bytes] | None] = {}
 
 
-def _all_kept_re(table: dict[str, Spec], deny: frozenset[str]) -> re.Pattern[bytes] | None:
-    """The text of a dictionary each entry of which _kept_as_is keeps (so _to_check has nothing to fetch): the
-    entries of _ENTRY's kinds 2 and 4-7 (their patterns, so the same spans) for the keys and kinds `table`
-    keeps as they are, a name value unless in `deny` (for a plain name that is what _denied says). One match
-    instead of one per entry; None for page labels, whose /S names are judged one by one."""
-    cached = _ALL_KEPT.get((id(table), deny), _UNSET)
+_TILED: dict[tuple[int, frozenset[str]], re.Pattern[bytes] | None] = {}
+_REF = rb"[0-9]+ [0-9]+ R"  # _ENTRY's kind 3
+# In a text _tiled_re matches, a "/" starts a key or a name value, and a value with a "/" is a name: the keys
+# of references, and the keys with a name value (with that value's "/", so the next match starts at a key).
+_REF_KEYS = re.compile(rb"(" + _PLAIN + rb") " + _REF + rb" (?=/|>>)")
+_NAME_VALUED = re.compile(_PLAIN + rb" /")
+
+
+def _tiled_re(table: dict[str, Spec], deny: frozenset[str]) -> re.Pattern[bytes] | None:
+    """The text of a dictionary made of entries that _kept_as_is keeps and of references (which it never
+    keeps): the entries of _ENTRY's kinds 2-7 (with its patterns, so the same spans), for the keys and
+    kinds `table` keeps as they are, a name value unless in `deny` (for a plain name, what _denied says).
+    One match instead of one per entry; None for page labels, whose /S names are judged one by one, and
+    _UNSET until _COMPILE_AFTER uses."""
+    cached = _TILED.get((id(table), deny), _UNSET)
     if cached is not _UNSET:
         return cached  # type: ignore[return-value]
+    _USES[(id(table), deny)] += 1
+    if _USES[(id(table), deny)] < _COMPILE_AFTER:
+        return _UNSET  # type: ignore[return-value]
     by_kind: dict[str, list[bytes]] = {k: [] for k in _E_VALUE}
     for key, (kinds, child) in table.items():
         raw = key.encode()
@@ -234,8 +252,9 @@ def _all_kept_re(table: dict[str, Spec], deny: frozenset[str]) -> re.Pattern[byt
     values = {**_E_VALUE, "n": _plain_name_re(deny)}
     alts = [rb"(?:" + b"|".join(sorted(keys, key=len, reverse=True)) + rb") (?:" + values[k] + rb") "
             for k, keys in by_kind.items() if keys]
-    pattern = None if table is PAGE_LABEL or not alts else re.compile(rb"<< (?:" + b"|".join(alts) + rb")*>>")
-    _ALL_KEPT[(id(table), deny)] = pattern
+    alts.append(_PLAIN + rb" " + _REF + rb" ")
+    pattern = None if table is PAGE_LABEL else re.compile(rb"<< (?:" + b"|".join(alts) + rb")*>>")
+    _TILED[(id(table), deny)] = pattern
     return pattern
 
 
@@ -349,8 +368,9 @@ class AllowList:
         self._denied_generic: dict[str, bool] = {}  # name -> _denied(name, deny)
         self._keep: dict[tuple[int, bytes, bytes | int], bool] = {}  # (table, key, name or kind) -> _kept_as_is
         self._deny_key = frozenset(self.typed_deny)
-        self._plain_values = _plain_values_re(frozenset(self.deny))
-        self._all_kept: dict[int, Any] = {}  # id(table) -> _all_kept_re(table, typed_deny)
+        self._deny_generic_key = frozenset(self.deny)
+        self._plain_values: re.Pattern[bytes] | None = None  # _plain_values_re(deny), once made
+        self._tiled: dict[int, Any] = {}  # id(table) -> _tiled_re(table, typed_deny)
         self._pages = {p.objgen: f"page {i}" for i, p in enumerate(pdf.pages, 1)}
 
     # -- reporting --
@@ -593,17 +613,35 @@ class AllowList:
         array of numbers the table keeps as it is (an entry the loop would pass over without a trace) is
         left out; the others are fetched as _entries gives them. None (the caller reads every entry) where
         most entries need reading anyway, or the text is not in the form expected (dictionaries nested twice)."""
-        text = d.unparse(resolved=True)
+        check = self._check_keys(d.unparse(resolved=True), table)
+        return None if check is None else [(key, _get(d, key)) for key in check]
+
+    def _check_keys(self, text: bytes, table: dict[str, Spec]) -> list[str] | None:
+        """The keys of the entries of a dictionary's text that _to_check fetches, in order; None where it reads
+        every entry. Mostly one match of _tiled_re (the entries kept as they are, and references, which are
+        never: the keys to fetch are those of the references); else entry by entry (_check_entries)."""
         tid = id(table)
-        whole = self._all_kept.get(tid, _UNSET)
-        if whole is _UNSET:
-            whole = self._all_kept[tid] = _all_kept_re(table, self._deny_key)
-        if whole is not None and whole.fullmatch(text):  # type: ignore[union-attr]
-            return []
+        tiled = self._tiled.get(tid, _UNSET)
+        if tiled is _UNSET:
+            tiled = _tiled_re(table, self._deny_key)
+            if tiled is not _UNSET:
+                self._tiled[tid] = tiled
+        if tiled is not _UNSET and tiled is not None and tiled.fullmatch(text):  # type: ignore[union-attr]
+            if b" R " not in text:
+                return []
+            refs = _REF_KEYS.findall(text)
+            # Entries: one "/" each, and a second one where the value is a name (_NAME_VALUED finds those).
+            if 3 * len(refs) > text.count(b"/") - len(_NAME_VALUED.findall(text)):
+                return None
+            return [key.decode() for key in refs]
+        return self._check_entries(text, table)
+
+    def _check_entries(self, text: bytes, table: dict[str, Spec]) -> list[str] | None:
+        """_check_keys, entry by entry: each entry matched by _ENTRY and judged by _kept_as_is."""
         end = len(text) - 2
         if not text.startswith(b"<< ") or text[end:] != b">>":
             return None
-        keep, match = self._keep, _ENTRY.match
+        keep, match, tid = self._keep, _ENTRY.match, id(table)
         pos, check, n = 3, [], 0
         while pos < end:
             n += 1
@@ -621,7 +659,7 @@ class AllowList:
                 check.append(key.decode())
         if pos != end or 3 * len(check) > n:  # one get per entry costs more than items() for all
             return None
-        return [(key, _get(d, key)) for key in check]
+        return check
 
     def _kept_as_is(self, table: dict[str, Spec], key: bytes, value: bytes, kind: int) -> bool:
         """Whether an entry read from the text goes through _keys untouched."""
@@ -727,7 +765,10 @@ class AllowList:
         text = arr.unparse(resolved=True)
         if _NUMBERS.fullmatch(text):  # the usual case, without a Python object per number
             return
-        if self._plain_values.fullmatch(text):  # numbers and names the loop below keeps (a /ProcSet, a /Filter)
+        values = self._plain_values
+        if values is None:
+            values = self._plain_values = _plain_values_re(self._deny_generic_key)
+        if values is not None and values.fullmatch(text):  # numbers and names the loop keeps (/ProcSet, /Filter)
             return
         drop: list[int] = []
         for i, v in enumerate(arr):
