@@ -221,7 +221,8 @@ def _plain_values_re(deny: frozenset[str]) -> re.Pattern[bytes] | None:
     return pattern
 
 
-_TILED: dict[tuple[int, frozenset[str]], re.Pattern[bytes] | None] = {}
+# (id(table), deny) -> (table, pattern): the table held, so that its id is never that of another table.
+_TILED: dict[tuple[int, frozenset[str]], tuple[dict[str, Spec], re.Pattern[bytes] | None]] = {}
 _REF = rb"[0-9]+ [0-9]+ R"  # _ENTRY's kind 3
 # In a text _tiled_re matches, a "/" starts a key or a name value, and a value with a "/" is a name: the keys
 # of references, and the keys with a name value (with that value's "/", so the next match starts at a key).
@@ -235,9 +236,9 @@ def _tiled_re(table: dict[str, Spec], deny: frozenset[str]) -> re.Pattern[bytes]
     kinds `table` keeps as they are, a name value unless in `deny` (for a plain name, what _denied says).
     One match instead of one per entry; None for page labels, whose /S names are judged one by one, and
     _UNSET until _COMPILE_AFTER uses."""
-    cached = _TILED.get((id(table), deny), _UNSET)
-    if cached is not _UNSET:
-        return cached  # type: ignore[return-value]
+    cached = _TILED.get((id(table), deny))
+    if cached is not None and cached[0] is table:
+        return cached[1]
     _USES[(id(table), deny)] += 1
     if _USES[(id(table), deny)] < _COMPILE_AFTER:
         return _UNSET  # type: ignore[return-value]
@@ -254,7 +255,7 @@ def _tiled_re(table: dict[str, Spec], deny: frozenset[str]) -> re.Pattern[bytes]
             for k, keys in by_kind.items() if keys]
     alts.append(_PLAIN + rb" " + _REF + rb" ")
     pattern = None if table is PAGE_LABEL else re.compile(rb"<< (?:" + b"|".join(alts) + rb")*>>")
-    _TILED[(id(table), deny)] = pattern
+    _TILED[(id(table), deny)] = (table, pattern)
     return pattern
 
 
