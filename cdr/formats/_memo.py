@@ -79,6 +79,32 @@ class ProvenClean:
         return 0 if self.key is None else 1
 
 
+class Deflated:
+    """Parts deflated by this worker for the file at hand, by their deflated bytes: reading the same
+    bytes back (the verify step, from the output) gives the part they were made from without inflating
+    them again; equal bytes (compared in full) inflate to exactly that part. Bounded like ContentMemo."""
+
+    def __init__(self) -> None:
+        self.parts: dict[bytes, bytes] = {}
+        self.held = 0
+        _memos.append(self)
+
+    def remember(self, packed: bytes, data: bytes) -> None:
+        if len(data) >= _MIN_BYTES and self.held + len(data) <= _MAX_BYTES:
+            self.parts[packed] = data
+            self.held += len(data)
+
+    def get(self, packed: bytes) -> bytes | None:
+        return self.parts.get(packed)
+
+    def clear(self) -> None:
+        self.parts.clear()
+        self.held = 0
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+
 def per_file(cache: C) -> C:
     """Register another cache (anything with clear()) to be forgotten with the memos."""
     _memos.append(cache)

@@ -23,6 +23,7 @@ from ...errors import Blocked, LimitExceeded, Malformed
 from ...handler import Context
 from ...model import Threat
 from .._deflate import INFLATE_ERRORS, crc32, decompressobj, deflate_raw
+from .._memo import Deflated
 from .._xml import BAD_MEDIA_MAGIC, SAFE_OPTIONS
 from . import mce
 from . import parts as X
@@ -217,6 +218,10 @@ def _err_zip(msg: str) -> Malformed:
                      f"Office ファイルの構造が壊れているか不正に加工されています（{msg}）", threat_id="file.malformed")
 
 
+# What ZipOut deflated for the file at hand (forgotten with it): the verify step reads it back.
+_DEFLATED = Deflated()
+
+
 class ZipOut:
     """A minimal ZIP writer: no comments, no extra fields, no data descriptors, fixed timestamps."""
 
@@ -231,6 +236,7 @@ class ZipOut:
             packed = deflate_raw(data)
             if len(packed) < len(data):
                 self.add_raw(name, 8, crc, len(data), packed)
+                _DEFLATED.remember(packed, data)
                 return
         self.add_raw(name, 0, crc, len(data), data)
 
@@ -366,7 +372,10 @@ class Rebuild:
             # One inflate straight from the stored bytes: no ZipExtFile per part, and media can be
             # copied from the same bytes without reading them twice.
             method, packed = stored
-            if method == zipfile.ZIP_DEFLATED:
+            known = _DEFLATED.get(packed) if method == zipfile.ZIP_DEFLATED else None
+            if known is not None:  # our own deflate of these bytes: a complete stream, nothing after it
+                data, complete, clean = known, True, stored
+            elif method == zipfile.ZIP_DEFLATED:
                 # Media keeps these very bytes: zlib-ng, which refuses what zlib refuses. XML is
                 # deflated again, so the faster inflater for its ratio may read it.
                 d = zlib.decompressobj(-15) if exact else \
