@@ -1003,3 +1003,16 @@ def test_reference_only_elements_without_a_relationship_id_are_removed(tmp_path,
     r = process(x, x.name, tmp_path / "ox", default_policy)
     assert r.verdict == "sanitized" and "ooxml.ole_object" in {t.id for t in r.threats}, r.threats
     assert "oleObject" not in _read(r.output, sheet)
+
+
+def test_a_part_whose_root_prefix_is_unbound_is_blocked_with_a_reason(tmp_path, default_policy):
+    """The root-name peek reads damaged parts with a recovering parser, which can leave the root's prefix
+    unbound: lxml's QName then raised ValueError and the clerk read "could not be parsed (ValueError)"
+    (a 10-minute fuzz run: one flipped byte in a CRC-damaged stylesWithEffects.xml)."""
+    src = make_docx(tmp_path / "plain.docx")
+    for pad in (0, 300_000):  # read whole, and (over 256 KiB) through a stream
+        bad = patch(src, tmp_path / f"unbound{pad}.docx", edit={"word/styles.xml": lambda x, pad=pad: x.replace(
+            'xmlns:w="', 'xmlns:q="', 1).replace("<w:docDefaults>", "<w:docDefaults>" + " " * pad, 1)})
+        r = process(bad, bad.name, tmp_path / f"o{pad}", default_policy)
+        assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}, r.threats
+        assert "not well-formed" in r.reason_en and "ValueError" not in r.reason_en, r.reason_en

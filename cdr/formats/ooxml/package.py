@@ -658,9 +658,9 @@ class Rebuild:
                     break
                 parser.feed(chunk)
                 for _ev, el in parser.read_events():
-                    q = etree.QName(el)
+                    q = etree.QName(el)  # ValueError: a prefix the recovering parser could not bind
                     return q.namespace or "", q.localname
-        except etree.XMLSyntaxError as exc:
+        except (etree.XMLSyntaxError, ValueError) as exc:
             raise _err_zip(f"part {name} is not well-formed XML ({str(exc)[:80]})") from None
         return "", ""
 
