@@ -30,7 +30,7 @@ def _fresh(code: str) -> dict:
 
 def test_policy_and_one_family_import_only_that_family():
     """What makes a one-file run start fast: loading the policy imports no handler, and a CSV
-    brings in the text module alone (not pikepdf, lxml, PIL or the mail stack)."""
+    brings in the text module and the stdlib-only per-file memo alone (not pikepdf, lxml, PIL or the mail stack)."""
     got = _fresh("import json, sys\n"
                  "from cdr.policy import load_policy\n"
                  "from cdr.handler import handler_for\n"
@@ -41,7 +41,9 @@ def test_policy_and_one_family_import_only_that_family():
                  "heavy = sorted(m for m in ('pikepdf', 'lxml', 'PIL', 'olefile', 'oletools') if m in sys.modules)\n"
                  "print(json.dumps({'before': before, 'after': after, 'family': h.family, 'heavy': heavy}))\n")
     assert got["before"] == []
-    assert got["after"] == ["cdr.formats._catalog", "cdr.formats.text"] and got["family"] == "csv"
+    # _memo: the per-file record of bytes proven clean (standard library only).
+    assert got["after"] == ["cdr.formats._catalog", "cdr.formats._memo", "cdr.formats.text"] \
+        and got["family"] == "csv"
     assert got["heavy"] == []
 
 
