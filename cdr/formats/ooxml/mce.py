@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from .._memo import ContentMemo, per_file
+from .._memo import per_file, remembered
 from .._xml import attached, declarations, foreign_nodes, remove_keep_tail, unwrap, vocabulary_clean
 from .elements import element_names
 from .vocab import MC_NS, PICTURE_FALLBACK, XML_NS
@@ -134,9 +134,10 @@ def quiet(data: bytes, allowed: frozenset[str], plain: frozenset[str] = frozense
     """Byte-level proof that `apply` would change nothing: every namespace used is allowed, and the
     only markup-compatibility construct is an mc:Ignorable naming namespaces that stay. Remembered for
     the file (the verify step asks again about the parts written as they were read)."""
-    return _quiet_memo(data, allowed, plain)
+    return _quiet(data, allowed, plain)  # always three arguments: one memo key for the same question
 
 
+@remembered
 def _quiet(data: bytes, allowed: frozenset[str], plain: frozenset[str]) -> bool:
     decls = declarations(data)
     if decls is None:
@@ -179,7 +180,6 @@ def _only_ignorable(data: bytes, decls: list[tuple[str, str]]) -> bool:
 _AFTER_NAME = (b"=", b" ", b"\t", b"\r", b"\n")
 
 
-_quiet_memo = ContentMemo(_quiet)
 
 
 def apply(root: etree._Element, data: bytes | None, allowed: frozenset[str],

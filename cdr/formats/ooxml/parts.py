@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from .._memo import ContentMemo
+from .._memo import remembered
 from .._xml import SAFE_OPTIONS, bytes_literal, logged_error, remove_keep_tail, unwrap
 from .const import (
     A_NS,
@@ -94,10 +94,7 @@ def untouched(data: bytes, role: str) -> bool:
     """Rebuild: True when byte scans prove that no disarm function would change this part (a role without
     one, a story without fields, a sheet without formulas, a slide without OLE frames or verbs; no link
     either) and its bytes are canonical."""
-    if role == "sheet":
-        if has_formula(data) or b"oleObject" in data:
-            return False
-    elif role not in _UNTOUCHED or any_token(data, _UNTOUCHED[role]):
+    if role not in _UNTOUCHED or any_token(data, _UNTOUCHED[role]) or (role == "sheet" and has_formula(data)):
         return False
     # libxml2 caps a text node at 10 MB only while building a tree: bigger parts take the tree path.
     return len(data) <= _TREE_TEXT_CAP and not may_link(data) and canonical(data)
@@ -174,17 +171,11 @@ _MAYBE_FORMULA = re.compile(rb"f(?:[\s>/]|ormula)")
 _XML_WS = b" \t\r\n"
 
 
+@remembered
 def has_formula(data: bytes) -> bool:
     """Byte-level: may `data` hold a formula element (f, formula, formula1, formula2, any prefix)?
     Remembered for the file: the verify step asks again about the sheets written as they were read."""
-    return _has_formula_memo(data)
-
-
-def _has_formula(data: bytes) -> bool:
     return _MAYBE_FORMULA.search(data) is not None and HAS_FORMULA.search(data) is not None
-
-
-_has_formula_memo = ContentMemo(_has_formula)
 
 
 def _ref_pattern(prefix: bytes, relid_only: bool) -> re.Pattern[bytes]:
@@ -242,15 +233,14 @@ TRIGGERS: dict[str, tuple[bytes, ...]] = {
     "pres": (),
     "": (),
 }
-# Rebuild: reference-only elements (drop_unreferenced) send a story to the tree path (oleObj also finds
-# oleObject, for sheets).
-REFERENCE_ONLY_TOKENS = (b"OLEObject", b"oleObj", b"attachedTemplate", b"altChunk", b"subDoc")
-# Rebuild: byte tokens without which a role's disarm function changes nothing (reported or not): an OLE
-# frame or a verb command on a slide, a chart's autoUpdate, embedded fonts. Roles absent here (app, VML,
-# settings, the workbook, ...) are always parsed.
+# Rebuild: byte tokens without which a role's disarm function changes nothing (reported or not), and
+# the reference-only elements drop_unreferenced removes: a field or OLE object in a story, an OLE object
+# in a sheet (whose formulas has_formula finds), an OLE frame or a verb command on a slide, a chart's
+# autoUpdate, embedded fonts. Roles absent here (app, VML, settings, the workbook, ...) are always parsed.
 _UNTOUCHED: dict[str, tuple[bytes, ...]] = {
-    "": (), "word_story": TRIGGERS["word_story"] + REFERENCE_ONLY_TOKENS, "slide": (b"oleObj", b"cmd"),
-    "chart": (b"autoUpdate",), "pres": (b"embeddedFontLst",),
+    "": (), "word_story": TRIGGERS["word_story"] + (b"OLEObject", b"attachedTemplate", b"altChunk", b"subDoc"),
+    "sheet": (b"oleObject",), "slide": (b"oleObj", b"cmd"), "chart": (b"autoUpdate",),
+    "pres": (b"embeddedFontLst",),
 }
 # disarm_links, for every part: DrawingML click/hover actions and VML href/althref (a theme's a:hlink
 # colour is neither). One literal first letter keeps the regex engine's fast search; the VML src
@@ -278,17 +268,11 @@ def quiet(data: bytes, role: str) -> bool:
     return bytes_literal(data) and _plain_prolog(data)
 
 
+@remembered
 def may_link(data: bytes) -> bool:
     """Byte-level, literal names only: may disarm_links find anything (hlink*, VML href)? Remembered for
     the file, as has_formula."""
-    return _may_link_memo(data)
-
-
-def _may_link(data: bytes) -> bool:
     return _LINK_TRIGGER.search(data) is not None or _SRC_ATTR.search(data) is not None
-
-
-_may_link_memo = ContentMemo(_may_link)
 
 
 def _plain_prolog(data: bytes) -> bool:
@@ -351,9 +335,11 @@ def misused_links(root: etree._Element, link_ids: set[str], report: Report) -> N
 
 
 # Elements that are nothing but a reference to another part: an OLE object, a template, an imported
-# chunk, a subdocument (add-ins live in parts of their own, never kept). Without a relationship id (a damaged file, or an r: prefix bound to
-# another namespace, whose attribute the vocabulary removes) they point nowhere, yet a reader may still
-# offer them (an object frame to activate): removed. Threat ids as for their relationships.
+# chunk, a subdocument (add-ins live in parts of their own, never kept). Without a relationship id (a
+# damaged file, or an r: prefix bound to another namespace, whose attribute the vocabulary removes) they
+# point nowhere, yet a reader may still offer them (an object frame to activate): removed. Threat ids as
+# for their relationships.
+_R_CLARK = tuple(f"{{{ns}}}" for ns in R_NS)
 _REFERENCE_ONLY = {
     **{t: "ooxml.ole_object" for t in tags(O_NS, "OLEObject") | tags(S_NS, "oleObject") | tags(P_NS, "oleObj")},
     **{t: "ooxml.remote_template" for t in tags(W_NS, "attachedTemplate")},
@@ -362,17 +348,13 @@ _REFERENCE_ONLY = {
 }
 
 
-def drop_unreferenced(root: etree._Element, report: Report) -> bool:
-    """Remove reference-only elements that carry no relationship id; True when any went."""
+def drop_unreferenced(root: etree._Element, report: Report) -> None:
+    """Remove (and report) reference-only elements that carry no relationship id."""
     gone = [el for el in root.iter(*_REFERENCE_ONLY)
             if not any(v.strip() for k, v in el.attrib.items() if k.startswith(_R_CLARK))]
     for el in gone:
         report(_REFERENCE_ONLY[el.tag], f"{_local(el)} without a relationship id")
         remove_keep_tail(el)
-    return bool(gone)
-
-
-_R_CLARK = tuple(f"{{{ns}}}" for ns in R_NS)
 
 
 def tidy(root: etree._Element) -> None:
