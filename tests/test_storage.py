@@ -192,6 +192,40 @@ def test_schema_is_created_once_by_racing_nodes_and_columns_are_added(pg_url: st
         schema._BLOCKS.pop("test_late")
 
 
+def test_connections_racing_to_a_new_schema_all_open(pg_url: str) -> None:
+    """Nodes starting together on a schema nobody has made yet: every connection opens (CREATE SCHEMA
+    IF NOT EXISTS alone raised a unique violation in the loser of the race)."""
+    import threading
+
+    from tests.cloud_services import drop_schema
+
+    base = pg_url.rsplit("=", 1)[1]
+    failures: list[BaseException] = []
+    for rnd in range(12):
+        name = f"{base}_r{rnd}"
+        url = pg_url.replace(f"schema={base}", f"schema={name}")
+        gate = threading.Barrier(6)
+        conns: list[db.PgConnection] = []
+
+        def open_one(url: str, gate: threading.Barrier, conns: list[db.PgConnection]) -> None:
+            gate.wait()
+            try:
+                conns.append(db.PgConnection(url))
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_one, args=(url, gate, conns)) for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        for c in conns:
+            assert c.execute("SELECT current_schema()").fetchone()[0] == name
+            c.close()
+        drop_schema(name)
+    assert failures == []
+
+
 def test_lost_connection_is_opened_again(pg_url: str, tmp_path: Path) -> None:
     """PostgreSQL ended our session (a restart does the same): the next read and write reconnect."""
     import psycopg

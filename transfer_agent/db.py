@@ -334,7 +334,11 @@ class PgConnection:
                 time.sleep(0.5)  # PostgreSQL restarting: wait for it like SQLite waits for a lock
         raw.adapters.register_loader("numeric", _NumericLoader)  # SUM(bigint) is numeric: give int, as SQLite
         if self.schema:
-            raw.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            # CREATE SCHEMA IF NOT EXISTS is not atomic: nodes starting together on a new schema get a
+            # unique violation. The existence check and the creation go under one advisory lock.
+            with raw.transaction():
+                raw.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key("create schema"),))
+                raw.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
             raw.execute(f"SET search_path TO {self.schema}")
         self._raw = raw
         return raw
