@@ -230,6 +230,19 @@ def _field(instr: str, result: str) -> str:
             f'<w:r><w:t>{result}</w:t></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>')
 
 
+ONLINE_VIDEO_BLIP = (
+    '<a:blip r:embed="{rid}"><a:extLst><a:ext uri="{{C809E66F-F1BF-436E-b5F7-EEA9579F0CBA}}"><wp15:webVideoPr '
+    'xmlns:wp15="http://schemas.microsoft.com/office/word/2012/wordprocessingDrawing" embeddedHtml="&lt;iframe '
+    'src=&quot;https://203.0.113.9/v.html&quot; width=&quot;560&quot;&gt;&lt;/iframe&gt;" h="315" w="560"/>'
+    '</a:ext></a:extLst></a:blip>')
+XML_MAP_BOUND = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><MapInfo xmlns="http://schemas.openxmlformats.org/'
+    'spreadsheetml/2006/main" SelectionNamespaces=""><Schema ID="Schema1"/><Map ID="1" Name="申請_Map" '
+    'RootElement="申請" SchemaID="Schema1" ShowImportExportValidationErrors="false" AutoFit="true" Append="false" '
+    'PreserveSortAFLayout="true" PreserveFormat="true"><DataBinding FileBinding="true" '
+    'FileBindingName="http://203.0.113.7/feed.xml" DataBindingLoadMode="1"/></Map></MapInfo>')
+
+
 @generator("ooxml")
 def ooxml_samples(out: Path) -> list[Sample]:
     base = out / "ooxml"
@@ -303,6 +316,10 @@ def ooxml_samples(out: Path) -> list[Sample]:
                                             "application/vnd.ms-office.activeX+xml"),
                                            ("ext", "bin", "application/vnd.ms-office.activeX"))})
     s("hostile/activex.docx", "sanitized", ["ooxml.activex"])
+    # Word's online video whose HTML is a page of the sender's (shown in a browser frame on a click).
+    patch(docx_p, h / "online_video.docx", edit={"word/document.xml": lambda x: re.sub(
+        r'<a:blip r:embed="(rId\d+)"/>', lambda m: ONLINE_VIDEO_BLIP.format(rid=m.group(1)), x, count=1)})
+    s("hostile/online_video.docx", "sanitized", ["ooxml.online_video"], "the poster picture kept")
 
     # OLE embedding with a preview picture.
     ole_fragment = ('<w:p><w:r><w:object w:dxaOrig="1440" w:dyaOrig="900"><v:shape id="_x0000_i1026" '
@@ -399,7 +416,11 @@ def ooxml_samples(out: Path) -> list[Sample]:
         "</worksheet>", '<webPublishItems count="1"><webPublishItem id="1" divId="d1" sourceType="sheet" '
                         'destinationFile="\\\\fs01.example\\公開\\集計.htm" autoRepublish="1"/>'
                         '</webPublishItems></worksheet>')})
-    s("hostile/web_publish.xlsx", "sanitized", ["ooxml.external_link"], "the sheet's cells kept")
+    s("hostile/web_publish.xlsx", "sanitized", ["ooxml.web_publish"], "the sheet's cells kept")
+    # An XML map that loads its data from a web address.
+    patch(xlsx_p, h / "xml_map_binding.xlsx", add={"xl/xmlMaps.xml": XML_MAP_BOUND},
+          edit={WB_RELS: rels_edit(("rIdMap", R + "xmlMaps", "xmlMaps.xml"))})
+    s("hostile/xml_map_binding.xlsx", "sanitized", ["ooxml.data_connection"], "the map kept, unbound")
 
     # PowerPoint: click action that runs a program; OLE object made by python-pptx.
     patch(pptx_p, h / "ppaction_program.pptx",

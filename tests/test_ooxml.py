@@ -22,7 +22,16 @@ from cdr.formats.ooxml.package import Rebuild
 from cdr.handler import Context
 from cdr.pipeline import process
 from cdr.policy import Limits, Policy
-from samples.office_samples import DDE_RESULT, JA_TITLE, PASSWORD, RUBY_TEXT, make_docx, patch
+from samples.office_samples import (
+    DDE_RESULT,
+    JA_TITLE,
+    ONLINE_VIDEO_BLIP,
+    PASSWORD,
+    RUBY_TEXT,
+    XML_MAP_BOUND,
+    make_docx,
+    patch,
+)
 
 from .conftest import all_threat_ids, sanitize_report
 
@@ -406,7 +415,7 @@ def test_web_publishing_to_a_path_of_the_senders_choice_is_removed(tmp_path, def
                                                'divId="d3" destinationFile="file:///C:/Users/Public/p3.htm" '
                                                'autoRepublish="1"/></webPublishObjects></workbook>')})
     r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.xlsx")
-    pub = [t for t in r.threats if t.id == "ooxml.external_link"]
+    pub = [t for t in r.threats if t.id == "ooxml.web_publish"]
     assert sorted(t.location for t in pub) == ["xl/workbook.xml", "xl/worksheets/sheet1.xml",
                                                "xl/worksheets/sheet2.xml"], r.threats
     assert any("fs01.example" in t.detail for t in pub) and all(t.action == "neutralized" for t in pub)
@@ -417,9 +426,49 @@ def test_web_publishing_to_a_path_of_the_senders_choice_is_removed(tmp_path, def
         assert "集計表" in z.read("xl/workbook.xml").decode("utf-8")
     assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.xlsx") == []
     found = _prescan_same_as_full(src, tmp_path)
-    assert sum(t[0] == "ooxml.external_link" for t in found) == 3, found
+    assert sum(t[0] == "ooxml.web_publish" for t in found) == 3, found
     res = process(src, "w.xlsx", tmp_path / "p", default_policy)
-    assert res.verdict == "sanitized" and "ooxml.external_link" in {t.id for t in res.threats}
+    assert res.verdict == "sanitized" and "ooxml.web_publish" in {t.id for t in res.threats}
+
+
+def test_online_video_html_is_removed_poster_kept(tmp_path, default_policy):
+    """Word's online video (wp15:webVideoPr): embeddedHtml is HTML (an iframe) that Word shows in a browser
+    frame when the picture is clicked; replacing it is a known way to run a sender's page from a document.
+    The element goes, the poster picture stays, and the inspect pre-scan does not skip the part."""
+    src = patch(make_docx(tmp_path / "b.docx"), tmp_path / "v.docx", edit={"word/document.xml": lambda x: re.sub(
+        r'<a:blip r:embed="(rId\d+)"/>', lambda m: ONLINE_VIDEO_BLIP.format(rid=m.group(1)), x, count=1)})
+    with _zip(src) as z:
+        assert b"webVideoPr" in z.read("word/document.xml")
+    r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.docx")
+    found = [t for t in r.threats if t.id == "ooxml.online_video"]
+    assert len(found) == 1 and "203.0.113.9" in found[0].detail, r.threats
+    doc = _read(tmp_path / "o.docx", "word/document.xml")
+    assert "webVideoPr" not in doc and "iframe" not in doc and re.search(r'<a:blip r:embed="rId\d+"', doc)
+    assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.docx") == []
+    assert any(t[0] == "ooxml.online_video" for t in _prescan_same_as_full(src, tmp_path))
+    res = process(src, "v.docx", tmp_path / "p", default_policy)
+    assert res.verdict == "sanitized" and "ooxml.online_video" in {t.id for t in res.threats}
+
+
+def test_xml_map_bound_to_an_address_loses_its_binding(tmp_path, default_policy):
+    """An XML map (xl/xmlMaps.xml, content type application/xml) whose DataBinding names a file or web
+    address: Excel loads the data from there, an outside data source like a connection. The binding goes,
+    the map stays."""
+    from samples.office_samples import make_xlsx
+
+    src = patch(make_xlsx(tmp_path / "b.xlsx"), tmp_path / "m.xlsx", add={"xl/xmlMaps.xml": XML_MAP_BOUND},
+                edit={"xl/_rels/workbook.xml.rels": lambda x: x.replace(
+                    "</Relationships>", '<Relationship Id="rIdMap" Type="http://schemas.openxmlformats.org/'
+                    'officeDocument/2006/relationships/xmlMaps" Target="xmlMaps.xml"/></Relationships>')})
+    r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.xlsx")
+    found = [t for t in r.threats if t.id == "ooxml.data_connection"]
+    assert len(found) == 1 and found[0].location == "xl/xmlMaps.xml" and "203.0.113.7" in found[0].detail
+    maps = _read(tmp_path / "o.xlsx", "xl/xmlMaps.xml")
+    assert "DataBinding" not in maps and "203.0.113.7" not in maps and 'Name="申請_Map"' in maps
+    assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.xlsx") == []
+    assert any(t[0] == "ooxml.data_connection" for t in _prescan_same_as_full(src, tmp_path))
+    res = process(src, "m.xlsx", tmp_path / "p", default_policy)
+    assert res.verdict == "sanitized"
 
 
 def test_hyperlink_with_a_computed_target_is_removed_value_kept(tmp_path, default_policy):

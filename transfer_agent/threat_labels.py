@@ -97,6 +97,12 @@ THREATS: dict[str, tuple[str, ...]] = {
         "link", "Links that do not go to the web (or, by policy, all links) were removed; the text stays."),
     "ooxml.web_extension": ("Officeアドイン", "インターネットから読み込まれるアドインの指定を削除しました。",
         "Office add-in", "An add-in loaded from the internet was removed."),
+    "ooxml.web_publish": ("Webページの自動発行", "保存のたびに送信者が指定した場所（社外のサーバーなど）へWebページを書き出す設定を削除しました。表の内容は残っています。",
+        "automatic web publishing", "A setting that wrote a web page to a place the sender chose (such as an outside server) "
+        "on every save was removed; the cells are kept."),
+    "ooxml.online_video": ("オンラインビデオ", "クリックするとインターネット上のページを文書内で表示する仕組みを削除しました。ビデオの表紙の画像は残っています。",
+        "online video", "A web page that the document showed when its video was clicked was removed; the video's "
+        "cover picture is kept."),
     "ooxml.embedded_font": ("埋め込みフォント", "文書に埋め込まれたフォントを削除しました。表示はパソコンのフォントで代用されます。",
         "embedded font", "Fonts embedded in the document were removed; the computer's fonts are used instead."),
     "ooxml.signature": ("デジタル署名", "再構築により署名は無効になるため、署名データを削除しました。",

@@ -111,7 +111,7 @@ _BAD_ODF = {"execute-macro", "dde-connection-decl", "dde-connection-decls",
             "dde-source", "dde-link", "dde-links", "object-ole", "applet", "script", "submission"}
 _BAD_OOXML = {"OLEObject", "oleObj", "oleObject", "attachedTemplate", "altChunk", "subDoc", "webExtension",
               "entryMacro", "exitMacro", "FmlaMacro", "ddeLink", "oleLink", "mailMerge", "script",
-              "webPublishItem", "webPublishObject"}
+              "webPublishItem", "webPublishObject", "webVideoPr", "DataBinding"}
 _WEB_NS = {"", "http://www.w3.org/1999/xhtml", "http://www.w3.org/2000/svg"}
 _PRES = "urn:oasis:names:tc:opendocument:xmlns:presentation:1.0"
 _XLINK = "{http://www.w3.org/1999/xlink}href"

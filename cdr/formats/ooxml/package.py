@@ -890,6 +890,8 @@ class Rebuild:
         except ValueError as exc:
             raise Blocked(f"{part}: {exc}", f"{part} を安全に再構築できません（{exc}）",
                           threat_id="ooxml.xlm_macrosheet") from None
+        if not literal or X.any_token(data, X.OUTSIDE_SOURCES):
+            X.drop_outside_sources(root, rep)
         # Names cannot be escaped in XML: when they are plain bytes, a miss rules the element out.
         if not literal or X.may_link(data):
             X.disarm_links(root, rep)

@@ -94,7 +94,8 @@ def untouched(data: bytes, role: str) -> bool:
     """Rebuild: True when byte scans prove that no disarm function would change this part (a role without
     one, a story without fields, a sheet without formulas, a slide without OLE frames or verbs; no link
     either) and its bytes are canonical."""
-    if role not in _UNTOUCHED or any_token(data, _UNTOUCHED[role]) or (role == "sheet" and has_formula(data)):
+    if role not in _UNTOUCHED or any_token(data, _UNTOUCHED[role]) or any_token(data, OUTSIDE_SOURCES) \
+            or (role == "sheet" and has_formula(data)):
         return False
     # libxml2 caps a text node at 10 MB only while building a tree: bigger parts take the tree path.
     return len(data) <= _TREE_TEXT_CAP and not may_link(data) and canonical(data)
@@ -223,6 +224,9 @@ def has_dangling(data: bytes, kept: set[str]) -> bool:
 # missing local name rules the element out. Roles absent here (the workbook) are always parsed.
 # A sheet's webPublishItems and the workbook's webPublishObjects (drop_web_publishing).
 WEB_PUBLISH = b"webPublish"
+# In a part of any role (Word and Excel find them by relationship type or inside a picture, whatever
+# content type the part declares): drop_outside_sources.
+OUTSIDE_SOURCES = (b"webVideoPr", b"DataBinding")
 TRIGGERS: dict[str, tuple[bytes, ...]] = {
     "vml": (b"FmlaMacro",),
     "word_story": (b"fldChar", b"nstrText", b"fldSimple", b"Macro"),  # nstrText: instrText, delInstrText
@@ -260,6 +264,8 @@ def any_token(data: bytes, tokens: tuple[bytes, ...]) -> bool:
 def quiet(data: bytes, role: str) -> bool:
     """Inspect only: True when a byte scan proves that parsing and disarming this part would report
     nothing (the rebuild never takes this shortcut: it parses every part)."""
+    if any_token(data, OUTSIDE_SOURCES):
+        return False
     if role == "sheet":
         if has_formula(data) or WEB_PUBLISH in data:
             return False
@@ -677,6 +683,27 @@ def disarm_sheet(root: etree._Element, opts: dict, report: Report) -> None:
         remove_keep_tail(rule if rule is not None else el)
 
 
+_WP15_VIDEO = "{http://schemas.microsoft.com/office/word/2012/wordprocessingDrawing}webVideoPr"
+_S_DATA_BINDING = tags(S_NS, "DataBinding")
+_HTML_SRC = re.compile(r"""\bsrc\s*=\s*["']?([^"'\s>]+)""", re.I)
+
+
+def drop_outside_sources(root: etree._Element, report: Report) -> None:
+    """Word's online video (wp15:webVideoPr): its embeddedHtml is a web page (an iframe) that Word shows in
+    a browser frame when the picture is clicked; the poster picture stays. An XML map's DataBinding: Excel
+    loads the map's data from a file or web address (or a connection); the map stays, unbound."""
+    for el in list(root.iter(_WP15_VIDEO, *_S_DATA_BINDING)):
+        if el.tag == _WP15_VIDEO:
+            html = el.get("embeddedHtml") or ""
+            m = _HTML_SRC.search(html)
+            report("ooxml.online_video", f"online video shown as a web page: {(m.group(1) if m else html)[:100]}")
+        else:
+            where = el.get("FileBindingName") or (f"connection {el.get('ConnectionID')}" if el.get("ConnectionID")
+                                                  else "data inside the map")
+            report("ooxml.data_connection", f"XML map bound to {where[:100]}")
+        remove_keep_tail(el)
+
+
 _S_WEB_PUBLISH = tags(S_NS, "webPublishItems", "webPublishObjects")
 
 
@@ -688,7 +715,7 @@ def drop_web_publishing(root: etree._Element, report: Report) -> None:
     for box in list(root.iter(*_S_WEB_PUBLISH)):
         for item in box:
             if isinstance(item.tag, str):
-                report("ooxml.external_link", f"web page published to {(item.get('destinationFile') or '?')[:100]}")
+                report("ooxml.web_publish", f"web page published to {(item.get('destinationFile') or '?')[:100]}")
         remove_keep_tail(box)
 
 
