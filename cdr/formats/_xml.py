@@ -156,7 +156,7 @@ def _prefix_used(data: bytes, prefix: str) -> bool:
 
 
 def vocabulary_clean(data: bytes, allowed: frozenset[str], plain: frozenset[str] = frozenset(),
-                     decls: list[tuple[str, str]] | None = None, tags: set[bytes] | None = None) -> bool:
+                     decls: list[tuple[str, str]] | None = None, tags: frozenset[bytes] | None = None) -> bool:
     """Byte-level proof that `data` uses no namespace outside `allowed` (declared only, unused is fine)
     and no element without one (unless `plain` may hold some: then never proven). `decls`: the
     declarations of `data` when the caller has them already; `tags`, its start-tag names."""

@@ -46,13 +46,15 @@ class Foreign:
 _START_TAG = re.compile(rb"<([^\s/>!?]+)")
 
 
-def _tag_names(data: bytes) -> set[bytes]:
+@remembered
+def tag_names(data: bytes) -> frozenset[bytes]:
     """The distinct names _START_TAG finds in `data` (a superset when a name holds "<", which no
     well-formed part has). A large part repeats a few names many times: once the scan keeps meeting
     names it knows, a lookahead skips them instead of building a list of every start tag (1.4x on a
-    4 MB sheet); it is rebuilt only then, so a part with hundreds of names costs no more than findall."""
+    4 MB sheet); it is rebuilt only then, so a part with hundreds of names costs no more than findall.
+    Remembered for the file: the rebuild's byte proofs (parts.py) and the markup proof here share it."""
     if len(data) < 262_144:
-        return set(_START_TAG.findall(data))
+        return frozenset(_START_TAG.findall(data))
     seen: set[bytes] = set()
     skipped = 0
     pattern, pos, repeats = _START_TAG, 0, 0
@@ -64,7 +66,7 @@ def _tag_names(data: bytes) -> set[bytes]:
             known = b"|".join(re.escape(n) for n in sorted(seen, key=len, reverse=True))
             pattern = re.compile(rb"<(?!(?:" + known + rb")[\s/>])([^\s/>!?]+)")
             skipped, repeats = len(seen), 0
-    return seen
+    return frozenset(seen)
 
 
 # Per binding of prefixes to namespaces with a list of names: the tag names (as written) already known
@@ -76,9 +78,9 @@ _KNOWN_MAX = 4096
 
 
 def _undefined_names(data: bytes, decls: list[tuple[str, str]], allowed: frozenset[str],
-                     tags: set[bytes] | None = None) -> set[str] | None:
+                     tags: frozenset[bytes] | None = None) -> set[str] | None:
     """Clark names of the elements `data` uses that are in an allowed namespace whose list of element
-    names (elements.py) lacks them; None when the bytes cannot say. `tags`: _tag_names(data), if known."""
+    names (elements.py) lacks them; None when the bytes cannot say. `tags`: tag_names(data), if known."""
     bindings = tuple(sorted({(p, u) for p, u in decls if u in allowed and element_names(u) is not None}))
     known = _KNOWN.get(bindings)
     if known is None:
@@ -86,7 +88,7 @@ def _undefined_names(data: bytes, decls: list[tuple[str, str]], allowed: frozens
             _KNOWN.clear()
         known = _KNOWN[bindings] = (set(), {})
     ok, bad = known
-    tags = _tag_names(data) if tags is None else tags
+    tags = tag_names(data) if tags is None else tags
     rest = tags - ok
     if not rest:
         return set()
@@ -142,7 +144,7 @@ def _quiet(data: bytes, allowed: frozenset[str], plain: frozenset[str]) -> bool:
     decls = declarations(data)
     if decls is None:
         return False
-    tags = _tag_names(data)
+    tags = tag_names(data)
     if not vocabulary_clean(data, allowed | {MC_NS}, plain, decls, tags) \
             or _undefined_names(data, decls, allowed, tags) != set():
         return False

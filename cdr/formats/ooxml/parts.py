@@ -35,6 +35,7 @@ from .const import (
     is_web_url,
     tags,
 )
+from .mce import tag_names
 
 Report = Callable[[str, str], None]
 
@@ -94,11 +95,10 @@ def untouched(data: bytes, role: str) -> bool:
     """Rebuild: True when byte scans prove that no disarm function would change this part (a role without
     one, a story without fields, a sheet without formulas, a slide without OLE frames or verbs; no link
     either) and its bytes are canonical."""
-    if role not in _UNTOUCHED or any_token(data, _UNTOUCHED[role]) or any_token(data, OUTSIDE_SOURCES) \
-            or (role == "sheet" and has_formula(data)):
+    if role not in _UNTOUCHED or any_token(data, _UNTOUCHED[role]) or (role == "sheet" and has_formula(data)):
         return False
     # libxml2 caps a text node at 10 MB only while building a tree: bigger parts take the tree path.
-    return len(data) <= _TREE_TEXT_CAP and not may_link(data) and canonical(data)
+    return len(data) <= _TREE_TEXT_CAP and not may_link(data) and canonical(data) and not _holds_tree_only(data)
 
 
 _TREE_TEXT_CAP = 10_000_000
@@ -227,6 +227,14 @@ WEB_PUBLISH = b"webPublish"
 # In a part of any role (Word and Excel find them by relationship type or inside a picture, whatever
 # content type the part declares): drop_outside_sources.
 OUTSIDE_SOURCES = (b"webVideoPr", b"DataBinding")
+# The elements those two remove, looked for among a part's start-tag names before a byte proof lets it
+# skip the tree (names cannot be escaped; the names are scanned for the markup proof anyway, where a
+# byte search per token would read a 4 MB sheet four more times).
+_TREE_ONLY = frozenset([b"webVideoPr", b"DataBinding", b"webPublishItems", b"webPublishObjects"])
+
+
+def _holds_tree_only(data: bytes) -> bool:
+    return any(n.rpartition(b":")[2] in _TREE_ONLY for n in tag_names(data))
 TRIGGERS: dict[str, tuple[bytes, ...]] = {
     "vml": (b"FmlaMacro",),
     "word_story": (b"fldChar", b"nstrText", b"fldSimple", b"Macro"),  # nstrText: instrText, delInstrText
@@ -245,7 +253,7 @@ TRIGGERS: dict[str, tuple[bytes, ...]] = {
 # autoUpdate, embedded fonts. Roles absent here (app, VML, settings, the workbook, ...) are always parsed.
 _UNTOUCHED: dict[str, tuple[bytes, ...]] = {
     "": (), "word_story": TRIGGERS["word_story"] + (b"OLEObject", b"attachedTemplate", b"altChunk", b"subDoc"),
-    "sheet": (b"oleObject", WEB_PUBLISH), "slide": (b"oleObj", b"cmd"), "chart": (b"autoUpdate",),
+    "sheet": (b"oleObject",), "slide": (b"oleObj", b"cmd"), "chart": (b"autoUpdate",),
     "pres": (b"embeddedFontLst",),
 }
 # disarm_links, for every part: DrawingML click/hover actions and VML href/althref (a theme's a:hlink
@@ -264,16 +272,14 @@ def any_token(data: bytes, tokens: tuple[bytes, ...]) -> bool:
 def quiet(data: bytes, role: str) -> bool:
     """Inspect only: True when a byte scan proves that parsing and disarming this part would report
     nothing (the rebuild never takes this shortcut: it parses every part)."""
-    if any_token(data, OUTSIDE_SOURCES):
-        return False
     if role == "sheet":
-        if has_formula(data) or WEB_PUBLISH in data:
+        if has_formula(data):
             return False
     elif role not in TRIGGERS or any_token(data, TRIGGERS[role]):
         return False
     if may_link(data):
         return False
-    return bytes_literal(data) and _plain_prolog(data)
+    return bytes_literal(data) and _plain_prolog(data) and not _holds_tree_only(data)
 
 
 @remembered
