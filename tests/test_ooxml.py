@@ -410,7 +410,9 @@ def test_web_publishing_to_a_path_of_the_senders_choice_is_removed(tmp_path, def
             'destinationFile="\\\\fs01.example\\公開\\p{n}.htm" autoRepublish="1"/></webPublishItems></worksheet>')
     src = patch(make_xlsx(tmp_path / "b.xlsx"), tmp_path / "w.xlsx", edit={
         "xl/worksheets/sheet1.xml": lambda x: x.replace("</worksheet>", item.format(n=1)),
-        "xl/worksheets/sheet2.xml": lambda x: x.replace("</worksheet>", item.format(n=2)),
+        # An item outside its list (not valid, and still not kept), in a sheet otherwise written as read.
+        "xl/worksheets/sheet2.xml": lambda x: x.replace("</worksheet>", item.format(n=2).replace(
+            '<webPublishItems count="1">', "").replace("</webPublishItems>", "")),
         "xl/workbook.xml": lambda x: x.replace("</workbook>", '<webPublishObjects count="1"><webPublishObject id="3" '
                                                'divId="d3" destinationFile="file:///C:/Users/Public/p3.htm" '
                                                'autoRepublish="1"/></webPublishObjects></workbook>')})

@@ -219,9 +219,6 @@ def has_dangling(data: bytes, kept: set[str]) -> bool:
     return False
 
 
-# Byte tokens per part role (see package.role_of): when none occurs, the disarm function for that
-# role finds nothing. Element and attribute names cannot be escaped in XML, so with literal names a
-# missing local name rules the element out. Roles absent here (the workbook) are always parsed.
 # A sheet's webPublishItems and the workbook's webPublishObjects (drop_web_publishing).
 WEB_PUBLISH = b"webPublish"
 # In a part of any role (Word and Excel find them by relationship type or inside a picture, whatever
@@ -230,11 +227,17 @@ OUTSIDE_SOURCES = (b"webVideoPr", b"DataBinding")
 # The elements those two remove, looked for among a part's start-tag names before a byte proof lets it
 # skip the tree (names cannot be escaped; the names are scanned for the markup proof anyway, where a
 # byte search per token would read a 4 MB sheet four more times).
-_TREE_ONLY = frozenset([b"webVideoPr", b"DataBinding", b"webPublishItems", b"webPublishObjects"])
+_TREE_ONLY = frozenset([b"webVideoPr", b"DataBinding", b"webPublishItems", b"webPublishItem", b"webPublishObjects",
+                        b"webPublishObject"])
 
 
 def _holds_tree_only(data: bytes) -> bool:
     return any(n.rpartition(b":")[2] in _TREE_ONLY for n in tag_names(data))
+
+
+# Byte tokens per part role (see package.role_of): when none occurs, the disarm function for that
+# role finds nothing. Element and attribute names cannot be escaped in XML, so with literal names a
+# missing local name rules the element out. Roles absent here (the workbook) are always parsed.
 TRIGGERS: dict[str, tuple[bytes, ...]] = {
     "vml": (b"FmlaMacro",),
     "word_story": (b"fldChar", b"nstrText", b"fldSimple", b"Macro"),  # nstrText: instrText, delInstrText
@@ -711,18 +714,21 @@ def drop_outside_sources(root: etree._Element, report: Report) -> None:
 
 
 _S_WEB_PUBLISH = tags(S_NS, "webPublishItems", "webPublishObjects")
+_S_WEB_PUBLISH_ITEM = tags(S_NS, "webPublishItem", "webPublishObject")
 
 
 def drop_web_publishing(root: etree._Element, report: Report) -> None:
     """A sheet's webPublishItems, the workbook's webPublishObjects: Excel publishes a web page to each
     destinationFile, on every save when autoRepublish is on. The path is the sender's choice (a UNC path
     is a write to their server, and an NTLM handshake with it) and no relationship names it, so the link
-    removal never sees it. Removed whole; a clerk can publish again by hand."""
+    removal never sees it. Removed whole, and any item outside its list; a clerk can publish again by hand."""
     for box in list(root.iter(*_S_WEB_PUBLISH)):
-        for item in box:
-            if isinstance(item.tag, str):
-                report("ooxml.web_publish", f"web page published to {(item.get('destinationFile') or '?')[:100]}")
         remove_keep_tail(box)
+        for item in box.iter(*_S_WEB_PUBLISH_ITEM):
+            report("ooxml.web_publish", f"web page published to {(item.get('destinationFile') or '?')[:100]}")
+    for item in list(root.iter(*_S_WEB_PUBLISH_ITEM)):
+        report("ooxml.web_publish", f"web page published to {(item.get('destinationFile') or '?')[:100]}")
+        remove_keep_tail(item)
 
 
 def _formula_to_value(f: etree._Element) -> None:
