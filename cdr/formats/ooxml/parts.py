@@ -219,16 +219,20 @@ def has_dangling(data: bytes, kept: set[str]) -> bool:
     return False
 
 
-# A sheet's webPublishItems and the workbook's webPublishObjects (drop_web_publishing).
+# Elements only the tree path removes: a sheet's webPublishItems and the workbook's webPublishObjects
+# (drop_web_publishing); in a part of any role, since Word and Excel find them by relationship type or
+# inside a picture whatever content type the part declares, an online video's page and an XML map's
+# binding (drop_outside_sources).
+_WEB_PUBLISH_LISTS = ("webPublishItems", "webPublishObjects")
+_WEB_PUBLISH_ITEMS = ("webPublishItem", "webPublishObject")
+_OUTSIDE_SOURCES = ("webVideoPr", "DataBinding")
+# Byte tokens for the tree path; "webPublish" begins all four publishing names.
 WEB_PUBLISH = b"webPublish"
-# In a part of any role (Word and Excel find them by relationship type or inside a picture, whatever
-# content type the part declares): drop_outside_sources.
-OUTSIDE_SOURCES = (b"webVideoPr", b"DataBinding")
-# The elements those two remove, looked for among a part's start-tag names before a byte proof lets it
-# skip the tree (names cannot be escaped; the names are scanned for the markup proof anyway, where a
-# byte search per token would read a 4 MB sheet four more times).
-_TREE_ONLY = frozenset([b"webVideoPr", b"DataBinding", b"webPublishItems", b"webPublishItem", b"webPublishObjects",
-                        b"webPublishObject"])
+OUTSIDE_SOURCES = tuple(n.encode() for n in _OUTSIDE_SOURCES)
+# The byte proofs look for the names among the part's start-tag names instead (names cannot be escaped;
+# they are scanned for the markup proof anyway, where a byte search per token would read a 4 MB sheet
+# four more times).
+_TREE_ONLY = frozenset(n.encode() for n in _WEB_PUBLISH_LISTS + _WEB_PUBLISH_ITEMS + _OUTSIDE_SOURCES)
 
 
 def _holds_tree_only(data: bytes) -> bool:
@@ -693,7 +697,7 @@ def disarm_sheet(root: etree._Element, opts: dict, report: Report) -> None:
 
 
 _WP15_VIDEO = "{http://schemas.microsoft.com/office/word/2012/wordprocessingDrawing}webVideoPr"
-_S_DATA_BINDING = tags(S_NS, "DataBinding")
+_S_DATA_BINDING = tags(S_NS, _OUTSIDE_SOURCES[1])
 _HTML_SRC = re.compile(r"""\bsrc\s*=\s*["']?([^"'\s>]+)""", re.I)
 
 
@@ -713,8 +717,8 @@ def drop_outside_sources(root: etree._Element, report: Report) -> None:
         remove_keep_tail(el)
 
 
-_S_WEB_PUBLISH = tags(S_NS, "webPublishItems", "webPublishObjects")
-_S_WEB_PUBLISH_ITEM = tags(S_NS, "webPublishItem", "webPublishObject")
+_S_WEB_PUBLISH = tags(S_NS, *_WEB_PUBLISH_LISTS)
+_S_WEB_PUBLISH_ITEM = tags(S_NS, *_WEB_PUBLISH_ITEMS)
 
 
 def drop_web_publishing(root: etree._Element, report: Report) -> None:
@@ -722,12 +726,13 @@ def drop_web_publishing(root: etree._Element, report: Report) -> None:
     destinationFile, on every save when autoRepublish is on. The path is the sender's choice (a UNC path
     is a write to their server, and an NTLM handshake with it) and no relationship names it, so the link
     removal never sees it. Removed whole, and any item outside its list; a clerk can publish again by hand."""
-    for box in list(root.iter(*_S_WEB_PUBLISH)):
-        remove_keep_tail(box)
-        for item in box.iter(*_S_WEB_PUBLISH_ITEM):
-            report("ooxml.web_publish", f"web page published to {(item.get('destinationFile') or '?')[:100]}")
-    for item in list(root.iter(*_S_WEB_PUBLISH_ITEM)):
+    lists = list(root.iter(*_S_WEB_PUBLISH))
+    for el in lists:
+        remove_keep_tail(el)
+    strays = list(root.iter(*_S_WEB_PUBLISH_ITEM))  # what is left once the lists are gone
+    for item in [i for el in lists for i in el.iter(*_S_WEB_PUBLISH_ITEM)] + strays:
         report("ooxml.web_publish", f"web page published to {(item.get('destinationFile') or '?')[:100]}")
+    for item in strays:
         remove_keep_tail(item)
 
 
