@@ -242,6 +242,26 @@ XML_MAP_BOUND = (
     'PreserveSortAFLayout="true" PreserveFormat="true"><DataBinding FileBinding="true" '
     'FileBindingName="http://203.0.113.7/feed.xml" DataBindingLoadMode="1"/></Map></MapInfo>')
 
+# An XML map with its schema as Excel embeds it: two schemas joined by ID (Schema1 imports Schema2), and
+# {refs}: where the hostile sample has a schema pulled from a UNC path and one from a web address.
+XML_MAP_SCHEMAS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><MapInfo xmlns="http://schemas.openxmlformats.org/'
+    'spreadsheetml/2006/main" SelectionNamespaces="xmlns:ns1=\'urn:jp:lg:shinsei\'"><Schema ID="Schema1" '
+    'SchemaRef="Schema2" Namespace="urn:jp:lg:shinsei"><xsd:schema xmlns="" xmlns:xsd="http://www.w3.org/2001/'
+    'XMLSchema" xmlns:ns0="urn:jp:lg:shinsei" xmlns:ns2="urn:jp:lg:common" targetNamespace="urn:jp:lg:shinsei">'
+    '<xsd:import namespace="urn:jp:lg:common" schemaLocation="Schema2"/>{refs}<xsd:annotation><xsd:documentation '
+    'xml:lang="ja">転入届の様式</xsd:documentation></xsd:annotation><xsd:element nillable="true" name="申請" '
+    'type="ns0:申請型"/><xsd:complexType name="申請型"><xsd:sequence minOccurs="0"><xsd:element minOccurs="0" '
+    'nillable="true" type="xsd:string" name="氏名" form="unqualified"/><xsd:element ref="ns2:住所"/>'
+    '</xsd:sequence></xsd:complexType></xsd:schema></Schema><Schema ID="Schema2" Namespace="urn:jp:lg:common">'
+    '<xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns="urn:jp:lg:common" '
+    'targetNamespace="urn:jp:lg:common"><xsd:element name="住所" type="xsd:string"/></xsd:schema></Schema>'
+    '<Map ID="1" Name="申請_Map" RootElement="申請" SchemaID="Schema1" ShowImportExportValidationErrors="false" '
+    'AutoFit="true" Append="false" PreserveSortAFLayout="true" PreserveFormat="true"/></MapInfo>')
+XML_MAP_OUTSIDE_SCHEMAS = (
+    '<xsd:import namespace="urn:x" schemaLocation="\\\\203.0.113.9\\schemas\\x.xsd"/>'
+    '<xsd:include schemaLocation="http://203.0.113.9/inc.xsd"/>')
+
 
 @generator("ooxml")
 def ooxml_samples(out: Path) -> list[Sample]:
@@ -421,6 +441,11 @@ def ooxml_samples(out: Path) -> list[Sample]:
     patch(xlsx_p, h / "xml_map_binding.xlsx", add={"xl/xmlMaps.xml": XML_MAP_BOUND},
           edit={WB_RELS: rels_edit(("rIdMap", R + "xmlMaps", "xmlMaps.xml"))})
     s("hostile/xml_map_binding.xlsx", "sanitized", ["ooxml.data_connection"], "the map kept, unbound")
+    # An XML map whose schema imports and includes schemas from a UNC path and a web address.
+    patch(xlsx_p, h / "xml_map_schema.xlsx", add={"xl/xmlMaps.xml": XML_MAP_SCHEMAS.format(refs=XML_MAP_OUTSIDE_SCHEMAS)},
+          edit={WB_RELS: rels_edit(("rIdMap", R + "xmlMaps", "xmlMaps.xml"))})
+    s("hostile/xml_map_schema.xlsx", "sanitized", ["ooxml.external_relationship"],
+      "the map and its schemas kept, the outside references cut")
 
     # PowerPoint: click action that runs a program; OLE object made by python-pptx.
     patch(pptx_p, h / "ppaction_program.pptx",

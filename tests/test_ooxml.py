@@ -29,6 +29,8 @@ from samples.office_samples import (
     PASSWORD,
     RUBY_TEXT,
     XML_MAP_BOUND,
+    XML_MAP_OUTSIDE_SCHEMAS,
+    XML_MAP_SCHEMAS,
     make_docx,
     patch,
 )
@@ -471,6 +473,72 @@ def test_xml_map_bound_to_an_address_loses_its_binding(tmp_path, default_policy)
     assert any(t[0] == "ooxml.data_connection" for t in _prescan_same_as_full(src, tmp_path))
     res = process(src, "m.xlsx", tmp_path / "p", default_policy)
     assert res.verdict == "sanitized"
+
+
+_MAPS_REL = ('<Relationship Id="rIdMap" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+             'xmlMaps" Target="xmlMaps.xml"/></Relationships>')
+
+
+def _xml_map_workbook(tmp_path: Path, maps: str, name: str = "m.xlsx", **edit) -> Path:
+    from samples.office_samples import make_xlsx
+
+    return patch(make_xlsx(tmp_path / "b.xlsx"), tmp_path / name, add={"xl/xmlMaps.xml": maps},
+                 edit={"xl/_rels/workbook.xml.rels": lambda x: x.replace("</Relationships>", _MAPS_REL), **edit})
+
+
+def test_xml_map_keeps_its_schema(tmp_path, default_policy):
+    """Excel needs an XML map's embedded schema to import and export the mapped cells: it stays, with the
+    namespace declarations its type and element references name by prefix (they are used in attribute
+    values only), the import that joins two schemas of the map by ID, and the Japanese names. The code
+    before dropped every schema as markup outside the part's vocabulary, leaving maps without one."""
+    src = _xml_map_workbook(tmp_path, XML_MAP_SCHEMAS.format(refs=""))
+    r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.xlsx")
+    assert [t for t in r.threats if t.id != "ooxml.metadata"] == [], r.threats
+    src_root = etree.fromstring(_read(src, "xl/xmlMaps.xml").encode())
+    out_root = etree.fromstring(_read(tmp_path / "o.xlsx", "xl/xmlMaps.xml").encode())
+    assert etree.tostring(out_root, method="c14n") == etree.tostring(src_root, method="c14n")
+    maps = _read(tmp_path / "o.xlsx", "xl/xmlMaps.xml")
+    assert 'xmlns:ns2="urn:jp:lg:common"' in maps and 'type="ns0:申請型"' in maps and 'schemaLocation="Schema2"' in maps
+    assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.xlsx") == []
+    res = process(src, "m.xlsx", tmp_path / "p", default_policy)
+    assert res.verdict == "clean" and "ooxml.unknown_markup" not in {t.id for t in res.threats}, res.threats
+
+
+def test_xml_map_schema_from_outside_is_cut(tmp_path, default_policy):
+    """A schemaLocation that names anything but another Schema of the map (a UNC path, a web address) is
+    where a schema processor would read more schema from: an import loses the location (it keeps its
+    namespace), an include goes whole. The rest of the schema stays."""
+    src = _xml_map_workbook(tmp_path, XML_MAP_SCHEMAS.format(refs=XML_MAP_OUTSIDE_SCHEMAS))
+    r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.xlsx")
+    found = [t for t in r.threats if t.id == "ooxml.external_relationship"]
+    assert found and {t.location for t in found} == {"xl/xmlMaps.xml"}, r.threats
+    details = " ".join(t.detail for t in found)
+    assert "203.0.113.9" in details
+    maps = _read(tmp_path / "o.xlsx", "xl/xmlMaps.xml")
+    assert "203.0.113.9" not in maps and "xsd:include" not in maps
+    assert '<xsd:import namespace="urn:x"/>' in maps and 'schemaLocation="Schema2"' in maps
+    assert 'name="氏名"' in maps and 'name="住所"' in maps
+    assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.xlsx") == []
+    assert any(t[0] == "ooxml.external_relationship" for t in _prescan_same_as_full(src, tmp_path))
+    res = process(src, "m.xlsx", tmp_path / "p", default_policy)
+    assert res.verdict == "sanitized"
+
+
+def test_schema_markup_stays_only_inside_a_map_schema(tmp_path):
+    """The XML Schema vocabulary is the map part's alone and only inside MapInfo/Schema: an xsd element
+    in a Map, or in a worksheet, is dropped (Excel reads a schema nowhere else), and a location naming a
+    Schema ID counts only for a map's own schemas."""
+    xsd = 'xmlns:xsd="http://www.w3.org/2001/XMLSchema"'
+    maps = XML_MAP_SCHEMAS.format(refs="").replace(
+        'PreserveFormat="true"/>', f'PreserveFormat="true"><xsd:element {xsd} name="stray"/></Map>')
+    src = _xml_map_workbook(tmp_path, maps, **{"xl/worksheets/sheet1.xml": lambda x: x.replace(
+        "</worksheet>", f'<xsd:schema {xsd}><xsd:include schemaLocation="Schema1"/></xsd:schema></worksheet>')})
+    out = tmp_path / "o.xlsx"
+    rebuild_ooxml(_ctx(tmp_path), src, out)
+    out_maps = _read(out, "xl/xmlMaps.xml")
+    assert "stray" not in out_maps and 'name="住所"' in out_maps
+    assert "XMLSchema" not in _read(out, "xl/worksheets/sheet1.xml")
+    assert inspect_ooxml(_ctx(tmp_path), out) == []
 
 
 def test_hyperlink_with_a_computed_target_is_removed_value_kept(tmp_path, default_policy):

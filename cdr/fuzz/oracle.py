@@ -113,6 +113,7 @@ _BAD_OOXML = {"OLEObject", "oleObj", "oleObject", "attachedTemplate", "altChunk"
               "entryMacro", "exitMacro", "FmlaMacro", "ddeLink", "oleLink", "mailMerge", "script",
               "webPublishItem", "webPublishObject", "webVideoPr", "DataBinding"}
 _WEB_NS = {"", "http://www.w3.org/1999/xhtml", "http://www.w3.org/2000/svg"}
+_XSD = "http://www.w3.org/2001/XMLSchema"
 _PRES = "urn:oasis:names:tc:opendocument:xmlns:presentation:1.0"
 _XLINK = "{http://www.w3.org/1999/xlink}href"
 # Presentation click actions that only move within the show.
@@ -146,10 +147,13 @@ def scan_xml(data: bytes, where: str) -> list[str]:
         return []
     if root is None:
         return []
+    map_schemas = {s.get("ID") for s in root.iter("{*}Schema")}  # an XML map joins its schemas by ID
     for el in root.iter():
         local = _local(el.tag)
         ns = el.tag[1:].split("}", 1)[0] if isinstance(el.tag, str) and el.tag.startswith("{") else ""
         odf = ns.startswith("urn:oasis:names:tc:opendocument")
+        if ns == _XSD and el.get("schemaLocation") is not None and el.get("schemaLocation") not in map_schemas:
+            found.append(f"{where}: schema {local} from {el.get('schemaLocation', '')[:60]}")
         bad = _BAD_WEB if ns in _WEB_NS else _BAD_ODF if odf else _BAD_OOXML
         if local in bad:
             found.append(f"{where}: element {local}")

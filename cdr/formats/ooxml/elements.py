@@ -627,6 +627,13 @@ _NAMES = {
 }
 # Smart tags (ECMA-376 transitional 17.5.1.9, deprecated, still written by Word 2007) are not in that data.
 _NAMES["http://schemas.openxmlformats.org/wordprocessingml/2006/main"] += "smartTag smartTagPr smartTagType doNotEmbedSmartTags "
+# XML Schema 1.0 (W3C): an XML map's embedded schema, allowed in xl/xmlMaps.xml only (vocab.XML_MAPS).
+_NAMES["http://www.w3.org/2001/XMLSchema"] = (
+    "all annotation any anyAttribute appinfo attribute attributeGroup choice complexContent complexType "
+    "documentation element enumeration extension field fractionDigits group import include key keyref length "
+    "list maxExclusive maxInclusive maxLength minExclusive minInclusive minLength notation pattern redefine "
+    "restriction schema selector sequence simpleContent simpleType totalDigits union unique whiteSpace "
+)
 # Namespaces of attributes only: any element in them is unknown.
 _NAMES.update({u: "" for u in (
     "http://schemas.openxmlformats.org/officeDocument/2006/relationships",

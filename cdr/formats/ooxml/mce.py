@@ -21,7 +21,7 @@ from lxml import etree
 from .._memo import per_file, remembered
 from .._xml import attached, declarations, foreign_nodes, remove_keep_tail, unwrap, vocabulary_clean
 from .elements import element_names
-from .vocab import MC_NS, PICTURE_FALLBACK, XML_NS
+from .vocab import MC_NS, PICTURE_FALLBACK, XML_NS, XSD_NS
 
 _MC = f"{{{MC_NS}}}"
 _AC, _CHOICE, _FALLBACK = _MC + "AlternateContent", _MC + "Choice", _MC + "Fallback"
@@ -222,9 +222,11 @@ def apply(root: etree._Element, data: bytes | None, allowed: frozenset[str],
         _mc_attributes(root, allowed)
     for parent in gone:
         _drop_empty_extension(parent, root)
-    if decls is not None and any(u not in allowed and u not in (MC_NS, XML_NS) for _p, u in decls):
+    if decls is not None and XSD_NS not in allowed \
+            and any(u not in allowed and u not in (MC_NS, XML_NS) for _p, u in decls):
         # Declarations of namespaces that left (or were never used) go too; those of the vocabulary stay,
-        # since mc:Ignorable and Requires name them by prefix.
+        # since mc:Ignorable and Requires name them by prefix. An XML schema names its types and elements
+        # by prefix (and by the default namespace) in attribute values: there, every declaration stays.
         etree.cleanup_namespaces(root, keep_ns_prefixes=sorted({p for p, u in decls if p and u in allowed | {MC_NS}}))
     return found
 

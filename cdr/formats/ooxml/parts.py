@@ -717,6 +717,36 @@ def drop_outside_sources(root: etree._Element, report: Report) -> None:
         remove_keep_tail(el)
 
 
+_XSD = "{http://www.w3.org/2001/XMLSchema}"
+_S_SCHEMA = tags(S_NS, "Schema")
+_S_MAP_INFO = tags(S_NS, "MapInfo")
+_XSD_REFERENCES = (_XSD + "import", _XSD + "include", _XSD + "redefine")
+
+
+def disarm_map_schemas(root: etree._Element, report: Report) -> None:
+    """An XML map's embedded schema (xl/xmlMaps.xml, MapInfo/Schema/xsd:schema) stays: Excel needs it to
+    import and export the mapped cells. What would make a schema processor read another schema goes: a
+    schemaLocation that names anything but a Schema of this part (Excel joins the schemas of a map by
+    their IDs), with the include or redefine it belongs to (an import keeps its namespace). Schema markup
+    anywhere else in the part is dropped: Excel reads it nowhere else."""
+    schemas = [s for s in root if s.tag in _S_SCHEMA] if root.tag in _S_MAP_INFO else []
+    ids = {s.get("ID") for s in schemas} - {None}
+    for el in list(root.iter(_XSD + "*")):
+        parent = el.getparent()
+        if parent is not None and not parent.tag.startswith(_XSD) and not (
+                el.tag == _XSD + "schema" and any(parent is s for s in schemas)):
+            remove_keep_tail(el)
+    for el in list(root.iter(*_XSD_REFERENCES)):
+        where = el.get("schemaLocation")
+        if where is None or where in ids:
+            continue
+        report("ooxml.external_relationship", f"XML map schema {el.tag[len(_XSD):]} from {where[:100]}")
+        if el.tag == _XSD + "import":
+            del el.attrib["schemaLocation"]
+        else:
+            remove_keep_tail(el)
+
+
 _S_WEB_PUBLISH = tags(S_NS, *_WEB_PUBLISH_LISTS)
 _S_WEB_PUBLISH_ITEM = tags(S_NS, *_WEB_PUBLISH_ITEMS)
 

@@ -98,6 +98,11 @@ SHEET = _ecma(("spreadsheetml/2006/main", "spreadsheetml/main")) | _ms(
     # links, external links 2021, rich-data web images (fetched), pivot auto-refresh and data sources.
 ) | DRAWING  # chart sheets and form-control anchors (xdr) inside the sheet
 
+# An XML map part (xl/xmlMaps.xml, declared application/xml) holds the map's XML schema inside its Schema
+# elements: Excel needs it to import and export the mapped cells (parts.disarm_map_schemas keeps it to there).
+XSD_NS = "http://www.w3.org/2001/XMLSchema"
+XML_MAPS = SHEET | {XSD_NS}
+
 PRESENTATION = _ecma(("presentationml/2006/main", "presentationml/main")) | _ms(
     "powerpoint/2010/main", "powerpoint/2012/main", "powerpoint/2015/main",  # p14 p15 p16
     "powerpoint/2015/09/main", "powerpoint/2015/10/main", "powerpoint/2017/10/main", "powerpoint/2017/3/main",
@@ -179,6 +184,7 @@ REL_VOCAB: dict[str, frozenset[str]] = {
     **{_OD + t: DRAWING for t in ("theme", "themeOverride", "chart", "chartUserShapes", "drawing", "diagramData",
                                   "diagramLayout", "diagramQuickStyle", "diagramColors")},
     _OD + "vmlDrawing": VML,
+    _OD + "xmlMaps": XML_MAPS,
     _OD + "extended-properties": APP_PROPS,
     _OD + "custom-properties": CUSTOM_PROPS,
     _OD + "customXmlProps": CUSTOM_XML_PROPS,
