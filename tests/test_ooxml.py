@@ -508,15 +508,18 @@ def test_xml_map_schema_from_outside_is_cut(tmp_path, default_policy):
     """A schemaLocation that names anything but another Schema of the map (a UNC path, a web address) is
     where a schema processor would read more schema from: an import loses the location (it keeps its
     namespace), an include goes whole. The rest of the schema stays."""
-    src = _xml_map_workbook(tmp_path, XML_MAP_SCHEMAS.format(refs=XML_MAP_OUTSIDE_SCHEMAS))
+    # A Schema whose ID is a file name or an address does not make that location one of the map's own.
+    refs = XML_MAP_OUTSIDE_SCHEMAS + '<xsd:import namespace="urn:y" schemaLocation="y.xsd"/>'
+    maps = XML_MAP_SCHEMAS.format(refs=refs).replace("</MapInfo>", '<Schema ID="y.xsd"/></MapInfo>')
+    src = _xml_map_workbook(tmp_path, maps)
     r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.xlsx")
     found = [t for t in r.threats if t.id == "ooxml.external_relationship"]
     assert found and {t.location for t in found} == {"xl/xmlMaps.xml"}, r.threats
     details = " ".join(t.detail for t in found)
     assert "203.0.113.9" in details
     maps = _read(tmp_path / "o.xlsx", "xl/xmlMaps.xml")
-    assert "203.0.113.9" not in maps and "xsd:include" not in maps
-    assert '<xsd:import namespace="urn:x"/>' in maps and 'schemaLocation="Schema2"' in maps
+    assert "203.0.113.9" not in maps and "xsd:include" not in maps and 'schemaLocation="y.xsd"' not in maps
+    assert '<xsd:import namespace="urn:x"/>' in maps and '<xsd:import namespace="urn:y"/>' in maps and 'schemaLocation="Schema2"' in maps
     assert 'name="氏名"' in maps and 'name="住所"' in maps
     assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.xlsx") == []
     assert any(t[0] == "ooxml.external_relationship" for t in _prescan_same_as_full(src, tmp_path))

@@ -114,6 +114,7 @@ _BAD_OOXML = {"OLEObject", "oleObj", "oleObject", "attachedTemplate", "altChunk"
               "webPublishItem", "webPublishObject", "webVideoPr", "DataBinding"}
 _WEB_NS = {"", "http://www.w3.org/1999/xhtml", "http://www.w3.org/2000/svg"}
 _XSD = "http://www.w3.org/2001/XMLSchema"
+_SCHEMA_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PRES = "urn:oasis:names:tc:opendocument:xmlns:presentation:1.0"
 _XLINK = "{http://www.w3.org/1999/xlink}href"
 # Presentation click actions that only move within the show.
@@ -152,7 +153,8 @@ def scan_xml(data: bytes, where: str) -> list[str]:
         local = _local(el.tag)
         ns = el.tag[1:].split("}", 1)[0] if isinstance(el.tag, str) and el.tag.startswith("{") else ""
         odf = ns.startswith("urn:oasis:names:tc:opendocument")
-        if ns == _XSD and el.get("schemaLocation") is not None and el.get("schemaLocation") not in map_schemas:
+        if ns == _XSD and el.get("schemaLocation") is not None and not (el.get("schemaLocation") in map_schemas
+                                                                         and _SCHEMA_ID.fullmatch(el.get("schemaLocation"))):
             found.append(f"{where}: schema {local} from {el.get('schemaLocation', '')[:60]}")
         bad = _BAD_WEB if ns in _WEB_NS else _BAD_ODF if odf else _BAD_OOXML
         if local in bad:

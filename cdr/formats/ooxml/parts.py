@@ -721,13 +721,16 @@ _XSD = "{http://www.w3.org/2001/XMLSchema}"
 _S_SCHEMA = tags(S_NS, "Schema")
 _S_MAP_INFO = tags(S_NS, "MapInfo")
 _XSD_REFERENCES = (_XSD + "import", _XSD + "include", _XSD + "redefine")
+# A Schema ID as Excel writes them ("Schema2"): a name no resolver could take for a file or an address,
+# whatever ID the sender gave a Schema ("x.xsd" would be a file beside the workbook).
+_SCHEMA_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 def disarm_map_schemas(root: etree._Element, report: Report) -> None:
     """An XML map's embedded schema (xl/xmlMaps.xml, MapInfo/Schema/xsd:schema) stays: Excel needs it to
     import and export the mapped cells. What would make a schema processor read another schema goes: a
-    schemaLocation that names anything but a Schema of this part (Excel joins the schemas of a map by
-    their IDs), with the include or redefine it belongs to (an import keeps its namespace). Schema markup
+    schemaLocation that names anything but a Schema of this part by a plain ID (Excel joins the schemas
+    of a map by their IDs), with the include or redefine it belongs to (an import keeps its namespace). Schema markup
     anywhere else in the part is dropped: Excel reads it nowhere else."""
     schemas = [s for s in root if s.tag in _S_SCHEMA] if root.tag in _S_MAP_INFO else []
     ids = {s.get("ID") for s in schemas} - {None}
@@ -738,7 +741,7 @@ def disarm_map_schemas(root: etree._Element, report: Report) -> None:
             remove_keep_tail(el)
     for el in list(root.iter(*_XSD_REFERENCES)):
         where = el.get("schemaLocation")
-        if where is None or where in ids:
+        if where is None or (where in ids and _SCHEMA_ID.fullmatch(where)):
             continue
         report("ooxml.external_relationship", f"XML map schema {el.tag[len(_XSD):]} from {where[:100]}")
         if el.tag == _XSD + "import":
