@@ -340,6 +340,11 @@ def ooxml_samples(out: Path) -> list[Sample]:
     patch(docx_p, h / "online_video.docx", edit={"word/document.xml": lambda x: re.sub(
         r'<a:blip r:embed="(rId\d+)"/>', lambda m: ONLINE_VIDEO_BLIP.format(rid=m.group(1)), x, count=1)})
     s("hostile/online_video.docx", "sanitized", ["ooxml.online_video"], "the poster picture kept")
+    # A bibliography whose citation style (an XSLT Word runs) is named by a UNC path.
+    patch(docx_p, h / "bibliography_style.docx", edit={"customXml/item1.xml": lambda x: x.replace(
+        'SelectedStyle="/APA.XSL"', 'SelectedStyle="\\\\203.0.113.9\\styles\\apa.xsl"')})
+    s("hostile/bibliography_style.docx", "sanitized", ["ooxml.external_relationship"],
+      "the sources kept, Word's own style used")
 
     # OLE embedding with a preview picture.
     ole_fragment = ('<w:p><w:r><w:object w:dxaOrig="1440" w:dyaOrig="900"><v:shape id="_x0000_i1026" '

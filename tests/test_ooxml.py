@@ -527,6 +527,32 @@ def test_xml_map_schema_from_outside_is_cut(tmp_path, default_policy):
     assert res.verdict == "sanitized"
 
 
+def test_bibliography_style_only_by_file_name(tmp_path, default_policy):
+    """Word formats citations with the XSLT a bibliography's SelectedStyle names (the standard calls it a
+    path), looked up in its own style folder: a plain file name stays; a UNC path, a drive path, a way up
+    or an address goes with a finding, and so does a style URI. The sources stay."""
+    plain = _read(make_docx(tmp_path / "b.docx"), "customXml/item1.xml")
+    assert 'SelectedStyle="/APA.XSL"' in plain  # python-docx's template: kept as it is
+    r = rebuild_ooxml(_ctx(tmp_path), tmp_path / "b.docx", tmp_path / "o.docx")
+    assert "ooxml.external_relationship" not in {t.id for t in r.threats}
+    assert 'SelectedStyle="/APA.XSL"' in _read(tmp_path / "o.docx", "customXml/item1.xml")
+    source = ('<b:Source><b:Tag>国保</b:Tag><b:SourceType>Report</b:SourceType><b:Title>国民健康保険の手引き'
+              '</b:Title></b:Source>')
+    for i, style in enumerate(["\\\\203.0.113.9\\s\\apa.xsl", "C:\\Users\\Public\\x.xsl", "\\..\\..\\x.xsl",
+                               "http://203.0.113.9/x.xsl"]):
+        src = patch(tmp_path / "b.docx", tmp_path / f"s{i}.docx", edit={"customXml/item1.xml": lambda x, st=style: x.replace(
+            'SelectedStyle="/APA.XSL"', f'SelectedStyle="{st}" URI="http://203.0.113.9/style"').replace(
+            'StyleName="APA"/>', f'StyleName="APA">{source}</b:Sources>')})
+        r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / f"o{i}.docx")
+        found = [t for t in r.threats if t.id == "ooxml.external_relationship"]
+        assert found and found[0].location == "customXml/item1.xml", (style, r.threats)
+        out = _read(tmp_path / f"o{i}.docx", "customXml/item1.xml")
+        assert "SelectedStyle" not in out and "URI=" not in out and "国民健康保険の手引き" in out, out
+        assert inspect_ooxml(_ctx(tmp_path), tmp_path / f"o{i}.docx") == []
+        assert any(t[0] == "ooxml.external_relationship" for t in _prescan_same_as_full(src, tmp_path))
+    assert process(src, "s.docx", tmp_path / "p", default_policy).verdict == "sanitized"
+
+
 def test_schema_markup_stays_only_inside_a_map_schema(tmp_path):
     """The XML Schema vocabulary is the map part's alone and only inside MapInfo/Schema: an xsd element
     in a Map, or in a worksheet, is dropped (Excel reads a schema nowhere else), and a location naming a

@@ -115,6 +115,7 @@ _BAD_OOXML = {"OLEObject", "oleObj", "oleObject", "attachedTemplate", "altChunk"
 _WEB_NS = {"", "http://www.w3.org/1999/xhtml", "http://www.w3.org/2000/svg"}
 _XSD = "http://www.w3.org/2001/XMLSchema"
 _SCHEMA_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STYLE_FILE = re.compile(r"[\\/]?[A-Za-z0-9 _-][A-Za-z0-9 ._-]*\.xslt?", re.I)  # a file in Word's style folder
 _PRES = "urn:oasis:names:tc:opendocument:xmlns:presentation:1.0"
 _XLINK = "{http://www.w3.org/1999/xlink}href"
 # Presentation click actions that only move within the show.
@@ -172,6 +173,9 @@ def scan_xml(data: bytes, where: str) -> list[str]:
                 found.append(f"{where}: event attribute {alocal}")
             if alocal in ("macro", "fmlaMacro") and value.strip():
                 found.append(f"{where}: macro attribute {value[:40]}")
+            if local == "Sources" and (alocal == "URI" and value or alocal == "SelectedStyle" and not (
+                    _STYLE_FILE.fullmatch(value) and ".." not in value)):
+                found.append(f"{where}: bibliography style {value[:60]}")
             if alocal == "action" and re.match(r"(?i)ppaction://(program|macro|ole)", value.strip()):
                 found.append(f"{where}: action {value[:40]}")
             if (alocal in _URL_ATTRS or "href" in alocal.lower()) and _BAD_ATTR_VALUE.search(value):

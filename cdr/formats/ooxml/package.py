@@ -771,16 +771,15 @@ class Rebuild:
                 # Kept external relationships are web links: only hyperlink elements may use them.
                 link_ids = {r.id for r in kept_rels.get(part, []) if r.external}
                 vocab, plain = self._vocabs.get(part, frozenset()), V.VML_PLAIN if kindp == "vml" else frozenset()
-                # An XML map's schema (a small part) is always read as a tree: no byte proof covers it.
-                schema = V.XSD_NS in vocab
-                if self.prescan and not link_ids and not schema and part not in self._app_minimal \
+                tree = V.always_parsed(vocab)
+                if self.prescan and not link_ids and not tree and part not in self._app_minimal \
                         and X.quiet(data, self._role(part, ctl)) \
                         and mce.quiet(data, vocab, plain):
                     self.skipped.append(self.prefix + part)
                     continue
                 # Every relationship kept: no reference can have lost its target here.
                 complete = len(kept_rels.get(part, ())) == len(self.rels(part))
-                if self.write and kindp == "xml" and complete and not link_ids and not schema \
+                if self.write and kindp == "xml" and complete and not link_ids and not tree \
                         and X.untouched(data, self._role(part, ctl)) and mce.quiet(data, vocab) \
                         and not X.has_dangling(data, ids):
                     # Nothing to disarm and already in re-serialised form: proven well-formed without
@@ -896,6 +895,8 @@ class Rebuild:
             X.drop_outside_sources(root, rep)
         if V.XSD_NS in vocab:
             X.disarm_map_schemas(root, rep)
+        if not V.BIBLIOGRAPHY.isdisjoint(vocab):
+            X.disarm_bibliography(root, rep)
         # Names cannot be escaped in XML: when they are plain bytes, a miss rules the element out.
         if not literal or X.may_link(data):
             X.disarm_links(root, rep)

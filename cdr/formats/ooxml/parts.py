@@ -750,6 +750,27 @@ def disarm_map_schemas(root: etree._Element, report: Report) -> None:
             remove_keep_tail(el)
 
 
+_B_SOURCES = tags(("http://schemas.openxmlformats.org/officeDocument/2006/bibliography",
+                   "http://purl.oclc.org/ooxml/officeDocument/bibliography"), "Sources")
+# Word formats citations with an XSLT from its own Bibliography\Style folder, named by file name ("\APA.XSL",
+# "/APA.XSL" from python-docx); the standard calls the attribute a path.
+_STYLE_FILE = re.compile(r"[\\/]?[A-Za-z0-9 _-][A-Za-z0-9 ._-]{0,127}\.xslt?", re.I)
+
+
+def disarm_bibliography(root: etree._Element, report: Report) -> None:
+    """A bibliography's style (Sources SelectedStyle, URI) is an XSLT Word runs over the sources when it
+    formats the citations. Only a plain file name stays (Word looks it up in its own style folder); a path
+    or an address elsewhere goes, and Word uses its default style. The sources themselves stay."""
+    for el in root.iter(*_B_SOURCES):
+        style = el.get("SelectedStyle")
+        if style is not None and (not _STYLE_FILE.fullmatch(style) or ".." in style):
+            report("ooxml.external_relationship", f"bibliography style from {style[:100]}")
+            del el.attrib["SelectedStyle"]
+        if el.get("URI"):
+            report("ooxml.external_relationship", f"bibliography style at {el.get('URI', '')[:100]}")
+        el.attrib.pop("URI", None)
+
+
 _S_WEB_PUBLISH = tags(S_NS, *_WEB_PUBLISH_LISTS)
 _S_WEB_PUBLISH_ITEM = tags(S_NS, *_WEB_PUBLISH_ITEMS)
 

@@ -103,6 +103,7 @@ SHEET = _ecma(("spreadsheetml/2006/main", "spreadsheetml/main")) | _ms(
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 XML_MAPS = SHEET | {XSD_NS}
 
+
 PRESENTATION = _ecma(("presentationml/2006/main", "presentationml/main")) | _ms(
     "powerpoint/2010/main", "powerpoint/2012/main", "powerpoint/2015/main",  # p14 p15 p16
     "powerpoint/2015/09/main", "powerpoint/2015/10/main", "powerpoint/2017/10/main", "powerpoint/2017/3/main",
@@ -120,9 +121,15 @@ CUSTOM_PROPS = _ecma(("officeDocument/2006/custom-properties", "officeDocument/c
 CUSTOM_XML_PROPS = _ecma(("officeDocument/2006/customXml", "officeDocument/customXml"))
 # Custom XML data parts (customXml/itemN.xml) hold any XML by design; only the kinds Office itself
 # shows are kept: a bibliography (citations) and cover page properties (bound to the cover page).
-CUSTOM_XML_DATA = _ecma(("officeDocument/2006/bibliography", "officeDocument/bibliography")) | \
-    _ms("2006/coverPageProps")
+BIBLIOGRAPHY = _ecma(("officeDocument/2006/bibliography", "officeDocument/bibliography"))
+CUSTOM_XML_DATA = BIBLIOGRAPHY | _ms("2006/coverPageProps")
 CLASSIFICATION = _ms("2020/mipLabelMetadata")
+
+
+def always_parsed(vocab: frozenset[str]) -> bool:
+    """Parts no byte proof covers, read as a tree every time (both small): an XML map with its schema, a
+    bibliography (parts.disarm_map_schemas, parts.disarm_bibliography)."""
+    return XSD_NS in vocab or not BIBLIOGRAPHY.isdisjoint(vocab)
 
 _W = "application/vnd.openxmlformats-officedocument.wordprocessingml."
 _S = "application/vnd.openxmlformats-officedocument.spreadsheetml."
