@@ -1025,6 +1025,22 @@ def odf_samples(out: Path) -> list[Sample]:
                 "xlink:href=\"file:///etc/passwd\"/><text:p>キャッシュ本文</text:p></text:section>")
     _odf(base / "hostile" / "external_links.odt", ODT, ext_body, dict(pics))
     samples.append(Sample("odf/hostile/external_links.odt", "sanitized", ["odf.external_link"]))
+    # A mail merge letter: a form bound to a database server, a database field, the merge's data source.
+    db = "sdbc:mysql:jdbc:203.0.113.9:3306/juminhyo"
+    _odf(base / "hostile" / "database_form.odt", ODT,
+         f'<office:forms><form:form form:name="申請" form:datasource="{db}" form:command="SELECT * FROM 住民" '
+         'form:command-type="command"><form:text form:name="氏名" form:id="c1" form:data-field="name"/></form:form>'
+         f'</office:forms><text:p>宛名: <text:database-display text:database-name="{db}" text:table-name="住民" '
+         'text:table-type="table" text:column-name="name">山田 花子</text:database-display> 様</text:p>'
+         '<text:p>住民票の写しの交付についてお知らせします。</text:p>',
+         {"settings.xml": ('<?xml version="1.0" encoding="UTF-8"?>\n<office:document-settings xmlns:office="urn:oasis:'
+                           'names:tc:opendocument:xmlns:office:1.0" xmlns:config="urn:oasis:names:tc:opendocument:'
+                           'xmlns:config:1.0" office:version="1.3"><office:settings><config:config-item-set '
+                           'config:name="ooo:configuration-settings"><config:config-item config:name='
+                           f'"CurrentDatabaseDataSource" config:type="string">{db}</config:config-item>'
+                           '</config:config-item-set></office:settings></office:document-settings>').encode()})
+    samples.append(Sample("odf/hostile/database_form.odt", "sanitized", ["odf.external_link"],
+                          note="the form's controls and the field's text kept, the database bindings cut"))
     obj_body = (_ODT_TEXT + '<text:p><draw:frame><draw:object xlink:href="./Object 2" xlink:type="simple"/>'
                 '<draw:image xlink:href="./ObjectReplacements/Object 2"/></draw:frame></text:p>'
                 '<text:p><draw:frame><draw:object-ole xlink:href="./Object 3"/>'

@@ -52,7 +52,7 @@ def test_oracle_sees_what_it_must(tmp_path):
                "ooxml/hostile/vba.docm", "ooxml/hostile/ddeauto.docx", "ooxml/hostile/webservice.xlsx", "ooxml/hostile/web_publish.xlsx",
                "ooxml/hostile/online_video.docx", "ooxml/hostile/xml_map_binding.xlsx", "ooxml/hostile/xml_map_schema.xlsx", "ooxml/hostile/bibliography_style.docx",
                "ooxml/hostile/ppaction_program.pptx", "ooxml/hostile/activex.docx", "ooxml/hostile/remote_template.docx",
-               "odf/hostile/macro_onload.odt", "odf/hostile/run_program.odp", "svg/hostile/script.svg",
+               "odf/hostile/macro_onload.odt", "odf/hostile/database_form.odt", "odf/hostile/run_program.odp", "svg/hostile/script.svg",
                "svg/hostile/onload.svg", "text/hostile/script.html", "rtf/hostile/ddeauto.rtf"]
     missed = [rel for rel in hostile if not oracle.scan_file(tmp_path / rel)]
     assert missed == []

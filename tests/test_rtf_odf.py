@@ -22,6 +22,7 @@ HOSTILE_KEEP = {  # sample -> text that must survive the rebuild
     "rtf/hostile/ddeauto.rtf": "計算結果",
     "rtf/hostile/objautlink.rtf": "リンク",
     "odf/hostile/external_links.odt": "キャッシュ本文",
+    "odf/hostile/database_form.odt": "宛名: 山田 花子 様",
     "odf/hostile/run_program.odp": "次へ",
 }
 
@@ -331,3 +332,90 @@ def test_odf_root_outside_odf_is_malformed(default_policy, tmp_path):
             z.writestr(n, d)
     r = process(src, src.name, tmp_path / "out", default_policy)
     assert r.verdict == "blocked"
+
+
+_DB = "sdbc:mysql:jdbc:203.0.113.9:3306/juminhyo"
+
+
+def _odf_settings(items: str) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<office:document-settings xmlns:office="urn:oasis:names:tc:'
+            'opendocument:xmlns:office:1.0" xmlns:config="urn:oasis:names:tc:opendocument:xmlns:config:1.0" '
+            'office:version="1.3"><office:settings><config:config-item-set config:name="ooo:configuration-settings">'
+            f'{items}</config:config-item-set></office:settings></office:document-settings>').encode()
+
+
+def test_odf_database_bindings_are_cut_and_what_they_show_stays(default_policy, tmp_path):
+    """LibreOffice connects to a database a document names: a form bound to one (on opening, to show the
+    first record), a mail merge's database fields and data source, a sheet range or pivot table that
+    imports from one. The address is the sender's choice (a server, a UNC folder of text files). Each
+    binding goes; the form's controls, the fields' text and the imported cells stay. All were delivered
+    clean before."""
+    from samples.legacy_samples import ODS, ODT, _odf
+
+    form = (f'<office:forms><form:form form:name="申請" form:datasource="{_DB}" form:command="SELECT * FROM 住民" '
+            'form:command-type="command"><form:text form:name="氏名" form:id="c1" form:data-field="name"/>'
+            '</form:form></office:forms>')
+    field = (f'<text:p>宛名: <text:database-display text:database-name="{_DB}" text:table-name="住民" '
+             'text:table-type="table" text:column-name="name">山田 花子</text:database-display> 様</text:p>')
+    settings = _odf_settings(
+        f'<config:config-item config:name="CurrentDatabaseDataSource" config:type="string">{_DB}</config:config-item>'
+        '<config:config-item config:name="CurrentDatabaseCommand" config:type="string">住民</config:config-item>'
+        '<config:config-item config:name="CurrentDatabaseCommandType" config:type="int">0</config:config-item>'
+        '<config:config-item config:name="PrinterName" config:type="string">\\\\203.0.113.9\\3F</config:config-item>'
+        '<config:config-item config:name="PrinterSetup" config:type="base64Binary">AAAAMjAzLjAuMTEzLjk=</config:config-item>'
+        '<config:config-item config:name="AddParaTableSpacing" config:type="boolean">true</config:config-item>')
+    src = tmp_path / "merge.odt"
+    _odf(src, ODT, form + field, {"settings.xml": settings})
+    r = process(src, src.name, tmp_path / "o1", default_policy)
+    assert r.verdict == "sanitized", r.threats
+    details = [(t.id, t.location) for t in r.threats if t.id == "odf.external_link"]
+    assert ("odf.external_link", "content.xml: form 申請") in details
+    assert ("odf.external_link", "content.xml: database-display") in details
+    assert ("odf.external_link", "settings.xml: CurrentDatabaseDataSource") in details
+    with zipfile.ZipFile(r.output) as z:
+        content, kept_settings = z.read("content.xml").decode(), z.read("settings.xml").decode()
+    assert "203.0.113.9" not in content + kept_settings and "datasource" not in content
+    assert "database-display" not in content and "宛名: 山田 花子 様" in content and 'form:data-field="name"' in content
+    assert "Printer" not in kept_settings and "AddParaTableSpacing" in kept_settings
+    assert 'CurrentDatabaseCommandType" config:type="int">0<' in kept_settings  # LibreOffice writes it always
+    assert _reinspect(Path(r.output)) == []
+
+    cells = ('<table:table table:name="集計"><table:table-row><table:table-cell office:value-type="float" '
+             'office:value="12"><text:p>12</text:p></table:table-cell></table:table-row></table:table>')
+    ranges = ('<table:database-ranges><table:database-range table:name="住民" table:target-range-address='
+              '"集計.A1:集計.A1" table:refresh-delay="PT10S"><table:database-source-sql table:database-name='
+              f'"{_DB}" table:sql-statement="SELECT count(*) FROM 住民"/></table:database-range></table:database-ranges>'
+              '<table:data-pilot-tables><table:data-pilot-table table:name="P" table:target-range-address='
+              f'"集計.C1:集計.D2"><table:database-source-table table:database-name="{_DB}" '
+              'table:database-table-name="住民"/></table:data-pilot-table></table:data-pilot-tables>')
+    src = tmp_path / "import.ods"
+    _odf(src, ODS, cells + ranges)
+    r = process(src, src.name, tmp_path / "o2", default_policy)
+    assert r.verdict == "sanitized", r.threats
+    assert {t.location for t in r.threats if t.id == "odf.external_link"} == {
+        "content.xml: database-range", "content.xml: data-pilot-table"}
+    with zipfile.ZipFile(r.output) as z:
+        content = z.read("content.xml").decode()
+    assert "203.0.113.9" not in content and "refresh-delay" not in content and "data-pilot-table" not in content
+    assert 'table:database-range table:name="住民"' in content and 'office:value="12"' in content
+    assert _reinspect(Path(r.output)) == []
+
+
+def test_odf_plain_settings_are_kept_as_they_are(default_policy, tmp_path):
+    """LibreOffice's usual settings (an empty data source, the command type, view settings) are not a
+    finding: a document without a database stays clean."""
+    from samples.legacy_samples import ODT, _odf
+
+    settings = _odf_settings(
+        '<config:config-item config:name="CurrentDatabaseDataSource" config:type="string"/>'
+        '<config:config-item config:name="CurrentDatabaseCommand" config:type="string"/>'
+        '<config:config-item config:name="CurrentDatabaseCommandType" config:type="int">0</config:config-item>'
+        '<config:config-item config:name="PrinterName" config:type="string"/>'
+        '<config:config-item config:name="LinkUpdateMode" config:type="short">1</config:config-item>')
+    src = tmp_path / "plain.odt"
+    _odf(src, ODT, "<text:p>本文</text:p>", {"settings.xml": settings})
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "clean" and [t for t in r.threats if t.id != "odf.metadata"] == [], r.threats
+    with zipfile.ZipFile(r.output) as z:
+        kept = z.read("settings.xml").decode()
+    assert "CurrentDatabaseDataSource" in kept and "LinkUpdateMode" in kept and "PrinterName" not in kept

@@ -46,6 +46,7 @@ NS = {
     "style": "urn:oasis:names:tc:opendocument:xmlns:style:1.0",
     "calcext": "urn:org:documentfoundation:names:experimental:calc:xmlns:calcext:1.0",
     "chart": "urn:oasis:names:tc:opendocument:xmlns:chart:1.0",
+    "config": "urn:oasis:names:tc:opendocument:xmlns:config:1.0",
 }
 MIMES = ("application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
          "application/vnd.oasis.opendocument.presentation")
@@ -70,6 +71,18 @@ _MACRO_TAGS = {_q("office", "script"), _q("text", "script")}
 _DDE_TAGS = {_q("text", "dde-connection-decls"), _q("table", "dde-links"), _q("office", "dde-source"),
              _q("text", "section-source"), _q("table", "table-source"), _q("table", "cell-range-source")}
 _UNWRAP_TAGS = {_q("text", "dde-connection"), _q("text", "execute-macro")}
+# Database fields (a mail merge's): LibreOffice connects to the data source they name to fill them.
+_DB_FIELDS = {_q("text", n) for n in ("database-display", "database-next", "database-row-select",
+                                      "database-row-number", "database-name")}
+# Where a sheet range or a pivot table imports from a database (re-read on load or every refresh-delay).
+_DB_SOURCES = {_q("table", n) for n in ("database-source-sql", "database-source-table", "database-source-query")}
+# A form bound to a database: LibreOffice connects when the document opens, to show the first record.
+_FORM_DB_ATTRS = tuple(_q("form", n) for n in ("datasource", "command", "command-type", "filter", "order",
+                                                "escape-processing", "ignore-result", "master-fields", "detail-fields"))
+# settings.xml: what names a database (the mail merge's data source and its SQL command), and opaque blobs
+# (the printer driver's job setup, base64) that no reader of ours looks inside.
+_DB_SETTINGS = {"CurrentDatabaseDataSource", "CurrentDatabaseCommand"}
+_PRINTER_SETTINGS = {"PrinterName", "PrinterSetup", "PrinterPaperFromSetup"}
 
 
 _PARSER = etree.XMLParser(**SAFE_OPTIONS, remove_blank_text=False)
@@ -285,6 +298,53 @@ def _disarm_formulas(root: etree._Element, part: str) -> list[Threat]:
     return threats
 
 
+def _disarm_databases(root: etree._Element, part: str) -> list[Threat]:
+    """What makes LibreOffice connect to a database (a server's address, a file or folder path, or a data
+    source registered on the reader's machine): database fields give way to their text, a form loses its
+    binding (its controls stay), a sheet range or pivot table its import (the cells keep what they show; a
+    pivot table cannot stand without a source and goes, its output cells stay), settings.xml the mail
+    merge's data source. Printer settings go without a word: the driver's job setup is an opaque blob, and
+    a printer named by a UNC path (\\\\server\\printer, common in offices) is a server LibreOffice may ask
+    for its metrics; the reader's own printer is the right one anyway."""
+    threats: list[Threat] = []
+    for el in list(root.iter(*_DB_FIELDS)):
+        name = el.get(_q("text", "database-name")) or ""
+        threats.append(Threat("odf.external_link", f"{part}: {etree.QName(el).localname}", "neutralized",
+                              f"database field ({name[:150]}); its text kept"))
+        unwrap(el)
+    for el in root.iter(_q("form", "form")):
+        if any(a in el.attrib for a in _FORM_DB_ATTRS):
+            threats.append(Threat("odf.external_link", f"{part}: form {el.get(_q('form', 'name')) or ''}".rstrip(),
+                                  "neutralized", f"form bound to the database "
+                                  f"{(el.get(_q('form', 'datasource')) or '(none named)')[:150]}"))
+            for a in _FORM_DB_ATTRS:
+                el.attrib.pop(a, None)
+    for el in list(root.iter(*_DB_SOURCES)):
+        parent = el.getparent()
+        what = (el.get(_q("table", "database-name")) or "")[:150]
+        if parent is not None and parent.tag == _q("table", "data-pilot-table"):
+            threats.append(Threat("odf.external_link", f"{part}: data-pilot-table", "removed",
+                                  f"pivot table fed from the database {what}; its cells kept"))
+            tables = parent.getparent()
+            remove_keep_tail(parent)
+            if tables is not None and len(tables) == 0 and tables.getparent() is not None:
+                remove_keep_tail(tables)  # the list may not be empty
+        elif parent is not None:
+            threats.append(Threat("odf.external_link", f"{part}: {etree.QName(parent).localname}", "removed",
+                                  f"range imported from the database {what}; its cells kept"))
+            remove_keep_tail(el)
+            parent.attrib.pop(_q("table", "refresh-delay"), None)
+    for el in list(root.iter(_q("config", "config-item"))):
+        name = el.get(_q("config", "name")) or ""
+        if name in _DB_SETTINGS and (el.text or "").strip():
+            threats.append(Threat("odf.external_link", f"{part}: {name}", "removed",
+                                  f"mail merge database ({name}): {(el.text or '').strip()[:150]}"))
+            remove_keep_tail(el)
+        elif name in _PRINTER_SETTINGS or el.get(_q("config", "type")) == "base64Binary":
+            remove_keep_tail(el)
+    return threats
+
+
 def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_objects: set[str],
                  data: bytes | None = None) -> list[Threat]:
     """Disarm one XML part in place; `kept_objects` are sub-document dirs ("Object 1") that stay; `data`, the
@@ -359,6 +419,7 @@ def sanitize_xml(root: etree._Element, part: str, members: set[str], kept_object
             threats.append(Threat("odf.external_link", f"{part}: {etree.QName(el).localname}@image-data", "removed",
                                   v[:200]))
             del el.attrib[image_data]
+    threats += _disarm_databases(root, part)
     threats += _disarm_formulas(root, part)
     # Macro URLs can also hide in other attributes (form control bindings, hyperlink targets).
     for el in root.iter():

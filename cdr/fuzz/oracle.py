@@ -108,7 +108,9 @@ def _pdf_walk(obj: object, found: list[str], depth: int) -> None:
 _BAD_WEB = {"script", "iframe", "frame", "frameset", "object", "embed", "applet", "foreignObject", "handler",
             "listener", "base"}
 _BAD_ODF = {"execute-macro", "dde-connection-decl", "dde-connection-decls",
-            "dde-source", "dde-link", "dde-links", "object-ole", "applet", "script", "submission"}
+            "dde-source", "dde-link", "dde-links", "object-ole", "applet", "script", "submission",
+            "database-display", "database-next", "database-row-select", "database-row-number", "database-name",
+            "database-source-sql", "database-source-table", "database-source-query"}
 _BAD_OOXML = {"OLEObject", "oleObj", "oleObject", "attachedTemplate", "altChunk", "subDoc", "webExtension",
               "entryMacro", "exitMacro", "FmlaMacro", "ddeLink", "oleLink", "mailMerge", "script",
               "webPublishItem", "webPublishObject", "webVideoPr", "DataBinding"}
@@ -163,6 +165,11 @@ def scan_xml(data: bytes, where: str) -> list[str]:
         if odf and local == "event-listener" and (ns.endswith(":script:1.0") or el.get(
                 f"{{{_PRES}}}action", "none") not in _NAVIGATION or not el.get(_XLINK, "#").startswith("#")):
             found.append(f"{where}: event listener {el.get(f'{{{_PRES}}}action') or el.get(_XLINK, '')}"[:120])
+        if odf and local == "form" and el.get(f"{{{ns}}}datasource"):
+            found.append(f"{where}: form bound to {el.get(f'{{{ns}}}datasource', '')[:60]}")
+        if odf and local == "config-item" and (el.text or "").strip() and el.get(
+                f"{{{ns}}}name") in ("CurrentDatabaseDataSource", "CurrentDatabaseCommand"):
+            found.append(f"{where}: mail merge database {(el.text or '').strip()[:60]}")
         if odf and local in _ODF_REFS - {"a", "image"}:
             href = el.get("{http://www.w3.org/1999/xlink}href", "")
             if re.match(r"^\s*([A-Za-z][A-Za-z0-9+.\-]*:|/|\\|\.\./)", href):
