@@ -81,6 +81,7 @@ _FORM_DB_ATTRS = tuple(_q("form", n) for n in ("datasource", "command", "command
                                                 "escape-processing", "ignore-result", "master-fields", "detail-fields"))
 # settings.xml: what names a database (the mail merge's data source and its SQL command), and opaque blobs
 # (the printer driver's job setup, base64) that no reader of ours looks inside.
+_FORM, _CONFIG_ITEM = _q("form", "form"), _q("config", "config-item")
 _DB_SETTINGS = {"CurrentDatabaseDataSource", "CurrentDatabaseCommand"}
 _PRINTER_SETTINGS = {"PrinterName", "PrinterSetup", "PrinterPaperFromSetup"}
 
@@ -307,19 +308,22 @@ def _disarm_databases(root: etree._Element, part: str) -> list[Threat]:
     a printer named by a UNC path (\\\\server\\printer, common in offices) is a server LibreOffice may ask
     for its metrics; the reader's own printer is the right one anyway."""
     threats: list[Threat] = []
-    for el in list(root.iter(*_DB_FIELDS)):
+    found = list(root.iter(*_DB_FIELDS, *_DB_SOURCES, _FORM, _CONFIG_ITEM))  # one walk of the tree
+    for el in [e for e in found if e.tag in _DB_FIELDS]:
         name = el.get(_q("text", "database-name")) or ""
         threats.append(Threat("odf.external_link", f"{part}: {etree.QName(el).localname}", "neutralized",
                               f"database field ({name[:150]}); its text kept"))
         unwrap(el)
-    for el in root.iter(_q("form", "form")):
+    for el in [e for e in found if e.tag == _FORM]:
         if any(a in el.attrib for a in _FORM_DB_ATTRS):
             threats.append(Threat("odf.external_link", f"{part}: form {el.get(_q('form', 'name')) or ''}".rstrip(),
                                   "neutralized", f"form bound to the database "
                                   f"{(el.get(_q('form', 'datasource')) or '(none named)')[:150]}"))
             for a in _FORM_DB_ATTRS:
                 el.attrib.pop(a, None)
-    for el in list(root.iter(*_DB_SOURCES)):
+    for el in [e for e in found if e.tag in _DB_SOURCES]:
+        if not attached(el, root):
+            continue  # a second source of a pivot table removed already
         parent = el.getparent()
         what = (el.get(_q("table", "database-name")) or "")[:150]
         if parent is not None and parent.tag == _q("table", "data-pilot-table"):
@@ -334,7 +338,7 @@ def _disarm_databases(root: etree._Element, part: str) -> list[Threat]:
                                   f"range imported from the database {what}; its cells kept"))
             remove_keep_tail(el)
             parent.attrib.pop(_q("table", "refresh-delay"), None)
-    for el in list(root.iter(_q("config", "config-item"))):
+    for el in [e for e in found if e.tag == _CONFIG_ITEM]:
         name = el.get(_q("config", "name")) or ""
         if name in _DB_SETTINGS and (el.text or "").strip():
             threats.append(Threat("odf.external_link", f"{part}: {name}", "removed",

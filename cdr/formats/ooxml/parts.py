@@ -730,8 +730,8 @@ def disarm_map_schemas(root: etree._Element, report: Report) -> None:
     """An XML map's embedded schema (xl/xmlMaps.xml, MapInfo/Schema/xsd:schema) stays: Excel needs it to
     import and export the mapped cells. What would make a schema processor read another schema goes: a
     schemaLocation that names anything but a Schema of this part by a plain ID (Excel joins the schemas
-    of a map by their IDs), with the include or redefine it belongs to (an import keeps its namespace). Schema markup
-    anywhere else in the part is dropped: Excel reads it nowhere else."""
+    of a map by their IDs), with the include or redefine it belongs to (an import keeps its namespace).
+    Schema markup anywhere else in the part is dropped: Excel reads it nowhere else."""
     schemas = [s for s in root if s.tag in _S_SCHEMA] if root.tag in _S_MAP_INFO else []
     ids = {s.get("ID") for s in schemas} - {None}
     for el in list(root.iter(_XSD + "*")):

@@ -103,7 +103,6 @@ SHEET = _ecma(("spreadsheetml/2006/main", "spreadsheetml/main")) | _ms(
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 XML_MAPS = SHEET | {XSD_NS}
 
-
 PRESENTATION = _ecma(("presentationml/2006/main", "presentationml/main")) | _ms(
     "powerpoint/2010/main", "powerpoint/2012/main", "powerpoint/2015/main",  # p14 p15 p16
     "powerpoint/2015/09/main", "powerpoint/2015/10/main", "powerpoint/2017/10/main", "powerpoint/2017/3/main",
@@ -130,6 +129,7 @@ def always_parsed(vocab: frozenset[str]) -> bool:
     """Parts no byte proof covers, read as a tree every time (both small): an XML map with its schema, a
     bibliography (parts.disarm_map_schemas, parts.disarm_bibliography)."""
     return XSD_NS in vocab or not BIBLIOGRAPHY.isdisjoint(vocab)
+
 
 _W = "application/vnd.openxmlformats-officedocument.wordprocessingml."
 _S = "application/vnd.openxmlformats-officedocument.spreadsheetml."
