@@ -263,6 +263,31 @@ XML_MAP_OUTSIDE_SCHEMAS = (
     '<xsd:include schemaLocation="http://203.0.113.9/inc.xsd"/>')
 
 
+# Another workbook on the sender's server, as a chart's data references would name it.
+EXTERNAL_BOOK = "'\\\\203.0.113.9\\s\\[x.xlsx]集計表'"
+_C_DECL = 'xmlns:c="http://schemas.openxmlformats.org/drawingml/2006/chart"'
+
+
+def chart_reading_another_book(x: str) -> str:
+    """make_xlsx's chart with the caches Excel writes, a series name, a title, categories in two
+    levels and a label range (c15) all read from another workbook by a UNC path."""
+    num = ('<c:numRef><c:f>{ref}!$B$2:$B$4</c:f><c:numCache><c:formatCode>General</c:formatCode><c:ptCount val="3"/>'
+           '<c:pt idx="0"><c:v>120</c:v></c:pt><c:pt idx="1"><c:v>80</c:v></c:pt><c:pt idx="2"><c:v>45</c:v></c:pt>'
+           '</c:numCache></c:numRef>')
+    name = '<c:strRef><c:f>{ref}!$B$1</c:f><c:strCache><c:ptCount val="1"/><c:pt idx="0"><c:v>人口</c:v></c:pt></c:strCache></c:strRef>'
+    x = x.replace("<chartSpace ", f"<chartSpace {_C_DECL} ").replace(
+        "<val><numRef><f>'集計表'!$B$2:$B$4</f></numRef></val>", "<val>" + num.format(ref=EXTERNAL_BOOK) + "</val>")
+    x = x.replace("<tx><strRef><f>'集計表'!B1</f></strRef></tx>", "<tx>" + name.format(ref=EXTERNAL_BOOK) + "</tx>")
+    x = x.replace("<cat><numRef><f>'集計表'!$A$2:$A$4</f></numRef></cat>",
+                  f"<cat><c:multiLvlStrRef><c:f>{EXTERNAL_BOOK}!$A$2:$A$4</c:f></c:multiLvlStrRef></cat>")
+    title = ("<title><tx>" + name.format(ref=EXTERNAL_BOOK) + "</tx></title>")
+    x = re.sub(r"<title>.*?</title>", lambda m: title, x, count=1)
+    ext = ('<c:extLst><c:ext uri="{02D57815-91ED-43cb-92C2-25804820EDAC}" xmlns:c15="http://schemas.microsoft.com/'
+           f'office/drawing/2012/chart"><c15:datalabelsRange><c15:f>{EXTERNAL_BOOK}!$C$2:$C$4</c15:f></c15:datalabelsRange>'
+           '</c:ext></c:extLst>')
+    return x.replace("</ser>", ext + "</ser>")
+
+
 @generator("ooxml")
 def ooxml_samples(out: Path) -> list[Sample]:
     base = out / "ooxml"
@@ -446,6 +471,9 @@ def ooxml_samples(out: Path) -> list[Sample]:
     patch(xlsx_p, h / "xml_map_binding.xlsx", add={"xl/xmlMaps.xml": XML_MAP_BOUND},
           edit={WB_RELS: rels_edit(("rIdMap", R + "xmlMaps", "xmlMaps.xml"))})
     s("hostile/xml_map_binding.xlsx", "sanitized", ["ooxml.data_connection"], "the map kept, unbound")
+    # A chart whose series, name, title, categories and label range read another workbook by a UNC path.
+    patch(xlsx_p, h / "chart_external.xlsx", edit={"xl/charts/chart1.xml": chart_reading_another_book})
+    s("hostile/chart_external.xlsx", "sanitized", ["ooxml.external_link"], "the chart keeps its cached values")
     # An XML map whose schema imports and includes schemas from a UNC path and a web address.
     patch(xlsx_p, h / "xml_map_schema.xlsx", add={"xl/xmlMaps.xml": XML_MAP_SCHEMAS.format(refs=XML_MAP_OUTSIDE_SCHEMAS)},
           edit={WB_RELS: rels_edit(("rIdMap", R + "xmlMaps", "xmlMaps.xml"))})

@@ -50,7 +50,7 @@ def test_oracle_sees_what_it_must(tmp_path):
     hostile = ["pdf/hostile/js_openaction.pdf", "pdf/hostile/launch.pdf", "pdf/hostile/richmedia.pdf",
                "pdf/hostile/xfa.pdf", "pdf/hostile/js_objstm.pdf", "pdf/hostile/js_obfuscated_names.pdf",
                "ooxml/hostile/vba.docm", "ooxml/hostile/ddeauto.docx", "ooxml/hostile/webservice.xlsx", "ooxml/hostile/web_publish.xlsx",
-               "ooxml/hostile/online_video.docx", "ooxml/hostile/xml_map_binding.xlsx", "ooxml/hostile/xml_map_schema.xlsx", "ooxml/hostile/bibliography_style.docx",
+               "ooxml/hostile/online_video.docx", "ooxml/hostile/xml_map_binding.xlsx", "ooxml/hostile/xml_map_schema.xlsx", "ooxml/hostile/chart_external.xlsx", "ooxml/hostile/bibliography_style.docx",
                "ooxml/hostile/ppaction_program.pptx", "ooxml/hostile/activex.docx", "ooxml/hostile/remote_template.docx",
                "odf/hostile/macro_onload.odt", "odf/hostile/database_form.odt", "odf/hostile/run_program.odp", "svg/hostile/script.svg",
                "svg/hostile/onload.svg", "text/hostile/script.html", "rtf/hostile/ddeauto.rtf"]

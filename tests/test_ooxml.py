@@ -24,6 +24,7 @@ from cdr.pipeline import process
 from cdr.policy import Limits, Policy
 from samples.office_samples import (
     DDE_RESULT,
+    EXTERNAL_BOOK,
     JA_TITLE,
     ONLINE_VIDEO_BLIP,
     PASSWORD,
@@ -31,6 +32,7 @@ from samples.office_samples import (
     XML_MAP_BOUND,
     XML_MAP_OUTSIDE_SCHEMAS,
     XML_MAP_SCHEMAS,
+    chart_reading_another_book,
     make_docx,
     patch,
 )
@@ -551,6 +553,70 @@ def test_bibliography_style_only_by_file_name(tmp_path, default_policy):
         assert inspect_ooxml(_ctx(tmp_path), tmp_path / f"o{i}.docx") == []
         assert any(t[0] == "ooxml.external_relationship" for t in _prescan_same_as_full(src, tmp_path))
     assert process(src, "s.docx", tmp_path / "p", default_policy).verdict == "sanitized"
+
+
+def test_chart_and_control_references_to_another_workbook_become_values(tmp_path, default_policy):
+    """A chart's data references, a shape's text link, a form control's cell link and list range are
+    formulas like a cell's: one that reads another workbook by a UNC path (Excel offers to update it, and
+    the update is an SMB connection to the sender's server) was delivered clean. Now each gives way to what
+    it shows: a series its cached numbers (numLit), its name and the title their cached text, a label range
+    extension goes, categories in several levels go (the axis numbers them)."""
+    from samples.office_samples import make_xlsx
+
+    anchor = ('<twoCellAnchor><from><col>1</col><colOff>0</colOff><row>8</row><rowOff>0</rowOff></from><to><col>3'
+              '</col><colOff>0</colOff><row>10</row><rowOff>0</rowOff></to><sp macro="" textlink="{link}"><nvSpPr>'
+              '<cNvPr id="3" name="TextBox 2"/><cNvSpPr txBox="1"/></nvSpPr><spPr/><txBody><a:bodyPr xmlns:a="http:'
+              '//schemas.openxmlformats.org/drawingml/2006/main"/><a:p xmlns:a="http://schemas.openxmlformats.org/'
+              'drawingml/2006/main"><a:r><a:t>合計 245</a:t></a:r></a:p></txBody></sp><clientData/></twoCellAnchor>')
+    src = patch(make_xlsx(tmp_path / "b.xlsx"), tmp_path / "c.xlsx", edit={
+        "xl/charts/chart1.xml": chart_reading_another_book,
+        "xl/drawings/drawing1.xml": lambda x: x.replace(
+            "</wsDr>", anchor.format(link=f"{EXTERNAL_BOOK}!$B$5".replace("'", "&apos;")) + "</wsDr>")})
+    r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.xlsx")
+    found = [t for t in r.threats if t.id == "ooxml.external_link"]
+    assert {t.location for t in found} == {"xl/charts/chart1.xml", "xl/drawings/drawing1.xml"}, r.threats
+    chart = _read(tmp_path / "o.xlsx", "xl/charts/chart1.xml")
+    drawing = _read(tmp_path / "o.xlsx", "xl/drawings/drawing1.xml")
+    assert "203.0.113.9" not in chart + drawing and "textlink" not in drawing and "合計 245" in drawing
+    ns = {"c": "http://schemas.openxmlformats.org/drawingml/2006/chart",
+          "a": "http://schemas.openxmlformats.org/drawingml/2006/main"}
+    root = etree.fromstring(chart.encode())
+    assert root.xpath("//c:ser/c:val/c:numLit/c:pt/c:v/text()", namespaces=ns) == ["120", "80", "45"]
+    assert root.xpath("//c:ser/c:val/c:numLit/c:formatCode/text()", namespaces=ns) == ["General"]
+    assert root.xpath("//c:ser/c:tx/c:v/text()", namespaces=ns) == ["人口"]
+    assert root.xpath("//c:title/c:tx/c:rich/a:p/a:r/a:t/text()", namespaces=ns) == ["人口"]
+    assert not root.xpath("//c:cat | //c:extLst | //c:numRef | //c:strRef", namespaces=ns)
+    assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.xlsx") == []
+    assert any(t[0] == "ooxml.external_link" for t in _prescan_same_as_full(src, tmp_path))
+    assert process(src, "c.xlsx", tmp_path / "p", default_policy).verdict == "sanitized"
+    # A chart and a shape that read this workbook (and a title with brackets in its text) stay as they are.
+    plain = patch(make_xlsx(tmp_path / "b2.xlsx"), tmp_path / "p.xlsx", edit={
+        "xl/drawings/drawing1.xml": lambda x: x.replace("</wsDr>", anchor.format(link="集計表!$B$5") + "</wsDr>"),
+        "xl/charts/chart1.xml": lambda x: x.replace("<a:t>地区別人口</a:t>", "<a:t>地区別人口 (2026) [人]</a:t>")})
+    r = rebuild_ooxml(_ctx(tmp_path), plain, tmp_path / "po.xlsx")
+    assert [t for t in r.threats if t.id != "ooxml.metadata"] == [], r.threats
+    assert 'textlink="集計表!$B$5"' in _read(tmp_path / "po.xlsx", "xl/drawings/drawing1.xml")
+    assert "<f>'集計表'!$B$2:$B$4</f>" in _read(tmp_path / "po.xlsx", "xl/charts/chart1.xml")
+
+
+def test_form_control_links_to_another_workbook_are_cut():
+    """Form controls as Excel writes them (a ctrlProp part, and the VML of older files): a cell link or
+    list range in another workbook goes with a finding; one in this workbook stays."""
+    found: list = []
+    ctrl = etree.fromstring(
+        '<formControlPr xmlns="http://schemas.microsoft.com/office/spreadsheetml/2009/9/main" objectType="Drop" '
+        f'dropStyle="combo" fmlaLink="$D$2" fmlaRange="{EXTERNAL_BOOK.replace(chr(39), "&apos;")}!$A$1:$A$5" sel="1"/>'.encode())
+    X.disarm_ctrlprop(ctrl, lambda tid, detail: found.append((tid, detail)))
+    assert ctrl.get("fmlaLink") == "$D$2" and ctrl.get("fmlaRange") is None
+    assert [t for t, _ in found] == ["ooxml.external_link"]
+    vml = etree.fromstring(
+        '<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:x="urn:schemas-microsoft-com:office:excel"><v:shape>'
+        '<x:ClientData ObjectType="Checkbox"><x:FmlaLink>$E$2</x:FmlaLink>'
+        f'<x:FmlaRange>{EXTERNAL_BOOK}!$A$1:$A$5</x:FmlaRange></x:ClientData></v:shape></xml>'.encode())
+    X.disarm_vml(vml, lambda tid, detail: found.append((tid, detail)))
+    assert b"FmlaLink>$E$2<" in etree.tostring(vml) and b"FmlaRange" not in etree.tostring(vml)
+    assert [t for t, _ in found] == ["ooxml.external_link"] * 2
+    assert X.quiet(b'<formControlPr fmlaLink="$D$2"/>', "ctrlprop") is False  # parsed, judged in the tree
 
 
 def test_schema_markup_stays_only_inside_a_map_schema(tmp_path):
@@ -1126,7 +1192,7 @@ def test_byte_triggers_of_links_and_of_roles_written_as_read():
         "slide": (slide.replace("<p:spTree/>", '<p:spTree><p:graphicFrame><p:oleObj progId="x"/>'
                                 '<p:pic/></p:graphicFrame></p:spTree>'), lambda r: X.disarm_slide(r, set(), _no)),
         "chart": (f'<c:chartSpace xmlns:c="{c}"><c:externalData><c:autoUpdate val="1"/></c:externalData>'
-                  '</c:chartSpace>', X.disarm_chart),
+                  '</c:chartSpace>', lambda r: X.disarm_chart(r, _no)),
         "pres": (f'<p:presentation xmlns:p="{p}"><p:embeddedFontLst><p:embeddedFont/></p:embeddedFontLst>'
                  '</p:presentation>', X.disarm_presentation),
     }
@@ -1138,6 +1204,11 @@ def test_byte_triggers_of_links_and_of_roles_written_as_read():
     verb = slide.replace("</p:sld>", '<p:timing><p:tnLst><p:par><p:cmd type="verb" cmd="0"/></p:par></p:tnLst>'
                          "</p:timing></p:sld>")
     assert not X.untouched(verb.encode(), "slide")
+    # A chart's data reference: only one that may name another workbook, call or escape sends it to the tree.
+    ref = f'<c:chartSpace xmlns:c="{c}"><c:val><c:numRef><c:f>{{}}</c:f></c:numRef></c:val></c:chartSpace>'
+    assert X.untouched(ref.format("Sheet1!$B$2:$B$4").encode(), "chart")
+    for f in ("[1]Sheet1!$B$2", "'\\\\h\\s\\[x.xlsx]S'!$B$2", "&#91;1]S!A1", "<![CDATA[[1]S!A1]]>", "(S!A1,S!A3)"):
+        assert not X.untouched(ref.format(f).encode(), "chart") and not X.quiet(ref.format(f).encode(), "chart"), f
     for role in ("app", "vml", "word_settings", "workbook", "drawing", "ctrlprop"):
         assert not X.untouched(slide.encode(), role), role  # always parsed
 

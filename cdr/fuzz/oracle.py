@@ -136,6 +136,20 @@ _BAD_CT = re.compile(r"macroEnabled|vbaProject|activex|oleobject|macrosheet|dial
                      r"webextension|connections|querytable", re.I)
 _FIELD = re.compile(r"(?i)^\s*(DDE|DDEAUTO|INCLUDEPICTURE|INCLUDETEXT|INCLUDE|LINK|IMPORT|MACROBUTTON|"
                     r"DATABASE|RD)\b")
+# Where a formula or reference is written: cells, rules, chart data, form controls (and their VML), text links.
+_FORMULA_ELEMENTS = {"f", "formula", "formula1", "formula2", "FmlaLink", "FmlaRange", "FmlaTxbx", "FmlaGroup",
+                     "FmlaPict"}
+_FORMULA_ATTRS = {"formula", "condition", "expression", "instr", "fmlaLink", "fmlaRange", "fmlaTxbx", "fmlaGroup",
+                  "fmlaPict", "textlink"}
+# Another workbook named by its file ([x.xlsx]) or a UNC path.
+_OTHER_BOOK = re.compile(r"(?i)\[[^\]\[]*\.(?:xl[a-z]{0,2}|od[st]|csv)\]|\\\\")
+_STRING = re.compile(r'"(?:[^"]|"")*"')
+
+
+def _other_book(formula: str) -> bool:
+    return _OTHER_BOOK.search(_STRING.sub('""', formula)) is not None  # text in quotes names nothing
+
+
 _HYPERLINK_TARGET = re.compile(r'(?i)(?<![A-Za-z0-9_.])HYPERLINK\s*\(\s*("(?:[^"]|"")*")?\s*([,;)&]?)')
 
 
@@ -189,7 +203,7 @@ def scan_xml(data: bytes, where: str) -> list[str]:
                 found.append(f"{where}: {alocal}={value[:60]}")
             if "vnd.sun.star.script" in value or value.lower().startswith("macro:"):
                 found.append(f"{where}: macro URL {value[:60]}")
-            if alocal in ("formula", "condition", "expression", "instr") and _BAD_FUNC.search(value):
+            if alocal in _FORMULA_ATTRS and (_BAD_FUNC.search(value) or _other_book(value)):
                 found.append(f"{where}: formula {value[:60]}")
             if alocal == "instr" and _FIELD.match(value):
                 found.append(f"{where}: field {value[:60]}")
@@ -201,8 +215,8 @@ def scan_xml(data: bytes, where: str) -> list[str]:
                     found.append(f"{where}: external target {target[:60]}")
             if alocal == "ContentType" and _BAD_CT.search(value):
                 found.append(f"{where}: content type {value[:60]}")
-        if local in ("f", "formula", "formula1", "formula2") and el.text:
-            if _BAD_FUNC.search(el.text):
+        if local in _FORMULA_ELEMENTS and el.text:
+            if _BAD_FUNC.search(el.text) or _other_book(el.text):
                 found.append(f"{where}: formula {el.text[:60]}")
             for m in _HYPERLINK_TARGET.finditer(el.text):
                 target = (m.group(1) or "").strip('"')

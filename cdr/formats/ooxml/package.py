@@ -878,7 +878,7 @@ class Rebuild:
             elif role == "drawing":
                 X.disarm_drawing(root, rep)
             elif role == "chart":
-                X.disarm_chart(root)
+                X.disarm_chart(root, rep)
             elif role == "slide":
                 X.disarm_slide(root, ids, rep)
             elif role == "pres":

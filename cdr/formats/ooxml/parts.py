@@ -95,7 +95,8 @@ def untouched(data: bytes, role: str) -> bool:
     """Rebuild: True when byte scans prove that no disarm function would change this part (a role without
     one, a story without fields, a sheet without formulas, a slide without OLE frames or verbs; no link
     either) and its bytes are canonical."""
-    if role not in _UNTOUCHED or any_token(data, _UNTOUCHED[role]) or (role == "sheet" and has_formula(data)):
+    if role not in _UNTOUCHED or any_token(data, _UNTOUCHED[role]) or (role == "sheet" and has_formula(data)) \
+            or (role == "chart" and chart_formula(data)):
         return False
     # libxml2 caps a text node at 10 MB only while building a tree: bigger parts take the tree path.
     return len(data) <= _TREE_TEXT_CAP and not may_link(data) and canonical(data) and not _holds_tree_only(data)
@@ -243,11 +244,11 @@ def _holds_tree_only(data: bytes) -> bool:
 # role finds nothing. Element and attribute names cannot be escaped in XML, so with literal names a
 # missing local name rules the element out. Roles absent here (the workbook) are always parsed.
 TRIGGERS: dict[str, tuple[bytes, ...]] = {
-    "vml": (b"FmlaMacro",),
+    "vml": (b"Fmla",),  # FmlaMacro, and the references of FmlaLink, FmlaRange, ...
     "word_story": (b"fldChar", b"nstrText", b"fldSimple", b"Macro"),  # nstrText: instrText, delInstrText
     "word_settings": (b"mailMerge",),
-    "ctrlprop": (b"fmlaMacro",),
-    "drawing": (b"macro",),
+    "ctrlprop": (b"fmla",),
+    "drawing": (b"macro", b"textlink"),
     "slide": (b"cmd",),
     "app": (b"HyperlinkBase",),
     "chart": (),
@@ -282,7 +283,7 @@ def quiet(data: bytes, role: str) -> bool:
     if role == "sheet":
         if has_formula(data):
             return False
-    elif role not in TRIGGERS or any_token(data, TRIGGERS[role]):
+    elif role not in TRIGGERS or any_token(data, TRIGGERS[role]) or (role == "chart" and chart_formula(data)):
         return False
     if may_link(data):
         return False
@@ -881,11 +882,22 @@ def disarm_workbook(root: etree._Element, kept: set[str], opts: dict, report: Re
             remove_keep_tail(el)
 
 
+# A form control's cell link, list range, picture and text sources, a shape's text link: references, so
+# formulas (another workbook, DDE, a fetching function) are judged as in cells.
+_CONTROL_FORMULAS = ("fmlaLink", "fmlaRange", "fmlaTxbx", "fmlaGroup", "fmlaPict")
+_VML_FORMULAS = tuple(f"{{{X_NS}}}{n}" for n in ("FmlaLink", "FmlaRange", "FmlaTxbx", "FmlaGroup", "FmlaPict"))
+
+
 def disarm_ctrlprop(root: etree._Element, report: Report) -> None:
     for el in root.iter():
         if el.get("fmlaMacro"):
             report("ooxml.macro_reference", f"form control macro {el.get('fmlaMacro')[:60]}")
             del el.attrib["fmlaMacro"]
+        for name in _CONTROL_FORMULAS:
+            verdict = formula_threat(el.get(name) or "", "web")
+            if verdict:
+                report(verdict[0], f"form control {name}: {verdict[1]}")
+                del el.attrib[name]
 
 
 def disarm_drawing(root: etree._Element, report: Report) -> None:
@@ -894,6 +906,10 @@ def disarm_drawing(root: etree._Element, report: Report) -> None:
         if el.get("macro"):
             report("ooxml.macro_reference", f"shape macro {el.get('macro')[:60]}")
             el.set("macro", "")
+        verdict = formula_threat(el.get("textlink") or "", "web")
+        if verdict:
+            report(verdict[0], f"shape text link: {verdict[1]}")
+            del el.attrib["textlink"]  # the shape keeps the text it shows
 
 
 def disarm_vml(root: etree._Element, report: Report) -> None:
@@ -902,6 +918,11 @@ def disarm_vml(root: etree._Element, report: Report) -> None:
         remove_keep_tail(el)
     for el in list(root.iter(f"{{{O_NS}}}OLEObject")):
         remove_keep_tail(el)
+    for el in list(root.iter(*_VML_FORMULAS)):
+        verdict = formula_threat(el.text or "", "web")
+        if verdict:
+            report(verdict[0], f"form control {etree.QName(el).localname}: {verdict[1]}")
+            remove_keep_tail(el)
 
 
 # ---------------------------------------------------------------- PresentationML
@@ -964,9 +985,74 @@ def disarm_presentation(root: etree._Element) -> None:
 _C_AUTOUPDATE = tags(C_NS, "autoUpdate")
 
 
-def disarm_chart(root: etree._Element) -> None:
+# Any chart's data reference: c:f, c15:f (label ranges), cx:f (Office 2016 charts).
+_ANY_F = "{*}f"
+# An f element whose text may call a function, name another workbook or hold DDE: the cheap byte test
+# that sends a chart through the tree ("&" for character references; a CDATA section anywhere counts too).
+_CHART_F = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?f(?:\s[^>]*)?>[^<]*?[\[|(&]|<!\[CDATA\[")
+
+
+@remembered
+def chart_formula(data: bytes) -> bool:
+    """Byte-level: may a chart hold a data reference that disarm_chart would change?"""
+    return _CHART_F.search(data) is not None
+
+
+def disarm_chart(root: etree._Element, report: Report) -> None:
+    """A chart's data references are formulas like a cell's: one that names another workbook (a UNC path
+    makes Excel offer to update it), calls a function or holds DDE gives way to the values the chart
+    caches, as Excel's Break Link does (numRef/strRef become numLit/strLit, a series name its text, a
+    title or label its text as rich text); a reference in an extension goes with the extension."""
     for el in list(root.iter(*_C_AUTOUPDATE)):
         remove_keep_tail(el)
+    for f in list(root.iter(_ANY_F)):
+        verdict = formula_threat(f.text or "", "web")
+        if verdict is None or f.getparent() is None:
+            continue
+        report(verdict[0], f"chart data: {verdict[1]}")
+        _chart_ref_to_values(f)
+
+
+def _chart_ref_to_values(f: etree._Element) -> None:
+    ref = f.getparent()
+    ns, local = etree.QName(ref).namespace or "", etree.QName(ref).localname
+    if ns in C_NS and local in ("numRef", "strRef"):
+        cache = next((c for c in ref if etree.QName(c).localname in ("numCache", "strCache")), None)
+        lit = etree.Element(f"{{{ns}}}{local[:3]}Lit")
+        for child in list(cache) if cache is not None else []:
+            lit.append(child)
+        holder = ref.getparent()
+        hl = etree.QName(holder).localname if holder is not None else ""
+        text = "".join(lit.itertext()) if local == "strRef" else ""
+        if hl == "tx" and holder.getparent() is not None and etree.QName(holder.getparent()).localname == "ser":
+            v = etree.Element(f"{{{ns}}}v")  # a series name: text, not a list
+            v.text = "".join(t.text or "" for t in lit.iter(f"{{{ns}}}v"))
+            lit = v
+        elif hl == "tx":  # a title or a data label: its cached text as rich text
+            a = A_NS[C_NS.index(ns)]  # DrawingML of the chart's own flavour (transitional or strict)
+            rich = etree.Element(f"{{{ns}}}rich")
+            etree.SubElement(rich, f"{{{a}}}bodyPr")
+            run = etree.SubElement(etree.SubElement(etree.SubElement(rich, f"{{{a}}}p"), f"{{{a}}}r"), f"{{{a}}}t")
+            run.text = "".join(t.text or "" for t in lit.iter(f"{{{ns}}}v")) or text
+            lit = rich
+        ref.addnext(lit)
+        lit.tail = ref.tail
+        ref.getparent().remove(ref)
+        return
+    if ns in C_NS and local == "multiLvlStrRef":
+        cat = ref.getparent()  # categories in several levels have no literal form: the axis numbers them
+        remove_keep_tail(cat if cat is not None and cat.getparent() is not None else ref)
+        return
+    ext = next((a for a in f.iterancestors() if etree.QName(a).localname == "ext"), None)
+    if ext is not None and ext.getparent() is not None:
+        lst = ext.getparent()
+        remove_keep_tail(ext)  # an extension (c15 label ranges, ...): optional by design
+        if len(lst) == 0 and lst.getparent() is not None:
+            remove_keep_tail(lst)
+        return
+    if local == "txData" and not any(etree.QName(c).localname == "v" for c in ref):
+        etree.SubElement(ref, f"{{{etree.QName(f).namespace}}}v").text = ""
+    remove_keep_tail(f)  # Office 2016 charts (cx:f) keep their cached levels
 
 
 # What of docProps/app.xml changes how a file is read: LibreOffice trusts cached formula results, snaps row
