@@ -221,7 +221,11 @@ def test_database_and_broker_crash_and_restart(tmp_path: Path) -> None:
         c.drop("slow-mq.txt", "ブローカー再起動中\n".encode())
         _wait(lambda: _status(c, "slow-mq.txt") == "processing", 60, "a file in flight")
         rmq.kill()
-        c.drop("mq-down.txt", "停止中に届いた\n".encode())
+        c.drop("mq-down.txt", "ブローカーの停止中に届いた\n".encode())  # not db-down.txt's bytes (reused)
+        # The file in flight finishes (its result goes through the database) and several dispatch rounds
+        # then meet the broker down: the next file waits for it (each failed hand-over used an attempt
+        # before, and a few seconds' outage blocked a file as "interrupted 3 times").
+        time.sleep(8)
         rmq.start()
         rows = c.wait_final(5, timeout=180)
         assert [r["status"] for r in rows] == ["delivered"] * 5, rows

@@ -184,8 +184,12 @@ class Tx:
         return cur.rowcount == 1
 
     def requeue(self, job_id: int) -> None:
+        """Back to the queue after a claim whose file never reached a worker (the executor refused it: the
+        broker down): the attempt is given back, so an outage of the broker waits instead of using up the
+        attempts and blocking the file as if processing had been interrupted."""
         mine, args = self._mine("processing")
-        self.cur.execute("UPDATE jobs SET status = 'queued' WHERE id = ?" + mine, (job_id, *args))
+        self.cur.execute("UPDATE jobs SET status = 'queued', attempts = attempts - 1 WHERE id = ? AND attempts > 0"
+                         + mine, (job_id, *args))
 
     def requeue_if_processing(self, job_id: int) -> None:
         mine, args = self._mine()
