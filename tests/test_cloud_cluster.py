@@ -40,7 +40,8 @@ class Cluster:
 
     def __init__(self, tmp: Path, pg_url: str, broker: str = AMQP_URL, lease: float = 3.0) -> None:
         self.tmp = tmp
-        self.db = pg_url
+        # A node frozen by a test (SIGSTOP) inside a write transaction holds the others up for this long at most.
+        self.db = pg_url + "&options=-c%20idle_in_transaction_session_timeout%3D5s"
         self.broker = broker
         self.prefix = f"t{uuid.uuid4().hex[:8]}."
         self.shared = tmp / "shared"

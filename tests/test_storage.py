@@ -192,6 +192,37 @@ def test_schema_is_created_once_by_racing_nodes_and_columns_are_added(pg_url: st
         schema._BLOCKS.pop("test_late")
 
 
+def test_a_node_frozen_inside_a_write_transaction_does_not_stall_the_others(pg_url: str) -> None:
+    """A node paused while one of its threads holds the write lock (a VM paused, SIGSTOP) held every other
+    node's writes for as long as it slept. PostgreSQL now ends a session idle inside a transaction (60 s by
+    default; here 2 s through the URL's options, as an operator would set it): the other node writes, the
+    frozen one's transaction fails when it wakes and leaves nothing behind."""
+    import time
+
+    url = pg_url + "&options=-c%20idle_in_transaction_session_timeout%3D2s"
+    frozen, other = db.PgConnection(url), db.PgConnection(url)
+    assert other.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] == "2s"
+    frozen.execute("CREATE TABLE IF NOT EXISTS frozen_probe (n integer)")
+    frozen.begin_write()
+    frozen.execute("INSERT INTO frozen_probe VALUES (1)")
+    t = time.monotonic()
+    other.begin_write()  # waits for the lock the frozen session holds
+    other.execute("INSERT INTO frozen_probe VALUES (2)")
+    other.commit()
+    assert 1.5 < time.monotonic() - t < 20
+    with pytest.raises(Exception):  # noqa: B017 - psycopg's error for a session the server ended
+        frozen.execute("INSERT INTO frozen_probe VALUES (3)")
+        frozen.commit()
+    frozen.rollback()
+    assert [r[0] for r in other.execute("SELECT n FROM frozen_probe ORDER BY n").fetchall()] == [2]
+    # Without options in the URL a session gets the default.
+    plain = db.PgConnection(pg_url)
+    setting = "SELECT setting FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'"
+    assert plain.execute(setting).fetchone()[0] == str(db.IDLE_TX_SECONDS * 1000)  # milliseconds
+    for c in (frozen, other, plain):
+        c.close()
+
+
 def test_connections_racing_to_a_new_schema_all_open(pg_url: str) -> None:
     """Nodes starting together on a schema nobody has made yet: every connection opens (CREATE SCHEMA
     IF NOT EXISTS alone raised a unique violation in the loser of the race)."""

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 log = logging.getLogger("transfer_agent.db")
 
@@ -225,11 +225,13 @@ def _split_url(url: str) -> tuple[str, str | None]:
     u = urlsplit(url)
     q = parse_qsl(u.query, keep_blank_values=True)
     schema = next((v for k, v in q if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in q if k != "schema"])
+    # %20, not "+", for blanks: libpq does not read "+" as a blank (options=-c%20name%3Dvalue).
+    rest = urlencode([(k, v) for k, v in q if k != "schema"], quote_via=quote)
     return urlunsplit((u.scheme, u.netloc, u.path, rest, u.fragment)), schema
 
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+IDLE_TX_SECONDS = 60
 
 
 if psycopg is not None:
@@ -333,6 +335,12 @@ class PgConnection:
                     raise
                 time.sleep(0.5)  # PostgreSQL restarting: wait for it like SQLite waits for a lock
         raw.adapters.register_loader("numeric", _NumericLoader)  # SUM(bigint) is numeric: give int, as SQLite
+        if "idle_in_transaction_session_timeout" not in unquote(self.url):
+            # A node frozen inside a write transaction (a paused VM, SIGSTOP) holds the write lock every node
+            # waits for: PostgreSQL ends such a session after this long, the others go on, and the frozen
+            # node's transaction fails when it wakes (and is retried like any error). Our transactions are
+            # never idle for long; `options=-c idle_in_transaction_session_timeout=...` in the URL sets another.
+            raw.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_TX_SECONDS}s'")
         if self.schema:
             # CREATE SCHEMA IF NOT EXISTS is not atomic: nodes starting together on a new schema get a
             # unique violation. The existence check and the creation go under one advisory lock.
