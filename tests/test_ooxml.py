@@ -592,11 +592,13 @@ def test_chart_and_control_references_to_another_workbook_become_values(tmp_path
     # A chart and a shape that read this workbook (and a title with brackets in its text) stay as they are.
     plain = patch(make_xlsx(tmp_path / "b2.xlsx"), tmp_path / "p.xlsx", edit={
         "xl/drawings/drawing1.xml": lambda x: x.replace("</wsDr>", anchor.format(link="集計表!$B$5") + "</wsDr>"),
-        "xl/charts/chart1.xml": lambda x: x.replace("<a:t>地区別人口</a:t>", "<a:t>地区別人口 (2026) [人]</a:t>")})
+        "xl/charts/chart1.xml": lambda x: x.replace("<a:t>地区別人口</a:t>", "<a:t>地区別人口 (2026) [人]</a:t>").replace(
+            "<f>'集計表'!$B$2:$B$4</f>", "<f>[0]!人口範囲</f>")})  # [0]: this workbook's defined name
     r = rebuild_ooxml(_ctx(tmp_path), plain, tmp_path / "po.xlsx")
     assert [t for t in r.threats if t.id != "ooxml.metadata"] == [], r.threats
     assert 'textlink="集計表!$B$5"' in _read(tmp_path / "po.xlsx", "xl/drawings/drawing1.xml")
-    assert "<f>'集計表'!$B$2:$B$4</f>" in _read(tmp_path / "po.xlsx", "xl/charts/chart1.xml")
+    assert "<f>[0]!人口範囲</f>" in _read(tmp_path / "po.xlsx", "xl/charts/chart1.xml")
+    assert X.formula_threat("SUM([0]!人口範囲)", "web") is None and X.formula_threat("[1]S!A1", "web")
 
 
 def test_table_column_and_totals_formulas_are_judged_like_cells(tmp_path, default_policy):

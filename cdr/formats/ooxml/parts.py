@@ -566,7 +566,8 @@ _S_F = tags(S_NS, "f")
 _S_V = tags(S_NS, "v")
 _STRINGS = re.compile(r'"(?:[^"]|"")*"')
 _QUOTED_SHEET = re.compile(r"'(?:[^']|'')*'")
-_EXT_IDX = re.compile(r"\[\d+\]")
+# [1], [2]... index externalReferences; [0] is this workbook ("[0]!Name", how a chart names a defined range).
+_EXT_IDX = re.compile(r"\[[1-9]\d*\]")
 _EXT_PATH = re.compile(r"\[[^\]]*(?:\.xl\w*|:\\|\\\\|://)[^\]]*\]", re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z0-9_.\u0080-\uffff]")
 
