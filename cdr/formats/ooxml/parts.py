@@ -1043,18 +1043,16 @@ def _chart_ref_to_values(f: etree._Element) -> None:
             lit.append(child)
         holder = ref.getparent()
         hl = etree.QName(holder).localname if holder is not None else ""
-        text = "".join(lit.itertext()) if local == "strRef" else ""
+        cached = "".join(t.text or "" for t in lit.iter(f"{{{ns}}}v"))  # the cached points' text
         if hl == "tx" and holder.getparent() is not None and etree.QName(holder.getparent()).localname == "ser":
-            v = etree.Element(f"{{{ns}}}v")  # a series name: text, not a list
-            v.text = "".join(t.text or "" for t in lit.iter(f"{{{ns}}}v"))
-            lit = v
+            lit = etree.Element(f"{{{ns}}}v")  # a series name: text, not a list
+            lit.text = cached
         elif hl == "tx":  # a title or a data label: its cached text as rich text
             a = A_NS[C_NS.index(ns)]  # DrawingML of the chart's own flavour (transitional or strict)
-            rich = etree.Element(f"{{{ns}}}rich")
-            etree.SubElement(rich, f"{{{a}}}bodyPr")
-            run = etree.SubElement(etree.SubElement(etree.SubElement(rich, f"{{{a}}}p"), f"{{{a}}}r"), f"{{{a}}}t")
-            run.text = "".join(t.text or "" for t in lit.iter(f"{{{ns}}}v")) or text
-            lit = rich
+            lit = etree.Element(f"{{{ns}}}rich")
+            etree.SubElement(lit, f"{{{a}}}bodyPr")
+            run = etree.SubElement(etree.SubElement(etree.SubElement(lit, f"{{{a}}}p"), f"{{{a}}}r"), f"{{{a}}}t")
+            run.text = cached
         ref.addnext(lit)
         lit.tail = ref.tail
         ref.getparent().remove(ref)
