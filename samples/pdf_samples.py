@@ -140,6 +140,8 @@ def pdf_files(out: Path) -> list[Sample]:
         note="outline, internal links, an https link, page labels, open-at-page action")
     put(b / "form_values.pdf", _form_pdf(), "clean", note="AcroForm text field and checkbox with values")
     put(b / "comments.pdf", _comments_pdf(), "clean", note="note, highlight and popup annotations")
+    put(b / "scanned_codecs.pdf", codec_images_pdf(), "clean", ["pdf.image_recoded"],
+        note="JBIG2, CCITT G4 (BlackIs1), JPEG 2000, JPEG and inverted CMYK JPEG images: decoded and written anew")
 
     # ---- JavaScript in its many homes ----
     pdf = _base()
@@ -313,6 +315,8 @@ def pdf_files(out: Path) -> list[Sample]:
         password="himitsu")
 
     # ---- limits ----
+    put(h / "codec_trailing_payload.pdf", codec_images_pdf(b"MZ\x90\x00 payload after the image data"), "clean",
+        [], "bytes after a JPEG's EOI and a JBIG2 stream's end of page: not in the rebuilt images")
     put(h / "bomb.pdf", _bomb_pdf(), "blocked", ["pdf.bomb"], "two Flate layers over 260 MB of zeros")
     put(h / "bomb_before_codec.pdf", _bomb_pdf(codec=True), "blocked", ["pdf.bomb"],
         "the same two Flate layers in front of DCTDecode: readers inflate them before the codec")
@@ -432,3 +436,109 @@ def _bomb_pdf(codec: bool = False) -> bytes:
     else:
         stream.Type, stream.Subtype, stream.BBox = Name.XObject, Name.Form, Array([0, 0, 10, 10])
     return _save(pdf, stream_decode_level=pikepdf.StreamDecodeLevel.none)
+
+
+# ---- scanned-document image codecs (JBIG2, fax, JPEG 2000, JPEG) ----
+def _bilevel(w: int = 320, h: int = 120, seed: int = 0):
+    """A 1-bit page fragment: a frame, a filled box and text strokes (mode "1", 0 = black)."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("1", (w, h), 255)
+    d = ImageDraw.Draw(im)
+    d.rectangle((4, 4, w - 5, h - 5), outline=0, width=2)
+    d.rectangle((16 + seed, 20, 80 + seed, 60), fill=0)
+    for x in range(100, w - 20, 9):
+        d.line((x, 30, x + 5, 90 - (x * 7 + seed) % 40), fill=0, width=2)
+    return im
+
+
+def g4_strip(im) -> bytes:
+    """CCITT Group 4 data of a 1-bit image, as one strip written by libtiff (through Pillow). libtiff codes
+    sample 1 as a black run whatever the photometric tag says."""
+    from PIL import Image, TiffImagePlugin
+
+    old = TiffImagePlugin.STRIP_SIZE
+    TiffImagePlugin.STRIP_SIZE = 1 << 30  # one strip: G4 strips cannot be joined into one image
+    try:
+        buf = io.BytesIO()
+        im.save(buf, "TIFF", compression="group4")
+    finally:
+        TiffImagePlugin.STRIP_SIZE = old
+    with Image.open(io.BytesIO(buf.getvalue())) as t:
+        (off,), (count,) = t.tag_v2[273], t.tag_v2[279]
+    return buf.getvalue()[off:off + count]
+
+
+def jbig2_stream(im) -> bytes:
+    """An embedded JBIG2 stream (PDF form: no file header) of a 1-bit image: a page information segment
+    and one immediate generic region coded with MMR (T.6, the coding JBIG2 allows besides its
+    arithmetic coder). JBIG2 draws 1 as black, so the image (0 = black) is inverted first."""
+    import struct
+
+    from PIL import ImageChops
+
+    inverted = ImageChops.invert(im)
+    w, h = im.size
+
+    def seg(num: int, typ: int, data: bytes) -> bytes:
+        return struct.pack(">IBBBI", num, typ, 0, 1, len(data)) + data
+
+    page = seg(0, 48, struct.pack(">IIIIBH", w, h, 0, 0, 0, 0))
+    region = seg(1, 38, struct.pack(">IIIIB", w, h, 0, 0, 0) + b"\x01" + g4_strip(inverted))
+    return page + region + seg(2, 49, b"")
+
+
+def _jpx_bytes(rgb: bool = True) -> bytes:
+    from PIL import Image
+
+    im = Image.new("RGB" if rgb else "L", (96, 64))
+    im.putdata([((x * 5) % 256, (y * 7) % 256, (x * y) % 256) if rgb else (x * 3 + y) % 256
+                for y in range(64) for x in range(96)])
+    buf = io.BytesIO()
+    im.save(buf, "JPEG2000", irreversible=True, quality_mode="rates", quality_layers=[20])
+    return buf.getvalue()
+
+
+def _jpeg_bytes(size: tuple[int, int] = (120, 80), cmyk: bool = False) -> bytes:
+    from PIL import Image
+
+    im = Image.new("RGB", size)
+    im.putdata([((x * 3) % 256, (y * 5) % 256, (x + y) % 256) for y in range(size[1]) for x in range(size[0])])
+    buf = io.BytesIO()
+    (im.convert("CMYK") if cmyk else im).save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+def codec_images_pdf(trailing: bytes = b"") -> bytes:
+    """One page with a JBIG2, a CCITT G4, a JPEG 2000, a JPEG and a CMYK JPEG image and a line of Japanese text.
+    `trailing` is appended to the JPEG (after EOI) and to the JBIG2 stream, where readers never look."""
+    pdf = _base()
+    page = pdf.pages[0].obj
+    mono = _bilevel()
+    w, h = mono.size
+
+    def image(data: bytes, **kw) -> pikepdf.Stream:
+        s = pikepdf.Stream(pdf, data)
+        s.Type, s.Subtype = Name.XObject, Name.Image
+        for k, v in kw.items():
+            s[Name("/" + k)] = v
+        return pdf.make_indirect(s)
+
+    xo = {
+        "/J2": image(jbig2_stream(mono) + trailing, Width=w, Height=h, ColorSpace=Name.DeviceGray,
+                     BitsPerComponent=1, Filter=Name.JBIG2Decode),
+        "/Fax": image(g4_strip(_bilevel(seed=20)), Width=w, Height=h, ColorSpace=Name.DeviceGray,
+                      BitsPerComponent=1, Filter=Name.CCITTFaxDecode,
+                      DecodeParms=Dictionary(K=-1, Columns=w, Rows=h, BlackIs1=True)),
+        "/Jpx": image(_jpx_bytes(), Width=96, Height=64, Filter=Name.JPXDecode),
+        "/Jpg": image(_jpeg_bytes() + trailing, Width=120, Height=80, ColorSpace=Name.DeviceRGB,
+                      BitsPerComponent=8, Filter=Name.DCTDecode),
+        "/Cmyk": image(_jpeg_bytes(cmyk=True), Width=120, Height=80, ColorSpace=Name.DeviceCMYK,
+                       BitsPerComponent=8, Filter=Name.DCTDecode, Decode=Array([1, 0, 1, 0, 1, 0, 1, 0])),
+    }
+    res = page.Resources
+    res.XObject = Dictionary(xo)
+    draw = (b"q 320 0 0 120 40 600 cm /J2 Do Q q 320 0 0 120 40 460 cm /Fax Do Q "
+            b"q 192 0 0 128 380 600 cm /Jpx Do Q q 120 0 0 80 380 460 cm /Jpg Do Q q 120 0 0 80 380 360 cm /Cmyk Do Q")
+    page.Contents = pdf.make_stream(page.Contents.read_bytes() + b"\n" + draw)
+    return _save(pdf)

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 # libmagic for detection, poppler for PDF text/images, LibreOffice (no GUI) for legacy Office,
 # Chromium for the console's browser tests, CJK fonts so Japanese renders in PDFs and screenshots.
 PKGS=(libmagic1 poppler-utils libreoffice-core-nogui libreoffice-writer-nogui libreoffice-calc-nogui
-      libreoffice-impress-nogui chromium fonts-noto-cjk sqlite3 libcairo2 poppler-data libturbojpeg0
+      libreoffice-impress-nogui chromium fonts-noto-cjk sqlite3 libcairo2 poppler-data libturbojpeg0 libjbig2dec0
       libseccomp2)
 missing=()
 for p in "${PKGS[@]}"; do

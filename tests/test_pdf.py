@@ -28,8 +28,9 @@ HOSTILE = [
     "movie_sound_screen_3d", "xfa",
     "embedded_file", "embedded_exe", "trailing_data", "leading_junk", "damaged_xref", "encrypted_empty_user",
     "encrypted_password", "encrypted_password_supplied", "bomb", "bomb_before_codec", "too_many_pages",
+    "codec_trailing_payload",
 ]
-BENIGN = ["japanese_1page", "multipage_images", "bookmarks_links_labels", "form_values", "comments"]
+BENIGN = ["japanese_1page", "multipage_images", "bookmarks_links_labels", "form_values", "comments", "scanned_codecs"]
 
 
 def _policy(action: str = "sanitize", limits: dict | None = None, **opts) -> Policy:

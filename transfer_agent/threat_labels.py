@@ -53,6 +53,9 @@ THREATS: dict[str, tuple[str, ...]] = {
         "PDF with huge data", "Data that expands enormously; processing was stopped."),
     "pdf.rendered": ("PDFの画像化", "ポリシーにより、各ページを画像にしたPDFとして配送しました。文字の選択や検索はできません。",
         "PDF converted to images", "By policy each page was delivered as an image; text cannot be selected or searched."),
+    "pdf.image_recoded": ("PDF内の画像の作り直し", "JBIG2・JPEG 2000・ファクス形式の画像を展開し、劣化のない形式で保存し直しました。見た目は同じですが、ファイルは大きくなります。",
+        "images in the PDF stored again", "JBIG2, JPEG 2000 and fax images were decoded and stored again without loss; "
+        "the pages look the same, the file is larger."),
     "pdf.unknown_key": ("PDFの規格外の項目", "PDFの規格にない項目や型の違う値は引き継いでいません。表示される内容は残っています。",
         "entries outside the PDF specification", "Entries the PDF specification does not define (or with a value of "
         "the wrong type) were not carried over; the content as displayed is kept."),

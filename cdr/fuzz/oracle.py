@@ -25,6 +25,8 @@ _PDF_BAD_KEYS = {"/JS", "/JavaScript", "/AA", "/Launch", "/XFA", "/RichMediaCont
 _PDF_BAD_ACTIONS = {"/JavaScript", "/Launch", "/SubmitForm", "/ImportData", "/GoToR", "/GoToE", "/Rendition",
                     "/Movie", "/Sound", "/RichMediaExecute", "/GoTo3DView"}
 _PDF_BAD_SUBTYPES = {"/RichMedia", "/Movie", "/Sound", "/Screen", "/3D", "/FileAttachment"}
+# Image codecs whose data the rebuild decodes and stores again (Flate): never in an output.
+_PDF_FOREIGN_CODECS = {"/JBIG2Decode", "/JPXDecode", "/CCITTFaxDecode", "/CCF"}
 _RAW_NAME = re.compile(rb"/([A-Za-z0-9#._+\-]{2,40})")
 _WEB = re.compile(r"^(https?://|mailto:)", re.I)
 
@@ -87,6 +89,9 @@ def _pdf_walk(obj: object, found: list[str], depth: int) -> None:
                 found.append(f"pdf action {value}")
             elif key == "/Subtype" and isinstance(value, pikepdf.Name) and str(value) in _PDF_BAD_SUBTYPES:
                 found.append(f"pdf annotation {value}")
+            elif key == "/Filter" and any(str(f) in _PDF_FOREIGN_CODECS for f in (
+                    value if isinstance(value, pikepdf.Array) else [value]) if isinstance(f, pikepdf.Name)):
+                found.append("pdf image codec data not rebuilt")
             elif key == "/URI" and isinstance(value, pikepdf.String):
                 uri = bytes(value).decode("latin-1").strip()
                 if not _WEB.match(uri):

@@ -25,7 +25,7 @@ from ...handler import Context, Handler, Rebuilt, register
 from ...model import BLOCKED, SANITIZED, Detection, FileResult, Threat
 from .._catalog import OPTIONS
 from .._memo import per_file
-from . import allowlist, render
+from . import allowlist, images, render
 from .walk import Walker, action_threat, scan
 
 # Catalog entries carried into the rebuilt document as they are (their content is walked).
@@ -333,6 +333,8 @@ class PdfHandler(Handler):
                     ctx.warn("digital signatures no longer validate after rebuilding")
                 ctx.check_time()
                 _check_streams(ctx, new)
+                # No image codec data of the sender is written (JBIG2, JPEG 2000, fax, JPEG: decoded, rebuilt).
+                out.threats.extend(images.rebuild(ctx, new))
                 if len(new.objects) > max_objects:
                     raise LimitExceeded("the PDF has more objects than the policy allows",
                                         "PDFのオブジェクト数が上限を超えています", threat_id="file.limit")
