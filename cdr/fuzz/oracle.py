@@ -25,8 +25,8 @@ _PDF_BAD_KEYS = {"/JS", "/JavaScript", "/AA", "/Launch", "/XFA", "/RichMediaCont
 _PDF_BAD_ACTIONS = {"/JavaScript", "/Launch", "/SubmitForm", "/ImportData", "/GoToR", "/GoToE", "/Rendition",
                     "/Movie", "/Sound", "/RichMediaExecute", "/GoTo3DView"}
 _PDF_BAD_SUBTYPES = {"/RichMedia", "/Movie", "/Sound", "/Screen", "/3D", "/FileAttachment"}
-# Image codecs whose data the rebuild decodes and stores again (Flate): never in an output.
-_PDF_FOREIGN_CODECS = {"/JBIG2Decode", "/JPXDecode", "/CCITTFaxDecode", "/CCF"}
+# Image codecs the rebuild decodes and never writes (JPEG and fax data it writes anew itself).
+_PDF_FOREIGN_CODECS = {"/JBIG2Decode", "/JPXDecode"}
 _RAW_NAME = re.compile(rb"/([A-Za-z0-9#._+\-]{2,40})")
 _WEB = re.compile(r"^(https?://|mailto:)", re.I)
 

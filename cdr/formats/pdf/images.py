@@ -5,9 +5,10 @@ CVE-2009-0658; FORCEDENTRY's JBIG2 in CoreGraphics; OpenJPEG and PDFium's JPX). 
 last filter is an image codec is decoded here, in the worker, and written again:
 - DCTDecode (JPEG): rebuilt on its DCT coefficients (libjpeg-turbo, as for a JPEG file): the decoded
   pixels stay the same; a JPEG libjpeg only decodes with a warning is re-encoded with its own quality;
-- JBIG2Decode (jbig2dec), JPXDecode (OpenJPEG through Pillow), CCITTFaxDecode (libtiff through Pillow):
-  decoded to their samples and stored losslessly with Flate, so the page looks the same (the file grows:
-  JBIG2 and JPEG 2000 compress better than Flate).
+- JBIG2Decode (jbig2dec) and CCITTFaxDecode (libtiff through Pillow): decoded to their samples and written
+  again as CCITT Group 4 by libtiff (lossless; JBIG2 usually codes a page smaller than Group 4 does);
+- JPXDecode (OpenJPEG through Pillow): decoded and stored losslessly with Flate (the file grows: a lossy
+  JPEG 2000 is far smaller than its pixels).
 Anything that cannot be decoded exactly, or whose data disagrees with its dictionary, blocks the file.
 """
 from __future__ import annotations
@@ -152,12 +153,26 @@ def _jbig2(obj: Any, data: bytes, parms: Any, limit: int) -> None:
     if _int(obj, "/BitsPerComponent") not in (None, 1):
         raise _cannot("JBIG2 with more than one bit per pixel", "JBIG2画像の形式")
     # JBIG2 writes black as 1; the filter's output has black as 0 (PDF 32000-1, 7.4.7; so do pdf.js and poppler).
-    samples = bits.translate(_INVERT)
-    obj.write(_deflate(samples), filter=Name.FlateDecode)
-    obj.BitsPerComponent = 1
+    _write_bilevel(obj, w, h, bits.translate(_INVERT))
 
 
 _INVERT = bytes(255 - i for i in range(256))
+
+
+def _write_bilevel(obj: Any, w: int, h: int, samples: bytes) -> None:
+    """One-bit samples (the filter output a reader would get) stored as CCITT Group 4 written by libtiff: as
+    exact as Flate, and a scanned page stays near its JBIG2 size (Flate is several times larger). libtiff codes
+    1 bits as black runs, so it gets the inverted samples and the stream the default BlackIs1 false."""
+    from PIL import Image
+
+    im = Image.frombytes("1", (w, h), samples.translate(_INVERT))
+    buf = io.BytesIO()
+    im.save(buf, "TIFF", compression="group4", tiffinfo={278: h})  # one strip: strips cannot be joined
+    with Image.open(io.BytesIO(buf.getvalue())) as t:
+        (off,), (count,) = t.tag_v2[273], t.tag_v2[279]
+    obj.write(buf.getvalue()[off:off + count], filter=Name.CCITTFaxDecode,
+              decode_parms=pikepdf.Dictionary({"/K": -1, "/Columns": w, "/Rows": h}))
+    obj.BitsPerComponent = 1
 
 
 def _ccitt(obj: Any, data: bytes, parms: Any, limit: int) -> None:
@@ -193,8 +208,7 @@ def _ccitt(obj: Any, data: bytes, parms: Any, limit: int) -> None:
             samples = im.tobytes()
     except (OSError, ValueError, SyntaxError) as exc:
         raise _cannot(f"fax image: {exc}", "ファクス画像の破損") from None
-    obj.write(_deflate(samples), filter=Name.FlateDecode)
-    obj.BitsPerComponent = 1
+    _write_bilevel(obj, cols, rows, samples)
 
 
 def _jpx(pdf: pikepdf.Pdf, obj: Any, data: bytes, limit: int) -> None:
@@ -366,12 +380,13 @@ def rebuild(ctx: Context, pdf: pikepdf.Pdf) -> list[Threat]:
         else:
             _jpx(pdf, obj, data, limit)
         counts[codec] = counts.get(codec, 0) + 1
-    notes = [f"{counts[c]} {_NAMES[c]}" for c in ("jbig2", "jpx", "ccitt") if counts.get(c)]
     threats = []
-    if notes:
-        threats.append(Threat("pdf.image_recoded", "document", "reported",
-                              f"{', '.join(notes)} image(s) decoded and stored again without loss (Flate); "
-                              "the pages look the same, the file is larger"))
+    for codecs, how in ((("jbig2", "ccitt"), "as CCITT G4 written anew"), (("jpx",), "with Flate")):
+        notes = [f"{counts[c]} {_NAMES[c]}" for c in codecs if counts.get(c)]
+        if notes:
+            threats.append(Threat("pdf.image_recoded", "document", "reported",
+                                  f"{', '.join(notes)} image(s) decoded and stored again without loss ({how}); "
+                                  "the pages look the same"))
     if reencoded:
         threats.append(Threat("pdf.image_recoded", "document", "reported",
                               f"{reencoded} damaged JPEG image(s) re-encoded as a reader shows them (same quality)"))
