@@ -134,6 +134,16 @@ def test_ods_inspect_reports_the_same(ods_result, default_policy):
     assert sorted(t["id"] for t in found) == sorted(t.id for t in res.threats)
 
 
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 0, 0)).save(buf, "PNG")
+    return buf.getvalue()
+
+
 def test_odt_text_fields_and_form_picture(tmp_path, default_policy):
     body = ('<office:forms><form:form form:name="f"><form:button form:name="b" form:id="b1" '
             'form:image-data="http://203.0.113.5/b.png"/><form:button form:name="c" form:id="c1" '
@@ -145,7 +155,7 @@ def test_odt_text_fields_and_form_picture(tmp_path, default_policy):
             'table:formula="of:=DDE(&quot;cmd&quot;;&quot;/c calc&quot;;&quot;A1&quot;)" office:value-type="float" '
             'office:value="7"><text:p>7</text:p></table:table-cell></table:table-row></table:table>')
     src = tmp_path / "f.odt"
-    _odf(src, ODT, body, {"Pictures/seal.png": b"\x89PNG\r\n\x1a\n"})
+    _odf(src, ODT, body, {"Pictures/seal.png": _png()})
     res = process(src, "f.odt", tmp_path / "out", default_policy)
     assert res.verdict == "sanitized", res.reason_en
     assert sorted(t.id for t in res.threats if t.id != "odf.metadata") == ["odf.external_link", "odf.formula",
@@ -209,3 +219,28 @@ def test_presentation_video_inside_the_file_is_kept(tmp_path, default_policy):
         content = z.read("content.xml")
         assert z.read("Media/clip.mp4") == mp4 and b'xlink:href="Media/clip.mp4"' in content
         assert b"203.0.113.5" not in content
+
+
+def test_odf_pictures_written_anew(tmp_path, default_policy):
+    """A picture in an ODF package is rebuilt by the image family, as in OOXML: nothing after the image data,
+    no text chunk of the sender; the same pixels."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    from samples.legacy_samples import _ODT_TEXT, ODT, _odf
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "送信者のメモ")
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 16), (200, 30, 30)).save(buf, "PNG", pnginfo=info)
+    payload = b"MZ\x90\x00 hidden after the picture"
+    src = tmp_path / "pic.odt"
+    _odf(src, ODT, _ODT_TEXT, {"Pictures/seal.png": buf.getvalue() + payload})
+    res = process(src, src.name, tmp_path / "out", default_policy)
+    assert res.verdict == "clean", (res.reason, res.threats)
+    with zipfile.ZipFile(res.output) as z:
+        new = z.read("Pictures/seal.png")
+    assert payload not in new and b"Comment" not in new
+    with Image.open(io.BytesIO(new)) as a, Image.open(io.BytesIO(buf.getvalue())) as b:
+        assert a.format == "PNG" and a.tobytes() == b.tobytes()

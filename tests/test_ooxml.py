@@ -239,14 +239,66 @@ def test_metadata_keep_carries_document_properties(ooxml_corpus, default_policy,
         assert "docProps/core.xml" in z.namelist()
 
 
-def test_media_bytes_copied_unchanged(results, ooxml_corpus):
+def _pixels(data: bytes) -> tuple[str, tuple[int, int], bytes]:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return im.mode, im.size, im.tobytes()
+
+
+def test_media_pictures_rebuilt_with_the_same_pixels(results, ooxml_corpus):
     base, _ = ooxml_corpus
     _s, r = results["ooxml/benign/notice.docx"]
     with _zip(base / "ooxml/benign/notice.docx") as a, _zip(r.output) as b:
-        for n in a.namelist():
-            if n.startswith("word/media/"):
-                assert a.read(n) == b.read(n)
-                assert a.getinfo(n).compress_size == b.getinfo(n).compress_size
+        media = [n for n in a.namelist() if n.startswith("word/media/")]
+        assert media
+        for n in media:
+            assert _pixels(a.read(n)) == _pixels(b.read(n))
+            assert b.getinfo(n).compress_type == zipfile.ZIP_STORED  # PNG and JPEG are compressed already
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg"])
+def test_media_pictures_keep_nothing_of_the_senders_image_data(tmp_path, default_policy, kind):
+    """Pictures in an Office file are written anew by the image family: bytes after the image, text chunks,
+    EXIF (GPS) go; the pixels and a JPEG's orientation tag stay (not turned: that is the reader's affair)."""
+    from PIL import Image, PngImagePlugin
+
+    payload = b"MZ\x90\x00 hidden after the picture"
+    buf = io.BytesIO()
+    if kind == "jpeg":
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        exif[0x8825] = {1: "N", 2: (35.0, 41.0, 22.0)}
+        Image.new("RGB", (64, 48), (20, 120, 200)).save(buf, "JPEG", quality=85, exif=exif.tobytes())
+    else:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Comment", "送信者のメモ")
+        Image.new("P", (16, 16), 3).save(buf, "PNG", pnginfo=info)
+    base = make_docx(tmp_path / "base.docx")
+    with _zip(base) as z:
+        (name,) = [n for n in z.namelist() if n.startswith("word/media/")]
+    # Under the PNG's name for both: readers sniff the bytes, and so does the rebuild.
+    src = patch(base, tmp_path / "pics.docx", drop={name}, add={name: buf.getvalue() + payload})
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "clean", (r.reason, r.threats)
+    with _zip(r.output) as b:
+        new = b.read(name)
+    assert payload not in new and b"Comment" not in new and b"GPS" not in new
+    assert _pixels(buf.getvalue()) == _pixels(new)
+    with Image.open(io.BytesIO(new)) as im:
+        assert im.format == kind.upper()
+        assert dict(im.getexif()) == ({0x0112: 6} if kind == "jpeg" else {})
+
+
+def test_a_damaged_picture_blocks_the_document_naming_it(tmp_path, default_policy):
+    base = make_docx(tmp_path / "base.docx")
+    with _zip(base) as z:
+        (name,) = [n for n in z.namelist() if n.startswith("word/media/")]
+        data = z.read(name)
+    src = patch(base, tmp_path / "cut.docx", drop={name}, add={name: data[:len(data) // 2]})
+    r = process(src, src.name, tmp_path / "o", default_policy)
+    assert r.verdict == "blocked" and r.output is None
+    assert f"the picture {name} in the document is damaged" in r.reason, r.reason
 
 
 def test_package_is_clean_zip_with_consistent_parts(results):
@@ -1165,7 +1217,8 @@ def test_picture_placed_in_a_cell_is_kept(tmp_path, default_policy):
     r = process(src, src.name, tmp_path / "o", default_policy)
     assert r.verdict == "clean", r.threats
     with _zip(r.output) as z:
-        assert z.read("xl/media/image1.png") == png.getvalue() and "xl/richData/richValueRel.xml" in z.namelist()
+        assert _pixels(z.read("xl/media/image1.png")) == _pixels(png.getvalue())
+        assert "xl/richData/richValueRel.xml" in z.namelist()
 
 
 def test_very_hidden_sheet_becomes_hidden(default_policy, tmp_path):

@@ -665,6 +665,10 @@ class OdfHandler(Handler):
                         data, found = sanitize_svg(ctx, data, rebuild=True)
                         threats += [Threat(t.id, name, t.action, t.detail) for t in found]
                         data = data or b""
+                    elif name.startswith(_MEDIA_DIRS) or "/Pictures/" in name:
+                        from .image import rebuild_picture
+
+                        data = rebuild_picture(ctx, name, data) or data  # a raster picture written anew
                     zi = zipfile.ZipInfo(name, date_time=pkg.infos[name].date_time)
                     zi.compress_type = zipfile.ZIP_DEFLATED
                     out.writestr(zi, data)

@@ -891,3 +891,61 @@ def rebuild_bytes(ctx: Context, data: bytes, mime: str) -> tuple[bytes, list[Thr
     out = _reencode(ctx, data, mime, limit, "srgb", [])
     return out, [Threat(f.id, f.location, "converted" if f.id == "image.icc" else "removed", f.detail)
                  for f in findings]
+
+
+# ---------------------------------------------------------------- pictures inside documents
+
+_EMBEDDED_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF87a", "image/gif"),
+                   (b"GIF89a", "image/gif"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"),
+                   (b"BM", "image/bmp"))
+
+
+def embedded_kind(data: bytes) -> str | None:
+    """The raster format of a document's picture by its bytes (readers sniff too), or None (EMF, WMF, ...)."""
+    return next((m for sig, m in _EMBEDDED_MAGIC if data.startswith(sig)), None)
+
+
+def _exif_orientation(o: int) -> bytes:
+    """An APP1 segment holding nothing but the EXIF orientation tag."""
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08\x00\x01" + struct.pack(">HHIHH", ORIENTATION, 3, 1, o, 0) + b"\x00" * 4
+    payload = b"Exif\x00\x00" + tiff
+    return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+
+
+def rebuild_embedded(ctx: Context, data: bytes) -> bytes | None:
+    """A picture inside a document (Office media, ODF pictures) written anew in its own format, so that none
+    of the sender's image data reaches the reader's decoder: a JPEG on its DCT coefficients (same pixels), other
+    raster formats from their pixels (PNG by png_write). A JPEG is not turned: whether a document's reader
+    applies EXIF orientation is the reader's affair, so the tag alone is written back. Metadata, comments and
+    data after the image go, silently (a picture's own metadata is not the document's). None for formats this
+    module does not read (the caller keeps those). Raises Malformed or LimitExceeded for a damaged or huge one."""
+    mime = embedded_kind(data)
+    if mime is None:
+        return None
+    limit = int(ctx.limits.max_pixels)
+    with _pixel_guard(limit):
+        head = _open(data, limit)
+        if mime == "image/jpeg" and turbojpeg.available():
+            segs = _jpeg_segments(data)[0]
+            orientation = _orientation(head)
+            try:
+                out = _jpeg_rebuild(data, segs, "keep", 1, head.info)
+            except turbojpeg.TranscodeError:
+                out = None  # from the pixels instead, as a standalone JPEG would be
+            if out is not None:
+                if orientation != 1:
+                    at = 4 + int.from_bytes(out[4:6], "big") if out[2:4] == b"\xff\xe0" else 2
+                    out = out[:at] + _exif_orientation(orientation) + out[at:]
+                return out
+    return _reencode(ctx, data, mime, limit, "keep", [])
+
+
+def rebuild_picture(ctx: Context, name: str, data: bytes) -> bytes | None:
+    """rebuild_embedded for a document's member `name`: a damaged picture blocks the document, naming it."""
+    if embedded_kind(data) is None:
+        return None
+    try:
+        return rebuild_embedded(ctx, data)
+    except Malformed as exc:
+        raise Malformed(f"the picture {name} in the document is damaged ({exc.en})",
+                        f"文書内の画像（{name}）が壊れています") from None

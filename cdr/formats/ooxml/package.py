@@ -964,7 +964,12 @@ class Rebuild:
 
     def _copy_media(self, z: ZipOut, part: str, ctl: str) -> None:
         data, clean = self._read(part, xml=False)  # reads to the end: checks size limits and the CRC
-        if clean is not None:
+        from ..image import rebuild_picture
+
+        new = rebuild_picture(self.ctx, part, data)
+        if new is not None:  # a raster picture written anew: none of the sender's image data is copied
+            z.add(part, new, not new.startswith((b"\xff\xd8", b"\x89PNG", b"GIF8")))
+        elif clean is not None:
             method, packed = clean
             z.add_raw(part, method, crc32(data), len(data), packed)
         else:
