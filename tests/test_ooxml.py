@@ -607,6 +607,42 @@ def test_bibliography_style_only_by_file_name(tmp_path, default_policy):
     assert process(src, "s.docx", tmp_path / "p", default_policy).verdict == "sanitized"
 
 
+@pytest.mark.parametrize("kind", ["docx", "xlsx"])
+def test_smart_tag_download_address_goes(tmp_path, default_policy, kind):
+    """A smart tag type's url (Word settings) is where Office 2003/2007 downloads the tag's recognizer and
+    actions when asked: it was kept. Now it goes with a finding; the type's name stays. Excel's smart tag
+    types are outside the workbook vocabulary and go whole (as before)."""
+    from samples.office_samples import make_xlsx
+
+    url = "\\\\203.0.113.9\\share\\tags.dll"
+    if kind == "docx":
+        base, part = make_docx(tmp_path / "b.docx"), "word/settings.xml"
+        tag = ('<w:smartTagType w:namespaceuri="urn:schemas-microsoft-com:office:smarttags" w:name="PersonName" '
+               f'w:url="{url}"/></w:settings>')
+        edit = {part: lambda x: x.replace("</w:settings>", tag)}
+    else:
+        base, part = make_xlsx(tmp_path / "b.xlsx"), "xl/workbook.xml"
+        tag = ('<smartTagTypes><smartTagType namespaceUri="urn:schemas-microsoft-com:office:smarttags" '
+               f'name="PersonName" url="{url}"/></smartTagTypes>')
+        edit = {part: lambda x: re.sub(r"(<calcPr[^>]*/>)", lambda m: m.group(1) + tag, x)}
+    src = patch(base, tmp_path / f"s.{kind}", edit=edit)
+    assert "tags.dll" in _read(src, part)
+    r = rebuild_ooxml(_ctx(tmp_path), src, tmp_path / f"o.{kind}")
+    out = _read(tmp_path / f"o.{kind}", part)
+    assert "tags.dll" not in out
+    if kind == "docx":
+        found = [t for t in r.threats if t.id == "ooxml.external_relationship"]
+        assert [(t.location, t.detail) for t in found] == [(part, f"smart tag download address {url}")], r.threats
+        assert 'w:name="PersonName"' in out
+    else:  # outside the workbook's vocabulary: the smart tag types go whole
+        assert "smartTagType" not in out and "ooxml.unknown_markup" in {t.id for t in r.threats}
+    assert inspect_ooxml(_ctx(tmp_path), tmp_path / f"o.{kind}") == []
+    assert process(src, src.name, tmp_path / "p", default_policy).verdict == "sanitized"
+    from cdr.fuzz import oracle
+
+    assert any("smart tag" in x for x in oracle.scan_file(src)) and oracle.scan_file(tmp_path / f"o.{kind}") == []
+
+
 def test_chart_and_control_references_to_another_workbook_become_values(tmp_path, default_policy):
     """A chart's data references, a shape's text link, a form control's cell link and list range are
     formulas like a cell's: one that reads another workbook by a UNC path (Excel offers to update it, and

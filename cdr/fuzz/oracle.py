@@ -203,6 +203,8 @@ def scan_xml(data: bytes, where: str) -> list[str]:
             if local == "Sources" and (alocal == "URI" and value or alocal == "SelectedStyle" and not (
                     _STYLE_FILE.fullmatch(value) and ".." not in value)):
                 found.append(f"{where}: bibliography style {value[:60]}")
+            if local == "smartTagType" and alocal == "url" and value.strip():
+                found.append(f"{where}: smart tag download {value[:60]}")
             if alocal == "action" and re.match(r"(?i)ppaction://(program|macro|ole)", value.strip()):
                 found.append(f"{where}: action {value[:40]}")
             if (alocal in _URL_ATTRS or "href" in alocal.lower()) and _BAD_ATTR_VALUE.search(value):

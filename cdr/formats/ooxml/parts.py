@@ -551,7 +551,21 @@ _W_MAILMERGE = tags(W_NS, "mailMerge")
 _W_FRAMESET = tags(W_NS, "frameset")
 
 
+_W_SMART_TAG_TYPE = tags(W_NS, "smartTagType")
+
+
+_W_URL = tuple(f"{{{ns}}}url" for ns in W_NS)
+
+
 def disarm_word_settings(root: etree._Element, report: Report) -> None:
+    # A smart tag type's url is where Word 2003/2007 downloads the tag's recognizer and actions (code) when the
+    # user asks for them: an address outside the document. The type's namespace and name stay. (Excel's
+    # smartTagTypes are outside the workbook vocabulary and go whole.)
+    for el in root.iter(*_W_SMART_TAG_TYPE):
+        for a in _W_URL:
+            url = el.attrib.pop(a, None)
+            if url is not None and url.strip():
+                report("ooxml.external_relationship", f"smart tag download address {url[:100]}")
     for el in list(root.iter(*_W_MAILMERGE)):
         if any(_local(c) in ("connectString", "query", "dataSource", "headerSource", "odso") for c in el):
             report("ooxml.data_connection", "mail merge data source")
