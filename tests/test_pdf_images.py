@@ -250,3 +250,11 @@ def test_through_the_sandboxed_worker(tmp_path):
     (f,) = json.loads((tmp_path / "r.json").read_text("utf-8"))["files"]
     assert f["verdict"] == "clean" and "pdf.image_recoded" in {t["id"] for t in f["threats"]}, f
     assert oracle.scan_file(Path(f["output"])) == []
+
+
+def test_a_damaged_object_qpdf_cannot_cast_blocks_as_damaged(tmp_path):
+    """Fuzz case (seed 2050): qpdf raised std::bad_cast copying a damaged catalog entry; the file was blocked as
+    "could not be parsed (RuntimeError)". It is a damaged PDF, and the reason says so."""
+    case = Path(__file__).parent / "fuzz_regressions" / "pdf" / "82bf64799755.bin"
+    _src, res = _sanitize(tmp_path, case.read_bytes())
+    assert res.verdict == "blocked" and res.reason_en.startswith("the PDF is damaged where its parser"), res.reason_en

@@ -282,6 +282,13 @@ class PdfHandler(Handler):
 
     # -- rebuild --
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
+        try:
+            return self._rebuild(ctx, src, dst)
+        except RuntimeError as exc:  # qpdf's C++ errors on damaged objects (std::bad_cast, ...)
+            raise Malformed(f"the PDF is damaged where its parser cannot follow it ({str(exc)[:100]})",
+                            "PDFが壊れているため読み取れません") from None
+
+    def _rebuild(self, ctx: Context, src: Path, dst: Path) -> Rebuilt:
         o = _opts(ctx)
         out = Rebuilt(extension=".pdf", mime="application/pdf")
         env = _envelope(src)
