@@ -258,3 +258,15 @@ def test_a_damaged_object_qpdf_cannot_cast_blocks_as_damaged(tmp_path):
     case = Path(__file__).parent / "fuzz_regressions" / "pdf" / "82bf64799755.bin"
     _src, res = _sanitize(tmp_path, case.read_bytes())
     assert res.verdict == "blocked" and res.reason_en.startswith("the PDF is damaged where its parser"), res.reason_en
+
+
+def test_a_jpeg_larger_than_the_pixel_limit_blocks_before_libjpeg_allocates(tmp_path):
+    """The JPEG's own frame size is checked (its dictionary may claim a small image)."""
+    import struct as st
+
+    data = bytearray(_jpeg_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = st.pack(">HH", 60000, 60000)  # height, width in the frame header
+    _src, res = _sanitize(tmp_path, _one_image(bytes(data), Width=120, Height=80, BitsPerComponent=8,
+                                                ColorSpace=Name.DeviceRGB, Filter=Name.DCTDecode))
+    assert res.verdict == "blocked" and "more pixels than the policy limit" in res.reason_en, res.reason_en

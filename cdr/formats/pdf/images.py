@@ -109,8 +109,20 @@ def _check_size(obj: Any, w: int, h: int, limit: int) -> None:
 # --- per codec -----------------------------------------------------------------------------------
 def _dct(obj: Any, data: bytes, parms: Any, limit: int) -> bool:
     """Rebuilt on the coefficients; True when it had to be re-encoded instead (libjpeg warned)."""
-    from ..image import turbojpeg
+    from PIL import Image
 
+    from ..image import _pixel_guard, turbojpeg
+
+    try:  # the JPEG's own size (readers draw that one), before libjpeg allocates for it
+        with _pixel_guard(limit), Image.open(io.BytesIO(data)) as head:
+            w, h = head.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        w = h = limit  # over it
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise _cannot(f"JPEG: {exc}"[:160], "JPEG画像の破損") from None
+    if w * h > limit:
+        raise LimitExceeded("a JPEG image in the PDF has more pixels than the policy limit",
+                            "PDF内の画像の画素数が上限を超えています", threat_id="pdf.bomb")
     try:
         out, lossy = turbojpeg.transcode(data), False
     except turbojpeg.TranscodeError as exc:
@@ -214,15 +226,18 @@ def _ccitt(obj: Any, data: bytes, parms: Any, limit: int) -> None:
 def _jpx(pdf: pikepdf.Pdf, obj: Any, data: bytes, limit: int) -> None:
     from PIL import Image
 
+    from ..image import _pixel_guard
+
     if obj.get("/ImageMask") is True:
         raise _cannot("JPEG 2000 stencil mask", "JPEG 2000画像の形式")
     try:
-        im = Image.open(io.BytesIO(data))
+        with _pixel_guard(limit):
+            im = Image.open(io.BytesIO(data))
         if im.format not in ("JPEG2000",):
             raise _cannot("JPEG 2000 data that is not JPEG 2000", "JPEG 2000画像の破損")
         _check_size(obj, im.width, im.height, limit)
         im.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _cannot(f"JPEG 2000: {exc}", "JPEG 2000画像の破損") from None
     bands = im.getbands()
     alpha = im.getchannel("A") if "A" in bands else None
