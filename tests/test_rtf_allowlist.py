@@ -16,10 +16,22 @@ from cdr.pipeline import process
 HEAD = rb"{\rtf1\ansi\ansicpg1252\deff0{\fonttbl{\f0\froman Times New Roman;}}\f0 Antrag\par "
 
 
-def _img(fmt: str) -> bytes:
+def _img(fmt: str, rebuilt: bool = True) -> bytes:
+    """A picture; `rebuilt`: a PNG as the rebuild writes one (png_write), which rewriting leaves byte for
+    byte (Pillow's JPEG already is: libjpeg with the standard tables)."""
+    im = Image.new("RGB", (24, 16), (30, 90, 200))
+    if fmt == "PNG" and rebuilt:
+        from cdr.formats.image import png_write
+
+        return png_write.encode(im)
     buf = io.BytesIO()
-    Image.new("RGB", (24, 16), (30, 90, 200)).save(buf, fmt)
+    im.save(buf, fmt)
     return buf.getvalue()
+
+
+def _pixels(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data)) as im:
+        return im.tobytes()
 
 
 def _pict(data: bytes | str, kind: bytes = rb"\pngblip", extra: bytes = b"") -> bytes:
@@ -78,6 +90,29 @@ def test_pictures_of_their_type_are_kept_byte_for_byte(default_policy, tmp_path,
     r, out = _run(tmp_path, default_policy, body)
     assert out == HEAD + body + rb"\par}"
     assert not {t.id for t in r.threats} & {"rtf.picture", "rtf.hidden_data", "rtf.unknown_control"}
+
+
+@pytest.mark.parametrize("hexed", [True, False])
+def test_a_picture_from_elsewhere_is_written_anew(default_policy, tmp_path, hexed):
+    """A PNG the rebuild did not write (Pillow's, with a text chunk) is written anew by the image family:
+    same pixels, no chunk of the sender's; the group around it stays."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "sender's note")
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 16), (30, 90, 200)).save(buf, "PNG", pnginfo=info)
+    img = buf.getvalue()
+    body = _pict(img) if hexed else rb"{\pict\pngblip\picw24\pich16\bin" + str(len(img)).encode() + b" " + img + b"}"
+    r, out = _run(tmp_path, default_policy, body)
+    assert r.verdict == "clean", r.threats
+    if hexed:
+        data = bytes.fromhex(re.search(rb"\}\r\n([0-9a-f\r\n]+)\}\}", out).group(1).replace(b"\r\n", b"").decode())
+        assert out.startswith(HEAD + body[:body.index(b"}\r\n") + 1])  # the group up to the data as it was
+    else:
+        m = re.search(rb"\\bin(\d+) ", out)
+        data = out[m.end():m.end() + int(m.group(1))]
+    assert data != img and b"Comment" not in data and _pixels(data) == _pixels(img)
 
 
 def _payload_zip() -> bytes:

@@ -1,7 +1,6 @@
 """RTF field and linked-picture bypasses: split keywords, missing active fields, pibName links."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
@@ -78,9 +77,11 @@ def test_active_fields_added(default_policy, tmp_path, inst, kw):
 
 
 def _png_hex() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (1, 1), (30, 90, 200)).save(buf, "PNG")
-    return buf.getvalue().hex().encode()
+    """A PNG as the rebuild writes one (png_write): rewriting it gives the same bytes, so the picture
+    stays as written and the document byte for byte (a PNG from elsewhere is written anew: test_rtf_allowlist)."""
+    from cdr.formats.image import png_write
+
+    return png_write.encode(Image.new("RGB", (1, 1), (30, 90, 200))).hex().encode()
 
 
 # A real PNG: picture data that is not the image its type names is dropped (tests/test_rtf_allowlist.py).

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -529,9 +530,14 @@ def _shape_prop(sp: Group) -> str:
     return next((_plain(x).strip() for x in sp.children if isinstance(x, Group) and x.first_word() == b"sn"), "")
 
 
-def _picture_verdict(pict: Group) -> tuple[Threat | None, bool]:
+# Writes a PNG or JPEG picture anew from its bytes (the image family's rebuild_picture), given when rebuilding.
+Redraw = Callable[[bytes], bytes | None]
+
+
+def _picture_verdict(pict: Group, redraw: Redraw | None = None) -> tuple[Threat | None, bool]:
     """Judge one \\pict group: (threat, keep). Its data must be hex (or one \\binN of N bytes) and be an
-    image of the one type it names; bytes after that image's end are cut (the group is rewritten)."""
+    image of the one type it names; bytes after that image's end are cut (the group is rewritten). With
+    `redraw`, a PNG or JPEG picture is written anew from what it draws."""
     types: list[bytes] = []
     words: dict[bytes, int | None] = {}
     bins: list[tuple[int, Tok]] = []  # (index of the \\bin word, its data token)
@@ -578,17 +584,43 @@ def _picture_verdict(pict: Group) -> tuple[Threat | None, bool]:
         end = image_end(kind, data, words)
     except Rejected as why:
         return Threat("rtf.picture", "picture", "removed", str(why)), False
-    if end >= len(data):
-        return None, True
     extra = len(data) - end
+    hidden = Threat("rtf.hidden_data", "picture", "removed",
+                    f"{extra} bytes after the end of a {kind.upper()} picture cut") if extra > 0 else None
+    if redraw is not None and kind in ("png", "jpeg"):
+        new = redraw(data[:end])
+        if new is not None and new != data[:end]:  # the same bytes: written as they were (cut below)
+            _replace_data(pict, new, bins)
+            return hidden, True  # none of the sender's picture bytes is left, past its end included
+    if not extra:
+        return None, True
     if bins:
         i, tok = bins[0]
         ch[i] = Tok("w", b"\\bin%d " % end, b"bin", end)
         ch[i + 1] = Tok("b", tok.raw[:end])
     else:
         _cut_hex(pict, 2 * end)
-    return Threat("rtf.hidden_data", "picture", "removed",
-                  f"{extra} bytes after the end of a {kind.upper()} picture cut"), True
+    return hidden, True
+
+
+def _replace_data(pict: Group, data: bytes, bins: list[tuple[int, Tok]]) -> None:
+    """The picture's data replaced by `data`, in the form it had (\\binN, or hex in lines of 128 digits)."""
+    if bins:
+        i, _tok = bins[0]
+        pict.children[i] = Tok("w", b"\\bin%d " % len(data), b"bin", len(data))
+        pict.children[i + 1] = Tok("b", data)
+        return
+    digits = data.hex().encode("ascii")
+    text: Tok | None = Tok("t", b"\r\n" + b"\r\n".join(digits[k:k + 128] for k in range(0, len(digits), 128)))
+    new: list = []
+    for c in pict.children:
+        if isinstance(c, Tok) and c.kind == "t":
+            if text is not None:
+                new.append(text)
+                text = None
+            continue
+        new.append(c)
+    pict.children = new
 
 
 def _cut_hex(pict: Group, keep: int) -> None:
@@ -612,7 +644,7 @@ def _cut_hex(pict: Group, keep: int) -> None:
 _HEX_RUN = re.compile(rb"[0-9a-fA-F]+")
 
 
-def check_pictures(root: Group) -> list[Threat]:
+def check_pictures(root: Group, redraw: Redraw | None = None) -> list[Threat]:
     """Every \\pict group judged by _picture_verdict; rejected ones leave the tree."""
     threats: list[Threat] = []
     stack = [root]
@@ -622,7 +654,7 @@ def check_pictures(root: Group) -> list[Threat]:
         for c in g.children:
             if isinstance(c, Group):
                 if c.first_word() == b"pict":
-                    threat, keep = _picture_verdict(c)
+                    threat, keep = _picture_verdict(c, redraw)
                     if threat is not None:
                         threats.append(threat)
                     if not keep:
@@ -719,7 +751,7 @@ def _rtfobj_findings(data: bytes) -> list[Threat]:
     return [Threat("rtf.object", f"offset {o.start}", "found", "object data (rtfobj)") for o in p.objects]
 
 
-def rebuild_tree(data: bytes) -> tuple[Group, list[Threat], bool]:
+def rebuild_tree(data: bytes, redraw: Redraw | None = None) -> tuple[Group, list[Threat], bool]:
     """Parse, canonicalize, disarm and restrict: the tree to write, what was removed, whether braces were
     repaired. Words outside the allow-list are "reported": every reader ignores them (an unknown word) or
     shows nothing of them (a destination we leave out), so dropping them alone does not sanitize a file."""
@@ -727,7 +759,7 @@ def rebuild_tree(data: bytes) -> tuple[Group, list[Threat], bool]:
     canonicalize(root)
     threats = disarm(root)
     dropped = restrict(root)
-    threats += check_pictures(root)
+    threats += check_pictures(root, redraw)
     if dropped:
         # What restrict left out can change a field (a dropped group held its instruction): a second look
         # judges the tree as it will be written, so the output inspects clean. Nothing dropped, nothing changed.
@@ -898,7 +930,9 @@ class RtfHandler(Handler):
         return findings(path.read_bytes())
 
     def rebuild(self, ctx: Context, src: Path, dst: Path, detection: Detection) -> Rebuilt:
-        root, threats, repaired = rebuild_tree(src.read_bytes())
+        from ..image import rebuild_picture
+
+        root, threats, repaired = rebuild_tree(src.read_bytes(), lambda data: rebuild_picture(ctx, "\\pict", data))
         out = serialize(root)
         if repaired:
             threats.append(Threat("file.malformed", ctx.name, "repaired", "unbalanced braces or trailing data"))
