@@ -140,6 +140,8 @@ def pdf_files(out: Path) -> list[Sample]:
         note="outline, internal links, an https link, page labels, open-at-page action")
     put(b / "form_values.pdf", _form_pdf(), "clean", note="AcroForm text field and checkbox with values")
     put(b / "comments.pdf", _comments_pdf(), "clean", note="note, highlight and popup annotations")
+    put(b / "embedded_truetype.pdf", embedded_font_pdf(), "clean", note="a TrueType font program (FontFile2)")
+    put(b / "embedded_cff.pdf", embedded_font_pdf("cff"), "clean", note="a bare CFF font program (FontFile3 Type1C)")
     put(b / "scanned_codecs.pdf", codec_images_pdf(), "clean", ["pdf.image_recoded"],
         note="JBIG2, CCITT G4 (BlackIs1), JPEG 2000, JPEG and inverted CMYK JPEG images: decoded and written anew")
 
@@ -315,6 +317,9 @@ def pdf_files(out: Path) -> list[Sample]:
         password="himitsu")
 
     # ---- limits ----
+    put(h / "font_sing_table.pdf", embedded_font_pdf("opentype", {"SING": b"\x00\x01" + b"A" * 600},
+                                                     b"MZ\x90\x00 after the font"), "clean",
+        [], "an OpenType font with a SING table (CVE-2010-2883's overflow) and bytes after its tables")
     put(h / "codec_trailing_payload.pdf", codec_images_pdf(b"MZ\x90\x00 payload after the image data"), "clean",
         [], "bytes after a JPEG's EOI and a JBIG2 stream's end of page: not in the rebuilt images")
     put(h / "bomb.pdf", _bomb_pdf(), "blocked", ["pdf.bomb"], "two Flate layers over 260 MB of zeros")
@@ -541,4 +546,74 @@ def codec_images_pdf(trailing: bytes = b"") -> bytes:
     draw = (b"q 320 0 0 120 40 600 cm /J2 Do Q q 320 0 0 120 40 460 cm /Fax Do Q "
             b"q 192 0 0 128 380 600 cm /Jpx Do Q q 120 0 0 80 380 460 cm /Jpg Do Q q 120 0 0 80 380 360 cm /Cmyk Do Q")
     page.Contents = pdf.make_stream(page.Contents.read_bytes() + b"\n" + draw)
+    return _save(pdf)
+
+
+# ---- embedded font programs ----
+def _test_font(cff: bool = False, extra: dict[str, bytes] | None = None) -> bytes:
+    """A small font made with fontTools: A, B and 住 as distinct rectangles; TrueType or CFF-flavoured
+    OpenType; `extra` tables added as raw data (a SING table, the one CVE-2010-2883 overflowed)."""
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.t2CharStringPen import T2CharStringPen
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+    from fontTools.ttLib.tables.DefaultTable import DefaultTable
+
+    names = [".notdef", "A", "B", "uni4F4F"]
+    fb = FontBuilder(1000, isTTF=not cff)
+    fb.setupGlyphOrder(names)
+    fb.setupCharacterMap({0x41: "A", 0x42: "B", 0x4F4F: "uni4F4F"})
+    shapes = {}
+    for i, n in enumerate(names):
+        pen = T2CharStringPen(600, None) if cff else TTGlyphPen(None)
+        x0, y1 = 60 + 40 * i, 700 - 120 * i
+        pen.moveTo((x0, 0))
+        pen.lineTo((x0, y1))
+        pen.lineTo((560, y1))
+        pen.lineTo((560, 0))
+        pen.closePath()
+        shapes[n] = pen.getCharString() if cff else pen.glyph()
+    if cff:
+        fb.setupCFF("CdrTest-Regular", {"FullName": "CdrTest"}, shapes, {})
+    else:
+        fb.setupGlyf(shapes)
+    fb.setupHorizontalMetrics({n: (620, 60) for n in names})
+    fb.setupHorizontalHeader(ascent=800, descent=-200)
+    fb.setupNameTable({"familyName": "CdrTest", "styleName": "Regular"})
+    fb.setupOS2()
+    fb.setupPost()
+    for tag, data in (extra or {}).items():
+        t = DefaultTable(tag)
+        t.data = data
+        fb.font[tag] = t
+    buf = io.BytesIO()
+    fb.save(buf)
+    return buf.getvalue()
+
+
+def embedded_font_pdf(kind: str = "truetype", extra: dict[str, bytes] | None = None, trailing: bytes = b"") -> bytes:
+    """One page of "ABBA" in an embedded font: TrueType (FontFile2), OpenType (FontFile3 /OpenType) or a bare
+    CFF program (FontFile3 /Type1C), as a simple font with WinAnsiEncoding; `trailing` after the program."""
+    from fontTools.ttLib import TTFont
+
+    data = _test_font(cff=kind != "truetype", extra=extra)
+    if kind == "cff":
+        otf = TTFont(io.BytesIO(data))
+        data = otf["CFF "].compile(otf)
+    data += trailing
+    pdf = _base()
+    ff = pdf.make_stream(data)
+    if kind == "truetype":
+        ff.Length1 = len(data)
+    else:
+        ff.Subtype = Name.Type1C if kind == "cff" else Name.OpenType
+    desc = pdf.make_indirect(Dictionary(Type=Name.FontDescriptor, FontName=Name("/CdrTest"), Flags=32,
+                                        FontBBox=[0, -200, 1000, 800], ItalicAngle=0, Ascent=800, Descent=-200,
+                                        CapHeight=700, StemV=80, **{("FontFile2" if kind == "truetype" else
+                                                                      "FontFile3"): ff}))
+    font = pdf.make_indirect(Dictionary(Type=Name.Font, Subtype=Name.TrueType if kind == "truetype" else Name.Type1,
+                                        BaseFont=Name("/CdrTest"), FirstChar=65, LastChar=66, Widths=[620, 620],
+                                        Encoding=Name.WinAnsiEncoding, FontDescriptor=desc))
+    page = pdf.pages[0].obj
+    page.Resources.Font[Name("/FT")] = font
+    page.Contents = pdf.make_stream(page.Contents.read_bytes() + b"\nBT /FT 72 Tf 60 380 Td (ABBA) Tj ET")
     return _save(pdf)

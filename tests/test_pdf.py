@@ -28,9 +28,10 @@ HOSTILE = [
     "movie_sound_screen_3d", "xfa",
     "embedded_file", "embedded_exe", "trailing_data", "leading_junk", "damaged_xref", "encrypted_empty_user",
     "encrypted_password", "encrypted_password_supplied", "bomb", "bomb_before_codec", "too_many_pages",
-    "codec_trailing_payload",
+    "codec_trailing_payload", "font_sing_table",
 ]
-BENIGN = ["japanese_1page", "multipage_images", "bookmarks_links_labels", "form_values", "comments", "scanned_codecs"]
+BENIGN = ["japanese_1page", "multipage_images", "bookmarks_links_labels", "form_values", "comments", "scanned_codecs",
+          "embedded_truetype", "embedded_cff"]
 
 
 def _policy(action: str = "sanitize", limits: dict | None = None, **opts) -> Policy:

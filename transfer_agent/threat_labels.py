@@ -56,6 +56,9 @@ THREATS: dict[str, tuple[str, ...]] = {
     "pdf.image_recoded": ("PDF内の画像の作り直し", "JBIG2・JPEG 2000・ファクス形式の画像を展開し、劣化のない形式で保存し直しました。見た目は同じですが、ファイルは大きくなります。",
         "images in the PDF stored again", "JBIG2, JPEG 2000 and fax images were decoded and stored again without loss; "
         "the pages look the same, the file is larger."),
+    "pdf.font_rebuilt": ("PDF内のフォントの作り直し", "埋め込みフォントを読み直して作り直しました。表示に使わない部分は引き継いでいません。",
+        "fonts in the PDF rebuilt", "Embedded fonts were read and written again; parts a PDF does not draw with "
+        "were not carried over."),
     "pdf.unknown_key": ("PDFの規格外の項目", "PDFの規格にない項目や型の違う値は引き継いでいません。表示される内容は残っています。",
         "entries outside the PDF specification", "Entries the PDF specification does not define (or with a value of "
         "the wrong type) were not carried over; the content as displayed is kept."),

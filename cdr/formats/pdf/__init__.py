@@ -25,7 +25,8 @@ from ...handler import Context, Handler, Rebuilt, register
 from ...model import BLOCKED, SANITIZED, Detection, FileResult, Threat
 from .._catalog import OPTIONS
 from .._memo import per_file
-from . import allowlist, images, render
+from . import allowlist, fonts, images, render
+from .content import reached
 from .walk import Walker, action_threat, scan
 
 # Catalog entries carried into the rebuilt document as they are (their content is walked).
@@ -340,8 +341,10 @@ class PdfHandler(Handler):
                     ctx.warn("digital signatures no longer validate after rebuilding")
                 ctx.check_time()
                 _check_streams(ctx, new)
-                # No image codec data of the sender is written (JBIG2, JPEG 2000, fax, JPEG: decoded, rebuilt).
+                # No image codec data of the sender is written (JBIG2, JPEG 2000, fax, JPEG: decoded, rebuilt),
+                # and TrueType/OpenType/CFF font programs are parsed and compiled anew.
                 out.threats.extend(images.rebuild(ctx, new))
+                out.threats.extend(fonts.rebuild(ctx, reached(new, list(new.objects)).fonts))
                 if len(new.objects) > max_objects:
                     raise LimitExceeded("the PDF has more objects than the policy allows",
                                         "PDFのオブジェクト数が上限を超えています", threat_id="file.limit")

@@ -25,6 +25,7 @@ from ...errors import LimitExceeded, Malformed
 from ...handler import Context
 from ...model import Threat
 from .._deflate import compressobj
+from .content import reached
 
 # Filters a reader undoes in full before the codec, and the image codecs (with their abbreviations).
 _GENERAL = {"/FlateDecode", "/Fl", "/LZWDecode", "/LZW", "/RunLengthDecode", "/RL", "/ASCIIHexDecode", "/AHx",
@@ -322,43 +323,11 @@ def _externalize_inline(pdf: pikepdf.Pdf, contents: list[Any]) -> bool:
                                                 for x in cs])
             elif isinstance(cs, Name) and str(cs) in _ABBREVIATED:
                 obj.ColorSpace = _ABBREVIATED[str(cs)]
-    for c in _content_streams(pdf, list(pdf.objects)):  # anew: the pages' contents were replaced
+    for c in reached(pdf, list(pdf.objects)).contents:  # anew: the pages' contents were replaced
         left = _inline_codecs(c) if b"ID" in (data := _content(c)) and _INLINE_HINT.search(data) else []
         if left:
             raise _cannot(f"an inline image outside a page's content ({left[0]})", "ページ以外の埋め込み画像")
     return True
-
-
-def _content_streams(pdf: pikepdf.Pdf, objects: list[Any]) -> list[Any]:
-    """Every stream a reader runs as content: pages' contents, forms, tiling patterns, Type 3 glyphs (of the
-    fonts in the resources of those; looking them up there spares a look into every dictionary)."""
-    out, resources = [], []
-    for page in pdf.pages:
-        c = page.obj.get("/Contents")
-        out += [x for x in (c if isinstance(c, pikepdf.Array) else [c]) if isinstance(x, pikepdf.Stream)]
-        resources.append(page.resources if "/Resources" in page.obj else None)
-    for obj in objects:
-        if isinstance(obj, pikepdf.Stream) and (obj.get("/Subtype") == Name.Form or obj.get("/PatternType") == 1):
-            out.append(obj)
-            resources.append(obj.get("/Resources"))
-    seen: set[tuple[int, int]] = set()
-    while resources:
-        res = resources.pop()
-        fonts = res.get("/Font") if isinstance(res, pikepdf.Dictionary) else None
-        if not isinstance(fonts, pikepdf.Dictionary):
-            continue
-        for font in fonts.values():
-            if not isinstance(font, pikepdf.Dictionary) or font.get("/Subtype") != Name.Type3:
-                continue
-            if font.objgen != (0, 0):
-                if font.objgen in seen:
-                    continue
-                seen.add(font.objgen)
-            procs = font.get("/CharProcs")
-            if isinstance(procs, pikepdf.Dictionary):
-                out += [v for v in procs.values() if isinstance(v, pikepdf.Stream)]
-            resources.append(font.get("/Resources"))
-    return out
 
 
 # --- the pass over the document ------------------------------------------------------------------
@@ -368,7 +337,7 @@ def rebuild(ctx: Context, pdf: pikepdf.Pdf) -> list[Threat]:
     counts: dict[str, int] = {}
     reencoded = 0
     objects = list(pdf.objects)
-    if _externalize_inline(pdf, _content_streams(pdf, objects)):
+    if _externalize_inline(pdf, reached(pdf, objects).contents):
         objects = list(pdf.objects)
     for n, obj in enumerate(objects):
         if n % 200 == 0:
