@@ -343,8 +343,10 @@ class PdfHandler(Handler):
                 _check_streams(ctx, new)
                 # No image codec data of the sender is written (JBIG2, JPEG 2000, fax, JPEG: decoded, rebuilt),
                 # and TrueType/OpenType/CFF font programs are parsed and compiled anew.
-                out.threats.extend(images.rebuild(ctx, new))
-                out.threats.extend(fonts.rebuild(ctx, reached(new, list(new.objects)).fonts))
+                objects = list(new.objects)
+                runs = reached(new, objects)
+                out.threats.extend(images.rebuild(ctx, new, objects, runs.contents))
+                out.threats.extend(fonts.rebuild(ctx, runs.fonts))
                 if len(new.objects) > max_objects:
                     raise LimitExceeded("the PDF has more objects than the policy allows",
                                         "PDFのオブジェクト数が上限を超えています", threat_id="file.limit")

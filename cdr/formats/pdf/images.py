@@ -331,13 +331,13 @@ def _externalize_inline(pdf: pikepdf.Pdf, contents: list[Any]) -> bool:
 
 
 # --- the pass over the document ------------------------------------------------------------------
-def rebuild(ctx: Context, pdf: pikepdf.Pdf) -> list[Threat]:
-    """Write every image codec stream of `pdf` anew (see the module's docstring)."""
+def rebuild(ctx: Context, pdf: pikepdf.Pdf, objects: list[Any], contents: list[Any]) -> list[Threat]:
+    """Write every image codec stream of `pdf` anew (see the module's docstring); `objects` are the document's
+    objects, `contents` its content streams (content.reached)."""
     limit = int(ctx.limits.max_pixels)
     counts: dict[str, int] = {}
     reencoded = 0
-    objects = list(pdf.objects)
-    if _externalize_inline(pdf, reached(pdf, objects).contents):
+    if _externalize_inline(pdf, contents):
         objects = list(pdf.objects)
     for n, obj in enumerate(objects):
         if n % 200 == 0:
