@@ -94,3 +94,8 @@ def test_a_font_over_the_glyph_budget_is_rebuilt_table_by_table(tmp_path, monkey
     _key, new = _font_file(Path(res.output))
     assert "SING" not in TTFont(io.BytesIO(new))
     assert ImageChops.difference(_render(src, tmp_path), _render(Path(res.output), tmp_path)).getbbox() is None
+
+
+def test_the_oracle_sees_a_font_table_that_was_not_rebuilt():
+    assert oracle.scan_pdf(embedded_font_pdf("opentype", {"SING": SING})) == ["pdf font tables not rebuilt: SING"]
+    assert oracle.scan_pdf(embedded_font_pdf("truetype")) == []

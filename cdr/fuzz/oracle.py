@@ -50,11 +50,40 @@ def scan_pdf(data: bytes) -> list[str]:
         return found + [f"pdf does not open: {type(exc).__name__}"]
     with pdf:
         for obj in pdf.objects:  # every object, those inside object streams included
+            if isinstance(obj, pikepdf.Stream):
+                _pdf_font_tables(obj, found)
             try:
                 _pdf_walk(obj, found, 0)
             except (UnicodeDecodeError, ValueError, RuntimeError):  # an odd string: look at its bytes
                 _pdf_walk_bytes(obj, found)
     return sorted(set(found))
+
+
+# sfnt tables a PDF reader draws with: any other table in an output font was not rebuilt.
+_FONT_TABLES = {b"head", b"hhea", b"maxp", b"loca", b"glyf", b"hmtx", b"CFF ", b"cmap", b"cvt ", b"fpgm", b"prep",
+                b"gasp", b"name", b"OS/2", b"post", b"vhea", b"vmtx", b"VORG"}
+
+
+def _pdf_font_tables(obj: object, found: list[str]) -> None:
+    """TrueType (FontFile2: Length1 without Length2) and OpenType (FontFile3) programs: their table tags."""
+    import struct
+
+    import pikepdf
+
+    d = obj.stream_dict
+    if not (("/Length1" in d and "/Length2" not in d) or d.get("/Subtype") == pikepdf.Name.OpenType):
+        return
+    try:
+        data = obj.read_bytes()
+    except Exception:
+        return
+    if len(data) < 12 or data[:4] not in (b"\x00\x01\x00\x00", b"OTTO", b"true"):
+        return
+    n = struct.unpack(">H", data[4:6])[0]
+    tags = {data[12 + 16 * i:16 + 16 * i] for i in range(min(n, (len(data) - 12) // 16))}
+    odd = sorted(t.decode("latin-1") for t in tags - _FONT_TABLES)
+    if odd:
+        found.append(f"pdf font tables not rebuilt: {', '.join(odd)[:60]}")
 
 
 def _raw_names(data: bytes) -> list[str]:
