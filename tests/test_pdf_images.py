@@ -270,3 +270,11 @@ def test_a_jpeg_larger_than_the_pixel_limit_blocks_before_libjpeg_allocates(tmp_
     _src, res = _sanitize(tmp_path, _one_image(bytes(data), Width=120, Height=80, BitsPerComponent=8,
                                                 ColorSpace=Name.DeviceRGB, Filter=Name.DCTDecode))
     assert res.verdict == "blocked" and "more pixels than the policy limit" in res.reason_en, res.reason_en
+
+
+def test_a_filter_name_that_is_not_utf8_is_no_codec(tmp_path):
+    """Fuzz case (seed 2052): a flipped byte made a stream's /Filter a name that is not UTF-8; the image pass
+    turned it into text and raised. It is no codec: the file goes on through the rebuild."""
+    case = Path(__file__).parent / "fuzz_regressions" / "pdf" / "2c7333f1685f.bin"
+    _src, res = _sanitize(tmp_path, case.read_bytes())
+    assert not (res.reason_en or "").startswith("the file could not be parsed"), res.reason_en

@@ -21,6 +21,7 @@ from ...errors import Malformed
 from ...handler import Context
 from ...model import Threat
 from .._deflate import compressobj
+from .allowlist import name_str
 
 # What PDF readers draw TrueType and CFF-flavoured OpenType glyphs with (ISO 32000-2, 9.9).
 _NEEDED = {"head", "hhea", "maxp", "loca", "glyf", "hmtx", "CFF "}
@@ -117,7 +118,7 @@ def rebuild(ctx: Context, fonts: list[Any]) -> list[Threat]:
                 raise _cannot("damaged compressed data") from None
             sub = s.get("/Subtype")
             try:
-                if key == "/FontFile3" and str(sub) in _CFF_SUBTYPES:
+                if key == "/FontFile3" and name_str(sub) in _CFF_SUBTYPES:
                     new = _bare_cff(data)
                 elif key == "/FontFile2" or sub == Name.OpenType:
                     new = _sfnt(data, dropped)

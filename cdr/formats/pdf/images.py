@@ -25,6 +25,7 @@ from ...errors import LimitExceeded, Malformed
 from ...handler import Context
 from ...model import Threat
 from .._deflate import compressobj
+from .allowlist import name_str
 from .content import reached
 
 # Filters a reader undoes in full before the codec, and the image codecs (with their abbreviations).
@@ -48,7 +49,7 @@ def _filters(obj: Any) -> list[str]:
     if f is None:
         return []
     items = list(f) if isinstance(f, pikepdf.Array) else [f]
-    return [str(x) if isinstance(x, Name) else "" for x in items]
+    return [name_str(x) if isinstance(x, Name) else "" for x in items]
 
 
 def _parms(obj: Any, index: int) -> Any:
@@ -82,9 +83,9 @@ def _int(obj: Any, key: str) -> int | None:
 
 def _components(cs: Any) -> int | None:
     if isinstance(cs, Name):
-        return _COMPONENTS.get(str(cs))
+        return _COMPONENTS.get(name_str(cs))
     if isinstance(cs, pikepdf.Array) and len(cs) and isinstance(cs[0], Name):
-        family = str(cs[0])
+        family = name_str(cs[0])
         if family == "/ICCBased" and len(cs) > 1 and isinstance(cs[1], pikepdf.Stream):
             return _int(cs[1], "/N")
         if family == "/DeviceN" and len(cs) > 1 and isinstance(cs[1], pikepdf.Array):
@@ -300,7 +301,7 @@ def _inline_codecs(stream_or_page: Any) -> list[str]:
     for inst in instructions:
         if isinstance(inst, pikepdf.ContentStreamInlineImage):
             f = inst.iimage.obj.get("/Filter")
-            names = [str(x) for x in (f if isinstance(f, pikepdf.Array) else [f]) if isinstance(x, Name)]
+            names = [name_str(x) for x in (f if isinstance(f, pikepdf.Array) else [f]) if isinstance(x, Name)]
             found += [n for n in names if n in _CODECS]
     return found
 
@@ -319,10 +320,10 @@ def _externalize_inline(pdf: pikepdf.Pdf, contents: list[Any]) -> bool:
         if obj.objgen not in before and isinstance(obj, pikepdf.Stream) and obj.get("/Subtype") == Name.Image:
             cs = obj.get("/ColorSpace")
             if isinstance(cs, pikepdf.Array):
-                obj.ColorSpace = pikepdf.Array([_ABBREVIATED.get(str(x), x) if isinstance(x, Name) else x
+                obj.ColorSpace = pikepdf.Array([_ABBREVIATED.get(name_str(x), x) if isinstance(x, Name) else x
                                                 for x in cs])
-            elif isinstance(cs, Name) and str(cs) in _ABBREVIATED:
-                obj.ColorSpace = _ABBREVIATED[str(cs)]
+            elif isinstance(cs, Name) and name_str(cs) in _ABBREVIATED:
+                obj.ColorSpace = _ABBREVIATED[name_str(cs)]
     for c in reached(pdf, list(pdf.objects)).contents:  # anew: the pages' contents were replaced
         left = _inline_codecs(c) if b"ID" in (data := _content(c)) and _INLINE_HINT.search(data) else []
         if left:
