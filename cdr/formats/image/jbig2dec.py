@@ -7,6 +7,7 @@ library's API is five calls; a fatal error, or a page that does not come out, ra
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_size_t, c_uint8, c_uint32, c_void_p
 
@@ -52,15 +53,10 @@ def _load():  # noqa: ANN202 - a ctypes.CDLL
     return _lib
 
 
-def available() -> bool:
-    try:
-        _load()
-    except OSError:
-        return False
-    return True
-
-
-available()  # mapped at import (worker warm-up), before the sandbox restricts opening files
+# Mapped when the module is first imported (in the worker, at its first JBIG2 image); when the library is
+# missing, decode() raises OSError and the image's file is blocked.
+with contextlib.suppress(OSError):
+    _load()
 
 
 def decode(data: bytes, globals_data: bytes | None = None) -> tuple[int, int, bytes]:

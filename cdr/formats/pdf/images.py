@@ -163,6 +163,8 @@ def _jbig2(obj: Any, data: bytes, parms: Any, limit: int) -> None:
         w, h, bits = jbig2dec.decode(data, glob.read_bytes() if isinstance(glob, pikepdf.Stream) else None)
     except jbig2dec.Jbig2Error as exc:
         raise _cannot(f"JBIG2: {exc}", "JBIG2画像の破損") from None
+    except OSError:  # libjbig2dec0 is not installed (scripts/bootstrap.sh installs it)
+        raise _cannot("no JBIG2 decoder on this machine", "JBIG2の復号ライブラリがありません") from None
     _check_size(obj, w, h, limit)
     if _int(obj, "/BitsPerComponent") not in (None, 1):
         raise _cannot("JBIG2 with more than one bit per pixel", "JBIG2画像の形式")
