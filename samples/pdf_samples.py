@@ -142,6 +142,7 @@ def pdf_files(out: Path) -> list[Sample]:
     put(b / "comments.pdf", _comments_pdf(), "clean", note="note, highlight and popup annotations")
     put(b / "embedded_truetype.pdf", embedded_font_pdf(), "clean", note="a TrueType font program (FontFile2)")
     put(b / "embedded_cff.pdf", embedded_font_pdf("cff"), "clean", note="a bare CFF font program (FontFile3 Type1C)")
+    put(b / "embedded_type1.pdf", type1_font_pdf(), "clean", note="a Type 1 font program (FontFile)")
     put(b / "scanned_codecs.pdf", codec_images_pdf(), "clean", ["pdf.image_recoded"],
         note="JBIG2, CCITT G4 (BlackIs1), JPEG 2000, JPEG and inverted CMYK JPEG images: decoded and written anew")
 
@@ -616,4 +617,31 @@ def embedded_font_pdf(kind: str = "truetype", extra: dict[str, bytes] | None = N
     page = pdf.pages[0].obj
     page.Resources.Font[Name("/FT")] = font
     page.Contents = pdf.make_stream(page.Contents.read_bytes() + b"\nBT /FT 72 Tf 60 380 Td (ABBA) Tj ET")
+    return _save(pdf)
+
+
+def type1_font_pdf(trailing: bytes = b"") -> bytes:
+    """A page of text in an embedded Type 1 font (reportlab's bundled Times clone, FontFile with its three
+    lengths); `trailing` after the program's trailer."""
+    import os
+
+    import reportlab
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfgen import canvas
+
+    d = os.path.join(os.path.dirname(reportlab.__file__), "fonts")
+    face = pdfmetrics.EmbeddedType1Face(os.path.join(d, "_er_____.afm"), os.path.join(d, "_er_____.pfb"))
+    pdfmetrics.registerTypeFace(face)
+    if "CdrType1" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(pdfmetrics.Font("CdrType1", face.name, "WinAnsiEncoding"))
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=(595, 842), invariant=1)
+    c.setFont("CdrType1", 36)
+    c.drawString(60, 700, "Type 1 ABC abc")
+    c.save()
+    if not trailing:
+        return buf.getvalue()
+    pdf = pikepdf.open(io.BytesIO(buf.getvalue()))
+    ff = next(o for o in pdf.objects if isinstance(o, pikepdf.Stream) and "/Length2" in o)
+    ff.write(ff.read_bytes() + trailing)
     return _save(pdf)

@@ -31,7 +31,7 @@ HOSTILE = [
     "codec_trailing_payload", "font_sing_table",
 ]
 BENIGN = ["japanese_1page", "multipage_images", "bookmarks_links_labels", "form_values", "comments", "scanned_codecs",
-          "embedded_truetype", "embedded_cff"]
+          "embedded_truetype", "embedded_cff", "embedded_type1"]
 
 
 def _policy(action: str = "sanitize", limits: dict | None = None, **opts) -> Policy:

@@ -14,7 +14,7 @@ from PIL import Image, ImageChops
 from cdr.formats.pdf import fonts
 from cdr.fuzz import oracle
 from cdr.pipeline import process
-from samples.pdf_samples import _test_font, embedded_font_pdf
+from samples.pdf_samples import _test_font, embedded_font_pdf, type1_font_pdf
 from tests.test_pdf import _policy
 
 SING = b"\x00\x01" + b"A" * 600 + b"MZ\x90\x00payload"
@@ -99,3 +99,22 @@ def test_a_font_over_the_glyph_budget_is_rebuilt_table_by_table(tmp_path, monkey
 def test_the_oracle_sees_a_font_table_that_was_not_rebuilt():
     assert oracle.scan_pdf(embedded_font_pdf("opentype", {"SING": SING})) == ["pdf font tables not rebuilt: SING"]
     assert oracle.scan_pdf(embedded_font_pdf("truetype")) == []
+
+
+def test_type1_program_decrypted_and_written_again(tmp_path):
+    """A Type 1 program (FontFile): eexec decrypted, charstrings decompiled, encrypted anew with its three
+    lengths; bytes after its trailer go; the page renders the same."""
+    src, res = _sanitize(tmp_path, type1_font_pdf(b"MZ\x90\x00 after the font"))
+    assert res.verdict == "clean", (res.reason, res.threats)
+    out = Path(res.output)
+    with pikepdf.open(src) as a, pikepdf.open(out) as b:
+        old = next(o for o in a.objects if isinstance(o, pikepdf.Stream) and "/Length2" in o)
+        new = next(o for o in b.objects if isinstance(o, pikepdf.Stream) and "/Length2" in o)
+        data = new.read_bytes()
+        assert data != old.read_bytes() and b"after the font" not in data
+        assert int(new.Length1) + int(new.Length2) + int(new.Length3) == len(data)
+        assert data[:int(new.Length1)].rstrip().endswith(b"eexec")
+        assert data[int(new.Length1) + int(new.Length2):].lstrip().startswith(b"0" * 64) and b"cleartomark" in data[-64:]
+    before, after = _render(src, tmp_path), _render(out, tmp_path)
+    assert ImageChops.difference(before, after).getbbox() is None
+    assert sum(1 for v in before.tobytes() if v < 100) > 300

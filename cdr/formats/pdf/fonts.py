@@ -5,9 +5,9 @@ PDFs), and many FreeType and Windows font bugs triggered by table directories, o
 do not add up. TrueType (FontFile2) and OpenType/CFF (FontFile3) programs are read table by table; only the
 tables a PDF reader draws with are kept, every glyph is parsed (contours, components, CFF charstrings; up to
 GLYPH_BUDGET glyphs a font) and the font is compiled anew, so offsets, lengths, checksums and the glyph data
-are fontTools' own. Hinting
-programs stay (they shape the glyphs on screen). Type 1 programs (FontFile) are kept as they are.
-A table a reader needs that fontTools cannot read blocks the file; others that fail are left out.
+are fontTools' own. Hinting programs stay (they shape the glyphs on screen). Type 1 programs (FontFile) are
+parsed by t1Lib (eexec decrypted, charstrings decompiled) and written again, encrypted anew, with their three
+lengths. A table a reader needs that fontTools cannot read blocks the file; others that fail are left out.
 """
 from __future__ import annotations
 
@@ -92,6 +92,28 @@ def _bare_cff(data: bytes) -> bytes:
     return buf.getvalue()
 
 
+def _type1(data: bytes) -> tuple[bytes, int, int, int]:
+    """A Type 1 program (cleartext, eexec-encrypted part, trailer) parsed by fontTools' t1Lib, every charstring
+    decompiled within the budget, and written again: (data, Length1, Length2, Length3)."""
+    from fontTools.t1Lib import T1Font
+
+    font = T1Font.__new__(T1Font)  # from bytes: the constructor reads a file
+    font.data, font.encoding = data, "ascii"
+    font.parse()
+    strings = font.font["CharStrings"]
+    if len(strings) <= GLYPH_BUDGET:
+        for g in strings.keys():
+            strings[g].decompile()
+    out = font.createData()
+    start = out.index(b"eexec") + len(b"eexec")
+    while out[start:start + 1] in (b" ", b"\r", b"\n"):
+        start += 1
+    end = out.rindex(b"cleartomark")
+    while end > start and out[end - 1:end] in (b"0", b" ", b"\r", b"\n"):
+        end -= 1
+    return out, start, end - start, len(out) - end
+
+
 def rebuild(ctx: Context, fonts: list[Any]) -> list[Threat]:
     """Rebuild the font programs of `fonts` (font dictionaries a page, form, pattern or glyph names)."""
     descriptors, seen = [], set()
@@ -106,7 +128,7 @@ def rebuild(ctx: Context, fonts: list[Any]) -> list[Threat]:
     dropped: set[str] = set()
     count = 0
     for d in descriptors:
-        for key in ("/FontFile2", "/FontFile3"):
+        for key in ("/FontFile", "/FontFile2", "/FontFile3"):
             s = d.get(key)
             if not isinstance(s, pikepdf.Stream) or s.objgen in done:
                 continue
@@ -117,8 +139,14 @@ def rebuild(ctx: Context, fonts: list[Any]) -> list[Threat]:
             except pikepdf.PdfError:
                 raise _cannot("damaged compressed data") from None
             sub = s.get("/Subtype")
+            lengths = None
             try:
-                if key == "/FontFile3" and name_str(sub) in _CFF_SUBTYPES:
+                if key == "/FontFile":
+                    parts = [s.get(k) for k in ("/Length1", "/Length2", "/Length3")]
+                    if all(isinstance(n, int) and n >= 0 for n in parts) and sum(parts) <= len(data):
+                        data = data[:sum(parts)]  # what the three lengths cover: readers read no further
+                    new, *lengths = _type1(data)
+                elif key == "/FontFile3" and name_str(sub) in _CFF_SUBTYPES:
                     new = _bare_cff(data)
                 elif key == "/FontFile2" or sub == Name.OpenType:
                     new = _sfnt(data, dropped)
@@ -135,6 +163,8 @@ def rebuild(ctx: Context, fonts: list[Any]) -> list[Threat]:
                     del s[k]
             if key == "/FontFile2":
                 s.Length1 = len(new)
+            elif lengths:
+                s.Length1, s.Length2, s.Length3 = lengths
             count += 1
     odd = sorted(dropped - _UNUSED)
     if odd:
