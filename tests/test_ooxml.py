@@ -1394,3 +1394,14 @@ def test_a_part_whose_root_prefix_is_unbound_is_blocked_with_a_reason(tmp_path, 
         r = process(bad, bad.name, tmp_path / f"o{pad}", default_policy)
         assert r.verdict == "blocked" and "file.malformed" in {t.id for t in r.threats}, r.threats
         assert "not well-formed" in r.reason_en and "ValueError" not in r.reason_en, r.reason_en
+
+
+def test_a_picture_over_the_pixel_limit_blocks_the_document_naming_it(tmp_path, default_policy):
+    import dataclasses as dc
+
+    base = make_docx(tmp_path / "base.docx")
+    with _zip(base) as z:
+        (name,) = [n for n in z.namelist() if n.startswith("word/media/")]
+    pol = dc.replace(default_policy, limits=dc.replace(default_policy.limits, max_pixels=10))
+    r = process(base, base.name, tmp_path / "o", pol)
+    assert r.verdict == "blocked" and f"the picture {name} in the document" in r.reason_en, r.reason_en

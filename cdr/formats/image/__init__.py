@@ -949,3 +949,6 @@ def rebuild_picture(ctx: Context, name: str, data: bytes) -> bytes | None:
     except Malformed as exc:
         raise Malformed(f"the picture {name} in the document is damaged ({exc.en})",
                         f"文書内の画像（{name}）が壊れています") from None
+    except LimitExceeded as exc:
+        raise LimitExceeded(f"the picture {name} in the document: {exc.en}", f"文書内の画像（{name}）: {exc.ja}",
+                            threat_id=exc.threat_id) from None
