@@ -637,6 +637,8 @@ def test_smart_tag_download_address_goes(tmp_path, default_policy, kind):
     else:  # outside the workbook's vocabulary: the smart tag types go whole
         assert "smartTagType" not in out and "ooxml.unknown_markup" in {t.id for t in r.threats}
     assert inspect_ooxml(_ctx(tmp_path), tmp_path / f"o.{kind}") == []
+    if kind == "docx":  # inspect's byte pre-scan must not skip the settings part holding it
+        assert any(t[0] == "ooxml.external_relationship" for t in _prescan_same_as_full(src, tmp_path))
     assert process(src, src.name, tmp_path / "p", default_policy).verdict == "sanitized"
     from cdr.fuzz import oracle
 

@@ -246,7 +246,7 @@ def _holds_tree_only(data: bytes) -> bool:
 TRIGGERS: dict[str, tuple[bytes, ...]] = {
     "vml": (b"Fmla",),  # FmlaMacro, and the references of FmlaLink, FmlaRange, ...
     "word_story": (b"fldChar", b"nstrText", b"fldSimple", b"Macro"),  # nstrText: instrText, delInstrText
-    "word_settings": (b"mailMerge",),
+    "word_settings": (b"mailMerge", b"smartTagType"),
     "ctrlprop": (b"fmla",),
     "drawing": (b"macro", b"textlink"),
     "slide": (b"cmd",),
@@ -552,8 +552,6 @@ _W_FRAMESET = tags(W_NS, "frameset")
 
 
 _W_SMART_TAG_TYPE = tags(W_NS, "smartTagType")
-
-
 _W_URL = tuple(f"{{{ns}}}url" for ns in W_NS)
 
 
