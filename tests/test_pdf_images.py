@@ -278,3 +278,18 @@ def test_a_filter_name_that_is_not_utf8_is_no_codec(tmp_path):
     case = Path(__file__).parent / "fuzz_regressions" / "pdf" / "2c7333f1685f.bin"
     _src, res = _sanitize(tmp_path, case.read_bytes())
     assert not (res.reason_en or "").startswith("the file could not be parsed"), res.reason_en
+
+
+def test_an_inline_codec_image_behind_an_escaped_filter_name_is_rebuilt(tmp_path):
+    """/F /DC#54 is /DCT to every reader: the look for inline images reads the filters parsed, not spelled."""
+    pdf = _base()
+    page = pdf.pages[0].obj
+    inline = b"BI /W 120 /H 80 /CS /RGB /BPC 8 /F /DC#54 ID " + _jpeg_bytes() + PAYLOAD + b"\nEI"
+    page.Contents = pdf.make_stream(page.Contents.read_bytes() + b"\nq 240 0 0 160 40 600 cm " + inline + b" Q")
+    src, res = _sanitize(tmp_path, _save(pdf))
+    assert res.verdict == "clean", (res.reason, res.threats)
+    with pikepdf.open(res.output) as out:
+        assert b"DC#54" not in out.pages[0].obj.Contents.read_bytes()
+        (xo,) = out.pages[0].Resources.XObject.values()
+        assert xo.Filter == Name.DCTDecode and PAYLOAD not in xo.read_raw_bytes()
+    assert ImageChops.difference(_render(src, tmp_path)[0], _render(Path(res.output), tmp_path)[0]).getbbox() is None

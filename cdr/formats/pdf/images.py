@@ -281,8 +281,9 @@ def _jpx(pdf: pikepdf.Pdf, obj: Any, data: bytes, limit: int) -> None:
 
 
 # --- inline images -------------------------------------------------------------------------------
-# A codec's name (abbreviated or not) somewhere in content that has an inline image: worth a parse.
-_INLINE_HINT = re.compile(rb"/(?:DCT|CCF|CCITTFax|JBIG2|JPX)")
+# The BI operator: content with an inline image is parsed to read its filters (a byte search for the codec
+# names would miss one spelled with #xx escapes, /DC#54).
+_BI = re.compile(rb"(?:^|[\s\[\]<>(){}/%])BI[\s/]")
 _ABBREVIATED = {"/G": Name.DeviceGray, "/RGB": Name.DeviceRGB, "/CMYK": Name.DeviceCMYK, "/I": Name.Indexed}
 
 
@@ -308,12 +309,16 @@ def _inline_codecs(stream_or_page: Any) -> list[str]:
     return found
 
 
+def _codec_inline(content: Any) -> list[str]:
+    data = _content(content)
+    return _inline_codecs(content) if b"BI" in data and _BI.search(data) else []  # the first test: a fast scan
+
+
 def _externalize_inline(pdf: pikepdf.Pdf, contents: list[Any]) -> bool:
     """Inline images whose data a codec decodes become image XObjects (qpdf's externalization, on the pages
     and the forms they use), so that the pass over streams rebuilds them. Inline images elsewhere (a pattern,
     a glyph, an annotation's appearance) block the file."""
-    suspects = [c for c in contents if b"ID" in (data := _content(c)) and _INLINE_HINT.search(data)]
-    if not suspects:
+    if not any(_codec_inline(c) for c in contents):
         return False
     before = {o.objgen for o in pdf.objects}
     for page in pdf.pages:
@@ -327,7 +332,7 @@ def _externalize_inline(pdf: pikepdf.Pdf, contents: list[Any]) -> bool:
             elif isinstance(cs, Name) and name_str(cs) in _ABBREVIATED:
                 obj.ColorSpace = _ABBREVIATED[name_str(cs)]
     for c in reached(pdf, list(pdf.objects)).contents:  # anew: the pages' contents were replaced
-        left = _inline_codecs(c) if b"ID" in (data := _content(c)) and _INLINE_HINT.search(data) else []
+        left = _codec_inline(c)
         if left:
             raise _cannot(f"an inline image outside a page's content ({left[0]})", "ページ以外の埋め込み画像")
     return True
