@@ -144,15 +144,6 @@ def _open(ctx: Context, path: Path) -> pikepdf.Pdf:
 
 
 # --- decompression bombs -------------------------------------------------------------------------
-def _filters(s: Any) -> list[str]:
-    f = s.get("/Filter")
-    if f is None:
-        return []
-    if isinstance(f, pikepdf.Array):
-        return [allowlist.name_str(x) for x in f]
-    return [allowlist.name_str(f)]
-
-
 def _inflate_layers(raw: bytes, layers: int, limit: int) -> int:
     """Decoded size of `layers` nested Flate encodings, stopping once past `limit` (never inflating all)."""
 
@@ -184,7 +175,7 @@ def _inflate_layers(raw: bytes, layers: int, limit: int) -> int:
 
 def _decoded_size(obj: Any, raw: bytes, filters: list[str]) -> int:
     """Size after the given leading filters, decoded by qpdf from a scratch copy of the stream."""
-    if len(filters) == len(_filters(obj)):
+    if len(filters) == len(allowlist.filter_names(obj)):
         return len(obj.read_bytes())
     parms = obj.get("/DecodeParms")
     with pikepdf.new() as scratch:  # not in the document being built
@@ -218,7 +209,7 @@ def _check_streams(ctx: Context, pdf: pikepdf.Pdf) -> None:
         if length > max_bytes:
             raise LimitExceeded("a stream in the PDF is larger than the policy limit",
                                 "PDF内のストリームが上限サイズを超えています", threat_id="pdf.bomb")
-        filters = _filters(obj)
+        filters = allowlist.filter_names(obj)
         # The general-purpose layers a reader must decode in full before any image codec sees the data.
         lead = 0
         while lead < len(filters) and filters[lead] in _EXPANSION:

@@ -275,6 +275,14 @@ def name_str(v: Any) -> str:
         return ""
 
 
+def filter_names(stream: Any) -> list[str]:
+    """A stream's /Filter as names ("" for an entry that is not a name, or not UTF-8)."""
+    f = stream.get("/Filter")
+    if f is None:
+        return []
+    return [name_str(x) if isinstance(x, Name) else "" for x in (f if isinstance(f, pikepdf.Array) else [f])]
+
+
 _IRREGULAR = re.compile(r"[^A-Za-z0-9#._+\-]")
 
 

@@ -25,7 +25,7 @@ from ...errors import LimitExceeded, Malformed
 from ...handler import Context
 from ...model import Threat
 from .._deflate import compressobj
-from .allowlist import name_str
+from .allowlist import filter_names, name_str
 from .content import reached
 
 # Filters a reader undoes in full before the codec, and the image codecs (with their abbreviations).
@@ -42,14 +42,6 @@ _LEVEL = 6
 def _cannot(what: str, ja: str) -> Malformed:
     return Malformed(f"an image in the PDF cannot be rebuilt ({what})",
                      f"PDF内の画像を作り直せないため配送を停止しました（{ja}）")
-
-
-def _filters(obj: Any) -> list[str]:
-    f = obj.get("/Filter")
-    if f is None:
-        return []
-    items = list(f) if isinstance(f, pikepdf.Array) else [f]
-    return [name_str(x) if isinstance(x, Name) else "" for x in items]
 
 
 def _parms(obj: Any, index: int) -> Any:
@@ -352,7 +344,7 @@ def rebuild(ctx: Context, pdf: pikepdf.Pdf, objects: list[Any], contents: list[A
             ctx.check_time()
         if not isinstance(obj, pikepdf.Stream):
             continue
-        filters = _filters(obj)
+        filters = filter_names(obj)
         if not filters or not any(f in _CODECS for f in filters):
             continue
         codec = _CODECS.get(filters[-1])
