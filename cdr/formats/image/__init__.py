@@ -942,8 +942,6 @@ def rebuild_embedded(ctx: Context, data: bytes) -> bytes | None:
 
 def rebuild_picture(ctx: Context, name: str, data: bytes) -> bytes | None:
     """rebuild_embedded for a document's member `name`: a damaged picture blocks the document, naming it."""
-    if embedded_kind(data) is None:
-        return None
     try:
         return rebuild_embedded(ctx, data)
     except Malformed as exc:
